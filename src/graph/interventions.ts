@@ -1,0 +1,147 @@
+/**
+ * Interventions on hooks, compiled to graph edits plus the tensors fed with them.
+ *
+ * Each one becomes V' = V·keep + add (graph/edit.ts), with a selection mask M that is 1 on the
+ * chosen units and positions (1 everywhere when none are chosen):
+ *   zero ablation      keep = 1 − M, add = 0
+ *   mean ablation      keep = 1 − M, add = mean·M        (mean over reference examples, per position)
+ *   resample ablation  keep = 1 − M, add = R·M           (R: the hook on other, randomly drawn inputs)
+ *   patch              keep = 1 − M, add = P·M           (a whole-hook patch is a plain replacement)
+ *   scale              keep = 1 + (factor − 1)·M, add = 0
+ * Interventions compose: several on one hook apply in the order given.
+ */
+import { InterventionError } from '../errors.ts';
+import { allocate, elementCount, repeatRows, shapeString, type Feeds, type Tensor } from '../tensor.ts';
+import { map, multiply } from '../tensor-math.ts';
+import type { Rewrite } from './edit.ts';
+import type { Hook } from './hooks.ts';
+import { defaultUnitAxis, positionAxis } from './units.ts';
+
+export type AblationMethod = 'zero' | 'mean' | 'resample';
+
+export interface Selection {
+  /** Unit indices along the unit axis; all units when omitted. */
+  units?: number[];
+  /** Sequence positions (negative counts from the end); all positions when omitted. */
+  positions?: number[];
+  /** Override of the unit axis (DESIGN.md "Units"). */
+  unitAxis?: number;
+}
+
+export type Intervention =
+  | ({ kind: 'ablate'; hook: string; method: AblationMethod; reference?: Feeds; seed?: number } & Selection)
+  | ({ kind: 'patch'; hook: string; value: Tensor } & Selection)
+  | ({ kind: 'scale'; hook: string; factor: number } & Selection);
+
+export const ablate = (hook: string, method: AblationMethod = 'zero', selection: Selection & { reference?: Feeds; seed?: number } = {}): Intervention =>
+  ({ kind: 'ablate', hook, method, ...selection });
+export const patch = (hook: string, value: Tensor, selection: Selection = {}): Intervention => ({ kind: 'patch', hook, value, ...selection });
+export const scale = (hook: string, factor: number, selection: Selection = {}): Intervention => ({ kind: 'scale', hook, factor, ...selection });
+
+/** What compiling needs besides the intervention: the hook, its dims at this batch, and reference values. */
+export interface InterventionContext {
+  hook: Hook;
+  /** The hook's dims at the batch being run. */
+  dims: number[];
+  /** Mean ablation: the hook's mean over the reference examples, [1, ...dims[1:]]. */
+  mean?: Tensor;
+  /** Resample ablation: the hook's values on the drawn reference examples, [batch, ...dims[1:]]. */
+  resampled?: Tensor;
+}
+
+export interface CompiledIntervention {
+  rewrite: Rewrite;
+  feeds: Feeds;
+}
+
+export function compileIntervention(intervention: Intervention, context: InterventionContext, slot: number): CompiledIntervention {
+  const { hook, dims } = context;
+  const dtype = hook.dtype;
+  if (dtype !== 'float32' && dtype !== 'float64') {
+    throw new InterventionError(`Cannot ${intervention.kind} hook '${hook.name}': it holds ${dtype ?? 'values of unknown type'}, and only float values can be intervened on.`);
+  }
+  const prefix = `teardown::intervention${slot}`;
+  const hasSelection = intervention.units !== undefined || intervention.positions !== undefined;
+  if (intervention.kind === 'patch' && !hasSelection) {
+    const value = fitPatchValue(intervention.value, hook, dims);
+    return { rewrite: { kind: 'replace', value: hook.value, input: `${prefix}::value` }, feeds: { [`${prefix}::value`]: value } };
+  }
+  const mask = selectionMask(intervention, hook, dims);
+  let keep = map(mask, (m) => 1 - m);
+  let add: Tensor = { dtype, dims: dims.map(() => 1), data: allocate(dtype, 1) };
+  switch (intervention.kind) {
+    case 'ablate':
+      if (intervention.method === 'mean') add = multiply(requireReference(context.mean, hook, 'mean'), mask);
+      if (intervention.method === 'resample') add = multiply(requireReference(context.resampled, hook, 'resample'), mask);
+      break;
+    case 'patch':
+      add = multiply(fitPatchValue(intervention.value, hook, dims), mask);
+      break;
+    case 'scale':
+      keep = map(mask, (m) => 1 + (intervention.factor - 1) * m);
+      break;
+  }
+  return {
+    rewrite: { kind: 'affine', value: hook.value, keepInput: `${prefix}::keep`, addInput: `${prefix}::add` },
+    feeds: { [`${prefix}::keep`]: keep, [`${prefix}::add`]: add },
+  };
+}
+
+/**
+ * M: shape [1, ..] with the unit axis and the position axis at full size when selected; 1 where
+ * both the unit and the position are selected.
+ */
+export function selectionMask(selection: Selection & { kind?: string }, hook: Hook, dims: number[]): Tensor {
+  const rank = dims.length;
+  const unitAxis = selection.unitAxis ?? defaultUnitAxis(rank);
+  if (unitAxis < 0 || unitAxis >= rank) {
+    throw new InterventionError(`Unit axis ${unitAxis} does not exist in hook '${hook.name}' of shape ${shapeString(dims)}: use an axis from 0 to ${rank - 1}.`);
+  }
+  const maskDims = dims.map(() => 1);
+  const chosen: { axis: number; indices: Set<number> }[] = [];
+  if (selection.units !== undefined) {
+    chosen.push({ axis: unitAxis, indices: checkIndices(selection.units, dims[unitAxis], `unit`, hook, dims, unitAxis) });
+  }
+  if (selection.positions !== undefined) {
+    const axis = positionAxis(rank, unitAxis);
+    if (axis === undefined) {
+      throw new InterventionError(`Hook '${hook.name}' of shape ${shapeString(dims)} has no sequence-position axis (positions need [batch, seq, d] or [batch, heads, seq, ·]): drop the positions or pick a sequence hook.`);
+    }
+    chosen.push({ axis, indices: checkIndices(selection.positions, dims[axis], 'position', hook, dims, axis) });
+  }
+  for (const { axis } of chosen) maskDims[axis] = dims[axis];
+  const mask = allocate(hook.dtype === 'float64' ? 'float64' : 'float32', elementCount(maskDims)) as Float32Array;
+  const strides = maskDims.map((_, axis) => elementCount(maskDims.slice(axis + 1)));
+  for (let flat = 0; flat < mask.length; flat++) {
+    mask[flat] = chosen.every(({ axis, indices }) => indices.has(Math.floor(flat / strides[axis]) % maskDims[axis])) ? 1 : 0;
+  }
+  return { dtype: hook.dtype === 'float64' ? 'float64' : 'float32', dims: maskDims, data: mask };
+}
+
+function checkIndices(indices: number[], size: number, what: string, hook: Hook, dims: number[], axis: number): Set<number> {
+  const normalised = new Set<number>();
+  for (const index of indices) {
+    const resolved = index < 0 ? size + index : index;
+    if (!Number.isInteger(index) || resolved < 0 || resolved >= size) {
+      throw new InterventionError(`${what[0].toUpperCase()}${what.slice(1)} ${index} is out of range for hook '${hook.name}' of shape ${shapeString(dims)}: ${what}s run along axis ${axis} from 0 to ${size - 1}.`);
+    }
+    normalised.add(resolved);
+  }
+  return normalised;
+}
+
+/** A patch value must have the hook's shape, or its shape with one example (then it is used for every example). */
+function fitPatchValue(value: Tensor, hook: Hook, dims: number[]): Tensor {
+  const same = (a: number[], b: number[]) => a.length === b.length && a.every((size, i) => size === b[i]);
+  if (value.dtype !== hook.dtype) {
+    throw new InterventionError(`Patch for hook '${hook.name}' has dtype ${value.dtype} but the hook holds ${hook.dtype}: convert the array.`);
+  }
+  if (same(value.dims, dims)) return value;
+  if (same(value.dims, [1, ...dims.slice(1)])) return repeatRows(value, dims[0]);
+  throw new InterventionError(`Patch for hook '${hook.name}' has shape ${shapeString(value.dims)} but the hook has shape ${shapeString(dims)} in this run: give one row per example, or a single row ${shapeString([1, ...dims.slice(1)])} for all.`);
+}
+
+function requireReference(reference: Tensor | undefined, hook: Hook, method: string): Tensor {
+  if (!reference) throw new InterventionError(`${method} ablation of hook '${hook.name}' needs reference values, and none were computed.`);
+  return reference;
+}

@@ -1,0 +1,43 @@
+/**
+ * The PyTorch modules a node was exported from, outermost first, as dotted module paths:
+ * ['blocks', 'blocks.0', 'blocks.0.mlp', 'blocks.0.mlp.1'].
+ *
+ * - TorchScript exporter: the node name is the scope, one component per module attribute,
+ *   `/blocks/blocks.0/mlp/mlp.1/Mul_1`; children of a Sequential or ModuleList repeat their
+ *   parent's name (`blocks.0` under `blocks`), so a component that extends the previous one is
+ *   that module's path relative to the grandparent.
+ * - Dynamo exporter (PyTorch ≥ 2.5): node metadata `pkg.torch.onnx.name_scopes` holds the
+ *   Python repr of the module stack, `['', 'blocks.0', 'blocks.0.mlp', 'blocks.0.mlp.1', 'gelu']`,
+ *   root first and the node's own name last.
+ */
+import type { NodeProto } from '../onnx/proto.ts';
+
+export const DYNAMO_SCOPES_KEY = 'pkg.torch.onnx.name_scopes';
+
+export function moduleScopes(node: NodeProto): string[] {
+  const dynamo = node.metadataProps.find((entry) => entry.key === DYNAMO_SCOPES_KEY);
+  if (dynamo) return scopesFromDynamo(dynamo.value);
+  return scopesFromNodeName(node.name ?? '');
+}
+
+export function scopesFromNodeName(name: string): string[] {
+  if (!name.startsWith('/')) return [];
+  const components = name.split('/').slice(1, -1);
+  const scopes: string[] = [];
+  let path = '';
+  let previous = '';
+  for (const component of components) {
+    if (!component) continue;
+    path = previous && component.startsWith(`${previous}.`)
+      ? path + component.slice(previous.length)
+      : path ? `${path}.${component}` : component;
+    scopes.push(path);
+    previous = component;
+  }
+  return scopes;
+}
+
+export function scopesFromDynamo(repr: string): string[] {
+  const names = [...repr.matchAll(/'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"/g)].map((match) => match[1] ?? match[2]);
+  return names.slice(0, -1).filter((name) => name !== '');
+}

@@ -1,0 +1,121 @@
+/**
+ * A loaded model: its ModelProto, graph index, hooks, and the onnxruntime sessions of its
+ * edited variants, cached by edit signature so that repeated runs of the same structure (the
+ * same hooks cached, the same hooks intervened on) reuse one session.
+ */
+import { InputError } from '../errors.ts';
+import { readModelFile, type ModelFile } from '../onnx/model-file.ts';
+import { encodeModel, toNumber, type ModelProto } from '../onnx/proto.ts';
+import { dtypeOfCode, elementTypeName } from '../onnx/tensor-proto.ts';
+import { validateModel } from '../onnx/validate.ts';
+import { GraphIndex } from '../graph/graph.ts';
+import { HookTable } from '../graph/hooks.ts';
+import { applyEdits, editSignature, type EditPlan } from '../graph/edit.ts';
+import { shapeString, type DType } from '../tensor.ts';
+import { Session, type Feeds, type RuntimeOptions } from './session.ts';
+
+export interface InputSpec {
+  name: string;
+  dtype: DType | undefined;
+  /** ONNX element type name, for messages about types teardown does not handle. */
+  typeName: string;
+  /** Fixed sizes as numbers, symbolic ones (batch, seq) as their names, unknown as '?'. */
+  dims: (number | string)[] | undefined;
+}
+
+export interface PreparedSession {
+  session: Session;
+  /** Exposed value → graph output name. */
+  outputOf: Map<string, string>;
+}
+
+export class Model {
+  readonly graph: GraphIndex;
+  readonly hooks: HookTable;
+  readonly inputs: InputSpec[];
+  private readonly sessions = new Map<string, Promise<PreparedSession>>();
+
+  private constructor(readonly file: ModelFile, readonly options: RuntimeOptions) {
+    this.graph = new GraphIndex(file.proto);
+    this.hooks = new HookTable(this.graph);
+    this.inputs = this.graph.inputs.map((input) => {
+      const tensorType = input.type?.tensorType;
+      return {
+        name: input.name,
+        dtype: tensorType ? dtypeOfCode(tensorType.elemType) : undefined,
+        typeName: tensorType ? elementTypeName(tensorType.elemType) : 'non-tensor',
+        dims: tensorType?.shape?.dim.map((dim) => (dim.dimParam ? dim.dimParam : dim.dimValue !== undefined && dim.dimValue !== null ? toNumber(dim.dimValue) : '?')),
+      };
+    });
+  }
+
+  static load(path: string, options: RuntimeOptions = {}): Model {
+    return new Model(readModelFile(path), options);
+  }
+
+  /** A model built in memory (by teardown's builders or a test), described as `name` in messages. */
+  static fromProto(proto: ModelProto, name: string, options: RuntimeOptions = {}): Model {
+    validateModel(proto, name);
+    return new Model({ path: name, proto, sha256: '' }, options);
+  }
+
+  get path(): string { return this.file.path; }
+  get proto(): ModelProto { return this.file.proto; }
+  get outputNames(): string[] { return this.file.proto.graph.output.map((output) => output.name); }
+
+  /** The session for the graph edited by `plan`, created once per distinct structure. */
+  prepare(plan: EditPlan): Promise<PreparedSession> {
+    const signature = editSignature(plan);
+    let prepared = this.sessions.get(signature);
+    if (!prepared) {
+      prepared = (async () => {
+        const edited = applyEdits(this.graph, plan);
+        const session = await Session.create(encodeModel(edited.proto), this.options, `'${this.path}'`);
+        return { session, outputOf: edited.outputOf };
+      })();
+      this.sessions.set(signature, prepared);
+      prepared.catch(() => this.sessions.delete(signature));
+    }
+    return prepared;
+  }
+
+  /** Checks feeds against the declared inputs; returns the batch size (first axis) they share. */
+  checkFeeds(feeds: Feeds): number {
+    const known = new Set(this.inputs.map((input) => input.name));
+    for (const name of Object.keys(feeds)) {
+      if (!known.has(name)) throw new InputError(`The model has no input named '${name}': its inputs are ${[...known].map((n) => `'${n}'`).join(', ')}.`);
+    }
+    const batches = new Set<number>();
+    for (const input of this.inputs) {
+      const feed = feeds[input.name];
+      if (!feed) throw new InputError(`Input '${input.name}' is missing: the model needs ${this.describeInputs()}. Give it with --input ${input.name}=FILE.npy.`);
+      if (input.dtype === undefined) throw new InputError(`Input '${input.name}' has element type ${input.typeName}, which teardown cannot feed.`);
+      if (feed.dtype !== input.dtype) {
+        throw new InputError(`Input '${input.name}' has dtype ${feed.dtype} but the model expects ${input.dtype}: convert the array (e.g. numpy's .astype(np.${input.dtype === 'float32' ? 'float32' : input.dtype})).`);
+      }
+      if (input.dims) {
+        if (feed.dims.length !== input.dims.length) {
+          throw new InputError(`Input '${input.name}' has rank ${feed.dims.length} (shape ${shapeString(feed.dims)}) but the model expects rank ${input.dims.length} (${shapeString(input.dims)}): reshape the array.`);
+        }
+        input.dims.forEach((expected, axis) => {
+          if (typeof expected === 'number' && feed.dims[axis] !== expected) {
+            throw new InputError(`Input '${input.name}' has shape ${shapeString(feed.dims)} but the model expects ${shapeString(input.dims!)}: axis ${axis} must be ${expected}, not ${feed.dims[axis]}.`);
+          }
+        });
+      }
+      batches.add(feed.dims[0] ?? 1);
+    }
+    if (batches.size > 1) throw new InputError(`The inputs disagree on the number of examples (first axis): ${[...batches].join(' vs ')}. Give every input the same number of rows.`);
+    return [...batches][0] ?? 1;
+  }
+
+  describeInputs(): string {
+    return this.inputs.map((input) => `'${input.name}' ${input.dtype ?? input.typeName} ${input.dims ? shapeString(input.dims) : '[?]'}`).join(', ');
+  }
+
+  async release(): Promise<void> {
+    const prepared = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const entry of prepared) await (await entry.catch(() => undefined))?.session.release();
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * Running a model with hooks read (run with cache) and changed (interventions), each in one
+ * onnxruntime run of an edited graph.
+ *
+ *   const { outputs, cache } = await runWithCache(model, { input }, ['blocks.*']);
+ *   const ablated = await runWithInterventions(model, { input }, [ablate('act1', 'zero', { units: [0, 3] })]);
+ */
+import { InputError } from '../errors.ts';
+import type { EditPlan, Rewrite } from '../graph/edit.ts';
+import type { Hook } from '../graph/hooks.ts';
+import { compileIntervention, type Intervention } from '../graph/interventions.ts';
+import { dimsAtBatch, symbolicDims } from '../graph/units.ts';
+import { hashIndex } from '../random.ts';
+import { RowSum } from '../tensor-math.ts';
+import { concatRows, repeatRows, sliceRows, type DType, type Feeds, type Tensor } from '../tensor.ts';
+import type { Model } from './model.ts';
+
+export interface RunResult {
+  /** The model's own outputs, by graph output name. */
+  outputs: Record<string, Tensor>;
+  /** Cached hooks by hook name (values after any intervention on them). */
+  cache: Map<string, Tensor>;
+}
+
+export interface RunOptions {
+  /** Hook names or glob patterns to cache. */
+  cache?: readonly string[];
+  interventions?: readonly Intervention[] | PreparedInterventions;
+  /** Index of the first example of `feeds` in the whole dataset, so resample draws do not depend on batching. */
+  exampleOffset?: number;
+  /** Examples per run when computing reference statistics. */
+  batchSize?: number;
+}
+
+export async function runWithCache(model: Model, feeds: Feeds, patterns: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  return run(model, feeds, { ...options, cache: patterns });
+}
+
+export async function runWithInterventions(model: Model, feeds: Feeds, interventions: readonly Intervention[] | PreparedInterventions, options: RunOptions = {}): Promise<RunResult> {
+  return run(model, feeds, { ...options, interventions });
+}
+
+export async function run(model: Model, feeds: Feeds, options: RunOptions = {}): Promise<RunResult> {
+  const batch = model.checkFeeds(feeds);
+  const hooks = options.cache ? model.hooks.match(options.cache) : [];
+  const prepared = options.interventions instanceof PreparedInterventions
+    ? options.interventions
+    : await prepareInterventions(model, options.interventions ?? [], feeds, options);
+  const { rewrites, inputTypes, extraFeeds } = await prepared.compile(feeds, batch, options.exampleOffset ?? 0);
+  const plan: EditPlan = { expose: hooks.map((hook) => hook.value), rewrites, inputTypes };
+  const { session, outputOf } = await model.prepare(plan);
+  const wanted = [...new Set([...model.outputNames, ...outputOf.values()])];
+  const results = await session.run({ ...feeds, ...extraFeeds }, wanted);
+  const outputs: Record<string, Tensor> = {};
+  for (const name of model.outputNames) outputs[name] = results[name];
+  const cache = new Map<string, Tensor>();
+  for (const hook of hooks) {
+    const output = outputOf.get(hook.value);
+    cache.set(hook.name, output ? results[output] : feeds[hook.value]);
+  }
+  return { outputs, cache };
+}
+
+/**
+ * Interventions with their reference statistics computed once (means, resample pools), ready to
+ * be compiled for any batch: build with prepareInterventions and reuse across the batches of a dataset.
+ */
+export class PreparedInterventions {
+  constructor(
+    private readonly model: Model,
+    readonly interventions: readonly Intervention[],
+    private readonly hooks: Hook[],
+    private readonly means: (Tensor | undefined)[],
+    private readonly pools: (Tensor | undefined)[],
+  ) {}
+
+  async compile(feeds: Feeds, batch: number, exampleOffset: number): Promise<{ rewrites: Rewrite[]; inputTypes: Map<string, DType>; extraFeeds: Feeds }> {
+    const rewrites: Rewrite[] = [];
+    const inputTypes = new Map<string, DType>();
+    const extraFeeds: Feeds = {};
+    if (this.interventions.length === 0) return { rewrites, inputTypes, extraFeeds };
+    const shapes = await probeHookShapes(this.model, feeds, this.hooks);
+    for (const [slot, intervention] of this.interventions.entries()) {
+      const hook = this.hooks[slot];
+      const dims = dimsAtBatch(shapes.get(hook.name)!, batch);
+      const pool = this.pools[slot];
+      const resampled = pool && drawRows(pool, batch, exampleOffset, intervention.kind === 'ablate' ? intervention.seed ?? 0 : 0);
+      const compiled = compileIntervention(intervention, { hook, dims, mean: this.means[slot], resampled }, slot);
+      rewrites.push(compiled.rewrite);
+      for (const [name, value] of Object.entries(compiled.feeds)) {
+        extraFeeds[name] = value;
+        inputTypes.set(name, value.dtype);
+      }
+    }
+    return { rewrites, inputTypes, extraFeeds };
+  }
+}
+
+/**
+ * Resolves each intervention's hook and computes what mean and resample ablations need from
+ * their reference examples (`reference`, or `defaultReference` when an intervention names none),
+ * streaming them through the model in batches.
+ */
+export async function prepareInterventions(model: Model, interventions: readonly Intervention[], defaultReference: Feeds, options: { batchSize?: number } = {}): Promise<PreparedInterventions> {
+  const hooks = interventions.map((intervention) => model.hooks.resolve(intervention.hook));
+  const means: (Tensor | undefined)[] = [];
+  const pools: (Tensor | undefined)[] = [];
+  for (const [slot, intervention] of interventions.entries()) {
+    const needs = intervention.kind === 'ablate' && intervention.method !== 'zero' ? intervention.method : undefined;
+    if (!needs) { means.push(undefined); pools.push(undefined); continue; }
+    const reference = (intervention.kind === 'ablate' && intervention.reference) || defaultReference;
+    const values = await hookOverDataset(model, reference, hooks[slot], options.batchSize ?? 256, needs);
+    means.push(needs === 'mean' ? values : undefined);
+    pools.push(needs === 'resample' ? values : undefined);
+  }
+  return new PreparedInterventions(model, interventions, hooks, means, pools);
+}
+
+/** The hook's mean over the examples (per position), or all its rows (for resampling). */
+async function hookOverDataset(model: Model, reference: Feeds, hook: Hook, batchSize: number, want: 'mean' | 'resample'): Promise<Tensor> {
+  const examples = model.checkFeeds(reference);
+  const sum = new RowSum();
+  const rows: Tensor[] = [];
+  for (let start = 0; start < examples; start += batchSize) {
+    const batch = sliceFeeds(reference, start, Math.min(examples, start + batchSize));
+    const { cache } = await runWithCache(model, batch, [hook.name]);
+    const values = cache.get(hook.name)!;
+    if (want === 'mean') sum.add(values); else rows.push(values);
+  }
+  if (want === 'resample') return concatRows(rows);
+  return sum.mean(hook.dtype === 'float64' ? 'float64' : 'float32');
+}
+
+/** Row i of the result is pool row hash(seed, exampleOffset + i) mod poolSize. */
+function drawRows(pool: Tensor, batch: number, exampleOffset: number, seed: number): Tensor {
+  const poolSize = pool.dims[0];
+  return concatRows(Array.from({ length: batch }, (_, row) => {
+    const drawn = hashIndex(seed, exampleOffset + row) % poolSize;
+    return sliceRows(pool, drawn, drawn + 1);
+  }));
+}
+
+export function sliceFeeds(feeds: Feeds, start: number, end: number): Feeds {
+  return Object.fromEntries(Object.entries(feeds).map(([name, value]) => [name, sliceRows(value, start, end)]));
+}
+
+const shapeCache = new WeakMap<Model, Map<string, (number | string)[]>>();
+
+/**
+ * Each hook's dims with the batch axis symbolic ('batch'), found by running the first example
+ * at batch 1 and batch 2 (onnxruntime reports shapes of outputs only). Cached per model and
+ * per non-batch input shape.
+ */
+export async function probeHookShapes(model: Model, feeds: Feeds, hooks: readonly Hook[]): Promise<Map<string, (number | string)[]>> {
+  const known = shapeCache.get(model) ?? new Map<string, (number | string)[]>();
+  shapeCache.set(model, known);
+  const inputKey = Object.entries(feeds).map(([name, value]) => `${name}:${value.dims.slice(1)}`).sort().join(';');
+  const key = (hook: Hook) => `${inputKey}|${hook.name}`;
+  const missing = hooks.filter((hook) => !known.has(key(hook)));
+  if (missing.length > 0) {
+    if (Object.values(feeds).some((value) => value.dims.length === 0 || value.dims[0] === 0)) {
+      throw new InputError('Cannot infer hook shapes from inputs with no examples: give at least one row.');
+    }
+    const first = sliceFeeds(feeds, 0, 1);
+    const atOne = await runWithCache(model, first, missing.map((hook) => hook.name));
+    const atTwo = await runWithCache(model, Object.fromEntries(Object.entries(first).map(([name, value]) => [name, repeatRows(value, 2)])), missing.map((hook) => hook.name));
+    for (const hook of missing) known.set(key(hook), symbolicDims(atOne.cache.get(hook.name)!.dims, atTwo.cache.get(hook.name)!.dims));
+  }
+  return new Map(hooks.map((hook) => [hook.name, known.get(key(hook))!]));
+}

@@ -1,0 +1,80 @@
+/**
+ * The only module that imports onnxruntime-node. It turns ModelProto bytes into sessions, feeds
+ * teardown tensors in and takes teardown tensors out, and words onnxruntime's refusals as
+ * ModelErrors that name the op and node.
+ */
+import * as ort from 'onnxruntime-node';
+import { ModelError } from '../errors.ts';
+import type { DType, Feeds, Tensor, TensorData } from '../tensor.ts';
+
+export interface RuntimeOptions {
+  /** onnxruntime intra-op threads; default all cores. */
+  threads?: number;
+  /** Let onnxruntime log at info level; otherwise warnings and worse are dropped too (level 3 = error). */
+  verbose?: boolean;
+}
+
+export type { Feeds };
+
+export const onnxruntimeVersion: string = ort.env.versions.node ?? ort.env.versions.common;
+
+export class Session {
+  private constructor(private readonly inner: ort.InferenceSession) {}
+
+  static async create(bytes: Uint8Array, options: RuntimeOptions = {}, describe = 'the model'): Promise<Session> {
+    try {
+      const inner = await ort.InferenceSession.create(bytes, {
+        intraOpNumThreads: options.threads ?? 0,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        graphOptimizationLevel: 'all',
+        logSeverityLevel: options.verbose ? 1 : 3,
+      });
+      return new Session(inner);
+    } catch (error) {
+      throw new ModelError(`onnxruntime cannot load ${describe}: ${cleanOrtMessage(error)}`);
+    }
+  }
+
+  get inputNames(): readonly string[] { return this.inner.inputNames; }
+  get outputNames(): readonly string[] { return this.inner.outputNames; }
+
+  /** One ORT run; returns the requested outputs (all by default) as teardown tensors. */
+  async run(feeds: Feeds, outputs?: readonly string[]): Promise<Record<string, Tensor>> {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [name, value] of Object.entries(feeds)) ortFeeds[name] = toOrt(value);
+    let results: ort.InferenceSession.ReturnType;
+    try {
+      results = outputs ? await this.inner.run(ortFeeds, outputs as string[]) : await this.inner.run(ortFeeds);
+    } catch (error) {
+      throw new ModelError(`onnxruntime failed to run the model: ${cleanOrtMessage(error)}`);
+    }
+    const tensors: Record<string, Tensor> = {};
+    for (const [name, value] of Object.entries(results)) tensors[name] = fromOrt(name, value);
+    return tensors;
+  }
+
+  async release(): Promise<void> {
+    await this.inner.release();
+  }
+}
+
+const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
+  float32: 'float32', float64: 'float64', int32: 'int32', int64: 'int64', uint8: 'uint8', int8: 'int8', bool: 'bool',
+};
+
+function toOrt(tensor: Tensor): ort.Tensor {
+  return new ort.Tensor(ORT_TYPE[tensor.dtype], tensor.data as ort.Tensor.DataType, tensor.dims);
+}
+
+function fromOrt(name: string, value: ort.Tensor): Tensor {
+  const dtype = (Object.keys(ORT_TYPE) as DType[]).find((key) => ORT_TYPE[key] === value.type);
+  if (!dtype) throw new ModelError(`Value '${name}' has element type ${value.type}, which teardown cannot compute with (it handles ${Object.keys(ORT_TYPE).join(', ')}).`);
+  return { dtype, dims: [...value.dims], data: value.data as TensorData };
+}
+
+/** ORT messages start with a status prefix and sometimes carry a C++ file:line; keep the useful part. */
+function cleanOrtMessage(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*[A-Z_]+\s*:\s*/, '').replace(/\s+/g, ' ').trim();
+}

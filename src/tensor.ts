@@ -1,0 +1,104 @@
+/**
+ * teardown's tensor: a dtype, dims and a flat C-order typed array. It is the currency between
+ * files (.npy), graphs (initializers) and onnxruntime (only runtime/ converts to ORT's own).
+ */
+import { InputError } from './errors.ts';
+
+export type DType = 'float32' | 'float64' | 'int32' | 'int64' | 'uint8' | 'int8' | 'bool';
+
+export type TensorData = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array;
+
+export interface Tensor {
+  dtype: DType;
+  dims: number[];
+  data: TensorData;
+}
+
+/** Named tensors fed to (or returned by) a model run. */
+export type Feeds = Record<string, Tensor>;
+
+export const DTYPES: readonly DType[] = ['float32', 'float64', 'int32', 'int64', 'uint8', 'int8', 'bool'];
+
+export function elementCount(dims: readonly number[]): number {
+  return dims.reduce((count, dim) => count * dim, 1);
+}
+
+/** A zero-filled array of the dtype's storage type (bool is stored as one byte per element). */
+export function allocate(dtype: DType, length: number): TensorData {
+  switch (dtype) {
+    case 'float32': return new Float32Array(length);
+    case 'float64': return new Float64Array(length);
+    case 'int32': return new Int32Array(length);
+    case 'int64': return new BigInt64Array(length);
+    case 'uint8': case 'bool': return new Uint8Array(length);
+    case 'int8': return new Int8Array(length);
+  }
+}
+
+export function tensor(dtype: DType, dims: number[], data?: TensorData | number[]): Tensor {
+  const length = elementCount(dims);
+  let storage: TensorData;
+  if (data === undefined) storage = allocate(dtype, length);
+  else if (Array.isArray(data)) {
+    storage = allocate(dtype, length);
+    if (storage instanceof BigInt64Array) data.forEach((value, index) => { storage[index] = BigInt(value); });
+    else (storage as Float32Array).set(data);
+  } else storage = data;
+  if (storage.length !== length) {
+    throw new InputError(`A ${dtype} tensor of shape [${dims}] needs ${length} values, got ${storage.length}.`);
+  }
+  return { dtype, dims: [...dims], data: storage };
+}
+
+export function floatTensor(dims: number[], data?: Float32Array | number[]): Tensor {
+  return tensor('float32', dims, data);
+}
+
+export function isFloat(dtype: DType): boolean {
+  return dtype === 'float32' || dtype === 'float64';
+}
+
+/** Element `index` as a JavaScript number (int64 converted, exact below 2^53). */
+export function valueAt(t: Tensor, index: number): number {
+  return Number(t.data[index]);
+}
+
+/** Rows [start, end) along the first axis, sharing no memory with `t`. */
+export function sliceRows(t: Tensor, start: number, end: number): Tensor {
+  const rowSize = elementCount(t.dims.slice(1));
+  return { dtype: t.dtype, dims: [end - start, ...t.dims.slice(1)], data: t.data.slice(start * rowSize, end * rowSize) };
+}
+
+/** Concatenate tensors of equal dtype and trailing dims along the first axis. */
+export function concatRows(parts: readonly Tensor[]): Tensor {
+  const [first] = parts;
+  const rows = parts.reduce((count, part) => count + part.dims[0], 0);
+  const out = allocate(first.dtype, rows * elementCount(first.dims.slice(1)));
+  let offset = 0;
+  for (const part of parts) {
+    (out as Float32Array).set(part.data as Float32Array, offset);
+    offset += part.data.length;
+  }
+  return { dtype: first.dtype, dims: [rows, ...first.dims.slice(1)], data: out };
+}
+
+/** `times` copies of `t` stacked along the first axis: [n, ...] → [times·n, ...]. */
+export function repeatRows(t: Tensor, times: number): Tensor {
+  return concatRows(Array.from({ length: times }, () => t));
+}
+
+export function shapeString(dims: readonly (number | string)[]): string {
+  return `[${dims.join(', ')}]`;
+}
+
+/** Largest |a − b| divided by the largest |b|: the "relative error" the fixture tests use. */
+export function relativeError(actual: Tensor, expected: Tensor): number {
+  let maxDiff = 0;
+  let maxExpected = 0;
+  for (let i = 0; i < expected.data.length; i++) {
+    const e = Number(expected.data[i]);
+    maxDiff = Math.max(maxDiff, Math.abs(Number(actual.data[i]) - e));
+    maxExpected = Math.max(maxExpected, Math.abs(e));
+  }
+  return maxExpected === 0 ? maxDiff : maxDiff / maxExpected;
+}
