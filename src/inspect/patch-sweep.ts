@@ -1,0 +1,121 @@
+/**
+ * Activation patching sweeps: for every (hook, position), run the clean input with that hook's
+ * value at that position replaced by its value on the corrupted input, and measure a metric on
+ * the output — TransformerLens's get_act_patch_resid_pre, as a [hook × position] table.
+ *
+ * All variants run stacked along the batch axis in as few onnxruntime runs as fit `maxRows`:
+ * the clean batch is repeated once per variant, and at every swept hook V' = V·keep + add,
+ * where keep is 0 only on the rows and position of the variants that patch that hook, and add
+ * is the corrupted value there (graph/edit.ts). One edited graph serves every chunk.
+ */
+import { InterventionError } from '../errors.ts';
+import type { EditPlan, Rewrite } from '../graph/edit.ts';
+import type { Hook } from '../graph/hooks.ts';
+import { dimsAtBatch, positionAxis, defaultUnitAxis } from '../graph/units.ts';
+import type { Model } from '../runtime/model.ts';
+import { probeHookShapes, runWithCache } from '../runtime/run.ts';
+import { allocate, elementCount, repeatRows, sliceRows, shapeString, type DType, type Feeds, type Tensor } from '../tensor.ts';
+
+/** A metric of the model's first output on one variant's batch, e.g. the mean logit difference. */
+export type Metric = (output: Tensor) => number;
+
+export interface PatchSweepOptions {
+  /** Positions to patch; default every position of the hooks' sequence axis. */
+  positions?: number[];
+  /** Most stacked rows per onnxruntime run. */
+  maxRows?: number;
+}
+
+export interface PatchSweepResult {
+  hooks: string[];
+  positions: number[];
+  /** effects[h][p]: the metric with hooks[h] patched at positions[p]. */
+  effects: number[][];
+  cleanMetric: number;
+  corruptedMetric: number;
+  /** onnxruntime runs used for the sweep itself (excluding the clean and corrupted runs). */
+  runs: number;
+}
+
+export async function patchSweep(model: Model, clean: Feeds, corrupted: Feeds, hookNames: readonly string[], metric: Metric, options: PatchSweepOptions = {}): Promise<PatchSweepResult> {
+  const batch = model.checkFeeds(clean);
+  if (model.checkFeeds(corrupted) !== batch) throw new InterventionError(`The clean and corrupted inputs must have the same number of examples (${batch} vs ${model.checkFeeds(corrupted)}).`);
+  const hooks = hookNames.map((name) => model.hooks.resolve(name));
+  const shapes = await probeHookShapes(model, clean, hooks);
+  const dims = hooks.map((hook) => dimsAtBatch(shapes.get(hook.name)!, batch));
+  const seqLength = sequenceLength(hooks, dims);
+  const positions = (options.positions ?? Array.from({ length: seqLength }, (_, p) => p)).map((p) => (p < 0 ? seqLength + p : p));
+  if (positions.some((p) => !Number.isInteger(p) || p < 0 || p >= seqLength)) {
+    throw new InterventionError(`Positions ${options.positions} are out of range: the hooks have ${seqLength} positions (0 to ${seqLength - 1}).`);
+  }
+
+  const outputName = model.outputNames[0];
+  const cleanRun = await runWithCache(model, clean, []);
+  const corruptedRun = await runWithCache(model, corrupted, hooks.map((hook) => hook.name));
+  const variants = hooks.flatMap((_, h) => positions.map((position) => ({ h, position })));
+  const perRun = Math.max(1, Math.floor((options.maxRows ?? 4096) / batch));
+  const plan: EditPlan = {
+    expose: [],
+    rewrites: hooks.map((hook, h): Rewrite => ({ kind: 'affine', value: hook.value, keepInput: `teardown::sweep${h}::keep`, addInput: `teardown::sweep${h}::add` })),
+    inputTypes: new Map(hooks.flatMap((hook, h): [string, DType][] => [[`teardown::sweep${h}::keep`, hook.dtype!], [`teardown::sweep${h}::add`, hook.dtype!]])),
+  };
+  const { session } = await model.prepare(plan);
+
+  const effects = hooks.map(() => new Array<number>(positions.length).fill(NaN));
+  let runs = 0;
+  for (let first = 0; first < variants.length; first += perRun) {
+    const chunk = variants.slice(first, first + perRun);
+    const feeds: Feeds = {};
+    for (const [name, value] of Object.entries(clean)) feeds[name] = repeatRows(value, chunk.length);
+    hooks.forEach((hook, h) => {
+      const { keep, add } = sweepMasks(chunk, h, corruptedRun.cache.get(hook.name)!, dims[h], batch);
+      feeds[`teardown::sweep${h}::keep`] = keep;
+      feeds[`teardown::sweep${h}::add`] = add;
+    });
+    const output = (await session.run(feeds, [outputName]))[outputName];
+    runs++;
+    chunk.forEach((variant, v) => {
+      effects[variant.h][positions.indexOf(variant.position)] = metric(sliceRows(output, v * batch, (v + 1) * batch));
+    });
+  }
+  return {
+    hooks: hooks.map((hook) => hook.name), positions, effects, runs,
+    cleanMetric: metric(cleanRun.outputs[outputName]), corruptedMetric: metric(corruptedRun.outputs[outputName]),
+  };
+}
+
+function sequenceLength(hooks: Hook[], dims: number[][]): number {
+  const lengths = new Set(hooks.map((hook, h) => {
+    const axis = positionAxis(dims[h].length, defaultUnitAxis(dims[h].length));
+    if (axis !== 1) throw new InterventionError(`Hook '${hook.name}' has shape ${shapeString(dims[h])}: a patch sweep needs sequence hooks shaped [batch, seq, d].`);
+    return dims[h][1];
+  }));
+  if (lengths.size !== 1) throw new InterventionError(`The swept hooks have different sequence lengths (${[...lengths].join(', ')}): sweep them separately.`);
+  return [...lengths][0];
+}
+
+/**
+ * keep: [rows, seq, 1], 0 at (rows of a variant patching hook h, its position), else 1.
+ * add:  [rows, seq, d], the corrupted value where keep is 0, else 0.
+ */
+function sweepMasks(chunk: { h: number; position: number }[], h: number, corrupted: Tensor, dims: number[], batch: number): { keep: Tensor; add: Tensor } {
+  const [, seq] = dims;
+  const width = elementCount(dims.slice(2));
+  const rows = chunk.length * batch;
+  const keep = allocate(corrupted.dtype, rows * seq).fill(1 as never) as Float32Array;
+  const add = allocate(corrupted.dtype, rows * seq * width) as Float32Array;
+  const source = corrupted.data as Float32Array;
+  chunk.forEach((variant, v) => {
+    if (variant.h !== h) return;
+    for (let example = 0; example < batch; example++) {
+      const row = v * batch + example;
+      keep[row * seq + variant.position] = 0;
+      const from = (example * seq + variant.position) * width;
+      add.set(source.subarray(from, from + width), (row * seq + variant.position) * width);
+    }
+  });
+  return {
+    keep: { dtype: corrupted.dtype, dims: [rows, seq, 1], data: keep },
+    add: { dtype: corrupted.dtype, dims: [rows, seq, ...dims.slice(2)], data: add },
+  };
+}
