@@ -35,18 +35,43 @@ export class StagedFolder {
     mkdirSync(this.staging, { recursive: true });
   }
 
+  /** The staging path of `name` (a relative path; folders are made), for writers that stream. */
+  pathOf(name: string): string {
+    const path = join(this.staging, name);
+    mkdirSync(dirname(path), { recursive: true });
+    if (!this.names.includes(name)) this.names.push(name);
+    return path;
+  }
+
   write(name: string, contents: Uint8Array | string): void {
-    writeFileSync(join(this.staging, name), contents);
-    this.names.push(name);
+    writeFileSync(this.pathOf(name), contents);
   }
 
   commit(): void {
-    mkdirSync(this.dir, { recursive: true });
-    for (const name of this.names) renameSync(join(this.staging, name), join(this.dir, name));
+    for (const name of this.names) {
+      mkdirSync(dirname(join(this.dir, name)), { recursive: true });
+      renameSync(join(this.staging, name), join(this.dir, name));
+    }
     rmSync(this.staging, { recursive: true, force: true });
   }
 
   abandon(): void {
     rmSync(this.staging, { recursive: true, force: true });
   }
+}
+
+/**
+ * A file-name-safe, reversible form of a hook or value name: every character outside
+ * [A-Za-z0-9_.-] (and a leading '.') becomes %XX of its UTF-8 bytes, as in URLs.
+ * '/blocks/blocks.0/Add_output_0' → '%2Fblocks%2Fblocks.0%2FAdd_output_0'.
+ */
+export function escapeFileName(name: string): string {
+  const escaped = [...new TextEncoder().encode(name)]
+    .map((byte) => (/[A-Za-z0-9_.-]/.test(String.fromCharCode(byte)) && byte < 128 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`))
+    .join('');
+  return escaped.startsWith('.') ? `%2E${escaped.slice(1)}` : escaped || '%00';
+}
+
+export function unescapeFileName(escaped: string): string {
+  return escaped === '%00' ? '' : decodeURIComponent(escaped);
 }

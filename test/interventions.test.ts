@@ -129,7 +129,7 @@ describe('patching the gpt fixture', () => {
     const patched = cache.get('blocks.0')!;
     for (let b = 0; b < 4; b++) for (let p = 0; p < 12; p++) {
       const source = p === 2 || p === 11 ? corruptedCache : cleanCache;
-      const row = sliceRows(patched, b, b + 1).data.subarray(p * 32, p * 32 + 32);
+      const row = (sliceRows(patched, b, b + 1).data as Float32Array).subarray(p * 32, p * 32 + 32);
       assert.deepEqual(Array.from(row), Array.from(source.data.subarray((b * 12 + p) * 32, (b * 12 + p) * 32 + 32) as Float32Array));
     }
   });

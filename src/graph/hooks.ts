@@ -97,10 +97,10 @@ export class HookTable {
         continue;
       }
       const note = foldedBatchNormNote(this.graph, module, nodeIndices);
-      if (note) this.foldingNotes.push(`The exporter folded a BatchNorm into '${module}' (${note.weights}): a BatchNorm module that followed '${module}' has no hook of its own, and its output is what '${module}' carries.`);
+      if (note) this.foldingNotes.push(`The exporter folded a BatchNorm into '${module}' (its weights are the exporter-made initializer '${note.weight}', not '${module}.weight'): a BatchNorm module that followed '${module}' has no hook of its own, and its output is what '${module}' carries.`);
       this.add({
         name: module, value, kind: 'module', op: this.opOf(value), dtype: this.graph.dtype(value),
-        note: note ? `carries the output of a BatchNorm folded into this Conv by the exporter (${note.weights}), not the raw convolution` : undefined,
+        note: note ? `carries the output of a BatchNorm folded into this Conv by the exporter, not the raw convolution (weights '${note.weight}')` : undefined,
       });
     }
   }
@@ -136,13 +136,13 @@ function moduleOutput(graph: GraphIndex, inside: Set<number>): string | undefine
  * A Conv inside `module` whose weight initializer is exporter-made (`onnx::Conv_*`) rather than
  * the module's own parameter: the sign of a BatchNorm folded in by constant folding.
  */
-function foldedBatchNormNote(graph: GraphIndex, module: string, inside: Set<number>): { weights: string } | undefined {
+function foldedBatchNormNote(graph: GraphIndex, module: string, inside: Set<number>): { weight: string } | undefined {
   for (const nodeIndex of inside) {
     const node = graph.nodes[nodeIndex];
     if (node.opType !== 'Conv' && node.opType !== 'ConvTranspose') continue;
     const weight = node.input[1];
     if (graph.initializerNames.has(weight) && weight.startsWith('onnx::') && !weight.startsWith(`${module}.`)) {
-      return { weights: `its weights are the exporter-made initializer '${weight}', not '${module}.weight'` };
+      return { weight };
     }
   }
   return undefined;

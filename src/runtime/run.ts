@@ -74,6 +74,11 @@ export class PreparedInterventions {
     private readonly pools: (Tensor | undefined)[],
   ) {}
 
+  /** The same preparation with some interventions replaced (e.g. patch values for another batch). */
+  with(interventions: readonly Intervention[]): PreparedInterventions {
+    return new PreparedInterventions(this.model, interventions, this.hooks, this.means, this.pools);
+  }
+
   async compile(feeds: Feeds, batch: number, exampleOffset: number): Promise<{ rewrites: Rewrite[]; inputTypes: Map<string, DType>; extraFeeds: Feeds }> {
     const rewrites: Rewrite[] = [];
     const inputTypes = new Map<string, DType>();
@@ -101,7 +106,7 @@ export class PreparedInterventions {
  * their reference examples (`reference`, or `defaultReference` when an intervention names none),
  * streaming them through the model in batches.
  */
-export async function prepareInterventions(model: Model, interventions: readonly Intervention[], defaultReference: Feeds, options: { batchSize?: number } = {}): Promise<PreparedInterventions> {
+export async function prepareInterventions(model: Model, interventions: readonly Intervention[], defaultReference: Feeds | Dataset, options: { batchSize?: number } = {}): Promise<PreparedInterventions> {
   const hooks = interventions.map((intervention) => model.hooks.resolve(intervention.hook));
   const means: (Tensor | undefined)[] = [];
   const pools: (Tensor | undefined)[] = [];
@@ -109,7 +114,7 @@ export async function prepareInterventions(model: Model, interventions: readonly
     const needs = intervention.kind === 'ablate' && intervention.method !== 'zero' ? intervention.method : undefined;
     if (!needs) { means.push(undefined); pools.push(undefined); continue; }
     const reference = (intervention.kind === 'ablate' && intervention.reference) || defaultReference;
-    const values = await hookOverDataset(model, reference, hooks[slot], options.batchSize ?? 256, needs);
+    const values = await hookOverDataset(model, asDataset(reference), hooks[slot], options.batchSize ?? 256, needs);
     means.push(needs === 'mean' ? values : undefined);
     pools.push(needs === 'resample' ? values : undefined);
   }
@@ -117,12 +122,11 @@ export async function prepareInterventions(model: Model, interventions: readonly
 }
 
 /** The hook's mean over the examples (per position), or all its rows (for resampling). */
-async function hookOverDataset(model: Model, reference: Feeds, hook: Hook, batchSize: number, want: 'mean' | 'resample'): Promise<Tensor> {
-  const examples = model.checkFeeds(reference);
+async function hookOverDataset(model: Model, reference: Dataset, hook: Hook, batchSize: number, want: 'mean' | 'resample'): Promise<Tensor> {
   const sum = new RowSum();
   const rows: Tensor[] = [];
-  for (let start = 0; start < examples; start += batchSize) {
-    const batch = sliceFeeds(reference, start, Math.min(examples, start + batchSize));
+  for (let start = 0; start < reference.examples; start += batchSize) {
+    const batch = reference.read(start, Math.min(reference.examples, start + batchSize));
     const { cache } = await runWithCache(model, batch, [hook.name]);
     const values = cache.get(hook.name)!;
     if (want === 'mean') sum.add(values); else rows.push(values);
@@ -138,6 +142,18 @@ function drawRows(pool: Tensor, batch: number, exampleOffset: number, seed: numb
     const drawn = hashIndex(seed, exampleOffset + row) % poolSize;
     return sliceRows(pool, drawn, drawn + 1);
   }));
+}
+
+/** Examples that can be read in row ranges (in memory or streamed from files). */
+export interface Dataset {
+  examples: number;
+  read(start: number, end: number): Feeds;
+}
+
+function asDataset(source: Feeds | Dataset): Dataset {
+  if (typeof (source as Dataset).read === 'function') return source as Dataset;
+  const feeds = source as Feeds;
+  return { examples: Object.values(feeds)[0]?.dims[0] ?? 0, read: (start, end) => sliceFeeds(feeds, start, end) };
 }
 
 export function sliceFeeds(feeds: Feeds, start: number, end: number): Feeds {

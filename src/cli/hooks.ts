@@ -1,0 +1,44 @@
+import { Command } from 'commander';
+import { listHooks } from '../inspect/list-hooks.ts';
+import { Model } from '../runtime/model.ts';
+import { jsonResult, writeJson } from '../report/json.ts';
+import { formatTable } from '../report/table.ts';
+import { shapeString } from '../tensor.ts';
+import { collect, parseDims, parseInputs, runtimeOptions } from './options.ts';
+
+export function hooksCommand(): Command {
+  return new Command('hooks')
+    .description('List the hooks of a model: module outputs (blocks.0.mlp.1) and every raw ONNX value, with op, dtype and shape.')
+    .argument('<model>', 'ONNX model file')
+    .option('--input <name=file.npy>', 'a sample input to probe shapes with (first example used); repeatable', collect)
+    .option('--dim <name=size>', 'size for a symbolic input axis other than the batch (default 8); repeatable', collect)
+    .option('--modules', 'list module hooks only')
+    .option('--json <file>', 'write the listing as JSON (docs/json.md)')
+    .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)')
+    .option('--verbose', "show onnxruntime's own log")
+    .addHelpText('after', '\nExample:\n  teardown hooks examples/mnist-mlp.onnx --modules')
+    .action(async (modelPath: string, options) => {
+      const runtime = runtimeOptions(options);
+      const model = Model.load(modelPath, runtime);
+      const inputs = parseInputs(options.input);
+      const feeds = Object.keys(inputs).length ? Object.fromEntries(Object.entries(inputs).map(([name, file]) => [name, file.readRows(0, 1)])) : undefined;
+      const listing = await listHooks(model, feeds, parseDims(options.dim));
+      const shown = options.modules ? listing.hooks.filter((hook) => hook.kind === 'module') : listing.hooks;
+      const row = (hook: (typeof shown)[number]) => [hook.name, hook.op, hook.dtype ?? '?', shapeString(hook.shape), hook.kind === 'module' && hook.value !== hook.name ? `= ${hook.value}${hook.note ? `; ${hook.note}` : ''}` : ''];
+      const modules = shown.filter((hook) => hook.kind === 'module');
+      const values = shown.filter((hook) => hook.kind === 'value');
+      console.log(`${model.path}: inputs ${model.describeInputs()}; outputs ${model.outputNames.join(', ')}`);
+      for (const [dim, size] of Object.entries(listing.assumedDims)) console.log(`(symbolic axis '${dim}' probed at ${size}; set it with --dim ${dim}=N)`);
+      if (modules.length) console.log(`\nModule hooks (${modules.length})\n${formatTable(['hook', 'op', 'dtype', 'shape', 'value'], modules.map(row))}`);
+      if (values.length) console.log(`\nValues (${values.length})\n${formatTable(['hook', 'op', 'dtype', 'shape', ''], values.map(row))}`);
+      if (!modules.length && !options.modules) console.log('\nNo module hooks: the node names carry no PyTorch module scopes. Every raw value above is a hook.');
+      for (const absent of listing.absent) console.log(`\nAbsent module '${absent.name}': ${absent.reason}`);
+      for (const note of listing.notes) console.log(`\nNote: ${note}`);
+      if (options.json) {
+        writeJson(options.json, jsonResult('hooks', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads }, {
+          inputs: model.inputs, outputs: model.outputNames, hooks: listing.hooks, absent: listing.absent, notes: listing.notes, assumedDims: listing.assumedDims,
+        }));
+      }
+      await model.release();
+    });
+}

@@ -1,0 +1,42 @@
+/**
+ * The `teardown` command line. Each command parses its flags, calls a library function and
+ * prints; user errors print one message and exit 2, internal errors exit 1 with the stack.
+ */
+import { Command, CommanderError } from 'commander';
+import { UserError } from '../errors.ts';
+import { VERSION } from '../version.ts';
+import { demoCommand } from './demo.ts';
+import { hooksCommand } from './hooks.ts';
+import { runCommand } from './run.ts';
+
+// `teardown hooks model.onnx | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
+
+const program = new Command('teardown')
+  .description('Take trained backprop networks apart and check them: hooks, caches and interventions over any ONNX model.')
+  .version(VERSION)
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+for (const command of [demoCommand(), hooksCommand(), runCommand()]) {
+  program.addCommand(command.exitOverride().showHelpAfterError('(run with --help for usage)'));
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  process.exitCode = exitCodeFor(error);
+}
+
+function exitCodeFor(error: unknown): number {
+  if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2; // commander printed its own message
+  if (error instanceof UserError) {
+    process.stderr.write(`teardown: ${error.message}\n`);
+    return 2;
+  }
+  process.stderr.write(`teardown: internal error (please report it):\n${error instanceof Error ? error.stack : String(error)}\n`);
+  return 1;
+}

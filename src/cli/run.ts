@@ -1,0 +1,53 @@
+import { Command } from 'commander';
+import { InputError } from '../errors.ts';
+import { Model } from '../runtime/model.ts';
+import { runDataset } from '../runtime/run-dataset.ts';
+import { jsonResult, writeJson } from '../report/json.ts';
+import { shapeString } from '../tensor.ts';
+import { parseInterventionFlags } from './interventions.ts';
+import { collect, parseInputs, positiveInteger, runtimeOptions } from './options.ts';
+
+export function runCommand(): Command {
+  return new Command('run')
+    .description('Run a model on .npy inputs, caching hooks and applying interventions; writes one .npy per output and cached hook.')
+    .argument('<model>', 'ONNX model file')
+    .requiredOption('--input <name=file.npy>', 'model input (first axis = examples); repeatable', collect)
+    .option('--cache <pattern>', "hook name or glob ('blocks.*', '*'); repeatable", collect)
+    .option('--ablate <spec>', "'HOOK [units=0,3] [positions=-1] [method=zero|mean|resample] [seed=N] [unit-axis=N]'; repeatable", collect)
+    .option('--patch <spec>', "'HOOK value=FILE.npy [units=...] [positions=...]'; repeatable", collect)
+    .option('--scale <spec>', "'HOOK factor=X [units=...] [positions=...]'; repeatable", collect)
+    .option('--interventions <file.json>', 'interventions as a JSON array (see README)')
+    .requiredOption('--out <dir>', 'folder for outputs/, hooks/ and index.json')
+    .option('--batch-size <n>', 'examples per onnxruntime run', '256')
+    .option('--json <file>', 'write a JSON summary (docs/json.md)')
+    .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)')
+    .option('--verbose', "show onnxruntime's own log")
+    .addHelpText('after', `
+Interventions take the hook name first, then settings, in one argument, so names with ':' and '/' work:
+  --ablate 'act1 units=0,3 method=mean'    --patch 'blocks.0 value=b0.npy positions=3'    --scale 'onnx::Conv_28 factor=0'
+Mean and resample ablations use the run's own inputs as reference examples.
+
+Example:
+  teardown run examples/mnist-mlp.onnx --input input=digits.npy --cache 'act*' --ablate 'act1 units=0:8' --out out/`)
+    .action(async (modelPath: string, options) => {
+      const runtime = runtimeOptions(options);
+      const model = Model.load(modelPath, runtime);
+      const inputs = parseInputs(options.input);
+      if (Object.keys(inputs).length === 0) throw new InputError('Give at least one --input NAME=FILE.npy.');
+      const { interventions, patchFiles } = parseInterventionFlags(options);
+      const summary = await runDataset(model, inputs, {
+        cache: options.cache, interventions, patchFiles, out: options.out, batchSize: positiveInteger(options.batchSize, '--batch-size'),
+      });
+      console.log(`Ran ${summary.examples} examples in ${summary.batches} batch(es)${interventions.length ? ` with ${interventions.length} intervention(s)` : ''}; wrote ${options.out}/index.json and:`);
+      for (const [kind, files] of [['output', summary.outputs], ['hook', summary.hooks]] as const) {
+        for (const [name, entry] of Object.entries(files)) console.log(`  ${kind} ${name} ${entry.dtype} ${shapeString(entry.shape)} → ${entry.file}`);
+      }
+      if (options.json) {
+        writeJson(options.json, jsonResult('run', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads }, {
+          examples: summary.examples, outputs: summary.outputs, hooks: summary.hooks,
+          interventions: interventions.map((intervention, index) => (intervention.kind === 'patch' ? { ...intervention, value: patchFiles.get(index)!.path } : intervention)),
+        }));
+      }
+      await model.release();
+    });
+}

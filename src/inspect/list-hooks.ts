@@ -1,0 +1,51 @@
+/**
+ * The hook listing behind `teardown hooks`: every hook with its op, dtype and shape. onnxruntime
+ * reports shapes of graph outputs only, so every hook is exposed and the model run on one example
+ * and on two (runtime/run.ts probeHookShapes); the axis that grows with the batch shows as 'batch'.
+ * Without sample inputs, inputs are synthesised from the declared shapes.
+ */
+import { InputError } from '../errors.ts';
+import type { AbsentModule, Hook } from '../graph/hooks.ts';
+import type { Model } from '../runtime/model.ts';
+import { probeHookShapes } from '../runtime/run.ts';
+import { seededRandom } from '../random.ts';
+import { tensor, elementCount, type Feeds } from '../tensor.ts';
+
+export interface HookListing {
+  hooks: (Hook & { shape: (number | string)[] })[];
+  absent: AbsentModule[];
+  notes: string[];
+  /** Symbolic input dims other than the batch that were given a size to probe with. */
+  assumedDims: Record<string, number>;
+}
+
+export async function listHooks(model: Model, feeds?: Feeds, dimSizes: Record<string, number> = {}): Promise<HookListing> {
+  const assumedDims: Record<string, number> = {};
+  const sample = feeds ?? synthesiseFeeds(model, dimSizes, assumedDims);
+  const shapes = await probeHookShapes(model, sample, model.hooks.hooks);
+  return {
+    hooks: model.hooks.hooks.map((hook) => ({ ...hook, shape: shapes.get(hook.name)! })),
+    absent: model.hooks.absent,
+    notes: model.hooks.foldingNotes,
+    assumedDims,
+  };
+}
+
+/** One example per input: seeded uniform [0, 1) floats, zero integers (a valid index). */
+function synthesiseFeeds(model: Model, dimSizes: Record<string, number>, assumed: Record<string, number>): Feeds {
+  const random = seededRandom(0);
+  const feeds: Feeds = {};
+  for (const input of model.inputs) {
+    if (!input.dtype) throw new InputError(`Input '${input.name}' has element type ${input.typeName}, which teardown cannot feed.`);
+    if (!input.dims) throw new InputError(`Input '${input.name}' declares no shape: give a sample with --input ${input.name}=FILE.npy.`);
+    const dims = input.dims.map((dim, axis) => {
+      if (typeof dim === 'number') return dim;
+      if (axis === 0) return 1;
+      if (dimSizes[dim] === undefined) assumed[dim] = 8;
+      return dimSizes[dim] ?? 8;
+    });
+    const values = input.dtype === 'float32' || input.dtype === 'float64' ? Array.from({ length: elementCount(dims) }, random) : undefined;
+    feeds[input.name] = tensor(input.dtype, dims, values);
+  }
+  return feeds;
+}

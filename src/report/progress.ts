@@ -1,0 +1,23 @@
+/** A progress bar on stderr for anything slow; silent when stderr is not a terminal (CI logs, pipes). */
+export class Progress {
+  private done = 0;
+  private readonly started = Date.now();
+  private readonly enabled: boolean;
+
+  constructor(private readonly label: string, private readonly total: number, enabled = process.stderr.isTTY === true) {
+    this.enabled = enabled && total > 1;
+  }
+
+  tick(count = 1): void {
+    this.done += count;
+    if (!this.enabled) return;
+    const width = 30;
+    const filled = Math.round((width * this.done) / this.total);
+    const seconds = ((Date.now() - this.started) / 1000).toFixed(1);
+    process.stderr.write(`\r${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${this.done}/${this.total} ${seconds}s`);
+  }
+
+  finish(): void {
+    if (this.enabled) process.stderr.write('\n');
+  }
+}
