@@ -12,6 +12,7 @@ import { GraphIndex } from '../graph/graph.ts';
 import { HookTable } from '../graph/hooks.ts';
 import { applyEdits, editSignature, type EditPlan } from '../graph/edit.ts';
 import { shapeString, type DType } from '../tensor.ts';
+import { explainLoadError } from './load-errors.ts';
 import { Session, type Feeds, type RuntimeOptions } from './session.ts';
 
 export interface InputSpec {
@@ -70,7 +71,8 @@ export class Model {
     if (!prepared) {
       prepared = (async () => {
         const edited = applyEdits(this.graph, plan);
-        const session = await Session.create(encodeModel(edited.proto), this.options, `'${this.path}'`);
+        const name = `'${this.path}'`;
+        const session = await Session.create(encodeModel(edited.proto), this.options, name, (message) => explainLoadError(message, this.proto, name));
         return { session, outputOf: edited.outputOf };
       })();
       this.sessions.set(signature, prepared);

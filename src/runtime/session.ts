@@ -21,7 +21,8 @@ export const onnxruntimeVersion: string = ort.env.versions.node ?? ort.env.versi
 export class Session {
   private constructor(private readonly inner: ort.InferenceSession) {}
 
-  static async create(bytes: Uint8Array, options: RuntimeOptions = {}, describe = 'the model'): Promise<Session> {
+  /** `explain` may reword onnxruntime's load error with what the caller knows of the model. */
+  static async create(bytes: Uint8Array, options: RuntimeOptions = {}, describe = 'the model', explain?: (message: string) => string | undefined): Promise<Session> {
     try {
       const inner = await ort.InferenceSession.create(bytes, {
         intraOpNumThreads: options.threads ?? 0,
@@ -32,7 +33,8 @@ export class Session {
       });
       return new Session(inner);
     } catch (error) {
-      throw new ModelError(`onnxruntime cannot load ${describe}: ${cleanOrtMessage(error)}`);
+      const message = cleanOrtMessage(error);
+      throw new ModelError(explain?.(message) ?? `onnxruntime cannot load ${describe}: ${message}`);
     }
   }
 

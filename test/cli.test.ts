@@ -1,0 +1,145 @@
+/**
+ * The command line end to end: what a user sees on good input, and on bad input one clear
+ * message, exit status 2, no stack trace and no partial output.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+import Long from 'long';
+import { readNpy, encodeNpy } from '../src/data/npy.ts';
+import { unescapeFileName } from '../src/files.ts';
+import { tensor } from '../src/tensor.ts';
+import { assertClose, fixtureDir, loadFixture } from './helpers.ts';
+import { mlpProto, tempDir, withExternalWeight, writeModel } from './model-files.ts';
+
+const BIN = fileURLToPath(new URL('../bin/teardown.js', import.meta.url));
+
+function teardown(args: string[], cwd = tempDir()) {
+  const result = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8' });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr, cwd };
+}
+
+const mlp = fixtureDir('mlp');
+const gpt = fixtureDir('gpt');
+
+describe('teardown run (good input)', () => {
+  it('writes outputs and escaped hook files that match PyTorch, with index.json mapping hooks to files', () => {
+    const { status, stderr, cwd } = teardown(['run', `${gpt}/model.onnx`, '--input', `input=${gpt}/input.npy`, '--cache', 'blocks.0.mlp*', '--cache', '/blocks/blocks.0/Add_1_output_0', '--out', 'out', '--batch-size', '3', '--json', 'run.json']);
+    assert.equal(status, 0, stderr);
+    const index = JSON.parse(readFileSync(join(cwd, 'out/index.json'), 'utf8'));
+    const fixture = loadFixture('gpt');
+    for (const module of ['blocks.0.mlp', 'blocks.0.mlp.1']) assertClose(readNpy(join(cwd, 'out', index.hooks[module].file)), fixture.activation(module));
+    const raw = index.hooks['/blocks/blocks.0/Add_1_output_0'].file;
+    assert.equal(unescapeFileName(raw.replace(/^hooks\//, '').replace(/\.npy$/, '')), '/blocks/blocks.0/Add_1_output_0');
+    assertClose(readNpy(join(cwd, 'out', raw)), fixture.activation('blocks.0'));
+    assertClose(readNpy(join(cwd, 'out', index.outputs.output.file)), fixture.output);
+    const json = JSON.parse(readFileSync(join(cwd, 'run.json'), 'utf8'));
+    assert.equal(json.tool, 'teardown');
+    assert.equal(json.command, 'run');
+    assert.match(json.provenance.model.sha256, /^[0-9a-f]{64}$/);
+  });
+
+  it('applies interventions given as flags and as a JSON file alike', () => {
+    const cwd = tempDir();
+    writeFileSync(join(cwd, 'interventions.json'), JSON.stringify([{ kind: 'ablate', hook: 'act1', units: [0, 3], method: 'mean' }, { kind: 'scale', hook: '/fc2/Gemm_output_0', factor: 0.5 }]));
+    const common = ['run', `${mlp}/model.onnx`, '--input', `input=${mlp}/input.npy`, '--cache', 'act1'];
+    const fromFlags = teardown([...common, '--ablate', 'act1 units=0,3 method=mean', '--scale', '/fc2/Gemm_output_0 factor=0.5', '--out', 'flags'], cwd);
+    const fromFile = teardown([...common, '--interventions', 'interventions.json', '--out', 'file'], cwd);
+    assert.equal(fromFlags.status, 0, fromFlags.stderr);
+    assert.equal(fromFile.status, 0, fromFile.stderr);
+    assert.deepEqual(readNpy(join(cwd, 'flags/outputs/output.npy')), readNpy(join(cwd, 'file/outputs/output.npy')));
+    assert.notDeepEqual(readNpy(join(cwd, 'flags/outputs/output.npy')).data, readNpy(`${mlp}/output.npy`).data);
+  });
+
+  it("patches a hook whose name holds ':' and '/' from a file", () => {
+    const cwd = tempDir();
+    writeFileSync(join(cwd, 'zeros.npy'), encodeNpy(tensor('float32', [1, 32])));
+    const { status, stderr } = teardown(['run', `${mlp}/model.onnx`, '--input', `input=${mlp}/input.npy`, '--patch', '/act1/Relu_output_0 value=zeros.npy', '--cache', 'act1', '--out', 'out'], cwd);
+    assert.equal(status, 0, stderr);
+    assert.ok([...(readNpy(join(cwd, 'out/hooks/act1.npy')).data as Float32Array)].every((v) => v === 0));
+  });
+});
+
+describe('teardown hooks', () => {
+  it('lists module hooks with op, dtype and a symbolic batch axis, and says bn2 was folded', () => {
+    const { status, stdout } = teardown(['hooks', `${fixtureDir('cnn-folded')}/model.onnx`, '--modules']);
+    assert.equal(status, 0);
+    assert.match(stdout, /^conv2\s+Conv\s+float32\s+\[batch, 16, 14, 14\].*folded/m);
+    assert.match(stdout, /^flatten\s+Flatten\s+float32\s+\[batch, 784\]/m);
+    assert.match(stdout, /folded a BatchNorm into 'conv2'/);
+  });
+
+  it('writes the listing as JSON', () => {
+    const { status, cwd } = teardown(['hooks', `${gpt}/model.onnx`, '--json', 'hooks.json']);
+    assert.equal(status, 0);
+    const json = JSON.parse(readFileSync(join(cwd, 'hooks.json'), 'utf8'));
+    const softmax = json.hooks.find((hook: { name: string }) => hook.name === 'blocks.0.attn.softmax');
+    assert.deepEqual(softmax.shape, ['batch', 4, 12, 12]);
+  });
+});
+
+describe('bad input: one clear message, exit 2, no stack, no partial output', () => {
+  const dir = tempDir();
+  const broken = (name: string, edit: (proto: ReturnType<typeof mlpProto>) => void) => {
+    const proto = mlpProto();
+    edit(proto);
+    return writeModel(dir, name, proto);
+  };
+  writeFileSync(join(dir, 'truncated.onnx'), readFileSync(`${mlp}/model.onnx`).subarray(0, 300));
+  writeFileSync(join(dir, 'text.onnx'), 'this is not a model\n');
+  mkdirSync(join(dir, 'escape'));
+  writeModel(join(dir, 'escape'), 'model.onnx', withExternalWeight(mlpProto(), dir, '../weights.bin', join(dir, 'weights.bin')));
+  writeFileSync(join(dir, 'ints.npy'), encodeNpy(tensor('int64', [16, 20])));
+  writeFileSync(join(dir, 'rank3.npy'), encodeNpy(tensor('float32', [16, 20, 1])));
+  writeFileSync(join(dir, 'narrow.npy'), encodeNpy(tensor('float32', [16, 19])));
+  writeFileSync(join(dir, 'bad-header.npy'), Buffer.concat([Buffer.from([0x93]), Buffer.from('NUMPY\x01\x00'), Buffer.from([20, 0]), Buffer.from('{nonsense}          ')]));
+  const unknownOp = broken('unknown-op.onnx', (proto) => { proto.graph.node[1].opType = 'Frobnicate'; });
+  const futureOpset = broken('opset-99.onnx', (proto) => { proto.opsetImport[0].version = Long.fromNumber(99); });
+  const input = `input=${mlp}/input.npy`;
+
+  const cases: [string, string[], RegExp][] = [
+    ['a missing model file', ['run', 'nothere.onnx', '--input', input], /Model file 'nothere.onnx' does not exist/],
+    ['a truncated model', ['run', join(dir, 'truncated.onnx'), '--input', input], /is not an ONNX model.*truncated/],
+    ['non-ONNX bytes', ['hooks', join(dir, 'text.onnx')], /is not an ONNX model/],
+    ['an unknown op', ['run', unknownOp, '--input', input], /op onnxruntime does not know: node '\/act1\/Relu' \(Frobnicate\), ai.onnx opset 17/],
+    ['an unknown opset', ['run', futureOpset, '--input', input], /imports ai.onnx opset 99, but this onnxruntime supports up to opset \d+/],
+    ['an input of the wrong dtype', ['run', `${mlp}/model.onnx`, '--input', `input=${join(dir, 'ints.npy')}`], /Input 'input' has dtype int64 but the model expects float32/],
+    ['an input of the wrong rank', ['run', `${mlp}/model.onnx`, '--input', `input=${join(dir, 'rank3.npy')}`], /has rank 3 .* expects rank 2 \(\[batch, 20\]\)/],
+    ['an input of the wrong size', ['run', `${mlp}/model.onnx`, '--input', `input=${join(dir, 'narrow.npy')}`], /axis 1 must be 20, not 19/],
+    ['an input name the model lacks', ['run', `${mlp}/model.onnx`, '--input', `pixels=${mlp}/input.npy`], /no input named 'pixels'/],
+    ['an npy with a bad header', ['run', `${mlp}/model.onnx`, '--input', `input=${join(dir, 'bad-header.npy')}`], /not a valid .npy file/],
+    ['a hook pattern that matches nothing', ['run', `${mlp}/model.onnx`, '--input', input, '--cache', 'fc3*'], /'fc3\*' matches no hook\. .*Nearest hook names: .*fc1/],
+    ['external data outside the model folder', ['hooks', join(dir, 'escape', 'model.onnx')], /outside the model's folder .*: refused/],
+    ['a unit out of range', ['run', `${mlp}/model.onnx`, '--input', input, '--ablate', 'act1 units=99'], /Unit 99 is out of range/],
+    ['a malformed flag', ['run', `${mlp}/model.onnx`, '--input', 'input'], /--input expects NAME=VALUE/],
+    ['a missing argument', ['hooks'], /missing required argument 'model'/],
+  ];
+  for (const [what, args, message] of cases) {
+    it(what, () => {
+      const withOut = args[0] === 'run' ? [...args, '--out', 'out'] : args;
+      const { status, stderr, cwd } = teardown(withOut);
+      assert.equal(status, 2, `exit status (stderr: ${stderr})`);
+      assert.match(stderr, message);
+      assert.doesNotMatch(stderr, /^\s+at /m, 'no stack trace');
+      assert.ok(!existsSync(join(cwd, 'out')), 'no partial output');
+    });
+  }
+});
+
+describe('teardown demo', () => {
+  it('runs the shipped MNIST network, ablates its most active units and reports the change', () => {
+    const { status, stdout, stderr, cwd } = teardown(['demo', '--units', '8', '--json', 'demo.json']);
+    assert.equal(status, 0, stderr);
+    assert.match(stdout, /Clean: accuracy \d+\.\d%/);
+    const json = JSON.parse(readFileSync(join(cwd, 'demo.json'), 'utf8'));
+    // PyTorch measured 93.41% on the same held-out digits when it trained the model (examples/make-mnist-mlp.py).
+    assert.ok(Math.abs(json.clean.accuracy - 0.9341) < 0.001, `clean accuracy ${json.clean.accuracy}`);
+    const [top, random] = json.ablations;
+    assert.ok(top.accuracy < json.clean.accuracy, 'ablating the most active units costs accuracy');
+    assert.equal(top.units.length, 8);
+    assert.equal(random.units.length, 8);
+  });
+});
