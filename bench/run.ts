@@ -1,0 +1,141 @@
+/**
+ * Benchmarks, side by side with the named peer in one run; one JSON line per case on stdout.
+ *
+ *   npm run bench -- patch [--threads N] [--reps N]   resid-stream patch sweep on the gpt fixture (batch 32):
+ *                                                     teardown's stacked sweep vs a PyTorch forward-hook loop
+ *   npm run bench -- cache [--threads N] [--reps N]   overhead of caching every module hook / every raw value
+ *                                                     vs a plain run, on the cnn fixture at a batch where a plain run takes ≥ 10 ms
+ *
+ * Figures and the commands that produced them go into bench/RESULTS.md.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { encodeNpy, readNpy } from '../src/data/npy.ts';
+import { loadDigits } from '../src/data/mnist.ts';
+import { tensorFromProto } from '../src/onnx/tensor-proto.ts';
+import { patchSweep } from '../src/inspect/patch-sweep.ts';
+import { Model } from '../src/runtime/model.ts';
+import { runWithCache } from '../src/runtime/run.ts';
+import { seededRandom } from '../src/random.ts';
+import { repeatRows, tensor, type Tensor } from '../src/tensor.ts';
+
+const fixture = (name: string) => fileURLToPath(new URL(`../test/fixtures/${name}/`, import.meta.url));
+const { values: flags, positionals } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string', default: '1' }, reps: { type: 'string', default: '15' } } });
+const threads = Number(flags.threads);
+const reps = Number(flags.reps);
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+const round = (value: number, digits = 3) => Number(value.toFixed(digits));
+
+async function timeIt(reps: number, body: () => Promise<unknown>): Promise<number[]> {
+  await body(); // warm-up: session creation and first-run allocations
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const start = performance.now();
+    await body();
+    times.push(performance.now() - start);
+  }
+  return times;
+}
+
+function randomTokens(seed: number, dims: number[], vocab: number): Tensor {
+  const random = seededRandom(seed);
+  return tensor('int64', dims, Array.from({ length: dims[0] * dims[1] }, () => Math.floor(random() * vocab)));
+}
+
+/** Every parameter by its PyTorch name: initializers, plus the tied copies the exporter made with Identity nodes. */
+function parametersByName(model: Model): Map<string, Tensor> {
+  const params = new Map(model.proto.graph.initializer.map((t) => [t.name, tensorFromProto(t)]));
+  for (const node of model.proto.graph.node) {
+    if (node.opType === 'Identity' && params.has(node.input[0])) params.set(node.output[0], params.get(node.input[0])!);
+  }
+  return params;
+}
+
+function ensureTorch(): void {
+  if (spawnSync('/usr/bin/python3', ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0) return;
+  console.error('bench: installing Debian python3-torch (the PyTorch side of the comparison)...');
+  const install = spawnSync('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch'], { stdio: 'inherit' });
+  if (install.status !== 0) throw new Error('bench: could not install python3-torch with apt-get (run as root, or install it yourself).');
+}
+
+async function benchPatch(): Promise<void> {
+  ensureTorch();
+  const model = Model.load(`${fixture('gpt')}model.onnx`, { threads });
+  const dir = mkdtempSync(join(tmpdir(), 'teardown-bench-'));
+  for (const [name, value] of parametersByName(model)) writeFileSync(join(dir, `${name}.npy`), encodeNpy(value));
+  const clean = randomTokens(1, [32, 12], 48);
+  const corrupted = randomTokens(2, [32, 12], 48);
+  writeFileSync(join(dir, 'clean.npy'), encodeNpy(clean));
+  writeFileSync(join(dir, 'corrupted.npy'), encodeNpy(corrupted));
+  const token = 7;
+  const metric = (logits: Tensor) => {
+    const [batch, seq, vocab] = logits.dims;
+    let sum = 0;
+    for (let b = 0; b < batch; b++) sum += Number(logits.data[(b * seq + seq - 1) * vocab + token]);
+    return sum / batch;
+  };
+  // resid_pre of block i: the value its first LayerNorm reads.
+  const residPre = [0, 1].map((block) => model.graph.nodes[model.graph.producer.get(model.hooks.resolve(`blocks.${block}.ln1`).value)!].input[0]);
+  let result = await patchSweep(model, { input: clean }, { input: corrupted }, residPre, metric);
+  const ours = await timeIt(reps, async () => { result = await patchSweep(model, { input: clean }, { input: corrupted }, residPre, metric); });
+
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  const python = spawnSync('/usr/bin/python3', [fileURLToPath(new URL('./torch_patch_sweep.py', import.meta.url)), '--weights', dir, '--clean', join(dir, 'clean.npy'), '--corrupted', join(dir, 'corrupted.npy'), '--threads', String(threads), '--reps', String(reps), '--token', String(token)], { env, encoding: 'utf8' });
+  if (python.status !== 0) throw new Error(`bench: the PyTorch side failed:\n${python.stderr}`);
+  const torch = JSON.parse(python.stdout);
+  const plain = await runWithCache(model, { input: clean }, []);
+  const logitsError = Math.max(...Array.from(readNpy(join(dir, 'torch_logits.npy')).data as Float32Array, (v, i) => Math.abs(v - Number(plain.outputs.output.data[i]))));
+  const effectError = Math.max(...result.effects.flatMap((row, h) => row.map((value, p) => Math.abs(value - torch.effects[h][p]))));
+  console.log(JSON.stringify({
+    case: 'patch', model: 'gpt fixture (2 blocks, d=32, 12 positions)', batch: 32, hooks: residPre, positions: 12, threads,
+    teardown_ms: round(median(ours)), torch_ms: round(torch.median_ms), speedup: round(torch.median_ms / median(ours), 2),
+    ort_runs: result.runs, torch_forwards: residPre.length * 12, reps, torch: torch.torch,
+    max_abs_effect_difference: effectError, max_abs_logit_difference: logitsError,
+  }));
+  await model.release();
+}
+
+async function benchCache(): Promise<void> {
+  // An activation-heavy conv net and a compute-heavy MLP, each at a batch where a plain run takes ≥ 10 ms.
+  await cacheOverhead('cnn fixture', `${fixture('cnn')}model.onnx`, repeatRows(readNpy(`${fixture('cnn')}input.npy`), 128)); // [1024, 1, 28, 28]
+  await cacheOverhead('examples/mnist-mlp.onnx', fileURLToPath(new URL('../examples/mnist-mlp.onnx', import.meta.url)), repeatRows(loadDigits('test').images, 4)); // [8016, 784]
+}
+
+async function cacheOverhead(label: string, path: string, input: Tensor): Promise<void> {
+  const model = Model.load(path, { threads });
+  const modules = model.hooks.hooks.filter((hook) => hook.kind === 'module').map((hook) => hook.name);
+  const values = model.hooks.hooks.filter((hook) => hook.kind === 'value').map((hook) => hook.name);
+  const variants: [string, string[]][] = [['plain', []], ['modules', modules], ['values', values]];
+  const times = new Map<string, number[]>(variants.map(([name]) => [name, []]));
+  for (const [, patterns] of variants) await runWithCache(model, { input }, patterns); // warm-up
+  for (let rep = 0; rep < reps; rep++) {
+    for (const [name, patterns] of variants) { // interleaved, so drift hits every variant alike
+      const start = performance.now();
+      await runWithCache(model, { input }, patterns);
+      times.get(name)!.push(performance.now() - start);
+    }
+  }
+  const plain = median(times.get('plain')!);
+  const bytes = (patterns: string[]) => runWithCache(model, { input }, patterns).then(({ cache }) => [...cache.values()].reduce((sum, t) => sum + t.data.byteLength, 0));
+  console.log(JSON.stringify({
+    case: 'cache', model: label, batch: input.dims[0], threads, reps,
+    cached_mb: { modules: round((await bytes(modules)) / 1e6, 1), values: round((await bytes(values)) / 1e6, 1) },
+    plain_ms: round(plain), all_modules_ms: round(median(times.get('modules')!)), all_values_ms: round(median(times.get('values')!)),
+    module_hooks: modules.length, raw_values: values.length,
+    all_modules_ratio: round(median(times.get('modules')!) / plain, 2), all_values_ratio: round(median(times.get('values')!) / plain, 2),
+  }));
+  await model.release();
+}
+
+const cases: Record<string, () => Promise<void>> = { patch: benchPatch, cache: benchCache };
+for (const name of positionals.length ? positionals : Object.keys(cases)) {
+  if (!cases[name]) throw new Error(`bench: unknown case '${name}' (cases: ${Object.keys(cases).join(', ')})`);
+  await cases[name]();
+}
