@@ -75,3 +75,9 @@ export class RowSum {
     return { dtype, dims: this.dims, data: mean };
   }
 }
+
+/** `t` broadcast to `dims` (NumPy rules), materialised. */
+export function broadcastTo(t: Tensor, dims: readonly number[]): Tensor {
+  const shape: Tensor = { dtype: t.dtype, dims: [...dims], data: allocate(t.dtype, elementCount(dims)) };
+  return broadcastBinary(shape, t, (_, value) => value);
+}

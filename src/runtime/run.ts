@@ -8,7 +8,7 @@
 import { InputError } from '../errors.ts';
 import type { EditPlan, Rewrite } from '../graph/edit.ts';
 import type { Hook } from '../graph/hooks.ts';
-import { compileIntervention, type Intervention } from '../graph/interventions.ts';
+import { compileIntervention, type CompiledIntervention, type Intervention } from '../graph/interventions.ts';
 import { dimsAtBatch, symbolicDims } from '../graph/units.ts';
 import { hashIndex } from '../random.ts';
 import { RowSum } from '../tensor-math.ts';
@@ -79,18 +79,24 @@ export class PreparedInterventions {
     return new PreparedInterventions(this.model, interventions, this.hooks, this.means, this.pools);
   }
 
-  async compile(feeds: Feeds, batch: number, exampleOffset: number): Promise<{ rewrites: Rewrite[]; inputTypes: Map<string, DType>; extraFeeds: Feeds }> {
-    const rewrites: Rewrite[] = [];
-    const inputTypes = new Map<string, DType>();
-    const extraFeeds: Feeds = {};
-    if (this.interventions.length === 0) return { rewrites, inputTypes, extraFeeds };
+  /** Each intervention as a graph rewrite plus its feeds, for a batch of `batch` examples of `feeds`' shape. */
+  async compileEach(feeds: Feeds, batch: number, exampleOffset: number): Promise<(CompiledIntervention & { hook: Hook; dims: number[] })[]> {
+    if (this.interventions.length === 0) return [];
     const shapes = await probeHookShapes(this.model, feeds, this.hooks);
-    for (const [slot, intervention] of this.interventions.entries()) {
+    return this.interventions.map((intervention, slot) => {
       const hook = this.hooks[slot];
       const dims = dimsAtBatch(shapes.get(hook.name)!, batch);
       const pool = this.pools[slot];
       const resampled = pool && drawRows(pool, batch, exampleOffset, intervention.kind === 'ablate' ? intervention.seed ?? 0 : 0);
-      const compiled = compileIntervention(intervention, { hook, dims, mean: this.means[slot], resampled }, slot);
+      return { ...compileIntervention(intervention, { hook, dims, mean: this.means[slot], resampled }, slot), hook, dims };
+    });
+  }
+
+  async compile(feeds: Feeds, batch: number, exampleOffset: number): Promise<{ rewrites: Rewrite[]; inputTypes: Map<string, DType>; extraFeeds: Feeds }> {
+    const rewrites: Rewrite[] = [];
+    const inputTypes = new Map<string, DType>();
+    const extraFeeds: Feeds = {};
+    for (const compiled of await this.compileEach(feeds, batch, exampleOffset)) {
       rewrites.push(compiled.rewrite);
       for (const [name, value] of Object.entries(compiled.feeds)) {
         extraFeeds[name] = value;
@@ -110,13 +116,18 @@ export async function prepareInterventions(model: Model, interventions: readonly
   const hooks = interventions.map((intervention) => model.hooks.resolve(intervention.hook));
   const means: (Tensor | undefined)[] = [];
   const pools: (Tensor | undefined)[] = [];
+  // One pass over a reference per (hook, statistic), however many interventions share it.
+  const computed = new Map<object, Map<string, Tensor>>();
   for (const [slot, intervention] of interventions.entries()) {
     const needs = intervention.kind === 'ablate' && intervention.method !== 'zero' ? intervention.method : undefined;
     if (!needs) { means.push(undefined); pools.push(undefined); continue; }
     const reference = (intervention.kind === 'ablate' && intervention.reference) || defaultReference;
-    const values = await hookOverDataset(model, asDataset(reference), hooks[slot], options.batchSize ?? 256, needs);
-    means.push(needs === 'mean' ? values : undefined);
-    pools.push(needs === 'resample' ? values : undefined);
+    const known = computed.get(reference) ?? new Map<string, Tensor>();
+    computed.set(reference, known);
+    const key = `${needs}|${hooks[slot].name}`;
+    if (!known.has(key)) known.set(key, await hookOverDataset(model, asDataset(reference), hooks[slot], options.batchSize ?? 256, needs));
+    means.push(needs === 'mean' ? known.get(key) : undefined);
+    pools.push(needs === 'resample' ? known.get(key) : undefined);
   }
   return new PreparedInterventions(model, interventions, hooks, means, pools);
 }
