@@ -3,6 +3,7 @@ import { InputError } from '../errors.ts';
 import { Model } from '../runtime/model.ts';
 import { runDataset } from '../runtime/run-dataset.ts';
 import { jsonResult, writeJson } from '../report/json.ts';
+import { percent } from '../stats.ts';
 import { shapeString } from '../tensor.ts';
 import { parseInterventionFlags } from './interventions.ts';
 import { collect, parseInputs, positiveInteger, runtimeOptions } from './options.ts';
@@ -19,6 +20,7 @@ export function runCommand(): Command {
     .option('--interventions <file.json>', 'interventions as a JSON array (see README)')
     .requiredOption('--out <dir>', 'folder for outputs/, hooks/ and index.json')
     .option('--batch-size <n>', 'examples per onnxruntime run', '256')
+    .option('--no-compare', 'with interventions, skip the unedited run that measures what they changed')
     .option('--json <file>', 'write a JSON summary (docs/json.md)')
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)')
     .option('--verbose', "show onnxruntime's own log")
@@ -36,15 +38,19 @@ Example:
       if (Object.keys(inputs).length === 0) throw new InputError('Give at least one --input NAME=FILE.npy.');
       const { interventions, patchFiles } = parseInterventionFlags(options);
       const summary = await runDataset(model, inputs, {
-        cache: options.cache, interventions, patchFiles, out: options.out, batchSize: positiveInteger(options.batchSize, '--batch-size'),
+        cache: options.cache, interventions, patchFiles, out: options.out, batchSize: positiveInteger(options.batchSize, '--batch-size'), compare: options.compare,
       });
       console.log(`Ran ${summary.examples} examples in ${summary.batches} batch(es)${interventions.length ? ` with ${interventions.length} intervention(s)` : ''}; wrote ${options.out}/index.json and:`);
       for (const [kind, files] of [['output', summary.outputs], ['hook', summary.hooks]] as const) {
         for (const [name, entry] of Object.entries(files)) console.log(`  ${kind} ${name} ${entry.dtype} ${shapeString(entry.shape)} → ${entry.file}`);
       }
+      for (const [name, change] of Object.entries(summary.changes ?? {})) {
+        const flips = change.argmaxFlipRate === undefined ? '' : `; top class changed on ${percent(change.argmaxFlipRate)} of ${change.rows} rows (95% CI ${percent(change.argmaxFlipInterval![0])}–${percent(change.argmaxFlipInterval![1])})`;
+        console.log(`What the interventions changed in '${name}': mean |Δ| ${change.meanAbsChange.toPrecision(3)}, max |Δ| ${change.maxAbsChange.toPrecision(3)}${flips}.`);
+      }
       if (options.json) {
         writeJson(options.json, jsonResult('run', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads }, {
-          examples: summary.examples, outputs: summary.outputs, hooks: summary.hooks,
+          examples: summary.examples, outputs: summary.outputs, hooks: summary.hooks, changes: summary.changes,
           interventions: interventions.map((intervention, index) => (intervention.kind === 'patch' ? { ...intervention, value: patchFiles.get(index)!.path } : intervention)),
         }));
       }

@@ -8,6 +8,7 @@ import { escapeFileName, StagedFolder } from '../files.ts';
 import { NpyFile, NpyWriter } from '../data/npy.ts';
 import { InputError } from '../errors.ts';
 import type { Intervention } from '../graph/interventions.ts';
+import { OutputChangeTracker, type OutputChange } from '../inspect/compare.ts';
 import { Progress } from '../report/progress.ts';
 import { shapeString, type Tensor } from '../tensor.ts';
 import type { Model } from './model.ts';
@@ -21,6 +22,8 @@ export interface DatasetRunOptions {
   batchSize: number;
   out: string;
   progress?: boolean;
+  /** With interventions, also run the unedited model and measure what changed (default true). */
+  compare?: boolean;
 }
 
 export interface DatasetRunSummary {
@@ -28,6 +31,8 @@ export interface DatasetRunSummary {
   batches: number;
   outputs: Record<string, { file: string; shape: number[]; dtype: string }>;
   hooks: Record<string, { file: string; shape: number[]; dtype: string }>;
+  /** Per model output, what the interventions changed (when compared). */
+  changes?: Record<string, OutputChange>;
 }
 
 export async function runDataset(model: Model, inputs: Record<string, NpyFile>, options: DatasetRunOptions): Promise<DatasetRunSummary> {
@@ -54,6 +59,8 @@ export async function runDataset(model: Model, inputs: Record<string, NpyFile>, 
     }
     return writers.get(key)!;
   };
+  const trackers = new Map<string, OutputChangeTracker>();
+  const compare = (options.compare ?? true) && (options.interventions ?? []).length > 0;
   const batches = Math.ceil(examples / options.batchSize);
   const progress = new Progress('run', batches, options.progress);
   try {
@@ -64,16 +71,24 @@ export async function runDataset(model: Model, inputs: Record<string, NpyFile>, 
       const result = await run(model, feeds, { cache: hooks.map((hook) => hook.name), interventions, exampleOffset: start });
       for (const [name, value] of Object.entries(result.outputs)) append(writerFor('outputs', name), value);
       for (const [name, value] of result.cache) if (start === 0 || perExample(name)) append(writerFor('hooks', name), value);
+      if (compare) {
+        const original = await run(model, feeds);
+        for (const [name, value] of Object.entries(original.outputs)) {
+          if (!trackers.has(name)) trackers.set(name, new OutputChangeTracker());
+          trackers.get(name)!.add(value, result.outputs[name]);
+        }
+      }
       progress.tick();
     }
     progress.finish();
     const summary: DatasetRunSummary = { examples, batches, outputs: {}, hooks: {} };
+    if (compare) summary.changes = Object.fromEntries([...trackers].map(([name, tracker]) => [name, tracker.summary()]));
     for (const entry of writers.values()) {
       entry.writer.close();
       const streamed = entry.kind === 'outputs' || perExample(entry.name);
       summary[entry.kind][entry.name] = { file: entry.file, shape: streamed ? [examples, ...entry.last!.dims.slice(1)] : entry.last!.dims, dtype: entry.last!.dtype };
     }
-    folder.write('index.json', `${JSON.stringify({ examples, outputs: summary.outputs, hooks: summary.hooks }, null, 2)}\n`);
+    folder.write('index.json', `${JSON.stringify({ examples, outputs: summary.outputs, hooks: summary.hooks, changes: summary.changes }, null, 2)}\n`);
     folder.commit();
     return summary;
   } catch (error) {
