@@ -9,12 +9,12 @@
  * is the corrupted value there (graph/edit.ts). One edited graph serves every chunk.
  */
 import { InterventionError } from '../errors.ts';
-import type { EditPlan, Rewrite } from '../graph/edit.ts';
 import type { Hook } from '../graph/hooks.ts';
 import { dimsAtBatch, positionAxis, defaultUnitAxis } from '../graph/units.ts';
 import type { Model } from '../runtime/model.ts';
 import { probeHookShapes, runWithCache } from '../runtime/run.ts';
-import { allocate, elementCount, repeatRows, sliceRows, shapeString, type DType, type Feeds, type Tensor } from '../tensor.ts';
+import { allocate, elementCount, repeatRows, sliceRows, shapeString, type Feeds, type Tensor } from '../tensor.ts';
+import { stackedPlan, sweepInput } from './sweep.ts';
 
 /** A metric of the model's first output on one variant's batch, e.g. the mean logit difference. */
 export type Metric = (output: Tensor) => number;
@@ -54,12 +54,7 @@ export async function patchSweep(model: Model, clean: Feeds, corrupted: Feeds, h
   const corruptedRun = await runWithCache(model, corrupted, hooks.map((hook) => hook.name));
   const variants = hooks.flatMap((_, h) => positions.map((position) => ({ h, position })));
   const perRun = Math.max(1, Math.floor((options.maxRows ?? 4096) / batch));
-  const plan: EditPlan = {
-    expose: [],
-    rewrites: hooks.map((hook, h): Rewrite => ({ kind: 'affine', value: hook.value, keepInput: `teardown::sweep${h}::keep`, addInput: `teardown::sweep${h}::add` })),
-    inputTypes: new Map(hooks.flatMap((hook, h): [string, DType][] => [[`teardown::sweep${h}::keep`, hook.dtype!], [`teardown::sweep${h}::add`, hook.dtype!]])),
-  };
-  const { session } = await model.prepare(plan);
+  const { session } = await model.prepare(stackedPlan(hooks));
 
   const effects = hooks.map(() => new Array<number>(positions.length).fill(NaN));
   let runs = 0;
@@ -69,8 +64,8 @@ export async function patchSweep(model: Model, clean: Feeds, corrupted: Feeds, h
     for (const [name, value] of Object.entries(clean)) feeds[name] = repeatRows(value, chunk.length);
     hooks.forEach((hook, h) => {
       const { keep, add } = sweepMasks(chunk, h, corruptedRun.cache.get(hook.name)!, dims[h], batch);
-      feeds[`teardown::sweep${h}::keep`] = keep;
-      feeds[`teardown::sweep${h}::add`] = add;
+      feeds[sweepInput(h, 'keep')] = keep;
+      feeds[sweepInput(h, 'add')] = add;
     });
     const output = (await session.run(feeds, [outputName]))[outputName];
     runs++;

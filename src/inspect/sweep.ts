@@ -30,12 +30,7 @@ export async function sweepInterventions(model: Model, feeds: Feeds, variants: r
   const compiled = await prepared.compileEach(feeds, batch, 0);
   const hooks = [...new Map(compiled.map((entry) => [entry.hook.name, entry])).values()].map((entry) => ({ hook: entry.hook, dims: entry.dims }));
 
-  const plan: EditPlan = {
-    expose: [],
-    rewrites: hooks.map(({ hook }, h): Rewrite => ({ kind: 'affine', value: hook.value, keepInput: `teardown::sweep${h}::keep`, addInput: `teardown::sweep${h}::add` })),
-    inputTypes: new Map(hooks.flatMap(({ hook }, h): [string, DType][] => [[`teardown::sweep${h}::keep`, hook.dtype!], [`teardown::sweep${h}::add`, hook.dtype!]])),
-  };
-  const { session } = await model.prepare(plan);
+  const { session } = await model.prepare(stackedPlan(hooks.map(({ hook }) => hook)));
   const outputName = model.outputNames[0];
   // Per variant and hook: the composed (keep, add), already broadcast to the hook's dims at this batch.
   const affine = variants.map(() => new Map<string, { keep: Tensor; add: Tensor }>());
@@ -53,8 +48,8 @@ export async function sweepInterventions(model: Model, feeds: Feeds, variants: r
     const runFeeds: Feeds = {};
     for (const [name, value] of Object.entries(feeds)) runFeeds[name] = repeatRows(value, chunk.length);
     hooks.forEach(({ hook, dims }, h) => {
-      runFeeds[`teardown::sweep${h}::keep`] = stackBlocks(chunk.map((own) => own.get(hook.name)?.keep), dims, 1, hook.dtype!);
-      runFeeds[`teardown::sweep${h}::add`] = stackBlocks(chunk.map((own) => own.get(hook.name)?.add), dims, 0, hook.dtype!);
+      runFeeds[sweepInput(h, 'keep')] = stackBlocks(chunk.map((own) => own.get(hook.name)?.keep), dims, 1, hook.dtype!);
+      runFeeds[sweepInput(h, 'add')] = stackBlocks(chunk.map((own) => own.get(hook.name)?.add), dims, 0, hook.dtype!);
     });
     const output = (await session.run(runFeeds, [outputName]))[outputName];
     const rows = output.dims[0] / chunk.length;
@@ -62,6 +57,17 @@ export async function sweepInterventions(model: Model, feeds: Feeds, variants: r
   }
   return results;
 }
+
+/** The edit every stacked sweep runs: V' = V·keep + add at each hook, keep and add fed as `sweepInput(h, ...)`. */
+export function stackedPlan(hooks: readonly Hook[]): EditPlan {
+  return {
+    expose: [],
+    rewrites: hooks.map((hook, h): Rewrite => ({ kind: 'affine', value: hook.value, keepInput: sweepInput(h, 'keep'), addInput: sweepInput(h, 'add') })),
+    inputTypes: new Map(hooks.flatMap((hook, h): [string, DType][] => [[sweepInput(h, 'keep'), hook.dtype!], [sweepInput(h, 'add'), hook.dtype!]])),
+  };
+}
+
+export const sweepInput = (hookIndex: number, part: 'keep' | 'add') => `teardown::sweep${hookIndex}::${part}`;
 
 /** A compiled intervention as keep and add tensors (a whole-hook replacement is keep 0, add = value). */
 function asAffine(feeds: Feeds, rewrite: Rewrite, hook: Hook): { keep: Tensor; add: Tensor } {
