@@ -81,8 +81,8 @@ async function benchPatch(): Promise<void> {
   };
   // resid_pre of block i: the value its first LayerNorm reads.
   const residPre = [0, 1].map((block) => model.graph.nodes[model.graph.producer.get(model.hooks.resolve(`blocks.${block}.ln1`).value)!].input[0]);
-  let result = await patchSweep(model, { input: clean }, { input: corrupted }, residPre, metric);
-  const ours = await timeIt(reps, async () => { result = await patchSweep(model, { input: clean }, { input: corrupted }, residPre, metric); });
+  let result = await patchSweep(model, { input: clean }, { input: corrupted }, residPre, 'all', metric);
+  const ours = await timeIt(reps, async () => { result = await patchSweep(model, { input: clean }, { input: corrupted }, residPre, 'all', metric); });
 
   const env = { ...process.env };
   delete env.OPENBLAS_CORETYPE;

@@ -54,6 +54,18 @@ describe('teardown run (good input)', () => {
     assert.notDeepEqual(readNpy(join(cwd, 'flags/outputs/output.npy')).data, readNpy(`${mlp}/output.npy`).data);
   });
 
+  it('takes mean-ablation statistics from --reference examples', () => {
+    // With one reference example, mean-ablating every unit of act1 gives every example that example's output.
+    const cwd = tempDir();
+    const input = readNpy(`${mlp}/input.npy`);
+    writeFileSync(join(cwd, 'first.npy'), encodeNpy({ ...input, dims: [1, 20], data: input.data.slice(0, 20) }));
+    const { status, stderr } = teardown(['run', `${mlp}/model.onnx`, '--input', `input=${mlp}/input.npy`, '--reference', 'input=first.npy', '--ablate', 'act1 method=mean', '--out', 'out'], cwd);
+    assert.equal(status, 0, stderr);
+    const output = readNpy(join(cwd, 'out/outputs/output.npy'));
+    const expected = readNpy(`${mlp}/output.npy`).data.slice(0, 3);
+    for (let row = 0; row < 16; row++) for (let c = 0; c < 3; c++) assert.ok(Math.abs(Number(output.data[row * 3 + c]) - Number(expected[c])) < 1e-5);
+  });
+
   it("patches a hook whose name holds ':' and '/' from a file", () => {
     const cwd = tempDir();
     writeFileSync(join(cwd, 'zeros.npy'), encodeNpy(tensor('float32', [1, 32])));

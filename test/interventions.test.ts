@@ -123,7 +123,7 @@ describe('patching the gpt fixture', () => {
       return sum / batch;
     };
     const hooks = ['blocks.0', 'blocks.1.attn', 'embed'];
-    const sweep = await patchSweep(fixture.model, clean, corrupted, hooks, metric, { maxRows: 20 });
+    const sweep = await patchSweep(fixture.model, clean, corrupted, hooks, 'all', metric, { maxRows: 20 });
     assert.equal(sweep.positions.length, 12);
     assert.ok(sweep.runs > 1, 'maxRows forces several chunks');
     const corruptedCache = (await runWithCache(fixture.model, corrupted, hooks)).cache;

@@ -18,6 +18,7 @@ export function runCommand(): Command {
     .option('--patch <spec>', "'HOOK value=FILE.npy [units=...] [positions=...]'; repeatable", collect)
     .option('--scale <spec>', "'HOOK factor=X [units=...] [positions=...]'; repeatable", collect)
     .option('--interventions <file.json>', 'interventions as a JSON array (see README)')
+    .option('--reference <name=file.npy>', "reference examples for mean and resample ablations (default: the run's inputs); repeatable", collect)
     .requiredOption('--out <dir>', 'folder for outputs/, hooks/ and index.json')
     .option('--batch-size <n>', 'examples per onnxruntime run', '256')
     .option('--no-compare', 'with interventions, skip the unedited run that measures what they changed')
@@ -27,7 +28,7 @@ export function runCommand(): Command {
     .addHelpText('after', `
 Interventions take the hook name first, then settings, in one argument, so names with ':' and '/' work:
   --ablate 'act1 units=0,3 method=mean'    --patch 'blocks.0 value=b0.npy positions=3'    --scale 'onnx::Conv_28 factor=0'
-Mean and resample ablations use the run's own inputs as reference examples.
+Mean and resample ablations take their reference examples from --reference, or else the run's own inputs.
 
 Example:
   teardown run examples/mnist-mlp.onnx --input input=digits.npy --cache 'act*' --ablate 'act1 units=0:8' --out out/`)
@@ -38,7 +39,7 @@ Example:
       if (Object.keys(inputs).length === 0) throw new InputError('Give at least one --input NAME=FILE.npy.');
       const { interventions, patchFiles } = parseInterventionFlags(options);
       const summary = await runDataset(model, inputs, {
-        cache: options.cache, interventions, patchFiles, out: options.out, batchSize: positiveInteger(options.batchSize, '--batch-size'), compare: options.compare,
+        cache: options.cache, interventions, patchFiles, reference: parseInputs(options.reference), out: options.out, batchSize: positiveInteger(options.batchSize, '--batch-size'), compare: options.compare,
       });
       console.log(`Ran ${summary.examples} examples in ${summary.batches} batch(es)${interventions.length ? ` with ${interventions.length} intervention(s)` : ''}; wrote ${options.out}/index.json and:`);
       for (const [kind, files] of [['output', summary.outputs], ['hook', summary.hooks]] as const) {

@@ -20,8 +20,6 @@ import { stackedPlan, sweepInput } from './sweep.ts';
 export type Metric = (output: Tensor) => number;
 
 export interface PatchSweepOptions {
-  /** Positions to patch; default every position of the hooks' sequence axis. */
-  positions?: number[];
   /** Most stacked rows per onnxruntime run. */
   maxRows?: number;
 }
@@ -37,26 +35,27 @@ export interface PatchSweepResult {
   runs: number;
 }
 
-export async function patchSweep(model: Model, clean: Feeds, corrupted: Feeds, hookNames: readonly string[], metric: Metric, options: PatchSweepOptions = {}): Promise<PatchSweepResult> {
+/** `positions`: sequence positions to patch (negative counts from the end), or 'all'. */
+export async function patchSweep(model: Model, clean: Feeds, corrupted: Feeds, hookNames: readonly string[], positions: readonly number[] | 'all', metric: Metric, options: PatchSweepOptions = {}): Promise<PatchSweepResult> {
   const batch = model.checkFeeds(clean);
   if (model.checkFeeds(corrupted) !== batch) throw new InterventionError(`The clean and corrupted inputs must have the same number of examples (${batch} vs ${model.checkFeeds(corrupted)}).`);
   const hooks = hookNames.map((name) => model.hooks.resolve(name));
   const shapes = await probeHookShapes(model, clean, hooks);
   const dims = hooks.map((hook) => dimsAtBatch(shapes.get(hook.name)!, batch));
   const seqLength = sequenceLength(hooks, dims);
-  const positions = (options.positions ?? Array.from({ length: seqLength }, (_, p) => p)).map((p) => (p < 0 ? seqLength + p : p));
-  if (positions.some((p) => !Number.isInteger(p) || p < 0 || p >= seqLength)) {
-    throw new InterventionError(`Positions ${options.positions} are out of range: the hooks have ${seqLength} positions (0 to ${seqLength - 1}).`);
+  const chosen = positions === 'all' ? Array.from({ length: seqLength }, (_, p) => p) : positions.map((p) => (p < 0 ? seqLength + p : p));
+  if (chosen.some((p) => !Number.isInteger(p) || p < 0 || p >= seqLength)) {
+    throw new InterventionError(`Positions ${positions} are out of range: the hooks have ${seqLength} positions (0 to ${seqLength - 1}).`);
   }
 
   const outputName = model.outputNames[0];
   const cleanRun = await runWithCache(model, clean, []);
   const corruptedRun = await runWithCache(model, corrupted, hooks.map((hook) => hook.name));
-  const variants = hooks.flatMap((_, h) => positions.map((position) => ({ h, position })));
+  const variants = hooks.flatMap((_, h) => chosen.map((position) => ({ h, position })));
   const perRun = Math.max(1, Math.floor((options.maxRows ?? 4096) / batch));
   const { session } = await model.prepare(stackedPlan(hooks));
 
-  const effects = hooks.map(() => new Array<number>(positions.length).fill(NaN));
+  const effects = hooks.map(() => new Array<number>(chosen.length).fill(NaN));
   let runs = 0;
   for (let first = 0; first < variants.length; first += perRun) {
     const chunk = variants.slice(first, first + perRun);
@@ -70,11 +69,11 @@ export async function patchSweep(model: Model, clean: Feeds, corrupted: Feeds, h
     const output = (await session.run(feeds, [outputName]))[outputName];
     runs++;
     chunk.forEach((variant, v) => {
-      effects[variant.h][positions.indexOf(variant.position)] = metric(sliceRows(output, v * batch, (v + 1) * batch));
+      effects[variant.h][chosen.indexOf(variant.position)] = metric(sliceRows(output, v * batch, (v + 1) * batch));
     });
   }
   return {
-    hooks: hooks.map((hook) => hook.name), positions, effects, runs,
+    hooks: hooks.map((hook) => hook.name), positions: chosen, effects, runs,
     cleanMetric: metric(cleanRun.outputs[outputName]), corruptedMetric: metric(corruptedRun.outputs[outputName]),
   };
 }

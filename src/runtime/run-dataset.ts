@@ -17,6 +17,8 @@ import { prepareInterventions, probeHookShapes, run, type Dataset } from './run.
 export interface DatasetRunOptions {
   cache?: readonly string[];
   interventions?: Intervention[];
+  /** Reference examples for mean and resample ablations (default: the inputs). */
+  reference?: Record<string, NpyFile>;
   /** Patch values streamed with the inputs, by intervention index: rows are examples. */
   patchFiles?: Map<number, NpyFile>;
   batchSize: number;
@@ -37,17 +39,16 @@ export interface DatasetRunSummary {
 
 export async function runDataset(model: Model, inputs: Record<string, NpyFile>, options: DatasetRunOptions): Promise<DatasetRunSummary> {
   const examples = checkRowCounts(inputs, options.patchFiles);
-  const dataset: Dataset = {
-    examples,
-    read: (start, end) => Object.fromEntries(Object.entries(inputs).map(([name, file]) => [name, file.readRows(start, end)])),
-  };
+  const dataset = filesDataset(inputs, examples);
   model.checkFeeds(dataset.read(0, Math.min(1, examples)));
+  const reference = options.reference && Object.keys(options.reference).length ? filesDataset(options.reference, checkRowCounts(options.reference)) : dataset;
+  model.checkFeeds(reference.read(0, Math.min(1, reference.examples)));
   const hooks = options.cache ? model.hooks.match(options.cache) : [];
   // Values without a batch axis (weights, shapes) are the same in every batch: written once.
   const shapes = await probeHookShapes(model, dataset.read(0, Math.min(1, examples)), hooks);
   const perExample = (name: string) => /^batch/.test(String(shapes.get(name)?.[0]));
   // Mean and resample references stream over the whole dataset once, before the batches.
-  const prepared = await prepareInterventions(model, options.interventions ?? [], dataset, { batchSize: options.batchSize });
+  const prepared = await prepareInterventions(model, options.interventions ?? [], reference, { batchSize: options.batchSize });
 
   const folder = new StagedFolder(options.out);
   const writers = new Map<string, { writer: NpyWriter; file: string; kind: 'outputs' | 'hooks'; name: string; last?: Tensor }>();
@@ -96,6 +97,10 @@ export async function runDataset(model: Model, inputs: Record<string, NpyFile>, 
     folder.abandon();
     throw error;
   }
+}
+
+function filesDataset(files: Record<string, NpyFile>, examples: number): Dataset {
+  return { examples, read: (start, end) => Object.fromEntries(Object.entries(files).map(([name, file]) => [name, file.readRows(start, end)])) };
 }
 
 function append(entry: { writer: NpyWriter; last?: Tensor }, value: Tensor): void {
