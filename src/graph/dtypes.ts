@@ -51,13 +51,16 @@ function constantType(node: NodeProto): number | undefined {
 /** Extends `known` (value → ONNX element type) with the outputs of `nodes`, in graph order. */
 export function inferElementTypes(nodes: readonly NodeProto[], known: Map<string, number>): Map<string, number> {
   const types = new Map(known);
-  for (const node of nodes) {
-    const inputTypes = node.input.map((name) => (name ? types.get(name) : undefined));
-    const rule = OUTPUT_TYPE_RULES[node.opType] ?? ((firstTypes, n) => n.output.map(() => firstTypes.find((t) => t !== undefined)));
-    rule(inputTypes, node).forEach((code, index) => {
-      const name = node.output[index];
-      if (name && code !== undefined && !types.has(name)) types.set(name, code);
-    });
-  }
+  for (const node of nodes) inferNodeOutputTypes(node, types);
   return types;
+}
+
+/** Adds the element types of `node`'s outputs to `types`, from its inputs' types and its op's rule. */
+export function inferNodeOutputTypes(node: NodeProto, types: Map<string, number>): void {
+  const inputTypes = node.input.map((name) => (name ? types.get(name) : undefined));
+  const rule = OUTPUT_TYPE_RULES[node.opType] ?? ((firstTypes, n) => n.output.map(() => firstTypes.find((t) => t !== undefined)));
+  rule(inputTypes, node).forEach((code, index) => {
+    const name = node.output[index];
+    if (name && code !== undefined && !types.has(name)) types.set(name, code);
+  });
 }

@@ -106,7 +106,7 @@ function valueInfo(name: string, elemType: number | undefined): ValueInfoProto {
 }
 
 /** A copy of a protobuf message with some fields replaced; unset fields keep the prototype's defaults. */
-function derive<T extends object>(message: T, changes: Partial<T>): T {
+export function derive<T extends object>(message: T, changes: Partial<T>): T {
   return Object.assign(Object.create(Object.getPrototypeOf(message)), message, changes);
 }
 

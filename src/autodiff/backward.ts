@@ -1,0 +1,163 @@
+/**
+ * The walker: from a forward graph, a scalar loss and the values to differentiate with respect
+ * to, build one graph that computes the loss and the gradients (reverse-mode, in ONNX ops).
+ *
+ * It visits nodes in reverse graph order; each node with a gradient on some output and an input
+ * that needs one asks its rule (rules.ts) for input gradients. Here, once for all rules:
+ * - broadcast reduction: a rule's output-shaped gradient is summed over the axes along which
+ *   its input was broadcast;
+ * - fan-out: a value read by several nodes gets the sum of their contributions, `<value>_grad`;
+ * - stop points: integer values, outputs of NO_GRADIENT ops, and the Identity copies PyTorch
+ *   makes of merged parameters (each copy is its own parameter: gradients do not flow through
+ *   it to the initializer it copies).
+ */
+import type { Dim } from '../graph/builder.ts';
+import type { GraphIndex } from '../graph/graph.ts';
+import { toNumber, type ModelProto, type NodeProto, type ValueInfoProto } from '../onnx/proto.ts';
+import { derive } from '../graph/edit.ts';
+import { dtypeOfCode, tensorFromProto } from '../onnx/tensor-proto.ts';
+import { int } from '../graph/builder.ts';
+import { GradContext, type Grad, type GraphFacts } from './context.ts';
+import { Emitter } from './emitter.ts';
+import { AutodiffError } from './errors.ts';
+import { NO_GRADIENT, RULES } from './rules.ts';
+import { checkGradientGraph } from './spec.ts';
+import { defaultOpset } from '../onnx/model-file.ts';
+import { valueInfo } from '../graph/builder.ts';
+
+export interface BackwardSpec {
+  /** The value to differentiate (a scalar; otherwise its sum is). */
+  loss: string;
+  /** Values to differentiate with respect to: graph inputs, initializers, parameter copies or any float value. */
+  wrt: readonly string[];
+}
+
+export interface BackwardGraph {
+  proto: ModelProto;
+  /** wrt value → the graph output holding its gradient. */
+  gradientOf: Map<string, string>;
+}
+
+export function buildBackward(index: GraphIndex, shapes: ReadonlyMap<string, readonly Dim[]>, spec: BackwardSpec): BackwardGraph {
+  const proto = index.proto;
+  const opset = defaultOpset(proto);
+  if (opset < 16) throw new AutodiffError(`Gradients need ai.onnx opset 16 or later (scatter-add); this model imports opset ${opset}. Re-export it with opset_version=17.`);
+  const nodes = proto.graph.node.map((node) => derive(node, { output: [...node.output] }));
+  const used = new Set<string>([...index.valueNames(), ...index.initializerNames, ...nodes.flatMap((node) => [node.name, ...node.output])]);
+  const types = new Map(index.elementTypes);
+  const emitter = new Emitter(used, types);
+  const facts = graphFacts(index, shapes, types, opset);
+  const parameterCopies = findParameterCopies(index);
+  const relevant = differentiableFrom(nodes, spec.wrt, parameterCopies, facts);
+  if (!relevant.has(spec.loss)) throw new AutodiffError(`The loss '${spec.loss}' does not depend on any of ${spec.wrt.map((w) => `'${w}'`).join(', ')}: there is nothing to differentiate.`);
+
+  const contributions = new Map<string, string[]>();
+  const add = (value: string, grad: string) => contributions.set(value, [...(contributions.get(value) ?? []), grad]);
+  const total = (value: string, named = false): string | undefined => {
+    const parts = contributions.get(value);
+    if (!parts || parts.length === 0) return undefined;
+    const name = parts.length > 1 || named ? emitter.op(parts.length > 1 ? 'Sum' : 'Identity', parts, {}, `${value}/grad`, `${value}_grad`) : parts[0];
+    contributions.set(value, [name]);
+    return name;
+  };
+  add(spec.loss, seedGradient(emitter, facts, spec.loss));
+
+  for (let position = nodes.length - 1; position >= 0; position--) {
+    const node = nodes[position];
+    if (NO_GRADIENT.has(node.opType) || parameterCopies.has(node.output[0])) continue;
+    const outputGrads = node.output.map((output) => (output ? total(output) : undefined));
+    if (outputGrads.every((grad) => grad === undefined)) continue;
+    const needs = node.input.map((input) => !!input && relevant.has(input));
+    if (!needs.some(Boolean)) continue;
+    const rule = RULES[node.opType];
+    if (!rule || (node.domain && node.domain !== 'ai.onnx')) {
+      throw new AutodiffError(`No gradient rule for op '${node.domain ? `${node.domain}.` : ''}${node.opType}' (node '${node.name}', opset ${opset}): add a row to autodiff/rules.ts or list it as non-differentiable.`);
+    }
+    const requestOutput = (slot: number) => {
+      while (node.output.length <= slot) node.output.push('');
+      node.output[slot] = emitter.fresh(`${node.name || node.opType}_output_${slot}`);
+      return node.output[slot];
+    };
+    const context = new GradContext(node, outputGrads, needs, facts, emitter, requestOutput);
+    const inputGrads = rule(context);
+    node.input.forEach((input, slot) => {
+      if (!needs[slot] || inputGrads[slot] === undefined) return;
+      add(input, reduceToInput(emitter, context, inputGrads[slot]!, input));
+    });
+  }
+
+  const gradientOf = new Map<string, string>();
+  const outputs: ValueInfoProto[] = [...proto.graph.output];
+  const seen = new Set(outputs.map((output) => output.name));
+  for (const value of spec.wrt) {
+    const grad = total(value, true) ?? emitter.op('Mul', [value, emitter.scalar(0, facts.dtype(value) ?? 'float32')], {}, `${value}/grad`, `${value}_grad`);
+    gradientOf.set(value, grad);
+    if (!seen.has(grad)) outputs.push(valueInfo(grad, facts.dtype(value) ?? 'float32'));
+    seen.add(grad);
+  }
+  if (!seen.has(spec.loss)) outputs.push(valueInfo(spec.loss, facts.dtype(spec.loss) ?? 'float32'));
+  const graph = derive(proto.graph, { node: [...nodes, ...emitter.nodes], initializer: [...proto.graph.initializer, ...emitter.initializers], output: outputs });
+  const backward = derive(proto, { graph });
+  checkGradientGraph(backward, emitter.nodes);
+  return { proto: backward, gradientOf };
+}
+
+function graphFacts(index: GraphIndex, shapes: ReadonlyMap<string, readonly Dim[]>, types: Map<string, number>, opset: number): GraphFacts {
+  const initializerShapes = new Map(index.proto.graph.initializer.map((tensor) => [tensor.name, tensor.dims.map(toNumber)]));
+  const constants = new Map<string, number[]>();
+  for (const tensor of index.proto.graph.initializer) {
+    if (tensor.dataType === 7 || tensor.dataType === 6 || tensor.dataType === 1 || tensor.dataType === 11) constants.set(tensor.name, Array.from(tensorFromProto(tensor).data as ArrayLike<number | bigint>, Number));
+  }
+  // Constant nodes, and the few ops exporters wrap around them (axes, pads, steps), folded: only the flat values matter here.
+  const passThrough = new Set(['Identity', 'Cast', 'Unsqueeze', 'Squeeze', 'Reshape', 'Flatten']);
+  for (const node of index.nodes) {
+    const value = node.opType === 'Constant' ? node.attribute.find((a) => a.name === 'value')?.t : undefined;
+    if (value && node.output[0]) constants.set(node.output[0], Array.from(tensorFromProto(value).data as ArrayLike<number | bigint>, Number));
+    else if (passThrough.has(node.opType) && constants.has(node.input[0])) constants.set(node.output[0], constants.get(node.input[0])!);
+    else if (node.opType === 'Concat' && node.input.every((input) => constants.has(input))) constants.set(node.output[0], node.input.flatMap((input) => constants.get(input)!));
+  }
+  return {
+    opset,
+    shape: (value) => shapes.get(value) ?? initializerShapes.get(value),
+    dtype: (value) => { const code = types.get(value); return code === undefined ? undefined : dtypeOfCode(code); },
+    constant: (value) => constants.get(value),
+  };
+}
+
+/** Identity nodes that copy an initializer into another parameter name (PyTorch's merged parameters). */
+function findParameterCopies(index: GraphIndex): Set<string> {
+  return new Set(index.nodes.filter((node) => node.opType === 'Identity' && index.initializerNames.has(node.input[0])).map((node) => node.output[0]));
+}
+
+/** Float values that depend on a wrt value through differentiable ops. */
+function differentiableFrom(nodes: readonly NodeProto[], wrt: readonly string[], parameterCopies: Set<string>, facts: GraphFacts): Set<string> {
+  const isFloat = (value: string) => { const dtype = facts.dtype(value); return dtype === 'float32' || dtype === 'float64'; };
+  const relevant = new Set(wrt.filter(isFloat));
+  for (const node of nodes) {
+    if (NO_GRADIENT.has(node.opType) || parameterCopies.has(node.output[0])) continue;
+    if (node.input.some((input) => relevant.has(input))) for (const output of node.output) if (output && isFloat(output)) relevant.add(output);
+  }
+  return relevant;
+}
+
+/** d(loss)/d(loss) = 1 (for a non-scalar loss, ones: the gradient of its sum). */
+function seedGradient(emitter: Emitter, facts: GraphFacts, loss: string): string {
+  const dtype = facts.dtype(loss) ?? 'float32';
+  const shape = facts.shape(loss);
+  if (shape && shape.length === 0) return emitter.scalar(1, dtype);
+  return emitter.op('Expand', [emitter.scalar(1, dtype), emitter.op('Shape', [loss], {}, `${loss}/grad`)], {}, `${loss}/grad`);
+}
+
+/** Sums an output-shaped gradient over the axes its input was broadcast along (NumPy rules). */
+function reduceToInput(emitter: Emitter, context: GradContext, grad: Exclude<Grad, undefined>, input: string): string {
+  if (typeof grad === 'string') return grad;
+  const from = grad.shape;
+  const to = context.shape(input);
+  let value = grad.grad;
+  const leading = from.length - to.length;
+  const hint = `${input}/grad`;
+  if (leading > 0) value = emitter.op('ReduceSum', [value, emitter.int64s([...Array(leading).keys()])], { keepdims: int(0) }, hint);
+  const broadcastAxes = to.map((dim, axis) => (dim === 1 && from[axis + leading] !== 1 ? axis : -1)).filter((axis) => axis >= 0);
+  if (broadcastAxes.length > 0) value = emitter.op('ReduceSum', [value, emitter.int64s(broadcastAxes)], { keepdims: int(1) }, hint);
+  return value;
+}

@@ -1,0 +1,107 @@
+/**
+ * Gradients of a loss with respect to inputs, parameters and hooks of any supported model:
+ *
+ *   const { loss, gradients } = await computeGradients(model, { input }, { loss: { kind: 'cross-entropy' }, target, wrt: ['params'] });
+ *
+ * The loss is appended to the graph (loss.ts), shapes are probed (onnxruntime reports only
+ * output shapes), the walker builds one forward+backward graph (backward.ts), and one
+ * onnxruntime run computes the loss and every gradient. A GradientProgram keeps the graph and
+ * its session for repeated runs (training steps).
+ */
+import type { Dim } from '../graph/builder.ts';
+import { InputError } from '../errors.ts';
+import { encodeModel } from '../onnx/proto.ts';
+import { Model } from '../runtime/model.ts';
+import { probeHookShapes } from '../runtime/run.ts';
+import { Session } from '../runtime/session.ts';
+import type { Feeds, Tensor } from '../tensor.ts';
+import { buildBackward } from './backward.ts';
+import { appendLoss, TARGET_INPUT, type LossSpec } from './loss.ts';
+
+export interface GradientRequest {
+  loss: LossSpec;
+  /** Values to differentiate with respect to: 'input' (every float graph input), 'params' (every parameter), hook names. */
+  wrt: readonly string[];
+}
+
+export interface GradientResult {
+  loss: number;
+  /** By name: input names, parameter names (as in the model's initializers), hook names. */
+  gradients: Map<string, Tensor>;
+}
+
+/**
+ * The model's parameters (DESIGN.md): float initializers other than BatchNorm running
+ * statistics, plus the names PyTorch recreated with Identity copies of merged initializers.
+ */
+export function parameterNames(model: Model): string[] {
+  const graph = model.graph;
+  const runningStatistics = new Set(graph.nodes.filter((node) => node.opType === 'BatchNormalization').flatMap((node) => [node.input[3], node.input[4]]));
+  const initializers = model.proto.graph.initializer.filter((t) => (t.dataType === 1 || t.dataType === 11) && !runningStatistics.has(t.name)).map((t) => t.name);
+  const copies = graph.nodes.filter((node) => node.opType === 'Identity' && graph.initializerNames.has(node.input[0]) && graph.isFloat(node.output[0])).map((node) => node.output[0]);
+  return [...initializers, ...copies];
+}
+
+export class GradientProgram {
+  private constructor(private readonly session: Session, private readonly loss: string, private readonly gradientOf: Map<string, string>, private readonly names: Map<string, string>) {}
+
+  /** Builds the forward+backward graph for feeds shaped like `feeds` and targets like `target`. */
+  static async build(model: Model, feeds: Feeds, target: Tensor, request: GradientRequest): Promise<GradientProgram> {
+    const outputName = request.loss.output ?? model.outputNames[0];
+    const outputRank = (await probeHookShapes(model, feeds, [model.hooks.resolve(outputName)])).get(outputName)!.length;
+    const lossGraph = appendLoss(model.graph, request.loss, outputRank);
+    if (target.dtype !== lossGraph.targetDtype) {
+      throw new InputError(`The target has dtype ${target.dtype} but ${request.loss.kind} needs ${lossGraph.targetDtype}${lossGraph.targetDtype === 'int64' ? ' class indices' : ' values shaped like the output'}: convert it.`);
+    }
+    const lossModel = Model.fromProto(lossGraph.proto, model.path, model.options);
+    const withTarget = { ...feeds, [TARGET_INPUT]: target };
+    const shapes = await probeHookShapes(lossModel, withTarget, lossModel.hooks.hooks.filter((hook) => hook.kind === 'value')) as Map<string, Dim[]>;
+    const names = resolveWrt(model, request.wrt);
+    const backward = buildBackward(lossModel.graph, shapes, { loss: lossGraph.loss, wrt: [...new Set(names.values())] });
+    const session = await Session.create(encodeModel(backward.proto), model.options, `the gradient graph of '${model.path}'`);
+    await lossModel.release();
+    return new GradientProgram(session, lossGraph.loss, backward.gradientOf, names);
+  }
+
+  async run(feeds: Feeds, target: Tensor): Promise<GradientResult> {
+    const wanted = [this.loss, ...new Set(this.gradientOf.values())];
+    const results = await this.session.run({ ...feeds, [TARGET_INPUT]: target }, wanted);
+    const gradients = new Map<string, Tensor>();
+    for (const [name, value] of this.names) gradients.set(name, results[this.gradientOf.get(value)!]);
+    return { loss: Number(results[this.loss].data[0]), gradients };
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
+}
+
+export async function computeGradients(model: Model, feeds: Feeds, target: Tensor, request: GradientRequest): Promise<GradientResult> {
+  model.checkFeeds(feeds);
+  const program = await GradientProgram.build(model, feeds, target, request);
+  try {
+    return await program.run(feeds, target);
+  } finally {
+    await program.release();
+  }
+}
+
+/** Requested name → the raw value whose gradient it is. */
+function resolveWrt(model: Model, wrt: readonly string[]): Map<string, string> {
+  const names = new Map<string, string>();
+  for (const item of wrt) {
+    if (item === 'input') {
+      const floats = model.graph.inputs.filter((input) => model.graph.isFloat(input.name));
+      if (floats.length === 0) throw new InputError(`The model has no float input to differentiate with respect to (its inputs are ${model.describeInputs()}): ask for params or hooks.`);
+      for (const input of floats) names.set(input.name, input.name);
+    } else if (item === 'params') {
+      for (const name of parameterNames(model)) names.set(name, name);
+    } else {
+      for (const hook of model.hooks.match([item])) {
+        if (!model.graph.isFloat(hook.value)) throw new InputError(`Hook '${hook.name}' holds ${hook.dtype}: gradients exist only for float values.`);
+        names.set(hook.name, hook.value);
+      }
+    }
+  }
+  return names;
+}

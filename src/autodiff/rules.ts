@@ -1,0 +1,357 @@
+/**
+ * Gradient rules, one row per op (STYLE.md: the table, not a class hierarchy). A rule gets the
+ * gradients of its node's outputs and returns one per input, emitting only standard ai.onnx ops.
+ * Elementwise rules return output-shaped gradients via `broadcast`; the walker reduces them to
+ * each input's shape and accumulates fan-out, once for every rule.
+ *
+ * Notation: X, A, B inputs; Y output; dY its gradient; dX what the rule returns.
+ */
+import { float, int, ints, string as str } from '../graph/builder.ts';
+import { AutodiffError } from './errors.ts';
+import { axisOf, type Grad, type GradContext } from './context.ts';
+
+export type GradientRule = (ctx: GradContext) => Grad[];
+
+const dy = (ctx: GradContext) => ctx.dy(0)!;
+
+/** Ops through which no gradient flows: shapes, indices, masks, comparisons, random draws. */
+export const NO_GRADIENT = new Set([
+  'Shape', 'Size', 'Constant', 'ConstantOfShape', 'Range', 'NonZero', 'ArgMax', 'ArgMin', 'TopK_indices',
+  'Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'Not', 'And', 'Or', 'Xor', 'IsNaN', 'IsInf',
+  'Floor', 'Ceil', 'Round', 'Sign', 'EyeLike', 'RandomNormal', 'RandomUniform', 'RandomNormalLike', 'RandomUniformLike',
+  'Bernoulli', 'Multinomial', 'OneHot',
+]);
+
+export const RULES: Record<string, GradientRule> = {
+  // --- elementwise arithmetic (broadcast gradients reduced by the walker) ---
+  Add: (c) => [c.broadcast(dy(c)), c.broadcast(dy(c))], // dA = dY, dB = dY
+  Sub: (c) => [c.broadcast(dy(c)), c.needs(1) ? c.broadcast(c.neg(dy(c))) : undefined], // dB = −dY
+  Mul: (c) => [c.needs(0) ? c.broadcast(c.mul(dy(c), c.x(1))) : undefined, c.needs(1) ? c.broadcast(c.mul(dy(c), c.x(0))) : undefined], // dA = dY·B
+  Div: (c) => [
+    c.needs(0) ? c.broadcast(c.div(dy(c), c.x(1))) : undefined, // dA = dY / B
+    c.needs(1) ? c.broadcast(c.neg(c.div(c.mul(dy(c), c.y(0)), c.x(1)))) : undefined, // dB = −dY·Y / B
+  ],
+  Neg: (c) => [c.neg(dy(c))],
+  Pow: (c) => [
+    // dA = dY·B·A^(B−1)
+    c.needs(0) ? c.broadcast(c.mul(dy(c), c.mul(c.x(1), c.op('Pow', [c.x(0), c.sub(c.x(1), c.scalar(1, c.x(1)))])))) : undefined,
+    // dB = dY·Y·ln A
+    c.needs(1) ? c.broadcast(c.mul(dy(c), c.mul(c.y(0), c.op('Log', [c.x(0)])))) : undefined,
+  ],
+  Sqrt: (c) => [c.div(c.mul(dy(c), c.scalar(0.5, c.x(0))), c.y(0))], // dX = dY / (2Y)
+  Exp: (c) => [c.mul(dy(c), c.y(0))], // dX = dY·Y
+  Log: (c) => [c.div(dy(c), c.x(0))], // dX = dY / X
+  Erf: (c) => [c.mul(dy(c), c.mul(c.scalar(2 / Math.sqrt(Math.PI), c.x(0)), c.op('Exp', [c.neg(c.mul(c.x(0), c.x(0)))])))], // dX = dY·2/√π·e^(−X²)
+  Tanh: (c) => [c.mul(dy(c), c.sub(c.scalar(1, c.x(0)), c.mul(c.y(0), c.y(0))))], // dX = dY·(1 − Y²)
+  Sigmoid: (c) => [c.mul(dy(c), c.mul(c.y(0), c.sub(c.scalar(1, c.x(0)), c.y(0))))], // dX = dY·Y·(1 − Y)
+  Relu: (c) => [c.op('Where', [c.op('Greater', [c.x(0), c.scalar(0, c.x(0))]), dy(c), c.zerosLike(dy(c))])], // dX = dY·[X > 0]
+  LeakyRelu: (c) => [c.op('Where', [c.op('Greater', [c.x(0), c.scalar(0, c.x(0))]), dy(c), c.mul(dy(c), c.scalar(c.attrFloat('alpha', 0.01), c.x(0)))])], // dX = dY·(X > 0 ? 1 : α)
+  Gelu: (c) => [geluGradient(c)],
+  Clip: (c) => { // dX = dY·[min ≤ X ≤ max]; min and max get none
+    let pass = dy(c);
+    if (c.x(1)) pass = c.op('Where', [c.op('Less', [c.x(0), c.x(1)]), c.zerosLike(pass), pass]);
+    if (c.x(2)) pass = c.op('Where', [c.op('Greater', [c.x(0), c.x(2)]), c.zerosLike(pass), pass]);
+    return [pass];
+  },
+  Where: (c) => [undefined, // dA = dY where C, dB = dY elsewhere
+    c.needs(1) ? c.broadcast(c.op('Where', [c.x(0), dy(c), c.zerosLike(dy(c))])) : undefined,
+    c.needs(2) ? c.broadcast(c.op('Where', [c.x(0), c.zerosLike(dy(c)), dy(c)])) : undefined],
+  Identity: (c) => [dy(c)],
+  Dropout: (c) => [dy(c)], // inference: Y = X
+  Cast: (c) => [c.op('Cast', [dy(c)], { to: int(castCode(c.dtype(c.x(0)))) })],
+  Expand: (c) => [c.broadcast(dy(c))], // dX = Σ over the expanded axes
+
+  // --- normalisations and activations over an axis ---
+  Softmax: (c) => { // dX = Y·(dY − Σ_axis dY·Y)
+    const axis = axisOf(c.attrInt('axis', -1), c.rank(c.x(0)));
+    return [c.mul(c.y(0), c.sub(dy(c), c.reduceSum(c.mul(dy(c), c.y(0)), [axis], true)))];
+  },
+  LogSoftmax: (c) => { // dX = dY − e^Y·Σ_axis dY
+    const axis = axisOf(c.attrInt('axis', -1), c.rank(c.x(0)));
+    return [c.sub(dy(c), c.mul(c.op('Exp', [c.y(0)]), c.reduceSum(dy(c), [axis], true)))];
+  },
+  LayerNormalization: (c) => layerNormGradient(c),
+  BatchNormalization: (c) => batchNormGradient(c),
+
+  // --- linear algebra ---
+  MatMul: (c) => matMulGradient(c),
+  Gemm: (c) => gemmGradient(c),
+  Conv: (c) => convGradient(c),
+
+  // --- pooling ---
+  MaxPool: (c) => { // scatter dY to the positions that won: onnxruntime's indices count over the flattened input
+    if (c.attrInt('storage_order', 0) !== 0) throw new AutodiffError(`MaxPool with storage_order=1 (${c.describe()}) has no gradient rule.`);
+    const flatZeros = c.op('Reshape', [c.zerosLike(c.x(0)), c.int64s([-1])]);
+    const scattered = c.op('ScatterElements', [flatZeros, c.op('Reshape', [c.y(1), c.int64s([-1])]), c.op('Reshape', [dy(c), c.int64s([-1])])], { axis: int(0), reduction: str('add') });
+    return [c.reshapeLike(scattered, c.x(0))];
+  },
+  AveragePool: (c) => [averagePoolGradient(c)],
+  GlobalAveragePool: (c) => { // dX = dY / (H·W), spread over every position
+    const spatial = c.shape(c.x(0)).slice(2).map(Number).reduce((a, b) => a * b, 1);
+    return [c.div(c.op('Expand', [dy(c), c.op('Shape', [c.x(0)])]), c.scalar(spatial, c.x(0)))];
+  },
+  ReduceMean: (c) => reduceGradient(c, true),
+  ReduceSum: (c) => reduceGradient(c, false),
+
+  // --- shape and layout ---
+  Reshape: (c) => [c.reshapeLike(dy(c), c.x(0))],
+  Flatten: (c) => [c.reshapeLike(dy(c), c.x(0))],
+  Squeeze: (c) => [c.reshapeLike(dy(c), c.x(0))],
+  Unsqueeze: (c) => [c.reshapeLike(dy(c), c.x(0))],
+  Transpose: (c) => { // dX = Transpose(dY, perm⁻¹)
+    const perm = c.attrInts('perm') ?? [...Array(c.rank(c.x(0))).keys()].reverse();
+    const inverse = perm.map((_, axis) => perm.indexOf(axis));
+    return [c.op('Transpose', [dy(c)], { perm: ints(inverse) })];
+  },
+  Concat: (c) => { // dXᵢ = the slice of dY that Xᵢ filled
+    const axis = axisOf(c.attrInt('axis', 0), c.rank(c.x(0)));
+    const sizes = c.op('Concat', c.node.input.map((input) => c.op('Gather', [c.op('Shape', [input]), c.int64s([axis])])), { axis: int(0) });
+    return c.opN('Split', [dy(c), sizes], { axis: int(axis) }, c.inputCount());
+  },
+  Split: (c) => { // dX = Concat of the dYᵢ (zeros where an output has no gradient)
+    const axis = axisOf(c.attrInt('axis', 0), c.rank(c.x(0)));
+    const parts = c.node.output.map((_, index) => c.dy(index) ?? c.zerosLike(c.y(index)));
+    return [c.op('Concat', parts, { axis: int(axis) })];
+  },
+  Slice: (c) => [sliceGradient(c)],
+  Pad: (c) => [padGradient(c)],
+  Gather: (c) => [gatherGradient(c)],
+  GatherElements: (c) => { // dData = scatter-add dY at the gathered indices
+    const axis = axisOf(c.attrInt('axis', 0), c.rank(c.x(0)));
+    return [c.op('ScatterElements', [c.zerosLike(c.x(0)), c.x(1), dy(c)], { axis: int(axis), reduction: str('add') })];
+  },
+  Trilu: (c) => [c.op('Trilu', c.x(1) ? [dy(c), c.x(1)] : [dy(c)], { upper: int(c.attrInt('upper', 1)) })], // dX = Trilu(dY): the kept triangle passes through
+};
+
+function castCode(dtype: string): number {
+  return { float32: 1, float64: 11 }[dtype] ?? 1;
+}
+
+/** Gelu (opset 20): exact dX = dY·(Φ(X) + X·φ(X)); tanh approximation differentiated as written. */
+function geluGradient(c: GradContext): string {
+  const x = c.x(0);
+  const s = (v: number) => c.scalar(v, x);
+  if (c.attrString('approximate', 'none') === 'tanh') {
+    // Y = ½X(1 + tanh u), u = √(2/π)(X + 0.044715X³); dY/dX = ½(1 + tanh u) + ½X(1 − tanh²u)·√(2/π)(1 + 3·0.044715X²)
+    const k = Math.sqrt(2 / Math.PI);
+    const x2 = c.mul(x, x);
+    const t = c.op('Tanh', [c.mul(s(k), c.add(x, c.mul(s(0.044715), c.mul(x2, x))))]);
+    const du = c.mul(s(k), c.add(s(1), c.mul(s(3 * 0.044715), x2)));
+    const derivative = c.add(c.mul(s(0.5), c.add(s(1), t)), c.mul(c.mul(s(0.5), x), c.mul(c.sub(s(1), c.mul(t, t)), du)));
+    return c.mul(dy(c), derivative);
+  }
+  const cdf = c.mul(s(0.5), c.add(s(1), c.op('Erf', [c.mul(x, s(Math.SQRT1_2))])));
+  const pdf = c.mul(s(1 / Math.sqrt(2 * Math.PI)), c.op('Exp', [c.mul(s(-0.5), c.mul(x, x))]));
+  return c.mul(dy(c), c.add(cdf, c.mul(x, pdf)));
+}
+
+/** Y = A·B with NumPy batching: dA = dY·Bᵀ, dB = Aᵀ·dY (batched shapes; the walker sums broadcast batch axes). */
+function matMulGradient(c: GradContext): Grad[] {
+  const [a, b] = [c.x(0), c.x(1)];
+  const [rankA, rankB] = [c.rank(a), c.rank(b)];
+  if (rankA < 2 || rankB < 2) throw new AutodiffError(`MatMul with a rank-1 operand (${c.describe()}) has no gradient rule yet.`);
+  const swapLast = (value: string, rank: number) => c.op('Transpose', [value], { perm: ints([...Array(rank - 2).keys(), rank - 1, rank - 2]) });
+  const outShape = c.shape(c.y(0));
+  const batch = outShape.slice(0, -2);
+  const grads: Grad[] = [undefined, undefined];
+  if (c.needs(0)) grads[0] = { grad: c.op('MatMul', [dy(c), swapLast(b, rankB)]), shape: [...batch, ...c.shape(a).slice(-2)] };
+  if (c.needs(1)) grads[1] = { grad: c.op('MatMul', [swapLast(a, rankA), dy(c)]), shape: [...batch, ...c.shape(b).slice(-2)] };
+  return grads;
+}
+
+/** Y = α·op(A)·op(B) + β·C. */
+function gemmGradient(c: GradContext): Grad[] {
+  const alpha = c.attrFloat('alpha', 1);
+  const beta = c.attrFloat('beta', 1);
+  const transA = c.attrInt('transA', 0);
+  const transB = c.attrInt('transB', 0);
+  const [a, b] = [c.x(0), c.x(1)];
+  const gemm = (p: string, q: string, tA: number, tB: number) => c.op('Gemm', [p, q], { alpha: float(alpha), transA: int(tA), transB: int(tB) });
+  return [
+    // dA = α·dY·op(B)ᵀ, or its transpose when A was transposed
+    c.needs(0) ? (transA ? gemm(b, dy(c), transB, 1) : gemm(dy(c), b, 0, transB ? 0 : 1)) : undefined,
+    // dB = α·op(A)ᵀ·dY, or its transpose when B was transposed
+    c.needs(1) ? (transB ? gemm(dy(c), a, 1, transA) : gemm(a, dy(c), transA ? 0 : 1, 0)) : undefined,
+    c.needs(2) ? c.broadcast(beta === 1 ? dy(c) : c.mul(dy(c), c.scalar(beta, a))) : undefined, // dC = β·dY
+  ];
+}
+
+/**
+ * LayerNormalization over axes [axis, rank): x̂ = (X − μ)·σ⁻¹, Y = x̂·scale + B.
+ * dX = σ⁻¹·(g − mean(g) − x̂·mean(g·x̂)) with g = dY·scale; dscale = Σ dY·x̂; dB = Σ dY (over the leading axes).
+ */
+function layerNormGradient(c: GradContext): Grad[] {
+  const x = c.x(0);
+  const rank = c.rank(x);
+  const axis = axisOf(c.attrInt('axis', -1), rank);
+  const axes = [...Array(rank - axis).keys()].map((k) => k + axis);
+  const mean = (value: string) => c.op('ReduceMean', c.opset >= 18 ? [value, c.int64s(axes)] : [value], c.opset >= 18 ? { keepdims: int(1) } : { axes: ints(axes), keepdims: int(1) });
+  const centred = c.sub(x, mean(x));
+  const invStd = c.op('Reciprocal', [c.op('Sqrt', [c.add(mean(c.mul(centred, centred)), c.scalar(c.attrFloat('epsilon', 1e-5), x))])]);
+  const normalised = c.mul(centred, invStd);
+  const grads: Grad[] = [undefined, undefined, undefined];
+  if (c.needs(0)) {
+    const g = c.mul(dy(c), c.x(1));
+    grads[0] = c.mul(invStd, c.sub(c.sub(g, mean(g)), c.mul(normalised, mean(c.mul(g, normalised)))));
+  }
+  if (c.needs(1)) grads[1] = { grad: c.mul(dy(c), normalised), shape: c.shape(x) };
+  if (c.needs(2)) grads[2] = { grad: dy(c), shape: c.shape(x) };
+  return grads;
+}
+
+/** BatchNormalization in inference mode: Y = (X − mean)·(var + ε)^−½·scale + B, per channel (axis 1). */
+function batchNormGradient(c: GradContext): Grad[] {
+  if (c.attrInt('training_mode', 0) !== 0 || c.node.output.filter(Boolean).length > 1) {
+    throw new AutodiffError(`BatchNormalization in training mode (${c.describe()}) has no gradient rule: export the model in eval mode.`);
+  }
+  const x = c.x(0);
+  const rank = c.rank(x);
+  const perChannel = (value: string) => c.op('Reshape', [value, c.int64s([-1, ...Array(rank - 2).fill(1)])]); // [C] → [C, 1, 1]
+  const invStd = c.op('Reciprocal', [c.op('Sqrt', [c.add(c.x(4), c.scalar(c.attrFloat('epsilon', 1e-5), x))])]);
+  const reduceAxes = [0, ...Array.from({ length: rank - 2 }, (_, k) => k + 2)];
+  return [
+    c.needs(0) ? c.mul(dy(c), perChannel(c.mul(c.x(1), invStd))) : undefined, // dX = dY·scale·σ⁻¹
+    c.needs(1) ? c.reduceSum(c.mul(dy(c), c.mul(c.sub(x, perChannel(c.x(3))), perChannel(invStd))), reduceAxes, false) : undefined, // dscale = Σ dY·x̂
+    c.needs(2) ? c.reduceSum(dy(c), reduceAxes, false) : undefined, // dB = Σ dY
+    undefined, undefined, // running statistics are not parameters
+  ];
+}
+
+/**
+ * 2-D convolution. dX = ConvTranspose(dY, W) with the same strides, pads, dilations and groups
+ * (output_padding restores the rows and columns the stride skipped). dW correlates X with dY:
+ * per group, Conv(Xᵀ, dYᵀ) with strides and dilations swapped, where ᵀ swaps batch and channel
+ * axes; the result is cropped to the kernel and transposed back to [out, in/groups, kh, kw].
+ */
+function convGradient(c: GradContext): Grad[] {
+  const [x, w] = [c.x(0), c.x(1)];
+  const xShape = c.shape(x).map(Number);
+  const wShape = c.shape(w).map(Number);
+  if (xShape.length !== 4) throw new AutodiffError(`Conv over ${xShape.length - 2} spatial axes (${c.describe()}) has no gradient rule: only 2-D convolutions have one.`);
+  if (c.attrString('auto_pad', 'NOTSET') !== 'NOTSET') throw new AutodiffError(`Conv with auto_pad (${c.describe()}) has no gradient rule: export with explicit pads.`);
+  const kernel = wShape.slice(2);
+  const strides = c.attrInts('strides') ?? [1, 1];
+  const dilations = c.attrInts('dilations') ?? [1, 1];
+  const pads = c.attrInts('pads') ?? [0, 0, 0, 0];
+  const group = c.attrInt('group', 1);
+  const outSpatial = c.shape(c.y(0)).slice(2).map(Number);
+  const grads: Grad[] = [undefined, undefined, undefined];
+  if (c.needs(0)) {
+    const outputPadding = [0, 1].map((k) => xShape[2 + k] - ((outSpatial[k] - 1) * strides[k] - pads[k] - pads[k + 2] + (kernel[k] - 1) * dilations[k] + 1));
+    grads[0] = c.op('ConvTranspose', [dy(c), w], { strides: ints(strides), pads: ints(pads), dilations: ints(dilations), group: int(group), output_padding: ints(outputPadding), kernel_shape: ints(kernel) });
+  }
+  if (c.needs(1)) {
+    const swapBatchChannel = (value: string) => c.op('Transpose', [value], { perm: ints([1, 0, 2, 3]) });
+    const perGroup = (xPart: string, dyPart: string) => {
+      const correlation = c.op('Conv', [swapBatchChannel(xPart), swapBatchChannel(dyPart)], { strides: ints(dilations), dilations: ints(strides), pads: ints(pads) }); // [in/g, out/g, ≥kh, ≥kw]
+      const cropped = c.op('Slice', [correlation, c.int64s([0, 0]), c.int64s(kernel), c.int64s([2, 3])]);
+      return swapBatchChannel(cropped); // [out/g, in/g, kh, kw]
+    };
+    if (group === 1) grads[1] = perGroup(x, dy(c));
+    else {
+      const xParts = c.opN('Split', [x, c.int64s(Array(group).fill(xShape[1] / group))], { axis: int(1) }, group);
+      const dyParts = c.opN('Split', [dy(c), c.int64s(Array(group).fill(wShape[0] / group))], { axis: int(1) }, group);
+      grads[1] = c.op('Concat', xParts.map((part, g) => perGroup(part, dyParts[g])), { axis: int(0) });
+    }
+  }
+  if (c.needs(2)) grads[2] = c.reduceSum(dy(c), [0, 2, 3], false); // dB = Σ dY over batch and positions
+  return grads;
+}
+
+/** dX = ConvTranspose(dY / count, ones kernel), per channel; count is the kernel area, or the number of real (unpadded) cells when count_include_pad=0. */
+function averagePoolGradient(c: GradContext): string {
+  const x = c.x(0);
+  const xShape = c.shape(x).map(Number);
+  if (xShape.length !== 4) throw new AutodiffError(`AveragePool over ${xShape.length - 2} spatial axes (${c.describe()}) has no gradient rule.`);
+  if (c.attrString('auto_pad', 'NOTSET') !== 'NOTSET') throw new AutodiffError(`AveragePool with auto_pad (${c.describe()}) has no gradient rule.`);
+  const kernel = c.attrInts('kernel_shape')!;
+  const strides = c.attrInts('strides') ?? [1, 1];
+  const dilations = c.attrInts('dilations') ?? [1, 1];
+  const pads = c.attrInts('pads') ?? [0, 0, 0, 0];
+  const channels = xShape[1];
+  const outSpatial = c.shape(c.y(0)).slice(2).map(Number);
+  const area = kernel[0] * kernel[1];
+  let scaled = c.div(dy(c), c.scalar(area, x));
+  if (c.attrInt('count_include_pad', 0) === 0 && pads.some((p) => p > 0)) {
+    // real cells per window = AveragePool(ones, counting pads) · area
+    const ones = c.add(c.zerosLike(x), c.scalar(1, x));
+    const counted = c.op('AveragePool', [ones], { kernel_shape: ints(kernel), strides: ints(strides), pads: ints(pads), dilations: ints(dilations), count_include_pad: int(1), ceil_mode: int(c.attrInt('ceil_mode', 0)) });
+    scaled = c.div(dy(c), c.mul(counted, c.scalar(area, x)));
+  }
+  const onesKernel = c.add(c.zerosLike(c.op('Slice', [c.op('Reshape', [x, c.int64s([-1])]), c.int64s([0]), c.int64s([1]), c.int64s([0])])), c.scalar(1, x));
+  const weights = c.op('Expand', [onesKernel, c.int64s([channels, 1, kernel[0], kernel[1]])]);
+  const outputPadding = [0, 1].map((k) => xShape[2 + k] - ((outSpatial[k] - 1) * strides[k] - pads[k] - pads[k + 2] + (kernel[k] - 1) * dilations[k] + 1));
+  if (outputPadding.some((p) => p < 0 || p >= Math.max(strides[0], dilations[0], 1) + 1)) {
+    throw new AutodiffError(`AveragePool ${c.describe()} with ceil_mode windows past the input has no gradient rule.`);
+  }
+  return c.op('ConvTranspose', [scaled, weights], { strides: ints(strides), pads: ints(pads), dilations: ints(dilations), group: int(channels), output_padding: ints(outputPadding), kernel_shape: ints(kernel) });
+}
+
+/** ReduceSum/ReduceMean: dX = dY re-expanded over the reduced axes (÷ the count for a mean). */
+function reduceGradient(c: GradContext, isMean: boolean): Grad[] {
+  const x = c.x(0);
+  const rank = c.rank(x);
+  const axesFromInput = c.opset >= 18 || (c.node.opType === 'ReduceSum' && c.opset >= 13);
+  const axesValues = axesFromInput ? c.constantOrUndefined(c.x(1)) : c.attrInts('axes');
+  if (axesFromInput && c.x(1) && !axesValues) throw new AutodiffError(`${c.describe()} reduces over axes computed at run time: no gradient rule.`);
+  const noopWhenEmpty = c.attrInt('noop_with_empty_axes', 0) === 1;
+  if ((!axesValues || axesValues.length === 0) && noopWhenEmpty) return [dy(c)];
+  const axes = !axesValues || axesValues.length === 0 ? [...Array(rank).keys()] : axesValues.map((axis) => axisOf(axis, rank));
+  const kept = c.attrInt('keepdims', 1) === 1 ? dy(c) : c.unsqueeze(dy(c), [...axes].sort((a, b) => a - b));
+  let expanded = c.op('Expand', [kept, c.op('Shape', [x])]);
+  if (isMean) {
+    const count = c.div(c.op('Cast', [c.op('Size', [x])], { to: int(castCode(c.dtype(x))) }), c.op('Cast', [c.op('Size', [c.y(0)])], { to: int(castCode(c.dtype(x))) }));
+    expanded = c.div(expanded, count);
+  }
+  return [expanded];
+}
+
+/** Slice with step 1: dX = dY padded back with zeros to X's shape; the pads come from the (possibly run-time) starts and ends. */
+function sliceGradient(c: GradContext): string {
+  const x = c.x(0);
+  const rank = c.rank(x);
+  const steps = c.constantOrUndefined(c.x(4));
+  if (steps && steps.some((step) => step !== 1)) throw new AutodiffError(`Slice with steps other than 1 (${c.describe()}) has no gradient rule.`);
+  if (c.x(4) && !steps) throw new AutodiffError(`Slice with run-time steps (${c.describe()}) has no gradient rule.`);
+  const axesValues = c.constantOrUndefined(c.x(3));
+  if (c.x(3) && !axesValues) throw new AutodiffError(`Slice with run-time axes (${c.describe()}) has no gradient rule.`);
+  const axes = (axesValues ?? [...Array(rank).keys()]).map((axis) => axisOf(axis, rank));
+  // Per sliced axis: dim = Shape(X)[axis]; start, end normalised (negative from the end) and clamped to [0, dim].
+  const sizes = c.op('Gather', [c.op('Shape', [x]), c.int64s(axes)]);
+  const clamp = (value: string) => {
+    const wrapped = c.op('Where', [c.op('Less', [value, c.int64s([0])]), c.add(value, sizes), value]);
+    return c.op('Max', [c.op('Min', [wrapped, sizes]), c.int64s([0])]);
+  };
+  const asInt64 = (value: string) => c.op('Cast', [value], { to: int(7) });
+  const start = clamp(asInt64(c.x(1)));
+  const end = c.op('Max', [clamp(asInt64(c.x(2))), start]);
+  // pads = [begin₀..begin_{r−1}, end₀..end_{r−1}], scattered at the sliced axes.
+  const zeros = c.int64s(Array(2 * rank).fill(0));
+  const positions = c.int64s([...axes, ...axes.map((axis) => axis + rank)]);
+  const pads = c.op('ScatterElements', [zeros, positions, c.op('Concat', [start, c.sub(sizes, end)], { axis: int(0) })], { axis: int(0) });
+  return c.op('Pad', [dy(c), pads], { mode: str('constant') });
+}
+
+/** Constant padding: dX = the unpadded window of dY. */
+function padGradient(c: GradContext): string {
+  if (c.attrString('mode', 'constant') !== 'constant') throw new AutodiffError(`Pad in mode '${c.attrString('mode', 'constant')}' (${c.describe()}) has no gradient rule: only constant padding has one.`);
+  const x = c.x(0);
+  const rank = c.rank(x);
+  const pads = c.constantInput(1, 'pads');
+  const axes = c.x(3) ? c.constantInput(3, 'axes').map((axis) => axisOf(axis, rank)) : [...Array(rank).keys()];
+  if (pads.some((pad) => pad < 0)) throw new AutodiffError(`Pad with negative pads (${c.describe()}) has no gradient rule.`);
+  const begins = axes.map((_, k) => pads[k]);
+  const ends = c.op('Add', [c.op('Gather', [c.op('Shape', [x]), c.int64s(axes)]), c.int64s(begins)]);
+  return c.op('Slice', [dy(c), c.int64s(begins), ends, c.int64s(axes)]);
+}
+
+/** Gather along axis 0 (embeddings): dData = scatter-add the rows of dY at the indices (negative ones count from the end). */
+function gatherGradient(c: GradContext): string {
+  const axis = axisOf(c.attrInt('axis', 0), c.rank(c.x(0)));
+  if (axis !== 0) throw new AutodiffError(`Gather along axis ${axis} of float data (${c.describe()}) has no gradient rule: only axis 0 (embedding lookups) has one.`);
+  const data = c.x(0);
+  const indices = c.op('Cast', [c.x(1)], { to: int(7) }); // int64
+  const rows = c.op('Gather', [c.op('Shape', [data]), c.int64s([0])]);
+  const wrapped = c.op('Where', [c.op('Less', [indices, c.int64s([0])]), c.add(indices, rows), indices]);
+  return c.op('ScatterND', [c.zerosLike(data), c.unsqueeze(wrapped, [c.rank(c.x(1))]), dy(c)], { reduction: str('add') });
+}

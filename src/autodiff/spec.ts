@@ -1,0 +1,25 @@
+/**
+ * The spec pass every built gradient graph goes through: onnxruntime-node is an inference
+ * build, so emitted nodes must be standard ai.onnx ops (no com.microsoft training kernels),
+ * and the whole graph must still be a valid, topologically ordered ONNX graph.
+ */
+import type { ModelProto, NodeProto } from '../onnx/proto.ts';
+import { validateModel } from '../onnx/validate.ts';
+import { AutodiffError } from './errors.ts';
+
+/** The ai.onnx ops gradient rules may emit. */
+export const EMITTED_OPS = new Set([
+  'Add', 'Sub', 'Mul', 'Div', 'Neg', 'Pow', 'Sqrt', 'Reciprocal', 'Exp', 'Log', 'Erf', 'Tanh', 'Sum', 'Max', 'Min',
+  'Where', 'Greater', 'Less', 'Cast', 'Identity', 'Expand', 'Shape', 'Size', 'Gather', 'Concat', 'Split', 'Slice', 'Pad',
+  'Reshape', 'Transpose', 'Unsqueeze', 'ReduceSum', 'ReduceMean', 'MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'AveragePool',
+  'ScatterElements', 'ScatterND', 'Trilu',
+]);
+
+export function checkGradientGraph(proto: ModelProto, emitted: readonly NodeProto[]): void {
+  for (const node of emitted) {
+    if ((node.domain && node.domain !== 'ai.onnx') || !EMITTED_OPS.has(node.opType)) {
+      throw new AutodiffError(`Internal: gradient node '${node.name}' uses '${node.domain ? `${node.domain}.` : ''}${node.opType}', which is not in the standard ai.onnx ops gradients may emit (autodiff/spec.ts).`);
+    }
+  }
+  validateModel(proto, 'the gradient graph');
+}
