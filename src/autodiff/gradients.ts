@@ -48,8 +48,8 @@ export class GradientProgram {
   /** Builds the forward+backward graph for feeds shaped like `feeds` and targets like `target`. */
   static async build(model: Model, feeds: Feeds, target: Tensor, request: GradientRequest): Promise<GradientProgram> {
     const outputName = request.loss.output ?? model.outputNames[0];
-    const outputRank = (await probeHookShapes(model, feeds, [model.hooks.resolve(outputName)])).get(outputName)!.length;
-    const lossGraph = appendLoss(model.graph, request.loss, outputRank);
+    const outputShape = (await probeHookShapes(model, feeds, [model.hooks.resolve(outputName)])).get(outputName)!;
+    const lossGraph = appendLoss(model.graph, request.loss, outputShape);
     if (target.dtype !== lossGraph.targetDtype) {
       throw new InputError(`The target has dtype ${target.dtype} but ${request.loss.kind} needs ${lossGraph.targetDtype}${lossGraph.targetDtype === 'int64' ? ' class indices' : ' values shaped like the output'}: convert it.`);
     }

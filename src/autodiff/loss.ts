@@ -7,7 +7,7 @@
  *   of the sum and of the count; `positions: 'last'` scores only the last sequence position.
  * mse: the mean of (output − target)² over every element.
  */
-import { int, valueInfo } from '../graph/builder.ts';
+import { int, valueInfo, type Dim } from '../graph/builder.ts';
 import { derive } from '../graph/edit.ts';
 import type { GraphIndex } from '../graph/graph.ts';
 import type { ModelProto } from '../onnx/proto.ts';
@@ -36,7 +36,9 @@ export interface LossGraph {
   targetDtype: DType;
 }
 
-export function appendLoss(index: GraphIndex, spec: LossSpec, outputRank: number): LossGraph {
+/** `outputShape`: the scored output's probed dims ('batch' marks the batch axis). */
+export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: readonly Dim[]): LossGraph {
+  const outputRank = outputShape.length;
   const proto = index.proto;
   const output = spec.output ?? proto.graph.output[0].name;
   const dtype = index.dtype(output);
@@ -80,10 +82,17 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputRank: number
   const graph = derive(proto.graph, {
     node: [...proto.graph.node, ...emitter.nodes],
     initializer: [...proto.graph.initializer, ...emitter.initializers],
-    input: [...proto.graph.input, valueInfo(TARGET_INPUT, targetDtype)],
+    input: [...proto.graph.input, valueInfo(TARGET_INPUT, targetDtype, targetShape(spec, outputShape))],
     output: [...proto.graph.output, valueInfo(loss, dtype, [])],
   });
   return { proto: derive(proto, { graph }), loss, targetDtype };
 }
 
 const last = (emitter: Emitter) => emitter.int64s([-1]);
+
+/** The target's dims: the output's for MSE, without the class axis for cross-entropy; unknown when only the last position is scored. */
+function targetShape(spec: LossSpec, outputShape: readonly Dim[]): Dim[] | undefined {
+  if (spec.kind === 'mse') return [...outputShape];
+  if (spec.positions === 'last') return undefined;
+  return outputShape.slice(0, -1);
+}

@@ -275,7 +275,8 @@ function averagePoolGradient(c: GradContext): string {
   if (c.attrInt('count_include_pad', 0) === 0 && pads.some((p) => p > 0)) {
     // real cells per window = AveragePool(ones, counting pads) · area
     const ones = c.add(c.zerosLike(x), c.scalar(1, x));
-    const counted = c.op('AveragePool', [ones], { kernel_shape: ints(kernel), strides: ints(strides), pads: ints(pads), dilations: ints(dilations), count_include_pad: int(1), ceil_mode: int(c.attrInt('ceil_mode', 0)) });
+    const dilated = dilations.some((d) => d !== 1) ? ints(dilations) : undefined; // the attribute exists from opset 19 only
+    const counted = c.op('AveragePool', [ones], { kernel_shape: ints(kernel), strides: ints(strides), pads: ints(pads), dilations: dilated, count_include_pad: int(1), ceil_mode: int(c.attrInt('ceil_mode', 0)) });
     scaled = c.div(dy(c), c.mul(counted, c.scalar(area, x)));
   }
   const onesKernel = c.add(c.zerosLike(c.op('Slice', [c.op('Reshape', [x, c.int64s([-1])]), c.int64s([0]), c.int64s([1]), c.int64s([0])])), c.scalar(1, x));

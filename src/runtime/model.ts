@@ -105,10 +105,16 @@ export class Model {
           }
         });
       }
-      batches.add(feed.dims[0] ?? 1);
+      if (this.hasBatchAxis(input.name)) batches.add(feed.dims[0] ?? 1);
     }
     if (batches.size > 1) throw new InputError(`The inputs disagree on the number of examples (first axis): ${[...batches].join(' vs ')}. Give every input the same number of rows.`);
     return [...batches][0] ?? 1;
+  }
+
+  /** Whether an input's first axis is a free (symbolic or undeclared) size: the batch of examples. */
+  hasBatchAxis(inputName: string): boolean {
+    const dims = this.inputs.find((input) => input.name === inputName)?.dims;
+    return !dims || (dims.length > 0 && typeof dims[0] === 'string');
   }
 
   describeInputs(): string {

@@ -185,12 +185,15 @@ export async function probeHookShapes(model: Model, feeds: Feeds, hooks: readonl
   const key = (hook: Hook) => `${inputKey}|${hook.name}`;
   const missing = hooks.filter((hook) => !known.has(key(hook)));
   if (missing.length > 0) {
-    if (Object.values(feeds).some((value) => value.dims.length === 0 || value.dims[0] === 0)) {
+    if (Object.entries(feeds).some(([name, value]) => model.hasBatchAxis(name) && (value.dims.length === 0 || value.dims[0] === 0))) {
       throw new InputError('Cannot infer hook shapes from inputs with no examples: give at least one row.');
     }
-    const first = sliceFeeds(feeds, 0, 1);
-    const atOne = await runWithCache(model, first, missing.map((hook) => hook.name));
-    const atTwo = await runWithCache(model, Object.fromEntries(Object.entries(first).map(([name, value]) => [name, repeatRows(value, 2)])), missing.map((hook) => hook.name));
+    // Inputs with a batch axis get one example, then two; fixed-shape inputs (no batch axis) are fed as they are.
+    const batched = (rows: number) => Object.fromEntries(Object.entries(feeds).map(([name, value]) =>
+      [name, model.hasBatchAxis(name) ? repeatRows(sliceRows(value, 0, 1), rows) : value]));
+    const names = missing.map((hook) => hook.name);
+    const atOne = await runWithCache(model, batched(1), names);
+    const atTwo = Object.keys(feeds).some((name) => model.hasBatchAxis(name)) ? await runWithCache(model, batched(2), names) : atOne;
     for (const hook of missing) known.set(key(hook), symbolicDims(atOne.cache.get(hook.name)!.dims, atTwo.cache.get(hook.name)!.dims));
   }
   return new Map(hooks.map((hook) => [hook.name, known.get(key(hook))!]));
