@@ -75,6 +75,43 @@ describe('teardown run (good input)', () => {
   });
 });
 
+describe('teardown grad', () => {
+  it('writes parameter gradients under their initializer names, streamed in batches, matching PyTorch', () => {
+    const cnn = fixtureDir('cnn');
+    const { status, stderr, cwd } = teardown(['grad', `${cnn}/model.onnx`, '--input', `input=${cnn}/input.npy`, '--target', `${cnn}/target.npy`, '--wrt', 'params', '--wrt', 'input', '--out', 'g', '--batch-size', '3', '--json', 'g.json']);
+    assert.equal(status, 0, stderr);
+    const index = JSON.parse(readFileSync(join(cwd, 'g/index.json'), 'utf8'));
+    assertClose(readNpy(join(cwd, 'g', index.gradients['conv2.weight'].file)), readNpy(`${cnn}/grad/param/conv2.weight.npy`), 1e-4);
+    assertClose(readNpy(join(cwd, 'g', index.gradients.input.file)), readNpy(`${cnn}/grad/input.npy`), 1e-4);
+    assert.equal(index.gradients['bn2.running_mean'], undefined, 'running statistics are not parameters');
+    assert.ok(Math.abs(index.loss - JSON.parse(readFileSync(`${cnn}/loss.json`, 'utf8')).loss) < 1e-5);
+  });
+
+  const dir = tempDir();
+  writeFileSync(join(dir, 'float-target.npy'), encodeNpy(tensor('float32', [16])));
+  writeFileSync(join(dir, 'short-target.npy'), encodeNpy(tensor('int64', [5])));
+  const cases: [string, string[], RegExp][] = [
+    ['an unknown loss', ['--loss', 'hinge'], /--loss must be cross-entropy or mse, got 'hinge'/],
+    ['a float target for cross-entropy', ['--target', join(dir, 'float-target.npy')], /target has dtype float32 but cross-entropy needs int64 class indices/],
+    ['a target with too few rows', ['--target', join(dir, 'short-target.npy')], /has 16 examples but the target has 5/],
+    ['an unknown hook', ['--wrt', 'fc9'], /No hook named 'fc9'/],
+  ];
+  for (const [what, extra, message] of cases) {
+    it(`refuses ${what} with exit 2`, () => {
+      const args = ['grad', `${mlp}/model.onnx`, '--input', `input=${mlp}/input.npy`, '--target', `${mlp}/target.npy`, '--out', 'out'];
+      for (let k = 0; k < extra.length; k += 2) {
+        const at = args.indexOf(extra[k]);
+        if (at >= 0) args[at + 1] = extra[k + 1]; else args.push(extra[k], extra[k + 1]);
+      }
+      const { status, stderr, cwd } = teardown(args);
+      assert.equal(status, 2, stderr);
+      assert.match(stderr, message);
+      assert.doesNotMatch(stderr, /^\s+at /m);
+      assert.ok(!existsSync(join(cwd, 'out')));
+    });
+  }
+});
+
 describe('teardown hooks', () => {
   it('lists module hooks with op, dtype and a symbolic batch axis, and says bn2 was folded', () => {
     const { status, stdout } = teardown(['hooks', `${fixtureDir('cnn-folded')}/model.onnx`, '--modules']);

@@ -10,7 +10,7 @@
  */
 import type { Dim } from '../graph/builder.ts';
 import { InputError } from '../errors.ts';
-import { encodeModel } from '../onnx/proto.ts';
+import { encodeModel, toNumber } from '../onnx/proto.ts';
 import { Model } from '../runtime/model.ts';
 import { probeHookShapes } from '../runtime/run.ts';
 import { Session } from '../runtime/session.ts';
@@ -43,7 +43,23 @@ export function parameterNames(model: Model): string[] {
 }
 
 export class GradientProgram {
-  private constructor(private readonly session: Session, private readonly loss: string, private readonly gradientOf: Map<string, string>, private readonly names: Map<string, string>) {}
+  private constructor(
+    private readonly session: Session,
+    private readonly loss: string,
+    private readonly gradientOf: Map<string, string>,
+    private readonly names: Map<string, string>,
+    private readonly shapes: Map<string, readonly Dim[]>,
+  ) {}
+
+  /** A gradient's dims, with 'batch' on the batch axis of per-example gradients. */
+  gradientShape(name: string): readonly Dim[] {
+    return this.shapes.get(name)!;
+  }
+
+  /** Gradients with a batch axis (inputs, hooks), as opposed to parameters. */
+  perExampleNames(): string[] {
+    return [...this.names.keys()].filter((name) => String(this.gradientShape(name)[0]).startsWith('batch'));
+  }
 
   /** Builds the forward+backward graph for feeds shaped like `feeds` and targets like `target`. */
   static async build(model: Model, feeds: Feeds, target: Tensor, request: GradientRequest): Promise<GradientProgram> {
@@ -60,7 +76,9 @@ export class GradientProgram {
     const backward = buildBackward(lossModel.graph, shapes, { loss: lossGraph.loss, wrt: [...new Set(names.values())] });
     const session = await Session.create(encodeModel(backward.proto), model.options, `the gradient graph of '${model.path}'`);
     await lossModel.release();
-    return new GradientProgram(session, lossGraph.loss, backward.gradientOf, names);
+    const initializerDims = new Map(model.proto.graph.initializer.map((t) => [t.name, t.dims.map(toNumber)]));
+    const gradientShapes = new Map([...names].map(([name, value]) => [name, shapes.get(value) ?? initializerDims.get(value) ?? []]));
+    return new GradientProgram(session, lossGraph.loss, backward.gradientOf, names, gradientShapes);
   }
 
   async run(feeds: Feeds, target: Tensor): Promise<GradientResult> {

@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { UserError } from '../errors.ts';
 import { VERSION } from '../version.ts';
 import { demoCommand } from './demo.ts';
+import { gradCommand } from './grad.ts';
 import { hooksCommand } from './hooks.ts';
 import { runCommand } from './run.ts';
 
@@ -21,7 +22,7 @@ const program = new Command('teardown')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
-for (const command of [demoCommand(), hooksCommand(), runCommand()]) {
+for (const command of [demoCommand(), hooksCommand(), runCommand(), gradCommand()]) {
   program.addCommand(command.exitOverride().showHelpAfterError('(run with --help for usage)'));
 }
 
