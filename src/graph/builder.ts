@@ -72,9 +72,9 @@ export class GraphBuilder {
   }
 
   /** Emits a node; returns its output names (one per `outputCount`), named `<node name>_output_<k>`. */
-  nodeN(opType: string, inputs: readonly string[], attributes: Record<string, AttributeValue | undefined>, name: string, outputCount: number): string[] {
+  nodeN(opType: string, inputs: readonly string[], attributes: Record<string, AttributeValue | undefined>, name: string, outputCount: number, outputNames?: string[]): string[] {
     const nodeName = this.fresh(name);
-    const outputs = Array.from({ length: outputCount }, (_, k) => this.fresh(`${nodeName}_output_${k}`));
+    const outputs = outputNames?.map((output) => this.claim(output)) ?? Array.from({ length: outputCount }, (_, k) => this.fresh(`${nodeName}_output_${k}`));
     this.nodes.push({
       name: nodeName, opType, domain: '', input: [...inputs], output: outputs, metadataProps: [],
       attribute: Object.entries(attributes).filter(([, value]) => value !== undefined).map(([key, value]) => makeAttribute(key, value!)),
@@ -82,8 +82,9 @@ export class GraphBuilder {
     return outputs;
   }
 
-  node(opType: string, inputs: readonly string[], attributes: Record<string, AttributeValue | undefined> = {}, name = `/${opType}`): string {
-    return this.nodeN(opType, inputs, attributes, name, 1)[0];
+  /** Emits a node with one output, named `outputName` if given (e.g. a graph output such as 'logits'). */
+  node(opType: string, inputs: readonly string[], attributes: Record<string, AttributeValue | undefined> = {}, name = `/${opType}`, outputName?: string): string {
+    return this.nodeN(opType, inputs, attributes, name, 1, outputName ? [outputName] : undefined)[0];
   }
 
   output(value: string, dtype: DType, dims?: readonly Dim[]): void {

@@ -8,13 +8,14 @@ export class Progress {
     this.enabled = enabled && total > 1;
   }
 
-  tick(count = 1): void {
+  /** Advances by `count`; `status` (e.g. the current loss) is shown after the bar. */
+  tick(count = 1, status = ''): void {
     this.done += count;
     if (!this.enabled) return;
     const width = 30;
     const filled = Math.round((width * this.done) / this.total);
     const seconds = ((Date.now() - this.started) / 1000).toFixed(1);
-    process.stderr.write(`\r${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${this.done}/${this.total} ${seconds}s`);
+    process.stderr.write(`\r${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${this.done}/${this.total} ${seconds}s ${status}\x1b[K`);
   }
 
   finish(): void {

@@ -1,0 +1,43 @@
+/**
+ * A training run's spec: everything its result depends on (besides the thread count), so that a
+ * run is a pure function spec → result and can be stored in the trained model's metadata.
+ */
+import { InputError } from '../errors.ts';
+import { TASK_NAMES, type TaskOptions } from '../data/tasks.ts';
+import { checkOptimizer, type OptimizerSpec } from './optimizers.ts';
+import { parseModelSpec } from './model-spec.ts';
+import type { Schedule } from './schedule.ts';
+
+export interface TrainSpec {
+  task: string;
+  taskOptions: TaskOptions;
+  model: string;
+  optimizer: OptimizerSpec;
+  lr: number;
+  schedule: Schedule;
+  clipNorm?: number;
+  /** Total steps; or give epochs. */
+  steps?: number;
+  epochs?: number;
+  /** Examples per step, or 'full' for the whole training set every step. */
+  batch: number | 'full';
+  seed: number;
+  /** Steps between evaluations on the whole train and test sets (and curve points). */
+  evalEvery: number;
+}
+
+export const DEFAULT_OPTIMIZER: OptimizerSpec = { kind: 'adamw', momentum: 0, weightDecay: 0.01, betas: [0.9, 0.999], eps: 1e-8 };
+
+export function checkSpec(spec: TrainSpec): void {
+  if (!spec.task.startsWith('csv:') && !TASK_NAMES.includes(spec.task)) throw new InputError(`Unknown task '${spec.task}': use one of ${TASK_NAMES.join(', ')}.`);
+  parseModelSpec(spec.model);
+  checkOptimizer(spec.optimizer, spec.lr);
+  if (spec.steps === undefined && spec.epochs === undefined) throw new InputError('Give the length of training with --steps N or --epochs N.');
+  for (const [name, value] of [['steps', spec.steps], ['epochs', spec.epochs], ['eval-every', spec.evalEvery]] as const) {
+    if (value !== undefined && (!Number.isInteger(value) || value < 1)) throw new InputError(`--${name} must be a positive integer, got ${value}.`);
+  }
+  if (spec.batch !== 'full' && (!Number.isInteger(spec.batch) || spec.batch < 1)) throw new InputError(`--batch must be a positive integer or 'full', got ${spec.batch}.`);
+  if (spec.clipNorm !== undefined && !(spec.clipNorm > 0)) throw new InputError(`--clip must be a positive number, got ${spec.clipNorm}.`);
+  if (!Number.isInteger(spec.seed)) throw new InputError(`--seed must be an integer, got ${spec.seed}.`);
+  if (!Number.isInteger(spec.schedule.warmupSteps) || spec.schedule.warmupSteps < 0) throw new InputError(`--warmup must be a non-negative integer, got ${spec.schedule.warmupSteps}.`);
+}

@@ -1,0 +1,202 @@
+/**
+ * The training loop: a pure function of its spec (spec.ts). Each step is one onnxruntime run of
+ * the step graph (step-graph.ts); batches are drawn from a permutation of the training set seeded
+ * by (seed, epoch), so the same spec and thread count give the same losses bit for bit, also
+ * across a checkpoint and --resume.
+ */
+import { encodeModel, type ModelProto } from '../onnx/proto.ts';
+import { tensorFromProto, tensorToProto } from '../onnx/tensor-proto.ts';
+import { derive } from '../graph/edit.ts';
+import { loadTask, permutation, takeRows, type Split, type Task } from '../data/tasks.ts';
+import { Model } from '../runtime/model.ts';
+import { Session, type RuntimeOptions } from '../runtime/session.ts';
+import { hashIndex } from '../random.ts';
+import { Progress } from '../report/progress.ts';
+import { tensor, type Feeds, type Tensor } from '../tensor.ts';
+import { TARGET_INPUT } from '../autodiff/loss.ts';
+import { buildModel } from './builders.ts';
+import { scoreRows } from './evaluate.ts';
+import { parseModelSpec } from './model-spec.ts';
+import { scalarValues } from './optimizers.ts';
+import { learningRate } from './schedule.ts';
+import { checkSpec, type TrainSpec } from './spec.ts';
+import { buildStepGraph, type StepGraph } from './step-graph.ts';
+
+export interface CurvePoint {
+  step: number;
+  lr: number;
+  /** Mean loss and accuracy over the training batches since the previous point. */
+  batchLoss: number;
+  batchAccuracy: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  testLoss: number;
+  testAccuracy: number;
+  seconds: number;
+}
+
+export interface TrainState {
+  step: number;
+  parameters: Map<string, Tensor>;
+  optimizerState: Map<string, Tensor>;
+  curve: CurvePoint[];
+  secondsBefore: number;
+}
+
+export interface TrainResult {
+  spec: TrainSpec;
+  task: Task;
+  model: ModelProto;
+  curve: CurvePoint[];
+  steps: number;
+  seconds: number;
+  final: CurvePoint;
+}
+
+export interface TrainOptions {
+  runtime: RuntimeOptions;
+  progress?: boolean;
+  /** Called every `checkpointEvery` steps with the state to save. */
+  checkpoint?: (state: TrainState, model: ModelProto) => void;
+  checkpointEvery?: number;
+  resume?: TrainState;
+}
+
+export async function train(spec: TrainSpec, options: TrainOptions): Promise<TrainResult> {
+  checkSpec(spec);
+  const task = loadTask(spec.task, spec.taskOptions);
+  const built = buildModel(parseModelSpec(spec.model), task.input, task.classes, spec.seed);
+  const model = Model.fromProto(built.proto, `${spec.model} on ${spec.task}`, options.runtime);
+  const trainRows = task.train.labels.dims[0];
+  const batchSize = spec.batch === 'full' ? trainRows : Math.min(spec.batch, trainRows);
+  const batchesPerEpoch = Math.ceil(trainRows / batchSize);
+  const totalSteps = spec.steps ?? spec.epochs! * batchesPerEpoch;
+  const batchRows = (step: number) => rowsOfStep(step, batchSize, batchesPerEpoch, trainRows, spec);
+
+  const first = batchRows(1);
+  const graph = await buildStepGraph(model, { input: takeRows(task.train.inputs, first) }, takeRows(task.train.labels, first),
+    { kind: 'cross-entropy', positions: task.lossPositions }, spec.optimizer, spec.clipNorm);
+  const session = await Session.create(encodeModel(graph.proto), options.runtime, 'the training step graph');
+  const evaluator = await Evaluator.create(model, graph.parameters, options.runtime);
+  const state = options.resume ?? initialState(model, graph);
+  const started = Date.now();
+  const progress = new Progress('train', totalSteps, options.progress);
+  progress.tick(state.step);
+  let window = { lossSum: 0, correct: 0, rows: 0 };
+  try {
+    while (state.step < totalSteps) {
+      const step = state.step + 1;
+      const rows = batchRows(step);
+      const lr = learningRate(spec.lr, spec.schedule, step, totalSteps);
+      const result = await runStep(session, graph, state, { input: takeRows(task.train.inputs, rows) }, takeRows(task.train.labels, rows), spec, lr, step);
+      const scored = scoreRows(result.scores, takeRows(task.train.labels, rows), task.lossPositions);
+      window = { lossSum: window.lossSum + scored.lossSum, correct: window.correct + scored.correct, rows: window.rows + scored.rows };
+      state.step = step;
+      if (step % spec.evalEvery === 0 || step === totalSteps) {
+        const seconds = state.secondsBefore + (Date.now() - started) / 1000;
+        const [onTrain, onTest] = [await evaluator.evaluate(state.parameters, task.train, task.lossPositions), await evaluator.evaluate(state.parameters, task.test, task.lossPositions)];
+        state.curve.push({ step, lr, batchLoss: window.lossSum / window.rows, batchAccuracy: window.correct / window.rows, trainLoss: onTrain.loss, trainAccuracy: onTrain.accuracy, testLoss: onTest.loss, testAccuracy: onTest.accuracy, seconds });
+        window = { lossSum: 0, correct: 0, rows: 0 };
+      }
+      if (options.checkpoint && options.checkpointEvery && step % options.checkpointEvery === 0 && step < totalSteps) {
+        options.checkpoint({ ...state, secondsBefore: state.secondsBefore + (Date.now() - started) / 1000 }, trainedModel(built.proto, state, spec));
+      }
+      const last = state.curve[state.curve.length - 1];
+      progress.tick(1, `loss ${(scored.lossSum / scored.rows).toFixed(4)}${last ? ` test acc ${(100 * last.testAccuracy).toFixed(1)}%` : ''}`);
+    }
+    progress.finish();
+  } finally {
+    await session.release();
+    await evaluator.release();
+  }
+  const seconds = state.secondsBefore + (Date.now() - started) / 1000;
+  return { spec, task, model: trainedModel(built.proto, state, spec), curve: state.curve, steps: totalSteps, seconds, final: state.curve[state.curve.length - 1] };
+}
+
+/** Rows of the training set used at step t (1-based): a slice of the epoch's seeded permutation. */
+function rowsOfStep(step: number, batchSize: number, batchesPerEpoch: number, trainRows: number, spec: TrainSpec): number[] {
+  if (spec.batch === 'full') return [...Array(trainRows).keys()];
+  const epoch = Math.floor((step - 1) / batchesPerEpoch);
+  const position = (step - 1) % batchesPerEpoch;
+  const order = epochOrder(trainRows, spec.seed, epoch);
+  return order.slice(position * batchSize, (position + 1) * batchSize);
+}
+
+const orderCache = new Map<string, number[]>();
+function epochOrder(rows: number, seed: number, epoch: number): number[] {
+  const key = `${rows}|${seed}|${epoch}`;
+  if (!orderCache.has(key)) {
+    orderCache.clear();
+    orderCache.set(key, permutation(rows, hashIndex(seed, epoch)));
+  }
+  return orderCache.get(key)!;
+}
+
+function initialState(model: Model, graph: StepGraph): TrainState {
+  const initializers = new Map(model.proto.graph.initializer.map((t) => [t.name, t]));
+  const copies = new Map(model.graph.nodes.filter((node) => node.opType === 'Identity').map((node) => [node.output[0], node.input[0]]));
+  const parameters = new Map(graph.parameters.map((name) => [name, tensorFromProto(initializers.get(name) ?? initializers.get(copies.get(name)!)!)]));
+  const optimizerState = new Map(graph.stateInputs.map((name) => {
+    const parameter = parameters.get(name.slice(0, name.indexOf('::')))!;
+    return [name, tensor('float32', parameter.dims)];
+  }));
+  return { step: 0, parameters, optimizerState, curve: [], secondsBefore: 0 };
+}
+
+async function runStep(session: Session, graph: StepGraph, state: TrainState, feeds: Feeds, target: Tensor, spec: TrainSpec, lr: number, step: number): Promise<{ loss: number; scores: Tensor }> {
+  const scalars = Object.fromEntries(Object.entries(scalarValues(spec.optimizer, lr, step)).map(([name, value]) => [name, tensor('float32', [], [value])]));
+  const outputs = await session.run({
+    ...feeds, [TARGET_INPUT]: target, ...scalars,
+    ...Object.fromEntries(state.parameters), ...Object.fromEntries(state.optimizerState),
+  }, [graph.loss, graph.scores, ...graph.nextParameter.values(), ...graph.nextState.values()]);
+  for (const [parameter, output] of graph.nextParameter) state.parameters.set(parameter, outputs[output]);
+  for (const [name, output] of graph.nextState) state.optimizerState.set(name, outputs[output]);
+  return { loss: Number(outputs[graph.loss].data[0]), scores: outputs[graph.scores] };
+}
+
+/** The forward model with the trained parameters as initializers and the spec in its metadata. */
+export function trainedModel(forward: ModelProto, state: TrainState, spec: TrainSpec): ModelProto {
+  const initializer = forward.graph.initializer.map((t) => (state.parameters.has(t.name) ? tensorToProto(t.name, state.parameters.get(t.name)!) : t));
+  const metadataProps = [
+    { key: 'teardown.train_spec', value: JSON.stringify(spec) },
+    { key: 'teardown.train_steps', value: String(state.step) },
+    { key: 'teardown.train_curve', value: JSON.stringify(state.curve) },
+  ];
+  return derive(forward, { graph: derive(forward.graph, { initializer }), metadataProps, producerName: 'teardown' });
+}
+
+/** Loss and accuracy over a whole split, in batches, with parameters fed as inputs (one session for the whole run). */
+class Evaluator {
+  private constructor(private readonly session: Session, private readonly output: string) {}
+
+  static async create(model: Model, parameters: string[], runtime: RuntimeOptions): Promise<Evaluator> {
+    const isParameter = new Set(parameters);
+    const graph = model.proto.graph;
+    const dims = new Map(graph.initializer.map((t) => [t.name, t.dims]));
+    const proto = derive(model.proto, {
+      graph: derive(graph, {
+        initializer: graph.initializer.filter((t) => !isParameter.has(t.name)),
+        input: [...graph.input, ...parameters.map((name) => ({ name, type: { tensorType: { elemType: 1, shape: { dim: dims.get(name)!.map((d) => ({ dimValue: d })) } } } }) as never)],
+      }),
+    });
+    return new Evaluator(await Session.create(encodeModel(proto), runtime, 'the evaluation graph'), model.outputNames[0]);
+  }
+
+  async evaluate(parameters: Map<string, Tensor>, split: Split, positions: 'all' | 'last'): Promise<{ loss: number; accuracy: number }> {
+    const rows = split.labels.dims[0];
+    const total = { lossSum: 0, correct: 0, rows: 0 };
+    for (let start = 0; start < rows; start += 1024) {
+      const indices = Array.from({ length: Math.min(rows, start + 1024) - start }, (_, k) => start + k);
+      const outputs = await this.session.run({ input: takeRows(split.inputs, indices), ...Object.fromEntries(parameters) }, [this.output]);
+      const scored = scoreRows(outputs[this.output], takeRows(split.labels, indices), positions);
+      total.lossSum += scored.lossSum;
+      total.correct += scored.correct;
+      total.rows += scored.rows;
+    }
+    return { loss: total.lossSum / total.rows, accuracy: total.correct / total.rows };
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
+}
