@@ -9,6 +9,7 @@ import { demoCommand } from './demo.ts';
 import { gradCommand } from './grad.ts';
 import { hooksCommand } from './hooks.ts';
 import { runCommand } from './run.ts';
+import { trainCommand } from './train.ts';
 
 // `teardown hooks model.onnx | head` closes the pipe early: that is not an error.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
@@ -22,7 +23,7 @@ const program = new Command('teardown')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
-for (const command of [demoCommand(), hooksCommand(), runCommand(), gradCommand()]) {
+for (const command of [demoCommand(), hooksCommand(), runCommand(), gradCommand(), trainCommand()]) {
   program.addCommand(command.exitOverride().showHelpAfterError('(run with --help for usage)'));
 }
 

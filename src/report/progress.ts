@@ -4,14 +4,20 @@ export class Progress {
   private readonly started = Date.now();
   private readonly enabled: boolean;
 
-  constructor(private readonly label: string, private readonly total: number, enabled = process.stderr.isTTY === true) {
-    this.enabled = enabled && total > 1;
+  private lastDrawn = 0;
+
+  /** `enabled: false` silences the bar even on a terminal; it never draws on a non-terminal. */
+  constructor(private readonly label: string, private readonly total: number, enabled = true) {
+    this.enabled = enabled && process.stderr.isTTY === true && total > 1;
   }
 
   /** Advances by `count`; `status` (e.g. the current loss) is shown after the bar. */
   tick(count = 1, status = ''): void {
     this.done += count;
     if (!this.enabled) return;
+    const now = Date.now();
+    if (now - this.lastDrawn < 100 && this.done < this.total) return; // at most ten redraws a second
+    this.lastDrawn = now;
     const width = 30;
     const filled = Math.round((width * this.done) / this.total);
     const seconds = ((Date.now() - this.started) / 1000).toFixed(1);

@@ -5,22 +5,20 @@
  * across a checkpoint and --resume.
  */
 import { encodeModel, type ModelProto } from '../onnx/proto.ts';
-import { tensorFromProto, tensorToProto } from '../onnx/tensor-proto.ts';
+import { tensorToProto } from '../onnx/tensor-proto.ts';
 import { derive } from '../graph/edit.ts';
 import { loadTask, permutation, takeRows, type Split, type Task } from '../data/tasks.ts';
 import { Model } from '../runtime/model.ts';
 import { Session, type RuntimeOptions } from '../runtime/session.ts';
 import { hashIndex } from '../random.ts';
 import { Progress } from '../report/progress.ts';
-import { tensor, type Feeds, type Tensor } from '../tensor.ts';
-import { TARGET_INPUT } from '../autodiff/loss.ts';
+import type { Tensor } from '../tensor.ts';
 import { buildModel } from './builders.ts';
 import { scoreRows } from './evaluate.ts';
 import { parseModelSpec } from './model-spec.ts';
-import { scalarValues } from './optimizers.ts';
 import { learningRate } from './schedule.ts';
 import { checkSpec, type TrainSpec } from './spec.ts';
-import { buildStepGraph, type StepGraph } from './step-graph.ts';
+import { Stepper, type StepState } from './stepper.ts';
 
 export interface CurvePoint {
   step: number;
@@ -35,10 +33,8 @@ export interface CurvePoint {
   seconds: number;
 }
 
-export interface TrainState {
+export interface TrainState extends StepState {
   step: number;
-  parameters: Map<string, Tensor>;
-  optimizerState: Map<string, Tensor>;
   curve: CurvePoint[];
   secondsBefore: number;
 }
@@ -74,11 +70,10 @@ export async function train(spec: TrainSpec, options: TrainOptions): Promise<Tra
   const batchRows = (step: number) => rowsOfStep(step, batchSize, batchesPerEpoch, trainRows, spec);
 
   const first = batchRows(1);
-  const graph = await buildStepGraph(model, { input: takeRows(task.train.inputs, first) }, takeRows(task.train.labels, first),
-    { kind: 'cross-entropy', positions: task.lossPositions }, spec.optimizer, spec.clipNorm);
-  const session = await Session.create(encodeModel(graph.proto), options.runtime, 'the training step graph');
-  const evaluator = await Evaluator.create(model, graph.parameters, options.runtime);
-  const state = options.resume ?? initialState(model, graph);
+  const stepper = await Stepper.create(model, { input: takeRows(task.train.inputs, first) }, takeRows(task.train.labels, first),
+    { kind: 'cross-entropy', positions: task.lossPositions }, spec.optimizer, spec.clipNorm, options.runtime);
+  const evaluator = await Evaluator.create(model, stepper.graph.parameters, options.runtime);
+  const state: TrainState = options.resume ?? { step: 0, ...stepper.initialState(model), curve: [], secondsBefore: 0 };
   const started = Date.now();
   const progress = new Progress('train', totalSteps, options.progress);
   progress.tick(state.step);
@@ -88,7 +83,7 @@ export async function train(spec: TrainSpec, options: TrainOptions): Promise<Tra
       const step = state.step + 1;
       const rows = batchRows(step);
       const lr = learningRate(spec.lr, spec.schedule, step, totalSteps);
-      const result = await runStep(session, graph, state, { input: takeRows(task.train.inputs, rows) }, takeRows(task.train.labels, rows), spec, lr, step);
+      const result = await stepper.step(state, { input: takeRows(task.train.inputs, rows) }, takeRows(task.train.labels, rows), lr, step);
       const scored = scoreRows(result.scores, takeRows(task.train.labels, rows), task.lossPositions);
       window = { lossSum: window.lossSum + scored.lossSum, correct: window.correct + scored.correct, rows: window.rows + scored.rows };
       state.step = step;
@@ -106,7 +101,7 @@ export async function train(spec: TrainSpec, options: TrainOptions): Promise<Tra
     }
     progress.finish();
   } finally {
-    await session.release();
+    await stepper.release();
     await evaluator.release();
   }
   const seconds = state.secondsBefore + (Date.now() - started) / 1000;
@@ -130,28 +125,6 @@ function epochOrder(rows: number, seed: number, epoch: number): number[] {
     orderCache.set(key, permutation(rows, hashIndex(seed, epoch)));
   }
   return orderCache.get(key)!;
-}
-
-function initialState(model: Model, graph: StepGraph): TrainState {
-  const initializers = new Map(model.proto.graph.initializer.map((t) => [t.name, t]));
-  const copies = new Map(model.graph.nodes.filter((node) => node.opType === 'Identity').map((node) => [node.output[0], node.input[0]]));
-  const parameters = new Map(graph.parameters.map((name) => [name, tensorFromProto(initializers.get(name) ?? initializers.get(copies.get(name)!)!)]));
-  const optimizerState = new Map(graph.stateInputs.map((name) => {
-    const parameter = parameters.get(name.slice(0, name.indexOf('::')))!;
-    return [name, tensor('float32', parameter.dims)];
-  }));
-  return { step: 0, parameters, optimizerState, curve: [], secondsBefore: 0 };
-}
-
-async function runStep(session: Session, graph: StepGraph, state: TrainState, feeds: Feeds, target: Tensor, spec: TrainSpec, lr: number, step: number): Promise<{ loss: number; scores: Tensor }> {
-  const scalars = Object.fromEntries(Object.entries(scalarValues(spec.optimizer, lr, step)).map(([name, value]) => [name, tensor('float32', [], [value])]));
-  const outputs = await session.run({
-    ...feeds, [TARGET_INPUT]: target, ...scalars,
-    ...Object.fromEntries(state.parameters), ...Object.fromEntries(state.optimizerState),
-  }, [graph.loss, graph.scores, ...graph.nextParameter.values(), ...graph.nextState.values()]);
-  for (const [parameter, output] of graph.nextParameter) state.parameters.set(parameter, outputs[output]);
-  for (const [name, output] of graph.nextState) state.optimizerState.set(name, outputs[output]);
-  return { loss: Number(outputs[graph.loss].data[0]), scores: outputs[graph.scores] };
 }
 
 /** The forward model with the trained parameters as initializers and the spec in its metadata. */

@@ -1,0 +1,105 @@
+import { Command } from 'commander';
+import { InputError } from '../errors.ts';
+import { writeModelFile } from '../onnx/model-file.ts';
+import { jsonResult, writeJson } from '../report/json.ts';
+import { formatTable } from '../report/table.ts';
+import { percent } from '../stats.ts';
+import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
+import { DEFAULT_OPTIMIZER, type TrainSpec } from '../train/spec.ts';
+import { train } from '../train/trainer.ts';
+import { runtimeOptions } from './options.ts';
+
+export function trainCommand(): Command {
+  return new Command('train')
+    .description('Train a backprop network with onnxruntime (one run = one step: forward, backward, update) and save it as ONNX.')
+    .option('--task <task>', 'mnist, colored-mnist, modular-addition or csv:FILE')
+    .option('--model <spec>', "mlp:hidden=256-256[,act=relu] | cnn:channels=8-16[,fc=32] (see README)")
+    .option('--optimizer <kind>', 'sgd or adamw', 'adamw')
+    .option('--lr <x>', 'learning rate', '0.001')
+    .option('--momentum <x>', 'SGD momentum', '0')
+    .option('--weight-decay <x>', 'weight decay (AdamW: decoupled)', '0.01')
+    .option('--betas <b1,b2>', 'AdamW betas', '0.9,0.999')
+    .option('--eps <x>', 'AdamW epsilon', '1e-8')
+    .option('--warmup <steps>', 'linear warm-up steps', '0')
+    .option('--cosine', 'cosine decay of the learning rate to 0 at the last step')
+    .option('--clip <norm>', 'clip the global gradient norm')
+    .option('--steps <n>', 'training steps')
+    .option('--epochs <n>', 'training epochs (instead of --steps)')
+    .option('--batch <n|full>', "examples per step, or 'full'", '64')
+    .option('--seed <n>', 'seed of initialisation and batch order', '0')
+    .option('--data-seed <n>', 'seed of the train/test split and data noise', '0')
+    .option('--eval-every <n>', 'steps between evaluations (curve points)', '100')
+    .option('--label-column <name>', 'csv tasks: the label column')
+    .option('--modulus <p>', 'modular-addition: p', '113')
+    .option('--train-fraction <f>', 'modular-addition: fraction of pairs for training', '0.3')
+    .option('--out <model.onnx>', 'where to save the trained model')
+    .option('--json <file>', 'write the result and the loss/accuracy curve as JSON (docs/json.md)')
+    .option('--checkpoint <file>', 'save a checkpoint here periodically (resume with --resume)')
+    .option('--checkpoint-every <n>', 'steps between checkpoints', '1000')
+    .option('--resume <checkpoint>', 'continue an interrupted run from its checkpoint (the spec comes from the checkpoint)')
+    .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)')
+    .addHelpText('after', `
+The same spec with --threads 1 gives the same losses bit for bit; the spec is stored in the saved model's metadata.
+
+Examples:
+  teardown train --task mnist --model mlp:hidden=256-256 --optimizer sgd --lr 0.1 --momentum 0.9 --epochs 5 --out mlp.onnx
+  teardown train --task colored-mnist --model mlp:hidden=390-390 --lr 0.001 --epochs 10 --out erm.onnx --json erm.json`)
+    .action(async (options) => {
+      const runtime = runtimeOptions(options);
+      if (!options.out) throw new InputError('Give --out model.onnx: where to save the trained model.');
+      let spec: TrainSpec;
+      let resume;
+      if (options.resume) {
+        if (options.task || options.model) throw new InputError('--resume takes the whole spec from the checkpoint: drop --task and --model.');
+        ({ spec, state: resume } = loadCheckpoint(options.resume));
+      } else {
+        if (!options.task || !options.model) throw new InputError('Give --task and --model (e.g. --task mnist --model mlp:hidden=256-256).');
+        spec = specFromFlags(options);
+      }
+      const checkpointPath = options.checkpoint ?? options.resume;
+      const result = await train(spec, {
+        runtime, progress: true, resume, checkpointEvery: Number(options.checkpointEvery),
+        checkpoint: checkpointPath ? (state, model) => saveCheckpoint(checkpointPath, state, model) : undefined,
+      });
+      writeModelFile(options.out, result.model);
+      const final = result.final;
+      console.log(`${result.task.description}\nTrained ${spec.model} for ${result.steps} steps in ${result.seconds.toFixed(1)} s; saved ${options.out}.`);
+      console.log(formatTable(['', 'loss', 'accuracy'], [
+        ['train', final.trainLoss.toFixed(4), percent(final.trainAccuracy)],
+        ['test', final.testLoss.toFixed(4), percent(final.testAccuracy)],
+      ]));
+      if (options.json) {
+        writeJson(options.json, jsonResult('train', { threads: runtime.threads, seeds: { init: spec.seed, data: spec.taskOptions.dataSeed ?? 0 } }, {
+          spec, task: result.task.description, steps: result.steps, seconds: result.seconds, final, curve: result.curve, model: options.out,
+        }));
+      }
+    });
+}
+
+function specFromFlags(options: Record<string, string | boolean | undefined>): TrainSpec {
+  const number = (flag: string, value: unknown) => {
+    const parsed = Number(value);
+    if (value === undefined || value === '' || !Number.isFinite(parsed)) throw new InputError(`--${flag} expects a number, got '${value}'.`);
+    return parsed;
+  };
+  const optimizer = String(options.optimizer);
+  if (optimizer !== 'sgd' && optimizer !== 'adamw') throw new InputError(`--optimizer must be sgd or adamw, got '${optimizer}'.`);
+  const betas = String(options.betas).split(',').map((beta) => number('betas', beta));
+  if (betas.length !== 2) throw new InputError(`--betas expects two numbers b1,b2, got '${options.betas}'.`);
+  return {
+    task: String(options.task), model: String(options.model),
+    taskOptions: {
+      dataSeed: number('data-seed', options.dataSeed), modulus: number('modulus', options.modulus), trainFraction: number('train-fraction', options.trainFraction),
+      labelColumn: options.labelColumn as string | undefined,
+    },
+    optimizer: { ...DEFAULT_OPTIMIZER, kind: optimizer, momentum: number('momentum', options.momentum), weightDecay: number('weight-decay', options.weightDecay), betas: betas as [number, number], eps: number('eps', options.eps) },
+    lr: number('lr', options.lr),
+    schedule: { warmupSteps: number('warmup', options.warmup), cosine: options.cosine === true },
+    clipNorm: options.clip === undefined ? undefined : number('clip', options.clip),
+    steps: options.steps === undefined ? undefined : number('steps', options.steps),
+    epochs: options.epochs === undefined ? undefined : number('epochs', options.epochs),
+    batch: options.batch === 'full' ? 'full' : number('batch', options.batch),
+    seed: number('seed', options.seed),
+    evalEvery: number('eval-every', options.evalEvery),
+  };
+}
