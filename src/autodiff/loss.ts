@@ -59,7 +59,7 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
     if (spec.positions === 'last') {
       if (outputRank < 3) throw new AutodiffError(`--loss-positions last needs sequence scores [batch, seq, classes]; '${output}' has rank ${outputRank}.`);
       const last = emitter.int64s([-1]);
-      logits = emitter.op('Gather', [logits, emitter.scalar(-1, 'int64')], { axis: int(1) }, hint); // [batch, classes]
+      logits = emitter.op('Slice', [logits, last, emitter.int64s([Number.MAX_SAFE_INTEGER]), emitter.int64s([1])], {}, hint); // [batch, 1, classes]
       // Targets may be one per sequence [batch] or one per position [batch, seq] (the last is used).
       target = emitter.op('Reshape', [emitter.op('Slice', [emitter.op('Reshape', [target, emitter.op('Concat', [emitter.op('Slice', [emitter.op('Shape', [target], {}, hint), emitter.int64s([0]), emitter.int64s([1])], {}, hint), last], { axis: int(0) }, hint)], {}, hint), last, emitter.int64s([Number.MAX_SAFE_INTEGER]), emitter.int64s([1])], {}, hint), last], {}, hint);
     }

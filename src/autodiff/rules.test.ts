@@ -89,6 +89,8 @@ const CASES: Case[] = [
   { name: 'Squeeze', op: 'Squeeze', operands: [f([2, 1, 3]), i64([1])] },
   { name: 'Unsqueeze', op: 'Unsqueeze', operands: [f([2, 3]), i64([0, 3])] },
   { name: 'Gather rows (embedding)', op: 'Gather', operands: [f([5, 3]), i64([0, 4, 4, -1, 2, 0], [2, 3])], attrs: { axis: int(0) } },
+  { name: 'Gather along axis 1 with a scalar index (x[:, -1])', op: 'Gather', operands: [f([2, 3, 4]), i64([-1], [])], attrs: { axis: int(1) } },
+  { name: 'Gather along axis 2 with an index matrix', op: 'Gather', operands: [f([2, 3, 4]), i64([3, 0, 3, 1], [2, 2])], attrs: { axis: int(2) } },
   { name: 'GatherElements', op: 'GatherElements', operands: [f([3, 4]), i64([0, 3, 3, 1, 2, 0], [3, 2])], attrs: { axis: int(1) } },
   { name: 'Split', op: 'Split', operands: [f([2, 6]), i64([2, 4])], attrs: { axis: int(1) }, outputs: 2, combine: (g, [a, b]) => g.node('Concat', [g.node('Mul', [a, a]), b], { axis: int(1) }) },
   { name: 'Slice', op: 'Slice', operands: [f([4, 5]), i64([1, -4]), i64([100, 4]), i64([0, 1])] },

@@ -155,7 +155,12 @@ function matMulGradient(c: GradContext): Grad[] {
   const batch = outShape.slice(0, -2);
   const grads: Grad[] = [undefined, undefined];
   if (c.needs(0)) grads[0] = { grad: c.op('MatMul', [dy(c), swapLast(b, rankB)]), shape: [...batch, ...c.shape(a).slice(-2)] };
-  if (c.needs(1)) grads[1] = { grad: c.op('MatMul', [swapLast(a, rankA), dy(c)]), shape: [...batch, ...c.shape(b).slice(-2)] };
+  if (c.needs(1) && rankB === 2 && rankA > 2) {
+    // A weight shared by every batch row: dB = Σ_rows Aᵀ·dY as one [K, rows]·[rows, N] product, not a
+    // batched product summed afterwards (which materialises one K×N matrix per row).
+    const rows = (value: string) => c.op('Reshape', [value, c.op('Concat', [c.int64s([-1]), c.op('Slice', [c.op('Shape', [value]), c.int64s([-1]), c.int64s([rankA])])], { axis: int(0) })]);
+    grads[1] = c.op('Gemm', [rows(a), rows(dy(c))], { transA: int(1) });
+  } else if (c.needs(1)) grads[1] = { grad: c.op('MatMul', [swapLast(a, rankA), dy(c)]), shape: [...batch, ...c.shape(b).slice(-2)] };
   return grads;
 }
 
@@ -346,13 +351,22 @@ function padGradient(c: GradContext): string {
   return c.op('Slice', [dy(c), c.int64s(begins), ends, c.int64s(axes)]);
 }
 
-/** Gather along axis 0 (embeddings): dData = scatter-add the rows of dY at the indices (negative ones count from the end). */
+/**
+ * Gather: dData = scatter-add of dY at the gathered indices (negative ones count from the end).
+ * Along axis a, data is viewed with axis a first (Transpose), dY with its index axes first, so
+ * one ScatterND adds every gathered slice back; axis 0 (embedding lookups) needs no transposes.
+ */
 function gatherGradient(c: GradContext): string {
-  const axis = axisOf(c.attrInt('axis', 0), c.rank(c.x(0)));
-  if (axis !== 0) throw new AutodiffError(`Gather along axis ${axis} of float data (${c.describe()}) has no gradient rule: only axis 0 (embedding lookups) has one.`);
   const data = c.x(0);
+  const rank = c.rank(data);
+  const indexRank = c.rank(c.x(1));
+  const axis = axisOf(c.attrInt('axis', 0), rank);
   const indices = c.op('Cast', [c.x(1)], { to: int(7) }); // int64
-  const rows = c.op('Gather', [c.op('Shape', [data]), c.int64s([0])]);
-  const wrapped = c.op('Where', [c.op('Less', [indices, c.int64s([0])]), c.add(indices, rows), indices]);
-  return c.op('ScatterND', [c.zerosLike(data), c.unsqueeze(wrapped, [c.rank(c.x(1))]), dy(c)], { reduction: str('add') });
+  const size = c.op('Gather', [c.op('Shape', [data]), c.int64s([axis])]);
+  const wrapped = c.reshapeLike(c.op('Where', [c.op('Less', [indices, c.int64s([0])]), c.add(indices, size), indices]), indices); // keeps a scalar index scalar
+  const dataPerm = [axis, ...[...Array(rank).keys()].filter((k) => k !== axis)];
+  const dyPerm = [...Array(indexRank).keys()].map((k) => axis + k).concat([...Array(axis).keys()], [...Array(rank - axis - 1).keys()].map((k) => axis + indexRank + k));
+  const moved = (value: string, perm: number[]) => (perm.every((p, k) => p === k) ? value : c.op('Transpose', [value], { perm: ints(perm) }));
+  const scattered = c.op('ScatterND', [moved(c.zerosLike(data), dataPerm), c.unsqueeze(wrapped, [indexRank]), moved(dy(c), dyPerm)], { reduction: str('add') });
+  return moved(scattered, dataPerm.map((_, k) => dataPerm.indexOf(k)));
 }

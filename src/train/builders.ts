@@ -9,6 +9,7 @@ import type { ModelProto } from '../onnx/proto.ts';
 import { InputError } from '../errors.ts';
 import { Initializer } from './init.ts';
 import type { Activation, ModelSpec } from './model-spec.ts';
+import { buildTransformer } from './transformer.ts';
 
 /** What the data gives a model: the shape of one example and the number of classes. */
 export type InputShape =
@@ -27,7 +28,7 @@ export function buildModel(spec: ModelSpec, input: InputShape, classes: number, 
   switch (spec.kind) {
     case 'mlp': return buildMlp(spec.hidden, spec.act, input, classes, init);
     case 'cnn': return buildCnn(spec.channels, spec.fc, spec.act, input, classes, init);
-    case 'transformer': throw new InputError('The transformer builder is not available yet.');
+    case 'transformer': return buildTransformer(spec, input, classes, init);
   }
 }
 

@@ -2,7 +2,9 @@
  * Model specs as users write them on the command line, `KIND:key=value,...`:
  *   mlp:hidden=256-256,act=relu
  *   cnn:channels=8-16,fc=32
- *   transformer:layers=1,heads=4,d_model=128,d_mlp=512,act=relu,ln=false
+ *   transformer:layers=1,heads=4,d_model=128,d_mlp=512,act=relu,ln=false,init=nanda
+ * init=torch (default) initialises as PyTorch's modules do; init=nanda as Nanda et al.'s grokking
+ * code does: every weight N(0, 1/d_model), the unembedding N(0, 1/classes), biases 0.
  */
 import { InputError } from '../errors.ts';
 
@@ -11,11 +13,11 @@ export type Activation = 'relu' | 'tanh' | 'gelu' | 'sigmoid';
 export type ModelSpec =
   | { kind: 'mlp'; hidden: number[]; act: Activation }
   | { kind: 'cnn'; channels: number[]; fc: number; act: Activation }
-  | { kind: 'transformer'; layers: number; heads: number; dModel: number; dMlp: number; act: Activation; layerNorm: boolean };
+  | { kind: 'transformer'; layers: number; heads: number; dModel: number; dMlp: number; act: Activation; layerNorm: boolean; init: 'torch' | 'nanda' };
 
 const ACTIVATIONS: Activation[] = ['relu', 'tanh', 'gelu', 'sigmoid'];
 
-const USAGE = "expected mlp:hidden=256-256[,act=relu], cnn:channels=8-16[,fc=32][,act=relu] or transformer:layers=1,heads=4,d_model=128,d_mlp=512[,act=relu][,ln=true]";
+const USAGE = "expected mlp:hidden=256-256[,act=relu], cnn:channels=8-16[,fc=32][,act=relu] or transformer:layers=1,heads=4,d_model=128,d_mlp=512[,act=relu][,ln=true][,init=torch|nanda]";
 
 export function parseModelSpec(text: string): ModelSpec {
   const [kind, rest = ''] = text.split(/:(.*)/s);
@@ -42,6 +44,7 @@ export function parseModelSpec(text: string): ModelSpec {
       kind, layers: positive(take('layers', '1'), 'layers', text), heads: positive(take('heads', '4'), 'heads', text),
       dModel: positive(take('d_model', '128'), 'd_model', text), dMlp: positive(take('d_mlp', '512'), 'd_mlp', text), act,
       layerNorm: booleanSetting(take('ln', 'true'), 'ln', text),
+      init: initSetting(take('init', 'torch'), text),
     };
     if (spec.dModel % spec.heads !== 0) throw new InputError(`Model spec '${text}': d_model (${spec.dModel}) must be a multiple of heads (${spec.heads}).`);
   } else throw new InputError(`Model spec '${text}': unknown model kind '${kind}' (${USAGE}).`);
@@ -58,4 +61,9 @@ function positive(value: string, key: string, text: string): number {
 function booleanSetting(value: string, key: string, text: string): boolean {
   if (value !== 'true' && value !== 'false') throw new InputError(`Model spec '${text}': ${key} must be true or false, got '${value}'.`);
   return value === 'true';
+}
+
+function initSetting(value: string, text: string): 'torch' | 'nanda' {
+  if (value !== 'torch' && value !== 'nanda') throw new InputError(`Model spec '${text}': init must be torch or nanda, got '${value}'.`);
+  return value;
 }
