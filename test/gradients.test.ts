@@ -8,6 +8,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { computeGradients, parameterNames } from '../src/autodiff/gradients.ts';
 import { readNpy } from '../src/data/npy.ts';
+import { GraphBuilder } from '../src/graph/builder.ts';
+import { Model } from '../src/runtime/model.ts';
+import { seededRandom } from '../src/random.ts';
+import { tensor } from '../src/tensor.ts';
 import { assertClose, fixtureDir, loadFixture } from './helpers.ts';
 
 for (const name of ['mlp', 'cnn', 'gpt'] as const) {
@@ -58,4 +62,39 @@ describe('gradients of fixture cnn-folded', () => {
     }
     await fixture.model.release();
   });
+});
+
+describe('cross-entropy options against the closed form', () => {
+  // For scores z and target t, d(mean CE)/dz = (softmax(z) − onehot(t)) / (rows counted), zero on ignored rows.
+  const build = () => {
+    const g = new GraphBuilder('scores', 17);
+    g.output(g.node('Identity', [g.input('input', 'float64', ['batch', 3, 4])], {}, '/scores/Identity', 'scores'), 'float64');
+    return Model.fromProto(g.build(), 'scores', { threads: 1 });
+  };
+  const random = seededRandom(3);
+  const scores = tensor('float64', [2, 3, 4], Array.from({ length: 24 }, () => 4 * random() - 2));
+  const softmaxRow = (row: number) => {
+    const values = Array.from({ length: 4 }, (_, c) => Number(scores.data[row * 4 + c]));
+    const max = Math.max(...values);
+    const exps = values.map((v) => Math.exp(v - max));
+    const sum = exps.reduce((a, b) => a + b);
+    return exps.map((e) => e / sum);
+  };
+  const check = async (targets: number[], options: { ignoreIndex?: number; positions?: 'last' }, rowsScored: number[]) => {
+    const model = build();
+    const target = tensor('int64', options.positions === 'last' ? [2] : [2, 3], targets);
+    const { loss, gradients } = await computeGradients(model, { input: scores }, target, { loss: { kind: 'cross-entropy', ...options }, wrt: ['input'] });
+    const labelOf = (row: number) => (options.positions === 'last' ? targets[Math.floor(row / 3)] : targets[row]);
+    const expectedLoss = rowsScored.reduce((sum, row) => sum - Math.log(softmaxRow(row)[labelOf(row)]), 0) / rowsScored.length;
+    assert.ok(Math.abs(loss - expectedLoss) < 1e-12, `loss ${loss} vs ${expectedLoss}`);
+    const grad = gradients.get('input')!;
+    for (let row = 0; row < 6; row++) for (let c = 0; c < 4; c++) {
+      const expected = rowsScored.includes(row) ? (softmaxRow(row)[c] - (c === labelOf(row) ? 1 : 0)) / rowsScored.length : 0;
+      assert.ok(Math.abs(Number(grad.data[row * 4 + c]) - expected) < 1e-12, `row ${row} class ${c}`);
+    }
+    await model.release();
+  };
+
+  it('ignore index: ignored positions leave the sum and the count', () => check([0, 3, -100, 2, -100, 1], { ignoreIndex: -100 }, [0, 1, 3, 5]));
+  it('last position only, one target per sequence', () => check([2, 1], { positions: 'last' }, [2, 5]));
 });

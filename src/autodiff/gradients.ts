@@ -12,7 +12,7 @@ import type { Dim } from '../graph/builder.ts';
 import { InputError } from '../errors.ts';
 import { encodeModel, toNumber } from '../onnx/proto.ts';
 import { Model } from '../runtime/model.ts';
-import { probeHookShapes } from '../runtime/run.ts';
+import { probeHookShapes, probeValueShapes } from '../runtime/run.ts';
 import { Session } from '../runtime/session.ts';
 import type { Feeds, Tensor } from '../tensor.ts';
 import { buildBackward } from './backward.ts';
@@ -71,7 +71,7 @@ export class GradientProgram {
     }
     const lossModel = Model.fromProto(lossGraph.proto, model.path, model.options);
     const withTarget = { ...feeds, [TARGET_INPUT]: target };
-    const shapes = await probeHookShapes(lossModel, withTarget, lossModel.hooks.hooks.filter((hook) => hook.kind === 'value')) as Map<string, Dim[]>;
+    const shapes = await probeValueShapes(lossModel, withTarget) as Map<string, Dim[]>;
     const names = resolveWrt(model, request.wrt);
     const backward = buildBackward(lossModel.graph, shapes, { loss: lossGraph.loss, wrt: [...new Set(names.values())] });
     const session = await Session.create(encodeModel(backward.proto), model.options, `the gradient graph of '${model.path}'`);

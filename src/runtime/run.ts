@@ -198,3 +198,9 @@ export async function probeHookShapes(model: Model, feeds: Feeds, hooks: readonl
   }
   return new Map(hooks.map((hook) => [hook.name, known.get(key(hook))!]));
 }
+
+/** Symbolic dims of every value of the model (inputs and node outputs), keyed by value name. */
+export async function probeValueShapes(model: Model, feeds: Feeds): Promise<Map<string, (number | string)[]>> {
+  const shapes = await probeHookShapes(model, feeds, model.hooks.hooks);
+  return new Map(model.hooks.hooks.map((hook) => [hook.value, shapes.get(hook.name)!]));
+}

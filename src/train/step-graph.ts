@@ -16,7 +16,7 @@ import { derive } from '../graph/edit.ts';
 import { GraphIndex } from '../graph/graph.ts';
 import { toNumber, type ModelProto } from '../onnx/proto.ts';
 import { Model } from '../runtime/model.ts';
-import { probeHookShapes } from '../runtime/run.ts';
+import { probeHookShapes, probeValueShapes } from '../runtime/run.ts';
 import type { Feeds, Tensor } from '../tensor.ts';
 import { emitUpdate, stateNames, stepScalars, type OptimizerSpec } from './optimizers.ts';
 
@@ -39,7 +39,7 @@ export async function buildStepGraph(model: Model, feeds: Feeds, target: Tensor,
   const outputShape = (await probeHookShapes(model, feeds, [model.hooks.resolve(scores)])).get(scores)!;
   const lossGraph = appendLoss(model.graph, loss, outputShape);
   const lossModel = Model.fromProto(lossGraph.proto, model.path, model.options);
-  const shapes = await probeHookShapes(lossModel, { ...feeds, [TARGET_INPUT]: target }, lossModel.hooks.hooks.filter((hook) => hook.kind === 'value')) as Map<string, Dim[]>;
+  const shapes = await probeValueShapes(lossModel, { ...feeds, [TARGET_INPUT]: target }) as Map<string, Dim[]>;
   await lossModel.release();
   const parameters = parameterNames(model);
   const backward = buildBackward(lossModel.graph, shapes, { loss: lossGraph.loss, wrt: parameters });
