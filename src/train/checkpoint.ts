@@ -9,7 +9,7 @@ import type { ModelProto } from '../onnx/proto.ts';
 import { tensorFromProto, tensorToProto } from '../onnx/tensor-proto.ts';
 import { derive } from '../graph/edit.ts';
 import type { TrainSpec } from './spec.ts';
-import type { TrainState } from './trainer.ts';
+import type { ResumeState, TrainState } from './trainer.ts';
 
 const POSITION_KEY = 'teardown.checkpoint';
 
@@ -22,21 +22,21 @@ export function saveCheckpoint(path: string, state: TrainState, model: ModelProt
   }));
 }
 
-export function loadCheckpoint(path: string): { spec: TrainSpec; state: TrainState } {
+export function loadCheckpoint(path: string): { spec: TrainSpec; state: ResumeState } {
   const { proto } = readModelFile(path);
   const meta = new Map(proto.metadataProps.map((entry) => [entry.key, entry.value]));
   const specText = meta.get('teardown.train_spec');
   const positionText = meta.get(POSITION_KEY);
   if (!specText || !positionText) throw new InputError(`'${path}' is not a teardown training checkpoint (no ${specText ? POSITION_KEY : 'teardown.train_spec'} metadata): give the file written with --checkpoint.`);
   const position = JSON.parse(positionText) as { step: number; secondsBefore: number };
-  const parameters = new Map<string, ReturnType<typeof tensorFromProto>>();
+  const values = new Map<string, ReturnType<typeof tensorFromProto>>();
   const optimizerState = new Map<string, ReturnType<typeof tensorFromProto>>();
   for (const tensor of proto.graph.initializer) {
     if (tensor.name.startsWith('teardown::optimizer::')) optimizerState.set(tensor.name.slice('teardown::optimizer::'.length), tensorFromProto(tensor));
-    else if (tensor.dataType === 1) parameters.set(tensor.name, tensorFromProto(tensor));
+    else if (tensor.dataType === 1) values.set(tensor.name, tensorFromProto(tensor));
   }
   return {
     spec: JSON.parse(specText) as TrainSpec,
-    state: { step: position.step, parameters, optimizerState, curve: JSON.parse(meta.get('teardown.train_curve') ?? '[]'), secondsBefore: position.secondsBefore },
+    state: { step: position.step, values, optimizerState, curve: JSON.parse(meta.get('teardown.train_curve') ?? '[]'), secondsBefore: position.secondsBefore },
   };
 }

@@ -17,6 +17,8 @@ import { GraphIndex } from '../graph/graph.ts';
 import { toNumber, type ModelProto } from '../onnx/proto.ts';
 import { Model } from '../runtime/model.ts';
 import { probeHookShapes, probeValueShapes } from '../runtime/run.ts';
+import { defaultOpset } from '../onnx/model-file.ts';
+import { batchNormForTraining, type BatchStatistics } from './batch-norm.ts';
 import type { Feeds, Tensor } from '../tensor.ts';
 import { emitUpdate, stateNames, stepScalars, type OptimizerSpec } from './optimizers.ts';
 
@@ -32,13 +34,16 @@ export interface StepGraph {
   /** State input name → output holding its updated value. */
   nextState: Map<string, string>;
   stateInputs: string[];
+  /** BatchNorm running statistics to update from each step's batch statistics. */
+  statistics: BatchStatistics[];
 }
 
 export async function buildStepGraph(model: Model, feeds: Feeds, target: Tensor, loss: LossSpec, optimizer: OptimizerSpec, clipNorm?: number): Promise<StepGraph> {
   const scores = model.outputNames[0];
   const outputShape = (await probeHookShapes(model, feeds, [model.hooks.resolve(scores)])).get(scores)!;
   const lossGraph = appendLoss(model.graph, loss, outputShape);
-  const lossModel = Model.fromProto(lossGraph.proto, model.path, model.options);
+  const training = await withTrainingBatchNorm(model, lossGraph.proto, feeds);
+  const lossModel = Model.fromProto(training.proto, model.path, model.options);
   const shapes = await probeValueShapes(lossModel, { ...feeds, [TARGET_INPUT]: target }) as Map<string, Dim[]>;
   await lossModel.release();
   const parameters = parameterNames(model);
@@ -76,11 +81,24 @@ export async function buildStepGraph(model: Model, feeds: Feeds, target: Tensor,
     ...parameters.flatMap((name) => stateNames(optimizer, name).map((state) => valueInfo(state, 'float32', parameterDims(name)))),
     ...stepScalars(optimizer).map((name) => valueInfo(name, 'float32', [])),
   ];
-  const outputs = [lossGraph.loss, scores, gradientNorm, ...nextParameter.values(), ...nextState.values()].map((name) => valueInfo(name, 'float32'));
+  const statisticsOutputs = training.statistics.flatMap((statistic) => [statistic.batchMean, statistic.batchVar]);
+  const outputs = [lossGraph.loss, scores, gradientNorm, ...nextParameter.values(), ...nextState.values(), ...statisticsOutputs].map((name) => valueInfo(name, 'float32'));
   // A parameter copy (PyTorch's merged parameters) is produced by an Identity node: as an input, that node must go.
   const nodes = [...graph.node.filter((node) => !(node.opType === 'Identity' && isParameter.has(node.output[0]))), ...emitter.nodes];
   const proto = derive(backward.proto, {
     graph: derive(graph, { node: nodes, input: inputs, output: outputs, initializer: [...graph.initializer.filter((tensor) => !isParameter.has(tensor.name)), ...emitter.initializers] }),
   });
-  return { proto, parameters, loss: lossGraph.loss, scores, gradientNorm, nextParameter, nextState, stateInputs };
+  return { proto, parameters, loss: lossGraph.loss, scores, gradientNorm, nextParameter, nextState, stateInputs, statistics: training.statistics };
+}
+
+/** The loss graph with every BatchNormalization normalising by batch statistics (batch-norm.ts). */
+async function withTrainingBatchNorm(model: Model, proto: ModelProto, feeds: Feeds): Promise<{ proto: ModelProto; statistics: BatchStatistics[] }> {
+  if (!proto.graph.node.some((node) => node.opType === 'BatchNormalization')) return { proto, statistics: [] };
+  const shapes = await probeValueShapes(model, feeds);
+  const index = new GraphIndex(proto);
+  const emitter = new Emitter(new Set([...index.valueNames(), ...index.initializerNames, ...index.nodes.map((node) => node.name)]), new Map(index.elementTypes));
+  const { nodes, statistics } = batchNormForTraining(proto.graph.node, emitter, (value) => shapes.get(value)!, defaultOpset(proto));
+  // Nodes still in the emitter (the flattened statistics) go last; the running statistics stay initializers, now unread.
+  const graph = derive(proto.graph, { node: [...nodes, ...emitter.nodes], initializer: [...proto.graph.initializer, ...emitter.initializers] });
+  return { proto: derive(proto, { graph }), statistics };
 }

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { readNpy } from '../data/npy.ts';
+import { float, GraphBuilder, int, ints } from '../graph/builder.ts';
 import { Model } from '../runtime/model.ts';
 import { relativeError } from '../tensor.ts';
 import { buildModel } from './builders.ts';
@@ -45,4 +46,30 @@ describe('training steps vs PyTorch optimizers', () => {
       await stepper.release();
     });
   }
+});
+
+describe('BatchNorm in training mode vs PyTorch train()', () => {
+  it('normalises with batch statistics, updates the running statistics, and the weights follow SGD', async () => {
+    const init = (name: string) => readNpy(`${dir}bn.init.${name}.npy`);
+    const g = new GraphBuilder('conv-bn');
+    let x = g.input('input', 'float32', ['batch', 1, 4, 4]);
+    x = g.node('Conv', [x, g.initializer('conv.weight', init('conv.weight')), g.initializer('conv.bias', init('conv.bias'))], { kernel_shape: ints([3, 3]), pads: ints([1, 1, 1, 1]) }, '/conv/Conv');
+    x = g.node('BatchNormalization', [x, ...['bn.weight', 'bn.bias', 'bn.running_mean', 'bn.running_var'].map((name) => g.initializer(name, init(name)))], { epsilon: float(1e-5), momentum: float(0.9) }, '/bn/BatchNormalization');
+    x = g.node('Flatten', [g.node('Relu', [x], {}, '/act/Relu')], { axis: int(1) }, '/flatten/Flatten');
+    g.output(g.node('Gemm', [x, g.initializer('head.weight', init('head.weight')), g.initializer('head.bias', init('head.bias'))], { transB: int(1) }, '/head/Gemm', 'logits'), 'float32');
+    const model = Model.fromProto(g.build(), 'conv-bn', { threads: 1 });
+    const batch = (k: number) => ({ input: readNpy(`${dir}bn.batch${k}.input.npy`), target: readNpy(`${dir}bn.batch${k}.target.npy`) });
+    const stepper = await Stepper.create(model, { input: batch(0).input }, batch(0).target, { kind: 'cross-entropy' }, { kind: 'sgd', momentum: 0.9, weightDecay: 0, betas: [0.9, 0.999], eps: 1e-8 }, undefined, { threads: 1 });
+    assert.deepEqual(stepper.graph.parameters.sort(), ['bn.bias', 'bn.weight', 'conv.bias', 'conv.weight', 'head.bias', 'head.weight']);
+    const state = stepper.initialState(model);
+    for (let k = 0; k < 3; k++) {
+      const { loss } = await stepper.step(state, { input: batch(k).input }, batch(k).target, 0.1, k + 1);
+      assert.ok(Math.abs(loss - oracle.batchnorm.losses[k]) < 1e-5, `step ${k + 1} loss ${loss} vs ${oracle.batchnorm.losses[k]}`);
+      for (const [name, value] of [...state.parameters, ...state.buffers]) {
+        const error = relativeError(value, readNpy(`${dir}bn.step${k + 1}.${name}.npy`));
+        assert.ok(error < 1e-5, `step ${k + 1} ${name}: relative error ${error.toExponential(2)}`);
+      }
+    }
+    await stepper.release();
+  });
 });

@@ -11,10 +11,13 @@ import { Session, type RuntimeOptions } from '../runtime/session.ts';
 import { tensor, type Feeds, type Tensor } from '../tensor.ts';
 import { scalarValues, type OptimizerSpec } from './optimizers.ts';
 import { buildStepGraph, type StepGraph } from './step-graph.ts';
+import { updateRunningStatistics } from './batch-norm.ts';
 
 export interface StepState {
   parameters: Map<string, Tensor>;
   optimizerState: Map<string, Tensor>;
+  /** Non-trained state: BatchNorm running statistics, updated from batch statistics. */
+  buffers: Map<string, Tensor>;
 }
 
 export class Stepper {
@@ -32,7 +35,13 @@ export class Stepper {
     const copies = new Map(model.graph.nodes.filter((node) => node.opType === 'Identity').map((node) => [node.output[0], node.input[0]]));
     const parameters = new Map(this.graph.parameters.map((name) => [name, tensorFromProto(initializers.get(name) ?? initializers.get(copies.get(name)!)!)]));
     const optimizerState = new Map(this.graph.stateInputs.map((name) => [name, tensor('float32', parameters.get(name.slice(0, name.indexOf('::')))!.dims)]));
-    return { parameters, optimizerState };
+    const buffers = new Map(this.bufferNames().map((name) => [name, tensorFromProto(initializers.get(name)!)]));
+    return { parameters, optimizerState, buffers };
+  }
+
+  /** Names of the running statistics the steps update. */
+  bufferNames(): string[] {
+    return this.graph.statistics.flatMap((statistic) => [statistic.runningMean, statistic.runningVar]);
   }
 
   /** Step t (1-based) with learning rate lr: updates `state` in place; returns the batch loss and the model's scores. */
@@ -42,9 +51,14 @@ export class Stepper {
     const outputs = await this.session.run({
       ...feeds, [TARGET_INPUT]: target, ...scalars,
       ...Object.fromEntries(state.parameters), ...Object.fromEntries(state.optimizerState),
-    }, [graph.loss, graph.scores, graph.gradientNorm, ...graph.nextParameter.values(), ...graph.nextState.values()]);
+    }, [graph.loss, graph.scores, graph.gradientNorm, ...graph.nextParameter.values(), ...graph.nextState.values(), ...graph.statistics.flatMap((s) => [s.batchMean, s.batchVar])]);
     for (const [parameter, output] of graph.nextParameter) state.parameters.set(parameter, outputs[output]);
     for (const [name, output] of graph.nextState) state.optimizerState.set(name, outputs[output]);
+    const batch = Object.values(feeds)[0].dims[0];
+    for (const statistic of graph.statistics) {
+      const running = { mean: state.buffers.get(statistic.runningMean)!, var: state.buffers.get(statistic.runningVar)! };
+      updateRunningStatistics(running, outputs[statistic.batchMean], outputs[statistic.batchVar], batch * statistic.perExample);
+    }
     return { loss: Number(outputs[graph.loss].data[0]), scores: outputs[graph.scores], gradientNorm: Number(outputs[graph.gradientNorm].data[0]) };
   }
 

@@ -49,13 +49,22 @@ export interface TrainResult {
   final: CurvePoint;
 }
 
+/** What a checkpoint holds: every float tensor of the saved model by name, the optimizer state and the loop's position. */
+export interface ResumeState {
+  step: number;
+  values: Map<string, Tensor>;
+  optimizerState: Map<string, Tensor>;
+  curve: CurvePoint[];
+  secondsBefore: number;
+}
+
 export interface TrainOptions {
   runtime: RuntimeOptions;
   progress?: boolean;
   /** Called every `checkpointEvery` steps with the state to save. */
   checkpoint?: (state: TrainState, model: ModelProto) => void;
   checkpointEvery?: number;
-  resume?: TrainState;
+  resume?: ResumeState;
 }
 
 export async function train(spec: TrainSpec, options: TrainOptions): Promise<TrainResult> {
@@ -72,8 +81,9 @@ export async function train(spec: TrainSpec, options: TrainOptions): Promise<Tra
   const first = batchRows(1);
   const stepper = await Stepper.create(model, { input: takeRows(task.train.inputs, first) }, takeRows(task.train.labels, first),
     { kind: 'cross-entropy', positions: task.lossPositions }, spec.optimizer, spec.clipNorm, options.runtime);
-  const evaluator = await Evaluator.create(model, stepper.graph.parameters, options.runtime);
-  const state: TrainState = options.resume ?? { step: 0, ...stepper.initialState(model), curve: [], secondsBefore: 0 };
+  const evaluator = await Evaluator.create(model, [...stepper.graph.parameters, ...stepper.bufferNames()], options.runtime);
+  const state: TrainState = { step: 0, ...stepper.initialState(model), curve: [], secondsBefore: 0 };
+  if (options.resume) restore(state, options.resume);
   const started = Date.now();
   const progress = new Progress('train', totalSteps, options.progress);
   progress.tick(state.step);
@@ -89,7 +99,8 @@ export async function train(spec: TrainSpec, options: TrainOptions): Promise<Tra
       state.step = step;
       if (step % spec.evalEvery === 0 || step === totalSteps) {
         const seconds = state.secondsBefore + (Date.now() - started) / 1000;
-        const [onTrain, onTest] = [await evaluator.evaluate(state.parameters, task.train, task.lossPositions), await evaluator.evaluate(state.parameters, task.test, task.lossPositions)];
+        const values = new Map([...state.parameters, ...state.buffers]);
+        const [onTrain, onTest] = [await evaluator.evaluate(values, task.train, task.lossPositions), await evaluator.evaluate(values, task.test, task.lossPositions)];
         state.curve.push({ step, lr, batchLoss: window.lossSum / window.rows, batchAccuracy: window.correct / window.rows, trainLoss: onTrain.loss, trainAccuracy: onTrain.accuracy, testLoss: onTest.loss, testAccuracy: onTest.accuracy, seconds });
         window = { lossSum: 0, correct: 0, rows: 0 };
       }
@@ -106,6 +117,13 @@ export async function train(spec: TrainSpec, options: TrainOptions): Promise<Tra
   }
   const seconds = state.secondsBefore + (Date.now() - started) / 1000;
   return { spec, task, model: trainedModel(built.proto, state, spec), curve: state.curve, steps: totalSteps, seconds, final: state.curve[state.curve.length - 1] };
+}
+
+/** Copies a checkpoint's position, weights, buffers and optimizer state into a fresh state. */
+function restore(state: TrainState, saved: ResumeState): void {
+  for (const map of [state.parameters, state.buffers]) for (const name of map.keys()) map.set(name, saved.values.get(name)!);
+  for (const name of state.optimizerState.keys()) state.optimizerState.set(name, saved.optimizerState.get(name)!);
+  Object.assign(state, { step: saved.step, curve: saved.curve, secondsBefore: saved.secondsBefore });
 }
 
 /** Rows of the training set used at step t (1-based): a slice of the epoch's seeded permutation. */
@@ -129,7 +147,8 @@ function epochOrder(rows: number, seed: number, epoch: number): number[] {
 
 /** The forward model with the trained parameters as initializers and the spec in its metadata. */
 export function trainedModel(forward: ModelProto, state: TrainState, spec: TrainSpec): ModelProto {
-  const initializer = forward.graph.initializer.map((t) => (state.parameters.has(t.name) ? tensorToProto(t.name, state.parameters.get(t.name)!) : t));
+  const trained = new Map([...state.parameters, ...state.buffers]);
+  const initializer = forward.graph.initializer.map((t) => (trained.has(t.name) ? tensorToProto(t.name, trained.get(t.name)!) : t));
   const metadataProps = [
     { key: 'teardown.train_spec', value: JSON.stringify(spec) },
     { key: 'teardown.train_steps', value: String(state.step) },
