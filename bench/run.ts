@@ -4,7 +4,9 @@
  *   npm run bench -- patch [--threads N] [--reps N]   resid-stream patch sweep on the gpt fixture (batch 32):
  *                                                     teardown's stacked sweep vs a PyTorch forward-hook loop
  *   npm run bench -- cache [--threads N] [--reps N]   overhead of caching every module hook / every raw value
- *                                                     vs a plain run, on the cnn fixture at a batch where a plain run takes ≥ 10 ms
+ *                                                     vs a plain run, on models where a plain run takes ≥ 10 ms
+ *   npm run bench -- train [--reps N]                 ms per training step vs PyTorch (MLP/SGD, fixture CNN/AdamW,
+ *                                                     grokking transformer/AdamW full batch) at 1 and 2 threads
  *
  * Figures and the commands that produced them go into bench/RESULTS.md.
  */
@@ -22,6 +24,11 @@ import { Model } from '../src/runtime/model.ts';
 import { runWithCache } from '../src/runtime/run.ts';
 import { seededRandom } from '../src/random.ts';
 import { repeatRows, tensor, type Tensor } from '../src/tensor.ts';
+import { buildModel } from '../src/train/builders.ts';
+import { parseModelSpec } from '../src/train/model-spec.ts';
+import type { OptimizerSpec } from '../src/train/optimizers.ts';
+import { Stepper } from '../src/train/stepper.ts';
+import { fixtureCnn } from './fixture-cnn.ts';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../test/fixtures/${name}/`, import.meta.url));
 const { values: flags, positionals } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string', default: '1' }, reps: { type: 'string', default: '15' } } });
@@ -56,11 +63,19 @@ function parametersByName(model: Model): Map<string, Tensor> {
   return params;
 }
 
+/**
+ * Debian's python3-torch (BLAS_INFO=generic) calls whatever libblas.so.3 the alternatives system
+ * points to: the reference netlib BLAS unless OpenBLAS is installed, which made its matrix
+ * products 10–30× slower here. The peer gets OpenBLAS, so the comparison is with a fast PyTorch.
+ */
 function ensureTorch(): void {
-  if (spawnSync('/usr/bin/python3', ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0) return;
-  console.error('bench: installing Debian python3-torch (the PyTorch side of the comparison)...');
-  const install = spawnSync('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch'], { stdio: 'inherit' });
-  if (install.status !== 0) throw new Error('bench: could not install python3-torch with apt-get (run as root, or install it yourself).');
+  const hasTorch = spawnSync('/usr/bin/python3', ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0;
+  const blas = spawnSync('update-alternatives', ['--query', 'libblas.so.3-x86_64-linux-gnu'], { encoding: 'utf8' }).stdout ?? '';
+  const hasOpenBlas = /Value: .*openblas/.test(blas);
+  if (hasTorch && hasOpenBlas) return;
+  console.error('bench: installing Debian python3-torch and libopenblas0-pthread (the PyTorch side of the comparison)...');
+  const install = spawnSync('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas0-pthread'], { stdio: 'inherit' });
+  if (install.status !== 0) throw new Error('bench: could not install python3-torch and libopenblas0-pthread with apt-get (run as root, or install them yourself).');
 }
 
 async function benchPatch(): Promise<void> {
@@ -134,7 +149,47 @@ async function cacheOverhead(label: string, path: string, input: Tensor): Promis
   await model.release();
 }
 
-const cases: Record<string, () => Promise<void>> = { patch: benchPatch, cache: benchCache };
+/** ms per training step, teardown vs PyTorch, on the same models, batch shapes and optimizers, at 1 and 2 threads. */
+async function benchTrain(): Promise<void> {
+  ensureTorch();
+  const steps = Math.max(5, Math.round(reps * 2));
+  const random = seededRandom(0);
+  const floats = (dims: number[]) => tensor('float32', dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, random));
+  const classes = (n: number, count: number) => tensor('int64', [n], Array.from({ length: n }, () => Math.floor(random() * count)));
+  const tokens = tensor('int64', [3831, 3], Array.from({ length: 3831 * 3 }, (_, k) => (k % 3 === 2 ? 113 : Math.floor(random() * 113))));
+  const sgd: OptimizerSpec = { kind: 'sgd', momentum: 0.9, weightDecay: 0, betas: [0.9, 0.999], eps: 1e-8 };
+  const adamw: OptimizerSpec = { kind: 'adamw', momentum: 0, weightDecay: 0.01, betas: [0.9, 0.999], eps: 1e-8 };
+  const cases = [
+    { name: 'mlp', proto: () => buildModel(parseModelSpec('mlp:hidden=256-256'), { kind: 'features', features: 784 }, 10, 0).proto, input: floats([128, 784]), target: classes(128, 10), optimizer: sgd, lr: 0.01, positions: 'all' as const },
+    { name: 'cnn', proto: () => fixtureCnn(0), input: floats([64, 1, 28, 28]), target: classes(64, 10), optimizer: adamw, lr: 1e-3, positions: 'all' as const },
+    {
+      name: 'transformer', proto: () => buildModel(parseModelSpec('transformer:layers=1,heads=4,d_model=128,d_mlp=512,act=relu,ln=false,init=nanda'), { kind: 'tokens', length: 3, vocab: 114 }, 113, 0).proto,
+      input: tokens, target: classes(3831, 113), optimizer: { ...adamw, weightDecay: 1, betas: [0.9, 0.98] as [number, number] }, lr: 1e-3, positions: 'last' as const,
+    },
+  ];
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  for (const threadCount of [1, 2]) {
+    for (const benchCase of cases) {
+      const model = Model.fromProto(benchCase.proto(), benchCase.name, { threads: threadCount });
+      const stepper = await Stepper.create(model, { input: benchCase.input }, benchCase.target, { kind: 'cross-entropy', positions: benchCase.positions }, benchCase.optimizer, undefined, { threads: threadCount });
+      const state = stepper.initialState(model);
+      let t = 0;
+      const times = await timeIt(steps, () => stepper.step(state, { input: benchCase.input }, benchCase.target, benchCase.lr, ++t));
+      await stepper.release();
+      const python = spawnSync('/usr/bin/python3', [fileURLToPath(new URL('./torch_train.py', import.meta.url)), '--case', benchCase.name, '--threads', String(threadCount), '--steps', String(steps)], { env, encoding: 'utf8' });
+      if (python.status !== 0) throw new Error(`bench: the PyTorch side failed:\n${python.stderr}`);
+      const torch = JSON.parse(python.stdout);
+      console.log(JSON.stringify({
+        case: `train-${benchCase.name}`, threads: threadCount, teardown_ms_per_step: round(median(times)), torch_ms_per_step: round(torch.median_ms),
+        ratio: round(torch.median_ms / median(times), 2), steps, torch: torch.torch,
+      }));
+    }
+  }
+}
+
+const cases: Record<string, () => Promise<void>> = { patch: benchPatch, cache: benchCache, train: benchTrain };
 for (const name of positionals.length ? positionals : Object.keys(cases)) {
   if (!cases[name]) throw new Error(`bench: unknown case '${name}' (cases: ${Object.keys(cases).join(', ')})`);
   await cases[name]();
