@@ -45,38 +45,39 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
   if (dtype !== 'float32' && dtype !== 'float64') throw new AutodiffError(`Output '${output}' holds ${dtype ?? 'values of unknown type'}: a loss needs float scores.`);
   const types = new Map(index.elementTypes);
   const emitter = new Emitter(new Set([...index.valueNames(), ...index.initializerNames, ...proto.graph.node.map((node) => node.name)]), types);
-  const hint = 'teardown/loss';
+  const op = (type: string, inputs: string[], attributes: Record<string, ReturnType<typeof int>> = {}, name?: string) => emitter.op(type, inputs, attributes, 'teardown/loss', name);
+  const ints64 = (values: number[]) => emitter.int64s(values);
+  const END = Number.MAX_SAFE_INTEGER;
   let loss: string;
   let targetDtype: DType;
   if (spec.kind === 'mse') {
     targetDtype = dtype;
-    const difference = emitter.op('Sub', [output, TARGET_INPUT], {}, hint);
-    loss = emitter.op('ReduceMean', [emitter.op('Mul', [difference, difference], {}, hint)], { keepdims: int(0) }, hint, 'loss');
+    const difference = op('Sub', [output, TARGET_INPUT]);
+    loss = op('ReduceMean', [op('Mul', [difference, difference])], { keepdims: int(0) }, 'loss'); // mean (y − t)²
   } else {
     targetDtype = 'int64';
     let logits = output;
     let target = TARGET_INPUT;
     if (spec.positions === 'last') {
       if (outputRank < 3) throw new AutodiffError(`--loss-positions last needs sequence scores [batch, seq, classes]; '${output}' has rank ${outputRank}.`);
-      const last = emitter.int64s([-1]);
-      logits = emitter.op('Slice', [logits, last, emitter.int64s([Number.MAX_SAFE_INTEGER]), emitter.int64s([1])], {}, hint); // [batch, 1, classes]
-      // Targets may be one per sequence [batch] or one per position [batch, seq] (the last is used).
-      target = emitter.op('Reshape', [emitter.op('Slice', [emitter.op('Reshape', [target, emitter.op('Concat', [emitter.op('Slice', [emitter.op('Shape', [target], {}, hint), emitter.int64s([0]), emitter.int64s([1])], {}, hint), last], { axis: int(0) }, hint)], {}, hint), last, emitter.int64s([Number.MAX_SAFE_INTEGER]), emitter.int64s([1])], {}, hint), last], {}, hint);
+      logits = op('Slice', [logits, ints64([-1]), ints64([END]), ints64([1])]); // [batch, 1, classes]
+      // One target per sequence [batch] or per position [batch, seq]: view as [batch, k] and keep the last column.
+      const batchAndRest = op('Concat', [op('Slice', [op('Shape', [target]), ints64([0]), ints64([1])]), ints64([-1])], { axis: int(0) });
+      target = op('Slice', [op('Reshape', [target, batchAndRest]), ints64([-1]), ints64([END]), ints64([1])]); // [batch, 1]
     }
-    const classes = emitter.op('Slice', [emitter.op('Shape', [logits], {}, hint), last(emitter), emitter.int64s([Number.MAX_SAFE_INTEGER])], {}, hint);
-    const flatLogits = emitter.op('Reshape', [logits, emitter.op('Concat', [emitter.int64s([-1]), classes], { axis: int(0) }, hint)], {}, hint); // [rows, classes]
-    const flatTarget = emitter.op('Reshape', [target, emitter.int64s([-1])], {}, hint); // [rows]
-    const logProbabilities = emitter.op('LogSoftmax', [flatLogits], { axis: int(1) }, hint);
+    const classes = op('Slice', [op('Shape', [logits]), ints64([-1]), ints64([END])]);
+    const flatLogits = op('Reshape', [logits, op('Concat', [ints64([-1]), classes], { axis: int(0) })]); // [rows, classes]
+    const flatTarget = op('Reshape', [target, ints64([-1])]); // [rows]
+    const logProbabilities = op('LogSoftmax', [flatLogits], { axis: int(1) });
+    const pick = (targets: string) => op('GatherElements', [logProbabilities, op('Unsqueeze', [targets, ints64([1])])], { axis: int(1) }); // [rows, 1]: log p(target)
     if (spec.ignoreIndex === undefined) {
-      const picked = emitter.op('GatherElements', [logProbabilities, emitter.op('Unsqueeze', [flatTarget, emitter.int64s([1])], {}, hint)], { axis: int(1) }, hint);
-      loss = emitter.op('Neg', [emitter.op('ReduceMean', [picked], { keepdims: int(0) }, hint)], {}, hint, 'loss');
+      loss = op('Neg', [op('ReduceMean', [pick(flatTarget)], { keepdims: int(0) })], {}, 'loss'); // −mean log p(target)
     } else {
-      const kept = emitter.op('Not', [emitter.op('Equal', [flatTarget, emitter.scalar(spec.ignoreIndex, 'int64')], {}, hint)], {}, hint);
-      const safeTarget = emitter.op('Where', [kept, flatTarget, emitter.scalar(0, 'int64')], {}, hint);
-      const picked = emitter.op('GatherElements', [logProbabilities, emitter.op('Unsqueeze', [safeTarget, emitter.int64s([1])], {}, hint)], { axis: int(1) }, hint);
-      const weights = emitter.op('Cast', [emitter.op('Unsqueeze', [kept, emitter.int64s([1])], {}, hint)], { to: int(dtype === 'float64' ? 11 : 1) }, hint);
-      const total = emitter.op('ReduceSum', [emitter.op('Mul', [picked, weights], {}, hint)], { keepdims: int(0) }, hint);
-      loss = emitter.op('Neg', [emitter.op('Div', [total, emitter.op('ReduceSum', [weights], { keepdims: int(0) }, hint)], {}, hint)], {}, hint, 'loss');
+      // −Σ_kept log p(target) / #kept; ignored rows read class 0 and get weight 0.
+      const kept = op('Not', [op('Equal', [flatTarget, emitter.scalar(spec.ignoreIndex, 'int64')])]);
+      const weights = op('Cast', [op('Unsqueeze', [kept, ints64([1])])], { to: int(dtype === 'float64' ? 11 : 1) });
+      const total = op('ReduceSum', [op('Mul', [pick(op('Where', [kept, flatTarget, emitter.scalar(0, 'int64')])), weights])], { keepdims: int(0) });
+      loss = op('Neg', [op('Div', [total, op('ReduceSum', [weights], { keepdims: int(0) })])], {}, 'loss');
     }
   }
   const graph = derive(proto.graph, {
@@ -87,8 +88,6 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
   });
   return { proto: derive(proto, { graph }), loss, targetDtype };
 }
-
-const last = (emitter: Emitter) => emitter.int64s([-1]);
 
 /** The target's dims: the output's for MSE, without the class axis for cross-entropy; unknown when only the last position is scored. */
 function targetShape(spec: LossSpec, outputShape: readonly Dim[]): Dim[] | undefined {
