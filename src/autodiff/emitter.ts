@@ -4,7 +4,7 @@
  * a value's accumulated gradient `<value>_grad`.
  */
 import Long from 'long';
-import { makeAttribute, type AttributeValue } from '../graph/builder.ts';
+import { makeNode, type AttributeValue } from '../graph/builder.ts';
 import type { NodeProto, TensorProto } from '../onnx/proto.ts';
 import { codeOfDtype, tensorToProto } from '../onnx/tensor-proto.ts';
 import { inferNodeOutputTypes } from '../graph/dtypes.ts';
@@ -30,10 +30,7 @@ export class Emitter {
   opN(opType: string, inputs: readonly string[], attributes: Record<string, AttributeValue | undefined>, nameHint: string, outputCount: number, outputNames?: string[]): string[] {
     const name = this.fresh(`${nameHint}/${opType}`);
     const outputs = outputNames ?? Array.from({ length: outputCount }, (_, k) => this.fresh(`${name}_output_${k}`));
-    const node = {
-      name, opType, domain: '', input: [...inputs], output: outputs, metadataProps: [],
-      attribute: Object.entries(attributes).filter(([, value]) => value !== undefined).map(([key, value]) => makeAttribute(key, value!)),
-    } as NodeProto;
+    const node = makeNode(name, opType, inputs, outputs, attributes);
     this.nodes.push(node);
     inferNodeOutputTypes(node, this.types);
     return outputs;

@@ -36,6 +36,14 @@ export function makeAttribute(name: string, attribute: AttributeValue): Attribut
   }
 }
 
+/** An ai.onnx NodeProto; attributes left undefined are omitted. */
+export function makeNode(name: string, opType: string, inputs: readonly string[], outputs: readonly string[], attributes: Record<string, AttributeValue | undefined> = {}): NodeProto {
+  return {
+    name, opType, domain: '', input: [...inputs], output: [...outputs], metadataProps: [],
+    attribute: Object.entries(attributes).filter(([, value]) => value !== undefined).map(([key, value]) => makeAttribute(key, value!)),
+  } as NodeProto;
+}
+
 export type Dim = number | string;
 
 export function valueInfo(name: string, dtype: DType, dims?: readonly Dim[]): ValueInfoProto {
@@ -75,10 +83,7 @@ export class GraphBuilder {
   nodeN(opType: string, inputs: readonly string[], attributes: Record<string, AttributeValue | undefined>, name: string, outputCount: number, outputNames?: string[]): string[] {
     const nodeName = this.fresh(name);
     const outputs = outputNames?.map((output) => this.claim(output)) ?? Array.from({ length: outputCount }, (_, k) => this.fresh(`${nodeName}_output_${k}`));
-    this.nodes.push({
-      name: nodeName, opType, domain: '', input: [...inputs], output: outputs, metadataProps: [],
-      attribute: Object.entries(attributes).filter(([, value]) => value !== undefined).map(([key, value]) => makeAttribute(key, value!)),
-    } as NodeProto);
+    this.nodes.push(makeNode(nodeName, opType, inputs, outputs, attributes));
     return outputs;
   }
 

@@ -16,6 +16,7 @@ import { codeOfDtype } from '../onnx/tensor-proto.ts';
 import type { ModelProto, NodeProto, ValueInfoProto, GraphProto } from '../onnx/proto.ts';
 import type { DType } from '../tensor.ts';
 import type { GraphIndex } from './graph.ts';
+import { makeNode } from './builder.ts';
 
 export type Rewrite =
   | { kind: 'affine'; value: string; keepInput: string; addInput: string }
@@ -86,20 +87,17 @@ function emitRewrites(source: string, target: string, rewrites: Rewrite[], nodes
   rewrites.forEach((rewrite, step) => {
     const result = step === rewrites.length - 1 ? target : `${target}::step${step}`;
     if (rewrite.kind === 'replace') {
-      nodes.push(makeNode('Identity', `${target}/replace${step}`, [rewrite.input], [result]));
+      nodes.push(makeNode(`teardown/${target}/replace${step}`, 'Identity', [rewrite.input], [result]));
     } else {
       const scaled = `${target}::scaled${step}`;
-      nodes.push(makeNode('Mul', `${target}/keep${step}`, [current, rewrite.keepInput], [scaled]));
-      nodes.push(makeNode('Add', `${target}/add${step}`, [scaled, rewrite.addInput], [result]));
+      nodes.push(makeNode(`teardown/${target}/keep${step}`, 'Mul', [current, rewrite.keepInput], [scaled]));
+      nodes.push(makeNode(`teardown/${target}/add${step}`, 'Add', [scaled, rewrite.addInput], [result]));
     }
     current = result;
   });
   return current;
 }
 
-function makeNode(opType: string, name: string, input: string[], output: string[]): NodeProto {
-  return { name: `teardown/${name}`, opType, domain: '', input, output, attribute: [], metadataProps: [] };
-}
 
 function valueInfo(name: string, elemType: number | undefined): ValueInfoProto {
   return elemType === undefined ? { name } : { name, type: { tensorType: { elemType } } };
