@@ -3,6 +3,12 @@
  * cross-entropy per row = logsumexp(scores) − scores[label]; sequence scores count their last
  * position when the task is scored there, else every position.
  */
+import { valueInfo } from '../graph/builder.ts';
+import { derive } from '../graph/edit.ts';
+import { encodeModel, toNumber } from '../onnx/proto.ts';
+import { takeRows, type Split } from '../data/tasks.ts';
+import type { Model } from '../runtime/model.ts';
+import { Session, type RuntimeOptions } from '../runtime/session.ts';
 import type { Tensor } from '../tensor.ts';
 
 export interface Scored {
@@ -35,4 +41,40 @@ export function scoreRows(scores: Tensor, labels: Tensor, positions: 'all' | 'la
     }
   }
   return result;
+}
+
+/** Loss and accuracy over a whole split, in batches, with parameters fed as inputs (one session for the whole run). */
+export class Evaluator {
+  private constructor(private readonly session: Session, private readonly output: string) {}
+
+  static async create(model: Model, parameters: string[], runtime: RuntimeOptions): Promise<Evaluator> {
+    const isParameter = new Set(parameters);
+    const graph = model.proto.graph;
+    const dims = new Map(graph.initializer.map((t) => [t.name, t.dims.map(toNumber)]));
+    const proto = derive(model.proto, {
+      graph: derive(graph, {
+        initializer: graph.initializer.filter((t) => !isParameter.has(t.name)),
+        input: [...graph.input, ...parameters.map((name) => valueInfo(name, 'float32', dims.get(name)))],
+      }),
+    });
+    return new Evaluator(await Session.create(encodeModel(proto), runtime, 'the evaluation graph'), model.outputNames[0]);
+  }
+
+  async evaluate(parameters: Map<string, Tensor>, split: Split, positions: 'all' | 'last'): Promise<{ loss: number; accuracy: number }> {
+    const rows = split.labels.dims[0];
+    const total = { lossSum: 0, correct: 0, rows: 0 };
+    for (let start = 0; start < rows; start += 1024) {
+      const indices = Array.from({ length: Math.min(rows, start + 1024) - start }, (_, k) => start + k);
+      const outputs = await this.session.run({ input: takeRows(split.inputs, indices), ...Object.fromEntries(parameters) }, [this.output]);
+      const scored = scoreRows(outputs[this.output], takeRows(split.labels, indices), positions);
+      total.lossSum += scored.lossSum;
+      total.correct += scored.correct;
+      total.rows += scored.rows;
+    }
+    return { loss: total.lossSum / total.rows, accuracy: total.correct / total.rows };
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
 }

@@ -4,17 +4,17 @@
  * by (seed, epoch), so the same spec and thread count give the same losses bit for bit, also
  * across a checkpoint and --resume.
  */
-import { encodeModel, type ModelProto } from '../onnx/proto.ts';
+import type { ModelProto } from '../onnx/proto.ts';
 import { tensorToProto } from '../onnx/tensor-proto.ts';
 import { derive } from '../graph/edit.ts';
-import { loadTask, permutation, takeRows, type Split, type Task } from '../data/tasks.ts';
+import { loadTask, permutation, takeRows, type Task } from '../data/tasks.ts';
 import { Model } from '../runtime/model.ts';
-import { Session, type RuntimeOptions } from '../runtime/session.ts';
+import type { RuntimeOptions } from '../runtime/session.ts';
 import { hashIndex } from '../random.ts';
 import { Progress } from '../report/progress.ts';
 import type { Tensor } from '../tensor.ts';
 import { buildModel } from './builders.ts';
-import { scoreRows } from './evaluate.ts';
+import { Evaluator, scoreRows } from './evaluate.ts';
 import { parseModelSpec } from './model-spec.ts';
 import { learningRate } from './schedule.ts';
 import { checkSpec, type TrainSpec } from './spec.ts';
@@ -155,40 +155,4 @@ export function trainedModel(forward: ModelProto, state: TrainState, spec: Train
     { key: 'teardown.train_curve', value: JSON.stringify(state.curve) },
   ];
   return derive(forward, { graph: derive(forward.graph, { initializer }), metadataProps, producerName: 'teardown' });
-}
-
-/** Loss and accuracy over a whole split, in batches, with parameters fed as inputs (one session for the whole run). */
-class Evaluator {
-  private constructor(private readonly session: Session, private readonly output: string) {}
-
-  static async create(model: Model, parameters: string[], runtime: RuntimeOptions): Promise<Evaluator> {
-    const isParameter = new Set(parameters);
-    const graph = model.proto.graph;
-    const dims = new Map(graph.initializer.map((t) => [t.name, t.dims]));
-    const proto = derive(model.proto, {
-      graph: derive(graph, {
-        initializer: graph.initializer.filter((t) => !isParameter.has(t.name)),
-        input: [...graph.input, ...parameters.map((name) => ({ name, type: { tensorType: { elemType: 1, shape: { dim: dims.get(name)!.map((d) => ({ dimValue: d })) } } } }) as never)],
-      }),
-    });
-    return new Evaluator(await Session.create(encodeModel(proto), runtime, 'the evaluation graph'), model.outputNames[0]);
-  }
-
-  async evaluate(parameters: Map<string, Tensor>, split: Split, positions: 'all' | 'last'): Promise<{ loss: number; accuracy: number }> {
-    const rows = split.labels.dims[0];
-    const total = { lossSum: 0, correct: 0, rows: 0 };
-    for (let start = 0; start < rows; start += 1024) {
-      const indices = Array.from({ length: Math.min(rows, start + 1024) - start }, (_, k) => start + k);
-      const outputs = await this.session.run({ input: takeRows(split.inputs, indices), ...Object.fromEntries(parameters) }, [this.output]);
-      const scored = scoreRows(outputs[this.output], takeRows(split.labels, indices), positions);
-      total.lossSum += scored.lossSum;
-      total.correct += scored.correct;
-      total.rows += scored.rows;
-    }
-    return { loss: total.lossSum / total.rows, accuracy: total.correct / total.rows };
-  }
-
-  release(): Promise<void> {
-    return this.session.release();
-  }
 }
