@@ -179,3 +179,28 @@ describe('rule coverage', () => {
     assert.deepEqual(uncovered, []);
   });
 });
+
+describe('ops without a gradient rule', () => {
+  it('fail with the op, the node and the opset named, and the fix', async () => {
+    const g = new GraphBuilder('hard-sigmoid', 17);
+    g.output(g.node('HardSigmoid', [g.input('x', 'float32', ['batch', 3])], {}, '/gate/HardSigmoid'), 'float32');
+    const model = Model.fromProto(g.build(), 'hard-sigmoid', { threads: 1 });
+    const x = tensor('float32', [2, 3], [0, 1, 2, 3, 4, 5]);
+    await assert.rejects(computeGradients(model, { x }, x, { loss: { kind: 'mse' }, wrt: ['input'] }),
+      /No gradient rule for op 'HardSigmoid' \(node '\/gate\/HardSigmoid', opset 17\): add a row to autodiff\/rules.ts or list it as non-differentiable/);
+  });
+
+  it('integer paths are never differentiated: a float value computed from a shape is a constant', async () => {
+    // y = x · Cast(Shape(x)[1]): the gradient is the factor, with nothing flowing through Shape.
+    const g = new GraphBuilder('shape-scale', 17);
+    const x = g.input('x', 'float64', ['batch', 3]);
+    const width = g.node('Cast', [g.node('Gather', [g.node('Shape', [x]), g.initializer('one', tensor('int64', [], [1]))], { axis: int(0) })], { to: int(11) });
+    g.output(g.node('Mul', [x, width], {}, '/scale/Mul', 'y'), 'float64');
+    const model = Model.fromProto(g.build(), 'shape-scale', { threads: 1 });
+    const input = tensor('float64', [2, 3], [1, 2, 3, 4, 5, 6]);
+    const target = tensor('float64', [2, 3]);
+    const { gradients } = await computeGradients(model, { x: input }, target, { loss: { kind: 'mse' }, wrt: ['input'] });
+    // L = mean((3x)²) → dL/dx = 2·3x·3 / 6 = 3x
+    assert.deepEqual(Array.from(gradients.get('x')!.data as Float64Array), [3, 6, 9, 12, 15, 18]);
+  });
+});
