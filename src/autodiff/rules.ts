@@ -44,18 +44,18 @@ export const RULES: Record<string, GradientRule> = {
   Erf: (c) => [c.mul(dy(c), c.mul(c.scalar(2 / Math.sqrt(Math.PI), c.x(0)), c.op('Exp', [c.neg(c.mul(c.x(0), c.x(0)))])))], // dX = dY·2/√π·e^(−X²)
   Tanh: (c) => [c.mul(dy(c), c.sub(c.scalar(1, c.x(0)), c.mul(c.y(0), c.y(0))))], // dX = dY·(1 − Y²)
   Sigmoid: (c) => [c.mul(dy(c), c.mul(c.y(0), c.sub(c.scalar(1, c.x(0)), c.y(0))))], // dX = dY·Y·(1 − Y)
-  Relu: (c) => [c.op('Where', [c.op('Greater', [c.x(0), c.scalar(0, c.x(0))]), dy(c), c.zerosLike(dy(c))])], // dX = dY·[X > 0]
+  Relu: (c) => [c.op('Where', [c.op('Greater', [c.x(0), c.scalar(0, c.x(0))]), dy(c), c.scalar(0, c.x(0))])], // dX = dY·[X > 0]
   LeakyRelu: (c) => [c.op('Where', [c.op('Greater', [c.x(0), c.scalar(0, c.x(0))]), dy(c), c.mul(dy(c), c.scalar(c.attrFloat('alpha', 0.01), c.x(0)))])], // dX = dY·(X > 0 ? 1 : α)
   Gelu: (c) => [geluGradient(c)],
   Clip: (c) => { // dX = dY·[min ≤ X ≤ max]; min and max get none
     let pass = dy(c);
-    if (c.x(1)) pass = c.op('Where', [c.op('Less', [c.x(0), c.x(1)]), c.zerosLike(pass), pass]);
-    if (c.x(2)) pass = c.op('Where', [c.op('Greater', [c.x(0), c.x(2)]), c.zerosLike(pass), pass]);
+    if (c.x(1)) pass = c.op('Where', [c.op('Less', [c.x(0), c.x(1)]), c.scalar(0, c.x(0)), pass]);
+    if (c.x(2)) pass = c.op('Where', [c.op('Greater', [c.x(0), c.x(2)]), c.scalar(0, c.x(0)), pass]);
     return [pass];
   },
   Where: (c) => [undefined, // dA = dY where C, dB = dY elsewhere
-    c.needs(1) ? c.broadcast(c.op('Where', [c.x(0), dy(c), c.zerosLike(dy(c))])) : undefined,
-    c.needs(2) ? c.broadcast(c.op('Where', [c.x(0), c.zerosLike(dy(c)), dy(c)])) : undefined],
+    c.needs(1) ? c.broadcast(c.op('Where', [c.x(0), dy(c), c.scalar(0, dy(c))])) : undefined,
+    c.needs(2) ? c.broadcast(c.op('Where', [c.x(0), c.scalar(0, dy(c)), dy(c)])) : undefined],
   Identity: (c) => [dy(c)],
   Dropout: (c) => [dy(c)], // inference: Y = X
   Cast: (c) => [c.op('Cast', [dy(c)], { to: int(castCode(c.dtype(c.x(0)))) })],
@@ -224,9 +224,8 @@ function batchNormGradient(c: GradContext): Grad[] {
 
 /**
  * 2-D convolution. dX = ConvTranspose(dY, W) with the same strides, pads, dilations and groups
- * (output_padding restores the rows and columns the stride skipped). dW correlates X with dY:
- * per group, Conv(Xᵀ, dYᵀ) with strides and dilations swapped, where ᵀ swaps batch and channel
- * axes; the result is cropped to the kernel and transposed back to [out, in/groups, kh, kw].
+ * (output_padding restores the rows and columns the stride skipped). dW correlates X with dY,
+ * per group, as one matrix product over im2col windows (convWeightGradient).
  */
 function convGradient(c: GradContext): Grad[] {
   const [x, w] = [c.x(0), c.x(1)];
@@ -246,21 +245,42 @@ function convGradient(c: GradContext): Grad[] {
     grads[0] = c.op('ConvTranspose', [dy(c), w], { strides: ints(strides), pads: ints(pads), dilations: ints(dilations), group: int(group), output_padding: ints(outputPadding), kernel_shape: ints(kernel) });
   }
   if (c.needs(1)) {
-    const swapBatchChannel = (value: string) => c.op('Transpose', [value], { perm: ints([1, 0, 2, 3]) });
-    const perGroup = (xPart: string, dyPart: string) => {
-      const correlation = c.op('Conv', [swapBatchChannel(xPart), swapBatchChannel(dyPart)], { strides: ints(dilations), dilations: ints(strides), pads: ints(pads) }); // [in/g, out/g, ≥kh, ≥kw]
-      const cropped = c.op('Slice', [correlation, c.int64s([0, 0]), c.int64s(kernel), c.int64s([2, 3])]);
-      return swapBatchChannel(cropped); // [out/g, in/g, kh, kw]
-    };
-    if (group === 1) grads[1] = perGroup(x, dy(c));
+    const perGroup = (xPart: string, dyPart: string, inChannels: number, outChannels: number) =>
+      convWeightGradient(c, xPart, dyPart, { inChannels, outChannels, kernel, strides, dilations, pads, outSpatial });
+    if (group === 1) grads[1] = perGroup(x, dy(c), xShape[1], wShape[0]);
     else {
       const xParts = c.opN('Split', [x, c.int64s(Array(group).fill(xShape[1] / group))], { axis: int(1) }, group);
       const dyParts = c.opN('Split', [dy(c), c.int64s(Array(group).fill(wShape[0] / group))], { axis: int(1) }, group);
-      grads[1] = c.op('Concat', xParts.map((part, g) => perGroup(part, dyParts[g])), { axis: int(0) });
+      grads[1] = c.op('Concat', xParts.map((part, g) => perGroup(part, dyParts[g], xShape[1] / group, wShape[0] / group)), { axis: int(0) });
     }
   }
   if (c.needs(2)) grads[2] = c.reduceSum(dy(c), [0, 2, 3], false); // dB = Σ dY over batch and positions
   return grads;
+}
+
+/**
+ * dW[o, i, kh, kw] = Σ_{n,y,x} dY[n, o, y, x] · Xpad[n, i, y·s + kh·d, x·s + kw·d], as one matrix
+ * product: the kh·kw shifted, strided windows of the padded input are stacked (im2col) into
+ * [in·kh·kw, n·y·x], and dW = dY[out, n·y·x] · colsᵀ.
+ */
+function convWeightGradient(c: GradContext, x: string, dyPart: string, shape: { inChannels: number; outChannels: number; kernel: number[]; strides: number[]; dilations: number[]; pads: number[]; outSpatial: number[] }): string {
+  const { inChannels, outChannels, kernel, strides, dilations, pads, outSpatial } = shape;
+  // Channels first once ([in, n, h, w]), so every window flattens straight to [in, 1, n·y·x].
+  const channelsFirst = c.op('Transpose', [x], { perm: ints([1, 0, 2, 3]) });
+  const padded = pads.some((p) => p !== 0) ? c.op('Pad', [channelsFirst, c.int64s([0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]])], { mode: str('constant') }) : channelsFirst;
+  const windows: string[] = [];
+  for (let kh = 0; kh < kernel[0]; kh++) {
+    for (let kw = 0; kw < kernel[1]; kw++) {
+      const starts = [kh * dilations[0], kw * dilations[1]];
+      const ends = [0, 1].map((k) => starts[k] + (outSpatial[k] - 1) * strides[k] + 1);
+      const window = c.op('Slice', [padded, c.int64s(starts), c.int64s(ends), c.int64s([2, 3]), c.int64s(strides)]); // [in, n, y, x]
+      windows.push(c.op('Reshape', [window, c.int64s([inChannels, 1, -1])])); // [in, 1, n·y·x]
+    }
+  }
+  const stacked = windows.length === 1 ? windows[0] : c.op('Concat', windows, { axis: int(1) }); // [in, kh·kw, n·y·x]
+  const columns = c.op('Reshape', [stacked, c.int64s([inChannels * kernel[0] * kernel[1], -1])]); // [in·kh·kw, n·y·x]
+  const rows = c.op('Reshape', [c.op('Transpose', [dyPart], { perm: ints([1, 0, 2, 3]) }), c.int64s([outChannels, -1])]); // [out, n·y·x]
+  return c.op('Reshape', [c.op('Gemm', [rows, columns], { transB: int(1) }), c.int64s([outChannels, inChannels, kernel[0], kernel[1]])]); // [out, in, kh, kw]
 }
 
 /** dX = ConvTranspose(dY / count, ones kernel), per channel; count is the kernel area, or the number of real (unpadded) cells when count_include_pad=0. */
