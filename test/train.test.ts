@@ -16,6 +16,7 @@ import { train, type TrainState } from '../src/train/trainer.ts';
 import { loadCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
 import type { ModelProto } from '../src/onnx/proto.ts';
 import { tempDir } from './model-files.ts';
+import { seededRandom } from '../src/random.ts';
 
 const spec = (overrides: Partial<TrainSpec>): TrainSpec => ({
   task: 'mnist', taskOptions: {}, model: 'mlp:hidden=64', optimizer: { ...DEFAULT_OPTIMIZER }, lr: 1e-3,
@@ -64,6 +65,18 @@ describe('accuracy on the packaged MNIST digits (seeded 8,000/2,000 split)', () 
   it('a CNN reaches ≥ 97% test accuracy', async () => {
     const result = await train(spec({ model: 'cnn:channels=16-32,fc=128', steps: undefined, epochs: 8, batch: 64, lr: 0.002, schedule: { warmupSteps: 0, cosine: true }, seed: 0, evalEvery: 1000 }), { runtime: { threads: 2 } });
     assert.ok(result.final.testAccuracy >= 0.97, `test accuracy ${result.final.testAccuracy}`);
+  });
+});
+
+describe('csv tasks', () => {
+  it('trains on a table with a named label column (label = [x + y > 0], learnable to ≥ 95%)', async () => {
+    const dir = tempDir();
+    const random = seededRandom(9);
+    const rows = Array.from({ length: 400 }, () => [2 * random() - 1, 2 * random() - 1]);
+    writeFileSync(join(dir, 'points.csv'), `x,y,above\n${rows.map(([x, y]) => `${x},${y},${x + y > 0 ? 1 : 0}`).join('\n')}\n`);
+    const result = await train(spec({ task: `csv:${join(dir, 'points.csv')}`, taskOptions: { labelColumn: 'above' }, model: 'mlp:hidden=16', steps: 300, evalEvery: 300, lr: 0.01 }), { runtime });
+    assert.ok(result.final.testAccuracy >= 0.95, `test accuracy ${result.final.testAccuracy}`);
+    assert.equal(result.task.input.kind, 'features');
   });
 });
 
