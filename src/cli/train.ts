@@ -59,6 +59,9 @@ Examples:
       const checkpointPath = options.checkpoint ?? options.resume;
       const result = await train(spec, {
         runtime, progress: true, resume, checkpointEvery: Number(options.checkpointEvery),
+        // Without a terminal (logs, CI, background runs) there is no bar: one line per evaluation instead.
+        onEvaluation: process.stderr.isTTY ? undefined : (point, total) => process.stderr.write(
+          `step ${point.step}/${total}: train loss ${point.trainLoss.toPrecision(4)} acc ${percent(point.trainAccuracy)}, test loss ${point.testLoss.toPrecision(4)} acc ${percent(point.testAccuracy)} (${point.seconds.toFixed(0)} s)\n`),
         checkpoint: checkpointPath ? (state, model) => saveCheckpoint(checkpointPath, state, model) : undefined,
       });
       writeModelFile(options.out, result.model);

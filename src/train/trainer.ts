@@ -64,6 +64,8 @@ export interface TrainOptions {
   /** Called every `checkpointEvery` steps with the state to save. */
   checkpoint?: (state: TrainState, model: ModelProto) => void;
   checkpointEvery?: number;
+  /** Called with each curve point (e.g. to log progress where no progress bar shows). */
+  onEvaluation?: (point: CurvePoint, totalSteps: number) => void;
   resume?: ResumeState;
 }
 
@@ -102,6 +104,7 @@ export async function train(spec: TrainSpec, options: TrainOptions): Promise<Tra
         const values = new Map([...state.parameters, ...state.buffers]);
         const [onTrain, onTest] = [await evaluator.evaluate(values, task.train, task.lossPositions), await evaluator.evaluate(values, task.test, task.lossPositions)];
         state.curve.push({ step, lr, batchLoss: window.lossSum / window.rows, batchAccuracy: window.correct / window.rows, trainLoss: onTrain.loss, trainAccuracy: onTrain.accuracy, testLoss: onTest.loss, testAccuracy: onTest.accuracy, seconds });
+        options.onEvaluation?.(state.curve[state.curve.length - 1], totalSteps);
         window = { lossSum: 0, correct: 0, rows: 0 };
       }
       if (options.checkpoint && options.checkpointEvery && step % options.checkpointEvery === 0 && step < totalSteps) {
