@@ -102,3 +102,8 @@ export function relativeError(actual: Tensor, expected: Tensor): number {
   }
   return maxExpected === 0 ? maxDiff : maxDiff / maxExpected;
 }
+
+/** Rows [start, end) of every feed. */
+export function sliceFeeds(feeds: Feeds, start: number, end: number): Feeds {
+  return Object.fromEntries(Object.entries(feeds).map(([name, value]) => [name, sliceRows(value, start, end)]));
+}

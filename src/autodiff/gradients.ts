@@ -12,7 +12,7 @@ import type { Dim } from '../graph/builder.ts';
 import { InputError } from '../errors.ts';
 import { encodeModel, toNumber } from '../onnx/proto.ts';
 import { Model } from '../runtime/model.ts';
-import { probeHookShapes, probeValueShapes } from '../runtime/run.ts';
+import { probeHookShapes, probeValueShapes } from '../runtime/probe.ts';
 import { Session } from '../runtime/session.ts';
 import type { Feeds, Tensor } from '../tensor.ts';
 import { buildBackward } from './backward.ts';

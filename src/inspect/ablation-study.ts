@@ -6,10 +6,10 @@
 import type { Intervention } from '../graph/interventions.ts';
 import { ablate } from '../graph/interventions.ts';
 import type { Model } from '../runtime/model.ts';
-import { run, sliceFeeds, type RunOptions } from '../runtime/run.ts';
+import { run, type RunOptions } from '../runtime/run.ts';
 import { seededRandom } from '../random.ts';
 import { wilsonInterval } from '../stats.ts';
-import { elementCount, type Feeds, type Tensor } from '../tensor.ts';
+import { elementCount, sliceFeeds, type Feeds, type Tensor } from '../tensor.ts';
 import { defaultUnitAxis } from '../graph/units.ts';
 
 export interface Classification {

@@ -7,7 +7,7 @@
 import { InputError } from '../errors.ts';
 import type { AbsentModule, Hook } from '../graph/hooks.ts';
 import type { Model } from '../runtime/model.ts';
-import { probeHookShapes } from '../runtime/run.ts';
+import { probeHookShapes } from '../runtime/probe.ts';
 import { seededRandom } from '../random.ts';
 import { tensor, elementCount, type Feeds } from '../tensor.ts';
 

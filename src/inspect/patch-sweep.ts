@@ -12,7 +12,8 @@ import { InterventionError } from '../errors.ts';
 import type { Hook } from '../graph/hooks.ts';
 import { dimsAtBatch, positionAxis, defaultUnitAxis } from '../graph/units.ts';
 import type { Model } from '../runtime/model.ts';
-import { probeHookShapes, runWithCache } from '../runtime/run.ts';
+import { runWithCache } from '../runtime/run.ts';
+import { probeHookShapes } from '../runtime/probe.ts';
 import { allocate, elementCount, repeatRows, sliceRows, shapeString, type Feeds, type Tensor } from '../tensor.ts';
 import { stackedPlan, sweepInput } from './sweep.ts';
 

@@ -12,7 +12,8 @@ import { OutputChangeTracker, type OutputChange } from '../inspect/compare.ts';
 import { Progress } from '../report/progress.ts';
 import { shapeString, type Tensor } from '../tensor.ts';
 import type { Model } from './model.ts';
-import { prepareInterventions, probeHookShapes, run, type Dataset } from './run.ts';
+import { prepareInterventions, run, type Dataset } from './run.ts';
+import { probeHookShapes } from './probe.ts';
 
 export interface DatasetRunOptions {
   cache?: readonly string[];

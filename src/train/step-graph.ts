@@ -16,7 +16,7 @@ import { derive } from '../graph/edit.ts';
 import { GraphIndex } from '../graph/graph.ts';
 import { toNumber, type ModelProto } from '../onnx/proto.ts';
 import { Model } from '../runtime/model.ts';
-import { probeHookShapes, probeValueShapes } from '../runtime/run.ts';
+import { probeHookShapes, probeValueShapes } from '../runtime/probe.ts';
 import { defaultOpset } from '../onnx/model-file.ts';
 import { batchNormForTraining, type BatchStatistics } from './batch-norm.ts';
 import type { Feeds, Tensor } from '../tensor.ts';
