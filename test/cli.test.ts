@@ -12,6 +12,8 @@ import Long from 'long';
 import { readNpy, encodeNpy } from '../src/data/npy.ts';
 import { unescapeFileName } from '../src/files.ts';
 import { tensor } from '../src/tensor.ts';
+import { GraphBuilder } from '../src/graph/builder.ts';
+import { encodeModel } from '../src/onnx/proto.ts';
 import { assertClose, fixtureDir, loadFixture } from './helpers.ts';
 import { mlpProto, tempDir, withExternalWeight, writeModel } from './model-files.ts';
 
@@ -64,6 +66,20 @@ describe('teardown run (good input)', () => {
     const output = readNpy(join(cwd, 'out/outputs/output.npy'));
     const expected = readNpy(`${mlp}/output.npy`).data.slice(0, 3);
     for (let row = 0; row < 16; row++) for (let c = 0; c < 3; c++) assert.ok(Math.abs(Number(output.data[row * 3 + c]) - Number(expected[c])) < 1e-5);
+  });
+
+  it('runs a model exported with a fixed batch size in batches of exactly that size', () => {
+    const cwd = tempDir();
+    const g = new GraphBuilder('fixed', 17);
+    const x = g.input('x', 'float32', [4, 3]);
+    g.output(g.node('Relu', [g.node('Mul', [x, g.initializer('w', tensor('float32', [3], [1, -1, 2]))], {}, '/scale/Mul')], {}, '/act/Relu', 'y'), 'float32');
+    writeFileSync(join(cwd, 'fixed.onnx'), encodeModel(g.build()));
+    writeFileSync(join(cwd, 'x.npy'), encodeNpy(tensor('float32', [8, 3], Array.from({ length: 24 }, (_, i) => i - 10))));
+    const { status, stderr } = teardown(['run', 'fixed.onnx', '--input', 'x=x.npy', '--cache', 'act', '--out', 'out'], cwd);
+    assert.equal(status, 0, stderr);
+    const y = readNpy(join(cwd, 'out/outputs/y.npy'));
+    assert.deepEqual(Array.from(y.data as Float32Array), Array.from({ length: 24 }, (_, i) => Math.max(0, (i - 10) * [1, -1, 2][i % 3])));
+    assert.deepEqual(readNpy(join(cwd, 'out/hooks/act.npy')).dims, [8, 3]);
   });
 
   it("patches a hook whose name holds ':' and '/' from a file", () => {

@@ -41,15 +41,25 @@ export interface DatasetRunSummary {
 export async function runDataset(model: Model, inputs: Record<string, NpyFile>, options: DatasetRunOptions): Promise<DatasetRunSummary> {
   const examples = checkRowCounts(inputs, options.patchFiles);
   const dataset = filesDataset(inputs, examples);
-  model.checkFeeds(dataset.read(0, Math.min(1, examples)));
+  // A model exported with a fixed batch size runs in batches of exactly that size.
+  const fixedBatch = model.inputs.map((input) => input.dims?.[0]).find((dim): dim is number => typeof dim === 'number');
+  const batchSize = fixedBatch ?? options.batchSize;
+  if (fixedBatch && examples % fixedBatch !== 0) {
+    throw new InputError(`The model takes exactly ${fixedBatch} examples per run (its inputs have a fixed first axis) but the inputs have ${examples}: give a multiple of ${fixedBatch}, or re-export the model with a dynamic batch axis.`);
+  }
+  const sample = dataset.read(0, Math.min(fixedBatch ?? 1, examples));
+  model.checkFeeds(sample);
   const reference = options.reference && Object.keys(options.reference).length ? filesDataset(options.reference, checkRowCounts(options.reference)) : dataset;
-  model.checkFeeds(reference.read(0, Math.min(1, reference.examples)));
+  model.checkFeeds(reference.read(0, Math.min(fixedBatch ?? 1, reference.examples)));
   const hooks = options.cache ? model.hooks.match(options.cache) : [];
   // Values without a batch axis (weights, shapes) are the same in every batch: written once.
-  const shapes = await probeHookShapes(model, dataset.read(0, Math.min(1, examples)), hooks);
-  const perExample = (name: string) => /^batch/.test(String(shapes.get(name)?.[0]));
+  const shapes = await probeHookShapes(model, sample, hooks);
+  const perExample = (name: string) => {
+    const first = shapes.get(name)?.[0];
+    return fixedBatch ? first === fixedBatch : /^batch/.test(String(first));
+  };
   // Mean and resample references stream over the whole dataset once, before the batches.
-  const prepared = await prepareInterventions(model, options.interventions ?? [], reference, { batchSize: options.batchSize });
+  const prepared = await prepareInterventions(model, options.interventions ?? [], reference, { batchSize });
 
   const folder = new StagedFolder(options.out);
   const writers = new Map<string, { writer: NpyWriter; file: string; kind: 'outputs' | 'hooks'; name: string; last?: Tensor }>();
@@ -63,11 +73,11 @@ export async function runDataset(model: Model, inputs: Record<string, NpyFile>, 
   };
   const trackers = new Map<string, OutputChangeTracker>();
   const compare = (options.compare ?? true) && (options.interventions ?? []).length > 0;
-  const batches = Math.ceil(examples / options.batchSize);
+  const batches = Math.ceil(examples / batchSize);
   const progress = new Progress('run', batches, options.progress);
   try {
-    for (let start = 0; start < examples; start += options.batchSize) {
-      const end = Math.min(examples, start + options.batchSize);
+    for (let start = 0; start < examples; start += batchSize) {
+      const end = Math.min(examples, start + batchSize);
       const feeds = dataset.read(start, end);
       const interventions = prepared.with(withPatchRows(prepared.interventions, options.patchFiles, start, end));
       const result = await run(model, feeds, { cache: hooks.map((hook) => hook.name), interventions, exampleOffset: start });
