@@ -24,6 +24,13 @@ export interface SweepOptions {
 
 /** metric(model's first output on one variant's examples) for every variant, in order. */
 export async function sweepInterventions(model: Model, feeds: Feeds, variants: readonly (readonly Intervention[])[], metric: (output: Tensor) => number, options: SweepOptions = {}): Promise<number[]> {
+  const results: number[] = [];
+  await sweepOutputs(model, feeds, variants, (variant, output) => { results[variant] = metric(output); }, options);
+  return results;
+}
+
+/** Calls onOutput(variant index, the model's first output on that variant's examples) for every variant. */
+export async function sweepOutputs(model: Model, feeds: Feeds, variants: readonly (readonly Intervention[])[], onOutput: (variant: number, output: Tensor) => void, options: SweepOptions = {}): Promise<void> {
   const batch = model.checkFeeds(feeds);
   const flat = variants.flatMap((interventions, variant) => interventions.map((intervention) => ({ intervention, variant })));
   const prepared = await prepareInterventions(model, flat.map((entry) => entry.intervention), options.reference ?? feeds);
@@ -41,7 +48,6 @@ export async function sweepInterventions(model: Model, feeds: Feeds, variants: r
     own.set(entry.hook.name, previous ? { keep: multiply(previous.keep, keep), add: add(multiply(previous.add, keep), shift) } : { keep, add: shift });
   });
 
-  const results: number[] = [];
   const perRun = Math.max(1, Math.floor((options.maxRows ?? 4096) / batch));
   for (let first = 0; first < variants.length; first += perRun) {
     const chunk = affine.slice(first, first + perRun);
@@ -53,9 +59,8 @@ export async function sweepInterventions(model: Model, feeds: Feeds, variants: r
     });
     const output = (await session.run(runFeeds, [outputName]))[outputName];
     const rows = output.dims[0] / chunk.length;
-    chunk.forEach((_, v) => results.push(metric(sliceRows(output, v * rows, (v + 1) * rows))));
+    chunk.forEach((_, v) => onOutput(first + v, sliceRows(output, v * rows, (v + 1) * rows)));
   }
-  return results;
 }
 
 /** The edit every stacked sweep runs: V' = V·keep + add at each hook, keep and add fed as `sweepInput(h, ...)`. */

@@ -1,0 +1,134 @@
+/**
+ * `teardown inspect`: take a model apart over a dataset. Streams the data through the model
+ * (bounded memory): a census of every unit of the chosen hooks, their association with the labels
+ * (roles), their importance (mean ablation, stacked sweeps) and — for feature inputs — the input
+ * features that drive each unit. Units come back sorted by importance, most important first.
+ */
+import { InputError } from '../errors.ts';
+import type { Hook } from '../graph/hooks.ts';
+import { defaultUnitAxis } from '../graph/units.ts';
+import type { Model } from '../runtime/model.ts';
+import { probeHookShapes } from '../runtime/probe.ts';
+import { runWithCache, type Dataset } from '../runtime/run.ts';
+import { Progress } from '../report/progress.ts';
+import { RowSum } from '../tensor-math.ts';
+import { elementCount, sliceRows, type Tensor } from '../tensor.ts';
+import { CensusAccumulator, type UnitCensus } from './census.ts';
+import { unitImportance, type Effect } from './importance.ts';
+import { inputDependence } from './input-dependence.ts';
+import type { MetricSpec } from './metric.ts';
+import { AssociationAccumulator, type Role } from './roles.ts';
+
+export interface InspectOptions {
+  hooks?: string[];
+  metric: MetricSpec;
+  batchSize: number;
+  topK?: number;
+  progress?: boolean;
+}
+
+export interface InspectedUnit extends Effect {
+  hook: string;
+  unit: number;
+  census: UnitCensus;
+  role?: Role;
+  /** Input features that drive the unit (feature inputs only), strongest first. */
+  inputs?: number[];
+}
+
+export interface InspectResult {
+  examples: number;
+  metric: MetricSpec;
+  hooks: { hook: string; value: string; shape: (number | string)[]; units: number; wholeHook: Effect }[];
+  units: InspectedUnit[];
+}
+
+export async function inspectModel(model: Model, data: Dataset, labels: Tensor | undefined, options: InspectOptions): Promise<InspectResult> {
+  if (labels && labels.dims[0] !== data.examples) {
+    throw new InputError(`The labels have ${labels.dims[0]} rows but the data has ${data.examples} examples: give one label per example.`);
+  }
+  const hooks = chooseHooks(model, options.hooks);
+  const sample = data.read(0, 1);
+  model.checkFeeds(sample);
+  const shapes = await probeHookShapes(model, sample, hooks);
+  const unitCounts = new Map(hooks.map((hook) => {
+    const dims = shapes.get(hook.name)!;
+    return [hook.name, Number(dims[defaultUnitAxis(dims.length)])];
+  }));
+  const batches = Math.ceil(data.examples / options.batchSize);
+  const progress = new Progress('inspect', 2 * batches, options.progress);
+  const classes = labels ? Math.max(...Array.from(labels.data as ArrayLike<number | bigint>, Number)) + 1 : 0;
+
+  // Pass 1: census, per-position means (the mean-ablation values) and label associations.
+  const census = hooks.map(() => new CensusAccumulator(options.topK ?? 5));
+  const sums = hooks.map(() => new RowSum());
+  const associations = hooks.map((hook) => new AssociationAccumulator(unitCounts.get(hook.name)!, classes));
+  const inputName = model.inputs[0].name;
+  const featureInput = model.inputs.length === 1 && model.inputs[0].dims?.length === 2 && model.graph.isFloat(inputName);
+  const inputSum = new RowSum();
+  for (let start = 0; start < data.examples; start += options.batchSize) {
+    const end = Math.min(data.examples, start + options.batchSize);
+    const feeds = data.read(start, end);
+    const { cache } = await runWithCache(model, feeds, hooks.map((hook) => hook.name));
+    hooks.forEach((hook, h) => {
+      const values = cache.get(hook.name)!;
+      census[h].add(values, start);
+      sums[h].add(values);
+      if (labels) associations[h].add(perExampleUnitMeans(values), sliceRows(labels, start, end).data as ArrayLike<number | bigint>);
+    });
+    if (featureInput) inputSum.add(feeds[inputName]);
+    progress.tick();
+  }
+  const means = new Map(hooks.map((hook, h) => [hook.name, sums[h].mean(hook.dtype === 'float64' ? 'float64' : 'float32')]));
+
+  // Pass 2: importance of every unit and whole hook.
+  const importance = await unitImportance(model, data, labels, hooks, means, unitCounts, options.metric, { batchSize: options.batchSize, onBatch: () => progress.tick() });
+  progress.finish();
+  const dependence = featureInput ? await inputDependence(model, data, inputName, inputSum.mean('float32'), hooks, { batchSize: options.batchSize }) : undefined;
+
+  const tests = hooks.reduce((sum, hook) => sum + unitCounts.get(hook.name)! * classes, 0);
+  const units: InspectedUnit[] = hooks.flatMap((hook, h) => {
+    const roles = labels ? associations[h].roles(0.01, tests) : [];
+    const unitCensus = census[h].result();
+    return importance[h].units.map((effect, unit) => ({
+      hook: hook.name, unit, ...effect, census: unitCensus[unit], role: roles[unit], inputs: dependence?.get(hook.name)?.inputs[unit],
+    }));
+  });
+  units.sort((a, b) => b.importance - a.importance);
+  return {
+    examples: data.examples, metric: options.metric, units,
+    hooks: hooks.map((hook, h) => ({ hook: hook.name, value: hook.value, shape: shapes.get(hook.name)!, units: unitCounts.get(hook.name)!, wholeHook: importance[h].wholeHook })),
+  };
+}
+
+/** The hooks named by the patterns, or every float module hook that is not a graph output, one per value. */
+function chooseHooks(model: Model, patterns: string[] | undefined): Hook[] {
+  const candidates = patterns?.length ? model.hooks.match(patterns) : model.hooks.hooks.filter((hook) => hook.kind === 'module' && !model.graph.outputNames.has(hook.value));
+  const seen = new Set<string>();
+  const chosen = candidates.filter((hook) => {
+    if (hook.dtype !== 'float32' && hook.dtype !== 'float64') return false;
+    if (seen.has(hook.value)) return false;
+    seen.add(hook.value);
+    return true;
+  });
+  if (chosen.length === 0) {
+    throw new InputError(patterns?.length
+      ? `None of the hooks matching ${patterns.map((p) => `'${p}'`).join(', ')} holds float values to inspect.`
+      : 'The model has no module hooks to inspect (its node names carry no PyTorch module scopes): name raw values with --hooks PATTERN (list them with teardown hooks MODEL).');
+  }
+  return chosen;
+}
+
+/** Per example, each unit's mean over its positions: [examples][units]. */
+function perExampleUnitMeans(values: Tensor): Float64Array[] {
+  const axis = defaultUnitAxis(values.dims.length);
+  const units = values.dims[axis];
+  const inner = elementCount(values.dims.slice(axis + 1));
+  const perExample = elementCount(values.dims.slice(1));
+  const positions = perExample / units;
+  return Array.from({ length: values.dims[0] }, (_, example) => {
+    const row = new Float64Array(units);
+    for (let offset = 0; offset < perExample; offset++) row[Math.floor(offset / inner) % units] += Number(values.data[example * perExample + offset]) / positions;
+    return row;
+  });
+}

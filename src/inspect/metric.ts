@@ -1,0 +1,45 @@
+/**
+ * Per-example metrics of a classifier's scores ([batch, classes] or [batch, seq, classes], the
+ * mean over positions for sequences), oriented so that larger means a better model:
+ *   loss         −cross-entropy (so an ablation that raises the loss has a positive importance)
+ *   accuracy     1 when the top class is the label
+ *   logit-diff   score[A] − score[B]
+ */
+import { InputError } from '../errors.ts';
+import type { Tensor } from '../tensor.ts';
+
+export type MetricSpec = { kind: 'loss' } | { kind: 'accuracy' } | { kind: 'logit-diff'; a: number; b: number };
+
+export function parseMetric(text: string): MetricSpec {
+  if (text === 'loss' || text === 'accuracy') return { kind: text };
+  const diff = /^logit-diff:(\d+),(\d+)$/.exec(text);
+  if (diff) return { kind: 'logit-diff', a: Number(diff[1]), b: Number(diff[2]) };
+  throw new InputError(`--metric must be loss, accuracy or logit-diff:A,B (two class indices), got '${text}'.`);
+}
+
+/** The metric of every example of a batch; `labels` are the batch's labels ([batch] or [batch, seq]). */
+export function perExample(metric: MetricSpec, scores: Tensor, labels: Tensor | undefined): Float64Array {
+  const classes = scores.dims[scores.dims.length - 1];
+  const examples = scores.dims[0];
+  const positions = scores.data.length / (examples * classes);
+  const out = new Float64Array(examples);
+  if (metric.kind !== 'logit-diff' && !labels) throw new InputError(`The ${metric.kind} metric needs labels: give --labels FILE.npy or --label-column NAME.`);
+  for (let example = 0; example < examples; example++) {
+    let sum = 0;
+    for (let position = 0; position < positions; position++) {
+      const row = example * positions + position;
+      const at = (c: number) => Number(scores.data[row * classes + c]);
+      if (metric.kind === 'logit-diff') { sum += at(metric.a) - at(metric.b); continue; }
+      const label = Number(labels!.data[labels!.data.length === examples ? example : row]);
+      let max = -Infinity;
+      let best = 0;
+      for (let c = 0; c < classes; c++) if (at(c) > max) { max = at(c); best = c; }
+      if (metric.kind === 'accuracy') { sum += best === label ? 1 : 0; continue; }
+      let total = 0;
+      for (let c = 0; c < classes; c++) total += Math.exp(at(c) - max);
+      sum -= max + Math.log(total) - at(label); // −CE = log softmax[label]
+    }
+    out[example] = sum / positions;
+  }
+  return out;
+}
