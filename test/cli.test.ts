@@ -129,6 +129,35 @@ describe('teardown grad', () => {
   }
 });
 
+describe('teardown inspect', () => {
+  it('writes units sorted by importance with census, roles and CIs', () => {
+    const { status, stderr, stdout, cwd } = teardown(['inspect', `${mlp}/model.onnx`, '--data', `${mlp}/input.npy`, '--labels', `${mlp}/target.npy`, '--json', 'inspect.json', '--batch-size', '5']);
+    assert.equal(status, 0, stderr);
+    assert.match(stdout, /units that matter most/);
+    const json = JSON.parse(readFileSync(join(cwd, 'inspect.json'), 'utf8'));
+    assert.equal(json.command, 'inspect');
+    assert.equal(json.examples, 16);
+    const importances = json.units.map((unit: { importance: number }) => unit.importance);
+    assert.deepEqual(importances, [...importances].sort((a, b) => b - a));
+    assert.deepEqual(json.hooks.map((hook: { hook: string }) => hook.hook), ['fc1', 'act1', 'fc2', 'act2']);
+    assert.ok(json.units.every((unit: { hook: string; unit: number; interval: number[]; census: object }) => unit.interval.length === 2 && unit.census));
+  });
+
+  const cases: [string, string[], RegExp][] = [
+    ['labels of another length', ['--labels', `${gpt}/target.npy`], /labels have 4 rows but the data has 16 examples/],
+    ['a hook pattern that matches nothing', ['--hooks', 'conv*'], /'conv\*' matches no hook/],
+    ['a metric that does not parse', ['--metric', 'f1'], /--metric must be loss, accuracy or logit-diff:A,B/],
+  ];
+  for (const [what, extra, message] of cases) {
+    it(`refuses ${what} with exit 2`, () => {
+      const { status, stderr } = teardown(['inspect', `${mlp}/model.onnx`, '--data', `${mlp}/input.npy`, '--labels', `${mlp}/target.npy`, ...extra]);
+      assert.equal(status, 2, stderr);
+      assert.match(stderr, message);
+      assert.doesNotMatch(stderr, /^\s+at /m);
+    });
+  }
+});
+
 describe('teardown hooks', () => {
   it('lists module hooks with op, dtype and a symbolic batch axis, and says bn2 was folded', () => {
     const { status, stdout } = teardown(['hooks', `${fixtureDir('cnn-folded')}/model.onnx`, '--modules']);

@@ -8,6 +8,7 @@ import { VERSION } from '../version.ts';
 import { demoCommand } from './demo.ts';
 import { gradCommand } from './grad.ts';
 import { hooksCommand } from './hooks.ts';
+import { inspectCommand } from './inspect.ts';
 import { runCommand } from './run.ts';
 import { trainCommand } from './train.ts';
 
@@ -24,7 +25,7 @@ const program = new Command('teardown')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
-for (const command of [demoCommand(), hooksCommand(), runCommand(), gradCommand(), trainCommand()]) {
+for (const command of [demoCommand(), hooksCommand(), runCommand(), gradCommand(), trainCommand(), inspectCommand()]) {
   program.addCommand(command.exitOverride().showHelpAfterError('(run with --help for usage)'));
 }
 

@@ -64,7 +64,9 @@ export async function inspectModel(model: Model, data: Dataset, labels: Tensor |
   const sums = hooks.map(() => new RowSum());
   const associations = hooks.map((hook) => new AssociationAccumulator(unitCounts.get(hook.name)!, classes));
   const inputName = model.inputs[0].name;
-  const featureInput = model.inputs.length === 1 && model.inputs[0].dims?.length === 2 && model.graph.isFloat(inputName);
+  // Which input features drive each unit: for tables and binary inputs (up to 128 features), not pixels.
+  const inputDims = model.inputs[0].dims;
+  const featureInput = model.inputs.length === 1 && inputDims?.length === 2 && typeof inputDims[1] === 'number' && inputDims[1] <= 128 && model.graph.isFloat(inputName);
   const inputSum = new RowSum();
   for (let start = 0; start < data.examples; start += options.batchSize) {
     const end = Math.min(data.examples, start + options.batchSize);
