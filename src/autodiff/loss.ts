@@ -6,6 +6,8 @@
  *   PyTorch's F.cross_entropy on flattened logits; positions equal to `ignoreIndex` are left out
  *   of the sum and of the count; `positions: 'last'` scores only the last sequence position.
  * mse: the mean of (output − target)² over every element.
+ * score: the sum over examples (and positions) of the target class's score — not a training loss:
+ *   its gradient with respect to an example's input is that example's score gradient, for attribution.
  */
 import { int, valueInfo, type Dim } from '../graph/builder.ts';
 import { derive } from '../graph/edit.ts';
@@ -15,7 +17,7 @@ import type { DType } from '../tensor.ts';
 import { Emitter } from './emitter.ts';
 import { AutodiffError } from './errors.ts';
 
-export type LossKind = 'cross-entropy' | 'mse';
+export type LossKind = 'cross-entropy' | 'mse' | 'score';
 
 export interface LossSpec {
   kind: LossKind;
@@ -68,6 +70,11 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
     const classes = op('Slice', [op('Shape', [logits]), ints64([-1]), ints64([END])]);
     const flatLogits = op('Reshape', [logits, op('Concat', [ints64([-1]), classes], { axis: int(0) })]); // [rows, classes]
     const flatTarget = op('Reshape', [target, ints64([-1])]); // [rows]
+    if (spec.kind === 'score') {
+      const picked = op('GatherElements', [flatLogits, op('Unsqueeze', [flatTarget, ints64([1])])], { axis: int(1) }); // [rows, 1]
+      loss = op('ReduceSum', [picked], { keepdims: int(0) }, 'loss');
+      return finishLoss(proto, emitter, loss, targetDtype, dtype, targetShape(spec, outputShape));
+    }
     const logProbabilities = op('LogSoftmax', [flatLogits], { axis: int(1) });
     const pick = (targets: string) => op('GatherElements', [logProbabilities, op('Unsqueeze', [targets, ints64([1])])], { axis: int(1) }); // [rows, 1]: log p(target)
     if (spec.ignoreIndex === undefined) {
@@ -80,10 +87,15 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
       loss = op('Neg', [op('Div', [total, op('ReduceSum', [weights], { keepdims: int(0) })])], {}, 'loss');
     }
   }
+  return finishLoss(proto, emitter, loss, targetDtype, dtype, targetShape(spec, outputShape));
+}
+
+/** The model with the loss nodes appended, the target as a new input and the loss as a new output. */
+function finishLoss(proto: ModelProto, emitter: Emitter, loss: string, targetDtype: DType, dtype: DType, targetDims: Dim[] | undefined): LossGraph {
   const graph = derive(proto.graph, {
     node: [...proto.graph.node, ...emitter.nodes],
     initializer: [...proto.graph.initializer, ...emitter.initializers],
-    input: [...proto.graph.input, valueInfo(TARGET_INPUT, targetDtype, targetShape(spec, outputShape))],
+    input: [...proto.graph.input, valueInfo(TARGET_INPUT, targetDtype, targetDims)],
     output: [...proto.graph.output, valueInfo(loss, dtype, [])],
   });
   return { proto: derive(proto, { graph }), loss, targetDtype };
