@@ -3,6 +3,9 @@ import { InputError } from '../errors.ts';
 import { readTable } from '../data/csv.ts';
 import { NpyFile } from '../data/npy.ts';
 import { inspectModel, type InspectResult } from '../inspect/inspect.ts';
+import { fourierAnalysis, type FourierResult } from '../inspect/fourier.ts';
+import { modularAdditionTrainPairs } from '../data/tasks.ts';
+import { percent } from '../stats.ts';
 import { parseMetric } from '../inspect/metric.ts';
 import { Model } from '../runtime/model.ts';
 import type { Dataset } from '../runtime/run.ts';
@@ -15,11 +18,12 @@ export function inspectCommand(): Command {
   return new Command('inspect')
     .description('Take a model apart over a dataset: census of every unit, its role, its importance (mean ablation) and the inputs that drive it.')
     .argument('<model>', 'ONNX model file')
-    .requiredOption('--data <file>', 'examples: .npy for the model input (first axis = examples) or .csv (features; with --label-column)')
+    .option('--data <file>', 'examples: .npy for the model input (first axis = examples) or .csv (features; with --label-column)')
     .option('--labels <file.npy>', 'class of each example (int64)')
     .option('--label-column <name>', 'CSV data: the label column')
     .option('--hooks <pattern>', 'hooks to inspect (default: every module hook); repeatable', collect)
     .option('--metric <metric>', 'loss, accuracy or logit-diff:A,B', 'loss')
+    .option('--fourier <P>', 'periodic structure of a model on [a, b, =] tokens mod P (Nanda et al. 2023); --data optional')
     .option('--top <n>', 'units shown in the summary', '10')
     .option('--batch-size <n>', 'examples per onnxruntime run', '256')
     .option('--json <file>', 'write the full result as JSON (docs/json.md)')
@@ -32,13 +36,18 @@ Example:
   teardown inspect examples/mnist-mlp.onnx --data digits.npy --labels labels.npy --json inspect.json`)
     .action(async (modelPath: string, options) => {
       const runtime = runtimeOptions(options);
+      const metric = parseMetric(options.metric);
+      const modulus = options.fourier === undefined ? undefined : positiveInteger(options.fourier, '--fourier');
+      if (!options.data && modulus === undefined) throw new InputError('Give --data FILE (the examples to inspect), or --fourier P for a modular-arithmetic model.');
       const model = Model.load(modelPath, runtime);
-      const { data, labels } = loadData(model, options);
-      const result = await inspectModel(model, data, labels, {
-        hooks: options.hooks, metric: parseMetric(options.metric), batchSize: positiveInteger(options.batchSize, '--batch-size'), progress: true,
-      });
-      printSummary(model.path, result, positiveInteger(options.top, '--top'));
-      if (options.json) writeJson(options.json, jsonResult('inspect', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads }, result));
+      let result: InspectResult | undefined;
+      if (options.data) {
+        const { data, labels } = loadData(model, options);
+        result = await inspectModel(model, data, labels, { hooks: options.hooks, metric, batchSize: positiveInteger(options.batchSize, '--batch-size'), progress: true });
+        printSummary(model.path, result, positiveInteger(options.top, '--top'));
+      }
+      const fourier = modulus === undefined ? undefined : await fourierOfModel(model, modulus, options.hooks);
+      if (options.json) writeJson(options.json, jsonResult('inspect', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads }, { ...result, fourier }));
       await model.release();
     });
 }
@@ -73,4 +82,22 @@ function printSummary(path: string, result: InspectResult, top: number): void {
   ]))}`);
   const dead = result.units.filter((unit) => unit.census.dead).length;
   if (dead) console.log(`\n${dead} unit(s) never fired (dead) on these examples.`);
+}
+
+/** Fourier analysis, scored on the model's own training pairs when its training spec is in its metadata. */
+async function fourierOfModel(model: Model, modulus: number, hooks: string[] | undefined): Promise<FourierResult> {
+  const spec = model.proto.metadataProps.find((entry) => entry.key === 'teardown.train_spec');
+  const taskSpec = spec ? JSON.parse(spec.value) as { task: string; taskOptions: { dataSeed?: number; trainFraction?: number; modulus?: number } } : undefined;
+  const fromSpec = taskSpec?.task === 'modular-addition' && (taskSpec.taskOptions.modulus ?? 113) === modulus;
+  const trainPairs = fromSpec ? modularAdditionTrainPairs(modulus, taskSpec!.taskOptions.trainFraction ?? 0.3, taskSpec!.taskOptions.dataSeed ?? 0) : undefined;
+  const unitHooks = hooks ?? model.hooks.hooks.filter((hook) => hook.kind === 'module' && /mlp\.1$/.test(hook.name)).map((hook) => hook.name);
+  const result = await fourierAnalysis(model, modulus, { trainPairs, hooks: unitHooks });
+  const keyShare = result.keyFrequencies.reduce((sum, k) => sum + (result.embeddingEnergy[k - 1] ?? 0), 0);
+  console.log(`\nFourier structure mod ${modulus} (Nanda et al. 2023), scored on ${trainPairs ? `the model's ${trainPairs.length} training pairs (from its training spec)` : `all ${modulus * modulus} pairs (no training spec in the model)`}:`);
+  console.log(`  key frequencies ${result.keyFrequencies.join(', ')}: ${percent(keyShare)} of the embedding's energy, ${percent(result.varianceExplained)} of the logits' variance`);
+  console.log(formatTable(['logits', 'loss'], [['full model', result.loss.full.toPrecision(4)], ['key frequencies only (restricted)', result.loss.restricted.toPrecision(4)], ['key frequencies removed (excluded)', result.loss.excluded.toPrecision(4)]]).replace(/^/gm, '  '));
+  for (const [hook, shares] of Object.entries(result.units)) {
+    console.log(`  ${hook}: key-frequency products explain ${percent(shares.reduce((a, b) => a + b, 0) / shares.length)} of a unit's variance on average`);
+  }
+  return result;
 }

@@ -122,6 +122,11 @@ function coloredMnistTask(seed: number): Task {
   };
 }
 
+/** The pair indices (a·p + b) in the training split of modular-addition with these options. */
+export function modularAdditionTrainPairs(modulus: number, trainFraction: number, seed: number): Int32Array {
+  return Int32Array.from(permutation(modulus * modulus, seed).slice(0, Math.round(trainFraction * modulus * modulus)));
+}
+
 function modularAdditionTask(modulus: number, trainFraction: number, seed: number): Task {
   if (!Number.isInteger(modulus) || modulus < 2) throw new InputError(`The modulus must be an integer ≥ 2, got ${modulus}.`);
   if (!(trainFraction > 0 && trainFraction < 1)) throw new InputError(`The training fraction must lie strictly between 0 and 1, got ${trainFraction}.`);
