@@ -12,7 +12,7 @@ import type { Dataset } from '../runtime/run.ts';
 import { jsonResult, writeJson } from '../report/json.ts';
 import { formatTable } from '../report/table.ts';
 import { shapeString, sliceRows, type Tensor } from '../tensor.ts';
-import { collect, positiveInteger, runtimeOptions } from './options.ts';
+import { collect, parseInputs, positiveInteger, runtimeOptions } from './options.ts';
 
 export function inspectCommand(): Command {
   return new Command('inspect')
@@ -21,6 +21,7 @@ export function inspectCommand(): Command {
     .option('--data <file>', 'examples: .npy for the model input (first axis = examples) or .csv (features; with --label-column)')
     .option('--labels <file.npy>', 'class of each example (int64)')
     .option('--label-column <name>', 'CSV data: the label column')
+    .option('--attribute <name=file.npy>', 'a per-example attribute (integer categories: colour, group...) to find the units that encode it; repeatable', collect)
     .option('--hooks <pattern>', 'hooks to inspect (default: every module hook); repeatable', collect)
     .option('--metric <metric>', 'loss, accuracy or logit-diff:A,B', 'loss')
     .option('--fourier <P>', 'periodic structure of a model on [a, b, =] tokens mod P (Nanda et al. 2023); --data optional')
@@ -43,7 +44,8 @@ Example:
       let result: InspectResult | undefined;
       if (options.data) {
         const { data, labels } = loadData(model, options);
-        result = await inspectModel(model, data, labels, { hooks: options.hooks, metric, batchSize: positiveInteger(options.batchSize, '--batch-size'), progress: true });
+        const attributes = new Map(Object.entries(parseInputs(options.attribute, '--attribute')).map(([name, file]) => [name, file.readAll()]));
+        result = await inspectModel(model, data, labels, { hooks: options.hooks, attributes, metric, batchSize: positiveInteger(options.batchSize, '--batch-size'), progress: true });
         printSummary(model.path, result, positiveInteger(options.top, '--top'));
       }
       const fourier = modulus === undefined ? undefined : await fourierOfModel(model, modulus, options.hooks);
@@ -75,7 +77,7 @@ function printSummary(path: string, result: InspectResult, top: number): void {
   console.log(`\nThe ${Math.min(top, result.units.length)} units that matter most\n${formatTable(['unit', 'importance (95% CI)', 'responds to', 'driven by inputs', 'mean', 'active'], result.units.slice(0, top).map((unit) => [
     `${unit.hook}#${unit.unit}`,
     `${unit.importance.toFixed(4)} (${unit.interval.map((v) => v.toFixed(4)).join(' … ')})`,
-    unit.role ? `class ${unit.role.label} (r = ${unit.role.correlation.toFixed(2)})` : '—',
+    [unit.role ? `class ${unit.role.label} (r = ${unit.role.correlation.toFixed(2)})` : '', ...Object.entries(unit.attributes ?? {}).map(([name, role]) => `${name} ${role.label} (r = ${role.correlation.toFixed(2)})`)].filter(Boolean).join('; ') || '—',
     unit.inputs ? unit.inputs.slice(0, 6).join(', ') || '—' : '—',
     unit.census.mean.toFixed(3),
     `${(100 * unit.census.fractionActive).toFixed(0)}%`,

@@ -13,10 +13,10 @@ export function splitAssignment(text: string, flag: string, example: string): [s
 
 export const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-export function parseInputs(specs: string[] = []): Record<string, NpyFile> {
+export function parseInputs(specs: string[] = [], flag = '--input'): Record<string, NpyFile> {
   const inputs: Record<string, NpyFile> = {};
   for (const spec of specs) {
-    const [name, path] = splitAssignment(spec, '--input', 'input=x.npy');
+    const [name, path] = splitAssignment(spec, flag, `${flag === '--attribute' ? 'color' : 'input'}=x.npy`);
     inputs[name] = new NpyFile(path);
   }
   return inputs;

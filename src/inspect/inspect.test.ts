@@ -11,7 +11,7 @@ import { sliceFeeds } from '../tensor.ts';
 import { CensusAccumulator } from './census.ts';
 import { inspectModel } from './inspect.ts';
 import { buildPlantedNetwork, type PlantedFunction } from './planted.ts';
-import { floatTensor } from '../tensor.ts';
+import { floatTensor, tensor } from '../tensor.ts';
 
 const NETWORKS: { name: string; features: number; functions: PlantedFunction[]; distractors: number; seed: number }[] = [
   { name: 'AND, OR, NOT, threshold, XOR among 10 distractors', features: 8, distractors: 10, seed: 1,
@@ -39,6 +39,23 @@ describe('inspect recovers planted units', () => {
       await model.release();
     });
   }
+});
+
+describe('attribute roles', () => {
+  it('names the unit that encodes an attribute: the planted NOT(x4) unit for the attribute x4', async () => {
+    const planted = buildPlantedNetwork(NETWORKS[0]);
+    const model = Model.fromProto(planted.proto, 'planted', { threads: 1 });
+    const rows = planted.data.labels.dims[0];
+    const x4 = tensor('int64', [rows], Array.from({ length: rows }, (_, n) => Number(planted.data.inputs.data[n * 8 + 4])));
+    const data = { examples: rows, read: (start: number, end: number) => sliceFeeds({ input: planted.data.inputs }, start, end) };
+    const result = await inspectModel(model, data, planted.data.labels, { metric: { kind: 'loss' }, batchSize: 128, hooks: ['act1'], attributes: new Map([['x4', x4]]) });
+    const notUnit = planted.planted.find((unit) => unit.function.kind === 'not')!;
+    const found = result.units.find((unit) => unit.hook === 'act1' && unit.unit === notUnit.unit)!;
+    assert.ok(Math.abs(found.attributes!.x4.correlation) > 0.99, JSON.stringify(found.attributes));
+    const strongest = result.units.filter((unit) => unit.attributes?.x4).sort((a, b) => Math.abs(b.attributes!.x4.correlation) - Math.abs(a.attributes!.x4.correlation))[0];
+    assert.equal(strongest.unit, notUnit.unit);
+    await model.release();
+  });
 });
 
 describe('unit census', () => {

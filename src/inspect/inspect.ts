@@ -21,6 +21,8 @@ import { AssociationAccumulator, type Role } from './roles.ts';
 
 export interface InspectOptions {
   hooks?: string[];
+  /** Per-example attributes (colour, group, ...), integer-valued, [examples]. */
+  attributes?: Map<string, Tensor>;
   metric: MetricSpec;
   batchSize: number;
   topK?: number;
@@ -32,6 +34,8 @@ export interface InspectedUnit extends Effect {
   unit: number;
   census: UnitCensus;
   role?: Role;
+  /** Per attribute: the value the unit is most strongly associated with (significant ones only). */
+  attributes?: Record<string, Role>;
   /** Input features that drive the unit (feature inputs only), strongest first. */
   inputs?: number[];
 }
@@ -58,11 +62,18 @@ export async function inspectModel(model: Model, data: Dataset, labels: Tensor |
   const batches = Math.ceil(data.examples / options.batchSize);
   const progress = new Progress('inspect', 2 * batches, options.progress);
   const classes = labels ? Math.max(...Array.from(labels.data as ArrayLike<number | bigint>, Number)) + 1 : 0;
+  const attributes = [...(options.attributes ?? new Map<string, Tensor>())].map(([name, values]) => {
+    if (values.dims[0] !== data.examples) throw new InputError(`Attribute '${name}' has ${values.dims[0]} rows but the data has ${data.examples} examples: give one value per example.`);
+    const numbers = Array.from(values.data as ArrayLike<number | bigint>, Number);
+    if (numbers.some((v) => !Number.isInteger(v) || v < 0)) throw new InputError(`Attribute '${name}' must hold non-negative integers (categories such as colour 0/1), one per example.`);
+    return { name, values, levels: Math.max(...numbers) + 1 };
+  });
 
   // Pass 1: census, per-position means (the mean-ablation values) and label associations.
   const census = hooks.map(() => new CensusAccumulator(options.topK ?? 5));
   const sums = hooks.map(() => new RowSum());
   const associations = hooks.map((hook) => new AssociationAccumulator(unitCounts.get(hook.name)!, classes));
+  const attributeAssociations = attributes.map((attribute) => hooks.map((hook) => new AssociationAccumulator(unitCounts.get(hook.name)!, attribute.levels)));
   const inputName = model.inputs[0].name;
   // Which input features drive each unit: for tables and binary inputs (up to 128 features), not pixels.
   const inputDims = model.inputs[0].dims;
@@ -76,7 +87,9 @@ export async function inspectModel(model: Model, data: Dataset, labels: Tensor |
       const values = cache.get(hook.name)!;
       census[h].add(values, start);
       sums[h].add(values);
-      if (labels) associations[h].add(perExampleUnitMeans(values), sliceRows(labels, start, end).data as ArrayLike<number | bigint>);
+      const unitMeans = labels || attributes.length ? perExampleUnitMeans(values) : [];
+      if (labels) associations[h].add(unitMeans, sliceRows(labels, start, end).data as ArrayLike<number | bigint>);
+      attributes.forEach((attribute, a) => attributeAssociations[a][h].add(unitMeans, sliceRows(attribute.values, start, end).data as ArrayLike<number | bigint>));
     });
     if (featureInput) inputSum.add(feeds[inputName]);
     progress.tick();
@@ -88,13 +101,19 @@ export async function inspectModel(model: Model, data: Dataset, labels: Tensor |
   progress.finish();
   const dependence = featureInput ? await inputDependence(model, data, inputName, inputSum.mean('float32'), hooks, { batchSize: options.batchSize }) : undefined;
 
-  const tests = hooks.reduce((sum, hook) => sum + unitCounts.get(hook.name)! * classes, 0);
+  const totalUnits = hooks.reduce((sum, hook) => sum + unitCounts.get(hook.name)!, 0);
+  const tests = totalUnits * classes;
   const units: InspectedUnit[] = hooks.flatMap((hook, h) => {
     const roles = labels ? associations[h].roles(0.01, tests) : [];
+    const attributeRoles = attributes.map((attribute, a) => attributeAssociations[a][h].roles(0.01, totalUnits * attribute.levels));
     const unitCensus = census[h].result();
-    return importance[h].units.map((effect, unit) => ({
-      hook: hook.name, unit, ...effect, census: unitCensus[unit], role: roles[unit], inputs: dependence?.get(hook.name)?.inputs[unit],
-    }));
+    return importance[h].units.map((effect, unit) => {
+      const found = Object.fromEntries(attributes.map((attribute, a) => [attribute.name, attributeRoles[a][unit]]).filter(([, role]) => role));
+      return {
+        hook: hook.name, unit, ...effect, census: unitCensus[unit], role: roles[unit], inputs: dependence?.get(hook.name)?.inputs[unit],
+        attributes: Object.keys(found).length ? found : undefined,
+      };
+    });
   });
   units.sort((a, b) => b.importance - a.importance);
   return {
