@@ -7,6 +7,7 @@
  *                                                     vs a plain run, on models where a plain run takes ≥ 10 ms
  *   npm run bench -- train [--reps N]                 ms per training step vs PyTorch (MLP/SGD, fixture CNN/AdamW,
  *                                                     grokking transformer/AdamW full batch) at 1 and 2 threads
+ *   npm run bench -- inspect [--threads N]            teardown inspect of the MNIST MLP over 10k and 100k examples: time, peak memory
  *
  * Figures and the commands that produced them go into bench/RESULTS.md.
  */
@@ -189,7 +190,16 @@ async function benchTrain(): Promise<void> {
   }
 }
 
-const cases: Record<string, () => Promise<void>> = { patch: benchPatch, cache: benchCache, train: benchTrain };
+/** teardown inspect of the MNIST MLP over 10,000 and 100,000 examples, each in its own process for its peak memory. */
+async function benchInspect(): Promise<void> {
+  for (const examples of [10_000, 100_000]) {
+    const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./inspect-child.ts', import.meta.url)), String(examples), String(threads)], { encoding: 'utf8' });
+    if (child.status !== 0) throw new Error(`bench: inspect of ${examples} examples failed:\n${child.stderr}`);
+    console.log(JSON.stringify({ case: 'inspect', model: 'examples/mnist-mlp.onnx', ...JSON.parse(child.stdout) }));
+  }
+}
+
+const cases: Record<string, () => Promise<void>> = { patch: benchPatch, cache: benchCache, train: benchTrain, inspect: benchInspect };
 for (const name of positionals.length ? positionals : Object.keys(cases)) {
   if (!cases[name]) throw new Error(`bench: unknown case '${name}' (cases: ${Object.keys(cases).join(', ')})`);
   await cases[name]();
