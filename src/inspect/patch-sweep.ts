@@ -97,7 +97,7 @@ function sweepMasks(chunk: { h: number; position: number }[], h: number, corrupt
   const [, seq] = dims;
   const width = elementCount(dims.slice(2));
   const rows = chunk.length * batch;
-  const keep = allocate(corrupted.dtype, rows * seq).fill(1 as never) as Float32Array;
+  const keep = (allocate(corrupted.dtype, rows * seq) as Float32Array).fill(1);
   const add = allocate(corrupted.dtype, rows * seq * width) as Float32Array;
   const source = corrupted.data as Float32Array;
   chunk.forEach((variant, v) => {
