@@ -140,7 +140,7 @@ describe('teardown inspect', () => {
     const importances = json.units.map((unit: { importance: number }) => unit.importance);
     assert.deepEqual(importances, [...importances].sort((a, b) => b - a));
     assert.deepEqual(json.hooks.map((hook: { hook: string }) => hook.hook), ['fc1', 'act1', 'fc2', 'act2']);
-    assert.ok(json.units.every((unit: { hook: string; unit: number; interval: number[]; census: object }) => unit.interval.length === 2 && unit.census));
+    assert.ok(json.units.every((unit: { interval: number[]; census: object; gradientTimesActivation: number }) => unit.interval.length === 2 && unit.census && Number.isFinite(unit.gradientTimesActivation)));
   });
 
   const cases: [string, string[], RegExp][] = [

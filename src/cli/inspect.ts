@@ -74,9 +74,10 @@ function printSummary(path: string, result: InspectResult, top: number): void {
   console.log(`\nHooks\n${formatTable(['hook', 'shape', 'units', 'ablating the whole hook'], result.hooks.map((hook) => [
     hook.hook, shapeString(hook.shape), String(hook.units), `${hook.wholeHook.importance.toFixed(4)} (95% CI ${hook.wholeHook.interval.map((v) => v.toFixed(4)).join(' … ')})`,
   ]))}`);
-  console.log(`\nThe ${Math.min(top, result.units.length)} units that matter most\n${formatTable(['unit', 'importance (95% CI)', 'responds to', 'driven by inputs', 'mean', 'active'], result.units.slice(0, top).map((unit) => [
+  console.log(`\nThe ${Math.min(top, result.units.length)} units that matter most\n${formatTable(['unit', 'importance (95% CI)', 'grad × act', 'responds to', 'driven by inputs', 'mean', 'active'], result.units.slice(0, top).map((unit) => [
     `${unit.hook}#${unit.unit}`,
     `${unit.importance.toFixed(4)} (${unit.interval.map((v) => v.toFixed(4)).join(' … ')})`,
+    unit.gradientTimesActivation === undefined ? '—' : unit.gradientTimesActivation.toFixed(3),
     [unit.role ? `class ${unit.role.label} (r = ${unit.role.correlation.toFixed(2)})` : '', ...Object.entries(unit.attributes ?? {}).map(([name, role]) => `${name} ${role.label} (r = ${role.correlation.toFixed(2)})`)].filter(Boolean).join('; ') || '—',
     unit.inputs ? unit.inputs.slice(0, 6).join(', ') || '—' : '—',
     unit.census.mean.toFixed(3),

@@ -16,6 +16,7 @@ import { elementCount, sliceRows, type Tensor } from '../tensor.ts';
 import { CensusAccumulator, type UnitCensus } from './census.ts';
 import { unitImportance, type Effect } from './importance.ts';
 import { inputDependence } from './input-dependence.ts';
+import { datasetGradientTimesActivation } from './attribution.ts';
 import type { MetricSpec } from './metric.ts';
 import { AssociationAccumulator, type Role } from './roles.ts';
 
@@ -36,6 +37,8 @@ export interface InspectedUnit extends Effect {
   role?: Role;
   /** Per attribute: the value the unit is most strongly associated with (significant ones only). */
   attributes?: Record<string, Role>;
+  /** Mean over examples of ∂score(label)/∂unit · unit (with labels): the linear estimate of zero-ablating it. */
+  gradientTimesActivation?: number;
   /** Input features that drive the unit (feature inputs only), strongest first. */
   inputs?: number[];
 }
@@ -100,6 +103,8 @@ export async function inspectModel(model: Model, data: Dataset, labels: Tensor |
   const importance = await unitImportance(model, data, labels, hooks, means, unitCounts, options.metric, { batchSize: options.batchSize, onBatch: () => progress.tick() });
   progress.finish();
   const dependence = featureInput ? await inputDependence(model, data, inputName, inputSum.mean('float32'), hooks, { batchSize: options.batchSize }) : undefined;
+  // First-order attribution next to the ablation: ∂score(label)/∂unit · unit, mean over examples.
+  const attribution = labels ? await datasetGradientTimesActivation(model, data, labels, hooks.map((hook) => hook.name), options.batchSize) : undefined;
 
   const totalUnits = hooks.reduce((sum, hook) => sum + unitCounts.get(hook.name)!, 0);
   const tests = totalUnits * classes;
@@ -111,6 +116,7 @@ export async function inspectModel(model: Model, data: Dataset, labels: Tensor |
       const found = Object.fromEntries(attributes.map((attribute, a) => [attribute.name, attributeRoles[a][unit]]).filter(([, role]) => role));
       return {
         hook: hook.name, unit, ...effect, census: unitCensus[unit], role: roles[unit], inputs: dependence?.get(hook.name)?.inputs[unit],
+        gradientTimesActivation: attribution?.get(hook.name)?.[unit],
         attributes: Object.keys(found).length ? found : undefined,
       };
     });
