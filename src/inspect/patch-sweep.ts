@@ -50,33 +50,63 @@ export async function patchSweep(model: Model, clean: Feeds, corrupted: Feeds, h
   }
 
   const outputName = model.outputNames[0];
-  const cleanRun = await runWithCache(model, clean, []);
   const corruptedRun = await runWithCache(model, corrupted, hooks.map((hook) => hook.name));
-  const variants = hooks.flatMap((_, h) => chosen.map((position) => ({ h, position })));
   const perRun = Math.max(1, Math.floor((options.maxRows ?? 4096) / batch));
-  const { session } = await model.prepare(stackedPlan(hooks));
-
   const effects = hooks.map(() => new Array<number>(chosen.length).fill(NaN));
   let runs = 0;
-  for (let first = 0; first < variants.length; first += perRun) {
-    const chunk = variants.slice(first, first + perRun);
-    const feeds: Feeds = {};
-    for (const [name, value] of Object.entries(clean)) feeds[name] = repeatRows(value, chunk.length);
-    hooks.forEach((hook, h) => {
-      const { keep, add } = sweepMasks(chunk, h, corruptedRun.cache.get(hook.name)!, dims[h], batch);
-      feeds[sweepInput(h, 'keep')] = keep;
-      feeds[sweepInput(h, 'add')] = add;
-    });
-    const output = (await session.run(feeds, [outputName]))[outputName];
-    runs++;
-    chunk.forEach((variant, v) => {
-      effects[variant.h][chosen.indexOf(variant.position)] = metric(sliceRows(output, v * batch, (v + 1) * batch));
-    });
+  // Hooks whose downstream part can run alone: only that part is recomputed, fed from one clean run.
+  const downstream = await Promise.all(hooks.map((hook) => model.downstream(hook.value, outputName)));
+  const cutValues = [...new Set(downstream.flatMap((part) => part?.inputs ?? []))];
+  const cutShapes = await probeHookShapes(model, clean, cutValues.map((value) => model.hooks.resolve(value)));
+  const stackable = (part: (typeof downstream)[number]) => part && part.inputs.every((value) => /^batch/.test(String(cutShapes.get(value)?.[0])));
+  const cleanRun = await runWithCache(model, clean, cutValues);
+
+  for (const [h, hook] of hooks.entries()) {
+    const part = downstream[h];
+    for (let first = 0; first < chosen.length; first += perRun) {
+      const chunk = chosen.slice(first, first + perRun);
+      const corruptedValue = corruptedRun.cache.get(hook.name)!;
+      let output: Tensor;
+      if (part && stackable(part)) {
+        const feeds: Feeds = {};
+        for (const value of part.inputs) {
+          feeds[value] = value === hook.value ? patchedStack(cleanRun.cache.get(value)!, corruptedValue, chunk, dims[h]) : repeatRows(cleanRun.cache.get(value)!, chunk.length);
+        }
+        output = (await part.session.run(feeds, [outputName]))[outputName];
+      } else {
+        // Whole graph, the hook edited as V·keep + add (graph/edit.ts).
+        const { session } = await model.prepare(stackedPlan([hook]));
+        const feeds: Feeds = {};
+        for (const [name, value] of Object.entries(clean)) feeds[name] = repeatRows(value, chunk.length);
+        const { keep, add } = sweepMasks(chunk.map((position) => ({ h: 0, position })), 0, corruptedValue, dims[h], batch);
+        feeds[sweepInput(0, 'keep')] = keep;
+        feeds[sweepInput(0, 'add')] = add;
+        output = (await session.run(feeds, [outputName]))[outputName];
+      }
+      runs++;
+      chunk.forEach((position, v) => { effects[h][chosen.indexOf(position)] = metric(sliceRows(output, v * batch, (v + 1) * batch)); });
+    }
   }
   return {
     hooks: hooks.map((hook) => hook.name), positions: chosen, effects, runs,
     cleanMetric: metric(cleanRun.outputs[outputName]), corruptedMetric: metric(corruptedRun.outputs[outputName]),
   };
+}
+
+/** [variants·batch, seq, ...]: the clean value once per variant, with the corrupted value at that variant's position. */
+function patchedStack(cleanValue: Tensor, corruptedValue: Tensor, positions: number[], dims: number[]): Tensor {
+  const [batch, seq] = dims;
+  const width = elementCount(dims.slice(2));
+  const stacked = repeatRows(cleanValue, positions.length);
+  const target = stacked.data as Float32Array;
+  const source = corruptedValue.data as Float32Array;
+  positions.forEach((position, v) => {
+    for (let example = 0; example < batch; example++) {
+      const from = (example * seq + position) * width;
+      target.set(source.subarray(from, from + width), ((v * batch + example) * seq + position) * width);
+    }
+  });
+  return stacked;
 }
 
 function sequenceLength(hooks: Hook[], dims: number[][]): number {

@@ -11,6 +11,7 @@ import { validateModel } from '../onnx/validate.ts';
 import { GraphIndex } from '../graph/graph.ts';
 import { HookTable } from '../graph/hooks.ts';
 import { applyEdits, editSignature, type EditPlan } from '../graph/edit.ts';
+import { downstreamGraph } from '../graph/downstream.ts';
 import { shapeString, type DType } from '../tensor.ts';
 import { explainLoadError } from './load-errors.ts';
 import { Session, type Feeds, type RuntimeOptions } from './session.ts';
@@ -35,6 +36,7 @@ export class Model {
   readonly hooks: HookTable;
   readonly inputs: InputSpec[];
   private readonly sessions = new Map<string, Promise<PreparedSession>>();
+  private readonly downstreamSessions = new Map<string, Promise<{ session: Session; inputs: string[] } | undefined>>();
 
   private constructor(readonly file: ModelFile, readonly options: RuntimeOptions) {
     this.graph = new GraphIndex(file.proto);
@@ -81,6 +83,23 @@ export class Model {
     return prepared;
   }
 
+  /**
+   * The session of the part of the graph downstream of `value` (graph/downstream.ts), computing
+   * `output`; undefined when there is nothing to skip. Created once per value.
+   */
+  downstream(value: string, output: string): Promise<{ session: Session; inputs: string[] } | undefined> {
+    const key = `downstream|${value}|${output}`;
+    if (!this.downstreamSessions.has(key)) {
+      this.downstreamSessions.set(key, (async () => {
+        const part = downstreamGraph(this.graph, value, output);
+        if (!part) return undefined;
+        const session = await Session.create(encodeModel(part.proto), this.options, `the part of '${this.path}' downstream of '${value}'`);
+        return { session, inputs: part.inputs };
+      })());
+    }
+    return this.downstreamSessions.get(key)!;
+  }
+
   /** Checks feeds against the declared inputs; returns the batch size (first axis) they share. */
   checkFeeds(feeds: Feeds): number {
     const known = new Set(this.inputs.map((input) => input.name));
@@ -122,8 +141,9 @@ export class Model {
   }
 
   async release(): Promise<void> {
-    const prepared = [...this.sessions.values()];
+    const prepared = [...this.sessions.values(), ...this.downstreamSessions.values()];
     this.sessions.clear();
+    this.downstreamSessions.clear();
     for (const entry of prepared) await (await entry.catch(() => undefined))?.session.release();
   }
 }
