@@ -8,8 +8,11 @@
 import { patch, type Intervention } from '../graph/interventions.ts';
 import type { Hook } from '../graph/hooks.ts';
 import type { Model } from '../runtime/model.ts';
-import { run, type Dataset } from '../runtime/run.ts';
-import { sliceRows, type Tensor } from '../tensor.ts';
+import { runWithCache, type Dataset } from '../runtime/run.ts';
+import { probeHookShapes } from '../runtime/probe.ts';
+import type { Session } from '../runtime/session.ts';
+import { defaultUnitAxis } from '../graph/units.ts';
+import { elementCount, repeatRows, sliceRows, type Tensor } from '../tensor.ts';
 import { perExample, type MetricSpec } from './metric.ts';
 import { sweepOutputs } from './sweep.ts';
 
@@ -51,24 +54,72 @@ export interface HookImportance {
 export async function unitImportance(model: Model, data: Dataset, labels: Tensor | undefined, hooks: Hook[], means: Map<string, Tensor>, unitCounts: Map<string, number>,
   metric: MetricSpec, options: { batchSize: number; unitAxis?: number; onBatch?: () => void }): Promise<HookImportance[]> {
   const accumulators = hooks.map((hook) => ({ units: Array.from({ length: unitCounts.get(hook.name)! }, () => new EffectAccumulator()), whole: new EffectAccumulator() }));
+  const outputName = model.outputNames[0];
+  // Where a hook's downstream part can run alone (graph/downstream.ts), only that part is recomputed.
+  const parts = await Promise.all(hooks.map((hook) => model.downstream(hook.value, outputName)));
+  const cutValues = [...new Set(parts.flatMap((part) => part?.inputs ?? []))];
+  const cutShapes = await probeHookShapes(model, data.read(0, 1), cutValues.map((value) => model.hooks.resolve(value)));
+  const stackable = parts.map((part) => part && options.unitAxis === undefined && part.inputs.every((value) => /^batch/.test(String(cutShapes.get(value)?.[0]))) ? part : undefined);
   for (let start = 0; start < data.examples; start += options.batchSize) {
     const end = Math.min(data.examples, start + options.batchSize);
     const feeds = data.read(start, end);
     const batchLabels = labels && sliceRows(labels, start, end);
-    const clean = perExample(metric, (await run(model, feeds)).outputs[model.outputNames[0]], batchLabels);
+    const cleanRun = await runWithCache(model, feeds, cutValues);
+    const clean = perExample(metric, cleanRun.outputs[outputName], batchLabels);
     for (const [h, hook] of hooks.entries()) {
       const mean = means.get(hook.name)!;
+      const units = accumulators[h].units.length;
+      const record = (variant: number, output: Tensor) => {
+        const ablated = perExample(metric, output, batchLabels);
+        const target = variant < units ? accumulators[h].units[variant] : accumulators[h].whole;
+        for (let k = 0; k < ablated.length; k++) target.add(clean[k] - ablated[k]);
+      };
+      const part = stackable[h];
+      if (part) {
+        await ablateDownstream(part, hook.value, cleanRun.cache, mean, units, end - start, outputName, record);
+        continue;
+      }
       const variants: Intervention[][] = [
         ...accumulators[h].units.map((_, unit) => [patch(hook.name, mean, { units: [unit], unitAxis: options.unitAxis })]),
         [patch(hook.name, mean)],
       ];
-      await sweepOutputs(model, feeds, variants, (variant, output) => {
-        const ablated = perExample(metric, output, batchLabels);
-        const target = variant < accumulators[h].units.length ? accumulators[h].units[variant] : accumulators[h].whole;
-        for (let k = 0; k < ablated.length; k++) target.add(clean[k] - ablated[k]);
-      });
+      await sweepOutputs(model, feeds, variants, record);
     }
     options.onBatch?.();
   }
   return hooks.map((hook, h) => ({ hook: hook.name, units: accumulators[h].units.map((a) => a.result()), wholeHook: accumulators[h].whole.result() }));
+}
+
+/**
+ * Runs the downstream part once per chunk of variants: variant u < units has unit u of the hook
+ * replaced by its mean, variant `units` has the whole hook replaced; the other cut values are the
+ * clean ones, repeated.
+ */
+async function ablateDownstream(part: { session: Session; inputs: string[] }, value: string, clean: Map<string, Tensor>, mean: Tensor, units: number, batch: number, outputName: string, record: (variant: number, output: Tensor) => void): Promise<void> {
+  const hookValue = clean.get(value)!;
+  const axis = defaultUnitAxis(hookValue.dims.length);
+  const inner = elementCount(hookValue.dims.slice(axis + 1));
+  const perExample = elementCount(hookValue.dims.slice(1));
+  const perRun = Math.max(1, Math.floor(4096 / batch));
+  const variants = units + 1;
+  for (let first = 0; first < variants; first += perRun) {
+    const count = Math.min(perRun, variants - first);
+    const feeds: Record<string, Tensor> = {};
+    for (const input of part.inputs) if (input !== value) feeds[input] = repeatRows(clean.get(input)!, count);
+    const stacked = repeatRows(hookValue, count);
+    const data = stacked.data as Float32Array;
+    for (let v = 0; v < count; v++) {
+      const unit = first + v; // === units: the whole hook
+      for (let example = 0; example < batch; example++) {
+        const base = (v * batch + example) * perExample;
+        for (let offset = 0; offset < perExample; offset++) {
+          if (unit === units || Math.floor(offset / inner) % units === unit) data[base + offset] = Number(mean.data[offset]);
+        }
+      }
+    }
+    feeds[value] = stacked;
+    const output = (await part.session.run(feeds, [outputName]))[outputName];
+    const rows = output.dims[0] / count;
+    for (let v = 0; v < count; v++) record(first + v, sliceRows(output, v * rows, (v + 1) * rows));
+  }
 }

@@ -78,3 +78,26 @@ describe('unit census', () => {
 function sliceRowsOf(t: ReturnType<typeof floatTensor>, start: number, end: number) {
   return { ...t, dims: [end - start, t.dims[1]], data: t.data.slice(start * t.dims[1], end * t.dims[1]) };
 }
+
+describe('importance through the downstream part equals importance through whole-graph sweeps', () => {
+  it('mlp fixture: every unit of fc1, act1, fc2, act2', async () => {
+    const { loadFixture } = await import('../../test/helpers.ts');
+    const { unitImportance } = await import('./importance.ts');
+    const { runWithCache } = await import('../runtime/run.ts');
+    const { RowSum } = await import('../tensor-math.ts');
+    const fixture = loadFixture('mlp');
+    const hooks = ['fc1', 'act1', 'fc2', 'act2'].map((name) => fixture.model.hooks.resolve(name));
+    const { cache } = await runWithCache(fixture.model, { input: fixture.input }, hooks.map((hook) => hook.name));
+    const means = new Map(hooks.map((hook) => { const sum = new RowSum(); sum.add(cache.get(hook.name)!); return [hook.name, sum.mean('float32')]; }));
+    const counts = new Map(hooks.map((hook) => [hook.name, cache.get(hook.name)!.dims[1]]));
+    const data = { examples: 16, read: (start: number, end: number) => sliceFeeds({ input: fixture.input }, start, end) };
+    const labels = (await import('../data/npy.ts')).readNpy(`${fixture.dir}/target.npy`);
+    const fast = await unitImportance(fixture.model, data, labels, hooks, means, counts, { kind: 'loss' }, { batchSize: 5 });
+    const slow = await unitImportance(fixture.model, data, labels, hooks, means, counts, { kind: 'loss' }, { batchSize: 5, unitAxis: 1 }); // an explicit axis takes the whole-graph path
+    fast.forEach((hook, h) => {
+      hook.units.forEach((unit, u) => assert.ok(Math.abs(unit.importance - slow[h].units[u].importance) < 1e-5, `${hook.hook}#${u}`));
+      assert.ok(Math.abs(hook.wholeHook.importance - slow[h].wholeHook.importance) < 1e-5);
+    });
+    await fixture.model.release();
+  });
+});
