@@ -4,7 +4,7 @@
  * a value's accumulated gradient `<value>_grad`.
  */
 import Long from 'long';
-import { makeNode, type AttributeValue } from '../graph/builder.ts';
+import { makeNode, NameAllocator, type AttributeValue } from '../graph/builder.ts';
 import type { NodeProto, TensorProto } from '../onnx/proto.ts';
 import { codeOfDtype, tensorToProto } from '../onnx/tensor-proto.ts';
 import { inferNodeOutputTypes } from '../graph/dtypes.ts';
@@ -13,17 +13,17 @@ import { tensor, type DType } from '../tensor.ts';
 export class Emitter {
   readonly nodes: NodeProto[] = [];
   readonly initializers: TensorProto[] = [];
-  private counter = 0;
   private readonly constants = new Map<string, string>();
 
   /** `types` (value → ONNX element type) is extended with every value emitted, so rules can ask any value's dtype. */
-  constructor(private readonly used: Set<string>, readonly types: Map<string, number>) {}
+  private readonly names: NameAllocator;
+
+  constructor(used: Set<string>, readonly types: Map<string, number>) {
+    this.names = new NameAllocator(used);
+  }
 
   fresh(hint: string): string {
-    let name = hint;
-    while (this.used.has(name)) name = `${hint}_${++this.counter}`;
-    this.used.add(name);
-    return name;
+    return this.names.fresh(hint);
   }
 
   /** Emits `opType`; returns its `outputCount` output names. */

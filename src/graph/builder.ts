@@ -44,6 +44,20 @@ export function makeNode(name: string, opType: string, inputs: readonly string[]
   } as NodeProto;
 }
 
+/** Unique names within one graph: `fresh(hint)` returns hint, or hint_1, hint_2... when taken. */
+export class NameAllocator {
+  private counter = 0;
+
+  constructor(readonly used: Set<string> = new Set()) {}
+
+  fresh(hint: string): string {
+    let name = hint;
+    while (this.used.has(name)) name = `${hint}_${++this.counter}`;
+    this.used.add(name);
+    return name;
+  }
+}
+
 export type Dim = number | string;
 
 export function valueInfo(name: string, dtype: DType, dims?: readonly Dim[]): ValueInfoProto {
@@ -56,8 +70,7 @@ export class GraphBuilder {
   readonly initializers: TensorProto[] = [];
   readonly inputs: ValueInfoProto[] = [];
   readonly outputs: ValueInfoProto[] = [];
-  private readonly used = new Set<string>();
-  private counter = 0;
+  private readonly names = new NameAllocator();
 
   constructor(readonly name: string, readonly opset = 17) {}
 
@@ -73,10 +86,7 @@ export class GraphBuilder {
 
   /** A fresh value name built from `hint`. */
   fresh(hint: string): string {
-    let name = hint;
-    while (this.used.has(name)) name = `${hint}_${++this.counter}`;
-    this.used.add(name);
-    return name;
+    return this.names.fresh(hint);
   }
 
   /** Emits a node; returns its output names (one per `outputCount`), named `<node name>_output_<k>`. */
@@ -106,8 +116,8 @@ export class GraphBuilder {
   }
 
   private claim(name: string): string {
-    if (this.used.has(name)) throw new Error(`GraphBuilder: value '${name}' is defined twice`);
-    this.used.add(name);
+    if (this.names.used.has(name)) throw new Error(`GraphBuilder: value '${name}' is defined twice`);
+    this.names.used.add(name);
     return name;
   }
 }
