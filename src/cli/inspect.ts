@@ -71,8 +71,10 @@ function loadData(model: Model, options: { data: string; labels?: string; labelC
 function printSummary(path: string, result: InspectResult, top: number): void {
   const metric = result.metric.kind === 'logit-diff' ? `logit ${result.metric.a} − logit ${result.metric.b}` : result.metric.kind;
   console.log(`${path}: ${result.examples} examples; importance = drop in ${metric === 'loss' ? '−loss (i.e. increase in loss)' : metric} when a unit is mean-ablated.`);
-  console.log(`\nHooks\n${formatTable(['hook', 'shape', 'units', 'ablating the whole hook'], result.hooks.map((hook) => [
+  const probeNames = Object.keys(result.hooks[0]?.probes ?? {});
+  console.log(`\nHooks (linear probes: held-out accuracy of a ridge classifier on the hook)\n${formatTable(['hook', 'shape', 'units', 'ablating the whole hook', ...probeNames.map((name) => `probe: ${name}`)], result.hooks.map((hook) => [
     hook.hook, shapeString(hook.shape), String(hook.units), `${hook.wholeHook.importance.toFixed(4)} (95% CI ${hook.wholeHook.interval.map((v) => v.toFixed(4)).join(' … ')})`,
+    ...probeNames.map((name) => percent(hook.probes[name])),
   ]))}`);
   console.log(`\nThe ${Math.min(top, result.units.length)} units that matter most\n${formatTable(['unit', 'importance (95% CI)', 'grad × act', 'responds to', 'driven by inputs', 'mean', 'active'], result.units.slice(0, top).map((unit) => [
     `${unit.hook}#${unit.unit}`,

@@ -19,6 +19,7 @@ import { inputDependence } from './input-dependence.ts';
 import { datasetGradientTimesActivation } from './attribution.ts';
 import type { MetricSpec } from './metric.ts';
 import { AssociationAccumulator, type Role } from './roles.ts';
+import { RidgeProbe } from './probe.ts';
 
 export interface InspectOptions {
   hooks?: string[];
@@ -46,7 +47,7 @@ export interface InspectedUnit extends Effect {
 export interface InspectResult {
   examples: number;
   metric: MetricSpec;
-  hooks: { hook: string; value: string; shape: (number | string)[]; units: number; wholeHook: Effect }[];
+  hooks: { hook: string; value: string; shape: (number | string)[]; units: number; wholeHook: Effect; probes: Record<string, number> }[];
   units: InspectedUnit[];
 }
 
@@ -77,6 +78,9 @@ export async function inspectModel(model: Model, data: Dataset, labels: Tensor |
   const sums = hooks.map(() => new RowSum());
   const associations = hooks.map((hook) => new AssociationAccumulator(unitCounts.get(hook.name)!, classes));
   const attributeAssociations = attributes.map((attribute) => hooks.map((hook) => new AssociationAccumulator(unitCounts.get(hook.name)!, attribute.levels)));
+  // Linear probes per hook for the labels and each attribute: fitted on 80% while streaming, scored on 20%.
+  const targets = [...(labels ? [{ name: 'labels', values: labels, levels: classes }] : []), ...attributes];
+  const probes = targets.map((target) => hooks.map((hook) => new RidgeProbe(unitCounts.get(hook.name)!, target.levels)));
   const inputName = model.inputs[0].name;
   // Which input features drive each unit: for tables and binary inputs (up to 128 features), not pixels.
   const inputDims = model.inputs[0].dims;
@@ -90,14 +94,25 @@ export async function inspectModel(model: Model, data: Dataset, labels: Tensor |
       const values = cache.get(hook.name)!;
       census[h].add(values, start);
       sums[h].add(values);
-      const unitMeans = labels || attributes.length ? perExampleUnitMeans(values) : [];
+      const unitMeans = targets.length ? perExampleUnitMeans(values) : [];
       if (labels) associations[h].add(unitMeans, sliceRows(labels, start, end).data as ArrayLike<number | bigint>);
       attributes.forEach((attribute, a) => attributeAssociations[a][h].add(unitMeans, sliceRows(attribute.values, start, end).data as ArrayLike<number | bigint>));
+      targets.forEach((target, t) => probes[t][h].fit(unitMeans, sliceRows(target.values, start, end).data as ArrayLike<number | bigint>, start));
     });
     if (featureInput) inputSum.add(feeds[inputName]);
     progress.tick();
   }
   const means = new Map(hooks.map((hook, h) => [hook.name, sums[h].mean(hook.dtype === 'float64' ? 'float64' : 'float32')]));
+  if (targets.length) {
+    for (let start = 0; start < data.examples; start += options.batchSize) {
+      const end = Math.min(data.examples, start + options.batchSize);
+      const { cache } = await runWithCache(model, data.read(start, end), hooks.map((hook) => hook.name));
+      hooks.forEach((hook, h) => {
+        const unitMeans = perExampleUnitMeans(cache.get(hook.name)!);
+        targets.forEach((target, t) => probes[t][h].score(unitMeans, sliceRows(target.values, start, end).data as ArrayLike<number | bigint>, start));
+      });
+    }
+  }
 
   // Pass 2: importance of every unit and whole hook.
   const importance = await unitImportance(model, data, labels, hooks, means, unitCounts, options.metric, { batchSize: options.batchSize, onBatch: () => progress.tick() });
@@ -124,7 +139,10 @@ export async function inspectModel(model: Model, data: Dataset, labels: Tensor |
   units.sort((a, b) => b.importance - a.importance);
   return {
     examples: data.examples, metric: options.metric, units,
-    hooks: hooks.map((hook, h) => ({ hook: hook.name, value: hook.value, shape: shapes.get(hook.name)!, units: unitCounts.get(hook.name)!, wholeHook: importance[h].wholeHook })),
+    hooks: hooks.map((hook, h) => ({
+      hook: hook.name, value: hook.value, shape: shapes.get(hook.name)!, units: unitCounts.get(hook.name)!, wholeHook: importance[h].wholeHook,
+      probes: Object.fromEntries(targets.map((target, t) => [target.name, probes[t][h].accuracy()])),
+    })),
   };
 }
 
