@@ -54,6 +54,8 @@ describe('attribute roles', () => {
     assert.ok(Math.abs(found.attributes!.x4.correlation) > 0.99, JSON.stringify(found.attributes));
     const strongest = result.units.filter((unit) => unit.attributes?.x4).sort((a, b) => Math.abs(b.attributes!.x4.correlation) - Math.abs(a.attributes!.x4.correlation))[0];
     assert.equal(strongest.unit, notUnit.unit);
+    // x4 is linearly readable from act1 (the NOT unit carries it): the held-out probe is right on (nearly) every example.
+    assert.ok(result.hooks[0].probes.x4 > 0.95, `probe accuracy ${result.hooks[0].probes.x4}`);
     await model.release();
   });
 });
