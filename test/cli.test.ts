@@ -143,6 +143,15 @@ describe('teardown inspect', () => {
     assert.ok(json.units.every((unit: { interval: number[]; census: object; gradientTimesActivation: number }) => unit.interval.length === 2 && unit.census && Number.isFinite(unit.gradientTimesActivation)));
   });
 
+  it('finds a circuit that keeps the accuracy within the tolerance', () => {
+    const { status, stderr, cwd } = teardown(['inspect', `${mlp}/model.onnx`, '--data', `${mlp}/input.npy`, '--labels', `${mlp}/target.npy`, '--circuit', '--tolerance', '0.1', '--hooks', 'act*', '--json', 'c.json']);
+    assert.equal(status, 0, stderr);
+    const { circuit } = JSON.parse(readFileSync(join(cwd, 'c.json'), 'utf8'));
+    assert.ok(circuit.faithfulness >= 0.9, JSON.stringify(circuit));
+    assert.ok(circuit.units.length < 64, `kept ${circuit.units.length} of 64 units`);
+    assert.equal(circuit.curve[0].kept, 64);
+  });
+
   const cases: [string, string[], RegExp][] = [
     ['labels of another length', ['--labels', `${gpt}/target.npy`], /labels have 4 rows but the data has 16 examples/],
     ['a hook pattern that matches nothing', ['--hooks', 'conv*'], /'conv\*' matches no hook/],

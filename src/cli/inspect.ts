@@ -25,6 +25,9 @@ export function inspectCommand(): Command {
     .option('--hooks <pattern>', 'hooks to inspect (default: every module hook); repeatable', collect)
     .option('--metric <metric>', 'loss, accuracy or logit-diff:A,B', 'loss')
     .option('--fourier <P>', 'periodic structure of a model on [a, b, =] tokens mod P (Nanda et al. 2023); --data optional')
+    .option('--circuit', 'find the smallest set of units that keeps the metric (greedy pruning with mean ablation)')
+    .option('--tolerance <x>', 'circuit: allowed drop of faithfulness (circuit metric ÷ full metric)', '0.05')
+    .option('--circuit-examples <n>', 'circuit: examples to score it on (N evenly spaced)', '512')
     .option('--top <n>', 'units shown in the summary', '10')
     .option('--batch-size <n>', 'examples per onnxruntime run', '256')
     .option('--json <file>', 'write the full result as JSON (docs/json.md)')
@@ -45,7 +48,10 @@ Example:
       if (options.data) {
         const { data, labels } = loadData(model, options);
         const attributes = new Map(Object.entries(parseInputs(options.attribute, '--attribute')).map(([name, file]) => [name, file.readAll()]));
-        result = await inspectModel(model, data, labels, { hooks: options.hooks, attributes, metric, batchSize: positiveInteger(options.batchSize, '--batch-size'), progress: true });
+        const tolerance = Number(options.tolerance);
+        if (!(tolerance >= 0 && tolerance < 1)) throw new InputError(`--tolerance must lie in [0, 1), got '${options.tolerance}'.`);
+        const circuit = options.circuit ? { tolerance, examples: positiveInteger(options.circuitExamples, '--circuit-examples') } : undefined;
+        result = await inspectModel(model, data, labels, { hooks: options.hooks, attributes, metric, circuit, batchSize: positiveInteger(options.batchSize, '--batch-size'), progress: true });
         printSummary(model.path, result, positiveInteger(options.top, '--top'));
       }
       const fourier = modulus === undefined ? undefined : await fourierOfModel(model, modulus, options.hooks);
@@ -85,6 +91,12 @@ function printSummary(path: string, result: InspectResult, top: number): void {
     unit.census.mean.toFixed(3),
     `${(100 * unit.census.fractionActive).toFixed(0)}%`,
   ]))}`);
+  if (result.circuit) {
+    const circuit = result.circuit;
+    const total = result.hooks.reduce((sum, hook) => sum + hook.units, 0);
+    console.log(`\nCircuit (${circuit.metric.kind}, ${circuit.examples} examples, tolerance ${circuit.tolerance}): ${circuit.units.length} of ${total} units keep ${percent(circuit.faithfulness)} of the full model's ${circuit.metric.kind} (${circuit.circuitMetric.toFixed(4)} vs ${circuit.fullMetric.toFixed(4)}) with every other unit mean-ablated:`);
+    console.log(`  ${circuit.units.map((unit) => `${unit.hook}#${unit.unit}`).join(', ')}`);
+  }
   const dead = result.units.filter((unit) => unit.census.dead).length;
   if (dead) console.log(`\n${dead} unit(s) never fired (dead) on these examples.`);
 }

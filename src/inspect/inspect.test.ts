@@ -103,3 +103,24 @@ describe('importance through the downstream part equals importance through whole
     await fixture.model.release();
   });
 });
+
+describe('circuit discovery', () => {
+  it('prunes a planted network down to exactly its planted units', async () => {
+    const { discoverCircuit } = await import('./circuit.ts');
+    const { runWithCache } = await import('../runtime/run.ts');
+    const { RowSum } = await import('../tensor-math.ts');
+    const planted = buildPlantedNetwork({ ...NETWORKS[0], distractors: 6 });
+    const model = Model.fromProto(planted.proto, 'planted', { threads: 1 });
+    const feeds = { input: planted.data.inputs };
+    const hooks = ['act1', 'act2'].map((name) => model.hooks.resolve(name));
+    const { cache } = await runWithCache(model, feeds, ['act1', 'act2']);
+    const means = new Map(hooks.map((hook) => { const sum = new RowSum(); sum.add(cache.get(hook.name)!); return [hook.name, sum.mean('float32')]; }));
+    const counts = new Map(hooks.map((hook) => [hook.name, cache.get(hook.name)!.dims[1]]));
+    const circuit = await discoverCircuit(model, feeds, planted.data.labels, hooks, means, counts, { metric: { kind: 'accuracy' }, tolerance: 0.01 });
+    const key = (unit: { hook: string; unit: number }) => `${unit.hook}#${unit.unit}`;
+    assert.deepEqual(new Set(circuit.units.map(key)), new Set(planted.planted.map(key)));
+    assert.ok(circuit.faithfulness >= 0.99, `faithfulness ${circuit.faithfulness}`);
+    assert.equal(circuit.curve.at(-1)!.kept, planted.planted.length);
+    await model.release();
+  });
+});

@@ -12,7 +12,7 @@ import { probeHookShapes } from '../runtime/probe.ts';
 import { runWithCache, type Dataset } from '../runtime/run.ts';
 import { Progress } from '../report/progress.ts';
 import { RowSum } from '../tensor-math.ts';
-import { elementCount, sliceRows, type Tensor } from '../tensor.ts';
+import { concatRows, elementCount, sliceRows, type Tensor } from '../tensor.ts';
 import { CensusAccumulator, type UnitCensus } from './census.ts';
 import { unitImportance, type Effect } from './importance.ts';
 import { inputDependence } from './input-dependence.ts';
@@ -20,9 +20,12 @@ import { datasetGradientTimesActivation } from './attribution.ts';
 import type { MetricSpec } from './metric.ts';
 import { AssociationAccumulator, type Role } from './roles.ts';
 import { RidgeProbe } from './probe.ts';
+import { discoverCircuit, type Circuit } from './circuit.ts';
 
 export interface InspectOptions {
   hooks?: string[];
+  /** Discover a circuit (circuit.ts) on `examples` evenly spaced examples, keeping faithfulness ≥ 1 − tolerance. */
+  circuit?: { tolerance: number; examples: number };
   /** Per-example attributes (colour, group, ...), integer-valued, [examples]. */
   attributes?: Map<string, Tensor>;
   metric: MetricSpec;
@@ -49,6 +52,7 @@ export interface InspectResult {
   metric: MetricSpec;
   hooks: { hook: string; value: string; shape: (number | string)[]; units: number; wholeHook: Effect; probes: Record<string, number> }[];
   units: InspectedUnit[];
+  circuit?: Circuit & { metric: MetricSpec; examples: number; tolerance: number };
 }
 
 export async function inspectModel(model: Model, data: Dataset, labels: Tensor | undefined, options: InspectOptions): Promise<InspectResult> {
@@ -137,8 +141,20 @@ export async function inspectModel(model: Model, data: Dataset, labels: Tensor |
     });
   });
   units.sort((a, b) => b.importance - a.importance);
+  let circuit: InspectResult['circuit'];
+  if (options.circuit) {
+    // Faithfulness is a ratio, so circuits are scored by accuracy unless a logit difference was asked for.
+    const metric: MetricSpec = options.metric.kind === 'logit-diff' ? options.metric : { kind: 'accuracy' };
+    // Evenly spaced examples, so that a dataset sorted by class is still sampled across classes.
+    const examples = Math.min(options.circuit.examples, data.examples);
+    const rows = Array.from({ length: examples }, (_, k) => Math.floor((k * data.examples) / examples));
+    const sample = Object.fromEntries(Object.keys(data.read(0, 1)).map((name) => [name, concatRows(rows.map((row) => data.read(row, row + 1)[name]))]));
+    const sampleLabels = labels && concatRows(rows.map((row) => sliceRows(labels, row, row + 1)));
+    const found = await discoverCircuit(model, sample, sampleLabels, hooks, means, unitCounts, { metric, tolerance: options.circuit.tolerance });
+    circuit = { ...found, metric, examples, tolerance: options.circuit.tolerance };
+  }
   return {
-    examples: data.examples, metric: options.metric, units,
+    examples: data.examples, metric: options.metric, units, circuit,
     hooks: hooks.map((hook, h) => ({
       hook: hook.name, value: hook.value, shape: shapes.get(hook.name)!, units: unitCounts.get(hook.name)!, wholeHook: importance[h].wholeHook,
       probes: Object.fromEntries(targets.map((target, t) => [target.name, probes[t][h].accuracy()])),
