@@ -97,6 +97,12 @@ function printSummary(path: string, result: InspectResult, top: number): void {
     console.log(`\nCircuit (${circuit.metric.kind}, ${circuit.examples} examples, tolerance ${circuit.tolerance}): ${circuit.units.length} of ${total} units keep ${percent(circuit.faithfulness)} of the full model's ${circuit.metric.kind} (${circuit.circuitMetric.toFixed(4)} vs ${circuit.fullMetric.toFixed(4)}) with every other unit mean-ablated:`);
     console.log(`  ${circuit.units.map((unit) => `${unit.hook}#${unit.unit}`).join(', ')}`);
   }
+  if (result.transformer?.logitLens.length) {
+    console.log(`\nLogit lens (each layer's residual stream read through the model's own final layers)\n${formatTable(['after', 'loss', 'accuracy'], result.transformer.logitLens.map((layer) => [layer.layer, layer.loss.toFixed(4), percent(layer.accuracy)]))}`);
+  }
+  if (result.transformer?.attention.length) {
+    console.log(`\nAttention heads (mean over queries)\n${formatTable(['head', 'entropy', 'to itself', 'to previous', 'to first'], result.transformer.attention.map((head) => [`${head.hook}#${head.head}`, head.entropy.toFixed(2), percent(head.self), percent(head.previous), percent(head.first)]))}`);
+  }
   const dead = result.units.filter((unit) => unit.census.dead).length;
   if (dead) console.log(`\n${dead} unit(s) never fired (dead) on these examples.`);
 }

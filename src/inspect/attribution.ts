@@ -64,9 +64,9 @@ export async function gradientTimesActivation(model: Model, feeds: Record<string
 }
 
 /** gradientTimesActivation over a dataset streamed in batches (one gradient graph for every batch). */
-export async function datasetGradientTimesActivation(model: Model, data: Dataset, targetClass: Tensor, hooks: string[], batchSize: number): Promise<Map<string, Float64Array>> {
+export async function datasetGradientTimesActivation(model: Model, data: Dataset, targetClass: Tensor, hooks: string[], batchSize: number, positions: 'all' | 'last' = 'all'): Promise<Map<string, Float64Array>> {
   const first = data.read(0, Math.min(batchSize, data.examples));
-  const program = await GradientProgram.build(model, first, sliceRows(targetClass, 0, Math.min(batchSize, data.examples)), { loss: { kind: 'score' }, wrt: hooks });
+  const program = await GradientProgram.build(model, first, sliceRows(targetClass, 0, Math.min(batchSize, data.examples)), { loss: { kind: 'score', positions }, wrt: hooks });
   const sums = new Map<string, Float64Array>();
   try {
     for (let start = 0; start < data.examples; start += batchSize) {

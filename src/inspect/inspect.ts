@@ -21,6 +21,7 @@ import type { MetricSpec } from './metric.ts';
 import { AssociationAccumulator, type Role } from './roles.ts';
 import { RidgeProbe } from './probe.ts';
 import { discoverCircuit, type Circuit } from './circuit.ts';
+import { transformerViews, type TransformerViews } from './transformer.ts';
 
 export interface InspectOptions {
   hooks?: string[];
@@ -53,6 +54,8 @@ export interface InspectResult {
   hooks: { hook: string; value: string; shape: (number | string)[]; units: number; wholeHook: Effect; probes: Record<string, number> }[];
   units: InspectedUnit[];
   circuit?: Circuit & { metric: MetricSpec; examples: number; tolerance: number };
+  /** Logit lens and attention summaries, for transformers (blocks.<i> modules), on up to 2,000 evenly spaced examples. */
+  transformer?: TransformerViews;
 }
 
 export async function inspectModel(model: Model, data: Dataset, labels: Tensor | undefined, options: InspectOptions): Promise<InspectResult> {
@@ -123,7 +126,7 @@ export async function inspectModel(model: Model, data: Dataset, labels: Tensor |
   progress.finish();
   const dependence = featureInput ? await inputDependence(model, data, inputName, inputSum.mean('float32'), hooks, { batchSize: options.batchSize }) : undefined;
   // First-order attribution next to the ablation: ∂score(label)/∂unit · unit, mean over examples.
-  const attribution = labels ? await datasetGradientTimesActivation(model, data, labels, hooks.map((hook) => hook.name), options.batchSize) : undefined;
+  const attribution = labels ? await datasetGradientTimesActivation(model, data, labels, hooks.map((hook) => hook.name), options.batchSize, positionsScored(model, labels)) : undefined;
 
   const totalUnits = hooks.reduce((sum, hook) => sum + unitCounts.get(hook.name)!, 0);
   const tests = totalUnits * classes;
@@ -145,16 +148,14 @@ export async function inspectModel(model: Model, data: Dataset, labels: Tensor |
   if (options.circuit) {
     // Faithfulness is a ratio, so circuits are scored by accuracy unless a logit difference was asked for.
     const metric: MetricSpec = options.metric.kind === 'logit-diff' ? options.metric : { kind: 'accuracy' };
-    // Evenly spaced examples, so that a dataset sorted by class is still sampled across classes.
-    const examples = Math.min(options.circuit.examples, data.examples);
-    const rows = Array.from({ length: examples }, (_, k) => Math.floor((k * data.examples) / examples));
-    const sample = Object.fromEntries(Object.keys(data.read(0, 1)).map((name) => [name, concatRows(rows.map((row) => data.read(row, row + 1)[name]))]));
-    const sampleLabels = labels && concatRows(rows.map((row) => sliceRows(labels, row, row + 1)));
+    const { feeds: sample, labels: sampleLabels, examples } = spreadSample(data, labels, options.circuit.examples);
     const found = await discoverCircuit(model, sample, sampleLabels, hooks, means, unitCounts, { metric, tolerance: options.circuit.tolerance });
     circuit = { ...found, metric, examples, tolerance: options.circuit.tolerance };
   }
+  const lensSample = spreadSample(data, labels, 2000);
+  const transformer = await transformerViews(model, lensSample.feeds, lensSample.labels, positionsScored(model, labels));
   return {
-    examples: data.examples, metric: options.metric, units, circuit,
+    examples: data.examples, metric: options.metric, units, circuit, transformer,
     hooks: hooks.map((hook, h) => ({
       hook: hook.name, value: hook.value, shape: shapes.get(hook.name)!, units: unitCounts.get(hook.name)!, wholeHook: importance[h].wholeHook,
       probes: Object.fromEntries(targets.map((target, t) => [target.name, probes[t][h].accuracy()])),
@@ -192,4 +193,18 @@ function perExampleUnitMeans(values: Tensor): Float64Array[] {
     for (let offset = 0; offset < perExample; offset++) row[Math.floor(offset / inner) % units] += Number(values.data[example * perExample + offset]) / positions;
     return row;
   });
+}
+
+/** Up to n evenly spaced examples (a dataset sorted by class is still sampled across classes). */
+function spreadSample(data: Dataset, labels: Tensor | undefined, n: number): { feeds: Record<string, Tensor>; labels?: Tensor; examples: number } {
+  const examples = Math.min(n, data.examples);
+  const rows = Array.from({ length: examples }, (_, k) => Math.floor((k * data.examples) / examples));
+  const feeds = Object.fromEntries(Object.keys(data.read(0, 1)).map((name) => [name, concatRows(rows.map((row) => data.read(row, row + 1)[name]))]));
+  return { feeds, labels: labels && concatRows(rows.map((row) => sliceRows(labels, row, row + 1))), examples };
+}
+
+/** Sequence models with one label per example are scored on their last position (as modular-addition). */
+function positionsScored(model: Model, labels: Tensor | undefined): 'all' | 'last' {
+  const dims = model.inputs[0].dims;
+  return labels && dims?.length === 2 && labels.dims.length === 1 && model.inputs[0].dtype === 'int64' ? 'last' : 'all';
 }

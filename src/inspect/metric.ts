@@ -1,6 +1,7 @@
 /**
- * Per-example metrics of a classifier's scores ([batch, classes] or [batch, seq, classes], the
- * mean over positions for sequences), oriented so that larger means a better model:
+ * Per-example metrics of a classifier's scores ([batch, classes] or [batch, seq, classes]: the mean
+ * over positions for labels per position, the last position for one label per sequence), oriented
+ * so that larger means a better model:
  *   loss         −cross-entropy (so an ablation that raises the loss has a positive importance)
  *   accuracy     1 when the top class is the label
  *   logit-diff   score[A] − score[B]
@@ -24,13 +25,16 @@ export function perExample(metric: MetricSpec, scores: Tensor, labels: Tensor | 
   const positions = scores.data.length / (examples * classes);
   const out = new Float64Array(examples);
   if (metric.kind !== 'logit-diff' && !labels) throw new InputError(`The ${metric.kind} metric needs labels: give --labels FILE.npy or --label-column NAME.`);
+  // One label per example on sequence scores: the sequence is scored on its last position (as modular-addition).
+  const onePerExample = labels !== undefined && labels.data.length === examples;
+  const first = onePerExample ? positions - 1 : 0;
   for (let example = 0; example < examples; example++) {
     let sum = 0;
-    for (let position = 0; position < positions; position++) {
+    for (let position = first; position < positions; position++) {
       const row = example * positions + position;
       const at = (c: number) => Number(scores.data[row * classes + c]);
       if (metric.kind === 'logit-diff') { sum += at(metric.a) - at(metric.b); continue; }
-      const label = Number(labels!.data[labels!.data.length === examples ? example : row]);
+      const label = Number(labels!.data[onePerExample ? example : row]);
       let max = -Infinity;
       let best = 0;
       for (let c = 0; c < classes; c++) if (at(c) > max) { max = at(c); best = c; }
@@ -39,7 +43,7 @@ export function perExample(metric: MetricSpec, scores: Tensor, labels: Tensor | 
       for (let c = 0; c < classes; c++) total += Math.exp(at(c) - max);
       sum -= max + Math.log(total) - at(label); // −CE = log softmax[label]
     }
-    out[example] = sum / positions;
+    out[example] = sum / (positions - first);
   }
   return out;
 }
