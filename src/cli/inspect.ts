@@ -103,6 +103,10 @@ function printSummary(path: string, result: InspectResult, top: number): void {
   if (result.transformer?.attention.length) {
     console.log(`\nAttention heads (mean over queries)\n${formatTable(['head', 'entropy', 'to itself', 'to previous', 'to first'], result.transformer.attention.map((head) => [`${head.hook}#${head.head}`, head.entropy.toFixed(2), percent(head.self), percent(head.previous), percent(head.first)]))}`);
   }
+  const attribution = result.transformer?.logitAttribution;
+  if (attribution) {
+    console.log(`\nDirect logit attribution to the label's logit (mean over examples; ${attribution.exact ? 'exact: no final LayerNorm' : 'approximate: through the final LayerNorm'}; the rest ${attribution.bias.toFixed(3)} is the unembedding bias)\n${formatTable(['component', 'contribution'], attribution.components.map((c) => [c.component, c.contribution.toFixed(3)]))}`);
+  }
   const dead = result.units.filter((unit) => unit.census.dead).length;
   if (dead) console.log(`\n${dead} unit(s) never fired (dead) on these examples.`);
 }

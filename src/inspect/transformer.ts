@@ -10,13 +10,18 @@
  *   position and to the first.
  */
 import type { Model } from '../runtime/model.ts';
-import { runWithCache } from '../runtime/run.ts';
+import { runWithCache, runWithInterventions } from '../runtime/run.ts';
+import { ablate } from '../graph/interventions.ts';
 import type { Feeds, Tensor } from '../tensor.ts';
 import { scoreRows } from '../train/evaluate.ts';
 
 export interface LensLayer { layer: string; loss: number; accuracy: number }
 export interface HeadSummary { hook: string; head: number; entropy: number; self: number; previous: number; first: number }
-export interface TransformerViews { logitLens: LensLayer[]; attention: HeadSummary[] }
+export interface TransformerViews {
+  logitLens: LensLayer[];
+  attention: HeadSummary[];
+  logitAttribution?: { components: LogitAttribution[]; exact: boolean; bias: number };
+}
 
 /** undefined when the model has no blocks.<i> modules. */
 export async function transformerViews(model: Model, feeds: Feeds, labels: Tensor | undefined, positions: 'all' | 'last'): Promise<TransformerViews | undefined> {
@@ -37,7 +42,8 @@ export async function transformerViews(model: Model, feeds: Feeds, labels: Tenso
       logitLens.push({ layer: layer.name, loss: scored.lossSum / scored.rows, accuracy: scored.correct / scored.rows });
     }
   }
-  return { logitLens, attention: softmaxHooks.flatMap((hook) => summariseHeads(hook, cache.get(hook)!)) };
+  const logitAttribution = labels ? await directLogitAttribution(model, feeds, labels, positions) : undefined;
+  return { logitLens, attention: softmaxHooks.flatMap((hook) => summariseHeads(hook, cache.get(hook)!)), logitAttribution };
 }
 
 /** The residual stream entering block 0: the float value its nodes read from outside the block that carries the inputs. */
@@ -76,4 +82,68 @@ function summariseHeads(hook: string, pattern: Tensor): HeadSummary[] {
     const rows = batch * queries;
     return { hook, head, entropy: entropy / rows, self: self / rows, previous: previous / (batch * Math.max(1, queries - 1)), first: first / rows };
   });
+}
+
+export interface LogitAttribution {
+  component: string;
+  /** Mean over examples of the component's contribution to the label's logit (at the scored position). */
+  contribution: number;
+}
+
+/**
+ * Direct logit attribution: how much each component writing to the residual stream — the
+ * embedding, every attention head, every MLP — adds to the label's logit, read through the
+ * model's own tail T (final LayerNorm if any, unembedding): contribution(c) = T(c) − T(0). A head's
+ * output is the attention output minus the attention output with that head's pattern zeroed (the
+ * projection is linear in each head's mix). For a tail without LayerNorm the contributions plus
+ * T(0) sum exactly to the logit; with a final LayerNorm they are the usual approximation.
+ */
+export async function directLogitAttribution(model: Model, feeds: Feeds, labels: Tensor, positions: 'all' | 'last'): Promise<{ components: LogitAttribution[]; exact: boolean; bias: number } | undefined> {
+  const blocks = model.hooks.hooks.filter((hook) => hook.kind === 'module' && /^blocks\.\d+$/.test(hook.name)).map((hook) => hook.name)
+    .sort((a, b) => Number(a.split('.')[1]) - Number(b.split('.')[1]));
+  const output = model.outputNames[0];
+  if (blocks.length === 0) return undefined;
+  const tail = await model.downstream(model.hooks.resolve(blocks.at(-1)!).value, output);
+  const embedding = residualInput(model, blocks[0]);
+  if (!tail || tail.inputs.length !== 1 || !embedding) return undefined;
+  const exact = !model.hooks.get('ln_f');
+  const read = async (residual: Tensor) => (await tail.session.run({ [tail.inputs[0]]: residual }, [output]))[output];
+  const labelLogit = (scores: Tensor) => { // mean over examples of the label's score at the scored position(s)
+    const classes = scores.dims[scores.dims.length - 1];
+    const sequence = scores.dims.length === 3 ? scores.dims[1] : 1;
+    let sum = 0;
+    let count = 0;
+    for (let example = 0; example < scores.dims[0]; example++) {
+      for (let position = positions === 'last' ? sequence - 1 : 0; position < sequence; position++) {
+        const row = example * sequence + position;
+        sum += Number(scores.data[row * classes + Number(labels.data[labels.data.length === scores.dims[0] ? example : row])]);
+        count++;
+      }
+    }
+    return sum / count;
+  };
+  const componentNames = blocks.flatMap((block) => [`${block}.attn`, `${block}.mlp`]).filter((name) => model.hooks.get(name));
+  const { cache } = await runWithCache(model, feeds, [embedding, ...componentNames]);
+  const zero = { ...cache.get(embedding)!, data: new Float32Array(cache.get(embedding)!.data.length) };
+  const bias = labelLogit(await read(zero));
+  const contribution = async (value: Tensor) => labelLogit(await read(value)) - bias;
+  const components: LogitAttribution[] = [{ component: 'embedding', contribution: await contribution(cache.get(embedding)!) }];
+  for (const block of blocks) {
+    const attn = `${block}.attn`;
+    const softmax = `${block}.attn.softmax`;
+    if (model.hooks.get(attn) && model.hooks.get(softmax)) {
+      const full = cache.get(attn)!;
+      const heads = (await runWithCache(model, feeds, [softmax])).cache.get(softmax)!.dims[1];
+      const rest = Float32Array.from(full.data as Float32Array); // what no head writes: the output projection's bias
+      for (let head = 0; head < heads; head++) {
+        const without = (await runWithInterventions(model, feeds, [ablate(softmax, 'zero', { units: [head] })], { cache: [attn] })).cache.get(attn)!;
+        const headOutput = (full.data as Float32Array).map((v, i) => v - Number(without.data[i]));
+        headOutput.forEach((v, i) => { rest[i] -= v; });
+        components.push({ component: `${attn}#${head}`, contribution: await contribution({ ...full, data: headOutput }) });
+      }
+      components.push({ component: `${attn} bias`, contribution: await contribution({ ...full, data: rest }) });
+    }
+    if (model.hooks.get(`${block}.mlp`)) components.push({ component: `${block}.mlp`, contribution: await contribution(cache.get(`${block}.mlp`)!) });
+  }
+  return { components, exact, bias };
 }
