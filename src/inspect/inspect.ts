@@ -70,74 +70,28 @@ export async function inspectModel(model: Model, data: Dataset, labels: Tensor |
     const dims = shapes.get(hook.name)!;
     return [hook.name, Number(dims[defaultUnitAxis(dims.length)])];
   }));
-  const batches = Math.ceil(data.examples / options.batchSize);
-  const progress = new Progress('inspect', 2 * batches, options.progress);
   const classes = labels ? Math.max(...Array.from(labels.data as ArrayLike<number | bigint>, Number)) + 1 : 0;
-  const attributes = [...(options.attributes ?? new Map<string, Tensor>())].map(([name, values]) => {
-    if (values.dims[0] !== data.examples) throw new InputError(`Attribute '${name}' has ${values.dims[0]} rows but the data has ${data.examples} examples: give one value per example.`);
-    const numbers = Array.from(values.data as ArrayLike<number | bigint>, Number);
-    if (numbers.some((v) => !Number.isInteger(v) || v < 0)) throw new InputError(`Attribute '${name}' must hold non-negative integers (categories such as colour 0/1), one per example.`);
-    return { name, values, levels: Math.max(...numbers) + 1 };
-  });
+  const attributes = checkedAttributes(options.attributes, data.examples);
+  const targets: Target[] = [...(labels ? [{ name: 'labels', values: labels, levels: classes }] : []), ...attributes];
+  const progress = new Progress('inspect', 2 * Math.ceil(data.examples / options.batchSize), options.progress);
 
-  // Pass 1: census, per-position means (the mean-ablation values) and label associations.
-  const census = hooks.map(() => new CensusAccumulator(options.topK ?? 5));
-  const sums = hooks.map(() => new RowSum());
-  const associations = hooks.map((hook) => new AssociationAccumulator(unitCounts.get(hook.name)!, classes));
-  const attributeAssociations = attributes.map((attribute) => hooks.map((hook) => new AssociationAccumulator(unitCounts.get(hook.name)!, attribute.levels)));
-  // Linear probes per hook for the labels and each attribute: fitted on 80% while streaming, scored on 20%.
-  const targets = [...(labels ? [{ name: 'labels', values: labels, levels: classes }] : []), ...attributes];
-  const probes = targets.map((target) => hooks.map((hook) => new RidgeProbe(unitCounts.get(hook.name)!, target.levels)));
-  const inputName = model.inputs[0].name;
-  // Which input features drive each unit: for tables and binary inputs (up to 128 features), not pixels.
-  const inputDims = model.inputs[0].dims;
-  const featureInput = model.inputs.length === 1 && inputDims?.length === 2 && typeof inputDims[1] === 'number' && inputDims[1] <= 128 && model.graph.isFloat(inputName);
-  const inputSum = new RowSum();
-  for (let start = 0; start < data.examples; start += options.batchSize) {
-    const end = Math.min(data.examples, start + options.batchSize);
-    const feeds = data.read(start, end);
-    const { cache } = await runWithCache(model, feeds, hooks.map((hook) => hook.name));
-    hooks.forEach((hook, h) => {
-      const values = cache.get(hook.name)!;
-      census[h].add(values, start);
-      sums[h].add(values);
-      const unitMeans = targets.length ? perExampleUnitMeans(values) : [];
-      if (labels) associations[h].add(unitMeans, sliceRows(labels, start, end).data as ArrayLike<number | bigint>);
-      attributes.forEach((attribute, a) => attributeAssociations[a][h].add(unitMeans, sliceRows(attribute.values, start, end).data as ArrayLike<number | bigint>));
-      targets.forEach((target, t) => probes[t][h].fit(unitMeans, sliceRows(target.values, start, end).data as ArrayLike<number | bigint>, start));
-    });
-    if (featureInput) inputSum.add(feeds[inputName]);
-    progress.tick();
-  }
-  const means = new Map(hooks.map((hook, h) => [hook.name, sums[h].mean(hook.dtype === 'float64' ? 'float64' : 'float32')]));
-  if (targets.length) {
-    for (let start = 0; start < data.examples; start += options.batchSize) {
-      const end = Math.min(data.examples, start + options.batchSize);
-      const { cache } = await runWithCache(model, data.read(start, end), hooks.map((hook) => hook.name));
-      hooks.forEach((hook, h) => {
-        const unitMeans = perExampleUnitMeans(cache.get(hook.name)!);
-        targets.forEach((target, t) => probes[t][h].score(unitMeans, sliceRows(target.values, start, end).data as ArrayLike<number | bigint>, start));
-      });
-    }
-  }
-
-  // Pass 2: importance of every unit and whole hook.
-  const importance = await unitImportance(model, data, labels, hooks, means, unitCounts, options.metric, { batchSize: options.batchSize, onBatch: () => progress.tick() });
+  const observed = await observe(model, data, hooks, unitCounts, targets, options, progress);
+  await scoreProbes(model, data, hooks, targets, observed.probes, options.batchSize);
+  const importance = await unitImportance(model, data, labels, hooks, observed.means, unitCounts, options.metric, { batchSize: options.batchSize, onBatch: () => progress.tick() });
   progress.finish();
-  const dependence = featureInput ? await inputDependence(model, data, inputName, inputSum.mean('float32'), hooks, { batchSize: options.batchSize }) : undefined;
+  const dependence = observed.inputMean ? await inputDependence(model, data, model.inputs[0].name, observed.inputMean, hooks, { batchSize: options.batchSize }) : undefined;
   // First-order attribution next to the ablation: ∂score(label)/∂unit · unit, mean over examples.
   const attribution = labels ? await datasetGradientTimesActivation(model, data, labels, hooks.map((hook) => hook.name), options.batchSize, positionsScored(model, labels)) : undefined;
 
+  // Roles: Bonferroni over every (unit, level) tested for the same target.
   const totalUnits = hooks.reduce((sum, hook) => sum + unitCounts.get(hook.name)!, 0);
-  const tests = totalUnits * classes;
   const units: InspectedUnit[] = hooks.flatMap((hook, h) => {
-    const roles = labels ? associations[h].roles(0.01, tests) : [];
-    const attributeRoles = attributes.map((attribute, a) => attributeAssociations[a][h].roles(0.01, totalUnits * attribute.levels));
-    const unitCensus = census[h].result();
+    const roles = targets.map((target, t) => observed.associations[t][h].roles(0.01, totalUnits * target.levels));
+    const unitCensus = observed.census[h].result();
     return importance[h].units.map((effect, unit) => {
-      const found = Object.fromEntries(attributes.map((attribute, a) => [attribute.name, attributeRoles[a][unit]]).filter(([, role]) => role));
+      const found = Object.fromEntries(targets.map((target, t) => [target.name, roles[t][unit]]).filter(([name, role]) => role && name !== 'labels'));
       return {
-        hook: hook.name, unit, ...effect, census: unitCensus[unit], role: roles[unit], inputs: dependence?.get(hook.name)?.inputs[unit],
+        hook: hook.name, unit, ...effect, census: unitCensus[unit], role: labels ? roles[0][unit] : undefined, inputs: dependence?.get(hook.name)?.inputs[unit],
         gradientTimesActivation: attribution?.get(hook.name)?.[unit],
         attributes: Object.keys(found).length ? found : undefined,
       };
@@ -148,8 +102,8 @@ export async function inspectModel(model: Model, data: Dataset, labels: Tensor |
   if (options.circuit) {
     // Faithfulness is a ratio, so circuits are scored by accuracy unless a logit difference was asked for.
     const metric: MetricSpec = options.metric.kind === 'logit-diff' ? options.metric : { kind: 'accuracy' };
-    const { feeds: sample, labels: sampleLabels, examples } = spreadSample(data, labels, options.circuit.examples);
-    const found = await discoverCircuit(model, sample, sampleLabels, hooks, means, unitCounts, { metric, tolerance: options.circuit.tolerance });
+    const { feeds, labels: sampleLabels, examples } = spreadSample(data, labels, options.circuit.examples);
+    const found = await discoverCircuit(model, feeds, sampleLabels, hooks, observed.means, unitCounts, { metric, tolerance: options.circuit.tolerance });
     circuit = { ...found, metric, examples, tolerance: options.circuit.tolerance };
   }
   const lensSample = spreadSample(data, labels, 2000);
@@ -158,9 +112,69 @@ export async function inspectModel(model: Model, data: Dataset, labels: Tensor |
     examples: data.examples, metric: options.metric, units, circuit, transformer,
     hooks: hooks.map((hook, h) => ({
       hook: hook.name, value: hook.value, shape: shapes.get(hook.name)!, units: unitCounts.get(hook.name)!, wholeHook: importance[h].wholeHook,
-      probes: Object.fromEntries(targets.map((target, t) => [target.name, probes[t][h].accuracy()])),
+      probes: Object.fromEntries(targets.map((target, t) => [target.name, observed.probes[t][h].accuracy()])),
     })),
   };
+}
+
+/** Labels or an attribute: integer categories, one per example. */
+interface Target { name: string; values: Tensor; levels: number }
+
+function checkedAttributes(attributes: Map<string, Tensor> | undefined, examples: number): Target[] {
+  return [...(attributes ?? new Map<string, Tensor>())].map(([name, values]) => {
+    if (values.dims[0] !== examples) throw new InputError(`Attribute '${name}' has ${values.dims[0]} rows but the data has ${examples} examples: give one value per example.`);
+    const numbers = Array.from(values.data as ArrayLike<number | bigint>, Number);
+    if (numbers.some((v) => !Number.isInteger(v) || v < 0)) throw new InputError(`Attribute '${name}' must hold non-negative integers (categories such as colour 0/1), one per example.`);
+    return { name, values, levels: Math.max(...numbers) + 1 };
+  });
+}
+
+/**
+ * Pass 1 over the data: census, per-position means (the mean-ablation values), associations of
+ * units with every target, linear probes fitted on the training part, and — for feature inputs of
+ * up to 128 features (tables, binary inputs; not pixels) — the input mean for input dependence.
+ */
+async function observe(model: Model, data: Dataset, hooks: Hook[], unitCounts: Map<string, number>, targets: Target[], options: InspectOptions, progress: Progress) {
+  const census = hooks.map(() => new CensusAccumulator(options.topK ?? 5));
+  const sums = hooks.map(() => new RowSum());
+  const associations = targets.map((target) => hooks.map((hook) => new AssociationAccumulator(unitCounts.get(hook.name)!, target.levels)));
+  const probes = targets.map((target) => hooks.map((hook) => new RidgeProbe(unitCounts.get(hook.name)!, target.levels)));
+  const input = model.inputs[0];
+  const featureInput = model.inputs.length === 1 && input.dims?.length === 2 && typeof input.dims[1] === 'number' && input.dims[1] <= 128 && model.graph.isFloat(input.name);
+  const inputSum = new RowSum();
+  for (let start = 0; start < data.examples; start += options.batchSize) {
+    const end = Math.min(data.examples, start + options.batchSize);
+    const feeds = data.read(start, end);
+    const { cache } = await runWithCache(model, feeds, hooks.map((hook) => hook.name));
+    hooks.forEach((hook, h) => {
+      const values = cache.get(hook.name)!;
+      census[h].add(values, start);
+      sums[h].add(values);
+      const unitMeans = targets.length ? perExampleUnitMeans(values) : [];
+      targets.forEach((target, t) => {
+        const rows = sliceRows(target.values, start, end).data as ArrayLike<number | bigint>;
+        associations[t][h].add(unitMeans, rows);
+        probes[t][h].fit(unitMeans, rows, start);
+      });
+    });
+    if (featureInput) inputSum.add(feeds[input.name]);
+    progress.tick();
+  }
+  const means = new Map(hooks.map((hook, h) => [hook.name, sums[h].mean(hook.dtype === 'float64' ? 'float64' : 'float32')]));
+  return { census, means, associations, probes, inputMean: featureInput ? inputSum.mean('float32') : undefined };
+}
+
+/** Held-out accuracy of the probes fitted in pass 1 (a forward pass over the data). */
+async function scoreProbes(model: Model, data: Dataset, hooks: Hook[], targets: Target[], probes: RidgeProbe[][], batchSize: number): Promise<void> {
+  if (targets.length === 0) return;
+  for (let start = 0; start < data.examples; start += batchSize) {
+    const end = Math.min(data.examples, start + batchSize);
+    const { cache } = await runWithCache(model, data.read(start, end), hooks.map((hook) => hook.name));
+    hooks.forEach((hook, h) => {
+      const unitMeans = perExampleUnitMeans(cache.get(hook.name)!);
+      targets.forEach((target, t) => probes[t][h].score(unitMeans, sliceRows(target.values, start, end).data as ArrayLike<number | bigint>, start));
+    });
+  }
 }
 
 /** The hooks named by the patterns, or every float module hook that is not a graph output, one per value. */
