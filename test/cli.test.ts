@@ -248,5 +248,8 @@ describe('teardown demo', () => {
     // The first sight of a shortcut: ERM on colored-mnist fits the colour (IRM paper: 87.4% train, 17.1% test).
     assert.ok(json.coloredMnist.trainAccuracy >= 0.8 && json.coloredMnist.testAccuracy <= 0.3, JSON.stringify(json.coloredMnist));
     assert.match(stdout, /learned the colour, not the digit/);
+    const units = json.coloredMnist.colourUnits;
+    assert.ok(units.associated > 0 && units.chosen.length === Math.floor(0.1 * units.width), JSON.stringify(units));
+    assert.deepEqual(units.accuracy.map((row: { ablated: string }) => row.ablated.split(' ')[0]), ['none', 'the', String(units.chosen.length)]);
   });
 });
