@@ -10,7 +10,7 @@
  */
 import type { Dim } from '../graph/builder.ts';
 import { InputError } from '../errors.ts';
-import { encodeModel, toNumber } from '../onnx/proto.ts';
+import { encodeModel, toNumber, type ModelProto } from '../onnx/proto.ts';
 import { Model } from '../runtime/model.ts';
 import { probeHookShapes, probeValueShapes } from '../runtime/probe.ts';
 import { Session } from '../runtime/session.ts';
@@ -63,22 +63,14 @@ export class GradientProgram {
 
   /** Builds the forward+backward graph for feeds shaped like `feeds` and targets like `target`. */
   static async build(model: Model, feeds: Feeds, target: Tensor, request: GradientRequest): Promise<GradientProgram> {
-    const outputName = request.loss.output ?? model.outputNames[0];
-    const outputShape = (await probeHookShapes(model, feeds, [model.hooks.resolve(outputName)])).get(outputName)!;
-    const lossGraph = appendLoss(model.graph, request.loss, outputShape);
-    if (target.dtype !== lossGraph.targetDtype) {
-      throw new InputError(`The target has dtype ${target.dtype} but ${request.loss.kind} needs ${lossGraph.targetDtype}${lossGraph.targetDtype === 'int64' ? ' class indices' : ' values shaped like the output'}: convert it.`);
-    }
-    const lossModel = Model.fromProto(lossGraph.proto, model.path, model.options);
-    const withTarget = { ...feeds, [TARGET_INPUT]: target };
-    const shapes = await probeValueShapes(lossModel, withTarget) as Map<string, Dim[]>;
+    const { lossModel, loss, shapes } = await lossModelWithShapes(model, feeds, target, request.loss);
     const names = resolveWrt(model, request.wrt);
-    const backward = buildBackward(lossModel.graph, shapes, { loss: lossGraph.loss, wrt: [...new Set(names.values())] });
+    const backward = buildBackward(lossModel.graph, shapes, { loss, wrt: [...new Set(names.values())] });
     const session = await Session.create(encodeModel(backward.proto), model.options, `the gradient graph of '${model.path}'`);
     await lossModel.release();
     const initializerDims = new Map(model.proto.graph.initializer.map((t) => [t.name, t.dims.map(toNumber)]));
     const gradientShapes = new Map([...names].map(([name, value]) => [name, shapes.get(value) ?? initializerDims.get(value) ?? []]));
-    return new GradientProgram(session, lossGraph.loss, backward.gradientOf, names, gradientShapes);
+    return new GradientProgram(session, loss, backward.gradientOf, names, gradientShapes);
   }
 
   async run(feeds: Feeds, target: Tensor): Promise<GradientResult> {
@@ -92,6 +84,24 @@ export class GradientProgram {
   release(): Promise<void> {
     return this.session.release();
   }
+}
+
+/**
+ * The model with its loss appended (and `transform`ed, e.g. BatchNorm put in training mode), as a
+ * Model, with the probed shape of every value: what the walker needs to build a backward graph.
+ * The caller releases `lossModel`.
+ */
+export async function lossModelWithShapes(model: Model, feeds: Feeds, target: Tensor, spec: LossSpec, transform?: (proto: ModelProto) => Promise<ModelProto>) {
+  const outputName = spec.output ?? model.outputNames[0];
+  const outputShape = (await probeHookShapes(model, feeds, [model.hooks.resolve(outputName)])).get(outputName)!;
+  const lossGraph = appendLoss(model.graph, spec, outputShape);
+  if (target.dtype !== lossGraph.targetDtype) {
+    throw new InputError(`The target has dtype ${target.dtype} but ${spec.kind} needs ${lossGraph.targetDtype}${lossGraph.targetDtype === 'int64' ? ' class indices' : ' values shaped like the output'}: convert it.`);
+  }
+  const proto = transform ? await transform(lossGraph.proto) : lossGraph.proto;
+  const lossModel = Model.fromProto(proto, model.path, model.options);
+  const shapes = await probeValueShapes(lossModel, { ...feeds, [TARGET_INPUT]: target }) as Map<string, Dim[]>;
+  return { lossModel, loss: lossGraph.loss, shapes };
 }
 
 export async function computeGradients(model: Model, feeds: Feeds, target: Tensor, request: GradientRequest): Promise<GradientResult> {

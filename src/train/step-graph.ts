@@ -9,14 +9,14 @@
  */
 import { buildBackward } from '../autodiff/backward.ts';
 import { Emitter } from '../autodiff/emitter.ts';
-import { parameterNames } from '../autodiff/gradients.ts';
-import { appendLoss, TARGET_INPUT, type LossSpec } from '../autodiff/loss.ts';
-import { int, valueInfo, type Dim } from '../graph/builder.ts';
+import { lossModelWithShapes, parameterNames } from '../autodiff/gradients.ts';
+import type { LossSpec } from '../autodiff/loss.ts';
+import { int, valueInfo } from '../graph/builder.ts';
 import { derive } from '../graph/edit.ts';
 import { GraphIndex } from '../graph/graph.ts';
 import { toNumber, type ModelProto } from '../onnx/proto.ts';
-import { Model } from '../runtime/model.ts';
-import { probeHookShapes, probeValueShapes } from '../runtime/probe.ts';
+import type { Model } from '../runtime/model.ts';
+import { probeValueShapes } from '../runtime/probe.ts';
 import { defaultOpset } from '../onnx/model-file.ts';
 import { batchNormForTraining, type BatchStatistics } from './batch-norm.ts';
 import type { Feeds, Tensor } from '../tensor.ts';
@@ -40,14 +40,15 @@ export interface StepGraph {
 
 export async function buildStepGraph(model: Model, feeds: Feeds, target: Tensor, loss: LossSpec, optimizer: OptimizerSpec, clipNorm?: number): Promise<StepGraph> {
   const scores = model.outputNames[0];
-  const outputShape = (await probeHookShapes(model, feeds, [model.hooks.resolve(scores)])).get(scores)!;
-  const lossGraph = appendLoss(model.graph, loss, outputShape);
-  const training = await withTrainingBatchNorm(model, lossGraph.proto, feeds);
-  const lossModel = Model.fromProto(training.proto, model.path, model.options);
-  const shapes = await probeValueShapes(lossModel, { ...feeds, [TARGET_INPUT]: target }) as Map<string, Dim[]>;
+  let statistics: BatchStatistics[] = [];
+  const { lossModel, loss: lossValue, shapes } = await lossModelWithShapes(model, feeds, target, loss, async (proto) => {
+    const training = await withTrainingBatchNorm(model, proto, feeds);
+    statistics = training.statistics;
+    return training.proto;
+  });
   await lossModel.release();
   const parameters = parameterNames(model);
-  const backward = buildBackward(lossModel.graph, shapes, { loss: lossGraph.loss, wrt: parameters });
+  const backward = buildBackward(lossModel.graph, shapes, { loss: lossValue, wrt: parameters });
 
   const index = new GraphIndex(backward.proto);
   const emitter = new Emitter(new Set([...index.valueNames(), ...index.initializerNames, ...index.nodes.map((node) => node.name)]), new Map(index.elementTypes));
@@ -81,14 +82,14 @@ export async function buildStepGraph(model: Model, feeds: Feeds, target: Tensor,
     ...parameters.flatMap((name) => stateNames(optimizer, name).map((state) => valueInfo(state, 'float32', parameterDims(name)))),
     ...stepScalars(optimizer).map((name) => valueInfo(name, 'float32', [])),
   ];
-  const statisticsOutputs = training.statistics.flatMap((statistic) => [statistic.batchMean, statistic.batchVar]);
-  const outputs = [lossGraph.loss, scores, gradientNorm, ...nextParameter.values(), ...nextState.values(), ...statisticsOutputs].map((name) => valueInfo(name, 'float32'));
+  const statisticsOutputs = statistics.flatMap((statistic) => [statistic.batchMean, statistic.batchVar]);
+  const outputs = [lossValue, scores, gradientNorm, ...nextParameter.values(), ...nextState.values(), ...statisticsOutputs].map((name) => valueInfo(name, 'float32'));
   // A parameter copy (PyTorch's merged parameters) is produced by an Identity node: as an input, that node must go.
   const nodes = [...graph.node.filter((node) => !(node.opType === 'Identity' && isParameter.has(node.output[0]))), ...emitter.nodes];
   const proto = derive(backward.proto, {
     graph: derive(graph, { node: nodes, input: inputs, output: outputs, initializer: [...graph.initializer.filter((tensor) => !isParameter.has(tensor.name)), ...emitter.initializers] }),
   });
-  return { proto, parameters, loss: lossGraph.loss, scores, gradientNorm, nextParameter, nextState, stateInputs, statistics: training.statistics };
+  return { proto, parameters, loss: lossValue, scores, gradientNorm, nextParameter, nextState, stateInputs, statistics };
 }
 
 /** The loss graph with every BatchNormalization normalising by batch statistics (batch-norm.ts). */
