@@ -58,11 +58,6 @@ export function isFloat(dtype: DType): boolean {
   return dtype === 'float32' || dtype === 'float64';
 }
 
-/** Element `index` as a JavaScript number (int64 converted, exact below 2^53). */
-export function valueAt(t: Tensor, index: number): number {
-  return Number(t.data[index]);
-}
-
 /** Rows [start, end) along the first axis, sharing no memory with `t`. */
 export function sliceRows(t: Tensor, start: number, end: number): Tensor {
   const rowSize = elementCount(t.dims.slice(1));

@@ -3,7 +3,6 @@
  * names them so a backward graph reads well in a graph viewer: nodes `<forward node>/grad/<Op>`,
  * a value's accumulated gradient `<value>_grad`.
  */
-import Long from 'long';
 import { makeNode, NameAllocator, type AttributeValue } from '../graph/builder.ts';
 import type { NodeProto, TensorProto } from '../onnx/proto.ts';
 import { codeOfDtype, tensorToProto } from '../onnx/tensor-proto.ts';
@@ -60,5 +59,3 @@ export class Emitter {
     return this.constant(values, [values.length], 'int64');
   }
 }
-
-export const toLong = (value: number) => Long.fromNumber(value);

@@ -8,7 +8,7 @@
  *   g.output(h, 'float32');
  */
 import Long from 'long';
-import { AttributeType, DataType, makeTensorProto, type AttributeProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../onnx/proto.ts';
+import { AttributeType, type AttributeProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../onnx/proto.ts';
 import { codeOfDtype, tensorToProto } from '../onnx/tensor-proto.ts';
 import type { DType, Tensor } from '../tensor.ts';
 
@@ -22,7 +22,6 @@ export const float = (value: number): AttributeValue => ({ type: 'float', value 
 export const ints = (value: number[]): AttributeValue => ({ type: 'ints', value });
 export const floats = (value: number[]): AttributeValue => ({ type: 'floats', value });
 export const string = (value: string): AttributeValue => ({ type: 'string', value });
-export const tensorAttr = (value: Tensor): AttributeValue => ({ type: 'tensor', value });
 
 export function makeAttribute(name: string, attribute: AttributeValue): AttributeProto {
   const base = { name, floats: [], ints: [], strings: [], tensors: [], graphs: [] } as unknown as AttributeProto;
@@ -122,4 +121,3 @@ export class GraphBuilder {
   }
 }
 
-export { DataType, makeTensorProto };

@@ -125,8 +125,3 @@ export function toNumber(value: Int64 | undefined | null): number {
   if (value === undefined || value === null) return 0;
   return typeof value === 'number' ? value : Long.fromValue(value).toNumber();
 }
-
-/** Deep copy through the wire format: the cheapest correct clone of a protobuf message tree. */
-export function cloneModel(model: ModelProto): ModelProto {
-  return decodeModel(encodeModel(model));
-}
