@@ -117,7 +117,7 @@ async function shortcutStudy(runtime: RuntimeOptions) {
 async function colourUnitStudy(proto: ModelProto, task: Task, runtime: RuntimeOptions) {
   const model = Model.fromProto(proto, 'the colored-mnist model', runtime);
   const n = 2000;
-  const colour = tensor('int64', [n], Array.from(task.train.groups!.subarray(0, n), (group) => group % 2));
+  const colour = tensor('int64', [n], Array.from(task.train.attributes!.color.subarray(0, n)));
   const data = { examples: n, read: (start: number, end: number) => ({ input: sliceRows(task.train.inputs, start, end) }) };
   const inspected = await inspectModel(model, data, sliceRows(task.train.labels, 0, n), { hooks: ['act1'], attributes: new Map([['colour', colour]]), metric: { kind: 'loss' }, batchSize: 500 });
   const width = inspected.hooks[0].units;

@@ -11,6 +11,8 @@ import { hooksCommand } from './hooks.ts';
 import { inspectCommand } from './inspect.ts';
 import { runCommand } from './run.ts';
 import { trainCommand } from './train.ts';
+import { auditCommand } from './audit.ts';
+import { dataCommand } from './data.ts';
 
 // `teardown hooks model.onnx | head` closes the pipe early: that is not an error.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
@@ -25,7 +27,7 @@ const program = new Command('teardown')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
-for (const command of [demoCommand(), hooksCommand(), runCommand(), gradCommand(), trainCommand(), inspectCommand()]) {
+for (const command of [demoCommand(), hooksCommand(), runCommand(), gradCommand(), trainCommand(), inspectCommand(), auditCommand(), dataCommand()]) {
   program.addCommand(command.exitOverride().showHelpAfterError('(run with --help for usage)'));
 }
 

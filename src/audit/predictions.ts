@@ -1,0 +1,82 @@
+/**
+ * A classifier's predictions over a dataset, in batches: class probabilities (softmax over the
+ * first output's last axis; a sigmoid for a single-logit binary model), the predicted class and
+ * the top-label confidence.
+ */
+import { InputError } from '../errors.ts';
+import type { Intervention } from '../graph/interventions.ts';
+import type { Model } from '../runtime/model.ts';
+import { prepareInterventions, run } from '../runtime/run.ts';
+import { sliceRows, type Tensor } from '../tensor.ts';
+
+export interface Predictions {
+  examples: number;
+  classes: number;
+  /** [examples × classes], row-major. */
+  probabilities: Float64Array;
+  predicted: Int32Array;
+  confidence: Float64Array;
+}
+
+export async function predict(model: Model, inputs: Tensor, options: { batchSize?: number; interventions?: Intervention[] } = {}): Promise<Predictions> {
+  const examples = inputs.dims[0];
+  const batchSize = options.batchSize ?? 512;
+  const name = model.inputs[0].name;
+  const prepared = options.interventions?.length ? await prepareInterventions(model, options.interventions, { [name]: sliceRows(inputs, 0, Math.min(examples, 4096)) }) : undefined;
+  let result: Predictions | undefined;
+  for (let start = 0; start < examples; start += batchSize) {
+    const end = Math.min(examples, start + batchSize);
+    const { outputs } = await run(model, { [name]: sliceRows(inputs, start, end) }, { interventions: prepared, exampleOffset: start });
+    const scores = outputs[model.outputNames[0]];
+    result ??= allocate(examples, classCount(model, scores));
+    fill(result, scores, start);
+  }
+  return result ?? allocate(0, 2);
+}
+
+/** The number of classes the first output scores: its last axis, or 2 for a single logit. */
+function classCount(model: Model, scores: Tensor): number {
+  const dims = scores.dims;
+  if (dims.length > 2) throw new InputError(`audit needs a classifier whose first output is [batch, classes]; '${model.outputNames[0]}' of '${model.path}' has shape [${dims.join(', ')}].`);
+  const last = dims.length === 2 ? dims[1] : 1;
+  return last === 1 ? 2 : last;
+}
+
+function allocate(examples: number, classes: number): Predictions {
+  return { examples, classes, probabilities: new Float64Array(examples * classes), predicted: new Int32Array(examples), confidence: new Float64Array(examples) };
+}
+
+function fill(into: Predictions, scores: Tensor, offset: number): void {
+  const width = scores.dims.length === 2 ? scores.dims[1] : 1;
+  const rows = scores.data.length / width;
+  const classes = into.classes;
+  for (let row = 0; row < rows; row++) {
+    const target = (offset + row) * classes;
+    if (width === 1) {
+      const p = 1 / (1 + Math.exp(-Number(scores.data[row]))); // sigmoid: P(class 1)
+      into.probabilities[target] = 1 - p;
+      into.probabilities[target + 1] = p;
+    } else {
+      let max = -Infinity;
+      for (let c = 0; c < width; c++) max = Math.max(max, Number(scores.data[row * width + c]));
+      let sum = 0;
+      for (let c = 0; c < width; c++) sum += into.probabilities[target + c] = Math.exp(Number(scores.data[row * width + c]) - max);
+      for (let c = 0; c < width; c++) into.probabilities[target + c] /= sum;
+    }
+    let best = 0;
+    for (let c = 1; c < classes; c++) if (into.probabilities[target + c] > into.probabilities[target + best]) best = c;
+    into.predicted[offset + row] = best;
+    into.confidence[offset + row] = into.probabilities[target + best];
+  }
+}
+
+/** Per-example cross-entropy −log p(label). */
+export function exampleLosses(predictions: Predictions, labels: Int32Array): Float64Array {
+  return Float64Array.from(labels, (label, i) => -Math.log(Math.max(1e-12, predictions.probabilities[i * predictions.classes + label])));
+}
+
+export function correctCount(predicted: Int32Array, labels: Int32Array, rows?: Iterable<number>): number {
+  let correct = 0;
+  for (const i of rows ?? predicted.keys()) if (predicted[i] === labels[i]) correct++;
+  return correct;
+}

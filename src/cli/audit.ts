@@ -1,0 +1,84 @@
+import { Command, Option } from 'commander';
+import { InputError } from '../errors.ts';
+import { auditModel, type AuditResult } from '../audit/audit.ts';
+import { loadConfig } from '../audit/config.ts';
+import { loadAuditData, type AuditData } from '../audit/data.ts';
+import { atLeast, type Finding, type Severity } from '../audit/findings.ts';
+import { parseCounterfactual } from '../audit/shortcut.ts';
+import { Model } from '../runtime/model.ts';
+import { jsonResult, writeJson } from '../report/json.ts';
+import { formatTable } from '../report/table.ts';
+import { percent } from '../stats.ts';
+import { collect, positiveInteger, runtimeOptions } from './options.ts';
+
+export function auditCommand(): Command {
+  return new Command('audit')
+    .description('Check a classifier before deployment: shortcut reliance (counterfactual), shortcut features, weak segments, calibration, robustness and shift — each finding with its effect, confidence and the units that carry it.')
+    .argument('<model>', 'ONNX classifier (first output: class scores [batch, classes], or one logit)')
+    .requiredOption('--data <file>', 'examples: .npy for the model input, or .csv features (with --label-column)')
+    .option('--labels <file.npy>', 'class of each example (integers)')
+    .option('--label-column <name>', 'CSV data: the label column')
+    .option('--attribute <name=file.npy|column>', 'a per-example attribute (colour, group...), or a column of CSV data; repeatable', collect)
+    .option('--counterfactual <name:transform>', 'change an attribute and nothing else: channel-swap, grayscale, noise, occlude (images); shuffle, set-to-mean, flip (a table column); repeatable', collect)
+    .option('--shifted <file>', 'a shifted or deployment set, same format as --data')
+    .option('--shifted-labels <file.npy>', 'labels of the shifted set (.npy data)')
+    .option('--shifted-attribute <name=file.npy>', 'an attribute of the shifted set (.npy data); repeatable', collect)
+    .option('--hooks <pattern>', 'hooks searched for the units that carry a shortcut (default: activation modules); repeatable', collect)
+    .option('--config <file.json>', 'thresholds and detector settings (docs/audit.md)')
+    .addOption(new Option('--fail-on <severity>', 'exit with status 3 when a finding at or above this severity exists').choices(['low', 'medium', 'high']))
+    .option('--json <file>', 'write the findings and evidence as JSON (docs/json.md)')
+    .option('--batch-size <n>', 'examples per onnxruntime run', '512')
+    .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)')
+    .addHelpText('after', `
+Severity: high when the effect (flip rate, accuracy or calibration gap) is ≥ 20 points and
+significant at 1% after Holm's correction over every test of the audit; medium when ≥ 5 points
+and significant; low when significant but smaller (thresholds: --config, docs/audit.md).
+
+Example:
+  teardown audit model.onnx --data train.npy --labels train-labels.npy --attribute color=color.npy \\
+    --counterfactual color:channel-swap --shifted test.npy --shifted-labels test-labels.npy --fail-on high`)
+    .action(async (modelPath: string, options) => {
+      const runtime = runtimeOptions(options);
+      const config = loadConfig(options.config);
+      const data = loadAuditData({ data: options.data, labels: options.labels, labelColumn: options.labelColumn, attributes: options.attribute });
+      const shifted = options.shifted ? loadShifted(options, data) : undefined;
+      if (!options.shifted && (options.shiftedLabels || options.shiftedAttribute)) throw new InputError('--shifted-labels and --shifted-attribute describe a shifted set: give it with --shifted FILE.');
+      const counterfactuals = (options.counterfactual ?? []).map((text: string) => parseCounterfactual(text, data));
+      const model = Model.load(modelPath, runtime);
+      if (model.inputs.length !== 1) throw new InputError(`audit feeds one input; '${model.path}' has ${model.inputs.length} (${model.describeInputs()}).`);
+      const result = await auditModel(model, data, { config, counterfactuals, shifted, hooks: options.hooks, batchSize: positiveInteger(options.batchSize, '--batch-size'), progress: true });
+      printAudit(model.path, result);
+      if (options.json) writeJson(options.json, jsonResult('audit', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads, seeds: { audit: config.seed } }, result));
+      await model.release();
+      const failOn = options.failOn as Severity | undefined;
+      if (failOn && result.findings.some((finding) => atLeast(finding.severity, failOn))) {
+        console.log(`\n--fail-on ${failOn}: ${result.findings.filter((f) => atLeast(f.severity, failOn)).length} finding(s) at or above '${failOn}'; exiting with status 3.`);
+        process.exitCode = 3;
+      }
+    });
+}
+
+function loadShifted(options: { shifted: string; shiftedLabels?: string; labelColumn?: string; shiftedAttribute?: string[] }, data: AuditData): AuditData {
+  const columns = data.attributes.filter((a) => a.column !== undefined).map((a) => a.name);
+  const shifted = loadAuditData({ data: options.shifted, labels: options.shiftedLabels, labelColumn: options.shifted.endsWith('.csv') ? options.labelColumn : undefined, attributes: [...columns, ...(options.shiftedAttribute ?? [])] }, '--shifted');
+  const expected = data.inputs.dims.slice(1).join(', ');
+  if (shifted.inputs.dims.slice(1).join(', ') !== expected) throw new InputError(`--shifted '${options.shifted}' has examples of shape [${shifted.inputs.dims.slice(1).join(', ')}] but --data has [${expected}]: give both sets in the same format.`);
+  return shifted;
+}
+
+export function printAudit(path: string, result: AuditResult): void {
+  const { data, shifted } = result.accuracy;
+  console.log(`\n${path}: audited on ${result.data.examples} examples of '${result.data.path}'${result.shifted ? ` and ${result.shifted.examples} shifted examples of '${result.shifted.path}'` : ''}.`);
+  console.log(`Accuracy ${percent(data.value)} (95% CI ${percent(data.interval[0])}–${percent(data.interval[1])})${shifted ? `; on the shifted set ${percent(shifted.value)} (${percent(shifted.interval[0])}–${percent(shifted.interval[1])})` : ''}.`);
+  const counts = (['high', 'medium', 'low'] as const).map((s) => `${result.findings.filter((f) => f.severity === s).length} ${s}`).join(', ');
+  console.log(`${result.findings.length} finding(s): ${counts}; ${result.tests} tests, Holm-corrected at ${result.config.alpha}.`);
+  if (result.findings.length) {
+    console.log(`\n${formatTable(['severity', 'detector', 'finding', 'effect (pts)', 'adj. p'], result.findings.map((f: Finding) => [f.severity.toUpperCase(), f.detector, f.title, f.effect.toFixed(1), f.adjustedP < 1e-4 ? '<1e-4' : f.adjustedP.toFixed(4)]))}`);
+  }
+  for (const units of result.shortcutUnits) {
+    const row = (name: string, key: 'none' | 'carriers' | 'random') => [name, percent(units.accuracy.data[key]), units.accuracy.shifted ? percent(units.accuracy.shifted[key]) : '—'];
+    console.log(`\nThe units that carry '${units.shortcut}': ${units.hook} #${units.units.join(', #')} (${units.units.length} of ${units.width}; mean-ablating them cuts the counterfactual flip rate from ${percent(units.flipRate.none)} to ${percent(units.flipRate.carriers)}, as many random units: ${percent(units.flipRate.random)}).`);
+    console.log(formatTable(['mean-ablated', 'accuracy (audit data)', 'accuracy (shifted)'], [row('nothing', 'none'), row(`the ${units.units.length} carriers`, 'carriers'), row(`${units.units.length} random units`, 'random')]));
+  }
+  if (!result.findings.length) console.log('\nNo detector found a significant problem.');
+}

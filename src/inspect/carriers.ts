@@ -1,0 +1,73 @@
+/**
+ * The units that carry an attribute: of a hook's units, the few whose mean ablation most reduces
+ * how often the model's prediction changes when the attribute is changed (a counterfactual pair
+ * of inputs, e.g. an image and its colour-swapped copy). Greedy forward selection: each round adds
+ * the unit that, ablated together with those already chosen, gives the lowest counterfactual flip
+ * rate; every candidate of a round is evaluated in one stacked onnxruntime run (sweep.ts).
+ *
+ * Correlation with the attribute is the wrong criterion here: when a model reads an attribute,
+ * nearly every unit correlates with it, but only some of them pass it on to the output.
+ */
+import { patch } from '../graph/interventions.ts';
+import { defaultUnitAxis } from '../graph/units.ts';
+import type { Model } from '../runtime/model.ts';
+import { runWithCache } from '../runtime/run.ts';
+import { RowSum } from '../tensor-math.ts';
+import { concatRows, type Tensor } from '../tensor.ts';
+import { randomUnits } from './ablation-study.ts';
+import { sweepOutputs } from './sweep.ts';
+
+export interface Carriers {
+  hook: string;
+  /** Units of the hook, in the order the greedy search chose them. */
+  units: number[];
+  width: number;
+  /** Counterfactual flip rate with nothing ablated, with the carriers mean-ablated, and with as many random units mean-ablated. */
+  flipRate: { none: number; carriers: number; random: number };
+  randomUnits: number[];
+  /** The hook's mean over the original examples, [1, ...dims]: what mean ablation puts in. */
+  mean: Tensor;
+}
+
+export async function findCarriers(model: Model, hookName: string, original: Tensor, counterfactual: Tensor, budget: number, seed = 0): Promise<Carriers> {
+  const input = model.inputs[0].name;
+  const cached = (await runWithCache(model, { [input]: original }, [hookName])).cache.get(hookName)!;
+  const sum = new RowSum();
+  sum.add(cached);
+  const mean = sum.mean(cached.dtype === 'float64' ? 'float64' : 'float32');
+  const width = cached.dims[defaultUnitAxis(cached.dims.length)];
+  const pair = { [input]: concatRows([original, counterfactual]) };
+  const n = original.dims[0];
+  const flipRates = async (unitSets: number[][]) => {
+    const rates: number[] = [];
+    await sweepOutputs(model, pair, unitSets.map((units) => (units.length ? [patch(hookName, mean, { units })] : [])), (variant, output) => { rates[variant] = flipRate(output, n); });
+    return rates;
+  };
+  const chosen: number[] = [];
+  const [none] = await flipRates([[]]);
+  let current = none;
+  while (chosen.length < Math.min(budget, width)) {
+    const candidates = [...Array(width).keys()].filter((unit) => !chosen.includes(unit));
+    const rates = await flipRates(candidates.map((unit) => [...chosen, unit]));
+    const best = rates.indexOf(Math.min(...rates));
+    chosen.push(candidates[best]);
+    current = rates[best];
+  }
+  const random = randomUnits(width, chosen.length, seed);
+  const [randomRate] = await flipRates([random]);
+  return { hook: hookName, units: chosen, width, flipRate: { none, carriers: current, random: randomRate }, randomUnits: random, mean };
+}
+
+/** Fraction of the first n rows whose argmax differs from that of row n + i. */
+function flipRate(scores: Tensor, n: number): number {
+  const width = scores.data.length / scores.dims[0];
+  const argmax = (row: number) => {
+    if (width === 1) return Number(scores.data[row]) > 0 ? 1 : 0;
+    let best = 0;
+    for (let c = 1; c < width; c++) if (Number(scores.data[row * width + c]) > Number(scores.data[row * width + best])) best = c;
+    return best;
+  };
+  let flips = 0;
+  for (let i = 0; i < n; i++) if (argmax(i) !== argmax(n + i)) flips++;
+  return flips / n;
+}
