@@ -8,6 +8,7 @@ import { parseCounterfactual } from '../audit/shortcut.ts';
 import { Model } from '../runtime/model.ts';
 import { jsonResult, writeJson } from '../report/json.ts';
 import { formatTable } from '../report/table.ts';
+import { writeReport } from '../report/html.ts';
 import { percent } from '../stats.ts';
 import { collect, positiveInteger, runtimeOptions } from './options.ts';
 
@@ -27,6 +28,7 @@ export function auditCommand(): Command {
     .option('--config <file.json>', 'thresholds and detector settings (docs/audit.md)')
     .addOption(new Option('--fail-on <severity>', 'exit with status 3 when a finding at or above this severity exists').choices(['low', 'medium', 'high']))
     .option('--json <file>', 'write the findings and evidence as JSON (docs/json.md)')
+    .option('--report <dir>', 'write a self-contained HTML report to DIR/index.html')
     .option('--batch-size <n>', 'examples per onnxruntime run', '512')
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)')
     .addHelpText('after', `
@@ -48,6 +50,7 @@ Example:
       if (model.inputs.length !== 1) throw new InputError(`audit feeds one input; '${model.path}' has ${model.inputs.length} (${model.describeInputs()}).`);
       const result = await auditModel(model, data, { config, counterfactuals, shifted, hooks: options.hooks, batchSize: positiveInteger(options.batchSize, '--batch-size'), progress: true });
       printAudit(model.path, result);
+      if (options.report) console.log(`\nReport: ${await writeReport(options.report, { model: { path: model.path, sha256: model.file.sha256 }, result, data, shifted })}`);
       if (options.json) writeJson(options.json, jsonResult('audit', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads, seeds: { audit: config.seed } }, result));
       await model.release();
       const failOn = options.failOn as Severity | undefined;
