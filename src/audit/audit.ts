@@ -57,7 +57,7 @@ export interface ShortcutUnits {
 export interface AblationAccuracy { none: number; carriers: number; random: number }
 
 export interface AuditResult {
-  data: { path: string; examples: number; kind: string; classes: number };
+  data: { path: string; examples: number; kind: string; classes: number; attributes: string[] };
   shifted?: { path: string; examples: number };
   accuracy: { data: Accuracy; shifted?: Accuracy };
   findings: Finding[];
@@ -115,7 +115,7 @@ export async function auditModel(model: Model, data: AuditData, options: AuditOp
   progress.tick(2, 'shortcut units');
   progress.finish();
   return {
-    data: { path: data.path, examples: data.labels.length, kind: data.layout.kind, classes: base.classes },
+    data: { path: data.path, examples: data.labels.length, kind: data.layout.kind, classes: base.classes, attributes: data.attributes.map((a) => a.name) },
     shifted: shifted && { path: shifted.path, examples: shifted.labels.length },
     accuracy: { data: accuracyOf(base, data), shifted: shifted && accuracyOf(shiftedPredictions!, shifted) },
     findings, tests: checks.length, silent: assessed.silent,

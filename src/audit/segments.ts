@@ -41,9 +41,13 @@ export function segmentChecks(data: AuditData, predictions: Predictions, config:
   const groupSlices = groupCandidates(data);
   const oneFeature = data.layout.kind === 'table' ? featureCandidates(data, config.segments.bins) : [];
   const worst = oneFeature.map((slice) => ({ slice, ...score(slice) })).filter((s) => s.size >= minSize).sort((a, b) => a.accuracy - b.accuracy).slice(0, 5);
-  const twoFeature = worst.flatMap(({ slice }) => oneFeature.filter((other) => other.feature !== slice.feature).map((other) => ({
-    description: `${slice.description} and ${other.description}`, rows: slice.rows.map((r, i) => r & other.rows[i]), feature: slice.feature,
-  })));
+  const seen = new Set<string>();
+  const twoFeature = worst.flatMap(({ slice }) => oneFeature.filter((other) => other.feature !== slice.feature).flatMap((other) => {
+    const key = [slice.description, other.description].sort().join('\n'); // a ∧ b is b ∧ a
+    if (seen.has(key)) return [];
+    seen.add(key);
+    return [{ description: `${slice.description} and ${other.description}`, rows: slice.rows.map((r, i) => r & other.rows[i]), feature: slice.feature }];
+  }));
   const candidates = [...groupSlices, ...oneFeature, ...twoFeature];
   const checks: Check[] = [];
   for (const slice of candidates) {

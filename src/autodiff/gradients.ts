@@ -93,7 +93,7 @@ export class GradientProgram {
  */
 export async function lossModelWithShapes(model: Model, feeds: Feeds, target: Tensor, spec: LossSpec, transform?: (proto: ModelProto) => Promise<ModelProto>) {
   const outputName = spec.output ?? model.outputNames[0];
-  const outputShape = (await probeHookShapes(model, feeds, [model.hooks.resolve(outputName)])).get(outputName)!;
+  const outputShape = (await probeHookShapes(model, modelFeeds(model, feeds), [model.hooks.resolve(outputName)])).get(outputName)!;
   const lossGraph = appendLoss(model.graph, spec, outputShape);
   if (target.dtype !== lossGraph.targetDtype) {
     throw new InputError(`The target has dtype ${target.dtype} but ${spec.kind} needs ${lossGraph.targetDtype}${lossGraph.targetDtype === 'int64' ? ' class indices' : ' values shaped like the output'}: convert it.`);
@@ -104,8 +104,13 @@ export async function lossModelWithShapes(model: Model, feeds: Feeds, target: Te
   return { lossModel, loss: lossGraph.loss, shapes };
 }
 
+/** The feeds without the loss's own inputs (target, weights, environments: named `teardown::…`). */
+export function modelFeeds(model: Model, feeds: Feeds): Feeds {
+  return Object.fromEntries(Object.entries(feeds).filter(([name]) => !name.startsWith('teardown::') || model.inputs.some((input) => input.name === name)));
+}
+
 export async function computeGradients(model: Model, feeds: Feeds, target: Tensor, request: GradientRequest): Promise<GradientResult> {
-  model.checkFeeds(feeds);
+  model.checkFeeds(modelFeeds(model, feeds));
   const program = await GradientProgram.build(model, feeds, target, request);
   try {
     return await program.run(feeds, target);

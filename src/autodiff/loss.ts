@@ -6,6 +6,13 @@
  *   PyTorch's F.cross_entropy on flattened logits; positions equal to `ignoreIndex` are left out
  *   of the sum and of the count; `positions: 'last'` scores only the last sequence position.
  * mse: the mean of (output − target)² over every element.
+ *   With `weighted`, each row's term is weighted by the input `teardown::weight` ([rows]):
+ *   Σ wᵢ·(−log pᵢ) / Σ wᵢ (group reweighting, Just-Train-Twice).
+ *   With `irm`, the IRMv1 penalty of Arjovsky et al. (2019) is added: for each environment e
+ *   (one-hot rows of the input `teardown::environment_mask`, [rows, E]),
+ *   gₑ = ∂/∂w mean_{i∈e} CE(w·zᵢ, yᵢ) at w = 1 = mean_{i∈e} (Σ_k softmax(zᵢ)_k·z_ik − z_{i,yᵢ}),
+ *   and loss = (CE + λ·Σₑ gₑ²) / max(1, λ) with λ the input `teardown::penalty_weight`, as the
+ *   paper's code divides by the penalty weight once it exceeds 1.
  * score: the sum over examples (and positions) of the target class's score — not a training loss:
  *   its gradient with respect to an example's input is that example's score gradient, for attribution.
  */
@@ -27,9 +34,16 @@ export interface LossSpec {
   positions?: 'all' | 'last';
   /** Cross-entropy: targets equal to this are ignored (PyTorch's ignore_index). */
   ignoreIndex?: number;
+  /** Cross-entropy: weight each row by the input WEIGHT_INPUT. */
+  weighted?: boolean;
+  /** Cross-entropy: add the IRMv1 penalty over this many environments (ENVIRONMENT_INPUT, PENALTY_WEIGHT_INPUT). */
+  irm?: { environments: number };
 }
 
 export const TARGET_INPUT = 'teardown::target';
+export const WEIGHT_INPUT = 'teardown::weight';
+export const ENVIRONMENT_INPUT = 'teardown::environment_mask';
+export const PENALTY_WEIGHT_INPUT = 'teardown::penalty_weight';
 
 export interface LossGraph {
   proto: ModelProto;
@@ -77,6 +91,29 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
     }
     const logProbabilities = op('LogSoftmax', [flatLogits], { axis: int(1) });
     const pick = (targets: string) => op('GatherElements', [logProbabilities, op('Unsqueeze', [targets, ints64([1])])], { axis: int(1) }); // [rows, 1]: log p(target)
+    if (spec.weighted || spec.irm) {
+      if (spec.ignoreIndex !== undefined || spec.positions === 'last') throw new AutodiffError('Example weights and the IRM penalty apply to one prediction per example: not with an ignore index or --loss-positions last.');
+      const extra: ExtraInput[] = [];
+      let crossEntropy: string;
+      if (spec.weighted) {
+        const weights = op('Unsqueeze', [WEIGHT_INPUT, ints64([1])]); // [rows, 1]
+        crossEntropy = op('Neg', [op('Div', [op('ReduceSum', [op('Mul', [pick(flatTarget), weights])], { keepdims: int(0) }), op('ReduceSum', [weights], { keepdims: int(0) })])]);
+        extra.push({ name: WEIGHT_INPUT, dims: ['batch'] });
+      } else {
+        crossEntropy = op('Neg', [op('ReduceMean', [pick(flatTarget)], { keepdims: int(0) })]);
+      }
+      if (!spec.irm) return finishLoss(proto, emitter, op('Identity', [crossEntropy], {}, 'loss'), 'int64', dtype, targetShape(spec, outputShape), extra);
+      // sᵢ = Σ_k softmax(zᵢ)_k·z_ik − z_{i,yᵢ}: the derivative of row i's cross-entropy with respect to a scale on its logits.
+      const expected = op('ReduceSum', [op('Mul', [op('Softmax', [flatLogits], { axis: int(1) }), flatLogits]), ints64([1])], { keepdims: int(1) });
+      const chosen = op('GatherElements', [flatLogits, op('Unsqueeze', [flatTarget, ints64([1])])], { axis: int(1) });
+      const slope = op('Sub', [expected, chosen]); // [rows, 1]
+      const perEnvironment = op('Div', [op('ReduceSum', [op('Mul', [slope, ENVIRONMENT_INPUT]), ints64([0])], { keepdims: int(0) }), op('ReduceSum', [ENVIRONMENT_INPUT, ints64([0])], { keepdims: int(0) })]); // [E]
+      const penalty = op('ReduceSum', [op('Mul', [perEnvironment, perEnvironment])], { keepdims: int(0) }, 'irm_penalty');
+      const total = op('Add', [crossEntropy, op('Mul', [PENALTY_WEIGHT_INPUT, penalty])]);
+      loss = op('Div', [total, op('Max', [PENALTY_WEIGHT_INPUT, emitter.scalar(1, 'float32')])], {}, 'loss');
+      extra.push({ name: ENVIRONMENT_INPUT, dims: ['batch', spec.irm.environments] }, { name: PENALTY_WEIGHT_INPUT, dims: [] });
+      return finishLoss(proto, emitter, loss, 'int64', dtype, targetShape(spec, outputShape), extra);
+    }
     if (spec.ignoreIndex === undefined) {
       loss = op('Neg', [op('ReduceMean', [pick(flatTarget)], { keepdims: int(0) })], {}, 'loss'); // −mean log p(target)
     } else {
@@ -90,12 +127,14 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
   return finishLoss(proto, emitter, loss, targetDtype, dtype, targetShape(spec, outputShape));
 }
 
-/** The model with the loss nodes appended, the target as a new input and the loss as a new output. */
-function finishLoss(proto: ModelProto, emitter: Emitter, loss: string, targetDtype: DType, dtype: DType, targetDims: Dim[] | undefined): LossGraph {
+interface ExtraInput { name: string; dims: Dim[] }
+
+/** The model with the loss nodes appended, the target (and any extra loss input) as new inputs and the loss as a new output. */
+function finishLoss(proto: ModelProto, emitter: Emitter, loss: string, targetDtype: DType, dtype: DType, targetDims: Dim[] | undefined, extra: ExtraInput[] = []): LossGraph {
   const graph = derive(proto.graph, {
     node: [...proto.graph.node, ...emitter.nodes],
     initializer: [...proto.graph.initializer, ...emitter.initializers],
-    input: [...proto.graph.input, valueInfo(TARGET_INPUT, targetDtype, targetDims)],
+    input: [...proto.graph.input, valueInfo(TARGET_INPUT, targetDtype, targetDims), ...extra.map((input) => valueInfo(input.name, 'float32', input.dims))],
     output: [...proto.graph.output, valueInfo(loss, dtype, [])],
   });
   return { proto: derive(proto, { graph }), loss, targetDtype };

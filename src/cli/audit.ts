@@ -1,4 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
+import { storedTrainSpec, tryFixes, type FixesResult } from '../audit/fixes.ts';
+import { requireFile } from '../files.ts';
+import { Progress } from '../report/progress.ts';
+import type { RuntimeOptions } from '../runtime/session.ts';
+import type { TrainSpec } from '../train/spec.ts';
 import { InputError } from '../errors.ts';
 import { auditModel, type AuditResult } from '../audit/audit.ts';
 import { loadConfig } from '../audit/config.ts';
@@ -25,6 +31,8 @@ export function auditCommand(): Command {
     .option('--shifted-labels <file.npy>', 'labels of the shifted set (.npy data)')
     .option('--shifted-attribute <name=file.npy>', 'an attribute of the shifted set (.npy data); repeatable', collect)
     .option('--hooks <pattern>', 'hooks searched for the units that carry a shortcut (default: activation modules); repeatable', collect)
+    .option('--try-fixes', 'retrain with group-balanced reweighting, Just-Train-Twice and IRMv1 and measure each in and out of distribution')
+    .option('--train-spec <file.json>', 'the training spec to retrain from (models trained by teardown carry theirs)')
     .option('--config <file.json>', 'thresholds and detector settings (docs/audit.md)')
     .addOption(new Option('--fail-on <severity>', 'exit with status 3 when a finding at or above this severity exists').choices(['low', 'medium', 'high']))
     .option('--json <file>', 'write the findings and evidence as JSON (docs/json.md)')
@@ -50,8 +58,9 @@ Example:
       if (model.inputs.length !== 1) throw new InputError(`audit feeds one input; '${model.path}' has ${model.inputs.length} (${model.describeInputs()}).`);
       const result = await auditModel(model, data, { config, counterfactuals, shifted, hooks: options.hooks, batchSize: positiveInteger(options.batchSize, '--batch-size'), progress: true });
       printAudit(model.path, result);
-      if (options.report) console.log(`\nReport: ${await writeReport(options.report, { model: { path: model.path, sha256: model.file.sha256 }, result, data, shifted })}`);
-      if (options.json) writeJson(options.json, jsonResult('audit', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads, seeds: { audit: config.seed } }, result));
+      const fixes = options.tryFixes ? await runFixes(model, result, options, runtime) : undefined;
+      if (options.report) console.log(`\nReport: ${await writeReport(options.report, { model: { path: model.path, sha256: model.file.sha256 }, result, data, shifted, fixes })}`);
+      if (options.json) writeJson(options.json, jsonResult('audit', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads, seeds: { audit: config.seed } }, { ...result, fixes }));
       await model.release();
       const failOn = options.failOn as Severity | undefined;
       if (failOn && result.findings.some((finding) => atLeast(finding.severity, failOn))) {
@@ -59,6 +68,29 @@ Example:
         process.exitCode = 3;
       }
     });
+}
+
+async function runFixes(model: Model, result: AuditResult, options: { trainSpec?: string; attribute?: string[] }, runtime: RuntimeOptions): Promise<FixesResult> {
+  const spec = options.trainSpec ? readTrainSpec(options.trainSpec) : storedTrainSpec(model);
+  if (!spec) throw new InputError(`--try-fixes retrains the model, but '${model.path}' carries no training spec (it was not trained by teardown): give one with --train-spec FILE.json (the 'spec' object of 'teardown train --json').`);
+  const shortcut = result.findings.find((f) => f.detector === 'shortcut-attribute')?.attribute ?? result.data.attributes[0];
+  if (!shortcut) throw new InputError('--try-fixes groups the training data by the shortcut attribute: give one with --attribute NAME=FILE (and --counterfactual NAME:TRANSFORM).');
+  console.log(`\nTrying fixes: retraining ${spec.model} on ${spec.task} three ways, grouped by '${shortcut}'.`);
+  const progress = new Progress('fixes', 4);
+  const fixes = await tryFixes(model, spec, shortcut, runtime, (row) => progress.tick(1, row.method));
+  progress.finish();
+  console.log(formatTable(['training', 'in distribution', 'out of distribution', 'settings', 'time'], fixes.rows.map((row) => [row.method, percent(row.inDistribution), percent(row.outOfDistribution), row.settings, `${row.seconds.toFixed(1)} s`])));
+  return fixes;
+}
+
+function readTrainSpec(path: string): TrainSpec {
+  requireFile(path, 'Training spec');
+  try {
+    const parsed = JSON.parse(readFileSync(path, 'utf8'));
+    return (parsed.spec ?? parsed) as TrainSpec;
+  } catch (error) {
+    throw new InputError(`Training spec '${path}' is not valid JSON (${(error as Error).message}).`);
+  }
 }
 
 function loadShifted(options: { shifted: string; shiftedLabels?: string; labelColumn?: string; shiftedAttribute?: string[] }, data: AuditData): AuditData {

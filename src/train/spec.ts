@@ -7,6 +7,7 @@ import { TASK_NAMES, type TaskOptions } from '../data/tasks.ts';
 import { checkOptimizer, type OptimizerSpec } from './optimizers.ts';
 import { parseModelSpec } from './model-spec.ts';
 import type { Schedule } from './schedule.ts';
+import type { Objective } from './objective.ts';
 
 export interface TrainSpec {
   task: string;
@@ -24,6 +25,8 @@ export interface TrainSpec {
   seed: number;
   /** Steps between evaluations on the whole train and test sets (and curve points). */
   evalEvery: number;
+  /** Default ERM (objective.ts). */
+  objective?: Objective;
 }
 
 export const DEFAULT_OPTIMIZER: OptimizerSpec = { kind: 'adamw', momentum: 0, weightDecay: 0.01, betas: [0.9, 0.999], eps: 1e-8 };
@@ -39,5 +42,24 @@ export function checkSpec(spec: TrainSpec): void {
   if (spec.batch !== 'full' && (!Number.isInteger(spec.batch) || spec.batch < 1)) throw new InputError(`--batch must be a positive integer or 'full', got ${spec.batch}.`);
   if (spec.clipNorm !== undefined && !(spec.clipNorm > 0)) throw new InputError(`--clip must be a positive number, got ${spec.clipNorm}.`);
   if (!Number.isInteger(spec.seed)) throw new InputError(`--seed must be an integer, got ${spec.seed}.`);
+  checkObjective(spec.objective);
   if (!Number.isInteger(spec.schedule.warmupSteps) || spec.schedule.warmupSteps < 0) throw new InputError(`--warmup must be a non-negative integer, got ${spec.schedule.warmupSteps}.`);
+}
+
+function checkObjective(objective: Objective | undefined): void {
+  if (!objective || objective.kind === 'erm') return;
+  const positive = (value: number, name: string) => {
+    if (!(Number.isFinite(value) && value > 0)) throw new InputError(`Objective '${objective.kind}': ${name} must be a positive number, got ${value}.`);
+  };
+  if (objective.kind === 'reweight') {
+    if (!objective.attributes?.length) throw new InputError("Objective 'reweight' needs the attributes that define the groups.");
+  } else if (objective.kind === 'jtt') {
+    positive(objective.identificationSteps, 'identificationSteps');
+    positive(objective.upweight, 'upweight');
+  } else if (objective.kind === 'irm') {
+    positive(objective.penaltyWeight, 'penaltyWeight');
+    if (!(objective.annealSteps >= 0)) throw new InputError(`Objective 'irm': annealSteps must be ≥ 0, got ${objective.annealSteps}.`);
+  } else {
+    throw new InputError(`Unknown training objective '${(objective as { kind: string }).kind}': use erm, reweight, jtt or irm.`);
+  }
 }

@@ -9,7 +9,7 @@
  */
 import { buildBackward } from '../autodiff/backward.ts';
 import { Emitter } from '../autodiff/emitter.ts';
-import { lossModelWithShapes, parameterNames } from '../autodiff/gradients.ts';
+import { lossModelWithShapes, modelFeeds, parameterNames } from '../autodiff/gradients.ts';
 import type { LossSpec } from '../autodiff/loss.ts';
 import { int, valueInfo } from '../graph/builder.ts';
 import { derive } from '../graph/edit.ts';
@@ -95,7 +95,7 @@ export async function buildStepGraph(model: Model, feeds: Feeds, target: Tensor,
 /** The loss graph with every BatchNormalization normalising by batch statistics (batch-norm.ts). */
 async function withTrainingBatchNorm(model: Model, proto: ModelProto, feeds: Feeds): Promise<{ proto: ModelProto; statistics: BatchStatistics[] }> {
   if (!proto.graph.node.some((node) => node.opType === 'BatchNormalization')) return { proto, statistics: [] };
-  const shapes = await probeValueShapes(model, feeds);
+  const shapes = await probeValueShapes(model, modelFeeds(model, feeds));
   const index = new GraphIndex(proto);
   const emitter = new Emitter(new Set([...index.valueNames(), ...index.initializerNames, ...index.nodes.map((node) => node.name)]), new Map(index.elementTypes));
   const { nodes, statistics } = batchNormForTraining(proto.graph.node, emitter, (value) => shapes.get(value)!, defaultOpset(proto));

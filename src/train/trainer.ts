@@ -19,6 +19,8 @@ import { parseModelSpec } from './model-spec.ts';
 import { learningRate } from './schedule.ts';
 import { checkSpec, type TrainSpec } from './spec.ts';
 import { Stepper, type StepState } from './stepper.ts';
+import { objectiveInputs, type Objective } from './objective.ts';
+import { predictClasses } from './evaluate.ts';
 
 export interface CurvePoint {
   step: number;
@@ -80,9 +82,10 @@ export async function train(spec: TrainSpec, options: TrainOptions): Promise<Tra
   const totalSteps = spec.steps ?? spec.epochs! * batchesPerEpoch;
   const batchRows = (step: number) => rowsOfStep(step, batchSize, batchesPerEpoch, trainRows, spec);
 
+  const objective = objectiveInputs(spec.objective, task, spec.objective?.kind === 'jtt' ? await identificationErrors(spec, options) : undefined);
   const first = batchRows(1);
-  const stepper = await Stepper.create(model, { input: takeRows(task.train.inputs, first) }, takeRows(task.train.labels, first),
-    { kind: 'cross-entropy', positions: task.lossPositions }, spec.optimizer, spec.clipNorm, options.runtime);
+  const stepper = await Stepper.create(model, { input: takeRows(task.train.inputs, first), ...objective.feeds(first, 1) }, takeRows(task.train.labels, first),
+    { kind: 'cross-entropy', positions: task.lossPositions, ...objective.loss }, spec.optimizer, spec.clipNorm, options.runtime);
   const evaluator = await Evaluator.create(model, [...stepper.graph.parameters, ...stepper.bufferNames()], options.runtime);
   const state: TrainState = { step: 0, ...stepper.initialState(model), curve: [], secondsBefore: 0 };
   if (options.resume) restore(state, options.resume);
@@ -95,7 +98,7 @@ export async function train(spec: TrainSpec, options: TrainOptions): Promise<Tra
       const step = state.step + 1;
       const rows = batchRows(step);
       const lr = learningRate(spec.lr, spec.schedule, step, totalSteps);
-      const result = await stepper.step(state, { input: takeRows(task.train.inputs, rows) }, takeRows(task.train.labels, rows), lr, step);
+      const result = await stepper.step(state, { input: takeRows(task.train.inputs, rows), ...objective.feeds(rows, step) }, takeRows(task.train.labels, rows), lr, step);
       const scored = scoreRows(result.scores, takeRows(task.train.labels, rows), task.lossPositions);
       window = { lossSum: window.lossSum + scored.lossSum, correct: window.correct + scored.correct, rows: window.rows + scored.rows };
       state.step = step;
@@ -120,6 +123,19 @@ export async function train(spec: TrainSpec, options: TrainOptions): Promise<Tra
   }
   const seconds = state.secondsBefore + (Date.now() - started) / 1000;
   return { spec, task, model: trainedModel(built.proto, state, spec), curve: state.curve, steps: totalSteps, seconds, final: state.curve[state.curve.length - 1] };
+}
+
+/** Just-Train-Twice's first stage: an ERM run of the spec for `identificationSteps`; which training examples it gets wrong. */
+async function identificationErrors(spec: TrainSpec, options: TrainOptions): Promise<Uint8Array> {
+  const objective = spec.objective as Extract<Objective, { kind: 'jtt' }>;
+  const first = await train({ ...spec, objective: undefined, steps: objective.identificationSteps, epochs: undefined, evalEvery: objective.identificationSteps }, { runtime: options.runtime });
+  const model = Model.fromProto(first.model, 'the identification model', options.runtime);
+  try {
+    const predictions = await predictClasses(model, first.task.train.inputs);
+    return Uint8Array.from(predictions, (predicted, i) => (predicted === Number(first.task.train.labels.data[i]) ? 0 : 1));
+  } finally {
+    await model.release();
+  }
 }
 
 /** Copies a checkpoint's position, weights, buffers and optimizer state into a fresh state. */

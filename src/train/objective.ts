@@ -1,0 +1,72 @@
+/**
+ * Training objectives beyond plain empirical risk minimisation (ERM), as used to try fixes for a
+ * shortcut (audit --try-fixes):
+ *   reweight  group-balanced reweighting: groups are the label × the named attributes; an
+ *             example's weight is N / (G·n_g), so every group weighs the same in the loss
+ *             (Sagawa et al. 2020's reweighting baseline);
+ *   jtt       Just Train Twice (Liu et al. 2021): train ERM for `identificationSteps`, then
+ *             train again from scratch with the examples the first model got wrong up-weighted
+ *             by `upweight`;
+ *   irm       IRMv1 (Arjovsky et al. 2019): ERM plus λ·Σₑ‖∇_w R_e(w·Φ)‖² over the training
+ *             environments (the task attribute `environment`), λ = 1 for the first
+ *             `annealSteps` steps and `penaltyWeight` after (autodiff/loss.ts).
+ */
+import { InputError } from '../errors.ts';
+import { ENVIRONMENT_INPUT, PENALTY_WEIGHT_INPUT, WEIGHT_INPUT, type LossSpec } from '../autodiff/loss.ts';
+import type { Task } from '../data/tasks.ts';
+import { tensor, type Feeds } from '../tensor.ts';
+
+export type Objective =
+  | { kind: 'erm' }
+  | { kind: 'reweight'; attributes: string[] }
+  | { kind: 'jtt'; identificationSteps: number; upweight: number }
+  | { kind: 'irm'; penaltyWeight: number; annealSteps: number };
+
+export function describeObjective(objective: Objective | undefined): string {
+  switch (objective?.kind ?? 'erm') {
+    case 'erm': return 'ERM';
+    case 'reweight': return `group-balanced reweighting over label × ${(objective as { attributes: string[] }).attributes.join(' × ')}`;
+    case 'jtt': { const o = objective as { identificationSteps: number; upweight: number }; return `Just-Train-Twice (identification ${o.identificationSteps} steps, errors up-weighted ×${o.upweight})`; }
+    case 'irm': { const o = objective as { penaltyWeight: number; annealSteps: number }; return `IRMv1 (penalty weight ${o.penaltyWeight} after ${o.annealSteps} steps)`; }
+  }
+}
+
+/** What a step needs besides the batch: per-row loss inputs, and the loss spec that reads them. */
+export interface ObjectiveInputs {
+  loss: Partial<LossSpec>;
+  /** The loss's extra feeds for these training rows at this step. */
+  feeds(rows: readonly number[], step: number): Feeds;
+}
+
+/** `errors`: for jtt, whether the identification model got each training example wrong. */
+export function objectiveInputs(objective: Objective | undefined, task: Task, errors?: Uint8Array): ObjectiveInputs {
+  if (!objective || objective.kind === 'erm') return { loss: {}, feeds: () => ({}) };
+  const labels = Int32Array.from(task.train.labels.data as BigInt64Array, Number);
+  if (objective.kind === 'irm') {
+    const environment = taskAttribute(task, 'environment');
+    const count = Math.max(...environment) + 1;
+    return {
+      loss: { irm: { environments: count } },
+      feeds: (rows, step) => ({
+        [ENVIRONMENT_INPUT]: tensor('float32', [rows.length, count], rows.flatMap((row) => Array.from({ length: count }, (_, e) => (environment[row] === e ? 1 : 0)))),
+        [PENALTY_WEIGHT_INPUT]: tensor('float32', [], [step <= objective.annealSteps ? 1 : objective.penaltyWeight]),
+      }),
+    };
+  }
+  const weights = objective.kind === 'reweight' ? groupBalancedWeights(labels, objective.attributes.map((name) => taskAttribute(task, name))) : Float32Array.from(errors!, (wrong) => (wrong ? objective.upweight : 1));
+  return { loss: { weighted: true }, feeds: (rows) => ({ [WEIGHT_INPUT]: tensor('float32', [rows.length], rows.map((row) => weights[row])) }) };
+}
+
+/** N / (G·n_g) for the group g of each example, groups being the distinct (label, attributes...) tuples. */
+export function groupBalancedWeights(labels: Int32Array, attributes: Int32Array[]): Float32Array {
+  const keys = Array.from(labels, (label, i) => [label, ...attributes.map((values) => values[i])].join('|'));
+  const counts = new Map<string, number>();
+  for (const key of keys) counts.set(key, (counts.get(key) ?? 0) + 1);
+  return Float32Array.from(keys, (key) => labels.length / (counts.size * counts.get(key)!));
+}
+
+function taskAttribute(task: Task, name: string): Int32Array {
+  const values = task.train.attributes?.[name];
+  if (!values) throw new InputError(`Task '${task.name}' has no attribute '${name}' to train with${task.train.attributes ? ` (it has ${Object.keys(task.train.attributes).join(', ')})` : ''}: reweighting and IRM need a task with per-example attributes and environments, such as colored-mnist.`);
+  return values;
+}
