@@ -1,0 +1,136 @@
+/**
+ * `teardown audit` end to end on colored-MNIST (the IRM construction): an ERM model trained by
+ * teardown must show the published pattern (train ≥ 80%, test ≤ 30%), colour must be flagged high
+ * by its counterfactual flip rate with the carrying units named, a fix must lift test accuracy
+ * well above chance, and the HTML report must render in headless Chromium without touching the
+ * network. Then bad input: one clear message, exit 2, nothing written.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { before, describe, it } from 'node:test';
+import { encodeNpy } from '../src/data/npy.ts';
+import { loadTask } from '../src/data/tasks.ts';
+import { writeModelFile } from '../src/onnx/model-file.ts';
+import { tensor } from '../src/tensor.ts';
+import { DEFAULT_OPTIMIZER, type TrainSpec } from '../src/train/spec.ts';
+import { train } from '../src/train/trainer.ts';
+import { tempDir } from './model-files.ts';
+
+const BIN = fileURLToPath(new URL('../bin/teardown.js', import.meta.url));
+const SCREENSHOTS = fileURLToPath(new URL('../test-output/', import.meta.url));
+
+function teardown(args: string[], cwd: string) {
+  const result = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, TEARDOWN_THREADS: undefined } });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+const ERM_SPEC: TrainSpec = {
+  task: 'colored-mnist', taskOptions: {}, model: 'mlp:hidden=128-128', optimizer: { ...DEFAULT_OPTIMIZER, weightDecay: 0.001 }, lr: 1e-3,
+  schedule: { warmupSteps: 0, cosine: false }, epochs: 5, batch: 128, seed: 0, evalEvery: 1_000_000,
+};
+
+describe('teardown audit on a colored-MNIST ERM model', () => {
+  const dir = tempDir();
+  let audit: { status: number | null; stdout: string; stderr: string };
+  let json: any;
+
+  before(async () => {
+    const result = await train(ERM_SPEC, { runtime: { threads: 2 } });
+    writeModelFile(join(dir, 'erm.onnx'), result.model);
+    const task = loadTask('colored-mnist');
+    for (const [split, data] of [['train', task.train], ['test', task.test]] as const) {
+      writeFileSync(join(dir, `${split}.npy`), encodeNpy(data.inputs));
+      writeFileSync(join(dir, `${split}-labels.npy`), encodeNpy(data.labels));
+      writeFileSync(join(dir, `${split}-color.npy`), encodeNpy(tensor('int64', [data.labels.dims[0]], Array.from(data.attributes!.color))));
+    }
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ units: { examples: 300 }, calibration: { resamples: 100 } }));
+    audit = teardown(['audit', 'erm.onnx', '--data', 'train.npy', '--labels', 'train-labels.npy', '--attribute', 'color=train-color.npy', '--counterfactual', 'color:channel-swap',
+      '--shifted', 'test.npy', '--shifted-labels', 'test-labels.npy', '--shifted-attribute', 'color=test-color.npy', '--config', 'config.json',
+      '--try-fixes', '--report', 'report', '--json', 'audit.json', '--fail-on', 'high', '--threads', '2'], dir);
+    json = existsSync(join(dir, 'audit.json')) ? JSON.parse(readFileSync(join(dir, 'audit.json'), 'utf8')) : undefined;
+  });
+
+  it('reproduces the published ERM pattern: train ≥ 80%, test ≤ 30%', () => {
+    assert.equal(audit.status, 3, `--fail-on high exits 3 when colour is flagged\n${audit.stderr}`);
+    assert.ok(json.accuracy.data.value >= 0.8, `train ${json.accuracy.data.value}`);
+    assert.ok(json.accuracy.shifted.value <= 0.3, `test ${json.accuracy.shifted.value}`);
+  });
+
+  it('flags colour high by its counterfactual flip rate, most severe first, and names the units that carry it', () => {
+    const [first] = json.findings;
+    assert.equal(first.detector, 'shortcut-attribute');
+    assert.equal(first.attribute, 'color');
+    assert.equal(first.severity, 'high');
+    assert.ok(first.metric.value > 0.5, `flip rate ${first.metric.value}`);
+    for (const key of ['detector', 'severity', 'metric', 'threshold', 'evidence']) assert.ok(key in first, key);
+    const order = ['high', 'medium', 'low'];
+    json.findings.forEach((f: { severity: string }, i: number) => assert.ok(i === 0 || order.indexOf(f.severity) >= order.indexOf(json.findings[i - 1].severity), 'sorted by severity'));
+    const [units] = json.shortcutUnits;
+    assert.ok(units.units.length > 0 && units.units.length <= Math.floor(0.1 * units.width));
+    assert.ok(units.flipRate.carriers < units.flipRate.none, 'ablating the carriers removes counterfactual flips');
+    assert.match(audit.stdout, /The units that carry 'color'/);
+  });
+
+  it('--try-fixes: reweighting or IRMv1 lifts test accuracy well above chance', () => {
+    const rows: { method: string; outOfDistribution: number }[] = json.fixes.rows;
+    assert.deepEqual(rows.map((r) => r.method), ['as audited (ERM)', 'group-balanced reweighting', 'Just-Train-Twice', 'IRMv1']);
+    const best = Math.max(...rows.filter((r) => /reweighting|IRM/.test(r.method)).map((r) => r.outOfDistribution));
+    assert.ok(best > 0.6, `best fix reaches ${best} out of distribution`);
+  });
+
+  it('writes a self-contained report whose charts render in headless Chromium with no network access', async () => {
+    const path = join(dir, 'report', 'index.html');
+    const html = readFileSync(path, 'utf8');
+    assert.doesNotMatch(html, /<script|https?:\/\/(?!www\.w3\.org)/, 'no script and no remote reference');
+    if (!existsSync('/usr/bin/chromium')) assert.fail('Chromium is missing: install it with `apt-get install chromium` (.ci/run does).');
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium' });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+      const requested: string[] = [];
+      await page.route('**/*', (route) => {
+        requested.push(route.request().url());
+        return route.request().url().startsWith('file:') ? route.continue() : route.abort();
+      });
+      const errors: string[] = [];
+      page.on('console', (message) => { if (message.type() === 'error') errors.push(message.text()); });
+      await page.goto(pathToFileURL(path).href);
+      assert.deepEqual(requested.filter((url) => !url.startsWith('data:')), [pathToFileURL(path).href], 'only the report itself is loaded');
+      const charts = await page.$$eval('svg.marks', (svgs) => svgs.map((svg) => ({ width: svg.getBoundingClientRect().width, marks: svg.querySelectorAll('path, rect, line').length })));
+      assert.ok(charts.length >= 5, `${charts.length} charts`);
+      for (const chart of charts) assert.ok(chart.width > 100 && chart.marks > 3, JSON.stringify(chart));
+      const images = await page.$$eval('.samples img', (imgs) => imgs.map((img) => (img as HTMLImageElement).naturalWidth));
+      assert.ok(images.length > 0 && images.every((width) => width === 14), 'sample images decode');
+      assert.match(await page.textContent('#summary') ?? '', /What is wrong[\s\S]*How sure[\s\S]*What to do/);
+      assert.deepEqual(errors, []);
+      mkdirSync(SCREENSHOTS, { recursive: true });
+      await page.screenshot({ path: join(SCREENSHOTS, 'audit-report.png'), fullPage: true });
+    } finally {
+      await browser.close();
+    }
+  });
+
+  describe('bad input: one clear message, exit 2, nothing written', () => {
+    const cases: [string, string[], RegExp][] = [
+      ['labels of another length', ['--labels', 'test-labels.npy'], /has 8000 examples but its labels 'test-labels.npy' have 2000/],
+      ['an unknown transform', ['--labels', 'train-labels.npy', '--counterfactual', 'color:blur'], /Unknown transform 'blur'/],
+      ['a transform that does not fit the data', ['--labels', 'train-labels.npy', '--counterfactual', 'color:flip'], /works on a table column; the data is images \[N, 2, 14, 14\]/],
+      ['an attribute of another length', ['--labels', 'train-labels.npy', '--attribute', 'color=test-color.npy'], /Attribute 'color' .* has shape \[2000\] but 'train.npy' has 8000 examples/],
+      ['labels outside the classes', ['--labels', 'bad-labels.npy'], /Label 7 \(example 0 of --data 'train.npy'\) is outside the model's 2 classes/],
+    ];
+    for (const [name, flags, message] of cases) {
+      it(name, () => {
+        writeFileSync(join(dir, 'bad-labels.npy'), encodeNpy(tensor('int64', [8000], Array.from({ length: 8000 }, (_, i) => (i === 0 ? 7 : 0)))));
+        const out = `bad-${name.replace(/\W+/g, '-')}`;
+        const result = teardown(['audit', 'erm.onnx', '--data', 'train.npy', ...flags, '--json', `${out}.json`, '--report', out], dir);
+        assert.equal(result.status, 2, result.stderr);
+        assert.match(result.stderr, message);
+        assert.equal(result.stderr.trim().split('\n').length, 1, 'one line, no stack');
+        assert.ok(!existsSync(join(dir, `${out}.json`)) && !existsSync(join(dir, out)), 'nothing written');
+      });
+    }
+  });
+});
