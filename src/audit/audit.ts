@@ -49,6 +49,8 @@ export interface ShortcutUnits {
   units: number[];
   width: number;
   flipRate: { none: number; carriers: number; random: number };
+  /** Counterfactual flip rate as the carriers are ablated one by one (the greedy ablation curve). */
+  curve: number[];
   randomUnits: number[];
   /** Accuracy with nothing, the carriers and as many random units mean-ablated. */
   accuracy: { data: AblationAccuracy; shifted?: AblationAccuracy };
@@ -162,7 +164,7 @@ async function shortcutCarriers(model: Model, data: AuditData, shifted: AuditDat
   };
   const ablations = async (set: AuditData): Promise<AblationAccuracy> => ({ none: await accuracyWith(set), carriers: await accuracyWith(set, chosen.units), random: await accuracyWith(set, chosen.randomUnits) });
   return {
-    shortcut, hook: chosen.hook, units: chosen.units, width: chosen.width, flipRate: chosen.flipRate, randomUnits: chosen.randomUnits,
+    shortcut, hook: chosen.hook, units: chosen.units, width: chosen.width, flipRate: chosen.flipRate, curve: chosen.curve, randomUnits: chosen.randomUnits,
     accuracy: { data: await ablations(data), shifted: shifted && (await ablations(shifted)) },
   };
 }

@@ -10,7 +10,7 @@ import { auditModel, type AuditResult } from '../audit/audit.ts';
 import { loadConfig } from '../audit/config.ts';
 import { loadAuditData, type AuditData } from '../audit/data.ts';
 import { atLeast, type Finding, type Severity } from '../audit/findings.ts';
-import { parseCounterfactual } from '../audit/shortcut.ts';
+import { parseCounterfactual, type Counterfactual } from '../audit/shortcut.ts';
 import { Model } from '../runtime/model.ts';
 import { jsonResult, writeJson } from '../report/json.ts';
 import { formatTable } from '../report/table.ts';
@@ -53,7 +53,7 @@ Example:
       const data = loadAuditData({ data: options.data, labels: options.labels, labelColumn: options.labelColumn, attributes: options.attribute });
       const shifted = options.shifted ? loadShifted(options, data) : undefined;
       if (!options.shifted && (options.shiftedLabels || options.shiftedAttribute)) throw new InputError('--shifted-labels and --shifted-attribute describe a shifted set: give it with --shifted FILE.');
-      const counterfactuals = (options.counterfactual ?? []).map((text: string) => parseCounterfactual(text, data));
+      const counterfactuals = withDefaultCounterfactuals((options.counterfactual ?? []).map((text: string) => parseCounterfactual(text, data)), data);
       const model = Model.load(modelPath, runtime);
       if (model.inputs.length !== 1) throw new InputError(`audit feeds one input; '${model.path}' has ${model.inputs.length} (${model.describeInputs()}).`);
       const result = await auditModel(model, data, { config, counterfactuals, shifted, hooks: options.hooks, batchSize: positiveInteger(options.batchSize, '--batch-size'), progress: true });
@@ -93,6 +93,24 @@ function readTrainSpec(path: string): TrainSpec {
   }
 }
 
+/**
+ * A table attribute that is one of the model's columns gets a counterfactual of its own unless one
+ * is named: flip for a binary column, shuffle otherwise. Other attributes need --counterfactual.
+ */
+function withDefaultCounterfactuals(named: Counterfactual[], data: AuditData): Counterfactual[] {
+  const result = [...named];
+  for (const attribute of data.attributes) {
+    if (named.some((c) => c.attribute === attribute.name)) continue;
+    if (attribute.column === undefined) {
+      console.log(`Note: attribute '${attribute.name}' is used for segments and shift only; to test reliance on it, give --counterfactual ${attribute.name}:TRANSFORM (e.g. channel-swap for colour).`);
+      continue;
+    }
+    const binary = attribute.values.every((v) => v === 0 || v === 1);
+    result.push(parseCounterfactual(`${attribute.name}:${binary ? 'flip' : 'shuffle'}`, data));
+  }
+  return result;
+}
+
 function loadShifted(options: { shifted: string; shiftedLabels?: string; labelColumn?: string; shiftedAttribute?: string[] }, data: AuditData): AuditData {
   const columns = data.attributes.filter((a) => a.column !== undefined).map((a) => a.name);
   const shifted = loadAuditData({ data: options.shifted, labels: options.shiftedLabels, labelColumn: options.shifted.endsWith('.csv') ? options.labelColumn : undefined, attributes: [...columns, ...(options.shiftedAttribute ?? [])] }, '--shifted');
@@ -114,6 +132,8 @@ export function printAudit(path: string, result: AuditResult): void {
     const row = (name: string, key: 'none' | 'carriers' | 'random') => [name, percent(units.accuracy.data[key]), units.accuracy.shifted ? percent(units.accuracy.shifted[key]) : '—'];
     console.log(`\nThe units that carry '${units.shortcut}': ${units.hook} #${units.units.join(', #')} (${units.units.length} of ${units.width}; mean-ablating them cuts the counterfactual flip rate from ${percent(units.flipRate.none)} to ${percent(units.flipRate.carriers)}, as many random units: ${percent(units.flipRate.random)}).`);
     console.log(formatTable(['mean-ablated', 'accuracy (audit data)', 'accuracy (shifted)'], [row('nothing', 'none'), row(`the ${units.units.length} carriers`, 'carriers'), row(`${units.units.length} random units`, 'random')]));
+    const removed = (units.flipRate.none - units.flipRate.carriers) / Math.max(1e-9, units.flipRate.none);
+    if (removed < 0.5) console.log(`The shortcut is spread over many units: these ${units.units.length} remove only ${percent(removed)} of the counterfactual flips, so no small part can be cut out; retraining is the remedy (--try-fixes).`);
   }
   if (!result.findings.length) console.log('\nNo detector found a significant problem.');
 }

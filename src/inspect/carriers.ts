@@ -24,6 +24,8 @@ export interface Carriers {
   width: number;
   /** Counterfactual flip rate with nothing ablated, with the carriers mean-ablated, and with as many random units mean-ablated. */
   flipRate: { none: number; carriers: number; random: number };
+  /** Flip rate after each greedy round: curve[k] with the first k + 1 carriers ablated. */
+  curve: number[];
   randomUnits: number[];
   /** The hook's mean over the original examples, [1, ...dims]: what mean ablation puts in. */
   mean: Tensor;
@@ -44,18 +46,18 @@ export async function findCarriers(model: Model, hookName: string, original: Ten
     return rates;
   };
   const chosen: number[] = [];
+  const curve: number[] = [];
   const [none] = await flipRates([[]]);
-  let current = none;
   while (chosen.length < Math.min(budget, width)) {
     const candidates = [...Array(width).keys()].filter((unit) => !chosen.includes(unit));
     const rates = await flipRates(candidates.map((unit) => [...chosen, unit]));
     const best = rates.indexOf(Math.min(...rates));
     chosen.push(candidates[best]);
-    current = rates[best];
+    curve.push(rates[best]);
   }
   const random = randomUnits(width, chosen.length, seed);
   const [randomRate] = await flipRates([random]);
-  return { hook: hookName, units: chosen, width, flipRate: { none, carriers: current, random: randomRate }, randomUnits: random, mean };
+  return { hook: hookName, units: chosen, width, flipRate: { none, carriers: curve[curve.length - 1] ?? none, random: randomRate }, curve, randomUnits: random, mean };
 }
 
 /** Fraction of the first n rows whose argmax differs from that of row n + i. */

@@ -54,3 +54,15 @@ export function pointsChart(rows: { label: string; value: number }[], title: str
     encoding: { y: { field: 'label', type: 'nominal', title: null, sort: null, axis: { labelLimit: 200 } }, x: { field: 'value', type: 'quantitative', title: axisTitle } },
   };
 }
+
+/** The greedy ablation curve: counterfactual flip rate against the number of carriers ablated, with the random-units level. */
+export function ablationCurve(none: number, curve: number[], random: number): Record<string, unknown> {
+  const values = [none, ...curve].map((rate, k) => ({ units: k, rate }));
+  return {
+    width: 320, height: 220, title: 'Counterfactual flips as carriers are ablated',
+    layer: [
+      { data: { values }, mark: { type: 'line', point: true, color: '#4c78a8' }, encoding: { x: { field: 'units', type: 'quantitative', title: 'carrier units mean-ablated' }, y: { field: 'rate', type: 'quantitative', title: 'flip rate', axis: { format: '.0%' }, scale: { domain: [0, 1] } } } },
+      { data: { values: [{ rate: random }] }, mark: { type: 'rule', color: '#e45756', strokeDash: [4, 3] }, encoding: { y: { field: 'rate', type: 'quantitative' } } },
+    ],
+  };
+}

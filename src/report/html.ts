@@ -13,7 +13,9 @@ import type { FixesResult } from '../audit/fixes.ts';
 import type { ShortcutEvidence } from '../audit/shortcut.ts';
 import { writeFileAtomic } from '../files.ts';
 import { percent } from '../stats.ts';
-import { barChart, pointsChart, reliabilityDiagram, renderChart } from './charts.ts';
+import { ablationCurve, barChart, pointsChart, reliabilityDiagram, renderChart } from './charts.ts';
+import { applyTransform } from '../audit/transforms.ts';
+import { takeRows } from '../data/tasks.ts';
 import { imageDataUri } from './png.ts';
 
 export interface ReportInput {
@@ -68,7 +70,7 @@ h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:32px 0 8px;border-bott
 section{background:#fff;border:1px solid #e3e3e3;border-radius:8px;padding:16px 20px;margin:16px 0}.badge{display:inline-block;font-size:12px;font-weight:600;border-radius:4px;padding:1px 7px;margin-right:6px;color:#fff}
 .high{background:#c0392b}.medium{background:#d68910}.low{background:#7f8c8d}table{border-collapse:collapse;margin:8px 0;font-size:14px}td,th{border-bottom:1px solid #eee;padding:4px 10px;text-align:left}
 th{background:#f4f4f4}.charts{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}.samples{display:flex;flex-wrap:wrap;gap:12px}.samples figure{margin:0;text-align:center;font-size:12px}
-.samples img{width:84px;height:84px;image-rendering:pixelated;border:1px solid #ccc}code{background:#f2f2f2;padding:0 3px;border-radius:3px}.todo li{margin:4px 0}`;
+.samples img{width:64px;height:64px;margin:1px;image-rendering:pixelated;border:1px solid #ccc}code{background:#f2f2f2;padding:0 3px;border-radius:3px}.todo li{margin:4px 0}`;
 
 function summarySection({ result, fixes }: ReportInput): string {
   const top = result.findings.filter((f) => f.severity !== 'low').slice(0, 6);
@@ -99,7 +101,7 @@ const ADVICE: Record<Finding['detector'], string> = {
 
 async function findingSection(finding: Finding, input: ReportInput): Promise<string> {
   const head = `<h2><span class="badge ${finding.severity}">${finding.severity}</span>${escapeHtml(DETECTOR_NAMES[finding.detector])}${finding.attribute ? `: ${escapeHtml(finding.attribute)}` : finding.feature ? `: ${escapeHtml(finding.feature)}` : ''}</h2>`;
-  const metric = `<p>${escapeHtml(finding.title)}.</p><p class="meta">${escapeHtml(finding.metric.name)} ${formatValue(finding.metric.value)}${finding.metric.interval ? ` (95% CI ${formatValue(finding.metric.interval[0])}–${formatValue(finding.metric.interval[1])})` : ''} · effect ${finding.effect.toFixed(1)} points · p = ${formatP(finding.pValue)}, Holm-adjusted ${formatP(finding.adjustedP)}</p>`;
+  const metric = `<p>${escapeHtml(finding.title)}.</p><p class="meta">${escapeHtml(finding.metric.name)} ${formatValue(finding.metric.value)}${finding.metric.interval ? ` (95% CI ${formatValue(finding.metric.interval[0])}–${formatValue(finding.metric.interval[1])})` : ''} · effect ${finding.effect.toFixed(1)} points · p ${formatP(finding.pValue)}, Holm-adjusted ${formatP(finding.adjustedP)}</p>`;
   let body = '';
   if (finding.detector === 'shortcut-attribute') {
     const evidence = finding.evidence as unknown as ShortcutEvidence;
@@ -129,8 +131,10 @@ const DETECTOR_NAMES: Record<Finding['detector'], string> = {
 function sampleImages(evidence: ShortcutEvidence, data: AuditData): string {
   if (data.layout.kind !== 'image' || !evidence.samples.length) return '';
   const { channels, height, width } = data.layout;
-  const figures = evidence.samples.map((s) => `<figure><img alt="example ${s.index}" src="${imageDataUri(data.inputs.data as Float32Array, s.index, channels, height, width)}"><figcaption>#${s.index} label ${s.label}<br>predicted ${s.predicted} → ${s.counterfactualPredicted}</figcaption></figure>`);
-  return `<p>Examples whose prediction the counterfactual flipped (shown as given; prediction before → after ${escapeHtml(evidence.transform)}):</p><div class="samples">${figures.join('')}</div>`;
+  const picture = (pixels: Float32Array, index: number, alt: string) => `<img alt="${escapeHtml(alt)}" src="${imageDataUri(pixels, index, channels, height, width)}">`;
+  const counterfactual = applyTransform(evidence.transform, takeRows(data.inputs, evidence.samples.map((s) => s.index)));
+  const figures = evidence.samples.map((s, k) => `<figure>${picture(data.inputs.data as Float32Array, s.index, `example ${s.index}`)}${picture(counterfactual.data as Float32Array, k, `example ${s.index} after ${evidence.transform}`)}<figcaption>#${s.index} label ${s.label}<br>predicted ${s.predicted} → ${s.counterfactualPredicted}</figcaption></figure>`);
+  return `<p>Examples whose prediction the counterfactual flipped: as given, then after ${escapeHtml(evidence.transform)}, with the prediction before → after.</p><div class="samples">${figures.join('')}</div>`;
 }
 
 async function unitsBlock(units: ShortcutUnits): Promise<string> {
@@ -139,7 +143,14 @@ async function unitsBlock(units: ShortcutUnits): Promise<string> {
     ...(units.accuracy.shifted ? [{ label: ABLATED[key](units), value: units.accuracy.shifted[key], series: 'shifted data' }] : []),
   ]);
   return `<h3>The units that carry it</h3><p><code>${escapeHtml(units.hook)}</code> units ${units.units.map((u) => `#${u}`).join(', ')} (${units.units.length} of ${units.width}). Mean-ablating them cuts the counterfactual flip rate from ${percent(units.flipRate.none)} to ${percent(units.flipRate.carriers)}; as many random units: ${percent(units.flipRate.random)}.</p>
-<div class="charts">${await renderChart(barChart(rows, 'Accuracy with units mean-ablated', 'accuracy'))}</div>`;
+${spreadNote(units)}<div class="charts">${await renderChart(ablationCurve(units.flipRate.none, units.curve, units.flipRate.random))}${await renderChart(barChart(rows, 'Accuracy with units mean-ablated', 'accuracy'))}</div>
+<p class="meta">Dashed line: the flip rate with ${units.units.length} random units ablated.</p>`;
+}
+
+/** Says so when no small set of units carries the shortcut: unit surgery is then not the remedy. */
+export function spreadNote(units: ShortcutUnits): string {
+  const removed = (units.flipRate.none - units.flipRate.carriers) / Math.max(1e-9, units.flipRate.none);
+  return removed < 0.5 ? `<p><strong>The shortcut is spread over many units:</strong> ablating the ${units.units.length} that carry most of it removes only ${percent(removed)} of the counterfactual flips, so no small part of the network can be cut out to fix it; retraining is the remedy (see the fixes).</p>` : '';
 }
 
 const ABLATED = {
@@ -150,7 +161,7 @@ const ABLATED = {
 
 async function segmentSection(findings: Finding[]): Promise<string> {
   if (!findings.length) return '';
-  const rows = findings.map((f) => `<tr><td><span class="badge ${f.severity}">${f.severity}</span></td><td>${escapeHtml(f.segment)}</td><td>${f.evidence.size}</td><td>${percent(f.evidence.accuracy as number)}</td><td>${percent(f.evidence.restAccuracy as number)}</td><td>${formatP(f.adjustedP)}</td></tr>`);
+  const rows = findings.map((f) => `<tr><td><span class="badge ${f.severity}">${f.severity}</span></td><td>${escapeHtml(f.segment)}</td><td>${f.evidence.size}</td><td>${percent(f.evidence.accuracy as number)}</td><td>${percent(f.evidence.restAccuracy as number)}</td><td>${formatP(f.adjustedP).replace('= ', '')}</td></tr>`);
   const bars = findings.flatMap((f) => [{ label: f.segment!, value: f.evidence.accuracy as number, series: 'segment' }, { label: f.segment!, value: f.evidence.restAccuracy as number, series: 'rest' }]);
   return `<section id="segments"><h2>Weak segments</h2><table><tr><th>severity</th><th>segment</th><th>examples</th><th>accuracy</th><th>rest</th><th>adj. p</th></tr>${rows.join('')}</table>
 <div class="charts">${await renderChart(barChart(bars, 'Segment vs rest', 'accuracy'))}</div></section>`;
@@ -199,6 +210,7 @@ function formatValue(value: number): string {
   return Math.abs(value) <= 1 ? percent(value) : value.toFixed(2);
 }
 
+/** "< 0.0001" or "= 0.0123", to follow "p". */
 function formatP(p: number): string {
-  return p < 1e-4 ? '< 0.0001' : p.toFixed(4);
+  return p < 1e-4 ? '< 0.0001' : `= ${p.toFixed(4)}`;
 }
