@@ -125,6 +125,11 @@ export async function auditModel(model: Model, data: AuditData, options: AuditOp
   };
 }
 
+/** The share of counterfactual flips the carriers remove; under ½ the shortcut is spread over many units. */
+export function flipsRemoved(units: ShortcutUnits): number {
+  return (units.flipRate.none - units.flipRate.carriers) / Math.max(1e-9, units.flipRate.none);
+}
+
 function accuracyOf(predictions: Predictions, data: AuditData): Accuracy {
   const right = correctCount(predictions.predicted, data.labels);
   return { value: right / data.labels.length, interval: wilsonInterval(right, data.labels.length), examples: data.labels.length };

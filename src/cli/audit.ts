@@ -6,7 +6,7 @@ import { Progress } from '../report/progress.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
 import type { TrainSpec } from '../train/spec.ts';
 import { InputError } from '../errors.ts';
-import { auditModel, type AuditResult } from '../audit/audit.ts';
+import { auditModel, flipsRemoved, type AuditResult } from '../audit/audit.ts';
 import { loadConfig } from '../audit/config.ts';
 import { loadAuditData, type AuditData } from '../audit/data.ts';
 import { atLeast, type Finding, type Severity } from '../audit/findings.ts';
@@ -132,7 +132,7 @@ export function printAudit(path: string, result: AuditResult): void {
     const row = (name: string, key: 'none' | 'carriers' | 'random') => [name, percent(units.accuracy.data[key]), units.accuracy.shifted ? percent(units.accuracy.shifted[key]) : '—'];
     console.log(`\nThe units that carry '${units.shortcut}': ${units.hook} #${units.units.join(', #')} (${units.units.length} of ${units.width}; mean-ablating them cuts the counterfactual flip rate from ${percent(units.flipRate.none)} to ${percent(units.flipRate.carriers)}, as many random units: ${percent(units.flipRate.random)}).`);
     console.log(formatTable(['mean-ablated', 'accuracy (audit data)', 'accuracy (shifted)'], [row('nothing', 'none'), row(`the ${units.units.length} carriers`, 'carriers'), row(`${units.units.length} random units`, 'random')]));
-    const removed = (units.flipRate.none - units.flipRate.carriers) / Math.max(1e-9, units.flipRate.none);
+    const removed = flipsRemoved(units);
     if (removed < 0.5) console.log(`The shortcut is spread over many units: these ${units.units.length} remove only ${percent(removed)} of the counterfactual flips, so no small part can be cut out; retraining is the remedy (--try-fixes).`);
   }
   if (!result.findings.length) console.log('\nNo detector found a significant problem.');

@@ -6,7 +6,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AuditResult, ShortcutUnits } from '../audit/audit.ts';
+import { flipsRemoved, type AuditResult, type ShortcutUnits } from '../audit/audit.ts';
 import type { AuditData } from '../audit/data.ts';
 import type { Finding } from '../audit/findings.ts';
 import type { FixesResult } from '../audit/fixes.ts';
@@ -148,8 +148,8 @@ ${spreadNote(units)}<div class="charts">${await renderChart(ablationCurve(units.
 }
 
 /** Says so when no small set of units carries the shortcut: unit surgery is then not the remedy. */
-export function spreadNote(units: ShortcutUnits): string {
-  const removed = (units.flipRate.none - units.flipRate.carriers) / Math.max(1e-9, units.flipRate.none);
+function spreadNote(units: ShortcutUnits): string {
+  const removed = flipsRemoved(units);
   return removed < 0.5 ? `<p><strong>The shortcut is spread over many units:</strong> ablating the ${units.units.length} that carry most of it removes only ${percent(removed)} of the counterfactual flips, so no small part of the network can be cut out to fix it; retraining is the remedy (see the fixes).</p>` : '';
 }
 
