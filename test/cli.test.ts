@@ -152,6 +152,27 @@ describe('teardown inspect', () => {
     assert.equal(circuit.curve[0].kept, 64);
   });
 
+  it('integrated gradients: per-feature attributions whose sum matches the score change (completeness within 1%)', () => {
+    const { status, stderr, cwd } = teardown(['inspect', `${mlp}/model.onnx`, '--data', `${mlp}/input.npy`, '--labels', `${mlp}/target.npy`, '--hooks', 'act1', '--integrated-gradients', '--ig-steps', '128', '--json', 'ig.json']);
+    assert.equal(status, 0, stderr);
+    const { integratedGradients: ig } = JSON.parse(readFileSync(join(cwd, 'ig.json'), 'utf8'));
+    assert.equal(ig.examples, 16);
+    assert.ok(ig.completenessError < 0.01, `completeness error ${ig.completenessError}`);
+    assert.ok(ig.features.length > 0 && ig.features[0].meanAbs >= ig.features[ig.features.length - 1].meanAbs);
+  });
+
+  it('attribution patching is reported next to the exact patching it estimates (gpt fixture)', () => {
+    const dir = tempDir();
+    const input = readNpy(`${gpt}/input.npy`);
+    const corrupted = tensor('int64', input.dims, Array.from(input.data as BigInt64Array, (token, i) => (i % input.dims[1] === 0 ? (token + 1n) % 16n : token)));
+    writeFileSync(join(dir, 'corrupted.npy'), encodeNpy(corrupted));
+    writeFileSync(join(dir, 'labels.npy'), encodeNpy(tensor('int64', [input.dims[0]], Array.from({ length: input.dims[0] }, (_, b) => input.data[b * input.dims[1] + input.dims[1] - 1]))));
+    const { status, stderr } = teardown(['inspect', `${gpt}/model.onnx`, '--data', `${gpt}/input.npy`, '--labels', 'labels.npy', '--hooks', 'blocks.*', '--patch-from', 'corrupted.npy', '--json', 'ap.json'], dir);
+    assert.equal(status, 0, stderr);
+    const { attributionPatching: ap } = JSON.parse(readFileSync(join(dir, 'ap.json'), 'utf8'));
+    assert.ok(ap.rows.length >= 12 && ap.correlation > 0.8, `correlation ${ap.correlation} over ${ap.rows.length} patches`);
+  });
+
   const cases: [string, string[], RegExp][] = [
     ['labels of another length', ['--labels', `${gpt}/target.npy`], /labels have 4 rows but the data has 16 examples/],
     ['a hook pattern that matches nothing', ['--hooks', 'conv*'], /'conv\*' matches no hook/],

@@ -12,6 +12,8 @@ import type { Dataset } from '../runtime/run.ts';
 import { jsonResult, writeJson } from '../report/json.ts';
 import { formatTable } from '../report/table.ts';
 import { shapeString, sliceRows, type Tensor } from '../tensor.ts';
+import { comparePatching, inputAttribution, type InputAttributionSummary, type PatchingComparison } from '../inspect/input-attribution.ts';
+import { probeHookShapes } from '../runtime/probe.ts';
 import { collect, parseInputs, positiveInteger, runtimeOptions } from './options.ts';
 
 export function inspectCommand(): Command {
@@ -28,6 +30,11 @@ export function inspectCommand(): Command {
     .option('--circuit', 'find the smallest set of units that keeps the metric (greedy pruning with mean ablation)')
     .option('--tolerance <x>', 'circuit: allowed drop of faithfulness (circuit metric ÷ full metric)', '0.05')
     .option('--circuit-examples <n>', 'circuit: examples to score it on (N evenly spaced)', '512')
+    .option('--integrated-gradients', 'integrated gradients of the label score with respect to the input, per input feature, with their completeness check')
+    .option('--ig-baseline <zero|mean>', 'integrated gradients: the baseline input', 'zero')
+    .option('--ig-steps <n>', 'integrated gradients: points of the path integral', '64')
+    .option('--patch-from <file.npy>', 'corrupted inputs (one per --data example): attribution patching next to exact activation patching, per sequence hook and position')
+    .option('--gradient-examples <n>', 'integrated gradients and patching: the first N examples', '128')
     .option('--top <n>', 'units shown in the summary', '10')
     .option('--batch-size <n>', 'examples per onnxruntime run', '256')
     .option('--json <file>', 'write the full result as JSON (docs/json.md)')
@@ -53,11 +60,46 @@ Example:
         const circuit = options.circuit ? { tolerance, examples: positiveInteger(options.circuitExamples, '--circuit-examples') } : undefined;
         result = await inspectModel(model, data, labels, { hooks: options.hooks, attributes, metric, circuit, batchSize: positiveInteger(options.batchSize, '--batch-size'), progress: true });
         printSummary(model.path, result, positiveInteger(options.top, '--top'));
+        Object.assign(result, await gradientMethods(model, data, labels, options));
       }
       const fourier = modulus === undefined ? undefined : await fourierOfModel(model, modulus, options.hooks);
       if (options.json) writeJson(options.json, jsonResult('inspect', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads }, { ...result, fourier }));
       await model.release();
     });
+}
+
+/** --integrated-gradients and --patch-from, on the first --gradient-examples examples. */
+async function gradientMethods(model: Model, data: Dataset, labels: Tensor | undefined, options: { integratedGradients?: boolean; igBaseline: string; igSteps: string; patchFrom?: string; gradientExamples: string; hooks?: string[]; data: string; labelColumn?: string }) {
+  if (!options.integratedGradients && !options.patchFrom) return {};
+  if (!labels) throw new InputError('--integrated-gradients and --patch-from attribute the label\'s score: give --labels FILE.npy (or --label-column).');
+  const count = Math.min(data.examples, positiveInteger(options.gradientExamples, '--gradient-examples'));
+  const input = model.inputs[0].name;
+  const sample = data.read(0, count);
+  const sampleLabels = sliceRows(labels, 0, count);
+  const extra: { integratedGradients?: InputAttributionSummary; attributionPatching?: PatchingComparison } = {};
+  if (options.integratedGradients) {
+    if (options.igBaseline !== 'zero' && options.igBaseline !== 'mean') throw new InputError(`--ig-baseline must be zero or mean, got '${options.igBaseline}'.`);
+    const featureNames = options.data.endsWith('.csv') ? readTable(options.data, { labelColumn: options.labelColumn }).featureNames : undefined;
+    const ig = await inputAttribution(model, sample[input], sampleLabels, { baseline: options.igBaseline, steps: positiveInteger(options.igSteps, '--ig-steps'), featureNames });
+    console.log(`\nIntegrated gradients of the label's score (${ig.examples} examples, ${ig.baseline} baseline, ${ig.steps} steps; completeness error ${percent(ig.completenessError, 2)} of the mean score change)`);
+    console.log(formatTable(['input feature', 'mean |attribution|', 'mean attribution'], ig.features.slice(0, 10).map((f) => [f.feature, f.meanAbs.toPrecision(3), f.mean.toPrecision(3)])));
+    if (ig.channels) console.log(`Share of |attribution| per channel: ${ig.channels.map((share, c) => `${c}: ${percent(share)}`).join(', ')}`);
+    extra.integratedGradients = ig;
+  }
+  if (options.patchFrom) {
+    const corruptedFile = new NpyFile(options.patchFrom);
+    if (corruptedFile.rows !== data.examples) throw new InputError(`--patch-from '${options.patchFrom}' has ${corruptedFile.rows} examples but --data has ${data.examples}: give one corrupted input per example.`);
+    const candidates = options.hooks ? model.hooks.match(options.hooks) : model.hooks.hooks.filter((hook) => hook.kind === 'module');
+    const shapes = await probeHookShapes(model, sample, candidates);
+    const hooks = [...shapes].filter(([name, dims]) => dims.length === 3 && !model.outputNames.includes(model.hooks.resolve(name).value)).map(([name]) => name);
+    if (!hooks.length) throw new InputError('--patch-from patches hooks position by position: it needs sequence hooks [batch, seq, d] (a transformer); none of the inspected hooks has that shape.');
+    const comparison = await comparePatching(model, sample, { [input]: corruptedFile.readRows(0, count) }, hooks, sampleLabels);
+    console.log(`\nAttribution patching vs exact activation patching (${comparison.examples} examples; ${comparison.metric}: clean ${comparison.clean.toFixed(3)}, corrupted ${comparison.corrupted.toFixed(3)}): correlation ${comparison.correlation.toFixed(3)}, mean |error| ${comparison.meanAbsError.toFixed(4)} over ${comparison.rows.length} hook × position patches`);
+    const largest = [...comparison.rows].sort((a, b) => Math.abs(b.exact - comparison.clean) - Math.abs(a.exact - comparison.clean)).slice(0, 8);
+    console.log(formatTable(['hook', 'position', 'exact', 'estimate'], largest.map((r) => [r.hook, String(r.position), r.exact.toFixed(4), r.estimate.toFixed(4)])));
+    extra.attributionPatching = comparison;
+  }
+  return extra;
 }
 
 function loadData(model: Model, options: { data: string; labels?: string; labelColumn?: string }): { data: Dataset; labels?: Tensor } {

@@ -16,9 +16,12 @@ export interface DownstreamGraph {
   inputs: string[];
 }
 
-/** undefined when the output does not depend on the value, or the value is a graph input (nothing to skip). */
+/**
+ * undefined when the output does not depend on the value, or the value is a graph input (nothing
+ * to skip) or a constant (e.g. a parameter copy: its producer belongs to the constant part).
+ */
 export function downstreamGraph(index: GraphIndex, value: string, output: string): DownstreamGraph | undefined {
-  if (!index.producer.has(value)) return undefined;
+  if (!index.producer.has(value) || !index.fromInputs.has(value)) return undefined;
   const downstream = new Set<number>();
   const reached = new Set([value]);
   index.nodes.forEach((node, position) => {

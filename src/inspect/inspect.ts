@@ -177,19 +177,24 @@ async function scoreProbes(model: Model, data: Dataset, hooks: Hook[], targets: 
   }
 }
 
-/** The hooks named by the patterns, or every float module hook that is not a graph output, one per value. */
+/**
+ * The hooks named by the patterns, or every float module hook that is not a graph output, one per
+ * value; values that do not depend on the input (parameters and their copies) have no units per
+ * example and are left out.
+ */
 function chooseHooks(model: Model, patterns: string[] | undefined): Hook[] {
   const candidates = patterns?.length ? model.hooks.match(patterns) : model.hooks.hooks.filter((hook) => hook.kind === 'module' && !model.graph.outputNames.has(hook.value));
   const seen = new Set<string>();
   const chosen = candidates.filter((hook) => {
     if (hook.dtype !== 'float32' && hook.dtype !== 'float64') return false;
+    if (!model.graph.fromInputs.has(hook.value) && !model.graph.inputs.some((input) => input.name === hook.value)) return false;
     if (seen.has(hook.value)) return false;
     seen.add(hook.value);
     return true;
   });
   if (chosen.length === 0) {
     throw new InputError(patterns?.length
-      ? `None of the hooks matching ${patterns.map((p) => `'${p}'`).join(', ')} holds float values to inspect.`
+      ? `None of the hooks matching ${patterns.map((p) => `'${p}'`).join(', ')} holds float values that depend on the input (parameters are not inspected).`
       : 'The model has no module hooks to inspect (its node names carry no PyTorch module scopes): name raw values with --hooks PATTERN (list them with teardown hooks MODEL).');
   }
   return chosen;
