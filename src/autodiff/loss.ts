@@ -11,8 +11,8 @@
  *   With `irm`, the IRMv1 penalty of Arjovsky et al. (2019) is added: for each environment e
  *   (one-hot rows of the input `teardown::environment_mask`, [rows, E]),
  *   gₑ = ∂/∂w mean_{i∈e} CE(w·zᵢ, yᵢ) at w = 1 = mean_{i∈e} (Σ_k softmax(zᵢ)_k·z_ik − z_{i,yᵢ}),
- *   and loss = (CE + l2·Σθ² + λ·Σₑ gₑ²) / max(1, λ) with λ the input `teardown::penalty_weight`,
- *   as the paper's code divides by the penalty weight once it exceeds 1 (l2 optional).
+ *   and loss = (CE + λ·Σₑ gₑ²) / max(1, λ) with λ the input `teardown::penalty_weight`, as the
+ *   paper's code divides by the penalty weight once it exceeds 1.
  * score: the sum over examples (and positions) of the target class's score — not a training loss:
  *   its gradient with respect to an example's input is that example's score gradient, for attribution.
  */
@@ -37,7 +37,7 @@ export interface LossSpec {
   /** Cross-entropy: weight each row by the input WEIGHT_INPUT. */
   weighted?: boolean;
   /** Cross-entropy: add the IRMv1 penalty over this many environments (ENVIRONMENT_INPUT, PENALTY_WEIGHT_INPUT). */
-  irm?: { environments: number; l2?: { weight: number; parameters: string[] } };
+  irm?: { environments: number };
 }
 
 export const TARGET_INPUT = 'teardown::target';
@@ -109,14 +109,7 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
       const slope = op('Sub', [expected, chosen]); // [rows, 1]
       const perEnvironment = op('Div', [op('ReduceSum', [op('Mul', [slope, ENVIRONMENT_INPUT]), ints64([0])], { keepdims: int(0) }), op('ReduceSum', [ENVIRONMENT_INPUT, ints64([0])], { keepdims: int(0) })]); // [E]
       const penalty = op('ReduceSum', [op('Mul', [perEnvironment, perEnvironment])], { keepdims: int(0) }, 'irm_penalty');
-      let total = op('Add', [crossEntropy, op('Mul', [PENALTY_WEIGHT_INPUT, penalty])]);
-      const l2 = spec.irm.l2;
-      if (l2?.parameters.length) {
-        // The paper's l2·Σθ² over every parameter, inside the division by the penalty weight as in its code.
-        const squares = l2.parameters.map((name) => op('ReduceSum', [op('Mul', [name, name])], { keepdims: int(0) }));
-        const norm = squares.reduce((sum, square) => op('Add', [sum, square]));
-        total = op('Add', [total, op('Mul', [norm, emitter.scalar(l2.weight, 'float32')])]);
-      }
+      const total = op('Add', [crossEntropy, op('Mul', [PENALTY_WEIGHT_INPUT, penalty])]);
       loss = op('Div', [total, op('Max', [PENALTY_WEIGHT_INPUT, emitter.scalar(1, 'float32')])], {}, 'loss');
       extra.push({ name: ENVIRONMENT_INPUT, dims: ['batch', spec.irm.environments] }, { name: PENALTY_WEIGHT_INPUT, dims: [] });
       return finishLoss(proto, emitter, loss, 'int64', dtype, targetShape(spec, outputShape), extra);

@@ -20,7 +20,7 @@ export type Objective =
   | { kind: 'erm' }
   | { kind: 'reweight'; attributes: string[] }
   | { kind: 'jtt'; identificationSteps: number; upweight: number }
-  | { kind: 'irm'; penaltyWeight: number; annealSteps: number; l2?: number };
+  | { kind: 'irm'; penaltyWeight: number; annealSteps: number };
 
 export function describeObjective(objective: Objective | undefined): string {
   switch (objective?.kind ?? 'erm') {
@@ -39,14 +39,14 @@ export interface ObjectiveInputs {
 }
 
 /** `errors`: for jtt, whether the identification model got each training example wrong. */
-export function objectiveInputs(objective: Objective | undefined, task: Task, parameters: string[], errors?: Uint8Array): ObjectiveInputs {
+export function objectiveInputs(objective: Objective | undefined, task: Task, errors?: Uint8Array): ObjectiveInputs {
   if (!objective || objective.kind === 'erm') return { loss: {}, feeds: () => ({}) };
   const labels = Int32Array.from(task.train.labels.data as BigInt64Array, Number);
   if (objective.kind === 'irm') {
     const environment = taskAttribute(task, 'environment');
     const count = Math.max(...environment) + 1;
     return {
-      loss: { irm: { environments: count, l2: objective.l2 ? { weight: objective.l2, parameters } : undefined } },
+      loss: { irm: { environments: count } },
       feeds: (rows, step) => ({
         [ENVIRONMENT_INPUT]: tensor('float32', [rows.length, count], rows.flatMap((row) => Array.from({ length: count }, (_, e) => (environment[row] === e ? 1 : 0)))),
         [PENALTY_WEIGHT_INPUT]: tensor('float32', [], [step <= objective.annealSteps ? 1 : objective.penaltyWeight]),

@@ -20,7 +20,6 @@ import { learningRate } from './schedule.ts';
 import { checkSpec, type TrainSpec } from './spec.ts';
 import { Stepper, type StepState } from './stepper.ts';
 import { objectiveInputs, type Objective } from './objective.ts';
-import { parameterNames } from '../autodiff/gradients.ts';
 import { predictClasses } from './evaluate.ts';
 
 export interface CurvePoint {
@@ -83,7 +82,7 @@ export async function train(spec: TrainSpec, options: TrainOptions): Promise<Tra
   const totalSteps = spec.steps ?? spec.epochs! * batchesPerEpoch;
   const batchRows = (step: number) => rowsOfStep(step, batchSize, batchesPerEpoch, trainRows, spec);
 
-  const objective = objectiveInputs(spec.objective, task, parameterNames(model), spec.objective?.kind === 'jtt' ? await identificationErrors(spec, options) : undefined);
+  const objective = objectiveInputs(spec.objective, task, spec.objective?.kind === 'jtt' ? await identificationErrors(spec, options) : undefined);
   const first = batchRows(1);
   const stepper = await Stepper.create(model, { input: takeRows(task.train.inputs, first), ...objective.feeds(first, 1) }, takeRows(task.train.labels, first),
     { kind: 'cross-entropy', positions: task.lossPositions, ...objective.loss }, spec.optimizer, spec.clipNorm, options.runtime);
