@@ -164,9 +164,10 @@ describe('teardown inspect', () => {
   it('attribution patching is reported next to the exact patching it estimates (gpt fixture)', () => {
     const dir = tempDir();
     const input = readNpy(`${gpt}/input.npy`);
-    const corrupted = tensor('int64', input.dims, Array.from(input.data as BigInt64Array, (token, i) => (i % input.dims[1] === 0 ? (token + 1n) % 16n : token)));
+    const tokens = Array.from(input.data as BigInt64Array, Number);
+    const corrupted = tensor('int64', input.dims, tokens.map((token, i) => (i % input.dims[1] === 0 ? (token + 1) % 16 : token)));
     writeFileSync(join(dir, 'corrupted.npy'), encodeNpy(corrupted));
-    writeFileSync(join(dir, 'labels.npy'), encodeNpy(tensor('int64', [input.dims[0]], Array.from({ length: input.dims[0] }, (_, b) => input.data[b * input.dims[1] + input.dims[1] - 1]))));
+    writeFileSync(join(dir, 'labels.npy'), encodeNpy(tensor('int64', [input.dims[0]], Array.from({ length: input.dims[0] }, (_, b) => tokens[b * input.dims[1] + input.dims[1] - 1]))));
     const { status, stderr } = teardown(['inspect', `${gpt}/model.onnx`, '--data', `${gpt}/input.npy`, '--labels', 'labels.npy', '--hooks', 'blocks.*', '--patch-from', 'corrupted.npy', '--json', 'ap.json'], dir);
     assert.equal(status, 0, stderr);
     const { attributionPatching: ap } = JSON.parse(readFileSync(join(dir, 'ap.json'), 'utf8'));
