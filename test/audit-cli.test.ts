@@ -71,7 +71,20 @@ describe('teardown audit on a colored-MNIST ERM model', () => {
     const [units] = json.shortcutUnits;
     assert.ok(units.units.length > 0 && units.units.length <= Math.floor(0.1 * units.width));
     assert.ok(units.flipRate.carriers < units.flipRate.none, 'ablating the carriers removes counterfactual flips');
+    // Mean-ablating the carriers moves accuracy towards the colour-blind 75% on both distributions, more than as many random units.
+    const { data, shifted } = units.accuracy;
+    assert.ok(data.carriers <= data.none && shifted.carriers > shifted.none + 0.02, JSON.stringify(units.accuracy));
+    assert.ok(shifted.carriers - shifted.none > shifted.random - shifted.none + 0.01, 'carriers beat random units on the colour-flipped set');
     assert.match(audit.stdout, /The units that carry 'color'/);
+  });
+
+  it('inspect --counterfactual names the colour carriers of a hook: at most 10% of its units, removing more flips than random units', () => {
+    const result = teardown(['inspect', 'erm.onnx', '--data', 'train.npy', '--labels', 'train-labels.npy', '--hooks', 'act1', '--counterfactual', 'color:channel-swap', '--gradient-examples', '300', '--json', 'inspect.json', '--threads', '2'], dir);
+    assert.equal(result.status, 0, result.stderr);
+    const [carriers] = JSON.parse(readFileSync(join(dir, 'inspect.json'), 'utf8')).carriers;
+    assert.equal(carriers.hook, 'act1');
+    assert.equal(carriers.units.length, Math.floor(0.1 * carriers.width));
+    assert.ok(carriers.flipRate.carriers < carriers.flipRate.random && carriers.flipRate.random <= carriers.flipRate.none + 0.02, JSON.stringify(carriers.flipRate));
   });
 
   it('--try-fixes: reweighting or IRMv1 lifts test accuracy well above chance', () => {
