@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { binomialUpperTail, holmAdjust, mcnemarP, normalCdf, twoProportionP } from './stats.ts';
+import { binomialUpperTail, differenceInterval, holmAdjust, mcnemarP, normalCdf, pairedDifferenceInterval, twoProportionP } from './stats.ts';
 
 test('normalCdf matches tabulated values', () => {
   assert.ok(Math.abs(normalCdf(1.96) - 0.9750021) < 2e-7);
@@ -26,4 +26,16 @@ test('two-proportion z test: equal proportions are not significant, very differe
 
 test('Holm adjustment as in Holm (1979): sorted p-values times (m − rank), kept monotone', () => {
   assert.deepEqual(holmAdjust([0.01, 0.04, 0.03, 0.005]).map((p) => +p.toFixed(6)), [0.03, 0.06, 0.06, 0.02]);
+});
+
+test('Newcombe interval for a difference of proportions matches his worked example', () => {
+  // Newcombe (1998), Table II example (56/70 − 48/80): method 10 gives 0.0524 to 0.3339.
+  const [low, high] = differenceInterval(56, 70, 48, 80);
+  assert.ok(Math.abs(low - 0.0524) < 5e-4 && Math.abs(high - 0.3339) < 5e-4, `${low} ${high}`);
+});
+
+test('paired interval: symmetric changes centre on zero, and width shrinks with n', () => {
+  const [low, high] = pairedDifferenceInterval(10, 10, 100);
+  assert.ok(Math.abs(low + high) < 1e-12 && high > 0);
+  assert.ok(pairedDifferenceInterval(100, 100, 1000)[1] < high);
 });

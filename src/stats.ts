@@ -82,3 +82,25 @@ export function holmAdjust(pValues: readonly number[]): number[] {
   });
   return adjusted;
 }
+
+/**
+ * 95% interval of p₁ − p₂ for independent proportions k₁/n₁ and k₂/n₂: Newcombe's hybrid score
+ * interval (method 10 of Newcombe 1998), built from the two Wilson intervals.
+ */
+export function differenceInterval(k1: number, n1: number, k2: number, n2: number): [number, number] {
+  const [p1, p2] = [k1 / n1, k2 / n2];
+  const [l1, u1] = wilsonInterval(k1, n1);
+  const [l2, u2] = wilsonInterval(k2, n2);
+  const d = p1 - p2;
+  return [d - Math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + Math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)];
+}
+
+/**
+ * 95% Wald interval of a paired change in a proportion over n pairs, of which b went 1 → 0 and c
+ * went 0 → 1: (b − c)/n ± 1.96·√((b + c) − (b − c)²/n) / n.
+ */
+export function pairedDifferenceInterval(b: number, c: number, n: number): [number, number] {
+  const d = (b - c) / n;
+  const half = (1.96 * Math.sqrt(Math.max(0, b + c - (b - c) ** 2 / n))) / n;
+  return [d - half, d + half];
+}

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { auditModel, type AuditResult } from '../src/audit/audit.ts';
 import { DEFAULT_CONFIG } from '../src/audit/config.ts';
-import { loadAuditData } from '../src/audit/data.ts';
+import { loadAuditData, type AuditData } from '../src/audit/data.ts';
+import { renderReport } from '../src/report/html.ts';
 import { seededRandom } from '../src/random.ts';
 import { Model } from '../src/runtime/model.ts';
 import { DEFAULT_OPTIMIZER } from '../src/train/spec.ts';
@@ -23,10 +24,10 @@ const config = { ...DEFAULT_CONFIG, calibration: { ...DEFAULT_CONFIG.calibration
  * label = [x1 + x2 + x3 + 1.5·ε > 0] (the x's alone reach about 77%), x4 pure noise; with a
  * shortcut column that equals the label with probability `agreement`.
  */
-function writeTable(path: string, rows: number, seed: number, agreement?: number): void {
+function writeTable(path: string, rows: number, seed: number, agreement?: number, shortcutName = 'shortcut'): void {
   const random = seededRandom(seed);
   const normal = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-  const lines = [['x1', 'x2', 'x3', 'x4', ...(agreement === undefined ? [] : ['shortcut']), 'label'].join(',')];
+  const lines = [['x1', 'x2', 'x3', 'x4', ...(agreement === undefined ? [] : [shortcutName]), 'label'].join(',')];
   for (let r = 0; r < rows; r++) {
     const x = [normal(), normal(), normal(), normal()];
     const label = x[0] + x[1] + x[2] + 1.5 * normal() > 0 ? 1 : 0;
@@ -36,13 +37,13 @@ function writeTable(path: string, rows: number, seed: number, agreement?: number
   writeFileSync(path, `${lines.join('\n')}\n`);
 }
 
-async function trainAndAudit(dir: string, shifted: boolean): Promise<AuditResult> {
+async function trainAndAudit(dir: string, shifted: boolean): Promise<AuditResult & { data: AuditData }> {
   const trainPath = join(dir, 'train.csv');
   const model = await trainedModel(trainPath);
   try {
     const data = loadAuditData({ data: trainPath, labelColumn: 'label' });
     const shiftedData = shifted ? loadAuditData({ data: join(dir, 'shifted.csv'), labelColumn: 'label' }, '--shifted') : undefined;
-    return await auditModel(model, data, { config, counterfactuals: [], shifted: shiftedData, batchSize: 512 });
+    return Object.assign(await auditModel(model, data, { config, counterfactuals: [], shifted: shiftedData, batchSize: 512 }), { data });
   } finally {
     await model.release();
   }
@@ -88,5 +89,16 @@ describe('audit on generated tables', () => {
     const high = result.findings.filter((f) => f.severity === 'high');
     assert.deepEqual(high.map((f) => f.title), []);
     assert.ok(!result.findings.some((f) => f.detector === 'shortcut-feature' || f.detector === 'shift'), 'no shortcut feature and no shift on i.i.d. data');
+  });
+
+  it('escapes every name from the data in the report, charts included', async () => {
+    const hostile = tempDir();
+    const name = '<img src=x onerror="alert(1)">';
+    writeTable(join(hostile, 'train.csv'), 600, 3, 0.97, `"${name.replace(/"/g, '""')}"`);
+    const result = await trainAndAudit(hostile, false);
+    assert.ok(result.findings.some((f) => f.feature === name), 'the hostile column is flagged by its real name');
+    const html = await renderReport({ model: { path: 'model.onnx', sha256: '0'.repeat(64) }, result, data: result.data });
+    assert.ok(!html.includes(name) && !html.includes('<img src=x'), 'no raw markup from the data');
+    assert.ok(html.includes('&lt;img src=x onerror=&quot;alert(1)&quot;&gt;') || html.includes('&lt;img src=x onerror=&#39;'), 'escaped text is present');
   });
 });

@@ -5,7 +5,7 @@
  * Significance by consistency resampling (Bröcker & Smith 2007): if the model were calibrated,
  * each prediction would be right with probability equal to its confidence; redrawing "right" that
  * way R times gives the ECE a calibrated model shows on this sample by chance alone, and
- * p = (1 + #{ECE* ≥ ECE}) / (R + 1).
+ * p = (1 + #{ECE* ≥ ECE}) / (R + 1). Its 95% interval is a percentile bootstrap over the examples.
  */
 import { seededRandom } from '../random.ts';
 import type { AuditConfig } from './config.ts';
@@ -69,16 +69,36 @@ export function calibrationCheck(predictions: Predictions, labels: Int32Array, c
     if (calibrationOf(predictions.confidence, drawn, bins).ece >= result.ece) asLarge++;
   }
   const pValue = (1 + asLarge) / (resamples + 1);
+  const interval = bootstrapInterval(predictions.confidence, correct, bins, resamples, config.seed + 29);
   const direction = result.meanConfidence > result.accuracy ? 'overconfident' : 'underconfident';
   return {
     result,
     check: {
       detector: 'calibration',
       title: `Expected calibration error ${(100 * result.ece).toFixed(1)} pts (${direction}: mean confidence ${(100 * result.meanConfidence).toFixed(1)}% vs accuracy ${(100 * result.accuracy).toFixed(1)}%); ${(100 * result.overconfidenceRate).toFixed(1)}% of predictions are wrong with confidence ≥ ${overconfidence}`,
-      metric: { name: 'expected calibration error', value: result.ece },
+      metric: { name: 'expected calibration error', value: result.ece, interval },
       effect: 100 * result.ece,
       pValue,
       evidence: { bins: result.bins, overconfidenceRate: result.overconfidenceRate, overconfidenceLevel: overconfidence, accuracy: result.accuracy, meanConfidence: result.meanConfidence, resamples, test: 'consistency resampling (Bröcker & Smith 2007)' },
     },
   };
+}
+
+/** 95% percentile bootstrap interval of the ECE: examples resampled with replacement, seeded. */
+function bootstrapInterval(confidence: Float64Array, correct: boolean[], bins: number, resamples: number, seed: number): [number, number] {
+  const random = seededRandom(seed);
+  const n = confidence.length;
+  const sampledConfidence = new Float64Array(n);
+  const sampledCorrect = new Array<boolean>(n);
+  const eces: number[] = [];
+  for (let r = 0; r < resamples; r++) {
+    for (let i = 0; i < n; i++) {
+      const k = Math.floor(random() * n);
+      sampledConfidence[i] = confidence[k];
+      sampledCorrect[i] = correct[k];
+    }
+    eces.push(calibrationOf(sampledConfidence, sampledCorrect, bins).ece);
+  }
+  eces.sort((a, b) => a - b);
+  return [eces[Math.floor(0.025 * (resamples - 1))], eces[Math.ceil(0.975 * (resamples - 1))]];
 }

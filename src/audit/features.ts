@@ -11,7 +11,7 @@
  * larger of the two (an intersection–union test).
  */
 import type { Model } from '../runtime/model.ts';
-import { mcnemarP, twoProportionP } from '../stats.ts';
+import { mcnemarP, pairedDifferenceInterval, twoProportionP } from '../stats.ts';
 import type { AuditConfig } from './config.ts';
 import type { AuditData } from './data.ts';
 import type { Check } from './findings.ts';
@@ -23,6 +23,8 @@ export interface FeatureReliance {
   feature: string;
   /** Accuracy lost when the column is shuffled, in points. */
   reliance: number;
+  /** 95% interval of the reliance, in points. */
+  relianceInterval: [number, number];
   relianceP: number;
   /** Accuracy of the feature's one-feature rule on the audit data (and on the shifted data). */
   aloneAccuracy: number;
@@ -46,12 +48,15 @@ export async function featureChecks(model: Model, data: AuditData, base: Predict
     }
     const values = columnValues(data, column);
     const stump = fitStump(values, data.labels, base.classes);
-    const entry: FeatureReliance = { feature, reliance: (100 * (rightToWrong - wrongToRight)) / n, relianceP: mcnemarP(rightToWrong, wrongToRight), aloneAccuracy: stump.accuracy };
+    const entry: FeatureReliance = {
+      feature, reliance: (100 * (rightToWrong - wrongToRight)) / n, relianceInterval: pairedDifferenceInterval(rightToWrong, wrongToRight, n).map((v) => 100 * v) as [number, number],
+      relianceP: mcnemarP(rightToWrong, wrongToRight), aloneAccuracy: stump.accuracy,
+    };
     if (shifted) entry.shiftedAloneAccuracy = accuracyOf(columnValues(shifted, column), shifted.labels, stump.predict);
     ranking.push(entry);
     if (entry.reliance <= 0) continue;
     const evidence = { reliance: entry.reliance, relianceP: entry.relianceP, aloneAccuracy: stump.accuracy, aloneRule: stump.describe, modelAccuracy, shiftedAloneAccuracy: entry.shiftedAloneAccuracy };
-    const base_ = { detector: 'shortcut-feature' as const, feature, metric: { name: 'accuracy lost when shuffled (points)', value: entry.reliance }, effect: entry.reliance };
+    const base_ = { detector: 'shortcut-feature' as const, feature, metric: { name: 'accuracy lost when shuffled (points)', value: entry.reliance, interval: entry.relianceInterval }, effect: entry.reliance };
     if (shifted) {
       const change = 100 * (stump.accuracy - entry.shiftedAloneAccuracy!);
       if (change < config.medium) continue;

@@ -16,7 +16,8 @@ export interface Check {
   attribute?: string;
   feature?: string;
   segment?: string;
-  metric: { name: string; value: number; interval?: [number, number] };
+  /** The measurement and its 95% interval (in points when the name says so). */
+  metric: { name: string; value: number; interval: [number, number] };
   /** The effect in percentage points (flip rate, accuracy drop, calibration gap). */
   effect: number;
   pValue: number;

@@ -12,7 +12,7 @@ import { categoriesOf, type AuditData } from './data.ts';
 import type { Check } from './findings.ts';
 import { exampleLosses, type Predictions } from './predictions.ts';
 import { columnValues } from './features.ts';
-import { twoProportionP } from '../stats.ts';
+import { twoProportionP, wilsonInterval } from '../stats.ts';
 
 interface Slice {
   description: string;
@@ -60,7 +60,7 @@ export function segmentChecks(data: AuditData, predictions: Predictions, config:
       detector: 'weak-segment',
       title: `Examples with ${slice.description} (${s.size}, ${(100 * s.size / n).toFixed(1)}% of the data): accuracy ${(100 * s.accuracy).toFixed(1)}% vs ${(100 * restAccuracy).toFixed(1)}% on the rest`,
       segment: slice.description,
-      metric: { name: 'segment accuracy', value: s.accuracy },
+      metric: { name: 'segment accuracy', value: s.accuracy, interval: wilsonInterval(s.right, s.size) },
       effect: Math.max(0, effect),
       pValue: effect > 0 ? twoProportionP(s.right, s.size, restRight, restSize) : 1,
       evidence: { size: s.size, accuracy: s.accuracy, restAccuracy, meanLoss: s.loss, overallAccuracy: totalCorrect / n },

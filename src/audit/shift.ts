@@ -3,7 +3,7 @@
  * value of each categorical attribute both sets have (table columns). Effect: the accuracy drop in
  * points; test: two-proportion z test.
  */
-import { twoProportionP } from '../stats.ts';
+import { differenceInterval, twoProportionP } from '../stats.ts';
 import { categoriesOf, type AuditData } from './data.ts';
 import type { Check } from './findings.ts';
 import type { Predictions } from './predictions.ts';
@@ -37,7 +37,7 @@ export function shiftChecks(data: AuditData, base: Predictions, shifted: AuditDa
       detector: 'shift',
       title: `Accuracy on ${group}: ${(100 * entry.accuracy).toFixed(1)}% in the audit data, ${(100 * entry.shiftedAccuracy).toFixed(1)}% on the shifted data (${shiftedSize} examples)`,
       segment: group,
-      metric: { name: 'accuracy drop under shift (points)', value: effect },
+      metric: { name: 'accuracy drop under shift (points)', value: effect, interval: differenceInterval(right, size, shiftedRight, shiftedSize).map((v) => 100 * v) as [number, number] },
       effect: Math.max(0, effect),
       pValue: effect > 0 ? twoProportionP(right, size, shiftedRight, shiftedSize) : 1,
       evidence: entry as unknown as Record<string, unknown>,

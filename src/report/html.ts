@@ -101,7 +101,8 @@ const ADVICE: Record<Finding['detector'], string> = {
 
 async function findingSection(finding: Finding, input: ReportInput): Promise<string> {
   const head = `<h2><span class="badge ${finding.severity}">${finding.severity}</span>${escapeHtml(DETECTOR_NAMES[finding.detector])}${finding.attribute ? `: ${escapeHtml(finding.attribute)}` : finding.feature ? `: ${escapeHtml(finding.feature)}` : ''}</h2>`;
-  const metric = `<p>${escapeHtml(finding.title)}.</p><p class="meta">${escapeHtml(finding.metric.name)} ${formatValue(finding.metric.value)}${finding.metric.interval ? ` (95% CI ${formatValue(finding.metric.interval[0])}–${formatValue(finding.metric.interval[1])})` : ''} · effect ${finding.effect.toFixed(1)} points · p ${formatP(finding.pValue)}, Holm-adjusted ${formatP(finding.adjustedP)}</p>`;
+  const format = (value: number) => (finding.metric.name.includes('(points)') ? `${value.toFixed(1)} pts` : percent(value));
+  const metric = `<p>${escapeHtml(finding.title)}.</p><p class="meta">${escapeHtml(finding.metric.name)} ${format(finding.metric.value)}${finding.metric.interval ? ` (95% CI ${format(finding.metric.interval[0])} to ${format(finding.metric.interval[1])})` : ''} · effect ${finding.effect.toFixed(1)} points · p ${formatP(finding.pValue)}, Holm-adjusted ${formatP(finding.adjustedP)}</p>`;
   let body = '';
   if (finding.detector === 'shortcut-attribute') {
     const evidence = finding.evidence as unknown as ShortcutEvidence;
@@ -204,10 +205,6 @@ async function fixesSection(fixes: FixesResult): Promise<string> {
 
 function methodSection(result: AuditResult): string {
   return `<section id="method"><h2>How this was measured</h2><p>${result.tests} tests ran; ${result.silent} were silent (not significant after correction). Thresholds: high ≥ ${result.config.high} points, medium ≥ ${result.config.medium}, significance ${result.config.alpha} (Holm). Detectors and tests: docs/audit.md. The JSON result (<code>--json</code>) holds every number shown here.</p></section>`;
-}
-
-function formatValue(value: number): string {
-  return Math.abs(value) <= 1 ? percent(value) : value.toFixed(2);
 }
 
 /** "< 0.0001" or "= 0.0123", to follow "p". */
