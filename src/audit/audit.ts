@@ -17,7 +17,7 @@ import { takeRows } from '../data/tasks.ts';
 import { calibrationCheck, type CalibrationResult } from './calibration.ts';
 import type { AuditConfig } from './config.ts';
 import { checkLabels, type AuditData } from './data.ts';
-import { featureChecks, type FeatureReliance } from './features.ts';
+import { featureChecks, perFeature, type FeatureReliance } from './features.ts';
 import { assess, type Check, type Finding } from './findings.ts';
 import { correctCount, predict, type Predictions } from './predictions.ts';
 import { robustnessCheck } from './robustness.ts';
@@ -70,6 +70,8 @@ export interface AuditResult {
   segments: SegmentSummary;
   shift?: ShiftGroup[];
   shortcutUnits: ShortcutUnits[];
+  /** What the audit could not check, and why. */
+  notes: string[];
   config: AuditConfig;
 }
 
@@ -101,6 +103,9 @@ export async function auditModel(model: Model, data: AuditData, options: AuditOp
   const shift = shifted && shiftChecks(data, base, shifted, shiftedPredictions!);
   if (shift) checks.push(...shift.checks);
 
+  const notes: string[] = [];
+  if (data.layout.kind === 'table' && !perFeature(data, config)) notes.push(`The data has ${data.layout.featureNames.length} features per example, more than features.maxFeatures (${config.features.maxFeatures}): per-feature reliance and feature slices were skipped (flattened images? give them as [N, C, H, W]; or raise the limit with --config).`);
+  if (!robustness) notes.push('Robustness was not checked: its perturbations apply to float images and tables, not to this input.');
   const assessed = assess(checks, config);
   const findings = trimSegments(assessed.findings, config.segments.maxFindings);
   const shortcutUnits: ShortcutUnits[] = [];
@@ -121,7 +126,7 @@ export async function auditModel(model: Model, data: AuditData, options: AuditOp
     shifted: shifted && { path: shifted.path, examples: shifted.labels.length },
     accuracy: { data: accuracyOf(base, data), shifted: shifted && accuracyOf(shiftedPredictions!, shifted) },
     findings, tests: checks.length, silent: assessed.silent,
-    calibration: calibration.result, featureReliance: features.ranking, segments: segments.summary, shift: shift?.groups, shortcutUnits, config,
+    calibration: calibration.result, featureReliance: features.ranking, segments: segments.summary, shift: shift?.groups, shortcutUnits, notes, config,
   };
 }
 

@@ -20,7 +20,8 @@ export interface AuditConfig {
   /** Prediction flips tolerated before robustness and counterfactual checks count as significant (fraction). */
   flipTolerance: number;
   robustness: { imageNoise: number; tableNoise: number };
-  features: { aloneGap: number };
+  /** Tables wider than maxFeatures (e.g. flattened images) skip the per-feature detectors and slices. */
+  features: { aloneGap: number; maxFeatures: number };
   segments: { minSize: number; bins: number; maxFindings: number };
   units: { fraction: number; examples: number };
 }
@@ -33,7 +34,7 @@ export const DEFAULT_CONFIG: AuditConfig = {
   calibration: { bins: 15, resamples: 200, overconfidence: 0.9 },
   flipTolerance: 0.01,
   robustness: { imageNoise: 0.05, tableNoise: 0.05 },
-  features: { aloneGap: 5 },
+  features: { aloneGap: 5, maxFeatures: 100 },
   segments: { minSize: 30, bins: 4, maxFindings: 5 },
   units: { fraction: 0.1, examples: 500 },
 };

@@ -32,7 +32,7 @@ export interface FeatureReliance {
 }
 
 export async function featureChecks(model: Model, data: AuditData, base: Predictions, shifted: AuditData | undefined, config: AuditConfig, batchSize: number): Promise<{ ranking: FeatureReliance[]; checks: Check[] }> {
-  if (data.layout.kind !== 'table') return { ranking: [], checks: [] };
+  if (!perFeature(data, config) || data.layout.kind !== 'table') return { ranking: [], checks: [] };
   const names = data.layout.featureNames;
   const n = data.labels.length;
   const modelAccuracy = correctCount(base.predicted, data.labels) / n;
@@ -75,4 +75,9 @@ export async function featureChecks(model: Model, data: AuditData, base: Predict
 export function columnValues(data: AuditData, column: number): Float64Array {
   const features = data.inputs.dims[1];
   return Float64Array.from({ length: data.labels.length }, (_, row) => Number(data.inputs.data[row * features + column]));
+}
+
+/** Whether the per-feature detectors run: tables of at most config.features.maxFeatures columns. */
+export function perFeature(data: AuditData, config: AuditConfig): boolean {
+  return data.layout.kind === 'table' && data.layout.featureNames.length <= config.features.maxFeatures;
 }

@@ -38,12 +38,19 @@ export function storedTrainSpec(model: Model): TrainSpec | undefined {
   return entry ? (JSON.parse(entry.value) as TrainSpec) : undefined;
 }
 
-export async function tryFixes(model: Model, spec: TrainSpec, attribute: string, runtime: RuntimeOptions, onRow?: (row: FixRow) => void): Promise<FixesResult> {
+/** Refuses, before any work, a spec whose task lacks every one of the audit's attributes (the fixes group by one). */
+export function checkFixable(spec: TrainSpec, attributes: string[]): void {
   checkSpec(spec);
-  const task = loadTask(spec.task, spec.taskOptions);
-  if (!task.train.attributes?.[attribute]) {
-    throw new InputError(`--try-fixes retrains on task '${spec.task}' grouped by the shortcut attribute '${attribute}', but the task has ${task.train.attributes ? `only the attributes ${Object.keys(task.train.attributes).join(', ')}` : 'no per-example attributes'}: name the attribute as the task does (e.g. --attribute color=FILE).`);
+  if (!attributes.length) throw new InputError('--try-fixes groups the training data by the shortcut attribute: give one with --attribute NAME=FILE (and --counterfactual NAME:TRANSFORM).');
+  const taskAttributes = Object.keys(loadTask(spec.task, spec.taskOptions).train.attributes ?? {});
+  if (!attributes.some((name) => taskAttributes.includes(name))) {
+    throw new InputError(`--try-fixes retrains on task '${spec.task}' grouped by the shortcut attribute, but the task has ${taskAttributes.length ? `the attributes ${taskAttributes.join(', ')}` : 'no per-example attributes'} and the audit names ${attributes.join(', ')}: name the attribute as the task does (e.g. --attribute color=FILE).`);
   }
+}
+
+export async function tryFixes(model: Model, spec: TrainSpec, attribute: string, runtime: RuntimeOptions, onRow?: (row: FixRow) => void): Promise<FixesResult> {
+  checkFixable(spec, [attribute]);
+  const task = loadTask(spec.task, spec.taskOptions);
   const accuracy = async (candidate: Model) => {
     const rate = async (split: typeof task.train) => {
       const predicted = await predictClasses(candidate, split.inputs);

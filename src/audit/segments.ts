@@ -11,7 +11,7 @@ import type { AuditConfig } from './config.ts';
 import { categoriesOf, type AuditData } from './data.ts';
 import type { Check } from './findings.ts';
 import { exampleLosses, type Predictions } from './predictions.ts';
-import { columnValues } from './features.ts';
+import { columnValues, perFeature } from './features.ts';
 import { twoProportionP, wilsonInterval } from '../stats.ts';
 
 interface Slice {
@@ -39,7 +39,7 @@ export function segmentChecks(data: AuditData, predictions: Predictions, config:
     return { size, right, loss: size ? loss / size : 0, accuracy: size ? right / size : 0 };
   };
   const groupSlices = groupCandidates(data);
-  const oneFeature = data.layout.kind === 'table' ? featureCandidates(data, config.segments.bins) : [];
+  const oneFeature = perFeature(data, config) ? featureCandidates(data, config.segments.bins) : [];
   const worst = oneFeature.map((slice) => ({ slice, ...score(slice) })).filter((s) => s.size >= minSize).sort((a, b) => a.accuracy - b.accuracy).slice(0, 5);
   const seen = new Set<string>();
   const twoFeature = worst.flatMap(({ slice }) => oneFeature.filter((other) => other.feature !== slice.feature).flatMap((other) => {

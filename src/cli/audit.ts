@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { storedTrainSpec, tryFixes, type FixesResult } from '../audit/fixes.ts';
+import { checkFixable, storedTrainSpec, tryFixes, type FixesResult } from '../audit/fixes.ts';
+import { loadTask } from '../data/tasks.ts';
 import { requireFile } from '../files.ts';
 import { Progress } from '../report/progress.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
@@ -56,9 +57,10 @@ Example:
       const counterfactuals = withDefaultCounterfactuals((options.counterfactual ?? []).map((text: string) => parseCounterfactual(text, data)), data);
       const model = Model.load(modelPath, runtime);
       if (model.inputs.length !== 1) throw new InputError(`audit feeds one input; '${model.path}' has ${model.inputs.length} (${model.describeInputs()}).`);
+      const fixSpec = options.tryFixes ? fixesSpec(model, options.trainSpec, data) : undefined;
       const result = await auditModel(model, data, { config, counterfactuals, shifted, hooks: options.hooks, batchSize: positiveInteger(options.batchSize, '--batch-size'), progress: true });
       printAudit(model.path, result);
-      const fixes = options.tryFixes ? await runFixes(model, result, options, runtime) : undefined;
+      const fixes = fixSpec ? await runFixes(model, fixSpec, result, runtime) : undefined;
       if (options.report) console.log(`\nReport: ${await writeReport(options.report, { model: { path: model.path, sha256: model.file.sha256 }, result, data, shifted, fixes })}`);
       if (options.json) writeJson(options.json, jsonResult('audit', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads, seeds: { audit: config.seed } }, { ...result, fixes }));
       await model.release();
@@ -70,11 +72,18 @@ Example:
     });
 }
 
-async function runFixes(model: Model, result: AuditResult, options: { trainSpec?: string; attribute?: string[] }, runtime: RuntimeOptions): Promise<FixesResult> {
-  const spec = options.trainSpec ? readTrainSpec(options.trainSpec) : storedTrainSpec(model);
+/** The spec --try-fixes retrains: --train-spec, else the one a teardown-trained model carries; checked before the audit runs. */
+function fixesSpec(model: Model, path: string | undefined, data: AuditData): TrainSpec {
+  const spec = path ? readTrainSpec(path) : storedTrainSpec(model);
   if (!spec) throw new InputError(`--try-fixes retrains the model, but '${model.path}' carries no training spec (it was not trained by teardown): give one with --train-spec FILE.json (the 'spec' object of 'teardown train --json').`);
-  const shortcut = result.findings.find((f) => f.detector === 'shortcut-attribute')?.attribute ?? result.data.attributes[0];
-  if (!shortcut) throw new InputError('--try-fixes groups the training data by the shortcut attribute: give one with --attribute NAME=FILE (and --counterfactual NAME:TRANSFORM).');
+  checkFixable(spec, data.attributes.map((a) => a.name));
+  return spec;
+}
+
+async function runFixes(model: Model, spec: TrainSpec, result: AuditResult, runtime: RuntimeOptions): Promise<FixesResult> {
+  const named = result.findings.find((f) => f.detector === 'shortcut-attribute')?.attribute;
+  const taskAttributes = Object.keys(loadTask(spec.task, spec.taskOptions).train.attributes ?? {});
+  const shortcut = named && taskAttributes.includes(named) ? named : result.data.attributes.find((a) => taskAttributes.includes(a))!;
   console.log(`\nTrying fixes: retraining ${spec.model} on ${spec.task} three ways, grouped by '${shortcut}'.`);
   const progress = new Progress('fixes', 4);
   const fixes = await tryFixes(model, spec, shortcut, runtime, (row) => progress.tick(1, row.method));
@@ -135,5 +144,6 @@ export function printAudit(path: string, result: AuditResult): void {
     const removed = flipsRemoved(units);
     if (removed < 0.5) console.log(`The shortcut is spread over many units: these ${units.units.length} remove only ${percent(removed)} of the counterfactual flips, so no small part can be cut out; retraining is the remedy (--try-fixes).`);
   }
+  for (const note of result.notes) console.log(`\nNote: ${note}`);
   if (!result.findings.length) console.log('\nNo detector found a significant problem.');
 }

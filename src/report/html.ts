@@ -204,7 +204,7 @@ async function fixesSection(fixes: FixesResult): Promise<string> {
 }
 
 function methodSection(result: AuditResult): string {
-  return `<section id="method"><h2>How this was measured</h2><p>${result.tests} tests ran; ${result.silent} were silent (not significant after correction). Thresholds: high ≥ ${result.config.high} points, medium ≥ ${result.config.medium}, significance ${result.config.alpha} (Holm). Detectors and tests: docs/audit.md. The JSON result (<code>--json</code>) holds every number shown here.</p></section>`;
+  return `<section id="method"><h2>How this was measured</h2><p>${result.tests} tests ran; ${result.silent} were silent (not significant after correction). Thresholds: high ≥ ${result.config.high} points, medium ≥ ${result.config.medium}, significance ${result.config.alpha} (Holm). Detectors and tests: docs/audit.md. The JSON result (<code>--json</code>) holds every number shown here.</p>${result.notes.map((note) => `<p class="meta">${escapeHtml(note)}</p>`).join('')}</section>`;
 }
 
 /** "< 0.0001" or "= 0.0123", to follow "p". */
