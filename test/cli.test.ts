@@ -189,6 +189,25 @@ describe('teardown inspect', () => {
   }
 });
 
+describe('teardown audit on a PyTorch-exported model', () => {
+  it('audits the mlp fixture and writes the documented JSON', () => {
+    const { status, stderr, cwd } = teardown(['audit', `${mlp}/model.onnx`, '--data', `${mlp}/input.npy`, '--labels', `${mlp}/target.npy`, '--json', 'audit.json']);
+    assert.equal(status, 0, stderr);
+    const json = JSON.parse(readFileSync(join(cwd, 'audit.json'), 'utf8'));
+    assert.equal(json.command, 'audit');
+    assert.equal(json.data.examples, 16);
+    for (const key of ['findings', 'tests', 'calibration', 'accuracy', 'config']) assert.ok(key in json, key);
+  });
+
+  it('refuses --try-fixes without a training spec before auditing, writing nothing', () => {
+    const { status, stderr, stdout, cwd } = teardown(['audit', `${mlp}/model.onnx`, '--data', `${mlp}/input.npy`, '--labels', `${mlp}/target.npy`, '--try-fixes', '--json', 'audit.json']);
+    assert.equal(status, 2);
+    assert.match(stderr, /carries no training spec .* --train-spec FILE.json/);
+    assert.equal(stdout, '', 'nothing ran');
+    assert.ok(!existsSync(join(cwd, 'audit.json')));
+  });
+});
+
 describe('teardown hooks', () => {
   it('lists module hooks with op, dtype and a symbolic batch axis, and says bn2 was folded', () => {
     const { status, stdout } = teardown(['hooks', `${fixtureDir('cnn-folded')}/model.onnx`, '--modules']);
