@@ -83,51 +83,64 @@ export async function auditModel(model: Model, data: AuditData, options: AuditOp
   const shiftedPredictions = shifted && (await predict(model, shifted.inputs, { batchSize }));
   if (shifted) checkLabels(shifted, base.classes, '--shifted');
   progress.tick(1, 'predictions');
+  const ran = await runDetectors(model, data, base, shifted && { data: shifted, predictions: shiftedPredictions! }, options, progress);
 
-  const checks: Check[] = [];
-  for (const counterfactual of options.counterfactuals) {
-    checks.push(await shortcutCheck(model, data, base, counterfactual, config, batchSize));
-    progress.tick(1, `counterfactual ${counterfactual.attribute}`);
-  }
-  const features = await featureChecks(model, data, base, shifted, config, batchSize);
-  checks.push(...features.checks);
-  progress.tick(1, 'feature reliance');
-  const segments = segmentChecks(data, base, config);
-  checks.push(...segments.checks);
-  const calibration = calibrationCheck(base, data.labels, config);
-  checks.push(calibration.check);
-  progress.tick(1, 'segments, calibration');
-  const robustness = await robustnessCheck(model, data, base, config, batchSize);
-  if (robustness) checks.push(robustness);
-  progress.tick(1, 'robustness');
-  const shift = shifted && shiftChecks(data, base, shifted, shiftedPredictions!);
-  if (shift) checks.push(...shift.checks);
-
-  const notes: string[] = [];
-  if (data.layout.kind === 'table' && !perFeature(data, config)) notes.push(`The data has ${data.layout.featureNames.length} features per example, more than features.maxFeatures (${config.features.maxFeatures}): per-feature reliance and feature slices were skipped (flattened images? give them as [N, C, H, W]; or raise the limit with --config).`);
-  if (!robustness) notes.push('Robustness was not checked: its perturbations apply to float images and tables, not to this input.');
-  const assessed = assess(checks, config);
+  const assessed = assess(ran.checks, config);
   const findings = trimSegments(assessed.findings, config.segments.maxFindings);
-  const shortcutUnits: ShortcutUnits[] = [];
-  for (const finding of findings.filter((f) => f.severity === 'high' && (f.detector === 'shortcut-attribute' || f.detector === 'shortcut-feature'))) {
-    const counterfactual = finding.detector === 'shortcut-attribute'
-      ? options.counterfactuals.find((c) => c.attribute === finding.attribute)!
-      : { attribute: finding.feature!, transform: 'shuffle' as const, column: (data.layout as { featureNames: string[] }).featureNames.indexOf(finding.feature!) };
-    const units = await shortcutCarriers(model, data, shifted, counterfactual, options, finding.attribute ?? finding.feature!);
-    if (units) {
-      shortcutUnits.push(units);
-      finding.evidence.units = { hook: units.hook, units: units.units, accuracy: units.accuracy };
-    }
-  }
+  const notes = [...ran.notes];
+  const hidden = assessed.findings.length - findings.length;
+  if (hidden) notes.push(`${hidden} more significant weak segments overlap the ${config.segments.maxFindings} listed and are left out (segments.maxFindings).`);
+  const shortcutUnits = await carriersOfHighShortcuts(model, data, findings, options);
   progress.tick(2, 'shortcut units');
   progress.finish();
   return {
     data: { path: data.path, examples: data.labels.length, kind: data.layout.kind, classes: base.classes, attributes: data.attributes.map((a) => a.name) },
     shifted: shifted && { path: shifted.path, examples: shifted.labels.length },
     accuracy: { data: accuracyOf(base, data), shifted: shifted && accuracyOf(shiftedPredictions!, shifted) },
-    findings, tests: checks.length, silent: assessed.silent,
-    calibration: calibration.result, featureReliance: features.ranking, segments: segments.summary, shift: shift?.groups, shortcutUnits, notes, config,
+    findings, tests: ran.checks.length, silent: assessed.silent,
+    calibration: ran.calibration, featureReliance: ran.featureReliance, segments: ran.segments, shift: ran.shift, shortcutUnits, notes, config,
   };
+}
+
+/** Every detector's checks, with what they measure beyond the checks and notes on what could not run. */
+async function runDetectors(model: Model, data: AuditData, base: Predictions, shifted: { data: AuditData; predictions: Predictions } | undefined, options: AuditOptions, progress: Progress) {
+  const { config, batchSize } = options;
+  const checks: Check[] = [];
+  for (const counterfactual of options.counterfactuals) {
+    checks.push(await shortcutCheck(model, data, base, counterfactual, config, batchSize));
+    progress.tick(1, `counterfactual ${counterfactual.attribute}`);
+  }
+  const features = await featureChecks(model, data, base, shifted?.data, config, batchSize);
+  checks.push(...features.checks);
+  progress.tick(1, 'feature reliance');
+  const segments = segmentChecks(data, base, config);
+  const calibration = calibrationCheck(base, data.labels, config);
+  checks.push(...segments.checks, calibration.check);
+  progress.tick(1, 'segments, calibration');
+  const robustness = await robustnessCheck(model, data, base, config, batchSize);
+  if (robustness) checks.push(robustness);
+  progress.tick(1, 'robustness');
+  const shift = shifted && shiftChecks(data, base, shifted.data, shifted.predictions);
+  if (shift) checks.push(...shift.checks);
+  const notes: string[] = [];
+  if (data.layout.kind === 'table' && !perFeature(data, config)) notes.push(`The data has ${data.layout.featureNames.length} features per example, more than features.maxFeatures (${config.features.maxFeatures}): per-feature reliance and feature slices were skipped (flattened images? give them as [N, C, H, W]; or raise the limit with --config).`);
+  if (!robustness) notes.push('Robustness was not checked: its perturbations apply to float images and tables, not to this input.');
+  return { checks, notes, calibration: calibration.result, featureReliance: features.ranking, segments: segments.summary, shift: shift?.groups };
+}
+
+/** The carrier units of each high-severity shortcut, recorded in the finding's evidence too. */
+async function carriersOfHighShortcuts(model: Model, data: AuditData, findings: Finding[], options: AuditOptions): Promise<ShortcutUnits[]> {
+  const result: ShortcutUnits[] = [];
+  for (const finding of findings.filter((f) => f.severity === 'high' && (f.detector === 'shortcut-attribute' || f.detector === 'shortcut-feature'))) {
+    const counterfactual = finding.detector === 'shortcut-attribute'
+      ? options.counterfactuals.find((c) => c.attribute === finding.attribute)!
+      : { attribute: finding.feature!, transform: 'shuffle' as const, column: (data.layout as { featureNames: string[] }).featureNames.indexOf(finding.feature!) };
+    const units = await shortcutCarriers(model, data, options.shifted, counterfactual, options, finding.attribute ?? finding.feature!);
+    if (!units) continue;
+    result.push(units);
+    finding.evidence.units = { hook: units.hook, units: units.units, accuracy: units.accuracy };
+  }
+  return result;
 }
 
 /** The share of counterfactual flips the carriers remove; under ½ the shortcut is spread over many units. */

@@ -15,7 +15,7 @@ import type { AuditData } from './data.ts';
 import type { Check } from './findings.ts';
 import { correctCount, predict, type Predictions } from './predictions.ts';
 import { fitStump } from './stump.ts';
-import { applyTransform, checkTransform, type TransformName } from './transforms.ts';
+import { applyTransform, checkTransform, type DataLayout, type TransformName } from './transforms.ts';
 
 export interface Counterfactual {
   attribute: string;
@@ -24,14 +24,14 @@ export interface Counterfactual {
   column?: number;
 }
 
-/** Parses `NAME:TRANSFORM` (split at the last ':', so names may hold ':') against the data. */
-export function parseCounterfactual(text: string, data: AuditData): Counterfactual {
+/** Parses `NAME:TRANSFORM` (split at the last ':', so names may hold ':') against the data's layout. */
+export function parseCounterfactual(text: string, layout: DataLayout): Counterfactual {
   const at = text.lastIndexOf(':');
   if (at <= 0 || at === text.length - 1) throw new InputError(`--counterfactual expects NAME:TRANSFORM (e.g. color:channel-swap or group:flip), got '${text}'.`);
   const attribute = text.slice(0, at);
-  const transform = checkTransform(text.slice(at + 1), data.layout, attribute);
-  const column = data.layout.kind === 'table' ? data.layout.featureNames.indexOf(attribute) : undefined;
-  return { attribute, transform, column: column !== undefined && column >= 0 ? column : undefined };
+  const transform = checkTransform(text.slice(at + 1), layout, attribute);
+  const column = layout.kind === 'table' ? layout.featureNames.indexOf(attribute) : -1;
+  return { attribute, transform, column: column >= 0 ? column : undefined };
 }
 
 export interface ShortcutEvidence {

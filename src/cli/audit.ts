@@ -54,7 +54,7 @@ Example:
       const data = loadAuditData({ data: options.data, labels: options.labels, labelColumn: options.labelColumn, attributes: options.attribute });
       const shifted = options.shifted ? loadShifted(options, data) : undefined;
       if (!options.shifted && (options.shiftedLabels || options.shiftedAttribute)) throw new InputError('--shifted-labels and --shifted-attribute describe a shifted set: give it with --shifted FILE.');
-      const counterfactuals = withDefaultCounterfactuals((options.counterfactual ?? []).map((text: string) => parseCounterfactual(text, data)), data);
+      const counterfactuals = withDefaultCounterfactuals((options.counterfactual ?? []).map((text: string) => parseCounterfactual(text, data.layout)), data);
       const model = Model.load(modelPath, runtime);
       if (model.inputs.length !== 1) throw new InputError(`audit feeds one input; '${model.path}' has ${model.inputs.length} (${model.describeInputs()}).`);
       const fixSpec = options.tryFixes ? fixesSpec(model, options.trainSpec, data) : undefined;
@@ -115,7 +115,7 @@ function withDefaultCounterfactuals(named: Counterfactual[], data: AuditData): C
       continue;
     }
     const binary = attribute.values.every((v) => v === 0 || v === 1);
-    result.push(parseCounterfactual(`${attribute.name}:${binary ? 'flip' : 'shuffle'}`, data));
+    result.push(parseCounterfactual(`${attribute.name}:${binary ? 'flip' : 'shuffle'}`, data.layout));
   }
   return result;
 }

@@ -121,7 +121,7 @@ async function shortcutStudy(runtime: RuntimeOptions, options: { reportDir: stri
   });
   const data = asAuditData(trainSplit, 'colored-mnist train');
   const shifted = asAuditData(testSplit, 'colored-mnist test');
-  const counterfactuals = [parseCounterfactual('color:channel-swap', data)];
+  const counterfactuals = [parseCounterfactual('color:channel-swap', data.layout)];
   const audit = await auditModel(model, data, { config: DEFAULT_CONFIG, counterfactuals, shifted, batchSize: 1024, progress: true });
   printAudit('colored-mnist ERM model', audit);
   const fixes = options.fixes ? await demoFixes(model, spec, runtime) : undefined;

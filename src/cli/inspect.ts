@@ -17,7 +17,8 @@ import { probeHookShapes } from '../runtime/probe.ts';
 import { runWithCache } from '../runtime/run.ts';
 import { defaultUnitAxis } from '../graph/units.ts';
 import { findCarriers } from '../inspect/carriers.ts';
-import { applyTransform, checkTransform, layoutOf } from '../audit/transforms.ts';
+import { applyTransform, layoutOf } from '../audit/transforms.ts';
+import { parseCounterfactual } from '../audit/shortcut.ts';
 import { collect, parseInputs, positiveInteger, runtimeOptions } from './options.ts';
 
 export function inspectCommand(): Command {
@@ -116,11 +117,7 @@ async function carriersOf(model: Model, data: Dataset, hooks: string[], options:
   const layout = layoutOf(sample, featureNames);
   const results = [];
   for (const text of options.counterfactual) {
-    const at = text.lastIndexOf(':');
-    if (at <= 0) throw new InputError(`--counterfactual expects NAME:TRANSFORM (e.g. color:channel-swap), got '${text}'.`);
-    const attribute = text.slice(0, at);
-    const transform = checkTransform(text.slice(at + 1), layout, attribute);
-    const column = layout.kind === 'table' ? layout.featureNames.indexOf(attribute) : undefined;
+    const { attribute, transform, column } = parseCounterfactual(text, layout);
     const transformed = applyTransform(transform, sample, { column });
     for (const hook of hooks) {
       const probe = (await runWithCache(model, { [model.inputs[0].name]: sliceRows(sample, 0, 1) }, [hook])).cache.get(hook)!;
