@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { computeGradients, parameterNames } from '../src/autodiff/gradients.ts';
 import { readNpy } from '../src/data/npy.ts';
-import { GraphBuilder } from '../src/graph/builder.ts';
+import { GraphBuilder, ints } from '../src/graph/builder.ts';
 import { Model } from '../src/runtime/model.ts';
 import { seededRandom } from '../src/random.ts';
 import { tensor } from '../src/tensor.ts';
@@ -97,4 +97,20 @@ describe('cross-entropy options against the closed form', () => {
 
   it('ignore index: ignored positions leave the sum and the count', () => check([0, 3, -100, 2, -100, 1], { ignoreIndex: -100 }, [0, 1, 3, 5]));
   it('last position only, one target per sequence', () => check([2, 1], { positions: 'last' }, [2, 5]));
+});
+
+describe('MaxPool gradient with ties', () => {
+  it('routes each window’s gradient to its first maximum in row-major order, as PyTorch does', async () => {
+    const g = new GraphBuilder('pool', 17);
+    const pooled = g.node('MaxPool', [g.input('input', 'float32', ['batch', 1, 4, 4])], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) }, '/pool/MaxPool');
+    g.output(g.node('Flatten', [pooled], {}, '/flat/Flatten', 'scores'), 'float32');
+    const model = Model.fromProto(g.build(), 'pool', { threads: 1 });
+    // Windows (row-major): all 3s (tie of four) | max 5 at (0,3) and (1,2) | max 2 once at (3,0) | all 0s
+    const x = tensor('float32', [1, 1, 4, 4], [3, 3, 1, 5, 3, 3, 5, 4, 1, 0, 0, 0, 2, 1, 0, 0]);
+    const { gradients } = await computeGradients(model, { input: x }, tensor('float32', [1, 4], [0, 0, 0, 0]), { loss: { kind: 'mse' }, wrt: ['input'] });
+    // mse = mean(y²) over 4 outputs: ∂/∂y = y / 2, all of it to the first maximum of each window
+    const expected = [1.5, 0, 0, 2.5, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0];
+    assert.deepEqual(Array.from(gradients.get('input')!.data as Float32Array), expected);
+    await model.release();
+  });
 });
