@@ -75,6 +75,10 @@ describe('teardown audit on a colored-MNIST ERM model', () => {
     const { data, shifted } = units.accuracy;
     assert.ok(data.carriers <= data.none && shifted.carriers > shifted.none + 0.02, JSON.stringify(units.accuracy));
     assert.ok(shifted.carriers - shifted.none > shifted.random - shifted.none + 0.01, 'carriers beat random units on the colour-flipped set');
+    // The colour lives mostly in one direction of the hook: projecting it out removes most flips and lifts the colour-flipped accuracy.
+    const direction = units.direction;
+    assert.ok(direction.flipRate.projected < 0.5 * direction.flipRate.none, JSON.stringify(direction));
+    assert.ok(direction.accuracy.shifted.projected > 0.5, JSON.stringify(direction.accuracy));
     assert.match(audit.stdout, /The units that carry 'color'/);
   });
 

@@ -7,6 +7,7 @@
 import { patch } from '../graph/interventions.ts';
 import type { Hook } from '../graph/hooks.ts';
 import { findCarriers } from '../inspect/carriers.ts';
+import { attributeDirection, outputsWithoutDirection } from '../inspect/direction.ts';
 import type { Model } from '../runtime/model.ts';
 import { runWithCache } from '../runtime/run.ts';
 import { defaultUnitAxis } from '../graph/units.ts';
@@ -54,6 +55,14 @@ export interface ShortcutUnits {
   randomUnits: number[];
   /** Accuracy with nothing, the carriers and as many random units mean-ablated. */
   accuracy: { data: AblationAccuracy; shifted?: AblationAccuracy };
+  /** The same hook's attribute direction (inspect/direction.ts), where the hook is dense, and what projecting it out does. */
+  direction?: DirectionEvidence;
+}
+
+export interface DirectionEvidence {
+  energyShare: number;
+  flipRate: { none: number; projected: number };
+  accuracy: { data: { none: number; projected: number }; shifted?: { none: number; projected: number } };
 }
 
 export interface AblationAccuracy { none: number; carriers: number; random: number }
@@ -186,10 +195,39 @@ async function shortcutCarriers(model: Model, data: AuditData, shifted: AuditDat
     return correctCount(predictions.predicted, set.labels) / set.labels.length;
   };
   const ablations = async (set: AuditData): Promise<AblationAccuracy> => ({ none: await accuracyWith(set), carriers: await accuracyWith(set, chosen.units), random: await accuracyWith(set, chosen.randomUnits) });
+  const onData = await ablations(data);
+  const onShifted = shifted && (await ablations(shifted));
+  const clean = { flipRate: chosen.flipRate.none, data: onData.none, shifted: onShifted?.none };
   return {
     shortcut, hook: chosen.hook, units: chosen.units, width: chosen.width, flipRate: chosen.flipRate, curve: chosen.curve, randomUnits: chosen.randomUnits,
-    accuracy: { data: await ablations(data), shifted: shifted && (await ablations(shifted)) },
+    accuracy: { data: onData, shifted: onShifted },
+    direction: await directionEvidence(model, chosen.hook, sample, transformed, { data, shifted }, clean),
   };
+}
+
+/** Projects the hook's attribute direction out and measures the counterfactual flips and the accuracy on both distributions. */
+async function directionEvidence(model: Model, hook: string, sample: Tensor, transformed: Tensor, sets: { data: AuditData; shifted?: AuditData }, clean: { flipRate: number; data: number; shifted?: number }): Promise<DirectionEvidence | undefined> {
+  const direction = await attributeDirection(model, hook, sample, transformed);
+  if (!direction) return undefined;
+  const classes = async (inputs: Tensor) => Int32Array.from((await outputsWithoutDirection(model, direction, inputs)).flatMap((output) => argmaxRows(output)));
+  const [before, after] = [await classes(sample), await classes(transformed)];
+  const accuracy = async (set: AuditData) => correctCount(await classes(set.inputs), set.labels) / set.labels.length;
+  const shifted = sets.shifted && { none: clean.shifted!, projected: await accuracy(sets.shifted) };
+  return {
+    energyShare: direction.energyShare,
+    flipRate: { none: clean.flipRate, projected: before.reduce((flips, c, i) => flips + (c !== after[i] ? 1 : 0), 0) / before.length },
+    accuracy: { data: { none: clean.data, projected: await accuracy(sets.data) }, shifted },
+  };
+}
+
+function argmaxRows(scores: Tensor): number[] {
+  const width = scores.dims.length === 2 ? scores.dims[1] : 1;
+  return Array.from({ length: scores.dims[0] }, (_, row) => {
+    if (width === 1) return Number(scores.data[row]) > 0 ? 1 : 0;
+    let best = 0;
+    for (let c = 1; c < width; c++) if (Number(scores.data[row * width + c]) > Number(scores.data[row * width + best])) best = c;
+    return best;
+  });
 }
 
 const ACTIVATIONS = new Set(['Relu', 'LeakyRelu', 'Gelu', 'Tanh', 'Sigmoid', 'Elu', 'Selu', 'Softplus', 'HardSigmoid', 'Mish']);

@@ -142,7 +142,12 @@ export function printAudit(path: string, result: AuditResult): void {
     console.log(`\nThe units that carry '${units.shortcut}': ${units.hook} #${units.units.join(', #')} (${units.units.length} of ${units.width}; mean-ablating them cuts the counterfactual flip rate from ${percent(units.flipRate.none)} to ${percent(units.flipRate.carriers)}, as many random units: ${percent(units.flipRate.random)}).`);
     console.log(formatTable(['mean-ablated', 'accuracy (audit data)', 'accuracy (shifted)'], [row('nothing', 'none'), row(`the ${units.units.length} carriers`, 'carriers'), row(`${units.units.length} random units`, 'random')]));
     const removed = flipsRemoved(units);
-    if (removed < 0.5) console.log(`The shortcut is spread over many units: these ${units.units.length} remove only ${percent(removed)} of the counterfactual flips, so no small part can be cut out; retraining is the remedy (--try-fixes).`);
+    const direction = units.direction;
+    if (direction) {
+      const shifted = direction.accuracy.shifted ? `, shifted ${percent(direction.accuracy.shifted.none)} → ${percent(direction.accuracy.shifted.projected)}` : '';
+      console.log(`One direction of ${units.hook} holds ${percent(direction.energyShare)} of how the counterfactual moves it; projecting it out (mean ablation along it) cuts the flips from ${percent(direction.flipRate.none)} to ${percent(direction.flipRate.projected)}: accuracy on the audit data ${percent(direction.accuracy.data.none)} → ${percent(direction.accuracy.data.projected)}${shifted}.`);
+    }
+    if (removed < 0.5) console.log(`The shortcut is spread over many units: these ${units.units.length} remove only ${percent(removed)} of the counterfactual flips${direction ? `, while one direction carries most of it` : ''}. Neither edit is a fix (see the accuracies): retraining is (--try-fixes).`);
   }
   for (const note of result.notes) console.log(`\nNote: ${note}`);
   if (!result.findings.length) console.log('\nNo detector found a significant problem.');

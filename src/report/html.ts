@@ -151,7 +151,10 @@ ${spreadNote(units)}<div class="charts">${await renderChart(ablationCurve(units.
 /** Says so when no small set of units carries the shortcut: unit surgery is then not the remedy. */
 function spreadNote(units: ShortcutUnits): string {
   const removed = flipsRemoved(units);
-  return removed < 0.5 ? `<p><strong>The shortcut is spread over many units:</strong> ablating the ${units.units.length} that carry most of it removes only ${percent(removed)} of the counterfactual flips, so no small part of the network can be cut out to fix it; retraining is the remedy (see the fixes).</p>` : '';
+  const spread = removed < 0.5 ? `<p><strong>The shortcut is spread over many units:</strong> ablating the ${units.units.length} that carry most of it removes only ${percent(removed)} of the counterfactual flips, so no small part of the network can be cut out to fix it; retraining is the remedy (see the fixes).</p>` : '';
+  const d = units.direction;
+  const direction = d ? `<p><strong>It lives in a direction rather than in units:</strong> one direction of <code>${escapeHtml(units.hook)}</code> holds ${percent(d.energyShare)} of how the counterfactual moves the layer; projecting it out (mean ablation along it) cuts the flips from ${percent(d.flipRate.none)} to ${percent(d.flipRate.projected)}, with accuracy ${percent(d.accuracy.data.none)} → ${percent(d.accuracy.data.projected)} on the audit data${d.accuracy.shifted ? ` and ${percent(d.accuracy.shifted.none)} → ${percent(d.accuracy.shifted.projected)} on the shifted data` : ''}. A diagnosis, not a repair: the layers after it were trained to read that direction.</p>` : '';
+  return spread + direction;
 }
 
 const ABLATED = {
