@@ -89,6 +89,7 @@ describe('teardown audit on a colored-MNIST ERM model', () => {
     assert.equal(carriers.hook, 'act1');
     assert.equal(carriers.units.length, Math.floor(0.1 * carriers.width));
     assert.ok(carriers.flipRate.carriers < carriers.flipRate.random && carriers.flipRate.random <= carriers.flipRate.none + 0.02, JSON.stringify(carriers.flipRate));
+    assert.ok(carriers.direction.flipRate < 0.5 * carriers.flipRate.none, 'one direction carries most of the colour');
   });
 
   it('--try-fixes: reweighting or IRMv1 lifts test accuracy well above chance', () => {

@@ -7,7 +7,7 @@
 import { patch } from '../graph/interventions.ts';
 import type { Hook } from '../graph/hooks.ts';
 import { findCarriers } from '../inspect/carriers.ts';
-import { attributeDirection, outputsWithoutDirection } from '../inspect/direction.ts';
+import { attributeDirection, classesWithoutDirection, flipRateWithoutDirection } from '../inspect/direction.ts';
 import type { Model } from '../runtime/model.ts';
 import { runWithCache } from '../runtime/run.ts';
 import { defaultUnitAxis } from '../graph/units.ts';
@@ -209,26 +209,15 @@ async function shortcutCarriers(model: Model, data: AuditData, shifted: AuditDat
 async function directionEvidence(model: Model, hook: string, sample: Tensor, transformed: Tensor, sets: { data: AuditData; shifted?: AuditData }, clean: { flipRate: number; data: number; shifted?: number }): Promise<DirectionEvidence | undefined> {
   const direction = await attributeDirection(model, hook, sample, transformed);
   if (!direction) return undefined;
-  const classes = async (inputs: Tensor) => Int32Array.from((await outputsWithoutDirection(model, direction, inputs)).flatMap((output) => argmaxRows(output)));
-  const [before, after] = [await classes(sample), await classes(transformed)];
-  const accuracy = async (set: AuditData) => correctCount(await classes(set.inputs), set.labels) / set.labels.length;
+  const accuracy = async (set: AuditData) => correctCount(await classesWithoutDirection(model, direction, set.inputs), set.labels) / set.labels.length;
   const shifted = sets.shifted && { none: clean.shifted!, projected: await accuracy(sets.shifted) };
   return {
     energyShare: direction.energyShare,
-    flipRate: { none: clean.flipRate, projected: before.reduce((flips, c, i) => flips + (c !== after[i] ? 1 : 0), 0) / before.length },
+    flipRate: { none: clean.flipRate, projected: await flipRateWithoutDirection(model, direction, sample, transformed) },
     accuracy: { data: { none: clean.data, projected: await accuracy(sets.data) }, shifted },
   };
 }
 
-function argmaxRows(scores: Tensor): number[] {
-  const width = scores.dims.length === 2 ? scores.dims[1] : 1;
-  return Array.from({ length: scores.dims[0] }, (_, row) => {
-    if (width === 1) return Number(scores.data[row]) > 0 ? 1 : 0;
-    let best = 0;
-    for (let c = 1; c < width; c++) if (Number(scores.data[row * width + c]) > Number(scores.data[row * width + best])) best = c;
-    return best;
-  });
-}
 
 const ACTIVATIONS = new Set(['Relu', 'LeakyRelu', 'Gelu', 'Tanh', 'Sigmoid', 'Elu', 'Selu', 'Softplus', 'HardSigmoid', 'Mish']);
 

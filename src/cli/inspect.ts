@@ -17,6 +17,7 @@ import { probeHookShapes } from '../runtime/probe.ts';
 import { runWithCache } from '../runtime/run.ts';
 import { defaultUnitAxis } from '../graph/units.ts';
 import { findCarriers } from '../inspect/carriers.ts';
+import { attributeDirection, flipRateWithoutDirection } from '../inspect/direction.ts';
 import { applyTransform, layoutOf } from '../audit/transforms.ts';
 import { parseCounterfactual } from '../audit/shortcut.ts';
 import { collect, parseInputs, positiveInteger, runtimeOptions } from './options.ts';
@@ -122,14 +123,16 @@ async function carriersOf(model: Model, data: Dataset, hooks: string[], options:
     for (const hook of hooks) {
       const probe = (await runWithCache(model, { [model.inputs[0].name]: sliceRows(sample, 0, 1) }, [hook])).cache.get(hook)!;
       const width = probe.dims[defaultUnitAxis(probe.dims.length)];
-      const found = await findCarriers(model, hook, sample, transformed, Math.max(1, Math.floor(0.1 * width)));
-      const { mean: _mean, ...carriers } = found;
-      results.push({ attribute, transform, ...carriers });
+      const { mean: _mean, ...carriers } = await findCarriers(model, hook, sample, transformed, Math.max(1, Math.floor(0.1 * width)));
+      const found = await attributeDirection(model, hook, sample, transformed);
+      const direction = found && { energyShare: found.energyShare, flipRate: await flipRateWithoutDirection(model, found, sample, transformed) };
+      results.push({ attribute, transform, ...carriers, direction });
     }
   }
   console.log(`\nUnits that carry each attribute (per hook, the 10% whose mean ablation most reduces prediction flips under the counterfactual; ${count} examples)`);
-  console.log(formatTable(['attribute', 'hook', 'carriers', 'flips: none', 'carriers ablated', 'random ablated'], results.map((r) => [
+  console.log(formatTable(['attribute', 'hook', 'carriers', 'flips: none', 'carriers ablated', 'random ablated', 'direction projected out (its share)'], results.map((r) => [
     `${r.attribute} (${r.transform})`, r.hook, r.units.map((u) => `#${u}`).join(' '), percent(r.flipRate.none), percent(r.flipRate.carriers), percent(r.flipRate.random),
+    r.direction ? `${percent(r.direction.flipRate)} (${percent(r.direction.energyShare)})` : '—',
   ])));
   return results;
 }
