@@ -13,12 +13,18 @@ import { robustnessCheck } from '../src/audit/robustness.ts';
 import { segmentChecks } from '../src/audit/segments.ts';
 import { shiftChecks } from '../src/audit/shift.ts';
 import { shortcutCheck } from '../src/audit/shortcut.ts';
-import { applyTransform } from '../src/audit/transforms.ts';
+import { applyTransform, transformExamples } from '../src/audit/transforms.ts';
+import { fromNpy, inMemory } from '../src/audit/examples.ts';
+import { auditModel } from '../src/audit/audit.ts';
+import { encodeNpy, NpyFile } from '../src/data/npy.ts';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from './model-files.ts';
 import { loadTask } from '../src/data/tasks.ts';
 import { GraphBuilder, int } from '../src/graph/builder.ts';
 import { seededRandom } from '../src/random.ts';
 import { Model } from '../src/runtime/model.ts';
-import { sliceRows, tensor } from '../src/tensor.ts';
+import { concatRows, sliceRows, tensor } from '../src/tensor.ts';
 
 const config = DEFAULT_CONFIG;
 const findingsOf = (checks: Check[]) => assess(checks, config).findings;
@@ -37,7 +43,7 @@ function syntheticSet(n: number, seed: number, errorRate: (group: number) => num
   const labels = Int32Array.from({ length: n }, () => (random() < 0.5 ? 1 : 0));
   const group = Float64Array.from({ length: n }, () => (random() < 0.5 ? 1 : 0));
   const predicted = Array.from(labels, (label, i) => (random() < errorRate(group[i]) ? 1 - label : label));
-  const data: AuditData = { path: 'synthetic', inputs: tensor('float32', [n, 1]), labels, layout: { kind: 'other', dims: [n, 1] }, attributes: [{ name: 'group', values: group }] };
+  const data: AuditData = { path: 'synthetic', inputs: inMemory(tensor('float32', [n, 1])), labels, layout: { kind: 'other', dims: [1] }, attributes: [{ name: 'group', values: group }] };
   return { data, predictions: predictionsFrom(predicted, Array(n).fill(0.8)) };
 }
 
@@ -103,15 +109,25 @@ function colourBlindModel(): Model {
 describe('counterfactual shortcut and robustness', () => {
   const task = loadTask('colored-mnist');
   const n = 1000;
+  const images = sliceRows(task.train.inputs, 0, n);
   const data: AuditData = {
-    path: 'colored-mnist', inputs: sliceRows(task.train.inputs, 0, n), labels: Int32Array.from(sliceRows(task.train.labels, 0, n).data as BigInt64Array, Number),
+    path: 'colored-mnist', inputs: inMemory(images), labels: Int32Array.from(sliceRows(task.train.labels, 0, n).data as BigInt64Array, Number),
     layout: { kind: 'image', channels: 2, height: 14, width: 14 }, attributes: [{ name: 'color', values: Float64Array.from(task.train.attributes!.color.subarray(0, n)) }],
   };
 
+  it('transforms read the same whatever the batching: random draws are seeded per example', () => {
+    for (const name of ['noise', 'occlude'] as const) {
+      const whole = applyTransform(name, images, { seed: 3 });
+      const batched = transformExamples(name, data.inputs, { seed: 3 });
+      const pieces = concatRows([batched.read(0, 7), batched.read(7, 400), batched.read(400, n)]);
+      assert.deepEqual(pieces.data, whole.data, name);
+    }
+  });
+
   it('channel-swap and grayscale do what they say', () => {
-    const swapped = applyTransform('channel-swap', data.inputs);
-    const grey = applyTransform('grayscale', data.inputs);
-    const pixels = data.inputs.data as Float32Array;
+    const swapped = applyTransform('channel-swap', images);
+    const grey = applyTransform('grayscale', images);
+    const pixels = images.data as Float32Array;
     for (const k of [0, 100, 196 + 50, 392 * 7 + 13]) {
       const within = k % 392, base = k - within, other = base + ((within + 196) % 392);
       assert.equal((swapped.data as Float32Array)[k], pixels[other]);
@@ -141,6 +157,23 @@ describe('counterfactual shortcut and robustness', () => {
       assert.ok(fragile && findingsOf([fragile]).length === 1, `σ = 0.5 noise flips ${fragile?.effect.toFixed(1)} pts`);
       const tiny = await robustnessCheck(model, data, base, { ...config, robustness: { ...config.robustness, imageNoise: 1e-6 } }, 512);
       assert.deepEqual(findingsOf([tiny!]), []);
+    } finally {
+      await model.release();
+    }
+  });
+
+  it('an .npy dataset streams through the audit: the same result at any batch size', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'x.npy'), encodeNpy(images));
+    const streamed: AuditData = { ...data, inputs: fromNpy(new NpyFile(join(dir, 'x.npy'))) };
+    const model = colourBlindModel();
+    try {
+      const options = { config, counterfactuals: [{ attribute: 'color', transform: 'channel-swap' as const }, { attribute: 'color', transform: 'occlude' as const }] };
+      const small = await auditModel(model, streamed, { ...options, batchSize: 37 });
+      const large = await auditModel(model, data, { ...options, batchSize: 1000 });
+      assert.deepEqual(small.findings, large.findings);
+      assert.deepEqual(small.calibration, large.calibration);
+      assert.ok(small.tests > 5);
     } finally {
       await model.release();
     }

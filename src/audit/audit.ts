@@ -25,7 +25,8 @@ import { robustnessCheck } from './robustness.ts';
 import { segmentChecks, type SegmentSummary } from './segments.ts';
 import { shiftChecks, type ShiftGroup } from './shift.ts';
 import { shortcutCheck, type Counterfactual } from './shortcut.ts';
-import { applyTransform } from './transforms.ts';
+import { transformExamples } from './transforms.ts';
+import { forEachBatch, takeExamples } from './examples.ts';
 
 export interface AuditOptions {
   config: AuditConfig;
@@ -179,8 +180,8 @@ async function shortcutCarriers(model: Model, data: AuditData, shifted: AuditDat
   const n = data.labels.length;
   const count = Math.min(n, config.units.examples);
   const rows = Array.from({ length: count }, (_, k) => Math.floor((k * n) / count));
-  const sample = takeRows(data.inputs, rows);
-  const transformed = applyTransform(counterfactual.transform, sample, { seed: config.seed, column: counterfactual.column });
+  const sample = takeExamples(data.inputs, rows);
+  const transformed = takeExamples(transformExamples(counterfactual.transform, data.inputs, { seed: config.seed, column: counterfactual.column }), rows);
   let best: Awaited<ReturnType<typeof findCarriers>> | undefined;
   for (const hook of hooks) {
     const width = await unitWidth(model, hook, sample);
@@ -209,7 +210,13 @@ async function shortcutCarriers(model: Model, data: AuditData, shifted: AuditDat
 async function directionEvidence(model: Model, hook: string, sample: Tensor, transformed: Tensor, sets: { data: AuditData; shifted?: AuditData }, clean: { flipRate: number; data: number; shifted?: number }): Promise<DirectionEvidence | undefined> {
   const direction = await attributeDirection(model, hook, sample, transformed);
   if (!direction) return undefined;
-  const accuracy = async (set: AuditData) => correctCount(await classesWithoutDirection(model, direction, set.inputs), set.labels) / set.labels.length;
+  const accuracy = async (set: AuditData) => {
+    let right = 0;
+    await forEachBatch(set.inputs, 1024, async (batch, offset) => {
+      (await classesWithoutDirection(model, direction, batch)).forEach((c, i) => { if (c === set.labels[offset + i]) right++; });
+    });
+    return right / set.labels.length;
+  };
   const shifted = sets.shifted && { none: clean.shifted!, projected: await accuracy(sets.shifted) };
   return {
     energyShare: direction.energyShare,

@@ -8,6 +8,7 @@ import { readTable } from '../data/csv.ts';
 import { NpyFile } from '../data/npy.ts';
 import type { Tensor } from '../tensor.ts';
 import { layoutOf, type DataLayout } from './transforms.ts';
+import { columnOf, fromNpy, inMemory, type Examples } from './examples.ts';
 
 export interface Attribute {
   name: string;
@@ -19,7 +20,8 @@ export interface Attribute {
 
 export interface AuditData {
   path: string;
-  inputs: Tensor;
+  /** Read in batches: an .npy file streams. */
+  inputs: Examples;
   labels: Int32Array;
   layout: DataLayout;
   attributes: Attribute[];
@@ -34,36 +36,35 @@ export interface DataSpec {
 }
 
 export function loadAuditData(spec: DataSpec, role = '--data'): AuditData {
-  let inputs: Tensor;
+  let inputs: Examples;
   let labels: Tensor | undefined;
   let featureNames: string[] | undefined;
   if (spec.data.endsWith('.csv')) {
     const table = readTable(spec.data, { labelColumn: spec.labelColumn });
-    inputs = table.features;
+    inputs = inMemory(table.features);
     featureNames = table.featureNames;
     labels = table.labels;
     if (spec.labelColumn === undefined && spec.labels === undefined) throw new InputError(`${role} '${spec.data}' is a table: name its label column with --label-column NAME (or give --labels FILE.npy).`);
   } else {
     if (spec.labelColumn) throw new InputError(`--label-column applies to .csv data; '${spec.data}' is an array: give --labels FILE.npy.`);
-    inputs = new NpyFile(spec.data).readAll();
+    inputs = fromNpy(new NpyFile(spec.data));
   }
   if (spec.labels) labels = new NpyFile(spec.labels).readAll();
   if (!labels) throw new InputError(`${role} '${spec.data}' has no labels: give --labels FILE.npy${featureNames ? ' or --label-column NAME' : ''}.`);
-  const examples = inputs.dims[0];
-  const layout = layoutOf(inputs, featureNames);
+  const examples = inputs.rows;
+  const layout = layoutOf(inputs.dims, inputs.dtype, featureNames);
   const labelValues = integerValues(labels, `labels of ${role} '${spec.data}'`);
   if (labelValues.length !== examples) throw new InputError(`${role} '${spec.data}' has ${examples} examples but its labels${spec.labels ? ` '${spec.labels}'` : ''} have ${labelValues.length}: give one label per example.`);
   const attributes = (spec.attributes ?? []).map((text) => loadAttribute(text, inputs, featureNames, examples, spec.data));
   return { path: spec.data, inputs, labels: labelValues, layout, attributes };
 }
 
-function loadAttribute(text: string, inputs: Tensor, featureNames: string[] | undefined, examples: number, dataPath: string): Attribute {
+function loadAttribute(text: string, inputs: Examples, featureNames: string[] | undefined, examples: number, dataPath: string): Attribute {
   const at = text.indexOf('=');
   if (at < 0) {
     const column = featureNames?.indexOf(text) ?? -1;
     if (column < 0) throw new InputError(`--attribute '${text}' is neither NAME=FILE.npy nor a column of '${dataPath}'${featureNames ? ` (columns: ${featureNames.slice(0, 12).join(', ')})` : ''}.`);
-    const features = inputs.dims[1];
-    return { name: text, column, values: Float64Array.from({ length: examples }, (_, row) => Number(inputs.data[row * features + column])) };
+    return { name: text, column, values: columnOf(inputs, column) };
   }
   const name = text.slice(0, at);
   const file = new NpyFile(text.slice(at + 1));

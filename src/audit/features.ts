@@ -17,7 +17,8 @@ import type { AuditData } from './data.ts';
 import type { Check } from './findings.ts';
 import { correctCount, predict, type Predictions } from './predictions.ts';
 import { accuracyOf, fitStump } from './stump.ts';
-import { applyTransform } from './transforms.ts';
+import { transformExamples } from './transforms.ts';
+import { columnOf } from './examples.ts';
 
 export interface FeatureReliance {
   feature: string;
@@ -39,7 +40,7 @@ export async function featureChecks(model: Model, data: AuditData, base: Predict
   const ranking: FeatureReliance[] = [];
   const checks: Check[] = [];
   for (const [column, feature] of names.entries()) {
-    const shuffled = await predict(model, applyTransform('shuffle', data.inputs, { column, seed: config.seed + column }), { batchSize });
+    const shuffled = await predict(model, transformExamples('shuffle', data.inputs, { column, seed: config.seed + column }), { batchSize });
     let rightToWrong = 0, wrongToRight = 0;
     for (let i = 0; i < n; i++) {
       const was = base.predicted[i] === data.labels[i], now = shuffled.predicted[i] === data.labels[i];
@@ -73,8 +74,7 @@ export async function featureChecks(model: Model, data: AuditData, base: Predict
 }
 
 export function columnValues(data: AuditData, column: number): Float64Array {
-  const features = data.inputs.dims[1];
-  return Float64Array.from({ length: data.labels.length }, (_, row) => Number(data.inputs.data[row * features + column]));
+  return columnOf(data.inputs, column);
 }
 
 /** Whether the per-feature detectors run: tables of at most config.features.maxFeatures columns. */

@@ -10,13 +10,13 @@ import type { AuditConfig } from './config.ts';
 import type { AuditData } from './data.ts';
 import type { Check } from './findings.ts';
 import { predict, type Predictions } from './predictions.ts';
-import { applyTransform, perturbTable } from './transforms.ts';
+import { perturbTable, transformExamples } from './transforms.ts';
 
 export async function robustnessCheck(model: Model, data: AuditData, base: Predictions, config: AuditConfig, batchSize: number): Promise<Check | undefined> {
   const { layout } = data;
   if (layout.kind === 'other') return undefined;
   const perturbed = layout.kind === 'image'
-    ? applyTransform('noise', data.inputs, { sigma: config.robustness.imageNoise, seed: config.seed + 1 })
+    ? transformExamples('noise', data.inputs, { sigma: config.robustness.imageNoise, seed: config.seed + 1 })
     : perturbTable(data.inputs, config.robustness.tableNoise, config.seed + 1);
   const after = await predict(model, perturbed, { batchSize });
   let flips = 0;

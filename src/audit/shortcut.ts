@@ -15,7 +15,7 @@ import type { AuditData } from './data.ts';
 import type { Check } from './findings.ts';
 import { correctCount, predict, type Predictions } from './predictions.ts';
 import { fitStump } from './stump.ts';
-import { applyTransform, checkTransform, type DataLayout, type TransformName } from './transforms.ts';
+import { checkTransform, transformExamples, type DataLayout, type TransformName } from './transforms.ts';
 
 export interface Counterfactual {
   attribute: string;
@@ -48,7 +48,7 @@ export interface ShortcutEvidence {
 }
 
 export async function shortcutCheck(model: Model, data: AuditData, base: Predictions, counterfactual: Counterfactual, config: AuditConfig, batchSize: number): Promise<Check> {
-  const transformed = applyTransform(counterfactual.transform, data.inputs, { seed: config.seed, column: counterfactual.column });
+  const transformed = transformExamples(counterfactual.transform, data.inputs, { seed: config.seed, column: counterfactual.column });
   const after = await predict(model, transformed, { batchSize });
   const n = data.labels.length;
   let flips = 0, rightToWrong = 0, wrongToRight = 0;

@@ -123,8 +123,8 @@ function withDefaultCounterfactuals(named: Counterfactual[], data: AuditData): C
 function loadShifted(options: { shifted: string; shiftedLabels?: string; labelColumn?: string; shiftedAttribute?: string[] }, data: AuditData): AuditData {
   const columns = data.attributes.filter((a) => a.column !== undefined).map((a) => a.name);
   const shifted = loadAuditData({ data: options.shifted, labels: options.shiftedLabels, labelColumn: options.shifted.endsWith('.csv') ? options.labelColumn : undefined, attributes: [...columns, ...(options.shiftedAttribute ?? [])] }, '--shifted');
-  const expected = data.inputs.dims.slice(1).join(', ');
-  if (shifted.inputs.dims.slice(1).join(', ') !== expected) throw new InputError(`--shifted '${options.shifted}' has examples of shape [${shifted.inputs.dims.slice(1).join(', ')}] but --data has [${expected}]: give both sets in the same format.`);
+  const expected = data.inputs.dims.join(', ');
+  if (shifted.inputs.dims.join(', ') !== expected) throw new InputError(`--shifted '${options.shifted}' has examples of shape [${shifted.inputs.dims.join(', ')}] but --data has [${expected}]: give both sets in the same format.`);
   return shifted;
 }
 

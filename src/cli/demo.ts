@@ -17,6 +17,7 @@ import type { Task } from '../data/tasks.ts';
 import { auditModel } from '../audit/audit.ts';
 import { DEFAULT_CONFIG } from '../audit/config.ts';
 import type { AuditData } from '../audit/data.ts';
+import { inMemory } from '../audit/examples.ts';
 import { tryFixes } from '../audit/fixes.ts';
 import { parseCounterfactual } from '../audit/shortcut.ts';
 import { writeReport } from '../report/html.ts';
@@ -116,7 +117,7 @@ async function shortcutStudy(runtime: RuntimeOptions, options: { reportDir: stri
   const model = Model.fromProto(result.model, 'the colored-mnist ERM model', runtime);
   const { train: trainSplit, test: testSplit } = result.task;
   const asAuditData = (split: Task['train'], path: string): AuditData => ({
-    path, inputs: split.inputs, labels: Int32Array.from(split.labels.data as BigInt64Array, Number),
+    path, inputs: inMemory(split.inputs), labels: Int32Array.from(split.labels.data as BigInt64Array, Number),
     layout: { kind: 'image', channels: 2, height: 14, width: 14 }, attributes: [{ name: 'color', values: Float64Array.from(split.attributes!.color) }],
   });
   const data = asAuditData(trainSplit, 'colored-mnist train');

@@ -115,7 +115,7 @@ async function carriersOf(model: Model, data: Dataset, hooks: string[], options:
   const count = Math.min(data.examples, positiveInteger(options.gradientExamples, '--gradient-examples'));
   const sample = data.read(0, count)[model.inputs[0].name];
   const featureNames = options.data.endsWith('.csv') ? readTable(options.data, { labelColumn: options.labelColumn }).featureNames : undefined;
-  const layout = layoutOf(sample, featureNames);
+  const layout = layoutOf(sample.dims.slice(1), sample.dtype, featureNames);
   const results = [];
   for (const text of options.counterfactual) {
     const { attribute, transform, column } = parseCounterfactual(text, layout);

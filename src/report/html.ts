@@ -14,8 +14,9 @@ import type { ShortcutEvidence } from '../audit/shortcut.ts';
 import { writeFileAtomic } from '../files.ts';
 import { percent } from '../stats.ts';
 import { ablationCurve, barChart, pointsChart, reliabilityDiagram, renderChart } from './charts.ts';
-import { applyTransform } from '../audit/transforms.ts';
-import { takeRows } from '../data/tasks.ts';
+import { transformExamples, type TransformOptions } from '../audit/transforms.ts';
+import { takeExamples } from '../audit/examples.ts';
+import type { Tensor } from '../tensor.ts';
 import { imageDataUri } from './png.ts';
 
 export interface ReportInput {
@@ -113,7 +114,7 @@ async function findingSection(finding: Finding, input: ReportInput): Promise<str
       ...(evidence.attributeAlone ? [{ label: `'${finding.attribute}' alone`, value: evidence.attributeAlone.accuracy }] : []),
     ];
     body += `<div class="charts">${await renderChart(barChart(bars, 'Counterfactual', 'fraction of examples'))}</div>`;
-    body += sampleImages(evidence, input.data);
+    body += sampleImages(evidence, input.data, { seed: input.result.config.seed });
   }
   const units = input.result.shortcutUnits.find((u) => u.shortcut === (finding.attribute ?? finding.feature));
   if (units) body += await unitsBlock(units);
@@ -129,12 +130,13 @@ const DETECTOR_NAMES: Record<Finding['detector'], string> = {
   shift: 'Shift',
 };
 
-function sampleImages(evidence: ShortcutEvidence, data: AuditData): string {
+function sampleImages(evidence: ShortcutEvidence, data: AuditData, transform: TransformOptions): string {
   if (data.layout.kind !== 'image' || !evidence.samples.length) return '';
   const { channels, height, width } = data.layout;
-  const picture = (pixels: Float32Array, index: number, alt: string) => `<img alt="${escapeHtml(alt)}" src="${imageDataUri(pixels, index, channels, height, width)}">`;
-  const counterfactual = applyTransform(evidence.transform, takeRows(data.inputs, evidence.samples.map((s) => s.index)));
-  const figures = evidence.samples.map((s, k) => `<figure>${picture(data.inputs.data as Float32Array, s.index, `example ${s.index}`)}${picture(counterfactual.data as Float32Array, k, `example ${s.index} after ${evidence.transform}`)}<figcaption>#${s.index} label ${s.label}<br>predicted ${s.predicted} → ${s.counterfactualPredicted}</figcaption></figure>`);
+  const rows = evidence.samples.map((s) => s.index);
+  const [original, counterfactual] = [takeExamples(data.inputs, rows), takeExamples(transformExamples(evidence.transform, data.inputs, transform), rows)];
+  const picture = (pixels: Tensor, k: number, alt: string) => `<img alt="${escapeHtml(alt)}" src="${imageDataUri(pixels.data as Float32Array, k, channels, height, width)}">`;
+  const figures = evidence.samples.map((s, k) => `<figure>${picture(original, k, `example ${s.index}`)}${picture(counterfactual, k, `example ${s.index} after ${evidence.transform}`)}<figcaption>#${s.index} label ${s.label}<br>predicted ${s.predicted} → ${s.counterfactualPredicted}</figcaption></figure>`);
   return `<p>Examples whose prediction the counterfactual flipped: as given, then after ${escapeHtml(evidence.transform)}, with the prediction before → after.</p><div class="samples">${figures.join('')}</div>`;
 }
 

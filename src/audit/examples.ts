@@ -1,0 +1,56 @@
+/**
+ * The examples an audit reads, by row ranges, so that an .npy dataset larger than memory streams
+ * through every detector in batches (DESIGN.md, "Batches"). Tables (CSV) and built-in tasks are
+ * already in memory and are wrapped as they are.
+ */
+import type { NpyFile } from '../data/npy.ts';
+import { concatRows, sliceRows, type DType, type Tensor } from '../tensor.ts';
+
+export interface Examples {
+  rows: number;
+  /** Dims of one example (the array's dims without the first axis). */
+  dims: number[];
+  dtype: DType;
+  read(start: number, end: number): Tensor;
+}
+
+export function inMemory(values: Tensor): Examples {
+  return { rows: values.dims[0], dims: values.dims.slice(1), dtype: values.dtype, read: (start, end) => sliceRows(values, start, end) };
+}
+
+export function fromNpy(file: NpyFile): Examples {
+  return { rows: file.rows, dims: file.header.dims.slice(1), dtype: file.header.dtype, read: (start, end) => file.readRows(start, end) };
+}
+
+/** Examples whose every batch is `transform(batch, index of its first row)`. */
+export function mapBatches(examples: Examples, transform: (batch: Tensor, offset: number) => Tensor): Examples {
+  return { ...examples, read: (start, end) => transform(examples.read(start, end), start) };
+}
+
+/** Calls `each(batch, offset)` over the examples in batches. */
+export async function forEachBatch(examples: Examples, batchSize: number, each: (batch: Tensor, offset: number) => Promise<void> | void): Promise<void> {
+  for (let start = 0; start < examples.rows; start += batchSize) await each(examples.read(start, Math.min(examples.rows, start + batchSize)), start);
+}
+
+/** The given rows, in that order, read as runs of consecutive rows. */
+export function takeExamples(examples: Examples, rows: readonly number[]): Tensor {
+  const parts: Tensor[] = [];
+  let first = 0;
+  for (let k = 1; k <= rows.length; k++) {
+    if (k < rows.length && rows[k] === rows[k - 1] + 1) continue;
+    parts.push(examples.read(rows[first], rows[k - 1] + 1));
+    first = k;
+  }
+  return concatRows(parts);
+}
+
+/** One column of a table's examples ([rows, features]), read in batches. */
+export function columnOf(examples: Examples, column: number, batchSize = 8192): Float64Array {
+  const values = new Float64Array(examples.rows);
+  const features = examples.dims[0];
+  for (let start = 0; start < examples.rows; start += batchSize) {
+    const batch = examples.read(start, Math.min(examples.rows, start + batchSize));
+    for (let row = 0; row < batch.dims[0]; row++) values[start + row] = Number(batch.data[row * features + column]);
+  }
+  return values;
+}
