@@ -21,8 +21,8 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
 });
 
 const program = new Command('teardown')
-  .description('Take trained backprop networks apart and check them: hooks, caches, interventions, gradients and training over any ONNX model, on onnxruntime.')
-  .addHelpText('after', '\nStart with: teardown demo    Every command: teardown COMMAND --help    Docs: README.md, docs/json.md')
+  .description('Take trained backprop networks apart and check them: hooks, caches, interventions, gradients, training, inspection and pre-deployment audits of any ONNX model, on onnxruntime.')
+  .addHelpText('after', '\nStart with: teardown demo    Every command: teardown COMMAND --help    Docs: README.md, docs/json.md, docs/audit.md')
   .version(VERSION)
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
