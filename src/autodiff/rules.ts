@@ -242,7 +242,8 @@ function convGradient(c: GradContext): Grad[] {
   const grads: Grad[] = [undefined, undefined, undefined];
   if (c.needs(0)) {
     const outputPadding = [0, 1].map((k) => xShape[2 + k] - ((outSpatial[k] - 1) * strides[k] - pads[k] - pads[k + 2] + (kernel[k] - 1) * dilations[k] + 1));
-    grads[0] = c.op('ConvTranspose', [dy(c), w], { strides: ints(strides), pads: ints(pads), dilations: ints(dilations), group: int(group), output_padding: ints(outputPadding), kernel_shape: ints(kernel) });
+    grads[0] = fullConvolutionGradient(c, w, kernel, { strides, dilations, pads, group })
+      ?? c.op('ConvTranspose', [dy(c), w], { strides: ints(strides), pads: ints(pads), dilations: ints(dilations), group: int(group), output_padding: ints(outputPadding), kernel_shape: ints(kernel) });
   }
   if (c.needs(1)) {
     const perGroup = (xPart: string, dyPart: string, inChannels: number, outChannels: number) =>
@@ -256,6 +257,22 @@ function convGradient(c: GradContext): Grad[] {
   }
   if (c.needs(2)) grads[2] = c.reduceSum(dy(c), [0, 2, 3], false); // dB = Σ dY over batch and positions
   return grads;
+}
+
+/**
+ * dX of a stride-1, undilated, ungrouped convolution as a plain convolution of dY — the "full"
+ * convolution with the kernel flipped in space and its in/out axes swapped:
+ * dX[n, i, y, x] = Σ_{o,a,b} dY[n, o, y + p − a, x + p − b] · W[o, i, a, b], padded by k − 1 − p.
+ * onnxruntime's Conv is several times faster than its ConvTranspose on the same shapes.
+ * undefined (use ConvTranspose) for strides, dilations, groups or pads wider than the kernel.
+ */
+function fullConvolutionGradient(c: GradContext, w: string, kernel: number[], conv: { strides: number[]; dilations: number[]; pads: number[]; group: number }): string | undefined {
+  const padsOut = [0, 1, 2, 3].map((k) => kernel[k % 2] - 1 - conv.pads[k]);
+  if (conv.group !== 1 || conv.strides.some((v) => v !== 1) || conv.dilations.some((v) => v !== 1) || padsOut.some((p) => p < 0)) return undefined;
+  const END = Number.MIN_SAFE_INTEGER;
+  const swapped = c.op('Transpose', [w], { perm: ints([1, 0, 2, 3]) }); // [in, out, kh, kw]
+  const flipped = c.op('Slice', [swapped, c.int64s([-1, -1]), c.int64s([END, END]), c.int64s([2, 3]), c.int64s([-1, -1])]);
+  return c.op('Conv', [dy(c)!, flipped], { kernel_shape: ints(kernel), pads: ints(padsOut) });
 }
 
 /**
