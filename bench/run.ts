@@ -174,7 +174,8 @@ async function benchTrain(): Promise<void> {
   for (const threadCount of [1, 2]) {
     for (const benchCase of cases) {
       const model = Model.fromProto(benchCase.proto(), benchCase.name, { threads: threadCount });
-      const stepper = await Stepper.create(model, { input: benchCase.input }, benchCase.target, { kind: 'cross-entropy', positions: benchCase.positions }, benchCase.optimizer, undefined, { threads: threadCount });
+      // As the trainer builds it: a model scored on its last position computes only that position after the last attention.
+      const stepper = await Stepper.create(model, { input: benchCase.input }, benchCase.target, { kind: 'cross-entropy', positions: benchCase.positions, sliceEarly: benchCase.positions === 'last' }, benchCase.optimizer, undefined, { threads: threadCount });
       const state = stepper.initialState(model);
       let t = 0;
       const times = await timeIt(steps, () => stepper.step(state, { input: benchCase.input }, benchCase.target, benchCase.lr, ++t));

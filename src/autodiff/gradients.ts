@@ -94,14 +94,15 @@ export class GradientProgram {
 export async function lossModelWithShapes(model: Model, feeds: Feeds, target: Tensor, spec: LossSpec, transform?: (proto: ModelProto) => Promise<ModelProto>) {
   const outputName = spec.output ?? model.outputNames[0];
   const outputShape = (await probeHookShapes(model, modelFeeds(model, feeds), [model.hooks.resolve(outputName)])).get(outputName)!;
-  const lossGraph = appendLoss(model.graph, spec, outputShape);
+  const forwardShapes = spec.sliceEarly ? await probeValueShapes(model, modelFeeds(model, feeds)) : undefined;
+  const lossGraph = appendLoss(model.graph, spec, outputShape, forwardShapes && ((value) => forwardShapes.get(value) as Dim[] | undefined));
   if (target.dtype !== lossGraph.targetDtype) {
     throw new InputError(`The target has dtype ${target.dtype} but ${spec.kind} needs ${lossGraph.targetDtype}${lossGraph.targetDtype === 'int64' ? ' class indices' : ' values shaped like the output'}: convert it.`);
   }
   const proto = transform ? await transform(lossGraph.proto) : lossGraph.proto;
   const lossModel = Model.fromProto(proto, model.path, model.options);
   const shapes = await probeValueShapes(lossModel, { ...feeds, [TARGET_INPUT]: target }) as Map<string, Dim[]>;
-  return { lossModel, loss: lossGraph.loss, shapes };
+  return { lossModel, loss: lossGraph.loss, scores: lossGraph.scores, shapes };
 }
 
 /** The feeds without the loss's own inputs (target, weights, environments: named `teardown::…`). */

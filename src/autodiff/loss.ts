@@ -23,6 +23,7 @@ import type { ModelProto } from '../onnx/proto.ts';
 import type { DType } from '../tensor.ts';
 import { Emitter } from './emitter.ts';
 import { AutodiffError } from './errors.ts';
+import { lastPositionOf, pruneUnused } from './last-position.ts';
 
 export type LossKind = 'cross-entropy' | 'mse' | 'score';
 
@@ -32,6 +33,12 @@ export interface LossSpec {
   output?: string;
   /** Cross-entropy on sequences: every position (default) or the last only. */
   positions?: 'all' | 'last';
+  /**
+   * With positions 'last': compute only the last position through the position-wise tail of the
+   * model (last-position.ts) and score that; the loss graph's scores output is then [batch, 1,
+   * classes] and values before the cut lose their other positions' gradients. For training only.
+   */
+  sliceEarly?: boolean;
   /** Cross-entropy: targets equal to this are ignored (PyTorch's ignore_index). */
   ignoreIndex?: number;
   /** Cross-entropy: weight each row by the input WEIGHT_INPUT. */
@@ -48,12 +55,17 @@ export const PENALTY_WEIGHT_INPUT = 'teardown::penalty_weight';
 export interface LossGraph {
   proto: ModelProto;
   loss: string;
+  /** The model's scores as the loss graph outputs them: the scored output, or its last position with sliceEarly. */
+  scores: string;
   /** dtype the target must be fed as. */
   targetDtype: DType;
 }
 
-/** `outputShape`: the scored output's probed dims ('batch' marks the batch axis). */
-export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: readonly Dim[]): LossGraph {
+/**
+ * `outputShape`: the scored output's probed dims ('batch' marks the batch axis); `shapeOf`: every
+ * value's probed dims, needed by sliceEarly.
+ */
+export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: readonly Dim[], shapeOf?: (value: string) => readonly Dim[] | undefined): LossGraph {
   const outputRank = outputShape.length;
   const proto = index.proto;
   const output = spec.output ?? proto.graph.output[0].name;
@@ -66,6 +78,7 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
   const END = Number.MAX_SAFE_INTEGER;
   let loss: string;
   let targetDtype: DType;
+  let scores = output;
   if (spec.kind === 'mse') {
     targetDtype = dtype;
     const difference = op('Sub', [output, TARGET_INPUT]);
@@ -76,7 +89,8 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
     let target = TARGET_INPUT;
     if (spec.positions === 'last') {
       if (outputRank < 3) throw new AutodiffError(`--loss-positions last needs sequence scores [batch, seq, classes]; '${output}' has rank ${outputRank}.`);
-      logits = op('Slice', [logits, ints64([-1]), ints64([END]), ints64([1])]); // [batch, 1, classes]
+      logits = spec.sliceEarly && shapeOf ? lastPositionOf(index, emitter, logits, shapeOf) : op('Slice', [logits, ints64([-1]), ints64([END]), ints64([1])]); // [batch, 1, classes]
+      if (spec.sliceEarly) scores = logits;
       // One target per sequence [batch] or per position [batch, seq]: view as [batch, k] and keep the last column.
       const batchAndRest = op('Concat', [op('Slice', [op('Shape', [target]), ints64([0]), ints64([1])]), ints64([-1])], { axis: int(0) });
       target = op('Slice', [op('Reshape', [target, batchAndRest]), ints64([-1]), ints64([END]), ints64([1])]); // [batch, 1]
@@ -87,7 +101,7 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
     if (spec.kind === 'score') {
       const picked = op('GatherElements', [flatLogits, op('Unsqueeze', [flatTarget, ints64([1])])], { axis: int(1) }); // [rows, 1]
       loss = op('ReduceSum', [picked], { keepdims: int(0) }, 'loss');
-      return finishLoss(proto, emitter, loss, targetDtype, dtype, targetShape(spec, outputShape));
+      return finishLoss(proto, emitter, loss, targetDtype, dtype, targetShape(spec, outputShape), [], { original: output, value: scores });
     }
     const logProbabilities = op('LogSoftmax', [flatLogits], { axis: int(1) });
     const pick = (targets: string) => op('GatherElements', [logProbabilities, op('Unsqueeze', [targets, ints64([1])])], { axis: int(1) }); // [rows, 1]: log p(target)
@@ -102,7 +116,7 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
       } else {
         crossEntropy = op('Neg', [op('ReduceMean', [pick(flatTarget)], { keepdims: int(0) })]);
       }
-      if (!spec.irm) return finishLoss(proto, emitter, op('Identity', [crossEntropy], {}, 'loss'), 'int64', dtype, targetShape(spec, outputShape), extra);
+      if (!spec.irm) return finishLoss(proto, emitter, op('Identity', [crossEntropy], {}, 'loss'), 'int64', dtype, targetShape(spec, outputShape), extra, { original: output, value: scores });
       // sᵢ = Σ_k softmax(zᵢ)_k·z_ik − z_{i,yᵢ}: the derivative of row i's cross-entropy with respect to a scale on its logits.
       const expected = op('ReduceSum', [op('Mul', [op('Softmax', [flatLogits], { axis: int(1) }), flatLogits]), ints64([1])], { keepdims: int(1) });
       const chosen = op('GatherElements', [flatLogits, op('Unsqueeze', [flatTarget, ints64([1])])], { axis: int(1) });
@@ -112,7 +126,7 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
       const total = op('Add', [crossEntropy, op('Mul', [PENALTY_WEIGHT_INPUT, penalty])]);
       loss = op('Div', [total, op('Max', [PENALTY_WEIGHT_INPUT, emitter.scalar(1, 'float32')])], {}, 'loss');
       extra.push({ name: ENVIRONMENT_INPUT, dims: ['batch', spec.irm.environments] }, { name: PENALTY_WEIGHT_INPUT, dims: [] });
-      return finishLoss(proto, emitter, loss, 'int64', dtype, targetShape(spec, outputShape), extra);
+      return finishLoss(proto, emitter, loss, 'int64', dtype, targetShape(spec, outputShape), extra, { original: output, value: scores });
     }
     if (spec.ignoreIndex === undefined) {
       loss = op('Neg', [op('ReduceMean', [pick(flatTarget)], { keepdims: int(0) })], {}, 'loss'); // −mean log p(target)
@@ -124,20 +138,23 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
       loss = op('Neg', [op('Div', [total, op('ReduceSum', [weights], { keepdims: int(0) })])], {}, 'loss');
     }
   }
-  return finishLoss(proto, emitter, loss, targetDtype, dtype, targetShape(spec, outputShape));
+  return finishLoss(proto, emitter, loss, targetDtype, dtype, targetShape(spec, outputShape), [], { original: output, value: scores });
 }
 
 interface ExtraInput { name: string; dims: Dim[] }
 
 /** The model with the loss nodes appended, the target (and any extra loss input) as new inputs and the loss as a new output. */
-function finishLoss(proto: ModelProto, emitter: Emitter, loss: string, targetDtype: DType, dtype: DType, targetDims: Dim[] | undefined, extra: ExtraInput[] = []): LossGraph {
-  const graph = derive(proto.graph, {
+function finishLoss(proto: ModelProto, emitter: Emitter, loss: string, targetDtype: DType, dtype: DType, targetDims: Dim[] | undefined, extra: ExtraInput[] = [], scores?: { original: string; value: string }): LossGraph {
+  const sliced = scores !== undefined && scores.value !== scores.original;
+  const outputs = sliced ? proto.graph.output.map((info) => (info.name === scores.original ? valueInfo(scores.value, dtype) : info)) : proto.graph.output;
+  let graph = derive(proto.graph, {
     node: [...proto.graph.node, ...emitter.nodes],
     initializer: [...proto.graph.initializer, ...emitter.initializers],
     input: [...proto.graph.input, valueInfo(TARGET_INPUT, targetDtype, targetDims), ...extra.map((input) => valueInfo(input.name, 'float32', input.dims))],
-    output: [...proto.graph.output, valueInfo(loss, dtype, [])],
+    output: [...outputs, valueInfo(loss, dtype, [])],
   });
-  return { proto: derive(proto, { graph }), loss, targetDtype };
+  if (sliced) graph = derive(graph, { node: pruneUnused(graph) }); // the full-length tail nothing reads any more
+  return { proto: derive(proto, { graph }), loss, targetDtype, scores: scores?.value ?? proto.graph.output[0].name };
 }
 
 /** The target's dims: the output's for MSE, without the class axis for cross-entropy; unknown when only the last position is scored. */

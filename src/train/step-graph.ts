@@ -39,9 +39,8 @@ export interface StepGraph {
 }
 
 export async function buildStepGraph(model: Model, feeds: Feeds, target: Tensor, loss: LossSpec, optimizer: OptimizerSpec, clipNorm?: number): Promise<StepGraph> {
-  const scores = model.outputNames[0];
   let statistics: BatchStatistics[] = [];
-  const { lossModel, loss: lossValue, shapes } = await lossModelWithShapes(model, feeds, target, loss, async (proto) => {
+  const { lossModel, loss: lossValue, scores, shapes } = await lossModelWithShapes(model, feeds, target, loss, async (proto) => {
     const training = await withTrainingBatchNorm(model, proto, feeds);
     statistics = training.statistics;
     return training.proto;

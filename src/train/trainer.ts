@@ -85,7 +85,7 @@ export async function train(spec: TrainSpec, options: TrainOptions): Promise<Tra
   const objective = objectiveInputs(spec.objective, task, spec.objective?.kind === 'jtt' ? await identificationErrors(spec, options) : undefined);
   const first = batchRows(1);
   const stepper = await Stepper.create(model, { input: takeRows(task.train.inputs, first), ...objective.feeds(first, 1) }, takeRows(task.train.labels, first),
-    { kind: 'cross-entropy', positions: task.lossPositions, ...objective.loss }, spec.optimizer, spec.clipNorm, options.runtime);
+    { kind: 'cross-entropy', positions: task.lossPositions, sliceEarly: task.lossPositions === 'last', ...objective.loss }, spec.optimizer, spec.clipNorm, options.runtime);
   const evaluator = await Evaluator.create(model, [...stepper.graph.parameters, ...stepper.bufferNames()], options.runtime);
   const state: TrainState = { step: 0, ...stepper.initialState(model), curve: [], secondsBefore: 0 };
   if (options.resume) restore(state, options.resume);
