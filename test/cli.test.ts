@@ -258,6 +258,8 @@ describe('bad input: one clear message, exit 2, no stack, no partial output', ()
     ['an npy with a bad header', ['run', `${mlp}/model.onnx`, '--input', `input=${join(dir, 'bad-header.npy')}`], /not a valid .npy file/],
     ['a hook pattern that matches nothing', ['run', `${mlp}/model.onnx`, '--input', input, '--cache', 'fc3*'], /'fc3\*' matches no hook\. .*Nearest hook names: .*fc1/],
     ['external data outside the model folder', ['hooks', join(dir, 'escape', 'model.onnx')], /outside the model's folder .*: refused/],
+    ['a training objective that does not parse', ['train', '--task', 'colored-mnist', '--model', 'mlp:hidden=8', '--epochs', '1', '--objective', 'irm:lots', '--out', join(dir, 'never.onnx')], /--objective must be erm, reweight:ATTR\[\+ATTR\], jtt:STEPS:UPWEIGHT or irm:PENALTY:ANNEAL/],
+    ['an objective the task cannot serve', ['train', '--task', 'mnist', '--model', 'mlp:hidden=8', '--epochs', '1', '--objective', 'reweight:color', '--out', join(dir, 'never.onnx')], /Task 'mnist' has no attribute 'color'/],
     ['a unit out of range', ['run', `${mlp}/model.onnx`, '--input', input, '--ablate', 'act1 units=99'], /Unit 99 is out of range/],
     ['a malformed flag', ['run', `${mlp}/model.onnx`, '--input', 'input'], /--input expects NAME=VALUE/],
     ['a missing argument', ['hooks'], /missing required argument 'model'/],

@@ -6,6 +6,7 @@ import { formatTable } from '../report/table.ts';
 import { percent } from '../stats.ts';
 import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
 import { DEFAULT_OPTIMIZER, type TrainSpec } from '../train/spec.ts';
+import type { Objective } from '../train/objective.ts';
 import { train } from '../train/trainer.ts';
 import { runtimeOptions } from './options.ts';
 
@@ -37,13 +38,15 @@ export function trainCommand(): Command {
     .option('--checkpoint <file>', 'save a checkpoint here periodically (resume with --resume)')
     .option('--checkpoint-every <n>', 'steps between checkpoints', '1000')
     .option('--resume <checkpoint>', 'continue an interrupted run from its checkpoint (the spec comes from the checkpoint)')
+    .option('--objective <spec>', 'erm (default), reweight:ATTR[+ATTR] (group-balanced over label × attributes), jtt:STEPS:UPWEIGHT (Just-Train-Twice) or irm:PENALTY:ANNEAL (IRMv1); needs a task with attributes, e.g. colored-mnist', 'erm')
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)')
     .addHelpText('after', `
 The same spec with --threads 1 gives the same losses bit for bit; the spec is stored in the saved model's metadata.
 
 Examples:
   teardown train --task mnist --model mlp:hidden=256-256 --optimizer sgd --lr 0.1 --momentum 0.9 --epochs 5 --out mlp.onnx
-  teardown train --task colored-mnist --model mlp:hidden=390-390 --lr 0.001 --epochs 10 --out erm.onnx --json erm.json`)
+  teardown train --task colored-mnist --model mlp:hidden=390-390 --lr 0.001 --epochs 10 --out erm.onnx --json erm.json
+  teardown train --task colored-mnist --model mlp:hidden=128-128 --epochs 5 --batch 128 --objective reweight:color --out reweighted.onnx`)
     .action(async (options) => {
       const runtime = runtimeOptions(options);
       if (!options.out) throw new InputError('Give --out model.onnx: where to save the trained model.');
@@ -104,5 +107,17 @@ function specFromFlags(options: Record<string, string | boolean | undefined>): T
     batch: options.batch === 'full' ? 'full' : number('batch', options.batch),
     seed: number('seed', options.seed),
     evalEvery: number('eval-every', options.evalEvery),
+    objective: parseObjective(String(options.objective)),
   };
+}
+
+/** `erm`, `reweight:A[+B]`, `jtt:STEPS:UPWEIGHT` or `irm:PENALTY:ANNEAL` (checked further by checkSpec). */
+function parseObjective(text: string): Objective | undefined {
+  const [kind, ...parts] = text.split(':');
+  const numbers = () => parts.map(Number);
+  if (kind === 'erm' && parts.length === 0) return undefined;
+  if (kind === 'reweight' && parts.length === 1 && parts[0]) return { kind, attributes: parts[0].split('+') };
+  if (kind === 'jtt' && parts.length === 2) { const [identificationSteps, upweight] = numbers(); return { kind, identificationSteps, upweight }; }
+  if (kind === 'irm' && parts.length === 2) { const [penaltyWeight, annealSteps] = numbers(); return { kind, penaltyWeight, annealSteps }; }
+  throw new InputError(`--objective must be erm, reweight:ATTR[+ATTR], jtt:STEPS:UPWEIGHT or irm:PENALTY:ANNEAL (e.g. irm:10000:100), got '${text}'.`);
 }
