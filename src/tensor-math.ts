@@ -81,3 +81,18 @@ export function broadcastTo(t: Tensor, dims: readonly number[]): Tensor {
   const shape: Tensor = { dtype: t.dtype, dims: [...dims], data: allocate(t.dtype, elementCount(dims)) };
   return broadcastBinary(shape, t, (_, value) => value);
 }
+
+/**
+ * The predicted class of every row of class scores (argmax over the last axis, first maximum on
+ * ties; a single logit is class 1 when positive).
+ */
+export function predictedClasses(scores: Tensor): Int32Array {
+  const width = scores.dims.length >= 2 ? scores.dims[scores.dims.length - 1] : 1;
+  const rows = scores.data.length / width;
+  return Int32Array.from({ length: rows }, (_, row) => {
+    if (width === 1) return Number(scores.data[row]) > 0 ? 1 : 0;
+    let best = 0;
+    for (let c = 1; c < width; c++) if (Number(scores.data[row * width + c]) > Number(scores.data[row * width + best])) best = c;
+    return best;
+  });
+}

@@ -6,15 +6,12 @@
  */
 import { patch } from '../graph/interventions.ts';
 import type { Hook } from '../graph/hooks.ts';
-import { findCarriers } from '../inspect/carriers.ts';
+import { findCarriers, hookWidth, type Carriers } from '../inspect/carriers.ts';
 import { attributeDirection, classesWithoutDirection, flipRateWithoutDirection } from '../inspect/direction.ts';
 import type { Model } from '../runtime/model.ts';
-import { runWithCache } from '../runtime/run.ts';
-import { defaultUnitAxis } from '../graph/units.ts';
 import type { Tensor } from '../tensor.ts';
 import { Progress } from '../report/progress.ts';
 import { wilsonInterval } from '../stats.ts';
-import { takeRows } from '../data/tasks.ts';
 import { calibrationCheck, type CalibrationResult } from './calibration.ts';
 import type { AuditConfig } from './config.ts';
 import { checkLabels, type AuditData } from './data.ts';
@@ -44,16 +41,9 @@ export interface Accuracy {
   examples: number;
 }
 
-/** Where a high-severity shortcut lives and what removing those units does. */
-export interface ShortcutUnits {
+/** Where a high-severity shortcut lives (its carrier units, inspect/carriers.ts) and what removing them does. */
+export interface ShortcutUnits extends Omit<Carriers, 'mean'> {
   shortcut: string;
-  hook: string;
-  units: number[];
-  width: number;
-  flipRate: { none: number; carriers: number; random: number };
-  /** Counterfactual flip rate as the carriers are ablated one by one (the greedy ablation curve). */
-  curve: number[];
-  randomUnits: number[];
   /** Accuracy with nothing, the carriers and as many random units mean-ablated. */
   accuracy: { data: AblationAccuracy; shifted?: AblationAccuracy };
   /** The same hook's attribute direction (inspect/direction.ts), where the hook is dense, and what projecting it out does. */
@@ -184,7 +174,7 @@ async function shortcutCarriers(model: Model, data: AuditData, shifted: AuditDat
   const transformed = takeExamples(transformExamples(counterfactual.transform, data.inputs, { seed: config.seed, column: counterfactual.column }), rows);
   let best: Awaited<ReturnType<typeof findCarriers>> | undefined;
   for (const hook of hooks) {
-    const width = await unitWidth(model, hook, sample);
+    const width = await hookWidth(model, hook.name, sample);
     if (width < 4) continue;
     const found = await findCarriers(model, hook.name, sample, transformed, Math.max(1, Math.floor(config.units.fraction * width)), config.seed);
     if (!best || found.flipRate.carriers < best.flipRate.carriers) best = found;
@@ -200,10 +190,14 @@ async function shortcutCarriers(model: Model, data: AuditData, shifted: AuditDat
   const onShifted = shifted && (await ablations(shifted));
   const clean = { flipRate: chosen.flipRate.none, data: onData.none, shifted: onShifted?.none };
   return {
-    shortcut, hook: chosen.hook, units: chosen.units, width: chosen.width, flipRate: chosen.flipRate, curve: chosen.curve, randomUnits: chosen.randomUnits,
+    shortcut, ...withoutMean(chosen),
     accuracy: { data: onData, shifted: onShifted },
     direction: await directionEvidence(model, chosen.hook, sample, transformed, { data, shifted }, clean),
   };
+}
+
+function withoutMean({ mean: _mean, ...carriers }: Carriers): Omit<Carriers, 'mean'> {
+  return carriers;
 }
 
 /** Projects the hook's attribute direction out and measures the counterfactual flips and the accuracy on both distributions. */
@@ -234,10 +228,4 @@ function carrierHooks(model: Model, patterns?: string[]): Hook[] {
   const modules = model.hooks.hooks.filter((hook) => hook.kind === 'module' && !outputs.has(hook.value) && (hook.dtype === undefined || hook.dtype === 'float32'));
   const activations = modules.filter((hook) => ACTIVATIONS.has(hook.op));
   return activations.length ? activations : modules;
-}
-
-/** The number of units of a hook (DESIGN.md, "Units"), read from one example's value. */
-async function unitWidth(model: Model, hook: Hook, sample: Tensor): Promise<number> {
-  const value = (await runWithCache(model, { [model.inputs[0].name]: takeRows(sample, [0]) }, [hook.name])).cache.get(hook.name)!;
-  return value.dims.length >= 2 ? value.dims[defaultUnitAxis(value.dims.length)] : 0;
 }

@@ -47,13 +47,13 @@ export async function featureChecks(model: Model, data: AuditData, base: Predict
       if (was && !now) rightToWrong++;
       if (!was && now) wrongToRight++;
     }
-    const values = columnValues(data, column);
+    const values = columnOf(data.inputs, column);
     const stump = fitStump(values, data.labels, base.classes);
     const entry: FeatureReliance = {
       feature, reliance: (100 * (rightToWrong - wrongToRight)) / n, relianceInterval: pairedDifferenceInterval(rightToWrong, wrongToRight, n).map((v) => 100 * v) as [number, number],
       relianceP: mcnemarP(rightToWrong, wrongToRight), aloneAccuracy: stump.accuracy,
     };
-    if (shifted) entry.shiftedAloneAccuracy = accuracyOf(columnValues(shifted, column), shifted.labels, stump.predict);
+    if (shifted) entry.shiftedAloneAccuracy = accuracyOf(columnOf(shifted.inputs, column), shifted.labels, stump.predict);
     ranking.push(entry);
     if (entry.reliance <= 0) continue;
     const evidence = { reliance: entry.reliance, relianceP: entry.relianceP, aloneAccuracy: stump.accuracy, aloneRule: stump.describe, modelAccuracy, shiftedAloneAccuracy: entry.shiftedAloneAccuracy };
@@ -71,10 +71,6 @@ export async function featureChecks(model: Model, data: AuditData, base: Predict
   }
   ranking.sort((a, b) => b.reliance - a.reliance);
   return { ranking, checks };
-}
-
-export function columnValues(data: AuditData, column: number): Float64Array {
-  return columnOf(data.inputs, column);
 }
 
 /** Whether the per-feature detectors run: tables of at most config.features.maxFeatures columns. */

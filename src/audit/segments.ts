@@ -11,7 +11,8 @@ import type { AuditConfig } from './config.ts';
 import { categoriesOf, type AuditData } from './data.ts';
 import type { Check } from './findings.ts';
 import { exampleLosses, type Predictions } from './predictions.ts';
-import { columnValues, perFeature } from './features.ts';
+import { perFeature } from './features.ts';
+import { columnOf } from './examples.ts';
 import { twoProportionP, wilsonInterval } from '../stats.ts';
 
 interface Slice {
@@ -86,7 +87,7 @@ function groupCandidates(data: AuditData): Slice[] {
 function featureCandidates(data: AuditData, bins: number): Slice[] {
   if (data.layout.kind !== 'table') return [];
   return data.layout.featureNames.flatMap((name, column) => {
-    const values = columnValues(data, column);
+    const values = columnOf(data.inputs, column);
     const categories = categoriesOf(values, 10);
     if (categories) return categories.map((value) => ({ description: `${name} = ${value}`, rows: Uint8Array.from(values, (v) => (v === value ? 1 : 0)), feature: column }));
     const sorted = Float64Array.from(values).sort();

@@ -14,9 +14,7 @@ import { formatTable } from '../report/table.ts';
 import { shapeString, sliceRows, type Tensor } from '../tensor.ts';
 import { comparePatching, inputAttribution, type InputAttributionSummary, type PatchingComparison } from '../inspect/input-attribution.ts';
 import { probeHookShapes } from '../runtime/probe.ts';
-import { runWithCache } from '../runtime/run.ts';
-import { defaultUnitAxis } from '../graph/units.ts';
-import { findCarriers } from '../inspect/carriers.ts';
+import { findCarriers, hookWidth } from '../inspect/carriers.ts';
 import { attributeDirection, flipRateWithoutDirection } from '../inspect/direction.ts';
 import { applyTransform, layoutOf } from '../audit/transforms.ts';
 import { parseCounterfactual } from '../audit/shortcut.ts';
@@ -121,8 +119,7 @@ async function carriersOf(model: Model, data: Dataset, hooks: string[], options:
     const { attribute, transform, column } = parseCounterfactual(text, layout);
     const transformed = applyTransform(transform, sample, { column });
     for (const hook of hooks) {
-      const probe = (await runWithCache(model, { [model.inputs[0].name]: sliceRows(sample, 0, 1) }, [hook])).cache.get(hook)!;
-      const width = probe.dims[defaultUnitAxis(probe.dims.length)];
+      const width = await hookWidth(model, hook, sample);
       const { mean: _mean, ...carriers } = await findCarriers(model, hook, sample, transformed, Math.max(1, Math.floor(0.1 * width)));
       const found = await attributeDirection(model, hook, sample, transformed);
       const direction = found && { energyShare: found.energyShare, flipRate: await flipRateWithoutDirection(model, found, sample, transformed) };

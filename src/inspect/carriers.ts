@@ -12,8 +12,8 @@ import { patch } from '../graph/interventions.ts';
 import { defaultUnitAxis } from '../graph/units.ts';
 import type { Model } from '../runtime/model.ts';
 import { runWithCache } from '../runtime/run.ts';
-import { RowSum } from '../tensor-math.ts';
-import { concatRows, type Tensor } from '../tensor.ts';
+import { predictedClasses, RowSum } from '../tensor-math.ts';
+import { concatRows, sliceRows, type Tensor } from '../tensor.ts';
 import { randomUnits } from './ablation-study.ts';
 import { sweepOutputs } from './sweep.ts';
 
@@ -60,16 +60,16 @@ export async function findCarriers(model: Model, hookName: string, original: Ten
   return { hook: hookName, units: chosen, width, flipRate: { none, carriers: curve[curve.length - 1] ?? none, random: randomRate }, curve, randomUnits: random, mean };
 }
 
-/** Fraction of the first n rows whose argmax differs from that of row n + i. */
+/** Fraction of the first n rows whose predicted class differs from that of row n + i. */
 function flipRate(scores: Tensor, n: number): number {
-  const width = scores.data.length / scores.dims[0];
-  const argmax = (row: number) => {
-    if (width === 1) return Number(scores.data[row]) > 0 ? 1 : 0;
-    let best = 0;
-    for (let c = 1; c < width; c++) if (Number(scores.data[row * width + c]) > Number(scores.data[row * width + best])) best = c;
-    return best;
-  };
+  const classes = predictedClasses(scores);
   let flips = 0;
-  for (let i = 0; i < n; i++) if (argmax(i) !== argmax(n + i)) flips++;
+  for (let i = 0; i < n; i++) if (classes[i] !== classes[n + i]) flips++;
   return flips / n;
+}
+
+/** The number of units of a hook (DESIGN.md, "Units"), read from one example's value; 0 for a value without a unit axis. */
+export async function hookWidth(model: Model, hookName: string, sample: Tensor): Promise<number> {
+  const value = (await runWithCache(model, { [model.inputs[0].name]: sliceRows(sample, 0, 1) }, [hookName])).cache.get(hookName)!;
+  return value.dims.length >= 2 ? value.dims[defaultUnitAxis(value.dims.length)] : 0;
 }

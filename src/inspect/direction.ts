@@ -12,6 +12,7 @@
 import type { Model } from '../runtime/model.ts';
 import { runWithCache } from '../runtime/run.ts';
 import { sliceRows, type Tensor } from '../tensor.ts';
+import { predictedClasses } from '../tensor-math.ts';
 
 export interface AttributeDirection {
   hook: string;
@@ -53,23 +54,13 @@ export async function outputsWithoutDirection(model: Model, direction: Attribute
 
 /** The predicted class (argmax; a single logit > 0 is class 1) of every example with the direction projected out. */
 export async function classesWithoutDirection(model: Model, direction: AttributeDirection, inputs: Tensor): Promise<Int32Array> {
-  return Int32Array.from((await outputsWithoutDirection(model, direction, inputs)).flatMap(argmaxRows));
+  return Int32Array.from((await outputsWithoutDirection(model, direction, inputs)).flatMap((output) => [...predictedClasses(output)]));
 }
 
 /** Share of counterfactual pairs whose predicted class differs, with the direction projected out. */
 export async function flipRateWithoutDirection(model: Model, direction: AttributeDirection, original: Tensor, counterfactual: Tensor): Promise<number> {
   const [before, after] = [await classesWithoutDirection(model, direction, original), await classesWithoutDirection(model, direction, counterfactual)];
   return before.reduce((flips, c, i) => flips + (c !== after[i] ? 1 : 0), 0) / before.length;
-}
-
-function argmaxRows(scores: Tensor): number[] {
-  const width = scores.dims.length === 2 ? scores.dims[1] : 1;
-  return Array.from({ length: scores.dims[0] }, (_, row) => {
-    if (width === 1) return Number(scores.data[row]) > 0 ? 1 : 0;
-    let best = 0;
-    for (let c = 1; c < width; c++) if (Number(scores.data[row * width + c]) > Number(scores.data[row * width + best])) best = c;
-    return best;
-  });
 }
 
 /** a − (a·u − m)·u for every row. */

@@ -9,6 +9,7 @@ import { encodeModel, toNumber } from '../onnx/proto.ts';
 import { takeRows, type Split } from '../data/tasks.ts';
 import type { Model } from '../runtime/model.ts';
 import { run } from '../runtime/run.ts';
+import { predictedClasses } from '../tensor-math.ts';
 import { Session, type RuntimeOptions } from '../runtime/session.ts';
 import type { Tensor } from '../tensor.ts';
 
@@ -87,12 +88,7 @@ export async function predictClasses(model: Model, inputs: Tensor): Promise<Int3
   for (let start = 0; start < rows; start += 1024) {
     const indices = Array.from({ length: Math.min(rows, start + 1024) - start }, (_, k) => start + k);
     const scores = (await run(model, { [model.inputs[0].name]: takeRows(inputs, indices) })).outputs[model.outputNames[0]];
-    const classes = scores.dims[scores.dims.length - 1];
-    indices.forEach((row, k) => {
-      let best = 0;
-      for (let c = 1; c < classes; c++) if (Number(scores.data[k * classes + c]) > Number(scores.data[k * classes + best])) best = c;
-      predicted[row] = best;
-    });
+    predicted.set(predictedClasses(scores), start);
   }
   return predicted;
 }
