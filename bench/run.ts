@@ -5,13 +5,14 @@
  *                                                     teardown's stacked sweep vs a PyTorch forward-hook loop
  *   npm run bench -- cache [--threads N] [--reps N]   overhead of caching every module hook / every raw value
  *                                                     vs a plain run, on models where a plain run takes ≥ 10 ms
- *   npm run bench -- train [--reps N]                 ms per training step vs PyTorch (MLP/SGD, fixture CNN/AdamW,
+ *   npm run bench -- train [--reps N]                 ms per training step vs PyTorch, alternating blocks (MLP/SGD, fixture CNN/AdamW,
  *                                                     grokking transformer/AdamW full batch) at 1 and 2 threads
  *   npm run bench -- inspect [--threads N]            teardown inspect of the MNIST MLP over 10k and 100k examples: time, peak memory
  *
  * Figures and the commands that produced them go into bench/RESULTS.md.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +30,7 @@ import { buildModel } from '../src/train/builders.ts';
 import { parseModelSpec } from '../src/train/model-spec.ts';
 import type { OptimizerSpec } from '../src/train/optimizers.ts';
 import { Stepper } from '../src/train/stepper.ts';
+import { MAX_STEPS_PER_RUN } from '../src/train/trainer.ts';
 import { fixtureCnn } from './fixture-cnn.ts';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../test/fixtures/${name}/`, import.meta.url));
@@ -39,15 +41,18 @@ const reps = Number(flags.reps);
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const round = (value: number, digits = 3) => Number(value.toFixed(digits));
 
-async function timeIt(reps: number, body: () => Promise<unknown>): Promise<number[]> {
-  await body(); // warm-up: session creation and first-run allocations
+/** Wall times of `reps` runs (after a warm-up run unless told not to), and the process's CPU time ÷ wall time over them (≈ the cores it kept busy). */
+async function timeIt(reps: number, body: () => Promise<unknown>, warmUp = true): Promise<{ times: number[]; cpuPerWall: number }> {
+  if (warmUp) await body(); // session creation and first-run allocations
   const times: number[] = [];
+  const cpuStart = process.cpuUsage();
   for (let i = 0; i < reps; i++) {
     const start = performance.now();
     await body();
     times.push(performance.now() - start);
   }
-  return times;
+  const cpu = process.cpuUsage(cpuStart);
+  return { times, cpuPerWall: (cpu.user + cpu.system) / 1000 / times.reduce((a, b) => a + b, 0) };
 }
 
 function randomTokens(seed: number, dims: number[], vocab: number): Tensor {
@@ -69,6 +74,20 @@ function parametersByName(model: Model): Map<string, Tensor> {
  * points to: the reference netlib BLAS unless OpenBLAS is installed, which made its matrix
  * products 10–30× slower here. The peer gets OpenBLAS, so the comparison is with a fast PyTorch.
  */
+/**
+ * The PyTorch side's environment at a given thread count. torch.set_num_threads sizes PyTorch's own
+ * OpenMP pool, but OpenBLAS (called through libblas.so.3) runs its own pthreads, one per core unless
+ * told otherwise: without OPENBLAS_NUM_THREADS a "1-thread" PyTorch ran its matrix products on both
+ * cores (CPU time / wall time 1.99 in its MLP step). Each side reports CPU time ÷ wall time so the
+ * comparison shows it used the cores it was given.
+ */
+function torchEnv(threadCount: number): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(threadCount), OMP_NUM_THREADS: String(threadCount) };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  return env;
+}
+
 function ensureTorch(): void {
   const hasTorch = spawnSync('/usr/bin/python3', ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0;
   const blas = spawnSync('update-alternatives', ['--query', 'libblas.so.3-x86_64-linux-gnu'], { encoding: 'utf8' }).stdout ?? '';
@@ -98,12 +117,9 @@ async function benchPatch(): Promise<void> {
   // resid_pre of block i: the value its first LayerNorm reads.
   const residPre = [0, 1].map((block) => model.graph.nodes[model.graph.producer.get(model.hooks.resolve(`blocks.${block}.ln1`).value)!].input[0]);
   let result = await patchSweep(model, { input: clean }, { input: corrupted }, residPre, 'all', metric);
-  const ours = await timeIt(reps, async () => { result = await patchSweep(model, { input: clean }, { input: corrupted }, residPre, 'all', metric); });
+  const { times: ours, cpuPerWall } = await timeIt(reps, async () => { result = await patchSweep(model, { input: clean }, { input: corrupted }, residPre, 'all', metric); });
 
-  const env = { ...process.env };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
-  const python = spawnSync('/usr/bin/python3', [fileURLToPath(new URL('./torch_patch_sweep.py', import.meta.url)), '--weights', dir, '--clean', join(dir, 'clean.npy'), '--corrupted', join(dir, 'corrupted.npy'), '--threads', String(threads), '--reps', String(reps), '--token', String(token)], { env, encoding: 'utf8' });
+  const python = spawnSync('/usr/bin/python3', [fileURLToPath(new URL('./torch_patch_sweep.py', import.meta.url)), '--weights', dir, '--clean', join(dir, 'clean.npy'), '--corrupted', join(dir, 'corrupted.npy'), '--threads', String(threads), '--reps', String(reps), '--token', String(token)], { env: torchEnv(threads), encoding: 'utf8' });
   if (python.status !== 0) throw new Error(`bench: the PyTorch side failed:\n${python.stderr}`);
   const torch = JSON.parse(python.stdout);
   const plain = await runWithCache(model, { input: clean }, []);
@@ -112,7 +128,7 @@ async function benchPatch(): Promise<void> {
   console.log(JSON.stringify({
     case: 'patch', model: 'gpt fixture (2 blocks, d=32, 12 positions)', batch: 32, hooks: residPre, positions: 12, threads,
     teardown_ms: round(median(ours)), torch_ms: round(torch.median_ms), speedup: round(torch.median_ms / median(ours), 2),
-    ort_runs: result.runs, torch_forwards: residPre.length * 12, reps, torch: torch.torch,
+    ort_runs: result.runs, torch_forwards: residPre.length * 12, reps, teardown_cpu_per_wall: round(cpuPerWall, 2), torch_cpu_per_wall: torch.cpu_per_wall, torch: torch.torch,
     max_abs_effect_difference: effectError, max_abs_logit_difference: logitsError,
   }));
   await model.release();
@@ -150,44 +166,91 @@ async function cacheOverhead(label: string, path: string, input: Tensor): Promis
   await model.release();
 }
 
-/** ms per training step, teardown vs PyTorch, on the same models, batch shapes and optimizers, at 1 and 2 threads. */
+/**
+ * ms per training step, teardown vs PyTorch, on the same models, batch shapes and optimizers, at 1
+ * and 2 threads. The two sides alternate in blocks of about the same number of steps (PyTorch runs
+ * as a server waiting for each block), so drift on this shared machine reaches both alike; a pause
+ * before each block lets the other side's idle threads stop spinning. teardown runs as its trainer
+ * does: MAX_STEPS_PER_RUN steps per onnxruntime run.
+ */
 async function benchTrain(): Promise<void> {
   ensureTorch();
-  const steps = Math.max(5, Math.round(reps * 2));
   const random = seededRandom(0);
   const floats = (dims: number[]) => tensor('float32', dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, random));
   const classes = (n: number, count: number) => tensor('int64', [n], Array.from({ length: n }, () => Math.floor(random() * count)));
   const tokens = tensor('int64', [3831, 3], Array.from({ length: 3831 * 3 }, (_, k) => (k % 3 === 2 ? 113 : Math.floor(random() * 113))));
   const sgd: OptimizerSpec = { kind: 'sgd', momentum: 0.9, weightDecay: 0, betas: [0.9, 0.999], eps: 1e-8 };
   const adamw: OptimizerSpec = { kind: 'adamw', momentum: 0, weightDecay: 0.01, betas: [0.9, 0.999], eps: 1e-8 };
+  // Steps per block: about half a second of work.
   const cases = [
-    { name: 'mlp', proto: () => buildModel(parseModelSpec('mlp:hidden=256-256'), { kind: 'features', features: 784 }, 10, 0).proto, input: floats([128, 784]), target: classes(128, 10), optimizer: sgd, lr: 0.01, positions: 'all' as const },
-    { name: 'cnn', proto: () => fixtureCnn(0), input: floats([64, 1, 28, 28]), target: classes(64, 10), optimizer: adamw, lr: 1e-3, positions: 'all' as const },
+    { name: 'mlp', block: 192, proto: () => buildModel(parseModelSpec('mlp:hidden=256-256'), { kind: 'features', features: 784 }, 10, 0).proto, input: floats([128, 784]), target: classes(128, 10), optimizer: sgd, lr: 0.01, positions: 'all' as const },
+    { name: 'cnn', block: 64, proto: () => fixtureCnn(0), input: floats([64, 1, 28, 28]), target: classes(64, 10), optimizer: adamw, lr: 1e-3, positions: 'all' as const },
     {
-      name: 'transformer', proto: () => buildModel(parseModelSpec('transformer:layers=1,heads=4,d_model=128,d_mlp=512,act=relu,ln=false,init=nanda'), { kind: 'tokens', length: 3, vocab: 114 }, 113, 0).proto,
+      name: 'transformer', block: 4, proto: () => buildModel(parseModelSpec('transformer:layers=1,heads=4,d_model=128,d_mlp=512,act=relu,ln=false,init=nanda'), { kind: 'tokens', length: 3, vocab: 114 }, 113, 0).proto,
       input: tokens, target: classes(3831, 113), optimizer: { ...adamw, weightDecay: 1, betas: [0.9, 0.98] as [number, number] }, lr: 1e-3, positions: 'last' as const,
     },
   ];
-  const env = { ...process.env };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
+  const blocks = Math.max(3, Math.round(reps / 3));
   for (const threadCount of [1, 2]) {
     for (const benchCase of cases) {
       const model = Model.fromProto(benchCase.proto(), benchCase.name, { threads: threadCount });
       // As the trainer builds it: a model scored on its last position computes only that position after the last attention.
       const stepper = await Stepper.create(model, { input: benchCase.input }, benchCase.target, { kind: 'cross-entropy', positions: benchCase.positions, sliceEarly: benchCase.positions === 'last' }, benchCase.optimizer, undefined, { threads: threadCount });
       const state = stepper.initialState(model);
+      const stepsPerRun = Math.min(MAX_STEPS_PER_RUN, benchCase.block);
       let t = 0;
-      const times = await timeIt(steps, () => stepper.step(state, { input: benchCase.input }, benchCase.target, benchCase.lr, ++t));
+      const run = () => stepper.steps(state, Array.from({ length: stepsPerRun }, () => ({ feeds: { input: benchCase.input }, target: benchCase.target, lr: benchCase.lr, t: ++t })));
+      const peer = await TorchTrainer.start(benchCase.name, threadCount);
+      await run(); // warm-up
+      const ours: number[] = [];
+      const theirs: number[] = [];
+      const cpu = { ours: [] as number[], theirs: [] as number[] };
+      for (let b = 0; b < blocks; b++) {
+        await pause();
+        const block = await timeIt(Math.ceil(benchCase.block / stepsPerRun), run, false);
+        ours.push(...block.times.map((ms) => ms / stepsPerRun));
+        cpu.ours.push(block.cpuPerWall);
+        await pause();
+        const torchBlock = await peer.steps(benchCase.block);
+        theirs.push(...torchBlock.times_ms);
+        cpu.theirs.push(torchBlock.cpu_per_wall);
+      }
+      peer.close();
       await stepper.release();
-      const python = spawnSync('/usr/bin/python3', [fileURLToPath(new URL('./torch_train.py', import.meta.url)), '--case', benchCase.name, '--threads', String(threadCount), '--steps', String(steps)], { env, encoding: 'utf8' });
-      if (python.status !== 0) throw new Error(`bench: the PyTorch side failed:\n${python.stderr}`);
-      const torch = JSON.parse(python.stdout);
       console.log(JSON.stringify({
-        case: `train-${benchCase.name}`, threads: threadCount, teardown_ms_per_step: round(median(times)), torch_ms_per_step: round(torch.median_ms),
-        ratio: round(torch.median_ms / median(times), 2), steps, torch: torch.torch,
+        case: `train-${benchCase.name}`, threads: threadCount, teardown_ms_per_step: round(median(ours)), torch_ms_per_step: round(median(theirs)),
+        ratio: round(median(theirs) / median(ours), 2), steps_per_run: stepsPerRun, blocks, steps_per_block: benchCase.block,
+        teardown_cpu_per_wall: round(median(cpu.ours), 2), torch_cpu_per_wall: round(median(cpu.theirs), 2), torch: peer.version,
       }));
     }
+  }
+}
+
+const pause = () => new Promise((resolve) => setTimeout(resolve, 300));
+
+/** bench/torch_train.py as a server: one line with a step count in, one JSON line with each step's time out. */
+class TorchTrainer {
+  private constructor(private readonly child: ChildProcessWithoutNullStreams, private readonly lines: AsyncIterator<string>, readonly version: string) {}
+
+  static async start(name: string, threadCount: number): Promise<TorchTrainer> {
+    const child = spawn('/usr/bin/python3', [fileURLToPath(new URL('./torch_train.py', import.meta.url)), '--case', name, '--threads', String(threadCount)], { env: torchEnv(threadCount) });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => { stderr += chunk; });
+    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    const first = await lines.next();
+    if (first.done) throw new Error(`bench: the PyTorch side failed:\n${stderr}`);
+    return new TorchTrainer(child, lines, JSON.parse(first.value).torch);
+  }
+
+  async steps(count: number): Promise<{ times_ms: number[]; cpu_per_wall: number }> {
+    this.child.stdin.write(`${count}\n`);
+    const line = await this.lines.next();
+    if (line.done) throw new Error('bench: the PyTorch side stopped');
+    return JSON.parse(line.value);
+  }
+
+  close(): void {
+    this.child.stdin.end();
   }
 }
 

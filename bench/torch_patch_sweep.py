@@ -93,12 +93,14 @@ def main():
         logits = model(clean).numpy()
         effects = sweep(model, clean, corrupted, args.token)  # warm-up
         times = []
+        cpu_start = time.process_time()
         for _ in range(args.reps):
             start = time.perf_counter()
             sweep(model, clean, corrupted, args.token)
             times.append(time.perf_counter() - start)
     np.save(os.path.join(args.weights, "torch_logits.npy"), logits)
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "median_ms": 1000 * statistics.median(times),
+                      "cpu_per_wall": round((time.process_time() - cpu_start) / sum(times), 2),
                       "times_ms": [1000 * t for t in times], "effects": effects}))
 
 

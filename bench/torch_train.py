@@ -4,9 +4,9 @@ step) for the same models, batches and optimizers as teardown's side, at a given
 Cases: mlp (784-256-256-10, batch 128, SGD momentum 0.9), cnn (the gpt fixtures' CNN architecture:
 conv-relu-maxpool, conv-batchnorm-relu-avgpool, fc-sigmoid, head; batch 64, AdamW), transformer
 (the grokking model: 1 layer, d_model 128, 4 heads, d_mlp 512, ReLU, no LayerNorm; full batch of
-3831 sequences of 3 tokens; AdamW lr 1e-3, weight decay 1, betas 0.9/0.98). Prints one JSON object.
+3831 sequences of 3 tokens; AdamW lr 1e-3, weight decay 1, betas 0.9/0.98).
 """
-import argparse, json, statistics, time
+import argparse, json, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
 
@@ -67,8 +67,11 @@ def case(name):
 
 
 def main():
+    """Serves timing blocks: reads a step count per line from stdin, runs that many steps, prints
+    one JSON line with each step's milliseconds and the block's CPU time ÷ wall time. The caller
+    alternates these blocks with its own, so both sides see the same machine conditions."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--case"); parser.add_argument("--threads", type=int); parser.add_argument("--steps", type=int)
+    parser.add_argument("--case"); parser.add_argument("--threads", type=int)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, optimizer, x, y, last = case(args.case)
@@ -83,12 +86,15 @@ def main():
 
     for _ in range(3):
         step()
-    times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "median_ms": 1000 * statistics.median(times)}))
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+    for line in sys.stdin:
+        times = []
+        cpu_start = time.process_time()
+        for _ in range(int(line)):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        print(json.dumps({"times_ms": [1000 * t for t in times], "cpu_per_wall": (time.process_time() - cpu_start) / sum(times)}), flush=True)
 
 
 main()

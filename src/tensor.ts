@@ -77,6 +77,20 @@ export function concatRows(parts: readonly Tensor[]): Tensor {
   return { dtype: first.dtype, dims: [rows, ...first.dims.slice(1)], data: out };
 }
 
+/** Tensors of one dtype and shape stacked along a new first axis: n × [...] → [n, ...]. */
+export function stack(parts: readonly Tensor[]): Tensor {
+  const [first] = parts;
+  const mismatch = parts.find((part) => part.dtype !== first.dtype || shapeString(part.dims) !== shapeString(first.dims));
+  if (mismatch) throw new Error(`stack: ${mismatch.dtype} ${shapeString(mismatch.dims)} does not match ${first.dtype} ${shapeString(first.dims)}`);
+  return concatRows(parts.map((part) => ({ ...part, dims: [1, ...part.dims] })));
+}
+
+/** Entry i along the first axis, without that axis; shares memory with `t`. */
+export function unstack(t: Tensor, i: number): Tensor {
+  const size = elementCount(t.dims.slice(1));
+  return { dtype: t.dtype, dims: t.dims.slice(1), data: t.data.subarray(i * size, (i + 1) * size) };
+}
+
 /** `times` copies of `t` stacked along the first axis: [n, ...] → [times·n, ...]. */
 export function repeatRows(t: Tensor, times: number): Tensor {
   return concatRows(Array.from({ length: times }, () => t));

@@ -8,20 +8,23 @@
  *   g.output(h, 'float32');
  */
 import Long from 'long';
-import { AttributeType, type AttributeProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../onnx/proto.ts';
+import { AttributeType, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../onnx/proto.ts';
 import { codeOfDtype, tensorToProto } from '../onnx/tensor-proto.ts';
 import type { DType, Tensor } from '../tensor.ts';
 
 /** Typed attribute values: ONNX distinguishes int and float attributes, JavaScript numbers do not. */
 export type AttributeValue =
   | { type: 'int'; value: number } | { type: 'float'; value: number } | { type: 'ints'; value: number[] }
-  | { type: 'floats'; value: number[] } | { type: 'string'; value: string } | { type: 'tensor'; value: Tensor };
+  | { type: 'floats'; value: number[] } | { type: 'string'; value: string } | { type: 'tensor'; value: Tensor }
+  | { type: 'graph'; value: GraphProto };
 
 export const int = (value: number): AttributeValue => ({ type: 'int', value });
 export const float = (value: number): AttributeValue => ({ type: 'float', value });
 export const ints = (value: number[]): AttributeValue => ({ type: 'ints', value });
 export const floats = (value: number[]): AttributeValue => ({ type: 'floats', value });
 export const string = (value: string): AttributeValue => ({ type: 'string', value });
+/** A subgraph, e.g. a Loop's body. */
+export const graph = (value: GraphProto): AttributeValue => ({ type: 'graph', value });
 
 export function makeAttribute(name: string, attribute: AttributeValue): AttributeProto {
   const base = { name, floats: [], ints: [], strings: [], tensors: [], graphs: [] } as unknown as AttributeProto;
@@ -32,6 +35,7 @@ export function makeAttribute(name: string, attribute: AttributeValue): Attribut
     case 'floats': return { ...base, type: AttributeType.FLOATS, floats: attribute.value };
     case 'string': return { ...base, type: AttributeType.STRING, s: new TextEncoder().encode(attribute.value) };
     case 'tensor': return { ...base, type: AttributeType.TENSOR, t: tensorToProto('', attribute.value) };
+    case 'graph': return { ...base, type: AttributeType.GRAPH, g: attribute.value };
   }
 }
 

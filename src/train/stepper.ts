@@ -1,16 +1,18 @@
 /**
- * One optimizer step per onnxruntime run of the step graph (step-graph.ts): feeds the batch, the
- * target, the per-step scalars, the parameters and the optimizer state; takes the updated
- * parameters and state back.
+ * Optimizer steps as onnxruntime runs of the step loop (step-loop.ts): one run takes the
+ * parameters and optimizer state, any number of steps' batches, targets and per-step scalars
+ * stacked, and gives back the updated parameters and state and what each step reported. Every
+ * step runs the same body graph, so results do not depend on how steps are grouped into runs.
  */
 import { encodeModel } from '../onnx/proto.ts';
 import { tensorFromProto } from '../onnx/tensor-proto.ts';
 import { TARGET_INPUT, type LossSpec } from '../autodiff/loss.ts';
 import type { Model } from '../runtime/model.ts';
 import { Session, type RuntimeOptions } from '../runtime/session.ts';
-import { tensor, type Feeds, type Tensor } from '../tensor.ts';
+import { stack, tensor, unstack, type Feeds, type Tensor } from '../tensor.ts';
 import { scalarValues, type OptimizerSpec } from './optimizers.ts';
 import { buildStepGraph, type StepGraph } from './step-graph.ts';
+import { buildStepLoop, TRIP_COUNT, type StepLoop } from './step-loop.ts';
 import { updateRunningStatistics } from './batch-norm.ts';
 
 export interface StepState {
@@ -20,13 +22,30 @@ export interface StepState {
   buffers: Map<string, Tensor>;
 }
 
+export interface StepBatch {
+  feeds: Feeds;
+  target: Tensor;
+  lr: number;
+  /** The step's number, 1-based (AdamW's bias corrections depend on it). */
+  t: number;
+}
+
+export interface StepResult {
+  loss: number;
+  /** The model's output for the batch. */
+  scores: Tensor;
+  /** Global gradient norm before clipping. */
+  gradientNorm: number;
+}
+
 export class Stepper {
-  private constructor(readonly graph: StepGraph, private readonly session: Session, private readonly optimizer: OptimizerSpec) {}
+  private constructor(readonly graph: StepGraph, private readonly loop: StepLoop, private readonly session: Session, private readonly optimizer: OptimizerSpec) {}
 
   /** Builds the step graph for batches shaped like `feeds` and `target`. */
   static async create(model: Model, feeds: Feeds, target: Tensor, loss: LossSpec, optimizer: OptimizerSpec, clipNorm: number | undefined, runtime: RuntimeOptions): Promise<Stepper> {
     const graph = await buildStepGraph(model, feeds, target, loss, optimizer, clipNorm);
-    return new Stepper(graph, await Session.create(encodeModel(graph.proto), runtime, 'the training step graph'), optimizer);
+    const loop = buildStepLoop(graph);
+    return new Stepper(graph, loop, await Session.create(encodeModel(loop.proto), runtime, 'the training step loop'), optimizer);
   }
 
   /** The model's parameters as initialised, and zero optimizer state. */
@@ -44,22 +63,34 @@ export class Stepper {
     return this.graph.statistics.flatMap((statistic) => [statistic.runningMean, statistic.runningVar]);
   }
 
-  /** Step t (1-based) with learning rate lr: updates `state` in place; returns the batch loss and the model's scores. */
-  async step(state: StepState, feeds: Feeds, target: Tensor, lr: number, t: number): Promise<{ loss: number; scores: Tensor; gradientNorm: number }> {
-    const scalars = Object.fromEntries(Object.entries(scalarValues(this.optimizer, lr, t)).map(([name, value]) => [name, tensor('float32', [], [value])]));
-    const graph = this.graph;
-    const outputs = await this.session.run({
-      ...feeds, [TARGET_INPUT]: target, ...scalars,
-      ...Object.fromEntries(state.parameters), ...Object.fromEntries(state.optimizerState),
-    }, [graph.loss, graph.scores, graph.gradientNorm, ...graph.nextParameter.values(), ...graph.nextState.values(), ...graph.statistics.flatMap((s) => [s.batchMean, s.batchVar])]);
-    for (const [parameter, output] of graph.nextParameter) state.parameters.set(parameter, outputs[output]);
-    for (const [name, output] of graph.nextState) state.optimizerState.set(name, outputs[output]);
-    const batch = Object.values(feeds)[0].dims[0];
-    for (const statistic of graph.statistics) {
-      const running = { mean: state.buffers.get(statistic.runningMean)!, var: state.buffers.get(statistic.runningVar)! };
-      updateRunningStatistics(running, outputs[statistic.batchMean], outputs[statistic.batchVar], batch * statistic.perExample);
-    }
-    return { loss: Number(outputs[graph.loss].data[0]), scores: outputs[graph.scores], gradientNorm: Number(outputs[graph.gradientNorm].data[0]) };
+  /** One step: updates `state` in place. */
+  async step(state: StepState, feeds: Feeds, target: Tensor, lr: number, t: number): Promise<StepResult> {
+    return (await this.steps(state, [{ feeds, target, lr, t }]))[0];
+  }
+
+  /** Consecutive steps in one onnxruntime run (their batches must have one shape): updates `state` in place. */
+  async steps(state: StepState, batches: readonly StepBatch[]): Promise<StepResult[]> {
+    const { graph, loop } = this;
+    const perStep = batches.map(({ feeds, target, lr, t }): Feeds => ({
+      ...feeds, [TARGET_INPUT]: target,
+      ...Object.fromEntries(Object.entries(scalarValues(this.optimizer, lr, t)).map(([name, value]) => [name, tensor('float32', [], [value])])),
+    }));
+    const feeds: Feeds = { [TRIP_COUNT]: tensor('int64', [], [batches.length]) };
+    for (const [name, stacked] of loop.stacked) feeds[stacked] = stack(perStep.map((values) => values[name]));
+    for (const [name, value] of [...state.parameters, ...state.optimizerState]) feeds[loop.initial.get(name)!] = value;
+    const outputs = await this.session.run(feeds);
+
+    for (const name of state.parameters.keys()) state.parameters.set(name, outputs[loop.final.get(name)!]);
+    for (const name of state.optimizerState.keys()) state.optimizerState.set(name, outputs[loop.final.get(name)!]);
+    const reported = (name: string, k: number) => unstack(outputs[loop.perStep.get(name)!], k);
+    return batches.map(({ feeds: stepFeeds }, k) => {
+      const batch = Object.values(stepFeeds)[0].dims[0];
+      for (const statistic of graph.statistics) {
+        const running = { mean: state.buffers.get(statistic.runningMean)!, var: state.buffers.get(statistic.runningVar)! };
+        updateRunningStatistics(running, reported(statistic.batchMean, k), reported(statistic.batchVar, k), batch * statistic.perExample);
+      }
+      return { loss: Number(reported(graph.loss, k).data[0]), scores: reported(graph.scores, k), gradientNorm: Number(reported(graph.gradientNorm, k).data[0]) };
+    });
   }
 
   release(): Promise<void> {

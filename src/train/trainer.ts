@@ -1,8 +1,8 @@
 /**
- * The training loop: a pure function of its spec (spec.ts). Each step is one onnxruntime run of
- * the step graph (step-graph.ts); batches are drawn from a permutation of the training set seeded
- * by (seed, epoch), so the same spec and thread count give the same losses bit for bit, also
- * across a checkpoint and --resume.
+ * The training loop: a pure function of its spec (spec.ts). Consecutive steps run together in one
+ * onnxruntime run of the step loop (stepper.ts); batches are drawn from a permutation of the
+ * training set seeded by (seed, epoch), so the same spec and thread count give the same losses
+ * bit for bit, also across a checkpoint and --resume.
  */
 import type { ModelProto } from '../onnx/proto.ts';
 import { tensorToProto } from '../onnx/tensor-proto.ts';
@@ -69,6 +69,8 @@ export interface TrainOptions {
   /** Called with each curve point (e.g. to log progress where no progress bar shows). */
   onEvaluation?: (point: CurvePoint, totalSteps: number) => void;
   resume?: ResumeState;
+  /** Most steps per onnxruntime run (default MAX_STEPS_PER_RUN); results do not depend on it. */
+  stepsPerRun?: number;
 }
 
 export async function train(spec: TrainSpec, options: TrainOptions): Promise<TrainResult> {
@@ -93,28 +95,37 @@ export async function train(spec: TrainSpec, options: TrainOptions): Promise<Tra
   const progress = new Progress('train', totalSteps, options.progress);
   progress.tick(state.step);
   let window = { lossSum: 0, correct: 0, rows: 0 };
+  const lastStepOfRun = runPlanner(spec, totalSteps, batchSize, batchesPerEpoch, trainRows, options, task.train.inputs.data.byteLength / trainRows);
   try {
     while (state.step < totalSteps) {
-      const step = state.step + 1;
-      const rows = batchRows(step);
-      const lr = learningRate(spec.lr, spec.schedule, step, totalSteps);
-      const result = await stepper.step(state, { input: takeRows(task.train.inputs, rows), ...objective.feeds(rows, step) }, takeRows(task.train.labels, rows), lr, step);
-      const scored = scoreRows(result.scores, takeRows(task.train.labels, rows), task.lossPositions);
-      window = { lossSum: window.lossSum + scored.lossSum, correct: window.correct + scored.correct, rows: window.rows + scored.rows };
-      state.step = step;
-      if (step % spec.evalEvery === 0 || step === totalSteps) {
-        const seconds = state.secondsBefore + (Date.now() - started) / 1000;
-        const values = new Map([...state.parameters, ...state.buffers]);
-        const [onTrain, onTest] = [await evaluator.evaluate(values, task.train, task.lossPositions), await evaluator.evaluate(values, task.test, task.lossPositions)];
-        state.curve.push({ step, lr, batchLoss: window.lossSum / window.rows, batchAccuracy: window.correct / window.rows, trainLoss: onTrain.loss, trainAccuracy: onTrain.accuracy, testLoss: onTest.loss, testAccuracy: onTest.accuracy, seconds });
-        options.onEvaluation?.(state.curve[state.curve.length - 1], totalSteps);
-        window = { lossSum: 0, correct: 0, rows: 0 };
+      const first = state.step + 1;
+      const run = Array.from({ length: lastStepOfRun(first) - first + 1 }, (_, k) => {
+        const step = first + k;
+        const rows = batchRows(step);
+        const lr = learningRate(spec.lr, spec.schedule, step, totalSteps);
+        return { feeds: { input: takeRows(task.train.inputs, rows), ...objective.feeds(rows, step) }, target: takeRows(task.train.labels, rows), lr, t: step };
+      });
+      const results = await stepper.steps(state, run);
+      for (const [k, result] of results.entries()) {
+        const { target, lr, t: step } = run[k];
+        const scored = scoreRows(result.scores, target, task.lossPositions);
+        window = { lossSum: window.lossSum + scored.lossSum, correct: window.correct + scored.correct, rows: window.rows + scored.rows };
+        state.step = step;
+        // Runs end at evaluations and checkpoints (runPlanner), so the state here is the state after `step`.
+        if (step % spec.evalEvery === 0 || step === totalSteps) {
+          const seconds = state.secondsBefore + (Date.now() - started) / 1000;
+          const values = new Map([...state.parameters, ...state.buffers]);
+          const [onTrain, onTest] = [await evaluator.evaluate(values, task.train, task.lossPositions), await evaluator.evaluate(values, task.test, task.lossPositions)];
+          state.curve.push({ step, lr, batchLoss: window.lossSum / window.rows, batchAccuracy: window.correct / window.rows, trainLoss: onTrain.loss, trainAccuracy: onTrain.accuracy, testLoss: onTest.loss, testAccuracy: onTest.accuracy, seconds });
+          options.onEvaluation?.(state.curve[state.curve.length - 1], totalSteps);
+          window = { lossSum: 0, correct: 0, rows: 0 };
+        }
+        if (options.checkpoint && options.checkpointEvery && step % options.checkpointEvery === 0 && step < totalSteps) {
+          options.checkpoint({ ...state, secondsBefore: state.secondsBefore + (Date.now() - started) / 1000 }, trainedModel(built.proto, state, spec));
+        }
+        const last = state.curve[state.curve.length - 1];
+        progress.tick(1, `loss ${(scored.lossSum / scored.rows).toFixed(4)}${last ? ` test acc ${(100 * last.testAccuracy).toFixed(1)}%` : ''}`);
       }
-      if (options.checkpoint && options.checkpointEvery && step % options.checkpointEvery === 0 && step < totalSteps) {
-        options.checkpoint({ ...state, secondsBefore: state.secondsBefore + (Date.now() - started) / 1000 }, trainedModel(built.proto, state, spec));
-      }
-      const last = state.curve[state.curve.length - 1];
-      progress.tick(1, `loss ${(scored.lossSum / scored.rows).toFixed(4)}${last ? ` test acc ${(100 * last.testAccuracy).toFixed(1)}%` : ''}`);
     }
     progress.finish();
   } finally {
@@ -123,6 +134,30 @@ export async function train(spec: TrainSpec, options: TrainOptions): Promise<Tra
   }
   const seconds = state.secondsBefore + (Date.now() - started) / 1000;
   return { spec, task, model: trainedModel(built.proto, state, spec), curve: state.curve, steps: totalSteps, seconds, final: state.curve[state.curve.length - 1] };
+}
+
+/** Most steps one onnxruntime run takes, and most bytes of stacked batches it is fed (stepper.ts). */
+export const MAX_STEPS_PER_RUN = 16;
+const MAX_STACKED_BYTES = 32 * 2 ** 20;
+
+/**
+ * The last step of the run that starts at step `first`: up to MAX_STEPS_PER_RUN steps, ending at
+ * every evaluation and checkpoint (so they see the state after their step) and at the end, and
+ * never mixing batch shapes (an epoch's short last batch runs alone). Bytes per step are
+ * estimated from a full batch of the training inputs.
+ */
+function runPlanner(spec: TrainSpec, totalSteps: number, batchSize: number, batchesPerEpoch: number, trainRows: number, options: TrainOptions, bytesPerRow: number): (first: number) => number {
+  const stepsPerRun = Math.max(1, Math.min(options.stepsPerRun ?? MAX_STEPS_PER_RUN, Math.floor(MAX_STACKED_BYTES / (batchSize * bytesPerRow))));
+  const shortLastBatch = trainRows % batchSize !== 0;
+  return (first) => {
+    let last = Math.min(totalSteps, first + stepsPerRun - 1);
+    for (const every of [spec.evalEvery, options.checkpointEvery]) if (every) last = Math.min(last, Math.ceil(first / every) * every);
+    if (shortLastBatch) {
+      const epochEnd = Math.ceil(first / batchesPerEpoch) * batchesPerEpoch;
+      last = first === epochEnd ? first : Math.min(last, epochEnd - 1);
+    }
+    return last;
+  };
 }
 
 /** Just-Train-Twice's first stage: an ERM run of the spec for `identificationSteps`; which training examples it gets wrong. */

@@ -1,0 +1,86 @@
+/**
+ * Several optimizer steps in one onnxruntime run. The step graph (step-graph.ts) becomes the body
+ * of an ONNX Loop whose loop-carried values are the parameters and the optimizer state, so they
+ * stay inside onnxruntime between steps: without the loop every step copies them out to
+ * JavaScript and back in (2.1 MB for the 784-256-256-10 MLP, ~0.7 ms of a 3 ms step).
+ *
+ * Everything else a step reads (the batch, the target, the learning-rate scalars, an objective's
+ * weights) is fed stacked along a new first axis, one slice per step, and the body takes slice i
+ * with Gather(stacked, i). What a step reports (loss, scores, gradient norm, BatchNorm batch
+ * statistics) leaves as the loop's scan outputs, stacked the same way.
+ *
+ *   outer: final params, final state, per-step outputs = Loop(steps, ∅, initial params, initial state)
+ *   body:  (i, cond, params, state) → (cond, step(params, state, slice i of every stacked input), step outputs)
+ */
+import { graph, makeNode, valueInfo } from '../graph/builder.ts';
+import { derive } from '../graph/edit.ts';
+import type { GraphProto, ModelProto, ValueInfoProto } from '../onnx/proto.ts';
+import type { StepGraph } from './step-graph.ts';
+
+const ITERATION = 'teardown::loop::iteration';
+const CONDITION = 'teardown::loop::condition';
+const CONDITION_OUT = 'teardown::loop::condition_out';
+export const TRIP_COUNT = 'teardown::loop::steps';
+
+export interface StepLoop {
+  proto: ModelProto;
+  /** Step-graph inputs fed once per step → the loop input that holds them stacked, [steps, ...]. */
+  stacked: Map<string, string>;
+  /** Parameter or state name → the loop input with its value before the first step. */
+  initial: Map<string, string>;
+  /** Parameter or state name → the loop output with its value after the last step. */
+  final: Map<string, string>;
+  /** Step-graph output (loss, scores, gradient norm, batch statistics) → loop output with every step's value, [steps, ...]. */
+  perStep: Map<string, string>;
+}
+
+/** Names in the outer graph may not shadow the body's (ONNX scoping), so every outer value is prefixed. */
+const outer = (role: string, name: string) => `teardown::loop::${role}::${name}`;
+
+export function buildStepLoop(step: StepGraph): StepLoop {
+  const stepGraph = step.proto.graph;
+  const carried = [...step.parameters, ...step.stateInputs];
+  const carriedSet = new Set(carried);
+  const inputInfo = new Map(stepGraph.input.map((info) => [info.name, info]));
+  const perStepInputs = stepGraph.input.filter((info) => !carriedSet.has(info.name));
+  const next = (name: string) => step.nextParameter.get(name) ?? step.nextState.get(name)!;
+  const reported = [step.loss, step.scores, step.gradientNorm, ...step.statistics.flatMap((s) => [s.batchMean, s.batchVar])];
+
+  const slices = perStepInputs.map((info) => makeNode(`teardown/loop/slice/${info.name}`, 'Gather', [outer('stacked', info.name), ITERATION], [info.name]));
+  const body = derive(stepGraph, {
+    name: 'teardown_step',
+    node: [makeNode('teardown/loop/condition', 'Identity', [CONDITION], [CONDITION_OUT]), ...slices, ...stepGraph.node],
+    input: [valueInfo(ITERATION, 'int64', []), valueInfo(CONDITION, 'bool', []), ...carried.map((name) => inputInfo.get(name)!)],
+    output: [valueInfo(CONDITION_OUT, 'bool', []), ...carried.map((name) => renamed(inputInfo.get(name)!, next(name))), ...reported.map((name) => valueInfo(name, 'float32'))],
+  });
+
+  const loop = makeNode('teardown/loop', 'Loop', [TRIP_COUNT, '', ...carried.map((name) => outer('initial', name))],
+    [...carried.map((name) => outer('final', name)), ...reported.map((name) => outer('steps', name))], { body: graph(body) });
+  const outerGraph: GraphProto = derive(stepGraph, {
+    name: 'teardown_steps', node: [loop], initializer: [], valueInfo: [],
+    input: [
+      valueInfo(TRIP_COUNT, 'int64', []),
+      ...perStepInputs.map((info) => stackedInfo(outer('stacked', info.name), info)),
+      ...carried.map((name) => renamed(inputInfo.get(name)!, outer('initial', name))),
+    ],
+    output: [...carried.map((name) => renamed(inputInfo.get(name)!, outer('final', name))), ...reported.map((name) => valueInfo(outer('steps', name), 'float32'))],
+  });
+  return {
+    proto: derive(step.proto, { graph: outerGraph }),
+    stacked: new Map(perStepInputs.map((info) => [info.name, outer('stacked', info.name)])),
+    initial: new Map(carried.map((name) => [name, outer('initial', name)])),
+    final: new Map(carried.map((name) => [name, outer('final', name)])),
+    perStep: new Map(reported.map((name) => [name, outer('steps', name)])),
+  };
+}
+
+function renamed(info: ValueInfoProto, name: string): ValueInfoProto {
+  return { ...info, name };
+}
+
+/** The value info of `info` with a leading `steps` axis. */
+function stackedInfo(name: string, info: ValueInfoProto): ValueInfoProto {
+  const tensorType = info.type!.tensorType!;
+  const shape = tensorType.shape && { dim: [{ dimParam: 'steps' }, ...tensorType.shape.dim] };
+  return { ...info, name, type: { ...info.type, tensorType: { ...tensorType, shape } } } as ValueInfoProto;
+}
