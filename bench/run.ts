@@ -5,7 +5,7 @@
  *                                                     teardown's stacked sweep vs a PyTorch forward-hook loop
  *   npm run bench -- cache [--threads N] [--reps N]   overhead of caching every module hook / every raw value
  *                                                     vs a plain run, on models where a plain run takes ≥ 10 ms
- *   npm run bench -- train [--reps N]                 ms per training step vs PyTorch, alternating blocks (MLP/SGD, fixture CNN/AdamW,
+ *   npm run bench -- train [--reps N] [--case C]      ms per training step vs PyTorch, alternating blocks (MLP/SGD, fixture CNN/AdamW,
  *                                                     grokking transformer/AdamW full batch) at 1 and 2 threads
  *   npm run bench -- inspect [--threads N]            teardown inspect of the MNIST MLP over 10k and 100k examples: time, peak memory
  *
@@ -34,7 +34,7 @@ import { MAX_STEPS_PER_RUN } from '../src/train/trainer.ts';
 import { fixtureCnn } from './fixture-cnn.ts';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../test/fixtures/${name}/`, import.meta.url));
-const { values: flags, positionals } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string', default: '1' }, reps: { type: 'string', default: '15' } } });
+const { values: flags, positionals } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string', default: '1' }, reps: { type: 'string', default: '15' }, case: { type: 'string' } } });
 const threads = Number(flags.threads);
 const reps = Number(flags.reps);
 
@@ -192,7 +192,7 @@ async function benchTrain(): Promise<void> {
   ];
   const blocks = Math.max(3, Math.round(reps / 3));
   for (const threadCount of [1, 2]) {
-    for (const benchCase of cases) {
+    for (const benchCase of cases.filter((c) => !flags.case || c.name === flags.case)) {
       const model = Model.fromProto(benchCase.proto(), benchCase.name, { threads: threadCount });
       // As the trainer builds it: a model scored on its last position computes only that position after the last attention.
       const stepper = await Stepper.create(model, { input: benchCase.input }, benchCase.target, { kind: 'cross-entropy', positions: benchCase.positions, sliceEarly: benchCase.positions === 'last' }, benchCase.optimizer, undefined, { threads: threadCount });

@@ -79,12 +79,7 @@ export const RULES: Record<string, GradientRule> = {
   Conv: (c) => convGradient(c),
 
   // --- pooling ---
-  MaxPool: (c) => { // scatter dY to the positions that won: onnxruntime's indices count over the flattened input
-    if (c.attrInt('storage_order', 0) !== 0) throw new AutodiffError(`MaxPool with storage_order=1 (${c.describe()}) has no gradient rule.`);
-    const flatZeros = c.op('Reshape', [c.zerosLike(c.x(0)), c.int64s([-1])]);
-    const scattered = c.op('ScatterElements', [flatZeros, c.op('Reshape', [c.y(1), c.int64s([-1])]), c.op('Reshape', [dy(c), c.int64s([-1])])], { axis: int(0), reduction: str('add') });
-    return [c.reshapeLike(scattered, c.x(0))];
-  },
+  MaxPool: (c) => [maxPoolGradient(c)],
   AveragePool: (c) => [averagePoolGradient(c)],
   GlobalAveragePool: (c) => { // dX = dY / (H·W), spread over every position
     const spatial = c.shape(c.x(0)).slice(2).map(Number).reduce((a, b) => a * b, 1);
@@ -298,6 +293,25 @@ function convWeightGradient(c: GradContext, x: string, dyPart: string, shape: { 
   const columns = c.op('Reshape', [stacked, c.int64s([inChannels * kernel[0] * kernel[1], -1])]); // [in·kh·kw, n·y·x]
   const rows = c.op('Reshape', [c.op('Transpose', [dyPart], { perm: ints([1, 0, 2, 3]) }), c.int64s([outChannels, -1])]); // [out, n·y·x]
   return c.op('Reshape', [c.op('Gemm', [rows, columns], { transB: int(1) }), c.int64s([outChannels, inChannels, kernel[0], kernel[1]])]); // [out, in, kh, kw]
+}
+
+/**
+ * dX routes each dY to the input position that won its window; onnxruntime's indices count over
+ * the flattened input. Windows that cannot overlap (strides ≥ kernel, undilated) each route to a
+ * different position, so MaxUnpool places them (onnxruntime's float kernel is about 4× faster than a
+ * scatter); otherwise, and for float64, ScatterElements adds them up.
+ */
+function maxPoolGradient(c: GradContext): string {
+  if (c.attrInt('storage_order', 0) !== 0) throw new AutodiffError(`MaxPool with storage_order=1 (${c.describe()}) has no gradient rule.`);
+  const kernel = c.attrInts('kernel_shape')!;
+  const strides = c.attrInts('strides') ?? kernel.map(() => 1);
+  const undilated = (c.attrInts('dilations') ?? []).every((d) => d === 1);
+  if (undilated && strides.every((s, k) => s >= kernel[k]) && c.dtype(c.x(0)) === 'float32') {
+    return c.op('MaxUnpool', [dy(c), c.y(1), c.op('Shape', [c.x(0)])], { kernel_shape: ints(kernel), strides: ints(strides), pads: ints(c.attrInts('pads') ?? kernel.flatMap(() => [0, 0])) });
+  }
+  const flatZeros = c.op('Reshape', [c.zerosLike(c.x(0)), c.int64s([-1])]);
+  const scattered = c.op('ScatterElements', [flatZeros, c.op('Reshape', [c.y(1), c.int64s([-1])]), c.op('Reshape', [dy(c), c.int64s([-1])])], { axis: int(0), reduction: str('add') });
+  return c.reshapeLike(scattered, c.x(0));
 }
 
 /** dX = ConvTranspose(dY / count, ones kernel), per channel; count is the kernel area, or the number of real (unpadded) cells when count_include_pad=0. */

@@ -49,15 +49,23 @@ export function scalarValues(spec: OptimizerSpec, lr: number, step: number): Rec
   };
 }
 
+/**
+ * Makes state' = β·state + gradient in one fused op where the graph allows (step-graph.ts), else
+ * returns undefined and the update is emitted as separate ops.
+ */
+export type Accumulate = (gradient: string, state: string, beta: number) => string | undefined;
+
 /** Emits the update of one parameter; returns [new parameter, ...new state] value names. */
-export function emitUpdate(emitter: Emitter, spec: OptimizerSpec, parameter: string, gradient: string, state: string[]): string[] {
+export function emitUpdate(emitter: Emitter, spec: OptimizerSpec, parameter: string, gradient: string, state: string[], accumulate?: Accumulate): string[] {
   const hint = `teardown/optimizer/${parameter}`;
   const op = (type: string, inputs: string[]) => emitter.op(type, inputs, {}, hint);
   const scalar = (value: number) => emitter.scalar(value, 'float32');
   if (spec.kind === 'sgd') {
-    const g = spec.weightDecay ? op('Add', [gradient, op('Mul', [parameter, scalar(spec.weightDecay)])]) : gradient;
-    if (spec.momentum === 0) return [op('Sub', [parameter, op('Mul', [g, STEP_SCALARS.lr])])];
-    const buffer = op('Add', [op('Mul', [state[0], scalar(spec.momentum)]), g]);
+    const decay = (value: string) => (spec.weightDecay ? op('Add', [value, op('Mul', [parameter, scalar(spec.weightDecay)])]) : value);
+    if (spec.momentum === 0) return [op('Sub', [parameter, op('Mul', [decay(gradient), STEP_SCALARS.lr])])];
+    // buf ← (μ·buf + g) + λ·p, the bracket fused into g's Gemm where the graph allows
+    const accumulated = accumulate?.(gradient, state[0], spec.momentum);
+    const buffer = accumulated ? decay(accumulated) : op('Add', [op('Mul', [state[0], scalar(spec.momentum)]), decay(gradient)]);
     return [op('Sub', [parameter, op('Mul', [buffer, STEP_SCALARS.lr])]), buffer];
   }
   const [beta1, beta2] = spec.betas;

@@ -1,8 +1,8 @@
 /**
  * One training step as one ONNX graph: forward, loss, backward (autodiff/), optional gradient
  * clipping and the optimizer update (optimizers.ts). Parameters and optimizer state become graph
- * inputs, their updated values graph outputs, so one onnxruntime run is one step and the trainer
- * feeds each step's outputs back as the next step's inputs.
+ * inputs, their updated values graph outputs; the step loop (step-loop.ts) carries them from
+ * one step to the next.
  *
  * Clipping follows torch.nn.utils.clip_grad_norm_: g ← g·min(1, max_norm / (‖g‖₂ + 10⁻⁶)) with
  * ‖g‖₂ over every parameter together.
@@ -11,24 +11,23 @@ import { buildBackward } from '../autodiff/backward.ts';
 import { Emitter } from '../autodiff/emitter.ts';
 import { lossModelWithShapes, modelFeeds, parameterNames } from '../autodiff/gradients.ts';
 import type { LossSpec } from '../autodiff/loss.ts';
-import { int, valueInfo } from '../graph/builder.ts';
+import { float, int, makeAttribute, valueInfo } from '../graph/builder.ts';
 import { derive } from '../graph/edit.ts';
 import { GraphIndex } from '../graph/graph.ts';
-import { toNumber, type ModelProto } from '../onnx/proto.ts';
+import { toNumber, type ModelProto, type NodeProto } from '../onnx/proto.ts';
 import type { Model } from '../runtime/model.ts';
 import { probeValueShapes } from '../runtime/probe.ts';
 import { defaultOpset } from '../onnx/model-file.ts';
 import { batchNormForTraining, type BatchStatistics } from './batch-norm.ts';
 import type { Feeds, Tensor } from '../tensor.ts';
-import { emitUpdate, stateNames, stepScalars, type OptimizerSpec } from './optimizers.ts';
+import { emitUpdate, stateNames, stepScalars, type Accumulate, type OptimizerSpec } from './optimizers.ts';
 
 export interface StepGraph {
   proto: ModelProto;
   parameters: string[];
-  /** Graph outputs: the loss, the model's output (scores) and the global gradient norm (before clipping). */
+  /** Graph outputs: the loss and the model's output (scores). */
   loss: string;
   scores: string;
-  gradientNorm: string;
   /** Parameter → output holding its updated value. */
   nextParameter: Map<string, string>;
   /** State input name → output holding its updated value. */
@@ -52,20 +51,15 @@ export async function buildStepGraph(model: Model, feeds: Feeds, target: Tensor,
   const index = new GraphIndex(backward.proto);
   const emitter = new Emitter(new Set([...index.valueNames(), ...index.initializerNames, ...index.nodes.map((node) => node.name)]), new Map(index.elementTypes));
   const gradients = parameters.map((parameter) => backward.gradientOf.get(parameter)!);
-  const hint = 'teardown/clip';
-  const squares = gradients.map((gradient) => emitter.op('ReduceSum', [emitter.op('Mul', [gradient, gradient], {}, hint)], { keepdims: int(0) }, hint));
-  const gradientNorm = emitter.op('Sqrt', [emitter.op('Sum', squares, {}, hint)], {}, hint, 'teardown::gradient_norm');
-  const clipped = clipNorm === undefined ? gradients : (() => {
-    const coefficient = emitter.op('Min', [emitter.op('Div', [emitter.scalar(clipNorm, 'float32'), emitter.op('Add', [gradientNorm, emitter.scalar(1e-6, 'float32')], {}, hint)], {}, hint), emitter.scalar(1, 'float32')], {}, hint);
-    return gradients.map((gradient) => emitter.op('Mul', [gradient, coefficient], {}, hint));
-  })();
+  const clipped = clipNorm === undefined ? gradients : clip(emitter, gradients, clipNorm);
 
+  const fused = gemmAccumulator(backward.proto.graph.node, emitter);
   const nextParameter = new Map<string, string>();
   const nextState = new Map<string, string>();
   const stateInputs: string[] = [];
   parameters.forEach((parameter, k) => {
     const state = stateNames(optimizer, parameter);
-    const [updated, ...updatedState] = emitUpdate(emitter, optimizer, parameter, clipped[k], state);
+    const [updated, ...updatedState] = emitUpdate(emitter, optimizer, parameter, clipped[k], state, fused.accumulate);
     nextParameter.set(parameter, updated);
     state.forEach((name, s) => { nextState.set(name, updatedState[s]); stateInputs.push(name); });
   });
@@ -82,13 +76,51 @@ export async function buildStepGraph(model: Model, feeds: Feeds, target: Tensor,
     ...stepScalars(optimizer).map((name) => valueInfo(name, 'float32', [])),
   ];
   const statisticsOutputs = statistics.flatMap((statistic) => [statistic.batchMean, statistic.batchVar]);
-  const outputs = [lossValue, scores, gradientNorm, ...nextParameter.values(), ...nextState.values(), ...statisticsOutputs].map((name) => valueInfo(name, 'float32'));
+  const outputs = [lossValue, scores, ...nextParameter.values(), ...nextState.values(), ...statisticsOutputs].map((name) => valueInfo(name, 'float32'));
   // A parameter copy (PyTorch's merged parameters) is produced by an Identity node: as an input, that node must go.
-  const nodes = [...graph.node.filter((node) => !(node.opType === 'Identity' && isParameter.has(node.output[0]))), ...emitter.nodes];
+  const nodes = [...fused.nodes().filter((node) => !(node.opType === 'Identity' && isParameter.has(node.output[0]))), ...emitter.nodes];
   const proto = derive(backward.proto, {
     graph: derive(graph, { node: nodes, input: inputs, output: outputs, initializer: [...graph.initializer.filter((tensor) => !isParameter.has(tensor.name)), ...emitter.initializers] }),
   });
-  return { proto, parameters, loss: lossValue, scores, gradientNorm, nextParameter, nextState, stateInputs, statistics };
+  return { proto, parameters, loss: lossValue, scores, nextParameter, nextState, stateInputs, statistics };
+}
+
+/** The gradients scaled by min(1, max_norm / (‖g‖₂ + 10⁻⁶)), ‖g‖₂ over all of them together. */
+function clip(emitter: Emitter, gradients: string[], clipNorm: number): string[] {
+  const hint = 'teardown/clip';
+  const squares = gradients.map((gradient) => emitter.op('ReduceSumSquare', [gradient], { keepdims: int(0) }, hint));
+  const norm = emitter.op('Sqrt', [emitter.op('Sum', squares, {}, hint)], {}, hint, 'teardown::gradient_norm');
+  const coefficient = emitter.op('Min', [emitter.op('Div', [emitter.scalar(clipNorm, 'float32'), emitter.op('Add', [norm, emitter.scalar(1e-6, 'float32')], {}, hint)], {}, hint), emitter.scalar(1, 'float32')], {}, hint);
+  return gradients.map((gradient) => emitter.op('Mul', [gradient, coefficient], {}, hint));
+}
+
+/**
+ * Folds an update of the form state' = β·state + g into the Gemm that makes g, where g comes
+ * from a two-input Gemm (through the Identity that names it `<parameter>_grad`) and nothing else
+ * reads it: Gemm computes α·A·B + β·C, so with C = state it yields state' in the same pass, instead
+ * of a product, a scaling and a sum each over the whole weight (SGD's momentum buffer of a Gemm
+ * layer's weight). A gradient has its parameter's shape, as does the state: C needs no broadcasting.
+ * `nodes()` is the node list with the fused Gemms and without the Identities they made unread.
+ */
+function gemmAccumulator(backwardNodes: readonly NodeProto[], emitter: Emitter): { accumulate: Accumulate; nodes: () => NodeProto[] } {
+  const nodes: (NodeProto | undefined)[] = [...backwardNodes];
+  const producer = new Map(nodes.flatMap((node, i) => node!.output.map((output) => [output, i] as const)));
+  const reads = new Map<string, number>();
+  for (const node of [...backwardNodes, ...emitter.nodes]) for (const input of node.input) reads.set(input, (reads.get(input) ?? 0) + 1);
+  const accumulate: Accumulate = (gradient, state, beta) => {
+    if (reads.has(gradient)) return undefined;
+    const identity = nodes[producer.get(gradient) ?? -1];
+    const source = identity?.opType === 'Identity' && reads.get(identity.input[0]) === 1 ? identity.input[0] : gradient;
+    const i = producer.get(source);
+    const gemm = nodes[i ?? -1];
+    if (i === undefined || gemm?.opType !== 'Gemm' || gemm.input.length !== 2) return undefined;
+    const next = emitter.fresh(`${state}/next`);
+    nodes[i] = derive(gemm, { input: [...gemm.input, state], output: [next], attribute: [...gemm.attribute.filter((a) => a.name !== 'beta'), makeAttribute('beta', float(beta))] });
+    if (source !== gradient) nodes[producer.get(gradient)!] = undefined;
+    reads.set(gradient, 1);
+    return next;
+  };
+  return { accumulate, nodes: () => nodes.filter((node) => node !== undefined) };
 }
 
 /** The loss graph with every BatchNormalization normalising by batch statistics (batch-norm.ts). */

@@ -6,8 +6,8 @@
  *
  * Everything else a step reads (the batch, the target, the learning-rate scalars, an objective's
  * weights) is fed stacked along a new first axis, one slice per step, and the body takes slice i
- * with Gather(stacked, i). What a step reports (loss, scores, gradient norm, BatchNorm batch
- * statistics) leaves as the loop's scan outputs, stacked the same way.
+ * with Gather(stacked, i). What a step reports (loss, scores, BatchNorm batch statistics) leaves
+ * as the loop's scan outputs, stacked the same way.
  *
  *   outer: final params, final state, per-step outputs = Loop(steps, ∅, initial params, initial state)
  *   body:  (i, cond, params, state) → (cond, step(params, state, slice i of every stacked input), step outputs)
@@ -30,7 +30,7 @@ export interface StepLoop {
   initial: Map<string, string>;
   /** Parameter or state name → the loop output with its value after the last step. */
   final: Map<string, string>;
-  /** Step-graph output (loss, scores, gradient norm, batch statistics) → loop output with every step's value, [steps, ...]. */
+  /** Step-graph output (loss, scores, batch statistics) → loop output with every step's value, [steps, ...]. */
   perStep: Map<string, string>;
 }
 
@@ -44,7 +44,7 @@ export function buildStepLoop(step: StepGraph): StepLoop {
   const inputInfo = new Map(stepGraph.input.map((info) => [info.name, info]));
   const perStepInputs = stepGraph.input.filter((info) => !carriedSet.has(info.name));
   const next = (name: string) => step.nextParameter.get(name) ?? step.nextState.get(name)!;
-  const reported = [step.loss, step.scores, step.gradientNorm, ...step.statistics.flatMap((s) => [s.batchMean, s.batchVar])];
+  const reported = [step.loss, step.scores, ...step.statistics.flatMap((s) => [s.batchMean, s.batchVar])];
 
   const slices = perStepInputs.map((info) => makeNode(`teardown/loop/slice/${info.name}`, 'Gather', [outer('stacked', info.name), ITERATION], [info.name]));
   const body = derive(stepGraph, {

@@ -34,8 +34,6 @@ export interface StepResult {
   loss: number;
   /** The model's output for the batch. */
   scores: Tensor;
-  /** Global gradient norm before clipping. */
-  gradientNorm: number;
 }
 
 export class Stepper {
@@ -89,7 +87,7 @@ export class Stepper {
         const running = { mean: state.buffers.get(statistic.runningMean)!, var: state.buffers.get(statistic.runningVar)! };
         updateRunningStatistics(running, reported(statistic.batchMean, k), reported(statistic.batchVar, k), batch * statistic.perExample);
       }
-      return { loss: Number(reported(graph.loss, k).data[0]), scores: reported(graph.scores, k), gradientNorm: Number(reported(graph.gradientNorm, k).data[0]) };
+      return { loss: Number(reported(graph.loss, k).data[0]), scores: reported(graph.scores, k) };
     });
   }
 
