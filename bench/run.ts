@@ -205,6 +205,7 @@ async function benchTrain(): Promise<void> {
       const ours: number[] = [];
       const theirs: number[] = [];
       const cpu = { ours: [] as number[], theirs: [] as number[] };
+      const blockRatios: number[] = [];
       for (let b = 0; b < blocks; b++) {
         await pause();
         const block = await timeIt(Math.ceil(benchCase.block / stepsPerRun), run, false);
@@ -214,12 +215,13 @@ async function benchTrain(): Promise<void> {
         const torchBlock = await peer.steps(benchCase.block);
         theirs.push(...torchBlock.times_ms);
         cpu.theirs.push(torchBlock.cpu_per_wall);
+        blockRatios.push(median(torchBlock.times_ms) / median(block.times.map((ms) => ms / stepsPerRun)));
       }
       peer.close();
       await stepper.release();
       console.log(JSON.stringify({
         case: `train-${benchCase.name}`, threads: threadCount, teardown_ms_per_step: round(median(ours)), torch_ms_per_step: round(median(theirs)),
-        ratio: round(median(theirs) / median(ours), 2), steps_per_run: stepsPerRun, blocks, steps_per_block: benchCase.block,
+        ratio: round(median(theirs) / median(ours), 2), block_ratios: [round(Math.min(...blockRatios), 2), round(Math.max(...blockRatios), 2)], steps_per_run: stepsPerRun, blocks, steps_per_block: benchCase.block,
         teardown_cpu_per_wall: round(median(cpu.ours), 2), torch_cpu_per_wall: round(median(cpu.theirs), 2), torch: peer.version,
       }));
     }
