@@ -116,19 +116,23 @@ async function benchPatch(): Promise<void> {
   };
   // resid_pre of block i: the value its first LayerNorm reads.
   const residPre = [0, 1].map((block) => model.graph.nodes[model.graph.producer.get(model.hooks.resolve(`blocks.${block}.ln1`).value)!].input[0]);
-  let result = await patchSweep(model, { input: clean }, { input: corrupted }, residPre, 'all', metric);
-  const { times: ours, cpuPerWall } = await timeIt(reps, async () => { result = await patchSweep(model, { input: clean }, { input: corrupted }, residPre, 'all', metric); });
-
-  const python = spawnSync('/usr/bin/python3', [fileURLToPath(new URL('./torch_patch_sweep.py', import.meta.url)), '--weights', dir, '--clean', join(dir, 'clean.npy'), '--corrupted', join(dir, 'corrupted.npy'), '--threads', String(threads), '--reps', String(reps), '--token', String(token)], { env: torchEnv(threads), encoding: 'utf8' });
-  if (python.status !== 0) throw new Error(`bench: the PyTorch side failed:\n${python.stderr}`);
-  const torch = JSON.parse(python.stdout);
+  // The metric reads the last position only, so teardown computes only what that position needs.
+  const sweep = () => patchSweep(model, { input: clean }, { input: corrupted }, residPre, 'all', metric, { lastPosition: true });
+  const result = await sweep(); // also the warm-up
+  const peer = await TorchPeer.start('./torch_patch_sweep.py', ['--weights', dir, '--clean', join(dir, 'clean.npy'), '--corrupted', join(dir, 'corrupted.npy'), '--token', String(token)], threads);
+  const perBlock = 5;
+  const blocks = Math.max(3, Math.ceil(reps / perBlock));
+  const timed = await alternate(blocks, { call: sweep, calls: perBlock, unitsPerCall: 1 }, peer, perBlock);
+  peer.close();
+  const torchEffects = peer.ready.effects as number[][];
   const plain = await runWithCache(model, { input: clean }, []);
   const logitsError = Math.max(...Array.from(readNpy(join(dir, 'torch_logits.npy')).data as Float32Array, (v, i) => Math.abs(v - Number(plain.outputs.output.data[i]))));
-  const effectError = Math.max(...result.effects.flatMap((row, h) => row.map((value, p) => Math.abs(value - torch.effects[h][p]))));
+  const effectError = Math.max(...result.effects.flatMap((row, h) => row.map((value, p) => Math.abs(value - torchEffects[h][p]))));
   console.log(JSON.stringify({
     case: 'patch', model: 'gpt fixture (2 blocks, d=32, 12 positions)', batch: 32, hooks: residPre, positions: 12, threads,
-    teardown_ms: round(median(ours)), torch_ms: round(torch.median_ms), speedup: round(torch.median_ms / median(ours), 2),
-    ort_runs: result.runs, torch_forwards: residPre.length * 12, reps, teardown_cpu_per_wall: round(cpuPerWall, 2), torch_cpu_per_wall: torch.cpu_per_wall, torch: torch.torch,
+    teardown_ms: round(median(timed.ours)), torch_ms: round(median(timed.theirs)), speedup: round(median(timed.theirs) / median(timed.ours), 2),
+    block_speedups: [round(Math.min(...timed.blockRatios), 2), round(Math.max(...timed.blockRatios), 2)], blocks, sweeps_per_block: perBlock,
+    ort_runs: result.runs, torch_forwards: residPre.length * 12, teardown_cpu_per_wall: round(timed.cpu.ours, 2), torch_cpu_per_wall: round(timed.cpu.theirs, 2), torch: peer.ready.torch,
     max_abs_effect_difference: effectError, max_abs_logit_difference: logitsError,
   }));
   await model.release();
@@ -200,51 +204,40 @@ async function benchTrain(): Promise<void> {
       const stepsPerRun = Math.min(MAX_STEPS_PER_RUN, benchCase.block);
       let t = 0;
       const run = () => stepper.steps(state, Array.from({ length: stepsPerRun }, () => ({ feeds: { input: benchCase.input }, target: benchCase.target, lr: benchCase.lr, t: ++t })));
-      const peer = await TorchTrainer.start(benchCase.name, threadCount);
+      const peer = await TorchPeer.start('./torch_train.py', ['--case', benchCase.name], threadCount);
       await run(); // warm-up
-      const ours: number[] = [];
-      const theirs: number[] = [];
-      const cpu = { ours: [] as number[], theirs: [] as number[] };
-      const blockRatios: number[] = [];
-      for (let b = 0; b < blocks; b++) {
-        await pause();
-        const block = await timeIt(Math.ceil(benchCase.block / stepsPerRun), run, false);
-        ours.push(...block.times.map((ms) => ms / stepsPerRun));
-        cpu.ours.push(block.cpuPerWall);
-        await pause();
-        const torchBlock = await peer.steps(benchCase.block);
-        theirs.push(...torchBlock.times_ms);
-        cpu.theirs.push(torchBlock.cpu_per_wall);
-        blockRatios.push(median(torchBlock.times_ms) / median(block.times.map((ms) => ms / stepsPerRun)));
-      }
+      const timed = await alternate(blocks, { call: run, calls: Math.ceil(benchCase.block / stepsPerRun), unitsPerCall: stepsPerRun }, peer, benchCase.block);
       peer.close();
       await stepper.release();
       console.log(JSON.stringify({
-        case: `train-${benchCase.name}`, threads: threadCount, teardown_ms_per_step: round(median(ours)), torch_ms_per_step: round(median(theirs)),
-        ratio: round(median(theirs) / median(ours), 2), block_ratios: [round(Math.min(...blockRatios), 2), round(Math.max(...blockRatios), 2)], steps_per_run: stepsPerRun, blocks, steps_per_block: benchCase.block,
-        teardown_cpu_per_wall: round(median(cpu.ours), 2), torch_cpu_per_wall: round(median(cpu.theirs), 2), torch: peer.version,
+        case: `train-${benchCase.name}`, threads: threadCount, teardown_ms_per_step: round(median(timed.ours)), torch_ms_per_step: round(median(timed.theirs)),
+        ratio: round(median(timed.theirs) / median(timed.ours), 2), block_ratios: [round(Math.min(...timed.blockRatios), 2), round(Math.max(...timed.blockRatios), 2)],
+        steps_per_run: stepsPerRun, blocks, steps_per_block: benchCase.block,
+        teardown_cpu_per_wall: round(timed.cpu.ours, 2), torch_cpu_per_wall: round(timed.cpu.theirs, 2), torch: peer.ready.torch,
       }));
     }
   }
 }
 
-const pause = () => new Promise((resolve) => setTimeout(resolve, 300));
 
-/** bench/torch_train.py as a server: one line with a step count in, one JSON line with each step's time out. */
-class TorchTrainer {
-  private constructor(private readonly child: ChildProcessWithoutNullStreams, private readonly lines: AsyncIterator<string>, readonly version: string) {}
+/**
+ * A PyTorch side as a server (bench/torch_*.py): it prints one JSON line when ready, then for each
+ * line with a count it runs that many timed repetitions and prints their milliseconds.
+ */
+class TorchPeer {
+  private constructor(private readonly child: ChildProcessWithoutNullStreams, private readonly lines: AsyncIterator<string>, readonly ready: Record<string, unknown> & { torch: string }) {}
 
-  static async start(name: string, threadCount: number): Promise<TorchTrainer> {
-    const child = spawn('/usr/bin/python3', [fileURLToPath(new URL('./torch_train.py', import.meta.url)), '--case', name, '--threads', String(threadCount)], { env: torchEnv(threadCount) });
+  static async start(script: string, args: string[], threadCount: number): Promise<TorchPeer> {
+    const child = spawn('/usr/bin/python3', [fileURLToPath(new URL(script, import.meta.url)), ...args, '--threads', String(threadCount)], { env: torchEnv(threadCount) });
     let stderr = '';
     child.stderr.on('data', (chunk) => { stderr += chunk; });
     const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
     const first = await lines.next();
     if (first.done) throw new Error(`bench: the PyTorch side failed:\n${stderr}`);
-    return new TorchTrainer(child, lines, JSON.parse(first.value).torch);
+    return new TorchPeer(child, lines, JSON.parse(first.value));
   }
 
-  async steps(count: number): Promise<{ times_ms: number[]; cpu_per_wall: number }> {
+  async time(count: number): Promise<{ times_ms: number[]; cpu_per_wall: number }> {
     this.child.stdin.write(`${count}\n`);
     const line = await this.lines.next();
     if (line.done) throw new Error('bench: the PyTorch side stopped');
@@ -255,6 +248,32 @@ class TorchTrainer {
     this.child.stdin.end();
   }
 }
+
+/**
+ * Alternates timing blocks between teardown and the peer, `blocks` times, with a pause before each
+ * block so the other side's idle threads stop spinning; drift on this shared machine then reaches
+ * both alike. Each teardown call counts as `unitsPerCall` units (steps of a multi-step run); the
+ * peer times `peerUnits` units per block. Times are per unit.
+ */
+async function alternate(blocks: number, ours: { call: () => Promise<unknown>; calls: number; unitsPerCall: number }, peer: TorchPeer, peerUnits: number): Promise<{ ours: number[]; theirs: number[]; blockRatios: number[]; cpu: { ours: number; theirs: number } }> {
+  const result = { ours: [] as number[], theirs: [] as number[], blockRatios: [] as number[] };
+  const cpu = { ours: [] as number[], theirs: [] as number[] };
+  for (let b = 0; b < blocks; b++) {
+    await pause();
+    const block = await timeIt(ours.calls, ours.call, false);
+    await pause();
+    const theirs = await peer.time(peerUnits);
+    const perUnit = block.times.map((ms) => ms / ours.unitsPerCall);
+    result.ours.push(...perUnit);
+    result.theirs.push(...theirs.times_ms);
+    result.blockRatios.push(median(theirs.times_ms) / median(perUnit));
+    cpu.ours.push(block.cpuPerWall);
+    cpu.theirs.push(theirs.cpu_per_wall);
+  }
+  return { ...result, cpu: { ours: median(cpu.ours), theirs: median(cpu.theirs) } };
+}
+
+const pause = () => new Promise((resolve) => setTimeout(resolve, 300));
 
 /** teardown inspect of the MNIST MLP over 10,000 and 100,000 examples, each in its own process for its peak memory. */
 async function benchInspect(): Promise<void> {

@@ -1,11 +1,11 @@
 """PyTorch side of `npm run bench -- patch`: the resid-stream patch sweep as a forward-hook loop,
 one forward per (block, position), the way TransformerLens's get_act_patch_resid_pre does it.
 
-Reads the gpt fixture's weights (dumped by bench/run.ts as <parameter name>.npy), the clean and
-corrupted token batches, and prints one JSON object with the timings and the effect table.
-Run by bench/run.ts with Debian's python3-torch; OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset.
+Reads the gpt fixture's weights (dumped by bench/run.ts as <parameter name>.npy) and the clean and
+corrupted token batches, prints one JSON line with the effect table, then serves timing blocks
+(see main). Run by bench/run.ts with Debian's python3-torch; OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset.
 """
-import argparse, json, os, statistics, time
+import argparse, json, os, sys, time
 import numpy as np
 import torch, torch.nn as nn
 
@@ -82,7 +82,7 @@ def sweep(model, clean, corrupted, token):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--weights"); parser.add_argument("--clean"); parser.add_argument("--corrupted")
-    parser.add_argument("--threads", type=int); parser.add_argument("--reps", type=int); parser.add_argument("--token", type=int)
+    parser.add_argument("--threads", type=int); parser.add_argument("--token", type=int)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = TinyGPT().eval()
@@ -91,17 +91,17 @@ def main():
     clean = torch.from_numpy(np.load(args.clean)); corrupted = torch.from_numpy(np.load(args.corrupted))
     with torch.no_grad():
         logits = model(clean).numpy()
-        effects = sweep(model, clean, corrupted, args.token)  # warm-up
-        times = []
-        cpu_start = time.process_time()
-        for _ in range(args.reps):
-            start = time.perf_counter()
-            sweep(model, clean, corrupted, args.token)
-            times.append(time.perf_counter() - start)
-    np.save(os.path.join(args.weights, "torch_logits.npy"), logits)
-    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "median_ms": 1000 * statistics.median(times),
-                      "cpu_per_wall": round((time.process_time() - cpu_start) / sum(times), 2),
-                      "times_ms": [1000 * t for t in times], "effects": effects}))
-
+        effects = sweep(model, clean, corrupted, args.token)  # also the warm-up
+        np.save(os.path.join(args.weights, "torch_logits.npy"), logits)
+        print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "effects": effects}), flush=True)
+        # Then timing blocks: a sweep count per line in, each sweep's milliseconds and CPU time ÷ wall time out.
+        for line in sys.stdin:
+            times = []
+            cpu_start = time.process_time()
+            for _ in range(int(line)):
+                start = time.perf_counter()
+                sweep(model, clean, corrupted, args.token)
+                times.append(time.perf_counter() - start)
+            print(json.dumps({"times_ms": [1000 * t for t in times], "cpu_per_wall": (time.process_time() - cpu_start) / sum(times)}), flush=True)
 
 main()

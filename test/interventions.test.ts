@@ -115,13 +115,14 @@ describe('patching the gpt fixture', () => {
     assertClose(outputs.output, corruptedRun.outputs.output, 1e-6);
   });
 
+  const metric = (output: Tensor) => { // mean logit of token 7 at the last position
+    const [batch, seq, vocab] = output.dims;
+    let sum = 0;
+    for (let b = 0; b < batch; b++) sum += Number(output.data[(b * seq + seq - 1) * vocab + 7]);
+    return sum / batch;
+  };
+
   it('a stacked sweep equals one run per (hook, position)', async () => {
-    const metric = (output: Tensor) => { // mean logit of token 7 at the last position
-      const [batch, seq, vocab] = output.dims;
-      let sum = 0;
-      for (let b = 0; b < batch; b++) sum += Number(output.data[(b * seq + seq - 1) * vocab + 7]);
-      return sum / batch;
-    };
     const hooks = ['blocks.0', 'blocks.1.attn', 'embed'];
     const sweep = await patchSweep(fixture.model, clean, corrupted, hooks, 'all', metric, { maxRows: 20 });
     assert.equal(sweep.positions.length, 12);
@@ -135,6 +136,16 @@ describe('patching the gpt fixture', () => {
     }
     // Causal attention: patching the last position of blocks.0 moves the last-position metric, patching earlier positions of the final hook cannot.
     assert.notEqual(sweep.effects[0][11], sweep.cleanMetric);
+  });
+
+  it('computing only the last position (lastPosition) gives the full sweep\'s effects, the patched last position included, also for hooks after the last attention', async () => {
+    const hooks = ['blocks.0', 'blocks.1.ln1', 'blocks.1.attn', 'blocks.1.mlp', 'embed'];
+    const full = await patchSweep(fixture.model, clean, corrupted, hooks, 'all', metric);
+    const last = await patchSweep(fixture.model, clean, corrupted, hooks, 'all', metric, { lastPosition: true });
+    for (const [h, hook] of hooks.entries()) {
+      full.effects[h].forEach((effect, p) => assert.ok(Math.abs(effect - last.effects[h][p]) < 1e-6, `${hook}@${p}: ${last.effects[h][p]} vs ${effect}`));
+    }
+    assert.ok(Math.abs(last.cleanMetric - full.cleanMetric) < 1e-6);
   });
 
   it('patches only the chosen positions and leaves the others', async () => {

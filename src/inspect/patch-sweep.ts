@@ -12,9 +12,13 @@ import { InterventionError } from '../errors.ts';
 import type { Hook } from '../graph/hooks.ts';
 import { dimsAtBatch, positionAxis, defaultUnitAxis } from '../graph/units.ts';
 import type { Model } from '../runtime/model.ts';
-import { runWithCache } from '../runtime/run.ts';
-import { probeHookShapes } from '../runtime/probe.ts';
-import { allocate, elementCount, repeatRows, sliceRows, shapeString, type Feeds, type Tensor } from '../tensor.ts';
+import { runWithCache, type RunResult } from '../runtime/run.ts';
+import { probeHookShapes, probeValueShapes } from '../runtime/probe.ts';
+import { Emitter } from '../autodiff/emitter.ts';
+import { lastPositionOf, pruneUnused } from '../autodiff/last-position.ts';
+import { valueInfo } from '../graph/builder.ts';
+import { derive } from '../graph/edit.ts';
+import { allocate, concatRows, elementCount, repeatRows, sliceRows, shapeString, type Feeds, type Tensor } from '../tensor.ts';
 import { stackedPlan, sweepInput } from './sweep.ts';
 
 /** A metric of the model's first output on one variant's batch, e.g. the mean logit difference. */
@@ -23,6 +27,13 @@ export type Metric = (output: Tensor) => number;
 export interface PatchSweepOptions {
   /** Most stacked rows per onnxruntime run. */
   maxRows?: number;
+  /**
+   * The metric reads only the output's last sequence position (a next-token logit difference,
+   * say): it is given that position alone, [batch, 1, ...], and every run computes only what that
+   * position needs — after the last mixing of positions, one position instead of all
+   * (autodiff/last-position.ts).
+   */
+  lastPosition?: boolean;
 }
 
 export interface PatchSweepResult {
@@ -37,8 +48,9 @@ export interface PatchSweepResult {
 }
 
 /** `positions`: sequence positions to patch (negative counts from the end), or 'all'. */
-export async function patchSweep(model: Model, clean: Feeds, corrupted: Feeds, hookNames: readonly string[], positions: readonly number[] | 'all', metric: Metric, options: PatchSweepOptions = {}): Promise<PatchSweepResult> {
-  const batch = model.checkFeeds(clean);
+export async function patchSweep(full: Model, clean: Feeds, corrupted: Feeds, hookNames: readonly string[], positions: readonly number[] | 'all', metric: Metric, options: PatchSweepOptions = {}): Promise<PatchSweepResult> {
+  const batch = full.checkFeeds(clean);
+  const model = options.lastPosition ? await lastPositionModel(full, clean, hookNames) : full;
   if (model.checkFeeds(corrupted) !== batch) throw new InterventionError(`The clean and corrupted inputs must have the same number of examples (${batch} vs ${model.checkFeeds(corrupted)}).`);
   const hooks = hookNames.map((name) => model.hooks.resolve(name));
   const shapes = await probeHookShapes(model, clean, hooks);
@@ -50,7 +62,6 @@ export async function patchSweep(model: Model, clean: Feeds, corrupted: Feeds, h
   }
 
   const outputName = model.outputNames[0];
-  const corruptedRun = await runWithCache(model, corrupted, hooks.map((hook) => hook.name));
   const perRun = Math.max(1, Math.floor((options.maxRows ?? 4096) / batch));
   const effects = hooks.map(() => new Array<number>(chosen.length).fill(NaN));
   let runs = 0;
@@ -58,8 +69,12 @@ export async function patchSweep(model: Model, clean: Feeds, corrupted: Feeds, h
   const downstream = await Promise.all(hooks.map((hook) => model.downstream(hook.value, outputName)));
   const cutValues = [...new Set(downstream.flatMap((part) => part?.inputs ?? []))];
   const cutShapes = await probeHookShapes(model, clean, cutValues.map((value) => model.hooks.resolve(value)));
-  const stackable = (part: (typeof downstream)[number]) => part && part.inputs.every((value) => /^batch/.test(String(cutShapes.get(value)?.[0])));
-  const cleanRun = await runWithCache(model, clean, cutValues);
+  const batchFirst = (shape: readonly (number | string)[] | undefined) => /^batch/.test(String(shape?.[0]));
+  const stackable = (part: (typeof downstream)[number]) => part && part.inputs.every((value) => batchFirst(cutShapes.get(value)));
+  const outputShape = (await probeHookShapes(model, clean, [model.hooks.resolve(outputName)])).get(outputName);
+  const bothStack = Object.keys(clean).every((name) => model.hasBatchAxis(name)) && batchFirst(outputShape)
+    && hooks.every((hook) => batchFirst(shapes.get(hook.name))) && cutValues.every((value) => batchFirst(cutShapes.get(value)));
+  const [cleanRun, corruptedRun] = await cleanAndCorruptedRuns(model, clean, corrupted, cutValues, hooks.map((hook) => hook.name), bothStack ? batch : undefined);
 
   for (const [h, hook] of hooks.entries()) {
     const part = downstream[h];
@@ -91,6 +106,50 @@ export async function patchSweep(model: Model, clean: Feeds, corrupted: Feeds, h
     hooks: hooks.map((hook) => hook.name), positions: chosen, effects, runs,
     cleanMetric: metric(cleanRun.outputs[outputName]), corruptedMetric: metric(corruptedRun.outputs[outputName]),
   };
+}
+
+/**
+ * The clean run (caching `cleanValues`) and the corrupted run (caching `corruptedValues`); as one
+ * run of both batches stacked when every input, output and cached value has the batch axis first
+ * (`batch` given): one onnxruntime run instead of two.
+ */
+async function cleanAndCorruptedRuns(model: Model, clean: Feeds, corrupted: Feeds, cleanValues: string[], corruptedValues: string[], batch: number | undefined): Promise<[RunResult, RunResult]> {
+  if (batch === undefined) return [await runWithCache(model, clean, cleanValues), await runWithCache(model, corrupted, corruptedValues)];
+  const stacked = Object.fromEntries(Object.entries(clean).map(([name, value]) => [name, concatRows([value, corrupted[name]])]));
+  const both = await runWithCache(model, stacked, [...new Set([...cleanValues, ...corruptedValues])]);
+  const half = (k: number, values: string[]): RunResult => ({
+    ...both,
+    outputs: Object.fromEntries(Object.entries(both.outputs).map(([name, value]) => [name, sliceRows(value, k * batch, (k + 1) * batch)])),
+    cache: new Map(values.map((value) => [value, sliceRows(both.cache.get(value)!, k * batch, (k + 1) * batch)])),
+  });
+  return [half(0, cleanValues), half(1, corruptedValues)];
+}
+
+/**
+ * The model computing only the last position of its first output, [batch, 1, ...]: position-wise
+ * nodes after the last mixing of positions are copied onto the last position and the originals
+ * pruned. The copies read the swept hooks' values, never recompute them from upstream (a patch
+ * must reach them, and they stay whole). Made once per model and set of hooks.
+ */
+async function lastPositionModel(model: Model, feeds: Feeds, hookNames: readonly string[]): Promise<Model> {
+  const output = model.outputNames[0];
+  const hookValues = new Set(hookNames.map((name) => model.hooks.resolve(name).value));
+  const variant = await model.variant(`last position of ${output}, patching ${[...hookValues].sort().join(', ')}`, async () => {
+    const shapes = await probeValueShapes(model, feeds);
+    if ((shapes.get(output)?.length ?? 0) < 3) throw new InterventionError(`The metric cannot read only the last position: output '${output}' is not a sequence [batch, seq, ...] (shape ${shapeString(shapes.get(output) ?? [])}).`);
+    const index = model.graph;
+    const emitter = new Emitter(new Set([...index.valueNames(), ...index.initializerNames, ...index.nodes.map((node) => node.name)]), new Map(index.elementTypes));
+    const last = lastPositionOf(index, emitter, output, (value) => shapes.get(value), hookValues);
+    const graph = index.proto.graph;
+    const extended = derive(graph, { node: [...graph.node, ...emitter.nodes], output: [valueInfo(last, index.dtype(output) ?? 'float32')] });
+    const nodes = pruneUnused(extended);
+    const used = new Set(nodes.flatMap((node) => node.input));
+    return derive(index.proto, { graph: derive(extended, { node: nodes, initializer: [...graph.initializer, ...emitter.initializers].filter((t) => used.has(t.name)) }) });
+  });
+  const kept = new Set(variant.graph.valueNames());
+  const lost = hookNames.filter((name) => !kept.has(model.hooks.resolve(name).value));
+  if (lost.length > 0) throw new InterventionError(`Hooks ${lost.map((name) => `'${name}'`).join(', ')} do not reach the last position of '${output}': sweep them without lastPosition.`);
+  return variant;
 }
 
 /** [variants·batch, seq, ...]: the clean value once per variant, with the corrupted value at that variant's position. */

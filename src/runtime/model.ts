@@ -37,6 +37,7 @@ export class Model {
   readonly inputs: InputSpec[];
   private readonly sessions = new Map<string, Promise<PreparedSession>>();
   private readonly downstreamSessions = new Map<string, Promise<{ session: Session; inputs: string[] } | undefined>>();
+  private readonly variants = new Map<string, Promise<Model>>();
 
   private constructor(readonly file: ModelFile, readonly options: RuntimeOptions) {
     this.graph = new GraphIndex(file.proto);
@@ -100,6 +101,19 @@ export class Model {
     return this.downstreamSessions.get(key)!;
   }
 
+  /**
+   * A model derived from this one by `build` (e.g. one that computes less of its output), made
+   * once per key and released with this one.
+   */
+  variant(key: string, build: (model: Model) => Promise<ModelProto>): Promise<Model> {
+    if (!this.variants.has(key)) {
+      const made = build(this).then((proto) => Model.fromProto(proto, `${this.path} (${key})`, this.options));
+      made.catch(() => this.variants.delete(key));
+      this.variants.set(key, made);
+    }
+    return this.variants.get(key)!;
+  }
+
   /** Checks feeds against the declared inputs; returns the batch size (first axis) they share. */
   checkFeeds(feeds: Feeds): number {
     const known = new Set(this.inputs.map((input) => input.name));
@@ -142,8 +156,11 @@ export class Model {
 
   async release(): Promise<void> {
     const prepared = [...this.sessions.values(), ...this.downstreamSessions.values()];
+    const variants = [...this.variants.values()];
     this.sessions.clear();
     this.downstreamSessions.clear();
+    this.variants.clear();
     for (const entry of prepared) await (await entry.catch(() => undefined))?.session.release();
+    for (const variant of variants) await (await variant.catch(() => undefined))?.release();
   }
 }
