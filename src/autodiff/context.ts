@@ -103,6 +103,10 @@ export class GradContext {
     return this.emitter.int64s(values);
   }
 
+  floats(values: readonly number[]): string {
+    return this.emitter.constant(values, [values.length], 'float32');
+  }
+
   // Small compositions used by many rules.
   mul(a: string, b: string): string { return this.op('Mul', [a, b]); }
   div(a: string, b: string): string { return this.op('Div', [a, b]); }

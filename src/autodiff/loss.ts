@@ -16,7 +16,8 @@
  * score: the sum over examples (and positions) of the target class's score — not a training loss:
  *   its gradient with respect to an example's input is that example's score gradient, for attribution.
  */
-import { int, valueInfo, type Dim } from '../graph/builder.ts';
+import { int, string as str, valueInfo, type AttributeValue, type Dim } from '../graph/builder.ts';
+import { defaultOpset } from '../onnx/model-file.ts';
 import { derive } from '../graph/edit.ts';
 import type { GraphIndex } from '../graph/graph.ts';
 import type { ModelProto } from '../onnx/proto.ts';
@@ -73,7 +74,7 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
   if (dtype !== 'float32' && dtype !== 'float64') throw new AutodiffError(`Output '${output}' holds ${dtype ?? 'values of unknown type'}: a loss needs float scores.`);
   const types = new Map(index.elementTypes);
   const emitter = new Emitter(new Set([...index.valueNames(), ...index.initializerNames, ...proto.graph.node.map((node) => node.name)]), types);
-  const op = (type: string, inputs: string[], attributes: Record<string, ReturnType<typeof int>> = {}, name?: string) => emitter.op(type, inputs, attributes, 'teardown/loss', name);
+  const op = (type: string, inputs: string[], attributes: Record<string, AttributeValue | undefined> = {}, name?: string) => emitter.op(type, inputs, attributes, 'teardown/loss', name);
   const ints64 = (values: number[]) => emitter.int64s(values);
   const END = Number.MAX_SAFE_INTEGER;
   let loss: string;
@@ -103,8 +104,7 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
       loss = op('ReduceSum', [picked], { keepdims: int(0) }, 'loss');
       return finishLoss(proto, emitter, loss, targetDtype, dtype, targetShape(spec, outputShape), [], { original: output, value: scores });
     }
-    const logProbabilities = op('LogSoftmax', [flatLogits], { axis: int(1) });
-    const pick = (targets: string) => op('GatherElements', [logProbabilities, op('Unsqueeze', [targets, ints64([1])])], { axis: int(1) }); // [rows, 1]: log p(target)
+    const pick = (targets: string) => op('GatherElements', [op('LogSoftmax', [flatLogits], { axis: int(1) }), op('Unsqueeze', [targets, ints64([1])])], { axis: int(1) }); // [rows, 1]: log p(target)
     if (spec.weighted || spec.irm) {
       if (spec.ignoreIndex !== undefined || spec.positions === 'last') throw new AutodiffError('Example weights and the IRM penalty apply to one prediction per example: not with an ignore index or --loss-positions last.');
       const extra: ExtraInput[] = [];
@@ -128,7 +128,11 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
       extra.push({ name: ENVIRONMENT_INPUT, dims: ['batch', spec.irm.environments] }, { name: PENALTY_WEIGHT_INPUT, dims: [] });
       return finishLoss(proto, emitter, loss, 'int64', dtype, targetShape(spec, outputShape), extra, { original: output, value: scores });
     }
-    if (spec.ignoreIndex === undefined) {
+    if (defaultOpset(proto) >= 12) {
+      // −mean log p(target) over the rows not ignored, in one op with a one-op gradient rule (rules.ts)
+      const ignore = spec.ignoreIndex === undefined ? undefined : int(spec.ignoreIndex);
+      loss = op('SoftmaxCrossEntropyLoss', [flatLogits, flatTarget], { reduction: str('mean'), ignore_index: ignore }, 'loss');
+    } else if (spec.ignoreIndex === undefined) {
       loss = op('Neg', [op('ReduceMean', [pick(flatTarget)], { keepdims: int(0) })], {}, 'loss'); // −mean log p(target)
     } else {
       // −Σ_kept log p(target) / #kept; ignored rows read class 0 and get weight 0.

@@ -65,6 +65,14 @@ const CASES: Case[] = [
   { name: 'Expand', op: 'Expand', operands: [f([3, 1]), i64([2, 3, 4])] },
   { name: 'Softmax', op: 'Softmax', operands: [f([2, 3, 4])], attrs: { axis: int(1) } },
   { name: 'LogSoftmax', op: 'LogSoftmax', operands: [f([3, 5])] },
+  { name: 'SoftmaxCrossEntropyLoss mean', op: 'SoftmaxCrossEntropyLoss', operands: [f([4, 5]), i64([1, 0, 4, 1])] },
+  { name: 'SoftmaxCrossEntropyLoss sum', op: 'SoftmaxCrossEntropyLoss', operands: [f([4, 5]), i64([1, 0, 4, 1])], attrs: { reduction: str('sum') } },
+  { name: 'SoftmaxCrossEntropyLoss none', op: 'SoftmaxCrossEntropyLoss', operands: [f([4, 5]), i64([1, 0, 4, 1])], attrs: { reduction: str('none') } },
+  { name: 'SoftmaxCrossEntropyLoss mean, ignore_index', op: 'SoftmaxCrossEntropyLoss', operands: [f([4, 5]), i64([1, 3, 4, 3])], attrs: { ignore_index: int(3) } },
+  {
+    name: 'SoftmaxCrossEntropyLoss, loss and log_prob both scored', op: 'SoftmaxCrossEntropyLoss', operands: [f([3, 4]), i64([2, 0, 1])], outputs: 2,
+    combine: (g, [loss, logProbabilities]) => g.node('Add', [loss, g.node('ReduceSum', [g.node('Mul', [logProbabilities, logProbabilities])], { keepdims: int(0) })]),
+  },
   { name: 'LayerNormalization', op: 'LayerNormalization', operands: [f([2, 3, 4]), f([4]), f([4])], attrs: { axis: int(-1), epsilon: float(1e-5) } },
   { name: 'LayerNormalization over 2 axes', op: 'LayerNormalization', operands: [f([2, 3, 4]), f([3, 4]), f([3, 4])], attrs: { axis: int(1) } },
   { name: 'BatchNormalization (inference)', op: 'BatchNormalization', operands: [f([2, 3, 2, 2]), f([3]), f([3]), f([3], { constant: true }), f([3], { constant: true, positive: true })] },
@@ -176,7 +184,7 @@ describe('rule coverage', () => {
 
   it('every op PyTorch exports for MLPs, CNNs and transformers (and every fixture op) has a rule or is listed as non-differentiable', async () => {
     const issueOps = ['Gemm', 'MatMul', 'Add', 'Sub', 'Mul', 'Div', 'Neg', 'Pow', 'Sqrt', 'Exp', 'Log', 'Erf', 'Tanh', 'Sigmoid', 'Relu', 'LeakyRelu', 'Gelu',
-      'Softmax', 'LogSoftmax', 'LayerNormalization', 'BatchNormalization', 'Conv', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'Pad', 'Flatten', 'Reshape',
+      'Softmax', 'LogSoftmax', 'SoftmaxCrossEntropyLoss', 'LayerNormalization', 'BatchNormalization', 'Conv', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'Pad', 'Flatten', 'Reshape',
       'Transpose', 'Gather', 'Split', 'Slice', 'Concat', 'Unsqueeze', 'Squeeze', 'Expand', 'Where', 'Cast', 'ReduceMean', 'ReduceSum', 'Identity', 'Dropout', 'Clip',
       'Shape', 'ConstantOfShape', 'Trilu', 'Equal', 'ArgMax', 'Constant'];
     const { FIXTURE_NAMES, loadFixture } = await import('../../test/helpers.ts');

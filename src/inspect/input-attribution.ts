@@ -80,7 +80,7 @@ export interface PatchingComparison {
 
 export async function comparePatching(model: Model, clean: Feeds, corrupted: Feeds, hooks: string[], labels: Tensor): Promise<PatchingComparison> {
   const metric = targetLogitMetric(labels);
-  const exact = await patchSweep(model, clean, corrupted, hooks, 'all', metric);
+  const exact = await patchSweep(model, clean, corrupted, hooks, 'all', metric, { lastPosition: true }); // the metric reads the last position only
   const estimates = await attributionPatching(model, clean, corrupted, hooks, labels);
   const rows = hooks.flatMap((hook, h) => exact.positions.map((position, p) => ({ hook, position, estimate: estimates[h][p], exact: exact.effects[h][p] })));
   return { metric: 'mean score of the label class at the last position', clean: exact.cleanMetric, corrupted: exact.corruptedMetric, examples: labels.dims[0], rows, correlation: pearson(rows.map((r) => r.estimate), rows.map((r) => r.exact)), meanAbsError: rows.reduce((sum, r) => sum + Math.abs(r.estimate - r.exact), 0) / rows.length };
