@@ -12,13 +12,6 @@ export interface RuntimeOptions {
   threads?: number;
   /** Let onnxruntime log at info level; otherwise warnings and worse are dropped too (level 3 = error). */
   verbose?: boolean;
-  /**
-   * Let idle intra-op threads spin-wait for work instead of sleeping. Off by default: spinning
-   * threads starve the JavaScript thread that prepares the next feeds (patch sweeps ran 1.7× slower
-   * with 2 threads on 2 cores). Long runs with little JavaScript between them (training loops) gain,
-   * since waking a sleeping thread for each parallel op costs more than the op on small tensors.
-   */
-  spinWait?: boolean;
 }
 
 export type { Feeds };
@@ -40,7 +33,10 @@ export class Session {
         // for every session keeps edited and unedited runs numerically alike (bench/RESULTS.md).
         graphOptimizationLevel: 'extended',
         logSeverityLevel: options.verbose ? 1 : 3,
-        extra: { session: { intra_op: { allow_spinning: options.spinWait ? '1' : '0' } } },
+        // Idle pool threads would spin-wait for work and starve the JavaScript thread that
+        // prepares the next feeds (patch sweeps ran 1.7× slower with 2 threads on 2 cores); in
+        // training loops spinning made 2-thread CNN steps bimodal here (6 or 12 ms per step).
+        extra: { session: { intra_op: { allow_spinning: '0' } } },
       });
       return new Session(inner);
     } catch (error) {

@@ -43,8 +43,7 @@ export class Stepper {
   static async create(model: Model, feeds: Feeds, target: Tensor, loss: LossSpec, optimizer: OptimizerSpec, clipNorm: number | undefined, runtime: RuntimeOptions): Promise<Stepper> {
     const graph = await buildStepGraph(model, feeds, target, loss, optimizer, clipNorm);
     const loop = buildStepLoop(graph);
-    // A run is many steps with little JavaScript between runs: idle threads may spin (session.ts).
-    return new Stepper(graph, loop, await Session.create(encodeModel(loop.proto), { ...runtime, spinWait: true }, 'the training step loop'), optimizer);
+    return new Stepper(graph, loop, await Session.create(encodeModel(loop.proto), runtime, 'the training step loop'), optimizer);
   }
 
   /** The model's parameters as initialised, and zero optimizer state. */
