@@ -12,7 +12,7 @@ import { Session, type RuntimeOptions } from '../runtime/session.ts';
 import { stack, tensor, unstack, type Feeds, type Tensor } from '../tensor.ts';
 import { scalarValues, type OptimizerSpec } from './optimizers.ts';
 import { buildStepGraph, type StepGraph } from './step-graph.ts';
-import { buildStepLoop, TRIP_COUNT, type StepLoop } from './step-loop.ts';
+import { buildStepLoop, type StepLoop } from './step-loop.ts';
 import { updateRunningStatistics } from './batch-norm.ts';
 
 export interface StepState {
@@ -73,7 +73,7 @@ export class Stepper {
       ...feeds, [TARGET_INPUT]: target,
       ...Object.fromEntries(Object.entries(scalarValues(this.optimizer, lr, t)).map(([name, value]) => [name, tensor('float32', [], [value])])),
     }));
-    const feeds: Feeds = { [TRIP_COUNT]: tensor('int64', [], [batches.length]) };
+    const feeds: Feeds = {};
     for (const [name, stacked] of loop.stacked) feeds[stacked] = stack(perStep.map((values) => values[name]));
     for (const [name, value] of [...state.parameters, ...state.optimizerState]) feeds[loop.initial.get(name)!] = value;
     const outputs = await this.session.run(feeds);
