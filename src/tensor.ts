@@ -77,12 +77,18 @@ export function concatRows(parts: readonly Tensor[]): Tensor {
   return { dtype: first.dtype, dims: [rows, ...first.dims.slice(1)], data: out };
 }
 
-/** Tensors of one dtype and shape stacked along a new first axis: n × [...] → [n, ...]. */
-export function stack(parts: readonly Tensor[]): Tensor {
+/**
+ * Tensors of one dtype and shape stacked along a new first axis: n × [...] → [n, ...]; written
+ * into `into` when it has that dtype and shape (a buffer reused from run to run).
+ */
+export function stack(parts: readonly Tensor[], into?: Tensor): Tensor {
   const [first] = parts;
   const mismatch = parts.find((part) => part.dtype !== first.dtype || shapeString(part.dims) !== shapeString(first.dims));
   if (mismatch) throw new Error(`stack: ${mismatch.dtype} ${shapeString(mismatch.dims)} does not match ${first.dtype} ${shapeString(first.dims)}`);
-  return concatRows(parts.map((part) => ({ ...part, dims: [1, ...part.dims] })));
+  const dims = [parts.length, ...first.dims];
+  const out = into && into.dtype === first.dtype && shapeString(into.dims) === shapeString(dims) ? into : tensor(first.dtype, dims);
+  parts.forEach((part, k) => (out.data as Float32Array).set(part.data as Float32Array, k * part.data.length));
+  return out;
 }
 
 /** Entry i along the first axis, without that axis; shares memory with `t`. */

@@ -37,6 +37,9 @@ export interface StepResult {
 }
 
 export class Stepper {
+  /** The stacked inputs of the previous run, whose buffers the next run reuses (onnxruntime is done with them). */
+  private readonly stacked = new Map<string, Tensor>();
+
   private constructor(readonly graph: StepGraph, private readonly loop: StepLoop, private readonly session: Session, private readonly optimizer: OptimizerSpec) {}
 
   /** Builds the step graph for batches shaped like `feeds` and `target`. */
@@ -74,7 +77,10 @@ export class Stepper {
       ...Object.fromEntries(Object.entries(scalarValues(this.optimizer, lr, t)).map(([name, value]) => [name, tensor('float32', [], [value])])),
     }));
     const feeds: Feeds = {};
-    for (const [name, stacked] of loop.stacked) feeds[stacked] = stack(perStep.map((values) => values[name]));
+    for (const [name, input] of loop.stacked) {
+      feeds[input] = stack(perStep.map((values) => values[name]), this.stacked.get(input));
+      this.stacked.set(input, feeds[input]);
+    }
     for (const [name, value] of [...state.parameters, ...state.optimizerState]) feeds[loop.initial.get(name)!] = value;
     const outputs = await this.session.run(feeds);
 
