@@ -18,6 +18,7 @@ import { Emitter } from '../autodiff/emitter.ts';
 import { lastPositionOf, pruneUnused } from '../autodiff/last-position.ts';
 import { valueInfo } from '../graph/builder.ts';
 import { derive } from '../graph/edit.ts';
+import { fuseMatMulBias } from '../graph/fuse-matmul-bias.ts';
 import { allocate, concatRows, elementCount, repeatRows, sliceRows, shapeString, type Feeds, type Tensor } from '../tensor.ts';
 import { stackedPlan, sweepInput } from './sweep.ts';
 
@@ -129,7 +130,9 @@ async function cleanAndCorruptedRuns(model: Model, clean: Feeds, corrupted: Feed
  * The model computing only the last position of its first output, [batch, 1, ...]: position-wise
  * nodes after the last mixing of positions are copied onto the last position and the originals
  * pruned. The copies read the swept hooks' values, never recompute them from upstream (a patch
- * must reach them, and they stay whole). Made once per model and set of hooks.
+ * must reach them, and they stay whole). Linear layers become single Gemms (fuse-matmul-bias.ts):
+ * every run of the sweep uses this one graph, so its effects are consistent among themselves.
+ * Made once per model and set of hooks.
  */
 async function lastPositionModel(model: Model, feeds: Feeds, hookNames: readonly string[]): Promise<Model> {
   const output = model.outputNames[0];
@@ -141,10 +144,11 @@ async function lastPositionModel(model: Model, feeds: Feeds, hookNames: readonly
     const emitter = new Emitter(new Set([...index.valueNames(), ...index.initializerNames, ...index.nodes.map((node) => node.name)]), new Map(index.elementTypes));
     const last = lastPositionOf(index, emitter, output, (value) => shapes.get(value), hookValues);
     const graph = index.proto.graph;
-    const extended = derive(graph, { node: [...graph.node, ...emitter.nodes], output: [valueInfo(last, index.dtype(output) ?? 'float32')] });
-    const nodes = pruneUnused(extended);
+    const extended = derive(index.proto, { graph: derive(graph, { node: [...graph.node, ...emitter.nodes], output: [valueInfo(last, index.dtype(output) ?? 'float32')] }) });
+    const fused = fuseMatMulBias(extended, hookValues).graph;
+    const nodes = pruneUnused(fused);
     const used = new Set(nodes.flatMap((node) => node.input));
-    return derive(index.proto, { graph: derive(extended, { node: nodes, initializer: [...graph.initializer, ...emitter.initializers].filter((t) => used.has(t.name)) }) });
+    return derive(index.proto, { graph: derive(fused, { node: nodes, initializer: [...fused.initializer, ...emitter.initializers].filter((t) => used.has(t.name)) }) });
   });
   const kept = new Set(variant.graph.valueNames());
   const lost = hookNames.filter((name) => !kept.has(model.hooks.resolve(name).value));
