@@ -137,7 +137,7 @@ async function cleanAndCorruptedRuns(model: Model, clean: Feeds, corrupted: Feed
 async function lastPositionModel(model: Model, feeds: Feeds, hookNames: readonly string[]): Promise<Model> {
   const output = model.outputNames[0];
   const hookValues = new Set(hookNames.map((name) => model.hooks.resolve(name).value));
-  const variant = await model.variant(`last position of ${output}, patching ${[...hookValues].sort().join(', ')}`, async () => {
+  return model.variant(`last position of ${output}, patching ${[...hookValues].sort().join(', ')}`, async () => {
     const shapes = await probeValueShapes(model, feeds);
     if ((shapes.get(output)?.length ?? 0) < 3) throw new InterventionError(`The metric cannot read only the last position: output '${output}' is not a sequence [batch, seq, ...] (shape ${shapeString(shapes.get(output) ?? [])}).`);
     const index = model.graph;
@@ -147,13 +147,12 @@ async function lastPositionModel(model: Model, feeds: Feeds, hookNames: readonly
     const extended = derive(index.proto, { graph: derive(graph, { node: [...graph.node, ...emitter.nodes], output: [valueInfo(last, index.dtype(output) ?? 'float32')] }) });
     const fused = fuseMatMulBias(extended, hookValues).graph;
     const nodes = pruneUnused(fused);
+    const kept = new Set([...graph.input.map((input) => input.name), ...nodes.flatMap((node) => node.output)]);
+    const lost = hookNames.filter((name) => !kept.has(model.hooks.resolve(name).value));
+    if (lost.length > 0) throw new InterventionError(`Hooks ${lost.map((name) => `'${name}'`).join(', ')} do not reach the last position of '${output}': sweep them without lastPosition.`);
     const used = new Set(nodes.flatMap((node) => node.input));
     return derive(index.proto, { graph: derive(fused, { node: nodes, initializer: [...fused.initializer, ...emitter.initializers].filter((t) => used.has(t.name)) }) });
   });
-  const kept = new Set(variant.graph.valueNames());
-  const lost = hookNames.filter((name) => !kept.has(model.hooks.resolve(name).value));
-  if (lost.length > 0) throw new InterventionError(`Hooks ${lost.map((name) => `'${name}'`).join(', ')} do not reach the last position of '${output}': sweep them without lastPosition.`);
-  return variant;
 }
 
 /** [variants·batch, seq, ...]: the clean value once per variant, with the corrupted value at that variant's position. */
