@@ -11,19 +11,18 @@
  *   makes of merged parameters (each copy is its own parameter: gradients do not flow through
  *   it to the initializer it copies).
  */
-import type { Dim } from '../graph/builder.ts';
+import { int, valueInfo, type Dim } from '../graph/builder.ts';
 import type { GraphIndex } from '../graph/graph.ts';
 import { toNumber, type ModelProto, type NodeProto, type ValueInfoProto } from '../onnx/proto.ts';
 import { derive } from '../graph/edit.ts';
 import { dtypeOfCode, tensorFromProto } from '../onnx/tensor-proto.ts';
-import { int } from '../graph/builder.ts';
 import { GradContext, type Grad, type GraphFacts } from './context.ts';
 import { Emitter } from './emitter.ts';
 import { AutodiffError } from './errors.ts';
 import { NO_GRADIENT, RULES } from './rules.ts';
 import { checkGradientGraph } from './spec.ts';
 import { defaultOpset } from '../onnx/model-file.ts';
-import { valueInfo } from '../graph/builder.ts';
+import { tensor, type DType } from '../tensor.ts';
 
 export interface BackwardSpec {
   /** The value to differentiate (a scalar; otherwise its sum is). */
@@ -46,6 +45,7 @@ export function buildBackward(index: GraphIndex, shapes: ReadonlyMap<string, rea
   const used = new Set<string>([...index.valueNames(), ...index.initializerNames, ...nodes.flatMap((node) => [node.name, ...node.output])]);
   const types = new Map(index.elementTypes);
   const emitter = new Emitter(used, types);
+  const leadingSums = new LeadingSums(emitter);
   const facts = graphFacts(index, shapes, types, opset);
   const parameterCopies = findParameterCopies(index);
   const relevant = differentiableFrom(nodes, spec.wrt, parameterCopies, facts);
@@ -82,7 +82,7 @@ export function buildBackward(index: GraphIndex, shapes: ReadonlyMap<string, rea
     const inputGrads = rule(context);
     node.input.forEach((input, slot) => {
       if (!needs[slot] || inputGrads[slot] === undefined) return;
-      add(input, reduceToInput(emitter, context, inputGrads[slot]!, input));
+      add(input, reduceToInput(emitter, leadingSums, context, inputGrads[slot]!, input));
     });
   }
 
@@ -149,15 +149,53 @@ function seedGradient(emitter: Emitter, facts: GraphFacts, loss: string): string
 }
 
 /** Sums an output-shaped gradient over the axes its input was broadcast along (NumPy rules). */
-function reduceToInput(emitter: Emitter, context: GradContext, grad: Exclude<Grad, undefined>, input: string): string {
+function reduceToInput(emitter: Emitter, leadingSums: LeadingSums, context: GradContext, grad: Exclude<Grad, undefined>, input: string): string {
   if (typeof grad === 'string') return grad;
   const from = grad.shape;
   const to = context.shape(input);
   let value = grad.grad;
   const leading = from.length - to.length;
   const hint = `${input}/grad`;
-  if (leading > 0) value = emitter.op('ReduceSum', [value, emitter.int64s([...Array(leading).keys()])], { keepdims: int(0) }, hint);
+  if (leading > 0) value = leadingSums.sum(value, context.dtype(input), from, leading, hint);
   const broadcastAxes = to.map((dim, axis) => (dim === 1 && from[axis + leading] !== 1 ? axis : -1)).filter((axis) => axis >= 0);
   if (broadcastAxes.length > 0) value = emitter.op('ReduceSum', [value, emitter.int64s(broadcastAxes)], { keepdims: int(1) }, hint);
   return value;
+}
+
+/**
+ * Σ over a gradient's first axes (a bias gradient: Σ over the batch) as a vector–matrix product,
+ * ones[rows] · grad[rows, rest]: onnxruntime's MatMul does it several times faster than its
+ * ReduceSum over leading axes (~1 µs vs ~32 µs for [128, 256]). One ones vector, sized from the
+ * run's values, serves every gradient summed over the same leading axes (an MLP's biases share
+ * the batch), so the product costs one op per gradient. ReduceSum where the other axes are not static.
+ */
+class LeadingSums {
+  private readonly ones = new Map<string, string>();
+
+  constructor(private readonly emitter: Emitter) {}
+
+  sum(value: string, dtype: DType, from: readonly Dim[], leading: number, hint: string): string {
+    const { emitter } = this;
+    const rest = from.slice(leading);
+    if (!rest.every((dim) => typeof dim === 'number') || (dtype !== 'float32' && dtype !== 'float64')) {
+      return emitter.op('ReduceSum', [value, emitter.int64s([...Array(leading).keys()])], { keepdims: int(0) }, hint);
+    }
+    const size = (rest as number[]).reduce((a, b) => a * b, 1);
+    const rows = rest.length === 1 && leading === 1 ? value : emitter.op('Reshape', [value, emitter.int64s([-1, size])], {}, hint); // [rows, size]
+    const summed = emitter.op('MatMul', [this.onesFor(value, dtype, from.slice(0, leading)), rows], {}, hint); // [size]
+    return rest.length === 1 ? summed : emitter.op('Reshape', [summed, emitter.int64s(rest as number[])], {}, hint);
+  }
+
+  /** ones[Π leading dims] of `dtype`, made once per leading dims from the value that first needs it. */
+  private onesFor(value: string, dtype: DType, leadingDims: readonly Dim[]): string {
+    const key = `${dtype}|${leadingDims.join(',')}`;
+    if (!this.ones.has(key)) {
+      const { emitter } = this;
+      const hint = 'teardown/grad/ones';
+      let count = emitter.op('Slice', [emitter.op('Shape', [value], {}, hint), emitter.int64s([0]), emitter.int64s([leadingDims.length])], {}, hint);
+      if (leadingDims.length > 1) count = emitter.op('ReduceProd', [count], { keepdims: int(1) }, hint);
+      this.ones.set(key, emitter.op('ConstantOfShape', [count], { value: { type: 'tensor', value: tensor(dtype, [1], [1]) } }, hint));
+    }
+    return this.ones.get(key)!;
+  }
 }
