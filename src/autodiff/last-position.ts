@@ -2,7 +2,8 @@
  * Scoring the last position only, without computing the rest: when a sequence model's loss (or a
  * patching metric) reads only its last position, much of the graph computes rows it never sees —
  * for a transformer, after the last attention, the MLP and the unembedding of all but one
- * position, and in the last attention itself every query but the last. This pass builds
+ * position, and (optionally, see LastPositionOptions) in the last attention itself every query
+ * but the last. This pass builds
  * `value[:, -1:]` by copying the nodes that produce it onto their inputs' last positions,
  * recursively, following the position axis wherever it moves, and slicing only where a node mixes
  * positions along it (or is unknown). The original nodes stay in the graph; those nothing reads any
@@ -27,12 +28,25 @@ const UNARY = new Set(['Relu', 'LeakyRelu', 'Gelu', 'Tanh', 'Sigmoid', 'Erf', 'E
 const BROADCASTING = new Set(['Add', 'Sub', 'Mul', 'Div', 'Where']);
 const LAST_AXIS = new Set(['Softmax', 'LogSoftmax', 'LayerNormalization']);
 
-/**
- * `value`[:, -1:] (the position axis is axis 1 of `value`). `valueShape` gives every value's probed
- * dims. `barriers`: values to slice rather than recompute from what produced them — values that
- * will be replaced at run time (a patched hook), whose last position must be read from them.
- */
-export function lastPositionOf(index: GraphIndex, emitter: Emitter, value: string, valueShape: (value: string) => readonly Dim[] | undefined, barriers: ReadonlySet<string> = new Set()): string {
+export interface LastPositionOptions {
+  /**
+   * Values to slice rather than recompute from what produced them — values that will be replaced
+   * at run time (a patched hook), whose last position must be read from them.
+   */
+  barriers?: ReadonlySet<string>;
+  /**
+   * Follow the positions into products of two computed values (attention's q·kᵀ and pattern·v),
+   * computing one query row. Worth it for forward runs over long sequences; in a training step on
+   * short ones (the grokking transformer's 3 tokens) the sliced copies of q's producers cost more
+   * in the backward pass (their gradients are padded back and added to the full ones) than they
+   * save: 128 → 143 ms per step. Off: the attention output is sliced instead.
+   */
+  intoAttention?: boolean;
+}
+
+/** `value`[:, -1:] (the position axis is axis 1 of `value`); `valueShape` gives every value's probed dims. */
+export function lastPositionOf(index: GraphIndex, emitter: Emitter, value: string, valueShape: (value: string) => readonly Dim[] | undefined, options: LastPositionOptions = {}): string {
+  const barriers = options.barriers ?? new Set<string>();
   const initializerDims = new Map(index.proto.graph.initializer.map((t) => [t.name, t.dims.map(toNumber)]));
   const shapeOf = (v: string) => valueShape(v) ?? initializerDims.get(v);
   const positions = shapeOf(value)?.[1];
@@ -79,7 +93,7 @@ export function lastPositionOf(index: GraphIndex, emitter: Emitter, value: strin
       if (!from || !to || from.slice(0, axis + 1).some((dim, a) => dim !== to[a])) return undefined;
       return copy([visit(first, axis), emitter.op('ScatterElements', [second, emitter.int64s([axis]), emitter.int64s([1])], {}, 'teardown/last')]);
     }
-    if (node.opType === 'MatMul' && rank >= 2) {
+    if (node.opType === 'MatMul' && rank >= 2 && (options.intoAttention || !(index.fromInputs.has(first) && index.fromInputs.has(second)))) {
       // Rows of the result are rows of A, columns are columns of B; batch axes broadcast like an elementwise op.
       const [rankA, rankB] = [shapeOf(first)?.length ?? 0, shapeOf(second)?.length ?? 0];
       if (axis === rank - 2 && rankA >= 2) return hasPositionAxis(first, rankA - 2) ? copy([visit(first, rankA - 2), second]) : undefined;
