@@ -107,6 +107,11 @@ export class GradContext {
     return this.emitter.constant(values, [values.length], 'float32');
   }
 
+  /** A constant tensor of `like`'s dtype. */
+  constant(values: readonly number[], dims: readonly number[], like: string): string {
+    return this.emitter.constant(values, dims, this.dtype(like));
+  }
+
   // Small compositions used by many rules.
   mul(a: string, b: string): string { return this.op('Mul', [a, b]); }
   div(a: string, b: string): string { return this.op('Div', [a, b]); }
