@@ -40,7 +40,7 @@ export interface BackwardGraph {
 export function buildBackward(index: GraphIndex, shapes: ReadonlyMap<string, readonly Dim[]>, spec: BackwardSpec): BackwardGraph {
   const proto = index.proto;
   const opset = defaultOpset(proto);
-  if (opset < 16) throw new AutodiffError(`Gradients need ai.onnx opset 16 or later (scatter-add); this model imports opset ${opset}. Re-export it with opset_version=17.`);
+  checkGradientOpset(opset);
   const nodes = proto.graph.node.map((node) => derive(node, { output: [...node.output] }));
   const used = new Set<string>([...index.valueNames(), ...index.initializerNames, ...nodes.flatMap((node) => [node.name, ...node.output])]);
   const types = new Map(index.elementTypes);
@@ -146,6 +146,11 @@ function seedGradient(emitter: Emitter, facts: GraphFacts, loss: string): string
   const shape = facts.shape(loss);
   if (shape && shape.length === 0) return emitter.scalar(1, dtype);
   return emitter.op('Expand', [emitter.scalar(1, dtype), emitter.op('Shape', [loss], {}, `${loss}/grad`)], {}, `${loss}/grad`);
+}
+
+/** Gradient graphs use scatter-add (opset 16) and training-mode BatchNormalization (opset 14). */
+export function checkGradientOpset(opset: number): void {
+  if (opset < 16) throw new AutodiffError(`Gradients need ai.onnx opset 16 or later (scatter-add); this model imports opset ${opset}. Re-export it with opset_version=17.`);
 }
 
 /** Sums an output-shaped gradient over the axes its input was broadcast along (NumPy rules). */

@@ -15,7 +15,8 @@ import { Model } from '../runtime/model.ts';
 import { probeHookShapes, probeValueShapes } from '../runtime/probe.ts';
 import { Session } from '../runtime/session.ts';
 import type { Feeds, Tensor } from '../tensor.ts';
-import { buildBackward } from './backward.ts';
+import { buildBackward, checkGradientOpset } from './backward.ts';
+import { defaultOpset } from '../onnx/model-file.ts';
 import { appendLoss, TARGET_INPUT, type LossSpec } from './loss.ts';
 
 export interface GradientRequest {
@@ -92,6 +93,7 @@ export class GradientProgram {
  * The caller releases `lossModel`.
  */
 export async function lossModelWithShapes(model: Model, feeds: Feeds, target: Tensor, spec: LossSpec, transform?: (proto: ModelProto) => Promise<ModelProto>) {
+  checkGradientOpset(defaultOpset(model.proto)); // before the loss graph, which assumes it
   const outputName = spec.output ?? model.outputNames[0];
   const outputShape = (await probeHookShapes(model, modelFeeds(model, feeds), [model.hooks.resolve(outputName)])).get(outputName)!;
   const forwardShapes = spec.sliceEarly ? await probeValueShapes(model, modelFeeds(model, feeds)) : undefined;

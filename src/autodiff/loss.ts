@@ -17,7 +17,6 @@
  *   its gradient with respect to an example's input is that example's score gradient, for attribution.
  */
 import { int, string as str, valueInfo, type AttributeValue, type Dim } from '../graph/builder.ts';
-import { defaultOpset } from '../onnx/model-file.ts';
 import { derive } from '../graph/edit.ts';
 import type { GraphIndex } from '../graph/graph.ts';
 import type { ModelProto } from '../onnx/proto.ts';
@@ -128,19 +127,9 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
       extra.push({ name: ENVIRONMENT_INPUT, dims: ['batch', spec.irm.environments] }, { name: PENALTY_WEIGHT_INPUT, dims: [] });
       return finishLoss(proto, emitter, loss, 'int64', dtype, targetShape(spec, outputShape), extra, { original: output, value: scores });
     }
-    if (defaultOpset(proto) >= 12) {
-      // −mean log p(target) over the rows not ignored, in one op with a one-op gradient rule (rules.ts)
-      const ignore = spec.ignoreIndex === undefined ? undefined : int(spec.ignoreIndex);
-      loss = op('SoftmaxCrossEntropyLoss', [flatLogits, flatTarget], { reduction: str('mean'), ignore_index: ignore }, 'loss');
-    } else if (spec.ignoreIndex === undefined) {
-      loss = op('Neg', [op('ReduceMean', [pick(flatTarget)], { keepdims: int(0) })], {}, 'loss'); // −mean log p(target)
-    } else {
-      // −Σ_kept log p(target) / #kept; ignored rows read class 0 and get weight 0.
-      const kept = op('Not', [op('Equal', [flatTarget, emitter.scalar(spec.ignoreIndex, 'int64')])]);
-      const weights = op('Cast', [op('Unsqueeze', [kept, ints64([1])])], { to: int(dtype === 'float64' ? 11 : 1) });
-      const total = op('ReduceSum', [op('Mul', [pick(op('Where', [kept, flatTarget, emitter.scalar(0, 'int64')])), weights])], { keepdims: int(0) });
-      loss = op('Neg', [op('Div', [total, op('ReduceSum', [weights], { keepdims: int(0) })])], {}, 'loss');
-    }
+    // −mean log p(target) over the rows not ignored, in one op with a short gradient rule (rules.ts)
+    const ignore = spec.ignoreIndex === undefined ? undefined : int(spec.ignoreIndex);
+    loss = op('SoftmaxCrossEntropyLoss', [flatLogits, flatTarget], { reduction: str('mean'), ignore_index: ignore }, 'loss');
   }
   return finishLoss(proto, emitter, loss, targetDtype, dtype, targetShape(spec, outputShape), [], { original: output, value: scores });
 }

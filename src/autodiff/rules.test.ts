@@ -76,6 +76,10 @@ const CASES: Case[] = [
   { name: 'LayerNormalization', op: 'LayerNormalization', operands: [f([2, 3, 4]), f([4]), f([4])], attrs: { axis: int(-1), epsilon: float(1e-5) } },
   { name: 'LayerNormalization over 2 axes', op: 'LayerNormalization', operands: [f([2, 3, 4]), f([3, 4]), f([3, 4])], attrs: { axis: int(1) } },
   { name: 'BatchNormalization (inference)', op: 'BatchNormalization', operands: [f([2, 3, 2, 2]), f([3]), f([3]), f([3], { constant: true }), f([3], { constant: true, positive: true })] },
+  {
+    name: 'BatchNormalization (training mode, batch statistics)', op: 'BatchNormalization', operands: [f([4, 3, 2, 2]), f([3]), f([3]), f([3], { constant: true }), f([3], { constant: true, positive: true })],
+    attrs: { training_mode: int(1), momentum: float(0) }, outputs: 3, combine: (_, [y]) => y,
+  },
   { name: 'MatMul batched', op: 'MatMul', operands: [f([2, 3, 4]), f([4, 5])] },
   { name: 'MatMul broadcast batch', op: 'MatMul', operands: [f([2, 1, 3, 4]), f([3, 4, 2])] },
   { name: 'Gemm', op: 'Gemm', operands: [f([3, 4]), f([5, 4]), f([5])], attrs: { transB: int(1), alpha: float(0.7), beta: float(1.3) } },

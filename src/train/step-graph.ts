@@ -17,7 +17,6 @@ import { GraphIndex } from '../graph/graph.ts';
 import { toNumber, type ModelProto, type NodeProto } from '../onnx/proto.ts';
 import type { Model } from '../runtime/model.ts';
 import { probeValueShapes } from '../runtime/probe.ts';
-import { defaultOpset } from '../onnx/model-file.ts';
 import { batchNormForTraining, type BatchStatistics } from './batch-norm.ts';
 import type { Feeds, Tensor } from '../tensor.ts';
 import { emitUpdate, stateNames, stepScalars, type Accumulate, type OptimizerSpec } from './optimizers.ts';
@@ -129,8 +128,7 @@ async function withTrainingBatchNorm(model: Model, proto: ModelProto, feeds: Fee
   const shapes = await probeValueShapes(model, modelFeeds(model, feeds));
   const index = new GraphIndex(proto);
   const emitter = new Emitter(new Set([...index.valueNames(), ...index.initializerNames, ...index.nodes.map((node) => node.name)]), new Map(index.elementTypes));
-  const { nodes, statistics } = batchNormForTraining(proto.graph.node, emitter, (value) => shapes.get(value)!, defaultOpset(proto));
-  // Nodes still in the emitter (the flattened statistics) go last; the running statistics stay initializers, now unread.
-  const graph = derive(proto.graph, { node: [...nodes, ...emitter.nodes], initializer: [...proto.graph.initializer, ...emitter.initializers] });
+  const { nodes, statistics } = batchNormForTraining(proto.graph.node, emitter, (value) => shapes.get(value)!);
+  const graph = derive(proto.graph, { node: nodes });
   return { proto: derive(proto, { graph }), statistics };
 }
