@@ -19,7 +19,7 @@ import { dtypeOfCode, tensorFromProto } from '../onnx/tensor-proto.ts';
 import { GradContext, type Grad, type GraphFacts } from './context.ts';
 import { Emitter } from './emitter.ts';
 import { AutodiffError } from './errors.ts';
-import { NO_GRADIENT, RULES } from './rules.ts';
+import { NO_GRADIENT, reluMaxPoolGradient, RULES, unpoolable } from './rules.ts';
 import { checkGradientGraph } from './spec.ts';
 import { defaultOpset } from '../onnx/model-file.ts';
 import { tensor, type DType } from '../tensor.ts';
@@ -61,6 +61,15 @@ export function buildBackward(index: GraphIndex, shapes: ReadonlyMap<string, rea
     return name;
   };
   add(spec.loss, seedGradient(emitter, facts, spec.loss));
+  // A Relu whose output only a MaxPool reads (and no one asked for its gradient): the MaxPool's rule takes both.
+  const readers = new Map<string, number>();
+  for (const node of nodes) for (const input of node.input) readers.set(input, (readers.get(input) ?? 0) + 1);
+  const graphOutputs = new Set(proto.graph.output.map((output) => output.name));
+  const poolingRelu = (pool: NodeProto): NodeProto | undefined => {
+    const relu = pool.opType === 'MaxPool' ? nodes[index.producer.get(pool.input[0]) ?? -1] : undefined;
+    const out = relu?.output[0] ?? '';
+    return relu?.opType === 'Relu' && readers.get(out) === 1 && !graphOutputs.has(out) && !spec.wrt.includes(out) ? relu : undefined;
+  };
 
   for (let position = nodes.length - 1; position >= 0; position--) {
     const node = nodes[position];
@@ -79,6 +88,11 @@ export function buildBackward(index: GraphIndex, shapes: ReadonlyMap<string, rea
       return node.output[slot];
     };
     const context = new GradContext(node, outputGrads, needs, facts, emitter, requestOutput);
+    const relu = poolingRelu(node);
+    if (relu && unpoolable(context)) { // the pair at once: the Relu then has no gradient to pass on
+      if (relevant.has(relu.input[0])) add(relu.input[0], reluMaxPoolGradient(context, relu.input[0]));
+      continue;
+    }
     const inputGrads = rule(context);
     node.input.forEach((input, slot) => {
       if (!needs[slot] || inputGrads[slot] === undefined) return;

@@ -94,6 +94,10 @@ const CASES: Case[] = [
   { name: 'MaxPool float32, windows apart (MaxUnpool path)', op: 'MaxPool', operands: [f([2, 2, 4, 4])], attrs: { kernel_shape: ints([2, 2]), strides: ints([2, 2]) }, float32: true },
   { name: 'MaxPool float32, stride past the kernel, padded (MaxUnpool path)', op: 'MaxPool', operands: [f([1, 2, 7, 6])], attrs: { kernel_shape: ints([2, 2]), strides: ints([3, 2]), pads: ints([1, 0, 0, 1]) }, float32: true },
   { name: 'MaxPool float32, overlapping (scatter path)', op: 'MaxPool', operands: [f([1, 2, 5, 5])], attrs: { kernel_shape: ints([3, 3]), strides: ints([2, 2]) }, float32: true },
+  {
+    name: 'Relu then MaxPool, float32, the pair at once (masked before unpooling)', op: 'Relu', operands: [f([2, 2, 4, 6])], float32: true,
+    combine: (g, [relu]) => g.node('MaxPool', [relu], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) }),
+  },
   { name: 'AveragePool', op: 'AveragePool', operands: [f([2, 2, 4, 4])], attrs: { kernel_shape: ints([2, 2]), strides: ints([2, 2]) }, float32: true },
   { name: 'AveragePool padded, excluding pads', op: 'AveragePool', operands: [f([1, 2, 5, 5])], attrs: { kernel_shape: ints([3, 3]), strides: ints([2, 2]), pads: ints([1, 1, 1, 1]) }, float32: true },
   { name: 'GlobalAveragePool', op: 'GlobalAveragePool', operands: [f([2, 3, 3, 2])], float32: true },

@@ -364,21 +364,44 @@ function softmaxCrossEntropyGradient(c: GradContext): string | undefined {
 
 /**
  * dX routes each dY to the input position that won its window; onnxruntime's indices count over
- * the flattened input. Windows that cannot overlap (strides ≥ kernel, undilated) each route to a
- * different position, so MaxUnpool places them (onnxruntime's float kernel is about 4× faster than a
- * scatter); otherwise, and for float64, ScatterElements adds them up.
+ * the flattened input. Windows that cannot overlap (unpoolable) each route to a different position,
+ * so MaxUnpool places them (onnxruntime's float kernel is about 4× faster than a scatter);
+ * otherwise, and for float64, ScatterElements adds them up.
  */
 function maxPoolGradient(c: GradContext): string {
   if (c.attrInt('storage_order', 0) !== 0) throw new AutodiffError(`MaxPool with storage_order=1 (${c.describe()}) has no gradient rule.`);
-  const kernel = c.attrInts('kernel_shape')!;
-  const strides = c.attrInts('strides') ?? kernel.map(() => 1);
-  const undilated = (c.attrInts('dilations') ?? []).every((d) => d === 1);
-  if (undilated && strides.every((s, k) => s >= kernel[k]) && c.dtype(c.x(0)) === 'float32') {
-    return c.op('MaxUnpool', [dy(c), c.y(1), c.op('Shape', [c.x(0)])], { kernel_shape: ints(kernel), strides: ints(strides), pads: ints(c.attrInts('pads') ?? kernel.flatMap(() => [0, 0])) });
-  }
+  if (unpoolable(c)) return unpool(c, dy(c), c.x(0));
   const flatZeros = c.op('Reshape', [c.zerosLike(c.x(0)), c.int64s([-1])]);
   const scattered = c.op('ScatterElements', [flatZeros, c.op('Reshape', [c.y(1), c.int64s([-1])]), c.op('Reshape', [dy(c), c.int64s([-1])])], { axis: int(0), reduction: str('add') });
   return c.reshapeLike(scattered, c.x(0));
+}
+
+/** Whether a MaxPool's windows cannot overlap (strides ≥ kernel, undilated) and MaxUnpool can route its float32 gradient. */
+export function unpoolable(c: GradContext): boolean {
+  const kernel = c.attrInts('kernel_shape')!;
+  const strides = c.attrInts('strides') ?? kernel.map(() => 1);
+  return c.node.opType === 'MaxPool' && c.attrInt('storage_order', 0) === 0 && (c.attrInts('dilations') ?? []).every((d) => d === 1)
+    && strides.every((s, k) => s >= kernel[k]) && c.dtype(c.x(0)) === 'float32';
+}
+
+/** `pooled` (shaped like the MaxPool's output) placed at the indices of the winners, zeros elsewhere, shaped like `like`. */
+function unpool(c: GradContext, pooled: string, like: string): string {
+  const kernel = c.attrInts('kernel_shape')!;
+  return c.op('MaxUnpool', [pooled, c.y(1), c.op('Shape', [like])], {
+    kernel_shape: ints(kernel), strides: ints(c.attrInts('strides') ?? kernel.map(() => 1)), pads: ints(c.attrInts('pads') ?? kernel.flatMap(() => [0, 0])),
+  });
+}
+
+/**
+ * MaxPool(Relu(X)) over windows that cannot overlap, the pair at once (the walker calls it when
+ * nothing else reads the Relu): dX = MaxUnpool(dY·[Y > 0]). The routed position holds the
+ * window's maximum Y, so its Relu input is positive exactly when Y > 0; masking the pooled
+ * gradient instead of the unpooled one touches a quarter of the values under 2×2 pooling.
+ */
+export function reluMaxPoolGradient(c: GradContext, reluInput: string): string {
+  const y = c.y(0);
+  const masked = c.op('Where', [c.op('Greater', [y, c.scalar(0, y)]), dy(c), c.scalar(0, y)]);
+  return unpool(c, masked, reluInput);
 }
 
 /** dX = ConvTranspose(dY / count, ones kernel), per channel; count is the kernel area, or the number of real (unpadded) cells when count_include_pad=0. */
