@@ -92,8 +92,13 @@ const CASES: Case[] = [
   { name: 'MaxPool', op: 'MaxPool', operands: [f([2, 2, 4, 4])], attrs: { kernel_shape: ints([2, 2]), strides: ints([2, 2]) } },
   { name: 'MaxPool overlapping, padded', op: 'MaxPool', operands: [f([1, 2, 5, 5])], attrs: { kernel_shape: ints([3, 3]), strides: ints([2, 2]), pads: ints([1, 1, 1, 1]) } },
   { name: 'MaxPool float32, windows apart (MaxUnpool path)', op: 'MaxPool', operands: [f([2, 2, 4, 4])], attrs: { kernel_shape: ints([2, 2]), strides: ints([2, 2]) }, float32: true },
+  { name: 'MaxPool 3×2 windows apart', op: 'MaxPool', operands: [f([1, 2, 6, 4])], attrs: { kernel_shape: ints([3, 2]), strides: ints([3, 2]) } },
   { name: 'MaxPool float32, stride past the kernel, padded (MaxUnpool path)', op: 'MaxPool', operands: [f([1, 2, 7, 6])], attrs: { kernel_shape: ints([2, 2]), strides: ints([3, 2]), pads: ints([1, 0, 0, 1]) }, float32: true },
   { name: 'MaxPool float32, overlapping (scatter path)', op: 'MaxPool', operands: [f([1, 2, 5, 5])], attrs: { kernel_shape: ints([3, 3]), strides: ints([2, 2]) }, float32: true },
+  {
+    name: 'Relu then MaxPool with pads, float32, the pair at once (MaxUnpool path)', op: 'Relu', operands: [f([1, 2, 5, 5])], float32: true,
+    combine: (g, [relu]) => g.node('MaxPool', [relu], { kernel_shape: ints([2, 2]), strides: ints([2, 2]), pads: ints([1, 1, 0, 0]) }),
+  },
   {
     name: 'Relu then MaxPool, float32, the pair at once (masked before unpooling)', op: 'Relu', operands: [f([2, 2, 4, 6])], float32: true,
     combine: (g, [relu]) => g.node('MaxPool', [relu], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) }),
@@ -199,6 +204,31 @@ describe('rule coverage', () => {
     const fixtureOps = FIXTURE_NAMES.flatMap((name) => loadFixture(name).model.graph.nodes.map((node) => node.opType));
     const uncovered = [...new Set([...issueOps, ...fixtureOps])].filter((op) => !(op in RULES) && !NO_GRADIENT.has(op));
     assert.deepEqual(uncovered, []);
+  });
+});
+
+describe('MaxPool routes each window\'s gradient to its first maximum, ties included', () => {
+  it('matches a row-major scan that keeps the first of equal values', async () => {
+    const g = new GraphBuilder('pool', 17);
+    g.output(g.node('MaxPool', [g.input('x', 'float32', ['batch', 2, 4, 6])], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) }, '/pool/MaxPool', 'y'), 'float32');
+    const model = Model.fromProto(g.build(), 'pool', { threads: 1 });
+    const random = seededRandom(5);
+    const input = tensor('float32', [3, 2, 4, 6], Array.from({ length: 144 }, () => Math.floor(random() * 3))); // values 0, 1, 2: most windows tie
+    const target = tensor('float32', [3, 2, 2, 3], Array.from({ length: 36 }, () => random()));
+    // MSE over the 36 outputs: dL/dy = 2(y − t)/36, all of it to the window's first maximum
+    const expected = new Array<number>(144).fill(0);
+    for (let plane = 0; plane < 6; plane++) for (let i = 0; i < 2; i++) for (let j = 0; j < 3; j++) {
+      let best = -1;
+      for (let a = 0; a < 2; a++) for (let b = 0; b < 2; b++) {
+        const at = plane * 24 + (2 * i + a) * 6 + 2 * j + b;
+        if (best < 0 || input.data[at] > input.data[best]) best = at;
+      }
+      expected[best] = (2 * (Number(input.data[best]) - Number(target.data[plane * 6 + i * 3 + j]))) / 36;
+    }
+    const { gradients } = await computeGradients(model, { x: input }, target, { loss: { kind: 'mse' }, wrt: ['input'] });
+    const actual = Array.from(gradients.get('x')!.data as Float32Array);
+    actual.forEach((value, k) => assert.ok(Math.abs(value - expected[k]) < 1e-6, `x[${k}]: ${value} vs ${expected[k]}`));
+    await model.release();
   });
 });
 

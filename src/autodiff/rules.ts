@@ -363,10 +363,14 @@ function softmaxCrossEntropyGradient(c: GradContext): string | undefined {
 }
 
 /**
- * dX routes each dY to the input position that won its window; onnxruntime's indices count over
- * the flattened input. Windows that cannot overlap (unpoolable) each route to a different position,
- * so MaxUnpool places them (onnxruntime's float kernel is about 4× faster than a scatter);
- * otherwise, and for float64, ScatterElements adds them up.
+ * dX routes each dY to the input position that won its window: the first maximum in row-major
+ * window order, as onnxruntime's and PyTorch's indices name it (onnxruntime's indices count over
+ * the flattened input). Windows that cannot overlap (unpoolable) each route to a different
+ * position, so MaxUnpool places them (onnxruntime's float kernel is about 4× faster than a
+ * scatter); otherwise, and for float64, ScatterElements adds them up. (Routing tiling windows
+ * without indices — the input's kh·kw strided phases compared with the maximum — left the forward
+ * MaxPool on onnxruntime's fast kernel, 1.12 → 0.15 ms, but its strided Slices, masks and
+ * interleaving cost 1.5 ms: slower overall.)
  */
 function maxPoolGradient(c: GradContext): string {
   if (c.attrInt('storage_order', 0) !== 0) throw new AutodiffError(`MaxPool with storage_order=1 (${c.describe()}) has no gradient rule.`);
