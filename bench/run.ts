@@ -41,9 +41,8 @@ const reps = Number(flags.reps);
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const round = (value: number, digits = 3) => Number(value.toFixed(digits));
 
-/** Wall times of `reps` runs (after a warm-up run unless told not to), and the process's CPU time ÷ wall time over them (≈ the cores it kept busy). */
-async function timeIt(reps: number, body: () => Promise<unknown>, warmUp = true): Promise<{ times: number[]; cpuPerWall: number }> {
-  if (warmUp) await body(); // session creation and first-run allocations
+/** Wall times of `reps` runs, and the process's CPU time ÷ wall time over them (≈ the cores it kept busy). */
+async function timeIt(reps: number, body: () => Promise<unknown>): Promise<{ times: number[]; cpuPerWall: number }> {
   const times: number[] = [];
   const cpuStart = process.cpuUsage();
   for (let i = 0; i < reps; i++) {
@@ -260,7 +259,7 @@ async function alternate(blocks: number, ours: { call: () => Promise<unknown>; c
   const cpu = { ours: [] as number[], theirs: [] as number[] };
   for (let b = 0; b < blocks; b++) {
     await pause();
-    const block = await timeIt(ours.calls, ours.call, false);
+    const block = await timeIt(ours.calls, ours.call);
     await pause();
     const theirs = await peer.time(peerUnits);
     const perUnit = block.times.map((ms) => ms / ours.unitsPerCall);

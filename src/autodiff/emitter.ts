@@ -5,6 +5,7 @@
  */
 import { makeNode, NameAllocator, type AttributeValue } from '../graph/builder.ts';
 import type { NodeProto, TensorProto } from '../onnx/proto.ts';
+import type { GraphIndex } from '../graph/graph.ts';
 import { codeOfDtype, tensorToProto } from '../onnx/tensor-proto.ts';
 import { inferNodeOutputTypes } from '../graph/dtypes.ts';
 import { tensor, type DType } from '../tensor.ts';
@@ -19,6 +20,11 @@ export class Emitter {
 
   constructor(used: Set<string>, readonly types: Map<string, number>) {
     this.names = new NameAllocator(used);
+  }
+
+  /** An emitter for nodes appended to `index`'s graph: fresh names avoid every value, initializer and node name there. */
+  static forGraph(index: GraphIndex): Emitter {
+    return new Emitter(new Set([...index.valueNames(), ...index.initializerNames, ...index.nodes.map((node) => node.name)]), new Map(index.elementTypes));
   }
 
   fresh(hint: string): string {

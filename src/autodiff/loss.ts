@@ -71,8 +71,7 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
   const output = spec.output ?? proto.graph.output[0].name;
   const dtype = index.dtype(output);
   if (dtype !== 'float32' && dtype !== 'float64') throw new AutodiffError(`Output '${output}' holds ${dtype ?? 'values of unknown type'}: a loss needs float scores.`);
-  const types = new Map(index.elementTypes);
-  const emitter = new Emitter(new Set([...index.valueNames(), ...index.initializerNames, ...proto.graph.node.map((node) => node.name)]), types);
+  const emitter = Emitter.forGraph(index);
   const op = (type: string, inputs: string[], attributes: Record<string, AttributeValue | undefined> = {}, name?: string) => emitter.op(type, inputs, attributes, 'teardown/loss', name);
   const ints64 = (values: number[]) => emitter.int64s(values);
   const END = Number.MAX_SAFE_INTEGER;

@@ -141,7 +141,7 @@ async function lastPositionModel(model: Model, feeds: Feeds, hookNames: readonly
     const shapes = await probeValueShapes(model, feeds);
     if ((shapes.get(output)?.length ?? 0) < 3) throw new InterventionError(`The metric cannot read only the last position: output '${output}' is not a sequence [batch, seq, ...] (shape ${shapeString(shapes.get(output) ?? [])}).`);
     const index = model.graph;
-    const emitter = new Emitter(new Set([...index.valueNames(), ...index.initializerNames, ...index.nodes.map((node) => node.name)]), new Map(index.elementTypes));
+    const emitter = Emitter.forGraph(index);
     const last = lastPositionOf(index, emitter, output, (value) => shapes.get(value), { barriers: hookValues, intoAttention: true });
     const graph = index.proto.graph;
     const extended = derive(index.proto, { graph: derive(graph, { node: [...graph.node, ...emitter.nodes], output: [valueInfo(last, index.dtype(output) ?? 'float32')] }) });

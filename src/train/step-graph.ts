@@ -48,7 +48,7 @@ export async function buildStepGraph(model: Model, feeds: Feeds, target: Tensor,
   const backward = buildBackward(lossModel.graph, shapes, { loss: lossValue, wrt: parameters });
 
   const index = new GraphIndex(backward.proto);
-  const emitter = new Emitter(new Set([...index.valueNames(), ...index.initializerNames, ...index.nodes.map((node) => node.name)]), new Map(index.elementTypes));
+  const emitter = Emitter.forGraph(index);
   const gradients = parameters.map((parameter) => backward.gradientOf.get(parameter)!);
   const clipped = clipNorm === undefined ? gradients : clip(emitter, gradients, clipNorm);
 
@@ -127,7 +127,7 @@ async function withTrainingBatchNorm(model: Model, proto: ModelProto, feeds: Fee
   if (!proto.graph.node.some((node) => node.opType === 'BatchNormalization')) return { proto, statistics: [] };
   const shapes = await probeValueShapes(model, modelFeeds(model, feeds));
   const index = new GraphIndex(proto);
-  const emitter = new Emitter(new Set([...index.valueNames(), ...index.initializerNames, ...index.nodes.map((node) => node.name)]), new Map(index.elementTypes));
+  const emitter = Emitter.forGraph(index);
   const { nodes, statistics } = batchNormForTraining(proto.graph.node, emitter, (value) => shapes.get(value)!);
   const graph = derive(proto.graph, { node: nodes });
   return { proto: derive(proto, { graph }), statistics };
