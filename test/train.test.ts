@@ -55,6 +55,9 @@ describe('training is a pure function of its spec', () => {
     const resumed = await train(restored, { runtime, resume: state });
     assert.deepEqual(resumed.curve.map((p) => p.batchLoss), whole.curve.map((p) => p.batchLoss));
     assert.deepEqual(weights(resumed.model), weights(whole.model));
+    // A checkpoint whose optimizer state does not match the step graph's (another version's layout) is refused by name.
+    const mismatched = { ...state, optimizerState: new Map([...state.optimizerState].map(([name, value]) => [`fc1.weight${name.slice(name.lastIndexOf('::'))}`, value])) };
+    await assert.rejects(train(restored, { runtime, resume: mismatched }), /no optimizer state 'teardown::parameters::exp_avg'.*without --resume/);
   });
 
   it('saves plain ONNX that onnxruntime loads and `teardown hooks` reads with module names, with the spec in its metadata', async () => {

@@ -55,9 +55,9 @@ export function scalarValues(spec: OptimizerSpec, lr: number, step: number): Rec
  */
 export type Accumulate = (gradient: string, state: string, beta: number) => string | undefined;
 
-/** Emits the update of one parameter; returns [new parameter, ...new state] value names. */
-export function emitUpdate(emitter: Emitter, spec: OptimizerSpec, parameter: string, gradient: string, state: string[], accumulate?: Accumulate): string[] {
-  const hint = `teardown/optimizer/${parameter}`;
+/** Emits the update of one parameter (or of the flat vector of several, `name` naming the nodes); returns [new parameter, ...new state] value names. */
+export function emitUpdate(emitter: Emitter, spec: OptimizerSpec, parameter: string, gradient: string, state: string[], accumulate?: Accumulate, name = parameter): string[] {
+  const hint = `teardown/optimizer/${name}`;
   const op = (type: string, inputs: string[]) => emitter.op(type, inputs, {}, hint);
   const scalar = (value: number) => emitter.scalar(value, 'float32');
   if (spec.kind === 'sgd') {

@@ -54,7 +54,7 @@ export class Stepper {
     const initializers = new Map(model.proto.graph.initializer.map((t) => [t.name, t]));
     const copies = new Map(model.graph.nodes.filter((node) => node.opType === 'Identity').map((node) => [node.output[0], node.input[0]]));
     const parameters = new Map(this.graph.parameters.map((name) => [name, tensorFromProto(initializers.get(name) ?? initializers.get(copies.get(name)!)!)]));
-    const optimizerState = new Map(this.graph.stateInputs.map((name) => [name, tensor('float32', parameters.get(name.slice(0, name.indexOf('::')))!.dims)]));
+    const optimizerState = new Map(this.graph.stateInputs.map((name) => [name, tensor('float32', this.graph.stateDims.get(name)!)]));
     const buffers = new Map(this.bufferNames().map((name) => [name, tensorFromProto(initializers.get(name)!)]));
     return { parameters, optimizerState, buffers };
   }

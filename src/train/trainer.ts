@@ -4,6 +4,7 @@
  * training set seeded by (seed, epoch), so the same spec and thread count give the same losses
  * bit for bit, also across a checkpoint and --resume.
  */
+import { InputError } from '../errors.ts';
 import type { ModelProto } from '../onnx/proto.ts';
 import { tensorToProto } from '../onnx/tensor-proto.ts';
 import { derive } from '../graph/edit.ts';
@@ -176,7 +177,12 @@ async function identificationErrors(spec: TrainSpec, options: TrainOptions): Pro
 /** Copies a checkpoint's position, weights, buffers and optimizer state into a fresh state. */
 function restore(state: TrainState, saved: ResumeState): void {
   for (const map of [state.parameters, state.buffers]) for (const name of map.keys()) map.set(name, saved.values.get(name)!);
-  for (const name of state.optimizerState.keys()) state.optimizerState.set(name, saved.optimizerState.get(name)!);
+  for (const name of state.optimizerState.keys()) {
+    const value = saved.optimizerState.get(name);
+    // Checkpoints from before the flat optimizer state (one state tensor per parameter) lack these names.
+    if (!value) throw new InputError(`The checkpoint has no optimizer state '${name}' (it holds ${[...saved.optimizerState.keys()].join(', ') || 'none'}): it was written by another version of teardown; start the run again without --resume.`);
+    state.optimizerState.set(name, value);
+  }
   Object.assign(state, { step: saved.step, curve: saved.curve, secondsBefore: saved.secondsBefore });
 }
 
