@@ -113,10 +113,11 @@ function emitUpdates(emitter: Emitter, optimizer: OptimizerSpec, parameters: str
   } else if (together.length > 1) {
     const hint = `teardown/optimizer/${FLAT_PARAMETERS}`;
     const sizes = together.map((k) => dimsOf(parameters[k]).reduce((a, b) => a * b, 1));
-    const flat = (names: string[]) => emitter.op('Concat', names.map((name) => emitter.op('Reshape', [name, emitter.int64s([-1])], {}, hint)), { axis: int(0) }, hint);
+    const isVector = (k: number) => dimsOf(parameters[k]).length === 1;
+    const flat = (names: string[]) => emitter.op('Concat', names.map((name, i) => (isVector(together[i]) ? name : emitter.op('Reshape', [name, emitter.int64s([-1])], {}, hint))), { axis: int(0) }, hint);
     const updated = update(FLAT_PARAMETERS, flat(together.map((k) => parameters[k])), flat(together.map((k) => gradients[k])), [sizes.reduce((a, b) => a + b, 0)]);
     const parts = emitter.opN('Split', [updated, emitter.int64s(sizes)], { axis: int(0) }, hint, together.length);
-    together.forEach((k, i) => nextParameter.set(parameters[k], emitter.op('Reshape', [parts[i], emitter.int64s(dimsOf(parameters[k]))], {}, hint)));
+    together.forEach((k, i) => nextParameter.set(parameters[k], isVector(k) ? parts[i] : emitter.op('Reshape', [parts[i], emitter.int64s(dimsOf(parameters[k]))], {}, hint)));
   }
   return { nextParameter, nextState, stateDims };
 }
