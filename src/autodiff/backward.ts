@@ -90,7 +90,7 @@ export function buildBackward(index: GraphIndex, shapes: ReadonlyMap<string, rea
     const context = new GradContext(node, outputGrads, needs, facts, emitter, requestOutput);
     const relu = poolingRelu(node);
     if (relu && unpoolable(context)) { // the pair at once: the Relu then has no gradient to pass on
-      if (relevant.has(relu.input[0])) add(relu.input[0], reluMaxPoolGradient(context, relu.input[0]));
+      if (relevant.has(relu.input[0])) add(relu.input[0], reluMaxPoolGradient(context));
       continue;
     }
     const inputGrads = rule(context);

@@ -402,10 +402,11 @@ function unpool(c: GradContext, pooled: string, like: string): string {
  * window's maximum Y, so its Relu input is positive exactly when Y > 0; masking the pooled
  * gradient instead of the unpooled one touches a quarter of the values under 2×2 pooling.
  */
-export function reluMaxPoolGradient(c: GradContext, reluInput: string): string {
+export function reluMaxPoolGradient(c: GradContext): string {
   const y = c.y(0);
   const masked = c.op('Where', [c.op('Greater', [y, c.scalar(0, y)]), dy(c), c.scalar(0, y)]);
-  return unpool(c, masked, reluInput);
+  // shaped like the Relu's output, not its input: a value read only by the Relu lets onnxruntime fuse it into its producer (Conv + Relu)
+  return unpool(c, masked, c.x(0));
 }
 
 /** dX = ConvTranspose(dY / count, ones kernel), per channel; count is the kernel area, or the number of real (unpadded) cells when count_include_pad=0. */
