@@ -29,6 +29,8 @@ export interface BackwardSpec {
   loss: string;
   /** Values to differentiate with respect to: graph inputs, initializers, parameter copies or any float value. */
   wrt: readonly string[];
+  /** onnxruntime intra-op threads the graph will run with, when known: a rule may pick the form that runs faster there. */
+  threads?: number;
 }
 
 export interface BackwardGraph {
@@ -46,7 +48,7 @@ export function buildBackward(index: GraphIndex, shapes: ReadonlyMap<string, rea
   const types = new Map(index.elementTypes);
   const emitter = new Emitter(used, types);
   const leadingSums = new LeadingSums(emitter);
-  const facts = graphFacts(index, shapes, types, opset);
+  const facts = graphFacts(index, shapes, types, opset, spec.threads);
   const parameterCopies = findParameterCopies(index);
   const relevant = differentiableFrom(nodes, spec.wrt, parameterCopies, facts);
   if (!relevant.has(spec.loss)) throw new AutodiffError(`The loss '${spec.loss}' does not depend on any of ${spec.wrt.map((w) => `'${w}'`).join(', ')}: there is nothing to differentiate.`);
@@ -116,7 +118,7 @@ export function buildBackward(index: GraphIndex, shapes: ReadonlyMap<string, rea
   return { proto: backward, gradientOf };
 }
 
-function graphFacts(index: GraphIndex, shapes: ReadonlyMap<string, readonly Dim[]>, types: Map<string, number>, opset: number): GraphFacts {
+function graphFacts(index: GraphIndex, shapes: ReadonlyMap<string, readonly Dim[]>, types: Map<string, number>, opset: number, threads: number | undefined): GraphFacts {
   const initializerShapes = new Map(index.proto.graph.initializer.map((tensor) => [tensor.name, tensor.dims.map(toNumber)]));
   const constants = new Map<string, number[]>();
   for (const tensor of index.proto.graph.initializer) {
@@ -132,6 +134,7 @@ function graphFacts(index: GraphIndex, shapes: ReadonlyMap<string, readonly Dim[
   }
   return {
     opset,
+    threads,
     shape: (value) => shapes.get(value) ?? initializerShapes.get(value),
     dtype: (value) => { const code = types.get(value); return code === undefined ? undefined : dtypeOfCode(code); },
     constant: (value) => constants.get(value),

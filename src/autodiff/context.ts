@@ -18,6 +18,8 @@ export interface GraphFacts {
   /** Values of a constant (initializer or Constant node output), when static. */
   constant(value: string): number[] | undefined;
   opset: number;
+  /** onnxruntime intra-op threads the graph will run with, when known. */
+  threads?: number;
 }
 
 export class GradContext {
@@ -32,6 +34,7 @@ export class GradContext {
   ) {}
 
   get opset(): number { return this.facts.opset; }
+  get threads(): number | undefined { return this.facts.threads; }
   x(index: number): string { return this.node.input[index] ?? ''; }
   y(index = 0): string { return this.node.output[index] || this.requestOutput(index); }
   dy(index = 0): string | undefined { return this.outputGrads[index]; }
@@ -101,6 +104,11 @@ export class GradContext {
 
   int64s(values: readonly number[]): string {
     return this.emitter.int64s(values);
+  }
+
+  /** An int64 scalar (rank 0), as Range takes. */
+  int64(value: number): string {
+    return this.emitter.constant([value], [], 'int64');
   }
 
   floats(values: readonly number[]): string {

@@ -66,7 +66,7 @@ export class GradientProgram {
   static async build(model: Model, feeds: Feeds, target: Tensor, request: GradientRequest): Promise<GradientProgram> {
     const { lossModel, loss, shapes } = await lossModelWithShapes(model, feeds, target, request.loss);
     const names = resolveWrt(model, request.wrt);
-    const backward = buildBackward(lossModel.graph, shapes, { loss, wrt: [...new Set(names.values())] });
+    const backward = buildBackward(lossModel.graph, shapes, { loss, wrt: [...new Set(names.values())], threads: model.options.threads });
     const session = await Session.create(encodeModel(backward.proto), model.options, `the gradient graph of '${model.path}'`);
     await lossModel.release();
     const initializerDims = new Map(model.proto.graph.initializer.map((t) => [t.name, t.dims.map(toNumber)]));

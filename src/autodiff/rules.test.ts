@@ -212,28 +212,47 @@ describe('rule coverage', () => {
 });
 
 describe('MaxPool routes each window\'s gradient to its first maximum, ties included', () => {
-  it('matches a row-major scan that keeps the first of equal values', async () => {
-    const g = new GraphBuilder('pool', 17);
-    g.output(g.node('MaxPool', [g.input('x', 'float32', ['batch', 2, 4, 6])], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) }, '/pool/MaxPool', 'y'), 'float32');
-    const model = Model.fromProto(g.build(), 'pool', { threads: 1 });
-    const random = seededRandom(5);
-    const input = tensor('float32', [3, 2, 4, 6], Array.from({ length: 144 }, () => Math.floor(random() * 3))); // values 0, 1, 2: most windows tie
-    const target = tensor('float32', [3, 2, 2, 3], Array.from({ length: 36 }, () => random()));
-    // MSE over the 36 outputs: dL/dy = 2(y − t)/36, all of it to the window's first maximum
-    const expected = new Array<number>(144).fill(0);
-    for (let plane = 0; plane < 6; plane++) for (let i = 0; i < 2; i++) for (let j = 0; j < 3; j++) {
-      let best = -1;
-      for (let a = 0; a < 2; a++) for (let b = 0; b < 2; b++) {
-        const at = plane * 24 + (2 * i + a) * 6 + 2 * j + b;
-        if (best < 0 || input.data[at] > input.data[best]) best = at;
+  // Values from a handful of integers, so most windows tie; the oracle scans each window row-major
+  // and keeps the first of equal values, as onnxruntime's and PyTorch's indices do.
+  // One thread: tiling windows find their winners from the input's phases; two: from MaxPool's indices.
+  const CASES = [
+    { name: '2×2 windows tiling the input', dims: [3, 2, 4, 6], k: 2, relu: false, threads: 1 },
+    { name: '2×2 windows tiling the input, 2 threads', dims: [3, 2, 4, 6], k: 2, relu: false, threads: 2 },
+    { name: '3×3 windows tiling the input', dims: [2, 2, 6, 9], k: 3, relu: false, threads: 1 },
+    { name: '2×2 windows, the last row left out', dims: [2, 2, 5, 6], k: 2, relu: false, threads: 1 },
+    { name: 'Relu then 2×2 windows (the pair at once)', dims: [3, 2, 4, 6], k: 2, relu: true, threads: 1 },
+    { name: 'Relu then 2×2 windows (the pair at once), 2 threads', dims: [3, 2, 4, 6], k: 2, relu: true, threads: 2 },
+  ];
+  for (const { name, dims, k, relu, threads } of CASES) {
+    it(`${name}: matches a row-major scan that keeps the first of equal values`, async () => {
+      const [n, channels, height, width] = dims;
+      const [rows, columns] = [Math.floor(height / k), Math.floor(width / k)];
+      const g = new GraphBuilder('pool', 17);
+      const x = g.input('x', 'float32', ['batch', channels, height, width]);
+      g.output(g.node('MaxPool', [relu ? g.node('Relu', [x], {}, '/act/Relu') : x], { kernel_shape: ints([k, k]), strides: ints([k, k]) }, '/pool/MaxPool', 'y'), 'float32');
+      const model = Model.fromProto(g.build(), 'pool', { threads });
+      const random = seededRandom(5);
+      const size = n * channels * height * width;
+      const input = tensor('float32', dims, Array.from({ length: size }, () => Math.floor(random() * 4) - (relu ? 1 : 0)));
+      const outputs = n * channels * rows * columns;
+      const target = tensor('float32', [n, channels, rows, columns], Array.from({ length: outputs }, () => random()));
+      // MSE over the outputs: dL/dy = 2(y − t)/outputs, all of it to the window's first maximum (none through a Relu at 0)
+      const expected = new Array<number>(size).fill(0);
+      for (let plane = 0; plane < n * channels; plane++) for (let i = 0; i < rows; i++) for (let j = 0; j < columns; j++) {
+        let best = -1;
+        for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) {
+          const at = plane * height * width + (k * i + a) * width + k * j + b;
+          if (best < 0 || input.data[at] > input.data[best]) best = at;
+        }
+        const y = relu ? Math.max(0, Number(input.data[best])) : Number(input.data[best]);
+        if (!relu || y > 0) expected[best] = (2 * (y - Number(target.data[(plane * rows + i) * columns + j]))) / outputs;
       }
-      expected[best] = (2 * (Number(input.data[best]) - Number(target.data[plane * 6 + i * 3 + j]))) / 36;
-    }
-    const { gradients } = await computeGradients(model, { x: input }, target, { loss: { kind: 'mse' }, wrt: ['input'] });
-    const actual = Array.from(gradients.get('x')!.data as Float32Array);
-    actual.forEach((value, k) => assert.ok(Math.abs(value - expected[k]) < 1e-6, `x[${k}]: ${value} vs ${expected[k]}`));
-    await model.release();
-  });
+      const { gradients } = await computeGradients(model, { x: input }, target, { loss: { kind: 'mse' }, wrt: ['input'] });
+      const actual = Array.from(gradients.get('x')!.data as Float32Array);
+      actual.forEach((value, at) => assert.ok(Math.abs(value - expected[at]) < 1e-6, `x[${at}]: ${value} vs ${expected[at]}`));
+      await model.release();
+    });
+  }
 });
 
 describe('ops without a gradient rule', () => {

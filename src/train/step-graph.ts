@@ -47,7 +47,7 @@ export async function buildStepGraph(model: Model, feeds: Feeds, target: Tensor,
   });
   await lossModel.release();
   const parameters = parameterNames(model);
-  const backward = buildBackward(lossModel.graph, shapes, { loss: lossValue, wrt: parameters });
+  const backward = buildBackward(lossModel.graph, shapes, { loss: lossValue, wrt: parameters, threads: model.options.threads });
 
   const index = new GraphIndex(backward.proto);
   const emitter = Emitter.forGraph(index);
