@@ -45,7 +45,8 @@ export const RULES: Record<string, GradientRule> = {
   Erf: (c) => [c.mul(dy(c), c.mul(c.scalar(2 / Math.sqrt(Math.PI), c.x(0)), c.op('Exp', [c.neg(c.mul(c.x(0), c.x(0)))])))], // dX = dY·2/√π·e^(−X²)
   Tanh: (c) => [c.mul(dy(c), c.sub(c.scalar(1, c.x(0)), c.mul(c.y(0), c.y(0))))], // dX = dY·(1 − Y²)
   Sigmoid: (c) => [c.mul(dy(c), c.mul(c.y(0), c.sub(c.scalar(1, c.x(0)), c.y(0))))], // dX = dY·Y·(1 − Y)
-  Relu: (c) => [c.op('Where', [c.op('Greater', [c.x(0), c.scalar(0, c.x(0))]), dy(c), c.scalar(0, c.x(0))])], // dX = dY·[X > 0]
+  // dX = dY·[X > 0], read off the output (Y > 0 exactly when X > 0): a value read only by the Relu lets onnxruntime fuse it into its producer (Gemm, Conv)
+  Relu: (c) => [c.op('Where', [c.op('Greater', [c.y(0), c.scalar(0, c.y(0))]), dy(c), c.scalar(0, c.y(0))])],
   LeakyRelu: (c) => [c.op('Where', [c.op('Greater', [c.x(0), c.scalar(0, c.x(0))]), dy(c), c.mul(dy(c), c.scalar(c.attrFloat('alpha', 0.01), c.x(0)))])], // dX = dY·(X > 0 ? 1 : α)
   Gelu: (c) => [geluGradient(c)],
   Clip: (c) => { // dX = dY·[min ≤ X ≤ max]; min and max get none
