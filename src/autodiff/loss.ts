@@ -94,9 +94,11 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
       const batchAndRest = op('Concat', [op('Slice', [op('Shape', [target]), ints64([0]), ints64([1])]), ints64([-1])], { axis: int(0) });
       target = op('Slice', [op('Reshape', [target, batchAndRest]), ints64([-1]), ints64([END]), ints64([1])]); // [batch, 1]
     }
-    const classes = op('Slice', [op('Shape', [logits]), ints64([-1]), ints64([END])]);
-    const flatLogits = op('Reshape', [logits, op('Concat', [ints64([-1]), classes], { axis: int(0) })]); // [rows, classes]
-    const flatTarget = op('Reshape', [target, ints64([-1])]); // [rows]
+    // [rows, classes] and [rows]: scores of rank 2 (one prediction per example) already are
+    const flat = outputRank === 2 && spec.positions !== 'last';
+    const classes = () => op('Slice', [op('Shape', [logits]), ints64([-1]), ints64([END])]);
+    const flatLogits = flat ? logits : op('Reshape', [logits, op('Concat', [ints64([-1]), classes()], { axis: int(0) })]);
+    const flatTarget = flat ? target : op('Reshape', [target, ints64([-1])]);
     if (spec.kind === 'score') {
       const picked = op('GatherElements', [flatLogits, op('Unsqueeze', [flatTarget, ints64([1])])], { axis: int(1) }); // [rows, 1]
       loss = op('ReduceSum', [picked], { keepdims: int(0) }, 'loss');
