@@ -489,10 +489,10 @@ function averagePoolGradient(c: GradContext): string {
  */
 function tiledAveragePoolGradient(c: GradContext, kernel: number[], outSpatial: number[]): string {
   const x = c.x(0);
-  const [rows, columns] = [outSpatial[1], outSpatial[1] * kernel[1]];
-  const spread = new Array<number>(rows * columns).fill(0);
-  for (let j = 0; j < rows; j++) for (let t = 0; t < kernel[1]; t++) spread[j * columns + j * kernel[1] + t] = 1 / (kernel[0] * kernel[1]);
-  const widened = c.op('MatMul', [c.op('Reshape', [dy(c), c.int64s([-1, 1, rows])]), c.constant(spread, [rows, columns], x)]); // [N·C·Ho, 1, Wi]
+  const [outWidth, inWidth] = [outSpatial[1], outSpatial[1] * kernel[1]];
+  const spread = new Array<number>(outWidth * inWidth).fill(0); // E [Wo, Wi]
+  for (let j = 0; j < outWidth; j++) for (let t = 0; t < kernel[1]; t++) spread[j * inWidth + j * kernel[1] + t] = 1 / (kernel[0] * kernel[1]);
+  const widened = c.op('MatMul', [c.op('Reshape', [dy(c), c.int64s([-1, 1, outWidth])]), c.constant(spread, [outWidth, inWidth], x)]); // [N·C·Ho, 1, Wi]
   const tall = kernel[0] === 1 ? widened : c.op('Concat', new Array(kernel[0]).fill(widened), { axis: int(1) }); // [N·C·Ho, kh, Wi]
   return c.reshapeLike(tall, x);
 }
