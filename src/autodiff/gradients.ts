@@ -13,7 +13,7 @@ import { InputError } from '../errors.ts';
 import { encodeModel, toNumber, type ModelProto } from '../onnx/proto.ts';
 import { Model } from '../runtime/model.ts';
 import { probeHookShapes, probeValueShapes } from '../runtime/probe.ts';
-import { Session } from '../runtime/session.ts';
+import { Session, sessionThreads } from '../runtime/session.ts';
 import type { Feeds, Tensor } from '../tensor.ts';
 import { buildBackward, checkGradientOpset } from './backward.ts';
 import { defaultOpset } from '../onnx/model-file.ts';
@@ -66,7 +66,7 @@ export class GradientProgram {
   static async build(model: Model, feeds: Feeds, target: Tensor, request: GradientRequest): Promise<GradientProgram> {
     const { lossModel, loss, shapes } = await lossModelWithShapes(model, feeds, target, request.loss);
     const names = resolveWrt(model, request.wrt);
-    const backward = buildBackward(lossModel.graph, shapes, { loss, wrt: [...new Set(names.values())], threads: model.options.threads });
+    const backward = buildBackward(lossModel.graph, shapes, { loss, wrt: [...new Set(names.values())], threads: sessionThreads(model.options) });
     const session = await Session.create(encodeModel(backward.proto), model.options, `the gradient graph of '${model.path}'`);
     await lossModel.release();
     const initializerDims = new Map(model.proto.graph.initializer.map((t) => [t.name, t.dims.map(toNumber)]));

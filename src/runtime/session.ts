@@ -3,6 +3,7 @@
  * teardown tensors in and takes teardown tensors out, and words onnxruntime's refusals as
  * ModelErrors that name the op and node.
  */
+import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { ModelError } from '../errors.ts';
 import type { DType, Feeds, Tensor, TensorData } from '../tensor.ts';
@@ -15,6 +16,11 @@ export interface RuntimeOptions {
 }
 
 export type { Feeds };
+
+/** The intra-op threads a session made with `options` runs on: the given count, else (onnxruntime's default) one per core. */
+export function sessionThreads(options: RuntimeOptions): number {
+  return options.threads || availableParallelism();
+}
 
 export const onnxruntimeVersion: string = ort.env.versions.node ?? ort.env.versions.common;
 

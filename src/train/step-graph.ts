@@ -17,6 +17,7 @@ import { GraphIndex } from '../graph/graph.ts';
 import { toNumber, type ModelProto, type NodeProto } from '../onnx/proto.ts';
 import type { Model } from '../runtime/model.ts';
 import { probeValueShapes } from '../runtime/probe.ts';
+import { sessionThreads } from '../runtime/session.ts';
 import { batchNormForTraining, type BatchStatistics } from './batch-norm.ts';
 import type { Feeds, Tensor } from '../tensor.ts';
 import { emitUpdate, stateNames, stepScalars, type Accumulate, type OptimizerSpec } from './optimizers.ts';
@@ -47,7 +48,7 @@ export async function buildStepGraph(model: Model, feeds: Feeds, target: Tensor,
   });
   await lossModel.release();
   const parameters = parameterNames(model);
-  const backward = buildBackward(lossModel.graph, shapes, { loss: lossValue, wrt: parameters, threads: model.options.threads });
+  const backward = buildBackward(lossModel.graph, shapes, { loss: lossValue, wrt: parameters, threads: sessionThreads(model.options) });
 
   const index = new GraphIndex(backward.proto);
   const emitter = Emitter.forGraph(index);
