@@ -96,8 +96,7 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
     }
     // [rows, classes] and [rows]: scores of rank 2 (one prediction per example) already are
     const flat = outputRank === 2 && spec.positions !== 'last';
-    const classes = () => op('Slice', [op('Shape', [logits]), ints64([-1]), ints64([END])]);
-    const flatLogits = flat ? logits : op('Reshape', [logits, op('Concat', [ints64([-1]), classes()], { axis: int(0) })]);
+    const flatLogits = flat ? logits : op('Reshape', [logits, op('Concat', [ints64([-1]), op('Slice', [op('Shape', [logits]), ints64([-1]), ints64([END])])], { axis: int(0) })]);
     const flatTarget = flat ? target : op('Reshape', [target, ints64([-1])]);
     if (spec.kind === 'score') {
       const picked = op('GatherElements', [flatLogits, op('Unsqueeze', [flatTarget, ints64([1])])], { axis: int(1) }); // [rows, 1]

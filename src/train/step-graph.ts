@@ -102,16 +102,14 @@ function emitUpdates(emitter: Emitter, optimizer: OptimizerSpec, parameters: str
     state.forEach((stateName, s) => { nextState.set(stateName, updatedState[s]); stateDims.set(stateName, dims); });
     return updated;
   };
-  const folding = optimizer.kind === 'sgd' && optimizer.momentum > 0;
-  const together = parameters.flatMap((parameter, k) => {
-    if (!folding || !gemms.folds(gradients[k])) return [k];
-    nextParameter.set(parameter, update(parameter, parameter, gradients[k], dimsOf(parameter), gemms.accumulate));
-    return [];
+  // Two or more parameters whose update folds into no Gemm go together; every other one alone.
+  const folds = (k: number) => optimizer.kind === 'sgd' && optimizer.momentum > 0 && gemms.folds(gradients[k]);
+  const unfolded = [...parameters.keys()].filter((k) => !folds(k));
+  const together = unfolded.length > 1 ? unfolded : [];
+  parameters.forEach((parameter, k) => {
+    if (!together.includes(k)) nextParameter.set(parameter, update(parameter, parameter, gradients[k], dimsOf(parameter), gemms.accumulate));
   });
-  if (together.length === 1) {
-    const [k] = together;
-    nextParameter.set(parameters[k], update(parameters[k], parameters[k], gradients[k], dimsOf(parameters[k])));
-  } else if (together.length > 1) {
+  if (together.length > 0) {
     const hint = `teardown/optimizer/${FLAT_PARAMETERS}`;
     const sizes = together.map((k) => dimsOf(parameters[k]).reduce((a, b) => a * b, 1));
     const isVector = (k: number) => dimsOf(parameters[k]).length === 1;
