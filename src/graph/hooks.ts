@@ -2,17 +2,20 @@
  * Hooks: named values of a model that can be read or replaced.
  *
  * Every raw ONNX value is a hook under its own name. A model exported from PyTorch also gets a
- * hook per module (`blocks.0.mlp.1`), defined as the module's output: of the float values
+ * hook per module call (`blocks.0.mlp.1`), defined as the module's output: of the float values
  * produced inside the module's scope that are computed from a graph input and read outside the
  * scope (or are graph outputs), the last in graph order. A module with no such value is absent,
- * with the reason. Constant folding can merge modules: a BatchNorm folded into its Conv leaves
- * the Conv's weights as exporter-made `onnx::Conv_*` initializers, and the Conv's hook then
- * carries the BatchNorm's output, which the hook says.
+ * with the reason. A module called twice (ResNet's `relu`) has one scope per call, `relu` and
+ * `relu_1` (the TorchScript exporter's and torch.fx's convention), so each call is its own hook.
+ *
+ * Constant folding can merge modules: a BatchNorm folded into its Conv leaves the Conv's weights
+ * as exporter-made `onnx::Conv_*` initializers, and the Conv's hook then carries the BatchNorm's
+ * output, which the hook says — once, on the Conv's own hook, never on the modules around it.
  */
 import { HookError, nearestNames } from '../errors.ts';
 import type { DType } from '../tensor.ts';
 import type { GraphIndex } from './graph.ts';
-import { moduleScopes } from './scopes.ts';
+import { moduleCalls, moduleScopes, type ModuleCall } from './scopes.ts';
 
 export interface Hook {
   name: string;
@@ -22,6 +25,8 @@ export interface Hook {
   /** Op of the node producing the value ('input' for graph inputs). */
   op: string;
   dtype?: DType;
+  /** Module hooks: the PyTorch module and which of its calls (0 for the first) the hook is. */
+  call?: ModuleCall;
   /** Something a user must know to read the value right (e.g. a folded BatchNorm). */
   note?: string;
 }
@@ -31,12 +36,22 @@ export interface AbsentModule {
   reason: string;
 }
 
+/** A BatchNorm the exporter folded into a Conv. */
+export interface FoldedBatchNorm {
+  /** The Conv module whose hook now carries the BatchNorm's output. */
+  conv: string;
+  /** The exporter-made initializer holding the folded weights. */
+  weight: string;
+  /** The BatchNorm module, inferred from its sibling's name (conv1 → bn1, downsample.0 → downsample.1). */
+  batchNorm?: string;
+}
+
 export class HookTable {
   readonly hooks: Hook[] = [];
   readonly absent: AbsentModule[] = [];
+  /** One per Conv that carries a folded BatchNorm. */
+  readonly foldings: FoldedBatchNorm[] = [];
   private readonly byName = new Map<string, Hook>();
-  /** Notes on modules folded away by the exporter, used to explain names that have no hook. */
-  readonly foldingNotes: string[] = [];
 
   constructor(readonly graph: GraphIndex) {
     this.addModuleHooks();
@@ -44,6 +59,11 @@ export class HookTable {
       if (this.byName.has(name)) continue;
       this.add({ name, value: name, kind: 'value', op: this.opOf(name), dtype: graph.dtype(name) });
     }
+  }
+
+  /** One sentence per folded BatchNorm, for listings and for names that have no hook. */
+  get foldingNotes(): string[] {
+    return this.foldings.map(foldingNote);
   }
 
   get(name: string): Hook | undefined {
@@ -56,6 +76,8 @@ export class HookTable {
     if (hook) return hook;
     const absent = this.absent.find((module) => module.name === name);
     if (absent) throw new HookError(`Module '${name}' has no hook: ${absent.reason}`);
+    const folded = this.foldings.find((folding) => folding.batchNorm === name);
+    if (folded) throw new HookError(`Module '${name}' has no hook: ${foldingNote(folded)} Read '${folded.conv}' instead.`);
     throw new HookError(`No hook named '${name}'.${this.absenceExplanation()} Nearest hook names: ${nearestNames(name, this.byName.keys()).join(', ')}. List them all with 'teardown hooks MODEL'.`);
   }
 
@@ -74,8 +96,11 @@ export class HookTable {
     return [...matched];
   }
 
+  /** Folding explains a missing BatchNorm name; a long list of them would bury the nearest names. */
   private absenceExplanation(): string {
-    return this.foldingNotes.length ? ` ${this.foldingNotes.join(' ')}` : '';
+    if (this.foldings.length === 0) return '';
+    if (this.foldings.length <= 2) return ` ${this.foldingNotes.join(' ')}`;
+    return ` The exporter folded ${this.foldings.length} BatchNorms into their Convs (${this.foldings.map((f) => f.conv).slice(0, 3).join(', ')}, ...), which carry their outputs; 'teardown hooks MODEL' lists them.`;
   }
 
   private add(hook: Hook): void {
@@ -90,20 +115,26 @@ export class HookTable {
 
   private addModuleHooks(): void {
     const members = modulesWithMembers(this.graph);
+    const calls = moduleCalls(members.keys());
     for (const [module, nodeIndices] of members) {
       const value = moduleOutput(this.graph, nodeIndices);
       if (!value) {
         this.absent.push({ name: module, reason: `no float value computed from the model's inputs leaves its scope (its ${nodeIndices.size} node(s) compute only constants, shapes or indices).` });
         continue;
       }
-      const note = foldedBatchNormNote(this.graph, module, nodeIndices);
-      if (note) this.foldingNotes.push(`The exporter folded a BatchNorm into '${module}' (its weights are the exporter-made initializer '${note.weight}', not '${module}.weight'): a BatchNorm module that followed '${module}' has no hook of its own, and its output is what '${module}' carries.`);
+      const folding = foldedBatchNorm(this.graph, module, value, new Set(members.keys()));
+      if (folding) this.foldings.push(folding);
       this.add({
-        name: module, value, kind: 'module', op: this.opOf(value), dtype: this.graph.dtype(value),
-        note: note ? `carries the output of a BatchNorm folded into this Conv by the exporter, not the raw convolution (weights '${note.weight}')` : undefined,
+        name: module, value, kind: 'module', op: this.opOf(value), dtype: this.graph.dtype(value), call: calls.get(module),
+        note: folding ? `carries the output of the BatchNorm folded into this Conv by the exporter${folding.batchNorm ? ` ('${folding.batchNorm}', by its name)` : ''}, not the raw convolution (weights '${folding.weight}')` : undefined,
       });
     }
   }
+}
+
+function foldingNote(folding: FoldedBatchNorm): string {
+  const which = folding.batchNorm ? `the BatchNorm '${folding.batchNorm}' (inferred from the names)` : 'the BatchNorm that followed it';
+  return `The exporter folded a BatchNorm into '${folding.conv}' (its weights are the exporter-made initializer '${folding.weight}', not '${folding.conv}.weight'): ${which} has no hook of its own, and its output is what '${folding.conv}' carries.`;
 }
 
 /** Module path → the indices of every node inside it (its own and its submodules'). */
@@ -133,19 +164,45 @@ function moduleOutput(graph: GraphIndex, inside: Set<number>): string | undefine
 }
 
 /**
- * A Conv inside `module` whose weight initializer is exporter-made (`onnx::Conv_*`) rather than
- * the module's own parameter: the sign of a BatchNorm folded in by constant folding.
+ * The module's output is a Conv whose weight is exporter-made (`onnx::Conv_*`, possibly through
+ * the Identity copies of merged initializers) rather than the module's own parameter: the sign of
+ * a BatchNorm folded in by constant folding. Containers whose output is something else (a Relu
+ * after the Conv) carry no note, even though the Conv is inside them.
  */
-function foldedBatchNormNote(graph: GraphIndex, module: string, inside: Set<number>): { weight: string } | undefined {
-  for (const nodeIndex of inside) {
-    const node = graph.nodes[nodeIndex];
-    if (node.opType !== 'Conv' && node.opType !== 'ConvTranspose') continue;
-    const weight = node.input[1];
-    if (graph.initializerNames.has(weight) && weight.startsWith('onnx::') && !weight.startsWith(`${module}.`)) {
-      return { weight };
-    }
+function foldedBatchNorm(graph: GraphIndex, module: string, value: string, modules: ReadonlySet<string>): FoldedBatchNorm | undefined {
+  const node = graph.nodes[graph.producer.get(value)!];
+  if (node.opType !== 'Conv' && node.opType !== 'ConvTranspose') return undefined;
+  // A container whose output is the Conv's (ResNet's `downsample`, once its BatchNorm is gone) does carry the BatchNorm's output, as in PyTorch.
+  if (moduleScopes(node).at(-1) !== module) return undefined;
+  const weight = initializerBehindIdentities(graph, node.input[1]);
+  if (!weight || !weight.startsWith('onnx::')) return undefined;
+  return { conv: module, weight, batchNorm: inferredBatchNorm(module, modules) };
+}
+
+function initializerBehindIdentities(graph: GraphIndex, name: string): string | undefined {
+  let current = name;
+  for (let depth = 0; depth < 8; depth++) {
+    if (graph.initializerNames.has(current)) return current;
+    const producer = graph.producer.get(current);
+    if (producer === undefined || graph.nodes[producer].opType !== 'Identity') return undefined;
+    current = graph.nodes[producer].input[0];
   }
   return undefined;
+}
+
+/**
+ * The folded BatchNorm's module, by the conventions of torchvision and most hand-written models:
+ * `conv1` → `bn1` (ResNet), `…downsample.0` → `…downsample.1` and `features.0.0` → `features.0.1`
+ * (a Sequential of Conv, BatchNorm, activation). Only a name that has no scope of its own in the
+ * graph qualifies: a folded module leaves no node behind.
+ */
+function inferredBatchNorm(conv: string, modules: ReadonlySet<string>): string | undefined {
+  const dot = conv.lastIndexOf('.');
+  const parent = dot < 0 ? '' : conv.slice(0, dot + 1);
+  const last = conv.slice(dot + 1);
+  const candidate = /^\d+$/.test(last) ? `${parent}${Number(last) + 1}`
+    : /conv/i.test(last) ? `${parent}${last.replace(/conv/i, (match) => (match === match.toUpperCase() ? 'BN' : 'bn'))}` : undefined;
+  return candidate && !modules.has(candidate) ? candidate : undefined;
 }
 
 export function globToRegExp(pattern: string): RegExp {

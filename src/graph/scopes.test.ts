@@ -4,7 +4,7 @@ import { Model } from '../runtime/model.ts';
 import { runWithCache } from '../runtime/run.ts';
 import { loadFixture, assertClose } from '../../test/helpers.ts';
 import { decodeModel, encodeModel } from '../onnx/proto.ts';
-import { scopesFromDynamo, scopesFromNodeName } from './scopes.ts';
+import { moduleCalls, scopesFromDynamo, scopesFromNodeName } from './scopes.ts';
 
 describe('module scopes', () => {
   const cases: [string, string[]][] = [
@@ -22,6 +22,15 @@ describe('module scopes', () => {
     assert.deepEqual(scopesFromDynamo("['', 'blocks.0', 'blocks.0.mlp', 'blocks.0.mlp.1', 'gelu']"), ['blocks.0', 'blocks.0.mlp', 'blocks.0.mlp.1']);
     assert.deepEqual(scopesFromDynamo('["", "fc1", "addmm"]'), ['fc1']);
     assert.deepEqual(scopesFromDynamo("['', 'linear']"), []);
+  });
+
+  it('repeated module calls: relu_1 is the second call of relu when relu is a scope, else a module of its own', () => {
+    const calls = moduleCalls(['layer1.0', 'layer1.0.relu', 'layer1.0.relu_1', 'layer1.0.relu_2', 'fc_1', 'block.0_1']);
+    assert.deepEqual(calls.get('layer1.0.relu'), { module: 'layer1.0.relu', index: 0 });
+    assert.deepEqual(calls.get('layer1.0.relu_1'), { module: 'layer1.0.relu', index: 1 });
+    assert.deepEqual(calls.get('layer1.0.relu_2'), { module: 'layer1.0.relu', index: 2 });
+    assert.deepEqual(calls.get('fc_1'), { module: 'fc_1', index: 0 });
+    assert.deepEqual(calls.get('block.0_1'), { module: 'block.0_1', index: 0 });
   });
 
   it('hooks from dynamo metadata find the same values as from TorchScript names', async () => {

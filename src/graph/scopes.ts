@@ -41,3 +41,28 @@ export function scopesFromDynamo(repr: string): string[] {
   const names = [...repr.matchAll(/'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"/g)].map((match) => match[1] ?? match[2]);
   return names.slice(0, -1).filter((name) => name !== '');
 }
+
+/** Which call of a PyTorch module a scope is: `layer1.0.relu_1` is call 1 (the second) of `layer1.0.relu`. */
+export interface ModuleCall {
+  module: string;
+  /** 0 for the first call. */
+  index: number;
+}
+
+/**
+ * The module call behind each scope. The TorchScript exporter (and torch.fx) name the scope of a
+ * module's (k+1)-th call `<name>_<k>`: ResNet's BasicBlock calls `self.relu` twice, giving
+ * `layer1.0.relu` and `layer1.0.relu_1`. `x_1` counts as a repeated call only when `x` is a scope
+ * too; otherwise it is a module of that name. PyTorch's own forward hook on `relu` fires for every
+ * call, where teardown has one hook per call.
+ */
+export function moduleCalls(scopes: Iterable<string>): Map<string, ModuleCall> {
+  const all = new Set(scopes);
+  const calls = new Map<string, ModuleCall>();
+  for (const scope of all) {
+    const repeated = /^(.*)_(\d+)$/.exec(scope);
+    const first = repeated && all.has(repeated[1]) && !repeated[1].endsWith('.') ? repeated[1] : undefined;
+    calls.set(scope, first ? { module: first, index: Number(repeated![2]) } : { module: scope, index: 0 });
+  }
+  return calls;
+}
