@@ -70,7 +70,7 @@ export async function unitImportance(model: Model, data: Dataset, labels: Tensor
       const mean = means.get(hook.name)!;
       const units = accumulators[h].units.length;
       const record = (variant: number, output: Tensor) => {
-        const ablated = perExample(metric, output, batchLabels);
+        const ablated = perExample(metric, output, batchLabels, cleanRun.outputs[outputName]);
         const target = variant < units ? accumulators[h].units[variant] : accumulators[h].whole;
         for (let k = 0; k < ablated.length; k++) target.add(clean[k] - ablated[k]);
       };

@@ -4,6 +4,7 @@
  * (roles), their importance (mean ablation, stacked sweeps) and — for feature inputs — the input
  * features that drive each unit. Units come back sorted by importance, most important first.
  */
+import { AutodiffError } from '../autodiff/errors.ts';
 import { InputError } from '../errors.ts';
 import type { Hook } from '../graph/hooks.ts';
 import { defaultUnitAxis } from '../graph/units.ts';
@@ -12,7 +13,7 @@ import { probeHookShapes } from '../runtime/probe.ts';
 import { runWithCache, type Dataset } from '../runtime/run.ts';
 import { Progress } from '../report/progress.ts';
 import { RowSum } from '../tensor-math.ts';
-import { concatRows, elementCount, sliceRows, type Tensor } from '../tensor.ts';
+import { concatRows, sliceRows, type Tensor } from '../tensor.ts';
 import { CensusAccumulator, type UnitCensus } from './census.ts';
 import { unitImportance, type Effect } from './importance.ts';
 import { inputDependence } from './input-dependence.ts';
@@ -22,6 +23,8 @@ import { AssociationAccumulator, type Role } from './roles.ts';
 import { RidgeProbe } from './probe.ts';
 import { discoverCircuit, type Circuit } from './circuit.ts';
 import { transformerViews, type TransformerViews } from './transformer.ts';
+import { chooseHooks } from './default-hooks.ts';
+import { gradientPositions, hookRows, readPositions, scoringOf, type ReadAt, type Scoring } from './scoring.ts';
 
 export interface InspectOptions {
   hooks?: string[];
@@ -29,7 +32,8 @@ export interface InspectOptions {
   circuit?: { tolerance: number; examples: number };
   /** Per-example attributes (colour, group, ...), integer-valued, [examples]. */
   attributes?: Map<string, Tensor>;
-  metric: MetricSpec;
+  /** Default: loss with labels, the change of the output without. */
+  metric?: MetricSpec;
   batchSize: number;
   topK?: number;
   progress?: boolean;
@@ -51,7 +55,14 @@ export interface InspectedUnit extends Effect {
 export interface InspectResult {
   examples: number;
   metric: MetricSpec;
-  hooks: { hook: string; value: string; shape: (number | string)[]; units: number; wholeHook: Effect; probes: Record<string, number> }[];
+  /** What the labels score, from the shape of the model's scores (scoring.ts). */
+  scoring?: Scoring;
+  /** How the hooks were chosen: named patterns, module hooks, or (no module scopes) one per nonlinearity, last-axis Softmax and data-dependent Add. */
+  hookSource: 'patterns' | 'modules' | 'nodes';
+  /** Where each hook is read for probes and label roles: a position, every position, or the mean over positions. */
+  hooks: { hook: string; value: string; shape: (number | string)[]; units: number; wholeHook: Effect; probes: Record<string, number>; readAt: ReadAt }[];
+  /** Hooks left out, and analyses that could not run, each with the reason. */
+  notes: string[];
   units: InspectedUnit[];
   circuit?: Circuit & { metric: MetricSpec; examples: number; tolerance: number };
   /** Logit lens and attention summaries, for transformers (blocks.<i> modules), on up to 2,000 evenly spaced examples. */
@@ -62,26 +73,36 @@ export async function inspectModel(model: Model, data: Dataset, labels: Tensor |
   if (labels && labels.dims[0] !== data.examples) {
     throw new InputError(`The labels have ${labels.dims[0]} rows but the data has ${data.examples} examples: give one label per example.`);
   }
-  const hooks = chooseHooks(model, options.hooks);
-  const sample = data.read(0, 1);
+  const metric: MetricSpec = options.metric ?? (labels ? { kind: 'loss' } : { kind: 'output-change' });
+  const chosen = chooseHooks(model, options.hooks);
+  const sample = data.read(0, Math.min(8, data.examples));
   model.checkFeeds(sample);
-  const shapes = await probeHookShapes(model, sample, hooks);
+  const notes: string[] = [];
+  const { hooks, shapes } = await perExampleHooks(model, chosen.hooks, data.read(0, 1), notes);
   const unitCounts = new Map(hooks.map((hook) => {
     const dims = shapes.get(hook.name)!;
     return [hook.name, Number(dims[defaultUnitAxis(dims.length)])];
   }));
+  const scores = (await runWithCache(model, sliceFeedsTo(sample, 1), [])).outputs[model.outputNames[0]];
+  const scoring = labels ? scoringOf(model.outputNames[0], scores.dims, labels) : undefined;
+  const labelsAt = scoring ? await readPositions(model, hooks.map((hook) => hook.name), shapes, scoring, sample) : undefined;
   const classes = labels ? Math.max(...Array.from(labels.data as ArrayLike<number | bigint>, Number)) + 1 : 0;
   const attributes = checkedAttributes(options.attributes, data.examples);
-  const targets: Target[] = [...(labels ? [{ name: 'labels', values: labels, levels: classes }] : []), ...attributes];
+  // Attributes are per example: with labels per position they are read as each hook's mean over positions.
+  const attributeAt = (hook: string): ReadAt => (labelsAt?.get(hook) === 'every' || !labelsAt ? 'mean' : labelsAt.get(hook)!);
+  const targets: Target[] = [
+    ...(labels ? [{ name: 'labels', values: labels, levels: classes, at: (hook: string) => labelsAt!.get(hook)! }] : []),
+    ...attributes.map((attribute) => ({ ...attribute, at: attributeAt })),
+  ];
   const progress = new Progress('inspect', 2 * Math.ceil(data.examples / options.batchSize), options.progress);
 
   const observed = await observe(model, data, hooks, unitCounts, targets, options, progress);
   await scoreProbes(model, data, hooks, targets, observed.probes, options.batchSize);
-  const importance = await unitImportance(model, data, labels, hooks, observed.means, unitCounts, options.metric, { batchSize: options.batchSize, onBatch: () => progress.tick() });
+  const importance = await unitImportance(model, data, labels, hooks, observed.means, unitCounts, metric, { batchSize: options.batchSize, onBatch: () => progress.tick() });
   progress.finish();
   const dependence = observed.inputMean ? await inputDependence(model, data, model.inputs[0].name, observed.inputMean, hooks, { batchSize: options.batchSize }) : undefined;
   // First-order attribution next to the ablation: ∂score(label)/∂unit · unit, mean over examples.
-  const attribution = labels ? await datasetGradientTimesActivation(model, data, labels, hooks.map((hook) => hook.name), options.batchSize, positionsScored(model, labels)) : undefined;
+  const attribution = labels ? await unlessNoGradient(notes, 'gradient × activation', () => datasetGradientTimesActivation(model, data, labels, hooks.map((hook) => hook.name), options.batchSize, gradientPositions(scoring!))) : undefined;
 
   // Roles: Bonferroni over every (unit, level) tested for the same target.
   const totalUnits = hooks.reduce((sum, hook) => sum + unitCounts.get(hook.name)!, 0);
@@ -101,26 +122,65 @@ export async function inspectModel(model: Model, data: Dataset, labels: Tensor |
   let circuit: InspectResult['circuit'];
   if (options.circuit) {
     // Faithfulness is a ratio, so circuits are scored by accuracy unless a logit difference was asked for.
-    const metric: MetricSpec = options.metric.kind === 'logit-diff' ? options.metric : { kind: 'accuracy' };
+    const circuitMetric: MetricSpec = metric.kind === 'logit-diff' ? metric : { kind: 'accuracy' };
     const { feeds, labels: sampleLabels, examples } = spreadSample(data, labels, options.circuit.examples);
-    const found = await discoverCircuit(model, feeds, sampleLabels, hooks, observed.means, unitCounts, { metric, tolerance: options.circuit.tolerance });
-    circuit = { ...found, metric, examples, tolerance: options.circuit.tolerance };
+    const found = await discoverCircuit(model, feeds, sampleLabels, hooks, observed.means, unitCounts, { metric: circuitMetric, tolerance: options.circuit.tolerance });
+    circuit = { ...found, metric: circuitMetric, examples, tolerance: options.circuit.tolerance };
   }
   const lensSample = spreadSample(data, labels, 2000);
-  const transformer = await transformerViews(model, lensSample.feeds, lensSample.labels, positionsScored(model, labels));
+  const transformer = await transformerViews(model, lensSample.feeds, lensSample.labels, scoring ? gradientPositions(scoring) : 'all');
+  if (transformer) notes.push(...transformer.notes);
   return {
-    examples: data.examples, metric: options.metric, units, circuit, transformer,
+    examples: data.examples, metric, scoring, hookSource: chosen.source, units, circuit, transformer, notes,
     hooks: hooks.map((hook, h) => ({
       hook: hook.name, value: hook.value, shape: shapes.get(hook.name)!, units: unitCounts.get(hook.name)!, wholeHook: importance[h].wholeHook,
       probes: Object.fromEntries(targets.map((target, t) => [target.name, observed.probes[t][h].accuracy()])),
+      readAt: labelsAt?.get(hook.name) ?? 'mean',
     })),
   };
 }
 
-/** Labels or an attribute: integer categories, one per example. */
-interface Target { name: string; values: Tensor; levels: number }
+/**
+ * The hooks that hold one value per example, batch axis first; a value with no batch axis (a
+ * position table, [seq, d]) is the same for every example and has no per-example units, and one
+ * whose batch axis is elsewhere (ONNX LSTM's Y, [seq, dirs, batch, hidden]) is read through its
+ * module's output instead. Each left out is noted.
+ */
+async function perExampleHooks(model: Model, candidates: Hook[], one: Record<string, Tensor>, notes: string[]) {
+  const shapes = await probeHookShapes(model, one, candidates);
+  const hooks = candidates.filter((hook) => {
+    const dims = shapes.get(hook.name)!;
+    if (dims[0] === 'batch' && dims.length >= 2) return true;
+    const batchAxis = dims.findIndex((dim) => typeof dim === 'string' && dim.startsWith('batch'));
+    notes.push(batchAxis < 0
+      ? `Hook '${hook.name}' (shape ${dims.join('×')}) has no batch axis: it is the same for every example, so it has no units to inspect.`
+      : `Hook '${hook.name}' (shape ${dims.join('×')}) has its batch axis at ${batchAxis}, not 0: inspect reads hooks with one row per example; read the module that wraps it.`);
+    return false;
+  });
+  if (hooks.length === 0) throw new InputError(`None of the hooks to inspect holds one value per example: ${notes.join(' ')}`);
+  return { hooks, shapes };
+}
 
-function checkedAttributes(attributes: Map<string, Tensor> | undefined, examples: number): Target[] {
+/** The analysis's result, or undefined with a note when the model has an op teardown cannot differentiate yet. */
+async function unlessNoGradient<T>(notes: string[], what: string, analysis: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await analysis();
+  } catch (error) {
+    if (!(error instanceof AutodiffError)) throw error;
+    notes.push(`No ${what}: ${error.message}`);
+    return undefined;
+  }
+}
+
+/** The first `rows` examples of every feed (inputs with no batch axis, if any, as they are). */
+function sliceFeedsTo(feeds: Record<string, Tensor>, rows: number): Record<string, Tensor> {
+  return Object.fromEntries(Object.entries(feeds).map(([name, value]) => [name, value.dims.length ? sliceRows(value, 0, rows) : value]));
+}
+
+/** Labels or an attribute: integer categories, one per example (labels: or per position), and where each hook is read for it. */
+interface Target { name: string; values: Tensor; levels: number; at: (hook: string) => ReadAt }
+
+function checkedAttributes(attributes: Map<string, Tensor> | undefined, examples: number): Omit<Target, 'at'>[] {
   return [...(attributes ?? new Map<string, Tensor>())].map(([name, values]) => {
     if (values.dims[0] !== examples) throw new InputError(`Attribute '${name}' has ${values.dims[0]} rows but the data has ${examples} examples: give one value per example.`);
     const numbers = Array.from(values.data as ArrayLike<number | bigint>, Number);
@@ -150,11 +210,11 @@ async function observe(model: Model, data: Dataset, hooks: Hook[], unitCounts: M
       const values = cache.get(hook.name)!;
       census[h].add(values, start);
       sums[h].add(values);
-      const unitMeans = targets.length ? perExampleUnitMeans(values) : [];
       targets.forEach((target, t) => {
-        const rows = sliceRows(target.values, start, end).data as ArrayLike<number | bigint>;
-        associations[t][h].add(unitMeans, rows);
-        probes[t][h].fit(unitMeans, rows, start);
+        const rows = hookRows(values, target.at(hook.name));
+        const classes = sliceRows(target.values, start, end).data as ArrayLike<number | bigint>;
+        associations[t][h].add(rows, classes);
+        probes[t][h].fit(rows, classes, firstRow(target, start));
       });
     });
     if (featureInput) inputSum.add(feeds[input.name]);
@@ -171,47 +231,14 @@ async function scoreProbes(model: Model, data: Dataset, hooks: Hook[], targets: 
     const end = Math.min(data.examples, start + batchSize);
     const { cache } = await runWithCache(model, data.read(start, end), hooks.map((hook) => hook.name));
     hooks.forEach((hook, h) => {
-      const unitMeans = perExampleUnitMeans(cache.get(hook.name)!);
-      targets.forEach((target, t) => probes[t][h].score(unitMeans, sliceRows(target.values, start, end).data as ArrayLike<number | bigint>, start));
+      targets.forEach((target, t) => probes[t][h].score(hookRows(cache.get(hook.name)!, target.at(hook.name)), sliceRows(target.values, start, end).data as ArrayLike<number | bigint>, firstRow(target, start)));
     });
   }
 }
 
-/**
- * The hooks named by the patterns, or every float module hook that is not a graph output, one per
- * value; values that do not depend on the input (parameters and their copies) have no units per
- * example and are left out.
- */
-function chooseHooks(model: Model, patterns: string[] | undefined): Hook[] {
-  const candidates = patterns?.length ? model.hooks.match(patterns) : model.hooks.hooks.filter((hook) => hook.kind === 'module' && !model.graph.outputNames.has(hook.value));
-  const seen = new Set<string>();
-  const chosen = candidates.filter((hook) => {
-    if (hook.dtype !== 'float32' && hook.dtype !== 'float64') return false;
-    if (!model.graph.fromInputs.has(hook.value) && !model.graph.inputs.some((input) => input.name === hook.value)) return false;
-    if (seen.has(hook.value)) return false;
-    seen.add(hook.value);
-    return true;
-  });
-  if (chosen.length === 0) {
-    throw new InputError(patterns?.length
-      ? `None of the hooks matching ${patterns.map((p) => `'${p}'`).join(', ')} holds float values that depend on the input (parameters are not inspected).`
-      : 'The model has no module hooks to inspect (its node names carry no PyTorch module scopes): name raw values with --hooks PATTERN (list them with teardown hooks MODEL).');
-  }
-  return chosen;
-}
-
-/** Per example, each unit's mean over its positions: [examples][units]. */
-function perExampleUnitMeans(values: Tensor): Float64Array[] {
-  const axis = defaultUnitAxis(values.dims.length);
-  const units = values.dims[axis];
-  const inner = elementCount(values.dims.slice(axis + 1));
-  const perExample = elementCount(values.dims.slice(1));
-  const positions = perExample / units;
-  return Array.from({ length: values.dims[0] }, (_, example) => {
-    const row = new Float64Array(units);
-    for (let offset = 0; offset < perExample; offset++) row[Math.floor(offset / inner) % units] += Number(values.data[example * perExample + offset]) / positions;
-    return row;
-  });
+/** Index of the first probe row of example `start`: labels per position give one row per position, held out by row. */
+function firstRow(target: Target, start: number): number {
+  return start * (target.values.dims.length === 2 ? target.values.dims[1] : 1);
 }
 
 /** Up to n evenly spaced examples (a dataset sorted by class is still sampled across classes). */
@@ -220,10 +247,4 @@ function spreadSample(data: Dataset, labels: Tensor | undefined, n: number): { f
   const rows = Array.from({ length: examples }, (_, k) => Math.floor((k * data.examples) / examples));
   const feeds = Object.fromEntries(Object.keys(data.read(0, 1)).map((name) => [name, concatRows(rows.map((row) => data.read(row, row + 1)[name]))]));
   return { feeds, labels: labels && concatRows(rows.map((row) => sliceRows(labels, row, row + 1))), examples };
-}
-
-/** Sequence models with one label per example are scored on their last position (as modular-addition). */
-function positionsScored(model: Model, labels: Tensor | undefined): 'all' | 'last' {
-  const dims = model.inputs[0].dims;
-  return labels && dims?.length === 2 && labels.dims.length === 1 && model.inputs[0].dtype === 'int64' ? 'last' : 'all';
 }

@@ -5,21 +5,28 @@
  *   loss         −cross-entropy (so an ablation that raises the loss has a positive importance)
  *   accuracy     1 when the top class is the label
  *   logit-diff   score[A] − score[B]
+ *   output-change  −mean((output − clean output)²) over the example's output elements: for models
+ *                without labels (and outputs of any shape), 0 on the clean run, so an ablation's
+ *                importance is the mean squared change it makes to the output
  */
 import { InputError } from '../errors.ts';
 import type { Tensor } from '../tensor.ts';
 
-export type MetricSpec = { kind: 'loss' } | { kind: 'accuracy' } | { kind: 'logit-diff'; a: number; b: number };
+export type MetricSpec = { kind: 'loss' } | { kind: 'accuracy' } | { kind: 'logit-diff'; a: number; b: number } | { kind: 'output-change' };
 
 export function parseMetric(text: string): MetricSpec {
-  if (text === 'loss' || text === 'accuracy') return { kind: text };
+  if (text === 'loss' || text === 'accuracy' || text === 'output-change') return { kind: text };
   const diff = /^logit-diff:(\d+),(\d+)$/.exec(text);
   if (diff) return { kind: 'logit-diff', a: Number(diff[1]), b: Number(diff[2]) };
-  throw new InputError(`--metric must be loss, accuracy or logit-diff:A,B (two class indices), got '${text}'.`);
+  throw new InputError(`--metric must be loss, accuracy, output-change or logit-diff:A,B (two class indices), got '${text}'.`);
 }
 
-/** The metric of every example of a batch; `labels` are the batch's labels ([batch] or [batch, seq]). */
-export function perExample(metric: MetricSpec, scores: Tensor, labels: Tensor | undefined): Float64Array {
+/**
+ * The metric of every example of a batch; `labels` are the batch's labels ([batch] or [batch, seq]);
+ * `clean` the output without intervention (output-change only).
+ */
+export function perExample(metric: MetricSpec, scores: Tensor, labels: Tensor | undefined, clean?: Tensor): Float64Array {
+  if (metric.kind === 'output-change') return meanSquaredChange(scores, clean ?? scores);
   const classes = scores.dims[scores.dims.length - 1];
   const examples = scores.dims[0];
   const positions = scores.data.length / (examples * classes);
@@ -46,4 +53,15 @@ export function perExample(metric: MetricSpec, scores: Tensor, labels: Tensor | 
     out[example] = sum / (positions - first);
   }
   return out;
+}
+
+/** Per example: −mean over its output elements of (output − clean)². */
+function meanSquaredChange(scores: Tensor, clean: Tensor): Float64Array {
+  const examples = scores.dims[0];
+  const perExampleSize = scores.data.length / examples;
+  return Float64Array.from({ length: examples }, (_, example) => {
+    let sum = 0;
+    for (let i = example * perExampleSize; i < (example + 1) * perExampleSize; i++) sum += (Number(scores.data[i]) - Number(clean.data[i])) ** 2;
+    return -sum / perExampleSize;
+  });
 }
