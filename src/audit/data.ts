@@ -16,6 +16,8 @@ export interface Attribute {
   values: Float64Array;
   /** The table column holding it, when it is one of the model's features. */
   column?: number;
+  /** The .npy file it was read from (NAME=FILE.npy). */
+  file?: string;
 }
 
 export interface AuditData {
@@ -72,7 +74,7 @@ function loadAttribute(text: string, inputs: Examples, featureNames: string[] | 
   if (tensor.dims[0] !== examples || tensor.data.length !== examples) {
     throw new InputError(`Attribute '${name}' ('${file.path}') has shape [${tensor.dims.join(', ')}] but '${dataPath}' has ${examples} examples: give one value per example, shape [${examples}].`);
   }
-  return { name, values: Float64Array.from(tensor.data as ArrayLike<number | bigint>, Number) };
+  return { name, file: file.path, values: Float64Array.from(tensor.data as ArrayLike<number | bigint>, Number) };
 }
 
 function integerValues(labels: Tensor, what: string): Int32Array {

@@ -1,17 +1,25 @@
 /**
  * Fixes as experiments (audit --try-fixes): retrain the audited model's training spec with
  * group-balanced reweighting, Just-Train-Twice and IRMv1 (train/objective.ts), and measure each
- * on the task's own in-distribution (training) and out-of-distribution (test) splits, next to
- * the audited model itself. Measured, not promised: every row is a training run made here.
+ * in and out of distribution next to the audited model itself. Measured, not promised: every row
+ * is a training run made here.
+ *
+ * Where accuracy is measured depends on the task: a task whose test split is shifted by
+ * construction (colored-mnist) is measured on its training environments (in) and its test split
+ * (out); a user's own data (csv:, npy:) on its held-out split (in, drawn like the training data)
+ * and on the audit's --shifted set (out), which it then needs.
  */
-import { InputError } from '../errors.ts';
-import { loadTask } from '../data/tasks.ts';
-import type { Model } from '../runtime/model.ts';
+import { resolve } from 'node:path';
+import { InputError, UserError } from '../errors.ts';
+import { loadTask, type Task } from '../data/tasks.ts';
+import { Model } from '../runtime/model.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
 import { predictClasses } from '../train/evaluate.ts';
-import { describeObjective, type Objective } from '../train/objective.ts';
+import { DEFAULT_ENVIRONMENT, describeObjective, taskOptionsFor, type Objective } from '../train/objective.ts';
 import { checkSpec, type TrainSpec } from '../train/spec.ts';
 import { train } from '../train/trainer.ts';
+import type { Attribute, AuditData } from './data.ts';
+import { correctCount, predict } from './predictions.ts';
 
 export interface FixRow {
   method: string;
@@ -28,6 +36,16 @@ export interface FixesResult {
   rows: FixRow[];
 }
 
+/** What --try-fixes retrains and where it measures, settled before the audit runs (fixPlan). */
+export interface FixPlan {
+  /** The audited model's spec, its task given every attribute the fixes may group by. */
+  spec: TrainSpec;
+  /** The audit's attributes the retraining task has, in the audit's order. */
+  attributes: string[];
+  /** The out-of-distribution set when the task has none of its own: the audit's --shifted data. */
+  shifted?: AuditData;
+}
+
 /** IRMv1 as Arjovsky et al. train it on Colored MNIST: full batch, penalty annealed in after a warm start. */
 export const IRM_SETTINGS = { steps: 500, penaltyWeight: 1e4, annealSteps: 100 };
 export const JTT_UPWEIGHT = 6;
@@ -38,42 +56,125 @@ export function storedTrainSpec(model: Model): TrainSpec | undefined {
   return entry ? (JSON.parse(entry.value) as TrainSpec) : undefined;
 }
 
-/** Refuses, before any work, a spec whose task lacks every one of the audit's attributes (the fixes group by one). */
-export function checkFixable(spec: TrainSpec, attributes: string[]): void {
+/**
+ * Refuses, before any work, a retraining that cannot group by any of the audit's attributes or
+ * cannot be measured out of distribution. An audit attribute reaches a user's task as the CSV
+ * column of that name, or as its .npy file when the audit data is the task's own data file (the
+ * values then follow the task's rows).
+ */
+export function fixPlan(spec: TrainSpec, data: AuditData, shifted?: AuditData): FixPlan {
   checkSpec(spec);
-  if (!attributes.length) throw new InputError('--try-fixes groups the training data by the shortcut attribute: give one with --attribute NAME=FILE (and --counterfactual NAME:TRANSFORM).');
-  const taskAttributes = Object.keys(loadTask(spec.task, spec.taskOptions).train.attributes ?? {});
-  if (!attributes.some((name) => taskAttributes.includes(name))) {
+  if (!data.attributes.length) throw new InputError(`--try-fixes groups the training data by the shortcut attribute: give one with --attribute ${data.layout.kind === 'table' ? 'COLUMN or ' : ''}NAME=FILE.npy (and --counterfactual NAME:TRANSFORM).`);
+  const userData = spec.task.startsWith('csv:') || spec.task.startsWith('npy:');
+  if (!userData) return builtInPlan(spec, data.attributes.map((a) => a.name));
+  const known = new Set((spec.taskOptions.attributes ?? []).map((text) => text.split('=')[0]));
+  const reasons: string[] = [];
+  const added: string[] = [];
+  for (const attribute of data.attributes) {
+    if (known.has(attribute.name)) continue;
+    const source = taskAttributeSource(spec, attribute, data);
+    if (typeof source !== 'string') {
+      reasons.push(source.reason);
+      continue;
+    }
+    try {
+      loadRetrainingTask({ ...spec, taskOptions: { ...spec.taskOptions, attributes: [...(spec.taskOptions.attributes ?? []), source] } });
+      added.push(source);
+    } catch (error) {
+      if (!(error instanceof UserError)) throw error;
+      reasons.push(error.message);
+    }
+  }
+  const usable = data.attributes.map((a) => a.name).filter((name) => known.has(name) || added.some((text) => text.split('=')[0] === name));
+  if (!usable.length) throw new InputError(`--try-fixes retrains on task '${spec.task}' grouped by the shortcut attribute, but none of the audit's attributes reaches its rows: ${reasons.join('; ')}.`);
+  const planned: TrainSpec = { ...spec, taskOptions: { ...spec.taskOptions, attributes: [...(spec.taskOptions.attributes ?? []), ...added] } };
+  const task = loadRetrainingTask(planned);
+  if (!shifted) throw new InputError(`--try-fixes measures each fix out of distribution, and task '${spec.task}' has no shifted split of its own (its test split is drawn like its training data): give the deployment or shifted data with --shifted FILE (and its labels).`);
+  const expected = task.train.inputs.dims.slice(1).join(', ');
+  if (shifted.inputs.dims.join(', ') !== expected) throw new InputError(`--try-fixes measures the retrained models on --shifted '${shifted.path}', whose examples are [${shifted.inputs.dims.join(', ')}], but task '${spec.task}' trains on [${expected}]: give shifted data in the training data's format.`);
+  return { spec: planned, attributes: usable, shifted };
+}
+
+function builtInPlan(spec: TrainSpec, attributes: string[]): FixPlan {
+  const taskAttributes = Object.keys(loadRetrainingTask(spec).train.attributes ?? {});
+  const usable = attributes.filter((name) => taskAttributes.includes(name));
+  if (!usable.length) {
     throw new InputError(`--try-fixes retrains on task '${spec.task}' grouped by the shortcut attribute, but the task has ${taskAttributes.length ? `the attributes ${taskAttributes.join(', ')}` : 'no per-example attributes'} and the audit names ${attributes.join(', ')}: name the attribute as the task does (e.g. --attribute color=FILE).`);
+  }
+  return { spec, attributes: usable };
+}
+
+/** How the retraining task gets an audit attribute (NAME or NAME=FILE.npy), or why it cannot. */
+function taskAttributeSource(spec: TrainSpec, attribute: Attribute, data: AuditData): string | { reason: string } {
+  if (attribute.column !== undefined && spec.task.startsWith('csv:')) return attribute.name;
+  const sameData = resolve(data.path) === resolve(spec.task.startsWith('csv:') ? spec.task.slice(4) : spec.task.slice(4).split(',')[0]);
+  if (attribute.file && sameData) return `${attribute.name}=${attribute.file}`;
+  const trainedOn = spec.task.slice(4);
+  return { reason: `'${attribute.name}' holds values for the audit data '${data.path}', not for the training data '${trainedOn}' (retrain with teardown train --attribute ${attribute.name}${spec.task.startsWith('csv:') ? '' : '=FILE.npy'} so that the spec carries it, or audit the training data itself)` };
+}
+
+/** The task a retraining loads; a user error in its attributes is reported as --try-fixes'. */
+function loadRetrainingTask(spec: TrainSpec): Task {
+  try {
+    return loadTask(spec.task, taskOptionsFor(spec.task, spec.taskOptions, spec.objective));
+  } catch (error) {
+    if (error instanceof UserError) throw new InputError(`--try-fixes cannot load the training task '${spec.task}' of the audited model: ${error.message}`);
+    throw error;
   }
 }
 
-export async function tryFixes(model: Model, spec: TrainSpec, attribute: string, runtime: RuntimeOptions, onRow?: (row: FixRow) => void): Promise<FixesResult> {
-  checkFixable(spec, [attribute]);
-  const task = loadTask(spec.task, spec.taskOptions);
-  const accuracy = async (candidate: Model) => {
-    const rate = async (split: typeof task.train) => {
-      const predicted = await predictClasses(candidate, split.inputs);
-      return predicted.reduce((right, p, i) => right + (p === Number(split.labels.data[i]) ? 1 : 0), 0) / predicted.length;
-    };
-    return { inDistribution: await rate(task.train), outOfDistribution: await rate(task.test) };
-  };
+/** Accepts a plan (fixPlan) or, for a built-in task, the audited model's spec itself. */
+export async function tryFixes(model: Model, specOrPlan: TrainSpec | FixPlan, attribute: string, runtime: RuntimeOptions, onRow?: (row: FixRow) => void): Promise<FixesResult> {
+  const plan = 'spec' in specOrPlan ? specOrPlan : builtInPlan(specOrPlan, [attribute]);
+  const spec = plan.spec;
+  const task = loadRetrainingTask(spec);
+  const ownShift = task.testDistribution === 'shifted';
+  const environment = task.train.attributes?.[DEFAULT_ENVIRONMENT] ? DEFAULT_ENVIRONMENT : attribute;
+  const measure = measurer(task, ownShift ? undefined : plan.shifted);
   const rows: FixRow[] = [];
   const add = (row: FixRow) => { rows.push(row); onRow?.(row); };
-  add({ method: 'as audited (ERM)', ...(await accuracy(model)), settings: `${spec.model}, ${describeObjective(spec.objective)}`, seconds: 0 });
+  add({ method: 'as audited (ERM)', ...(await measure(model)), settings: `${spec.model}, ${describeObjective(spec.objective)}`, seconds: 0 });
 
   const trainRows = task.train.labels.dims[0];
   const epochSteps = spec.batch === 'full' ? 1 : Math.ceil(trainRows / Math.min(spec.batch, trainRows));
+  const irm: Objective = { kind: 'irm', penaltyWeight: IRM_SETTINGS.penaltyWeight, annealSteps: IRM_SETTINGS.annealSteps, ...(environment === DEFAULT_ENVIRONMENT ? {} : { environment }) };
   const variants: { method: string; spec: TrainSpec }[] = [
     { method: 'group-balanced reweighting', spec: { ...spec, objective: { kind: 'reweight', attributes: [attribute] } } },
     { method: 'Just-Train-Twice', spec: { ...spec, objective: { kind: 'jtt', identificationSteps: epochSteps, upweight: JTT_UPWEIGHT } } },
-    { method: 'IRMv1', spec: { ...spec, batch: 'full', steps: IRM_SETTINGS.steps, epochs: undefined, objective: { kind: 'irm', penaltyWeight: IRM_SETTINGS.penaltyWeight, annealSteps: IRM_SETTINGS.annealSteps } as Objective } },
+    { method: 'IRMv1', spec: { ...spec, batch: 'full', steps: IRM_SETTINGS.steps, epochs: undefined, objective: irm } },
   ];
   for (const variant of variants) {
     const started = Date.now();
     const result = await train({ ...variant.spec, evalEvery: Number.MAX_SAFE_INTEGER }, { runtime });
+    const measured = ownShift ? { inDistribution: result.final.trainAccuracy, outOfDistribution: result.final.testAccuracy } : await measureTrained(result.model, measure, runtime);
     const seconds = (Date.now() - started) / 1000;
-    add({ method: variant.method, inDistribution: result.final.trainAccuracy, outOfDistribution: result.final.testAccuracy, settings: `${describeObjective(variant.spec.objective)}; ${variant.spec.batch === 'full' ? 'full batch' : `batch ${variant.spec.batch}`}, ${result.steps} steps`, seconds });
+    add({ method: variant.method, ...measured, settings: `${describeObjective(variant.spec.objective)}; ${variant.spec.batch === 'full' ? 'full batch' : `batch ${variant.spec.batch}`}, ${result.steps} steps`, seconds });
   }
-  return { description: `${task.description}. Each fix retrains ${spec.model} from the audited model's spec (seed ${spec.seed}); in distribution = the training environments, out of distribution = the test split.`, attribute, spec, rows };
+  const where = ownShift ? 'in distribution = the training environments, out of distribution = the test split'
+    : `in distribution = the task's held-out split (drawn like its training data), out of distribution = --shifted '${plan.shifted!.path}'`;
+  return { description: `${task.description}. Each fix retrains ${spec.model} from the audited model's spec (seed ${spec.seed}); ${where}.`, attribute, spec, rows };
+}
+
+type Measure = (candidate: Model) => Promise<{ inDistribution: number; outOfDistribution: number }>;
+
+/** Accuracy in distribution (training split for a task with its own shift, else its held-out split) and out of distribution (its test split, or `shifted`). */
+function measurer(task: Task, shifted: AuditData | undefined): Measure {
+  const rate = async (candidate: Model, split: Task['train']) => {
+    const predicted = await predictClasses(candidate, split.inputs);
+    return predicted.reduce((right, p, i) => right + (p === Number(split.labels.data[i]) ? 1 : 0), 0) / predicted.length;
+  };
+  if (!shifted) return async (candidate) => ({ inDistribution: await rate(candidate, task.train), outOfDistribution: await rate(candidate, task.test) });
+  return async (candidate) => {
+    const predictions = await predict(candidate, shifted.inputs);
+    return { inDistribution: await rate(candidate, task.test), outOfDistribution: correctCount(predictions.predicted, shifted.labels) / shifted.labels.length };
+  };
+}
+
+async function measureTrained(proto: Parameters<typeof Model.fromProto>[0], measure: Measure, runtime: RuntimeOptions) {
+  const candidate = Model.fromProto(proto, 'a retrained model', runtime);
+  try {
+    return await measure(candidate);
+  } finally {
+    await candidate.release();
+  }
 }

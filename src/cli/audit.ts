@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { checkFixable, storedTrainSpec, tryFixes, type FixesResult } from '../audit/fixes.ts';
-import { loadTask } from '../data/tasks.ts';
+import { fixPlan, storedTrainSpec, tryFixes, type FixesResult, type FixPlan } from '../audit/fixes.ts';
 import { requireFile } from '../files.ts';
 import { Progress } from '../report/progress.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
@@ -57,10 +56,10 @@ Example:
       const counterfactuals = withDefaultCounterfactuals((options.counterfactual ?? []).map((text: string) => parseCounterfactual(text, data.layout)), data);
       const model = Model.load(modelPath, runtime);
       if (model.inputs.length !== 1) throw new InputError(`audit feeds one input; '${model.path}' has ${model.inputs.length} (${model.describeInputs()}).`);
-      const fixSpec = options.tryFixes ? fixesSpec(model, options.trainSpec, data) : undefined;
+      const plan = options.tryFixes ? planFixes(model, options.trainSpec, data, shifted) : undefined;
       const result = await auditModel(model, data, { config, counterfactuals, shifted, hooks: options.hooks, batchSize: positiveInteger(options.batchSize, '--batch-size'), progress: true });
       printAudit(model.path, result);
-      const fixes = fixSpec ? await runFixes(model, fixSpec, result, runtime) : undefined;
+      const fixes = plan ? await runFixes(model, plan, result, runtime) : undefined;
       if (options.report) console.log(`\nReport: ${await writeReport(options.report, { model: { path: model.path, sha256: model.file.sha256 }, result, data, shifted, fixes })}`);
       if (options.json) writeJson(options.json, jsonResult('audit', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads, seeds: { audit: config.seed } }, { ...result, fixes }));
       await model.release();
@@ -72,21 +71,20 @@ Example:
     });
 }
 
-/** The spec --try-fixes retrains: --train-spec, else the one a teardown-trained model carries; checked before the audit runs. */
-function fixesSpec(model: Model, path: string | undefined, data: AuditData): TrainSpec {
+/** What --try-fixes retrains: --train-spec, else the spec a teardown-trained model carries; checked before the audit runs. */
+function planFixes(model: Model, path: string | undefined, data: AuditData, shifted: AuditData | undefined): FixPlan {
   const spec = path ? readTrainSpec(path) : storedTrainSpec(model);
   if (!spec) throw new InputError(`--try-fixes retrains the model, but '${model.path}' carries no training spec (it was not trained by teardown): give one with --train-spec FILE.json (the 'spec' object of 'teardown train --json').`);
-  checkFixable(spec, data.attributes.map((a) => a.name));
-  return spec;
+  return fixPlan(spec, data, shifted);
 }
 
-async function runFixes(model: Model, spec: TrainSpec, result: AuditResult, runtime: RuntimeOptions): Promise<FixesResult> {
-  const named = result.findings.find((f) => f.detector === 'shortcut-attribute')?.attribute;
-  const taskAttributes = Object.keys(loadTask(spec.task, spec.taskOptions).train.attributes ?? {});
-  const shortcut = named && taskAttributes.includes(named) ? named : result.data.attributes.find((a) => taskAttributes.includes(a))!;
-  console.log(`\nTrying fixes: retraining ${spec.model} on ${spec.task} three ways, grouped by '${shortcut}'.`);
+/** Groups by the attribute of the first shortcut finding when the retraining task has it, else by the first attribute it has. */
+async function runFixes(model: Model, plan: FixPlan, result: AuditResult, runtime: RuntimeOptions): Promise<FixesResult> {
+  const named = result.findings.find((f) => f.detector === 'shortcut-attribute' && plan.attributes.includes(f.attribute!))?.attribute;
+  const shortcut = named ?? plan.attributes[0];
+  console.log(`\nTrying fixes: retraining ${plan.spec.model} on ${plan.spec.task} three ways, grouped by '${shortcut}'.`);
   const progress = new Progress('fixes', 4);
-  const fixes = await tryFixes(model, spec, shortcut, runtime, (row) => progress.tick(1, row.method));
+  const fixes = await tryFixes(model, plan, shortcut, runtime, (row) => progress.tick(1, row.method));
   progress.finish();
   console.log(formatTable(['training', 'in distribution', 'out of distribution', 'settings', 'time'], fixes.rows.map((row) => [row.method, percent(row.inDistribution), percent(row.outOfDistribution), row.settings, `${row.seconds.toFixed(1)} s`])));
   return fixes;

@@ -8,12 +8,12 @@ import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
 import { DEFAULT_OPTIMIZER, type TrainSpec } from '../train/spec.ts';
 import type { Objective } from '../train/objective.ts';
 import { train } from '../train/trainer.ts';
-import { runtimeOptions } from './options.ts';
+import { collect, runtimeOptions } from './options.ts';
 
 export function trainCommand(): Command {
   return new Command('train')
     .description('Train a backprop network with onnxruntime (one run = one step: forward, backward, update) and save it as ONNX.')
-    .option('--task <task>', 'mnist, colored-mnist, modular-addition or csv:FILE')
+    .option('--task <task>', 'mnist, colored-mnist, modular-addition, csv:FILE or npy:INPUTS.npy,LABELS.npy')
     .option('--model <spec>', "mlp:hidden=256-256[,act=relu] | cnn:channels=8-16[,fc=32] (see README)")
     .option('--optimizer <kind>', 'sgd or adamw', 'adamw')
     .option('--lr <x>', 'learning rate', '0.001')
@@ -31,6 +31,7 @@ export function trainCommand(): Command {
     .option('--data-seed <n>', 'seed of the train/test split and data noise', '0')
     .option('--eval-every <n>', 'steps between evaluations (curve points)', '100')
     .option('--label-column <name>', 'csv tasks: the label column')
+    .option('--attribute <column|name=file.npy>', 'csv and npy tasks: a per-example attribute for --objective (groups, environments): a CSV column, or NAME=FILE.npy with one value per row of the data; repeatable', collect)
     .option('--modulus <p>', 'modular-addition: p', '113')
     .option('--train-fraction <f>', 'modular-addition: fraction of pairs for training', '0.3')
     .option('--out <model.onnx>', 'where to save the trained model')
@@ -38,7 +39,7 @@ export function trainCommand(): Command {
     .option('--checkpoint <file>', 'save a checkpoint here periodically (resume with --resume)')
     .option('--checkpoint-every <n>', 'steps between checkpoints', '1000')
     .option('--resume <checkpoint>', 'continue an interrupted run from its checkpoint (the spec comes from the checkpoint)')
-    .option('--objective <spec>', 'erm (default), reweight:ATTR[+ATTR] (group-balanced over label × attributes), jtt:STEPS:UPWEIGHT (Just-Train-Twice) or irm:PENALTY:ANNEAL (IRMv1); needs a task with attributes, e.g. colored-mnist', 'erm')
+    .option('--objective <spec>', "erm (default), reweight:ATTR[+ATTR] (group-balanced over label × attributes), jtt:STEPS:UPWEIGHT (Just-Train-Twice) or irm:PENALTY:ANNEAL[:ENV] (IRMv1 over the values of attribute ENV, default 'environment'); attributes: colored-mnist's, or --attribute", 'erm')
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)')
     .addHelpText('after', `
 The same spec with --threads 1 gives the same losses bit for bit; the spec is stored in the saved model's metadata.
@@ -46,7 +47,9 @@ The same spec with --threads 1 gives the same losses bit for bit; the spec is st
 Examples:
   teardown train --task mnist --model mlp:hidden=256-256 --optimizer sgd --lr 0.1 --momentum 0.9 --epochs 5 --out mlp.onnx
   teardown train --task colored-mnist --model mlp:hidden=390-390 --lr 0.001 --epochs 10 --out erm.onnx --json erm.json
-  teardown train --task colored-mnist --model mlp:hidden=128-128 --epochs 5 --batch 128 --objective reweight:color --out reweighted.onnx`)
+  teardown train --task colored-mnist --model mlp:hidden=128-128 --epochs 5 --batch 128 --objective reweight:color --out reweighted.onnx
+  teardown train --task csv:loans.csv --label-column default --model mlp:hidden=32 --epochs 20 --objective reweight:region --out loans.onnx
+  teardown train --task npy:x.npy,y.npy --attribute site=site.npy --model mlp:hidden=64 --epochs 10 --batch full --objective irm:1000:100:site --out irm.onnx`)
     .action(async (options) => {
       const runtime = runtimeOptions(options);
       if (!options.out) throw new InputError('Give --out model.onnx: where to save the trained model.');
@@ -82,7 +85,7 @@ Examples:
     });
 }
 
-function specFromFlags(options: Record<string, string | boolean | undefined>): TrainSpec {
+function specFromFlags(options: Record<string, string | string[] | boolean | undefined>): TrainSpec {
   const number = (flag: string, value: unknown) => {
     const parsed = Number(value);
     if (value === undefined || value === '' || !Number.isFinite(parsed)) throw new InputError(`--${flag} expects a number, got '${value}'.`);
@@ -97,6 +100,7 @@ function specFromFlags(options: Record<string, string | boolean | undefined>): T
     taskOptions: {
       dataSeed: number('data-seed', options.dataSeed), modulus: number('modulus', options.modulus), trainFraction: number('train-fraction', options.trainFraction),
       labelColumn: options.labelColumn as string | undefined,
+      ...(options.attribute ? { attributes: options.attribute as unknown as string[] } : {}),
     },
     optimizer: { ...DEFAULT_OPTIMIZER, kind: optimizer, momentum: number('momentum', options.momentum), weightDecay: number('weight-decay', options.weightDecay), betas: betas as [number, number], eps: number('eps', options.eps) },
     lr: number('lr', options.lr),
@@ -111,13 +115,14 @@ function specFromFlags(options: Record<string, string | boolean | undefined>): T
   };
 }
 
-/** `erm`, `reweight:A[+B]`, `jtt:STEPS:UPWEIGHT` or `irm:PENALTY:ANNEAL` (checked further by checkSpec). */
-function parseObjective(text: string): Objective | undefined {
+/** `erm`, `reweight:A[+B]`, `jtt:STEPS:UPWEIGHT` or `irm:PENALTY:ANNEAL[:ENVIRONMENT]` (checked further by checkSpec). */
+export function parseObjective(text: string): Objective | undefined {
   const [kind, ...parts] = text.split(':');
   const numbers = () => parts.map(Number);
+  if (kind === 'irm' && parts.length === 3 && parts[2]) return { kind, penaltyWeight: Number(parts[0]), annealSteps: Number(parts[1]), environment: parts[2] };
   if (kind === 'erm' && parts.length === 0) return undefined;
   if (kind === 'reweight' && parts.length === 1 && parts[0]) return { kind, attributes: parts[0].split('+') };
   if (kind === 'jtt' && parts.length === 2) { const [identificationSteps, upweight] = numbers(); return { kind, identificationSteps, upweight }; }
   if (kind === 'irm' && parts.length === 2) { const [penaltyWeight, annealSteps] = numbers(); return { kind, penaltyWeight, annealSteps }; }
-  throw new InputError(`--objective must be erm, reweight:ATTR[+ATTR], jtt:STEPS:UPWEIGHT or irm:PENALTY:ANNEAL (e.g. irm:10000:100), got '${text}'.`);
+  throw new InputError(`--objective must be erm, reweight:ATTR[+ATTR], jtt:STEPS:UPWEIGHT or irm:PENALTY:ANNEAL[:ENVIRONMENT] (e.g. irm:10000:100 or irm:10000:100:site), got '${text}'.`);
 }

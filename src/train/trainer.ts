@@ -20,7 +20,7 @@ import { parseModelSpec } from './model-spec.ts';
 import { learningRate } from './schedule.ts';
 import { checkSpec, type TrainSpec } from './spec.ts';
 import { Stepper, type StepState } from './stepper.ts';
-import { objectiveInputs, type Objective } from './objective.ts';
+import { objectiveInputs, taskOptionsFor, type Objective } from './objective.ts';
 import { predictClasses } from './evaluate.ts';
 
 export interface CurvePoint {
@@ -76,7 +76,7 @@ export interface TrainOptions {
 
 export async function train(spec: TrainSpec, options: TrainOptions): Promise<TrainResult> {
   checkSpec(spec);
-  const task = loadTask(spec.task, spec.taskOptions);
+  const task = loadTask(spec.task, taskOptionsFor(spec.task, spec.taskOptions, spec.objective));
   const built = buildModel(parseModelSpec(spec.model), task.input, task.classes, spec.seed);
   const model = Model.fromProto(built.proto, `${spec.model} on ${spec.task}`, options.runtime);
   const trainRows = task.train.labels.dims[0];
