@@ -19,17 +19,21 @@ import { attributeDirection, flipRateWithoutDirection } from '../inspect/directi
 import { applyTransform, layoutOf } from '../audit/transforms.ts';
 import { parseCounterfactual } from '../audit/shortcut.ts';
 import { collect, parseInputs, positiveInteger, runtimeOptions } from './options.ts';
+import { datasetFromFiles, transformedInput } from '../inspect/inputs.ts';
+import { nonlinearityHooks } from '../inspect/default-hooks.ts';
 
 export function inspectCommand(): Command {
   return new Command('inspect')
     .description('Take a model apart over a dataset: census of every unit, its role, its importance (mean ablation) and the inputs that drive it.')
     .argument('<model>', 'ONNX model file')
-    .option('--data <file>', 'examples: .npy for the model input (first axis = examples) or .csv (features; with --label-column)')
+    .option('--data <file>', 'examples of a one-input model: .npy (first axis = examples) or .csv (features; with --label-column)')
+    .option('--input <name=file.npy>', 'examples of one model input (first axis = examples), for models with several inputs (e.g. input_ids and attention_mask); repeatable', collect)
+    .option('--transform-input <name>', 'the input --counterfactual transforms (default: the first); the others pass through unchanged')
     .option('--labels <file.npy>', 'class of each example (int64)')
     .option('--label-column <name>', 'CSV data: the label column')
     .option('--attribute <name=file.npy>', 'a per-example attribute (integer categories: colour, group...) to find the units that encode it; repeatable', collect)
     .option('--hooks <pattern>', 'hooks to inspect (default: every module hook); repeatable', collect)
-    .option('--metric <metric>', 'loss, accuracy or logit-diff:A,B', 'loss')
+    .option('--metric <metric>', 'loss, accuracy, logit-diff:A,B or output-change (default: loss with labels, output-change without)')
     .option('--fourier <P>', 'periodic structure of a model on [a, b, =] tokens mod P (Nanda et al. 2023); --data optional')
     .option('--circuit', 'find the smallest set of units that keeps the metric (greedy pruning with mean ablation)')
     .option('--tolerance <x>', 'circuit: allowed drop of faithfulness (circuit metric ÷ full metric)', '0.05')
@@ -52,12 +56,12 @@ Example:
   teardown inspect examples/mnist-mlp.onnx --data digits.npy --labels labels.npy --json inspect.json`)
     .action(async (modelPath: string, options) => {
       const runtime = runtimeOptions(options);
-      const metric = parseMetric(options.metric);
+      const metric = options.metric === undefined ? undefined : parseMetric(options.metric);
       const modulus = options.fourier === undefined ? undefined : positiveInteger(options.fourier, '--fourier');
-      if (!options.data && modulus === undefined) throw new InputError('Give --data FILE (the examples to inspect), or --fourier P for a modular-arithmetic model.');
+      if (!options.data && !options.input && modulus === undefined) throw new InputError('Give --data FILE (or --input NAME=FILE.npy per input) with the examples to inspect, or --fourier P for a modular-arithmetic model.');
       const model = Model.load(modelPath, runtime);
       let result: InspectResult | undefined;
-      if (options.data) {
+      if (options.data || options.input) {
         const { data, labels } = loadData(model, options);
         const attributes = new Map(Object.entries(parseInputs(options.attribute, '--attribute')).map(([name, file]) => [name, file.readAll()]));
         const tolerance = Number(options.tolerance);
@@ -65,6 +69,7 @@ Example:
         const circuit = options.circuit ? { tolerance, examples: positiveInteger(options.circuitExamples, '--circuit-examples') } : undefined;
         result = await inspectModel(model, data, labels, { hooks: options.hooks, attributes, metric, circuit, batchSize: positiveInteger(options.batchSize, '--batch-size'), progress: true });
         printSummary(model.path, result, positiveInteger(options.top, '--top'));
+        for (const note of result.notes) console.log(`\nNote: ${note}`);
         Object.assign(result, await gradientMethods(model, data, labels, options));
         if (options.counterfactual) Object.assign(result, { carriers: await carriersOf(model, data, result.hooks.map((hook) => hook.hook), options) });
       }
@@ -75,7 +80,7 @@ Example:
 }
 
 /** --integrated-gradients and --patch-from, on the first --gradient-examples examples. */
-async function gradientMethods(model: Model, data: Dataset, labels: Tensor | undefined, options: { integratedGradients?: boolean; igBaseline: string; igSteps: string; patchFrom?: string; gradientExamples: string; hooks?: string[]; data: string; labelColumn?: string }) {
+async function gradientMethods(model: Model, data: Dataset, labels: Tensor | undefined, options: { integratedGradients?: boolean; igBaseline: string; igSteps: string; patchFrom?: string; gradientExamples: string; hooks?: string[]; data?: string; labelColumn?: string }) {
   if (!options.integratedGradients && !options.patchFrom) return {};
   if (!labels) throw new InputError('--integrated-gradients and --patch-from attribute the label\'s score: give --labels FILE.npy (or --label-column).');
   const count = Math.min(data.examples, positiveInteger(options.gradientExamples, '--gradient-examples'));
@@ -84,8 +89,9 @@ async function gradientMethods(model: Model, data: Dataset, labels: Tensor | und
   const sampleLabels = sliceRows(labels, 0, count);
   const extra: { integratedGradients?: InputAttributionSummary; attributionPatching?: PatchingComparison } = {};
   if (options.integratedGradients) {
+    if (model.inputs.length !== 1) throw new InputError(`--integrated-gradients attributes the score to the input of a one-input model; this one has ${model.inputs.length} (${model.describeInputs()}).`);
     if (options.igBaseline !== 'zero' && options.igBaseline !== 'mean') throw new InputError(`--ig-baseline must be zero or mean, got '${options.igBaseline}'.`);
-    const featureNames = options.data.endsWith('.csv') ? readTable(options.data, { labelColumn: options.labelColumn }).featureNames : undefined;
+    const featureNames = options.data?.endsWith('.csv') ? readTable(options.data, { labelColumn: options.labelColumn }).featureNames : undefined;
     const ig = await inputAttribution(model, sample[input], sampleLabels, { baseline: options.igBaseline, steps: positiveInteger(options.igSteps, '--ig-steps'), featureNames });
     console.log(`\nIntegrated gradients of the label's score (${ig.examples} examples, ${ig.baseline} baseline, ${ig.steps} steps; completeness error ${percent(ig.completenessError, 2)} of the mean score change)`);
     console.log(formatTable(['input feature', 'mean |attribution|', 'mean attribution'], ig.features.slice(0, 10).map((f) => [f.feature, f.meanAbs.toPrecision(3), f.mean.toPrecision(3)])));
@@ -99,7 +105,8 @@ async function gradientMethods(model: Model, data: Dataset, labels: Tensor | und
     const shapes = await probeHookShapes(model, sample, candidates);
     const hooks = [...shapes].filter(([name, dims]) => dims.length === 3 && !model.outputNames.includes(model.hooks.resolve(name).value)).map(([name]) => name);
     if (!hooks.length) throw new InputError('--patch-from patches hooks position by position: it needs sequence hooks [batch, seq, d] (a transformer); none of the inspected hooks has that shape.');
-    const comparison = await comparePatching(model, sample, { [input]: corruptedFile.readRows(0, count) }, hooks, sampleLabels);
+    // The corrupted run changes the first input only; the others (an attention mask) are the clean example's.
+    const comparison = await comparePatching(model, sample, { ...sample, [input]: corruptedFile.readRows(0, count) }, hooks, sampleLabels);
     console.log(`\nAttribution patching vs exact activation patching (${comparison.examples} examples; ${comparison.metric}: clean ${comparison.clean.toFixed(3)}, corrupted ${comparison.corrupted.toFixed(3)}): correlation ${comparison.correlation.toFixed(3)}, mean |error| ${comparison.meanAbsError.toFixed(4)} over ${comparison.rows.length} hook × position patches`);
     const largest = [...comparison.rows].sort((a, b) => Math.abs(b.exact - comparison.clean) - Math.abs(a.exact - comparison.clean)).slice(0, 8);
     console.log(formatTable(['hook', 'position', 'exact', 'estimate'], largest.map((r) => [r.hook, String(r.position), r.exact.toFixed(4), r.estimate.toFixed(4)])));
@@ -109,20 +116,23 @@ async function gradientMethods(model: Model, data: Dataset, labels: Tensor | und
 }
 
 /** --counterfactual: the carriers of each attribute in each inspected hook, on the first --gradient-examples examples. */
-async function carriersOf(model: Model, data: Dataset, hooks: string[], options: { counterfactual: string[]; gradientExamples: string; data: string; labelColumn?: string }) {
+async function carriersOf(model: Model, data: Dataset, hooks: string[], options: { counterfactual: string[]; gradientExamples: string; data?: string; labelColumn?: string; transformInput?: string }) {
   const count = Math.min(data.examples, positiveInteger(options.gradientExamples, '--gradient-examples'));
-  const sample = data.read(0, count)[model.inputs[0].name];
-  const featureNames = options.data.endsWith('.csv') ? readTable(options.data, { labelColumn: options.labelColumn }).featureNames : undefined;
+  const input = transformedInput(model, options.transformInput);
+  const feeds = data.read(0, count);
+  const sample = feeds[input];
+  const featureNames = options.data?.endsWith('.csv') ? readTable(options.data, { labelColumn: options.labelColumn }).featureNames : undefined;
   const layout = layoutOf(sample.dims.slice(1), sample.dtype, featureNames);
   const results = [];
   for (const text of options.counterfactual) {
     const { attribute, transform, column } = parseCounterfactual(text, layout);
-    const transformed = applyTransform(transform, sample, { column });
+    // Only the transformed input changes; every other input of an example stays in its row.
+    const transformed = { ...feeds, [input]: applyTransform(transform, sample, { column }) };
     for (const hook of hooks) {
-      const width = await hookWidth(model, hook, sample);
-      const { mean: _mean, ...carriers } = await findCarriers(model, hook, sample, transformed, Math.max(1, Math.floor(0.1 * width)));
-      const found = await attributeDirection(model, hook, sample, transformed);
-      const direction = found && { energyShare: found.energyShare, flipRate: await flipRateWithoutDirection(model, found, sample, transformed) };
+      const width = await hookWidth(model, hook, feeds);
+      const { mean: _mean, ...carriers } = await findCarriers(model, hook, feeds, transformed, Math.max(1, Math.floor(0.1 * width)));
+      const found = await attributeDirection(model, hook, feeds, transformed);
+      const direction = found && { energyShare: found.energyShare, flipRate: await flipRateWithoutDirection(model, found, feeds, transformed) };
       results.push({ attribute, transform, ...carriers, direction });
     }
   }
@@ -134,10 +144,16 @@ async function carriersOf(model: Model, data: Dataset, hooks: string[], options:
   return results;
 }
 
-function loadData(model: Model, options: { data: string; labels?: string; labelColumn?: string }): { data: Dataset; labels?: Tensor } {
+function loadData(model: Model, options: { data?: string; input?: string[]; labels?: string; labelColumn?: string }): { data: Dataset; labels?: Tensor } {
   const input = model.inputs[0].name;
-  if (model.inputs.length !== 1) throw new InputError(`inspect feeds one input; the model has ${model.inputs.length} (${model.describeInputs()}).`);
   let labels = options.labels ? new NpyFile(options.labels).readAll() : undefined;
+  if (options.input) {
+    if (options.data) throw new InputError('Give the examples either with --data FILE (one-input models) or with --input NAME=FILE.npy per input, not both.');
+    if (options.labelColumn) throw new InputError('--label-column applies to .csv --data; with --input give --labels FILE.npy.');
+    return { data: datasetFromFiles(model, parseInputs(options.input)), labels };
+  }
+  if (!options.data) throw new InputError('Give --data FILE or --input NAME=FILE.npy.');
+  if (model.inputs.length !== 1) throw new InputError(`--data feeds a one-input model; this one has ${model.inputs.length} (${model.describeInputs()}): give each with --input NAME=FILE.npy.`);
   if (options.data.endsWith('.csv')) {
     const table = readTable(options.data, { labelColumn: options.labelColumn });
     labels ??= table.labels;
@@ -148,12 +164,22 @@ function loadData(model: Model, options: { data: string; labels?: string; labelC
   return { data: { examples: file.rows, read: (start, end) => ({ [input]: file.readRows(start, end) }) }, labels };
 }
 
+const SCORING = {
+  example: 'one row of scores per example ([batch, classes])',
+  last: "the last position of the model's per-position scores (one label per sequence)",
+  every: 'every position (one label per position)',
+} as const;
+
 function printSummary(path: string, result: InspectResult, top: number): void {
   const metric = result.metric.kind === 'logit-diff' ? `logit ${result.metric.a} − logit ${result.metric.b}` : result.metric.kind;
-  console.log(`${path}: ${result.examples} examples; importance = drop in ${metric === 'loss' ? '−loss (i.e. increase in loss)' : metric} when a unit is mean-ablated.`);
+  const importance = metric === 'loss' ? '−loss (i.e. increase in loss)' : metric === 'output-change' ? '−(mean squared change of the output), i.e. how much the output moves,' : metric;
+  console.log(`${path}: ${result.examples} examples; importance = drop in ${importance} when a unit is mean-ablated.`);
+  if (result.scoring) console.log(`Labels score ${SCORING[result.scoring]}.`);
+  if (result.hookSource === 'nodes') console.log(`No module hooks (the node names carry no PyTorch module scopes): inspecting one hook per nonlinearity, last-axis Softmax and Add of two data-dependent values, named by the raw value each node produces.`);
   const probeNames = Object.keys(result.hooks[0]?.probes ?? {});
-  console.log(`\nHooks (linear probes: held-out accuracy of a ridge classifier on the hook)\n${formatTable(['hook', 'shape', 'units', 'ablating the whole hook', ...probeNames.map((name) => `probe: ${name}`)], result.hooks.map((hook) => [
+  console.log(`\nHooks (linear probes: held-out accuracy of a ridge classifier on the hook, read where the labels are scored)\n${formatTable(['hook', 'shape', 'units', 'ablating the whole hook', 'read at', ...probeNames.map((name) => `probe: ${name}`)], result.hooks.map((hook) => [
     hook.hook, shapeString(hook.shape), String(hook.units), `${hook.wholeHook.importance.toFixed(4)} (95% CI ${hook.wholeHook.interval.map((v) => v.toFixed(4)).join(' … ')})`,
+    hook.readAt === 'mean' ? (hook.shape.length > 2 ? 'mean' : '—') : hook.readAt === 'every' ? 'every position' : `position ${hook.readAt.position}`,
     ...probeNames.map((name) => percent(hook.probes[name])),
   ]))}`);
   console.log(`\nThe ${Math.min(top, result.units.length)} units that matter most\n${formatTable(['unit', 'importance (95% CI)', 'grad × act', 'responds to', 'driven by inputs', 'mean', 'active'], result.units.slice(0, top).map((unit) => [
@@ -191,7 +217,9 @@ async function fourierOfModel(model: Model, modulus: number, hooks: string[] | u
   const taskSpec = spec ? JSON.parse(spec.value) as { task: string; taskOptions: { dataSeed?: number; trainFraction?: number; modulus?: number } } : undefined;
   const fromSpec = taskSpec?.task === 'modular-addition' && (taskSpec.taskOptions.modulus ?? 113) === modulus;
   const trainPairs = fromSpec ? modularAdditionTrainPairs(modulus, taskSpec!.taskOptions.trainFraction ?? 0.3, taskSpec!.taskOptions.dataSeed ?? 0) : undefined;
-  const unitHooks = hooks ?? model.hooks.hooks.filter((hook) => hook.kind === 'module' && /mlp\.1$/.test(hook.name)).map((hook) => hook.name);
+  const mlpHooks = model.hooks.hooks.filter((hook) => hook.kind === 'module' && /mlp\.1$/.test(hook.name)).map((hook) => hook.name);
+  // A model without module scopes (bare parameters): its nonlinearities are the MLP's units.
+  const unitHooks = hooks ?? (mlpHooks.length ? mlpHooks : nonlinearityHooks(model).map((hook) => hook.name));
   const result = await fourierAnalysis(model, modulus, { trainPairs, hooks: unitHooks });
   const keyShare = result.keyFrequencies.reduce((sum, k) => sum + (result.embeddingEnergy[k - 1] ?? 0), 0);
   console.log(`\nFourier structure mod ${modulus} (Nanda et al. 2023), scored on ${trainPairs ? `the model's ${trainPairs.length} training pairs (from its training spec)` : `all ${modulus * modulus} pairs (no training spec in the model)`}:`);

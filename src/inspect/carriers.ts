@@ -13,7 +13,7 @@ import { defaultUnitAxis } from '../graph/units.ts';
 import type { Model } from '../runtime/model.ts';
 import { runWithCache } from '../runtime/run.ts';
 import { predictedClasses, RowSum } from '../tensor-math.ts';
-import { concatRows, sliceRows, type Tensor } from '../tensor.ts';
+import { concatRows, sliceFeeds, type Feeds, type Tensor } from '../tensor.ts';
 import { randomUnits } from './ablation-study.ts';
 import { sweepOutputs } from './sweep.ts';
 
@@ -31,15 +31,20 @@ export interface Carriers {
   mean: Tensor;
 }
 
-export async function findCarriers(model: Model, hookName: string, original: Tensor, counterfactual: Tensor, budget: number, seed = 0): Promise<Carriers> {
-  const input = model.inputs[0].name;
-  const cached = (await runWithCache(model, { [input]: original }, [hookName])).cache.get(hookName)!;
+/**
+ * `original` and `counterfactual`: the examples as feeds of every input (the inputs the
+ * counterfactual does not transform identical in both), or as a tensor for a one-input model.
+ */
+export async function findCarriers(model: Model, hookName: string, original: Tensor | Feeds, counterfactual: Tensor | Feeds, budget: number, seed = 0): Promise<Carriers> {
+  const [originalFeeds, counterfactualFeeds] = [asFeeds(model, original), asFeeds(model, counterfactual)];
+  const cached = (await runWithCache(model, originalFeeds, [hookName])).cache.get(hookName)!;
   const sum = new RowSum();
   sum.add(cached);
   const mean = sum.mean(cached.dtype === 'float64' ? 'float64' : 'float32');
   const width = cached.dims[defaultUnitAxis(cached.dims.length)];
-  const pair = { [input]: concatRows([original, counterfactual]) };
-  const n = original.dims[0];
+  // Every input travels with its row: row i and row n + i are the same example before and after the transform.
+  const pair = Object.fromEntries(Object.keys(originalFeeds).map((name) => [name, concatRows([originalFeeds[name], counterfactualFeeds[name]])]));
+  const n = cached.dims[0];
   const flipRates = async (unitSets: number[][]) => {
     const rates: number[] = [];
     await sweepOutputs(model, pair, unitSets.map((units) => (units.length ? [patch(hookName, mean, { units })] : [])), (variant, output) => { rates[variant] = flipRate(output, n); });
@@ -69,7 +74,13 @@ function flipRate(scores: Tensor, n: number): number {
 }
 
 /** The number of units of a hook (DESIGN.md, "Units"), read from one example's value; 0 for a value without a unit axis. */
-export async function hookWidth(model: Model, hookName: string, sample: Tensor): Promise<number> {
-  const value = (await runWithCache(model, { [model.inputs[0].name]: sliceRows(sample, 0, 1) }, [hookName])).cache.get(hookName)!;
+export async function hookWidth(model: Model, hookName: string, sample: Tensor | Feeds): Promise<number> {
+  const value = (await runWithCache(model, sliceFeeds(asFeeds(model, sample), 0, 1), [hookName])).cache.get(hookName)!;
   return value.dims.length >= 2 ? value.dims[defaultUnitAxis(value.dims.length)] : 0;
+}
+
+/** A tensor stands for the only input of a one-input model. */
+export function asFeeds(model: Model, examples: Tensor | Feeds): Feeds {
+  const isTensor = (value: Tensor | Feeds): value is Tensor => ArrayBuffer.isView((value as Tensor).data) && Array.isArray((value as Tensor).dims);
+  return isTensor(examples) ? { [model.inputs[0].name]: examples } : examples;
 }

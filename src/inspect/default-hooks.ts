@@ -39,6 +39,13 @@ export function chooseHooks(model: Model, patterns: string[] | undefined): Chose
   return { hooks: chosen, source };
 }
 
+/** The raw-value hooks of the model's nonlinearities (GELU formulas included), in graph order. */
+export function nonlinearityHooks(model: Model): Hook[] {
+  const graph = model.graph;
+  const values = graph.nodes.flatMap((node, index) => (NONLINEARITIES.has(node.opType) ? [node.output[0]] : node.opType === 'Erf' ? gelu(graph, index) : []));
+  return [...new Set(values)].filter((value) => !graph.outputNames.has(value)).map((value) => model.hooks.resolve(value));
+}
+
 /** The raw-value hooks of a scope-less model's nonlinearities, last-axis Softmaxes and data-dependent Adds, in graph order. */
 function nodeHooks(model: Model): Hook[] {
   const graph = model.graph;

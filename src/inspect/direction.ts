@@ -6,12 +6,14 @@
  * `energyShare` = uᵀ(ΣDᵢDᵢᵀ)u / Σ‖Dᵢ‖² says how much of the movement it holds. Projecting it out,
  * a ← a − (a·u − m)·u with m the mean of a·u over the original examples, is mean ablation along u.
  *
- * Dense hooks ([batch, units]) whose downstream part runs alone (graph/downstream.ts) only: the
+ * Examples are feeds of every input (or a tensor for a one-input model); inputs the counterfactual
+ * does not transform are the same in both. Dense hooks ([batch, units]) whose downstream part runs alone (graph/downstream.ts) only: the
  * projection is applied in JavaScript to the cached hook and the rest of the model run from there.
  */
 import type { Model } from '../runtime/model.ts';
 import { runWithCache } from '../runtime/run.ts';
-import { sliceRows, type Tensor } from '../tensor.ts';
+import { sliceFeeds, type Feeds, type Tensor } from '../tensor.ts';
+import { asFeeds } from './carriers.ts';
 import { predictedClasses } from '../tensor-math.ts';
 
 export interface AttributeDirection {
@@ -23,7 +25,7 @@ export interface AttributeDirection {
 }
 
 /** undefined when the hook is not dense or its downstream part cannot run alone. */
-export async function attributeDirection(model: Model, hookName: string, original: Tensor, counterfactual: Tensor): Promise<AttributeDirection | undefined> {
+export async function attributeDirection(model: Model, hookName: string, original: Tensor | Feeds, counterfactual: Tensor | Feeds): Promise<AttributeDirection | undefined> {
   if (!(await projectable(model, hookName))) return undefined;
   const [a, b] = [await hookValues(model, hookName, original), await hookValues(model, hookName, counterfactual)];
   if (a.dims.length !== 2) return undefined;
@@ -40,25 +42,27 @@ export async function attributeDirection(model: Model, hookName: string, origina
 }
 
 /** The model's first output with the direction projected out of the hook, in batches. */
-export async function outputsWithoutDirection(model: Model, direction: AttributeDirection, inputs: Tensor, batchSize = 1024): Promise<Tensor[]> {
+export async function outputsWithoutDirection(model: Model, direction: AttributeDirection, inputs: Tensor | Feeds, batchSize = 1024): Promise<Tensor[]> {
   const value = model.hooks.resolve(direction.hook).value;
   const output = model.outputNames[0];
   const part = (await model.downstream(value, output))!;
   const outputs: Tensor[] = [];
-  for (let start = 0; start < inputs.dims[0]; start += batchSize) {
-    const hook = await hookValues(model, direction.hook, sliceRows(inputs, start, Math.min(inputs.dims[0], start + batchSize)));
+  const feeds = asFeeds(model, inputs);
+  const examples = Object.values(feeds)[0].dims[0];
+  for (let start = 0; start < examples; start += batchSize) {
+    const hook = await hookValues(model, direction.hook, sliceFeeds(feeds, start, Math.min(examples, start + batchSize)));
     outputs.push((await part.session.run({ [value]: projectOut(hook, direction) }, [output]))[output]);
   }
   return outputs;
 }
 
 /** The predicted class (argmax; a single logit > 0 is class 1) of every example with the direction projected out. */
-export async function classesWithoutDirection(model: Model, direction: AttributeDirection, inputs: Tensor): Promise<Int32Array> {
+export async function classesWithoutDirection(model: Model, direction: AttributeDirection, inputs: Tensor | Feeds): Promise<Int32Array> {
   return Int32Array.from((await outputsWithoutDirection(model, direction, inputs)).flatMap((output) => [...predictedClasses(output)]));
 }
 
 /** Share of counterfactual pairs whose predicted class differs, with the direction projected out. */
-export async function flipRateWithoutDirection(model: Model, direction: AttributeDirection, original: Tensor, counterfactual: Tensor): Promise<number> {
+export async function flipRateWithoutDirection(model: Model, direction: AttributeDirection, original: Tensor | Feeds, counterfactual: Tensor | Feeds): Promise<number> {
   const [before, after] = [await classesWithoutDirection(model, direction, original), await classesWithoutDirection(model, direction, counterfactual)];
   return before.reduce((flips, c, i) => flips + (c !== after[i] ? 1 : 0), 0) / before.length;
 }
@@ -83,8 +87,8 @@ async function projectable(model: Model, hookName: string): Promise<boolean> {
   return part !== undefined && part.inputs.length === 1;
 }
 
-async function hookValues(model: Model, hookName: string, inputs: Tensor): Promise<Tensor> {
-  return (await runWithCache(model, { [model.inputs[0].name]: inputs }, [hookName])).cache.get(hookName)!;
+async function hookValues(model: Model, hookName: string, inputs: Tensor | Feeds): Promise<Tensor> {
+  return (await runWithCache(model, asFeeds(model, inputs), [hookName])).cache.get(hookName)!;
 }
 
 /** (Σᵢ DᵢDᵢᵀ)·v without forming the d×d matrix. */

@@ -42,12 +42,14 @@ export async function fourierAnalysis(model: Model, modulus: number, options: { 
   }
   const frequencies = (P - 1) / 2;
   if (!Number.isInteger(frequencies)) throw new InputError(`--fourier needs an odd modulus P, got ${P}.`);
-  const seq = Number(input.dims[1]);
+  // A symbolic sequence axis is fed the task's three tokens [a, b, =].
+  const seq = typeof input.dims[1] === 'number' ? input.dims[1] : 3;
+  if (seq < 3) throw new InputError(`--fourier needs sequences of at least 3 tokens [a, b, =]; the model's input '${input.name}' has ${seq}.`);
   // Every pair (a, b) as [a, b, P] (= is token P), in row-major (a, b) order.
   const tokens = tensor('int64', [P * P, seq], Array.from({ length: P * P }, (_, n) => [Math.floor(n / P), n % P, P, ...Array(Math.max(0, seq - 3)).fill(P)].slice(0, seq)).flat());
   const hooks = options.hooks ?? [];
   const { outputs, cache } = await runWithCache(model, { [input.name]: tokens }, hooks);
-  const scores = outputs[model.outputNames[0]]; // [P², seq, classes] or [P², classes]
+  const scores = outputs[model.outputNames[0]]; // [P², seq, classes], or [P², classes] for a model that scores only its last position
   const classes = scores.dims[scores.dims.length - 1];
   if (classes < P) throw new InputError(`--fourier ${P}: the model scores ${classes} classes, fewer than the modulus.`);
   const logits = lastPosition(scores, P); // [P·P·P] over (a, b, c), c < P
@@ -57,7 +59,8 @@ export async function fourierAnalysis(model: Model, modulus: number, options: { 
   const train = options.trainPairs ?? Int32Array.from({ length: P * P }, (_, n) => n);
   const loss = { full: crossEntropy(logits, P, train), restricted: crossEntropy(restricted, P, train), excluded: crossEntropy(excluded, P, train) };
   const units: Record<string, number[]> = {};
-  for (const hook of hooks) units[hook] = unitVarianceExplained(cache.get(hook)!, P, keyFrequencies);
+  // Units of [pairs, d] and [pairs, seq, d] hooks (attention patterns, [pairs, heads, q, k], have no per-unit grid here).
+  for (const hook of hooks) if (cache.get(hook)!.dims.length <= 3) units[hook] = unitVarianceExplained(cache.get(hook)!, P, keyFrequencies);
   return { modulus: P, embeddingEnergy, keyFrequencies, varianceExplained, significantComponents, loss, units };
 }
 
