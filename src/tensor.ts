@@ -97,6 +97,31 @@ export function unstack(t: Tensor, i: number): Tensor {
   return { dtype: t.dtype, dims: t.dims.slice(1), data: t.data.subarray(i * size, (i + 1) * size) };
 }
 
+/** `t` with axis `from` moved to position `to`, the other axes keeping their order (a copy). */
+export function moveAxis(t: Tensor, from: number, to: number): Tensor {
+  if (from === to) return t;
+  const order = t.dims.map((_, axis) => axis).filter((axis) => axis !== from);
+  order.splice(to, 0, from);
+  const dims = order.map((axis) => t.dims[axis]);
+  const strides = t.dims.map((_, axis) => elementCount(t.dims.slice(axis + 1)));
+  const out = allocate(t.dtype, t.data.length) as Float32Array;
+  const source = t.data as Float32Array;
+  const index = new Array(dims.length).fill(0);
+  let offset = 0;
+  for (let flat = 0; flat < out.length; flat++) {
+    out[flat] = source[offset];
+    // Odometer over the output's axes, stepping the source offset by the matching source stride.
+    for (let axis = dims.length - 1; axis >= 0; axis--) {
+      index[axis]++;
+      offset += strides[order[axis]];
+      if (index[axis] < dims[axis]) break;
+      offset -= strides[order[axis]] * dims[axis];
+      index[axis] = 0;
+    }
+  }
+  return { dtype: t.dtype, dims, data: out };
+}
+
 /** `times` copies of `t` stacked along the first axis: [n, ...] → [times·n, ...]. */
 export function repeatRows(t: Tensor, times: number): Tensor {
   return concatRows(Array.from({ length: times }, () => t));

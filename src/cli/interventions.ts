@@ -25,7 +25,7 @@ export interface ParsedInterventions {
 }
 
 const SETTINGS: Record<Intervention['kind'], string[]> = {
-  ablate: ['units', 'positions', 'unit-axis', 'method', 'seed'],
+  ablate: ['units', 'positions', 'unit-axis', 'method', 'seed', 'donors'],
   patch: ['units', 'positions', 'unit-axis', 'value'],
   scale: ['units', 'positions', 'unit-axis', 'factor'],
 };
@@ -84,7 +84,9 @@ function addSpec(parsed: ParsedInterventions, kind: Intervention['kind'], settin
     const method = (settings.method ?? 'zero') as AblationMethod;
     if (!['zero', 'mean', 'resample'].includes(method)) throw new InputError(`Ablation of '${hook}': method must be zero, mean or resample, got '${method}'.`);
     const seed = settings.seed === undefined ? 0 : integer(settings.seed, 'seed', hook);
-    parsed.interventions.push({ kind, hook, method, seed, ...selection });
+    const donors = parseDonors(settings.donors, hook, baseDir);
+    if (donors && method !== 'resample') throw new InputError(`Ablation of '${hook}': donors=... sets resample draws; use it with method=resample.`);
+    parsed.interventions.push({ kind, hook, method, seed, ...(donors ? { donors } : {}), ...selection });
   } else if (kind === 'scale') {
     const factor = Number(settings.factor);
     if (settings.factor === undefined || !Number.isFinite(factor)) throw new InputError(`Scaling '${hook}' needs factor=NUMBER, got '${settings.factor ?? ''}'.`);
@@ -95,6 +97,14 @@ function addSpec(parsed: ParsedInterventions, kind: Intervention['kind'], settin
     parsed.patchFiles.set(parsed.interventions.length, file);
     parsed.interventions.push({ kind, hook, value: file.readRows(0, 1), ...selection });
   }
+}
+
+/** Resample donors: a .npy of integer reference indices, one per example, or a list ('2,3,1,0'). */
+function parseDonors(value: unknown, hook: string, baseDir: string): number[] | undefined {
+  if (value === undefined || Array.isArray(value) || !String(value).endsWith('.npy')) return optionalIndices(value, 'donors', hook);
+  const donors = new NpyFile(resolve(baseDir, String(value))).readAll();
+  if (donors.dtype !== 'int64' && donors.dtype !== 'int32') throw new InputError(`Donors file '${value}' for '${hook}' holds ${donors.dtype}: give integer reference indices (int64), one per example.`);
+  return Array.from(donors.data as ArrayLike<number | bigint>, Number);
 }
 
 /** '0,3,7', '0:8' (half-open range) or a JSON array of integers. */

@@ -20,8 +20,14 @@ export class GraphIndex {
   readonly outputNames: ReadonlySet<string>;
   /** Value name → ONNX element type code, where known. */
   readonly elementTypes: ReadonlyMap<string, number>;
-  /** Values whose computation reads at least one fed graph input. */
+  /** Values whose computation reads at least one fed graph input (its values or only its shape). */
   readonly fromInputs: ReadonlySet<string>;
+  /**
+   * Values that depend on the values fed, not only on their shapes: activations. Shape arithmetic,
+   * `Range` positions and tables indexed by them (a position embedding) are the same for every
+   * example of a given input shape.
+   */
+  readonly dataDependent: ReadonlySet<string>;
 
   constructor(readonly proto: ModelProto) {
     const graph = proto.graph;
@@ -39,7 +45,14 @@ export class GraphIndex {
       }
     });
     this.elementTypes = inferElementTypes(graph.node, declaredElementTypes(proto));
-    this.fromInputs = valuesFromInputs(graph.node, this.inputs.map((input) => input.name));
+    const inputNames = this.inputs.map((input) => input.name);
+    this.fromInputs = reachedFrom(graph.node, inputNames, () => true);
+    this.dataDependent = reachedFrom(graph.node, inputNames, (node) => !SHAPE_READERS.has(node.opType));
+  }
+
+  /** Whether the value is an activation: computed from the values fed (DESIGN.md, "Hooks"). */
+  isActivation(value: string): boolean {
+    return this.dataDependent.has(value);
   }
 
   dtype(value: string): DType | undefined {
@@ -73,10 +86,25 @@ function declaredElementTypes(proto: ModelProto): Map<string, number> {
   return types;
 }
 
-function valuesFromInputs(nodes: readonly NodeProto[], inputNames: string[]): Set<string> {
-  const reached = new Set(inputNames);
+/** Ops whose outputs depend only on their inputs' shapes. */
+const SHAPE_READERS = new Set(['Shape', 'Size', 'EyeLike']);
+
+/**
+ * Values computed from `sources` through nodes that `passes` lets the dependence through. A node
+ * with subgraphs (If, Loop, Scan) also depends on the outer values its bodies read by name.
+ */
+function reachedFrom(nodes: readonly NodeProto[], sources: string[], passes: (node: NodeProto) => boolean): Set<string> {
+  const reached = new Set(sources);
   for (const node of nodes) {
-    if (node.input.some((input) => reached.has(input))) for (const output of node.output) if (output) reached.add(output);
+    if (!passes(node)) continue;
+    const reads = [...node.input, ...subgraphReads(node)];
+    if (reads.some((input) => reached.has(input))) for (const output of node.output) if (output) reached.add(output);
   }
   return reached;
+}
+
+/** Every value name read by the nodes of a node's subgraphs, nested ones included. */
+function subgraphReads(node: NodeProto): string[] {
+  const graphs = node.attribute.flatMap((attribute) => [...(attribute.g ? [attribute.g] : []), ...(attribute.graphs ?? [])]);
+  return graphs.flatMap((graph) => graph.node.flatMap((inner) => [...inner.input, ...subgraphReads(inner)]));
 }

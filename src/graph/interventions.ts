@@ -11,8 +11,8 @@
  * Interventions compose: several on one hook apply in the order given.
  */
 import { InterventionError } from '../errors.ts';
-import { allocate, elementCount, repeatRows, shapeString, type Feeds, type Tensor } from '../tensor.ts';
-import { map, multiply } from '../tensor-math.ts';
+import { allocate, elementCount, shapeString, type Feeds, type Tensor } from '../tensor.ts';
+import { broadcastTo, map, multiply } from '../tensor-math.ts';
 import type { Rewrite } from './edit.ts';
 import type { Hook } from './hooks.ts';
 import { defaultUnitAxis, positionAxis } from './units.ts';
@@ -29,11 +29,15 @@ export interface Selection {
 }
 
 export type Intervention =
-  | ({ kind: 'ablate'; hook: string; method: AblationMethod; reference?: Feeds; seed?: number } & Selection)
+  | ({ kind: 'ablate'; hook: string; method: AblationMethod; reference?: Feeds; seed?: number; donors?: readonly number[] } & Selection)
   | ({ kind: 'patch'; hook: string; value: Tensor } & Selection)
   | ({ kind: 'scale'; hook: string; factor: number } & Selection);
 
-export const ablate = (hook: string, method: AblationMethod = 'zero', selection: Selection & { reference?: Feeds; seed?: number } = {}): Intervention =>
+/**
+ * Resample ablation draws example i's values from reference example hash(seed, i) mod size, or
+ * from reference example donors[i] when donors are given (e.g. to match another tool's draws).
+ */
+export const ablate = (hook: string, method: AblationMethod = 'zero', selection: Selection & { reference?: Feeds; seed?: number; donors?: readonly number[] } = {}): Intervention =>
   ({ kind: 'ablate', hook, method, ...selection });
 export const patch = (hook: string, value: Tensor, selection: Selection = {}): Intervention => ({ kind: 'patch', hook, value, ...selection });
 export const scale = (hook: string, factor: number, selection: Selection = {}): Intervention => ({ kind: 'scale', hook, factor, ...selection });
@@ -43,9 +47,11 @@ export interface InterventionContext {
   hook: Hook;
   /** The hook's dims at the batch being run. */
   dims: number[];
-  /** Mean ablation: the hook's mean over the reference examples, [1, ...dims[1:]]. */
+  /** The axis of `dims` that holds the examples; undefined for a value that is the same for every example. */
+  batchAxis: number | undefined;
+  /** Mean ablation: the hook's mean over the reference examples, `dims` with 1 on the batch axis. */
   mean?: Tensor;
-  /** Resample ablation: the hook's values on the drawn reference examples, [batch, ...dims[1:]]. */
+  /** Resample ablation: the hook's values on the drawn reference examples, `dims`. */
   resampled?: Tensor;
 }
 
@@ -55,7 +61,7 @@ export interface CompiledIntervention {
 }
 
 export function compileIntervention(intervention: Intervention, context: InterventionContext, slot: number): CompiledIntervention {
-  const { hook, dims } = context;
+  const { hook, dims, batchAxis } = context;
   const dtype = hook.dtype;
   if (dtype !== 'float32' && dtype !== 'float64') {
     throw new InterventionError(`Cannot ${intervention.kind} hook '${hook.name}': it holds ${dtype ?? 'values of unknown type'}, and only float values can be intervened on.`);
@@ -63,10 +69,10 @@ export function compileIntervention(intervention: Intervention, context: Interve
   const prefix = `teardown::intervention${slot}`;
   const hasSelection = intervention.units !== undefined || intervention.positions !== undefined;
   if (intervention.kind === 'patch' && !hasSelection) {
-    const value = fitPatchValue(intervention.value, hook, dims);
+    const value = fitPatchValue(intervention.value, hook, dims, batchAxis);
     return { rewrite: { kind: 'replace', value: hook.value, input: `${prefix}::value` }, feeds: { [`${prefix}::value`]: value } };
   }
-  const mask = selectionMask(intervention, hook, dims);
+  const mask = selectionMask(intervention, hook, dims, batchAxis);
   let keep = map(mask, (m) => 1 - m);
   let add: Tensor = { dtype, dims: dims.map(() => 1), data: allocate(dtype, 1) };
   switch (intervention.kind) {
@@ -75,7 +81,7 @@ export function compileIntervention(intervention: Intervention, context: Interve
       if (intervention.method === 'resample') add = multiply(requireReference(context.resampled, hook, 'resample'), mask);
       break;
     case 'patch':
-      add = multiply(fitPatchValue(intervention.value, hook, dims), mask);
+      add = multiply(fitPatchValue(intervention.value, hook, dims, batchAxis), mask);
       break;
     case 'scale':
       keep = map(mask, (m) => 1 + (intervention.factor - 1) * m);
@@ -91,9 +97,9 @@ export function compileIntervention(intervention: Intervention, context: Interve
  * M: shape [1, ..] with the unit axis and the position axis at full size when selected; 1 where
  * both the unit and the position are selected.
  */
-export function selectionMask(selection: Selection & { kind?: string }, hook: Hook, dims: number[]): Tensor {
+export function selectionMask(selection: Selection & { kind?: string }, hook: Hook, dims: number[], batchAxis: number | undefined = 0): Tensor {
   const rank = dims.length;
-  const unitAxis = selection.unitAxis ?? defaultUnitAxis(rank);
+  const unitAxis = selection.unitAxis ?? defaultUnitAxis(rank, batchAxis);
   if (unitAxis < 0 || unitAxis >= rank) {
     throw new InterventionError(`Unit axis ${unitAxis} does not exist in hook '${hook.name}' of shape ${shapeString(dims)}: use an axis from 0 to ${rank - 1}.`);
   }
@@ -103,9 +109,9 @@ export function selectionMask(selection: Selection & { kind?: string }, hook: Ho
     chosen.push({ axis: unitAxis, indices: checkIndices(selection.units, dims[unitAxis], `unit`, hook, dims, unitAxis) });
   }
   if (selection.positions !== undefined) {
-    const axis = positionAxis(rank, unitAxis);
+    const axis = positionAxis(rank, unitAxis, batchAxis);
     if (axis === undefined) {
-      throw new InterventionError(`Hook '${hook.name}' of shape ${shapeString(dims)} has no sequence-position axis (positions need [batch, seq, d] or [batch, heads, seq, ·]): drop the positions or pick a sequence hook.`);
+      throw new InterventionError(`Hook '${hook.name}' of shape ${shapeString(dims)} has no sequence-position axis (positions need [batch, seq, d], [seq, batch, d], [seq, d] or [batch, heads, seq, ·]): drop the positions or pick a sequence hook.`);
     }
     chosen.push({ axis, indices: checkIndices(selection.positions, dims[axis], 'position', hook, dims, axis) });
   }
@@ -130,15 +136,22 @@ function checkIndices(indices: number[], size: number, what: string, hook: Hook,
   return normalised;
 }
 
-/** A patch value must have the hook's shape, or its shape with one example (then it is used for every example). */
-function fitPatchValue(value: Tensor, hook: Hook, dims: number[]): Tensor {
+/**
+ * A patch value must have the hook's shape, or its shape with one example on the batch axis (then
+ * it is used for every example). A value without a batch axis takes only its own shape.
+ */
+function fitPatchValue(value: Tensor, hook: Hook, dims: number[], batchAxis: number | undefined): Tensor {
   const same = (a: number[], b: number[]) => a.length === b.length && a.every((size, i) => size === b[i]);
   if (value.dtype !== hook.dtype) {
     throw new InterventionError(`Patch for hook '${hook.name}' has dtype ${value.dtype} but the hook holds ${hook.dtype}: convert the array.`);
   }
   if (same(value.dims, dims)) return value;
-  if (same(value.dims, [1, ...dims.slice(1)])) return repeatRows(value, dims[0]);
-  throw new InterventionError(`Patch for hook '${hook.name}' has shape ${shapeString(value.dims)} but the hook has shape ${shapeString(dims)} in this run: give one row per example, or a single row ${shapeString([1, ...dims.slice(1)])} for all.`);
+  if (batchAxis === undefined) {
+    throw new InterventionError(`Patch for hook '${hook.name}' has shape ${shapeString(value.dims)} but the hook has shape ${shapeString(dims)}, the same for every example (it has no batch axis): give one value of that shape.`);
+  }
+  const oneExample = dims.map((size, axis) => (axis === batchAxis ? 1 : size));
+  if (same(value.dims, oneExample)) return broadcastTo(value, dims);
+  throw new InterventionError(`Patch for hook '${hook.name}' has shape ${shapeString(value.dims)} but the hook has shape ${shapeString(dims)} in this run (examples on axis ${batchAxis}): give one value per example, or a single one ${shapeString(oneExample)} for all.`);
 }
 
 function requireReference(reference: Tensor | undefined, hook: Hook, method: string): Tensor {

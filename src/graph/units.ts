@@ -1,19 +1,37 @@
 /**
- * Which axis of a hook's value holds its units, and which holds sequence positions
- * (DESIGN.md, "Units"): the last axis of dense and sequence values ([batch, d], [batch, seq, d]),
- * axis 1 of convolutional maps ([batch, channels, h, w], a unit per channel) and of attention
- * values with a head axis ([batch, heads, query, key], a unit per head).
+ * The axes of a hook's value (DESIGN.md, "Units"): which holds the examples (the batch axis,
+ * wherever the graph put it: ONNX LSTM's Y is [seq, dirs, batch, hidden]; none for values that
+ * are the same for every example, such as a position table [seq, d]), which the units and which
+ * the sequence positions.
  */
-export function defaultUnitAxis(rank: number): number {
-  if (rank <= 1) return 0;
-  if (rank <= 3) return rank - 1;
-  return 1;
+
+/** The axis whose size is the batch ('batch' or 'batch*k' in probed dims), if any. */
+export function batchAxisOf(dims: readonly (number | string)[]): number | undefined {
+  const axis = dims.findIndex((dim) => typeof dim === 'string' && /^batch(\*\d+)?$/.test(dim));
+  return axis < 0 ? undefined : axis;
 }
 
-/** The sequence-position axis: 1 for [batch, seq, d], 2 (query) for [batch, heads, seq, ·]; none otherwise. */
-export function positionAxis(rank: number, unitAxis: number): number | undefined {
-  if (rank === 3 && unitAxis === 2) return 1;
-  if (rank === 4 && unitAxis === 1) return 2;
+/**
+ * The unit axis: axis 1 of batch-first maps of rank 4 or more (conv channels [batch, channels,
+ * h, w], attention heads [batch, heads, query, key]); otherwise the last axis (dense and sequence
+ * values [batch, d], [batch, seq, d], [seq, batch, d], LSTM's [seq, dirs, batch, hidden]).
+ */
+export function defaultUnitAxis(rank: number, batchAxis: number | undefined = 0): number {
+  if (rank <= 1) return 0;
+  if (rank >= 4 && batchAxis === 0) return 1;
+  return rank - 1;
+}
+
+/**
+ * The sequence-position axis: the axis that is neither batch nor unit in a sequence value
+ * ([batch, seq, d] → 1, [seq, batch, d] → 0, a position table [seq, d] → 0), the query axis of
+ * [batch, heads, query, key] (2); none otherwise.
+ */
+export function positionAxis(rank: number, unitAxis: number, batchAxis: number | undefined = 0): number | undefined {
+  if (rank === 4 && batchAxis === 0 && unitAxis === 1) return 2;
+  if (unitAxis !== rank - 1) return undefined;
+  if (rank === 3 && batchAxis !== undefined && batchAxis < 2) return 1 - batchAxis;
+  if (rank === 2 && batchAxis === undefined) return 0;
   return undefined;
 }
 

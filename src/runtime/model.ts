@@ -12,7 +12,7 @@ import { GraphIndex } from '../graph/graph.ts';
 import { HookTable } from '../graph/hooks.ts';
 import { applyEdits, editSignature, type EditPlan } from '../graph/edit.ts';
 import { downstreamGraph } from '../graph/downstream.ts';
-import { shapeString, type DType } from '../tensor.ts';
+import { shapeString, type DType, type Tensor } from '../tensor.ts';
 import { explainLoadError } from './load-errors.ts';
 import { Session, type Feeds, type RuntimeOptions } from './session.ts';
 
@@ -38,6 +38,8 @@ export class Model {
   private readonly sessions = new Map<string, Promise<PreparedSession>>();
   private readonly downstreamSessions = new Map<string, Promise<{ session: Session; inputs: string[] } | undefined>>();
   private readonly variants = new Map<string, Promise<Model>>();
+  private readonly staticSessions = new Map<string, Promise<PreparedSession>>();
+  private readonly staticResults = new Map<string, Record<string, Tensor>>();
 
   private constructor(readonly file: ModelFile, readonly options: RuntimeOptions) {
     this.graph = new GraphIndex(file.proto);
@@ -82,6 +84,36 @@ export class Model {
       prepared.catch(() => this.sessions.delete(signature));
     }
     return prepared;
+  }
+
+  /**
+   * Values that are not activations (shape arithmetic, `Range` positions, constants and tables
+   * indexed by them; GraphIndex.dataDependent) for inputs of the shapes of `feeds`. They are read
+   * through a session at onnxruntime's basic optimization level, never by exposing them from the
+   * main one: onnxruntime-node 1.30 dies of a segmentation fault when a `Range` output is a graph
+   * output at the extended level. Computed once per set of values and input shapes.
+   */
+  async staticValues(values: readonly string[], feeds: Feeds): Promise<Record<string, Tensor>> {
+    if (values.length === 0) return {};
+    const signature = [...values].sort().join('\u0000');
+    const shapes = Object.entries(feeds).map(([name, value]) => `${name}:${value.dims}`).sort().join(';');
+    const known = this.staticResults.get(`${signature}|${shapes}`);
+    if (known) return known;
+    let prepared = this.staticSessions.get(signature);
+    if (!prepared) {
+      prepared = (async () => {
+        const edited = applyEdits(this.graph, { expose: values, rewrites: [], inputTypes: new Map() });
+        const session = await Session.create(encodeModel(edited.proto), this.options, `'${this.path}'`, undefined, 'basic');
+        return { session, outputOf: edited.outputOf };
+      })();
+      this.staticSessions.set(signature, prepared);
+      prepared.catch(() => this.staticSessions.delete(signature));
+    }
+    const { session, outputOf } = await prepared;
+    const results = await session.run(feeds, [...new Set(values.map((value) => outputOf.get(value)!))]);
+    const byValue = Object.fromEntries(values.map((value) => [value, results[outputOf.get(value)!]]));
+    this.staticResults.set(`${signature}|${shapes}`, byValue);
+    return byValue;
   }
 
   /**
@@ -155,9 +187,11 @@ export class Model {
   }
 
   async release(): Promise<void> {
-    const prepared = [...this.sessions.values(), ...this.downstreamSessions.values()];
+    const prepared = [...this.sessions.values(), ...this.downstreamSessions.values(), ...this.staticSessions.values()];
     const variants = [...this.variants.values()];
     this.sessions.clear();
+    this.staticSessions.clear();
+    this.staticResults.clear();
     this.downstreamSessions.clear();
     this.variants.clear();
     for (const entry of prepared) await (await entry.catch(() => undefined))?.session.release();

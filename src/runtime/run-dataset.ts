@@ -5,12 +5,13 @@
  * was written.
  */
 import { escapeFileName, StagedFolder } from '../files.ts';
-import { NpyFile, NpyWriter } from '../data/npy.ts';
+import { encodeNpy, NpyFile, NpyWriter } from '../data/npy.ts';
 import { InputError } from '../errors.ts';
 import type { Intervention } from '../graph/interventions.ts';
 import { OutputChangeTracker, type OutputChange } from '../inspect/compare.ts';
 import { Progress } from '../report/progress.ts';
-import { shapeString, type Tensor } from '../tensor.ts';
+import { moveAxis, shapeString, type Tensor } from '../tensor.ts';
+import { batchAxisOf } from '../graph/units.ts';
 import type { Model } from './model.ts';
 import { prepareInterventions, run, type Dataset } from './run.ts';
 import { probeHookShapes } from './probe.ts';
@@ -29,11 +30,23 @@ export interface DatasetRunOptions {
   compare?: boolean;
 }
 
+/**
+ * A value written to a file: `shape` is the file's, examples first; `batchAxis` is the axis the
+ * value itself holds them on (moved to the front in the file), null when it has none (then the
+ * file holds the value once).
+ */
+export interface StoredValue {
+  file: string;
+  shape: number[];
+  dtype: string;
+  batchAxis: number | null;
+}
+
 export interface DatasetRunSummary {
   examples: number;
   batches: number;
-  outputs: Record<string, { file: string; shape: number[]; dtype: string }>;
-  hooks: Record<string, { file: string; shape: number[]; dtype: string }>;
+  outputs: Record<string, StoredValue>;
+  hooks: Record<string, StoredValue>;
   /** Per model output, what the interventions changed (when compared). */
   changes?: Record<string, OutputChange>;
 }
@@ -52,24 +65,39 @@ export async function runDataset(model: Model, inputs: Record<string, NpyFile>, 
   const reference = options.reference && Object.keys(options.reference).length ? filesDataset(options.reference, checkRowCounts(options.reference)) : dataset;
   model.checkFeeds(reference.read(0, Math.min(fixedBatch ?? 1, reference.examples)));
   const hooks = options.cache ? model.hooks.match(options.cache) : [];
-  // Values without a batch axis (weights, shapes) are the same in every batch: written once.
-  const shapes = await probeHookShapes(model, sample, hooks);
-  const perExample = (name: string) => {
-    const first = shapes.get(name)?.[0];
-    return fixedBatch ? first === fixedBatch : /^batch/.test(String(first));
+  // Files hold the examples on their first axis, whatever axis the value has them on; values
+  // without a batch axis (weights, shapes, position tables) are the same in every batch: written once.
+  const outputHooks = model.outputNames.map((name) => model.hooks.hooks.find((hook) => hook.value === name)!);
+  const probed = await probeHookShapes(model, sample, [...hooks, ...outputHooks]);
+  const shapes = new Map([...hooks, ...outputHooks].map((hook) => [hook.value, probed.get(hook.name)!]));
+  const valueOf = (kind: 'outputs' | 'hooks', name: string) => (kind === 'outputs' ? name : model.hooks.resolve(name).value);
+  const batchAxis = (kind: 'outputs' | 'hooks', name: string) => {
+    const dims = shapes.get(valueOf(kind, name))!;
+    if (fixedBatch) return dims[0] === fixedBatch ? 0 : undefined;
+    return batchAxisOf(dims);
   };
+  const patched = (options.interventions ?? []).filter((intervention) => intervention.kind === 'patch').map((intervention) => model.hooks.resolve(intervention.hook));
+  const patchShapes = await probeHookShapes(model, sample, patched);
+  const patchAxis = (hook: string) => (fixedBatch ? 0 : batchAxisOf(patchShapes.get(model.hooks.resolve(hook).name)!));
   // Mean and resample references stream over the whole dataset once, before the batches.
   const prepared = await prepareInterventions(model, options.interventions ?? [], reference, { batchSize });
 
   const folder = new StagedFolder(options.out);
-  const writers = new Map<string, { writer: NpyWriter; file: string; kind: 'outputs' | 'hooks'; name: string; last?: Tensor }>();
+  const writers = new Map<string, { writer: NpyWriter; file: string; kind: 'outputs' | 'hooks'; name: string; last?: Tensor; rows: number }>();
   const writerFor = (kind: 'outputs' | 'hooks', name: string) => {
     const key = `${kind}/${name}`;
     if (!writers.has(key)) {
       const file = `${kind}/${escapeFileName(name)}.npy`;
-      writers.set(key, { writer: new NpyWriter(folder.pathOf(file)), file, kind, name });
+      writers.set(key, { writer: new NpyWriter(folder.pathOf(file)), file, kind, name, rows: 0 });
     }
     return writers.get(key)!;
+  };
+  const once = new Map<string, { kind: 'outputs' | 'hooks'; name: string; file: string; value: Tensor }>();
+  // Values with a batch axis stream into their file; the others are written once, as they are.
+  const store = (kind: 'outputs' | 'hooks', name: string, value: Tensor) => {
+    const axis = batchAxis(kind, name);
+    if (axis !== undefined) append(writerFor(kind, name), value, axis);
+    else if (!once.has(`${kind}/${name}`)) once.set(`${kind}/${name}`, { kind, name, file: `${kind}/${escapeFileName(name)}.npy`, value });
   };
   const trackers = new Map<string, OutputChangeTracker>();
   const compare = (options.compare ?? true) && (options.interventions ?? []).length > 0;
@@ -79,10 +107,10 @@ export async function runDataset(model: Model, inputs: Record<string, NpyFile>, 
     for (let start = 0; start < examples; start += batchSize) {
       const end = Math.min(examples, start + batchSize);
       const feeds = dataset.read(start, end);
-      const interventions = prepared.with(withPatchRows(prepared.interventions, options.patchFiles, start, end));
+      const interventions = prepared.with(withPatchRows(prepared.interventions, options.patchFiles, start, end, patchAxis));
       const result = await run(model, feeds, { cache: hooks.map((hook) => hook.name), interventions, exampleOffset: start });
-      for (const [name, value] of Object.entries(result.outputs)) append(writerFor('outputs', name), value);
-      for (const [name, value] of result.cache) if (start === 0 || perExample(name)) append(writerFor('hooks', name), value);
+      for (const [name, value] of Object.entries(result.outputs)) store('outputs', name, value);
+      for (const [name, value] of result.cache) store('hooks', name, value);
       if (compare) {
         const original = await run(model, feeds);
         for (const [name, value] of Object.entries(original.outputs)) {
@@ -97,8 +125,11 @@ export async function runDataset(model: Model, inputs: Record<string, NpyFile>, 
     if (compare) summary.changes = Object.fromEntries([...trackers].map(([name, tracker]) => [name, tracker.summary()]));
     for (const entry of writers.values()) {
       entry.writer.close();
-      const streamed = entry.kind === 'outputs' || perExample(entry.name);
-      summary[entry.kind][entry.name] = { file: entry.file, shape: streamed ? [examples, ...entry.last!.dims.slice(1)] : entry.last!.dims, dtype: entry.last!.dtype };
+      summary[entry.kind][entry.name] = { file: entry.file, shape: [entry.rows, ...entry.last!.dims.slice(1)], dtype: entry.last!.dtype, batchAxis: batchAxis(entry.kind, entry.name)! };
+    }
+    for (const { kind, name, file, value } of once.values()) {
+      folder.write(file, encodeNpy(value));
+      summary[kind][name] = { file, shape: value.dims, dtype: value.dtype, batchAxis: null };
     }
     folder.write('index.json', `${JSON.stringify({ examples, outputs: summary.outputs, hooks: summary.hooks, changes: summary.changes }, null, 2)}\n`);
     folder.commit();
@@ -114,9 +145,12 @@ function filesDataset(files: Record<string, NpyFile>, examples: number): Dataset
   return { examples, read: (start, end) => Object.fromEntries(Object.entries(files).map(([name, file]) => [name, file.readRows(start, end)])) };
 }
 
-function append(entry: { writer: NpyWriter; last?: Tensor }, value: Tensor): void {
-  entry.writer.append(value);
-  entry.last = value;
+/** Appends the value with its examples moved to the first axis (the file's rows). */
+function append(entry: { writer: NpyWriter; last?: Tensor; rows: number }, value: Tensor, batchAxis: number): void {
+  const rows = moveAxis(value, batchAxis, 0);
+  entry.writer.append(rows);
+  entry.last = rows;
+  entry.rows += rows.dims[0] ?? 1;
 }
 
 function checkRowCounts(inputs: Record<string, NpyFile>, patchFiles?: Map<number, NpyFile>): number {
@@ -133,12 +167,18 @@ function checkRowCounts(inputs: Record<string, NpyFile>, patchFiles?: Map<number
   return examples;
 }
 
-/** Patches read from files take the rows of the current batch (a one-row file applies to all). */
-function withPatchRows(interventions: readonly Intervention[], patchFiles: Map<number, NpyFile> | undefined, start: number, end: number): readonly Intervention[] {
+/**
+ * Patches read from files take the rows of the current batch (a one-row file applies to all),
+ * moved to the axis on which the hook holds its examples.
+ */
+function withPatchRows(interventions: readonly Intervention[], patchFiles: Map<number, NpyFile> | undefined, start: number, end: number, batchAxis: (hook: string) => number | undefined): readonly Intervention[] {
   if (!patchFiles || patchFiles.size === 0) return interventions;
   return interventions.map((intervention, index) => {
     const file = patchFiles.get(index);
     if (!file || intervention.kind !== 'patch') return intervention;
-    return { ...intervention, value: file.rows === 1 ? file.readRows(0, 1) : file.readRows(start, end) };
+    const axis = batchAxis(intervention.hook);
+    if (axis === undefined) return { ...intervention, value: file.readAll() };
+    const rows = file.rows === 1 ? file.readRows(0, 1) : file.readRows(start, end);
+    return { ...intervention, value: moveAxis(rows, 0, axis) };
   });
 }

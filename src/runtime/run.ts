@@ -7,11 +7,12 @@
  */
 import type { EditPlan, Rewrite } from '../graph/edit.ts';
 import type { Hook } from '../graph/hooks.ts';
+import { InterventionError } from '../errors.ts';
 import { compileIntervention, type CompiledIntervention, type Intervention } from '../graph/interventions.ts';
-import { dimsAtBatch } from '../graph/units.ts';
+import { batchAxisOf, dimsAtBatch } from '../graph/units.ts';
 import { hashIndex } from '../random.ts';
 import { RowSum } from '../tensor-math.ts';
-import { concatRows, sliceFeeds, sliceRows, type DType, type Feeds, type Tensor } from '../tensor.ts';
+import { concatRows, moveAxis, sliceFeeds, sliceRows, type DType, type Feeds, type Tensor } from '../tensor.ts';
 import { probeHookShapes } from './probe.ts';
 import type { Model } from './model.ts';
 
@@ -47,16 +48,20 @@ export async function run(model: Model, feeds: Feeds, options: RunOptions = {}):
     ? options.interventions
     : await prepareInterventions(model, options.interventions ?? [], feeds, options);
   const { rewrites, inputTypes, extraFeeds } = await prepared.compile(feeds, batch, options.exampleOffset ?? 0);
-  const plan: EditPlan = { expose: hooks.map((hook) => hook.value), rewrites, inputTypes };
+  // Unedited values that are not activations come from the shape-only session (Model.staticValues).
+  const rewritten = new Set(rewrites.map((rewrite) => rewrite.value));
+  const isStatic = (hook: Hook) => !model.graph.isActivation(hook.value) && !rewritten.has(hook.value);
+  const plan: EditPlan = { expose: hooks.filter((hook) => !isStatic(hook)).map((hook) => hook.value), rewrites, inputTypes };
   const { session, outputOf } = await model.prepare(plan);
   const wanted = [...new Set([...model.outputNames, ...outputOf.values()])];
   const results = await session.run({ ...feeds, ...extraFeeds }, wanted);
+  const statics = await model.staticValues([...new Set(hooks.filter(isStatic).map((hook) => hook.value))], feeds);
   const outputs: Record<string, Tensor> = {};
   for (const name of model.outputNames) outputs[name] = results[name];
   const cache = new Map<string, Tensor>();
   for (const hook of hooks) {
     const output = outputOf.get(hook.value);
-    cache.set(hook.name, output ? results[output] : feeds[hook.value]);
+    cache.set(hook.name, statics[hook.value] ?? (output ? results[output] : feeds[hook.value]));
   }
   return { outputs, cache };
 }
@@ -71,7 +76,7 @@ export class PreparedInterventions {
     readonly interventions: readonly Intervention[],
     private readonly hooks: Hook[],
     private readonly means: (Tensor | undefined)[],
-    private readonly pools: (Tensor | undefined)[],
+    private readonly pools: (Pool | undefined)[],
   ) {}
 
   /** The same preparation with some interventions replaced (e.g. patch values for another batch). */
@@ -80,15 +85,17 @@ export class PreparedInterventions {
   }
 
   /** Each intervention as a graph rewrite plus its feeds, for a batch of `batch` examples of `feeds`' shape. */
-  async compileEach(feeds: Feeds, batch: number, exampleOffset: number): Promise<(CompiledIntervention & { hook: Hook; dims: number[] })[]> {
+  async compileEach(feeds: Feeds, batch: number, exampleOffset: number): Promise<(CompiledIntervention & { hook: Hook; dims: number[]; batchAxis: number | undefined })[]> {
     if (this.interventions.length === 0) return [];
     const shapes = await probeHookShapes(this.model, feeds, this.hooks);
     return this.interventions.map((intervention, slot) => {
       const hook = this.hooks[slot];
       const dims = dimsAtBatch(shapes.get(hook.name)!, batch);
+      const batchAxis = batchAxisOf(shapes.get(hook.name)!);
       const pool = this.pools[slot];
-      const resampled = pool && drawRows(pool, batch, exampleOffset, intervention.kind === 'ablate' ? intervention.seed ?? 0 : 0);
-      return { ...compileIntervention(intervention, { hook, dims, mean: this.means[slot], resampled }, slot), hook, dims };
+      const donors = intervention.kind === 'ablate' ? intervention.donors : undefined;
+      const resampled = pool && drawRows(pool, batch, exampleOffset, intervention.kind === 'ablate' ? intervention.seed ?? 0 : 0, batchAxis, donors);
+      return { ...compileIntervention(intervention, { hook, dims, batchAxis, mean: this.means[slot], resampled }, slot), hook, dims, batchAxis };
     });
   }
 
@@ -107,6 +114,9 @@ export class PreparedInterventions {
   }
 }
 
+/** A hook's values over reference examples: examples first, or a value without a batch axis as it is. */
+type Pool = { values: Tensor; batchAxis: number | undefined };
+
 /**
  * Resolves each intervention's hook and computes what mean and resample ablations need from
  * their reference examples (`reference`, or `defaultReference` when an intervention names none),
@@ -115,44 +125,61 @@ export class PreparedInterventions {
 export async function prepareInterventions(model: Model, interventions: readonly Intervention[], defaultReference: Feeds | Dataset, options: { batchSize?: number } = {}): Promise<PreparedInterventions> {
   const hooks = interventions.map((intervention) => model.hooks.resolve(intervention.hook));
   const means: (Tensor | undefined)[] = [];
-  const pools: (Tensor | undefined)[] = [];
+  const pools: (Pool | undefined)[] = [];
   // One pass over a reference per (hook, statistic), however many interventions share it.
-  const computed = new Map<object, Map<string, Tensor>>();
+  const computed = new Map<object, Map<string, Pool>>();
   for (const [slot, intervention] of interventions.entries()) {
     const needs = intervention.kind === 'ablate' && intervention.method !== 'zero' ? intervention.method : undefined;
     if (!needs) { means.push(undefined); pools.push(undefined); continue; }
     const reference = (intervention.kind === 'ablate' && intervention.reference) || defaultReference;
-    const known = computed.get(reference) ?? new Map<string, Tensor>();
+    const known = computed.get(reference) ?? new Map<string, Pool>();
     computed.set(reference, known);
     const key = `${needs}|${hooks[slot].name}`;
     if (!known.has(key)) known.set(key, await hookOverDataset(model, asDataset(reference), hooks[slot], options.batchSize ?? 256, needs));
-    means.push(needs === 'mean' ? known.get(key) : undefined);
+    means.push(needs === 'mean' ? known.get(key)!.values : undefined);
     pools.push(needs === 'resample' ? known.get(key) : undefined);
   }
   return new PreparedInterventions(model, interventions, hooks, means, pools);
 }
 
-/** The hook's mean over the examples (per position), or all its rows (for resampling). */
-async function hookOverDataset(model: Model, reference: Dataset, hook: Hook, batchSize: number, want: 'mean' | 'resample'): Promise<Tensor> {
+/**
+ * The hook's mean over the reference examples (per position: only the batch axis is averaged,
+ * and kept with size 1), or all its values with the examples first (for resampling). A value
+ * without a batch axis is the same for every example: its mean, and every draw, is itself.
+ */
+async function hookOverDataset(model: Model, reference: Dataset, hook: Hook, batchSize: number, want: 'mean' | 'resample'): Promise<{ values: Tensor; batchAxis: number | undefined }> {
+  const first = reference.read(0, Math.min(reference.examples, 1));
+  const batchAxis = batchAxisOf((await probeHookShapes(model, first, [hook])).get(hook.name)!);
+  if (batchAxis === undefined) return { values: (await runWithCache(model, first, [hook.name])).cache.get(hook.name)!, batchAxis };
   const sum = new RowSum();
   const rows: Tensor[] = [];
   for (let start = 0; start < reference.examples; start += batchSize) {
     const batch = reference.read(start, Math.min(reference.examples, start + batchSize));
     const { cache } = await runWithCache(model, batch, [hook.name]);
-    const values = cache.get(hook.name)!;
-    if (want === 'mean') sum.add(values); else rows.push(values);
+    const examplesFirst = moveAxis(cache.get(hook.name)!, batchAxis, 0);
+    if (want === 'mean') sum.add(examplesFirst); else rows.push(examplesFirst);
   }
-  if (want === 'resample') return concatRows(rows);
-  return sum.mean(hook.dtype === 'float64' ? 'float64' : 'float32');
+  if (want === 'resample') return { values: concatRows(rows), batchAxis };
+  return { values: moveAxis(sum.mean(hook.dtype === 'float64' ? 'float64' : 'float32'), 0, batchAxis), batchAxis };
 }
 
-/** Row i of the result is pool row hash(seed, exampleOffset + i) mod poolSize. */
-function drawRows(pool: Tensor, batch: number, exampleOffset: number, seed: number): Tensor {
-  const poolSize = pool.dims[0];
-  return concatRows(Array.from({ length: batch }, (_, row) => {
-    const drawn = hashIndex(seed, exampleOffset + row) % poolSize;
-    return sliceRows(pool, drawn, drawn + 1);
+/**
+ * Example i of the result is pool example donors[exampleOffset + i], or hash(seed, exampleOffset
+ * + i) mod poolSize without donors, with the examples on `batchAxis` (the pool holds them first);
+ * a pool without a batch axis is returned as is.
+ */
+function drawRows(pool: Pool, batch: number, exampleOffset: number, seed: number, batchAxis: number | undefined, donors?: readonly number[]): Tensor {
+  if (pool.batchAxis === undefined || batchAxis === undefined) return pool.values;
+  const poolSize = pool.values.dims[0];
+  const drawn = concatRows(Array.from({ length: batch }, (_, row) => {
+    const example = exampleOffset + row;
+    const index = donors ? donors[example] : hashIndex(seed, example) % poolSize;
+    if (!Number.isInteger(index) || index < 0 || index >= poolSize) {
+      throw new InterventionError(`Resample donor for example ${example} is ${index ?? 'missing'}, but the reference has examples 0 to ${poolSize - 1}: give one donor index per example, each within the reference.`);
+    }
+    return sliceRows(pool.values, index, index + 1);
   }));
+  return moveAxis(drawn, 0, batchAxis);
 }
 
 /** Examples that can be read in row ranges (in memory or streamed from files). */

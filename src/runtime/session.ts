@@ -27,8 +27,11 @@ export const onnxruntimeVersion: string = ort.env.versions.node ?? ort.env.versi
 export class Session {
   private constructor(private readonly inner: ort.InferenceSession) {}
 
-  /** `explain` may reword onnxruntime's load error with what the caller knows of the model. */
-  static async create(bytes: Uint8Array, options: RuntimeOptions = {}, describe = 'the model', explain?: (message: string) => string | undefined): Promise<Session> {
+  /**
+   * `explain` may reword onnxruntime's load error with what the caller knows of the model.
+   * `level` 'basic' is for sessions that expose shape arithmetic (runtime/model.ts staticValues).
+   */
+  static async create(bytes: Uint8Array, options: RuntimeOptions = {}, describe = 'the model', explain?: (message: string) => string | undefined, level: 'basic' | 'extended' = 'extended'): Promise<Session> {
     try {
       const inner = await ort.InferenceSession.create(bytes, {
         intraOpNumThreads: options.threads ?? 0,
@@ -37,7 +40,7 @@ export class Session {
         // 'extended', not 'all': the layout pass of 'all' reorders conv maps to NCHWc and must
         // reorder back every exposed value (4–6× slower caching on the cnn fixture), and one level
         // for every session keeps edited and unedited runs numerically alike (bench/RESULTS.md).
-        graphOptimizationLevel: 'extended',
+        graphOptimizationLevel: level,
         logSeverityLevel: options.verbose ? 1 : 3,
         // Idle pool threads would spin-wait for work and starve the JavaScript thread that
         // prepares the next feeds (patch sweeps ran 1.7× slower with 2 threads on 2 cores); in
