@@ -1,3 +1,5 @@
+import { moveAxis, type Tensor } from '../tensor.ts';
+
 /**
  * The axes of a hook's value (DESIGN.md, "Units"): which holds the examples (the batch axis,
  * wherever the graph put it: ONNX LSTM's Y is [seq, dirs, batch, hidden]; none for values that
@@ -5,10 +7,52 @@
  * the sequence positions.
  */
 
-/** The axis whose size is the batch ('batch' or 'batch*k' in probed dims), if any. */
+/**
+ * Where a value holds its examples: the axis, and how many entries per example it has there
+ * (k > 1 when the exporter merged the batch with another axis, e.g. [batch·heads, seq, d]);
+ * `interleaved` when the other axis is the outer one ([seq·batch, d]: entry j·batch + b).
+ */
+export interface BatchLayout {
+  axis: number;
+  perExample: number;
+  interleaved: boolean;
+}
+
+const BATCH_DIM = /^(?:batch(?:\*(\d+))?|(\d+)\*batch)$/;
+
+/** The layout of the batch in probed dims ('batch', 'batch*k', or 'k*batch' when interleaved), if any. */
+export function batchLayoutOf(dims: readonly (number | string)[]): BatchLayout | undefined {
+  for (const [axis, dim] of dims.entries()) {
+    const match = typeof dim === 'string' ? BATCH_DIM.exec(dim) : null;
+    if (match) return { axis, perExample: Number(match[1] ?? match[2] ?? 1), interleaved: match[2] !== undefined };
+  }
+  return undefined;
+}
+
+/** The axis whose size is the batch, if any. */
 export function batchAxisOf(dims: readonly (number | string)[]): number | undefined {
-  const axis = dims.findIndex((dim) => typeof dim === 'string' && /^batch(\*\d+)?$/.test(dim));
-  return axis < 0 ? undefined : axis;
+  return batchLayoutOf(dims)?.axis;
+}
+
+/** The value with its examples first, each example's k entries together: [examples·k, ...other axes]. */
+export function examplesFirst(value: Tensor, layout: BatchLayout): Tensor {
+  const front = moveAxis(value, layout.axis, 0);
+  if (!layout.interleaved) return front;
+  // [k·batch, ...] read as [k, batch, ...] → [batch, k, ...] → [batch·k, ...]
+  const [size, ...rest] = front.dims;
+  const split = moveAxis({ ...front, dims: [layout.perExample, size / layout.perExample, ...rest] }, 1, 0);
+  return { ...split, dims: [size, ...rest] };
+}
+
+/** The inverse of examplesFirst: examples-first entries back into the value's own layout. */
+export function fromExamplesFirst(rows: Tensor, layout: BatchLayout): Tensor {
+  let front = rows;
+  if (layout.interleaved) {
+    const [size, ...rest] = rows.dims;
+    const split = moveAxis({ ...rows, dims: [size / layout.perExample, layout.perExample, ...rest] }, 1, 0);
+    front = { ...split, dims: [size, ...rest] };
+  }
+  return moveAxis(front, 0, layout.axis);
 }
 
 /**
@@ -35,12 +79,17 @@ export function positionAxis(rank: number, unitAxis: number, batchAxis: number |
   return undefined;
 }
 
-/** Symbolic dims from probing at batch 1 and 2: 'batch' (or 'batch*k') where the size scaled with the batch. */
-export function symbolicDims(atOne: readonly number[], atTwo: readonly number[]): (number | string)[] {
+/**
+ * Symbolic dims from probing at batch 1 and 2: 'batch' where the size grew from 1 to 2, and
+ * where it grew from k to 2k, 'batch*k' or, when `interleaved(axis)` says the first example's
+ * entries are every other one, 'k*batch'.
+ */
+export function symbolicDims(atOne: readonly number[], atTwo: readonly number[], interleaved: (axis: number) => boolean = () => false): (number | string)[] {
   return atOne.map((size, axis) => {
     if (atTwo[axis] === size) return size;
-    if (atTwo[axis] === 2 * size) return size === 1 ? 'batch' : `batch*${size}`;
-    return '?';
+    if (atTwo[axis] !== 2 * size) return '?';
+    if (size === 1) return 'batch';
+    return interleaved(axis) ? `${size}*batch` : `batch*${size}`;
   });
 }
 
@@ -48,9 +97,7 @@ export function symbolicDims(atOne: readonly number[], atTwo: readonly number[])
 export function dimsAtBatch(dims: readonly (number | string)[], batch: number): number[] {
   return dims.map((dim) => {
     if (typeof dim === 'number') return dim;
-    if (dim === 'batch') return batch;
-    const factor = /^batch\*(\d+)$/.exec(dim);
-    if (factor) return batch * Number(factor[1]);
-    return -1;
+    const match = BATCH_DIM.exec(dim);
+    return match ? batch * Number(match[1] ?? match[2] ?? 1) : -1;
   });
 }

@@ -10,8 +10,8 @@ import { InputError } from '../errors.ts';
 import type { Intervention } from '../graph/interventions.ts';
 import { OutputChangeTracker, type OutputChange } from '../inspect/compare.ts';
 import { Progress } from '../report/progress.ts';
-import { moveAxis, shapeString, type Tensor } from '../tensor.ts';
-import { batchAxisOf } from '../graph/units.ts';
+import { shapeString, type Tensor } from '../tensor.ts';
+import { batchLayoutOf, examplesFirst, fromExamplesFirst, type BatchLayout } from '../graph/units.ts';
 import type { Model } from './model.ts';
 import { prepareInterventions, run, type Dataset } from './run.ts';
 import { probeHookShapes } from './probe.ts';
@@ -71,14 +71,14 @@ export async function runDataset(model: Model, inputs: Record<string, NpyFile>, 
   const probed = await probeHookShapes(model, sample, [...hooks, ...outputHooks]);
   const shapes = new Map([...hooks, ...outputHooks].map((hook) => [hook.value, probed.get(hook.name)!]));
   const valueOf = (kind: 'outputs' | 'hooks', name: string) => (kind === 'outputs' ? name : model.hooks.resolve(name).value);
-  const batchAxis = (kind: 'outputs' | 'hooks', name: string) => {
+  const layoutOf = (kind: 'outputs' | 'hooks', name: string): BatchLayout | undefined => {
     const dims = shapes.get(valueOf(kind, name))!;
-    if (fixedBatch) return dims[0] === fixedBatch ? 0 : undefined;
-    return batchAxisOf(dims);
+    if (fixedBatch) return dims[0] === fixedBatch ? { axis: 0, perExample: 1, interleaved: false } : undefined;
+    return batchLayoutOf(dims);
   };
   const patched = (options.interventions ?? []).filter((intervention) => intervention.kind === 'patch').map((intervention) => model.hooks.resolve(intervention.hook));
   const patchShapes = await probeHookShapes(model, sample, patched);
-  const patchAxis = (hook: string) => (fixedBatch ? 0 : batchAxisOf(patchShapes.get(model.hooks.resolve(hook).name)!));
+  const patchLayout = (hook: string) => (fixedBatch ? { axis: 0, perExample: 1, interleaved: false } : batchLayoutOf(patchShapes.get(model.hooks.resolve(hook).name)!));
   // Mean and resample references stream over the whole dataset once, before the batches.
   const prepared = await prepareInterventions(model, options.interventions ?? [], reference, { batchSize });
 
@@ -95,8 +95,8 @@ export async function runDataset(model: Model, inputs: Record<string, NpyFile>, 
   const once = new Map<string, { kind: 'outputs' | 'hooks'; name: string; file: string; value: Tensor }>();
   // Values with a batch axis stream into their file; the others are written once, as they are.
   const store = (kind: 'outputs' | 'hooks', name: string, value: Tensor) => {
-    const axis = batchAxis(kind, name);
-    if (axis !== undefined) append(writerFor(kind, name), value, axis);
+    const layout = layoutOf(kind, name);
+    if (layout) append(writerFor(kind, name), value, layout);
     else if (!once.has(`${kind}/${name}`)) once.set(`${kind}/${name}`, { kind, name, file: `${kind}/${escapeFileName(name)}.npy`, value });
   };
   const trackers = new Map<string, OutputChangeTracker>();
@@ -107,7 +107,7 @@ export async function runDataset(model: Model, inputs: Record<string, NpyFile>, 
     for (let start = 0; start < examples; start += batchSize) {
       const end = Math.min(examples, start + batchSize);
       const feeds = dataset.read(start, end);
-      const interventions = prepared.with(withPatchRows(prepared.interventions, options.patchFiles, start, end, patchAxis));
+      const interventions = prepared.with(withPatchRows(prepared.interventions, options.patchFiles, start, end, patchLayout));
       const result = await run(model, feeds, { cache: hooks.map((hook) => hook.name), interventions, exampleOffset: start });
       for (const [name, value] of Object.entries(result.outputs)) store('outputs', name, value);
       for (const [name, value] of result.cache) store('hooks', name, value);
@@ -125,7 +125,7 @@ export async function runDataset(model: Model, inputs: Record<string, NpyFile>, 
     if (compare) summary.changes = Object.fromEntries([...trackers].map(([name, tracker]) => [name, tracker.summary()]));
     for (const entry of writers.values()) {
       entry.writer.close();
-      summary[entry.kind][entry.name] = { file: entry.file, shape: [entry.rows, ...entry.last!.dims.slice(1)], dtype: entry.last!.dtype, batchAxis: batchAxis(entry.kind, entry.name)! };
+      summary[entry.kind][entry.name] = { file: entry.file, shape: [entry.rows, ...entry.last!.dims.slice(1)], dtype: entry.last!.dtype, batchAxis: layoutOf(entry.kind, entry.name)!.axis };
     }
     for (const { kind, name, file, value } of once.values()) {
       folder.write(file, encodeNpy(value));
@@ -146,8 +146,8 @@ function filesDataset(files: Record<string, NpyFile>, examples: number): Dataset
 }
 
 /** Appends the value with its examples moved to the first axis (the file's rows). */
-function append(entry: { writer: NpyWriter; last?: Tensor; rows: number }, value: Tensor, batchAxis: number): void {
-  const rows = moveAxis(value, batchAxis, 0);
+function append(entry: { writer: NpyWriter; last?: Tensor; rows: number }, value: Tensor, layout: BatchLayout): void {
+  const rows = examplesFirst(value, layout);
   entry.writer.append(rows);
   entry.last = rows;
   entry.rows += rows.dims[0] ?? 1;
@@ -171,14 +171,17 @@ function checkRowCounts(inputs: Record<string, NpyFile>, patchFiles?: Map<number
  * Patches read from files take the rows of the current batch (a one-row file applies to all),
  * moved to the axis on which the hook holds its examples.
  */
-function withPatchRows(interventions: readonly Intervention[], patchFiles: Map<number, NpyFile> | undefined, start: number, end: number, batchAxis: (hook: string) => number | undefined): readonly Intervention[] {
+function withPatchRows(interventions: readonly Intervention[], patchFiles: Map<number, NpyFile> | undefined, start: number, end: number, layoutOf: (hook: string) => BatchLayout | undefined): readonly Intervention[] {
   if (!patchFiles || patchFiles.size === 0) return interventions;
   return interventions.map((intervention, index) => {
     const file = patchFiles.get(index);
     if (!file || intervention.kind !== 'patch') return intervention;
-    const axis = batchAxis(intervention.hook);
-    if (axis === undefined) return { ...intervention, value: file.readAll() };
+    const layout = layoutOf(intervention.hook);
+    if (!layout) return { ...intervention, value: file.readAll() };
     const rows = file.rows === 1 ? file.readRows(0, 1) : file.readRows(start, end);
-    return { ...intervention, value: moveAxis(rows, 0, axis) };
+    if (layout.perExample > 1) {
+      throw new InputError(`Patching hook '${intervention.hook}' from a file: the hook holds ${layout.perExample} entries per example on one axis (the exporter merged the batch with another axis), which files of one row per example cannot express. Patch a hook with a batch axis of its own, or patch through the library with a value of the hook's own shape.`);
+    }
+    return { ...intervention, value: fromExamplesFirst(rows, layout) };
   });
 }

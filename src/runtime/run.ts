@@ -9,7 +9,7 @@ import type { EditPlan, Rewrite } from '../graph/edit.ts';
 import type { Hook } from '../graph/hooks.ts';
 import { InterventionError } from '../errors.ts';
 import { compileIntervention, type CompiledIntervention, type Intervention } from '../graph/interventions.ts';
-import { batchAxisOf, dimsAtBatch } from '../graph/units.ts';
+import { batchAxisOf, batchLayoutOf, dimsAtBatch, examplesFirst, fromExamplesFirst, type BatchLayout } from '../graph/units.ts';
 import { hashIndex } from '../random.ts';
 import { RowSum } from '../tensor-math.ts';
 import { concatRows, moveAxis, sliceFeeds, sliceRows, type DType, type Feeds, type Tensor } from '../tensor.ts';
@@ -94,7 +94,7 @@ export class PreparedInterventions {
       const batchAxis = batchAxisOf(shapes.get(hook.name)!);
       const pool = this.pools[slot];
       const donors = intervention.kind === 'ablate' ? intervention.donors : undefined;
-      const resampled = pool && drawRows(pool, batch, exampleOffset, intervention.kind === 'ablate' ? intervention.seed ?? 0 : 0, batchAxis, donors);
+      const resampled = pool && drawRows(pool, batch, exampleOffset, intervention.kind === 'ablate' ? intervention.seed ?? 0 : 0, donors);
       return { ...compileIntervention(intervention, { hook, dims, batchAxis, mean: this.means[slot], resampled }, slot), hook, dims, batchAxis };
     });
   }
@@ -114,8 +114,8 @@ export class PreparedInterventions {
   }
 }
 
-/** A hook's values over reference examples: examples first, or a value without a batch axis as it is. */
-type Pool = { values: Tensor; batchAxis: number | undefined };
+/** A hook's values over reference examples: examples first (`layout` says how), or a value without a batch axis as it is. */
+type Pool = { values: Tensor; layout: BatchLayout | undefined };
 
 /**
  * Resolves each intervention's hook and computes what mean and resample ablations need from
@@ -147,39 +147,40 @@ export async function prepareInterventions(model: Model, interventions: readonly
  * and kept with size 1), or all its values with the examples first (for resampling). A value
  * without a batch axis is the same for every example: its mean, and every draw, is itself.
  */
-async function hookOverDataset(model: Model, reference: Dataset, hook: Hook, batchSize: number, want: 'mean' | 'resample'): Promise<{ values: Tensor; batchAxis: number | undefined }> {
+async function hookOverDataset(model: Model, reference: Dataset, hook: Hook, batchSize: number, want: 'mean' | 'resample'): Promise<Pool> {
   const first = reference.read(0, Math.min(reference.examples, 1));
-  const batchAxis = batchAxisOf((await probeHookShapes(model, first, [hook])).get(hook.name)!);
-  if (batchAxis === undefined) return { values: (await runWithCache(model, first, [hook.name])).cache.get(hook.name)!, batchAxis };
+  const layout = batchLayoutOf((await probeHookShapes(model, first, [hook])).get(hook.name)!);
+  if (!layout) return { values: (await runWithCache(model, first, [hook.name])).cache.get(hook.name)!, layout };
   const sum = new RowSum();
   const rows: Tensor[] = [];
   for (let start = 0; start < reference.examples; start += batchSize) {
     const batch = reference.read(start, Math.min(reference.examples, start + batchSize));
     const { cache } = await runWithCache(model, batch, [hook.name]);
-    const examplesFirst = moveAxis(cache.get(hook.name)!, batchAxis, 0);
-    if (want === 'mean') sum.add(examplesFirst); else rows.push(examplesFirst);
+    const values = examplesFirst(cache.get(hook.name)!, layout);
+    if (want === 'mean') sum.add(values); else rows.push(values);
   }
-  if (want === 'resample') return { values: concatRows(rows), batchAxis };
-  return { values: moveAxis(sum.mean(hook.dtype === 'float64' ? 'float64' : 'float32'), 0, batchAxis), batchAxis };
+  if (want === 'resample') return { values: concatRows(rows), layout };
+  return { values: moveAxis(sum.mean(hook.dtype === 'float64' ? 'float64' : 'float32'), 0, layout.axis), layout };
 }
 
 /**
  * Example i of the result is pool example donors[exampleOffset + i], or hash(seed, exampleOffset
- * + i) mod poolSize without donors, with the examples on `batchAxis` (the pool holds them first);
- * a pool without a batch axis is returned as is.
+ * + i) mod poolSize without donors, laid out as the hook lays out its examples; a pool without a
+ * batch axis is returned as is.
  */
-function drawRows(pool: Pool, batch: number, exampleOffset: number, seed: number, batchAxis: number | undefined, donors?: readonly number[]): Tensor {
-  if (pool.batchAxis === undefined || batchAxis === undefined) return pool.values;
-  const poolSize = pool.values.dims[0];
+function drawRows(pool: Pool, batch: number, exampleOffset: number, seed: number, donors?: readonly number[]): Tensor {
+  const layout = pool.layout;
+  if (!layout) return pool.values;
+  const poolSize = pool.values.dims[0] / layout.perExample;
   const drawn = concatRows(Array.from({ length: batch }, (_, row) => {
     const example = exampleOffset + row;
     const index = donors ? donors[example] : hashIndex(seed, example) % poolSize;
     if (!Number.isInteger(index) || index < 0 || index >= poolSize) {
       throw new InterventionError(`Resample donor for example ${example} is ${index ?? 'missing'}, but the reference has examples 0 to ${poolSize - 1}: give one donor index per example, each within the reference.`);
     }
-    return sliceRows(pool.values, index, index + 1);
+    return sliceRows(pool.values, index * layout.perExample, (index + 1) * layout.perExample);
   }));
-  return moveAxis(drawn, 0, batchAxis);
+  return fromExamplesFirst(drawn, layout);
 }
 
 /** Examples that can be read in row ranges (in memory or streamed from files). */
