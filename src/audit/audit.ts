@@ -9,7 +9,7 @@ import type { Hook } from '../graph/hooks.ts';
 import { findCarriers, hookWidth, type Carriers } from '../inspect/carriers.ts';
 import { attributeDirection, classesWithoutDirection, flipRateWithoutDirection } from '../inspect/direction.ts';
 import type { Model } from '../runtime/model.ts';
-import type { Tensor } from '../tensor.ts';
+import type { Feeds } from '../tensor.ts';
 import { Progress } from '../report/progress.ts';
 import { wilsonInterval } from '../stats.ts';
 import { calibrationCheck, type CalibrationResult } from './calibration.ts';
@@ -23,7 +23,7 @@ import { segmentChecks, type SegmentSummary } from './segments.ts';
 import { shiftChecks, type ShiftGroup } from './shift.ts';
 import { shortcutCheck, type Counterfactual } from './shortcut.ts';
 import { transformExamples } from './transforms.ts';
-import { forEachBatch, takeExamples } from './examples.ts';
+import { readFeeds, takeFeeds, type Examples } from './examples.ts';
 
 export interface AuditOptions {
   config: AuditConfig;
@@ -59,7 +59,8 @@ export interface DirectionEvidence {
 export interface AblationAccuracy { none: number; carriers: number; random: number }
 
 export interface AuditResult {
-  data: { path: string; examples: number; kind: string; classes: number; attributes: string[] };
+  /** `inputs`: every model input fed, the transformed one first (the others pass through unchanged). */
+  data: { path: string; examples: number; kind: string; classes: number; attributes: string[]; inputs?: string[] };
   shifted?: { path: string; examples: number };
   accuracy: { data: Accuracy; shifted?: Accuracy };
   findings: Finding[];
@@ -94,7 +95,7 @@ export async function auditModel(model: Model, data: AuditData, options: AuditOp
   progress.tick(2, 'shortcut units');
   progress.finish();
   return {
-    data: { path: data.path, examples: data.labels.length, kind: data.layout.kind, classes: base.classes, attributes: data.attributes.map((a) => a.name) },
+    data: { path: data.path, examples: data.labels.length, kind: data.layout.kind, classes: base.classes, attributes: data.attributes.map((a) => a.name), inputs: data.inputs.input === undefined ? undefined : [data.inputs.input, ...Object.keys(data.inputs.passThrough ?? {})] },
     shifted: shifted && { path: shifted.path, examples: shifted.labels.length },
     accuracy: { data: accuracyOf(base, data), shifted: shifted && accuracyOf(shiftedPredictions!, shifted) },
     findings, tests: ran.checks.length, silent: assessed.silent,
@@ -131,7 +132,7 @@ async function runDetectors(model: Model, data: AuditData, base: Predictions, sh
 /** The carrier units of each high-severity shortcut, recorded in the finding's evidence too. */
 async function carriersOfHighShortcuts(model: Model, data: AuditData, findings: Finding[], options: AuditOptions): Promise<ShortcutUnits[]> {
   const result: ShortcutUnits[] = [];
-  for (const finding of findings.filter((f) => f.severity === 'high' && (f.detector === 'shortcut-attribute' || f.detector === 'shortcut-feature'))) {
+  for (const finding of findings.filter(isHighShortcut)) {
     const counterfactual = finding.detector === 'shortcut-attribute'
       ? options.counterfactuals.find((c) => c.attribute === finding.attribute)!
       : { attribute: finding.feature!, transform: 'shuffle' as const, column: (data.layout as { featureNames: string[] }).featureNames.indexOf(finding.feature!) };
@@ -141,6 +142,10 @@ async function carriersOfHighShortcuts(model: Model, data: AuditData, findings: 
     finding.evidence.units = { hook: units.hook, units: units.units, accuracy: units.accuracy };
   }
   return result;
+}
+
+function isHighShortcut(finding: Finding): boolean {
+  return finding.severity === 'high' && (finding.detector === 'shortcut-attribute' || finding.detector === 'shortcut-feature');
 }
 
 /** The share of counterfactual flips the carriers remove; under ½ the shortcut is spread over many units. */
@@ -170,8 +175,10 @@ async function shortcutCarriers(model: Model, data: AuditData, shifted: AuditDat
   const n = data.labels.length;
   const count = Math.min(n, config.units.examples);
   const rows = Array.from({ length: count }, (_, k) => Math.floor((k * n) / count));
-  const sample = takeExamples(data.inputs, rows);
-  const transformed = takeExamples(transformExamples(counterfactual.transform, data.inputs, { seed: config.seed, column: counterfactual.column }), rows);
+  // Every input of an example is taken from the same row: only the transformed input differs between the two.
+  const first = model.inputs[0].name;
+  const sample = takeFeeds(data.inputs, rows, first);
+  const transformed = takeFeeds(transformExamples(counterfactual.transform, data.inputs, { seed: config.seed, column: counterfactual.column }), rows, first);
   let best: Awaited<ReturnType<typeof findCarriers>> | undefined;
   for (const hook of hooks) {
     const width = await hookWidth(model, hook.name, sample);
@@ -201,12 +208,12 @@ function withoutMean({ mean: _mean, ...carriers }: Carriers): Omit<Carriers, 'me
 }
 
 /** Projects the hook's attribute direction out and measures the counterfactual flips and the accuracy on both distributions. */
-async function directionEvidence(model: Model, hook: string, sample: Tensor, transformed: Tensor, sets: { data: AuditData; shifted?: AuditData }, clean: { flipRate: number; data: number; shifted?: number }): Promise<DirectionEvidence | undefined> {
+async function directionEvidence(model: Model, hook: string, sample: Feeds, transformed: Feeds, sets: { data: AuditData; shifted?: AuditData }, clean: { flipRate: number; data: number; shifted?: number }): Promise<DirectionEvidence | undefined> {
   const direction = await attributeDirection(model, hook, sample, transformed);
   if (!direction) return undefined;
   const accuracy = async (set: AuditData) => {
     let right = 0;
-    await forEachBatch(set.inputs, 1024, async (batch, offset) => {
+    await forEachFeeds(model, set.inputs, 1024, async (batch, offset) => {
       (await classesWithoutDirection(model, direction, batch)).forEach((c, i) => { if (c === set.labels[offset + i]) right++; });
     });
     return right / set.labels.length;
@@ -219,6 +226,10 @@ async function directionEvidence(model: Model, hook: string, sample: Tensor, tra
   };
 }
 
+/** Calls `each(feeds, offset)` over the examples (and their pass-through inputs) in batches. */
+async function forEachFeeds(model: Model, examples: Examples, batchSize: number, each: (feeds: Feeds, offset: number) => Promise<void>): Promise<void> {
+  for (let start = 0; start < examples.rows; start += batchSize) await each(readFeeds(examples, start, Math.min(examples.rows, start + batchSize), model.inputs[0].name), start);
+}
 
 const ACTIVATIONS = new Set(['Relu', 'LeakyRelu', 'Gelu', 'Tanh', 'Sigmoid', 'Elu', 'Selu', 'Softplus', 'HardSigmoid', 'Mish']);
 

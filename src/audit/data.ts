@@ -7,6 +7,7 @@ import { InputError } from '../errors.ts';
 import { readTable } from '../data/csv.ts';
 import { NpyFile } from '../data/npy.ts';
 import type { Tensor } from '../tensor.ts';
+import type { Model } from '../runtime/model.ts';
 import { layoutOf, type DataLayout } from './transforms.ts';
 import { columnOf, fromNpy, inMemory, type Examples } from './examples.ts';
 
@@ -30,7 +31,12 @@ export interface AuditData {
 }
 
 export interface DataSpec {
-  data: string;
+  /** One-input models: .npy examples, or .csv features. */
+  data?: string;
+  /** Several inputs: every model input's .npy file by input name (one row per example in each). */
+  inputs?: Record<string, string>;
+  /** With `inputs`: the input that counterfactuals and perturbations transform; the others pass through. */
+  transformInput?: string;
   labels?: string;
   labelColumn?: string;
   /** NAME=FILE.npy or, for CSV data, a column NAME. */
@@ -38,27 +44,48 @@ export interface DataSpec {
 }
 
 export function loadAuditData(spec: DataSpec, role = '--data'): AuditData {
-  let inputs: Examples;
-  let labels: Tensor | undefined;
-  let featureNames: string[] | undefined;
-  if (spec.data.endsWith('.csv')) {
-    const table = readTable(spec.data, { labelColumn: spec.labelColumn });
-    inputs = inMemory(table.features);
-    featureNames = table.featureNames;
-    labels = table.labels;
-    if (spec.labelColumn === undefined && spec.labels === undefined) throw new InputError(`${role} '${spec.data}' is a table: name its label column with --label-column NAME (or give --labels FILE.npy).`);
-  } else {
-    if (spec.labelColumn) throw new InputError(`--label-column applies to .csv data; '${spec.data}' is an array: give --labels FILE.npy.`);
-    inputs = fromNpy(new NpyFile(spec.data));
+  if (spec.inputs) return withLabelsAndAttributes(spec, role, namedInputs(spec.inputs, spec.transformInput!, role === '--data' ? '--input' : '--shifted-input'));
+  const path = spec.data!;
+  if (path.endsWith('.csv')) {
+    const table = readTable(path, { labelColumn: spec.labelColumn });
+    if (spec.labelColumn === undefined && spec.labels === undefined) throw new InputError(`${role} '${path}' is a table: name its label column with --label-column NAME (or give --labels FILE.npy).`);
+    return withLabelsAndAttributes(spec, role, { path, inputs: inMemory(table.features), labels: table.labels, featureNames: table.featureNames });
   }
-  if (spec.labels) labels = new NpyFile(spec.labels).readAll();
-  if (!labels) throw new InputError(`${role} '${spec.data}' has no labels: give --labels FILE.npy${featureNames ? ' or --label-column NAME' : ''}.`);
+  if (spec.labelColumn) throw new InputError(`--label-column applies to .csv data; '${path}' is an array: give --labels FILE.npy.`);
+  return withLabelsAndAttributes(spec, role, { path, inputs: fromNpy(new NpyFile(path)) });
+}
+
+interface LoadedExamples {
+  /** The file of the transformed input, named in messages and results. */
+  path: string;
+  inputs: Examples;
+  labels?: Tensor;
+  featureNames?: string[];
+}
+
+/** Every input's .npy file; the transformed one carries the others as pass-through inputs, checked to have as many rows. */
+function namedInputs(files: Record<string, string>, transformInput: string, flag: string): LoadedExamples {
+  const names = Object.keys(files);
+  if (!names.includes(transformInput)) throw new InputError(`--transform-input '${transformInput}' is not among the inputs given with ${flag} (${names.join(', ')}): name one of them.`);
+  const examples = Object.fromEntries(names.map((name) => [name, { ...fromNpy(new NpyFile(files[name])), input: name }]));
+  const main = examples[transformInput];
+  for (const name of names) {
+    if (examples[name].rows !== main.rows) throw new InputError(`${flag} '${name}' ('${files[name]}') has ${examples[name].rows} examples but '${transformInput}' ('${files[transformInput]}') has ${main.rows}: give every input one row per example, in the same order.`);
+  }
+  const passThrough = Object.fromEntries(names.filter((name) => name !== transformInput).map((name) => [name, examples[name]]));
+  return { path: files[transformInput], inputs: { ...main, passThrough } };
+}
+
+function withLabelsAndAttributes(spec: DataSpec, role: string, loaded: LoadedExamples): AuditData {
+  const { path, inputs, featureNames } = loaded;
+  const labels = spec.labels ? new NpyFile(spec.labels).readAll() : loaded.labels;
+  if (!labels) throw new InputError(`${role} '${path}' has no labels: give --labels FILE.npy${featureNames ? ' or --label-column NAME' : ''}.`);
   const examples = inputs.rows;
   const layout = layoutOf(inputs.dims, inputs.dtype, featureNames);
-  const labelValues = integerValues(labels, `labels of ${role} '${spec.data}'`);
-  if (labelValues.length !== examples) throw new InputError(`${role} '${spec.data}' has ${examples} examples but its labels${spec.labels ? ` '${spec.labels}'` : ''} have ${labelValues.length}: give one label per example.`);
-  const attributes = (spec.attributes ?? []).map((text) => loadAttribute(text, inputs, featureNames, examples, spec.data));
-  return { path: spec.data, inputs, labels: labelValues, layout, attributes };
+  const labelValues = integerValues(labels, `labels of ${role} '${path}'`);
+  if (labelValues.length !== examples) throw new InputError(`${role} '${path}' has ${examples} examples but its labels${spec.labels ? ` '${spec.labels}'` : ''} have ${labelValues.length}: give one label per example.`);
+  const attributes = (spec.attributes ?? []).map((text) => loadAttribute(text, inputs, featureNames, examples, path));
+  return { path, inputs, labels: labelValues, layout, attributes };
 }
 
 function loadAttribute(text: string, inputs: Examples, featureNames: string[] | undefined, examples: number, dataPath: string): Attribute {
@@ -84,6 +111,25 @@ function integerValues(labels: Tensor, what: string): Int32Array {
     if (value !== Number(labels.data[i]) || value < 0) throw new InputError(`The ${what} must be non-negative integer classes; entry ${i} is ${labels.data[i]}.`);
   });
   return values;
+}
+
+/**
+ * Refuses data that does not feed exactly the model's inputs: --data for a one-input model, or
+ * every input by name (--input NAME=FILE.npy) for a model with several.
+ */
+export function checkInputs(model: Model, data: AuditData, role = '--data'): void {
+  const wanted = model.inputs.map((input) => input.name);
+  const given = data.inputs.input === undefined ? undefined : [data.inputs.input, ...Object.keys(data.inputs.passThrough ?? {})];
+  if (!given) {
+    if (wanted.length === 1) return;
+    const flag = role === '--data' ? '--input' : '--shifted-input';
+    throw new InputError(`'${model.path}' has ${wanted.length} inputs (${model.describeInputs()}); ${role} feeds one: give each input with ${flag} NAME=FILE.npy (${wanted.map((name) => `${flag} ${name}=...`).join(' ')}).`);
+  }
+  const missing = wanted.filter((name) => !given.includes(name));
+  const unknown = given.filter((name) => !wanted.includes(name));
+  if (missing.length || unknown.length) {
+    throw new InputError(`The inputs given for ${role} (${given.join(', ')}) do not match the inputs of '${model.path}' (${wanted.join(', ')})${missing.length ? `: missing ${missing.join(', ')}` : ''}${unknown.length ? `${missing.length ? ';' : ':'} not inputs of the model: ${unknown.join(', ')}` : ''}. Give every model input once.`);
+  }
 }
 
 /** Refuses labels the model cannot predict. */

@@ -2,9 +2,15 @@
  * The examples an audit reads, by row ranges, so that an .npy dataset larger than memory streams
  * through every detector in batches (DESIGN.md, "Batches"). Tables (CSV) and built-in tasks are
  * already in memory and are wrapped as they are.
+ *
+ * A model with several inputs (tokens and their attention mask) is fed one input that
+ * counterfactuals and perturbations transform, and the others passed through unchanged: they are
+ * read for the same rows as the transformed input, so every batch, resample and shuffle of rows
+ * (a shuffle permutes one column of the transformed input across rows, never the rows of the
+ * others) keeps each row's inputs together. Transforms (mapBatches) keep them as they are.
  */
 import type { NpyFile } from '../data/npy.ts';
-import { concatRows, sliceRows, type DType, type Tensor } from '../tensor.ts';
+import { concatRows, sliceRows, type DType, type Feeds, type Tensor } from '../tensor.ts';
 
 export interface Examples {
   rows: number;
@@ -12,6 +18,10 @@ export interface Examples {
   dims: number[];
   dtype: DType;
   read(start: number, end: number): Tensor;
+  /** The model input these examples feed; the model's first input when not named. */
+  input?: string;
+  /** The model's other inputs by name, fed unchanged with the same rows (same number of rows). */
+  passThrough?: Record<string, Examples>;
 }
 
 export function inMemory(values: Tensor): Examples {
@@ -27,9 +37,11 @@ export function mapBatches(examples: Examples, transform: (batch: Tensor, offset
   return { ...examples, read: (start, end) => transform(examples.read(start, end), start) };
 }
 
-/** Calls `each(batch, offset)` over the examples in batches. */
-export async function forEachBatch(examples: Examples, batchSize: number, each: (batch: Tensor, offset: number) => Promise<void> | void): Promise<void> {
-  for (let start = 0; start < examples.rows; start += batchSize) await each(examples.read(start, Math.min(examples.rows, start + batchSize)), start);
+/** The feeds of rows [start, end): the examples under their input's name (`defaultInput` when unnamed) and every pass-through input's same rows. */
+export function readFeeds(examples: Examples, start: number, end: number, defaultInput: string): Feeds {
+  const feeds: Feeds = { [examples.input ?? defaultInput]: examples.read(start, end) };
+  for (const [name, other] of Object.entries(examples.passThrough ?? {})) feeds[name] = other.read(start, end);
+  return feeds;
 }
 
 /** The given rows, in that order, read as runs of consecutive rows. */
@@ -42,6 +54,13 @@ export function takeExamples(examples: Examples, rows: readonly number[]): Tenso
     first = k;
   }
   return concatRows(parts);
+}
+
+/** The feeds of the given rows, in that order: the examples under their input's name and every pass-through input's same rows. */
+export function takeFeeds(examples: Examples, rows: readonly number[], defaultInput: string): Feeds {
+  const feeds: Feeds = { [examples.input ?? defaultInput]: takeExamples(examples, rows) };
+  for (const [name, other] of Object.entries(examples.passThrough ?? {})) feeds[name] = takeExamples(other, rows);
+  return feeds;
 }
 
 /** One column of a table's examples ([rows, features]), read in batches. */

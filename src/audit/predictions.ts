@@ -8,7 +8,7 @@ import type { Intervention } from '../graph/interventions.ts';
 import type { Model } from '../runtime/model.ts';
 import { prepareInterventions, run } from '../runtime/run.ts';
 import type { Tensor } from '../tensor.ts';
-import type { Examples } from './examples.ts';
+import { readFeeds, type Examples } from './examples.ts';
 
 export interface Predictions {
   examples: number;
@@ -19,16 +19,16 @@ export interface Predictions {
   confidence: Float64Array;
 }
 
-/** `inputs` are read in batches; interventions' reference statistics come from the first 4,096 examples. */
+/** `inputs` (with any pass-through inputs) are read in batches; interventions' reference statistics come from the first 4,096 examples. */
 export async function predict(model: Model, inputs: Examples, options: { batchSize?: number; interventions?: Intervention[] } = {}): Promise<Predictions> {
   const examples = inputs.rows;
   const batchSize = options.batchSize ?? 512;
-  const name = model.inputs[0].name;
-  const prepared = options.interventions?.length ? await prepareInterventions(model, options.interventions, { [name]: inputs.read(0, Math.min(examples, 4096)) }) : undefined;
+  const first = model.inputs[0].name;
+  const prepared = options.interventions?.length ? await prepareInterventions(model, options.interventions, readFeeds(inputs, 0, Math.min(examples, 4096), first)) : undefined;
   let result: Predictions | undefined;
   for (let start = 0; start < examples; start += batchSize) {
     const end = Math.min(examples, start + batchSize);
-    const { outputs } = await run(model, { [name]: inputs.read(start, end) }, { interventions: prepared, exampleOffset: start });
+    const { outputs } = await run(model, readFeeds(inputs, start, end, first), { interventions: prepared, exampleOffset: start });
     const scores = outputs[model.outputNames[0]];
     result ??= allocate(examples, classCount(model, scores));
     fill(result, scores, start);

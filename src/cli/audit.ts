@@ -8,7 +8,7 @@ import type { TrainSpec } from '../train/spec.ts';
 import { InputError } from '../errors.ts';
 import { auditModel, flipsRemoved, type AuditResult } from '../audit/audit.ts';
 import { loadConfig } from '../audit/config.ts';
-import { loadAuditData, type AuditData } from '../audit/data.ts';
+import { checkInputs, loadAuditData, type AuditData, type DataSpec } from '../audit/data.ts';
 import { atLeast, type Finding, type Severity } from '../audit/findings.ts';
 import { parseCounterfactual, type Counterfactual } from '../audit/shortcut.ts';
 import { Model } from '../runtime/model.ts';
@@ -16,19 +16,22 @@ import { jsonResult, writeJson } from '../report/json.ts';
 import { formatTable } from '../report/table.ts';
 import { writeReport } from '../report/html.ts';
 import { percent } from '../stats.ts';
-import { collect, positiveInteger, runtimeOptions } from './options.ts';
+import { collect, positiveInteger, runtimeOptions, splitAssignment } from './options.ts';
 
 export function auditCommand(): Command {
   return new Command('audit')
     .description('Check a classifier before deployment: shortcut reliance (counterfactual), shortcut features, weak segments, calibration, robustness and shift — each finding with its effect, confidence and the units that carry it.')
-    .argument('<model>', 'ONNX classifier (first output: class scores [batch, classes], or one logit)')
-    .requiredOption('--data <file>', 'examples: .npy for the model input, or .csv features (with --label-column)')
+    .argument('<model>', 'ONNX classifier (first output: class scores [batch, classes], or one logit); any number of inputs')
+    .option('--data <file>', 'examples of a one-input model: .npy, or .csv features (with --label-column)')
+    .option('--input <name=file.npy>', 'a model input (first axis = examples), for models with several inputs: give every input; repeatable', collect)
+    .option('--transform-input <name>', 'with --input: the input that counterfactuals and perturbations change (default: the first); the others pass through with their row')
     .option('--labels <file.npy>', 'class of each example (integers)')
     .option('--label-column <name>', 'CSV data: the label column')
     .option('--attribute <name=file.npy|column>', 'a per-example attribute (colour, group...), or a column of CSV data; repeatable', collect)
     .option('--counterfactual <name:transform>', 'change an attribute and nothing else: channel-swap, grayscale, noise, occlude (images); shuffle, set-to-mean, flip (a table column); repeatable', collect)
     .option('--shifted <file>', 'a shifted or deployment set, same format as --data')
     .option('--shifted-labels <file.npy>', 'labels of the shifted set (.npy data)')
+    .option('--shifted-input <name=file.npy>', 'with --input: a model input of the shifted set; repeatable', collect)
     .option('--shifted-attribute <name=file.npy>', 'an attribute of the shifted set (.npy data); repeatable', collect)
     .option('--hooks <pattern>', 'hooks searched for the units that carry a shortcut (default: activation modules); repeatable', collect)
     .option('--try-fixes', 'retrain with group-balanced reweighting, Just-Train-Twice and IRMv1 and measure each in and out of distribution')
@@ -44,18 +47,19 @@ Severity: high when the effect (flip rate, accuracy or calibration gap) is ≥ 2
 significant at 1% after Holm's correction over every test of the audit; medium when ≥ 5 points
 and significant; low when significant but smaller (thresholds: --config, docs/audit.md).
 
-Example:
+Examples:
   teardown audit model.onnx --data train.npy --labels train-labels.npy --attribute color=color.npy \\
-    --counterfactual color:channel-swap --shifted test.npy --shifted-labels test-labels.npy --fail-on high`)
+    --counterfactual color:channel-swap --shifted test.npy --shifted-labels test-labels.npy --fail-on high
+  teardown audit encoder.onnx --input input_ids=ids.npy --input attention_mask=mask.npy --labels y.npy --attribute source=source.npy`)
     .action(async (modelPath: string, options) => {
       const runtime = runtimeOptions(options);
       const config = loadConfig(options.config);
-      const data = loadAuditData({ data: options.data, labels: options.labels, labelColumn: options.labelColumn, attributes: options.attribute });
-      const shifted = options.shifted ? loadShifted(options, data) : undefined;
-      if (!options.shifted && (options.shiftedLabels || options.shiftedAttribute)) throw new InputError('--shifted-labels and --shifted-attribute describe a shifted set: give it with --shifted FILE.');
-      const counterfactuals = withDefaultCounterfactuals((options.counterfactual ?? []).map((text: string) => parseCounterfactual(text, data.layout)), data);
       const model = Model.load(modelPath, runtime);
-      if (model.inputs.length !== 1) throw new InputError(`audit feeds one input; '${model.path}' has ${model.inputs.length} (${model.describeInputs()}).`);
+      const data = loadAuditData({ ...examplesSpec(options, model), labels: options.labels, labelColumn: options.labelColumn, attributes: options.attribute });
+      checkInputs(model, data);
+      const shifted = options.shifted || options.shiftedInput ? loadShifted(options, data, model) : undefined;
+      if (!shifted && (options.shiftedLabels || options.shiftedAttribute)) throw new InputError('--shifted-labels and --shifted-attribute describe a shifted set: give it with --shifted FILE (or --shifted-input NAME=FILE.npy for each input).');
+      const counterfactuals = withDefaultCounterfactuals((options.counterfactual ?? []).map((text: string) => parseCounterfactual(text, data.layout)), data);
       const plan = options.tryFixes ? planFixes(model, options.trainSpec, data, shifted) : undefined;
       const result = await auditModel(model, data, { config, counterfactuals, shifted, hooks: options.hooks, batchSize: positiveInteger(options.batchSize, '--batch-size'), progress: true });
       printAudit(model.path, result);
@@ -118,17 +122,50 @@ function withDefaultCounterfactuals(named: Counterfactual[], data: AuditData): C
   return result;
 }
 
-function loadShifted(options: { shifted: string; shiftedLabels?: string; labelColumn?: string; shiftedAttribute?: string[] }, data: AuditData): AuditData {
+/** --data FILE for a one-input model, or every input by name (--input NAME=FILE.npy) and the one transforms change. */
+function examplesSpec(options: { data?: string; input?: string[]; transformInput?: string }, model: Model): DataSpec {
+  if (options.data && options.input) throw new InputError('Give the examples either with --data FILE (one-input models) or with --input NAME=FILE.npy for every input, not both.');
+  if (!options.data && !options.input) {
+    throw new InputError(model.inputs.length > 1 ? `'${model.path}' has ${model.inputs.length} inputs (${model.describeInputs()}): give the examples of each with --input NAME=FILE.npy.` : 'Give the examples with --data FILE (.npy, or .csv with --label-column).');
+  }
+  if (options.data) {
+    if (options.transformInput) throw new InputError('--transform-input picks one of several --input files: with --data the one input is the one transformed.');
+    return { data: options.data };
+  }
+  return { inputs: namedFiles(options.input!, '--input'), transformInput: options.transformInput ?? model.inputs[0].name };
+}
+
+function namedFiles(specs: string[], flag: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (const spec of specs) {
+    const [name, path] = splitAssignment(spec, flag, 'attention_mask=mask.npy');
+    if (name in files) throw new InputError(`${flag} '${name}' is given twice: give each input once.`);
+    files[name] = path;
+  }
+  return files;
+}
+
+function loadShifted(options: { shifted?: string; shiftedInput?: string[]; shiftedLabels?: string; labelColumn?: string; shiftedAttribute?: string[] }, data: AuditData, model: Model): AuditData {
   const columns = data.attributes.filter((a) => a.column !== undefined).map((a) => a.name);
-  const shifted = loadAuditData({ data: options.shifted, labels: options.shiftedLabels, labelColumn: options.shifted.endsWith('.csv') ? options.labelColumn : undefined, attributes: [...columns, ...(options.shiftedAttribute ?? [])] }, '--shifted');
+  const attributes = [...columns, ...(options.shiftedAttribute ?? [])];
+  const named = data.inputs.input !== undefined;
+  if (named && !options.shiftedInput) throw new InputError('The examples were given with --input: give the shifted set the same way, --shifted-input NAME=FILE.npy for every input.');
+  if (!named && options.shiftedInput) throw new InputError('--shifted-input goes with --input; the examples were given with --data: give the shifted set with --shifted FILE.');
+  if (named && options.shifted) throw new InputError('Give the shifted set either with --shifted FILE or with --shifted-input NAME=FILE.npy for every input, not both.');
+  const spec: DataSpec = named
+    ? { inputs: namedFiles(options.shiftedInput!, '--shifted-input'), transformInput: data.inputs.input }
+    : { data: options.shifted, labelColumn: options.shifted!.endsWith('.csv') ? options.labelColumn : undefined };
+  const shifted = loadAuditData({ ...spec, labels: options.shiftedLabels, attributes }, '--shifted');
+  checkInputs(model, shifted, '--shifted');
   const expected = data.inputs.dims.join(', ');
-  if (shifted.inputs.dims.join(', ') !== expected) throw new InputError(`--shifted '${options.shifted}' has examples of shape [${shifted.inputs.dims.join(', ')}] but --data has [${expected}]: give both sets in the same format.`);
+  if (shifted.inputs.dims.join(', ') !== expected) throw new InputError(`--shifted '${shifted.path}' has examples of shape [${shifted.inputs.dims.join(', ')}] but --data has [${expected}]: give both sets in the same format.`);
   return shifted;
 }
 
 export function printAudit(path: string, result: AuditResult): void {
   const { data, shifted } = result.accuracy;
-  console.log(`\n${path}: audited on ${result.data.examples} examples of '${result.data.path}'${result.shifted ? ` and ${result.shifted.examples} shifted examples of '${result.shifted.path}'` : ''}.`);
+  const inputs = result.data.inputs && result.data.inputs.length > 1 ? ` (input '${result.data.inputs[0]}'; ${result.data.inputs.slice(1).map((name) => `'${name}'`).join(', ')} passed through with each row)` : '';
+  console.log(`\n${path}: audited on ${result.data.examples} examples of '${result.data.path}'${inputs}${result.shifted ? ` and ${result.shifted.examples} shifted examples of '${result.shifted.path}'` : ''}.`);
   console.log(`Accuracy ${percent(data.value)} (95% CI ${percent(data.interval[0])}–${percent(data.interval[1])})${shifted ? `; on the shifted set ${percent(shifted.value)} (${percent(shifted.interval[0])}–${percent(shifted.interval[1])})` : ''}.`);
   const counts = (['high', 'medium', 'low'] as const).map((s) => `${result.findings.filter((f) => f.severity === s).length} ${s}`).join(', ');
   console.log(`${result.findings.length} finding(s): ${counts}; ${result.tests} tests, Holm-corrected at ${result.config.alpha}.`);
