@@ -24,14 +24,17 @@ export function hooksCommand(): Command {
       const feeds = Object.keys(inputs).length ? Object.fromEntries(Object.entries(inputs).map(([name, file]) => [name, file.readRows(0, 1)])) : undefined;
       const listing = await listHooks(model, feeds, parseDims(options.dim));
       const shown = options.modules ? listing.hooks.filter((hook) => hook.kind === 'module') : listing.hooks;
-      const row = (hook: (typeof shown)[number]) => [hook.name, hook.op, hook.dtype ?? '?', shapeString(hook.shape), hook.kind === 'module' && hook.value !== hook.name ? `= ${hook.value}${hook.note ? `; ${hook.note}` : ''}` : ''];
+      const examples = (hook: (typeof shown)[number]) => (hook.batchAxis === null ? 'none' : `axis ${hook.batchAxis}`);
+      const row = (hook: (typeof shown)[number]) => [hook.name, hook.op, hook.dtype ?? '?', shapeString(hook.shape), examples(hook), hook.kind === 'module' && hook.value !== hook.name ? `= ${hook.value}${hook.note ? `; ${hook.note}` : ''}` : ''];
       const modules = shown.filter((hook) => hook.kind === 'module');
       const values = shown.filter((hook) => hook.kind === 'value');
       console.log(`${model.path}: inputs ${model.describeInputs()}; outputs ${model.outputNames.join(', ')}`);
       for (const [dim, size] of Object.entries(listing.assumedDims)) console.log(`(symbolic axis '${dim}' probed at ${size}; set it with --dim ${dim}=N)`);
-      if (modules.length) console.log(`\nModule hooks (${modules.length})\n${formatTable(['hook', 'op', 'dtype', 'shape', 'value'], modules.map(row))}`);
-      if (values.length) console.log(`\nValues (${values.length})\n${formatTable(['hook', 'op', 'dtype', 'shape', ''], values.map(row))}`);
+      if (modules.length) console.log(`\nModule hooks (${modules.length})\n${formatTable(['hook', 'op', 'dtype', 'shape', 'examples', 'value'], modules.map(row))}`);
+      if (values.length) console.log(`\nValues (${values.length})\n${formatTable(['hook', 'op', 'dtype', 'shape', 'examples', ''], values.map(row))}`);
       if (!modules.length && !options.modules) console.log('\nNo module hooks: the node names carry no PyTorch module scopes. Every raw value above is a hook.');
+      const shared = shown.filter((hook) => hook.batchAxis === null);
+      if (shared.length) console.log(`\n${shared.length} hook(s) have no batch axis (examples: none): shape arithmetic, constants and tables such as a position embedding, the same for every example. Ablation over examples leaves them unchanged; zero ablation and patches change them for every example.`);
       for (const absent of listing.absent) console.log(`\nAbsent module '${absent.name}': ${absent.reason}`);
       for (const note of listing.notes) console.log(`\nNote: ${note}`);
       if (options.json) {

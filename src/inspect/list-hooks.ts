@@ -6,13 +6,15 @@
  */
 import { InputError } from '../errors.ts';
 import type { AbsentModule, Hook } from '../graph/hooks.ts';
+import { batchAxisOf } from '../graph/units.ts';
 import type { Model } from '../runtime/model.ts';
 import { probeHookShapes } from '../runtime/probe.ts';
 import { seededRandom } from '../random.ts';
 import { tensor, elementCount, type Feeds } from '../tensor.ts';
 
 export interface HookListing {
-  hooks: (Hook & { shape: (number | string)[] })[];
+  /** `batchAxis`: the axis holding the examples; null for a value that is the same for every example. */
+  hooks: (Hook & { shape: (number | string)[]; batchAxis: number | null })[];
   absent: AbsentModule[];
   notes: string[];
   /** Symbolic input dims other than the batch that were given a size to probe with. */
@@ -24,7 +26,7 @@ export async function listHooks(model: Model, feeds?: Feeds, dimSizes: Record<st
   const sample = feeds ?? synthesiseFeeds(model, dimSizes, assumedDims);
   const shapes = await probeHookShapes(model, sample, model.hooks.hooks);
   return {
-    hooks: model.hooks.hooks.map((hook) => ({ ...hook, shape: shapes.get(hook.name)! })),
+    hooks: model.hooks.hooks.map((hook) => ({ ...hook, shape: shapes.get(hook.name)!, batchAxis: batchAxisOf(shapes.get(hook.name)!) ?? null })),
     absent: model.hooks.absent,
     notes: model.hooks.foldingNotes,
     assumedDims,
