@@ -152,6 +152,14 @@ describe('fixes on a user\'s own data: a planted shortcut column in a digits tab
       assert.match(result.stderr, /has shape \[5\] but 'train\.npy' has 6000 rows/);
     });
 
+    it('IRM on batches that miss an environment stops with the fix instead of training on 0/0', () => {
+      writeFileSync(join(dir, 'rare.npy'), encodeNpy(tensor('int64', [PLANTED.trainRows], Array.from({ length: PLANTED.trainRows }, (_, row) => (row < 10 ? 1 : 0)))));
+      const result = teardown(['train', '--task', 'npy:train.npy,train-labels.npy', '--attribute', 'rare=rare.npy', ...TRAIN_FLAGS, '--objective', 'irm:100:300:rare', '--out', 'bad.onnx'], dir);
+      assert.equal(result.status, 2, result.stderr);
+      assert.match(result.stderr, /holds no example of environment 1 of 'rare'.*--batch full/);
+      assert.ok(!existsSync(join(dir, 'bad.onnx')));
+    });
+
     it('--try-fixes on a user\'s task without --shifted asks for it before auditing', () => {
       const result = teardown(['audit', 'erm.onnx', '--data', 'train.csv', '--label-column', 'label', '--attribute', 'shortcut', '--try-fixes', '--json', 'nofix.json'], dir);
       assert.equal(result.status, 2, result.stderr);

@@ -67,10 +67,11 @@ export function objectiveInputs(objective: Objective | undefined, task: Task, er
   if (!objective || objective.kind === 'erm') return { loss: {}, feeds: () => ({}) };
   const labels = Int32Array.from(task.train.labels.data as BigInt64Array, Number);
   if (objective.kind === 'irm') {
-    const { environment, count } = environmentIndices(taskAttribute(task, objective.environment ?? DEFAULT_ENVIRONMENT));
+    const name = objective.environment ?? DEFAULT_ENVIRONMENT;
+    const { environment, count } = environmentIndices(taskAttribute(task, name));
     return {
       loss: { irm: { environments: count } },
-      feeds: (rows, step) => ({
+      feeds: (rows, step) => checkEnvironments(rows, step, environment, count, name) && ({
         [ENVIRONMENT_INPUT]: tensor('float32', [rows.length, count], rows.flatMap((row) => Array.from({ length: count }, (_, e) => (environment[row] === e ? 1 : 0)))),
         [PENALTY_WEIGHT_INPUT]: tensor('float32', [], [step <= objective.annealSteps ? 1 : objective.penaltyWeight]),
       }),
@@ -86,6 +87,14 @@ export function groupBalancedWeights(labels: Int32Array, attributes: Int32Array[
   const counts = new Map<string, number>();
   for (const key of keys) counts.set(key, (counts.get(key) ?? 0) + 1);
   return Float32Array.from(keys, (key) => labels.length / (counts.size * counts.get(key)!));
+}
+
+/** Each environment's risk is a mean over its rows in the batch: a batch without one would divide 0 by 0 and train on NaN. */
+function checkEnvironments(rows: readonly number[], step: number, environment: Int32Array, count: number, name: string): true {
+  const present = new Set(rows.map((row) => environment[row]));
+  if (present.size === count) return true;
+  const absent = [...Array(count).keys()].find((e) => !present.has(e));
+  throw new InputError(`IRMv1: the batch of step ${step} (${rows.length} examples) holds no example of environment ${absent} of '${name}' (its ${count} environments are numbered from its sorted values), and the penalty needs every environment's risk: use larger batches (--batch full) or merge rare environments.`);
 }
 
 /** Environment e of each training row as 0..E−1, E the number of distinct values present in training. */
