@@ -49,7 +49,7 @@ Examples:
   teardown train --task colored-mnist --model mlp:hidden=390-390 --lr 0.001 --epochs 10 --out erm.onnx --json erm.json
   teardown train --task colored-mnist --model mlp:hidden=128-128 --epochs 5 --batch 128 --objective reweight:color --out reweighted.onnx
   teardown train --task csv:loans.csv --label-column default --model mlp:hidden=32 --epochs 20 --objective reweight:region --out loans.onnx
-  teardown train --task npy:x.npy,y.npy --attribute site=site.npy --model mlp:hidden=64 --epochs 10 --batch full --objective irm:1000:100:site --out irm.onnx`)
+  teardown train --task npy:x.npy,y.npy --attribute site=site.npy --model mlp:hidden=64 --batch full --steps 500 --objective irm:1000:100:site --out irm.onnx`)
     .action(async (options) => {
       const runtime = runtimeOptions(options);
       if (!options.out) throw new InputError('Give --out model.onnx: where to save the trained model.');
