@@ -18,7 +18,7 @@ export function parseMetric(text: string): MetricSpec {
   if (text === 'loss' || text === 'accuracy' || text === 'output-change') return { kind: text };
   const diff = /^logit-diff:(\d+),(\d+)$/.exec(text);
   if (diff) return { kind: 'logit-diff', a: Number(diff[1]), b: Number(diff[2]) };
-  throw new InputError(`--metric must be loss, accuracy, output-change or logit-diff:A,B (two class indices), got '${text}'.`);
+  throw new InputError(`--metric must be loss, accuracy or logit-diff:A,B (two class indices), or output-change, got '${text}'.`);
 }
 
 /**
