@@ -172,8 +172,8 @@ const SCORING = {
 
 function printSummary(path: string, result: InspectResult, top: number): void {
   const metric = result.metric.kind === 'logit-diff' ? `logit ${result.metric.a} − logit ${result.metric.b}` : result.metric.kind;
-  const importance = metric === 'loss' ? '−loss (i.e. increase in loss)' : metric === 'output-change' ? '−(mean squared change of the output), i.e. how much the output moves,' : metric;
-  console.log(`${path}: ${result.examples} examples; importance = drop in ${importance} when a unit is mean-ablated.`);
+  const importance = metric === 'output-change' ? 'the mean squared change of the output (no labels given)' : `drop in ${metric === 'loss' ? '−loss (i.e. increase in loss)' : metric}`;
+  console.log(`${path}: ${result.examples} examples; importance = ${importance} when a unit is mean-ablated.`);
   if (result.scoring) console.log(`Labels score ${SCORING[result.scoring]}.`);
   if (result.hookSource === 'nodes') console.log(`No module hooks (the node names carry no PyTorch module scopes): inspecting one hook per nonlinearity, last-axis Softmax and Add of two data-dependent values, named by the raw value each node produces.`);
   const probeNames = Object.keys(result.hooks[0]?.probes ?? {});
