@@ -25,18 +25,25 @@ export function hooksCommand(): Command {
       const listing = await listHooks(model, feeds, parseDims(options.dim));
       const shown = options.modules ? listing.hooks.filter((hook) => hook.kind === 'module') : listing.hooks;
       const examples = (hook: (typeof shown)[number]) => (hook.batchAxis === null ? 'none' : `axis ${hook.batchAxis}`);
-      const row = (hook: (typeof shown)[number]) => [hook.name, hook.op, hook.dtype ?? '?', shapeString(hook.shape), examples(hook), hook.kind === 'module' && hook.value !== hook.name ? `= ${hook.value}${hook.note ? `; ${hook.note}` : ''}` : ''];
+      const callsOf = new Map<string, number>();
+      for (const hook of listing.hooks) if (hook.call) callsOf.set(hook.call.module, (callsOf.get(hook.call.module) ?? 0) + 1);
+      // A module called k times (ResNet's relu) has one hook per call: relu, relu_1, ... (docs/hooks.md).
+      const call = (hook: (typeof shown)[number]) => (hook.call && callsOf.get(hook.call.module)! > 1 ? `${hook.call.module} call ${hook.call.index + 1} of ${callsOf.get(hook.call.module)}` : '');
+      const row = (hook: (typeof shown)[number]) => [hook.name, hook.op, hook.dtype ?? '?', shapeString(hook.shape), examples(hook), call(hook), hook.kind === 'module' && hook.value !== hook.name ? `= ${hook.value}${hook.note ? `; ${hook.note}` : ''}` : ''];
       const modules = shown.filter((hook) => hook.kind === 'module');
       const values = shown.filter((hook) => hook.kind === 'value');
       console.log(`${model.path}: inputs ${model.describeInputs()}; outputs ${model.outputNames.join(', ')}`);
       for (const [dim, size] of Object.entries(listing.assumedDims)) console.log(`(symbolic axis '${dim}' probed at ${size}; set it with --dim ${dim}=N)`);
-      if (modules.length) console.log(`\nModule hooks (${modules.length})\n${formatTable(['hook', 'op', 'dtype', 'shape', 'examples', 'value'], modules.map(row))}`);
-      if (values.length) console.log(`\nValues (${values.length})\n${formatTable(['hook', 'op', 'dtype', 'shape', 'examples', ''], values.map(row))}`);
+      if (modules.length) console.log(`\nModule hooks (${modules.length})\n${formatTable(['hook', 'op', 'dtype', 'shape', 'examples', 'PyTorch call', 'value'], modules.map(row))}`);
+      if (values.length) console.log(`\nValues (${values.length})\n${formatTable(['hook', 'op', 'dtype', 'shape', 'examples', '', ''], values.map(row))}`);
       if (!modules.length && !options.modules) console.log('\nNo module hooks: the node names carry no PyTorch module scopes. Every raw value above is a hook.');
       const shared = shown.filter((hook) => hook.batchAxis === null);
       if (shared.length) console.log(`\n${shared.length} hook(s) have no batch axis (examples: none): shape arithmetic, constants and tables such as a position embedding, the same for every example. Ablation over examples leaves them unchanged; zero ablation and patches change them for every example.`);
       for (const absent of listing.absent) console.log(`\nAbsent module '${absent.name}': ${absent.reason}`);
-      for (const note of listing.notes) console.log(`\nNote: ${note}`);
+      if (listing.notes.length > 2) {
+        const batchNorms = model.hooks.foldings.map((folding) => folding.batchNorm ?? `the BatchNorm after ${folding.conv}`);
+        console.log(`\nNote: the exporter folded ${batchNorms.length} BatchNorms into the Convs before them (${batchNorms.slice(0, 3).join(', ')}, ...): each such Conv's hook carries its BatchNorm's output (see the value column), and the BatchNorms have no hook of their own.`);
+      } else for (const note of listing.notes) console.log(`\nNote: ${note}`);
       if (options.json) {
         writeJson(options.json, jsonResult('hooks', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads }, {
           inputs: model.inputs, outputs: model.outputNames, hooks: listing.hooks, absent: listing.absent, notes: listing.notes, assumedDims: listing.assumedDims,
