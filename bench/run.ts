@@ -72,19 +72,74 @@ function parametersByName(model: Model): Map<string, Tensor> {
  * Debian's python3-torch (BLAS_INFO=generic) calls whatever libblas.so.3 the alternatives system
  * points to: the reference netlib BLAS unless OpenBLAS is installed, which made its matrix
  * products 10–30× slower here. The peer gets OpenBLAS, so the comparison is with a fast PyTorch.
- */
-/**
+ *
  * The PyTorch side's environment at a given thread count. torch.set_num_threads sizes PyTorch's own
  * OpenMP pool, but OpenBLAS (called through libblas.so.3) runs its own pthreads, one per core unless
  * told otherwise: without OPENBLAS_NUM_THREADS a "1-thread" PyTorch ran its matrix products on both
  * cores (CPU time / wall time 1.99 in its MLP step). Each side reports CPU time ÷ wall time so the
- * comparison shows it used the cores it was given.
+ * comparison shows it used the cores it was given. OPENBLAS_CORETYPE is the fastest correct kernel
+ * found by peerBlas.
  */
 function torchEnv(threadCount: number): NodeJS.ProcessEnv {
+  return blasEnv(threadCount, peerBlas(threadCount).coretype);
+}
+
+function blasEnv(threadCount: number, coretype: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(threadCount), OMP_NUM_THREADS: String(threadCount) };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
+  if (coretype !== 'auto') env.OPENBLAS_CORETYPE = coretype;
   return env;
+}
+
+/** OpenBLAS core types tried for the peer: 'auto' is OpenBLAS's own detection (OPENBLAS_CORETYPE unset). */
+const CORE_TYPES = ['auto', 'COOPERLAKE', 'SAPPHIRERAPIDS', 'SKYLAKEX', 'HASWELL'];
+
+interface PeerBlas {
+  /** The chosen OPENBLAS_CORETYPE ('auto': unset). */
+  coretype: string;
+  /** PyTorch's 512³ float32 matmul with it, GFLOP/s at the thread count. */
+  gflops: number;
+  /** Every candidate's GFLOP/s, or why it was refused. */
+  candidates: Record<string, number | string>;
+}
+
+const peerBlasByThreads = new Map<number, PeerBlas>();
+
+/**
+ * The fastest OpenBLAS kernel that computes correct products, for the PyTorch peer at a thread
+ * count. Debian's OpenBLAS 0.3.21 may autodetect a slow kernel on recent CPUs (33 GFLOP/s on one
+ * thread on an Intel machine, 204 with COOPERLAKE), which made ratios look up to 3× better than
+ * they are. Each candidate runs bench/blas_probe.py in a fresh process (OpenBLAS reads the
+ * variable once, when loaded): a 512³ matmul timed, and checked against a float64 product
+ * (max relative error < 1e-4; a kernel the CPU cannot run crashes its process and is refused);
+ * GFLOP/s from the fastest of 30 products, so a busy neighbour does not pick the kernel.
+ * Probed once per thread count per bench run.
+ */
+function peerBlas(threadCount: number): PeerBlas {
+  const cached = peerBlasByThreads.get(threadCount);
+  if (cached) return cached;
+  ensureTorch();
+  const candidates: Record<string, number | string> = {};
+  let best: PeerBlas | undefined;
+  for (const coretype of CORE_TYPES) {
+    const probe = spawnSync('/usr/bin/python3', [fileURLToPath(new URL('./blas_probe.py', import.meta.url))], { env: blasEnv(threadCount, coretype), encoding: 'utf8' });
+    if (probe.status !== 0) { candidates[coretype] = `failed (exit ${probe.status ?? probe.signal})`; continue; }
+    const { gflops, max_rel_error: error } = JSON.parse(probe.stdout) as { gflops: number; max_rel_error: number };
+    if (!(error < 1e-4)) { candidates[coretype] = `wrong product (max relative error ${error})`; continue; }
+    candidates[coretype] = round(gflops, 1);
+    if (!best || gflops > best.gflops) best = { coretype, gflops: round(gflops, 1), candidates };
+  }
+  if (!best) throw new Error(`bench: no OpenBLAS core type gave PyTorch a correct 512³ product at ${threadCount} thread(s): ${JSON.stringify(candidates)}`);
+  console.error(`bench: PyTorch peer at ${threadCount} thread(s): OPENBLAS_CORETYPE=${best.coretype} (512³ matmul GFLOP/s by core type: ${JSON.stringify(candidates)})`);
+  peerBlasByThreads.set(threadCount, best);
+  return best;
+}
+
+/** The peer's kernel, printed next to every ratio so that a crippled peer is visible. */
+function peerFields(threadCount: number): { peer_matmul_gflops: number; peer_coretype: string } {
+  const blas = peerBlas(threadCount);
+  return { peer_matmul_gflops: blas.gflops, peer_coretype: blas.coretype };
 }
 
 function ensureTorch(): void {
@@ -129,7 +184,7 @@ async function benchPatch(): Promise<void> {
   const effectError = Math.max(...result.effects.flatMap((row, h) => row.map((value, p) => Math.abs(value - torchEffects[h][p]))));
   console.log(JSON.stringify({
     case: 'patch', model: 'gpt fixture (2 blocks, d=32, 12 positions)', batch: 32, hooks: residPre, positions: 12, threads,
-    teardown_ms: round(median(timed.ours)), torch_ms: round(median(timed.theirs)), speedup: round(median(timed.theirs) / median(timed.ours), 2),
+    teardown_ms: round(median(timed.ours)), torch_ms: round(median(timed.theirs)), speedup: round(median(timed.theirs) / median(timed.ours), 2), ...peerFields(threads),
     block_speedups: [round(Math.min(...timed.blockRatios), 2), round(Math.max(...timed.blockRatios), 2)], blocks, sweeps_per_block: perBlock,
     ort_runs: result.runs, torch_forwards: residPre.length * 12, teardown_cpu_per_wall: round(timed.cpu.ours, 2), torch_cpu_per_wall: round(timed.cpu.theirs, 2), torch: peer.ready.torch,
     max_abs_effect_difference: effectError, max_abs_logit_difference: logitsError,
@@ -164,7 +219,7 @@ async function cacheOverhead(label: string, path: string, input: Tensor): Promis
     cached_mb: { modules: round((await bytes(modules)) / 1e6, 1), values: round((await bytes(values)) / 1e6, 1) },
     plain_ms: round(plain), all_modules_ms: round(median(times.get('modules')!)), all_values_ms: round(median(times.get('values')!)),
     module_hooks: modules.length, raw_values: values.length,
-    all_modules_ratio: round(median(times.get('modules')!) / plain, 2), all_values_ratio: round(median(times.get('values')!) / plain, 2),
+    all_modules_ratio: round(median(times.get('modules')!) / plain, 2), all_values_ratio: round(median(times.get('values')!) / plain, 2), ...peerFields(threads),
   }));
   await model.release();
 }
@@ -210,7 +265,7 @@ async function benchTrain(): Promise<void> {
       await stepper.release();
       console.log(JSON.stringify({
         case: `train-${benchCase.name}`, threads: threadCount, teardown_ms_per_step: round(median(timed.ours)), torch_ms_per_step: round(median(timed.theirs)),
-        ratio: round(median(timed.theirs) / median(timed.ours), 2), block_ratios: [round(Math.min(...timed.blockRatios), 2), round(Math.max(...timed.blockRatios), 2)],
+        ratio: round(median(timed.theirs) / median(timed.ours), 2), ...peerFields(threadCount), block_ratios: [round(Math.min(...timed.blockRatios), 2), round(Math.max(...timed.blockRatios), 2)],
         steps_per_run: stepsPerRun, blocks, steps_per_block: benchCase.block,
         teardown_cpu_per_wall: round(timed.cpu.ours, 2), torch_cpu_per_wall: round(timed.cpu.theirs, 2), torch: peer.ready.torch,
       }));
@@ -292,7 +347,7 @@ async function benchInspect(): Promise<void> {
   for (const examples of [10_000, 100_000]) {
     const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./inspect-child.ts', import.meta.url)), String(examples), String(threads)], { encoding: 'utf8' });
     if (child.status !== 0) throw new Error(`bench: inspect of ${examples} examples failed:\n${child.stderr}`);
-    console.log(JSON.stringify({ case: 'inspect', model: 'examples/mnist-mlp.onnx', ...JSON.parse(child.stdout) }));
+    console.log(JSON.stringify({ case: 'inspect', model: 'examples/mnist-mlp.onnx', ...JSON.parse(child.stdout), ...peerFields(threads) }));
   }
 }
 

@@ -3,7 +3,7 @@ one forward per (block, position), the way TransformerLens's get_act_patch_resid
 
 Reads the gpt fixture's weights (dumped by bench/run.ts as <parameter name>.npy) and the clean and
 corrupted token batches, prints one JSON line with the effect table, then serves timing blocks
-(see main). Run by bench/run.ts with Debian's python3-torch; OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset.
+(see main). Run by bench/run.ts with Debian's python3-torch and the OpenBLAS kernel peerBlas chose.
 """
 import argparse, json, os, sys, time
 import numpy as np
