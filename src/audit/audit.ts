@@ -23,7 +23,7 @@ import { segmentChecks, type SegmentSummary } from './segments.ts';
 import { shiftChecks, type ShiftGroup } from './shift.ts';
 import { shortcutCheck, type Counterfactual } from './shortcut.ts';
 import { transformExamples } from './transforms.ts';
-import { readFeeds, takeFeeds, type Examples } from './examples.ts';
+import { inputNames, readFeeds, takeFeeds, type Examples } from './examples.ts';
 
 export interface AuditOptions {
   config: AuditConfig;
@@ -95,7 +95,7 @@ export async function auditModel(model: Model, data: AuditData, options: AuditOp
   progress.tick(2, 'shortcut units');
   progress.finish();
   return {
-    data: { path: data.path, examples: data.labels.length, kind: data.layout.kind, classes: base.classes, attributes: data.attributes.map((a) => a.name), inputs: data.inputs.input === undefined ? undefined : [data.inputs.input, ...Object.keys(data.inputs.passThrough ?? {})] },
+    data: { path: data.path, examples: data.labels.length, kind: data.layout.kind, classes: base.classes, attributes: data.attributes.map((a) => a.name), inputs: inputNames(data.inputs) },
     shifted: shifted && { path: shifted.path, examples: shifted.labels.length },
     accuracy: { data: accuracyOf(base, data), shifted: shifted && accuracyOf(shiftedPredictions!, shifted) },
     findings, tests: ran.checks.length, silent: assessed.silent,

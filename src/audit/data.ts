@@ -9,7 +9,7 @@ import { NpyFile } from '../data/npy.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Model } from '../runtime/model.ts';
 import { layoutOf, type DataLayout } from './transforms.ts';
-import { columnOf, fromNpy, inMemory, type Examples } from './examples.ts';
+import { columnOf, fromNpy, inMemory, inputNames, type Examples } from './examples.ts';
 
 export interface Attribute {
   name: string;
@@ -119,7 +119,7 @@ function integerValues(labels: Tensor, what: string): Int32Array {
  */
 export function checkInputs(model: Model, data: AuditData, role = '--data'): void {
   const wanted = model.inputs.map((input) => input.name);
-  const given = data.inputs.input === undefined ? undefined : [data.inputs.input, ...Object.keys(data.inputs.passThrough ?? {})];
+  const given = inputNames(data.inputs);
   if (!given) {
     if (wanted.length === 1) return;
     const flag = role === '--data' ? '--input' : '--shifted-input';

@@ -44,6 +44,11 @@ export function readFeeds(examples: Examples, start: number, end: number, defaul
   return feeds;
 }
 
+/** Every model input the examples feed by name, theirs first; undefined for unnamed examples of a one-input model. */
+export function inputNames(examples: Examples): string[] | undefined {
+  return examples.input === undefined ? undefined : [examples.input, ...Object.keys(examples.passThrough ?? {})];
+}
+
 /** The given rows, in that order, read as runs of consecutive rows. */
 export function takeExamples(examples: Examples, rows: readonly number[]): Tensor {
   const parts: Tensor[] = [];

@@ -8,7 +8,7 @@ import { positiveInteger } from './options.ts';
 export function dataCommand(): Command {
   return new Command('data')
     .description("Write a built-in task's train and test splits as .npy files (inputs, labels and any per-example attributes), e.g. to audit a model on them.")
-    .argument('<task>', TASK_NAMES.filter((name) => !name.startsWith('csv')).join(', '))
+    .argument('<task>', TASK_NAMES.filter((name) => !name.includes(':')).join(', '))
     .requiredOption('--out <dir>', 'folder for the files')
     .option('--data-seed <n>', 'seed of the split and the data noise', '0')
     .option('--modulus <p>', 'modular-addition: p', '113')
