@@ -1,0 +1,75 @@
+/**
+ * teardown's side of `npm run bench -- scale`, one case per process so that its peak memory
+ * (maxRSS) is its own: `scale-child.ts CASE DIR REPS THREADS` loads DIR/model.onnx (GPT-2-small
+ * shape, exported by bench/torch_scale.py), runs the case REPS times after a warm-up (REPS 0: once, cold) and prints one
+ * JSON line (times in ms, peak RSS, what the comparison needs). Inputs come from DIR, written by
+ * bench/run.ts (benchScale); bench/torch_scale.py does the same work on the same weights.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { encodeNpy, readNpy } from '../src/data/npy.ts';
+import { inspectModel } from '../src/inspect/inspect.ts';
+import { patchSweep } from '../src/inspect/patch-sweep.ts';
+import { Model } from '../src/runtime/model.ts';
+import { runWithCache } from '../src/runtime/run.ts';
+import { sliceRows, type Tensor } from '../src/tensor.ts';
+
+const [benchCase, dir, repsText, threadsText] = process.argv.slice(2);
+const model = Model.load(join(dir, 'model.onnx'), { threads: Number(threadsText) });
+const json = (name: string) => JSON.parse(readFileSync(join(dir, name), 'utf8'));
+
+/** Every module hook, batch by batch (8 sequences): a batch's cache is dropped before the next, as a streaming run keeps it. */
+async function cacheCase(first: boolean): Promise<Record<string, unknown>> {
+  const tokens = readNpy(join(dir, 'cache_tokens.npy')); // [32, 128]
+  const names: string[] = json('module_hooks.json');
+  let cachedBytes = 0;
+  let cache = new Map<string, Tensor>();
+  for (let start = 0; start < tokens.dims[0]; start += 8) {
+    ({ cache } = await runWithCache(model, { input_ids: sliceRows(tokens, start, start + 8) }, names));
+    cachedBytes = [...cache.values()].reduce((sum, value) => sum + value.data.byteLength, 0);
+  }
+  if (first) for (const name of json('compare_hooks.json') as string[]) writeFileSync(join(dir, `teardown_cache_${name}.npy`), encodeNpy(cache.get(name)!));
+  return { hooks: names.length, cached_mb_per_batch: Number((cachedBytes / 1e6).toFixed(1)) };
+}
+
+/** resid_pre of every block (the value its first LayerNorm reads) patched at the chosen positions; metric: mean logit of one token at the last position. */
+async function patchCase(): Promise<Record<string, unknown>> {
+  const { positions, token } = json('patch.json') as { positions: number[]; token: number };
+  const residPre = Array.from({ length: 12 }, (_, block) => model.graph.nodes[model.graph.producer.get(model.hooks.resolve(`h.${block}.ln_1`).value)!].input[0]);
+  const metric = (logits: Tensor) => {
+    const [batch, seq, vocab] = logits.dims;
+    let sum = 0;
+    for (let b = 0; b < batch; b++) sum += Number(logits.data[(b * seq + seq - 1) * vocab + token]);
+    return sum / batch;
+  };
+  const result = await patchSweep(model, { input_ids: readNpy(join(dir, 'clean.npy')) }, { input_ids: readNpy(join(dir, 'corrupted.npy')) }, residPre, positions, metric, { lastPosition: true });
+  return { effects: result.effects, ort_runs: result.runs };
+}
+
+/** `teardown inspect` of three hooks without labels: census, and mean-ablation importance by the output's change. */
+async function inspectCase(): Promise<Record<string, unknown>> {
+  const { hooks, batch_size: batchSize } = json('inspect.json') as { hooks: string[]; batch_size: number };
+  const tokens = readNpy(join(dir, 'inspect_tokens.npy'));
+  const result = await inspectModel(model, { examples: tokens.dims[0], read: (start, end) => ({ input_ids: sliceRows(tokens, start, end) }) }, undefined, { hooks, batchSize, metric: { kind: 'output-change' } });
+  const byHook = (field: (unit: (typeof result.units)[number]) => number) => hooks.map((hook) => result.units.filter((unit) => unit.hook === hook).sort((a, b) => a.unit - b.unit).map(field));
+  return {
+    census_mean: byHook((unit) => unit.census.mean), census_std: byHook((unit) => unit.census.std), importance: byHook((unit) => unit.importance),
+    whole_hook: result.hooks.map((hook) => hook.wholeHook.importance), notes: result.notes,
+  };
+}
+
+const cases: Record<string, (first: boolean) => Promise<Record<string, unknown>>> = { cache: cacheCase, patch: patchCase, inspect: inspectCase };
+// REPS timed runs after a warm-up; REPS 0: one run, timed cold (sessions built inside it), for cases too slow to run twice.
+const reps = Number(repsText);
+const times: number[] = [];
+let warmupMs: number | undefined;
+let result: Record<string, unknown> = {};
+for (let rep = 0; rep <= Math.max(1, reps); rep++) {
+  if (reps === 0 && rep === 1) break;
+  const start = performance.now();
+  result = await cases[benchCase](rep === 0);
+  if (rep > 0 || reps === 0) times.push(performance.now() - start);
+  else warmupMs = performance.now() - start;
+}
+console.log(JSON.stringify({ times_ms: times, warmup_ms: warmupMs, max_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024), ...result }));
+await model.release();
