@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { NpyFile, readNpy } from '../src/data/npy.ts';
-import { batchLayoutOf, examplesFirst } from '../src/graph/units.ts';
+import { batchLayoutOf, examplesFirst, unitAxisOf } from '../src/graph/units.ts';
 import { listHooks } from '../src/inspect/list-hooks.ts';
 import { Model } from '../src/runtime/model.ts';
 import { probeHookShapes } from '../src/runtime/probe.ts';
@@ -60,6 +60,26 @@ for (const name of corpusModels()) {
             const { outputs } = await runWithInterventions(model, feeds, [interventionOf(dir, manifest, { ...spec, hook: counterpart.hook })]);
             for (const [output, expected] of Object.entries(spec.outputs)) assertClose(outputs[output], readNpy(join(dir, expected)), TOLERANCE, `${spec.id} on ${spec.hook}: output ${output}`);
           }
+        } finally {
+          await model.release();
+        }
+      });
+
+      it("teardown's default unit axis is the corpus's (channels of conv maps, Conv1d's included; features of dense and sequence values), attention maps [batch, heads, q, k] aside (teardown: heads)", async () => {
+        const model = load();
+        try {
+          const feeds = inputsOf(dir, manifest);
+          const mapped = counterparts(model, manifest);
+          const disagreements: string[] = [];
+          for (const spec of manifest.interventions) {
+            const counterpart = mapped.get(spec.hook)!;
+            if ('skip' in counterpart || spec.unit_axis === undefined) continue;
+            const hook = model.hooks.resolve(counterpart.hook);
+            const dims = (await probeHookShapes(model, feeds, [hook])).get(hook.name)!;
+            const attentionMap = dims.length === 4 && !hook.channelMap;
+            if (unitAxisOf(hook, dims.length) !== spec.unit_axis && !attentionMap) disagreements.push(`${spec.hook} ${JSON.stringify(dims)}: teardown ${unitAxisOf(hook, dims.length)}, corpus ${spec.unit_axis}`);
+          }
+          assert.deepEqual(disagreements, []);
         } finally {
           await model.release();
         }

@@ -18,7 +18,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { readNpy } from '../src/data/npy.ts';
-import { defaultUnitAxis } from '../src/graph/units.ts';
+import { unitAxisOf } from '../src/graph/units.ts';
 import { fourierAnalysis } from '../src/inspect/fourier.ts';
 import { inspectModel } from '../src/inspect/inspect.ts';
 import { Model } from '../src/runtime/model.ts';
@@ -50,9 +50,8 @@ async function ownPredictions(model: Model, feeds: Feeds): Promise<Tensor> {
   return tensor('int64', scores.dims.slice(0, -1), best);
 }
 
-/** Mean of each unit over examples and positions. */
-function unitMeans(values: Tensor): Float64Array {
-  const axis = defaultUnitAxis(values.dims.length);
+/** Mean of each unit (along `axis`) over examples and positions. */
+function unitMeans(values: Tensor, axis: number): Float64Array {
   const units = values.dims[axis];
   const inner = elementCount(values.dims.slice(axis + 1));
   const sums = new Float64Array(units);
@@ -79,7 +78,9 @@ describe('default inspect on every corpus model', () => {
       const checked = result.hooks.filter((hook) => recorded.has(hook.hook));
       if (manifest.hooks.length) assert.ok(checked.length > 0, 'some inspected hook was recorded by PyTorch');
       for (const hook of checked) {
-        const expected = unitMeans(readNpy(`${root}/${name}/${recorded.get(hook.hook)}`));
+        // teardown's unit axis (channels of conv maps) agrees with the corpus's own (test/corpus.test.ts).
+        const reference = readNpy(`${root}/${name}/${recorded.get(hook.hook)}`);
+        const expected = unitMeans(reference, unitAxisOf(model.hooks.resolve(hook.hook), reference.dims.length));
         const found = result.units.filter((unit) => unit.hook === hook.hook).sort((a, b) => a.unit - b.unit).map((unit) => unit.census.mean);
         const scale = Math.max(1e-6, ...Array.from(expected, Math.abs));
         found.forEach((mean, unit) => assert.ok(Math.abs(mean - expected[unit]) <= 1e-4 * scale, `${hook.hook}#${unit}: ${mean} vs PyTorch ${expected[unit]}`));

@@ -15,6 +15,7 @@
 import { HookError, nearestNames } from '../errors.ts';
 import type { DType } from '../tensor.ts';
 import type { GraphIndex } from './graph.ts';
+import { channelMapValues } from './channel-maps.ts';
 import { moduleCalls, moduleScopes, type ModuleCall } from './scopes.ts';
 
 export interface Hook {
@@ -29,6 +30,8 @@ export interface Hook {
   call?: ModuleCall;
   /** Something a user must know to read the value right (e.g. a folded BatchNorm). */
   note?: string;
+  /** A channel-first map ([batch, channels, ...], graph/channel-maps.ts): its units are channels. */
+  channelMap?: boolean;
 }
 
 export interface AbsentModule {
@@ -59,6 +62,8 @@ export class HookTable {
       if (this.byName.has(name)) continue;
       this.add({ name, value: name, kind: 'value', op: this.opOf(name), dtype: graph.dtype(name) });
     }
+    const maps = channelMapValues(graph);
+    for (const hook of this.hooks) if (maps.has(hook.value)) hook.channelMap = true;
   }
 
   /** One sentence per folded BatchNorm, for listings and for names that have no hook. */

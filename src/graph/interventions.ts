@@ -15,7 +15,7 @@ import { allocate, elementCount, shapeString, type Feeds, type Tensor } from '..
 import { broadcastTo, map, multiply } from '../tensor-math.ts';
 import type { Rewrite } from './edit.ts';
 import type { Hook } from './hooks.ts';
-import { defaultUnitAxis, positionAxis } from './units.ts';
+import { positionAxis, unitAxisOf } from './units.ts';
 
 export type AblationMethod = 'zero' | 'mean' | 'resample';
 
@@ -99,7 +99,7 @@ export function compileIntervention(intervention: Intervention, context: Interve
  */
 export function selectionMask(selection: Selection & { kind?: string }, hook: Hook, dims: number[], batchAxis: number | undefined = 0): Tensor {
   const rank = dims.length;
-  const unitAxis = selection.unitAxis ?? defaultUnitAxis(rank, batchAxis);
+  const unitAxis = selection.unitAxis ?? unitAxisOf(hook, rank, batchAxis);
   if (unitAxis < 0 || unitAxis >= rank) {
     throw new InterventionError(`Unit axis ${unitAxis} does not exist in hook '${hook.name}' of shape ${shapeString(dims)}: use an axis from 0 to ${rank - 1}.`);
   }

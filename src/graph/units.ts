@@ -56,14 +56,20 @@ export function fromExamplesFirst(rows: Tensor, layout: BatchLayout): Tensor {
 }
 
 /**
- * The unit axis: axis 1 of batch-first maps of rank 4 or more (conv channels [batch, channels,
- * h, w], attention heads [batch, heads, query, key]); otherwise the last axis (dense and sequence
- * values [batch, d], [batch, seq, d], [seq, batch, d], LSTM's [seq, dirs, batch, hidden]).
+ * The unit axis: axis 1 of batch-first channel maps (conv channels [batch, channels, ...], a
+ * Conv1d's [batch, channels, length] included) and of other batch-first values of rank 4 or more
+ * (attention heads [batch, heads, query, key]); otherwise the last axis (dense and sequence values
+ * [batch, d], [batch, seq, d], [seq, batch, d], LSTM's [seq, dirs, batch, hidden]).
  */
-export function defaultUnitAxis(rank: number, batchAxis: number | undefined = 0): number {
+export function defaultUnitAxis(rank: number, batchAxis: number | undefined = 0, channelMap = false): number {
   if (rank <= 1) return 0;
-  if (rank >= 4 && batchAxis === 0) return 1;
+  if (batchAxis === 0 && (rank >= 4 || (channelMap && rank === 3))) return 1;
   return rank - 1;
+}
+
+/** The default unit axis of a hook's value of the given rank (channel maps: graph/channel-maps.ts). */
+export function unitAxisOf(hook: { channelMap?: boolean } | undefined, rank: number, batchAxis: number | undefined = 0): number {
+  return defaultUnitAxis(rank, batchAxis, hook?.channelMap ?? false);
 }
 
 /**

@@ -10,7 +10,7 @@ import { run, type RunOptions } from '../runtime/run.ts';
 import { seededRandom } from '../random.ts';
 import { wilsonInterval } from '../stats.ts';
 import { elementCount, sliceFeeds, type Feeds, type Tensor } from '../tensor.ts';
-import { defaultUnitAxis } from '../graph/units.ts';
+import { unitAxisOf } from '../graph/units.ts';
 
 export interface Classification {
   /** Predicted class per example (argmax of the first output's last axis). */
@@ -35,7 +35,7 @@ export async function classify(model: Model, feeds: Feeds, labels: Tensor, optio
     const end = Math.min(examples, start + batchSize);
     const { outputs, cache } = await run(model, sliceFeeds(feeds, start, end), { ...runOptions, exampleOffset: start });
     argmaxRows(outputs[model.outputNames[0]], predictions, start);
-    for (const [hook, values] of cache) accumulateUnits(sums, hook, values);
+    for (const [hook, values] of cache) accumulateUnits(sums, hook, values, unitAxisOf(model.hooks.get(hook), values.dims.length));
   }
   let correct = 0;
   for (let i = 0; i < examples; i++) if (predictions[i] === Number(labels.data[i])) correct++;
@@ -72,8 +72,7 @@ function argmaxRows(logits: Tensor, into: Int32Array, offset: number): void {
 }
 
 /** Adds each unit's values (summed over every axis but the unit axis, divided by the positions per example). */
-function accumulateUnits(sums: Map<string, Float64Array>, hook: string, values: Tensor): void {
-  const axis = defaultUnitAxis(values.dims.length);
+function accumulateUnits(sums: Map<string, Float64Array>, hook: string, values: Tensor, axis: number): void {
   const units = values.dims[axis];
   const inner = elementCount(values.dims.slice(axis + 1));
   const perExample = elementCount(values.dims.slice(1)) / units;

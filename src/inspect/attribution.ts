@@ -12,7 +12,7 @@
 import { computeGradients, GradientProgram } from '../autodiff/gradients.ts';
 import type { Model } from '../runtime/model.ts';
 import { runWithCache, type Dataset } from '../runtime/run.ts';
-import { defaultUnitAxis } from '../graph/units.ts';
+import { unitAxisOf } from '../graph/units.ts';
 import { concatRows, elementCount, repeatRows, sliceRows, type Tensor } from '../tensor.ts';
 
 export interface IntegratedGradients {
@@ -77,7 +77,7 @@ export async function datasetGradientTimesActivation(model: Model, data: Dataset
       for (const hook of hooks) {
         const activation = cache.get(hook)!;
         const gradient = gradients.get(hook)!;
-        const axis = defaultUnitAxis(activation.dims.length);
+        const axis = unitAxisOf(model.hooks.resolve(hook), activation.dims.length);
         const units = activation.dims[axis];
         const inner = elementCount(activation.dims.slice(axis + 1));
         const perUnit = sums.get(hook) ?? new Float64Array(units);

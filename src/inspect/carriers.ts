@@ -9,7 +9,7 @@
  * nearly every unit correlates with it, but only some of them pass it on to the output.
  */
 import { patch } from '../graph/interventions.ts';
-import { defaultUnitAxis } from '../graph/units.ts';
+import { unitAxisOf } from '../graph/units.ts';
 import type { Model } from '../runtime/model.ts';
 import { runWithCache } from '../runtime/run.ts';
 import { predictedClasses, RowSum } from '../tensor-math.ts';
@@ -41,7 +41,7 @@ export async function findCarriers(model: Model, hookName: string, original: Ten
   const sum = new RowSum();
   sum.add(cached);
   const mean = sum.mean(cached.dtype === 'float64' ? 'float64' : 'float32');
-  const width = cached.dims[defaultUnitAxis(cached.dims.length)];
+  const width = cached.dims[unitAxisOf(model.hooks.resolve(hookName), cached.dims.length)];
   // Every input travels with its row: row i and row n + i are the same example before and after the transform.
   const pair = Object.fromEntries(Object.keys(originalFeeds).map((name) => [name, concatRows([originalFeeds[name], counterfactualFeeds[name]])]));
   const n = cached.dims[0];
@@ -76,7 +76,7 @@ function flipRate(scores: Tensor, n: number): number {
 /** The number of units of a hook (DESIGN.md, "Units"), read from one example's value; 0 for a value without a unit axis. */
 export async function hookWidth(model: Model, hookName: string, sample: Tensor | Feeds): Promise<number> {
   const value = (await runWithCache(model, sliceFeeds(asFeeds(model, sample), 0, 1), [hookName])).cache.get(hookName)!;
-  return value.dims.length >= 2 ? value.dims[defaultUnitAxis(value.dims.length)] : 0;
+  return value.dims.length >= 2 ? value.dims[unitAxisOf(model.hooks.resolve(hookName), value.dims.length)] : 0;
 }
 
 /** A tensor stands for the only input of a one-input model. */

@@ -17,7 +17,7 @@ import { InputError } from '../errors.ts';
 import type { Model } from '../runtime/model.ts';
 import { runWithCache } from '../runtime/run.ts';
 import { tensorFromProto } from '../onnx/tensor-proto.ts';
-import { defaultUnitAxis } from '../graph/units.ts';
+import { unitAxisOf } from '../graph/units.ts';
 import { tensor, type Tensor } from '../tensor.ts';
 
 export interface FourierResult {
@@ -60,7 +60,7 @@ export async function fourierAnalysis(model: Model, modulus: number, options: { 
   const loss = { full: crossEntropy(logits, P, train), restricted: crossEntropy(restricted, P, train), excluded: crossEntropy(excluded, P, train) };
   const units: Record<string, number[]> = {};
   // Units of [pairs, d] and [pairs, seq, d] hooks (attention patterns, [pairs, heads, q, k], have no per-unit grid here).
-  for (const hook of hooks) if (cache.get(hook)!.dims.length <= 3) units[hook] = unitVarianceExplained(cache.get(hook)!, P, keyFrequencies);
+  for (const hook of hooks) if (cache.get(hook)!.dims.length <= 3) units[hook] = unitVarianceExplained(cache.get(hook)!, P, keyFrequencies, unitAxisOf(model.hooks.resolve(hook), cache.get(hook)!.dims.length));
   return { modulus: P, embeddingEnergy, keyFrequencies, varianceExplained, significantComponents, loss, units };
 }
 
@@ -153,9 +153,8 @@ function crossEntropy(logits: Float64Array, P: number, pairs: Int32Array): numbe
 }
 
 /** Per unit: share of variance over the (a, b) grid explained by products of key-frequency (and constant) basis functions. */
-function unitVarianceExplained(values: Tensor, P: number, keys: number[]): number[] {
+function unitVarianceExplained(values: Tensor, P: number, keys: number[], axis: number): number[] {
   const rank = values.dims.length;
-  const axis = defaultUnitAxis(rank);
   const units = values.dims[axis];
   const positions = rank === 3 ? values.dims[1] : 1;
   const basis: Float64Array[] = [Float64Array.from({ length: P }, () => 1 / Math.sqrt(P))];

@@ -11,7 +11,7 @@ import type { Model } from '../runtime/model.ts';
 import { runWithCache, type Dataset } from '../runtime/run.ts';
 import { probeHookShapes } from '../runtime/probe.ts';
 import type { Session } from '../runtime/session.ts';
-import { defaultUnitAxis } from '../graph/units.ts';
+import { unitAxisOf } from '../graph/units.ts';
 import { elementCount, repeatRows, sliceRows, type Tensor } from '../tensor.ts';
 import { perExample, type MetricSpec } from './metric.ts';
 import { sweepOutputs } from './sweep.ts';
@@ -76,7 +76,7 @@ export async function unitImportance(model: Model, data: Dataset, labels: Tensor
       };
       const part = stackable[h];
       if (part) {
-        await ablateDownstream(part, hook.value, cleanRun.cache, mean, units, end - start, outputName, record);
+        await ablateDownstream(part, hook, cleanRun.cache, mean, units, end - start, outputName, record);
         continue;
       }
       const variants: Intervention[][] = [
@@ -95,9 +95,10 @@ export async function unitImportance(model: Model, data: Dataset, labels: Tensor
  * replaced by its mean, variant `units` has the whole hook replaced; the other cut values are the
  * clean ones, repeated.
  */
-async function ablateDownstream(part: { session: Session; inputs: string[] }, value: string, clean: Map<string, Tensor>, mean: Tensor, units: number, batch: number, outputName: string, record: (variant: number, output: Tensor) => void): Promise<void> {
+async function ablateDownstream(part: { session: Session; inputs: string[] }, hook: Hook, clean: Map<string, Tensor>, mean: Tensor, units: number, batch: number, outputName: string, record: (variant: number, output: Tensor) => void): Promise<void> {
+  const value = hook.value;
   const hookValue = clean.get(value)!;
-  const axis = defaultUnitAxis(hookValue.dims.length);
+  const axis = unitAxisOf(hook, hookValue.dims.length);
   const inner = elementCount(hookValue.dims.slice(axis + 1));
   const perExample = elementCount(hookValue.dims.slice(1));
   const perRun = Math.max(1, Math.floor(4096 / batch));

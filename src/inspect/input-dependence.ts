@@ -8,7 +8,7 @@ import { patch } from '../graph/interventions.ts';
 import type { Hook } from '../graph/hooks.ts';
 import type { Model } from '../runtime/model.ts';
 import { runWithCache, type Dataset } from '../runtime/run.ts';
-import { defaultUnitAxis } from '../graph/units.ts';
+import { unitAxisOf } from '../graph/units.ts';
 import { elementCount, type Tensor } from '../tensor.ts';
 
 export interface InputDependence {
@@ -28,7 +28,7 @@ export async function inputDependence(model: Model, data: Dataset, input: string
     for (let feature = 0; feature < features; feature++) {
       const ablated = (await runWithCache(model, feeds, names, { interventions: [patch(input, inputMean, { units: [feature] })] })).cache;
       for (const hook of hooks) {
-        const perUnit = meanAbsoluteChangePerUnit(clean.get(hook.name)!, ablated.get(hook.name)!);
+        const perUnit = meanAbsoluteChangePerUnit(clean.get(hook.name)!, ablated.get(hook.name)!, unitAxisOf(hook, clean.get(hook.name)!.dims.length));
         if (!sums.has(hook.name)) sums.set(hook.name, Array.from({ length: perUnit.length }, () => new Float64Array(features)));
         perUnit.forEach((change, unit) => { sums.get(hook.name)![unit][feature] += change; });
       }
@@ -47,8 +47,7 @@ export async function inputDependence(model: Model, data: Dataset, input: string
 }
 
 /** Σ over examples of the mean |a − b| per unit (over the unit's positions). */
-function meanAbsoluteChangePerUnit(a: Tensor, b: Tensor): Float64Array {
-  const axis = defaultUnitAxis(a.dims.length);
+function meanAbsoluteChangePerUnit(a: Tensor, b: Tensor, axis: number): Float64Array {
   const units = a.dims[axis];
   const inner = elementCount(a.dims.slice(axis + 1));
   const perExample = elementCount(a.dims.slice(1));

@@ -7,7 +7,7 @@
 import { AutodiffError } from '../autodiff/errors.ts';
 import { InputError } from '../errors.ts';
 import type { Hook } from '../graph/hooks.ts';
-import { defaultUnitAxis } from '../graph/units.ts';
+import { unitAxisOf } from '../graph/units.ts';
 import type { Model } from '../runtime/model.ts';
 import { probeHookShapes } from '../runtime/probe.ts';
 import { runWithCache, type Dataset } from '../runtime/run.ts';
@@ -81,7 +81,7 @@ export async function inspectModel(model: Model, data: Dataset, labels: Tensor |
   const { hooks, shapes } = await perExampleHooks(model, chosen.hooks, data.read(0, 1), notes);
   const unitCounts = new Map(hooks.map((hook) => {
     const dims = shapes.get(hook.name)!;
-    return [hook.name, Number(dims[defaultUnitAxis(dims.length)])];
+    return [hook.name, Number(dims[unitAxisOf(hook, dims.length)])];
   }));
   const scores = (await runWithCache(model, sliceFeedsTo(sample, 1), [])).outputs[model.outputNames[0]];
   const scoring = labels ? scoringOf(model.outputNames[0], scores.dims, labels) : undefined;
@@ -96,7 +96,7 @@ export async function inspectModel(model: Model, data: Dataset, labels: Tensor |
   ];
   const progress = new Progress('inspect', 2 * Math.ceil(data.examples / options.batchSize), options.progress);
 
-  const observed = await observe(model, data, hooks, unitCounts, targets, options, progress);
+  const observed = await observe(model, data, hooks, shapes, unitCounts, targets, options, progress);
   await scoreProbes(model, data, hooks, targets, observed.probes, options.batchSize);
   const importance = await unitImportance(model, data, labels, hooks, observed.means, unitCounts, metric, { batchSize: options.batchSize, onBatch: () => progress.tick() });
   progress.finish();
@@ -194,8 +194,9 @@ function checkedAttributes(attributes: Map<string, Tensor> | undefined, examples
  * units with every target, linear probes fitted on the training part, and — for feature inputs of
  * up to 128 features (tables, binary inputs; not pixels) — the input mean for input dependence.
  */
-async function observe(model: Model, data: Dataset, hooks: Hook[], unitCounts: Map<string, number>, targets: Target[], options: InspectOptions, progress: Progress) {
-  const census = hooks.map(() => new CensusAccumulator(options.topK ?? 5));
+async function observe(model: Model, data: Dataset, hooks: Hook[], shapes: Map<string, (number | string)[]>, unitCounts: Map<string, number>, targets: Target[], options: InspectOptions, progress: Progress) {
+  const unitAxis = (hook: Hook) => unitAxisOf(hook, shapes.get(hook.name)!.length);
+  const census = hooks.map((hook) => new CensusAccumulator(options.topK ?? 5, unitAxis(hook)));
   const sums = hooks.map(() => new RowSum());
   const associations = targets.map((target) => hooks.map((hook) => new AssociationAccumulator(unitCounts.get(hook.name)!, target.levels)));
   const probes = targets.map((target) => hooks.map((hook) => new RidgeProbe(unitCounts.get(hook.name)!, target.levels)));
@@ -211,7 +212,7 @@ async function observe(model: Model, data: Dataset, hooks: Hook[], unitCounts: M
       census[h].add(values, start);
       sums[h].add(values);
       targets.forEach((target, t) => {
-        const rows = hookRows(values, target.at(hook.name));
+        const rows = hookRows(values, target.at(hook.name), unitAxis(hook));
         const classes = sliceRows(target.values, start, end).data as ArrayLike<number | bigint>;
         associations[t][h].add(rows, classes);
         probes[t][h].fit(rows, classes, firstRow(target, start));
@@ -231,7 +232,7 @@ async function scoreProbes(model: Model, data: Dataset, hooks: Hook[], targets: 
     const end = Math.min(data.examples, start + batchSize);
     const { cache } = await runWithCache(model, data.read(start, end), hooks.map((hook) => hook.name));
     hooks.forEach((hook, h) => {
-      targets.forEach((target, t) => probes[t][h].score(hookRows(cache.get(hook.name)!, target.at(hook.name)), sliceRows(target.values, start, end).data as ArrayLike<number | bigint>, firstRow(target, start)));
+      targets.forEach((target, t) => probes[t][h].score(hookRows(cache.get(hook.name)!, target.at(hook.name), unitAxisOf(hook, cache.get(hook.name)!.dims.length)), sliceRows(target.values, start, end).data as ArrayLike<number | bigint>, firstRow(target, start)));
     });
   }
 }

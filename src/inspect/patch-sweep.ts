@@ -10,7 +10,7 @@
  */
 import { InterventionError } from '../errors.ts';
 import type { Hook } from '../graph/hooks.ts';
-import { dimsAtBatch, positionAxis, defaultUnitAxis } from '../graph/units.ts';
+import { dimsAtBatch, positionAxis, unitAxisOf } from '../graph/units.ts';
 import type { Model } from '../runtime/model.ts';
 import { runWithCache, type RunResult } from '../runtime/run.ts';
 import { probeHookShapes, probeValueShapes } from '../runtime/probe.ts';
@@ -173,7 +173,7 @@ function patchedStack(cleanValue: Tensor, corruptedValue: Tensor, positions: num
 
 function sequenceLength(hooks: Hook[], dims: number[][]): number {
   const lengths = new Set(hooks.map((hook, h) => {
-    const axis = positionAxis(dims[h].length, defaultUnitAxis(dims[h].length));
+    const axis = positionAxis(dims[h].length, unitAxisOf(hook, dims[h].length));
     if (axis !== 1) throw new InterventionError(`Hook '${hook.name}' has shape ${shapeString(dims[h])}: a patch sweep needs sequence hooks shaped [batch, seq, d].`);
     return dims[h][1];
   }));

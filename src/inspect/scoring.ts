@@ -52,7 +52,8 @@ export async function readPositions(model: Model, hooks: readonly string[], shap
   const result = new Map<string, ReadAt>();
   for (const hook of hooks) {
     const dims = shapes.get(hook)!;
-    if (dims.length !== 3 || dims[0] !== 'batch' || typeof dims[1] !== 'number') { result.set(hook, 'mean'); continue; }
+    // A Conv1d map [batch, channels, length] is rank 3 too, but its units are channels.
+    if (dims.length !== 3 || dims[0] !== 'batch' || typeof dims[1] !== 'number' || model.hooks.resolve(hook).channelMap) { result.set(hook, 'mean'); continue; }
     if (scoring === 'every') result.set(hook, 'every');
     else if (scoring === 'last') result.set(hook, { position: dims[1] - 1 });
     else result.set(hook, await positionRead(model, hook, dims[1], sample));
@@ -89,8 +90,8 @@ async function positionRead(model: Model, hook: string, positions: number, sampl
  * A hook's rows for probes and roles: [rows][units], one row per example (at one position or the
  * mean over positions) or, for 'every', one per (example, position) in row-major order.
  */
-export function hookRows(values: Tensor, at: ReadAt): Float64Array[] {
-  if (at === 'mean') return perExampleUnitMeans(values);
+export function hookRows(values: Tensor, at: ReadAt, unitAxis = defaultUnitAxis(values.dims.length)): Float64Array[] {
+  if (at === 'mean') return perExampleUnitMeans(values, unitAxis);
   const [examples, positions, units] = values.dims;
   const row = (example: number, position: number) => Float64Array.from({ length: units }, (_, unit) => Number(values.data[(example * positions + position) * units + unit]));
   if (at === 'every') return Array.from({ length: examples * positions }, (_, r) => row(Math.floor(r / positions), r % positions));
@@ -98,8 +99,7 @@ export function hookRows(values: Tensor, at: ReadAt): Float64Array[] {
 }
 
 /** Per example, each unit's mean over its positions: [examples][units]. */
-function perExampleUnitMeans(values: Tensor): Float64Array[] {
-  const axis = defaultUnitAxis(values.dims.length);
+function perExampleUnitMeans(values: Tensor, axis: number): Float64Array[] {
   const units = values.dims[axis];
   const inner = elementCount(values.dims.slice(axis + 1));
   const perExample = elementCount(values.dims.slice(1));
