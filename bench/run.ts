@@ -368,12 +368,12 @@ async function benchScale(): Promise<void> {
   const python = (args: string[]): ChildResult => {
     const child = spawnSync('/usr/bin/python3', [fileURLToPath(new URL('./torch_scale.py', import.meta.url)), ...args], { env: torchEnv(threads), encoding: 'utf8', maxBuffer: 1 << 28 });
     if (child.status !== 0) throw new Error(`bench: torch_scale.py ${args.join(' ')} failed:\n${child.stderr}`);
-    return JSON.parse(child.stdout.trim().split('\n').pop() ?? '{}');
+    return JSON.parse(child.stdout.trim().split('\n').pop() || '{}');
   };
   const teardown = (args: string[]): ChildResult => {
     const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./scale-child.ts', import.meta.url)), ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
     if (child.status !== 0) throw new Error(`bench: scale-child.ts ${args.join(' ')} failed:\n${child.stderr}`);
-    return JSON.parse(child.stdout.trim().split('\n').pop() ?? '{}');
+    return JSON.parse(child.stdout.trim().split('\n').pop() || '{}');
   };
   try {
     python(['export', dir]);
