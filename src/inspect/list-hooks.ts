@@ -25,12 +25,33 @@ export async function listHooks(model: Model, feeds?: Feeds, dimSizes: Record<st
   const assumedDims: Record<string, number> = {};
   const sample = feeds ?? synthesiseFeeds(model, dimSizes, assumedDims);
   const shapes = await probeHookShapes(model, sample, model.hooks.hooks);
+  if (!feeds) await nameSymbolicAxes(model, shapes, dimSizes, assumedDims);
   return {
     hooks: model.hooks.hooks.map((hook) => ({ ...hook, shape: shapes.get(hook.name)!, batchAxis: batchAxisOf(shapes.get(hook.name)!) ?? null })),
     absent: model.hooks.absent,
     notes: model.hooks.foldingNotes,
     assumedDims,
   };
+}
+
+/**
+ * Symbolic input axes other than the batch (`seq`) in the hooks' shapes: each is probed again one
+ * larger, and an axis of size k·n that grows by k is shown as 'seq' (k = 1) or 'seq*k' (a
+ * flattened [batch·seq·k] axis keeps its batch name). Edits `shapes` in place.
+ */
+async function nameSymbolicAxes(model: Model, shapes: Map<string, (number | string)[]>, dimSizes: Record<string, number>, assumed: Record<string, number>): Promise<void> {
+  const sizes = { ...dimSizes, ...assumed };
+  for (const [dim, size] of Object.entries(sizes)) {
+    const grown = await probeHookShapes(model, synthesiseFeeds(model, { ...sizes, [dim]: size + 1 }, {}), model.hooks.hooks);
+    for (const [name, dims] of shapes) {
+      const other = grown.get(name)!;
+      dims.forEach((value, axis) => {
+        if (typeof value !== 'number' || typeof other[axis] !== 'number' || other[axis] === value) return;
+        const step = (other[axis] as number) - value;
+        if (value === step * size) dims[axis] = step === 1 ? dim : `${dim}*${step}`;
+      });
+    }
+  }
 }
 
 /** One example per input: seeded uniform [0, 1) floats, zero integers (a valid index). */
