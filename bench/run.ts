@@ -28,7 +28,7 @@ import { patchSweep } from '../src/inspect/patch-sweep.ts';
 import { Model } from '../src/runtime/model.ts';
 import { runWithCache } from '../src/runtime/run.ts';
 import { seededRandom } from '../src/random.ts';
-import { repeatRows, tensor, type Tensor } from '../src/tensor.ts';
+import { relativeError, repeatRows, tensor, type Tensor } from '../src/tensor.ts';
 import { buildModel } from '../src/train/builders.ts';
 import { parseModelSpec } from '../src/train/model-spec.ts';
 import type { OptimizerSpec } from '../src/train/optimizers.ts';
@@ -449,17 +449,6 @@ const SCALE_INSPECT_SEQUENCES = 4;
 
 /** One scale-child.ts or torch_scale.py line: times, peak RSS, and the case's own fields. */
 type ChildResult = { times_ms: number[]; max_rss_mb: number } & Record<string, any>;
-
-/** max |a − b| / max |b| over every element. */
-function relativeError(ours: Tensor, reference: Tensor): number {
-  let difference = 0;
-  let scale = 0;
-  for (let i = 0; i < reference.data.length; i++) {
-    difference = Math.max(difference, Math.abs(Number(ours.data[i]) - Number(reference.data[i])));
-    scale = Math.max(scale, Math.abs(Number(reference.data[i])));
-  }
-  return difference / scale;
-}
 
 const cases: Record<string, () => Promise<void>> = { patch: benchPatch, cache: benchCache, train: benchTrain, inspect: benchInspect, scale: benchScale };
 // scale runs only when named: it takes ~10 minutes.

@@ -32,10 +32,15 @@ async function cacheCase(first: boolean): Promise<Record<string, unknown>> {
   return { hooks: names.length, cached_mb_per_batch: Number((cachedBytes / 1e6).toFixed(1)) };
 }
 
-/** resid_pre of every block (the value its first LayerNorm reads) patched at the chosen positions; metric: mean logit of one token at the last position. */
+/**
+ * resid_pre of every block — the activation the block reads from outside its scope, which PyTorch's
+ * forward pre-hook on the block swaps — patched at the chosen positions; metric: mean logit of one
+ * token at the last position. (At opset 14 LayerNorm is decomposed, so the input of the node that
+ * writes `ln_1`'s output is not the residual stream.)
+ */
 async function patchCase(): Promise<Record<string, unknown>> {
   const { positions, token } = json('patch.json') as { positions: number[]; token: number };
-  const residPre = Array.from({ length: 12 }, (_, block) => model.graph.nodes[model.graph.producer.get(model.hooks.resolve(`h.${block}.ln_1`).value)!].input[0]);
+  const residPre = Array.from({ length: 12 }, (_, block) => blockInput(`/h.${block}/`));
   const metric = (logits: Tensor) => {
     const [batch, seq, vocab] = logits.dims;
     let sum = 0;
@@ -44,6 +49,15 @@ async function patchCase(): Promise<Record<string, unknown>> {
   };
   const result = await patchSweep(model, { input_ids: readNpy(join(dir, 'clean.npy')) }, { input_ids: readNpy(join(dir, 'corrupted.npy')) }, residPre, positions, metric, { lastPosition: true });
   return { effects: result.effects, ort_runs: result.runs };
+}
+
+/** The one activation that nodes under `scope` read from outside it. */
+function blockInput(scope: string): string {
+  const inside = (index: number | undefined) => index !== undefined && (model.graph.nodes[index].name ?? '').startsWith(scope);
+  const read = new Set(model.graph.nodes.filter((node) => (node.name ?? '').startsWith(scope)).flatMap((node) => node.input)
+    .filter((value) => model.graph.isActivation(value) && model.graph.isFloat(value) && !inside(model.graph.producer.get(value))));
+  if (read.size !== 1) throw new Error(`bench: scope '${scope}' reads ${read.size} activations from outside (${[...read].join(', ')}), expected one`);
+  return [...read][0];
 }
 
 /** `teardown inspect` of three hooks without labels: census, and mean-ablation importance by the output's change. */

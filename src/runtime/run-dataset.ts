@@ -10,7 +10,8 @@ import { InputError } from '../errors.ts';
 import type { Intervention } from '../graph/interventions.ts';
 import { OutputChangeTracker, type OutputChange } from '../inspect/compare.ts';
 import { Progress } from '../report/progress.ts';
-import { shapeString, type Tensor } from '../tensor.ts';
+import { shapeString, type Feeds, type Tensor } from '../tensor.ts';
+import type { Hook } from '../graph/hooks.ts';
 import { batchLayoutOf, examplesFirst, fromExamplesFirst, type BatchLayout } from '../graph/units.ts';
 import type { Model } from './model.ts';
 import { prepareInterventions, run, type Dataset } from './run.ts';
@@ -65,20 +66,10 @@ export async function runDataset(model: Model, inputs: Record<string, NpyFile>, 
   const reference = options.reference && Object.keys(options.reference).length ? filesDataset(options.reference, checkRowCounts(options.reference)) : dataset;
   model.checkFeeds(reference.read(0, Math.min(fixedBatch ?? 1, reference.examples)));
   const hooks = options.cache ? model.hooks.match(options.cache) : [];
-  // Files hold the examples on their first axis, whatever axis the value has them on; values
-  // without a batch axis (weights, shapes, position tables) are the same in every batch: written once.
-  const outputHooks = model.outputNames.map((name) => model.hooks.hooks.find((hook) => hook.value === name)!);
-  const probed = await probeHookShapes(model, sample, [...hooks, ...outputHooks]);
-  const shapes = new Map([...hooks, ...outputHooks].map((hook) => [hook.value, probed.get(hook.name)!]));
-  const valueOf = (kind: 'outputs' | 'hooks', name: string) => (kind === 'outputs' ? name : model.hooks.resolve(name).value);
-  const layoutOf = (kind: 'outputs' | 'hooks', name: string): BatchLayout | undefined => {
-    const dims = shapes.get(valueOf(kind, name))!;
-    if (fixedBatch) return dims[0] === fixedBatch ? { axis: 0, perExample: 1, interleaved: false } : undefined;
-    return batchLayoutOf(dims);
-  };
   const patched = (options.interventions ?? []).filter((intervention) => intervention.kind === 'patch').map((intervention) => model.hooks.resolve(intervention.hook));
-  const patchShapes = await probeHookShapes(model, sample, patched);
-  const patchLayout = (hook: string) => (fixedBatch ? { axis: 0, perExample: 1, interleaved: false } : batchLayoutOf(patchShapes.get(model.hooks.resolve(hook).name)!));
+  const layoutOfValue = await batchLayouts(model, sample, [...hooks, ...patched], fixedBatch);
+  const layoutOf = (kind: 'outputs' | 'hooks', name: string) => layoutOfValue(kind === 'outputs' ? name : model.hooks.resolve(name).value);
+  const patchLayout = (hook: string) => layoutOfValue(model.hooks.resolve(hook).value);
   // Mean and resample references stream over the whole dataset once, before the batches.
   const prepared = await prepareInterventions(model, options.interventions ?? [], reference, { batchSize });
 
@@ -139,6 +130,23 @@ export async function runDataset(model: Model, inputs: Record<string, NpyFile>, 
     folder.abandon();
     throw error;
   }
+}
+
+/**
+ * Where each value (of `hooks` and the model's outputs) holds its examples. Files hold them on
+ * their first axis whatever axis the value has them on; values without a batch axis (weights,
+ * shapes, position tables) are the same in every batch and are written once.
+ */
+async function batchLayouts(model: Model, sample: Feeds, hooks: readonly Hook[], fixedBatch: number | undefined): Promise<(value: string) => BatchLayout | undefined> {
+  const outputHooks = model.outputNames.map((name) => model.hooks.hooks.find((hook) => hook.value === name)!);
+  const probed = await probeHookShapes(model, sample, [...hooks, ...outputHooks]);
+  const shapes = new Map([...hooks, ...outputHooks].map((hook) => [hook.value, probed.get(hook.name)!]));
+  return (value) => {
+    const dims = shapes.get(value)!;
+    // A model exported with a fixed batch size: a value whose first axis has that size holds the examples there.
+    if (fixedBatch) return dims[0] === fixedBatch ? { axis: 0, perExample: 1, interleaved: false } : undefined;
+    return batchLayoutOf(dims);
+  };
 }
 
 function filesDataset(files: Record<string, NpyFile>, examples: number): Dataset {
