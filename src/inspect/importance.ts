@@ -12,9 +12,9 @@ import { runWithCache, type Dataset } from '../runtime/run.ts';
 import { probeHookShapes } from '../runtime/probe.ts';
 import type { Session } from '../runtime/session.ts';
 import { unitAxisOf } from '../graph/units.ts';
-import { elementCount, repeatRows, sliceRows, type Tensor } from '../tensor.ts';
+import { elementCount, repeatRows, sliceRows, type Feeds, type Tensor } from '../tensor.ts';
 import { perExample, type MetricSpec } from './metric.ts';
-import { sweepOutputs } from './sweep.ts';
+import { stackedRows, sweepOutputs } from './sweep.ts';
 
 export interface Effect {
   /** Mean drop of the metric when ablated (clean − ablated). */
@@ -59,7 +59,9 @@ export async function unitImportance(model: Model, data: Dataset, labels: Tensor
   const parts = await Promise.all(hooks.map((hook) => model.downstream(hook.value, outputName)));
   const cutValues = [...new Set(parts.flatMap((part) => part?.inputs ?? []))];
   const cutShapes = await probeHookShapes(model, data.read(0, 1), cutValues.map((value) => model.hooks.resolve(value)));
-  const stackable = parts.map((part) => part && options.unitAxis === undefined && part.inputs.every((value) => /^batch/.test(String(cutShapes.get(value)?.[0]))) ? part : undefined);
+  // Cut values must hold their examples first, or be shape arithmetic (recomputed at the stacked size).
+  const stacks = (value: string) => /^batch/.test(String(cutShapes.get(value)?.[0])) || !model.graph.isActivation(value);
+  const stackable = parts.map((part) => part && options.unitAxis === undefined && part.inputs.every(stacks) ? part : undefined);
   for (let start = 0; start < data.examples; start += options.batchSize) {
     const end = Math.min(data.examples, start + options.batchSize);
     const feeds = data.read(start, end);
@@ -76,7 +78,7 @@ export async function unitImportance(model: Model, data: Dataset, labels: Tensor
       };
       const part = stackable[h];
       if (part) {
-        await ablateDownstream(part, hook, cleanRun.cache, mean, units, end - start, outputName, record);
+        await ablateDownstream(model, part, hook, cleanRun.cache, feeds, mean, units, outputName, record);
         continue;
       }
       const variants: Intervention[][] = [
@@ -95,18 +97,20 @@ export async function unitImportance(model: Model, data: Dataset, labels: Tensor
  * replaced by its mean, variant `units` has the whole hook replaced; the other cut values are the
  * clean ones, repeated.
  */
-async function ablateDownstream(part: { session: Session; inputs: string[] }, hook: Hook, clean: Map<string, Tensor>, mean: Tensor, units: number, batch: number, outputName: string, record: (variant: number, output: Tensor) => void): Promise<void> {
+async function ablateDownstream(model: Model, part: { session: Session; inputs: string[] }, hook: Hook, clean: Map<string, Tensor>, feeds: Feeds, mean: Tensor, units: number, outputName: string, record: (variant: number, output: Tensor) => void): Promise<void> {
   const value = hook.value;
+  const batch = model.checkFeeds(feeds);
+  const statics = part.inputs.filter((input) => !model.graph.isActivation(input));
   const hookValue = clean.get(value)!;
   const axis = unitAxisOf(hook, hookValue.dims.length);
   const inner = elementCount(hookValue.dims.slice(axis + 1));
   const perExample = elementCount(hookValue.dims.slice(1));
-  const perRun = Math.max(1, Math.floor(4096 / batch));
+  const perRun = Math.max(1, Math.floor(stackedRows(perExample) / batch));
   const variants = units + 1;
   for (let first = 0; first < variants; first += perRun) {
     const count = Math.min(perRun, variants - first);
-    const feeds: Record<string, Tensor> = {};
-    for (const input of part.inputs) if (input !== value) feeds[input] = repeatRows(clean.get(input)!, count);
+    const partFeeds: Record<string, Tensor> = await model.staticValuesAt(statics, feeds, count * batch);
+    for (const input of part.inputs) if (input !== value && !(input in partFeeds)) partFeeds[input] = repeatRows(clean.get(input)!, count);
     const stacked = repeatRows(hookValue, count);
     const data = stacked.data as Float32Array;
     for (let v = 0; v < count; v++) {
@@ -118,8 +122,8 @@ async function ablateDownstream(part: { session: Session; inputs: string[] }, ho
         }
       }
     }
-    feeds[value] = stacked;
-    const output = (await part.session.run(feeds, [outputName]))[outputName];
+    partFeeds[value] = stacked;
+    const output = (await part.session.run(partFeeds, [outputName]))[outputName];
     const rows = output.dims[0] / count;
     for (let v = 0; v < count; v++) record(first + v, sliceRows(output, v * rows, (v + 1) * rows));
   }

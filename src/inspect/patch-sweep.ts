@@ -20,7 +20,7 @@ import { valueInfo } from '../graph/builder.ts';
 import { derive } from '../graph/edit.ts';
 import { fuseMatMulBias } from '../graph/fuse-matmul-bias.ts';
 import { allocate, concatRows, elementCount, repeatRows, sliceRows, shapeString, type Feeds, type Tensor } from '../tensor.ts';
-import { stackedPlan, sweepInput } from './sweep.ts';
+import { stackedPlan, stackedRows, sweepInput } from './sweep.ts';
 
 /** A metric of the model's first output on one variant's batch, e.g. the mean logit difference. */
 export type Metric = (output: Tensor) => number;
@@ -63,7 +63,7 @@ export async function patchSweep(full: Model, clean: Feeds, corrupted: Feeds, ho
   }
 
   const outputName = model.outputNames[0];
-  const perRun = Math.max(1, Math.floor((options.maxRows ?? 4096) / batch));
+  const perRun = Math.max(1, Math.floor((options.maxRows ?? stackedRows(Math.max(...dims.map((hookDims) => elementCount(hookDims) / batch)))) / batch));
   const effects = hooks.map(() => new Array<number>(chosen.length).fill(NaN));
   let runs = 0;
   // Hooks whose downstream part can run alone: only that part is recomputed, fed from one clean run.
@@ -71,11 +71,15 @@ export async function patchSweep(full: Model, clean: Feeds, corrupted: Feeds, ho
   const cutValues = [...new Set(downstream.flatMap((part) => part?.inputs ?? []))];
   const cutShapes = await probeHookShapes(model, clean, cutValues.map((value) => model.hooks.resolve(value)));
   const batchFirst = (shape: readonly (number | string)[] | undefined) => /^batch/.test(String(shape?.[0]));
-  const stackable = (part: (typeof downstream)[number]) => part && part.inputs.every((value) => batchFirst(cutShapes.get(value)));
+  // Cut values must hold their examples first, or be shape arithmetic (recomputed at the stacked size).
+  const isStatic = (value: string) => !model.graph.isActivation(value);
+  const stacks = (value: string) => batchFirst(cutShapes.get(value)) || isStatic(value);
+  const stackable = (part: (typeof downstream)[number]) => part && part.inputs.every(stacks);
   const outputShape = (await probeHookShapes(model, clean, [model.hooks.resolve(outputName)])).get(outputName);
   const bothStack = Object.keys(clean).every((name) => model.hasBatchAxis(name)) && batchFirst(outputShape)
-    && hooks.every((hook) => batchFirst(shapes.get(hook.name))) && cutValues.every((value) => batchFirst(cutShapes.get(value)));
-  const [cleanRun, corruptedRun] = await cleanAndCorruptedRuns(model, clean, corrupted, cutValues, hooks.map((hook) => hook.name), bothStack ? batch : undefined);
+    && hooks.every((hook) => batchFirst(shapes.get(hook.name))) && cutValues.every(stacks);
+  const activationCuts = cutValues.filter((value) => !isStatic(value));
+  const [cleanRun, corruptedRun] = await cleanAndCorruptedRuns(model, clean, corrupted, activationCuts, hooks.map((hook) => hook.name), bothStack ? batch : undefined);
 
   for (const [h, hook] of hooks.entries()) {
     const part = downstream[h];
@@ -84,8 +88,9 @@ export async function patchSweep(full: Model, clean: Feeds, corrupted: Feeds, ho
       const corruptedValue = corruptedRun.cache.get(hook.name)!;
       let output: Tensor;
       if (part && stackable(part)) {
-        const feeds: Feeds = {};
+        const feeds: Feeds = await model.staticValuesAt(part.inputs.filter(isStatic), clean, chunk.length * batch);
         for (const value of part.inputs) {
+          if (isStatic(value)) continue;
           feeds[value] = value === hook.value ? patchedStack(cleanRun.cache.get(value)!, corruptedValue, chunk, dims[h]) : repeatRows(cleanRun.cache.get(value)!, chunk.length);
         }
         output = (await part.session.run(feeds, [outputName]))[outputName];

@@ -22,6 +22,17 @@ export interface SweepOptions {
   reference?: Feeds | Dataset;
 }
 
+/**
+ * Examples per stacked run: up to 4096, fewer when each example's hook holds many values (at most
+ * 2^21 values of the hook per run). Large stacks amortise onnxruntime's cost per run on small
+ * models; on large ones they are slower per example — a GPT-2-small attention pattern (196,608
+ * values per example) ran inspect's ablations 1.9× faster in runs of 8 examples than of 52
+ * (bench/RESULTS.md, "Scale").
+ */
+export function stackedRows(valuesPerExample: number): number {
+  return Math.max(1, Math.min(4096, Math.floor(2 ** 21 / Math.max(1, valuesPerExample))));
+}
+
 /** metric(model's first output on one variant's examples) for every variant, in order. */
 export async function sweepInterventions(model: Model, feeds: Feeds, variants: readonly (readonly Intervention[])[], metric: (output: Tensor) => number, options: SweepOptions = {}): Promise<number[]> {
   const results: number[] = [];
@@ -48,7 +59,7 @@ export async function sweepOutputs(model: Model, feeds: Feeds, variants: readonl
     own.set(entry.hook.name, previous ? { keep: multiply(previous.keep, keep), add: add(multiply(previous.add, keep), shift) } : { keep, add: shift });
   });
 
-  const perRun = Math.max(1, Math.floor((options.maxRows ?? 4096) / batch));
+  const perRun = Math.max(1, Math.floor((options.maxRows ?? stackedRows(Math.max(...hooks.map(({ dims }) => elementCount(dims) / batch)))) / batch));
   for (let first = 0; first < variants.length; first += perRun) {
     const chunk = affine.slice(first, first + perRun);
     const runFeeds: Feeds = {};

@@ -12,7 +12,10 @@ import { GraphIndex } from '../graph/graph.ts';
 import { HookTable } from '../graph/hooks.ts';
 import { applyEdits, editSignature, type EditPlan } from '../graph/edit.ts';
 import { downstreamGraph } from '../graph/downstream.ts';
-import { shapeString, type DType, type Tensor } from '../tensor.ts';
+import { shapeGraph, type ShapeRead } from '../graph/shape-graph.ts';
+import { dimsAtBatch } from '../graph/units.ts';
+import { probeHookShapes } from './probe.ts';
+import { shapeString, tensor, type DType, type Tensor } from '../tensor.ts';
 import { explainLoadError } from './load-errors.ts';
 import { Session, type Feeds, type RuntimeOptions } from './session.ts';
 
@@ -40,6 +43,7 @@ export class Model {
   private readonly variants = new Map<string, Promise<Model>>();
   private readonly staticSessions = new Map<string, Promise<PreparedSession>>();
   private readonly staticResults = new Map<string, Record<string, Tensor>>();
+  private readonly shapeSessions = new Map<string, Promise<{ session: Session; reads: ShapeRead[] } | undefined>>();
 
   private constructor(readonly file: ModelFile, readonly options: RuntimeOptions) {
     this.graph = new GraphIndex(file.proto);
@@ -117,6 +121,42 @@ export class Model {
   }
 
   /**
+   * Values that are not activations, as they are when the inputs of `like` have `rows` examples:
+   * they depend only on the inputs' shapes (a Reshape's target [batch, seq, d], say), so inputs of
+   * zeros with that many rows give them. Parts of a graph run on stacked variants need them at the
+   * stacked size.
+   */
+  async staticValuesAt(values: readonly string[], like: Feeds, rows: number): Promise<Record<string, Tensor>> {
+    if (values.length === 0) return {};
+    const signature = [...values].sort().join('\u0000');
+    if (!this.shapeSessions.has(signature)) {
+      const made = (async () => {
+        const part = shapeGraph(this.graph, values);
+        return part && { session: await Session.create(encodeModel(part.proto), this.options, `the shape arithmetic of '${this.path}'`, undefined, 'basic'), reads: part.reads };
+      })();
+      made.catch(() => this.shapeSessions.delete(signature));
+      this.shapeSessions.set(signature, made);
+    }
+    const prepared = await this.shapeSessions.get(signature)!;
+    if (!prepared) {
+      // Some value reads an activation's contents after all: compute it from inputs of zeros at that size.
+      return this.staticValues(values, zerosAt(like, rows, this));
+    }
+    const readHooks = prepared.reads.map((read) => this.hooks.hooks.find((hook) => hook.value === read.of)!);
+    const shapes = await probeHookShapes(this, like, readHooks);
+    const dimsOf = readHooks.map((hook) => dimsAtBatch(shapes.get(hook.name)!, rows));
+    if (dimsOf.some((dims) => dims.includes(-1))) return this.staticValues(values, zerosAt(like, rows, this));
+    const feeds: Feeds = {};
+    for (const [r, read] of prepared.reads.entries()) {
+      const dims = dimsOf[r];
+      const shape = dims.slice(read.start ?? 0, read.end ?? dims.length);
+      feeds[read.output] = read.op === 'Shape' ? tensor('int64', [shape.length], shape) : tensor('int64', [], [dims.reduce((a, b) => a * b, 1)]);
+    }
+    const results = await prepared.session.run(feeds, [...values]);
+    return Object.fromEntries(values.map((value) => [value, results[value]]));
+  }
+
+  /**
    * The session of the part of the graph downstream of `value` (graph/downstream.ts), computing
    * `output`; undefined when there is nothing to skip. Created once per value.
    */
@@ -187,6 +227,9 @@ export class Model {
   }
 
   async release(): Promise<void> {
+    const shapeSessions = await Promise.all([...this.shapeSessions.values()].map((made) => made.catch(() => undefined)));
+    this.shapeSessions.clear();
+    for (const made of shapeSessions) await made?.session.release();
     const prepared = [...this.sessions.values(), ...this.downstreamSessions.values(), ...this.staticSessions.values()];
     const variants = [...this.variants.values()];
     this.sessions.clear();
@@ -197,4 +240,9 @@ export class Model {
     for (const entry of prepared) await (await entry.catch(() => undefined))?.session.release();
     for (const variant of variants) await (await variant.catch(() => undefined))?.release();
   }
+}
+
+/** Inputs of zeros shaped like `like` with `rows` examples (values that are not activations depend only on shapes). */
+function zerosAt(like: Feeds, rows: number, model: Model): Feeds {
+  return Object.fromEntries(Object.entries(like).map(([name, value]) => [name, model.hasBatchAxis(name) ? tensor(value.dtype, [rows, ...value.dims.slice(1)]) : value]));
 }
