@@ -28,6 +28,16 @@ const mlp = fixtureDir('mlp');
 const gpt = fixtureDir('gpt');
 
 describe('teardown run (good input)', () => {
+  it("resample ablation with donors from a file equals PyTorch's (corpus LSTM: the same donors, drawn by a forward hook)", () => {
+    const corpus = fileURLToPath(new URL('./corpus/lstm', import.meta.url));
+    const manifest = JSON.parse(readFileSync(join(corpus, 'manifest.json'), 'utf8'));
+    const spec = manifest.interventions.find((entry: { method?: string }) => entry.method === 'resample');
+    const ablation = `${spec.hook} method=resample donors=${join(corpus, manifest.donors)} units=${spec.units.join(',')} unit-axis=${spec.unit_axis}`;
+    const { status, stderr, cwd } = teardown(['run', join(corpus, 'opset17.onnx'), '--input', `input_ids=${join(corpus, 'inputs/input_ids.npy')}`, '--ablate', ablation, '--batch-size', '3', '--out', 'out']);
+    assert.equal(status, 0, stderr);
+    assertClose(readNpy(join(cwd, 'out/outputs/logits.npy')), readNpy(join(corpus, spec.outputs.logits)), 1e-5, 'logits');
+  });
+
   it('writes outputs and escaped hook files that match PyTorch, with index.json mapping hooks to files', () => {
     const { status, stderr, cwd } = teardown(['run', `${gpt}/model.onnx`, '--input', `input=${gpt}/input.npy`, '--cache', 'blocks.0.mlp*', '--cache', '/blocks/blocks.0/Add_1_output_0', '--out', 'out', '--batch-size', '3', '--json', 'run.json']);
     assert.equal(status, 0, stderr);
@@ -261,6 +271,10 @@ describe('bad input: one clear message, exit 2, no stack, no partial output', ()
     ['a training objective that does not parse', ['train', '--task', 'colored-mnist', '--model', 'mlp:hidden=8', '--epochs', '1', '--objective', 'irm:lots', '--out', join(dir, 'never.onnx')], /--objective must be erm, reweight:ATTR\[\+ATTR\], jtt:STEPS:UPWEIGHT or irm:PENALTY:ANNEAL/],
     ['an objective the task cannot serve', ['train', '--task', 'mnist', '--model', 'mlp:hidden=8', '--epochs', '1', '--objective', 'reweight:color', '--out', join(dir, 'never.onnx')], /Task 'mnist' has no attribute 'color'/],
     ['a unit out of range', ['run', `${mlp}/model.onnx`, '--input', input, '--ablate', 'act1 units=99'], /Unit 99 is out of range/],
+    ['a resample donor outside the reference', ['run', `${mlp}/model.onnx`, '--input', input, '--ablate', `act1 method=resample donors=${Array.from({ length: 16 }, (_, i) => (i === 3 ? 16 : i)).join(',')}`], /Resample donor for example 3 is 16, but the reference has examples 0 to 15/],
+    ['too few resample donors', ['run', `${mlp}/model.onnx`, '--input', input, '--ablate', 'act1 method=resample donors=1,0'], /Resample donor for example 2 is missing/],
+    ['donors for another method', ['run', `${mlp}/model.onnx`, '--input', input, '--ablate', 'act1 method=mean donors=1,0'], /donors=\.\.\. sets resample draws; use it with method=resample/],
+    ['donors of floats', ['run', `${mlp}/model.onnx`, '--input', input, '--ablate', `act1 method=resample donors=${join(dir, 'narrow.npy')}`], /holds float32: give integer reference indices/],
     ['a malformed flag', ['run', `${mlp}/model.onnx`, '--input', 'input'], /--input expects NAME=VALUE/],
     ['a missing argument', ['hooks'], /missing required argument 'model'/],
   ];
