@@ -56,12 +56,13 @@ export async function unitImportance(model: Model, data: Dataset, labels: Tensor
   const accumulators = hooks.map((hook) => ({ units: Array.from({ length: unitCounts.get(hook.name)! }, () => new EffectAccumulator()), whole: new EffectAccumulator() }));
   const outputName = model.outputNames[0];
   // Where a hook's downstream part can run alone (graph/downstream.ts), only that part is recomputed.
-  const parts = await Promise.all(hooks.map((hook) => model.downstream(hook.value, outputName)));
-  const cutValues = [...new Set(parts.flatMap((part) => part?.inputs ?? []))];
+  // Sessions are built when first needed, one at a time (each holds its part's weights).
+  const partInputs = hooks.map((hook) => model.downstreamInputs(hook.value, outputName));
+  const cutValues = [...new Set(partInputs.flatMap((inputs) => inputs ?? []))];
   const cutShapes = await probeHookShapes(model, data.read(0, 1), cutValues.map((value) => model.hooks.resolve(value)));
   // Cut values must hold their examples first, or be shape arithmetic (recomputed at the stacked size).
   const stacks = (value: string) => /^batch/.test(String(cutShapes.get(value)?.[0])) || !model.graph.isActivation(value);
-  const stackable = parts.map((part) => part && options.unitAxis === undefined && part.inputs.every(stacks) ? part : undefined);
+  const stackable = partInputs.map((inputs) => inputs !== undefined && options.unitAxis === undefined && inputs.every(stacks));
   for (let start = 0; start < data.examples; start += options.batchSize) {
     const end = Math.min(data.examples, start + options.batchSize);
     const feeds = data.read(start, end);
@@ -76,8 +77,8 @@ export async function unitImportance(model: Model, data: Dataset, labels: Tensor
         const target = variant < units ? accumulators[h].units[variant] : accumulators[h].whole;
         for (let k = 0; k < ablated.length; k++) target.add(clean[k] - ablated[k]);
       };
-      const part = stackable[h];
-      if (part) {
+      if (stackable[h]) {
+        const part = (await model.downstream(hook.value, outputName))!;
         await ablateDownstream(model, part, hook, cleanRun.cache, feeds, mean, units, outputName, record);
         continue;
       }

@@ -67,14 +67,16 @@ export async function patchSweep(full: Model, clean: Feeds, corrupted: Feeds, ho
   const effects = hooks.map(() => new Array<number>(chosen.length).fill(NaN));
   let runs = 0;
   // Hooks whose downstream part can run alone: only that part is recomputed, fed from one clean run.
-  const downstream = await Promise.all(hooks.map((hook) => model.downstream(hook.value, outputName)));
-  const cutValues = [...new Set(downstream.flatMap((part) => part?.inputs ?? []))];
+  // Each part's session is built when the sweep reaches its hook: building them all at once held
+  // every part's encoded bytes at the same time.
+  const partInputs = hooks.map((hook) => model.downstreamInputs(hook.value, outputName));
+  const cutValues = [...new Set(partInputs.flatMap((inputs) => inputs ?? []))];
   const cutShapes = await probeHookShapes(model, clean, cutValues.map((value) => model.hooks.resolve(value)));
   const batchFirst = (shape: readonly (number | string)[] | undefined) => /^batch/.test(String(shape?.[0]));
   // Cut values must hold their examples first, or be shape arithmetic (recomputed at the stacked size).
   const isStatic = (value: string) => !model.graph.isActivation(value);
   const stacks = (value: string) => batchFirst(cutShapes.get(value)) || isStatic(value);
-  const stackable = (part: (typeof downstream)[number]) => part && part.inputs.every(stacks);
+  const stackable = (inputs: string[] | undefined) => inputs !== undefined && inputs.every(stacks);
   const outputShape = (await probeHookShapes(model, clean, [model.hooks.resolve(outputName)])).get(outputName);
   const bothStack = Object.keys(clean).every((name) => model.hasBatchAxis(name)) && batchFirst(outputShape)
     && hooks.every((hook) => batchFirst(shapes.get(hook.name))) && cutValues.every(stacks);
@@ -82,12 +84,12 @@ export async function patchSweep(full: Model, clean: Feeds, corrupted: Feeds, ho
   const [cleanRun, corruptedRun] = await cleanAndCorruptedRuns(model, clean, corrupted, activationCuts, hooks.map((hook) => hook.name), bothStack ? batch : undefined);
 
   for (const [h, hook] of hooks.entries()) {
-    const part = downstream[h];
+    const part = stackable(partInputs[h]) ? await model.downstream(hook.value, outputName) : undefined;
     for (let first = 0; first < chosen.length; first += perRun) {
       const chunk = chosen.slice(first, first + perRun);
       const corruptedValue = corruptedRun.cache.get(hook.name)!;
       let output: Tensor;
-      if (part && stackable(part)) {
+      if (part) {
         const feeds: Feeds = await model.staticValuesAt(part.inputs.filter(isStatic), clean, chunk.length * batch);
         for (const value of part.inputs) {
           if (isStatic(value)) continue;

@@ -156,6 +156,11 @@ export class Model {
     return Object.fromEntries(values.map((value) => [value, results[value]]));
   }
 
+  /** The values the part downstream of `value` is fed (graph/downstream.ts), without building its session. */
+  downstreamInputs(value: string, output: string): string[] | undefined {
+    return downstreamGraph(this.graph, value, output)?.inputs;
+  }
+
   /**
    * The session of the part of the graph downstream of `value` (graph/downstream.ts), computing
    * `output`; undefined when there is nothing to skip. Created once per value.
