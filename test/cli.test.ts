@@ -123,6 +123,15 @@ describe('teardown grad', () => {
     ['a target with too few rows', ['--target', join(dir, 'short-target.npy')], /has 16 examples but the target has 5/],
     ['an unknown hook', ['--wrt', 'fc9'], /No hook named 'fc9'/],
   ];
+  it('refuses a model below opset 13 with exit 2, saying to re-export (opset 13–15 differentiate as 17)', () => {
+    const proto = mlpProto();
+    proto.opsetImport[0].version = Long.fromNumber(12);
+    const model = writeModel(dir, 'opset-12.onnx', proto);
+    const { status, stderr, cwd } = teardown(['grad', model, '--input', `input=${mlp}/input.npy`, '--target', `${mlp}/target.npy`, '--out', 'out']);
+    assert.equal(status, 2, stderr);
+    assert.match(stderr, /Gradients need ai.onnx opset 13 or later; this model imports opset 12.*Re-export it with opset_version=17/);
+    assert.ok(!existsSync(join(cwd, 'out')));
+  });
   for (const [what, extra, message] of cases) {
     it(`refuses ${what} with exit 2`, () => {
       const args = ['grad', `${mlp}/model.onnx`, '--input', `input=${mlp}/input.npy`, '--target', `${mlp}/target.npy`, '--out', 'out'];

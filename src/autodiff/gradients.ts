@@ -15,8 +15,9 @@ import { Model } from '../runtime/model.ts';
 import { probeHookShapes, probeValueShapes } from '../runtime/probe.ts';
 import { Session, sessionThreads } from '../runtime/session.ts';
 import type { Feeds, Tensor } from '../tensor.ts';
-import { buildBackward, checkGradientOpset } from './backward.ts';
-import { defaultOpset } from '../onnx/model-file.ts';
+import { buildBackward } from './backward.ts';
+import { gradientProto } from './opset.ts';
+import { GraphIndex } from '../graph/graph.ts';
 import { appendLoss, TARGET_INPUT, type LossSpec } from './loss.ts';
 
 export interface GradientRequest {
@@ -93,16 +94,17 @@ export class GradientProgram {
  * The caller releases `lossModel`.
  */
 export async function lossModelWithShapes(model: Model, feeds: Feeds, target: Tensor, spec: LossSpec, transform?: (proto: ModelProto) => Promise<ModelProto>) {
-  checkGradientOpset(defaultOpset(model.proto)); // before the loss graph, which assumes it
+  const proto = gradientProto(model.proto); // opset 13–15 models import 17 from here on (autodiff/opset.ts)
+  const graph = proto === model.proto ? model.graph : new GraphIndex(proto);
   const outputName = spec.output ?? model.outputNames[0];
   const outputShape = (await probeHookShapes(model, modelFeeds(model, feeds), [model.hooks.resolve(outputName)])).get(outputName)!;
   const forwardShapes = spec.sliceEarly ? await probeValueShapes(model, modelFeeds(model, feeds)) : undefined;
-  const lossGraph = appendLoss(model.graph, spec, outputShape, forwardShapes && ((value) => forwardShapes.get(value) as Dim[] | undefined));
+  const lossGraph = appendLoss(graph, spec, outputShape, forwardShapes && ((value) => forwardShapes.get(value) as Dim[] | undefined));
   if (target.dtype !== lossGraph.targetDtype) {
     throw new InputError(`The target has dtype ${target.dtype} but ${spec.kind} needs ${lossGraph.targetDtype}${lossGraph.targetDtype === 'int64' ? ' class indices' : ' values shaped like the output'}: convert it.`);
   }
-  const proto = transform ? await transform(lossGraph.proto) : lossGraph.proto;
-  const lossModel = Model.fromProto(proto, model.path, model.options);
+  const withLoss = transform ? await transform(lossGraph.proto) : lossGraph.proto;
+  const lossModel = Model.fromProto(withLoss, model.path, model.options);
   const shapes = await probeValueShapes(lossModel, { ...feeds, [TARGET_INPUT]: target }) as Map<string, Dim[]>;
   return { lossModel, loss: lossGraph.loss, scores: lossGraph.scores, shapes };
 }

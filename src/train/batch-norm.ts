@@ -25,7 +25,7 @@ export interface BatchStatistics {
 
 /**
  * Replaces every BatchNormalization node by its training-mode form; returns the new node list and
- * the statistics to track. (Gradients need opset 16 or later, which has training_mode.)
+ * the statistics to track. (Gradient graphs are built at opset 16 or later, which has training_mode: autodiff/opset.ts.)
  */
 export function batchNormForTraining(nodes: readonly NodeProto[], emitter: Emitter, dimsOf: (value: string) => readonly (number | string)[]): { nodes: NodeProto[]; statistics: BatchStatistics[] } {
   const statistics: BatchStatistics[] = [];
