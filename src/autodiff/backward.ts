@@ -82,7 +82,7 @@ export function buildBackward(index: GraphIndex, shapes: ReadonlyMap<string, rea
     if (!needs.some(Boolean)) continue;
     const rule = RULES[node.opType];
     if (!rule || (node.domain && node.domain !== 'ai.onnx')) {
-      throw new AutodiffError(`No gradient rule for op '${node.domain ? `${node.domain}.` : ''}${node.opType}' (node '${node.name}', opset ${opset}): add a row to autodiff/rules.ts or list it as non-differentiable.`);
+      throw new AutodiffError(`teardown has no gradient rule for op '${node.domain ? `${node.domain}.` : ''}${node.opType}' (node '${node.name}') yet, so it cannot differentiate through that node: ask for gradients of values after it (--wrt a later hook), or report the op to teardown's issues.`);
     }
     const requestOutput = (slot: number) => {
       while (node.output.length <= slot) node.output.push('');

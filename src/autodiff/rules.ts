@@ -58,6 +58,47 @@ export const RULES: Record<string, GradientRule> = {
   Where: (c) => [undefined, // dA = dY where C, dB = dY elsewhere
     c.needs(1) ? c.broadcast(c.op('Where', [c.x(0), dy(c), c.scalar(0, dy(c))])) : undefined,
     c.needs(2) ? c.broadcast(c.op('Where', [c.x(0), c.scalar(0, dy(c)), dy(c)])) : undefined],
+  Abs: (c) => [c.mul(dy(c), c.op('Sign', [c.x(0)]))], // dX = dY·sign(X)
+  Reciprocal: (c) => [c.neg(c.mul(dy(c), c.mul(c.y(0), c.y(0))))], // dX = −dY·Y²
+  Sin: (c) => [c.mul(dy(c), c.op('Cos', [c.x(0)]))], // dX = dY·cos X
+  Cos: (c) => [c.neg(c.mul(dy(c), c.op('Sin', [c.x(0)])))], // dX = −dY·sin X
+  Softplus: (c) => [c.mul(dy(c), c.op('Sigmoid', [c.x(0)]))], // dX = dY·σ(X)
+  Softsign: (c) => { const denominator = c.add(c.scalar(1, c.x(0)), c.op('Abs', [c.x(0)])); return [c.div(dy(c), c.mul(denominator, denominator))]; }, // dX = dY / (1 + |X|)²
+  // X ≤ 0: Y = α(eˣ − 1), so dY/dX = αeˣ = Y + α
+  Elu: (c) => [c.mul(dy(c), positivePart(c, c.scalar(1, c.x(0)), c.add(c.y(0), c.scalar(c.attrFloat('alpha', 1), c.x(0)))))],
+  // X ≤ 0: Y = γα(eˣ − 1), dY/dX = Y + γα; X > 0: γ
+  Selu: (c) => {
+    const gamma = c.attrFloat('gamma', 1.0507009873554805);
+    return [c.mul(dy(c), positivePart(c, c.scalar(gamma, c.x(0)), c.add(c.y(0), c.scalar(gamma * c.attrFloat('alpha', 1.6732632423543772), c.x(0)))))];
+  },
+  // X ≤ 0: Y = α(e^(X/α) − 1), dY/dX = Y/α + 1
+  Celu: (c) => [c.mul(dy(c), positivePart(c, c.scalar(1, c.x(0)), c.add(c.div(c.y(0), c.scalar(c.attrFloat('alpha', 1), c.x(0))), c.scalar(1, c.x(0)))))],
+  HardSigmoid: (c) => [hardSigmoidGradient(c, c.attrFloat('alpha', 0.2), c.attrFloat('beta', 0.5))], // dX = dY·α·[0 < αX + β < 1]
+  // Y = X·h(X), h = HardSigmoid(α = 1/6, β = 1/2): dX = dY·(h(X) + X·h'(X))
+  HardSwish: (c) => {
+    const x = c.x(0);
+    const h = c.op('HardSigmoid', [x], { alpha: float(1 / 6), beta: float(0.5) });
+    const inside = c.op('And', [c.op('Greater', [x, c.scalar(-3, x)]), c.op('Less', [x, c.scalar(3, x)])]);
+    const slope = c.op('Where', [inside, c.div(x, c.scalar(6, x)), c.scalar(0, x)]);
+    return [c.mul(dy(c), c.add(h, slope))];
+  },
+  // Y = X·tanh(s), s = softplus(X): dX = dY·(tanh s + X·(1 − tanh² s)·σ(X))
+  Mish: (c) => {
+    const x = c.x(0);
+    const t = c.op('Tanh', [c.op('Softplus', [x])]);
+    return [c.mul(dy(c), c.add(t, c.mul(x, c.mul(c.sub(c.scalar(1, x), c.mul(t, t)), c.op('Sigmoid', [x])))))];
+  },
+  PRelu: (c) => { // dX = dY·(X > 0 ? 1 : slope), dSlope = dY·(X > 0 ? 0 : X)
+    const positive = c.op('Greater', [c.x(0), c.scalar(0, c.x(0))]);
+    return [
+      c.needs(0) ? c.broadcast(c.op('Where', [positive, dy(c), c.mul(dy(c), c.x(1))])) : undefined,
+      c.needs(1) ? c.broadcast(c.op('Where', [positive, c.scalar(0, c.x(0)), c.mul(dy(c), c.x(0))])) : undefined,
+    ];
+  },
+  Sum: (c) => c.node.input.map((_, k) => (c.needs(k) ? c.broadcast(dy(c)) : undefined)), // dXᵢ = dY
+  Mean: (c) => c.node.input.map((_, k) => (c.needs(k) ? c.broadcast(c.div(dy(c), c.scalar(c.inputCount(), c.x(k)))) : undefined)), // dXᵢ = dY / n
+  Max: (c) => extremumGradient(c),
+  Min: (c) => extremumGradient(c),
   Identity: (c) => [dy(c)],
   Dropout: (c) => [dy(c)], // inference: Y = X
   Cast: (c) => [c.op('Cast', [dy(c)], { to: int(castCode(c.dtype(c.x(0)))) })],
@@ -120,6 +161,33 @@ export const RULES: Record<string, GradientRule> = {
   },
   Trilu: (c) => [c.op('Trilu', c.x(1) ? [dy(c), c.x(1)] : [dy(c)], { upper: int(c.attrInt('upper', 1)) })], // dX = Trilu(dY): the kept triangle passes through
 };
+
+/** X > 0 ? whenPositive : otherwise, elementwise. */
+function positivePart(c: GradContext, whenPositive: string, otherwise: string): string {
+  return c.op('Where', [c.op('Greater', [c.x(0), c.scalar(0, c.x(0))]), whenPositive, otherwise]);
+}
+
+/** dX = dY·α·[0 < αX + β < 1]: the gradient of max(0, min(1, αX + β)). */
+function hardSigmoidGradient(c: GradContext, alpha: number, beta: number): string {
+  const x = c.x(0);
+  const z = c.add(c.mul(x, c.scalar(alpha, x)), c.scalar(beta, x));
+  const inside = c.op('And', [c.op('Greater', [z, c.scalar(0, x)]), c.op('Less', [z, c.scalar(1, x)])]);
+  return c.op('Where', [inside, c.mul(dy(c), c.scalar(alpha, x)), c.scalar(0, x)]);
+}
+
+/**
+ * Max/Min of n broadcast inputs: dXᵢ = dY where Xᵢ is the first input equal to Y (ties go to the
+ * earliest input, so the gradient is counted once), 0 elsewhere.
+ */
+function extremumGradient(c: GradContext): Grad[] {
+  let taken: string | undefined;
+  return c.node.input.map((input, k) => {
+    const equal = c.op('Equal', [input, c.y(0)]);
+    const mine = taken ? c.op('And', [equal, c.op('Not', [taken])]) : equal;
+    taken = taken ? c.op('Or', [taken, equal]) : equal;
+    return c.needs(k) ? c.broadcast(c.op('Where', [mine, dy(c), c.scalar(0, dy(c))])) : undefined;
+  });
+}
 
 function castCode(dtype: string): number {
   return { float32: 1, float64: 11 }[dtype] ?? 1;
