@@ -143,6 +143,13 @@ const CASES: Case[] = [
   { name: 'Mean of two', op: 'Mean', operands: [f([2, 3]), f([2, 3])], float32: true },
   { name: 'Max of three, broadcast', op: 'Max', operands: [f([2, 3]), f([3]), f([2, 1])] },
   { name: 'Min of two', op: 'Min', operands: [f([2, 3]), f([2, 3])] },
+  { name: 'InstanceNormalization', op: 'InstanceNormalization', operands: [f([2, 3, 4, 5]), f([3]), f([3])], attrs: { epsilon: float(1e-3) }, float32: true },
+  { name: 'ReduceMax over one axis', op: 'ReduceMax', operands: [f([3, 4, 2])], attrs: { axes: ints([1]), keepdims: int(0) } },
+  { name: 'ReduceMin, all axes', op: 'ReduceMin', operands: [f([3, 4])] },
+  { name: 'ReduceMax with ties (split equally)', op: 'ReduceMax', operands: [{ dims: [2, 3], values: [0.5, 0.5, -1, 0.2, 0.9, 0.9] }], attrs: { axes: ints([1]) } },
+  { name: 'ReduceL2', op: 'ReduceL2', operands: [f([3, 4])], attrs: { axes: ints([1]), keepdims: int(0) } },
+  { name: 'ReduceLogSumExp', op: 'ReduceLogSumExp', operands: [f([3, 4])], attrs: { axes: ints([0]) } },
+  { name: 'ReduceSumSquare', op: 'ReduceSumSquare', operands: [f([3, 4])], attrs: { axes: ints([1]), keepdims: int(1) } },
   { name: 'Trilu', op: 'Trilu', operands: [f([3, 4]), i64([1], [])], attrs: { upper: int(0) } },
 ];
 

@@ -114,6 +114,7 @@ export const RULES: Record<string, GradientRule> = {
     return [c.sub(dy(c), c.mul(c.op('Exp', [c.y(0)]), c.reduceSum(dy(c), [axis], true)))];
   },
   LayerNormalization: (c) => layerNormGradient(c),
+  InstanceNormalization: (c) => instanceNormGradient(c),
   BatchNormalization: (c) => batchNormGradient(c),
   SoftmaxCrossEntropyLoss: (c) => [softmaxCrossEntropyGradient(c), undefined, undefined],
 
@@ -131,6 +132,11 @@ export const RULES: Record<string, GradientRule> = {
   },
   ReduceMean: (c) => reduceGradient(c, true),
   ReduceSum: (c) => reduceGradient(c, false),
+  ReduceMax: (c) => [extremeReduceGradient(c)],
+  ReduceMin: (c) => [extremeReduceGradient(c)],
+  ReduceL2: (c) => [c.mul(reducedLike(c, c.div(dy(c), c.y(0))), c.x(0))], // dX = dY·X / Y
+  ReduceLogSumExp: (c) => [c.mul(reducedLike(c, dy(c)), c.op('Exp', [c.sub(c.x(0), reducedLike(c, c.y(0)))]))], // dX = dY·e^(X − Y)
+  ReduceSumSquare: (c) => [c.mul(reducedLike(c, dy(c)), c.mul(c.x(0), c.scalar(2, c.x(0))))], // dX = dY·2X
 
   // --- shape and layout ---
   Reshape: (c) => [c.reshapeLike(dy(c), c.x(0))],
@@ -267,6 +273,31 @@ function layerNormGradient(c: GradContext): Grad[] {
   }
   if (c.needs(1)) grads[1] = { grad: c.mul(dy(c), normalised), shape: c.shape(x) };
   if (c.needs(2)) grads[2] = { grad: dy(c), shape: c.shape(x) };
+  return grads;
+}
+
+/**
+ * InstanceNormalization: per example and channel, Y = scale·x̂ + B with x̂ = (X − μ)/σ over the
+ * spatial axes — LayerNorm's gradient over those axes, with per-channel scale and bias:
+ * dX = σ⁻¹·(g − mean(g) − x̂·mean(g·x̂)), g = dY·scale; dscale = Σ dY·x̂; dB = Σ dY.
+ */
+function instanceNormGradient(c: GradContext): Grad[] {
+  const x = c.x(0);
+  const rank = c.rank(x);
+  const spatial = [...Array(rank - 2).keys()].map((k) => k + 2);
+  const mean = (value: string) => c.op('ReduceMean', c.opset >= 18 ? [value, c.int64s(spatial)] : [value], c.opset >= 18 ? { keepdims: int(1) } : { axes: ints(spatial), keepdims: int(1) });
+  const perChannel = (value: string) => c.op('Reshape', [value, c.int64s([-1, ...Array(rank - 2).fill(1)])]); // [C] → [C, 1, ...]
+  const centred = c.sub(x, mean(x));
+  const invStd = c.op('Reciprocal', [c.op('Sqrt', [c.add(mean(c.mul(centred, centred)), c.scalar(c.attrFloat('epsilon', 1e-5), x))])]);
+  const normalised = c.mul(centred, invStd);
+  const sumOverBatchAndSpace = [0, ...spatial];
+  const grads: Grad[] = [undefined, undefined, undefined];
+  if (c.needs(0)) {
+    const g = c.mul(dy(c), perChannel(c.x(1)));
+    grads[0] = c.mul(invStd, c.sub(c.sub(g, mean(g)), c.mul(normalised, mean(c.mul(g, normalised)))));
+  }
+  if (c.needs(1)) grads[1] = c.reduceSum(c.mul(dy(c), normalised), sumOverBatchAndSpace, false);
+  if (c.needs(2)) grads[2] = c.reduceSum(dy(c), sumOverBatchAndSpace, false);
   return grads;
 }
 
@@ -582,6 +613,32 @@ function reduceGradient(c: GradContext, isMean: boolean): Grad[] {
     expanded = c.div(expanded, count);
   }
   return [expanded];
+}
+
+/** The axes a Reduce* node reduces (constant), every axis when none are given. */
+function reducedAxes(c: GradContext): number[] {
+  const x = c.x(0);
+  const rank = c.rank(x);
+  const axesFromInput = c.opset >= 18;
+  const axesValues = axesFromInput ? c.constantOrUndefined(c.x(1)) : c.attrInts('axes');
+  if (axesFromInput && c.x(1) && !axesValues) throw new AutodiffError(`${c.describe()} reduces over axes computed at run time: no gradient rule.`);
+  if (c.attrInt('noop_with_empty_axes', 0) === 1 && (!axesValues || axesValues.length === 0)) throw new AutodiffError(`${c.describe()} with noop_with_empty_axes and no axes has no gradient rule.`);
+  return !axesValues || axesValues.length === 0 ? [...Array(rank).keys()] : axesValues.map((axis) => axisOf(axis, rank));
+}
+
+/** A reduced value (dY or Y) broadcast back over X's shape: unsqueezed where keepdims was 0, then expanded. */
+function reducedLike(c: GradContext, reduced: string): string {
+  const kept = c.attrInt('keepdims', 1) === 1 ? reduced : c.unsqueeze(reduced, [...reducedAxes(c)].sort((a, b) => a - b));
+  return c.op('Expand', [kept, c.op('Shape', [c.x(0)])]);
+}
+
+/** ReduceMax/ReduceMin: dY shared equally among the elements equal to the extremum (PyTorch's amax/amin rule). */
+function extremeReduceGradient(c: GradContext): string {
+  const x = c.x(0);
+  const hits = c.op('Cast', [c.op('Equal', [x, reducedLike(c, c.y(0))])], { to: int(castCode(c.dtype(x))) });
+  const axes = reducedAxes(c);
+  const count = c.op('ReduceSum', [hits, c.int64s(axes)], { keepdims: int(1) });
+  return c.div(c.mul(reducedLike(c, dy(c)), hits), c.op('Expand', [count, c.op('Shape', [x])]));
 }
 
 /** Slice with step 1: dX = dY padded back with zeros to X's shape; the pads come from the (possibly run-time) starts and ends. */
