@@ -86,6 +86,8 @@ const CASES: Case[] = [
   { name: 'Gemm transA', op: 'Gemm', operands: [f([4, 3]), f([4, 5]), f([3, 5])], attrs: { transA: int(1) } },
   { name: 'Conv padding stride dilation', op: 'Conv', operands: [f([2, 2, 6, 7]), f([3, 2, 3, 2]), f([3])], attrs: { pads: ints([1, 0, 1, 1]), strides: ints([2, 1]), dilations: ints([1, 2]) }, float32: true },
   { name: 'Conv stride 1, asymmetric pads (dX as a full convolution)', op: 'Conv', operands: [f([2, 3, 5, 6]), f([4, 3, 3, 2]), f([4])], attrs: { pads: ints([1, 0, 2, 1]) }, float32: true },
+  { name: 'Conv1d padding stride dilation', op: 'Conv', operands: [f([2, 3, 11]), f([4, 3, 3]), f([4])], attrs: { pads: ints([2, 1]), strides: ints([2]), dilations: ints([2]) }, float32: true },
+  { name: 'Conv1d grouped, unpadded', op: 'Conv', operands: [f([2, 4, 7]), f([6, 2, 3])], attrs: { group: int(2) }, float32: true },
   { name: 'Conv stride 1, unpadded, 1×1 and 3×3', op: 'Conv', operands: [f([1, 2, 4, 4]), f([3, 2, 3, 3])], attrs: {}, float32: true },
   { name: 'Conv pads wider than the kernel (ConvTranspose path)', op: 'Conv', operands: [f([1, 2, 3, 3]), f([2, 2, 2, 2])], attrs: { pads: ints([2, 2, 2, 2]) }, float32: true },
   { name: 'Conv groups', op: 'Conv', operands: [f([1, 4, 5, 5]), f([6, 2, 3, 3]), f([6])], attrs: { group: int(2), pads: ints([1, 1, 1, 1]) }, float32: true },

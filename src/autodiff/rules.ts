@@ -359,7 +359,8 @@ function convGradient(c: GradContext): Grad[] {
   const [x, w] = [c.x(0), c.x(1)];
   const xShape = c.shape(x).map(Number);
   const wShape = c.shape(w).map(Number);
-  if (xShape.length !== 4) throw new AutodiffError(`Conv over ${xShape.length - 2} spatial axes (${c.describe()}) has no gradient rule: only 2-D convolutions have one.`);
+  if (xShape.length === 3) return conv1dGradient(c);
+  if (xShape.length !== 4) throw new AutodiffError(`Conv over ${xShape.length - 2} spatial axes (${c.describe()}) has no gradient rule: only 1-D and 2-D convolutions have one.`);
   if (c.attrString('auto_pad', 'NOTSET') !== 'NOTSET') throw new AutodiffError(`Conv with auto_pad (${c.describe()}) has no gradient rule: export with explicit pads.`);
   const kernel = wShape.slice(2);
   const strides = c.attrInts('strides') ?? [1, 1];
@@ -388,6 +389,45 @@ function convGradient(c: GradContext): Grad[] {
 }
 
 /**
+ * Conv over one spatial axis (Conv1d): the 2-D gradients on [N, C, 1, L] — an axis of size 1
+ * inserted before the length, with stride, dilation and padding 1, 1 and 0 along it — squeezed back.
+ */
+function conv1dGradient(c: GradContext): Grad[] {
+  const [x, w] = [c.x(0), c.x(1)];
+  const xShape = c.shape(x).map(Number);
+  const wShape = c.shape(w).map(Number);
+  if (c.attrString('auto_pad', 'NOTSET') !== 'NOTSET') throw new AutodiffError(`Conv with auto_pad (${c.describe()}) has no gradient rule: export with explicit pads.`);
+  const [stride] = c.attrInts('strides') ?? [1];
+  const [dilation] = c.attrInts('dilations') ?? [1];
+  const [padStart, padEnd] = c.attrInts('pads') ?? [0, 0];
+  const group = c.attrInt('group', 1);
+  const kernel = [1, wShape[2]];
+  const lifted = { strides: [1, stride], dilations: [1, dilation], pads: [0, padStart, 0, padEnd] };
+  const up = (value: string) => c.unsqueeze(value, [2]); // [N, C, L] → [N, C, 1, L]
+  const down = (value: string) => c.op('Squeeze', [value, c.int64s([2])]);
+  const grads: Grad[] = [undefined, undefined, undefined];
+  if (c.needs(0)) {
+    const outLength = Number(c.shape(c.y(0))[2]);
+    const outputPadding = xShape[2] - ((outLength - 1) * stride - padStart - padEnd + (wShape[2] - 1) * dilation + 1);
+    grads[0] = down(c.op('ConvTranspose', [up(dy(c)), up(w)], {
+      strides: ints(lifted.strides), pads: ints(lifted.pads), dilations: ints(lifted.dilations), group: int(group), output_padding: ints([0, outputPadding]), kernel_shape: ints(kernel),
+    }));
+  }
+  if (c.needs(1)) {
+    const perGroup = (xPart: string, dyPart: string, inChannels: number, outChannels: number) =>
+      down(convWeightGradient(c, up(xPart), up(dyPart), { inChannels, outChannels, kernel, ...lifted }, x));
+    if (group === 1) grads[1] = perGroup(x, dy(c), xShape[1], wShape[0]);
+    else {
+      const xParts = c.opN('Split', [x, c.int64s(Array(group).fill(xShape[1] / group))], { axis: int(1) }, group);
+      const dyParts = c.opN('Split', [dy(c), c.int64s(Array(group).fill(wShape[0] / group))], { axis: int(1) }, group);
+      grads[1] = c.op('Concat', xParts.map((part, g) => perGroup(part, dyParts[g], xShape[1] / group, wShape[0] / group)), { axis: int(0) });
+    }
+  }
+  if (c.needs(2)) grads[2] = c.reduceSum(dy(c), [0, 2], false); // dB = Σ dY over batch and positions
+  return grads;
+}
+
+/**
  * dX of a stride-1, undilated, ungrouped convolution as a plain convolution of dY — the "full"
  * convolution with the kernel flipped in space and its in/out axes swapped:
  * dX[n, i, y, x] = Σ_{o,a,b} dY[n, o, y + p − a, x + p − b] · W[o, i, a, b], padded by k − 1 − p.
@@ -412,12 +452,12 @@ function fullConvolutionGradient(c: GradContext, w: string, kernel: number[], co
  * windows and concatenating them (fixture CNN conv2, batch 64: 1.97 → 1.41 ms at 1 thread, 1.77 →
  * 0.91 ms at 2).
  */
-function convWeightGradient(c: GradContext, x: string, dyPart: string, shape: { inChannels: number; outChannels: number; kernel: number[]; strides: number[]; dilations: number[]; pads: number[] }): string {
+function convWeightGradient(c: GradContext, x: string, dyPart: string, shape: { inChannels: number; outChannels: number; kernel: number[]; strides: number[]; dilations: number[]; pads: number[] }, dtypeOf = x): string {
   const { inChannels, outChannels, kernel, strides, dilations, pads } = shape;
   const cells = kernel[0] * kernel[1];
   const oneHot = new Array<number>(inChannels * cells * cells).fill(0);
   for (let channel = 0; channel < inChannels; channel++) for (let cell = 0; cell < cells; cell++) oneHot[(channel * cells + cell) * cells + cell] = 1;
-  const columns = c.op('Conv', [x, c.constant(oneHot, [inChannels * cells, 1, kernel[0], kernel[1]], x)], {
+  const columns = c.op('Conv', [x, c.constant(oneHot, [inChannels * cells, 1, kernel[0], kernel[1]], dtypeOf)], {
     group: int(inChannels), kernel_shape: ints(kernel), strides: ints(strides), dilations: ints(dilations), pads: ints(pads),
   }); // [n, in·kh·kw, y, x]
   const flatColumns = c.op('Reshape', [columns, c.int64s([0, inChannels * cells, -1])]); // [n, in·kh·kw, y·x]
