@@ -18,7 +18,7 @@ import { runWithCache } from '../src/runtime/run.ts';
 import { CORPUS, corpusManifest, inputsOf } from './corpus-oracle.ts';
 
 /** Models of the corpus whose every op has a gradient rule today (the gradients issue adds the rest). */
-const DIFFERENTIABLE = ['audio_conv1d', 'efficientnet_b0', 'encoder', 'gpt2', 'mobilenet_v3_small', 'norms', 'resnet18', 'token_classifier', 'vit'];
+const DIFFERENTIABLE = ['audio_conv1d', 'efficientnet_b0', 'encoder', 'gpt2', 'mobilenet_v3_small', 'norms', 'resnet18', 'token_classifier', 'unet', 'vit'];
 
 /** Class targets unlike the model's own predictions, one per scored row. */
 function targetsFor(logits: Tensor): Tensor {
@@ -52,7 +52,7 @@ function crossEntropy(scores: Tensor, target: Tensor): number {
 describe('gradients of whole corpus models vs finite differences along the input gradient', () => {
   // Models whose loss moves with their float input at random init (efficientnet_b0's and
   // mobilenet_v3_small's barely do: their input gradients are ~1e-6, too small to check).
-  for (const name of ['audio_conv1d', 'norms', 'resnet18', 'vit']) {
+  for (const name of ['audio_conv1d', 'norms', 'resnet18', 'unet', 'vit']) {
     it(name, async () => {
       const dir = join(CORPUS, name);
       const manifest = corpusManifest(name);

@@ -152,6 +152,12 @@ const CASES: Case[] = [
   { name: 'ReduceL2', op: 'ReduceL2', operands: [f([3, 4])], attrs: { axes: ints([1]), keepdims: int(0) } },
   { name: 'ReduceLogSumExp', op: 'ReduceLogSumExp', operands: [f([3, 4])], attrs: { axes: ints([0]) } },
   { name: 'ReduceSumSquare', op: 'ReduceSumSquare', operands: [f([3, 4])], attrs: { axes: ints([1]), keepdims: int(1) } },
+  { name: 'ConvTranspose stride 2, pads, output_padding', op: 'ConvTranspose', operands: [f([2, 3, 4, 5]), f([3, 2, 3, 3]), f([2])], attrs: { strides: ints([2, 2]), pads: ints([1, 0, 1, 1]), output_padding: ints([1, 0]) }, float32: true },
+  { name: 'ConvTranspose 2×2 stride 2 (U-Net up)', op: 'ConvTranspose', operands: [f([1, 2, 3, 3]), f([2, 4, 2, 2])], attrs: { strides: ints([2, 2]), kernel_shape: ints([2, 2]) }, float32: true },
+  { name: 'Tile', op: 'Tile', operands: [f([2, 3]), i64([2, 3])] },
+  { name: 'CumSum', op: 'CumSum', operands: [f([3, 4]), i64([1], [])] },
+  { name: 'CumSum exclusive reverse', op: 'CumSum', operands: [f([3, 4]), i64([0], [])], attrs: { exclusive: int(1), reverse: int(1) } },
+  { name: 'Resize nearest ×2 (nn.Upsample)', op: 'Resize', operands: [f([1, 2, 3, 2]), { dims: [0], values: [], dtype: 'float32', constant: true }, { dims: [4], values: [1, 1, 2, 3], dtype: 'float32', constant: true }], attrs: { mode: str('nearest'), coordinate_transformation_mode: str('asymmetric'), nearest_mode: str('floor') }, float32: true },
   { name: 'Trilu', op: 'Trilu', operands: [f([3, 4]), i64([1], [])], attrs: { upper: int(0) } },
 ];
 

@@ -122,6 +122,7 @@ export const RULES: Record<string, GradientRule> = {
   MatMul: (c) => matMulGradient(c),
   Gemm: (c) => gemmGradient(c),
   Conv: (c) => convGradient(c),
+  ConvTranspose: (c) => convTransposeGradient(c),
 
   // --- pooling ---
   MaxPool: (c) => [maxPoolGradient(c)],
@@ -165,6 +166,9 @@ export const RULES: Record<string, GradientRule> = {
     const axis = axisOf(c.attrInt('axis', 0), c.rank(c.x(0)));
     return [c.op('ScatterElements', [c.zerosLike(c.x(0)), c.x(1), dy(c)], { axis: int(axis), reduction: str('add') })];
   },
+  Tile: (c) => [tileGradient(c), undefined],
+  CumSum: (c) => [cumSumGradient(c), undefined],
+  Resize: (c) => [resizeNearestGradient(c)],
   Trilu: (c) => [c.op('Trilu', c.x(1) ? [dy(c), c.x(1)] : [dy(c)], { upper: int(c.attrInt('upper', 1)) })], // dX = Trilu(dY): the kept triangle passes through
 };
 
@@ -386,6 +390,69 @@ function convGradient(c: GradContext): Grad[] {
   }
   if (c.needs(2)) grads[2] = c.reduceSum(dy(c), [0, 2, 3], false); // dB = Σ dY over batch and positions
   return grads;
+}
+
+/**
+ * ConvTranspose (2-D) is the adjoint of the Conv with the same weight, strides, pads and
+ * dilations, mapping its output space back to its input space, so dX = Conv(dY, W) (output_padding
+ * only adds rows that Conv's window never reads back) and dW is that Conv's weight gradient with
+ * dY as its input and X as its output gradient: dW[i, o, a, b] = Σ dY[n, o, ·]·X[n, i, ·].
+ */
+function convTransposeGradient(c: GradContext): Grad[] {
+  const [x, w] = [c.x(0), c.x(1)];
+  const xShape = c.shape(x).map(Number);
+  const wShape = c.shape(w).map(Number);
+  if (xShape.length !== 4) throw new AutodiffError(`ConvTranspose over ${xShape.length - 2} spatial axes (${c.describe()}) has no gradient rule: only 2-D ones have.`);
+  if (c.attrString('auto_pad', 'NOTSET') !== 'NOTSET' || c.attr('output_shape')) throw new AutodiffError(`ConvTranspose with auto_pad or output_shape (${c.describe()}) has no gradient rule: export with explicit pads.`);
+  const group = c.attrInt('group', 1);
+  if (group !== 1) throw new AutodiffError(`Grouped ConvTranspose (${c.describe()}, group ${group}) has no gradient rule yet.`);
+  const kernel = wShape.slice(2);
+  const conv = { strides: c.attrInts('strides') ?? [1, 1], dilations: c.attrInts('dilations') ?? [1, 1], pads: c.attrInts('pads') ?? [0, 0, 0, 0] };
+  const grads: Grad[] = [undefined, undefined, undefined];
+  if (c.needs(0)) grads[0] = c.op('Conv', [dy(c), w], { strides: ints(conv.strides), dilations: ints(conv.dilations), pads: ints(conv.pads), kernel_shape: ints(kernel) });
+  if (c.needs(1)) grads[1] = convWeightGradient(c, dy(c), x, { inChannels: wShape[1], outChannels: wShape[0], kernel, ...conv }, x);
+  if (c.needs(2)) grads[2] = c.reduceSum(dy(c), [0, 2, 3], false); // dB = Σ dY over batch and positions
+  return grads;
+}
+
+/** Tile by constant repeats r: dX = Σ over the r copies along each axis (dY viewed as [r₀, d₀, r₁, d₁, ...]). */
+function tileGradient(c: GradContext): string {
+  const dims = reshapeDims(c, c.x(0));
+  const repeats = c.constantInput(1, 'repeats');
+  const split = c.op('Reshape', [dy(c), c.int64s(dims.flatMap((size, axis) => [repeats[axis], size]))]); // [r₀, d₀, r₁, d₁, ...]
+  return c.reduceSum(split, dims.map((_, axis) => 2 * axis), false); // [d₀, d₁, ...]
+}
+
+/** CumSum along an axis: dX = the cumulative sum of dY taken the other way (reverse flipped; exclusive kept). */
+function cumSumGradient(c: GradContext): string {
+  return c.op('CumSum', [dy(c), c.x(1)], { exclusive: int(c.attrInt('exclusive', 0)), reverse: int(1 - c.attrInt('reverse', 0)) });
+}
+
+/**
+ * Resize, nearest neighbour, asymmetric coordinates, rounding down, by integer factors (nn.Upsample's
+ * export): each input cell is copied into an s₀ × s₁ block, so dX = the sum of dY over each block.
+ * Other modes refuse by name.
+ */
+function resizeNearestGradient(c: GradContext): string {
+  const x = c.x(0);
+  const settings = `mode '${c.attrString('mode', 'nearest')}', coordinate_transformation_mode '${c.attrString('coordinate_transformation_mode', 'half_pixel')}', nearest_mode '${c.attrString('nearest_mode', 'round_prefer_floor')}'`;
+  if (c.attrString('mode', 'nearest') !== 'nearest' || c.attrString('coordinate_transformation_mode', 'half_pixel') !== 'asymmetric' || c.attrString('nearest_mode', 'round_prefer_floor') !== 'floor') {
+    throw new AutodiffError(`Resize with ${settings} (${c.describe()}) has no gradient rule: only nearest-neighbour resizing with asymmetric coordinates and floor rounding (PyTorch's nn.Upsample(mode='nearest')) has one.`);
+  }
+  const dims = reshapeDims(c, x);
+  const scales = c.constantOrUndefined(c.x(2));
+  const sizes = c.x(3) ? c.constantOrUndefined(c.x(3)) : undefined;
+  const factors = scales?.length ? scales : sizes ? sizes.map((size, axis) => size / dims[axis]) : [];
+  if (factors.length !== dims.length || factors.some((factor) => !Number.isInteger(factor) || factor < 1)) throw new AutodiffError(`Resize by factors ${factors.join(', ')} (${c.describe()}) has no gradient rule: only integer upscaling has one.`);
+  const split = c.op('Reshape', [dy(c), c.int64s(dims.flatMap((size, axis) => [size, factors[axis]]))]); // [d₀, s₀, d₁, s₁, ...]
+  return c.reduceSum(split, dims.map((_, axis) => 2 * axis + 1), false);
+}
+
+/** A value's dims for a Reshape: numbers, with its one symbolic axis (the batch) as −1. */
+function reshapeDims(c: GradContext, value: string): number[] {
+  const dims = c.shape(value).map((dim) => (typeof dim === 'number' ? dim : -1));
+  if (dims.filter((dim) => dim === -1).length > 1) throw new AutodiffError(`The gradient of ${c.describe()} needs the sizes of '${value}', which has more than one symbolic axis.`);
+  return dims;
 }
 
 /**
