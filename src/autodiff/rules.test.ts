@@ -158,6 +158,10 @@ const CASES: Case[] = [
   { name: 'CumSum', op: 'CumSum', operands: [f([3, 4]), i64([1], [])] },
   { name: 'CumSum exclusive reverse', op: 'CumSum', operands: [f([3, 4]), i64([0], [])], attrs: { exclusive: int(1), reverse: int(1) } },
   { name: 'Resize nearest ×2 (nn.Upsample)', op: 'Resize', operands: [f([1, 2, 3, 2]), { dims: [0], values: [], dtype: 'float32', constant: true }, { dims: [4], values: [1, 1, 2, 3], dtype: 'float32', constant: true }], attrs: { mode: str('nearest'), coordinate_transformation_mode: str('asymmetric'), nearest_mode: str('floor') }, float32: true },
+  { name: 'Einsum, attention scores', op: 'Einsum', operands: [f([2, 3, 4, 5]), f([2, 3, 6, 5])], attrs: { equation: str('bhpe,bhqe->bhpq') } },
+  { name: 'Einsum, projection with a weight', op: 'Einsum', operands: [f([2, 4, 5]), f([3, 6, 5])], attrs: { equation: str('bpd,hed->bhpe') } },
+  { name: 'Einsum, an index summed away', op: 'Einsum', operands: [f([3, 4]), f([4, 2])], attrs: { equation: str('ij,jk->k') } },
+  { name: 'Einsum, one operand (transpose and sum)', op: 'Einsum', operands: [f([2, 3, 4])], attrs: { equation: str('abc->ca') } },
   { name: 'Trilu', op: 'Trilu', operands: [f([3, 4]), i64([1], [])], attrs: { upper: int(0) } },
 ];
 

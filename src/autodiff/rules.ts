@@ -123,6 +123,7 @@ export const RULES: Record<string, GradientRule> = {
   Gemm: (c) => gemmGradient(c),
   Conv: (c) => convGradient(c),
   ConvTranspose: (c) => convTransposeGradient(c),
+  Einsum: (c) => einsumGradient(c),
 
   // --- pooling ---
   MaxPool: (c) => [maxPoolGradient(c)],
@@ -446,6 +447,34 @@ function resizeNearestGradient(c: GradContext): string {
   if (factors.length !== dims.length || factors.some((factor) => !Number.isInteger(factor) || factor < 1)) throw new AutodiffError(`Resize by factors ${factors.join(', ')} (${c.describe()}) has no gradient rule: only integer upscaling has one.`);
   const split = c.op('Reshape', [dy(c), c.int64s(dims.flatMap((size, axis) => [size, factors[axis]]))]); // [d₀, s₀, d₁, s₁, ...]
   return c.reduceSum(split, dims.map((_, axis) => 2 * axis + 1), false);
+}
+
+/**
+ * Einsum of one or two operands with explicit output subscripts, no ellipsis and no index repeated
+ * within an operand: each operand's gradient is the einsum of dY with the other operands back to
+ * its own subscripts — for Y = einsum('ab,bc->ac', A, B): dA = einsum('ac,bc->ab', dY, B). An
+ * index of an operand found neither in the output nor in the other operand was summed away: its
+ * gradient is the same along it (expanded back).
+ */
+function einsumGradient(c: GradContext): Grad[] {
+  const equation = c.attrString('equation', '').replace(/\s+/g, '');
+  const [inputsPart, output] = equation.split('->');
+  const operands = inputsPart?.split(',') ?? [];
+  const valid = output !== undefined && !equation.includes('.') && operands.length >= 1 && operands.length <= 2
+    && [...operands, output].every((subscripts) => new Set(subscripts).size === subscripts.length);
+  if (!valid) throw new AutodiffError(`Einsum '${equation}' (${c.describe()}) has no gradient rule: only one or two operands with explicit output subscripts, no ellipsis and no index repeated within an operand have one.`);
+  return operands.map((own, k) => {
+    if (!c.needs(k)) return undefined;
+    const others = operands.filter((_, j) => j !== k);
+    const available = new Set([...output, ...others.join('')]);
+    const kept = [...own].filter((index) => available.has(index)).join('');
+    let grad = c.op('Einsum', [dy(c), ...operands.map((_, j) => c.x(j)).filter((_, j) => j !== k)], { equation: str(`${[output, ...others].join(',')}->${kept}`) });
+    if (kept !== own) {
+      const missing = [...own].map((index, axis) => (available.has(index) ? -1 : axis)).filter((axis) => axis >= 0);
+      grad = c.op('Expand', [c.unsqueeze(grad, missing), c.op('Shape', [c.x(k)])]);
+    }
+    return grad;
+  });
 }
 
 /** A value's dims for a Reshape: numbers, with its one symbolic axis (the batch) as −1. */
