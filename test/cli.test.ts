@@ -123,6 +123,37 @@ describe('teardown grad', () => {
     ['a target with too few rows', ['--target', join(dir, 'short-target.npy')], /has 16 examples but the target has 5/],
     ['an unknown hook', ['--wrt', 'fc9'], /No hook named 'fc9'/],
   ];
+  it("leaves out targets of -100 by default (PyTorch's ignore_index): the loss is the mean over the others", () => {
+    const targets = readNpy(`${mlp}/target.npy`);
+    const data = Array.from(targets.data as BigInt64Array, (value, row) => (row % 4 === 0 ? -100 : Number(value)));
+    writeFileSync(join(dir, 'ignored-target.npy'), encodeNpy(tensor('int64', targets.dims, data)));
+    const ignored = teardown(['grad', `${mlp}/model.onnx`, '--input', `input=${mlp}/input.npy`, '--target', join(dir, 'ignored-target.npy'), '--out', 'out', '--batch-size', '5']);
+    assert.equal(ignored.status, 0, ignored.stderr);
+    // The same loss from the rows kept alone.
+    const kept = (rows: number[]) => rows.filter((row) => row % 4 !== 0);
+    const rowsKept = kept(Array.from({ length: targets.dims[0] }, (_, row) => row));
+    const input = readNpy(`${mlp}/input.npy`);
+    const width = input.dims[1];
+    writeFileSync(join(dir, 'kept-input.npy'), encodeNpy(tensor('float32', [rowsKept.length, width], rowsKept.flatMap((row) => Array.from((input.data as Float32Array).slice(row * width, (row + 1) * width))))));
+    writeFileSync(join(dir, 'kept-target.npy'), encodeNpy(tensor('int64', [rowsKept.length], rowsKept.map((row) => data[row]))));
+    const alone = teardown(['grad', `${mlp}/model.onnx`, '--input', `input=${join(dir, 'kept-input.npy')}`, '--target', join(dir, 'kept-target.npy'), '--out', 'out']);
+    assert.equal(alone.status, 0, alone.stderr);
+    const lossOf = (stdout: string) => Number(/Loss \(cross-entropy, mean over \d+ examples\): ([-\d.e]+)/.exec(stdout)![1]);
+    assert.ok(Math.abs(lossOf(ignored.stdout) - lossOf(alone.stdout)) < 1e-5, `${lossOf(ignored.stdout)} vs ${lossOf(alone.stdout)}`);
+    // Batches of 5 weigh their means by the targets they score, not by their rows.
+    const gradientOf = (cwd: string) => readNpy(join(cwd, 'out', JSON.parse(readFileSync(join(cwd, 'out/index.json'), 'utf8')).gradients['fc1.weight'].file));
+    assertClose(gradientOf(ignored.cwd), gradientOf(alone.cwd), 1e-5, 'fc1.weight gradient');
+  });
+
+  it('refuses a target that is not a class index, naming its row, with exit 2', () => {
+    const targets = readNpy(`${mlp}/target.npy`);
+    writeFileSync(join(dir, 'bad-class.npy'), encodeNpy(tensor('int64', targets.dims, Array.from(targets.data as BigInt64Array, (value, row) => (row === 6 ? 7 : Number(value))))));
+    const { status, stderr, cwd } = teardown(['grad', `${mlp}/model.onnx`, '--input', `input=${mlp}/input.npy`, '--target', join(dir, 'bad-class.npy'), '--out', 'out', '--batch-size', '4']);
+    assert.equal(status, 2, stderr);
+    assert.match(stderr, /Target row 6 is 7, but the model scores 3 classes \(0 to 2\) and the ignore index is -100/);
+    assert.ok(!existsSync(join(cwd, 'out')));
+  });
+
   it('refuses a model below opset 13 with exit 2, saying to re-export (opset 13–15 differentiate as 17)', () => {
     const proto = mlpProto();
     proto.opsetImport[0].version = Long.fromNumber(12);

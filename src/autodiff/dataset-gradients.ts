@@ -1,7 +1,8 @@
 /**
  * Gradients of a loss averaged over a whole dataset, streamed in batches: the dataset loss is
- * L = Σ_b (n_b/N)·L_b over batches b of n_b examples, so parameter (and hook-free) gradients are
- * the same weighted sums, and each example's input or hook gradient is its batch's scaled by n_b/N.
+ * L = Σ_b (n_b/N)·L_b over batches b with n_b scored targets of N (targets equal to the ignore
+ * index are not scored), so parameter (and hook-free) gradients are the same weighted sums, and
+ * each example's input or hook gradient is its batch's scaled by n_b/N (zero in a batch with none).
  * Per-example gradients (inputs, hooks) stream into .npy files; parameter gradients are summed.
  */
 import { escapeFileName, StagedFolder } from '../files.ts';
@@ -25,9 +26,11 @@ export async function datasetGradients(model: Model, inputs: Record<string, NpyF
     if (file.rows !== examples) throw new InputError(`Input '${name}' has ${file.rows} examples but the target has ${examples}: give one target row per example.`);
   }
   const batchSize = options.batchSize ?? examples;
-  if (batchSize < examples && request.loss.ignoreIndex !== undefined) {
-    throw new InputError('--batch-size with --ignore-index is not supported: the per-batch means would weigh batches by examples, not by the targets kept. Drop --batch-size.');
-  }
+  const ignored = request.loss.kind === 'cross-entropy' ? request.loss.ignoreIndex : undefined;
+  const scored = (targets: Tensor) => (ignored === undefined ? targets.data.length : Array.from(targets.data as ArrayLike<number | bigint>).filter((value) => Number(value) !== ignored).length);
+  let totalScored = 0;
+  for (let start = 0; start < examples; start += batchSize) totalScored += scored(target.readRows(start, Math.min(examples, start + batchSize)));
+  if (totalScored === 0) throw new InputError(`Every target in '${target.path}' is the ignore index (${ignored}): there is no loss to differentiate.`);
   const read = (start: number, end: number) => Object.fromEntries(Object.entries(inputs).map(([name, file]) => [name, file.readRows(start, end)]));
   const firstEnd = Math.min(batchSize, examples);
   const program = await GradientProgram.build(model, read(0, firstEnd), target.readRows(0, firstEnd), request);
@@ -40,11 +43,13 @@ export async function datasetGradients(model: Model, inputs: Record<string, NpyF
   try {
     for (let start = 0; start < examples; start += batchSize) {
       const end = Math.min(examples, start + batchSize);
-      const weight = (end - start) / examples;
-      const result = await program.run(read(start, end), target.readRows(start, end));
-      loss += weight * result.loss;
+      const batchTargets = target.readRows(start, end);
+      const weight = scored(batchTargets) / totalScored;
+      const result = await program.run(read(start, end), batchTargets, start);
+      if (weight > 0) loss += weight * result.loss;
       for (const [name, gradient] of result.gradients) {
-        const scaled = weight === 1 ? gradient : map(gradient, (value) => value * weight);
+        // A batch whose every target is ignored has a 0/0 loss: its gradients count as zero.
+        const scaled = weight === 1 ? gradient : map(gradient, (value) => (weight === 0 ? 0 : value * weight));
         if (perExample.has(name)) {
           if (!writers.has(name)) writers.set(name, { writer: new NpyWriter(folder.pathOf(`${escapeFileName(name)}.npy`)), dtype: scaled.dtype });
           writers.get(name)!.writer.append(scaled);

@@ -18,7 +18,7 @@ import type { Feeds, Tensor } from '../tensor.ts';
 import { buildBackward } from './backward.ts';
 import { gradientProto } from './opset.ts';
 import { GraphIndex } from '../graph/graph.ts';
-import { appendLoss, TARGET_INPUT, type LossSpec } from './loss.ts';
+import { appendLoss, checkClassTargets, TARGET_INPUT, type LossSpec } from './loss.ts';
 
 export interface GradientRequest {
   loss: LossSpec;
@@ -51,6 +51,8 @@ export class GradientProgram {
     private readonly gradientOf: Map<string, string>,
     private readonly names: Map<string, string>,
     private readonly shapes: Map<string, readonly Dim[]>,
+    /** Cross-entropy: refuses targets that are not class indices of the scores (loss.ts checkClassTargets). */
+    private readonly checkTargets: (target: Tensor, firstRow: number) => void,
   ) {}
 
   /** A gradient's dims, with 'batch' on the batch axis of per-example gradients. */
@@ -72,10 +74,16 @@ export class GradientProgram {
     await lossModel.release();
     const initializerDims = new Map(model.proto.graph.initializer.map((t) => [t.name, t.dims.map(toNumber)]));
     const gradientShapes = new Map([...names].map(([name, value]) => [name, shapes.get(value) ?? initializerDims.get(value) ?? []]));
-    return new GradientProgram(session, loss, backward.gradientOf, names, gradientShapes);
+    const classes = Number(shapes.get(request.loss.output ?? model.outputNames[0])?.at(-1));
+    const checkTargets = request.loss.kind === 'cross-entropy' && Number.isInteger(classes)
+      ? (batch: Tensor, firstRow: number) => checkClassTargets(batch, classes, request.loss.ignoreIndex, firstRow)
+      : () => undefined;
+    return new GradientProgram(session, loss, backward.gradientOf, names, gradientShapes, checkTargets);
   }
 
-  async run(feeds: Feeds, target: Tensor): Promise<GradientResult> {
+  /** `firstRow`: where `target` starts in the dataset, for messages about a bad target. */
+  async run(feeds: Feeds, target: Tensor, firstRow = 0): Promise<GradientResult> {
+    this.checkTargets(target, firstRow);
     const wanted = [this.loss, ...new Set(this.gradientOf.values())];
     const results = await this.session.run({ ...feeds, [TARGET_INPUT]: target }, wanted);
     const gradients = new Map<string, Tensor>();

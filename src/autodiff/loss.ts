@@ -20,7 +20,8 @@ import { int, string as str, valueInfo, type AttributeValue, type Dim } from '..
 import { derive } from '../graph/edit.ts';
 import type { GraphIndex } from '../graph/graph.ts';
 import type { ModelProto } from '../onnx/proto.ts';
-import type { DType } from '../tensor.ts';
+import type { DType, Tensor } from '../tensor.ts';
+import { InputError } from '../errors.ts';
 import { Emitter } from './emitter.ts';
 import { AutodiffError } from './errors.ts';
 import { lastPositionOf, pruneUnused } from './last-position.ts';
@@ -65,6 +66,22 @@ export interface LossGraph {
  * `outputShape`: the scored output's probed dims ('batch' marks the batch axis); `shapeOf`: every
  * value's probed dims, needed by sliceEarly.
  */
+/**
+ * Class targets must name a class the scores have (0 to classes − 1) or be the ignore index:
+ * anything else made onnxruntime fail inside its loss kernel ("GatherElements op: Out of range").
+ * `firstRow` numbers the rows in messages when the targets are one batch of a dataset.
+ */
+export function checkClassTargets(target: Tensor, classes: number, ignoreIndex: number | undefined, firstRow = 0): void {
+  const perRow = target.dims.slice(1).reduce((a, b) => a * b, 1);
+  for (let k = 0; k < target.data.length; k++) {
+    const value = Number(target.data[k]);
+    if (value === ignoreIndex || (value >= 0 && value < classes)) continue;
+    const where = perRow > 1 ? `row ${firstRow + Math.floor(k / perRow)}, position ${k % perRow}` : `row ${firstRow + k}`;
+    const ignored = ignoreIndex === undefined ? 'no ignore index is set' : `the ignore index is ${ignoreIndex}`;
+    throw new InputError(`Target ${where} is ${value}, but the model scores ${classes} classes (0 to ${classes - 1}) and ${ignored}: give class indices in range, or mark left-out positions with the ignore index (--ignore-index; PyTorch's default is -100).`);
+  }
+}
+
 export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: readonly Dim[], shapeOf?: (value: string) => readonly Dim[] | undefined): LossGraph {
   const outputRank = outputShape.length;
   const proto = index.proto;

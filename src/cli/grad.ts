@@ -17,7 +17,7 @@ export function gradCommand(): Command {
     .option('--loss <kind>', 'cross-entropy or mse', 'cross-entropy')
     .option('--wrt <what>', "'input', 'params', or a hook name or pattern; repeatable (default: params)", collect)
     .option('--loss-positions <which>', "cross-entropy on sequences: 'all' positions or the 'last'", 'all')
-    .option('--ignore-index <n>', 'cross-entropy: targets equal to this are left out (as PyTorch ignore_index)')
+    .option('--ignore-index <n>', "cross-entropy: targets equal to this are left out (PyTorch's ignore_index)", '-100')
     .requiredOption('--out <dir>', 'folder for <name>.npy per gradient and index.json')
     .option('--batch-size <n>', 'examples per onnxruntime run (default: all at once); the loss stays the dataset mean')
     .option('--json <file>', 'write a JSON summary (docs/json.md)')
@@ -34,7 +34,7 @@ Example:
       const runtime = runtimeOptions(options);
       if (!['cross-entropy', 'mse'].includes(options.loss)) throw new InputError(`--loss must be cross-entropy or mse, got '${options.loss}'.`);
       if (!['all', 'last'].includes(options.lossPositions)) throw new InputError(`--loss-positions must be all or last, got '${options.lossPositions}'.`);
-      const ignoreIndex = options.ignoreIndex === undefined ? undefined : Number(options.ignoreIndex);
+      const ignoreIndex = options.loss === 'cross-entropy' ? Number(options.ignoreIndex) : undefined;
       if (ignoreIndex !== undefined && !Number.isInteger(ignoreIndex)) throw new InputError(`--ignore-index expects an integer, got '${options.ignoreIndex}'.`);
       const model = Model.load(modelPath, runtime);
       const summary = await datasetGradients(model, parseInputs(options.input), new NpyFile(options.target), {
