@@ -21,6 +21,8 @@ export interface CorpusIntervention {
   units?: number[]; positions?: number[]; unit_axis?: number; factor?: number; value?: string; outputs: Record<string, string>;
 }
 export interface Manifest {
+  /** PyTorch autograd of the mean cross-entropy against `target` (make.py record_gradients). */
+  gradients: { loss: number; target: string; params: Record<string, string>; inputs: Record<string, string> };
   model: string; classifier: boolean; files: Record<string, string>;
   inputs: { name: string; file: string; corrupted: string }[];
   outputs: { name: string; file: string }[];

@@ -17,6 +17,7 @@ import { Session, sessionThreads } from '../runtime/session.ts';
 import type { Feeds, Tensor } from '../tensor.ts';
 import { buildBackward } from './backward.ts';
 import { gradientProto } from './opset.ts';
+import { transposedCopies, underPyTorchNames, type TransposedCopy } from './parameter-names.ts';
 import { GraphIndex } from '../graph/graph.ts';
 import { appendLoss, checkClassTargets, TARGET_INPUT, type LossSpec } from './loss.ts';
 
@@ -53,6 +54,8 @@ export class GradientProgram {
     private readonly shapes: Map<string, readonly Dim[]>,
     /** Cross-entropy: refuses targets that are not class indices of the scores (loss.ts checkClassTargets). */
     private readonly checkTargets: (target: Tensor, firstRow: number) => void,
+    /** Exporter-made transposed weights, whose gradients are reported under PyTorch's names (parameter-names.ts). */
+    private readonly copies: readonly TransposedCopy[],
   ) {}
 
   /** A gradient's dims, with 'batch' on the batch axis of per-example gradients. */
@@ -78,7 +81,8 @@ export class GradientProgram {
     const checkTargets = request.loss.kind === 'cross-entropy' && Number.isInteger(classes)
       ? (batch: Tensor, firstRow: number) => checkClassTargets(batch, classes, request.loss.ignoreIndex, firstRow)
       : () => undefined;
-    return new GradientProgram(session, loss, backward.gradientOf, names, gradientShapes, checkTargets);
+    const copies = request.wrt.includes('params') ? transposedCopies(model.graph) : [];
+    return new GradientProgram(session, loss, backward.gradientOf, names, gradientShapes, checkTargets, copies);
   }
 
   /** `firstRow`: where `target` starts in the dataset, for messages about a bad target. */
@@ -88,7 +92,7 @@ export class GradientProgram {
     const results = await this.session.run({ ...feeds, [TARGET_INPUT]: target }, wanted);
     const gradients = new Map<string, Tensor>();
     for (const [name, value] of this.names) gradients.set(name, results[this.gradientOf.get(value)!]);
-    return { loss: Number(results[this.loss].data[0]), gradients };
+    return { loss: Number(results[this.loss].data[0]), gradients: underPyTorchNames(gradients, this.copies) };
   }
 
   release(): Promise<void> {

@@ -18,6 +18,10 @@ Run with Debian's python3-torch (1.13), python3-torchvision and python3-onnx:  b
   patch/<id>.npy              full [4, ...] values patched in by intervention <id> (the hook on corrupted inputs)
   interventions/<id>/<output>.npy  PyTorch's outputs when one call's output (or its tuple's first element) is
                               replaced by a forward hook; all other calls run normally
+  grad/target.npy, grad/param/<name>.npy, grad/input/<input>.npy
+                              PyTorch autograd: the mean cross-entropy of the output's last axis (classes) against
+                              targets (argmax + 1 + row) mod classes, rows flattened, and its gradient with respect to
+                              every parameter (PyTorch's names) and every float input
   manifest.json               names, shapes, dtypes and the list of hooks and interventions
 
 Hooks are listed in the order their forward hooks fire (a module's hook fires when its call returns, so a
@@ -498,9 +502,25 @@ def make(index, name, build, in_specs, output, seq_dynamic, conv_dims, classifie
 
     stats = export(model, inputs, output, out.ndim, seq_dynamic, folder, external=(17,) if name == "resnet18" else ())
     assert np.array_equal(run(model, inputs)[0], out)  # exporting left the model as it was
+    manifest["gradients"] = record_gradients(model, inputs, out, folder)
     with open(os.path.join(folder, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
     report(name, out, manifest, effects, stats)
+
+
+def record_gradients(model, inputs, out, folder):
+    """PyTorch autograd oracle: mean cross-entropy of the output's last axis against (argmax + 1 + row) mod classes."""
+    scores = torch.from_numpy(out)
+    classes = scores.shape[-1]
+    rows = scores.reshape(-1, classes)
+    target = ((rows.argmax(-1) + 1 + torch.arange(rows.shape[0])) % classes).reshape(scores.shape[:-1])
+    feeds = {n: (v.clone().requires_grad_(True) if v.dtype.is_floating_point else v) for n, v in inputs.items()}
+    model.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(model(*feeds.values()).reshape(-1, classes), target.reshape(-1))
+    loss.backward()
+    return {"loss": loss.item(), "target": save(folder, "grad/target.npy", target.numpy())["file"],
+            "params": {n: save(folder, f"grad/param/{n}.npy", p.grad.numpy())["file"] for n, p in model.named_parameters() if p.grad is not None},
+            "inputs": {n: save(folder, f"grad/input/{n}.npy", v.grad.numpy())["file"] for n, v in feeds.items() if v.grad is not None}}
 
 
 def report(name, out, manifest, effects, stats):
