@@ -165,9 +165,12 @@ function seedGradient(emitter: Emitter, facts: GraphFacts, loss: string): string
   return emitter.op('Expand', [emitter.scalar(1, dtype), emitter.op('Shape', [loss], {}, `${loss}/grad`)], {}, `${loss}/grad`);
 }
 
-/** Gradient graphs use scatter-add (opset 16) and training-mode BatchNormalization (opset 14). */
+/**
+ * Gradient graphs use scatter-add (opset 16) and training-mode BatchNormalization (opset 14);
+ * autodiff/opset.ts lifts opset 13–15 models to 17 before any backward graph is built.
+ */
 export function checkGradientOpset(opset: number): void {
-  if (opset < 16) throw new AutodiffError(`Gradients need ai.onnx opset 16 or later (scatter-add); this model imports opset ${opset}. Re-export it with opset_version=17.`);
+  if (opset < 16) throw new Error(`Internal: a backward graph was asked for at opset ${opset}; gradientProto (autodiff/opset.ts) lifts models to opset 17 first. Please report this.`);
 }
 
 /** Sums an output-shaped gradient over the axes its input was broadcast along (NumPy rules). */
