@@ -162,6 +162,11 @@ const CASES: Case[] = [
   { name: 'Einsum, projection with a weight', op: 'Einsum', operands: [f([2, 4, 5]), f([3, 6, 5])], attrs: { equation: str('bpd,hed->bhpe') } },
   { name: 'Einsum, an index summed away', op: 'Einsum', operands: [f([3, 4]), f([4, 2])], attrs: { equation: str('ij,jk->k') } },
   { name: 'Einsum, one operand (transpose and sum)', op: 'Einsum', operands: [f([2, 3, 4])], attrs: { equation: str('abc->ca') } },
+  { name: 'GatherND, rows and elements', op: 'GatherND', operands: [f([3, 4]), i64([2, 0, 1, 3, 2, 0], [3, 2])] },
+  { name: 'ScatterElements (data and updates)', op: 'ScatterElements', operands: [f([3, 4]), i64([1, 3, 0, 2], [2, 2]), f([2, 2])], attrs: { axis: int(1) } },
+  { name: 'ScatterND (data and updates)', op: 'ScatterND', operands: [f([4, 3]), i64([2, 0], [2, 1]), f([2, 3])] },
+  { name: 'TopK values', op: 'TopK', operands: [f([3, 5]), i64([2])], attrs: { axis: int(1) }, outputs: 2, combine: (_, [values]) => values },
+  { name: 'ReduceProd', op: 'ReduceProd', operands: [f([3, 4], { positive: true })], attrs: { axes: ints([1]) } },
   { name: 'Trilu', op: 'Trilu', operands: [f([3, 4]), i64([1], [])], attrs: { upper: int(0) } },
 ];
 

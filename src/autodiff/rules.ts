@@ -167,6 +167,15 @@ export const RULES: Record<string, GradientRule> = {
     const axis = axisOf(c.attrInt('axis', 0), c.rank(c.x(0)));
     return [c.op('ScatterElements', [c.zerosLike(c.x(0)), c.x(1), dy(c)], { axis: int(axis), reduction: str('add') })];
   },
+  GatherND: (c) => { // dData = scatter-add dY at the gathered slices
+    if (c.attrInt('batch_dims', 0) !== 0) throw new AutodiffError(`GatherND with batch_dims (${c.describe()}) has no gradient rule.`);
+    return [c.op('ScatterND', [c.zerosLike(c.x(0)), c.x(1), dy(c)], { reduction: str('add') }), undefined];
+  },
+  ScatterElements: (c) => scatterGradient(c, 'GatherElements'),
+  ScatterND: (c) => scatterGradient(c, 'GatherND'),
+  // TopK: dX = dY scattered to the positions the values came from (distinct along the axis); indices get none
+  TopK: (c) => [c.dy(0) ? c.op('ScatterElements', [c.zerosLike(c.x(0)), c.y(1), dy(c)], { axis: int(axisOf(c.attrInt('axis', -1), c.rank(c.x(0)))) }) : undefined, undefined],
+  ReduceProd: (c) => [c.mul(reducedLike(c, dy(c)), c.div(reducedLike(c, c.y(0)), c.x(0)))], // dX = dY·Y / X (X without zeros)
   Tile: (c) => [tileGradient(c), undefined],
   CumSum: (c) => [cumSumGradient(c), undefined],
   Resize: (c) => [resizeNearestGradient(c)],
@@ -414,6 +423,20 @@ function convTransposeGradient(c: GradContext): Grad[] {
   if (c.needs(1)) grads[1] = convWeightGradient(c, dy(c), x, { inChannels: wShape[1], outChannels: wShape[0], kernel, ...conv }, x);
   if (c.needs(2)) grads[2] = c.reduceSum(dy(c), [0, 2, 3], false); // dB = Σ dY over batch and positions
   return grads;
+}
+
+/**
+ * ScatterElements / ScatterND without reduction: Y is `data` with `updates` written at `indices`,
+ * so dData = dY with those positions zeroed and dUpdates = dY read back at them (indices distinct).
+ */
+function scatterGradient(c: GradContext, gather: 'GatherElements' | 'GatherND'): Grad[] {
+  if (c.attrString('reduction', 'none') !== 'none') throw new AutodiffError(`${c.node.opType} with reduction '${c.attrString('reduction', 'none')}' (${c.describe()}) has no gradient rule: only plain scatters have one.`);
+  const axis = gather === 'GatherElements' ? { axis: int(axisOf(c.attrInt('axis', 0), c.rank(c.x(0)))) } : {};
+  return [
+    c.needs(0) ? c.op(c.node.opType, [dy(c), c.x(1), c.zerosLike(c.x(2))], axis) : undefined,
+    undefined,
+    c.needs(2) ? c.op(gather, [dy(c), c.x(1)], axis) : undefined,
+  ];
 }
 
 /** Tile by constant repeats r: dX = Σ over the r copies along each axis (dY viewed as [r₀, d₀, r₁, d₁, ...]). */

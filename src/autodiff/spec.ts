@@ -11,7 +11,7 @@ import { AutodiffError } from './errors.ts';
 export const EMITTED_OPS = new Set([
   'Add', 'Sub', 'Mul', 'Div', 'Neg', 'Pow', 'Sqrt', 'Reciprocal', 'Exp', 'Log', 'Erf', 'Tanh', 'Sum', 'Max', 'Min',
   'Where', 'Greater', 'Less', 'Cast', 'Identity', 'Expand', 'Shape', 'Size', 'Gather', 'Concat', 'Split', 'Slice', 'Pad',
-  'Reshape', 'Transpose', 'Unsqueeze', 'Squeeze', 'CumSum', 'Einsum', 'ReduceSum', 'ReduceMean', 'MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'AveragePool',
+  'Reshape', 'Transpose', 'Unsqueeze', 'Squeeze', 'CumSum', 'Einsum', 'GatherElements', 'GatherND', 'ReduceSum', 'ReduceMean', 'MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'AveragePool',
   'ScatterElements', 'ScatterND', 'MaxUnpool', 'SpaceToDepth', 'Range', 'Trilu', 'ReduceSumSquare', 'OneHot', 'Not', 'Equal', 'And', 'Or', 'Sign', 'Abs', 'Sin', 'Cos', 'Sigmoid', 'HardSigmoid', 'Softplus', 'ConstantOfShape', 'ReduceProd', 'BatchNormalization',
 ]);
 
