@@ -129,6 +129,15 @@ export class Model {
   async staticValuesAt(values: readonly string[], like: Feeds, rows: number): Promise<Record<string, Tensor>> {
     if (values.length === 0) return {};
     const signature = [...values].sort().join('\u0000');
+    const key = `at|${signature}|${rows}|${Object.entries(like).map(([name, value]) => `${name}:${value.dims.slice(1)}`).sort().join(';')}`;
+    const known = this.staticResults.get(key);
+    if (known) return known;
+    const computed = await this.computeStaticValuesAt(values, like, rows, signature);
+    this.staticResults.set(key, computed);
+    return computed;
+  }
+
+  private async computeStaticValuesAt(values: readonly string[], like: Feeds, rows: number, signature: string): Promise<Record<string, Tensor>> {
     if (!this.shapeSessions.has(signature)) {
       const made = (async () => {
         const part = shapeGraph(this.graph, values);
