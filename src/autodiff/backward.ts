@@ -3,7 +3,7 @@
  * to, build one graph that computes the loss and the gradients (reverse-mode, in ONNX ops).
  *
  * It visits nodes in reverse graph order; each node with a gradient on some output and an input
- * that needs one asks its rule (rules.ts) for input gradients. Here, once for all rules:
+ * that needs one asks its rule (rules/) for input gradients. Here, once for all rules:
  * - broadcast reduction: a rule's output-shaped gradient is summed over the axes along which
  *   its input was broadcast;
  * - fan-out: a value read by several nodes gets the sum of their contributions, `<value>_grad`;
@@ -19,7 +19,7 @@ import { dtypeOfCode, tensorFromProto } from '../onnx/tensor-proto.ts';
 import { GradContext, type Grad, type GraphFacts } from './context.ts';
 import { Emitter } from './emitter.ts';
 import { AutodiffError } from './errors.ts';
-import { NO_GRADIENT, reluMaxPoolGradient, RULES, unpoolable } from './rules.ts';
+import { NO_GRADIENT, reluMaxPoolGradient, RULES, unpoolable } from './rules/index.ts';
 import { checkGradientGraph } from './spec.ts';
 import { defaultOpset } from '../onnx/model-file.ts';
 import { tensor, type DType } from '../tensor.ts';

@@ -144,7 +144,7 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
       extra.push({ name: ENVIRONMENT_INPUT, dims: ['batch', spec.irm.environments] }, { name: PENALTY_WEIGHT_INPUT, dims: [] });
       return finishLoss(proto, emitter, loss, 'int64', dtype, targetShape(spec, outputShape), extra, { original: output, value: scores });
     }
-    // −mean log p(target) over the rows not ignored, in one op with a short gradient rule (rules.ts)
+    // −mean log p(target) over the rows not ignored, in one op with a short gradient rule (rules/losses.ts)
     const ignore = spec.ignoreIndex === undefined ? undefined : int(spec.ignoreIndex);
     loss = op('SoftmaxCrossEntropyLoss', [flatLogits, flatTarget], { reduction: str('mean'), ignore_index: ignore }, 'loss');
   }

@@ -12,7 +12,7 @@ import { runWithCache } from '../runtime/run.ts';
 import { seededRandom } from '../random.ts';
 import { tensor, type DType, type Feeds, type Tensor } from '../tensor.ts';
 import { computeGradients } from './gradients.ts';
-import { NO_GRADIENT, RULES } from './rules.ts';
+import { NO_GRADIENT, RULE_FAMILIES, RULES } from './rules/index.ts';
 
 interface Operand {
   dims: number[];
@@ -235,6 +235,12 @@ describe('gradient rules vs finite differences', () => {
 });
 
 describe('rule coverage', () => {
+  it('every op has its rule in one family only (a later spread would silently replace an earlier row)', () => {
+    const families = Object.entries(RULE_FAMILIES).flatMap(([family, rules]) => Object.keys(rules).map((op) => ({ op, family })));
+    const repeated = families.filter(({ op }, k) => families.findIndex((entry) => entry.op === op) !== k);
+    assert.deepEqual(repeated, []);
+  });
+
   it('every rule has a finite-difference case', () => {
     const tested = new Set(CASES.map((testCase) => testCase.op));
     assert.deepEqual(Object.keys(RULES).filter((op) => !tested.has(op)), []);

@@ -3,7 +3,7 @@
  * statistics; a training step must normalise with the batch's own, as PyTorch's train() does:
  *   μ = mean over (N, H, W),  σ² = mean of (x − μ)² (biased),  y = (x − μ)/√(σ² + ε)·γ + β.
  * That is ONNX's own BatchNormalization with training_mode = 1: with momentum 0 its outputs 1 and
- * 2 are the batch μ and σ², and autodiff/rules.ts has its gradient (one op and a short backward
+ * 2 are the batch μ and σ², and autodiff/rules/normalization.ts has its gradient (one op and a short backward
  * instead of ~7 forward and ~13 backward ops written out). The batch μ and σ² leave the step graph
  * as outputs so the trainer can update the running statistics as PyTorch does (momentum m = 0.1):
  *   running_mean ← (1 − m)·running_mean + m·μ,  running_var ← (1 − m)·running_var + m·σ²·n/(n − 1).

@@ -1,0 +1,63 @@
+/**
+ * Elementwise arithmetic and functions of one value. Broadcast gradients are returned
+ * output-shaped (`c.broadcast`); the walker reduces them to each input's shape.
+ */
+import { int } from '../../graph/builder.ts';
+import type { Grad, GradContext } from '../context.ts';
+import { dy, type GradientRule, castCode } from './shared.ts';
+
+export const ELEMENTWISE_RULES: Record<string, GradientRule> = {
+  Add: (c) => [c.broadcast(dy(c)), c.broadcast(dy(c))], // dA = dY, dB = dY
+  Sub: (c) => [c.broadcast(dy(c)), c.needs(1) ? c.broadcast(c.neg(dy(c))) : undefined], // dB = −dY
+  Mul: (c) => [c.needs(0) ? c.broadcast(c.mul(dy(c), c.x(1))) : undefined, c.needs(1) ? c.broadcast(c.mul(dy(c), c.x(0))) : undefined], // dA = dY·B
+  Div: (c) => [
+    c.needs(0) ? c.broadcast(c.div(dy(c), c.x(1))) : undefined, // dA = dY / B
+    c.needs(1) ? c.broadcast(c.neg(c.div(c.mul(dy(c), c.y(0)), c.x(1)))) : undefined, // dB = −dY·Y / B
+  ],
+  Neg: (c) => [c.neg(dy(c))],
+  Pow: (c) => [
+    // dA = dY·B·A^(B−1)
+    c.needs(0) ? c.broadcast(c.mul(dy(c), c.mul(c.x(1), c.op('Pow', [c.x(0), c.sub(c.x(1), c.scalar(1, c.x(1)))])))) : undefined,
+    // dB = dY·Y·ln A
+    c.needs(1) ? c.broadcast(c.mul(dy(c), c.mul(c.y(0), c.op('Log', [c.x(0)])))) : undefined,
+  ],
+  Sqrt: (c) => [c.div(c.mul(dy(c), c.scalar(0.5, c.x(0))), c.y(0))], // dX = dY / (2Y)
+  Exp: (c) => [c.mul(dy(c), c.y(0))], // dX = dY·Y
+  Log: (c) => [c.div(dy(c), c.x(0))], // dX = dY / X
+  Erf: (c) => [c.mul(dy(c), c.mul(c.scalar(2 / Math.sqrt(Math.PI), c.x(0)), c.op('Exp', [c.neg(c.mul(c.x(0), c.x(0)))])))], // dX = dY·2/√π·e^(−X²)
+  Abs: (c) => [c.mul(dy(c), c.op('Sign', [c.x(0)]))], // dX = dY·sign(X)
+  Reciprocal: (c) => [c.neg(c.mul(dy(c), c.mul(c.y(0), c.y(0))))], // dX = −dY·Y²
+  Sin: (c) => [c.mul(dy(c), c.op('Cos', [c.x(0)]))], // dX = dY·cos X
+  Cos: (c) => [c.neg(c.mul(dy(c), c.op('Sin', [c.x(0)])))], // dX = −dY·sin X
+  Clip: (c) => { // dX = dY·[min ≤ X ≤ max]; min and max get none
+    let pass = dy(c);
+    if (c.x(1)) pass = c.op('Where', [c.op('Less', [c.x(0), c.x(1)]), c.scalar(0, c.x(0)), pass]);
+    if (c.x(2)) pass = c.op('Where', [c.op('Greater', [c.x(0), c.x(2)]), c.scalar(0, c.x(0)), pass]);
+    return [pass];
+  },
+  Where: (c) => [undefined, // dA = dY where C, dB = dY elsewhere
+    c.needs(1) ? c.broadcast(c.op('Where', [c.x(0), dy(c), c.scalar(0, dy(c))])) : undefined,
+    c.needs(2) ? c.broadcast(c.op('Where', [c.x(0), c.scalar(0, dy(c)), dy(c)])) : undefined],
+  Sum: (c) => c.node.input.map((_, k) => (c.needs(k) ? c.broadcast(dy(c)) : undefined)), // dXᵢ = dY
+  Mean: (c) => c.node.input.map((_, k) => (c.needs(k) ? c.broadcast(c.div(dy(c), c.scalar(c.inputCount(), c.x(k)))) : undefined)), // dXᵢ = dY / n
+  Max: (c) => extremumGradient(c),
+  Min: (c) => extremumGradient(c),
+  Identity: (c) => [dy(c)],
+  Dropout: (c) => [dy(c)], // inference: Y = X
+  Cast: (c) => [c.op('Cast', [dy(c)], { to: int(castCode(c.dtype(c.x(0)))) })],
+  Expand: (c) => [c.broadcast(dy(c))], // dX = Σ over the expanded axes
+};
+
+/**
+ * Max/Min of n broadcast inputs: dXᵢ = dY where Xᵢ is the first input equal to Y (ties go to the
+ * earliest input, so the gradient is counted once), 0 elsewhere.
+ */
+function extremumGradient(c: GradContext): Grad[] {
+  let taken: string | undefined;
+  return c.node.input.map((input, k) => {
+    const equal = c.op('Equal', [input, c.y(0)]);
+    const mine = taken ? c.op('And', [equal, c.op('Not', [taken])]) : equal;
+    taken = taken ? c.op('Or', [taken, equal]) : equal;
+    return c.needs(k) ? c.broadcast(c.op('Where', [mine, dy(c), c.scalar(0, dy(c))])) : undefined;
+  });
+}

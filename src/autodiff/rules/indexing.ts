@@ -1,0 +1,55 @@
+/** Indexing: gathers, scatters and TopK. */
+import { int, ints, string as str } from '../../graph/builder.ts';
+import { AutodiffError } from '../errors.ts';
+import { axisOf, type Grad, type GradContext } from '../context.ts';
+import { dy, type GradientRule } from './shared.ts';
+
+export const INDEXING_RULES: Record<string, GradientRule> = {
+  Gather: (c) => [gatherGradient(c)],
+  GatherElements: (c) => { // dData = scatter-add dY at the gathered indices
+    const axis = axisOf(c.attrInt('axis', 0), c.rank(c.x(0)));
+    return [c.op('ScatterElements', [c.zerosLike(c.x(0)), c.x(1), dy(c)], { axis: int(axis), reduction: str('add') })];
+  },
+  GatherND: (c) => { // dData = scatter-add dY at the gathered slices
+    if (c.attrInt('batch_dims', 0) !== 0) throw new AutodiffError(`GatherND with batch_dims (${c.describe()}) has no gradient rule.`);
+    return [c.op('ScatterND', [c.zerosLike(c.x(0)), c.x(1), dy(c)], { reduction: str('add') }), undefined];
+  },
+  ScatterElements: (c) => scatterGradient(c, 'GatherElements'),
+  ScatterND: (c) => scatterGradient(c, 'GatherND'),
+  // TopK: dX = dY scattered to the positions the values came from (distinct along the axis); indices get none
+  TopK: (c) => [c.dy(0) ? c.op('ScatterElements', [c.zerosLike(c.x(0)), c.y(1), dy(c)], { axis: int(axisOf(c.attrInt('axis', -1), c.rank(c.x(0)))) }) : undefined, undefined],
+};
+
+/**
+ * Gather: dData = scatter-add of dY at the gathered indices (negative ones count from the end).
+ * Along axis a, data is viewed with axis a first (Transpose), dY with its index axes first, so
+ * one ScatterND adds every gathered slice back; axis 0 (embedding lookups) needs no transposes.
+ */
+function gatherGradient(c: GradContext): string {
+  const data = c.x(0);
+  const rank = c.rank(data);
+  const indexRank = c.rank(c.x(1));
+  const axis = axisOf(c.attrInt('axis', 0), rank);
+  const indices = c.op('Cast', [c.x(1)], { to: int(7) }); // int64
+  const size = c.op('Gather', [c.op('Shape', [data]), c.int64s([axis])]);
+  const wrapped = c.reshapeLike(c.op('Where', [c.op('Less', [indices, c.int64s([0])]), c.add(indices, size), indices]), indices); // keeps a scalar index scalar
+  const dataPerm = [axis, ...[...Array(rank).keys()].filter((k) => k !== axis)];
+  const dyPerm = [...Array(indexRank).keys()].map((k) => axis + k).concat([...Array(axis).keys()], [...Array(rank - axis - 1).keys()].map((k) => axis + indexRank + k));
+  const moved = (value: string, perm: number[]) => (perm.every((p, k) => p === k) ? value : c.op('Transpose', [value], { perm: ints(perm) }));
+  const scattered = c.op('ScatterND', [moved(c.zerosLike(data), dataPerm), c.unsqueeze(wrapped, [indexRank]), moved(dy(c), dyPerm)], { reduction: str('add') });
+  return moved(scattered, dataPerm.map((_, k) => dataPerm.indexOf(k)));
+}
+
+/**
+ * ScatterElements / ScatterND without reduction: Y is `data` with `updates` written at `indices`,
+ * so dData = dY with those positions zeroed and dUpdates = dY read back at them (indices distinct).
+ */
+function scatterGradient(c: GradContext, gather: 'GatherElements' | 'GatherND'): Grad[] {
+  if (c.attrString('reduction', 'none') !== 'none') throw new AutodiffError(`${c.node.opType} with reduction '${c.attrString('reduction', 'none')}' (${c.describe()}) has no gradient rule: only plain scatters have one.`);
+  const axis = gather === 'GatherElements' ? { axis: int(axisOf(c.attrInt('axis', 0), c.rank(c.x(0)))) } : {};
+  return [
+    c.needs(0) ? c.op(c.node.opType, [dy(c), c.x(1), c.zerosLike(c.x(2))], axis) : undefined,
+    undefined,
+    c.needs(2) ? c.op(gather, [dy(c), c.x(1)], axis) : undefined,
+  ];
+}

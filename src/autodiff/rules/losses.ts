@@ -1,0 +1,44 @@
+/** Losses computed inside the graph. */
+import { int } from '../../graph/builder.ts';
+import { AutodiffError } from '../errors.ts';
+import type { GradContext } from '../context.ts';
+import { dy, type GradientRule } from './shared.ts';
+
+export const LOSS_RULES: Record<string, GradientRule> = {
+  SoftmaxCrossEntropyLoss: (c) => [softmaxCrossEntropyGradient(c), undefined, undefined],
+};
+
+/**
+ * SoftmaxCrossEntropyLoss over scores [N, C] (class weights aside): with p = softmax(scores) =
+ * e^log_prob and y the one-hot labels, row i's loss −log p_{i,yᵢ} has gradient p_i − y_i, so
+ *   mean:  dS = (p − y)·dL / n,   sum: dS = (p − y)·dL,   none: dS = (p − y)·dLᵢ,
+ * where rows whose label is ignore_index get 0 and n counts the others. A gradient reaching the
+ * log_prob output adds LogSoftmax's: dlogp − p·Σ_c dlogp.
+ */
+function softmaxCrossEntropyGradient(c: GradContext): string | undefined {
+  if (!c.needs(0)) return undefined;
+  if (c.x(2)) throw new AutodiffError(`SoftmaxCrossEntropyLoss with class weights (${c.describe()}) has no gradient rule.`);
+  if (c.rank(c.x(0)) !== 2) throw new AutodiffError(`SoftmaxCrossEntropyLoss over scores of rank ${c.rank(c.x(0))} (${c.describe()}) has no gradient rule: only [N, C] scores have one.`);
+  const [scores, labels] = [c.x(0), c.x(1)];
+  const probabilities = c.op('Exp', [c.y(1)]);
+  const grads: string[] = [];
+  if (c.dy(0)) {
+    const depth = c.op('Slice', [c.op('Shape', [scores]), c.int64s([1]), c.int64s([2])]);
+    // onnxruntime's OneHot makes float32 but not float64 values
+    const oneHot = c.op('OneHot', [labels, depth, c.floats([0, 1])], { axis: int(-1) }); // [N, C]
+    let difference = c.sub(probabilities, c.dtype(scores) === 'float64' ? c.op('Cast', [oneHot], { to: int(11) }) : oneHot);
+    const ignored = c.attr('ignore_index') ? c.attrInt('ignore_index', 0) : undefined;
+    const kept = ignored === undefined ? undefined : c.op('Cast', [c.op('Not', [c.op('Equal', [labels, c.int64s([ignored])])])], { to: int(c.dtype(scores) === 'float64' ? 11 : 1) }); // [N]
+    if (kept) difference = c.mul(difference, c.unsqueeze(kept, [1]));
+    const reduction = c.attrString('reduction', 'mean');
+    if (reduction === 'none') grads.push(c.mul(difference, c.unsqueeze(dy(c), [1])));
+    else if (reduction === 'sum') grads.push(c.mul(difference, dy(c)));
+    else {
+      const count = kept ? c.reduceSum(kept, [0], false) : c.op('Cast', [c.op('Size', [labels])], { to: int(c.dtype(scores) === 'float64' ? 11 : 1) });
+      grads.push(c.mul(difference, c.div(dy(c), count)));
+    }
+  }
+  const dLogProbabilities = c.dy(1);
+  if (dLogProbabilities) grads.push(c.sub(dLogProbabilities, c.mul(probabilities, c.reduceSum(dLogProbabilities, [1], true))));
+  return grads.length === 2 ? c.add(grads[0], grads[1]) : grads[0];
+}

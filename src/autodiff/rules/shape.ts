@@ -1,0 +1,78 @@
+/** Shape and layout: views, permutations, joins, windows, padding, repetition. */
+import { int, ints, string as str } from '../../graph/builder.ts';
+import { AutodiffError } from '../errors.ts';
+import { axisOf, type GradContext } from '../context.ts';
+import { dy, type GradientRule, reshapeDims } from './shared.ts';
+
+export const SHAPE_RULES: Record<string, GradientRule> = {
+  Reshape: (c) => [c.reshapeLike(dy(c), c.x(0))],
+  Flatten: (c) => [c.reshapeLike(dy(c), c.x(0))],
+  Squeeze: (c) => [c.reshapeLike(dy(c), c.x(0))],
+  Unsqueeze: (c) => [c.reshapeLike(dy(c), c.x(0))],
+  Transpose: (c) => { // dX = Transpose(dY, perm⁻¹)
+    const perm = c.attrInts('perm') ?? [...Array(c.rank(c.x(0))).keys()].reverse();
+    const inverse = perm.map((_, axis) => perm.indexOf(axis));
+    return [c.op('Transpose', [dy(c)], { perm: ints(inverse) })];
+  },
+  Concat: (c) => { // dXᵢ = the slice of dY that Xᵢ filled
+    const axis = axisOf(c.attrInt('axis', 0), c.rank(c.x(0)));
+    const sizes = c.op('Concat', c.node.input.map((input) => c.op('Gather', [c.op('Shape', [input]), c.int64s([axis])])), { axis: int(0) });
+    return c.opN('Split', [dy(c), sizes], { axis: int(axis) }, c.inputCount());
+  },
+  Split: (c) => { // dX = Concat of the dYᵢ (zeros where an output has no gradient)
+    const axis = axisOf(c.attrInt('axis', 0), c.rank(c.x(0)));
+    const parts = c.node.output.map((_, index) => c.dy(index) ?? c.zerosLike(c.y(index)));
+    return [c.op('Concat', parts, { axis: int(axis) })];
+  },
+  Slice: (c) => [sliceGradient(c)],
+  Pad: (c) => [padGradient(c)],
+  Tile: (c) => [tileGradient(c), undefined],
+  Trilu: (c) => [c.op('Trilu', c.x(1) ? [dy(c), c.x(1)] : [dy(c)], { upper: int(c.attrInt('upper', 1)) })], // dX = Trilu(dY): the kept triangle passes through
+};
+
+/** Slice with step 1: dX = dY padded back with zeros to X's shape; the pads come from the (possibly run-time) starts and ends. */
+function sliceGradient(c: GradContext): string {
+  const x = c.x(0);
+  const rank = c.rank(x);
+  const steps = c.constantOrUndefined(c.x(4));
+  if (steps && steps.some((step) => step !== 1)) throw new AutodiffError(`Slice with steps other than 1 (${c.describe()}) has no gradient rule.`);
+  if (c.x(4) && !steps) throw new AutodiffError(`Slice with run-time steps (${c.describe()}) has no gradient rule.`);
+  const axesValues = c.constantOrUndefined(c.x(3));
+  if (c.x(3) && !axesValues) throw new AutodiffError(`Slice with run-time axes (${c.describe()}) has no gradient rule.`);
+  const axes = (axesValues ?? [...Array(rank).keys()]).map((axis) => axisOf(axis, rank));
+  // Per sliced axis: dim = Shape(X)[axis]; start, end normalised (negative from the end) and clamped to [0, dim].
+  const sizes = c.op('Gather', [c.op('Shape', [x]), c.int64s(axes)]);
+  const clamp = (value: string) => {
+    const wrapped = c.op('Where', [c.op('Less', [value, c.int64s([0])]), c.add(value, sizes), value]);
+    return c.op('Max', [c.op('Min', [wrapped, sizes]), c.int64s([0])]);
+  };
+  const asInt64 = (value: string) => c.op('Cast', [value], { to: int(7) });
+  const start = clamp(asInt64(c.x(1)));
+  const end = c.op('Max', [clamp(asInt64(c.x(2))), start]);
+  // pads = [begin₀..begin_{r−1}, end₀..end_{r−1}], scattered at the sliced axes.
+  const zeros = c.int64s(Array(2 * rank).fill(0));
+  const positions = c.int64s([...axes, ...axes.map((axis) => axis + rank)]);
+  const pads = c.op('ScatterElements', [zeros, positions, c.op('Concat', [start, c.sub(sizes, end)], { axis: int(0) })], { axis: int(0) });
+  return c.op('Pad', [dy(c), pads], { mode: str('constant') });
+}
+
+/** Constant padding: dX = the unpadded window of dY. */
+function padGradient(c: GradContext): string {
+  if (c.attrString('mode', 'constant') !== 'constant') throw new AutodiffError(`Pad in mode '${c.attrString('mode', 'constant')}' (${c.describe()}) has no gradient rule: only constant padding has one.`);
+  const x = c.x(0);
+  const rank = c.rank(x);
+  const pads = c.constantInput(1, 'pads');
+  const axes = c.x(3) ? c.constantInput(3, 'axes').map((axis) => axisOf(axis, rank)) : [...Array(rank).keys()];
+  if (pads.some((pad) => pad < 0)) throw new AutodiffError(`Pad with negative pads (${c.describe()}) has no gradient rule.`);
+  const begins = axes.map((_, k) => pads[k]);
+  const ends = c.op('Add', [c.op('Gather', [c.op('Shape', [x]), c.int64s(axes)]), c.int64s(begins)]);
+  return c.op('Slice', [dy(c), c.int64s(begins), ends, c.int64s(axes)]);
+}
+
+/** Tile by constant repeats r: dX = Σ over the r copies along each axis (dY viewed as [r₀, d₀, r₁, d₁, ...]). */
+function tileGradient(c: GradContext): string {
+  const dims = reshapeDims(c, c.x(0));
+  const repeats = c.constantInput(1, 'repeats');
+  const split = c.op('Reshape', [dy(c), c.int64s(dims.flatMap((size, axis) => [repeats[axis], size]))]); // [r₀, d₀, r₁, d₁, ...]
+  return c.reduceSum(split, dims.map((_, axis) => 2 * axis), false); // [d₀, d₁, ...]
+}
