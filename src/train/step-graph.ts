@@ -39,15 +39,27 @@ export interface StepGraph {
   statistics: BatchStatistics[];
 }
 
-export async function buildStepGraph(model: Model, feeds: Feeds, target: Tensor, loss: LossSpec, optimizer: OptimizerSpec, clipNorm?: number): Promise<StepGraph> {
+export interface StepGraphOptions {
+  /** The values trained (default: every parameter, autodiff/gradients.ts parameterNames). */
+  parameters?: readonly string[];
+  /**
+   * BatchNorm normalises by each batch's statistics and its running statistics follow them, as in
+   * PyTorch's train() (default, teardown's own models); or by its running statistics, frozen, as
+   * in eval() — what an exported graph computes, and what fine-tuning an existing model keeps.
+   */
+  batchNorm?: 'batch-statistics' | 'running-statistics';
+}
+
+export async function buildStepGraph(model: Model, feeds: Feeds, target: Tensor, loss: LossSpec, optimizer: OptimizerSpec, clipNorm?: number, options: StepGraphOptions = {}): Promise<StepGraph> {
   let statistics: BatchStatistics[] = [];
-  const { lossModel, loss: lossValue, scores, shapes } = await lossModelWithShapes(model, feeds, target, loss, async (proto) => {
+  const trainingBatchNorm = async (proto: ModelProto) => {
     const training = await withTrainingBatchNorm(model, proto, feeds);
     statistics = training.statistics;
     return training.proto;
-  });
+  };
+  const { lossModel, loss: lossValue, scores, shapes } = await lossModelWithShapes(model, feeds, target, loss, options.batchNorm === 'running-statistics' ? undefined : trainingBatchNorm);
   await lossModel.release();
-  const parameters = parameterNames(model);
+  const parameters = options.parameters ? [...options.parameters] : parameterNames(model);
   const backward = buildBackward(lossModel.graph, shapes, { loss: lossValue, wrt: parameters, threads: sessionThreads(model.options) });
 
   const index = new GraphIndex(backward.proto);

@@ -11,7 +11,7 @@ import type { Model } from '../runtime/model.ts';
 import { Session, type RuntimeOptions } from '../runtime/session.ts';
 import { stack, tensor, unstack, type Feeds, type Tensor } from '../tensor.ts';
 import { scalarValues, type OptimizerSpec } from './optimizers.ts';
-import { buildStepGraph, type StepGraph } from './step-graph.ts';
+import { buildStepGraph, type StepGraph, type StepGraphOptions } from './step-graph.ts';
 import { buildStepLoop, type StepLoop } from './step-loop.ts';
 import { updateRunningStatistics } from './batch-norm.ts';
 
@@ -43,8 +43,8 @@ export class Stepper {
   private constructor(readonly graph: StepGraph, private readonly loop: StepLoop, private readonly session: Session, private readonly optimizer: OptimizerSpec) {}
 
   /** Builds the step graph for batches shaped like `feeds` and `target`. */
-  static async create(model: Model, feeds: Feeds, target: Tensor, loss: LossSpec, optimizer: OptimizerSpec, clipNorm: number | undefined, runtime: RuntimeOptions): Promise<Stepper> {
-    const graph = await buildStepGraph(model, feeds, target, loss, optimizer, clipNorm);
+  static async create(model: Model, feeds: Feeds, target: Tensor, loss: LossSpec, optimizer: OptimizerSpec, clipNorm: number | undefined, runtime: RuntimeOptions, options: StepGraphOptions = {}): Promise<Stepper> {
+    const graph = await buildStepGraph(model, feeds, target, loss, optimizer, clipNorm, options);
     const loop = buildStepLoop(graph);
     return new Stepper(graph, loop, await Session.create(encodeModel(loop.proto), runtime, 'the training step loop'), optimizer);
   }
