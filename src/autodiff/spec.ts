@@ -13,13 +13,19 @@ export const EMITTED_OPS = new Set([
   'Where', 'Greater', 'Less', 'Cast', 'Identity', 'Expand', 'Shape', 'Size', 'Gather', 'Concat', 'Split', 'Slice', 'Pad',
   'Reshape', 'Transpose', 'Unsqueeze', 'Squeeze', 'CumSum', 'Einsum', 'GatherElements', 'GatherND', 'ReduceSum', 'ReduceMean', 'MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'AveragePool',
   'ScatterElements', 'ScatterND', 'MaxUnpool', 'SpaceToDepth', 'Range', 'Trilu', 'ReduceSumSquare', 'OneHot', 'Not', 'Equal', 'And', 'Or', 'Sign', 'Abs', 'Sin', 'Cos', 'Sigmoid', 'HardSigmoid', 'Softplus', 'ConstantOfShape', 'ReduceProd', 'BatchNormalization',
+  'Scan', 'Relu', // recurrent rules: the recomputed forward and the backward recurrence (recurrent.ts)
 ]);
 
 export function checkGradientGraph(proto: ModelProto, emitted: readonly NodeProto[]): void {
-  for (const node of emitted) {
+  for (const node of withBodies(emitted)) {
     if ((node.domain && node.domain !== 'ai.onnx') || !EMITTED_OPS.has(node.opType)) {
       throw new AutodiffError(`Internal: gradient node '${node.name}' uses '${node.domain ? `${node.domain}.` : ''}${node.opType}', which is not in the standard ai.onnx ops gradients may emit (autodiff/spec.ts).`);
     }
   }
   validateModel(proto, 'the gradient graph');
+}
+
+/** The nodes and, depth first, the nodes of their subgraphs (Scan bodies). */
+function withBodies(nodes: readonly NodeProto[]): NodeProto[] {
+  return nodes.flatMap((node) => [node, ...withBodies(node.attribute.flatMap((attribute) => [...(attribute.g ? [attribute.g] : []), ...(attribute.graphs ?? [])]).flatMap((body) => body.node))]);
 }

@@ -16,6 +16,7 @@ import { LOSS_RULES } from './losses.ts';
 import { NORMALIZATION_RULES } from './normalization.ts';
 import { POOLING_RULES } from './pooling.ts';
 import { REDUCTION_RULES } from './reductions.ts';
+import { RECURRENT_RULES } from '../recurrent.ts';
 import { RESIZE_RULES } from './resize.ts';
 import { SHAPE_RULES } from './shape.ts';
 import type { GradientRule } from './shared.ts';
@@ -44,6 +45,7 @@ export const RULE_FAMILIES: Record<string, Record<string, GradientRule>> = {
   'shape and layout': SHAPE_RULES,
   indexing: INDEXING_RULES,
   resize: RESIZE_RULES,
+  recurrent: RECURRENT_RULES,
 };
 
 export const RULES: Record<string, GradientRule> = {
@@ -58,4 +60,5 @@ export const RULES: Record<string, GradientRule> = {
   ...SHAPE_RULES,
   ...INDEXING_RULES,
   ...RESIZE_RULES,
+  ...RECURRENT_RULES,
 };
