@@ -34,12 +34,16 @@ interface Case {
   /** float32 only in onnxruntime's CPU build. */
   float32?: boolean;
   outputs?: number;
+  /** The graph's opset, when the case needs one other than OPSET_FOR's or 17. */
+  opset?: number;
   /** Combine several outputs into the scored one. */
   combine?: (g: GraphBuilder, outputs: string[]) => string;
 }
 
 const f = (dims: number[], extra: Partial<Operand> = {}): Operand => ({ dims, ...extra });
 const i64 = (values: number[], dims = [values.length]): Operand => ({ dims, values, dtype: 'int64', constant: true });
+/** Constant float32 values (Resize's roi and scales); none gives an empty tensor, an input left out. */
+const f32 = (values: number[] = []): Operand => ({ dims: [values.length], values, dtype: 'float32', constant: true });
 
 const CASES: Case[] = [
   { name: 'Add broadcast', op: 'Add', operands: [f([2, 3, 4]), f([3, 1])] },
@@ -155,10 +159,25 @@ const CASES: Case[] = [
   { name: 'ReduceSumSquare', op: 'ReduceSumSquare', operands: [f([3, 4])], attrs: { axes: ints([1]), keepdims: int(1) } },
   { name: 'ConvTranspose stride 2, pads, output_padding', op: 'ConvTranspose', operands: [f([2, 3, 4, 5]), f([3, 2, 3, 3]), f([2])], attrs: { strides: ints([2, 2]), pads: ints([1, 0, 1, 1]), output_padding: ints([1, 0]) }, float32: true },
   { name: 'ConvTranspose 2×2 stride 2 (U-Net up)', op: 'ConvTranspose', operands: [f([1, 2, 3, 3]), f([2, 4, 2, 2])], attrs: { strides: ints([2, 2]), kernel_shape: ints([2, 2]) }, float32: true },
+  { name: 'ConvTranspose grouped, stride, dilation, pads, output_padding', op: 'ConvTranspose', operands: [f([2, 4, 3, 4]), f([4, 3, 2, 3]), f([6])], attrs: { group: int(2), strides: ints([2, 3]), dilations: ints([2, 1]), pads: ints([1, 0, 0, 2]), output_padding: ints([1, 2]) }, float32: true },
+  { name: 'ConvTranspose depthwise', op: 'ConvTranspose', operands: [f([1, 3, 3, 3]), f([3, 1, 3, 3])], attrs: { group: int(3), strides: ints([2, 2]), pads: ints([1, 1, 1, 1]) }, float32: true },
+  { name: 'ConvTranspose 1-D grouped, stride 2, output_padding', op: 'ConvTranspose', operands: [f([2, 4, 5]), f([4, 2, 3]), f([4])], attrs: { group: int(2), strides: ints([2]), pads: ints([1, 0]), output_padding: ints([1]) }, float32: true },
+  { name: 'ConvTranspose 3-D, stride 2', op: 'ConvTranspose', operands: [f([1, 2, 2, 3, 2]), f([2, 3, 2, 2, 3]), f([3])], attrs: { strides: ints([2, 1, 2]), pads: ints([0, 1, 1, 0, 0, 1]) }, float32: true },
+  { name: 'Conv 3-D, stride, pads, groups (ConvTranspose path)', op: 'Conv', operands: [f([1, 4, 4, 3, 5]), f([4, 2, 2, 2, 3]), f([4])], attrs: { group: int(2), strides: ints([2, 1, 2]), pads: ints([1, 0, 1, 0, 1, 1]) }, float32: true },
+  { name: 'Conv 3-D, stride 1 (dX as a full convolution)', op: 'Conv', operands: [f([2, 2, 3, 4, 3]), f([3, 2, 2, 3, 2]), f([3])], attrs: { pads: ints([1, 1, 0, 0, 1, 1]) }, float32: true },
   { name: 'Tile', op: 'Tile', operands: [f([2, 3]), i64([2, 3])] },
   { name: 'CumSum', op: 'CumSum', operands: [f([3, 4]), i64([1], [])] },
   { name: 'CumSum exclusive reverse', op: 'CumSum', operands: [f([3, 4]), i64([0], [])], attrs: { exclusive: int(1), reverse: int(1) } },
   { name: 'Resize nearest ×2 (nn.Upsample)', op: 'Resize', operands: [f([1, 2, 3, 2]), { dims: [0], values: [], dtype: 'float32', constant: true }, { dims: [4], values: [1, 1, 2, 3], dtype: 'float32', constant: true }], attrs: { mode: str('nearest'), coordinate_transformation_mode: str('asymmetric'), nearest_mode: str('floor') }, float32: true },
+  { name: 'Resize linear, half_pixel, scales ×2 and ×1.5 (bilinear, align_corners=False)', op: 'Resize', operands: [f([1, 2, 3, 4]), f32(), f32([1, 1, 2, 1.5])], attrs: { mode: str('linear') }, float32: true },
+  { name: 'Resize linear, align_corners, sizes (up and down)', op: 'Resize', operands: [f([1, 2, 3, 4]), f32(), f32(), i64([1, 2, 5, 3])], attrs: { mode: str('linear'), coordinate_transformation_mode: str('align_corners') }, float32: true },
+  { name: 'Resize linear, pytorch_half_pixel, halving to one column', op: 'Resize', operands: [f([1, 1, 4, 2]), f32(), f32([1, 1, 0.5, 0.5])], attrs: { mode: str('linear'), coordinate_transformation_mode: str('pytorch_half_pixel') }, float32: true },
+  { name: 'Resize linear 1-D, asymmetric, ×1.6', op: 'Resize', operands: [f([2, 3, 5]), f32(), f32([1, 1, 1.6])], attrs: { mode: str('linear'), coordinate_transformation_mode: str('asymmetric') }, float32: true },
+  { name: 'Resize linear 3-D (trilinear), half_pixel', op: 'Resize', operands: [f([1, 1, 2, 3, 2]), f32(), f32([1, 1, 2, 1.5, 2])], attrs: { mode: str('linear') }, float32: true },
+  { name: 'Resize nearest, half_pixel, round_prefer_floor, sizes (down)', op: 'Resize', operands: [f([1, 1, 5, 5]), f32(), f32(), i64([1, 1, 3, 2])], attrs: { mode: str('nearest') }, float32: true },
+  { name: 'Resize nearest, align_corners, round_prefer_ceil, ×1.5', op: 'Resize', operands: [f([1, 2, 4, 3]), f32(), f32([1, 1, 1.5, 1.5])], attrs: { mode: str('nearest'), coordinate_transformation_mode: str('align_corners'), nearest_mode: str('round_prefer_ceil') }, float32: true },
+  { name: 'Resize linear, opset 18 axes and keep_aspect_ratio_policy not_larger', op: 'Resize', operands: [f([1, 2, 3, 4]), f32(), f32(), i64([6, 6])], attrs: { mode: str('linear'), axes: ints([2, 3]), keep_aspect_ratio_policy: str('not_larger') }, opset: 18, float32: true },
+  { name: 'Resize linear, opset 19 half_pixel_symmetric, ×1.7', op: 'Resize', operands: [f([1, 1, 3, 4]), f32(), f32([1, 1, 1.7, 0.6])], attrs: { mode: str('linear'), coordinate_transformation_mode: str('half_pixel_symmetric') }, opset: 19, float32: true },
   { name: 'Einsum, attention scores', op: 'Einsum', operands: [f([2, 3, 4, 5]), f([2, 3, 6, 5])], attrs: { equation: str('bhpe,bhqe->bhpq') } },
   { name: 'Einsum, projection with a weight', op: 'Einsum', operands: [f([2, 4, 5]), f([3, 6, 5])], attrs: { equation: str('bpd,hed->bhpe') } },
   { name: 'Einsum, an index summed away', op: 'Einsum', operands: [f([3, 4]), f([4, 2])], attrs: { equation: str('ij,jk->k') } },
@@ -166,6 +185,13 @@ const CASES: Case[] = [
   { name: 'GatherND, rows and elements', op: 'GatherND', operands: [f([3, 4]), i64([2, 0, 1, 3, 2, 0], [3, 2])] },
   { name: 'ScatterElements (data and updates)', op: 'ScatterElements', operands: [f([3, 4]), i64([1, 3, 0, 2], [2, 2]), f([2, 2])], attrs: { axis: int(1) } },
   { name: 'ScatterND (data and updates)', op: 'ScatterND', operands: [f([4, 3]), i64([2, 0], [2, 1]), f([2, 3])] },
+  { name: 'ScatterElements add, repeated indices', op: 'ScatterElements', operands: [f([3, 4]), i64([1, 1, 0, 2, 2, 2], [2, 3]), f([2, 3])], attrs: { axis: int(1), reduction: str('add') } },
+  { name: 'ScatterElements mul, repeated indices', op: 'ScatterElements', operands: [f([3, 4]), i64([3, 3, 0, 1, 1, 2], [2, 3]), f([2, 3], { positive: true })], attrs: { axis: int(1), reduction: str('mul') } },
+  { name: 'ScatterElements max (opset 18), repeated indices', op: 'ScatterElements', operands: [f([3, 4]), i64([0, 0, 2, 1, 1, 2], [3, 2]), f([3, 2])], attrs: { axis: int(0), reduction: str('max') }, opset: 18 },
+  { name: 'ScatterElements max, ties split equally (tied values far from the targets, so the kink costs central differences little)', op: 'ScatterElements', operands: [{ dims: [2, 3], values: [5, -1, 4, 0.9, 0.3, -0.4] }, i64([0, 0, 0], [1, 3]), { dims: [1, 3], values: [5, 0.1, 4] }], attrs: { axis: int(0), reduction: str('max') }, opset: 18 },
+  { name: 'ScatterND add, repeated rows', op: 'ScatterND', operands: [f([4, 3]), i64([2, 0, 2], [3, 1]), f([3, 3])], attrs: { reduction: str('add') } },
+  { name: 'ScatterND min (opset 18), elements', op: 'ScatterND', operands: [f([3, 4]), i64([1, 2, 0, 3, 1, 2], [3, 2]), f([3])], attrs: { reduction: str('min') }, opset: 18 },
+  { name: 'ScatterND mul, rows', op: 'ScatterND', operands: [f([3, 2]), i64([1, 1], [2, 1]), f([2, 2], { positive: true })], attrs: { reduction: str('mul') } },
   { name: 'TopK values', op: 'TopK', operands: [f([3, 5]), i64([2])], attrs: { axis: int(1) }, outputs: 2, combine: (_, [values]) => values },
   { name: 'ReduceProd', op: 'ReduceProd', operands: [f([3, 4], { positive: true })], attrs: { axes: ints([1]) } },
   { name: 'Trilu', op: 'Trilu', operands: [f([3, 4]), i64([1], [])], attrs: { upper: int(0) } },
@@ -182,7 +208,7 @@ function operandTensor(operand: Operand, dtype: DType, random: () => number): Te
 /** A one-op model; differentiated operands are graph inputs, the rest initializers. */
 function buildCase(testCase: Case, dtype: DType): { model: Model; feeds: Feeds } {
   const random = seededRandom(7);
-  const g = new GraphBuilder(testCase.name, OPSET_FOR[testCase.op] ?? 17);
+  const g = new GraphBuilder(testCase.name, testCase.opset ?? OPSET_FOR[testCase.op] ?? 17);
   const feeds: Feeds = {};
   const names = testCase.operands.map((operand, k) => {
     const value = operandTensor(operand, dtype, random);

@@ -2,7 +2,7 @@
 import { int, ints, string as str } from '../../graph/builder.ts';
 import { AutodiffError } from '../errors.ts';
 import { axisOf, type Grad, type GradContext } from '../context.ts';
-import { dy, type GradientRule } from './shared.ts';
+import { castCode, dy, type GradientRule } from './shared.ts';
 
 export const INDEXING_RULES: Record<string, GradientRule> = {
   Gather: (c) => [gatherGradient(c)],
@@ -41,15 +41,36 @@ function gatherGradient(c: GradContext): string {
 }
 
 /**
- * ScatterElements / ScatterND without reduction: Y is `data` with `updates` written at `indices`,
- * so dData = dY with those positions zeroed and dUpdates = dY read back at them (indices distinct).
+ * ScatterElements / ScatterND: Y is `data` with `updates` written at `indices`, or combined there
+ * by `reduction`. With G = the gather at the indices (GatherElements / GatherND) and S the scatter:
+ *   none: dData = dY with the written positions zeroed, dUpdates = G(dY) (indices distinct);
+ *   add:  dData = dY, dUpdates = G(dY) (repeated indices each get their position's dY);
+ *   mul:  P = S(ones, updates, mul), the product landing at each position: dData = dY·P,
+ *         dUpdates = G(dY·Y) / updates (updates without zeros, as ReduceProd's rule);
+ *   max / min: dY shared equally among data and the updates equal to Y at each position (ties
+ *         split, as PyTorch's scatter_reduce amax / amin).
  */
 function scatterGradient(c: GradContext, gather: 'GatherElements' | 'GatherND'): Grad[] {
-  if (c.attrString('reduction', 'none') !== 'none') throw new AutodiffError(`${c.node.opType} with reduction '${c.attrString('reduction', 'none')}' (${c.describe()}) has no gradient rule: only plain scatters have one.`);
+  const reduction = c.attrString('reduction', 'none');
   const axis = gather === 'GatherElements' ? { axis: int(axisOf(c.attrInt('axis', 0), c.rank(c.x(0)))) } : {};
-  return [
-    c.needs(0) ? c.op(c.node.opType, [dy(c), c.x(1), c.zerosLike(c.x(2))], axis) : undefined,
-    undefined,
-    c.needs(2) ? c.op(gather, [dy(c), c.x(1)], axis) : undefined,
-  ];
+  const [data, indices, updates] = [c.x(0), c.x(1), c.x(2)];
+  const gathered = (value: string) => c.op(gather, [value, indices], axis);
+  const scattered = (base: string, values: string, how: string) => c.op(c.node.opType, [base, indices, values], { ...axis, reduction: str(how) });
+  switch (reduction) {
+    case 'none': return [c.needs(0) ? c.op(c.node.opType, [dy(c), indices, c.zerosLike(updates)], axis) : undefined, undefined, c.needs(2) ? gathered(dy(c)) : undefined];
+    case 'add': return [c.needs(0) ? dy(c) : undefined, undefined, c.needs(2) ? gathered(dy(c)) : undefined];
+    case 'mul': {
+      const landed = scattered(c.add(c.zerosLike(data), c.scalar(1, data)), updates, 'mul');
+      return [c.needs(0) ? c.mul(dy(c), landed) : undefined, undefined, c.needs(2) ? c.div(gathered(c.mul(dy(c), c.y(0))), updates) : undefined];
+    }
+    case 'max':
+    case 'min': {
+      const asFloat = (mask: string) => c.op('Cast', [mask], { to: int(castCode(c.dtype(data))) });
+      const dataHits = asFloat(c.op('Equal', [data, c.y(0)]));
+      const updateHits = asFloat(c.op('Equal', [updates, gathered(c.y(0))]));
+      const share = c.div(dy(c), c.add(dataHits, scattered(c.zerosLike(data), updateHits, 'add')));
+      return [c.needs(0) ? c.mul(share, dataHits) : undefined, undefined, c.needs(2) ? c.mul(gathered(share), updateHits) : undefined];
+    }
+    default: throw new AutodiffError(`${c.node.opType} with reduction '${reduction}' (${c.describe()}) has no gradient rule: none, add, mul, max and min have one.`);
+  }
 }
