@@ -19,7 +19,7 @@ import { CORPUS, corpusManifest, inputsOf } from './corpus-oracle.ts';
 import { assertClose } from './helpers.ts';
 
 /** Models of the corpus whose every op has a gradient rule today (the gradients issue adds the rest). */
-const DIFFERENTIABLE = ['audio_conv1d', 'bare_transformer', 'efficientnet_b0', 'encoder', 'gpt2', 'mobilenet_v3_small', 'norms', 'resnet18', 'token_classifier', 'unet', 'vit'];
+const DIFFERENTIABLE = ['audio_conv1d', 'bare_transformer', 'efficientnet_b0', 'encoder', 'gpt2', 'gru', 'lstm', 'mobilenet_v3_small', 'norms', 'resnet18', 'token_classifier', 'unet', 'vit'];
 
 /** Class targets unlike the model's own predictions, one per scored row. */
 function targetsFor(logits: Tensor): Tensor {
@@ -87,7 +87,7 @@ describe('gradients of whole corpus models vs finite differences along the input
 
 
 /** Exports whose every PyTorch parameter is an initializer or a transposed MatMul copy of one (no BatchNorm folded into a Conv). */
-const NOTHING_FOLDED = ['bare_transformer', 'encoder', 'gpt2', 'norms', 'token_classifier', 'unet', 'vit'];
+const NOTHING_FOLDED = ['bare_transformer', 'encoder', 'gpt2', 'gru', 'lstm', 'norms', 'token_classifier', 'unet', 'vit'];
 
 describe("gradients equal PyTorch's autograd, under PyTorch's parameter names", () => {
   for (const name of DIFFERENTIABLE) {

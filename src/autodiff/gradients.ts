@@ -18,6 +18,7 @@ import type { Feeds, Tensor } from '../tensor.ts';
 import { buildBackward } from './backward.ts';
 import { gradientProto } from './opset.ts';
 import { transposedCopies, underPyTorchNames, type TransposedCopy } from './parameter-names.ts';
+import { recurrentPackings, underRecurrentNames, type RecurrentPacking } from './recurrent-names.ts';
 import { GraphIndex } from '../graph/graph.ts';
 import { appendLoss, checkClassTargets, TARGET_INPUT, type LossSpec } from './loss.ts';
 
@@ -56,6 +57,8 @@ export class GradientProgram {
     private readonly checkTargets: (target: Tensor, firstRow: number) => void,
     /** Exporter-made transposed weights, whose gradients are reported under PyTorch's names (parameter-names.ts). */
     private readonly copies: readonly TransposedCopy[],
+    /** Exporter-packed LSTM/GRU/RNN weights, whose gradients are reported as PyTorch's per-direction parameters (recurrent-names.ts). */
+    private readonly packings: readonly RecurrentPacking[] = [],
   ) {}
 
   /** A gradient's dims, with 'batch' on the batch axis of per-example gradients. */
@@ -82,7 +85,8 @@ export class GradientProgram {
       ? (batch: Tensor, firstRow: number) => checkClassTargets(batch, classes, request.loss.ignoreIndex, firstRow)
       : () => undefined;
     const copies = request.wrt.includes('params') ? transposedCopies(model.graph) : [];
-    return new GradientProgram(session, loss, backward.gradientOf, names, gradientShapes, checkTargets, copies);
+    const packings = request.wrt.includes('params') ? recurrentPackings(model.graph) : [];
+    return new GradientProgram(session, loss, backward.gradientOf, names, gradientShapes, checkTargets, copies, packings);
   }
 
   /** `firstRow`: where `target` starts in the dataset, for messages about a bad target. */
@@ -92,7 +96,7 @@ export class GradientProgram {
     const results = await this.session.run({ ...feeds, [TARGET_INPUT]: target }, wanted);
     const gradients = new Map<string, Tensor>();
     for (const [name, value] of this.names) gradients.set(name, results[this.gradientOf.get(value)!]);
-    return { loss: Number(results[this.loss].data[0]), gradients: underPyTorchNames(gradients, this.copies) };
+    return { loss: Number(results[this.loss].data[0]), gradients: underRecurrentNames(underPyTorchNames(gradients, this.copies), this.packings) };
   }
 
   release(): Promise<void> {
