@@ -4,7 +4,7 @@
  * Rules emit ONNX nodes through it and never touch the graph otherwise.
  */
 import { AutodiffError } from './errors.ts';
-import { int, type AttributeValue, type Dim } from '../graph/builder.ts';
+import { int, ints, type AttributeValue, type Dim } from '../graph/builder.ts';
 import { toNumber, type AttributeProto, type NodeProto } from '../onnx/proto.ts';
 import type { DType } from '../tensor.ts';
 import type { Emitter } from './emitter.ts';
@@ -132,6 +132,14 @@ export class GradContext {
   /** Σ over `axes` (keepdims as given), in the opset's form (axes as an input since opset 13). */
   reduceSum(value: string, axes: readonly number[], keepdims: boolean): string {
     return this.op('ReduceSum', [value, this.int64s(axes)], { keepdims: int(keepdims ? 1 : 0) });
+  }
+
+  /** A Reduce* op over `axes` in the opset's form: axes as an input for ReduceSum from opset 13, for the others from 18. */
+  reduce(opType: string, value: string, axes: readonly number[], keepdims: boolean): string {
+    const axesAsInput = opType === 'ReduceSum' ? this.opset >= 13 : this.opset >= 18;
+    return axesAsInput
+      ? this.op(opType, [value, this.int64s(axes)], { keepdims: int(keepdims ? 1 : 0) })
+      : this.op(opType, [value], { axes: ints([...axes]), keepdims: int(keepdims ? 1 : 0) });
   }
 
   /** Unsqueeze in the opset's form (axes as an input since opset 13). */

@@ -151,6 +151,8 @@ const CASES: Case[] = [
   { name: 'Max of three, broadcast', op: 'Max', operands: [f([2, 3]), f([3]), f([2, 1])] },
   { name: 'Min of two', op: 'Min', operands: [f([2, 3]), f([2, 3])] },
   { name: 'InstanceNormalization', op: 'InstanceNormalization', operands: [f([2, 3, 4, 5]), f([3]), f([3])], attrs: { epsilon: float(1e-3) }, float32: true },
+  { name: 'GroupNormalization opset 18 (scale and bias per group)', op: 'GroupNormalization', operands: [f([2, 6, 3, 2]), f([3]), f([3])], attrs: { num_groups: int(3), epsilon: float(1e-3) }, opset: 18, float32: true },
+  { name: 'GroupNormalization opset 21 (scale and bias per channel), 1-D positions', op: 'GroupNormalization', operands: [f([2, 4, 5]), f([4]), f([4])], attrs: { num_groups: int(2) }, opset: 21, float32: true },
   { name: 'ReduceMax over one axis', op: 'ReduceMax', operands: [f([3, 4, 2])], attrs: { axes: ints([1]), keepdims: int(0) } },
   { name: 'ReduceMin, all axes', op: 'ReduceMin', operands: [f([3, 4])] },
   { name: 'ReduceMax with ties (split equally)', op: 'ReduceMax', operands: [{ dims: [2, 3], values: [0.5, 0.5, -1, 0.2, 0.9, 0.9] }], attrs: { axes: ints([1]) } },
@@ -324,6 +326,24 @@ describe('MaxPool routes each window\'s gradient to its first maximum, ties incl
       const { gradients } = await computeGradients(model, { x: input }, target, { loss: { kind: 'mse' }, wrt: ['input'] });
       const actual = Array.from(gradients.get('x')!.data as Float32Array);
       actual.forEach((value, at) => assert.ok(Math.abs(value - expected[at]) < 1e-6, `x[${at}]: ${value} vs ${expected[at]}`));
+      await model.release();
+    });
+  }
+});
+
+/** Configurations a rule does not make exact: refused with the node and the setting (`message`) named. */
+const REFUSALS: { name: string; op: string; operands: Operand[]; attrs: Record<string, AttributeValue>; opset?: number; message: RegExp }[] = [
+  { name: 'Resize cubic', op: 'Resize', operands: [f([1, 1, 3, 3]), f32(), f32([1, 1, 2, 2])], attrs: { mode: str('cubic') }, message: /mode 'cubic'/ },
+  { name: 'Resize antialiased (opset 18)', op: 'Resize', operands: [f([1, 1, 4, 4]), f32(), f32([1, 1, 0.5, 0.5])], attrs: { mode: str('linear'), antialias: int(1) }, opset: 18, message: /antialias=1/ },
+  { name: 'Resize tf_crop_and_resize', op: 'Resize', operands: [f([1, 1, 3, 3]), f32([0, 0, 0, 0, 1, 1, 1, 1]), f32([1, 1, 2, 2])], attrs: { mode: str('linear'), coordinate_transformation_mode: str('tf_crop_and_resize') }, message: /coordinate_transformation_mode 'tf_crop_and_resize'/ },
+];
+
+describe('configurations a rule refuses by name', () => {
+  for (const refusal of REFUSALS) {
+    it(refusal.name, async () => {
+      const { model, feeds } = buildCase({ ...refusal }, 'float32');
+      const output = (await runWithCache(model, feeds, [])).outputs[model.outputNames[0]];
+      await assert.rejects(computeGradients(model, feeds, output, { loss: { kind: 'mse' }, wrt: ['input'] }), (error: Error) => error.name === 'AutodiffError' && error.message.includes(`node '/${refusal.op}'`) && refusal.message.test(error.message));
       await model.release();
     });
   }

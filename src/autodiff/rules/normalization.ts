@@ -1,5 +1,5 @@
 /** Normalisations: layer, instance and batch. */
-import { float, int, ints } from '../../graph/builder.ts';
+import { float, int } from '../../graph/builder.ts';
 import { AutodiffError } from '../errors.ts';
 import { tensor } from '../../tensor.ts';
 import { axisOf, type Grad, type GradContext } from '../context.ts';
@@ -9,6 +9,7 @@ export const NORMALIZATION_RULES: Record<string, GradientRule> = {
   LayerNormalization: (c) => layerNormGradient(c),
   InstanceNormalization: (c) => instanceNormGradient(c),
   BatchNormalization: (c) => batchNormGradient(c),
+  GroupNormalization: (c) => groupNormGradient(c),
 };
 
 /**
@@ -20,7 +21,7 @@ function layerNormGradient(c: GradContext): Grad[] {
   const rank = c.rank(x);
   const axis = axisOf(c.attrInt('axis', -1), rank);
   const axes = [...Array(rank - axis).keys()].map((k) => k + axis);
-  const mean = (value: string) => c.op('ReduceMean', c.opset >= 18 ? [value, c.int64s(axes)] : [value], c.opset >= 18 ? { keepdims: int(1) } : { axes: ints(axes), keepdims: int(1) });
+  const mean = (value: string) => c.reduce('ReduceMean', value, axes, true);
   const centred = c.sub(x, mean(x));
   const invStd = c.op('Reciprocal', [c.op('Sqrt', [c.add(mean(c.mul(centred, centred)), c.scalar(c.attrFloat('epsilon', 1e-5), x))])]);
   const normalised = c.mul(centred, invStd);
@@ -43,7 +44,7 @@ function instanceNormGradient(c: GradContext): Grad[] {
   const x = c.x(0);
   const rank = c.rank(x);
   const spatial = [...Array(rank - 2).keys()].map((k) => k + 2);
-  const mean = (value: string) => c.op('ReduceMean', c.opset >= 18 ? [value, c.int64s(spatial)] : [value], c.opset >= 18 ? { keepdims: int(1) } : { axes: ints(spatial), keepdims: int(1) });
+  const mean = (value: string) => c.reduce('ReduceMean', value, spatial, true);
   const perChannel = (value: string) => c.op('Reshape', [value, c.int64s([-1, ...Array(rank - 2).fill(1)])]); // [C] → [C, 1, ...]
   const centred = c.sub(x, mean(x));
   const invStd = c.op('Reciprocal', [c.op('Sqrt', [c.add(mean(c.mul(centred, centred)), c.scalar(c.attrFloat('epsilon', 1e-5), x))])]);
@@ -56,6 +57,41 @@ function instanceNormGradient(c: GradContext): Grad[] {
   }
   if (c.needs(1)) grads[1] = c.reduceSum(c.mul(dy(c), normalised), sumOverBatchAndSpace, false);
   if (c.needs(2)) grads[2] = c.reduceSum(dy(c), sumOverBatchAndSpace, false);
+  return grads;
+}
+
+/**
+ * GroupNormalization: X [N, C, …] viewed as [N, G, C/G·…], each group normalised over its own
+ * values, x̂ = (X − μ)/σ, then Y = x̂·scale + bias — per channel from opset 21, per group at opset
+ * 18 (each group's scale shared by its C/G channels). Within each group, LayerNorm's gradient:
+ * dX = σ⁻¹·(g − mean(g) − x̂·mean(g·x̂)), g = dY·scale; dscale = Σ dY·x̂, dbias = Σ dY, summed over
+ * the batch and positions (and at opset 18 over the group's channels too).
+ */
+function groupNormGradient(c: GradContext): Grad[] {
+  const x = c.x(0);
+  const rank = c.rank(x);
+  const channels = Number(c.shape(x)[1]);
+  const groups = c.attrInt('num_groups', 0);
+  if (!Number.isInteger(channels) || groups <= 0 || channels % groups !== 0) throw new AutodiffError(`GroupNormalization ${c.describe()} with ${groups} groups over ${String(c.shape(x)[1])} channels has no gradient rule: the channels must be static and a multiple of num_groups.`);
+  const perChannelParameters = c.opset >= 21;
+  const grouped = (value: string) => c.op('Reshape', [value, c.int64s([0, groups, -1])]); // [N, G, C/G·…]
+  const mean = (value: string) => c.reduce('ReduceMean', value, [2], true); // [N, G, 1]
+  const centred = c.sub(grouped(x), mean(grouped(x)));
+  const invStd = c.op('Reciprocal', [c.op('Sqrt', [c.add(mean(c.mul(centred, centred)), c.scalar(c.attrFloat('epsilon', 1e-5), x))])]);
+  const normalised = c.mul(centred, invStd); // x̂ [N, G, C/G·…]
+  const asChannels = (value: string) => c.op('Reshape', [value, c.int64s([channels, ...Array(rank - 2).fill(1)])]); // [C] → [C, 1, …]
+  const scalePerChannel = perChannelParameters ? c.x(1) : c.op('Expand', [c.op('Reshape', [c.x(1), c.int64s([groups, 1])]), c.int64s([groups, channels / groups])]); // [G] → [G, C/G]
+  // Σ over everything but the parameter's own axis: the channel (opset 21) or the group (opset 18)
+  const perParameter = (value: string) => (perChannelParameters
+    ? c.reduceSum(c.reshapeLike(value, x), [0, ...[...Array(rank - 2).keys()].map((k) => k + 2)], false) // [C]
+    : c.reduceSum(value, [0, 2], false)); // [G]
+  const grads: Grad[] = [undefined, undefined, undefined];
+  if (c.needs(0)) {
+    const g = grouped(c.mul(dy(c), asChannels(scalePerChannel)));
+    grads[0] = c.reshapeLike(c.mul(invStd, c.sub(c.sub(g, mean(g)), c.mul(normalised, mean(c.mul(g, normalised))))), x);
+  }
+  if (c.needs(1)) grads[1] = perParameter(c.mul(grouped(dy(c)), normalised));
+  if (c.needs(2)) grads[2] = perParameter(grouped(dy(c)));
   return grads;
 }
 
