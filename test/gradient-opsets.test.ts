@@ -101,8 +101,8 @@ describe("gradients equal PyTorch's autograd, under PyTorch's parameter names", 
         const model = Model.load(join(dir, manifest.files[opset]), { threads: 1 });
         const wrt = ['params', ...(Object.keys(oracle.inputs).length ? ['input'] : [])];
         const { loss, gradients } = await computeGradients(model, feeds, target, { loss: { kind: 'cross-entropy' }, wrt });
-        // A gradient renamed from an exporter-made initializer must carry a name PyTorch has.
-        const renamed = [...gradients.keys()].filter((key) => !model.graph.initializerNames.has(key) && !(key in feeds) && !model.graph.producer.has(key));
+        // A gradient renamed from an exporter-made initializer must carry a name PyTorch has (a folded Conv's: gradient-folded.test.ts).
+        const renamed = [...gradients.keys()].filter((key) => !model.graph.initializerNames.has(key) && !(key in feeds) && !model.graph.producer.has(key) && !key.endsWith(' folded)'));
         assert.deepEqual(renamed.filter((key) => !(key in oracle.params)), [], 'renamed gradients carry PyTorch parameter names');
         await model.release();
         assert.ok(Math.abs(loss - oracle.loss) <= 1e-5 * Math.abs(oracle.loss), `loss ${loss} vs PyTorch ${oracle.loss}`);

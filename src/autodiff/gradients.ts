@@ -84,7 +84,7 @@ export class GradientProgram {
     const checkTargets = request.loss.kind === 'cross-entropy' && Number.isInteger(classes)
       ? (batch: Tensor, firstRow: number) => checkClassTargets(batch, classes, request.loss.ignoreIndex, firstRow)
       : () => undefined;
-    const copies = request.wrt.includes('params') ? transposedCopies(model.graph) : [];
+    const copies = request.wrt.includes('params') ? transposedCopies(model.graph, model.hooks.foldings) : [];
     const packings = request.wrt.includes('params') ? recurrentPackings(model.graph) : [];
     return new GradientProgram(session, loss, backward.gradientOf, names, gradientShapes, checkTargets, copies, packings);
   }

@@ -6,10 +6,14 @@
  * `<module>.weight` — or, for a tied copy, one more term of the source parameter's gradient (PyTorch
  * reports a shared parameter once, with every use summed). GroupNorm's affine weight and bias [C]
  * become `onnx::Mul_N` / `onnx::Add_N` of shape [C, 1, ...], read by one Mul / Add in the module's
- * scope. Exporter-made weights that cannot be traced back (a Conv with a BatchNorm folded in) keep
- * their initializer names.
+ * scope. A Conv with an eval-mode BatchNorm folded in by constant folding holds neither module's
+ * parameters but their fusion (torch.nn.utils.fusion.fuse_conv_bn_eval: W' = W·γ/σ,
+ * b' = (b − μ)·γ/σ + β); its exporter-made weight and bias are named for both modules,
+ * `<conv>.weight (+<batchnorm> folded)` and `<conv>.bias (+<batchnorm> folded)`, and their
+ * gradients are those of the fused Conv's weight and bias in PyTorch.
  */
 import type { GraphIndex } from '../graph/graph.ts';
+import type { FoldedBatchNorm } from '../graph/hooks.ts';
 import { moduleScopes } from '../graph/scopes.ts';
 import { tensorFromProto } from '../onnx/tensor-proto.ts';
 import type { TensorProto } from '../onnx/proto.ts';
@@ -26,11 +30,15 @@ export interface TransposedCopy {
   parameter: string;
   /** The parameter also exists as an initializer under its own name (a tied weight): the gradients add up. */
   tied: boolean;
-  /** 'transposed': parts hold Wᵀ (stacked along axis 0 once transposed back); 'reshaped': the one part holds W with axes of size 1 added. */
-  layout: 'transposed' | 'reshaped';
+  /**
+   * 'transposed': parts hold Wᵀ (stacked along axis 0 once transposed back); 'reshaped': the one part
+   * holds W with axes of size 1 added; 'renamed': the one part is the parameter as it is (a folded Conv's).
+   */
+  layout: 'transposed' | 'reshaped' | 'renamed';
 }
 
-export function transposedCopies(graph: GraphIndex): TransposedCopy[] {
+/** `foldings`: the Convs carrying a folded BatchNorm (graph/hooks.ts, HookTable.foldings). */
+export function transposedCopies(graph: GraphIndex, foldings: readonly FoldedBatchNorm[] = []): TransposedCopy[] {
   const initializers = new Map(graph.proto.graph.initializer.map((tensor) => [tensor.name, tensor]));
   const named = [...initializers.values()].filter((tensor) => !tensor.name.startsWith('onnx::') && tensor.dims.length === 2 && (tensor.dataType === 1 || tensor.dataType === 11));
   const copies: TransposedCopy[] = [];
@@ -55,7 +63,38 @@ export function transposedCopies(graph: GraphIndex): TransposedCopy[] {
     if (multiHead && (ordered.length === 1 || ordered.length === 3)) copies.push({ initializers: ordered, parameter: `${module}.in_proj_weight`, tied: false, layout: 'transposed' });
     else if (!multiHead && ordered.length === 1 && !initializers.has(`${module}.weight`)) copies.push({ initializers: ordered, parameter: `${module}.weight`, tied: false, layout: 'transposed' });
   }
-  return [...copies, ...reshapedAffine(graph, initializers)];
+  return [...copies, ...reshapedAffine(graph, initializers), ...foldedConvParameters(graph, foldings)];
+}
+
+/** The name of a Conv's weight or bias with a BatchNorm folded in: `layer1.0.conv1.weight (+layer1.0.bn1 folded)`. */
+export function foldedParameterName(folding: FoldedBatchNorm, role: 'weight' | 'bias'): string {
+  return `${folding.conv}.${role} (+${folding.batchNorm ?? 'BatchNorm'} folded)`;
+}
+
+/**
+ * The weight and bias each Conv with a folded BatchNorm reads (initializers, or the Identity copies
+ * PyTorch makes of merged initializers, which are parameters of their own), under both modules' names.
+ */
+function foldedConvParameters(graph: GraphIndex, foldings: readonly FoldedBatchNorm[]): TransposedCopy[] {
+  const copies: TransposedCopy[] = [];
+  for (const folding of foldings) {
+    const conv = graph.nodes.find((node) => (node.opType === 'Conv' || node.opType === 'ConvTranspose') && moduleScopes(node).at(-1) === folding.conv && readsInitializer(graph, node.input[1], folding.weight));
+    if (!conv) continue;
+    copies.push({ initializers: [conv.input[1]], parameter: foldedParameterName(folding, 'weight'), tied: false, layout: 'renamed' });
+    if (conv.input[2]) copies.push({ initializers: [conv.input[2]], parameter: foldedParameterName(folding, 'bias'), tied: false, layout: 'renamed' });
+  }
+  return copies;
+}
+
+/** `value` is `initializer`, directly or through Identity copies. */
+function readsInitializer(graph: GraphIndex, value: string, initializer: string): boolean {
+  for (let current = value, depth = 0; depth < 8; depth++) {
+    if (current === initializer) return true;
+    const producer = graph.producer.get(current);
+    if (producer === undefined || graph.nodes[producer].opType !== 'Identity') return false;
+    current = graph.nodes[producer].input[0];
+  }
+  return false;
 }
 
 /** GroupNorm's affine: an exporter-made [C, 1, ...] constant read by the one Mul (weight) or Add (bias) in a module without its own. */
@@ -81,7 +120,9 @@ export function underPyTorchNames(gradients: Map<string, Tensor>, copies: readon
     const parts = copy.initializers.map((name) => result.get(name));
     if (parts.some((part) => !part)) continue;
     copy.initializers.forEach((name) => result.delete(name));
-    const asParameter = copy.layout === 'reshaped' ? { ...parts[0]!, dims: [parts[0]!.data.length] } : concatRows(parts.map((part) => moveAxis(part!, 1, 0)));
+    const asParameter = copy.layout === 'renamed' ? parts[0]!
+      : copy.layout === 'reshaped' ? { ...parts[0]!, dims: [parts[0]!.data.length] }
+        : concatRows(parts.map((part) => moveAxis(part!, 1, 0)));
     const existing = result.get(copy.parameter);
     result.set(copy.parameter, existing ? { ...existing, data: (existing.data as Float32Array).map((value, k) => value + Number(asParameter.data[k])) } : asParameter);
   }
