@@ -88,8 +88,9 @@ function sharedValues(c: GradContext, config: RecurrentConfig): Shared {
     gradYh: timeMajor(c.dy(1), [1, 0, 2]),
     gradYc: config.kind === 'LSTM' ? timeMajor(c.dy(2), [1, 0, 2]) : undefined,
     zeros: () => {
-      const batch = c.op('Slice', [c.op('Shape', [x]), c.int64s([1]), c.int64s([2])]);
-      zeros ??= c.op('ConstantOfShape', [c.op('Concat', [batch, c.int64s([config.hidden])], { axis: int(0) })], { value: { type: 'tensor', value: tensor(dtype, [1], [0]) } });
+      if (zeros) return zeros;
+      const batch = c.op('Slice', [c.op('Shape', [x]), c.int64s([1]), c.int64s([2])]); // [1]
+      zeros = c.op('ConstantOfShape', [c.op('Concat', [batch, c.int64s([config.hidden])], { axis: int(0) })], { value: { type: 'tensor', value: tensor(dtype, [1], [0]) } });
       return zeros;
     },
     constants: { zero: c.scalar(0, like), one: c.scalar(1, like), blocks: (...counts) => c.int64s(counts.map((count) => count * config.hidden)) },
