@@ -211,6 +211,19 @@ describe('teardown inspect', () => {
     assert.ok(ig.features.length > 0 && ig.features[0].meanAbs >= ig.features[ig.features.length - 1].meanAbs);
   });
 
+  it('integrated gradients on a token model with an attention mask: at the embedding, per position, the mask passed through', () => {
+    const encoder = fileURLToPath(new URL('./corpus/encoder', import.meta.url));
+    const { status, stdout, stderr, cwd } = teardown(['inspect', `${encoder}/opset14.onnx`, '--input', `input_ids=${encoder}/inputs/input_ids.npy`, '--input', `attention_mask=${encoder}/inputs/attention_mask.npy`,
+      '--labels', `${encoder}/grad/target.npy`, '--hooks', 'embed', '--integrated-gradients', '--ig-steps', '1024', '--json', 'ig.json']);
+    assert.equal(status, 0, stderr);
+    const { integratedGradients: ig } = JSON.parse(readFileSync(join(cwd, 'ig.json'), 'utf8'));
+    assert.equal(ig.at, 'embed');
+    assert.equal(ig.per, 'position');
+    assert.ok(ig.completenessError < 0.01, `completeness error ${ig.completenessError}`);
+    assert.ok(ig.features.every((f: { feature: string }) => /^position \d+$/.test(f.feature)) && ig.features.length === 10);
+    assert.match(stdout, /Integrated gradients of the label's score at 'embed'/);
+  });
+
   it('attribution patching is reported next to the exact patching it estimates (gpt fixture)', () => {
     const dir = tempDir();
     const input = readNpy(`${gpt}/input.npy`);

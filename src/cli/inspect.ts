@@ -38,7 +38,8 @@ export function inspectCommand(): Command {
     .option('--circuit', 'find the smallest set of units that keeps the metric (greedy pruning with mean ablation)')
     .option('--tolerance <x>', 'circuit: allowed drop of faithfulness (circuit metric ÷ full metric)', '0.05')
     .option('--circuit-examples <n>', 'circuit: examples to score it on (N evenly spaced)', '512')
-    .option('--integrated-gradients', 'integrated gradients of the label score with respect to the input, per input feature, with their completeness check')
+    .option('--integrated-gradients', 'integrated gradients of the label score with respect to the input (token models: the embedding), per input feature or position, with their completeness check')
+    .option('--ig-at <input|hook>', 'integrated gradients: the input or hook to attribute to (default: the first input, or the embedding of token ids)')
     .option('--ig-baseline <zero|mean>', 'integrated gradients: the baseline input', 'zero')
     .option('--ig-steps <n>', 'integrated gradients: points of the path integral', '64')
     .option('--patch-from <file.npy>', 'corrupted inputs (one per --data example): attribution patching next to exact activation patching, per sequence hook and position')
@@ -80,7 +81,7 @@ Example:
 }
 
 /** --integrated-gradients and --patch-from, on the first --gradient-examples examples. */
-async function gradientMethods(model: Model, data: Dataset, labels: Tensor | undefined, options: { integratedGradients?: boolean; igBaseline: string; igSteps: string; patchFrom?: string; gradientExamples: string; hooks?: string[]; data?: string; labelColumn?: string }) {
+async function gradientMethods(model: Model, data: Dataset, labels: Tensor | undefined, options: { integratedGradients?: boolean; igAt?: string; igBaseline: string; igSteps: string; patchFrom?: string; gradientExamples: string; hooks?: string[]; data?: string; labelColumn?: string }) {
   if (!options.integratedGradients && !options.patchFrom) return {};
   if (!labels) throw new InputError('--integrated-gradients and --patch-from attribute the label\'s score: give --labels FILE.npy (or --label-column).');
   const count = Math.min(data.examples, positiveInteger(options.gradientExamples, '--gradient-examples'));
@@ -89,12 +90,11 @@ async function gradientMethods(model: Model, data: Dataset, labels: Tensor | und
   const sampleLabels = sliceRows(labels, 0, count);
   const extra: { integratedGradients?: InputAttributionSummary; attributionPatching?: PatchingComparison } = {};
   if (options.integratedGradients) {
-    if (model.inputs.length !== 1) throw new InputError(`--integrated-gradients attributes the score to the input of a one-input model; this one has ${model.inputs.length} (${model.describeInputs()}).`);
     if (options.igBaseline !== 'zero' && options.igBaseline !== 'mean') throw new InputError(`--ig-baseline must be zero or mean, got '${options.igBaseline}'.`);
     const featureNames = options.data?.endsWith('.csv') ? readTable(options.data, { labelColumn: options.labelColumn }).featureNames : undefined;
-    const ig = await inputAttribution(model, sample[input], sampleLabels, { baseline: options.igBaseline, steps: positiveInteger(options.igSteps, '--ig-steps'), featureNames });
-    console.log(`\nIntegrated gradients of the label's score (${ig.examples} examples, ${ig.baseline} baseline, ${ig.steps} steps; completeness error ${percent(ig.completenessError, 2)} of the mean score change)`);
-    console.log(formatTable(['input feature', 'mean |attribution|', 'mean attribution'], ig.features.slice(0, 10).map((f) => [f.feature, f.meanAbs.toPrecision(3), f.mean.toPrecision(3)])));
+    const ig = await inputAttribution(model, sample, sampleLabels, { at: options.igAt, baseline: options.igBaseline, steps: positiveInteger(options.igSteps, '--ig-steps'), featureNames });
+    console.log(`\nIntegrated gradients of the label's score at '${ig.at}' (${ig.examples} examples, ${ig.baseline} baseline, ${ig.steps} steps; completeness error ${percent(ig.completenessError, 2)} of the mean score change)`);
+    console.log(formatTable([ig.per === 'position' ? 'position' : 'input feature', 'mean |attribution|', 'mean attribution'], ig.features.slice(0, 10).map((f) => [f.feature, f.meanAbs.toPrecision(3), f.mean.toPrecision(3)])));
     if (ig.channels) console.log(`Share of |attribution| per channel: ${ig.channels.map((share, c) => `${c}: ${percent(share)}`).join(', ')}`);
     extra.integratedGradients = ig;
   }
