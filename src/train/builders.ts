@@ -10,6 +10,7 @@ import { InputError } from '../errors.ts';
 import { Initializer } from './init.ts';
 import type { Activation, ModelSpec } from './model-spec.ts';
 import { buildTransformer } from './transformer.ts';
+import { buildLstm } from './lstm.ts';
 
 /** What the data gives a model: the shape of one example and the number of classes. */
 export type InputShape =
@@ -29,6 +30,7 @@ export function buildModel(spec: ModelSpec, input: InputShape, classes: number, 
     case 'mlp': return buildMlp(spec.hidden, spec.act, input, classes, init);
     case 'cnn': return buildCnn(spec.channels, spec.fc, spec.act, input, classes, init);
     case 'transformer': return buildTransformer(spec, input, classes, init);
+    case 'lstm': return buildLstm(spec, input, classes, init);
   }
 }
 

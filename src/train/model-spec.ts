@@ -3,21 +3,24 @@
  *   mlp:hidden=256-256,act=relu
  *   cnn:channels=8-16,fc=32
  *   transformer:layers=1,heads=4,d_model=128,d_mlp=512,act=relu,ln=false,init=nanda
+ *   lstm:hidden=128,layers=1,embed=64,bidirectional=false   (train/lstm.ts)
  * init=torch (default) initialises as PyTorch's modules do; init=nanda as Nanda et al.'s grokking
  * code does: every weight N(0, 1/d_model), the unembedding N(0, 1/classes), biases 0.
  */
 import { InputError } from '../errors.ts';
+import type { LstmSpec } from './lstm.ts';
 
 export type Activation = 'relu' | 'tanh' | 'gelu' | 'sigmoid';
 
 export type ModelSpec =
   | { kind: 'mlp'; hidden: number[]; act: Activation }
   | { kind: 'cnn'; channels: number[]; fc: number; act: Activation }
-  | { kind: 'transformer'; layers: number; heads: number; dModel: number; dMlp: number; act: Activation; layerNorm: boolean; init: 'torch' | 'nanda' };
+  | { kind: 'transformer'; layers: number; heads: number; dModel: number; dMlp: number; act: Activation; layerNorm: boolean; init: 'torch' | 'nanda' }
+  | LstmSpec;
 
 const ACTIVATIONS: Activation[] = ['relu', 'tanh', 'gelu', 'sigmoid'];
 
-const USAGE = "expected mlp:hidden=256-256[,act=relu], cnn:channels=8-16[,fc=32][,act=relu] or transformer:layers=1,heads=4,d_model=128,d_mlp=512[,act=relu][,ln=true][,init=torch|nanda]";
+const USAGE = "expected mlp:hidden=256-256[,act=relu], cnn:channels=8-16[,fc=32][,act=relu], transformer:layers=1,heads=4,d_model=128,d_mlp=512[,act=relu][,ln=true][,init=torch|nanda] or lstm:hidden=128[,layers=1][,embed=64][,bidirectional=false]";
 
 export function parseModelSpec(text: string): ModelSpec {
   const [kind, rest = ''] = text.split(/:(.*)/s);
@@ -47,6 +50,11 @@ export function parseModelSpec(text: string): ModelSpec {
       init: initSetting(take('init', 'torch'), text),
     };
     if (spec.dModel % spec.heads !== 0) throw new InputError(`Model spec '${text}': d_model (${spec.dModel}) must be a multiple of heads (${spec.heads}).`);
+  } else if (kind === 'lstm') {
+    spec = {
+      kind, hidden: positive(take('hidden', '128'), 'hidden', text), layers: positive(take('layers', '1'), 'layers', text),
+      embed: positive(take('embed', '64'), 'embed', text), bidirectional: booleanSetting(take('bidirectional', 'false'), 'bidirectional', text),
+    };
   } else throw new InputError(`Model spec '${text}': unknown model kind '${kind}' (${USAGE}).`);
   if (settings.size > 0) throw new InputError(`Model spec '${text}': unknown setting(s) ${[...settings.keys()].join(', ')} for ${kind} (${USAGE}).`);
   return spec;
