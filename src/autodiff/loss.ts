@@ -15,16 +15,22 @@
  *   paper's code divides by the penalty weight once it exceeds 1.
  * score: the sum over examples (and positions) of the target class's score — not a training loss:
  *   its gradient with respect to an example's input is that example's score gradient, for attribution.
+ *
+ * An output that is already a Softmax or LogSoftmax over its last axis (common in exports for
+ * deployment) holds probabilities or log-probabilities, not logits: cross-entropy is then taken on
+ * the Softmax's input, the logits z, since −log softmax(z)[t] is the model's own −log p[t] (or
+ * −log_p[t]) computed stably, and its gradient is PyTorch's for F.cross_entropy(z, t).
  */
 import { int, string as str, valueInfo, type AttributeValue, type Dim } from '../graph/builder.ts';
 import { derive } from '../graph/edit.ts';
 import type { GraphIndex } from '../graph/graph.ts';
-import type { ModelProto } from '../onnx/proto.ts';
+import { toNumber, type ModelProto } from '../onnx/proto.ts';
 import type { DType, Tensor } from '../tensor.ts';
 import { InputError } from '../errors.ts';
 import { Emitter } from './emitter.ts';
 import { AutodiffError } from './errors.ts';
 import { lastPositionOf, pruneUnused } from './last-position.ts';
+import { defaultOpset } from '../onnx/model-file.ts';
 
 export type LossKind = 'cross-entropy' | 'mse' | 'score';
 
@@ -82,6 +88,32 @@ export function checkClassTargets(target: Tensor, classes: number, ignoreIndex: 
   }
 }
 
+/** An output computed by a Softmax or LogSoftmax over its last axis, and the logits it reads. */
+export interface NormalizedOutput {
+  output: string;
+  op: 'Softmax' | 'LogSoftmax';
+  node: string;
+  logits: string;
+}
+
+/** The Softmax or LogSoftmax over the last axis that writes `output`, if one does (`rank`: the output's). */
+export function normalizedOutput(index: GraphIndex, output: string, rank: number): NormalizedOutput | undefined {
+  const producer = index.producer.get(output);
+  const node = producer === undefined ? undefined : index.nodes[producer];
+  if (!node || (node.opType !== 'Softmax' && node.opType !== 'LogSoftmax') || node.domain) return undefined;
+  const axis = node.attribute.find((attribute) => attribute.name === 'axis')?.i;
+  // Opset 13 made the default axis −1; before it, 1 (over the flattened trailing axes): the last axis only for rank 2.
+  const defaultAxis = defaultOpset(index.proto) >= 13 ? -1 : 1;
+  const value = axis === undefined || axis === null ? defaultAxis : toNumber(axis);
+  if ((value < 0 ? value + rank : value) !== rank - 1) return undefined;
+  return { output, op: node.opType, node: node.name, logits: node.input[0] };
+}
+
+/** The value a cross-entropy is taken on for `output`: the logits before a final Softmax/LogSoftmax, or the output itself. */
+export function crossEntropyLogits(index: GraphIndex, output: string, rank: number): string {
+  return normalizedOutput(index, output, rank)?.logits ?? output;
+}
+
 export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: readonly Dim[], shapeOf?: (value: string) => readonly Dim[] | undefined): LossGraph {
   const outputRank = outputShape.length;
   const proto = index.proto;
@@ -101,7 +133,8 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
     loss = op('ReduceMean', [op('Mul', [difference, difference])], { keepdims: int(0) }, 'loss'); // mean (y − t)²
   } else {
     targetDtype = 'int64';
-    let logits = output;
+    // The score kind reads the output as it is (a probability is a fine attribution target).
+    let logits = spec.kind === 'cross-entropy' ? crossEntropyLogits(index, output, outputRank) : output;
     let target = TARGET_INPUT;
     if (spec.positions === 'last') {
       if (outputRank < 3) throw new AutodiffError(`--loss-positions last needs sequence scores [batch, seq, classes]; '${output}' has rank ${outputRank}.`);

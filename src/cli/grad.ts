@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { InputError } from '../errors.ts';
 import { NpyFile } from '../data/npy.ts';
-import { datasetGradients } from '../autodiff/dataset-gradients.ts';
+import { datasetGradients, type DatasetGradientSummary } from '../autodiff/dataset-gradients.ts';
 import type { LossKind } from '../autodiff/loss.ts';
 import { Model } from '../runtime/model.ts';
 import { jsonResult, writeJson } from '../report/json.ts';
@@ -16,6 +16,7 @@ export function gradCommand(): Command {
     .requiredOption('--target <file.npy>', 'targets: int64 class indices (cross-entropy) or values shaped like the output (mse)')
     .option('--loss <kind>', 'cross-entropy or mse', 'cross-entropy')
     .option('--wrt <what>', "'input', 'params', or a hook name or pattern; repeatable (default: params)", collect)
+    .option('--output <name>', 'the model output the loss scores (default: the first)')
     .option('--loss-positions <which>', "cross-entropy on sequences: 'all' positions or the 'last'", 'all')
     .option('--ignore-index <n>', "cross-entropy: targets equal to this are left out (PyTorch's ignore_index)", '-100')
     .requiredOption('--out <dir>', 'folder for <name>.npy per gradient and index.json')
@@ -24,9 +25,18 @@ export function gradCommand(): Command {
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)')
     .option('--verbose', "show onnxruntime's own log")
     .addHelpText('after', `
-The loss is the mean over every example (and position): PyTorch's F.cross_entropy on flattened
-logits, or F.mse_loss. Parameters are written under their initializer names (<name>.npy, escaped
-where unsafe); PyTorch's merged parameters get one gradient each.
+The loss is the mean over every scored position (every example, and every sequence position or
+the last; targets equal to --ignore-index left out), as PyTorch's F.cross_entropy on flattened
+logits, or over every element, as F.mse_loss; the output says over how many. When the scored output
+is already a Softmax or LogSoftmax over its classes, cross-entropy is taken on the logits before it
+(and the output says so).
+
+Parameters are named as in PyTorch: nn.Linear weights the exporter stored transposed are transposed
+back (<module>.weight), a tied weight's uses are summed into one gradient, and a Conv with a
+BatchNorm folded in by the exporter is named for both, '<conv>.weight (+<batchnorm> folded)': its
+gradient is that of the fused Conv (torch.nn.utils.fusion.fuse_conv_bn_eval). Other parameters keep
+their initializer names. One <name>.npy per gradient, the name escaped where unsafe in a file name
+(index.json maps names to files).
 
 Example:
   teardown grad model.onnx --input input=x.npy --target y.npy --wrt params --wrt input --out grads/`)
@@ -37,18 +47,33 @@ Example:
       const ignoreIndex = options.loss === 'cross-entropy' ? Number(options.ignoreIndex) : undefined;
       if (ignoreIndex !== undefined && !Number.isInteger(ignoreIndex)) throw new InputError(`--ignore-index expects an integer, got '${options.ignoreIndex}'.`);
       const model = Model.load(modelPath, runtime);
+      if (options.output !== undefined && !model.outputNames.includes(options.output)) {
+        throw new InputError(`--output '${options.output}' is not an output of '${modelPath}'; its outputs are ${model.outputNames.map((name) => `'${name}'`).join(', ')}.`);
+      }
       const summary = await datasetGradients(model, parseInputs(options.input), new NpyFile(options.target), {
-        loss: { kind: options.loss as LossKind, positions: options.lossPositions, ignoreIndex },
+        loss: { kind: options.loss as LossKind, output: options.output, positions: options.lossPositions, ignoreIndex },
         wrt: options.wrt ?? ['params'],
       }, { out: options.out, batchSize: options.batchSize ? positiveInteger(options.batchSize, '--batch-size') : undefined });
-      console.log(`Loss (${options.loss}, mean over ${summary.examples} examples): ${summary.loss}`);
+      for (const line of summaryLines(summary, options.loss, ignoreIndex)) console.log(line);
       console.log(`Wrote ${Object.keys(summary.gradients).length} gradient(s) and index.json to ${options.out}:`);
       for (const [name, entry] of Object.entries(summary.gradients)) console.log(`  ${name} ${entry.dtype} ${shapeString(entry.shape)} → ${entry.file}`);
       if (options.json) {
         writeJson(options.json, jsonResult('grad', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads }, {
-          loss: { kind: options.loss, value: summary.loss, positions: options.lossPositions, ignoreIndex }, examples: summary.examples, gradients: summary.gradients,
+          loss: { kind: options.loss, value: summary.loss, positions: options.lossPositions, ignoreIndex, output: summary.scored.output, meanOver: summary.meanOver, logitsBefore: summary.scored.logitsBefore },
+          examples: summary.examples, gradients: summary.gradients,
         }));
       }
       await model.release();
     });
 }
+
+/** What the loss is a mean of, and on which value it was taken. */
+function summaryLines(summary: DatasetGradientSummary, loss: string, ignoreIndex: number | undefined): string[] {
+  const { count, unit, ignored } = summary.meanOver;
+  const left = ignored > 0 ? `; ${ignored} equal to the ignore index ${ignoreIndex} left out` : '';
+  const lines = [`Loss (${loss} on '${summary.scored.output}', mean over ${count} ${unit} of ${summary.examples} examples${left}): ${summary.loss}`];
+  const before = summary.scored.logitsBefore;
+  if (before) lines.push(`'${before.output}' is the output of a ${before.op} (node '${before.node}'): the cross-entropy is taken on its input '${before.logits}', the logits, as F.cross_entropy expects.`);
+  return lines;
+}
+
