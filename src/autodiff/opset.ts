@@ -16,12 +16,16 @@ import { derive } from '../graph/edit.ts';
 import Long from 'long';
 
 export const GRADIENT_OPSET = 17;
-const LOWEST_UPGRADABLE = 13;
+export const LOWEST_UPGRADABLE = 13;
+/** From this opset on, a model is differentiated at its own opset (its scatter-adds exist there). */
+export const OWN_OPSET_FROM = 16;
+/** The newest opset whose op signatures the rules read and emit (checked by autodiff/opsets.test.ts). */
+export const NEWEST_CHECKED_OPSET = 21;
 
 /** The model as gradient graphs see it: unchanged at opset ≥ 16, importing opset 17 from 13–15. */
 export function gradientProto(proto: ModelProto): ModelProto {
   const opset = defaultOpset(proto);
-  if (opset >= 16) return proto;
+  if (opset >= OWN_OPSET_FROM) return proto;
   if (opset < LOWEST_UPGRADABLE) {
     throw new AutodiffError(`Gradients need ai.onnx opset ${LOWEST_UPGRADABLE} or later; this model imports opset ${opset}, whose Squeeze, Unsqueeze, Split and ReduceSum take their axes as attributes. Re-export it with opset_version=17 (torch.onnx.export(..., opset_version=17)).`);
   }
