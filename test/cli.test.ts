@@ -263,10 +263,10 @@ describe('teardown audit on a PyTorch-exported model', () => {
     for (const key of ['findings', 'tests', 'calibration', 'accuracy', 'config']) assert.ok(key in json, key);
   });
 
-  it('refuses --try-fixes without a training spec before auditing, writing nothing', () => {
+  it('refuses --try-fixes without an attribute to group by before auditing, writing nothing (a model without a training spec is fine-tuned: test/train-from.test.ts)', () => {
     const { status, stderr, stdout, cwd } = teardown(['audit', `${mlp}/model.onnx`, '--data', `${mlp}/input.npy`, '--labels', `${mlp}/target.npy`, '--try-fixes', '--json', 'audit.json']);
     assert.equal(status, 2);
-    assert.match(stderr, /carries no training spec .* --train-spec FILE.json/);
+    assert.match(stderr, /--try-fixes groups the training data by the shortcut attribute: give one with --attribute/);
     assert.equal(stdout, '', 'nothing ran');
     assert.ok(!existsSync(join(cwd, 'audit.json')));
   });

@@ -1,6 +1,6 @@
 /**
  * Fine-tuning models teardown did not build (train/fine-tune.ts) against PyTorch: for corpus
- * models without a folded BatchNorm, at opsets 14 and 17, 20 full-batch SGD steps from the
+ * models without a folded BatchNorm (LSTM and GRU included), at opsets 14 and 17, 20 full-batch SGD steps from the
  * exported weights give PyTorch's loss at every step and its final parameters
  * (test/corpus/make_finetune.py: the same steps in eval() mode on the same weights), each within
  * 1e-4 of max |reference| — GPT-2's tied lm_head included, whose saved copy must be the new wteᵀ.
@@ -20,7 +20,7 @@ import { CORPUS, corpusManifest, inputsOf } from './corpus-oracle.ts';
 interface FineTuneOracle { lr: number; momentum: number; steps: number; target: string; losses: number[]; params: Record<string, string> }
 
 const TOLERANCE = 1e-4;
-const MODELS = ['bare_transformer', 'encoder', 'gpt2', 'norms', 'token_classifier', 'unet', 'vit'];
+const MODELS = ['bare_transformer', 'encoder', 'gpt2', 'gru', 'lstm', 'norms', 'token_classifier', 'unet', 'vit'];
 
 describe("fine-tuning a PyTorch export equals PyTorch's SGD steps in eval() mode", () => {
   for (const name of MODELS) {
@@ -38,7 +38,7 @@ describe("fine-tuning a PyTorch export equals PyTorch's SGD steps in eval() mode
         const { plan, trainingModel, stepper } = await setUpFineTuning(model, {}, feeds, target, { kind: 'cross-entropy' }, optimizer, undefined, { threads: 1 });
         try {
           // Every PyTorch parameter trains, under its name, and nothing else does.
-          assert.deepEqual([...new Set(plan.parameters.map((p) => p.pytorchName))].sort(), Object.keys(manifest.gradients.params).sort());
+          assert.deepEqual([...new Set(plan.parameters.flatMap((p) => p.pytorchNames))].sort(), Object.keys(manifest.gradients.params).sort());
           const state = stepper.initialState(trainingModel);
           const steps = Array.from({ length: oracle.steps }, (_, k) => ({ feeds, target, lr: oracle.lr, t: k + 1 }));
           const losses = (await stepper.steps(state, steps)).map((step) => step.loss);

@@ -4,6 +4,11 @@
  * in and out of distribution next to the audited model itself. Measured, not promised: every row
  * is a training run made here.
  *
+ * A model teardown did not train (no spec in its metadata, none given) is fine-tuned instead,
+ * from its own weights, on the audit's data (train/fine-tune.ts, FOREIGN_FIX_SETTINGS); its
+ * Just-Train-Twice up-weights the examples the audited model itself gets wrong (it is the ERM
+ * model of the first stage).
+ *
  * Where accuracy is measured depends on the task: a task whose test split is shifted by
  * construction (colored-mnist) is measured on its training environments (in) and its test split
  * (out); a user's own data (csv:, npy:) on its held-out split (in, drawn like the training data)
@@ -16,7 +21,7 @@ import { Model } from '../runtime/model.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
 import { predictClasses } from '../train/evaluate.ts';
 import { DEFAULT_ENVIRONMENT, describeObjective, taskOptionsFor, type Objective } from '../train/objective.ts';
-import { checkSpec, type TrainSpec } from '../train/spec.ts';
+import { checkSpec, DEFAULT_OPTIMIZER, type TrainSpec } from '../train/spec.ts';
 import { train } from '../train/trainer.ts';
 import type { Attribute, AuditData } from './data.ts';
 import { correctCount, predict } from './predictions.ts';
@@ -44,11 +49,52 @@ export interface FixPlan {
   attributes: string[];
   /** The out-of-distribution set when the task has none of its own: the audit's --shifted data. */
   shifted?: AuditData;
+  /** The fixes fine-tune the audited model itself (it carries no training spec). */
+  fromAudited?: boolean;
 }
 
 /** IRMv1 as Arjovsky et al. train it on Colored MNIST: full batch, penalty annealed in after a warm start. */
 export const IRM_SETTINGS = { steps: 500, penaltyWeight: 1e4, annealSteps: 100 };
 export const JTT_UPWEIGHT = 6;
+
+/**
+ * Fine-tuning of a model without a training spec: AdamW without weight decay (the weights are the
+ * user's, not to be shrunk), a small learning rate that moves them gently, 10 epochs of batches of 64.
+ */
+export const FOREIGN_FIX_SETTINGS = { lr: 1e-3, batch: 64, epochs: 10 };
+
+/** Where the audit's examples and labels came from, to train on the same files. */
+export interface AuditDataSource {
+  /** --labels FILE.npy */
+  labels?: string;
+  /** --label-column NAME (CSV data) */
+  labelColumn?: string;
+}
+
+/**
+ * The spec that fine-tunes `model` (which carries no training spec) on the audit's own data: the
+ * CSV table with its label column, or the .npy examples with their --labels file, split 80/20
+ * by data seed 0 as any csv:/npy: task; fixPlan adds the attributes.
+ */
+export function foreignFixSpec(model: Model, data: AuditData, source: AuditDataSource): TrainSpec {
+  if (data.inputs.input !== undefined || model.inputs.length !== 1) {
+    throw new InputError(`--try-fixes fine-tunes '${model.path}' on the audit's examples of its one input, but it has ${model.inputs.length} inputs (${model.describeInputs()}): give --train-spec FILE.json for a model teardown trained, or fine-tune it with teardown's TypeScript API (src/train/fine-tune.ts).`);
+  }
+  let task: string;
+  if (data.path.endsWith('.csv')) {
+    if (!source.labelColumn) throw new InputError(`--try-fixes fine-tunes '${model.path}' on the table '${data.path}' with its label column: give --label-column NAME instead of --labels.`);
+    task = `csv:${data.path}`;
+  } else {
+    if (!source.labels) throw new InputError(`--try-fixes fine-tunes '${model.path}' on '${data.path}' and needs its labels file: give --labels FILE.npy.`);
+    task = `npy:${data.path},${source.labels}`;
+  }
+  return {
+    task, taskOptions: { dataSeed: 0, ...(source.labelColumn ? { labelColumn: source.labelColumn } : {}) },
+    model: `from:${model.path}`, from: { path: model.path, sha256: model.file.sha256 },
+    optimizer: { ...DEFAULT_OPTIMIZER, weightDecay: 0 }, lr: FOREIGN_FIX_SETTINGS.lr, schedule: { warmupSteps: 0, cosine: false },
+    epochs: FOREIGN_FIX_SETTINGS.epochs, batch: FOREIGN_FIX_SETTINGS.batch, seed: 0, evalEvery: Number.MAX_SAFE_INTEGER,
+  };
+}
 
 /** The training spec a teardown-trained model carries in its metadata. */
 export function storedTrainSpec(model: Model): TrainSpec | undefined {
@@ -133,10 +179,12 @@ export async function tryFixes(model: Model, specOrPlan: TrainSpec | FixPlan, at
   const measure = measurer(task, ownShift ? undefined : plan.shifted);
   const rows: FixRow[] = [];
   const add = (row: FixRow) => { rows.push(row); onRow?.(row); };
-  add({ method: 'as audited (ERM)', ...(await measure(model)), settings: `${spec.model}, ${describeObjective(spec.objective)}`, seconds: 0 });
+  const asAudited = plan.fromAudited ? 'the model as given' : `${spec.model}, ${describeObjective(spec.objective)}`;
+  add({ method: 'as audited (ERM)', ...(await measure(model)), settings: asAudited, seconds: 0 });
 
   const trainRows = task.train.labels.dims[0];
-  const epochSteps = spec.batch === 'full' ? 1 : Math.ceil(trainRows / Math.min(spec.batch, trainRows));
+  // Fine-tuning the audited model: it is the first stage's ERM model, its errors are the ones up-weighted.
+  const epochSteps = plan.fromAudited ? 0 : spec.batch === 'full' ? 1 : Math.ceil(trainRows / Math.min(spec.batch, trainRows));
   const irm: Objective = { kind: 'irm', penaltyWeight: IRM_SETTINGS.penaltyWeight, annealSteps: IRM_SETTINGS.annealSteps, ...(environment === DEFAULT_ENVIRONMENT ? {} : { environment }) };
   const variants: { method: string; spec: TrainSpec }[] = [
     { method: 'group-balanced reweighting', spec: { ...spec, objective: { kind: 'reweight', attributes: [attribute] } } },
@@ -152,7 +200,10 @@ export async function tryFixes(model: Model, specOrPlan: TrainSpec | FixPlan, at
   }
   const where = ownShift ? 'in distribution = the training environments, out of distribution = the test split'
     : `in distribution = the task's held-out split (drawn like its training data), out of distribution = --shifted '${plan.shifted!.path}'`;
-  return { description: `${task.description}. Each fix retrains ${spec.model} from the audited model's spec (seed ${spec.seed}); ${where}.`, attribute, spec, rows };
+  const how = plan.fromAudited
+    ? `Each fix fine-tunes the audited model from its own weights (it carries no training spec): AdamW, lr ${spec.lr}, batches of ${spec.batch}, ${spec.epochs} epochs (IRMv1: full batch)`
+    : `Each fix retrains ${spec.model} from the audited model's spec (seed ${spec.seed})`;
+  return { description: `${task.description}. ${how}; ${where}.`, attribute, spec, rows };
 }
 
 type Measure = (candidate: Model) => Promise<{ inDistribution: number; outOfDistribution: number }>;

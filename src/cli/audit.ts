@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { fixPlan, storedTrainSpec, tryFixes, type FixesResult, type FixPlan } from '../audit/fixes.ts';
+import { fixPlan, foreignFixSpec, storedTrainSpec, tryFixes, type AuditDataSource, type FixesResult, type FixPlan } from '../audit/fixes.ts';
 import { requireFile } from '../files.ts';
 import { Progress } from '../report/progress.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
@@ -34,8 +34,8 @@ export function auditCommand(): Command {
     .option('--shifted-input <name=file.npy>', 'with --input: a model input of the shifted set; repeatable', collect)
     .option('--shifted-attribute <name=file.npy>', 'an attribute of the shifted set (.npy data); repeatable', collect)
     .option('--hooks <pattern>', 'hooks searched for the units that carry a shortcut (default: activation modules); repeatable', collect)
-    .option('--try-fixes', 'retrain with group-balanced reweighting, Just-Train-Twice and IRMv1 and measure each in and out of distribution')
-    .option('--train-spec <file.json>', 'the training spec to retrain from (models trained by teardown carry theirs)')
+    .option('--try-fixes', 'retrain with group-balanced reweighting, Just-Train-Twice and IRMv1 and measure each in and out of distribution (a model teardown did not train is fine-tuned from its own weights on the audit data)')
+    .option('--train-spec <file.json>', 'the training spec to retrain from (models trained by teardown carry theirs; without one the model is fine-tuned)')
     .option('--config <file.json>', 'thresholds and detector settings (docs/audit.md)')
     .addOption(new Option('--fail-on <severity>', 'exit with status 3 when a finding at or above this severity exists').choices(['low', 'medium', 'high']))
     .option('--json <file>', 'write the findings and evidence as JSON (docs/json.md)')
@@ -60,7 +60,7 @@ Examples:
       const shifted = options.shifted || options.shiftedInput ? loadShifted(options, data, model) : undefined;
       if (!shifted && (options.shiftedLabels || options.shiftedAttribute)) throw new InputError('--shifted-labels and --shifted-attribute describe a shifted set: give it with --shifted FILE (or --shifted-input NAME=FILE.npy for each input).');
       const counterfactuals = withDefaultCounterfactuals((options.counterfactual ?? []).map((text: string) => parseCounterfactual(text, data.layout)), data);
-      const plan = options.tryFixes ? planFixes(model, options.trainSpec, data, shifted) : undefined;
+      const plan = options.tryFixes ? planFixes(model, options.trainSpec, data, shifted, { labels: options.labels, labelColumn: options.labelColumn }) : undefined;
       const result = await auditModel(model, data, { config, counterfactuals, shifted, hooks: options.hooks, batchSize: positiveInteger(options.batchSize, '--batch-size'), progress: true });
       printAudit(model.path, result);
       const fixes = plan ? await runFixes(model, plan, result, runtime) : undefined;
@@ -75,18 +75,23 @@ Examples:
     });
 }
 
-/** What --try-fixes retrains: --train-spec, else the spec a teardown-trained model carries; checked before the audit runs. */
-function planFixes(model: Model, path: string | undefined, data: AuditData, shifted: AuditData | undefined): FixPlan {
+/**
+ * What --try-fixes retrains: --train-spec, else the spec a teardown-trained model carries, else
+ * (a model teardown did not train) a fine-tuning of the model itself on the audit's data;
+ * checked before the audit runs.
+ */
+function planFixes(model: Model, path: string | undefined, data: AuditData, shifted: AuditData | undefined, source: AuditDataSource): FixPlan {
   const spec = path ? readTrainSpec(path) : storedTrainSpec(model);
-  if (!spec) throw new InputError(`--try-fixes retrains the model, but '${model.path}' carries no training spec (it was not trained by teardown): give one with --train-spec FILE.json (the 'spec' object of 'teardown train --json').`);
-  return fixPlan(spec, data, shifted);
+  if (spec) return fixPlan(spec, data, shifted);
+  return { ...fixPlan(foreignFixSpec(model, data, source), data, shifted), fromAudited: true };
 }
 
 /** Groups by the attribute of the first shortcut finding when the retraining task has it, else by the first attribute it has. */
 async function runFixes(model: Model, plan: FixPlan, result: AuditResult, runtime: RuntimeOptions): Promise<FixesResult> {
   const named = result.findings.find((f) => f.detector === 'shortcut-attribute' && plan.attributes.includes(f.attribute!))?.attribute;
   const shortcut = named ?? plan.attributes[0];
-  console.log(`\nTrying fixes: retraining ${plan.spec.model} on ${plan.spec.task} three ways, grouped by '${shortcut}'.`);
+  const what = plan.fromAudited ? `fine-tuning ${model.path} from its own weights` : plan.spec.from ? `fine-tuning ${plan.spec.from.path}` : `retraining ${plan.spec.model}`;
+  console.log(`\nTrying fixes: ${what} on ${plan.spec.task} three ways, grouped by '${shortcut}'.`);
   const progress = new Progress('fixes', 4);
   const fixes = await tryFixes(model, plan, shortcut, runtime, (row) => progress.tick(1, row.method));
   progress.finish();

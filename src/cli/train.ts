@@ -1,20 +1,31 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { requireFile } from '../files.ts';
+import { Model } from '../runtime/model.ts';
+import type { RuntimeOptions } from '../runtime/session.ts';
+import { fineTuningPlan } from '../train/foreign.ts';
+import { externalInitializers, writeModelKeepingExternalData } from '../train/save.ts';
 import { InputError } from '../errors.ts';
 import { writeModelFile } from '../onnx/model-file.ts';
 import { jsonResult, writeJson } from '../report/json.ts';
 import { formatTable } from '../report/table.ts';
 import { percent } from '../stats.ts';
 import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
-import { DEFAULT_OPTIMIZER, type TrainSpec } from '../train/spec.ts';
+import { DEFAULT_OPTIMIZER, type FineTuneSource, type TrainSpec } from '../train/spec.ts';
 import type { Objective } from '../train/objective.ts';
 import { train } from '../train/trainer.ts';
 import { collect, runtimeOptions } from './options.ts';
 
 export function trainCommand(): Command {
   return new Command('train')
-    .description('Train a backprop network with onnxruntime (one run = one step: forward, backward, update) and save it as ONNX.')
+    .description('Train a backprop network with onnxruntime (one run = one step: forward, backward, update) and save it as ONNX; or fine-tune an existing ONNX model (--from).')
     .option('--task <task>', 'mnist, colored-mnist, modular-addition, csv:FILE or npy:INPUTS.npy,LABELS.npy')
     .option('--model <spec>', "mlp:hidden=256-256[,act=relu] | cnn:channels=8-16[,fc=32] (see README)")
+    .option('--from <model.onnx>', 'fine-tune this ONNX model (a PyTorch export, or any) instead of building one: every PyTorch parameter trains, buffers stay frozen')
+    .option('--train <pattern>', '--from: train only the parameters whose PyTorch name matches this glob (* and ?); repeatable', collect)
+    .option('--freeze <pattern>', '--from: keep the parameters matching this glob frozen; repeatable', collect)
+    .option('--list-parameters', '--from: list what would train and what stays frozen (and why), then stop')
     .option('--optimizer <kind>', 'sgd or adamw', 'adamw')
     .option('--lr <x>', 'learning rate', '0.001')
     .option('--momentum <x>', 'SGD momentum', '0')
@@ -49,17 +60,21 @@ Examples:
   teardown train --task colored-mnist --model mlp:hidden=390-390 --lr 0.001 --epochs 10 --out erm.onnx --json erm.json
   teardown train --task colored-mnist --model mlp:hidden=128-128 --epochs 5 --batch 128 --objective reweight:color --out reweighted.onnx
   teardown train --task csv:loans.csv --label-column default --model mlp:hidden=32 --epochs 20 --objective reweight:region --out loans.onnx
-  teardown train --task npy:x.npy,y.npy --attribute site=site.npy --model mlp:hidden=64 --batch full --steps 500 --objective irm:1000:100:site --out irm.onnx`)
+  teardown train --task npy:x.npy,y.npy --attribute site=site.npy --model mlp:hidden=64 --batch full --steps 500 --objective irm:1000:100:site --out irm.onnx
+  teardown train --from classifier.onnx --task npy:x.npy,y.npy --freeze 'features.*' --optimizer sgd --lr 0.01 --epochs 3 --out tuned.onnx`)
     .action(async (options) => {
       const runtime = runtimeOptions(options);
+      if (options.listParameters) return listParameters(options, runtime);
       if (!options.out) throw new InputError('Give --out model.onnx: where to save the trained model.');
+      if (!options.from && (options.train || options.freeze)) throw new InputError('--train and --freeze choose parameters of a model fine-tuned with --from MODEL.onnx.');
       let spec: TrainSpec;
       let resume;
       if (options.resume) {
-        if (options.task || options.model) throw new InputError('--resume takes the whole spec from the checkpoint: drop --task and --model.');
+        if (options.task || options.model || options.from) throw new InputError('--resume takes the whole spec from the checkpoint: drop --task, --model and --from.');
         ({ spec, state: resume } = loadCheckpoint(options.resume));
       } else {
-        if (!options.task || !options.model) throw new InputError('Give --task and --model (e.g. --task mnist --model mlp:hidden=256-256).');
+        if (options.model && options.from) throw new InputError('Give either --model SPEC (a new model) or --from MODEL.onnx (fine-tune an existing one), not both.');
+        if (!options.task || (!options.model && !options.from)) throw new InputError('Give --task and --model (e.g. --task mnist --model mlp:hidden=256-256), or --task and --from MODEL.onnx to fine-tune a model.');
         spec = specFromFlags(options);
       }
       const checkpointPath = options.checkpoint ?? options.resume;
@@ -70,9 +85,11 @@ Examples:
           `step ${point.step}/${total}: train loss ${point.trainLoss.toPrecision(4)} acc ${percent(point.trainAccuracy)}, test loss ${point.testLoss.toPrecision(4)} acc ${percent(point.testAccuracy)} (${point.seconds.toFixed(0)} s)\n`),
         checkpoint: checkpointPath ? (state, model) => saveCheckpoint(checkpointPath, state, model) : undefined,
       });
-      writeModelFile(options.out, result.model);
+      if (spec.from) writeModelKeepingExternalData(options.out, result.model, externalInitializers(spec.from.path));
+      else writeModelFile(options.out, result.model);
       const final = result.final;
-      console.log(`${result.task.description}\nTrained ${spec.model} for ${result.steps} steps in ${result.seconds.toFixed(1)} s; saved ${options.out}.`);
+      const trained = spec.from ? `Fine-tuned ${spec.from.path}` : `Trained ${spec.model}`;
+      console.log(`${result.task.description}\n${trained} for ${result.steps} steps in ${result.seconds.toFixed(1)} s; saved ${options.out}.`);
       console.log(formatTable(['', 'loss', 'accuracy'], [
         ['train', final.trainLoss.toFixed(4), percent(final.trainAccuracy)],
         ['test', final.testLoss.toFixed(4), percent(final.testAccuracy)],
@@ -95,8 +112,9 @@ function specFromFlags(options: Record<string, string | string[] | boolean | und
   if (optimizer !== 'sgd' && optimizer !== 'adamw') throw new InputError(`--optimizer must be sgd or adamw, got '${optimizer}'.`);
   const betas = String(options.betas).split(',').map((beta) => number('betas', beta));
   if (betas.length !== 2) throw new InputError(`--betas expects two numbers b1,b2, got '${options.betas}'.`);
+  const from = options.from ? fineTuneSource(options) : undefined;
   return {
-    task: String(options.task), model: String(options.model),
+    task: String(options.task), model: from ? `from:${from.path}` : String(options.model), ...(from ? { from } : {}),
     taskOptions: {
       dataSeed: number('data-seed', options.dataSeed), modulus: number('modulus', options.modulus), trainFraction: number('train-fraction', options.trainFraction),
       labelColumn: options.labelColumn as string | undefined,
@@ -113,6 +131,31 @@ function specFromFlags(options: Record<string, string | string[] | boolean | und
     evalEvery: number('eval-every', options.evalEvery),
     objective: parseObjective(String(options.objective)),
   };
+}
+
+function fineTuneSource(options: Record<string, string | string[] | boolean | undefined>): FineTuneSource {
+  const path = String(options.from);
+  requireFile(path, 'Model file');
+  return {
+    path, sha256: createHash('sha256').update(readFileSync(path)).digest('hex'),
+    ...(options.train ? { train: options.train as string[] } : {}), ...(options.freeze ? { freeze: options.freeze as string[] } : {}),
+  };
+}
+
+/** --from MODEL --list-parameters: the fine-tuning plan as a table. */
+async function listParameters(options: Record<string, string | string[] | boolean | undefined>, runtime: RuntimeOptions): Promise<void> {
+  if (!options.from) throw new InputError('--list-parameters lists what --from MODEL.onnx would train: give --from.');
+  const model = Model.load(String(options.from), runtime);
+  try {
+    const plan = fineTuningPlan(model, { train: options.train as string[] | undefined, freeze: options.freeze as string[] | undefined });
+    const size = (name: string) => String(plan.proto.graph.initializer.find((t) => t.name === name)?.dims.map(Number).reduce((a, b) => a * b, 1) ?? '');
+    console.log(formatTable(['parameter (PyTorch name)', 'initializer', 'values', 'note'], plan.parameters.map((p) => [p.pytorchNames.join(' + '), p.initializer, size(p.initializer), p.note ?? ''])));
+    for (const { copy, source } of plan.tied) console.log(`Tied: '${copy}' holds ${source}ᵀ (trained as ${source}; saved as its transpose).`);
+    if (plan.frozen.length) console.log(`\nFrozen:\n${formatTable(['initializer', 'why'], plan.frozen.map((f) => [f.initializer, f.reason]))}`);
+    console.log(`\n${plan.parameters.length} initializers train (${new Set(plan.parameters.flatMap((p) => p.pytorchNames)).size} PyTorch parameters); ${plan.frozen.length} stay frozen.`);
+  } finally {
+    await model.release();
+  }
 }
 
 /** `erm`, `reweight:A[+B]`, `jtt:STEPS:UPWEIGHT` or `irm:PENALTY:ANNEAL[:ENVIRONMENT]` (checked further by checkSpec). */

@@ -47,7 +47,7 @@ export function scoreRows(scores: Tensor, labels: Tensor, positions: 'all' | 'la
 
 /** Loss and accuracy over a whole split, in batches, with parameters fed as inputs (one session for the whole run). */
 export class Evaluator {
-  private constructor(private readonly session: Session, private readonly output: string) {}
+  private constructor(private readonly session: Session, private readonly input: string, private readonly output: string) {}
 
   static async create(model: Model, parameters: string[], runtime: RuntimeOptions): Promise<Evaluator> {
     const isParameter = new Set(parameters);
@@ -59,7 +59,7 @@ export class Evaluator {
         input: [...graph.input, ...parameters.map((name) => valueInfo(name, 'float32', dims.get(name)))],
       }),
     });
-    return new Evaluator(await Session.create(encodeModel(proto), runtime, 'the evaluation graph'), model.outputNames[0]);
+    return new Evaluator(await Session.create(encodeModel(proto), runtime, 'the evaluation graph'), model.inputs[0].name, model.outputNames[0]);
   }
 
   async evaluate(parameters: Map<string, Tensor>, split: Split, positions: 'all' | 'last'): Promise<{ loss: number; accuracy: number }> {
@@ -67,7 +67,7 @@ export class Evaluator {
     const total = { lossSum: 0, correct: 0, rows: 0 };
     for (let start = 0; start < rows; start += 1024) {
       const indices = Array.from({ length: Math.min(rows, start + 1024) - start }, (_, k) => start + k);
-      const outputs = await this.session.run({ input: takeRows(split.inputs, indices), ...Object.fromEntries(parameters) }, [this.output]);
+      const outputs = await this.session.run({ [this.input]: takeRows(split.inputs, indices), ...Object.fromEntries(parameters) }, [this.output]);
       const scored = scoreRows(outputs[this.output], takeRows(split.labels, indices), positions);
       total.lossSum += scored.lossSum;
       total.correct += scored.correct;

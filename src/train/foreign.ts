@@ -9,8 +9,12 @@
  *     `onnx::MatMul_N` (= Wᵀ), nn.MultiheadAttention's in_proj_weight split in three, GroupNorm's
  *     affine reshaped to [C, 1, 1] — trained as stored: SGD and AdamW act element by element and
  *     clipping on the global norm, so training Wᵀ is training W, transposed;
- *   - a Conv's exporter-made weight and bias (`onnx::Conv_N`): a BatchNorm folded in at export;
- *     the folded product is what is trained (docs/training.md says how that differs from PyTorch);
+ *   - an LSTM/GRU/RNN layer's packed W, R, B (`onnx::LSTM_N`, autodiff/recurrent-names.ts): each
+ *     holds several PyTorch parameters (both directions, bias_ih and bias_hh) with gate blocks
+ *     permuted — a permutation, so trained as stored too;
+ *   - a Conv's exporter-made weight and bias with a BatchNorm folded in at export, named for both
+ *     modules (`conv1.weight (+bn1 folded)`): the fused Conv is what trains (README says how that
+ *     differs from training PyTorch's Conv and BatchNorm);
  *   - a tied weight's copy (GPT-2's lm_head = wteᵀ stored as `onnx::MatMul_N`) is no parameter of
  *     its own: in the graph trained it is Transpose(wte), so both uses' gradients reach wte and
  *     one update moves both, as in PyTorch; the saved model stores the copy as the new wteᵀ.
@@ -22,10 +26,10 @@
 import { InputError, nearestNames } from '../errors.ts';
 import { NO_GRADIENT } from '../autodiff/rules/index.ts';
 import { transposedCopies, type TransposedCopy } from '../autodiff/parameter-names.ts';
+import { recurrentPackings, underRecurrentNames, type RecurrentPacking } from '../autodiff/recurrent-names.ts';
 import { ints, makeNode } from '../graph/builder.ts';
 import { derive } from '../graph/edit.ts';
 import type { GraphIndex } from '../graph/graph.ts';
-import { moduleScopes } from '../graph/scopes.ts';
 import type { ModelProto, TensorProto } from '../onnx/proto.ts';
 import { tensorFromProto, tensorToProto } from '../onnx/tensor-proto.ts';
 import type { Model } from '../runtime/model.ts';
@@ -41,8 +45,8 @@ export interface ParameterSelection {
 export interface TrainedParameter {
   /** The initializer trained (in the graph as trained). */
   initializer: string;
-  /** Its PyTorch parameter name (a copy's source, a split's whole, a folded Conv's module). */
-  pytorchName: string;
+  /** The PyTorch parameters it holds: one, or a recurrent layer's packed directions and biases. */
+  pytorchNames: string[];
   note?: string;
 }
 
@@ -63,16 +67,19 @@ export interface FineTuningPlan {
   parameters: TrainedParameter[];
   frozen: FrozenValue[];
   tied: TiedCopy[];
-  /** Untied exporter copies, to report values under PyTorch's names. */
+  /** Untied exporter copies and recurrent packings, to report values under PyTorch's names. */
   copies: TransposedCopy[];
+  packings: RecurrentPacking[];
 }
 
 export function fineTuningPlan(model: Model, selection: ParameterSelection = {}, output = model.outputNames[0]): FineTuningPlan {
   const graph = model.graph;
-  const copies = transposedCopies(graph);
+  const copies = transposedCopies(graph, model.hooks.foldings);
   const tied = copies.filter((copy) => copy.tied).map((copy): TiedCopy => ({ copy: copy.initializers[0], source: copy.parameter }));
   const untied = copies.filter((copy) => !copy.tied);
-  const copyOf = new Map(untied.flatMap((copy) => copy.initializers.map((name) => [name, copy.parameter] as const)));
+  const packings = recurrentPackings(graph);
+  const copyOf = new Map<string, string[]>(untied.flatMap((copy) => copy.initializers.map((name) => [name, [copy.parameter]] as const)));
+  for (const [name, parameters] of packedParameters(model, packings)) copyOf.set(name, parameters);
   const tiedCopies = new Set(tied.map((t) => t.copy));
   const proto = trainingProto(model, tied);
   const onPath = differentiablePath(graph, output, tied);
@@ -84,26 +91,31 @@ export function fineTuningPlan(model: Model, selection: ParameterSelection = {},
     if (tensor.dataType !== 1 || tiedCopies.has(name)) continue;
     if (runningStatistics.has(name)) { frozen.push({ initializer: name, reason: 'BatchNorm running statistic' }); continue; }
     if (!onPath.has(name)) { frozen.push({ initializer: name, reason: 'no differentiable path to the output (a buffer: mask, index table, shape constant)' }); continue; }
-    const named = pytorchNameOf(graph, name, copyOf);
+    const named = pytorchNameOf(name, copyOf);
     if (!named) { frozen.push({ initializer: name, reason: 'an exporter-made constant, not a PyTorch parameter' }); continue; }
     candidates.push({ initializer: name, ...named });
   }
   const parameters = select(candidates, selection, frozen);
-  return { proto, parameters, frozen, tied, copies: untied };
+  return { proto, parameters, frozen, tied, copies: untied, packings };
 }
 
-/** The PyTorch name of a trainable initializer, or undefined for an exporter's constant. */
-function pytorchNameOf(graph: GraphIndex, name: string, copyOf: Map<string, string>): { pytorchName: string; note?: string } | undefined {
-  if (copyOf.has(name)) return { pytorchName: copyOf.get(name)!, note: `exporter copy '${name}'` };
-  if (!name.startsWith('onnx::')) return { pytorchName: name };
-  // A Conv weight or bias the exporter made: a BatchNorm folded into the Conv (constant folding).
-  const readers = (graph.consumers.get(name) ?? []).map((i) => graph.nodes[i]);
-  const conv = readers.length === 1 && /^Conv/.test(readers[0].opType) ? readers[0] : undefined;
-  const slot = conv?.input.indexOf(name);
-  if (!conv || (slot !== 1 && slot !== 2)) return undefined;
-  const module = moduleScopes(conv).at(-1);
-  const role = slot === 1 ? 'weight' : 'bias';
-  return { pytorchName: module ? `${module}.${role}` : name, note: `'${name}': a BatchNorm folded into the Conv at export` };
+/** The PyTorch names a trainable initializer holds, or undefined for an exporter's constant. */
+function pytorchNameOf(name: string, copyOf: Map<string, string[]>): { pytorchNames: string[]; note?: string } | undefined {
+  if (copyOf.has(name)) return { pytorchNames: copyOf.get(name)!, note: `exporter-made '${name}'` };
+  return name.startsWith('onnx::') ? undefined : { pytorchNames: [name] };
+}
+
+/** Each packed recurrent initializer → the PyTorch parameters it holds (recurrent-names.ts). */
+function packedParameters(model: Model, packings: RecurrentPacking[]): Map<string, string[]> {
+  const values = new Map(model.proto.graph.initializer.map((t) => [t.name, t]));
+  const result = new Map<string, string[]>();
+  for (const packing of packings) {
+    for (const { name } of packing.initializers) {
+      const unpacked = underRecurrentNames(new Map([[name, tensorFromProto(values.get(name)!)]]), [{ ...packing, initializers: packing.initializers.filter((i) => i.name === name) }]);
+      result.set(name, [...unpacked.keys()]);
+    }
+  }
+  return result;
 }
 
 /**
@@ -126,26 +138,35 @@ function differentiablePath(graph: GraphIndex, output: string, tied: TiedCopy[])
 
 /** --train / --freeze over PyTorch names (and initializer names): what stays trained. */
 function select(candidates: TrainedParameter[], selection: ParameterSelection, frozen: FrozenValue[]): TrainedParameter[] {
-  const names = (p: TrainedParameter) => [p.pytorchName, p.initializer];
-  const check = (pattern: string, flag: string) => {
-    if (!candidates.some((p) => names(p).some((name) => globMatches(pattern, name)))) {
-      const known = [...new Set(candidates.map((p) => p.pytorchName))];
-      throw new InputError(`${flag} '${pattern}' matches no trainable parameter. Nearest: ${nearestNames(pattern, known, 5).join(', ')} (${known.length} trainable in all; frozen values are listed by teardown train --from MODEL --list-parameters).`);
+  const known = [...new Set(candidates.flatMap((p) => p.pytorchNames))];
+  for (const [flag, patterns] of [['--train', selection.train], ['--freeze', selection.freeze]] as const) {
+    for (const pattern of patterns ?? []) {
+      if (candidates.some((p) => matchedBy(p, pattern) !== 'none')) continue;
+      throw new InputError(`${flag} '${pattern}' matches no trainable parameter. Nearest: ${nearestNames(pattern, known, 5).join(', ')} (${known.length} in all; teardown train --from MODEL --list-parameters lists them and the frozen values).`);
     }
-  };
-  selection.train?.forEach((pattern) => check(pattern, '--train'));
-  selection.freeze?.forEach((pattern) => check(pattern, '--freeze'));
+  }
   const kept: TrainedParameter[] = [];
   for (const parameter of candidates) {
-    const matches = (patterns: string[] | undefined) => patterns?.find((pattern) => names(parameter).some((name) => globMatches(pattern, name)));
-    const notTrained = selection.train?.length && !matches(selection.train);
-    const freeze = matches(selection.freeze);
-    if (notTrained) frozen.push({ initializer: parameter.initializer, reason: 'not matched by --train' });
-    else if (freeze) frozen.push({ initializer: parameter.initializer, reason: `--freeze '${freeze}'` });
+    const trainedBy = selection.train?.find((pattern) => matchedBy(parameter, pattern) !== 'none');
+    const frozenBy = selection.freeze?.find((pattern) => matchedBy(parameter, pattern) !== 'none');
+    for (const pattern of [trainedBy, frozenBy]) {
+      if (pattern && matchedBy(parameter, pattern) === 'some') {
+        throw new InputError(`'${pattern}' matches some of the PyTorch parameters stored together in '${parameter.initializer}' (${parameter.pytorchNames.join(', ')}) but not all: they train or stay frozen together; widen or narrow the pattern.`);
+      }
+    }
+    if (selection.train?.length && !trainedBy) frozen.push({ initializer: parameter.initializer, reason: 'not matched by --train' });
+    else if (frozenBy) frozen.push({ initializer: parameter.initializer, reason: `--freeze '${frozenBy}'` });
     else kept.push(parameter);
   }
   if (!kept.length) throw new InputError(`--train ${selection.train?.join(' ') ?? ''} --freeze ${selection.freeze?.join(' ') ?? ''} leave no parameter to train: loosen the patterns.`);
   return kept;
+}
+
+/** Whether a glob matches the initializer's name or all, some or none of the PyTorch parameters it holds. */
+function matchedBy(parameter: TrainedParameter, pattern: string): 'all' | 'some' | 'none' {
+  if (globMatches(pattern, parameter.initializer)) return 'all';
+  const matched = parameter.pytorchNames.filter((name) => globMatches(pattern, name)).length;
+  return matched === 0 ? 'none' : matched === parameter.pytorchNames.length ? 'all' : 'some';
 }
 
 /** A glob over names: `*` any run of characters (dots included), `?` one character. */
@@ -194,15 +215,16 @@ export function withTrainedValues(original: ModelProto, plan: FineTuningPlan, va
   });
 }
 
-/** Initializer values of a model under PyTorch's names: untied exporter copies transposed back and stacked (tied copies left out). */
+/** Initializer values of a model under PyTorch's names: exporter copies and packings undone (tied copies left out). */
 export function valuesUnderPyTorchNames(proto: ModelProto, plan: FineTuningPlan): Map<string, Tensor> {
   const values = new Map(proto.graph.initializer.filter((t) => t.dataType === 1).map((t) => [t.name, tensorFromProto(t)]));
   for (const { copy } of plan.tied) values.delete(copy);
   for (const copy of plan.copies) {
     const parts = copy.initializers.map((name) => values.get(name)!);
     copy.initializers.forEach((name) => values.delete(name));
-    if (copy.layout === 'reshaped') values.set(copy.parameter, { ...parts[0], dims: [parts[0].data.length] });
+    if (copy.layout === 'renamed') values.set(copy.parameter, parts[0]);
+    else if (copy.layout === 'reshaped') values.set(copy.parameter, { ...parts[0], dims: [parts[0].data.length] });
     else values.set(copy.parameter, concatRows(parts.map((part) => moveAxis(part, 1, 0))));
   }
-  return values;
+  return underRecurrentNames(values, plan.packings);
 }

@@ -6,7 +6,8 @@
  *             (Sagawa et al. 2020's reweighting baseline);
  *   jtt       Just Train Twice (Liu et al. 2021): train ERM for `identificationSteps`, then
  *             train again from scratch with the examples the first model got wrong up-weighted
- *             by `upweight`;
+ *             by `upweight` (fine-tuning: from the starting model; with 0 identification steps
+ *             the starting model's own errors are up-weighted);
  *   irm       IRMv1 (Arjovsky et al. 2019): ERM plus λ·Σₑ‖∇_w R_e(w·Φ)‖² over the training
  *             environments (the values of a task attribute, `environment` unless named), λ = 1
  *             for the first `annealSteps` steps and `penaltyWeight` after (autodiff/loss.ts).
@@ -38,7 +39,10 @@ export function describeObjective(objective: Objective | undefined): string {
   switch (objective?.kind ?? 'erm') {
     case 'erm': return 'ERM';
     case 'reweight': return `group-balanced reweighting over label × ${(objective as { attributes: string[] }).attributes.join(' × ')}`;
-    case 'jtt': { const o = objective as { identificationSteps: number; upweight: number }; return `Just-Train-Twice (identification ${o.identificationSteps} steps, errors up-weighted ×${o.upweight})`; }
+    case 'jtt': {
+      const o = objective as { identificationSteps: number; upweight: number };
+      return o.identificationSteps === 0 ? `Just-Train-Twice (the starting model's errors up-weighted ×${o.upweight})` : `Just-Train-Twice (identification ${o.identificationSteps} steps, errors up-weighted ×${o.upweight})`;
+    }
     case 'irm': { const o = objective as { penaltyWeight: number; annealSteps: number; environment?: string }; return `IRMv1 over the environments of '${o.environment ?? DEFAULT_ENVIRONMENT}' (penalty weight ${o.penaltyWeight} after ${o.annealSteps} steps)`; }
   }
 }

@@ -9,10 +9,22 @@ import { parseModelSpec } from './model-spec.ts';
 import type { Schedule } from './schedule.ts';
 import type { Objective } from './objective.ts';
 
+/** Fine-tuning an existing ONNX model (foreign.ts) instead of building one. */
+export interface FineTuneSource {
+  path: string;
+  /** The file's sha256 when the run started: a resumed or reproduced run checks it is the same model. */
+  sha256?: string;
+  /** Globs over PyTorch parameter names: --train, --freeze. */
+  train?: string[];
+  freeze?: string[];
+}
+
 export interface TrainSpec {
   task: string;
   taskOptions: TaskOptions;
+  /** A model spec (model-spec.ts); for a fine-tuning, `from:PATH`. */
   model: string;
+  from?: FineTuneSource;
   optimizer: OptimizerSpec;
   lr: number;
   schedule: Schedule;
@@ -33,7 +45,7 @@ export const DEFAULT_OPTIMIZER: OptimizerSpec = { kind: 'adamw', momentum: 0, we
 
 export function checkSpec(spec: TrainSpec): void {
   if (!spec.task.startsWith('csv:') && !spec.task.startsWith('npy:') && !TASK_NAMES.includes(spec.task)) throw new InputError(`Unknown task '${spec.task}': use one of ${TASK_NAMES.join(', ')}.`);
-  parseModelSpec(spec.model);
+  if (!spec.from) parseModelSpec(spec.model);
   checkOptimizer(spec.optimizer, spec.lr);
   if (spec.steps === undefined && spec.epochs === undefined) throw new InputError('Give the length of training with --steps N or --epochs N.');
   for (const [name, value] of [['steps', spec.steps], ['epochs', spec.epochs], ['eval-every', spec.evalEvery]] as const) {
@@ -42,11 +54,12 @@ export function checkSpec(spec: TrainSpec): void {
   if (spec.batch !== 'full' && (!Number.isInteger(spec.batch) || spec.batch < 1)) throw new InputError(`--batch must be a positive integer or 'full', got ${spec.batch}.`);
   if (spec.clipNorm !== undefined && !(spec.clipNorm > 0)) throw new InputError(`--clip must be a positive number, got ${spec.clipNorm}.`);
   if (!Number.isInteger(spec.seed)) throw new InputError(`--seed must be an integer, got ${spec.seed}.`);
-  checkObjective(spec.objective);
+  checkObjective(spec.objective, spec.from !== undefined);
   if (!Number.isInteger(spec.schedule.warmupSteps) || spec.schedule.warmupSteps < 0) throw new InputError(`--warmup must be a non-negative integer, got ${spec.schedule.warmupSteps}.`);
 }
 
-function checkObjective(objective: Objective | undefined): void {
+/** `fineTuning`: Just-Train-Twice may take 0 identification steps, the starting model's own errors. */
+function checkObjective(objective: Objective | undefined, fineTuning: boolean): void {
   if (!objective || objective.kind === 'erm') return;
   const positive = (value: number, name: string) => {
     if (!(Number.isFinite(value) && value > 0)) throw new InputError(`Objective '${objective.kind}': ${name} must be a positive number, got ${value}.`);
@@ -54,7 +67,7 @@ function checkObjective(objective: Objective | undefined): void {
   if (objective.kind === 'reweight') {
     if (!objective.attributes?.length) throw new InputError("Objective 'reweight' needs the attributes that define the groups.");
   } else if (objective.kind === 'jtt') {
-    positive(objective.identificationSteps, 'identificationSteps');
+    if (!(fineTuning && objective.identificationSteps === 0)) positive(objective.identificationSteps, 'identificationSteps');
     positive(objective.upweight, 'upweight');
   } else if (objective.kind === 'irm') {
     positive(objective.penaltyWeight, 'penaltyWeight');

@@ -6,17 +6,14 @@
  */
 import { InputError } from '../errors.ts';
 import type { ModelProto } from '../onnx/proto.ts';
-import { tensorToProto } from '../onnx/tensor-proto.ts';
-import { derive } from '../graph/edit.ts';
 import { loadTask, permutation, takeRows, type Task } from '../data/tasks.ts';
 import { Model } from '../runtime/model.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
 import { hashIndex } from '../random.ts';
 import { Progress } from '../report/progress.ts';
 import type { Tensor } from '../tensor.ts';
-import { buildModel } from './builders.ts';
 import { Evaluator, scoreRows } from './evaluate.ts';
-import { parseModelSpec } from './model-spec.ts';
+import { loadStartingModel, trainingSource, type TrainingSource } from './source.ts';
 import { learningRate } from './schedule.ts';
 import { checkSpec, type TrainSpec } from './spec.ts';
 import { Stepper, type StepState } from './stepper.ts';
@@ -77,8 +74,16 @@ export interface TrainOptions {
 export async function train(spec: TrainSpec, options: TrainOptions): Promise<TrainResult> {
   checkSpec(spec);
   const task = loadTask(spec.task, taskOptionsFor(spec.task, spec.taskOptions, spec.objective));
-  const built = buildModel(parseModelSpec(spec.model), task.input, task.classes, spec.seed);
-  const model = Model.fromProto(built.proto, `${spec.model} on ${spec.task}`, options.runtime);
+  const source = await trainingSource(spec, task, options.runtime);
+  try {
+    return await trainFrom(source, spec, task, options);
+  } finally {
+    await source.release();
+  }
+}
+
+async function trainFrom(source: TrainingSource, spec: TrainSpec, task: Task, options: TrainOptions): Promise<TrainResult> {
+  const { model, inputName, lossPositions } = source;
   const trainRows = task.train.labels.dims[0];
   const batchSize = spec.batch === 'full' ? trainRows : Math.min(spec.batch, trainRows);
   const batchesPerEpoch = Math.ceil(trainRows / batchSize);
@@ -87,8 +92,8 @@ export async function train(spec: TrainSpec, options: TrainOptions): Promise<Tra
 
   const objective = objectiveInputs(spec.objective, task, spec.objective?.kind === 'jtt' ? await identificationErrors(spec, options) : undefined);
   const first = batchRows(1);
-  const stepper = await Stepper.create(model, { input: takeRows(task.train.inputs, first), ...objective.feeds(first, 1) }, takeRows(task.train.labels, first),
-    { kind: 'cross-entropy', positions: task.lossPositions, sliceEarly: task.lossPositions === 'last', ...objective.loss }, spec.optimizer, spec.clipNorm, options.runtime);
+  const stepper = await Stepper.create(model, { [inputName]: takeRows(task.train.inputs, first), ...objective.feeds(first, 1) }, takeRows(task.train.labels, first),
+    { kind: 'cross-entropy', positions: lossPositions, sliceEarly: lossPositions === 'last', ...objective.loss }, spec.optimizer, spec.clipNorm, options.runtime, source.stepGraph);
   const evaluator = await Evaluator.create(model, [...stepper.graph.parameters, ...stepper.bufferNames()], options.runtime);
   const state: TrainState = { step: 0, ...stepper.initialState(model), curve: [], secondsBefore: 0 };
   if (options.resume) restore(state, options.resume);
@@ -104,25 +109,25 @@ export async function train(spec: TrainSpec, options: TrainOptions): Promise<Tra
         const step = first + k;
         const rows = batchRows(step);
         const lr = learningRate(spec.lr, spec.schedule, step, totalSteps);
-        return { feeds: { input: takeRows(task.train.inputs, rows), ...objective.feeds(rows, step) }, target: takeRows(task.train.labels, rows), lr, t: step };
+        return { feeds: { [inputName]: takeRows(task.train.inputs, rows), ...objective.feeds(rows, step) }, target: takeRows(task.train.labels, rows), lr, t: step };
       });
       const results = await stepper.steps(state, run);
       for (const [k, result] of results.entries()) {
         const { target, lr, t: step } = run[k];
-        const scored = scoreRows(result.scores, target, task.lossPositions);
+        const scored = scoreRows(result.scores, target, lossPositions);
         window = { lossSum: window.lossSum + scored.lossSum, correct: window.correct + scored.correct, rows: window.rows + scored.rows };
         state.step = step;
         // Runs end at evaluations and checkpoints (runPlanner), so the state here is the state after `step`.
         if (step % spec.evalEvery === 0 || step === totalSteps) {
           const seconds = state.secondsBefore + (Date.now() - started) / 1000;
           const values = new Map([...state.parameters, ...state.buffers]);
-          const [onTrain, onTest] = [await evaluator.evaluate(values, task.train, task.lossPositions), await evaluator.evaluate(values, task.test, task.lossPositions)];
+          const [onTrain, onTest] = [await evaluator.evaluate(values, task.train, lossPositions), await evaluator.evaluate(values, task.test, lossPositions)];
           state.curve.push({ step, lr, batchLoss: window.lossSum / window.rows, batchAccuracy: window.correct / window.rows, trainLoss: onTrain.loss, trainAccuracy: onTrain.accuracy, testLoss: onTest.loss, testAccuracy: onTest.accuracy, seconds });
           options.onEvaluation?.(state.curve[state.curve.length - 1], totalSteps);
           window = { lossSum: 0, correct: 0, rows: 0 };
         }
         if (options.checkpoint && options.checkpointEvery && step % options.checkpointEvery === 0 && step < totalSteps) {
-          options.checkpoint({ ...state, secondsBefore: state.secondsBefore + (Date.now() - started) / 1000 }, trainedModel(built.proto, state, spec));
+          options.checkpoint({ ...state, secondsBefore: state.secondsBefore + (Date.now() - started) / 1000 }, trainedModel(source, state, spec));
         }
         const last = state.curve[state.curve.length - 1];
         progress.tick(1, `loss ${(scored.lossSum / scored.rows).toFixed(4)}${last ? ` test acc ${(100 * last.testAccuracy).toFixed(1)}%` : ''}`);
@@ -134,7 +139,7 @@ export async function train(spec: TrainSpec, options: TrainOptions): Promise<Tra
     await evaluator.release();
   }
   const seconds = state.secondsBefore + (Date.now() - started) / 1000;
-  return { spec, task, model: trainedModel(built.proto, state, spec), curve: state.curve, steps: totalSteps, seconds, final: state.curve[state.curve.length - 1] };
+  return { spec, task, model: trainedModel(source, state, spec), curve: state.curve, steps: totalSteps, seconds, final: state.curve[state.curve.length - 1] };
 }
 
 /** Most steps one onnxruntime run takes, and most bytes of stacked batches it is fed (stepper.ts). */
@@ -164,11 +169,14 @@ function runPlanner(spec: TrainSpec, totalSteps: number, batchSize: number, batc
 /** Just-Train-Twice's first stage: an ERM run of the spec for `identificationSteps`; which training examples it gets wrong. */
 async function identificationErrors(spec: TrainSpec, options: TrainOptions): Promise<Uint8Array> {
   const objective = spec.objective as Extract<Objective, { kind: 'jtt' }>;
-  const first = await train({ ...spec, objective: undefined, steps: objective.identificationSteps, epochs: undefined, evalEvery: objective.identificationSteps }, { runtime: options.runtime });
-  const model = Model.fromProto(first.model, 'the identification model', options.runtime);
+  const task = loadTask(spec.task, taskOptionsFor(spec.task, spec.taskOptions, spec.objective));
+  // Fine-tuning with 0 identification steps: the starting model is the ERM model whose errors are up-weighted.
+  const model = spec.from && objective.identificationSteps === 0
+    ? loadStartingModel(spec.from.path, spec.from.sha256, options.runtime)
+    : Model.fromProto((await train({ ...spec, objective: undefined, steps: objective.identificationSteps, epochs: undefined, evalEvery: objective.identificationSteps }, { runtime: options.runtime })).model, 'the identification model', options.runtime);
   try {
-    const predictions = await predictClasses(model, first.task.train.inputs);
-    return Uint8Array.from(predictions, (predicted, i) => (predicted === Number(first.task.train.labels.data[i]) ? 0 : 1));
+    const predictions = await predictClasses(model, task.train.inputs);
+    return Uint8Array.from(predictions, (predicted, i) => (predicted === Number(task.train.labels.data[i]) ? 0 : 1));
   } finally {
     await model.release();
   }
@@ -205,14 +213,11 @@ function epochOrder(rows: number, seed: number, epoch: number): number[] {
   return orderCache.get(key)!;
 }
 
-/** The forward model with the trained parameters as initializers and the spec in its metadata. */
-export function trainedModel(forward: ModelProto, state: TrainState, spec: TrainSpec): ModelProto {
-  const trained = new Map([...state.parameters, ...state.buffers]);
-  const initializer = forward.graph.initializer.map((t) => (trained.has(t.name) ? tensorToProto(t.name, trained.get(t.name)!) : t));
-  const metadataProps = [
+/** The model with the trained values and the spec in its metadata (source.ts saves it). */
+function trainedModel(source: TrainingSource, state: TrainState, spec: TrainSpec): ModelProto {
+  return source.save(new Map([...state.parameters, ...state.buffers]), [
     { key: 'teardown.train_spec', value: JSON.stringify(spec) },
     { key: 'teardown.train_steps', value: String(state.step) },
     { key: 'teardown.train_curve', value: JSON.stringify(state.curve) },
-  ];
-  return derive(forward, { graph: derive(forward.graph, { initializer }), metadataProps, producerName: 'teardown' });
+  ]);
 }

@@ -33,6 +33,8 @@ SETTINGS = {
     "vit": (0.01, 0.9, ["class_token", "encoder.pos_embedding", "conv_proj.weight", "encoder.layers.encoder_layer_0.self_attention.in_proj_weight", "heads.head.weight"]),
     "unet": (0.3, 0.9, ["down1.0.weight", "up1.weight", "head.bias"]),
     "bare_transformer": (0.01, 0.9, ["W_E", "W_Q", "W_U"]),
+    "lstm": (0.3, 0.9, ["embed.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0_reverse", "rnn.bias_hh_l1", "fc.weight"]),
+    "gru": (0.03, 0.9, ["embed.weight", "rnn.weight_ih_l0_reverse", "rnn.weight_hh_l1", "rnn.bias_ih_l1_reverse", "fc.weight"]),
 }
 
 

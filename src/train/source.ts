@@ -1,0 +1,107 @@
+/**
+ * Where a training run starts: a model teardown builds from its spec (`--model`, initialised by
+ * the seed), or an existing ONNX model fine-tuned from its weights (`--from`, foreign.ts). Either
+ * way the trainer gets the graph it trains, the input the task's examples feed, the values it
+ * trains and how the trained model is saved.
+ */
+import { InputError } from '../errors.ts';
+import type { Task } from '../data/tasks.ts';
+import { takeRows } from '../data/tasks.ts';
+import type { ModelProto } from '../onnx/proto.ts';
+import { tensorToProto } from '../onnx/tensor-proto.ts';
+import { derive } from '../graph/edit.ts';
+import { Model } from '../runtime/model.ts';
+import { run } from '../runtime/run.ts';
+import type { RuntimeOptions } from '../runtime/session.ts';
+import { shapeString, type Tensor } from '../tensor.ts';
+import { buildModel } from './builders.ts';
+import { fineTunedModel } from './fine-tune.ts';
+import { fineTuningPlan, type FineTuningPlan } from './foreign.ts';
+import { parseModelSpec } from './model-spec.ts';
+import type { TrainSpec } from './spec.ts';
+import type { StepGraphOptions } from './step-graph.ts';
+
+export interface TrainingSource {
+  /** The graph trained (for a fine-tuning, tied copies computed from their source). */
+  model: Model;
+  /** The input the task's examples feed. */
+  inputName: string;
+  /** Where the loss is scored: every position, or a sequence's last. */
+  lossPositions: 'all' | 'last';
+  stepGraph: StepGraphOptions;
+  /** The model to save, given the trained values and the metadata to record. */
+  save(values: ReadonlyMap<string, Tensor>, metadata: { key: string; value: string }[]): ModelProto;
+  /** For a fine-tuning: what trains and what stays frozen. */
+  plan?: FineTuningPlan;
+  release(): Promise<void>;
+}
+
+export async function trainingSource(spec: TrainSpec, task: Task, runtime: RuntimeOptions): Promise<TrainingSource> {
+  if (!spec.from) return builtSource(spec, task, runtime);
+  const original = loadStartingModel(spec.from.path, spec.from.sha256, runtime);
+  try {
+    const positions = await checkTaskFits(original, task);
+    const plan = fineTuningPlan(original, { train: spec.from.train, freeze: spec.from.freeze });
+    const model = Model.fromProto(plan.proto, original.path, runtime);
+    return {
+      model, plan, inputName: original.inputs[0].name, lossPositions: positions,
+      stepGraph: { parameters: plan.parameters.map((p) => p.initializer), batchNorm: 'running-statistics' },
+      save: (values, metadata) => fineTunedModel(original.proto, plan, values, metadata),
+      release: async () => { await model.release(); await original.release(); },
+    };
+  } catch (error) {
+    await original.release();
+    throw error;
+  }
+}
+
+function builtSource(spec: TrainSpec, task: Task, runtime: RuntimeOptions): TrainingSource {
+  const built = buildModel(parseModelSpec(spec.model), task.input, task.classes, spec.seed);
+  const model = Model.fromProto(built.proto, `${spec.model} on ${spec.task}`, runtime);
+  return {
+    model, inputName: 'input', lossPositions: task.lossPositions, stepGraph: {},
+    save: (values, metadata) => withValues(built.proto, values, metadata),
+    release: () => model.release(),
+  };
+}
+
+/** The forward model with trained values as initializers and the metadata, producer teardown. */
+function withValues(forward: ModelProto, values: ReadonlyMap<string, Tensor>, metadata: { key: string; value: string }[]): ModelProto {
+  const initializer = forward.graph.initializer.map((t) => (values.has(t.name) ? tensorToProto(t.name, values.get(t.name)!) : t));
+  return derive(forward, { graph: derive(forward.graph, { initializer }), metadataProps: metadata, producerName: 'teardown' });
+}
+
+/** The model a fine-tuning starts from; when the spec recorded its sha256 (a checkpoint, a stored spec), the same file. */
+export function loadStartingModel(path: string, sha256: string | undefined, runtime: RuntimeOptions): Model {
+  const model = Model.load(path, runtime);
+  if (sha256 && model.file.sha256 !== sha256) {
+    throw new InputError(`The training spec fine-tunes '${path}' with sha256 ${sha256.slice(0, 12)}…, but that file now has ${model.file.sha256.slice(0, 12)}…: give the model the run started from (the spec's from.path).`);
+  }
+  return model;
+}
+
+/**
+ * The task's examples must be what the model reads and its labels classes it scores: one input
+ * of the examples' dtype and shape, an output whose last axis has at least as many classes.
+ * Returns where the loss is scored: a sequence's last position when the labels are one per
+ * sequence and the output is [batch, seq, classes], else every row.
+ */
+async function checkTaskFits(model: Model, task: Task): Promise<'all' | 'last'> {
+  const examples = task.train.inputs;
+  if (model.inputs.length !== 1) {
+    throw new InputError(`train --from feeds the task's examples to the model's one input, but '${model.path}' has ${model.inputs.length} inputs (${model.describeInputs()}): fine-tune it with teardown's TypeScript API (setUpFineTuning in src/train/fine-tune.ts), feeding every input.`);
+  }
+  const input = model.inputs[0];
+  const feeds = { [input.name]: takeRows(examples, [0]) };
+  try {
+    model.checkFeeds(feeds);
+  } catch (error) {
+    if (!(error instanceof InputError)) throw error;
+    throw new InputError(`Task '${task.name}' does not fit '${model.path}': its examples are ${examples.dtype} ${shapeString(examples.dims.slice(1))} each and the model reads ${input.dtype ?? input.typeName} ${input.dims ? shapeString(input.dims) : '[?]'}. ${error.message}`);
+  }
+  const scores = (await run(model, feeds)).outputs[model.outputNames[0]];
+  const classes = scores.dims.at(-1)!;
+  if (scores.dtype !== 'float32' || scores.dims.length < 2) throw new InputError(`'${model.path}' outputs ${scores.dtype} ${shapeString(scores.dims)} for one example: fine-tuning with cross-entropy needs class scores [batch, classes] (or [batch, seq, classes]) as its first output.`);
+  if (classes < task.classes) throw new InputError(`Task '${task.name}' has labels 0..${task.classes - 1} but '${model.path}' scores ${classes} classes (its output is ${shapeString(scores.dims)} for one example): give data whose labels the model's classes cover.`);
+  return task.lossPositions === 'last' && scores.dims.length === 3 ? 'last' : 'all';
+}
