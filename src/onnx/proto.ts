@@ -114,17 +114,30 @@ export function decodeModel(bytes: Uint8Array): ModelProto {
 
 const GraphProtoType = root.lookupType('onnx.GraphProto');
 
+/** Where an initializer's raw data lies in a file: onnxruntime's external data (location relative to the folder it is given). */
+export interface ExternalRegion {
+  location: string;
+  offset: number;
+  length: number;
+}
+
 /**
  * The model's bytes, with each initializer's raw data copied once, straight into place: protobufjs
  * copies bytes fields twice (into its writer, then into the result), which cost 1.1 s for every
  * session made of a GPT-2-small (650 MB). The bytes are protobufjs' own (fields in number order):
  * each message is encoded in the parts before and after the field spliced in by hand.
+ *
+ * `external` may place an initializer in a file instead: it is then written without its raw data,
+ * as external data at that region (TensorProto.data_location = EXTERNAL).
  */
-export function encodeModel(model: ModelProto): Uint8Array {
+export function encodeModel(model: ModelProto, external?: (tensor: TensorProto) => ExternalRegion | undefined): Uint8Array {
   const parts: Uint8Array[] = [];
   const [graphBefore, graphAfter] = encodeAround(GraphProtoType, model.graph, INITIALIZER_FIELD);
   parts.push(graphBefore);
-  for (const tensor of model.graph.initializer) parts.push(...initializerParts(tensor));
+  for (const tensor of model.graph.initializer) {
+    const region = external?.(tensor);
+    parts.push(...(region ? externalInitializerParts(tensor, region) : initializerParts(tensor)));
+  }
   parts.push(graphAfter);
   const [modelBefore, modelAfter] = encodeAround(ModelProtoType, model, GRAPH_FIELD);
   return concatBytes([modelBefore, delimiter(GRAPH_FIELD, byteLength(parts)), ...parts, modelAfter]);
@@ -141,6 +154,15 @@ function initializerParts(tensor: TensorProto): Uint8Array[] {
   const body = [before, ...raw, after];
   return [delimiter(INITIALIZER_FIELD, byteLength(body)), ...body];
 }
+
+/** One GraphProto.initializer entry whose data lies in a file: no raw data, its location, offset and length. */
+function externalInitializerParts(tensor: TensorProto, region: ExternalRegion): Uint8Array[] {
+  const externalData = [['location', region.location], ['offset', String(region.offset)], ['length', String(region.length)]].map(([key, value]) => ({ key, value }));
+  const body = TensorProtoType.encode({ ...tensor, rawData: undefined, externalData, dataLocation: EXTERNAL }).finish();
+  return [delimiter(INITIALIZER_FIELD, body.length), body];
+}
+
+const EXTERNAL = 1; // TensorProto.DataLocation.EXTERNAL
 
 /** The message's fields numbered below `field`, and those above it, each encoded by protobufjs. */
 function encodeAround(type: protobuf.Type, message: object, field: number): [Uint8Array, Uint8Array] {

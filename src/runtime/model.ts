@@ -18,6 +18,7 @@ import { probeHookShapes } from './probe.ts';
 import { shapeString, tensor, type DType, type Tensor } from '../tensor.ts';
 import { explainLoadError } from './load-errors.ts';
 import { Session, type Feeds, type RuntimeOptions } from './session.ts';
+import { WeightFile } from './weight-file.ts';
 
 export interface InputSpec {
   name: string;
@@ -45,7 +46,11 @@ export class Model {
   private readonly staticResults = new Map<string, Record<string, Tensor>>();
   private readonly shapeSessions = new Map<string, Promise<{ session: Session; reads: ShapeRead[] } | undefined>>();
 
-  private constructor(readonly file: ModelFile, readonly options: RuntimeOptions) {
+  /**
+   * `weights`: the file sessions read the weights from (runtime/weight-file.ts), when the model
+   * was loaded from a file holding them; otherwise every session gets its own copy.
+   */
+  private constructor(readonly file: ModelFile, readonly options: RuntimeOptions, private readonly weights?: WeightFile) {
     this.graph = new GraphIndex(file.proto);
     this.hooks = new HookTable(this.graph);
     this.inputs = this.graph.inputs.map((input) => {
@@ -60,7 +65,8 @@ export class Model {
   }
 
   static load(path: string, options: RuntimeOptions = {}): Model {
-    return new Model(readModelFile(path), options);
+    const file = readModelFile(path);
+    return new Model(file, options, WeightFile.of(path, file.proto));
   }
 
   /** A model built in memory (by teardown's builders or a test), described as `name` in messages. */
@@ -72,6 +78,8 @@ export class Model {
   get path(): string { return this.file.path; }
   get proto(): ModelProto { return this.file.proto; }
   get outputNames(): string[] { return this.file.proto.graph.output.map((output) => output.name); }
+  /** Whether sessions read the large weights from the model file, mapped (runtime/weight-file.ts), instead of a copy each. */
+  get mapsWeights(): boolean { return this.weights !== undefined; }
 
   /** The session for the graph edited by `plan`, created once per distinct structure. */
   prepare(plan: EditPlan): Promise<PreparedSession> {
@@ -81,7 +89,7 @@ export class Model {
       prepared = (async () => {
         const edited = applyEdits(this.graph, plan);
         const name = `'${this.path}'`;
-        const session = await Session.create(encodeModel(edited.proto), this.options, name, (message) => explainLoadError(message, this.proto, name));
+        const session = await this.createSession(edited.proto, name, (message) => explainLoadError(message, this.proto, name));
         return { session, outputOf: edited.outputOf };
       })();
       this.sessions.set(signature, prepared);
@@ -107,7 +115,7 @@ export class Model {
     if (!prepared) {
       prepared = (async () => {
         const edited = applyEdits(this.graph, { expose: values, rewrites: [], inputTypes: new Map() });
-        const session = await Session.create(encodeModel(edited.proto), this.options, `'${this.path}'`, undefined, 'basic');
+        const session = await this.createSession(edited.proto, `'${this.path}'`, undefined, 'basic');
         return { session, outputOf: edited.outputOf };
       })();
       this.staticSessions.set(signature, prepared);
@@ -141,7 +149,7 @@ export class Model {
     if (!this.shapeSessions.has(signature)) {
       const made = (async () => {
         const part = shapeGraph(this.graph, values);
-        return part && { session: await Session.create(encodeModel(part.proto), this.options, `the shape arithmetic of '${this.path}'`, undefined, 'basic'), reads: part.reads };
+        return part && { session: await this.createSession(part.proto, `the shape arithmetic of '${this.path}'`, undefined, 'basic'), reads: part.reads };
       })();
       made.catch(() => this.shapeSessions.delete(signature));
       this.shapeSessions.set(signature, made);
@@ -180,11 +188,25 @@ export class Model {
       this.downstreamSessions.set(key, (async () => {
         const part = downstreamGraph(this.graph, value, output);
         if (!part) return undefined;
-        const session = await Session.create(encodeModel(part.proto), this.options, `the part of '${this.path}' downstream of '${value}'`);
+        const session = await this.createSession(part.proto, `the part of '${this.path}' downstream of '${value}'`);
         return { session, inputs: part.inputs };
       })());
     }
     return this.downstreamSessions.get(key)!;
+  }
+
+  /** A session of a graph derived from this model's, reading the weights from the model file where it can. */
+  private createSession(proto: ModelProto, describe: string, explain?: (message: string) => string | undefined, level?: 'basic' | 'extended'): Promise<Session> {
+    const weights = this.weights;
+    if (!weights) return Session.create(encodeModel(proto), this.options, describe, explain, level);
+    weights.checkUnchanged();
+    let mappedBytes = 0;
+    const bytes = encodeModel(proto, (tensor) => {
+      const region = weights.regionOf(tensor);
+      mappedBytes += region?.length ?? 0;
+      return region;
+    });
+    return Session.create(bytes, this.options, describe, explain, level, mappedBytes > 0 ? weights.mappedWeights(mappedBytes) : undefined);
   }
 
   /**
@@ -193,7 +215,12 @@ export class Model {
    */
   variant(key: string, build: (model: Model) => Promise<ModelProto>): Promise<Model> {
     if (!this.variants.has(key)) {
-      const made = build(this).then((proto) => Model.fromProto(proto, `${this.path} (${key})`, this.options));
+      const made = build(this).then((proto) => {
+        const name = `${this.path} (${key})`;
+        validateModel(proto, name);
+        // Its initializers are this model's where it keeps them: it reads them from the same file.
+        return new Model({ path: name, proto, sha256: '' }, this.options, this.weights);
+      });
       made.catch(() => this.variants.delete(key));
       this.variants.set(key, made);
     }

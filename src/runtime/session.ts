@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { ModelError } from '../errors.ts';
 import type { DType, Feeds, Tensor, TensorData } from '../tensor.ts';
+import type { LoadedSessions, Unloadable } from './loaded-sessions.ts';
 
 export interface RuntimeOptions {
   /** onnxruntime intra-op threads; default all cores. */
@@ -24,48 +25,94 @@ export function sessionThreads(options: RuntimeOptions): number {
 
 export const onnxruntimeVersion: string = ort.env.versions.node ?? ort.env.versions.common;
 
-export class Session {
-  private constructor(private readonly inner: ort.InferenceSession) {}
+/** A graph whose large initializers lie in a mapped file (runtime/weight-file.ts). */
+export interface MappedWeights {
+  /** The folder onnxruntime resolves the initializers' locations in. */
+  folder: string;
+  /** Bytes of weights the graph reads from the file. */
+  bytes: number;
+  /** The bound on mapped weights kept loaded that this session counts against. */
+  loaded: LoadedSessions;
+  /** Throws when the file is no longer the one the graph was made from (checked before loading again). */
+  checkUnchanged(): void;
+}
+
+export class Session implements Unloadable {
+  /** The onnxruntime session, or undefined while unloaded (mapped sessions only: see LoadedSessions). */
+  private inner: Promise<ort.InferenceSession> | undefined;
+  private running = 0;
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+
+  private constructor(inner: ort.InferenceSession, private readonly load: () => Promise<ort.InferenceSession>, private readonly mapped?: MappedWeights) {
+    this.inner = Promise.resolve(inner);
+    this.inputNames = [...inner.inputNames];
+    this.outputNames = [...inner.outputNames];
+  }
 
   /**
    * `explain` may reword onnxruntime's load error with what the caller knows of the model.
    * `level` 'basic' is for sessions that expose shape arithmetic (runtime/model.ts staticValues).
+   * `mapped`: the graph's large initializers are external data in a file that onnxruntime maps.
+   * Prepacking is then off: it would copy every matrix-product weight into the session (a copy
+   * of the weights per session), where unpacked they are read from the mapping itself.
    */
-  static async create(bytes: Uint8Array, options: RuntimeOptions = {}, describe = 'the model', explain?: (message: string) => string | undefined, level: 'basic' | 'extended' = 'extended'): Promise<Session> {
+  static async create(bytes: Uint8Array, options: RuntimeOptions = {}, describe = 'the model', explain?: (message: string) => string | undefined, level: 'basic' | 'extended' = 'extended', mapped?: MappedWeights): Promise<Session> {
+    const fromFile = mapped ? { model_external_initializers_file_folder_path: mapped.folder, disable_prepacking: '1' } : {};
+    const load = () => ort.InferenceSession.create(bytes, {
+      intraOpNumThreads: options.threads ?? 0,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      // 'extended', not 'all': the layout pass of 'all' reorders conv maps to NCHWc and must
+      // reorder back every exposed value (4–6× slower caching on the cnn fixture), and one level
+      // for every session keeps edited and unedited runs numerically alike (bench/RESULTS.md).
+      graphOptimizationLevel: level,
+      logSeverityLevel: options.verbose ? 1 : 3,
+      // Idle pool threads would spin-wait for work and starve the JavaScript thread that
+      // prepares the next feeds (patch sweeps ran 1.7× slower with 2 threads on 2 cores); in
+      // training loops spinning made 2-thread CNN steps bimodal here (6 or 12 ms per step).
+      extra: { session: { intra_op: { allow_spinning: '0' }, ...fromFile } },
+    });
+    let inner: ort.InferenceSession;
     try {
-      const inner = await ort.InferenceSession.create(bytes, {
-        intraOpNumThreads: options.threads ?? 0,
-        interOpNumThreads: 1,
-        executionMode: 'sequential',
-        // 'extended', not 'all': the layout pass of 'all' reorders conv maps to NCHWc and must
-        // reorder back every exposed value (4–6× slower caching on the cnn fixture), and one level
-        // for every session keeps edited and unedited runs numerically alike (bench/RESULTS.md).
-        graphOptimizationLevel: level,
-        logSeverityLevel: options.verbose ? 1 : 3,
-        // Idle pool threads would spin-wait for work and starve the JavaScript thread that
-        // prepares the next feeds (patch sweeps ran 1.7× slower with 2 threads on 2 cores); in
-        // training loops spinning made 2-thread CNN steps bimodal here (6 or 12 ms per step).
-        extra: { session: { intra_op: { allow_spinning: '0' } } },
-      });
-      return new Session(inner);
+      inner = await load();
     } catch (error) {
       const message = cleanOrtMessage(error);
       throw new ModelError(explain?.(message) ?? `onnxruntime cannot load ${describe}: ${message}`);
     }
+    // Only a mapped session is worth unloading: loading it again reads no weights. Others keep
+    // their bytes nowhere, and load only once.
+    const session = new Session(inner, mapped ? load : () => Promise.reject(new Error('session: only mapped sessions unload')), mapped);
+    mapped?.loaded.use(session, mapped.bytes);
+    return session;
   }
 
-  get inputNames(): readonly string[] { return this.inner.inputNames; }
-  get outputNames(): readonly string[] { return this.inner.outputNames; }
+  get idle(): boolean { return this.running === 0; }
+
+  /** Frees the onnxruntime session; the next run loads it again (mapped sessions only). */
+  unload(): void {
+    if (!this.mapped || !this.inner || this.running > 0) return;
+    const inner = this.inner;
+    this.inner = undefined;
+    void inner.then((session) => session.release());
+  }
 
   /** One ORT run; returns the requested outputs (all by default) as teardown tensors. */
   async run(feeds: Feeds, outputs?: readonly string[]): Promise<Record<string, Tensor>> {
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const [name, value] of Object.entries(feeds)) ortFeeds[name] = toOrt(value);
     let results: ort.InferenceSession.ReturnType;
+    this.running++;
     try {
-      results = outputs ? await this.inner.run(ortFeeds, outputs as string[]) : await this.inner.run(ortFeeds);
+      if (!this.inner) this.mapped?.checkUnchanged();
+      const inner = await (this.inner ??= this.load());
+      this.mapped?.loaded.use(this, this.mapped.bytes);
+      results = outputs ? await inner.run(ortFeeds, outputs as string[]) : await inner.run(ortFeeds);
     } catch (error) {
+      if (error instanceof ModelError) throw error;
       throw new ModelError(`onnxruntime failed to run the model: ${cleanOrtMessage(error)}`);
+    } finally {
+      this.running--;
     }
     const tensors: Record<string, Tensor> = {};
     for (const [name, value] of Object.entries(results)) tensors[name] = fromOrt(name, value);
@@ -73,7 +120,10 @@ export class Session {
   }
 
   async release(): Promise<void> {
-    await this.inner.release();
+    this.mapped?.loaded.forget(this);
+    const inner = this.inner;
+    this.inner = undefined;
+    await (await inner)?.release();
   }
 }
 

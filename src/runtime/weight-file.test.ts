@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, rmSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { ModelError } from '../errors.ts';
+import { relativeError } from '../tensor.ts';
+import { loadFixture } from '../../test/helpers.ts';
+import { LoadedSessions, type Unloadable } from './loaded-sessions.ts';
+import { Model } from './model.ts';
+import { runWithCache } from './run.ts';
+
+describe('sessions read the weights from the model file', () => {
+  it('gpt fixture: mapped, its outputs and module values equal PyTorch, and an in-memory copy agrees', async () => {
+    const fixture = loadFixture('gpt');
+    const embedded = Model.fromProto(fixture.model.proto, 'embedded', { threads: 1 });
+    after(() => Promise.all([fixture.model.release(), embedded.release()]));
+    assert.ok(fixture.model.mapsWeights);
+    assert.ok(!embedded.mapsWeights);
+    const mapped = await runWithCache(fixture.model, { input: fixture.input }, fixture.activations);
+    assert.ok(relativeError(mapped.outputs.output, fixture.output) < 1e-5);
+    for (const name of fixture.activations) assert.ok(relativeError(mapped.cache.get(name)!, fixture.activation(name)) < 1e-5, name);
+    const copied = await runWithCache(embedded, { input: fixture.input }, []);
+    assert.ok(relativeError(mapped.outputs.output, copied.outputs.output) < 1e-6);
+  });
+
+  it('an unloaded session loads again when it runs, with the same outputs', async () => {
+    const fixture = loadFixture('gpt');
+    after(() => fixture.model.release());
+    const first = await runWithCache(fixture.model, { input: fixture.input }, ['blocks.1']);
+    const { session } = await fixture.model.prepare({ expose: [fixture.model.hooks.resolve('blocks.1').value], rewrites: [], inputTypes: new Map() });
+    assert.ok(session.idle);
+    session.unload();
+    const again = await runWithCache(fixture.model, { input: fixture.input }, ['blocks.1']);
+    assert.deepEqual(again.outputs.output.data, first.outputs.output.data);
+    assert.deepEqual(again.cache.get('blocks.1')!.data, first.cache.get('blocks.1')!.data);
+  });
+
+  it('refuses to make a session once the file changed since loading', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'teardown-weights-'));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    copyFileSync(join(loadFixture('gpt').dir, 'model.onnx'), join(dir, 'model.onnx'));
+    const model = Model.load(join(dir, 'model.onnx'), { threads: 1 });
+    after(() => model.release());
+    utimesSync(join(dir, 'model.onnx'), new Date(), new Date(Date.now() + 5000));
+    await assert.rejects(runWithCache(model, { input: loadFixture('gpt').input }, []), (error: Error) => error instanceof ModelError && /changed or disappeared since it was loaded/.test(error.message));
+  });
+});
+
+describe('LoadedSessions', () => {
+  const fake = (name: string, log: string[], running = false): Unloadable => ({ idle: !running, unload: () => log.push(name) });
+
+  it('unloads the least recently used idle sessions until the rest fit, never the one in use or a running one', () => {
+    const log: string[] = [];
+    const loaded = new LoadedSessions(100);
+    const [a, b, c, busy] = [fake('a', log), fake('b', log), fake('c', log), fake('busy', log, true)];
+    loaded.use(busy, 40);
+    loaded.use(a, 30);
+    loaded.use(b, 30);
+    assert.deepEqual(log, []);
+    loaded.use(a, 30); // a is now the most recent
+    loaded.use(c, 60); // 160 > 100: busy is running, b is the least recent idle one, then a
+    assert.deepEqual(log, ['b', 'a']);
+    assert.equal(loaded.loadedBytes, 100);
+    loaded.use(c, 200); // alone over the limit: kept, as it is the one in use
+    assert.deepEqual(log, ['b', 'a']);
+  });
+});
