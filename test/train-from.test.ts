@@ -13,8 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { encodeNpy, readNpy } from '../src/data/npy.ts';
 import { run } from '../src/runtime/run.ts';
-import { readModelFile } from '../src/onnx/model-file.ts';
-import { tensor } from '../src/tensor.ts';
+import { readModelFile, writeModelFile } from '../src/onnx/model-file.ts';
+import { int, makeNode, valueInfo } from '../src/graph/builder.ts';
+import { relativeError, tensor } from '../src/tensor.ts';
 import { tensorFromProto } from '../src/onnx/tensor-proto.ts';
 import { Model } from '../src/runtime/model.ts';
 import { loadCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
@@ -110,6 +111,23 @@ describe('train --from: fine-tuning a model teardown did not build', () => {
     } finally {
       await model.release();
     }
+  });
+
+  it('a model whose output is a Softmax trains and reports its loss as the same model without it (the loss reads the logits before the Softmax)', async () => {
+    const dir = tempDir();
+    const original = readModelFile(join(FIXTURE, 'model.onnx')).proto;
+    const graph = original.graph;
+    const withSoftmax = { ...original, graph: { ...graph, node: [...graph.node, makeNode('softmax', 'Softmax', ['logits'], ['probabilities'], { axis: int(-1) })], output: [valueInfo('probabilities', 'float32', ['batch', 2])] } };
+    const path = join(dir, 'softmax.onnx');
+    writeModelFile(path, withSoftmax);
+    const logits = await train(fineTuneSpec(), { runtime });
+    const probabilities = await train(fineTuneSpec({ model: `from:${path}`, from: { path } }), { runtime });
+    for (const [a, b] of logits.curve.map((point, k) => [point, probabilities.curve[k]])) {
+      assert.ok(Math.abs(a.trainLoss - b.trainLoss) <= 1e-6 * a.trainLoss && Math.abs(a.batchLoss - b.batchLoss) <= 1e-6 * a.batchLoss, `step ${a.step}: loss ${b.trainLoss} vs ${a.trainLoss} (batch ${b.batchLoss} vs ${a.batchLoss})`);
+      assert.equal(a.testAccuracy, b.testAccuracy);
+    }
+    const [x, y] = [initializers(logits.model), initializers(probabilities.model)];
+    for (const [name, value] of x) assert.ok(relativeError(value, y.get(name)!) <= 1e-6, name);
   });
 
   it('refuses data the model cannot read, models with several inputs and unknown patterns, each with one message (exit 2)', () => {

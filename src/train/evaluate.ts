@@ -45,11 +45,20 @@ export function scoreRows(scores: Tensor, labels: Tensor, positions: 'all' | 'la
   return result;
 }
 
+/**
+ * Natural logs of probabilities (a Softmax output): as scores they give the same cross-entropy as
+ * the logits, since logsumexp(log p) = log Σp = 0, and the same argmax.
+ */
+export function logOf(probabilities: Tensor): Tensor {
+  return { ...probabilities, data: Float32Array.from(probabilities.data as Float32Array, Math.log) };
+}
+
 /** Loss and accuracy over a whole split, in batches, with parameters fed as inputs (one session for the whole run). */
 export class Evaluator {
-  private constructor(private readonly session: Session, private readonly input: string, private readonly output: string) {}
+  private constructor(private readonly session: Session, private readonly input: string, private readonly output: string, private readonly probabilities: boolean) {}
 
-  static async create(model: Model, parameters: string[], runtime: RuntimeOptions): Promise<Evaluator> {
+  /** `probabilities`: the output is a Softmax's; scored by its log, which a cross-entropy reads like logits. */
+  static async create(model: Model, parameters: string[], runtime: RuntimeOptions, probabilities = false): Promise<Evaluator> {
     const isParameter = new Set(parameters);
     const graph = model.proto.graph;
     const dims = new Map(graph.initializer.map((t) => [t.name, t.dims.map(toNumber)]));
@@ -59,7 +68,7 @@ export class Evaluator {
         input: [...graph.input, ...parameters.map((name) => valueInfo(name, 'float32', dims.get(name)))],
       }),
     });
-    return new Evaluator(await Session.create(encodeModel(proto), runtime, 'the evaluation graph'), model.inputs[0].name, model.outputNames[0]);
+    return new Evaluator(await Session.create(encodeModel(proto), runtime, 'the evaluation graph'), model.inputs[0].name, model.outputNames[0], probabilities);
   }
 
   async evaluate(parameters: Map<string, Tensor>, split: Split, positions: 'all' | 'last'): Promise<{ loss: number; accuracy: number }> {
@@ -68,7 +77,8 @@ export class Evaluator {
     for (let start = 0; start < rows; start += 1024) {
       const indices = Array.from({ length: Math.min(rows, start + 1024) - start }, (_, k) => start + k);
       const outputs = await this.session.run({ [this.input]: takeRows(split.inputs, indices), ...Object.fromEntries(parameters) }, [this.output]);
-      const scored = scoreRows(outputs[this.output], takeRows(split.labels, indices), positions);
+      const scores = this.probabilities ? logOf(outputs[this.output]) : outputs[this.output];
+      const scored = scoreRows(scores, takeRows(split.labels, indices), positions);
       total.lossSum += scored.lossSum;
       total.correct += scored.correct;
       total.rows += scored.rows;

@@ -12,6 +12,7 @@ import { tensorToProto } from '../onnx/tensor-proto.ts';
 import { derive } from '../graph/edit.ts';
 import { Model } from '../runtime/model.ts';
 import { run } from '../runtime/run.ts';
+import { normalizedOutput } from '../autodiff/loss.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
 import { shapeString, type Tensor } from '../tensor.ts';
 import { buildModel } from './builders.ts';
@@ -28,6 +29,8 @@ export interface TrainingSource {
   inputName: string;
   /** Where the loss is scored: every position, or a sequence's last. */
   lossPositions: 'all' | 'last';
+  /** The output is a Softmax's probabilities (the loss takes the logits before it, autodiff/loss.ts). */
+  outputIsProbability: boolean;
   stepGraph: StepGraphOptions;
   /** The model to save, given the trained values and the metadata to record. */
   save(values: ReadonlyMap<string, Tensor>, metadata: { key: string; value: string }[]): ModelProto;
@@ -40,11 +43,12 @@ export async function trainingSource(spec: TrainSpec, task: Task, runtime: Runti
   if (!spec.from) return builtSource(spec, task, runtime);
   const original = loadStartingModel(spec.from.path, spec.from.sha256, runtime);
   try {
-    const positions = await checkTaskFits(original, task);
+    const { positions, rank } = await checkTaskFits(original, task);
     const plan = fineTuningPlan(original, { train: spec.from.train, freeze: spec.from.freeze });
     const model = Model.fromProto(plan.proto, original.path, runtime);
     return {
       model, plan, inputName: original.inputs[0].name, lossPositions: positions,
+      outputIsProbability: normalizedOutput(original.graph, original.outputNames[0], rank)?.op === 'Softmax',
       stepGraph: { parameters: plan.parameters.map((p) => p.initializer), batchNorm: 'running-statistics' },
       save: (values, metadata) => fineTunedModel(original.proto, plan, values, metadata),
       release: async () => { await model.release(); await original.release(); },
@@ -59,7 +63,7 @@ function builtSource(spec: TrainSpec, task: Task, runtime: RuntimeOptions): Trai
   const built = buildModel(parseModelSpec(spec.model), task.input, task.classes, spec.seed);
   const model = Model.fromProto(built.proto, `${spec.model} on ${spec.task}`, runtime);
   return {
-    model, inputName: 'input', lossPositions: task.lossPositions, stepGraph: {},
+    model, inputName: 'input', lossPositions: task.lossPositions, outputIsProbability: false, stepGraph: {},
     save: (values, metadata) => withValues(built.proto, values, metadata),
     release: () => model.release(),
   };
@@ -83,10 +87,10 @@ export function loadStartingModel(path: string, sha256: string | undefined, runt
 /**
  * The task's examples must be what the model reads and its labels classes it scores: one input
  * of the examples' dtype and shape, an output whose last axis has at least as many classes.
- * Returns where the loss is scored: a sequence's last position when the labels are one per
- * sequence and the output is [batch, seq, classes], else every row.
+ * Returns where the loss is scored — a sequence's last position when the labels are one per
+ * sequence and the output is [batch, seq, classes], else every row — and the output's rank.
  */
-async function checkTaskFits(model: Model, task: Task): Promise<'all' | 'last'> {
+async function checkTaskFits(model: Model, task: Task): Promise<{ positions: 'all' | 'last'; rank: number }> {
   const examples = task.train.inputs;
   if (model.inputs.length !== 1) {
     throw new InputError(`train --from feeds the task's examples to the model's one input, but '${model.path}' has ${model.inputs.length} inputs (${model.describeInputs()}): fine-tune it with teardown's TypeScript API (setUpFineTuning in src/train/fine-tune.ts), feeding every input.`);
@@ -103,5 +107,5 @@ async function checkTaskFits(model: Model, task: Task): Promise<'all' | 'last'> 
   const classes = scores.dims.at(-1)!;
   if (scores.dtype !== 'float32' || scores.dims.length < 2) throw new InputError(`'${model.path}' outputs ${scores.dtype} ${shapeString(scores.dims)} for one example: fine-tuning with cross-entropy needs class scores [batch, classes] (or [batch, seq, classes]) as its first output.`);
   if (classes < task.classes) throw new InputError(`Task '${task.name}' has labels 0..${task.classes - 1} but '${model.path}' scores ${classes} classes (its output is ${shapeString(scores.dims)} for one example): give data whose labels the model's classes cover.`);
-  return task.lossPositions === 'last' && scores.dims.length === 3 ? 'last' : 'all';
+  return { positions: task.lossPositions === 'last' && scores.dims.length === 3 ? 'last' : 'all', rank: scores.dims.length };
 }

@@ -12,7 +12,7 @@ import type { RuntimeOptions } from '../runtime/session.ts';
 import { hashIndex } from '../random.ts';
 import { Progress } from '../report/progress.ts';
 import type { Tensor } from '../tensor.ts';
-import { Evaluator, scoreRows } from './evaluate.ts';
+import { Evaluator, logOf, scoreRows } from './evaluate.ts';
 import { loadStartingModel, trainingSource, type TrainingSource } from './source.ts';
 import { learningRate } from './schedule.ts';
 import { checkSpec, type TrainSpec } from './spec.ts';
@@ -94,7 +94,7 @@ async function trainFrom(source: TrainingSource, spec: TrainSpec, task: Task, op
   const first = batchRows(1);
   const stepper = await Stepper.create(model, { [inputName]: takeRows(task.train.inputs, first), ...objective.feeds(first, 1) }, takeRows(task.train.labels, first),
     { kind: 'cross-entropy', positions: lossPositions, sliceEarly: lossPositions === 'last', ...objective.loss }, spec.optimizer, spec.clipNorm, options.runtime, source.stepGraph);
-  const evaluator = await Evaluator.create(model, [...stepper.graph.parameters, ...stepper.bufferNames()], options.runtime);
+  const evaluator = await Evaluator.create(model, [...stepper.graph.parameters, ...stepper.bufferNames()], options.runtime, source.outputIsProbability);
   const state: TrainState = { step: 0, ...stepper.initialState(model), curve: [], secondsBefore: 0 };
   if (options.resume) restore(state, options.resume);
   const started = Date.now();
@@ -114,7 +114,7 @@ async function trainFrom(source: TrainingSource, spec: TrainSpec, task: Task, op
       const results = await stepper.steps(state, run);
       for (const [k, result] of results.entries()) {
         const { target, lr, t: step } = run[k];
-        const scored = scoreRows(result.scores, target, lossPositions);
+        const scored = scoreRows(source.outputIsProbability ? logOf(result.scores) : result.scores, target, lossPositions);
         window = { lossSum: window.lossSum + scored.lossSum, correct: window.correct + scored.correct, rows: window.rows + scored.rows };
         state.step = step;
         // Runs end at evaluations and checkpoints (runPlanner), so the state here is the state after `step`.
