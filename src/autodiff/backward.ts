@@ -81,9 +81,7 @@ export function buildBackward(index: GraphIndex, shapes: ReadonlyMap<string, rea
     const needs = node.input.map((input) => !!input && relevant.has(input));
     if (!needs.some(Boolean)) continue;
     const rule = RULES[node.opType];
-    if (!rule || (node.domain && node.domain !== 'ai.onnx')) {
-      throw new AutodiffError(`teardown has no gradient rule for op '${node.domain ? `${node.domain}.` : ''}${node.opType}' (node '${node.name}') yet, so it cannot differentiate through that node: ask for gradients of values after it (--wrt a later hook), or report the op to teardown's issues.`);
-    }
+    if (!rule || (node.domain && node.domain !== 'ai.onnx')) throw new AutodiffError(missingRuleMessage(node, opset));
     const requestOutput = (slot: number) => {
       while (node.output.length <= slot) node.output.push('');
       node.output[slot] = emitter.fresh(`${node.name || node.opType}_output_${slot}`);
@@ -116,6 +114,24 @@ export function buildBackward(index: GraphIndex, shapes: ReadonlyMap<string, rea
   const backward = derive(proto, { graph });
   checkGradientGraph(backward, emitter.nodes);
   return { proto: backward, gradientOf };
+}
+
+/**
+ * What a user can do about an op without a gradient rule: which commands work without gradients,
+ * how to get gradients anyway (values after the node, an export without the op), whom to tell.
+ */
+function missingRuleMessage(node: NodeProto, opset: number): string {
+  const domain = node.domain && node.domain !== 'ai.onnx' ? node.domain : '';
+  const op = `${domain ? `${domain}.` : ''}${node.opType}`;
+  const around = domain === 'com.microsoft'
+    ? "com.microsoft ops come from onnxruntime's graph optimizations (fused kernels): differentiate the model as torch.onnx.export wrote it, before optimizing it"
+    : domain
+      ? `ops of the '${domain}' domain are specific to one runtime: export the model with standard ONNX ops only`
+      : `re-export the model with that computation written in other ops (in PyTorch, replace the module or function that exports as ${node.opType} by equivalent elementary operations before torch.onnx.export)`;
+  return `No gradient rule for op '${op}' (node '${node.name}', opset ${opset}), so teardown cannot differentiate through that node. `
+    + 'Commands that need gradients through it stop here: grad, train, audit --try-fixes, and inspect\'s gradient analyses (grad × activation, integrated gradients, attribution patching, which inspect skips with a note). '
+    + 'run (with its interventions), hooks, inspect\'s census, ablations, patch sweeps and circuits, and audit work without gradients. '
+    + `To get gradients anyway: ask for them with respect to values after '${node.name}' (grad --wrt HOOK, a hook downstream of it), or ${around}; and report the op to teardown's issues so a rule can be added.`;
 }
 
 function graphFacts(index: GraphIndex, shapes: ReadonlyMap<string, readonly Dim[]>, types: Map<string, number>, opset: number, threads: number | undefined): GraphFacts {
