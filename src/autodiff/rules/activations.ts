@@ -36,6 +36,9 @@ export const ACTIVATION_RULES: Record<string, GradientRule> = {
     const t = c.op('Tanh', [c.op('Softplus', [x])]);
     return [c.mul(dy(c), c.add(t, c.mul(x, c.mul(c.sub(c.scalar(1, x), c.mul(t, t)), c.op('Sigmoid', [x])))))];
   },
+  ThresholdedRelu: (c) => [c.op('Where', [c.op('Greater', [c.x(0), c.scalar(c.attrFloat('alpha', 1), c.x(0))]), dy(c), c.scalar(0, c.x(0))])], // dX = dY·[X > α]
+  // Y = X ∓ bias outside [−λ, λ], 0 inside (Hardshrink, Softshrink): dX = dY·[|X| > λ]
+  Shrink: (c) => [c.op('Where', [c.op('Greater', [c.op('Abs', [c.x(0)]), c.scalar(c.attrFloat('lambd', 0.5), c.x(0))]), dy(c), c.scalar(0, c.x(0))])],
   PRelu: (c) => { // dX = dY·(X > 0 ? 1 : slope), dSlope = dY·(X > 0 ? 0 : X)
     const positive = c.op('Greater', [c.x(0), c.scalar(0, c.x(0))]);
     return [

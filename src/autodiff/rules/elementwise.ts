@@ -3,6 +3,7 @@
  * output-shaped (`c.broadcast`); the walker reduces them to each input's shape.
  */
 import { int } from '../../graph/builder.ts';
+import { AutodiffError } from '../errors.ts';
 import type { Grad, GradContext } from '../context.ts';
 import { dy, type GradientRule, castCode } from './shared.ts';
 
@@ -29,6 +30,22 @@ export const ELEMENTWISE_RULES: Record<string, GradientRule> = {
   Reciprocal: (c) => [c.neg(c.mul(dy(c), c.mul(c.y(0), c.y(0))))], // dX = −dY·Y²
   Sin: (c) => [c.mul(dy(c), c.op('Cos', [c.x(0)]))], // dX = dY·cos X
   Cos: (c) => [c.neg(c.mul(dy(c), c.op('Sin', [c.x(0)])))], // dX = −dY·sin X
+  Tan: (c) => [c.mul(dy(c), c.add(c.scalar(1, c.x(0)), c.mul(c.y(0), c.y(0))))], // dX = dY·(1 + Y²)
+  Asin: (c) => [c.div(dy(c), c.op('Sqrt', [c.sub(c.scalar(1, c.x(0)), c.mul(c.x(0), c.x(0)))]))], // dX = dY / √(1 − X²)
+  Acos: (c) => [c.neg(c.div(dy(c), c.op('Sqrt', [c.sub(c.scalar(1, c.x(0)), c.mul(c.x(0), c.x(0)))])))], // dX = −dY / √(1 − X²)
+  Atan: (c) => [c.div(dy(c), c.add(c.scalar(1, c.x(0)), c.mul(c.x(0), c.x(0))))], // dX = dY / (1 + X²)
+  Sinh: (c) => [c.mul(dy(c), c.op('Cosh', [c.x(0)]))], // dX = dY·cosh X
+  Cosh: (c) => [c.mul(dy(c), c.op('Sinh', [c.x(0)]))], // dX = dY·sinh X
+  Asinh: (c) => [c.div(dy(c), c.op('Sqrt', [c.add(c.mul(c.x(0), c.x(0)), c.scalar(1, c.x(0)))]))], // dX = dY / √(X² + 1)
+  Acosh: (c) => [c.div(dy(c), c.op('Sqrt', [c.sub(c.mul(c.x(0), c.x(0)), c.scalar(1, c.x(0)))]))], // dX = dY / √(X² − 1)
+  Atanh: (c) => [c.div(dy(c), c.sub(c.scalar(1, c.x(0)), c.mul(c.x(0), c.x(0))))], // dX = dY / (1 − X²)
+  // Float Mod is C's fmod (fmod=1): Y = A − B·trunc(A/B), so dA = dY, dB = −dY·trunc(A/B); integer Mod is never differentiated
+  Mod: (c) => {
+    if (c.attrInt('fmod', 0) !== 1) throw new AutodiffError(`Mod with fmod=0 on floats (${c.describe()}) has no gradient rule: ONNX defines float Mod with fmod=1 only.`);
+    const quotient = c.div(c.x(0), c.x(1));
+    const truncated = c.mul(c.op('Sign', [quotient]), c.op('Floor', [c.op('Abs', [quotient])])); // trunc z = sign z·⌊|z|⌋
+    return [c.needs(0) ? c.broadcast(dy(c)) : undefined, c.needs(1) ? c.broadcast(c.neg(c.mul(dy(c), truncated))) : undefined];
+  },
   Clip: (c) => { // dX = dY·[min ≤ X ≤ max]; min and max get none
     let pass = dy(c);
     if (c.x(1)) pass = c.op('Where', [c.op('Less', [c.x(0), c.x(1)]), c.scalar(0, c.x(0)), pass]);
@@ -45,6 +62,7 @@ export const ELEMENTWISE_RULES: Record<string, GradientRule> = {
   Identity: (c) => [dy(c)],
   Dropout: (c) => [dy(c)], // inference: Y = X
   Cast: (c) => [c.op('Cast', [dy(c)], { to: int(castCode(c.dtype(c.x(0)))) })],
+  CastLike: (c) => [c.op('Cast', [dy(c)], { to: int(castCode(c.dtype(c.x(0)))) }), undefined], // the type donor gets none
   Expand: (c) => [c.broadcast(dy(c))], // dX = Σ over the expanded axes
 };
 

@@ -29,7 +29,7 @@ export const NO_GRADIENT = new Set([
   'Shape', 'Size', 'Constant', 'ConstantOfShape', 'Range', 'NonZero', 'ArgMax', 'ArgMin', 'TopK_indices',
   'Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'Not', 'And', 'Or', 'Xor', 'IsNaN', 'IsInf',
   'Floor', 'Ceil', 'Round', 'Sign', 'EyeLike', 'RandomNormal', 'RandomUniform', 'RandomNormalLike', 'RandomUniformLike',
-  'Bernoulli', 'Multinomial', 'OneHot',
+  'Bernoulli', 'Multinomial', 'OneHot', 'Hardmax', 'BitShift', 'BitwiseAnd', 'BitwiseOr', 'BitwiseXor', 'BitwiseNot',
 ]);
 
 /** Every family's rows; an op belongs to one family only (rules.test.ts checks). */

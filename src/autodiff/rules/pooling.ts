@@ -2,11 +2,17 @@
 import { int, ints, string as str } from '../../graph/builder.ts';
 import { AutodiffError } from '../errors.ts';
 import type { GradContext } from '../context.ts';
-import { dy, type GradientRule } from './shared.ts';
+import { castCode, dy, type GradientRule } from './shared.ts';
 
 export const POOLING_RULES: Record<string, GradientRule> = {
   MaxPool: (c) => [maxPoolGradient(c)],
   AveragePool: (c) => [averagePoolGradient(c)],
+  // dX = dY shared equally among the positions equal to the channel's maximum (a tie is a set of measure zero; PyTorch's adaptive max pool routes it to one)
+  GlobalMaxPool: (c) => {
+    const x = c.x(0);
+    const hits = c.op('Cast', [c.op('Equal', [x, c.y(0)])], { to: int(castCode(c.dtype(x))) });
+    return [c.div(c.mul(dy(c), hits), c.reduceSum(hits, [...Array(c.rank(x) - 2).keys()].map((k) => k + 2), true))];
+  },
   GlobalAveragePool: (c) => { // dX = dY / (H·W), spread over every position
     const spatial = c.shape(c.x(0)).slice(2).map(Number).reduce((a, b) => a * b, 1);
     return [c.div(c.op('Expand', [dy(c), c.op('Shape', [c.x(0)])]), c.scalar(spatial, c.x(0)))];

@@ -12,6 +12,8 @@ export const REDUCTION_RULES: Record<string, GradientRule> = {
   ReduceL2: (c) => [c.mul(reducedLike(c, c.div(dy(c), c.y(0))), c.x(0))], // dX = dY·X / Y
   ReduceLogSumExp: (c) => [c.mul(reducedLike(c, dy(c)), c.op('Exp', [c.sub(c.x(0), reducedLike(c, c.y(0)))]))], // dX = dY·e^(X − Y)
   ReduceSumSquare: (c) => [c.mul(reducedLike(c, dy(c)), c.mul(c.x(0), c.scalar(2, c.x(0))))], // dX = dY·2X
+  ReduceL1: (c) => [c.mul(reducedLike(c, dy(c)), c.op('Sign', [c.x(0)]))], // dX = dY·sign(X)
+  ReduceLogSum: (c) => [reducedLike(c, c.div(dy(c), c.op('Exp', [c.y(0)])))], // Y = ln Σ X: dX = dY / Σ X = dY / e^Y
   ReduceProd: (c) => [c.mul(reducedLike(c, dy(c)), c.div(reducedLike(c, c.y(0)), c.x(0)))], // dX = dY·Y / X (X without zeros)
   CumSum: (c) => [cumSumGradient(c), undefined],
 };

@@ -27,6 +27,8 @@ export const SHAPE_RULES: Record<string, GradientRule> = {
   Slice: (c) => [sliceGradient(c)],
   Pad: (c) => [padGradient(c)],
   Tile: (c) => [tileGradient(c), undefined],
+  DepthToSpace: (c) => [depthToSpaceGradient(c)],
+  SpaceToDepth: (c) => [spaceToDepthGradient(c)],
   Trilu: (c) => [c.op('Trilu', c.x(1) ? [dy(c), c.x(1)] : [dy(c)], { upper: int(c.attrInt('upper', 1)) })], // dX = Trilu(dY): the kept triangle passes through
 };
 
@@ -75,4 +77,28 @@ function tileGradient(c: GradContext): string {
   const repeats = c.constantInput(1, 'repeats');
   const split = c.op('Reshape', [dy(c), c.int64s(dims.flatMap((size, axis) => [repeats[axis], size]))]); // [r₀, d₀, r₁, d₁, ...]
   return c.reduceSum(split, dims.map((_, axis) => 2 * axis), false); // [d₀, d₁, ...]
+}
+
+/**
+ * DepthToSpace moves blocks of b×b channels into space: X [N, C, H, W] is viewed as [N, b, b, C/b², H, W]
+ * (DCR) or [N, C/b², b, b, H, W] (CRD), permuted to [N, C/b², H, b, W, b] and merged. dX undoes it: dY viewed
+ * as [N, C/b², H, b, W, b], the inverse permutation, X's shape.
+ */
+function depthToSpaceGradient(c: GradContext): string {
+  const [batch, channels, height, width] = reshapeDims(c, c.x(0));
+  const block = c.attrInt('blocksize', 1);
+  const view = c.op('Reshape', [dy(c), c.int64s([batch, channels / (block * block), height, block, width, block])]); // [N, C/b², H, b, W, b]
+  const inverse = c.attrString('mode', 'DCR') === 'CRD' ? [0, 1, 3, 5, 2, 4] : [0, 3, 5, 1, 2, 4];
+  return c.reshapeLike(c.op('Transpose', [view], { perm: ints(inverse) }), c.x(0));
+}
+
+/**
+ * SpaceToDepth: X [N, C, H, W] viewed as [N, C, H/b, b, W/b, b], permuted to [N, b, b, C, H/b, W/b], merged.
+ * dX: dY viewed as [N, b, b, C, H/b, W/b], the inverse permutation, X's shape.
+ */
+function spaceToDepthGradient(c: GradContext): string {
+  const [batch, channels, height, width] = reshapeDims(c, c.x(0));
+  const block = c.attrInt('blocksize', 1);
+  const view = c.op('Reshape', [dy(c), c.int64s([batch, block, block, channels, height / block, width / block])]);
+  return c.reshapeLike(c.op('Transpose', [view], { perm: ints([0, 3, 4, 1, 5, 2]) }), c.x(0));
 }
