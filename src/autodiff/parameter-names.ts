@@ -113,20 +113,29 @@ function reshapedAffine(graph: GraphIndex, initializers: Map<string, TensorProto
   return copies;
 }
 
-/** Gradients keyed by initializer renamed and merged into PyTorch's parameters (transposed back, slices stacked). */
+/**
+ * Gradients keyed by initializer renamed and merged into PyTorch's parameters (transposed back,
+ * slices stacked), each where its first part was in `gradients`' order.
+ */
 export function underPyTorchNames(gradients: Map<string, Tensor>, copies: readonly TransposedCopy[]): Map<string, Tensor> {
   const result = new Map(gradients);
+  const renamed = new Map<string, string>();
   for (const copy of copies) {
     const parts = copy.initializers.map((name) => result.get(name));
     if (parts.some((part) => !part)) continue;
-    copy.initializers.forEach((name) => result.delete(name));
+    copy.initializers.forEach((name) => { result.delete(name); renamed.set(name, copy.parameter); });
     const asParameter = copy.layout === 'renamed' ? parts[0]!
       : copy.layout === 'reshaped' ? { ...parts[0]!, dims: [parts[0]!.data.length] }
         : concatRows(parts.map((part) => moveAxis(part!, 1, 0)));
     const existing = result.get(copy.parameter);
     result.set(copy.parameter, existing ? { ...existing, data: (existing.data as Float32Array).map((value, k) => value + Number(asParameter.data[k])) } : asParameter);
   }
-  return result;
+  const ordered = new Map<string, Tensor>();
+  for (const name of gradients.keys()) {
+    const final = renamed.get(name) ?? name;
+    if (!ordered.has(final)) ordered.set(final, result.get(final)!);
+  }
+  return ordered;
 }
 
 function sameValues(a: Tensor, b: Tensor): boolean {
