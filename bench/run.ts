@@ -35,6 +35,7 @@ import type { OptimizerSpec } from '../src/train/optimizers.ts';
 import { Stepper } from '../src/train/stepper.ts';
 import { MAX_STEPS_PER_RUN } from '../src/train/trainer.ts';
 import { fixtureCnn } from './fixture-cnn.ts';
+import { lstmTrainCase } from './train-lstm.ts';
 import { alternate, ensureTorch, median, peerFields, randomTokens, round, TorchPeer } from './peer.ts';
 import { benchScale } from './scale.ts';
 
@@ -147,6 +148,7 @@ async function benchTrain(): Promise<void> {
       name: 'transformer', block: 4, proto: () => buildModel(parseModelSpec('transformer:layers=1,heads=4,d_model=128,d_mlp=512,act=relu,ln=false,init=nanda'), { kind: 'tokens', length: 3, vocab: 114 }, 113, 0).proto,
       input: tokens, target: classes(3831, 113), optimizer: { ...adamw, weightDecay: 1, betas: [0.9, 0.98] as [number, number] }, lr: 1e-3, positions: 'last' as const,
     },
+    lstmTrainCase(floats, classes, adamw),
   ];
   const blocks = Math.max(3, Math.round(reps / 3));
   for (const threadCount of [1, 2]) {

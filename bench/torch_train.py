@@ -4,7 +4,8 @@ step) for the same models, batches and optimizers as teardown's side, at a given
 Cases: mlp (784-256-256-10, batch 128, SGD momentum 0.9), cnn (the gpt fixtures' CNN architecture:
 conv-relu-maxpool, conv-batchnorm-relu-avgpool, fc-sigmoid, head; batch 64, AdamW), transformer
 (the grokking model: 1 layer, d_model 128, 4 heads, d_mlp 512, ReLU, no LayerNorm; full batch of
-3831 sequences of 3 tokens; AdamW lr 1e-3, weight decay 1, betas 0.9/0.98).
+3831 sequences of 3 tokens; AdamW lr 1e-3, weight decay 1, betas 0.9/0.98), lstm (fused nn.LSTM,
+hidden 128, reading 28x28 images row by row, the last state to a 10-class head; batch 64, AdamW).
 """
 import argparse, json, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -52,6 +53,16 @@ class Transformer(nn.Module):  # as teardown's builder writes it (src/train/tran
         return self.unembed(x)
 
 
+class LSTMClassifier(nn.Module):  # teardown's lstm:hidden=128 on images (src/train/lstm.ts)
+    def __init__(self, rows=28, hidden=128, classes=10):
+        super().__init__()
+        self.lstm, self.head = nn.LSTM(rows, hidden), nn.Linear(hidden, classes)
+
+    def forward(self, x):
+        _, (h_n, _) = self.lstm(x.squeeze(1).transpose(0, 1))  # rows as steps: [28, batch, 28]
+        return self.head(h_n[-1])
+
+
 def case(name):
     g = torch.Generator().manual_seed(0)
     if name == "mlp":
@@ -59,6 +70,9 @@ def case(name):
         return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), torch.rand(128, 784, generator=g), torch.randint(0, 10, (128,), generator=g), False
     if name == "cnn":
         model = CNN()
+        return model, torch.optim.AdamW(model.parameters(), lr=1e-3), torch.rand(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g), False
+    if name == "lstm":
+        model = LSTMClassifier()
         return model, torch.optim.AdamW(model.parameters(), lr=1e-3), torch.rand(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g), False
     model = Transformer()
     tokens = torch.randint(0, 113, (3831, 3), generator=g)
