@@ -14,18 +14,50 @@ export const LINEAR_ALGEBRA_RULES: Record<string, GradientRule> = {
 function matMulGradient(c: GradContext): Grad[] {
   const [a, b] = [c.x(0), c.x(1)];
   const [rankA, rankB] = [c.rank(a), c.rank(b)];
-  if (rankA < 2 || rankB < 2) throw new AutodiffError(`MatMul with a rank-1 operand (${c.describe()}) has no gradient rule yet.`);
-  const swapLast = (value: string, rank: number) => c.op('Transpose', [value], { perm: ints([...Array(rank - 2).keys(), rank - 1, rank - 2]) });
+  if (rankA < 2 || rankB < 2) return vectorMatMulGradient(c);
   const outShape = c.shape(c.y(0));
   const batch = outShape.slice(0, -2);
   const grads: Grad[] = [undefined, undefined];
-  if (c.needs(0)) grads[0] = { grad: c.op('MatMul', [dy(c), swapLast(b, rankB)]), shape: [...batch, ...c.shape(a).slice(-2)] };
+  if (c.needs(0)) grads[0] = { grad: c.op('MatMul', [dy(c), swapLast(c, b, rankB)]), shape: [...batch, ...c.shape(a).slice(-2)] };
   if (c.needs(1) && rankB === 2 && rankA > 2) {
     // A weight shared by every batch row: dB = Σ_rows Aᵀ·dY as one [K, rows]·[rows, N] product, not a
     // batched product summed afterwards (which materialises one K×N matrix per row).
     const rows = (value: string) => c.op('Reshape', [value, c.op('Concat', [c.int64s([-1]), c.op('Slice', [c.op('Shape', [value]), c.int64s([-1]), c.int64s([rankA])])], { axis: int(0) })]);
     grads[1] = c.op('Gemm', [rows(a), rows(dy(c))], { transA: int(1) });
-  } else if (c.needs(1)) grads[1] = { grad: c.op('MatMul', [swapLast(a, rankA), dy(c)]), shape: [...batch, ...c.shape(b).slice(-2)] };
+  } else if (c.needs(1)) grads[1] = { grad: c.op('MatMul', [swapLast(c, a, rankA), dy(c)]), shape: [...batch, ...c.shape(b).slice(-2)] };
+  return grads;
+}
+
+/** The last two axes swapped. */
+function swapLast(c: GradContext, value: string, rank: number): string {
+  return c.op('Transpose', [value], { perm: ints([...Array(rank - 2).keys(), rank - 1, rank - 2]) });
+}
+
+/**
+ * MatMul with a vector operand (NumPy's rule): a vector A [K] acts as [1, K] and a vector B [K] as
+ * [K, 1], the added axis dropped from Y. dY gets the dropped axes back, the matrix rule runs on the
+ * lifted operands (dA = dY·Bᵀ, dB = Aᵀ·dY), and the added axis is dropped from each gradient; the
+ * walker sums the batch axes.
+ */
+function vectorMatMulGradient(c: GradContext): Grad[] {
+  const [a, b] = [c.x(0), c.x(1)];
+  const [rankA, rankB] = [c.rank(a), c.rank(b)];
+  const liftedA = rankA === 1 ? c.unsqueeze(a, [0]) : a; // [.., M, K]
+  const liftedB = rankB === 1 ? c.unsqueeze(b, [1]) : b; // [.., K, N]
+  let liftedShape = [...c.shape(c.y(0))];
+  let grad = dy(c);
+  if (rankB === 1) { grad = c.unsqueeze(grad, [liftedShape.length]); liftedShape = [...liftedShape, 1]; }
+  if (rankA === 1) { grad = c.unsqueeze(grad, [liftedShape.length - 1]); liftedShape = [...liftedShape.slice(0, -1), 1, ...liftedShape.slice(-1)]; } // [.., M, N]
+  const batch = liftedShape.slice(0, -2);
+  const grads: Grad[] = [undefined, undefined];
+  if (c.needs(0)) {
+    const lifted = c.op('MatMul', [grad, swapLast(c, liftedB, Math.max(rankB, 2))]); // [.., M, K]
+    grads[0] = rankA === 1 ? { grad: c.op('Squeeze', [lifted, c.int64s([-2])]), shape: [...batch, ...c.shape(a)] } : { grad: lifted, shape: [...batch, ...c.shape(a).slice(-2)] };
+  }
+  if (c.needs(1)) {
+    const lifted = c.op('MatMul', [swapLast(c, liftedA, Math.max(rankA, 2)), grad]); // [.., K, N]
+    grads[1] = rankB === 1 ? { grad: c.op('Squeeze', [lifted, c.int64s([-1])]), shape: [...batch, ...c.shape(b)] } : { grad: lifted, shape: [...batch, ...c.shape(b).slice(-2)] };
+  }
   return grads;
 }
 
