@@ -54,6 +54,16 @@ const CASES: OpsetCase[] = [
     build: (g, x) => g.node('Mul', [g.node('ReduceMean', [x], { noop_with_empty_axes: int(1) }), g.node('ReduceMax', [x], { keepdims: int(0) })]),
   },
   {
+    name: 'LpNormalization (its gradient emits ReduceSumSquare in the opset\'s form), ReduceL1 and ReduceLogSum with axes as an input',
+    dtype: 'float64',
+    inputDims: [2, 3, 4],
+    build: (g, x) => {
+      const axes = int64s(g, 'axes', [1]);
+      const reduced = g.node('Add', [g.node('ReduceL1', [x, axes]), g.node('ReduceLogSum', [g.node('Exp', [x]), axes])]); // [2, 1, 4]
+      return g.node('Add', [g.node('LpNormalization', [x], { axis: int(1) }), reduced]);
+    },
+  },
+  {
     name: 'Pad with an axes input',
     dtype: 'float64',
     inputDims: [2, 3, 4],
