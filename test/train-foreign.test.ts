@@ -17,10 +17,52 @@ import { fineTunedModel, setUpFineTuning } from '../src/train/fine-tune.ts';
 import { valuesUnderPyTorchNames } from '../src/train/foreign.ts';
 import { CORPUS, corpusManifest, inputsOf } from './corpus-oracle.ts';
 
-interface FineTuneOracle { lr: number; momentum: number; steps: number; target: string; losses: number[]; params: Record<string, string> }
+interface FineTuneOracle {
+  lr: number; momentum: number; steps: number; target: string; losses: number[]; params: Record<string, string>;
+  /** Folded models: PyTorch trained the fused model (every parameter named here); its eval()-mode curve unfused. */
+  fused?: boolean; parameters?: string[]; losses_unfused?: number[];
+}
 
 const TOLERANCE = 1e-4;
 const MODELS = ['bare_transformer', 'encoder', 'gpt2', 'gru', 'lstm', 'norms', 'token_classifier', 'unet', 'vit'];
+/** Exports with a BatchNorm folded into a Conv: the oracle is PyTorch training the fused model. */
+const FOLDED = ['audio_conv1d', 'mobilenet_v3_small', 'resnet18'];
+
+/** `layer1.0.conv1.weight (+layer1.0.bn1 folded)` → `layer1.0.conv1.weight`, the fused model's name. */
+const fusedName = (name: string) => name.replace(/ \(\+.* folded\)$/, '');
+
+const sgd = (momentum: number) => ({ kind: 'sgd' as const, momentum, weightDecay: 0, betas: [0.9, 0.999] as [number, number], eps: 1e-8 });
+
+/** Fine-tunes `file` for the oracle's steps; checks its losses and saved parameters (under `rename`d PyTorch names) against the oracle's. */
+async function checkFineTuning(dir: string, file: string, oracle: FineTuneOracle, expectedParameters: string[], rename: (name: string) => string, t: { diagnostic(message: string): void }) {
+  const manifest = corpusManifest(dir.split('/').at(-1)!);
+  const feeds = inputsOf(dir, manifest);
+  const target = readNpy(join(dir, oracle.target));
+  const model = Model.load(file, { threads: 1 });
+  const { plan, trainingModel, stepper } = await setUpFineTuning(model, {}, feeds, target, { kind: 'cross-entropy' }, sgd(oracle.momentum), undefined, { threads: 1 });
+  try {
+    // Every PyTorch parameter trains, under its name, and nothing else does.
+    assert.deepEqual([...new Set(plan.parameters.flatMap((p) => p.pytorchNames.map(rename)))].sort(), [...expectedParameters].sort());
+    const state = stepper.initialState(trainingModel);
+    const steps = Array.from({ length: oracle.steps }, (_, k) => ({ feeds, target, lr: oracle.lr, t: k + 1 }));
+    const losses = (await stepper.steps(state, steps)).map((step) => step.loss);
+    const lossErrors = losses.map((loss, k) => Math.abs(loss - oracle.losses[k]) / Math.abs(oracle.losses[k]));
+    lossErrors.forEach((error, k) => assert.ok(error <= TOLERANCE, `step ${k + 1}: loss ${losses[k]} vs PyTorch ${oracle.losses[k]} (relative ${error.toExponential(2)})`));
+    const saved = fineTunedModel(model.proto, plan, state.parameters, []);
+    const values = new Map([...valuesUnderPyTorchNames(saved, plan)].map(([name, value]) => [rename(name), value]));
+    const parameterErrors = Object.entries(oracle.params).map(([parameter, path]) => {
+      const error = relativeError(values.get(parameter)!, readNpy(join(dir, path)));
+      assert.ok(error <= TOLERANCE, `${parameter} after ${oracle.steps} steps: relative error ${error.toExponential(2)}`);
+      return error;
+    });
+    t.diagnostic(`loss ${oracle.losses[0].toFixed(4)} -> ${oracle.losses.at(-1)!.toFixed(4)}; max relative error: losses ${Math.max(...lossErrors).toExponential(1)}, final parameters ${Math.max(...parameterErrors).toExponential(1)}`);
+    return { plan, saved, values, losses };
+  } finally {
+    await stepper.release();
+    await trainingModel.release();
+    await model.release();
+  }
+}
 
 describe("fine-tuning a PyTorch export equals PyTorch's SGD steps in eval() mode", () => {
   for (const name of MODELS) {
@@ -31,38 +73,37 @@ describe("fine-tuning a PyTorch export equals PyTorch's SGD steps in eval() mode
         assert.ok(existsSync(oraclePath), `${oraclePath} (make_finetune.py)`);
         const oracle = JSON.parse(readFileSync(oraclePath, 'utf8')) as FineTuneOracle;
         const manifest = corpusManifest(name);
-        const feeds = inputsOf(dir, manifest);
-        const target = readNpy(join(dir, oracle.target));
-        const model = Model.load(join(dir, manifest.files[opset]), { threads: 1 });
-        const optimizer = { kind: 'sgd' as const, momentum: oracle.momentum, weightDecay: 0, betas: [0.9, 0.999] as [number, number], eps: 1e-8 };
-        const { plan, trainingModel, stepper } = await setUpFineTuning(model, {}, feeds, target, { kind: 'cross-entropy' }, optimizer, undefined, { threads: 1 });
-        try {
-          // Every PyTorch parameter trains, under its name, and nothing else does.
-          assert.deepEqual([...new Set(plan.parameters.flatMap((p) => p.pytorchNames))].sort(), Object.keys(manifest.gradients.params).sort());
-          const state = stepper.initialState(trainingModel);
-          const steps = Array.from({ length: oracle.steps }, (_, k) => ({ feeds, target, lr: oracle.lr, t: k + 1 }));
-          const losses = (await stepper.steps(state, steps)).map((step) => step.loss);
-          const lossErrors = losses.map((loss, k) => Math.abs(loss - oracle.losses[k]) / Math.abs(oracle.losses[k]));
-          lossErrors.forEach((error, k) => assert.ok(error <= TOLERANCE, `step ${k + 1}: loss ${losses[k]} vs PyTorch ${oracle.losses[k]} (relative ${error.toExponential(2)})`));
-          const saved = fineTunedModel(model.proto, plan, state.parameters, []);
-          const values = valuesUnderPyTorchNames(saved, plan);
-          const parameterErrors = Object.entries(oracle.params).map(([parameter, file]) => {
-            const error = relativeError(values.get(parameter)!, readNpy(join(dir, file)));
-            assert.ok(error <= TOLERANCE, `${parameter} after ${oracle.steps} steps: relative error ${error.toExponential(2)}`);
-            return error;
-          });
-          t.diagnostic(`loss ${oracle.losses[0].toFixed(4)} -> ${oracle.losses.at(-1)!.toFixed(4)}; max relative error: losses ${Math.max(...lossErrors).toExponential(1)}, final parameters ${Math.max(...parameterErrors).toExponential(1)}`);
-          for (const { copy, source } of plan.tied) {
-            const stored = tensorFromProto(saved.graph.initializer.find((t) => t.name === copy)!);
-            assert.equal(relativeError(stored, moveAxis(values.get(source)!, 1, 0)), 0, `the tied copy ${copy} holds the trained ${source}ᵀ`);
-          }
-          if (name === 'gpt2') assert.equal(plan.tied.length, 1, "GPT-2's lm_head is a tied copy of wte");
-        } finally {
-          await stepper.release();
-          await trainingModel.release();
-          await model.release();
+        const { plan, saved, values } = await checkFineTuning(dir, join(dir, manifest.files[opset]), oracle, Object.keys(manifest.gradients.params), (n) => n, t);
+        for (const { copy, source } of plan.tied) {
+          const stored = tensorFromProto(saved.graph.initializer.find((tensor) => tensor.name === copy)!);
+          assert.equal(relativeError(stored, moveAxis(values.get(source)!, 1, 0)), 0, `the tied copy ${copy} holds the trained ${source}ᵀ`);
         }
+        if (name === 'gpt2') assert.equal(plan.tied.length, 1, "GPT-2's lm_head is a tied copy of wte");
       });
     }
   }
+});
+
+describe("fine-tuning an export with a folded BatchNorm equals PyTorch's SGD steps on the fused model, not on Conv and BatchNorm apart", () => {
+  for (const name of FOLDED) {
+    for (const opset of ['14', '17']) {
+      it(`${name}, opset ${opset}`, async (t) => {
+        const dir = join(CORPUS, name);
+        const oracle = JSON.parse(readFileSync(join(dir, 'finetune', 'finetune.json'), 'utf8')) as FineTuneOracle;
+        assert.ok(oracle.fused && oracle.parameters && oracle.losses_unfused);
+        const { losses } = await checkFineTuning(dir, join(dir, corpusManifest(name).files[opset]), oracle, oracle.parameters!, fusedName, t);
+        // What PyTorch does in eval() mode with Conv and BatchNorm as separate parameters is another path.
+        const gap = Math.max(...losses.map((loss, k) => Math.abs(loss - oracle.losses_unfused![k]) / oracle.losses_unfused![k]));
+        assert.ok(gap > 1e-3, `unfused eval()-mode training differs (largest relative gap ${gap.toExponential(1)})`);
+      });
+    }
+  }
+
+  it('audio_conv1d exported without constant folding: BatchNorm scale and bias train, its running statistics stay frozen, as PyTorch in eval()', async (t) => {
+    const dir = join(CORPUS, 'audio_conv1d');
+    const oracle = JSON.parse(readFileSync(join(dir, 'finetune', 'unfolded.json'), 'utf8')) as FineTuneOracle & { model: string };
+    const { plan } = await checkFineTuning(dir, join(dir, oracle.model), oracle, Object.keys(corpusManifest('audio_conv1d').gradients.params), (n) => n, t);
+    assert.deepEqual(plan.frozen.filter((f) => f.reason === 'BatchNorm running statistic').map((f) => f.initializer).sort(),
+      ['features.0.1.running_mean', 'features.0.1.running_var', 'features.1.1.running_mean', 'features.1.1.running_var', 'features.2.1.running_mean', 'features.2.1.running_var']);
+  });
 });
