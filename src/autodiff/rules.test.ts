@@ -135,6 +135,8 @@ const CASES: Case[] = [
   { name: 'GatherElements', op: 'GatherElements', operands: [f([3, 4]), i64([0, 3, 3, 1, 2, 0], [3, 2])], attrs: { axis: int(1) } },
   { name: 'Split', op: 'Split', operands: [f([2, 6]), i64([2, 4])], attrs: { axis: int(1) }, outputs: 2, combine: (g, [a, b]) => g.node('Concat', [g.node('Mul', [a, a]), b], { axis: int(1) }) },
   { name: 'Slice', op: 'Slice', operands: [f([4, 5]), i64([1, -4]), i64([100, 4]), i64([0, 1])] },
+  { name: 'Slice with steps 2 and −1 (x[::2], flip)', op: 'Slice', operands: [f([5, 4]), i64([0, -1]), i64([100, -100]), i64([0, 1]), i64([2, -1])] },
+  { name: 'Slice with step 3 from an offset, one axis', op: 'Slice', operands: [f([2, 8]), i64([1]), i64([7]), i64([-1]), i64([3])] },
   { name: 'Concat', op: 'Concat', operands: [f([2, 3]), f([2, 1])], attrs: { axis: int(1) } },
   { name: 'Abs', op: 'Abs', operands: [f([3, 4])] },
   { name: 'Reciprocal', op: 'Reciprocal', operands: [f([3, 4], { positive: true })] },

@@ -37,8 +37,7 @@ function sliceGradient(c: GradContext): string {
   const x = c.x(0);
   const rank = c.rank(x);
   const steps = c.constantOrUndefined(c.x(4));
-  if (steps && steps.some((step) => step !== 1)) throw new AutodiffError(`Slice with steps other than 1 (${c.describe()}) has no gradient rule.`);
-  if (c.x(4) && !steps) throw new AutodiffError(`Slice with run-time steps (${c.describe()}) has no gradient rule.`);
+  if (c.x(4) && (!steps || steps.some((step) => step !== 1))) return steppedSliceGradient(c);
   const axesValues = c.constantOrUndefined(c.x(3));
   if (c.x(3) && !axesValues) throw new AutodiffError(`Slice with run-time axes (${c.describe()}) has no gradient rule.`);
   const axes = (axesValues ?? [...Array(rank).keys()]).map((axis) => axisOf(axis, rank));
@@ -56,6 +55,19 @@ function sliceGradient(c: GradContext): string {
   const positions = c.int64s([...axes, ...axes.map((axis) => axis + rank)]);
   const pads = c.op('ScatterElements', [zeros, positions, c.op('Concat', [start, c.sub(sizes, end)], { axis: int(0) })], { axis: int(0) });
   return c.op('Pad', [dy(c), pads], { mode: str('constant') });
+}
+
+/**
+ * Slice with steps other than 1 (x[::2], torch.flip's step −1) or computed at run time: the same
+ * Slice taken of X's flat positions (Range over X's size, shaped like X) names the position each
+ * element of Y came from, all distinct, so dX = dY scattered there into zeros.
+ */
+function steppedSliceGradient(c: GradContext): string {
+  const x = c.x(0);
+  const positions = c.op('Reshape', [c.op('Range', [c.int64(0), c.op('Size', [x]), c.int64(1)]), c.op('Shape', [x])]); // [X's shape]
+  const picked = c.op('Slice', [positions, ...c.node.input.slice(1)]); // [Y's shape]
+  const flat = (value: string) => c.op('Reshape', [value, c.int64s([-1])]);
+  return c.reshapeLike(c.op('ScatterElements', [flat(c.zerosLike(x)), flat(picked), flat(dy(c))], { axis: int(0) }), x);
 }
 
 /** Constant padding: dX = the unpadded window of dY. */
