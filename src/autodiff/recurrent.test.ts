@@ -135,6 +135,8 @@ const CASES: RecurrentCase[] = [
   { name: 'LSTM forward, unequal sequence_lens', op: 'LSTM', ...ALL, lengths: [4, 2, 3] },
   { name: 'LSTM reverse, unequal sequence_lens', op: 'LSTM', direction: 'reverse', ...ALL, lengths: [2, 4, 1] },
   { name: 'LSTM bidirectional, unequal sequence_lens', op: 'LSTM', direction: 'bidirectional', ...ALL, lengths: [3, 4, 1] },
+  { name: 'LSTM bidirectional, an empty sequence (onnxruntime: Y_h = Y_c = 0 there)', op: 'LSTM', direction: 'bidirectional', ...ALL, lengths: [3, 0, 4] },
+  { name: 'GRU reverse, an empty sequence', op: 'GRU', direction: 'reverse', bias: true, initialH: true, lengths: [0, 2, 4], attrs: { linear_before_reset: int(1) } },
   { name: 'LSTM bidirectional with peepholes', op: 'LSTM', direction: 'bidirectional', ...ALL, peepholes: true, lengths: [4, 1, 3] },
   { name: 'LSTM bidirectional, no bias, zero initial states (defaults)', op: 'LSTM', direction: 'bidirectional' },
   { name: 'LSTM, Y only (the exporter\'s use)', op: 'LSTM', direction: 'bidirectional', bias: true, scored: [0] },
@@ -196,7 +198,7 @@ function vectorJacobianModel(testCase: RecurrentCase, slots: ReturnType<typeof r
   const shapes = new Map<string, number[]>(slots.flatMap((slot) => (slot ? [[slot.name, slot.value.dims] as [string, number[]]] : [])));
   const types = new Map<string, number>([...inputs, ...gradOutputs].filter(Boolean).map((name) => [name, codeOfDtype(name === 'sequence_lens' ? 'int32' : 'float32')]));
   const emitter = new Emitter(new Set([...inputs, ...gradOutputs, ...outputs, node.name]), types);
-  const facts = { opset: 17, shape: (value: string) => shapes.get(value), dtype: () => 'float32' as const, constant: () => undefined };
+  const facts = { opset: 17, shape: (value: string) => shapes.get(value), dtype: (value: string) => (value === 'sequence_lens' ? 'int32' as const : 'float32' as const), constant: () => undefined };
   const needs = inputs.map((name) => !!name && name !== 'sequence_lens');
   const context = new GradContext(node, gradOutputs, needs, facts, emitter, () => { throw new Error('the rule asked for a forward output'); });
   const grads = RECURRENT_RULES[testCase.op](context);

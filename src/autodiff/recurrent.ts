@@ -16,7 +16,8 @@
  *
  * sequence_lens, as onnxruntime runs it: steps t ≥ len(b) of example b leave its state as it was
  * and write zeros to Y, so Y_h is the state after its last valid step (in the reverse direction,
- * the state after step 0, its first update at step len(b) − 1). With the mask m = [t < len(b)]:
+ * the state after step 0, its first update at step len(b) − 1); an empty sequence (len(b) = 0) gets
+ * Y_h = Y_c = 0, not its initial state. With the mask m = [t < len(b)]:
  *   state' = state + m⊙(cell(state) − state),  Yₜ = m⊙cell(state)
  *   backward: the cell sees gH = m⊙(dYₜ + dh), gC = m⊙dc; dh_prev = cell's dh + (1 − m)⊙dh.
  */
@@ -33,6 +34,7 @@ interface Shared {
   x: string; // [T, batch, in]
   xRows: string; // [T·batch, in]
   mask?: string; // [T, batch, 1]
+  nonEmpty?: string; // [batch, 1]: [sequence_lens[b] > 0]
   initialH?: string; // [dirs, batch, H]
   initialC?: string;
   gradY?: string; // [T, dirs, batch, H]
@@ -82,6 +84,7 @@ function sharedValues(c: GradContext, config: RecurrentConfig): Shared {
     x,
     xRows: c.op('Reshape', [x, c.int64s([-1, config.inputSize])]),
     mask: c.x(4) ? stepMask(c, x, c.x(4)) : undefined,
+    nonEmpty: c.x(4) ? c.unsqueeze(c.op('Cast', [c.op('Greater', [c.op('Cast', [c.x(4)], { to: int(7) }), c.int64(0)])], { to: int(codeOfDtype(dtype)) }), [1]) : undefined,
     initialH: timeMajor(c.x(5), [1, 0, 2]),
     initialC: config.kind === 'LSTM' ? timeMajor(c.x(6), [1, 0, 2]) : undefined,
     gradY: timeMajor(c.dy(0), [1, 2, 0, 3]),
@@ -132,8 +135,8 @@ function directionGradients(c: GradContext, config: RecurrentConfig, shared: Sha
   const forward = forwardScan(c, cell, `${prefix}/recompute`, { h0, c0, xw, mask: shared.mask, reverse });
   const backward = backwardScan(c, cell, `${prefix}/backward`, forward, {
     gradY: shared.gradY && pick(shared.gradY, 1),
-    gradH: shared.gradYh ? pick(shared.gradYh) : shared.zeros(),
-    gradC: cell.hasCellState ? (shared.gradYc ? pick(shared.gradYc) : shared.zeros()) : undefined,
+    gradH: shared.gradYh ? finalStateGradient(c, pick(shared.gradYh), shared.nonEmpty) : shared.zeros(),
+    gradC: cell.hasCellState ? (shared.gradYc ? finalStateGradient(c, pick(shared.gradYc), shared.nonEmpty) : shared.zeros()) : undefined,
     mask: shared.mask, reverse,
   });
 
@@ -157,6 +160,11 @@ function directionGradients(c: GradContext, config: RecurrentConfig, shared: Sha
     result.dP = c.op('Concat', [columnSums(c.mul(dai, cPrev)), columnSums(c.mul(dao, cNext)), columnSums(c.mul(daf, cPrev))], { axis: int(0) });
   }
   return result;
+}
+
+/** The gradient of Y_h (Y_c) as the backward scan's initial dh (dc): none for empty sequences, whose Y_h onnxruntime sets to 0. */
+function finalStateGradient(c: GradContext, grad: string, nonEmpty: string | undefined): string {
+  return nonEmpty ? c.mul(grad, nonEmpty) : grad;
 }
 
 /** dR = Σ dGatesRᵀ·h_prev, except GRU without linear_before_reset, whose h block multiplies r⊙h_prev. */
