@@ -291,3 +291,17 @@ describe('the sequence length is free at run time', () => {
     }
   });
 });
+
+describe('the spec check', () => {
+  it('looks inside Scan bodies: an op gradients may not emit is refused there too', async () => {
+    const { checkGradientGraph } = await import('./spec.ts');
+    const body = new GraphBuilder('body', 17);
+    const state = body.input('state', 'float32', [2]);
+    body.output(body.node('LpNormalization', [state], {}, '/body/LpNormalization'), 'float32');
+    const g = new GraphBuilder('outer', 17);
+    const initial = g.input('initial', 'float32', [2]);
+    const [scan] = g.nodeN('Scan', [initial], { body: { type: 'graph', value: body.build().graph }, num_scan_inputs: int(0) }, '/grad/Scan', 1);
+    g.output(scan, 'float32');
+    assert.throws(() => checkGradientGraph(g.build(), g.nodes), /gradient node '\/body\/LpNormalization' uses 'LpNormalization', which is not in the standard ai\.onnx ops/);
+  });
+});
