@@ -11,6 +11,7 @@
  *   npm run bench -- scale [--threads N]              GPT-2-small shape (exported at bench time): run-with-cache of every module hook,
  *                                                     a resid_pre patch sweep (a fraction of its positions), inspect of three hooks:
  *                                                     time and peak RSS vs PyTorch forward hooks on the same weights (issue 11)
+ *   npm run bench -- train-gpt2 [--threads N]         GPT-2-small shape, batch 8 × 128: ms per AdamW training step vs PyTorch (bench/train-gpt2.ts)
  *
  * Shared helpers (timing, the PyTorch peer) are in bench/peer.ts; the scale case is bench/scale.ts.
  * Figures and the commands that produced them go into bench/RESULTS.md.
@@ -36,6 +37,7 @@ import { Stepper } from '../src/train/stepper.ts';
 import { MAX_STEPS_PER_RUN } from '../src/train/trainer.ts';
 import { fixtureCnn } from './fixture-cnn.ts';
 import { lstmTrainCase } from './train-lstm.ts';
+import { benchTrainGpt2 } from './train-gpt2.ts';
 import { alternate, ensureTorch, median, peerFields, randomTokens, round, TorchPeer } from './peer.ts';
 import { benchScale } from './scale.ts';
 
@@ -185,9 +187,9 @@ async function benchInspect(): Promise<void> {
   }
 }
 
-const cases: Record<string, () => Promise<void>> = { patch: benchPatch, cache: benchCache, train: benchTrain, inspect: benchInspect, scale: () => benchScale(threads) };
-// scale runs only when named: it takes ~10 minutes.
-for (const name of positionals.length ? positionals : Object.keys(cases).filter((name) => name !== 'scale')) {
+const cases: Record<string, () => Promise<void>> = { patch: benchPatch, cache: benchCache, train: benchTrain, inspect: benchInspect, scale: () => benchScale(threads), 'train-gpt2': () => benchTrainGpt2(threads) };
+// scale and train-gpt2 run only when named: they take ~10 minutes each.
+for (const name of positionals.length ? positionals : Object.keys(cases).filter((name) => name !== 'scale' && name !== 'train-gpt2')) {
   if (!cases[name]) throw new Error(`bench: unknown case '${name}' (cases: ${Object.keys(cases).join(', ')})`);
   await cases[name]();
 }

@@ -204,4 +204,5 @@ def main():
     print(json.dumps({"times_ms": times, "max_rss_mb": peak_rss_mb(), "torch": torch.__version__, **result}))
 
 
-main()
+if __name__ == "__main__":  # bench/torch_train_gpt2.py imports the model
+    main()
