@@ -37,10 +37,7 @@ export interface ForwardStep { h: string; c?: string; saved: string[] }
 export interface BackwardStep { dh: string; dc?: string; dGatesW: string; dGatesR: string }
 
 export interface Cell {
-  gates: number;
   hasCellState: boolean;
-  /** Rb is added to xw outside the scan (it enters every gate as plain addition). */
-  foldsRecurrenceBias: boolean;
   forward(body: ScanBody, xw: string, h: string, c?: string): ForwardStep;
   backward(body: ScanBody, saved: string[], hPrev: string, cPrev: string | undefined, gradH: string, gradC?: string): BackwardStep;
   /**
@@ -70,7 +67,7 @@ const concat = (b: ScanBody, values: string[]) => b.op('Concat', values, { axis:
  */
 export function lstmCell(weights: CellWeights, k: StepConstants): Cell {
   return {
-    gates: 4, hasCellState: true, foldsRecurrenceBias: true,
+    hasCellState: true,
     forward(b, xw, h, c) {
       const [ai, ao, af, ac] = split(b, k, b.add(xw, b.op('MatMul', [h, weights.recurrenceT])), [1, 1, 1, 1]); // each [batch, H]
       const p = weights.peepholes ? peepholeBlocks(b, k, weights.peepholes) : undefined;
@@ -117,7 +114,7 @@ export function gruCell(weights: CellWeights, k: StepConstants, linearBeforeRese
   const withBias = (b: ScanBody, value: string, bias: string | undefined) => (bias ? b.add(value, bias) : value);
   if (linearBeforeReset) {
     return {
-      gates: 3, hasCellState: false, foldsRecurrenceBias: false,
+      hasCellState: false,
       forward(b, xw, h) {
         const [xz, xr, xh] = split(b, k, xw, [1, 1, 1]);
         const [hz, hr, q] = split(b, k, withBias(b, b.op('MatMul', [h, weights.recurrenceT]), weights.recurrenceBias), [1, 1, 1]);
@@ -136,7 +133,7 @@ export function gruCell(weights: CellWeights, k: StepConstants, linearBeforeRese
     };
   }
   return {
-    gates: 3, hasCellState: false, foldsRecurrenceBias: false, hBlockRecurrentInput: 3,
+    hasCellState: false, hBlockRecurrentInput: 3,
     forward(b, xw, h) {
       const [xz, xr, xh] = split(b, k, xw, [1, 1, 1]);
       const [rtZr, rtH] = split(b, k, weights.recurrenceT, [2, 1]); // [H, 2H], [H, H]
@@ -174,7 +171,7 @@ const castCode = (dtype: string) => (dtype === 'float64' ? 11 : dtype === 'float
 /** RNN: h' = f(xw + h·Rᵀ) (Rb folded into xw); backward: da = gH⊙f'(a), dh = da·R. */
 export function rnnCell(weights: CellWeights, k: StepConstants, activation: string): Cell {
   return {
-    gates: 1, hasCellState: false, foldsRecurrenceBias: true,
+    hasCellState: false,
     forward(b, xw, h) {
       const hNext = b.op(activation, [b.add(xw, b.op('MatMul', [h, weights.recurrenceT]))]);
       return { h: hNext, saved: [hNext] };

@@ -26,7 +26,7 @@ import { codeOfDtype } from '../onnx/tensor-proto.ts';
 import { tensor } from '../tensor.ts';
 import type { Grad, GradContext } from './context.ts';
 import { ScanBody } from './recurrent-body.ts';
-import { gruCell, lstmCell, rnnCell, type Cell, type StepConstants } from './recurrent-cells.ts';
+import { gruCell, lstmCell, rnnCell, type Cell, type CellWeights, type StepConstants } from './recurrent-cells.ts';
 import { readRecurrentConfig, type RecurrentConfig, type RecurrentKind } from './recurrent-config.ts';
 
 /** Values shared by both directions, time-major (layout 0). */
@@ -107,28 +107,39 @@ function stepMask(c: GradContext, x: string, lengths: string): string {
   return c.unsqueeze(c.op('Cast', [valid], { to: int(codeOfDtype(c.dtype(x))) }), [2]);
 }
 
-function makeCell(config: RecurrentConfig, weights: Parameters<typeof lstmCell>[0], constants: StepConstants, direction: number): Cell {
+function makeCell(config: RecurrentConfig, weights: CellWeights, constants: StepConstants, direction: number): Cell {
   if (config.kind === 'LSTM') return lstmCell(weights, constants);
   if (config.kind === 'GRU') return gruCell(weights, constants, config.linearBeforeReset);
   return rnnCell(weights, constants, config.rnnActivations[direction]);
+}
+
+/**
+ * This direction's input projection xw = X·Wᵀ + Wb [T, batch, gates·H] and its cell. LSTM and RNN
+ * add Rb to every gate's pre-activation as they add Wb, so Rb joins xw; GRU's h gate scales
+ * h·Rhᵀ + Rbh by r (linear_before_reset) or adds Rbh after (r⊙h)·Rhᵀ, so its cell adds Rb inside.
+ */
+function projectInputs(c: GradContext, config: RecurrentConfig, shared: Shared, pick: (value: string) => string, direction: number) {
+  const gatesH = config.gates * config.hidden;
+  const W = pick(c.x(1)); // [gates·H, in]
+  const R = pick(c.x(2)); // [gates·H, H]
+  let xw = c.op('MatMul', [shared.x, c.op('Transpose', [W], { perm: ints([1, 0]) })]); // [T, batch, gates·H]
+  let recurrenceBias: string | undefined;
+  const biasInside = config.kind === 'GRU';
+  if (c.x(3)) {
+    const [inputBias, recurrentBias] = c.opN('Split', [pick(c.x(3)), c.int64s([gatesH, gatesH])], { axis: int(0) }, 2); // Wb, Rb [gates·H]
+    xw = c.add(xw, biasInside ? inputBias : c.add(inputBias, recurrentBias));
+    if (biasInside) recurrenceBias = recurrentBias;
+  }
+  const peepholes = config.kind === 'LSTM' && c.x(7) ? pick(c.x(7)) : undefined; // [3H]
+  const weights = { hidden: config.hidden, recurrence: R, recurrenceT: c.op('Transpose', [R], { perm: ints([1, 0]) }), recurrenceBias, peepholes };
+  return { W, xw, peepholes, cell: makeCell(config, weights, shared.constants, direction) };
 }
 
 function directionGradients(c: GradContext, config: RecurrentConfig, shared: Shared, d: number, reverse: boolean): DirectionGradients {
   const H = config.hidden;
   const gatesH = config.gates * H;
   const pick = (value: string, axis = 0) => c.op('Gather', [value, c.int64(d)], { axis: int(axis) });
-  const W = pick(c.x(1)); // [gates·H, in]
-  const R = pick(c.x(2)); // [gates·H, H]
-  let xw = c.op('MatMul', [shared.x, c.op('Transpose', [W], { perm: ints([1, 0]) })]); // [T, batch, gates·H]
-  let recurrenceBias: string | undefined;
-  const kindFolds = config.kind !== 'GRU';
-  if (c.x(3)) {
-    const [inputBias, recurrentBias] = c.opN('Split', [pick(c.x(3)), c.int64s([gatesH, gatesH])], { axis: int(0) }, 2); // Wb, Rb [gates·H]
-    xw = c.add(xw, kindFolds ? c.add(inputBias, recurrentBias) : inputBias);
-    if (!kindFolds) recurrenceBias = recurrentBias;
-  }
-  const peepholes = config.kind === 'LSTM' && c.x(7) ? pick(c.x(7)) : undefined; // [3H]
-  const cell = makeCell(config, { hidden: H, recurrence: R, recurrenceT: c.op('Transpose', [R], { perm: ints([1, 0]) }), recurrenceBias, peepholes }, shared.constants, d);
+  const { W, xw, peepholes, cell } = projectInputs(c, config, shared, pick, d);
   const h0 = shared.initialH ? pick(shared.initialH) : shared.zeros(); // [batch, H]
   const c0 = cell.hasCellState ? (shared.initialC ? pick(shared.initialC) : shared.zeros()) : undefined;
   const prefix = `${c.node.name || c.node.opType}/grad/${reverse ? 'reverse' : 'forward'}_${d}`;

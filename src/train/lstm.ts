@@ -42,15 +42,15 @@ export function buildLstm(spec: LstmSpec, input: InputShape, classes: number, in
   let lastStates = '';
   for (let layer = 0; layer < spec.layers; layer++) {
     const suffix = layer === 0 ? '' : `_${layer}`;
-    const packed = (kind: 'weight_ih' | 'weight_hh', columns: number) => stackDirections(g, int64s, directions, (reverse) => {
-      const name = g.initializer(`lstm.${kind}_l${layer}${reverse ? '_reverse' : ''}`, init.uniformTensor([4 * H, columns], 1 / Math.sqrt(H)));
-      return reorderGates(g, int64s, name, H, `/lstm/${kind}${suffix}`); // [4H, columns]
-    }); // [dirs, 4H, columns]
-    const bias = stackDirections(g, int64s, directions, (reverse) => {
-      const [ih, hh] = ['bias_ih', 'bias_hh'].map((kind) => reorderGates(g, int64s, g.initializer(`lstm.${kind}_l${layer}${reverse ? '_reverse' : ''}`, init.uniformTensor([4 * H], 1 / Math.sqrt(H))), H, `/lstm/${kind}${suffix}`));
-      return g.node('Concat', [ih, hh], { axis: int(0) }, `/lstm/bias${suffix}/Concat`); // [8H]
-    }); // [dirs, 8H]
-    const [y, yh] = g.nodeN('LSTM', [sequence, packed('weight_ih', features), packed('weight_hh', H), bias], { hidden_size: int(H), direction: { type: 'string', value: spec.bidirectional ? 'bidirectional' : 'forward' } }, `/lstm/LSTM${suffix}`, 2);
+    // nn.LSTM's parameter `lstm.<kind>_l<layer>[_reverse]`, U(−1/√H, 1/√H), its gate blocks in ONNX's order
+    const parameter = (kind: string, reverse: boolean, dims: number[]) =>
+      reorderGates(g, int64s, g.initializer(`lstm.${kind}_l${layer}${reverse ? '_reverse' : ''}`, init.uniformTensor(dims, 1 / Math.sqrt(H))), H, `/lstm/${kind}${suffix}`);
+    const weightIh = stackDirections(g, int64s, directions, (reverse) => parameter('weight_ih', reverse, [4 * H, features])); // [dirs, 4H, in]
+    const weightHh = stackDirections(g, int64s, directions, (reverse) => parameter('weight_hh', reverse, [4 * H, H])); // [dirs, 4H, H]
+    const bias = stackDirections(g, int64s, directions, (reverse) =>
+      g.node('Concat', [parameter('bias_ih', reverse, [4 * H]), parameter('bias_hh', reverse, [4 * H])], { axis: int(0) }, `/lstm/bias${suffix}/Concat`)); // [dirs, 8H]
+    const direction = { type: 'string' as const, value: spec.bidirectional ? 'bidirectional' : 'forward' };
+    const [y, yh] = g.nodeN('LSTM', [sequence, weightIh, weightHh, bias], { hidden_size: int(H), direction }, `/lstm/LSTM${suffix}`, 2);
     // Y [T, dirs, batch, H] → [T, batch, dirs·H], the next layer's input
     sequence = g.node('Reshape', [g.node('Transpose', [y], { perm: ints([0, 2, 1, 3]) }, `/lstm/Transpose${suffix}_1`), int64s([0, 0, -1])], {}, `/lstm/Reshape${suffix}_1`);
     features = directions * H;
