@@ -15,7 +15,7 @@ import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
 import { DEFAULT_OPTIMIZER, type FineTuneSource, type TrainSpec } from '../train/spec.ts';
 import type { Objective } from '../train/objective.ts';
 import { train } from '../train/trainer.ts';
-import { collect, runtimeOptions } from './options.ts';
+import { collect, runtimeOptions, splitAssignment } from './options.ts';
 
 export function trainCommand(): Command {
   return new Command('train')
@@ -26,6 +26,7 @@ export function trainCommand(): Command {
     .option('--train <pattern>', '--from: train only the parameters whose PyTorch name matches this glob (* and ?); repeatable', collect)
     .option('--freeze <pattern>', '--from: keep the parameters matching this glob frozen; repeatable', collect)
     .option('--list-parameters', '--from: list what would train and what stays frozen (and why), then stop')
+    .option('--input <name=file.npy>', "--from, models with several inputs: another input, one row per row of the task's data file (csv: or npy:); repeatable", collect)
     .option('--optimizer <kind>', 'sgd or adamw', 'adamw')
     .option('--lr <x>', 'learning rate', '0.001')
     .option('--momentum <x>', 'SGD momentum', '0')
@@ -66,7 +67,7 @@ Examples:
       const runtime = runtimeOptions(options);
       if (options.listParameters) return listParameters(options, runtime);
       if (!options.out) throw new InputError('Give --out model.onnx: where to save the trained model.');
-      if (!options.from && (options.train || options.freeze)) throw new InputError('--train and --freeze choose parameters of a model fine-tuned with --from MODEL.onnx.');
+      if (!options.from && (options.train || options.freeze || options.input)) throw new InputError('--train, --freeze and --input go with a model fine-tuned with --from MODEL.onnx.');
       let spec: TrainSpec;
       let resume;
       if (options.resume) {
@@ -139,7 +140,19 @@ function fineTuneSource(options: Record<string, string | string[] | boolean | un
   return {
     path, sha256: createHash('sha256').update(readFileSync(path)).digest('hex'),
     ...(options.train ? { train: options.train as string[] } : {}), ...(options.freeze ? { freeze: options.freeze as string[] } : {}),
+    ...(options.input ? { inputs: namedFiles(options.input as string[]) } : {}),
   };
+}
+
+function namedFiles(specs: string[]): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (const spec of specs) {
+    const [name, path] = splitAssignment(spec, '--input', 'attention_mask=mask.npy');
+    if (name in files) throw new InputError(`--input '${name}' is given twice: give each input once.`);
+    requireFile(path, `--input ${name}`);
+    files[name] = path;
+  }
+  return files;
 }
 
 /** --from MODEL --list-parameters: the fine-tuning plan as a table. */

@@ -22,6 +22,8 @@ export interface Split {
   labels: Tensor;
   /** Named per-example attributes where the task has them (colored-mnist: colour, environment). */
   attributes?: Record<string, Int32Array>;
+  /** A user's data (csv:, npy:): each example's row in the data file, to read other files row for row. */
+  rows?: number[];
 }
 
 export interface Task {

@@ -72,6 +72,7 @@ function userTask(name: string, dataPath: string, data: UserData, attributeSpecs
   const split = (indices: number[]): Split => ({
     inputs: takeRows(data.inputs, indices), labels: takeRows(data.labels, indices),
     attributes: attributes.length ? Object.fromEntries(attributes.map((a) => [a.name, Int32Array.from(indices, (row) => a.codes[row])])) : undefined,
+    rows: indices,
   });
   const described = attributes.map((a) => `${a.name} (${a.values.length} values: ${a.values.slice(0, 6).join(', ')}${a.values.length > 6 ? ', …' : ''})`);
   return {

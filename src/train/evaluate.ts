@@ -11,7 +11,7 @@ import type { Model } from '../runtime/model.ts';
 import { run } from '../runtime/run.ts';
 import { predictedClasses } from '../tensor-math.ts';
 import { Session, type RuntimeOptions } from '../runtime/session.ts';
-import type { Tensor } from '../tensor.ts';
+import type { Feeds, Tensor } from '../tensor.ts';
 
 export interface Scored {
   lossSum: number;
@@ -58,7 +58,7 @@ export class Evaluator {
   private constructor(private readonly session: Session, private readonly input: string, private readonly output: string, private readonly probabilities: boolean) {}
 
   /** `probabilities`: the output is a Softmax's; scored by its log, which a cross-entropy reads like logits. */
-  static async create(model: Model, parameters: string[], runtime: RuntimeOptions, probabilities = false): Promise<Evaluator> {
+  static async create(model: Model, parameters: string[], runtime: RuntimeOptions, probabilities = false, input = model.inputs[0].name): Promise<Evaluator> {
     const isParameter = new Set(parameters);
     const graph = model.proto.graph;
     const dims = new Map(graph.initializer.map((t) => [t.name, t.dims.map(toNumber)]));
@@ -68,15 +68,16 @@ export class Evaluator {
         input: [...graph.input, ...parameters.map((name) => valueInfo(name, 'float32', dims.get(name)))],
       }),
     });
-    return new Evaluator(await Session.create(encodeModel(proto), runtime, 'the evaluation graph'), model.inputs[0].name, model.outputNames[0], probabilities);
+    return new Evaluator(await Session.create(encodeModel(proto), runtime, 'the evaluation graph'), input, model.outputNames[0], probabilities);
   }
 
-  async evaluate(parameters: Map<string, Tensor>, split: Split, positions: 'all' | 'last'): Promise<{ loss: number; accuracy: number }> {
+  /** `extra`: the model's other inputs for examples of the split (fine-tuning with --input). */
+  async evaluate(parameters: Map<string, Tensor>, split: Split, positions: 'all' | 'last', extra: (split: Split, indices: number[]) => Feeds = () => ({})): Promise<{ loss: number; accuracy: number }> {
     const rows = split.labels.dims[0];
     const total = { lossSum: 0, correct: 0, rows: 0 };
     for (let start = 0; start < rows; start += 1024) {
       const indices = Array.from({ length: Math.min(rows, start + 1024) - start }, (_, k) => start + k);
-      const outputs = await this.session.run({ [this.input]: takeRows(split.inputs, indices), ...Object.fromEntries(parameters) }, [this.output]);
+      const outputs = await this.session.run({ [this.input]: takeRows(split.inputs, indices), ...extra(split, indices), ...Object.fromEntries(parameters) }, [this.output]);
       const scores = this.probabilities ? logOf(outputs[this.output]) : outputs[this.output];
       const scored = scoreRows(scores, takeRows(split.labels, indices), positions);
       total.lossSum += scored.lossSum;
@@ -91,13 +92,16 @@ export class Evaluator {
   }
 }
 
-/** The predicted class (argmax of the first output's last axis) of every example of a classifier. */
-export async function predictClasses(model: Model, inputs: Tensor): Promise<Int32Array> {
+/**
+ * The predicted class (argmax of the first output's last axis) of every example of a classifier;
+ * `inputs` feed `inputName` (default the first), `extra` gives other inputs for those examples.
+ */
+export async function predictClasses(model: Model, inputs: Tensor, inputName = model.inputs[0].name, extra: (indices: number[]) => Feeds = () => ({})): Promise<Int32Array> {
   const rows = inputs.dims[0];
   const predicted = new Int32Array(rows);
   for (let start = 0; start < rows; start += 1024) {
     const indices = Array.from({ length: Math.min(rows, start + 1024) - start }, (_, k) => start + k);
-    const scores = (await run(model, { [model.inputs[0].name]: takeRows(inputs, indices) })).outputs[model.outputNames[0]];
+    const scores = (await run(model, { [inputName]: takeRows(inputs, indices), ...extra(indices) })).outputs[model.outputNames[0]];
     predicted.set(predictedClasses(scores), start);
   }
   return predicted;

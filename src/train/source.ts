@@ -16,6 +16,7 @@ import { normalizedOutput } from '../autodiff/loss.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
 import { shapeString, type Tensor } from '../tensor.ts';
 import { buildModel } from './builders.ts';
+import { loadExtraInputs, NO_EXTRA_INPUTS, type ExtraInputs } from './extra-inputs.ts';
 import { fineTunedModel } from './fine-tune.ts';
 import { fineTuningPlan, type FineTuningPlan } from './foreign.ts';
 import { parseModelSpec } from './model-spec.ts';
@@ -27,6 +28,8 @@ export interface TrainingSource {
   model: Model;
   /** The input the task's examples feed. */
   inputName: string;
+  /** The model's other inputs, read for the same rows (fine-tuning with --input). */
+  extraInputs: ExtraInputs;
   /** Where the loss is scored: every position, or a sequence's last. */
   lossPositions: 'all' | 'last';
   /** The output is a Softmax's probabilities (the loss takes the logits before it, autodiff/loss.ts). */
@@ -43,11 +46,13 @@ export async function trainingSource(spec: TrainSpec, task: Task, runtime: Runti
   if (!spec.from) return builtSource(spec, task, runtime);
   const original = loadStartingModel(spec.from.path, spec.from.sha256, runtime);
   try {
-    const { positions, rank } = await checkTaskFits(original, task);
+    const extraInputs = loadExtraInputs(spec.from.inputs, task);
+    const inputName = examplesInput(original, extraInputs);
+    const { positions, rank } = await checkTaskFits(original, task, inputName, extraInputs);
     const plan = fineTuningPlan(original, { train: spec.from.train, freeze: spec.from.freeze });
     const model = Model.fromProto(plan.proto, original.path, runtime);
     return {
-      model, plan, inputName: original.inputs[0].name, lossPositions: positions,
+      model, plan, inputName, extraInputs, lossPositions: positions,
       outputIsProbability: normalizedOutput(original.graph, original.outputNames[0], rank)?.op === 'Softmax',
       stepGraph: { parameters: plan.parameters.map((p) => p.initializer), batchNorm: 'running-statistics' },
       save: (values, metadata) => fineTunedModel(original.proto, plan, values, metadata),
@@ -63,7 +68,7 @@ function builtSource(spec: TrainSpec, task: Task, runtime: RuntimeOptions): Trai
   const built = buildModel(parseModelSpec(spec.model), task.input, task.classes, spec.seed);
   const model = Model.fromProto(built.proto, `${spec.model} on ${spec.task}`, runtime);
   return {
-    model, inputName: 'input', lossPositions: task.lossPositions, outputIsProbability: false, stepGraph: {},
+    model, inputName: 'input', extraInputs: NO_EXTRA_INPUTS, lossPositions: task.lossPositions, outputIsProbability: false, stepGraph: {},
     save: (values, metadata) => withValues(built.proto, values, metadata),
     release: () => model.release(),
   };
@@ -84,24 +89,34 @@ export function loadStartingModel(path: string, sha256: string | undefined, runt
   return model;
 }
 
-/**
- * The task's examples must be what the model reads and its labels classes it scores: one input
- * of the examples' dtype and shape, an output whose last axis has at least as many classes.
- * Returns where the loss is scored — a sequence's last position when the labels are one per
- * sequence and the output is [batch, seq, classes], else every row — and the output's rank.
- */
-async function checkTaskFits(model: Model, task: Task): Promise<{ positions: 'all' | 'last'; rank: number }> {
-  const examples = task.train.inputs;
-  if (model.inputs.length !== 1) {
-    throw new InputError(`train --from feeds the task's examples to the model's one input, but '${model.path}' has ${model.inputs.length} inputs (${model.describeInputs()}): fine-tune it with teardown's TypeScript API (setUpFineTuning in src/train/fine-tune.ts), feeding every input.`);
+/** The one model input the task's examples feed: the input no --input names. */
+export function examplesInput(model: Model, extra: ExtraInputs): string {
+  const unknown = extra.names.filter((name) => !model.inputs.some((input) => input.name === name));
+  if (unknown.length) throw new InputError(`--input ${unknown[0]}: '${model.path}' has no input of that name; its inputs are ${model.describeInputs()}.`);
+  const left = model.inputs.filter((input) => !extra.names.includes(input.name));
+  if (left.length !== 1) {
+    throw new InputError(left.length === 0
+      ? `Every input of '${model.path}' is given with --input, leaving none for the task's examples: drop the --input of the one the task's data feeds.`
+      : `The task's examples feed one input of '${model.path}', which has ${model.inputs.length} (${model.describeInputs()}): give each other input as --input NAME=FILE.npy with one row per row of the task's data (e.g. --input ${left[1].name}=FILE.npy).`);
   }
-  const input = model.inputs[0];
-  const feeds = { [input.name]: takeRows(examples, [0]) };
+  return left[0].name;
+}
+
+/**
+ * The task's examples must be what the model reads and its labels classes it scores: the
+ * examples' dtype and shape that of their input, an output whose last axis has at least as many
+ * classes. Returns where the loss is scored — a sequence's last position when the labels are one
+ * per sequence and the output is [batch, seq, classes], else every row — and the output's rank.
+ */
+async function checkTaskFits(model: Model, task: Task, inputName: string, extra: ExtraInputs): Promise<{ positions: 'all' | 'last'; rank: number }> {
+  const examples = task.train.inputs;
+  const input = model.inputs.find((candidate) => candidate.name === inputName)!;
+  const feeds = { [inputName]: takeRows(examples, [0]), ...extra.feeds(task.train, [0]) };
   try {
     model.checkFeeds(feeds);
   } catch (error) {
     if (!(error instanceof InputError)) throw error;
-    throw new InputError(`Task '${task.name}' does not fit '${model.path}': its examples are ${examples.dtype} ${shapeString(examples.dims.slice(1))} each and the model reads ${input.dtype ?? input.typeName} ${input.dims ? shapeString(input.dims) : '[?]'}. ${error.message}`);
+    throw new InputError(`Task '${task.name}' does not fit '${model.path}': its examples are ${examples.dtype} ${shapeString(examples.dims.slice(1))} each and input '${inputName}' reads ${input.dtype ?? input.typeName} ${input.dims ? shapeString(input.dims) : '[?]'}. ${error.message}`);
   }
   const scores = (await run(model, feeds)).outputs[model.outputNames[0]];
   const classes = scores.dims.at(-1)!;

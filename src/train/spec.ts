@@ -17,6 +17,8 @@ export interface FineTuneSource {
   /** Globs over PyTorch parameter names: --train, --freeze. */
   train?: string[];
   freeze?: string[];
+  /** The model's other inputs, each a .npy file with one row per row of the task's data (--input NAME=FILE.npy). */
+  inputs?: Record<string, string>;
 }
 
 export interface TrainSpec {

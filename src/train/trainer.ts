@@ -13,7 +13,8 @@ import { hashIndex } from '../random.ts';
 import { Progress } from '../report/progress.ts';
 import type { Tensor } from '../tensor.ts';
 import { Evaluator, logOf, scoreRows } from './evaluate.ts';
-import { loadStartingModel, trainingSource, type TrainingSource } from './source.ts';
+import { examplesInput, loadStartingModel, trainingSource, type TrainingSource } from './source.ts';
+import { loadExtraInputs } from './extra-inputs.ts';
 import { learningRate } from './schedule.ts';
 import { checkSpec, type TrainSpec } from './spec.ts';
 import { Stepper, type StepState } from './stepper.ts';
@@ -83,7 +84,7 @@ export async function train(spec: TrainSpec, options: TrainOptions): Promise<Tra
 }
 
 async function trainFrom(source: TrainingSource, spec: TrainSpec, task: Task, options: TrainOptions): Promise<TrainResult> {
-  const { model, inputName, lossPositions } = source;
+  const { model, inputName, lossPositions, extraInputs } = source;
   const trainRows = task.train.labels.dims[0];
   const batchSize = spec.batch === 'full' ? trainRows : Math.min(spec.batch, trainRows);
   const batchesPerEpoch = Math.ceil(trainRows / batchSize);
@@ -92,9 +93,9 @@ async function trainFrom(source: TrainingSource, spec: TrainSpec, task: Task, op
 
   const objective = objectiveInputs(spec.objective, task, spec.objective?.kind === 'jtt' ? await identificationErrors(spec, options) : undefined);
   const first = batchRows(1);
-  const stepper = await Stepper.create(model, { [inputName]: takeRows(task.train.inputs, first), ...objective.feeds(first, 1) }, takeRows(task.train.labels, first),
+  const stepper = await Stepper.create(model, { [inputName]: takeRows(task.train.inputs, first), ...extraInputs.feeds(task.train, first), ...objective.feeds(first, 1) }, takeRows(task.train.labels, first),
     { kind: 'cross-entropy', positions: lossPositions, sliceEarly: lossPositions === 'last', ...objective.loss }, spec.optimizer, spec.clipNorm, options.runtime, source.stepGraph);
-  const evaluator = await Evaluator.create(model, [...stepper.graph.parameters, ...stepper.bufferNames()], options.runtime, source.outputIsProbability);
+  const evaluator = await Evaluator.create(model, [...stepper.graph.parameters, ...stepper.bufferNames()], options.runtime, source.outputIsProbability, inputName);
   const state: TrainState = { step: 0, ...stepper.initialState(model), curve: [], secondsBefore: 0 };
   if (options.resume) restore(state, options.resume);
   const started = Date.now();
@@ -109,7 +110,7 @@ async function trainFrom(source: TrainingSource, spec: TrainSpec, task: Task, op
         const step = first + k;
         const rows = batchRows(step);
         const lr = learningRate(spec.lr, spec.schedule, step, totalSteps);
-        return { feeds: { [inputName]: takeRows(task.train.inputs, rows), ...objective.feeds(rows, step) }, target: takeRows(task.train.labels, rows), lr, t: step };
+        return { feeds: { [inputName]: takeRows(task.train.inputs, rows), ...extraInputs.feeds(task.train, rows), ...objective.feeds(rows, step) }, target: takeRows(task.train.labels, rows), lr, t: step };
       });
       const results = await stepper.steps(state, run);
       for (const [k, result] of results.entries()) {
@@ -121,7 +122,7 @@ async function trainFrom(source: TrainingSource, spec: TrainSpec, task: Task, op
         if (step % spec.evalEvery === 0 || step === totalSteps) {
           const seconds = state.secondsBefore + (Date.now() - started) / 1000;
           const values = new Map([...state.parameters, ...state.buffers]);
-          const [onTrain, onTest] = [await evaluator.evaluate(values, task.train, lossPositions), await evaluator.evaluate(values, task.test, lossPositions)];
+          const [onTrain, onTest] = [await evaluator.evaluate(values, task.train, lossPositions, extraInputs.feeds), await evaluator.evaluate(values, task.test, lossPositions, extraInputs.feeds)];
           state.curve.push({ step, lr, batchLoss: window.lossSum / window.rows, batchAccuracy: window.correct / window.rows, trainLoss: onTrain.loss, trainAccuracy: onTrain.accuracy, testLoss: onTest.loss, testAccuracy: onTest.accuracy, seconds });
           options.onEvaluation?.(state.curve[state.curve.length - 1], totalSteps);
           window = { lossSum: 0, correct: 0, rows: 0 };
@@ -175,7 +176,8 @@ async function identificationErrors(spec: TrainSpec, options: TrainOptions): Pro
     ? loadStartingModel(spec.from.path, spec.from.sha256, options.runtime)
     : Model.fromProto((await train({ ...spec, objective: undefined, steps: objective.identificationSteps, epochs: undefined, evalEvery: objective.identificationSteps }, { runtime: options.runtime })).model, 'the identification model', options.runtime);
   try {
-    const predictions = await predictClasses(model, task.train.inputs);
+    const extra = loadExtraInputs(spec.from?.inputs, task);
+    const predictions = await predictClasses(model, task.train.inputs, examplesInput(model, extra), (indices) => extra.feeds(task.train, indices));
     return Uint8Array.from(predictions, (predicted, i) => (predicted === Number(task.train.labels.data[i]) ? 0 : 1));
   } finally {
     await model.release();
