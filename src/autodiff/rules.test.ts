@@ -198,6 +198,10 @@ const CASES: Case[] = [
   { name: 'Resize nearest, align_corners, round_prefer_ceil, ×1.5', op: 'Resize', operands: [f([1, 2, 4, 3]), f32(), f32([1, 1, 1.5, 1.5])], attrs: { mode: str('nearest'), coordinate_transformation_mode: str('align_corners'), nearest_mode: str('round_prefer_ceil') }, float32: true },
   { name: 'Resize linear, opset 18 axes and keep_aspect_ratio_policy not_larger', op: 'Resize', operands: [f([1, 2, 3, 4]), f32(), f32(), i64([6, 6])], attrs: { mode: str('linear'), axes: ints([2, 3]), keep_aspect_ratio_policy: str('not_larger') }, opset: 18, float32: true },
   { name: 'Resize linear, opset 19 half_pixel_symmetric, ×1.7', op: 'Resize', operands: [f([1, 1, 3, 4]), f32(), f32([1, 1, 1.7, 0.6])], attrs: { mode: str('linear'), coordinate_transformation_mode: str('half_pixel_symmetric') }, opset: 19, float32: true },
+  { name: 'GridSample bilinear, zeros padding (points off the image)', op: 'GridSample', operands: [f([2, 2, 4, 5]), { dims: [2, 1, 3, 2], values: [-0.65, -0.09, 0.89, 0.55, 1.1, 0.1, 1.11, -0.12, 0.11, 0.1, -0.88, 0.57] }], attrs: { mode: str('bilinear'), padding_mode: str('zeros') }, opset: 16, float32: true },
+  { name: 'GridSample bilinear, border padding, align_corners', op: 'GridSample', operands: [f([2, 2, 4, 5]), { dims: [2, 1, 3, 2], values: [-0.65, -0.09, 0.89, 0.55, 1.1, 0.1, 1.11, -0.12, 0.11, 0.1, -0.88, 0.57] }], attrs: { mode: str('bilinear'), padding_mode: str('border'), align_corners: int(1) }, opset: 16, float32: true },
+  { name: 'GridSample nearest (opset 20)', op: 'GridSample', operands: [f([2, 2, 4, 5]), { dims: [2, 1, 3, 2], values: [-0.65, -0.09, 0.89, 0.55, 1.1, 0.1, 1.11, -0.12, 0.11, 0.1, -0.88, 0.57] }], attrs: { mode: str('nearest') }, opset: 20, float32: true },
+  { name: 'GridSample linear (opset 20)', op: 'GridSample', operands: [f([1, 3, 4, 5]), { dims: [1, 2, 3, 2], values: [-0.65, -0.09, 0.89, 0.55, 1.1, 0.1, 1.11, -0.12, 0.11, 0.1, -0.88, 0.57] }], attrs: { mode: str('linear') }, opset: 20, float32: true },
   { name: 'Einsum, attention scores', op: 'Einsum', operands: [f([2, 3, 4, 5]), f([2, 3, 6, 5])], attrs: { equation: str('bhpe,bhqe->bhpq') } },
   { name: 'Einsum, projection with a weight', op: 'Einsum', operands: [f([2, 4, 5]), f([3, 6, 5])], attrs: { equation: str('bpd,hed->bhpe') } },
   { name: 'Einsum, an index summed away', op: 'Einsum', operands: [f([3, 4]), f([4, 2])], attrs: { equation: str('ij,jk->k') } },
@@ -362,6 +366,8 @@ const REFUSALS: { name: string; op: string; operands: Operand[]; attrs: Record<s
   { name: 'Resize cubic', op: 'Resize', operands: [f([1, 1, 3, 3]), f32(), f32([1, 1, 2, 2])], attrs: { mode: str('cubic') }, message: /mode 'cubic'/ },
   { name: 'Resize antialiased (opset 18)', op: 'Resize', operands: [f([1, 1, 4, 4]), f32(), f32([1, 1, 0.5, 0.5])], attrs: { mode: str('linear'), antialias: int(1) }, opset: 18, message: /antialias=1/ },
   { name: 'Resize tf_crop_and_resize', op: 'Resize', operands: [f([1, 1, 3, 3]), f32([0, 0, 0, 0, 1, 1, 1, 1]), f32([1, 1, 2, 2])], attrs: { mode: str('linear'), coordinate_transformation_mode: str('tf_crop_and_resize') }, message: /coordinate_transformation_mode 'tf_crop_and_resize'/ },
+  { name: 'GridSample bicubic', op: 'GridSample', operands: [f([2, 2, 4, 5]), { dims: [2, 1, 3, 2], values: [-0.65, -0.09, 0.89, 0.55, 1.1, 0.1, 1.11, -0.12, 0.11, 0.1, -0.88, 0.57] }], attrs: { mode: str('bicubic') }, opset: 16, message: /mode 'bicubic'/ },
+  { name: 'GridSample reflection padding', op: 'GridSample', operands: [f([2, 2, 4, 5]), { dims: [2, 1, 3, 2], values: [-0.65, -0.09, 0.89, 0.55, 1.1, 0.1, 1.11, -0.12, 0.11, 0.1, -0.88, 0.57] }], attrs: { padding_mode: str('reflection') }, opset: 16, message: /padding_mode 'reflection'/ },
 ];
 
 describe('configurations a rule refuses by name', () => {

@@ -17,6 +17,7 @@ import { NORMALIZATION_RULES } from './normalization.ts';
 import { POOLING_RULES } from './pooling.ts';
 import { REDUCTION_RULES } from './reductions.ts';
 import { RECURRENT_RULES } from '../recurrent.ts';
+import { GRID_SAMPLE_RULES } from './grid-sample.ts';
 import { RESIZE_RULES } from './resize.ts';
 import { SHAPE_RULES } from './shape.ts';
 import type { GradientRule } from './shared.ts';
@@ -45,6 +46,7 @@ export const RULE_FAMILIES: Record<string, Record<string, GradientRule>> = {
   'shape and layout': SHAPE_RULES,
   indexing: INDEXING_RULES,
   resize: RESIZE_RULES,
+  sampling: GRID_SAMPLE_RULES,
   recurrent: RECURRENT_RULES,
 };
 
@@ -60,5 +62,6 @@ export const RULES: Record<string, GradientRule> = {
   ...SHAPE_RULES,
   ...INDEXING_RULES,
   ...RESIZE_RULES,
+  ...GRID_SAMPLE_RULES,
   ...RECURRENT_RULES,
 };
