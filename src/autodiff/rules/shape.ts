@@ -70,17 +70,32 @@ function steppedSliceGradient(c: GradContext): string {
   return c.reshapeLike(c.op('ScatterElements', [flat(c.zerosLike(x)), flat(picked), flat(dy(c))], { axis: int(0) }), x);
 }
 
-/** Constant padding: dX = the unpadded window of dY. */
+/** Constant padding by constant, non-negative pads: dX = the unpadded window of dY. Other pads and modes: copiedPadGradient. */
 function padGradient(c: GradContext): string {
-  if (c.attrString('mode', 'constant') !== 'constant') throw new AutodiffError(`Pad in mode '${c.attrString('mode', 'constant')}' (${c.describe()}) has no gradient rule: only constant padding has one.`);
   const x = c.x(0);
   const rank = c.rank(x);
-  const pads = c.constantInput(1, 'pads');
-  const axes = c.x(3) ? c.constantInput(3, 'axes').map((axis) => axisOf(axis, rank)) : [...Array(rank).keys()];
-  if (pads.some((pad) => pad < 0)) throw new AutodiffError(`Pad with negative pads (${c.describe()}) has no gradient rule.`);
+  const pads = c.constantOrUndefined(c.x(1));
+  const axesValues = c.x(3) ? c.constantOrUndefined(c.x(3)) : [...Array(rank).keys()];
+  if (c.attrString('mode', 'constant') !== 'constant' || !pads || !axesValues || pads.some((pad) => pad < 0)) return copiedPadGradient(c);
+  const axes = axesValues.map((axis) => axisOf(axis, rank));
   const begins = axes.map((_, k) => pads[k]);
   const ends = c.op('Add', [c.op('Gather', [c.op('Shape', [x]), c.int64s(axes)]), c.int64s(begins)]);
   return c.op('Slice', [dy(c), c.int64s(begins), ends, c.int64s(axes)]);
+}
+
+/**
+ * Pad in any mode (reflect, edge, wrap) or with negative pads (cropping): every cell of Y is a copy
+ * of a cell of X or the constant. Padding X's flat positions the same way (the constant −1) names
+ * each cell's source, so dX = dY scatter-added there (a cell copied several times sums its copies).
+ */
+function copiedPadGradient(c: GradContext): string {
+  const x = c.x(0);
+  const positions = c.op('Reshape', [c.op('Range', [c.int64(0), c.op('Size', [x]), c.int64(1)]), c.op('Shape', [x])]); // [X's shape]
+  const sources = c.op('Pad', [positions, c.x(1), c.int64(-1), ...(c.x(3) ? [c.x(3)] : [])], { mode: str(c.attrString('mode', 'constant')) }); // [Y's shape]
+  const flat = (value: string) => c.op('Reshape', [value, c.int64s([-1])]);
+  const copied = c.op('Not', [c.op('Less', [sources, c.int64(0)])]);
+  const scattered = c.op('ScatterElements', [flat(c.zerosLike(x)), flat(c.op('Where', [copied, sources, c.int64(0)])), flat(c.op('Where', [copied, dy(c), c.scalar(0, x)]))], { axis: int(0), reduction: str('add') });
+  return c.reshapeLike(scattered, x);
 }
 
 /** Tile by constant repeats r: dX = Σ over the r copies along each axis (dY viewed as [r₀, d₀, r₁, d₁, ...]). */
