@@ -213,6 +213,24 @@ describe('audit --try-fixes on a model teardown did not train', () => {
     assert.match(audit.fixes.description, /fine-tunes the audited model from its own weights/);
   });
 
+  it('a model with several inputs (input_ids, attention_mask, features): the fixes fine-tune it with every input read row for row', () => {
+    const dir = tempDir();
+    const fixture = fileURLToPath(new URL('./fixtures/multi-input/', import.meta.url));
+    const logits = readNpy(join(fixture, 'logits.npy'));
+    // Labels = PyTorch's own predictions: measured with each row's own inputs, the model as given scores 100%
+    // (a mask read from another row changes 18 of 96 predictions: fixtures/multi-input/manifest.json).
+    writeFileSync(join(dir, 'labels.npy'), encodeNpy(tensor('int64', [logits.dims[0]], Array.from(predictedClasses(logits)))));
+    const inputs = (flag: string) => ['input_ids', 'attention_mask', 'features'].flatMap((name) => [flag, `${name}=${join(fixture, `${name}.npy`)}`]);
+    const json = join(dir, 'audit.json');
+    const result = teardown(['audit', join(fixture, 'model.onnx'), ...inputs('--input'), '--labels', 'labels.npy', '--attribute', `group=${join(fixture, 'group.npy')}`,
+      ...inputs('--shifted-input'), '--shifted-labels', 'labels.npy', '--try-fixes', '--json', json], dir);
+    assert.equal(result.status, 0, result.stderr);
+    const { fixes } = JSON.parse(readFileSync(json, 'utf8'));
+    assert.deepEqual(fixes.rows.map((row: { method: string }) => row.method), ['as audited (ERM)', 'group-balanced reweighting', 'Just-Train-Twice', 'IRMv1']);
+    assert.equal(fixes.rows[0].inDistribution, 1, 'the held-out split measured with every input of each row');
+    assert.deepEqual(Object.keys(fixes.spec.from.inputs).sort(), ['attention_mask', 'features']);
+  });
+
   it('a model fine-tuned by train --from carries its spec: --try-fixes fine-tunes again from the model it started from', () => {
     const dir = tempDir();
     const tuned = join(dir, 'tuned.onnx');

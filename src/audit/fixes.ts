@@ -23,6 +23,8 @@ import { predictClasses } from '../train/evaluate.ts';
 import { DEFAULT_ENVIRONMENT, describeObjective, taskOptionsFor, type Objective } from '../train/objective.ts';
 import { checkSpec, DEFAULT_OPTIMIZER, type TrainSpec } from '../train/spec.ts';
 import { train } from '../train/trainer.ts';
+import { loadExtraInputs, type ExtraInputs } from '../train/extra-inputs.ts';
+import { examplesInput } from '../train/source.ts';
 import type { Attribute, AuditData } from './data.ts';
 import { correctCount, predict } from './predictions.ts';
 
@@ -69,6 +71,8 @@ export interface AuditDataSource {
   labels?: string;
   /** --label-column NAME (CSV data) */
   labelColumn?: string;
+  /** --input NAME=FILE.npy (models with several inputs): each input's file. */
+  inputs?: Record<string, string>;
 }
 
 /**
@@ -77,11 +81,14 @@ export interface AuditDataSource {
  * by data seed 0 as any csv:/npy: task; fixPlan adds the attributes.
  */
 export function foreignFixSpec(model: Model, data: AuditData, source: AuditDataSource): TrainSpec {
-  if (data.inputs.input !== undefined || model.inputs.length !== 1) {
-    throw new InputError(`--try-fixes fine-tunes '${model.path}' on the audit's examples of its one input, but it has ${model.inputs.length} inputs (${model.describeInputs()}): give --train-spec FILE.json for a model teardown trained, or fine-tune it with teardown's TypeScript API (src/train/fine-tune.ts).`);
-  }
   let task: string;
-  if (data.path.endsWith('.csv')) {
+  let inputs: Record<string, string> | undefined;
+  if (data.inputs.input !== undefined && source.inputs) {
+    // Several inputs: the transformed input's file is the task's examples, the others go with them row for row.
+    if (!source.labels) throw new InputError(`--try-fixes fine-tunes '${model.path}' on the audit's inputs and needs their labels file: give --labels FILE.npy.`);
+    task = `npy:${source.inputs[data.inputs.input]},${source.labels}`;
+    inputs = Object.fromEntries(Object.entries(source.inputs).filter(([name]) => name !== data.inputs.input));
+  } else if (data.path.endsWith('.csv')) {
     if (!source.labelColumn) throw new InputError(`--try-fixes fine-tunes '${model.path}' on the table '${data.path}' with its label column: give --label-column NAME instead of --labels.`);
     task = `csv:${data.path}`;
   } else {
@@ -90,7 +97,7 @@ export function foreignFixSpec(model: Model, data: AuditData, source: AuditDataS
   }
   return {
     task, taskOptions: { dataSeed: 0, ...(source.labelColumn ? { labelColumn: source.labelColumn } : {}) },
-    model: `from:${model.path}`, from: { path: model.path, sha256: model.file.sha256 },
+    model: `from:${model.path}`, from: { path: model.path, sha256: model.file.sha256, ...(inputs ? { inputs } : {}) },
     optimizer: { ...DEFAULT_OPTIMIZER, weightDecay: 0 }, lr: FOREIGN_FIX_SETTINGS.lr, schedule: { warmupSteps: 0, cosine: false },
     epochs: FOREIGN_FIX_SETTINGS.epochs, batch: FOREIGN_FIX_SETTINGS.batch, seed: 0, evalEvery: Number.MAX_SAFE_INTEGER,
   };
@@ -176,7 +183,7 @@ export async function tryFixes(model: Model, specOrPlan: TrainSpec | FixPlan, at
   const task = loadRetrainingTask(spec);
   const ownShift = task.testDistribution === 'shifted';
   const environment = task.train.attributes?.[DEFAULT_ENVIRONMENT] ? DEFAULT_ENVIRONMENT : attribute;
-  const measure = measurer(task, ownShift ? undefined : plan.shifted);
+  const measure = measurer(task, ownShift ? undefined : plan.shifted, loadExtraInputs(spec.from?.inputs, task));
   const rows: FixRow[] = [];
   const add = (row: FixRow) => { rows.push(row); onRow?.(row); };
   const asAudited = plan.fromAudited ? 'the model as given' : `${spec.model}, ${describeObjective(spec.objective)}`;
@@ -208,10 +215,13 @@ export async function tryFixes(model: Model, specOrPlan: TrainSpec | FixPlan, at
 
 type Measure = (candidate: Model) => Promise<{ inDistribution: number; outOfDistribution: number }>;
 
-/** Accuracy in distribution (training split for a task with its own shift, else its held-out split) and out of distribution (its test split, or `shifted`). */
-function measurer(task: Task, shifted: AuditData | undefined): Measure {
+/**
+ * Accuracy in distribution (training split for a task with its own shift, else its held-out split)
+ * and out of distribution (its test split, or `shifted`); `extra`: a fine-tuned model's other inputs.
+ */
+function measurer(task: Task, shifted: AuditData | undefined, extra: ExtraInputs): Measure {
   const rate = async (candidate: Model, split: Task['train']) => {
-    const predicted = await predictClasses(candidate, split.inputs);
+    const predicted = await predictClasses(candidate, split.inputs, examplesInput(candidate, extra), (indices) => extra.feeds(split, indices));
     return predicted.reduce((right, p, i) => right + (p === Number(split.labels.data[i]) ? 1 : 0), 0) / predicted.length;
   };
   if (!shifted) return async (candidate) => ({ inDistribution: await rate(candidate, task.train), outOfDistribution: await rate(candidate, task.test) });

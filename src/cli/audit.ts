@@ -60,7 +60,7 @@ Examples:
       const shifted = options.shifted || options.shiftedInput ? loadShifted(options, data, model) : undefined;
       if (!shifted && (options.shiftedLabels || options.shiftedAttribute)) throw new InputError('--shifted-labels and --shifted-attribute describe a shifted set: give it with --shifted FILE (or --shifted-input NAME=FILE.npy for each input).');
       const counterfactuals = withDefaultCounterfactuals((options.counterfactual ?? []).map((text: string) => parseCounterfactual(text, data.layout)), data);
-      const plan = options.tryFixes ? planFixes(model, options.trainSpec, data, shifted, { labels: options.labels, labelColumn: options.labelColumn }) : undefined;
+      const plan = options.tryFixes ? planFixes(model, options.trainSpec, data, shifted, { labels: options.labels, labelColumn: options.labelColumn, inputs: options.input ? namedFiles(options.input, '--input') : undefined }) : undefined;
       const result = await auditModel(model, data, { config, counterfactuals, shifted, hooks: options.hooks, batchSize: positiveInteger(options.batchSize, '--batch-size'), progress: true });
       printAudit(model.path, result);
       const fixes = plan ? await runFixes(model, plan, result, runtime) : undefined;
