@@ -37,11 +37,11 @@ function maxPoolGradient(c: GradContext): string {
   return c.reshapeLike(scattered, c.x(0));
 }
 
-/** Whether a MaxPool's windows cannot overlap (strides ≥ kernel, undilated) and MaxUnpool can route its float32 gradient. */
+/** Whether a MaxPool's windows cannot overlap (strides ≥ kernel, undilated) nor run past the input (MaxUnpool infers the unpadded size from them), so MaxUnpool can route its float32 gradient. */
 export function unpoolable(c: GradContext): boolean {
   const kernel = c.attrInts('kernel_shape')!;
   const strides = c.attrInts('strides') ?? kernel.map(() => 1);
-  return c.node.opType === 'MaxPool' && c.attrInt('storage_order', 0) === 0 && (c.attrInts('dilations') ?? []).every((d) => d === 1)
+  return c.node.opType === 'MaxPool' && c.attrInt('storage_order', 0) === 0 && c.attrInt('ceil_mode', 0) === 0 && (c.attrInts('dilations') ?? []).every((d) => d === 1)
     && strides.every((s, k) => s >= kernel[k]) && c.dtype(c.x(0)) === 'float32';
 }
 
@@ -104,20 +104,20 @@ export function reluMaxPoolGradient(c: GradContext): string {
   return unpool(c, masked, c.x(0));
 }
 
-/** dX = ConvTranspose(dY / count, ones kernel), per channel; count is the kernel area, or the number of real (unpadded) cells when count_include_pad=0. */
+/** dX = ConvTranspose(dY / count, ones kernel), per channel, over 1, 2 or 3 spatial axes; count is the kernel's size, or the number of real (unpadded) cells when count_include_pad=0. */
 function averagePoolGradient(c: GradContext): string {
   const x = c.x(0);
   const xShape = c.shape(x).map(Number);
-  if (xShape.length !== 4) throw new AutodiffError(`AveragePool over ${xShape.length - 2} spatial axes (${c.describe()}) has no gradient rule.`);
   if (c.attrString('auto_pad', 'NOTSET') !== 'NOTSET') throw new AutodiffError(`AveragePool with auto_pad (${c.describe()}) has no gradient rule.`);
   const kernel = c.attrInts('kernel_shape')!;
-  const strides = c.attrInts('strides') ?? [1, 1];
-  const dilations = c.attrInts('dilations') ?? [1, 1];
-  const pads = c.attrInts('pads') ?? [0, 0, 0, 0];
+  const spatial = kernel.length;
+  const strides = c.attrInts('strides') ?? kernel.map(() => 1);
+  const dilations = c.attrInts('dilations') ?? kernel.map(() => 1);
+  const pads = c.attrInts('pads') ?? [...kernel, ...kernel].map(() => 0);
   const channels = xShape[1];
   const outSpatial = c.shape(c.y(0)).slice(2).map(Number);
-  const area = kernel[0] * kernel[1];
-  const tiles = [0, 1].every((k) => strides[k] === kernel[k] && dilations[k] === 1 && outSpatial[k] * kernel[k] === xShape[2 + k]) && pads.every((p) => p === 0);
+  const area = kernel.reduce((a, b) => a * b, 1);
+  const tiles = spatial === 2 && [0, 1].every((k) => strides[k] === kernel[k] && dilations[k] === 1 && outSpatial[k] * kernel[k] === xShape[2 + k]) && pads.every((p) => p === 0);
   if (tiles && outSpatial[1] <= 32) return tiledAveragePoolGradient(c, kernel, outSpatial);
   let scaled = c.div(dy(c), c.scalar(area, x));
   if (c.attrInt('count_include_pad', 0) === 0 && pads.some((p) => p > 0)) {
@@ -127,8 +127,8 @@ function averagePoolGradient(c: GradContext): string {
     const counted = c.op('AveragePool', [ones], { kernel_shape: ints(kernel), strides: ints(strides), pads: ints(pads), dilations: dilated, count_include_pad: int(1), ceil_mode: int(c.attrInt('ceil_mode', 0)) });
     scaled = c.div(dy(c), c.mul(counted, c.scalar(area, x)));
   }
-  const weights = c.constant(new Array(channels * area).fill(1), [channels, 1, kernel[0], kernel[1]], x);
-  const outputPadding = [0, 1].map((k) => xShape[2 + k] - ((outSpatial[k] - 1) * strides[k] - pads[k] - pads[k + 2] + (kernel[k] - 1) * dilations[k] + 1));
+  const weights = c.constant(new Array(channels * area).fill(1), [channels, 1, ...kernel], x);
+  const outputPadding = kernel.map((_, k) => xShape[2 + k] - ((outSpatial[k] - 1) * strides[k] - pads[k] - pads[k + spatial] + (kernel[k] - 1) * dilations[k] + 1));
   if (outputPadding.some((p) => p < 0 || p >= Math.max(strides[0], dilations[0], 1) + 1)) {
     throw new AutodiffError(`AveragePool ${c.describe()} with ceil_mode windows past the input has no gradient rule.`);
   }
