@@ -14,7 +14,7 @@ import { Model } from '../src/runtime/model.ts';
 import { tensorFromProto } from '../src/onnx/tensor-proto.ts';
 import { moveAxis, relativeError } from '../src/tensor.ts';
 import { fineTunedModel, setUpFineTuning } from '../src/train/fine-tune.ts';
-import { valuesUnderPyTorchNames } from '../src/train/foreign.ts';
+import { fineTuningPlan, globMatches, valuesUnderPyTorchNames } from '../src/train/foreign.ts';
 import { CORPUS, corpusManifest, inputsOf } from './corpus-oracle.ts';
 
 interface FineTuneOracle {
@@ -105,5 +105,36 @@ describe("fine-tuning an export with a folded BatchNorm equals PyTorch's SGD ste
     const { plan } = await checkFineTuning(dir, join(dir, oracle.model), oracle, Object.keys(corpusManifest('audio_conv1d').gradients.params), (n) => n, t);
     assert.deepEqual(plan.frozen.filter((f) => f.reason === 'BatchNorm running statistic').map((f) => f.initializer).sort(),
       ['features.0.1.running_mean', 'features.0.1.running_var', 'features.1.1.running_mean', 'features.1.1.running_var', 'features.2.1.running_mean', 'features.2.1.running_var']);
+  });
+});
+
+describe('choosing what trains: --train / --freeze globs over PyTorch names', () => {
+  const planOf = async (name: string, selection: Parameters<typeof fineTuningPlan>[1]) => {
+    const model = Model.load(join(CORPUS, name, 'opset17.onnx'), { threads: 1 });
+    try {
+      return fineTuningPlan(model, selection);
+    } finally {
+      await model.release();
+    }
+  };
+
+  it('globs: * spans dots, ? one character, everything else literal', () => {
+    assert.ok(globMatches('layer1.*', 'layer1.0.conv1.weight'));
+    assert.ok(globMatches('h.?.ln_1.weight', 'h.0.ln_1.weight'));
+    assert.ok(!globMatches('h.?.ln_1.weight', 'h.10.ln_1.weight'));
+    assert.ok(!globMatches('fc.weight', 'fcXweight'));
+  });
+
+  it("an LSTM layer's packed W, R, B train or stay frozen whole: a pattern matching part of one is refused", async () => {
+    const frozen = await planOf('lstm', { freeze: ['rnn.*'] });
+    assert.deepEqual([...new Set(frozen.parameters.flatMap((p) => p.pytorchNames))].sort(), ['embed.weight', 'fc.bias', 'fc.weight']);
+    await assert.rejects(planOf('lstm', { freeze: ['rnn.*_reverse'] }), /matches some of the PyTorch parameters stored together in 'onnx::LSTM_\d+' \(rnn\.\w+_l0, .*rnn\.\w+_l0_reverse.*\) but not all/);
+  });
+
+  it("GPT-2: --train 'wte.weight' trains the tied embedding (and with it lm_head) and nothing else", async () => {
+    const plan = await planOf('gpt2', { train: ['wte.weight'] });
+    assert.deepEqual(plan.parameters.map((p) => p.initializer), ['wte.weight']);
+    assert.equal(plan.tied.length, 1);
+    assert.ok(plan.frozen.some((f) => f.reason === 'not matched by --train' && f.initializer === 'wpe.weight'));
   });
 });
