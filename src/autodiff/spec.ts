@@ -13,7 +13,7 @@ export const EMITTED_OPS = new Set([
   'Where', 'Greater', 'Less', 'Cast', 'Identity', 'Expand', 'Shape', 'Size', 'Gather', 'Concat', 'Split', 'Slice', 'Pad',
   'Reshape', 'Transpose', 'Unsqueeze', 'Squeeze', 'CumSum', 'Einsum', 'GatherElements', 'GatherND', 'ReduceSum', 'ReduceMean', 'MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'AveragePool',
   'ScatterElements', 'ScatterND', 'MaxUnpool', 'SpaceToDepth', 'Range', 'Trilu', 'ReduceSumSquare', 'OneHot', 'Not', 'Equal', 'And', 'Or', 'Sign', 'Abs', 'Sin', 'Cos', 'Sigmoid', 'HardSigmoid', 'Softplus', 'ConstantOfShape', 'ReduceProd', 'BatchNormalization',
-  'Floor', 'Round', 'Sinh', 'Cosh', // Mod's trunc, GridSample's corners, Sinh's and Cosh's derivatives
+  'Floor', 'Round', 'Sinh', 'Cosh', 'ReverseSequence', 'Compress', 'CenterCropPad', // Mod's trunc, GridSample's corners, Sinh's and Cosh's derivatives
   'Scan', 'Relu', // recurrent rules: the recomputed forward and the backward recurrence (recurrent.ts)
 ]);
 

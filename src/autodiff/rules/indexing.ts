@@ -2,7 +2,7 @@
 import { int, ints, string as str } from '../../graph/builder.ts';
 import { AutodiffError } from '../errors.ts';
 import { axisOf, type Grad, type GradContext } from '../context.ts';
-import { castCode, dy, type GradientRule } from './shared.ts';
+import { castCode, dy, gradientByCopies, type GradientRule } from './shared.ts';
 
 export const INDEXING_RULES: Record<string, GradientRule> = {
   Gather: (c) => [gatherGradient(c)],
@@ -14,6 +14,8 @@ export const INDEXING_RULES: Record<string, GradientRule> = {
     if (c.attrInt('batch_dims', 0) !== 0) throw new AutodiffError(`GatherND with batch_dims (${c.describe()}) has no gradient rule.`);
     return [c.op('ScatterND', [c.zerosLike(c.x(0)), c.x(1), dy(c)], { reduction: str('add') }), undefined];
   },
+  // Compress keeps the slices whose condition holds: each cell of Y is a copy of one of X
+  Compress: (c) => [gradientByCopies(c, (positions) => c.op('Compress', [positions, c.x(1)], c.attr('axis') ? { axis: int(c.attrInt('axis', 0)) } : {})), undefined],
   ScatterElements: (c) => scatterGradient(c, 'GatherElements'),
   ScatterND: (c) => scatterGradient(c, 'GatherND'),
   // TopK: dX = dY scattered to the positions the values came from (distinct along the axis); indices get none

@@ -2,7 +2,7 @@
 import { int, ints, string as str } from '../../graph/builder.ts';
 import { AutodiffError } from '../errors.ts';
 import { axisOf, type GradContext } from '../context.ts';
-import { dy, type GradientRule, reshapeDims } from './shared.ts';
+import { dy, gradientByCopies, type GradientRule, reshapeDims } from './shared.ts';
 
 export const SHAPE_RULES: Record<string, GradientRule> = {
   Reshape: (c) => [c.reshapeLike(dy(c), c.x(0))],
@@ -27,7 +27,9 @@ export const SHAPE_RULES: Record<string, GradientRule> = {
   Slice: (c) => [sliceGradient(c)],
   Pad: (c) => [padGradient(c)],
   Tile: (c) => [tileGradient(c), undefined],
+  CenterCropPad: (c) => [centerCropPadGradient(c), undefined],
   DepthToSpace: (c) => [depthToSpaceGradient(c)],
+  ReverseSequence: (c) => [c.op('ReverseSequence', [dy(c), c.x(1)], { batch_axis: int(c.attrInt('batch_axis', 1)), time_axis: int(c.attrInt('time_axis', 0)) }), undefined], // a permutation that is its own inverse
   SpaceToDepth: (c) => [spaceToDepthGradient(c)],
   Trilu: (c) => [c.op('Trilu', c.x(1) ? [dy(c), c.x(1)] : [dy(c)], { upper: int(c.attrInt('upper', 1)) })], // dX = Trilu(dY): the kept triangle passes through
 };
@@ -57,17 +59,9 @@ function sliceGradient(c: GradContext): string {
   return c.op('Pad', [dy(c), pads], { mode: str('constant') });
 }
 
-/**
- * Slice with steps other than 1 (x[::2], torch.flip's step −1) or computed at run time: the same
- * Slice taken of X's flat positions (Range over X's size, shaped like X) names the position each
- * element of Y came from, all distinct, so dX = dY scattered there into zeros.
- */
+/** Slice with steps other than 1 (x[::2], torch.flip's step −1) or computed at run time: each cell of Y is a copy of one of X. */
 function steppedSliceGradient(c: GradContext): string {
-  const x = c.x(0);
-  const positions = c.op('Reshape', [c.op('Range', [c.int64(0), c.op('Size', [x]), c.int64(1)]), c.op('Shape', [x])]); // [X's shape]
-  const picked = c.op('Slice', [positions, ...c.node.input.slice(1)]); // [Y's shape]
-  const flat = (value: string) => c.op('Reshape', [value, c.int64s([-1])]);
-  return c.reshapeLike(c.op('ScatterElements', [flat(c.zerosLike(x)), flat(picked), flat(dy(c))], { axis: int(0) }), x);
+  return gradientByCopies(c, (positions) => c.op('Slice', [positions, ...c.node.input.slice(1)]));
 }
 
 /** Constant padding by constant, non-negative pads: dX = the unpadded window of dY. Other pads and modes: copiedPadGradient. */
@@ -83,19 +77,15 @@ function padGradient(c: GradContext): string {
   return c.op('Slice', [dy(c), c.int64s(begins), ends, c.int64s(axes)]);
 }
 
-/**
- * Pad in any mode (reflect, edge, wrap) or with negative pads (cropping): every cell of Y is a copy
- * of a cell of X or the constant. Padding X's flat positions the same way (the constant −1) names
- * each cell's source, so dX = dY scatter-added there (a cell copied several times sums its copies).
- */
+/** Pad in any mode (reflect, edge, wrap) or with negative pads (cropping): each cell of Y is a copy of one of X or the constant (source −1). */
 function copiedPadGradient(c: GradContext): string {
-  const x = c.x(0);
-  const positions = c.op('Reshape', [c.op('Range', [c.int64(0), c.op('Size', [x]), c.int64(1)]), c.op('Shape', [x])]); // [X's shape]
-  const sources = c.op('Pad', [positions, c.x(1), c.int64(-1), ...(c.x(3) ? [c.x(3)] : [])], { mode: str(c.attrString('mode', 'constant')) }); // [Y's shape]
-  const flat = (value: string) => c.op('Reshape', [value, c.int64s([-1])]);
-  const copied = c.op('Not', [c.op('Less', [sources, c.int64(0)])]);
-  const scattered = c.op('ScatterElements', [flat(c.zerosLike(x)), flat(c.op('Where', [copied, sources, c.int64(0)])), flat(c.op('Where', [copied, dy(c), c.scalar(0, x)]))], { axis: int(0), reduction: str('add') });
-  return c.reshapeLike(scattered, x);
+  return gradientByCopies(c, (positions) => c.op('Pad', [positions, c.x(1), c.int64(-1), ...(c.x(3) ? [c.x(3)] : [])], { mode: str(c.attrString('mode', 'constant')) }));
+}
+
+/** CenterCropPad (opset 18): cells cropped or zero-padded around the centre; sources padded as 0 are shifted to −1. */
+function centerCropPadGradient(c: GradContext): string {
+  const axes = c.attrInts('axes');
+  return gradientByCopies(c, (positions) => c.sub(c.op('CenterCropPad', [c.add(positions, c.int64(1)), c.x(1)], { axes: axes ? ints(axes) : undefined }), c.int64(1)));
 }
 
 /** Tile by constant repeats r: dX = Σ over the r copies along each axis (dY viewed as [r₀, d₀, r₁, d₁, ...]). */

@@ -1,5 +1,6 @@
 /** What every rule family shares: the rule type, dY, and small helpers. */
 import { AutodiffError } from '../errors.ts';
+import { int, string as str } from '../../graph/builder.ts';
 import type { Grad, GradContext } from '../context.ts';
 
 export type GradientRule = (ctx: GradContext) => Grad[];
@@ -17,4 +18,20 @@ export function reshapeDims(c: GradContext, value: string): number[] {
   const dims = c.shape(value).map((dim) => (typeof dim === 'number' ? dim : -1));
   if (dims.filter((dim) => dim === -1).length > 1) throw new AutodiffError(`The gradient of ${c.describe()} needs the sizes of '${value}', which has more than one symbolic axis.`);
   return dims;
+}
+
+/**
+ * The gradient of an op whose every output cell is a copy of an input cell (or a constant): the
+ * same op applied to X's flat positions (Range over X's size, shaped like X) names each cell's
+ * source — `sourcesOf` returns that, with −1 where a cell holds no input — so dX = dY scatter-added
+ * at the sources (a cell copied several times sums its copies).
+ */
+export function gradientByCopies(c: GradContext, sourcesOf: (positions: string) => string): string {
+  const x = c.x(0);
+  const positions = c.op('Reshape', [c.op('Range', [c.int64(0), c.op('Size', [x]), c.int64(1)]), c.op('Shape', [x])]); // [X's shape]
+  const sources = sourcesOf(positions); // [Y's shape]
+  const flat = (value: string) => c.op('Reshape', [value, c.int64s([-1])]);
+  const copied = c.op('Not', [c.op('Less', [sources, c.int64(0)])]);
+  const scattered = c.op('ScatterElements', [flat(c.zerosLike(x)), flat(c.op('Where', [copied, sources, c.int64(0)])), flat(c.op('Where', [copied, dy(c), c.scalar(0, x)]))], { axis: int(0), reduction: str('add') });
+  return c.reshapeLike(scattered, x);
 }
