@@ -21,6 +21,8 @@ interface FineTuneOracle {
   lr: number; momentum: number; steps: number; target: string; losses: number[]; params: Record<string, string>;
   /** Folded models: PyTorch trained the fused model (every parameter named here); its eval()-mode curve unfused. */
   fused?: boolean; parameters?: string[]; losses_unfused?: number[];
+  /** AdamW oracles (adamw.json). */
+  optimizer?: 'sgd' | 'adamw'; weight_decay?: number; betas?: [number, number]; eps?: number;
 }
 
 const TOLERANCE = 1e-4;
@@ -31,7 +33,10 @@ const FOLDED = ['audio_conv1d', 'mobilenet_v3_small', 'resnet18'];
 /** `layer1.0.conv1.weight (+layer1.0.bn1 folded)` → `layer1.0.conv1.weight`, the fused model's name. */
 const fusedName = (name: string) => name.replace(/ \(\+.* folded\)$/, '');
 
-const sgd = (momentum: number) => ({ kind: 'sgd' as const, momentum, weightDecay: 0, betas: [0.9, 0.999] as [number, number], eps: 1e-8 });
+/** The oracle's optimizer in teardown's terms (PyTorch's defaults where it names none). */
+const optimizerOf = (oracle: FineTuneOracle) => oracle.optimizer === 'adamw'
+  ? { kind: 'adamw' as const, momentum: 0, weightDecay: oracle.weight_decay!, betas: oracle.betas!, eps: oracle.eps! }
+  : { kind: 'sgd' as const, momentum: oracle.momentum, weightDecay: 0, betas: [0.9, 0.999] as [number, number], eps: 1e-8 };
 
 /** Fine-tunes `file` for the oracle's steps; checks its losses and saved parameters (under `rename`d PyTorch names) against the oracle's. */
 async function checkFineTuning(dir: string, file: string, oracle: FineTuneOracle, expectedParameters: string[], rename: (name: string) => string, t: { diagnostic(message: string): void }) {
@@ -39,7 +44,7 @@ async function checkFineTuning(dir: string, file: string, oracle: FineTuneOracle
   const feeds = inputsOf(dir, manifest);
   const target = readNpy(join(dir, oracle.target));
   const model = Model.load(file, { threads: 1 });
-  const { plan, trainingModel, stepper } = await setUpFineTuning(model, {}, feeds, target, { kind: 'cross-entropy' }, sgd(oracle.momentum), undefined, { threads: 1 });
+  const { plan, trainingModel, stepper } = await setUpFineTuning(model, {}, feeds, target, { kind: 'cross-entropy' }, optimizerOf(oracle), undefined, { threads: 1 });
   try {
     // Every PyTorch parameter trains, under its name, and nothing else does.
     assert.deepEqual([...new Set(plan.parameters.flatMap((p) => p.pytorchNames.map(rename)))].sort(), [...expectedParameters].sort());
@@ -106,6 +111,19 @@ describe("fine-tuning an export with a folded BatchNorm equals PyTorch's SGD ste
     assert.deepEqual(plan.frozen.filter((f) => f.reason === 'BatchNorm running statistic').map((f) => f.initializer).sort(),
       ['features.0.1.running_mean', 'features.0.1.running_var', 'features.1.1.running_mean', 'features.1.1.running_var', 'features.2.1.running_mean', 'features.2.1.running_var']);
   });
+});
+
+describe("fine-tuning with AdamW equals PyTorch's torch.optim.AdamW steps in eval() mode", () => {
+  for (const name of ['bare_transformer', 'token_classifier']) {
+    for (const opset of ['14', '17']) {
+      it(`${name}, opset ${opset}`, async (t) => {
+        const dir = join(CORPUS, name);
+        const oracle = JSON.parse(readFileSync(join(dir, 'finetune', 'adamw.json'), 'utf8')) as FineTuneOracle;
+        const manifest = corpusManifest(name);
+        await checkFineTuning(dir, join(dir, manifest.files[opset]), oracle, Object.keys(manifest.gradients.params), (n) => n, t);
+      });
+    }
+  }
 });
 
 describe('choosing what trains: --train / --freeze globs over PyTorch names', () => {

@@ -43,6 +43,10 @@ SETTINGS = {
     "lstm": (0.3, 0.9, ["embed.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0_reverse", "rnn.bias_hh_l1", "fc.weight"]),
     "gru": (0.03, 0.9, ["embed.weight", "rnn.weight_ih_l0_reverse", "rnn.weight_hh_l1", "rnn.bias_ih_l1_reverse", "fc.weight"]),
 }
+# AdamW (lr, weight decay; betas 0.9, 0.999, eps 1e-8) on models whose every parameter has a sizeable gradient: Adam
+# divides by √v, so a parameter whose true gradient is 0 (a key bias before a softmax) would step on rounding noise
+ADAMW = {"token_classifier": (3e-3, 0.01), "bare_transformer": (3e-3, 0.01)}
+
 # folded models: (lr, momentum, fused parameters saved, unfused parameters saved for the unfolded export or None)
 FOLDED = {
     "audio_conv1d": (0.03, 0.9, ["features.0.0.weight", "features.1.0.bias", "fc.weight"], ["features.0.0.weight", "features.0.1.weight", "features.2.1.bias", "fc.weight"]),
@@ -74,9 +78,9 @@ def check_rebuilt(folder, model, inputs, output):
     return error
 
 
-def sgd_steps(model, inputs, target, lr, momentum):
-    """STEPS full-batch SGD steps on the mean cross-entropy; PyTorch's loss at each step, before its update."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+def sgd_steps(model, inputs, target, lr, momentum, optimizer=None):
+    """STEPS full-batch SGD (or the given optimizer's) steps on the mean cross-entropy; PyTorch's loss at each step, before its update."""
+    optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     losses = []
     for _ in range(STEPS):
         optimizer.zero_grad(set_to_none=True)
@@ -115,6 +119,14 @@ def finetune(name):
     write(folder, "finetune.json", {"optimizer": "sgd", "lr": lr, "momentum": momentum, "steps": STEPS, "mode": "eval",
                                     "target": "grad/target.npy", "losses": losses, "params": files})
     print(f"== {name}: rebuilt output vs corpus {error:.1e}; loss {losses[0]:.4f} -> {losses[-1]:.4f}; saved {', '.join(saved)}")
+    if name in ADAMW:
+        lr, weight_decay = ADAMW[name]
+        model, inputs, output = rebuild(name)
+        adamw = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay)
+        losses = sgd_steps(model, inputs, target, lr, 0, adamw)
+        write(folder, "adamw.json", {"optimizer": "adamw", "lr": lr, "weight_decay": weight_decay, "betas": [0.9, 0.999], "eps": 1e-8, "steps": STEPS,
+                                     "mode": "eval", "target": "grad/target.npy", "losses": losses, "params": save_parameters(folder, model, saved, "adamw")})
+        print(f"   AdamW: loss {losses[0]:.4f} -> {losses[-1]:.4f}")
 
 
 def finetune_folded(name):
