@@ -20,7 +20,7 @@ export const LOWEST_UPGRADABLE = 13;
 /** From this opset on, a model is differentiated at its own opset (its scatter-adds exist there). */
 export const OWN_OPSET_FROM = 16;
 /** The newest opset whose op signatures the rules read and emit (checked by autodiff/opsets.test.ts). */
-export const NEWEST_CHECKED_OPSET = 21;
+export const NEWEST_CHECKED_OPSET = 23;
 
 /** The model as gradient graphs see it: unchanged at opset ≥ 16, importing opset 17 from 13–15. */
 export function gradientProto(proto: ModelProto): ModelProto {

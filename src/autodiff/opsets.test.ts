@@ -1,9 +1,9 @@
 /**
- * Gradients at opsets 18–21, where ops changed signature: Reduce* take their axes as an input
+ * Gradients at opsets 18–23 (22 and 23 changed only the types ops accept), where ops changed signature: Reduce* take their axes as an input
  * (18), Pad an `axes` input (18), Split `num_outputs` (18), Resize `axes`,
  * `keep_aspect_ratio_policy` and `antialias` (18) and half_pixel_symmetric (19), GroupNormalization
  * per-group (18) then per-channel (21) scale and bias, AveragePool `dilations` (19), Gelu (20).
- * Each model is built with the project's GraphBuilder at every opset from 18 to 21 (or from the
+ * Each model is built with the project's GraphBuilder at every opset from 18 to 23 (or from the
  * opset that introduced the form), read by the rules in that form, and its backward graph is
  * emitted in the form valid there (onnxruntime loads it); the gradients are checked against
  * central finite differences.
@@ -146,7 +146,7 @@ const CASES: OpsetCase[] = [
   },
 ];
 
-const OPSETS = [18, 19, 20, 21];
+const OPSETS = [18, 19, 20, 21, 22, 23];
 
 function buildModel(testCase: OpsetCase, opset: number): { model: Model; feeds: Feeds } {
   const g = new GraphBuilder(`${testCase.name} (opset ${opset})`, opset);
@@ -158,7 +158,7 @@ function buildModel(testCase: OpsetCase, opset: number): { model: Model; feeds: 
   return { model: Model.fromProto(g.build(), g.name, { threads: 1 }), feeds };
 }
 
-describe('gradients of models built at opsets 18–21 vs finite differences', () => {
+describe('gradients of models built at opsets 18–23 vs finite differences', () => {
   for (const testCase of CASES) {
     for (const opset of OPSETS.filter((version) => version >= (testCase.since ?? 18))) {
       it(`${testCase.name}, opset ${opset}`, async () => {
