@@ -12,6 +12,7 @@ import { runWithCache } from '../runtime/run.ts';
 import { seededRandom } from '../random.ts';
 import { tensor, type DType, type Feeds, type Tensor } from '../tensor.ts';
 import { computeGradients } from './gradients.ts';
+import { checkAgainstFiniteDifferences } from '../../test/finite-differences.ts';
 import { NO_GRADIENT, RULE_FAMILIES, RULES } from './rules/index.ts';
 import { RECURRENT_RULES } from './recurrent.ts';
 
@@ -266,39 +267,13 @@ function buildCase(testCase: Case, dtype: DType): { model: Model; feeds: Feeds }
   return { model: Model.fromProto(g.build(), testCase.name, { threads: 1 }), feeds };
 }
 
-/** L = mean((Y − T)²), computed in JavaScript from the forward output. */
-function mse(output: Tensor, target: Tensor): number {
-  let sum = 0;
-  for (let i = 0; i < output.data.length; i++) sum += (Number(output.data[i]) - Number(target.data[i])) ** 2;
-  return sum / output.data.length;
-}
-
 async function checkCase(testCase: Case): Promise<void> {
-  const dtype: DType = testCase.float32 ? 'float32' : 'float64';
-  const { model, feeds } = buildCase(testCase, dtype);
-  const output = (await runWithCache(model, feeds, [])).outputs[model.outputNames[0]];
-  const random = seededRandom(11);
-  const target = tensor(dtype, output.dims, Array.from(output.data as Float64Array, () => 2 * random() - 1));
-  const { gradients } = await computeGradients(model, feeds, target, { loss: { kind: 'mse' }, wrt: ['input'] });
-  const step = dtype === 'float64' ? 1e-6 : 1e-2;
-  const tolerance = dtype === 'float64' ? 1e-6 : 3e-2;
-  for (const [name, value] of Object.entries(feeds)) {
-    const analytic = gradients.get(name)!;
-    let worst = 0;
-    let scale = 1e-12;
-    for (let k = 0; k < value.data.length; k++) {
-      const at = async (delta: number) => {
-        const data = (value.data as Float64Array).slice();
-        data[k] += delta;
-        return mse((await runWithCache(model, { ...feeds, [name]: { ...value, data } }, [])).outputs[model.outputNames[0]], target);
-      };
-      const numeric = ((await at(step)) - (await at(-step))) / (2 * step); // central difference
-      worst = Math.max(worst, Math.abs(numeric - Number(analytic.data[k])));
-      scale = Math.max(scale, Math.abs(numeric));
-    }
-    assert.ok(worst / scale <= tolerance, `${testCase.name}: d/d${name} differs from finite differences by ${(worst / scale).toExponential(2)} (relative), tolerance ${tolerance}`);
+  const { model, feeds } = buildCase(testCase, testCase.float32 ? 'float32' : 'float64');
+  try {
+    await checkAgainstFiniteDifferences(testCase.name, model, feeds);
+  } finally {
+    await model.release();
   }
-  await model.release();
 }
 
 describe('gradient rules vs finite differences', () => {
