@@ -10,6 +10,12 @@ import { concatRows, isFloat, moveAxis, relativeError, sliceRows, type Feeds, ty
 import type { Model } from './model.ts';
 import { runWithCache } from './run.ts';
 
+/**
+ * Most hooks exposed by one probe run. Exposing every value of a GPT-2-small (1,634) at once held
+ * them all in memory together, twice (onnxruntime's and the copies): 1.8 GB for two sequences.
+ */
+const HOOKS_PER_PROBE = 256;
+
 const shapeCache = new WeakMap<Model, Map<string, (number | string)[]>>();
 
 /**
@@ -30,13 +36,16 @@ export async function probeHookShapes(model: Model, feeds: Feeds, hooks: readonl
     // Inputs with a batch axis get one example, then two different ones; fixed-shape inputs (no batch axis) are fed as they are.
     const batched = (rows: number) => Object.fromEntries(Object.entries(feeds).map(([name, value]) =>
       [name, model.hasBatchAxis(name) ? (rows === 1 ? sliceRows(value, 0, 1) : concatRows([sliceRows(value, 0, 1), secondExample(value)])) : value]));
-    const names = missing.map((hook) => hook.name);
-    const atOne = await runWithCache(model, batched(1), names);
-    const atTwo = Object.keys(feeds).some((name) => model.hasBatchAxis(name)) ? await runWithCache(model, batched(2), names) : atOne;
-    for (const hook of missing) {
-      const one = atOne.cache.get(hook.name)!;
-      const two = atTwo.cache.get(hook.name)!;
-      known.set(key(hook), symbolicDims(one.dims, two.dims, (axis) => firstExampleInterleaved(one, two, axis)));
+    for (let first = 0; first < missing.length; first += HOOKS_PER_PROBE) {
+      const group = missing.slice(first, first + HOOKS_PER_PROBE);
+      const names = group.map((hook) => hook.name);
+      const atOne = await runWithCache(model, batched(1), names);
+      const atTwo = Object.keys(feeds).some((name) => model.hasBatchAxis(name)) ? await runWithCache(model, batched(2), names) : atOne;
+      for (const hook of group) {
+        const one = atOne.cache.get(hook.name)!;
+        const two = atTwo.cache.get(hook.name)!;
+        known.set(key(hook), symbolicDims(one.dims, two.dims, (axis) => firstExampleInterleaved(one, two, axis)));
+      }
     }
   }
   return new Map(hooks.map((hook) => [hook.name, known.get(key(hook))!]));
