@@ -79,19 +79,21 @@ function gemmGradient(c: GradContext): Grad[] {
 }
 
 /**
- * Einsum of one or two operands with explicit output subscripts, no ellipsis and no index repeated
- * within an operand: each operand's gradient is the einsum of dY with the other operands back to
- * its own subscripts — for Y = einsum('ab,bc->ac', A, B): dA = einsum('ac,bc->ab', dY, B). An
- * index of an operand found neither in the output nor in the other operand was summed away: its
- * gradient is the same along it (expanded back).
+ * Einsum with no index repeated within an operand: each operand's gradient is the einsum of dY with
+ * the other operands back to its own subscripts — for Y = einsum('ab,bc->ac', A, B): dA =
+ * einsum('ac,bc->ab', dY, B), and with three operands dA = einsum('out,B,C->A'). An index of an
+ * operand found neither in the output nor in another operand was summed away: its gradient is the
+ * same along it (expanded back). Ellipses become letters (right-aligned, as they broadcast) and an
+ * implicit output the indices seen once, in alphabetical order; an operand broadcast along an
+ * ellipsis axis gets a gradient the walker sums back.
  */
 function einsumGradient(c: GradContext): Grad[] {
-  const equation = c.attrString('equation', '').replace(/\s+/g, '');
-  const [inputsPart, output] = equation.split('->');
-  const operands = inputsPart?.split(',') ?? [];
-  const valid = output !== undefined && !equation.includes('.') && operands.length >= 1 && operands.length <= 2
-    && [...operands, output].every((subscripts) => new Set(subscripts).size === subscripts.length);
-  if (!valid) throw new AutodiffError(`Einsum '${equation}' (${c.describe()}) has no gradient rule: only one or two operands with explicit output subscripts, no ellipsis and no index repeated within an operand have one.`);
+  const { operands, output } = explicitEinsum(c);
+  const sizes = new Map<string, number | string>();
+  operands.forEach((subscripts, k) => [...subscripts].forEach((index, axis) => {
+    const dim = c.shape(c.x(k))[axis];
+    if (!sizes.has(index) || sizes.get(index) === 1) sizes.set(index, dim);
+  }));
   return operands.map((own, k) => {
     if (!c.needs(k)) return undefined;
     const others = operands.filter((_, j) => j !== k);
@@ -102,6 +104,24 @@ function einsumGradient(c: GradContext): Grad[] {
       const missing = [...own].map((index, axis) => (available.has(index) ? -1 : axis)).filter((axis) => axis >= 0);
       grad = c.op('Expand', [c.unsqueeze(grad, missing), c.op('Shape', [c.x(k)])]);
     }
-    return grad;
+    return { grad, shape: [...own].map((index) => (available.has(index) ? sizes.get(index)! : c.shape(c.x(k))[own.indexOf(index)])) };
   });
+}
+
+/** The equation with ellipses spelled out as letters and the output made explicit; refuses a repeated index within an operand. */
+function explicitEinsum(c: GradContext): { operands: string[]; output: string } {
+  const equation = c.attrString('equation', '').replace(/\s+/g, '');
+  const [inputsPart, outputPart] = equation.split('->');
+  const written = inputsPart.split(',');
+  const unused = [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'].filter((letter) => !equation.includes(letter));
+  const ellipsisRanks = written.map((subscripts, k) => (subscripts.includes('...') ? c.rank(c.x(k)) - subscripts.replace('...', '').length : 0));
+  const ellipsis = unused.slice(0, Math.max(0, ...ellipsisRanks)).join(''); // the widest ellipsis, right-aligned in each operand
+  const spell = (subscripts: string, rank: number) => subscripts.replace('...', ellipsis.slice(ellipsis.length - rank));
+  const operands = written.map((subscripts, k) => spell(subscripts, ellipsisRanks[k]));
+  const once = [...new Set(operands.join(''))].filter((index) => !ellipsis.includes(index) && operands.join('').split(index).length === 2).sort();
+  const output = outputPart === undefined ? ellipsis + once.join('') : spell(outputPart, ellipsis.length);
+  if ([...operands, output].some((subscripts) => new Set(subscripts).size !== subscripts.length)) {
+    throw new AutodiffError(`Einsum '${equation}' (${c.describe()}) has no gradient rule: an index repeated within an operand (a diagonal or trace) has none.`);
+  }
+  return { operands, output };
 }
