@@ -150,7 +150,8 @@ const RAW_DATA_FIELD = 9; // TensorProto.raw_data
 /** One GraphProto.initializer entry: tag and length, the tensor's fields, its raw data in place. */
 function initializerParts(tensor: TensorProto): Uint8Array[] {
   const [before, after] = encodeAround(TensorProtoType, tensor, RAW_DATA_FIELD);
-  const raw = tensor.rawData?.length ? [delimiter(RAW_DATA_FIELD, tensor.rawData.length), tensor.rawData] : [];
+  const rawData = tensor.rawData; // read once: it may come from a file
+  const raw = rawData?.length ? [delimiter(RAW_DATA_FIELD, rawData.length), rawData] : [];
   const body = [before, ...raw, after];
   return [delimiter(INITIALIZER_FIELD, byteLength(body)), ...body];
 }
@@ -158,21 +159,27 @@ function initializerParts(tensor: TensorProto): Uint8Array[] {
 /** One GraphProto.initializer entry whose data lies in a file: no raw data, its location, offset and length. */
 function externalInitializerParts(tensor: TensorProto, region: ExternalRegion): Uint8Array[] {
   const externalData = [['location', region.location], ['offset', String(region.offset)], ['length', String(region.length)]].map(([key, value]) => ({ key, value }));
-  const body = TensorProtoType.encode({ ...tensor, rawData: undefined, externalData, dataLocation: EXTERNAL }).finish();
+  const [before, after] = encodeAround(TensorProtoType, { ...withoutRawData(tensor), externalData, dataLocation: EXTERNAL }, RAW_DATA_FIELD);
+  const body = concatBytes([before, after]);
   return [delimiter(INITIALIZER_FIELD, body.length), body];
 }
 
 const EXTERNAL = 1; // TensorProto.DataLocation.EXTERNAL
 
-/** The message's fields numbered below `field`, and those above it, each encoded by protobufjs. */
+/** The tensor's fields but its raw data, without reading that (it may come from a file). */
+function withoutRawData(tensor: TensorProto): Record<string, unknown> {
+  const fields = tensor as unknown as Record<string, unknown>;
+  return Object.fromEntries(TensorProtoType.fieldsArray.filter((entry) => entry.id !== RAW_DATA_FIELD && Object.hasOwn(fields, entry.name)).map((entry) => [entry.name, fields[entry.name]]));
+}
+
+/**
+ * The message's fields numbered below `field`, and those above it, each encoded by protobufjs. The
+ * field itself is never read: it may be a property that reads a weight from a file (runtime/weight-file.ts).
+ */
 function encodeAround(type: protobuf.Type, message: object, field: number): [Uint8Array, Uint8Array] {
-  const before: Record<string, unknown> = { ...message };
-  const after: Record<string, unknown> = { ...message };
-  for (const entry of type.fieldsArray) {
-    if (entry.id >= field) delete before[entry.name];
-    if (entry.id <= field) delete after[entry.name];
-  }
-  return [type.encode(before).finish(), type.encode(after).finish()];
+  const fields = message as Record<string, unknown>;
+  const pick = (keep: (id: number) => boolean) => Object.fromEntries(type.fieldsArray.filter((entry) => keep(entry.id) && Object.hasOwn(fields, entry.name)).map((entry) => [entry.name, fields[entry.name]]));
+  return [type.encode(pick((id) => id < field)).finish(), type.encode(pick((id) => id > field)).finish()];
 }
 
 /** The tag and length that open a length-delimited field. */

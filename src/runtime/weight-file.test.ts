@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, rmSync, utimesSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ModelError } from '../errors.ts';
+import { decodeModel } from '../onnx/proto.ts';
 import { relativeError } from '../tensor.ts';
 import { loadFixture } from '../../test/helpers.ts';
 import { LoadedSessions, type Unloadable } from './loaded-sessions.ts';
@@ -22,6 +23,21 @@ describe('sessions read the weights from the model file', () => {
     for (const name of fixture.activations) assert.ok(relativeError(mapped.cache.get(name)!, fixture.activation(name)) < 1e-5, name);
     const copied = await runWithCache(embedded, { input: fixture.input }, []);
     assert.ok(relativeError(mapped.outputs.output, copied.outputs.output) < 1e-6);
+  });
+
+  it('JavaScript reads the large weights from the file: the same bytes; a weight assigned anew is used instead', async () => {
+    const fixture = loadFixture('gpt');
+    after(() => fixture.model.release());
+    const decoded = decodeModel(readFileSync(fixture.modelPath));
+    fixture.model.proto.graph.initializer.forEach((tensor, k) => assert.deepEqual(tensor.rawData, decoded.graph.initializer[k].rawData, tensor.name));
+    const before = await runWithCache(fixture.model, { input: fixture.input }, []);
+    const embed = fixture.model.proto.graph.initializer.find((tensor) => tensor.name === 'embed.weight')!;
+    embed.rawData = new Uint8Array(embed.rawData!.length); // every token embedded as zeros
+    const zeroed = Model.fromProto(fixture.model.proto, 'zeroed', { threads: 1 });
+    after(() => zeroed.release());
+    const after_ = await runWithCache(zeroed, { input: fixture.input }, []);
+    assert.ok(relativeError(after_.outputs.output, before.outputs.output) > 0.01);
+    assert.deepEqual(embed.rawData, new Uint8Array(embed.rawData!.length));
   });
 
   it('an unloaded session loads again when it runs, with the same outputs', async () => {

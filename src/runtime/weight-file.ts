@@ -8,8 +8,13 @@
  * memory-maps the file and, with prepacking off (runtime/session.ts), computes straight from the
  * mapping. The page cache holds the weights once for every session, a session costs no copy of
  * them, and encoding a graph copies no weight bytes.
+ *
+ * JavaScript then keeps no copy either: each such initializer's `rawData` becomes a property that
+ * reads its bytes from the file when asked (autodiff, training and parameter names still see the
+ * same bytes), and every other bytes field is copied out of the file's buffer, so that buffer is
+ * collected.
  */
-import { realpathSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { ModelError } from '../errors.ts';
 import type { ExternalRegion, ModelProto, TensorProto } from '../onnx/proto.ts';
@@ -28,13 +33,14 @@ const MIN_LOADED_BYTES = 256 * 2 ** 20;
 export class WeightFile {
   /** The bound on mapped weights kept loaded, shared by every session of the model and its variants. */
   readonly loaded: LoadedSessions;
+  /** Initializers whose raw data is read from the file, and where. */
+  private readonly regions = new WeakMap<TensorProto, ExternalRegion>();
 
   private constructor(
     /** The folder onnxruntime resolves the location in (it refuses absolute locations). */
     readonly folder: string,
     private readonly location: string,
     private readonly path: string,
-    private readonly fileBytes: ArrayBufferLike,
     private readonly stamp: { size: number; mtimeMs: number },
     /** Bytes of all the weights the file holds for sessions. */
     readonly weightBytes: number,
@@ -54,15 +60,42 @@ export class WeightFile {
     if (!buffer || buffer.byteLength !== stat.size || !large.every((tensor) => tensor.rawData!.buffer === buffer)) return undefined;
     const real = realpathSync(path); // onnxruntime gets the folder the bytes really live in
     const bytes = large.reduce((sum, tensor) => sum + tensor.rawData!.length, 0);
-    return new WeightFile(dirname(real), basename(real), path, buffer, { size: stat.size, mtimeMs: stat.mtimeMs }, bytes);
+    const file = new WeightFile(dirname(real), basename(real), path, { size: stat.size, mtimeMs: stat.mtimeMs }, bytes);
+    copyViewsOf(buffer, proto, new Set(large));
+    for (const tensor of large) file.leaveInFile(tensor);
+    return file;
   }
 
   /** Where in the file `tensor`'s raw data lies, or undefined to keep it inside the graph. */
-  readonly regionOf = (tensor: TensorProto): ExternalRegion | undefined => {
-    const raw = tensor.rawData;
-    if (!raw || raw.length < MIN_EXTERNAL_BYTES || raw.buffer !== this.fileBytes) return undefined;
-    return { location: this.location, offset: raw.byteOffset, length: raw.length };
-  };
+  readonly regionOf = (tensor: TensorProto): ExternalRegion | undefined => this.regions.get(tensor);
+
+  /** `tensor.rawData` read from the file on each access; assigning it stores the new bytes in memory, as before. */
+  private leaveInFile(tensor: TensorProto): void {
+    const raw = tensor.rawData!;
+    const region = { location: this.location, offset: raw.byteOffset, length: raw.length };
+    this.regions.set(tensor, region);
+    Object.defineProperty(tensor, 'rawData', {
+      enumerable: true,
+      configurable: true,
+      get: () => this.read(region),
+      set: (value: Uint8Array | undefined) => {
+        this.regions.delete(tensor);
+        Object.defineProperty(tensor, 'rawData', { value, writable: true, enumerable: true, configurable: true });
+      },
+    });
+  }
+
+  private read(region: ExternalRegion): Uint8Array {
+    this.checkUnchanged();
+    const bytes = Buffer.allocUnsafe(region.length); // a Buffer, as protobufjs decodes bytes fields
+    const fd = openSync(this.path, 'r');
+    try {
+      readSync(fd, bytes, 0, region.length, region.offset);
+    } finally {
+      closeSync(fd);
+    }
+    return bytes;
+  }
 
   /** What Session.create needs for a graph whose weights take `bytes` of the file. */
   mappedWeights(bytes: number): MappedWeights {
@@ -75,6 +108,19 @@ export class WeightFile {
     try { now = statSync(this.path); } catch { now = undefined; }
     if (!now || now.size !== this.stamp.size || now.mtimeMs !== this.stamp.mtimeMs) {
       throw new ModelError(`Model file '${this.path}' changed or disappeared since it was loaded: its weights are read from the file as sessions are made. Load the model again.`);
+    }
+  }
+}
+
+/** Replaces every Uint8Array in `message` (recursively, but not inside `kept`) that views `buffer` with a copy of its bytes. */
+function copyViewsOf(buffer: ArrayBufferLike, message: object, kept: ReadonlySet<object>): void {
+  if (kept.has(message)) return;
+  for (const [key, value] of Object.entries(message)) {
+    if (value instanceof Uint8Array) {
+      // Buffer's slice is a view: Buffer.from copies.
+      if (value.buffer === buffer) (message as Record<string, unknown>)[key] = Buffer.isBuffer(value) ? Buffer.from(value) : value.slice();
+    } else if (value && typeof value === 'object') {
+      copyViewsOf(buffer, value, kept);
     }
   }
 }
