@@ -12,9 +12,19 @@ export const CONVOLUTION_RULES: Record<string, GradientRule> = {
 /** A convolution's geometry: spatial kernel, strides, dilations and pads ([begins…, ends…]). */
 interface Geometry { kernel: number[]; strides: number[]; dilations: number[]; pads: number[] }
 
+/** The node's geometry, with a Conv's auto_pad turned into the explicit pads it stands for. */
 function geometry(c: GradContext, kernel: number[]): Geometry {
   const ones = kernel.map(() => 1);
-  return { kernel, strides: c.attrInts('strides') ?? ones, dilations: c.attrInts('dilations') ?? ones, pads: c.attrInts('pads') ?? [...kernel, ...kernel].map(() => 0) };
+  const strides = c.attrInts('strides') ?? ones;
+  const dilations = c.attrInts('dilations') ?? ones;
+  const autoPad = c.attrString('auto_pad', 'NOTSET');
+  if (autoPad === 'NOTSET') return { kernel, strides, dilations, pads: c.attrInts('pads') ?? [...kernel, ...kernel].map(() => 0) };
+  if (autoPad === 'VALID') return { kernel, strides, dilations, pads: [...kernel, ...kernel].map(() => 0) };
+  // SAME_UPPER / SAME_LOWER: out = ⌈in / s⌉, padded by what the last window needs, the odd cell at the end (UPPER) or the start (LOWER)
+  const inSpatial = c.shape(c.x(0)).slice(2).map(Number);
+  const totals = kernel.map((size, k) => Math.max(0, (Math.ceil(inSpatial[k] / strides[k]) - 1) * strides[k] + (size - 1) * dilations[k] + 1 - inSpatial[k]));
+  const begins = totals.map((total) => (autoPad === 'SAME_LOWER' ? Math.ceil(total / 2) : Math.floor(total / 2)));
+  return { kernel, strides, dilations, pads: [...begins, ...totals.map((total, k) => total - begins[k])] };
 }
 
 const spatialAxes = (rank: number) => [...Array(rank - 2).keys()].map((k) => k + 2);
@@ -31,7 +41,6 @@ function convGradient(c: GradContext): Grad[] {
   const wShape = c.shape(w).map(Number);
   if (xShape.length === 3) return conv1dGradient(c);
   if (xShape.length !== 4 && xShape.length !== 5) throw new AutodiffError(`Conv over ${xShape.length - 2} spatial axes (${c.describe()}) has no gradient rule: only 1-D, 2-D and 3-D convolutions have one.`);
-  if (c.attrString('auto_pad', 'NOTSET') !== 'NOTSET') throw new AutodiffError(`Conv with auto_pad (${c.describe()}) has no gradient rule: export with explicit pads.`);
   const conv = geometry(c, wShape.slice(2));
   const { kernel, strides, dilations, pads } = conv;
   const spatial = kernel.length;
@@ -92,10 +101,7 @@ function conv1dGradient(c: GradContext): Grad[] {
   const [x, w] = [c.x(0), c.x(1)];
   const xShape = c.shape(x).map(Number);
   const wShape = c.shape(w).map(Number);
-  if (c.attrString('auto_pad', 'NOTSET') !== 'NOTSET') throw new AutodiffError(`Conv with auto_pad (${c.describe()}) has no gradient rule: export with explicit pads.`);
-  const [stride] = c.attrInts('strides') ?? [1];
-  const [dilation] = c.attrInts('dilations') ?? [1];
-  const [padStart, padEnd] = c.attrInts('pads') ?? [0, 0];
+  const { strides: [stride], dilations: [dilation], pads: [padStart, padEnd] } = geometry(c, [wShape[2]]);
   const group = c.attrInt('group', 1);
   const kernel = [1, wShape[2]];
   const lifted = { strides: [1, stride], dilations: [1, dilation], pads: [0, padStart, 0, padEnd] };
