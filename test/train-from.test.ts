@@ -201,7 +201,7 @@ describe('audit --try-fixes on a model teardown did not train', () => {
     assert.match(result.stdout, /Trying fixes: fine-tuning model\.onnx from its own weights/);
     const audit = JSON.parse(readFileSync(json, 'utf8'));
     assert.ok(audit.findings.some((f: { detector: string; attribute?: string; severity: string }) => f.detector === 'shortcut-attribute' && f.attribute === 'shortcut' && f.severity === 'high'), 'the audit finds the planted shortcut');
-    const rows = new Map((audit.fixes.rows as { method: string; outOfDistribution: number; inDistribution: number }[]).map((row) => [row.method, row]));
+    const rows = new Map((audit.fixes.rows as { method: string; outOfDistribution: number; inDistribution: number; flipRate?: number }[]).map((row) => [row.method, row]));
     assert.deepEqual([...rows.keys()], ['as audited (ERM)', 'group-balanced reweighting', 'Just-Train-Twice', 'IRMv1']);
     const asAudited = rows.get('as audited (ERM)')!;
     const reweighted = rows.get('group-balanced reweighting')!;
@@ -211,6 +211,11 @@ describe('audit --try-fixes on a model teardown did not train', () => {
     const standardError = Math.sqrt(0.25 / 600);
     assert.ok(reweighted.outOfDistribution - asAudited.outOfDistribution > 3 * standardError, `reweighting ${reweighted.outOfDistribution} vs ERM ${asAudited.outOfDistribution}`);
     assert.match(audit.fixes.description, /fine-tunes the audited model from its own weights/);
+    // The re-audit: each model's counterfactual flip rate, the audited model's equal to the audit's own finding.
+    const finding = audit.findings.find((f: { detector: string }) => f.detector === 'shortcut-attribute');
+    assert.equal(asAudited.flipRate, finding.metric.value);
+    const flipError = Math.sqrt(0.25 / audit.data.examples);
+    assert.ok(asAudited.flipRate! - reweighted.flipRate! > 3 * flipError, 'reweighting relies less on the shortcut');
   });
 
   it('a model with several inputs (input_ids, attention_mask, features): the fixes fine-tune it with every input read row for row', () => {

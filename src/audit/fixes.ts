@@ -27,11 +27,15 @@ import { loadExtraInputs, type ExtraInputs } from '../train/extra-inputs.ts';
 import { examplesInput } from '../train/source.ts';
 import type { Attribute, AuditData } from './data.ts';
 import { correctCount, predict } from './predictions.ts';
+import type { Counterfactual } from './shortcut.ts';
+import { transformExamples } from './transforms.ts';
 
 export interface FixRow {
   method: string;
   inDistribution: number;
   outOfDistribution: number;
+  /** The re-audit: the share of the audit's examples whose prediction the shortcut's counterfactual flips (when the audit had one). */
+  flipRate?: number;
   settings: string;
   seconds: number;
 }
@@ -176,14 +180,30 @@ function loadRetrainingTask(spec: TrainSpec): Task {
   }
 }
 
-/** Accepts a plan (fixPlan) or, for a built-in task, the audited model's spec itself. */
-export async function tryFixes(model: Model, specOrPlan: TrainSpec | FixPlan, attribute: string, runtime: RuntimeOptions, onRow?: (row: FixRow) => void): Promise<FixesResult> {
+/** Re-audits a candidate model: the share of the audit's examples whose prediction the shortcut's counterfactual flips. */
+export type Reaudit = (candidate: Model) => Promise<number>;
+
+/** The audit's shortcut-attribute check (audit/shortcut.ts) on any model: the same transformed examples (same seed), its flip rate. */
+export function counterfactualReaudit(data: AuditData, counterfactual: Counterfactual, seed: number, batchSize: number): Reaudit {
+  const transformed = transformExamples(counterfactual.transform, data.inputs, { seed, column: counterfactual.column });
+  return async (candidate) => {
+    const [before, after] = [await predict(candidate, data.inputs, { batchSize }), await predict(candidate, transformed, { batchSize })];
+    return before.predicted.reduce((flips, predicted, i) => flips + (predicted !== after.predicted[i] ? 1 : 0), 0) / before.predicted.length;
+  };
+}
+
+/**
+ * Accepts a plan (fixPlan) or, for a built-in task, the audited model's spec itself. `reaudit`
+ * measures each retrained model's reliance on the shortcut again, next to its accuracies.
+ */
+export async function tryFixes(model: Model, specOrPlan: TrainSpec | FixPlan, attribute: string, runtime: RuntimeOptions, onRow?: (row: FixRow) => void, reaudit?: Reaudit): Promise<FixesResult> {
   const plan = 'spec' in specOrPlan ? specOrPlan : builtInPlan(specOrPlan, [attribute]);
   const spec = plan.spec;
   const task = loadRetrainingTask(spec);
   const ownShift = task.testDistribution === 'shifted';
   const environment = task.train.attributes?.[DEFAULT_ENVIRONMENT] ? DEFAULT_ENVIRONMENT : attribute;
-  const measure = measurer(task, ownShift ? undefined : plan.shifted, loadExtraInputs(spec.from?.inputs, task));
+  const measured = measurer(task, ownShift ? undefined : plan.shifted, loadExtraInputs(spec.from?.inputs, task));
+  const measure: Measure = async (candidate) => ({ ...(await measured(candidate)), ...(reaudit ? { flipRate: await reaudit(candidate) } : {}) });
   const rows: FixRow[] = [];
   const add = (row: FixRow) => { rows.push(row); onRow?.(row); };
   const asAudited = plan.fromAudited ? 'the model as given' : `${spec.model}, ${describeObjective(spec.objective)}`;
@@ -201,9 +221,9 @@ export async function tryFixes(model: Model, specOrPlan: TrainSpec | FixPlan, at
   for (const variant of variants) {
     const started = Date.now();
     const result = await train({ ...variant.spec, evalEvery: Number.MAX_SAFE_INTEGER }, { runtime });
-    const measured = ownShift ? { inDistribution: result.final.trainAccuracy, outOfDistribution: result.final.testAccuracy } : await measureTrained(result.model, measure, runtime);
+    const measuredFix = ownShift && !reaudit ? { inDistribution: result.final.trainAccuracy, outOfDistribution: result.final.testAccuracy } : await measureTrained(result.model, measure, runtime);
     const seconds = (Date.now() - started) / 1000;
-    add({ method: variant.method, ...measured, settings: `${describeObjective(variant.spec.objective)}; ${variant.spec.batch === 'full' ? 'full batch' : `batch ${variant.spec.batch}`}, ${result.steps} steps`, seconds });
+    add({ method: variant.method, ...measuredFix, settings: `${describeObjective(variant.spec.objective)}; ${variant.spec.batch === 'full' ? 'full batch' : `batch ${variant.spec.batch}`}, ${result.steps} steps`, seconds });
   }
   const where = ownShift ? 'in distribution = the training environments, out of distribution = the test split'
     : `in distribution = the task's held-out split (drawn like its training data), out of distribution = --shifted '${plan.shifted!.path}'`;
@@ -213,7 +233,7 @@ export async function tryFixes(model: Model, specOrPlan: TrainSpec | FixPlan, at
   return { description: `${task.description}. ${how}; ${where}.`, attribute, spec, rows };
 }
 
-type Measure = (candidate: Model) => Promise<{ inDistribution: number; outOfDistribution: number }>;
+type Measure = (candidate: Model) => Promise<{ inDistribution: number; outOfDistribution: number; flipRate?: number }>;
 
 /**
  * Accuracy in distribution (training split for a task with its own shift, else its held-out split)

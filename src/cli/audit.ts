@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { fixPlan, foreignFixSpec, storedTrainSpec, tryFixes, type AuditDataSource, type FixesResult, type FixPlan } from '../audit/fixes.ts';
+import { counterfactualReaudit, fixPlan, foreignFixSpec, storedTrainSpec, tryFixes, type AuditDataSource, type FixesResult, type FixPlan } from '../audit/fixes.ts';
 import { requireFile } from '../files.ts';
 import { Progress } from '../report/progress.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
@@ -63,7 +63,8 @@ Examples:
       const plan = options.tryFixes ? planFixes(model, options.trainSpec, data, shifted, { labels: options.labels, labelColumn: options.labelColumn, inputs: options.input ? namedFiles(options.input, '--input') : undefined }) : undefined;
       const result = await auditModel(model, data, { config, counterfactuals, shifted, hooks: options.hooks, batchSize: positiveInteger(options.batchSize, '--batch-size'), progress: true });
       printAudit(model.path, result);
-      const fixes = plan ? await runFixes(model, plan, result, runtime) : undefined;
+      const reaudit = { data, counterfactuals, seed: config.seed, batchSize: positiveInteger(options.batchSize, '--batch-size') };
+      const fixes = plan ? await runFixes(model, plan, result, runtime, reaudit) : undefined;
       if (options.report) console.log(`\nReport: ${await writeReport(options.report, { model: { path: model.path, sha256: model.file.sha256 }, result, data, shifted, fixes })}`);
       if (options.json) writeJson(options.json, jsonResult('audit', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads, seeds: { audit: config.seed } }, { ...result, fixes }));
       await model.release();
@@ -87,15 +88,23 @@ function planFixes(model: Model, path: string | undefined, data: AuditData, shif
 }
 
 /** Groups by the attribute of the first shortcut finding when the retraining task has it, else by the first attribute it has. */
-async function runFixes(model: Model, plan: FixPlan, result: AuditResult, runtime: RuntimeOptions): Promise<FixesResult> {
+/**
+ * Groups by the attribute of the first shortcut finding when the retraining task has it, else by
+ * the first attribute it has; re-audits every model with that attribute's counterfactual, if any.
+ */
+async function runFixes(model: Model, plan: FixPlan, result: AuditResult, runtime: RuntimeOptions, audit: { data: AuditData; counterfactuals: Counterfactual[]; seed: number; batchSize: number }): Promise<FixesResult> {
   const named = result.findings.find((f) => f.detector === 'shortcut-attribute' && plan.attributes.includes(f.attribute!))?.attribute;
   const shortcut = named ?? plan.attributes[0];
   const what = plan.fromAudited ? `fine-tuning ${model.path} from its own weights` : plan.spec.from ? `fine-tuning ${plan.spec.from.path}` : `retraining ${plan.spec.model}`;
   console.log(`\nTrying fixes: ${what} on ${plan.spec.task} three ways, grouped by '${shortcut}'.`);
+  const counterfactual = audit.counterfactuals.find((c) => c.attribute === shortcut);
+  const reaudit = counterfactual && counterfactualReaudit(audit.data, counterfactual, audit.seed, audit.batchSize);
   const progress = new Progress('fixes', 4);
-  const fixes = await tryFixes(model, plan, shortcut, runtime, (row) => progress.tick(1, row.method));
+  const fixes = await tryFixes(model, plan, shortcut, runtime, (row) => progress.tick(1, row.method), reaudit);
   progress.finish();
-  console.log(formatTable(['training', 'in distribution', 'out of distribution', 'settings', 'time'], fixes.rows.map((row) => [row.method, percent(row.inDistribution), percent(row.outOfDistribution), row.settings, `${row.seconds.toFixed(1)} s`])));
+  const flips = counterfactual ? [`flips (${shortcut}:${counterfactual.transform})`] : [];
+  console.log(formatTable(['training', 'in distribution', 'out of distribution', ...flips, 'settings', 'time'],
+    fixes.rows.map((row) => [row.method, percent(row.inDistribution), percent(row.outOfDistribution), ...(counterfactual ? [percent(row.flipRate!)] : []), row.settings, `${row.seconds.toFixed(1)} s`])));
   return fixes;
 }
 
