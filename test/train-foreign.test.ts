@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { readNpy } from '../src/data/npy.ts';
 import { Model } from '../src/runtime/model.ts';
@@ -124,6 +125,35 @@ describe("fine-tuning with AdamW equals PyTorch's torch.optim.AdamW steps in eva
       });
     }
   }
+});
+
+describe('parameters the exporter merged (identical values, one initializer and Identity copies) train apart', () => {
+  it("the gpt fixture's LayerNorms: one SGD step moves each by its own PyTorch gradient (test/fixtures/gpt)", async () => {
+    const dir = fileURLToPath(new URL('./fixtures/gpt/', import.meta.url));
+    const model = Model.load(join(dir, 'model.onnx'), { threads: 1 });
+    const feeds = { [model.inputs[0].name]: readNpy(join(dir, 'input.npy')) };
+    const target = readNpy(join(dir, 'target.npy'));
+    const { plan, trainingModel, stepper } = await setUpFineTuning(model, {}, feeds, target, { kind: 'cross-entropy' }, optimizerOf({ momentum: 0 } as FineTuneOracle), undefined, { threads: 1 });
+    try {
+      const merged = model.graph.nodes.filter((node) => node.opType === 'Identity' && model.graph.initializerNames.has(node.input[0])).map((node) => node.output[0]);
+      assert.ok(merged.length >= 4, `merged copies: ${merged.join(', ')}`);
+      const state = stepper.initialState(trainingModel);
+      const before = new Map(state.parameters);
+      const [{ loss }] = await stepper.steps(state, [{ feeds, target, lr: 1, t: 1 }]);
+      assert.ok(Math.abs(loss - JSON.parse(readFileSync(join(dir, 'loss.json'), 'utf8')).loss) < 1e-5 * loss);
+      for (const parameter of plan.parameters.map((p) => p.initializer)) {
+        const gradient = readNpy(join(dir, 'grad', 'param', `${parameter}.npy`));
+        const moved = Float32Array.from(state.parameters.get(parameter)!.data as Float32Array, (value, k) => Number(before.get(parameter)!.data[k]) - value); // lr·g
+        assert.ok(relativeError({ ...gradient, data: moved }, gradient) <= 1e-4, `${parameter}${merged.includes(parameter) ? ' (merged copy)' : ''}: step vs PyTorch's gradient ${relativeError({ ...gradient, data: moved }, gradient).toExponential(2)}`);
+      }
+      const saved = fineTunedModel(model.proto, plan, state.parameters, []);
+      assert.ok(merged.every((name) => saved.graph.initializer.some((t) => t.name === name)), 'each merged parameter is saved as an initializer of its own');
+    } finally {
+      await stepper.release();
+      await trainingModel.release();
+      await model.release();
+    }
+  });
 });
 
 describe('choosing what trains: --train / --freeze globs over PyTorch names', () => {
