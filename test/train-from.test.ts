@@ -172,8 +172,11 @@ describe('train --from: fine-tuning a model teardown did not build', () => {
       [['--from', join(CORPUS, 'token_classifier', 'opset17.onnx'), '--task', `csv:${join(FIXTURE, 'train.csv')}`, '--label-column', 'label'], /does not fit .*token_classifier.*float32 \[7\].*int64 \[batch, seq\]/s],
       [['--from', join(CORPUS, 'encoder', 'opset17.onnx'), '--task', `csv:${join(FIXTURE, 'train.csv')}`, '--label-column', 'label'], /The task's examples feed one input of .*encoder.*which has 2 \(.*--input attention_mask=FILE\.npy/s],
       [['--from', join(FIXTURE, 'model.onnx'), '--task', `csv:${join(FIXTURE, 'train.csv')}`, '--label-column', 'label', '--freeze', 'nosuch.*'], /--freeze 'nosuch\.\*' matches no trainable parameter\. Nearest: /],
+      [['--from', join(dir, 'checkpoint.onnx'), '--task', `csv:${join(FIXTURE, 'train.csv')}`, '--label-column', 'label'], /is a teardown training checkpoint .* --resume/],
       [['--from', join(FIXTURE, 'model.onnx'), '--model', 'mlp:hidden=8', '--task', `csv:${join(FIXTURE, 'train.csv')}`, '--label-column', 'label'], /either --model SPEC .* or --from/],
     ];
+    assert.equal(teardown(['train', '--from', join(FIXTURE, 'model.onnx'), '--task', `csv:${join(FIXTURE, 'train.csv')}`, '--label-column', 'label', '--steps', '4',
+      '--checkpoint', join(dir, 'checkpoint.onnx'), '--checkpoint-every', '2', '--out', join(dir, 'done.onnx')], dir).status, 0);
     for (const [args, message] of cases) {
       const result = teardown(['train', ...args, '--steps', '1', '--out', join(dir, 'x.onnx')], dir);
       assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`);

@@ -83,6 +83,10 @@ function withValues(forward: ModelProto, values: ReadonlyMap<string, Tensor>, me
 /** The model a fine-tuning starts from; when the spec recorded its sha256 (a checkpoint, a stored spec), the same file. */
 export function loadStartingModel(path: string, sha256: string | undefined, runtime: RuntimeOptions): Model {
   const model = Model.load(path, runtime);
+  if (model.proto.metadataProps.some((entry) => entry.key === 'teardown.checkpoint')) {
+    void model.release();
+    throw new InputError(`'${path}' is a teardown training checkpoint (it carries the optimizer's state): continue its run with --resume ${path}, or fine-tune the model saved with --out.`);
+  }
   if (sha256 && model.file.sha256 !== sha256) {
     throw new InputError(`The training spec fine-tunes '${path}' with sha256 ${sha256.slice(0, 12)}…, but that file now has ${model.file.sha256.slice(0, 12)}…: give the model the run started from (the spec's from.path).`);
   }
