@@ -92,8 +92,10 @@ async function trainFrom(source: TrainingSource, spec: TrainSpec, task: Task, op
   const batchRows = (step: number) => rowsOfStep(step, batchSize, batchesPerEpoch, trainRows, spec);
 
   const objective = objectiveInputs(spec.objective, task, spec.objective?.kind === 'jtt' ? await identificationErrors(spec, options) : undefined);
+  /** A step's feeds: the examples, the model's other inputs and the objective's per-row inputs for these training rows. */
+  const feedsOf = (rows: number[], step: number) => ({ [inputName]: takeRows(task.train.inputs, rows), ...extraInputs.feeds(task.train, rows), ...objective.feeds(rows, step) });
   const first = batchRows(1);
-  const stepper = await Stepper.create(model, { [inputName]: takeRows(task.train.inputs, first), ...extraInputs.feeds(task.train, first), ...objective.feeds(first, 1) }, takeRows(task.train.labels, first),
+  const stepper = await Stepper.create(model, feedsOf(first, 1), takeRows(task.train.labels, first),
     { kind: 'cross-entropy', positions: lossPositions, sliceEarly: lossPositions === 'last', ...objective.loss }, spec.optimizer, spec.clipNorm, options.runtime, source.stepGraph);
   const evaluator = await Evaluator.create(model, [...stepper.graph.parameters, ...stepper.bufferNames()], options.runtime, source.outputIsProbability, inputName);
   const state: TrainState = { step: 0, ...stepper.initialState(model), curve: [], secondsBefore: 0 };
@@ -110,7 +112,7 @@ async function trainFrom(source: TrainingSource, spec: TrainSpec, task: Task, op
         const step = first + k;
         const rows = batchRows(step);
         const lr = learningRate(spec.lr, spec.schedule, step, totalSteps);
-        return { feeds: { [inputName]: takeRows(task.train.inputs, rows), ...extraInputs.feeds(task.train, rows), ...objective.feeds(rows, step) }, target: takeRows(task.train.labels, rows), lr, t: step };
+        return { feeds: feedsOf(rows, step), target: takeRows(task.train.labels, rows), lr, t: step };
       });
       const results = await stepper.steps(state, run);
       for (const [k, result] of results.entries()) {
