@@ -1,70 +1,23 @@
 /**
  * Where teardown's GPT-2-small training step spends its time (bench/train-gpt2.ts):
- * `node --expose-gc --import tsx train-gpt2-profile.ts DIR THREADS` builds the step graph the trainer runs (one step, without
- * the Scan of the step loop around it) for DIR/model.onnx and DIR/tokens.npy → DIR/targets.npy,
- * runs it twice in an onnxruntime session with profiling on, and prints one JSON line: the second
- * run's wall time, the sum of its kernel times, and the kernel time per part of the step
- * (matrix products, AdamW update, loss), per op type (largest first) and of the largest nodes. A profiling tool, not part of the timed bench; it opens its own
- * onnxruntime session because teardown's runtime has no profiling option.
+ * `npx tsx bench/train-gpt2-profile.ts DIR THREADS` runs bench/train-gpt2-profile-run.ts (the step
+ * graph under onnxruntime's profiler, twice) and prints one JSON line about the second run: its
+ * wall time, the sum of its kernel times, and the kernel time per part of the step (matrix
+ * products, AdamW update, loss), per op type (largest first) and of the largest nodes. DIR holds
+ * bench/torch_train_gpt2.py's export. A profiling tool, not part of the timed bench.
  */
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
-import { readNpy } from '../src/data/npy.ts';
-import { encodeModel } from '../src/onnx/proto.ts';
-import { tensorFromProto } from '../src/onnx/tensor-proto.ts';
-import { TARGET_INPUT } from '../src/autodiff/loss.ts';
-import { Model } from '../src/runtime/model.ts';
-import { scalarValues, type OptimizerSpec } from '../src/train/optimizers.ts';
-import { buildStepGraph } from '../src/train/step-graph.ts';
-import type { Tensor } from '../src/tensor.ts';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
 interface ProfileEvent { cat: string; name: string; ts: number; dur: number; args?: { op_name?: string } }
 
-async function readWhenComplete(path: string): Promise<ProfileEvent[]> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return JSON.parse(readFileSync(path, 'utf8'));
-    } catch (error) {
-      if (attempt === 60) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-  }
-}
-
 const [dir, threadsText] = process.argv.slice(2);
 const threads = Number(threadsText);
-const adamw: OptimizerSpec = { kind: 'adamw', momentum: 0, weightDecay: 0.01, betas: [0.9, 0.999], eps: 1e-8 };
-
-const model = Model.load(join(dir, 'model.onnx'), { threads });
-const tokens = readNpy(join(dir, 'tokens.npy'));
-const targets = readNpy(join(dir, 'targets.npy'));
-const graph = await buildStepGraph(model, { input_ids: tokens }, targets, { kind: 'cross-entropy', positions: 'all' }, adamw);
-const session = await ort.InferenceSession.create(encodeModel(graph.proto), {
-  intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'extended',
-  enableProfiling: true, profileFilePrefix: join(dir, 'profile'), extra: { session: { intra_op: { allow_spinning: '0' } } },
-});
-
-const asOrt = (value: Tensor) => new ort.Tensor(value.dtype as 'float32' | 'int64', value.data as Float32Array | BigInt64Array, value.dims);
-const initializers = new Map(model.proto.graph.initializer.map((t) => [t.name, t]));
-const feeds: Record<string, ort.Tensor> = { input_ids: asOrt(tokens), [TARGET_INPUT]: asOrt(targets) };
-// A parameter is an initializer or an Identity copy of one (PyTorch's merged initializers), as in Stepper.initialState.
-const copies = new Map(model.graph.nodes.filter((node) => node.opType === 'Identity').map((node) => [node.output[0], node.input[0]]));
-for (const name of graph.parameters) feeds[name] = asOrt(tensorFromProto(initializers.get(name) ?? initializers.get(copies.get(name)!)!));
-for (const name of graph.stateInputs) feeds[name] = new ort.Tensor('float32', new Float32Array(graph.stateDims.get(name)!.reduce((a, b) => a * b, 1)), graph.stateDims.get(name)!);
-for (const [name, value] of Object.entries(scalarValues(adamw, 1e-4, 1))) feeds[name] = new ort.Tensor('float32', Float32Array.of(value), []);
-
-// The updated parameters and optimizer state, not the scores: what a step must produce, and 206 MB less to hold.
-const fetches = [graph.loss, ...graph.nextParameter.values(), ...graph.nextState.values()];
-await session.run(feeds, fetches);
-(globalThis as { gc?: () => void }).gc?.(); // the first run's outputs (2 GB) before the second's (run with --expose-gc)
-const start = performance.now();
-await session.run(feeds, fetches);
-const wallMs = performance.now() - start;
-session.endProfiling(); // writes DIR/profile_<date>.json, finished some time after the call returns
-const profile = join(dir, readdirSync(dir).find((file) => file.startsWith('profile') && file.endsWith('.json'))!);
-const events: ProfileEvent[] = await readWhenComplete(profile);
-
+const child = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(new URL('./train-gpt2-profile-run.ts', import.meta.url)), dir, threadsText], { encoding: 'utf8' });
+if (child.status !== 0) throw new Error(`train-gpt2-profile-run.ts failed:\n${child.stderr}`);
+const { profile, wall_ms: wallMs } = JSON.parse(child.stdout.trim().split('\n').pop()!) as { profile: string; wall_ms: number };
+const events: ProfileEvent[] = JSON.parse(readFileSync(profile, 'utf8'));
 rmSync(profile);
 const lastRun = events.filter((event) => event.name === 'model_run').at(-1)!;
 const kernels = events.filter((event) => event.cat === 'Node' && event.name.endsWith('_kernel_time') && event.ts >= lastRun.ts && event.ts <= lastRun.ts + lastRun.dur);
@@ -92,5 +45,3 @@ console.log(JSON.stringify({
   by_op: [...byOp].sort((a, b) => b[1].ms - a[1].ms).map(([op, { ms, nodes }]) => ({ op, ms: round(ms), share: Number((ms / kernelMs).toFixed(3)), nodes })),
   largest_nodes: [...kernels].sort((a, b) => b.dur - a.dur).slice(0, 15).map((event) => ({ node: event.name.replace(/_kernel_time$/, ''), op: event.args?.op_name, ms: round(event.dur / 1000) })),
 }));
-await session.release();
-await model.release();
