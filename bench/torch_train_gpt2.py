@@ -11,6 +11,8 @@ same computation on the two sides.
   torch_train_gpt2.py train DIR STEPS THREADS  one warm-up step, then STEPS timed steps; prints one JSON line: each
                                                timed step's ms, every step's loss (warm-up first), CPU time / wall
                                                time over the timed steps, peak RSS
+  torch_train_gpt2.py profile DIR THREADS      one step after a warm-up under torch.profiler: its parts' wall times and
+                                               the op types with the most self CPU time (not timed by the bench)
 
 Run by bench/train-gpt2.ts with the OpenBLAS kernel bench/run.ts's peerBlas chose.
 """
@@ -69,8 +71,44 @@ def train(folder, steps, threads):
                       "threads": torch.get_num_threads()}))
 
 
+def profile(folder, threads):
+    """One step after a warm-up under torch.profiler: wall time of its parts (forward, loss, backward, AdamW step) and
+    the self CPU time of the largest op types, as bench/train-gpt2-profile.ts reports teardown's."""
+    from torch.profiler import ProfilerActivity, profile as profiler, record_function
+    torch.set_num_threads(threads)
+    model = untied()
+    model.load_state_dict(torch.load(os.path.join(folder, "weights.pt")))
+    model.train()
+    tokens, targets = (torch.from_numpy(np.load(os.path.join(folder, f"{name}.npy"))) for name in ("tokens", "targets"))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, betas=BETAS, eps=EPS, weight_decay=WEIGHT_DECAY)
+    parts = {}
+
+    def step(timed):
+        def part(name, body):
+            start = time.perf_counter()
+            with record_function(name):
+                result = body()
+            if timed:
+                parts[name] = round(1000 * (time.perf_counter() - start), 1)
+            return result
+        logits = part("forward", lambda: model(tokens))
+        loss = part("loss", lambda: F.cross_entropy(logits.reshape(-1, VOCAB), targets.reshape(-1)))
+        optimizer.zero_grad()
+        part("backward", loss.backward)
+        part("optimizer", optimizer.step)
+
+    step(False)
+    with profiler(activities=[ProfilerActivity.CPU]) as prof:
+        step(True)
+    ops = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:15]
+    print(json.dumps({"threads": threads, "parts_ms": parts, "step_ms": round(sum(parts.values()), 1),
+                      "top_ops_self_ms": [{"op": e.key, "ms": round(e.self_cpu_time_total / 1000, 1), "calls": e.count} for e in ops]}))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "export":
         export(sys.argv[2])
+    elif sys.argv[1] == "profile":
+        profile(sys.argv[2], int(sys.argv[3]))
     else:
         train(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
