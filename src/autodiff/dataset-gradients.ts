@@ -34,13 +34,7 @@ export async function datasetGradients(model: Model, inputs: Record<string, NpyF
   }
   const batchSize = options.batchSize ?? examples;
   const scored = (targets: Tensor) => scoredTerms(targets, request.loss);
-  let totalScored = 0;
-  let totalTargets = 0;
-  for (let start = 0; start < examples; start += batchSize) {
-    const counts = scored(target.readRows(start, Math.min(examples, start + batchSize)));
-    totalScored += counts.scored;
-    totalTargets += counts.targets;
-  }
+  const { scored: totalScored, targets: totalTargets } = datasetTerms(target, batchSize, request.loss);
   if (totalScored === 0) throw new InputError(`Every target in '${target.path}' is the ignore index (${request.loss.ignoreIndex}): there is no loss to differentiate.`);
   const read = (start: number, end: number) => Object.fromEntries(Object.entries(inputs).map(([name, file]) => [name, file.readRows(start, end)]));
   const firstEnd = Math.min(batchSize, examples);
@@ -108,6 +102,17 @@ function scoredTerms(targets: Tensor, loss: LossSpec): { scored: number; targets
   const values = Array.from(targets.data as ArrayLike<number | bigint>, Number);
   const read = loss.positions === 'last' ? Array.from({ length: rows }, (_, row) => values[row * perRow + perRow - 1]) : values;
   return { scored: read.filter((value) => value !== loss.ignoreIndex).length, targets: read.length };
+}
+
+/** scoredTerms over the whole target file, read batch by batch. */
+function datasetTerms(target: NpyFile, batchSize: number, loss: LossSpec): { scored: number; targets: number } {
+  const total = { scored: 0, targets: 0 };
+  for (let start = 0; start < target.rows; start += batchSize) {
+    const counts = scoredTerms(target.readRows(start, Math.min(target.rows, start + batchSize)), loss);
+    total.scored += counts.scored;
+    total.targets += counts.targets;
+  }
+  return total;
 }
 
 /** The output the loss scores, and the Softmax/LogSoftmax before it whose logits cross-entropy takes instead (loss.ts). */
