@@ -24,7 +24,10 @@ export interface ParsedInterventions {
   patchFiles: Map<number, NpyFile>;
 }
 
-const SETTINGS: Record<Intervention['kind'], string[]> = {
+/** The kinds the command line takes (the library also has add and project-out). */
+type FlagKind = 'ablate' | 'patch' | 'scale';
+
+const SETTINGS: Record<FlagKind, string[]> = {
   ablate: ['units', 'positions', 'unit-axis', 'method', 'seed', 'donors'],
   patch: ['units', 'positions', 'unit-axis', 'value'],
   scale: ['units', 'positions', 'unit-axis', 'factor'],
@@ -56,7 +59,7 @@ export function parseInterventionFlags(flags: { ablate?: string[]; patch?: strin
 }
 
 /** 'HOOK key=value ...' → { hook, key: value }; the hook is everything before the first known setting. */
-function parseFlag(kind: Intervention['kind'], spec: string): Record<string, unknown> {
+function parseFlag(kind: FlagKind, spec: string): Record<string, unknown> {
   const tokens = spec.trim().split(/\s+/);
   const isSetting = (token: string) => SETTINGS[kind].some((key) => token.startsWith(`${key}=`));
   let first = tokens.length;
@@ -72,7 +75,7 @@ function parseFlag(kind: Intervention['kind'], spec: string): Record<string, unk
   return settings;
 }
 
-function addSpec(parsed: ParsedInterventions, kind: Intervention['kind'], settings: Record<string, unknown>, baseDir: string): void {
+function addSpec(parsed: ParsedInterventions, kind: FlagKind, settings: Record<string, unknown>, baseDir: string): void {
   const hook = settings.hook;
   if (typeof hook !== 'string' || !hook) throw new InputError(`Every ${kind} needs a 'hook' name.`);
   const selection: Selection = {

@@ -4,7 +4,10 @@
  * - expose: promote values to graph outputs, so one run returns them (run with cache);
  * - affine: V' = V·keep + add, with keep and add fed at run time (ablation, patching of chosen
  *   positions or units, scaling, batched sweeps — see graph/interventions.ts);
- * - replace: V' = a fed tensor (patching a whole hook).
+ * - replace: V' = a fed tensor (patching a whole hook);
+ * - project-out: V' = V − (V·d̂)·r along the unit axis, with d̂ (a unit direction) and r (d̂ times
+ *   a position mask; d̂ itself when every position is edited) fed at run time: removes the
+ *   component along d̂, leaving V·d̂ = 0 and the orthogonal part unchanged.
  *
  * A rewritten value keeps its name: its producer's output is renamed `V::original` and the last
  * edit node writes `V`, so every reader and graph output sees the edited value and exposing `V`
@@ -16,11 +19,13 @@ import { codeOfDtype } from '../onnx/tensor-proto.ts';
 import type { ModelProto, NodeProto, ValueInfoProto, GraphProto } from '../onnx/proto.ts';
 import type { DType } from '../tensor.ts';
 import type { GraphIndex } from './graph.ts';
-import { makeNode } from './builder.ts';
+import { int, ints, makeNode } from './builder.ts';
 
 export type Rewrite =
   | { kind: 'affine'; value: string; keepInput: string; addInput: string }
-  | { kind: 'replace'; value: string; input: string };
+  | { kind: 'replace'; value: string; input: string }
+  /** `axis`: the unit axis the dot product runs along (V·d̂ summed over it, kept with size 1). */
+  | { kind: 'project-out'; value: string; directionInput: string; removalInput: string; axis: number };
 
 export interface EditPlan {
   expose: readonly string[];
@@ -45,6 +50,8 @@ export function applyEdits(index: GraphIndex, plan: EditPlan): EditedGraph {
   const rewritesOf = groupBy(plan.rewrites, (rewrite) => rewrite.value);
   const finalName = new Map<string, string>();
   const nodes: NodeProto[] = [];
+  const opset = opsetOf(index.proto);
+  const emitRewrites = (source: string, target: string, rewrites: Rewrite[], into: NodeProto[]) => emitRewriteChain(source, target, rewrites, into, opset);
 
   // Rewrites of fed graph inputs go first; their readers are renamed below.
   for (const input of index.inputs) {
@@ -82,12 +89,14 @@ export function applyEdits(index: GraphIndex, plan: EditPlan): EditedGraph {
 }
 
 /** Emits the nodes of a chain of rewrites from `source`; the last writes `target`. Returns `target`. */
-function emitRewrites(source: string, target: string, rewrites: Rewrite[], nodes: NodeProto[]): string {
+function emitRewriteChain(source: string, target: string, rewrites: Rewrite[], nodes: NodeProto[], opset: number): string {
   let current = source;
   rewrites.forEach((rewrite, step) => {
     const result = step === rewrites.length - 1 ? target : `${target}::step${step}`;
     if (rewrite.kind === 'replace') {
       nodes.push(makeNode(`teardown/${target}/replace${step}`, 'Identity', [rewrite.input], [result]));
+    } else if (rewrite.kind === 'project-out') {
+      nodes.push(...projectOutNodes(current, result, rewrite, `teardown/${target}/project${step}`, opset));
     } else {
       const scaled = `${target}::scaled${step}`;
       nodes.push(makeNode(`teardown/${target}/keep${step}`, 'Mul', [current, rewrite.keepInput], [scaled]));
@@ -98,6 +107,30 @@ function emitRewrites(source: string, target: string, rewrites: Rewrite[], nodes
   return current;
 }
 
+/**
+ * V' = V − (V·d̂)·r: dot = ReduceSum(V·d̂, axis, keepdims) is [.., 1, ..] (the unit axis kept with
+ * size 1), broadcast back over the units by the product with r. ReduceSum takes its axes as an
+ * input from opset 13 and as an attribute before.
+ */
+function projectOutNodes(source: string, result: string, rewrite: Extract<Rewrite, { kind: 'project-out' }>, prefix: string, opset: number): NodeProto[] {
+  const [product, dot, component, axes] = ['product', 'dot', 'component', 'axes'].map((part) => `${result}::${part}`);
+  const nodes = [makeNode(`${prefix}/Mul`, 'Mul', [source, rewrite.directionInput], [product])];
+  if (opset >= 13) {
+    nodes.push(makeNode(`${prefix}/axes`, 'Constant', [], [axes], { value: { type: 'tensor', value: { dtype: 'int64', dims: [1], data: BigInt64Array.of(BigInt(rewrite.axis)) } } }));
+    nodes.push(makeNode(`${prefix}/ReduceSum`, 'ReduceSum', [product, axes], [dot], { keepdims: int(1) }));
+  } else {
+    nodes.push(makeNode(`${prefix}/ReduceSum`, 'ReduceSum', [product], [dot], { axes: ints([rewrite.axis]), keepdims: int(1) }));
+  }
+  nodes.push(makeNode(`${prefix}/MulRemoval`, 'Mul', [dot, rewrite.removalInput], [component]));
+  nodes.push(makeNode(`${prefix}/Sub`, 'Sub', [source, component], [result]));
+  return nodes;
+}
+
+/** The model's ai.onnx opset. */
+function opsetOf(proto: ModelProto): number {
+  const entry = proto.opsetImport.find((opset) => opset.domain === '' || opset.domain === 'ai.onnx');
+  return entry ? Number(entry.version) : 1;
+}
 
 function valueInfo(name: string, elemType: number | undefined): ValueInfoProto {
   return elemType === undefined ? { name } : { name, type: { tensorType: { elemType } } };

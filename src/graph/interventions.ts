@@ -8,6 +8,9 @@
  *   resample ablation  keep = 1 − M, add = R·M           (R: the hook on other, randomly drawn inputs)
  *   patch              keep = 1 − M, add = P·M           (a whole-hook patch is a plain replacement)
  *   scale              keep = 1 + (factor − 1)·M, add = 0
+ *   add (steering)     keep = 1,          add = v·M     (v: a vector along the unit axis)
+ * except project-out, its own rewrite (graph/edit.ts): V' = V − (V·d̂)·(d̂·M), which removes the
+ * component along the direction d̂ = d/|d| at the chosen positions, leaving V·d̂ = 0 there.
  * Interventions compose: several on one hook apply in the order given.
  */
 import { InterventionError } from '../errors.ts';
@@ -31,7 +34,9 @@ export interface Selection {
 export type Intervention =
   | ({ kind: 'ablate'; hook: string; method: AblationMethod; reference?: Feeds; seed?: number; donors?: readonly number[] } & Selection)
   | ({ kind: 'patch'; hook: string; value: Tensor } & Selection)
-  | ({ kind: 'scale'; hook: string; factor: number } & Selection);
+  | ({ kind: 'scale'; hook: string; factor: number } & Selection)
+  | ({ kind: 'add'; hook: string; vector: Tensor | readonly number[] } & Selection)
+  | ({ kind: 'project-out'; hook: string; direction: Tensor | readonly number[] } & Omit<Selection, 'units'>);
 
 /**
  * Resample ablation draws example i's values from reference example hash(seed, i) mod size, or
@@ -41,6 +46,10 @@ export const ablate = (hook: string, method: AblationMethod = 'zero', selection:
   ({ kind: 'ablate', hook, method, ...selection });
 export const patch = (hook: string, value: Tensor, selection: Selection = {}): Intervention => ({ kind: 'patch', hook, value, ...selection });
 export const scale = (hook: string, factor: number, selection: Selection = {}): Intervention => ({ kind: 'scale', hook, factor, ...selection });
+/** Adds `vector` (one value per unit) to every chosen position: a steering vector. */
+export const addVector = (hook: string, vector: Tensor | readonly number[], selection: Selection = {}): Intervention => ({ kind: 'add', hook, vector, ...selection });
+/** Removes the component along `direction` (one value per unit; normalised here) at the chosen positions. */
+export const projectOut = (hook: string, direction: Tensor | readonly number[], selection: Omit<Selection, 'units'> = {}): Intervention => ({ kind: 'project-out', hook, direction, ...selection });
 
 /** What compiling needs besides the intervention: the hook, its dims at this batch, and reference values. */
 export interface InterventionContext {
@@ -67,6 +76,7 @@ export function compileIntervention(intervention: Intervention, context: Interve
     throw new InterventionError(`Cannot ${intervention.kind} hook '${hook.name}': it holds ${dtype ?? 'values of unknown type'}, and only float values can be intervened on.`);
   }
   const prefix = `teardown::intervention${slot}`;
+  if (intervention.kind === 'project-out') return compileProjectOut(intervention, context, prefix);
   const hasSelection = intervention.units !== undefined || intervention.positions !== undefined;
   if (intervention.kind === 'patch' && !hasSelection) {
     const value = fitPatchValue(intervention.value, hook, dims, batchAxis);
@@ -86,11 +96,52 @@ export function compileIntervention(intervention: Intervention, context: Interve
     case 'scale':
       keep = map(mask, (m) => 1 + (intervention.factor - 1) * m);
       break;
+    case 'add':
+      keep = { dtype, dims: dims.map(() => 1), data: allocate(dtype, 1).fill(1 as never) };
+      add = multiply(alongUnitAxis(intervention.vector, intervention, context, 'vector'), mask);
+      break;
   }
   return {
     rewrite: { kind: 'affine', value: hook.value, keepInput: `${prefix}::keep`, addInput: `${prefix}::add` },
     feeds: { [`${prefix}::keep`]: keep, [`${prefix}::add`]: add },
   };
+}
+
+/** V' = V − (V·d̂)·(d̂·M): d̂ fed for the dot product, d̂·M (zero at unchosen positions) for the removal. */
+function compileProjectOut(intervention: Extract<Intervention, { kind: 'project-out' }>, context: InterventionContext, prefix: string): CompiledIntervention {
+  const { hook, dims, batchAxis } = context;
+  if ((intervention as Selection).units !== undefined) {
+    throw new InterventionError(`project-out on hook '${hook.name}' takes no units: it removes a direction across all units; choose positions, or use ablate for single units.`);
+  }
+  const direction = alongUnitAxis(intervention.direction, intervention, context, 'direction');
+  const norm = Math.hypot(...Array.from(direction.data as Float32Array, Number));
+  if (!(norm > 0)) throw new InterventionError(`The direction to project out of hook '${hook.name}' is zero (or not finite): give a direction with a nonzero length.`);
+  const unit = map(direction, (x) => x / norm);
+  const removal = intervention.positions === undefined ? unit : multiply(unit, selectionMask(intervention, hook, dims, batchAxis));
+  const axis = intervention.unitAxis ?? unitAxisOf(hook, dims.length, batchAxis);
+  return {
+    rewrite: { kind: 'project-out', value: hook.value, directionInput: `${prefix}::direction`, removalInput: `${prefix}::removal`, axis },
+    feeds: { [`${prefix}::direction`]: unit, [`${prefix}::removal`]: removal },
+  };
+}
+
+/**
+ * One value per unit laid along the unit axis: [1, .., units, .., 1] in the hook's dtype, from a
+ * list of numbers or a tensor of that many values (any shape, e.g. [units] or [1, 1, units]).
+ */
+function alongUnitAxis(values: Tensor | readonly number[], selection: Selection, context: InterventionContext, what: string): Tensor {
+  const { hook, dims, batchAxis } = context;
+  const axis = selection.unitAxis ?? unitAxisOf(hook, dims.length, batchAxis);
+  if (axis < 0 || axis >= dims.length) {
+    throw new InterventionError(`Unit axis ${axis} does not exist in hook '${hook.name}' of shape ${shapeString(dims)}: use an axis from 0 to ${dims.length - 1}.`);
+  }
+  const numbers = Array.isArray(values) ? values as readonly number[] : Array.from((values as Tensor).data as ArrayLike<number | bigint>, Number);
+  if (numbers.length !== dims[axis]) {
+    throw new InterventionError(`The ${what} for hook '${hook.name}' has ${numbers.length} values but the hook has ${dims[axis]} units (axis ${axis} of ${shapeString(dims)}): give one value per unit.`);
+  }
+  const data = allocate(hook.dtype === 'float64' ? 'float64' : 'float32', numbers.length) as Float32Array;
+  data.set(numbers);
+  return { dtype: hook.dtype === 'float64' ? 'float64' : 'float32', dims: dims.map((size, a) => (a === axis ? size : 1)), data };
 }
 
 /**

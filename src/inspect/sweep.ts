@@ -7,6 +7,7 @@
  *
  * Several interventions on one hook compose in order: (V·k₁ + a₁)·k₂ + a₂ = V·(k₁k₂) + (a₁k₂ + a₂).
  */
+import { InterventionError } from '../errors.ts';
 import type { EditPlan, Rewrite } from '../graph/edit.ts';
 import type { Hook } from '../graph/hooks.ts';
 import type { Intervention } from '../graph/interventions.ts';
@@ -91,6 +92,7 @@ function asAffine(feeds: Feeds, rewrite: Rewrite, hook: Hook): { keep: Tensor; a
     const value = feeds[rewrite.input];
     return { keep: { dtype: value.dtype, dims: value.dims.map(() => 1), data: allocate(value.dtype, 1) }, add: value };
   }
+  if (rewrite.kind === 'project-out') throw new InterventionError(`A sweep cannot stack project-out on '${hook.name}' (it is not V·keep + add): run it with run/runWithInterventions.`);
   const keep = feeds[rewrite.keepInput];
   const shift = feeds[rewrite.addInput];
   if (keep.dtype !== hook.dtype) throw new Error(`sweep: keep for '${hook.name}' has dtype ${keep.dtype}, hook ${hook.dtype}`);
