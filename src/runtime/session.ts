@@ -131,11 +131,15 @@ const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
   float32: 'float32', float64: 'float64', int32: 'int32', int64: 'int64', uint8: 'uint8', int8: 'int8', bool: 'bool',
 };
 
-function toOrt(tensor: Tensor): ort.Tensor {
+/** onnxruntime's tensor type, for code outside runtime/ that converts to and from it (toOrt, fromOrt). */
+export type OrtTensor = ort.Tensor;
+
+/** Wraps the same typed array: onnxruntime's Tensor keeps the array it is given (no copy). */
+export function toOrt(tensor: Tensor): ort.Tensor {
   return new ort.Tensor(ORT_TYPE[tensor.dtype], tensor.data as ort.Tensor.DataType, tensor.dims);
 }
 
-function fromOrt(name: string, value: ort.Tensor): Tensor {
+export function fromOrt(name: string, value: ort.Tensor): Tensor {
   const dtype = (Object.keys(ORT_TYPE) as DType[]).find((key) => ORT_TYPE[key] === value.type);
   if (!dtype) throw new ModelError(`Value '${name}' has element type ${value.type}, which teardown cannot compute with (it handles ${Object.keys(ORT_TYPE).join(', ')}).`);
   return { dtype, dims: [...value.dims], data: value.data as TensorData };
