@@ -1,6 +1,27 @@
 #!/usr/bin/env node
-// teardown runs from its TypeScript sources: tsx compiles them on load, so `npm ci` needs no build step.
-import { register } from 'tsx/esm/api';
+// The `teardown` command runs the compiled package (dist/, built by `npm run build`, which `npm ci`
+// and `npm test` run). In a checkout whose src/ changed after the last build it runs the sources
+// through tsx (a development dependency) instead, so a test or `npx teardown` never runs stale code.
+import { existsSync, readdirSync, statSync } from 'node:fs';
 
-register();
-await import('../src/cli/main.ts');
+const sources = new URL('../src/', import.meta.url);
+const buildStamp = new URL('../dist/.built', import.meta.url);
+
+if (sourcesChangedSinceBuild()) {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../src/cli/main.ts');
+} else {
+  await import('../dist/cli/main.js');
+}
+
+/** A packed install has no src/; in a checkout, any source file or folder newer than the build counts. */
+function sourcesChangedSinceBuild() {
+  if (!existsSync(sources)) return false;
+  if (!existsSync(buildStamp)) return true;
+  const builtAt = statSync(buildStamp).mtimeMs;
+  if (statSync(sources).mtimeMs > builtAt) return true;
+  return readdirSync(sources, { recursive: true })
+    .filter((path) => !path.endsWith('.test.ts'))
+    .some((path) => statSync(new URL(path, sources)).mtimeMs > builtAt);
+}
