@@ -12,6 +12,7 @@ import { CORPUS, corpusManifest, counterparts, inputsOf, TOLERANCE } from '../..
 import { Model } from './model.ts';
 import { ablate, patch, scale } from './interventions.ts';
 import { Tensor } from './tensor.ts';
+import type { Inputs } from './inputs.ts';
 
 const dir = join(CORPUS, 'gpt2');
 const manifest = corpusManifest('gpt2');
@@ -108,7 +109,8 @@ describe('Model on the gpt2 corpus export', () => {
   it('takes inputs as a tensor, { data, dims }, an onnxruntime Tensor or a record', async () => {
     const expected = (await model.run({ input_ids: inputIds })).output;
     const data = inputIds.data as BigInt64Array;
-    for (const inputs of [inputIds, { data, dims: inputIds.dims }, Tensor.from(inputIds).toOrt(), { input_ids: Tensor.from(inputIds).toOrt() }]) {
+    const forms: Inputs[] = [inputIds, { data, dims: inputIds.dims }, Tensor.from(inputIds).toOrt(), { input_ids: Tensor.from(inputIds).toOrt() }];
+    for (const inputs of forms) {
       assert.deepEqual((await model.run(inputs)).output.data, expected.data);
     }
   });
