@@ -10,7 +10,7 @@ import { findCarriers, hookWidth, type Carriers } from '../inspect/carriers.ts';
 import { attributeDirection, classesWithoutDirection, flipRateWithoutDirection } from '../inspect/direction.ts';
 import type { Model } from '../runtime/model.ts';
 import type { Feeds } from '../tensor.ts';
-import { Progress } from '../report/progress.ts';
+import { trackProgress, type ProgressOptions, type ProgressTracker } from '../progress.ts';
 import { wilsonInterval } from '../stats.ts';
 import { calibrationCheck, type CalibrationResult } from './calibration.ts';
 import type { AuditConfig } from './config.ts';
@@ -25,14 +25,13 @@ import { shortcutCheck, type Counterfactual } from './shortcut.ts';
 import { transformExamples } from './transforms.ts';
 import { inputNames, readFeeds, takeFeeds, type Examples } from './examples.ts';
 
-export interface AuditOptions {
+export interface AuditOptions extends ProgressOptions {
   config: AuditConfig;
   counterfactuals: Counterfactual[];
   shifted?: AuditData;
   /** Hooks searched for the units that carry a shortcut (default: the model's activation modules). */
   hooks?: string[];
   batchSize: number;
-  progress?: boolean;
 }
 
 export interface Accuracy {
@@ -78,7 +77,7 @@ export interface AuditResult {
 
 export async function auditModel(model: Model, data: AuditData, options: AuditOptions): Promise<AuditResult> {
   const { config, shifted, batchSize } = options;
-  const progress = new Progress('audit', 6 + options.counterfactuals.length, options.progress);
+  const progress = trackProgress('audit', 6 + options.counterfactuals.length, options);
   const base = await predict(model, data.inputs, { batchSize });
   checkLabels(data, base.classes);
   const shiftedPredictions = shifted && (await predict(model, shifted.inputs, { batchSize }));
@@ -104,7 +103,7 @@ export async function auditModel(model: Model, data: AuditData, options: AuditOp
 }
 
 /** Every detector's checks, with what they measure beyond the checks and notes on what could not run. */
-async function runDetectors(model: Model, data: AuditData, base: Predictions, shifted: { data: AuditData; predictions: Predictions } | undefined, options: AuditOptions, progress: Progress) {
+async function runDetectors(model: Model, data: AuditData, base: Predictions, shifted: { data: AuditData; predictions: Predictions } | undefined, options: AuditOptions, progress: ProgressTracker) {
   const { config, batchSize } = options;
   const checks: Check[] = [];
   for (const counterfactual of options.counterfactuals) {

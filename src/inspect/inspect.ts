@@ -11,7 +11,7 @@ import { unitAxisOf } from '../graph/units.ts';
 import type { Model } from '../runtime/model.ts';
 import { probeHookShapes } from '../runtime/probe.ts';
 import { runWithCache, type Dataset } from '../runtime/run.ts';
-import { Progress } from '../report/progress.ts';
+import { trackProgress, type ProgressOptions, type ProgressTracker } from '../progress.ts';
 import { RowSum } from '../tensor-math.ts';
 import { concatRows, sliceRows, type Tensor } from '../tensor.ts';
 import { CensusAccumulator, type UnitCensus } from './census.ts';
@@ -26,7 +26,7 @@ import { transformerViews, type TransformerViews } from './transformer.ts';
 import { chooseHooks } from './default-hooks.ts';
 import { gradientPositions, hookRows, readPositions, scoringOf, type ReadAt, type Scoring } from './scoring.ts';
 
-export interface InspectOptions {
+export interface InspectOptions extends ProgressOptions {
   hooks?: string[];
   /** Discover a circuit (circuit.ts) on `examples` evenly spaced examples, keeping faithfulness ≥ 1 − tolerance. */
   circuit?: { tolerance: number; examples: number };
@@ -36,7 +36,6 @@ export interface InspectOptions {
   metric?: MetricSpec;
   batchSize: number;
   topK?: number;
-  progress?: boolean;
 }
 
 export interface InspectedUnit extends Effect {
@@ -94,7 +93,7 @@ export async function inspectModel(model: Model, data: Dataset, labels: Tensor |
     ...(labels ? [{ name: 'labels', values: labels, levels: classes, at: (hook: string) => labelsAt!.get(hook)! }] : []),
     ...attributes.map((attribute) => ({ ...attribute, at: attributeAt })),
   ];
-  const progress = new Progress('inspect', 2 * Math.ceil(data.examples / options.batchSize), options.progress);
+  const progress = trackProgress('inspect', 2 * Math.ceil(data.examples / options.batchSize), options);
 
   const observed = await observe(model, data, hooks, shapes, unitCounts, targets, options, progress);
   await scoreProbes(model, data, hooks, targets, observed.probes, options.batchSize);
@@ -194,7 +193,7 @@ function checkedAttributes(attributes: Map<string, Tensor> | undefined, examples
  * units with every target, linear probes fitted on the training part, and — for feature inputs of
  * up to 128 features (tables, binary inputs; not pixels) — the input mean for input dependence.
  */
-async function observe(model: Model, data: Dataset, hooks: Hook[], shapes: Map<string, (number | string)[]>, unitCounts: Map<string, number>, targets: Target[], options: InspectOptions, progress: Progress) {
+async function observe(model: Model, data: Dataset, hooks: Hook[], shapes: Map<string, (number | string)[]>, unitCounts: Map<string, number>, targets: Target[], options: InspectOptions, progress: ProgressTracker) {
   const unitAxis = (hook: Hook) => unitAxisOf(hook, shapes.get(hook.name)!.length);
   const census = hooks.map((hook) => new CensusAccumulator(options.topK ?? 5, unitAxis(hook)));
   const sums = hooks.map(() => new RowSum());

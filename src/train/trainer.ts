@@ -10,7 +10,7 @@ import { loadTask, permutation, takeRows, type Task } from '../data/tasks.ts';
 import { Model } from '../runtime/model.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
 import { hashIndex } from '../random.ts';
-import { Progress } from '../report/progress.ts';
+import { trackProgress, type ProgressOptions } from '../progress.ts';
 import type { Tensor } from '../tensor.ts';
 import { Evaluator, logOf, scoreRows } from './evaluate.ts';
 import { examplesInput, loadStartingModel, trainingSource, type TrainingSource } from './source.ts';
@@ -59,9 +59,9 @@ export interface ResumeState {
   secondsBefore: number;
 }
 
-export interface TrainOptions {
+/** `onProgress` hears every step; `signal` is checked between steps (an aborted run rejects, writing nothing). */
+export interface TrainOptions extends ProgressOptions {
   runtime: RuntimeOptions;
-  progress?: boolean;
   /** Called every `checkpointEvery` steps with the state to save. */
   checkpoint?: (state: TrainState, model: ModelProto) => void;
   checkpointEvery?: number;
@@ -101,7 +101,7 @@ async function trainFrom(source: TrainingSource, spec: TrainSpec, task: Task, op
   const state: TrainState = { step: 0, ...stepper.initialState(model), curve: [], secondsBefore: 0 };
   if (options.resume) restore(state, options.resume);
   const started = Date.now();
-  const progress = new Progress('train', totalSteps, options.progress);
+  const progress = trackProgress('train', totalSteps, options);
   progress.tick(state.step);
   let window = { lossSum: 0, correct: 0, rows: 0 };
   const lastStepOfRun = runPlanner(spec, totalSteps, batchSize, batchesPerEpoch, trainRows, options, task.train.inputs.data.byteLength / trainRows);
@@ -176,7 +176,7 @@ async function identificationErrors(spec: TrainSpec, options: TrainOptions): Pro
   // Fine-tuning with 0 identification steps: the starting model is the ERM model whose errors are up-weighted.
   const model = spec.from && objective.identificationSteps === 0
     ? loadStartingModel(spec.from.path, spec.from.sha256, options.runtime)
-    : Model.fromProto((await train({ ...spec, objective: undefined, steps: objective.identificationSteps, epochs: undefined, evalEvery: objective.identificationSteps }, { runtime: options.runtime })).model, 'the identification model', options.runtime);
+    : Model.fromProto((await train({ ...spec, objective: undefined, steps: objective.identificationSteps, epochs: undefined, evalEvery: objective.identificationSteps }, { runtime: options.runtime, signal: options.signal })).model, 'the identification model', options.runtime);
   try {
     const extra = loadExtraInputs(spec.from?.inputs, task);
     const predictions = await predictClasses(model, task.train.inputs, examplesInput(model, extra), (indices) => extra.feeds(task.train, indices));
