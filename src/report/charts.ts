@@ -3,13 +3,14 @@
  * browser, no network, no canvas), so the report embeds finished pictures. Data go in as inline
  * values; Vega escapes the text it writes into the SVG.
  */
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 import type { ReliabilityBin } from '../audit/calibration.ts';
 
 const CONFIG = { font: 'system-ui, sans-serif', view: { stroke: null }, axis: { labelFontSize: 11, titleFontSize: 12 } };
 
 export async function renderChart(spec: Record<string, unknown>): Promise<string> {
+  // vega and vega-lite take about 0.3 s to load: imported when a report is written, not at startup.
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   const full = { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: CONFIG, ...spec } as TopLevelSpec;
   const view = new vega.View(vega.parse(compile(full).spec), { renderer: 'none' });
   try {
