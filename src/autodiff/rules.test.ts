@@ -102,6 +102,7 @@ const CASES: Case[] = [
   { name: 'Conv auto_pad SAME_UPPER, stride 2', op: 'Conv', operands: [f([1, 2, 5, 6]), f([3, 2, 3, 2])], attrs: { auto_pad: str('SAME_UPPER'), strides: ints([2, 2]) }, float32: true },
   { name: 'Conv auto_pad SAME_LOWER, stride 3 and 1 (an odd padding at the start)', op: 'Conv', operands: [f([1, 2, 5, 4]), f([2, 2, 3, 2])], attrs: { auto_pad: str('SAME_LOWER'), strides: ints([3, 1]) }, float32: true },
   { name: 'Conv1d auto_pad VALID, stride 2', op: 'Conv', operands: [f([2, 2, 7]), f([3, 2, 3])], attrs: { auto_pad: str('VALID'), strides: ints([2]) }, float32: true },
+  { name: 'Conv depthwise, two filters per channel, stride 2', op: 'Conv', operands: [f([2, 3, 5, 5]), f([6, 1, 3, 3]), f([6])], attrs: { group: int(3), strides: ints([2, 2]), pads: ints([1, 1, 1, 1]) }, float32: true },
   { name: 'Conv groups', op: 'Conv', operands: [f([1, 4, 5, 5]), f([6, 2, 3, 3]), f([6])], attrs: { group: int(2), pads: ints([1, 1, 1, 1]) }, float32: true },
   { name: 'MaxPool', op: 'MaxPool', operands: [f([2, 2, 4, 4])], attrs: { kernel_shape: ints([2, 2]), strides: ints([2, 2]) } },
   { name: 'MaxPool overlapping, padded', op: 'MaxPool', operands: [f([1, 2, 5, 5])], attrs: { kernel_shape: ints([3, 3]), strides: ints([2, 2]), pads: ints([1, 1, 1, 1]) } },

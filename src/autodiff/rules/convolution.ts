@@ -80,17 +80,9 @@ function convTransposeGradient(c: GradContext): Grad[] {
   return grads;
 }
 
-/**
- * The weight gradient of a convolution reading `input` (inChannels) into `output` (outChannels)
- * in `group` groups: each group's [out/g, in/g, k…] from its own channels, stacked along axis 0.
- */
+/** The weight gradient [out, in/g, k…] of a convolution reading `input` (inChannels) into `output` (outChannels) in `group` groups. */
 function groupedWeightGradient(c: GradContext, input: string, gradOutput: string, channels: { group: number; inChannels: number; outChannels: number }, conv: Geometry, dtypeOf: string): string {
-  const { group, inChannels, outChannels } = channels;
-  const perGroup = { inChannels: inChannels / group, outChannels: outChannels / group, ...conv };
-  if (group === 1) return convWeightGradient(c, input, gradOutput, perGroup, dtypeOf);
-  const inputParts = c.opN('Split', [input, c.int64s(Array(group).fill(perGroup.inChannels))], { axis: int(1) }, group);
-  const gradParts = c.opN('Split', [gradOutput, c.int64s(Array(group).fill(perGroup.outChannels))], { axis: int(1) }, group);
-  return c.op('Concat', inputParts.map((part, g) => convWeightGradient(c, part, gradParts[g], perGroup, dtypeOf)), { axis: int(0) });
+  return convWeightGradient(c, input, gradOutput, { ...channels, ...conv }, dtypeOf);
 }
 
 /**
@@ -116,14 +108,7 @@ function conv1dGradient(c: GradContext): Grad[] {
     }));
   }
   if (c.needs(1)) {
-    const perGroup = (xPart: string, dyPart: string, inChannels: number, outChannels: number) =>
-      down(convWeightGradient(c, up(xPart), up(dyPart), { inChannels, outChannels, kernel, ...lifted }, x));
-    if (group === 1) grads[1] = perGroup(x, dy(c), xShape[1], wShape[0]);
-    else {
-      const xParts = c.opN('Split', [x, c.int64s(Array(group).fill(xShape[1] / group))], { axis: int(1) }, group);
-      const dyParts = c.opN('Split', [dy(c), c.int64s(Array(group).fill(wShape[0] / group))], { axis: int(1) }, group);
-      grads[1] = c.op('Concat', xParts.map((part, g) => perGroup(part, dyParts[g], xShape[1] / group, wShape[0] / group)), { axis: int(0) });
-    }
+    grads[1] = down(convWeightGradient(c, up(x), up(dy(c)), { inChannels: xShape[1], outChannels: wShape[0], group, kernel, ...lifted }, x));
   }
   if (c.needs(2)) grads[2] = c.reduceSum(dy(c), [0, 2], false); // dB = Σ dY over batch and positions
   return grads;
@@ -150,24 +135,38 @@ function fullConvolutionGradient(c: GradContext, w: string, conv: Geometry, grou
 
 /**
  * dW[o, i, a, b] = Σ_{n,y,x} dY[n, o, y, x] · Xpad[n, i, y·s + a·d, x·s + b·d], as matrix products
- * over im2col columns (any number of spatial axes; two written here). The columns come from one depthwise convolution of X with one-hot kernels
- * (channel i's output i·kh·kw + a·kw + b copies the window cell (a, b), with the conv's own
- * strides, dilations and pads): cols [n, in·kh·kw, y·x]. Then per example cols · dYᵀ [n, in·kh·kw,
- * out], summed over n. onnxruntime runs this several ops faster than slicing the kh·kw shifted
- * windows and concatenating them (fixture CNN conv2, batch 64: 1.97 → 1.41 ms at 1 thread, 1.77 →
- * 0.91 ms at 2).
+ * over im2col columns (any number of spatial axes; two written here). The columns come from one
+ * depthwise convolution of X with one-hot kernels (channel i's output i·kh·kw + a·kw + b copies the
+ * window cell (a, b), with the conv's own strides, dilations and pads): cols [n, in·kh·kw, y·x].
+ * Then per example cols · dYᵀ [n, in·kh·kw, out], summed over n. onnxruntime runs this several ops
+ * faster than slicing the kh·kw shifted windows and concatenating them (fixture CNN conv2, batch
+ * 64: 1.97 → 1.41 ms at 1 thread, 1.77 → 0.91 ms at 2). With g groups, the columns and dY are
+ * viewed per group and one batched product serves every group ([n, g, in/g·kh·kw, out/g]): a
+ * depthwise convolution of C channels is one product, not C subgraphs.
  */
-function convWeightGradient(c: GradContext, x: string, dyPart: string, shape: { inChannels: number; outChannels: number } & Geometry, dtypeOf = x): string {
+function convWeightGradient(c: GradContext, x: string, dyPart: string, shape: { inChannels: number; outChannels: number; group?: number } & Geometry, dtypeOf = x): string {
   const { inChannels, outChannels, kernel, strides, dilations, pads } = shape;
+  const group = shape.group ?? 1;
   const cells = kernel.reduce((a, b) => a * b, 1);
   const oneHot = new Array<number>(inChannels * cells * cells).fill(0);
   for (let channel = 0; channel < inChannels; channel++) for (let cell = 0; cell < cells; cell++) oneHot[(channel * cells + cell) * cells + cell] = 1;
   const columns = c.op('Conv', [x, c.constant(oneHot, [inChannels * cells, 1, ...kernel], dtypeOf)], {
     group: int(inChannels), kernel_shape: ints(kernel), strides: ints(strides), dilations: ints(dilations), pads: ints(pads),
   }); // [n, in·kh·kw, y, x]
+  if (group > 1) return groupedColumnsGradient(c, columns, dyPart, { inChannels, outChannels, group, cells, kernel });
   const flatColumns = c.op('Reshape', [columns, c.int64s([0, inChannels * cells, -1])]); // [n, in·kh·kw, y·x]
   const dyRows = c.op('Transpose', [c.op('Reshape', [dyPart, c.int64s([0, outChannels, -1])])], { perm: ints([0, 2, 1]) }); // [n, y·x, out]
   const perExample = c.op('MatMul', [flatColumns, dyRows]); // [n, in·kh·kw, out]
   const summed = c.reduceSum(perExample, [0], false); // [in·kh·kw, out]
   return c.op('Reshape', [c.op('Transpose', [summed], { perm: ints([1, 0]) }), c.int64s([outChannels, inChannels, ...kernel])]); // [out, in, kh, kw]
+}
+
+/** convWeightGradient's product for g groups: columns [n, in·cells, y, x] and dY [n, out, y, x] viewed per group. */
+function groupedColumnsGradient(c: GradContext, columns: string, dyPart: string, shape: { inChannels: number; outChannels: number; group: number; cells: number; kernel: number[] }): string {
+  const { inChannels, outChannels, group, cells, kernel } = shape;
+  const [inPerGroup, outPerGroup] = [inChannels / group, outChannels / group];
+  const groupedColumns = c.op('Reshape', [columns, c.int64s([0, group, inPerGroup * cells, -1])]); // [n, g, in/g·cells, y·x]
+  const dyRows = c.op('Transpose', [c.op('Reshape', [dyPart, c.int64s([0, group, outPerGroup, -1])])], { perm: ints([0, 1, 3, 2]) }); // [n, g, y·x, out/g]
+  const summed = c.reduceSum(c.op('MatMul', [groupedColumns, dyRows]), [0], false); // [g, in/g·cells, out/g]
+  return c.op('Reshape', [c.op('Transpose', [summed], { perm: ints([0, 2, 1]) }), c.int64s([outChannels, inPerGroup, ...kernel])]); // [out, in/g, k…]
 }
