@@ -17,7 +17,7 @@ import type { AuditConfig } from './config.ts';
 import { checkLabels, type AuditData } from './data.ts';
 import { featureChecks, perFeature, type FeatureReliance } from './features.ts';
 import { assess, type Check, type Finding } from './findings.ts';
-import { correctCount, predict, type Predictions } from './predictions.ts';
+import { correctCount, isNetwork, predict, type Predictions, type Predictor } from './predictions.ts';
 import { robustnessCheck } from './robustness.ts';
 import { segmentChecks, type SegmentSummary } from './segments.ts';
 import { shiftChecks, type ShiftGroup } from './shift.ts';
@@ -75,7 +75,11 @@ export interface AuditResult {
   config: AuditConfig;
 }
 
-export async function auditModel(model: Model, data: AuditData, options: AuditOptions): Promise<AuditResult> {
+/** The skip note of the detectors that read a network's insides, for a classifier that is not one. */
+export const NOT_A_NETWORK = 'Shortcut units (carrier units and the attribute direction of each high-severity shortcut): skipped: not a network.';
+
+/** `model`: an ONNX network, or any classifier as { classes, predictProba } (the detectors that read a network's insides are skipped). */
+export async function auditModel(model: Predictor, data: AuditData, options: AuditOptions): Promise<AuditResult> {
   const { config, shifted, batchSize } = options;
   const progress = trackProgress('audit', 6 + options.counterfactuals.length, options);
   const base = await predict(model, data.inputs, { batchSize });
@@ -90,7 +94,8 @@ export async function auditModel(model: Model, data: AuditData, options: AuditOp
   const notes = [...ran.notes];
   const hidden = assessed.findings.length - findings.length;
   if (hidden) notes.push(`${hidden} more significant weak segments overlap the ${config.segments.maxFindings} listed and are left out (segments.maxFindings).`);
-  const shortcutUnits = await carriersOfHighShortcuts(model, data, findings, options);
+  const shortcutUnits = isNetwork(model) ? await carriersOfHighShortcuts(model, data, findings, options) : [];
+  if (!isNetwork(model)) notes.push(NOT_A_NETWORK);
   progress.tick(2, 'shortcut units');
   progress.finish();
   return {
@@ -103,7 +108,7 @@ export async function auditModel(model: Model, data: AuditData, options: AuditOp
 }
 
 /** Every detector's checks, with what they measure beyond the checks and notes on what could not run. */
-async function runDetectors(model: Model, data: AuditData, base: Predictions, shifted: { data: AuditData; predictions: Predictions } | undefined, options: AuditOptions, progress: ProgressTracker) {
+async function runDetectors(model: Predictor, data: AuditData, base: Predictions, shifted: { data: AuditData; predictions: Predictions } | undefined, options: AuditOptions, progress: ProgressTracker) {
   const { config, batchSize } = options;
   const checks: Check[] = [];
   for (const counterfactual of options.counterfactuals) {

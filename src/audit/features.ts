@@ -10,7 +10,7 @@
  * Effect: the reliance in points. A flag needs both parts significant, so its p-value is the
  * larger of the two (an intersection–union test).
  */
-import type { Model } from '../runtime/model.ts';
+import type { Predictor } from './predictions.ts';
 import { mcnemarP, pairedDifferenceInterval, twoProportionP } from '../stats.ts';
 import type { AuditConfig } from './config.ts';
 import type { AuditData } from './data.ts';
@@ -32,7 +32,7 @@ export interface FeatureReliance {
   shiftedAloneAccuracy?: number;
 }
 
-export async function featureChecks(model: Model, data: AuditData, base: Predictions, shifted: AuditData | undefined, config: AuditConfig, batchSize: number): Promise<{ ranking: FeatureReliance[]; checks: Check[] }> {
+export async function featureChecks(model: Predictor, data: AuditData, base: Predictions, shifted: AuditData | undefined, config: AuditConfig, batchSize: number): Promise<{ ranking: FeatureReliance[]; checks: Check[] }> {
   if (!perFeature(data, config) || data.layout.kind !== 'table') return { ranking: [], checks: [] };
   const names = data.layout.featureNames;
   const n = data.labels.length;

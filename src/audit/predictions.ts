@@ -5,7 +5,7 @@
  */
 import { InputError } from '../errors.ts';
 import type { Intervention } from '../graph/interventions.ts';
-import type { Model } from '../runtime/model.ts';
+import { Model } from '../runtime/model.ts';
 import { prepareInterventions, run } from '../runtime/run.ts';
 import type { Tensor } from '../tensor.ts';
 import { readFeeds, type Examples } from './examples.ts';
@@ -19,8 +19,23 @@ export interface Predictions {
   confidence: Float64Array;
 }
 
+/**
+ * A learner that is not an ONNX network (a gradient-boosted forest, a logistic regression):
+ * `predictProba` gives each example's class probabilities, [examples, classes] row-major.
+ */
+export interface Classifier {
+  classes: number;
+  predictProba(inputs: Tensor): ArrayLike<number> | Tensor | Promise<ArrayLike<number> | Tensor>;
+}
+
+/** What an audit can check: a network (every detector) or any classifier (those that need only predictions). */
+export type Predictor = Model | Classifier;
+
+export const isNetwork = (predictor: Predictor): predictor is Model => predictor instanceof Model;
+
 /** `inputs` (with any pass-through inputs) are read in batches; interventions' reference statistics come from the first 4,096 examples. */
-export async function predict(model: Model, inputs: Examples, options: { batchSize?: number; interventions?: Intervention[] } = {}): Promise<Predictions> {
+export async function predict(model: Predictor, inputs: Examples, options: { batchSize?: number; interventions?: Intervention[] } = {}): Promise<Predictions> {
+  if (!isNetwork(model)) return predictWith(model, inputs, options.batchSize ?? 512);
   const examples = inputs.rows;
   const batchSize = options.batchSize ?? 512;
   const first = model.inputs[0].name;
@@ -34,6 +49,29 @@ export async function predict(model: Model, inputs: Examples, options: { batchSi
     fill(result, scores, start);
   }
   return result ?? allocate(0, 2);
+}
+
+async function predictWith(classifier: Classifier, inputs: Examples, batchSize: number): Promise<Predictions> {
+  if (inputs.passThrough && Object.keys(inputs.passThrough).length) throw new InputError('A classifier given as { classes, predictProba } takes one input: audit data with several inputs needs an ONNX model.');
+  const result = allocate(inputs.rows, classifier.classes);
+  for (let start = 0; start < inputs.rows; start += batchSize) {
+    const end = Math.min(inputs.rows, start + batchSize);
+    const returned = await classifier.predictProba(inputs.read(start, end));
+    const probabilities = 'dims' in returned ? (returned.data as ArrayLike<number>) : returned;
+    if (probabilities.length !== (end - start) * classifier.classes) {
+      throw new InputError(`predictProba returned ${probabilities.length} values for ${end - start} examples of ${classifier.classes} classes: return [examples, classes] probabilities, row-major (${(end - start) * classifier.classes} values).`);
+    }
+    for (let row = start; row < end; row++) {
+      let best = 0;
+      for (let c = 0; c < classifier.classes; c++) {
+        result.probabilities[row * classifier.classes + c] = Number(probabilities[(row - start) * classifier.classes + c]);
+        if (result.probabilities[row * classifier.classes + c] > result.probabilities[row * classifier.classes + best]) best = c;
+      }
+      result.predicted[row] = best;
+      result.confidence[row] = result.probabilities[row * classifier.classes + best];
+    }
+  }
+  return result;
 }
 
 /** The number of classes the first output scores: its last axis, or 2 for a single logit. */

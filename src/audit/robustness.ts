@@ -4,7 +4,7 @@
  * config.robustness.tableNoise × each feature's standard deviation for tables. Effect: the flip
  * rate in points; test: one-sided binomial test against the tolerated flip rate.
  */
-import type { Model } from '../runtime/model.ts';
+import type { Predictor } from './predictions.ts';
 import { binomialUpperTail, wilsonInterval } from '../stats.ts';
 import type { AuditConfig } from './config.ts';
 import type { AuditData } from './data.ts';
@@ -12,7 +12,7 @@ import type { Check } from './findings.ts';
 import { predict, type Predictions } from './predictions.ts';
 import { perturbTable, transformExamples } from './transforms.ts';
 
-export async function robustnessCheck(model: Model, data: AuditData, base: Predictions, config: AuditConfig, batchSize: number): Promise<Check | undefined> {
+export async function robustnessCheck(model: Predictor, data: AuditData, base: Predictions, config: AuditConfig, batchSize: number): Promise<Check | undefined> {
   const { layout } = data;
   if (layout.kind === 'other') return undefined;
   const perturbed = layout.kind === 'image'

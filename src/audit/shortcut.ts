@@ -8,7 +8,7 @@
  * and how well the attribute alone predicts the label, next to the model's accuracy.
  */
 import { InputError } from '../errors.ts';
-import type { Model } from '../runtime/model.ts';
+import type { Predictor } from './predictions.ts';
 import { binomialUpperTail, mcnemarP, wilsonInterval } from '../stats.ts';
 import type { AuditConfig } from './config.ts';
 import type { AuditData } from './data.ts';
@@ -47,7 +47,7 @@ export interface ShortcutEvidence {
   samples: { index: number; label: number; predicted: number; counterfactualPredicted: number }[];
 }
 
-export async function shortcutCheck(model: Model, data: AuditData, base: Predictions, counterfactual: Counterfactual, config: AuditConfig, batchSize: number): Promise<Check> {
+export async function shortcutCheck(model: Predictor, data: AuditData, base: Predictions, counterfactual: Counterfactual, config: AuditConfig, batchSize: number): Promise<Check> {
   const transformed = transformExamples(counterfactual.transform, data.inputs, { seed: config.seed, column: counterfactual.column });
   const after = await predict(model, transformed, { batchSize });
   const n = data.labels.length;
