@@ -4,11 +4,18 @@
  */
 
 // Models and runs: load an ONNX model, read its hooks, run it with a cache or with interventions.
-export { Model } from './runtime/model.ts';
+export { Model } from './api/model.ts';
+export type { HookEdit, HookInfo, LoadOptions, RunOptions as ModelRunOptions, RunOutput } from './api/model.ts';
+export { ActivationCache } from './api/cache.ts';
+export type { Inputs, InputValue } from './api/inputs.ts';
+// The model behind the library's Model (model.runtime), taken by the lower-level functions below.
+export { Model as RuntimeModel } from './runtime/model.ts';
 export type { InputSpec } from './runtime/model.ts';
 export type { RuntimeOptions } from './runtime/session.ts';
-export { run, runWithCache, runWithInterventions, prepareInterventions, PreparedInterventions } from './runtime/run.ts';
-export type { RunOptions, RunResult, Dataset } from './runtime/run.ts';
+export { run, runWithCache, runWithInterventions } from './api/runs.ts';
+export type { RunResult } from './api/runs.ts';
+export { prepareInterventions, PreparedInterventions } from './runtime/run.ts';
+export type { RunOptions, Dataset } from './runtime/run.ts';
 export { runDataset } from './runtime/run-dataset.ts';
 export type { DatasetRunOptions, DatasetRunSummary } from './runtime/run-dataset.ts';
 
@@ -26,23 +33,34 @@ export type { Intervention, AblationMethod, Selection } from './graph/interventi
 export { computeGradients, GradientProgram, parameterNames } from './autodiff/gradients.ts';
 export type { GradientRequest, GradientResult } from './autodiff/gradients.ts';
 export type { LossSpec } from './autodiff/loss.ts';
-export { integratedGradients, hookIntegratedGradients } from './inspect/integrated-gradients.ts';
-export type { IntegratedGradients, IntegratedGradientsOptions } from './inspect/integrated-gradients.ts';
+export { gradients, integratedGradients } from './api/gradients.ts';
+export type { GradientOptions, GradientsResult, IntegratedGradientsOptions, IntegratedGradientsResult } from './api/gradients.ts';
+export { hookIntegratedGradients, integratedGradients as inputIntegratedGradients } from './inspect/integrated-gradients.ts';
+export type { IntegratedGradients } from './inspect/integrated-gradients.ts';
 
 // Inspection, audits and training.
-export { inspectModel as inspect } from './inspect/inspect.ts';
+export { inspect } from './api/inspect.ts';
+export type { InspectCallOptions } from './api/inspect.ts';
+export { inspectModel } from './inspect/inspect.ts';
 export type { InspectOptions, InspectResult, InspectedUnit } from './inspect/inspect.ts';
-export { auditModel as audit } from './audit/audit.ts';
+export { audit } from './api/audit.ts';
+export type { AuditCallOptions, AuditDataInput, Classifier } from './api/audit.ts';
+export { auditModel } from './audit/audit.ts';
 export type { AuditOptions, AuditResult } from './audit/audit.ts';
 export type { AuditData } from './audit/data.ts';
-export { train } from './train/trainer.ts';
+export { train } from './api/train.ts';
+export type { TrainCallOptions, TrainOutput, TrainSpecInput } from './api/train.ts';
+export type { ProgressEvent, ProgressOptions } from './progress.ts';
 export type { TrainOptions, TrainResult } from './train/trainer.ts';
 export type { TrainSpec } from './train/spec.ts';
 
 // Tensors and .npy files.
 export { tensor, floatTensor, elementCount, sliceRows, concatRows, shapeString } from './tensor.ts';
-export type { Tensor, TensorData, DType, Feeds } from './tensor.ts';
-export { readNpy, encodeNpy, NpyFile } from './data/npy.ts';
+export { Tensor } from './api/tensor.ts';
+export type { NestedArray, OrtTensor } from './api/tensor.ts';
+export type { Tensor as TensorLike, TensorData, DType, Feeds } from './tensor.ts';
+export { readNpy } from './api/runs.ts';
+export { encodeNpy, NpyFile } from './data/npy.ts';
 
 // Errors: a UserError (and its kinds) is a mistake in the input, with the fix in its message.
 export { UserError, ModelError, InputError, HookError, InterventionError } from './errors.ts';

@@ -12,7 +12,7 @@ import { NOT_A_NETWORK } from '../audit/audit.ts';
 import { GraphBuilder } from '../graph/builder.ts';
 import { seededRandom } from '../random.ts';
 import { floatTensor } from '../tensor.ts';
-import { audit, gradients, inspect, integratedGradients, Model, Tensor, train, type ProgressEvent } from './index.ts';
+import { audit, gradients, inspect, integratedGradients, Model, Tensor, train, type ProgressEvent } from '../index.ts';
 
 const [width, classes] = [3, 2];
 const W = [0.5, -1, 0.25, 1, 0, -0.5, -0.2, 0.7, 1.5];
