@@ -30,6 +30,12 @@ describe('Tensor', () => {
     assert.equal(t.mean().at(), (0 + 123) / 2);
   });
 
+  it('map applies a function to every value, into a new tensor', () => {
+    const doubled = t.map((value) => 2 * value);
+    assert.equal(doubled.at(1, 2, 3), 246);
+    assert.equal(t.at(1, 2, 3), 123);
+  });
+
   it('refuses axes and indices out of range', () => {
     assert.throws(() => t.select(3, 0), /Axis 3 does not exist/);
     assert.throws(() => t.select(0, 2), /Index 2 is out of range/);

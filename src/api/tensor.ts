@@ -104,6 +104,12 @@ export class Tensor implements TensorLike {
     return new Tensor(outDtype, this.dims.filter((_, a) => a !== resolvedAxis), outDtype === 'float32' ? Float32Array.from(means) : means);
   }
 
+  /** A new tensor of the same dtype and dims holding f(value) for every value (float and small integer dtypes). */
+  map(f: (value: number, index: number) => number): Tensor {
+    if (this.data instanceof BigInt64Array) throw new InputError(`map() works on numbers; this tensor holds int64 values: convert them with toArray() first.`);
+    return new Tensor(this.dtype, this.dims, (this.data as Float32Array).map(f));
+  }
+
   /** The values as nested arrays of numbers (int64 values converted to numbers). */
   toArray(): NestedArray {
     const build = (axis: number, offset: number): NestedArray => {
