@@ -85,6 +85,10 @@ describe('the packed package in a fresh TypeScript project', () => {
     const printed = execFileSync(process.execPath, ['out/main.js'], { cwd: consumer, encoding: 'utf8' });
     assert.match(printed, /^backprop-teardown \d+\.\d+\.\d+: act1 \[16, 32\], first value /);
     assertClose(readNpy(join(consumer, 'act1.npy')), readNpy(join(mlp, 'act/act1.npy')), 1e-5, 'act1');
+
+    // The command, as installed: README "As a package".
+    const listing = execFileSync(join(consumer, 'node_modules/.bin/teardown'), ['hooks', 'node_modules/backprop-teardown/examples/mnist-mlp.onnx', '--modules'], { cwd: consumer, encoding: 'utf8' });
+    assert.match(listing, /^act1 +Relu +float32 +\[batch, 64\]/m);
   });
 });
 
