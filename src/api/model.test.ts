@@ -3,6 +3,7 @@
  * and intervention outputs (test/corpus, gpt2 at opset 17), and runtime/run.ts's runWithCache.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { readNpy } from '../data/npy.ts';
@@ -100,6 +101,12 @@ describe('Model on the gpt2 corpus export', () => {
     const h0 = (await model.runWithCache(inputIds, { hooks: ['h.0'], interventions: [scale('h.0.ln_1', 1.5)] })).cache.get('h.0');
     const patched = await model.run(inputIds, { interventions: [scale('h.0.ln_1', 1.5), patch('h.0', halve(h0)), scale('h.1.mlp', 0.5)] });
     assert.deepEqual(patched.output.data, edited.output.data);
+  });
+
+  it('loads from bytes as from the file', async () => {
+    const fromBytes = Model.fromBytes(readFileSync(join(dir, manifest.files['17'])), 'gpt2 bytes', { threads: 1 });
+    assert.deepEqual((await fromBytes.run(inputIds)).output.data, (await model.run(inputIds)).output.data);
+    await fromBytes.release();
   });
 
   it('refuses an edit that changes the shape', async () => {
