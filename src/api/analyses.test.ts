@@ -62,6 +62,21 @@ describe('gradients and integrated gradients on a linear classifier', () => {
     assert.ok(completenessError < 1e-5);
   });
 
+  it('audit of the network: its accuracy is the argmax of its scores; an abort stops it between detectors', async () => {
+    const random = seededRandom(2);
+    const data = new Tensor('float32', [200, width], Float32Array.from({ length: 200 * width }, () => 2 * random() - 1));
+    const labels = Array.from({ length: 200 }, (_, row) => (data.at(row, 0) > 0 ? 1 : 0));
+    const scores = (await model.run(data)).output;
+    const right = labels.filter((label, row) => (scores.at(row, 1) > scores.at(row, 0) ? 1 : 0) === label).length;
+    const events: ProgressEvent[] = [];
+    const result = await audit(model, { inputs: data, labels }, { onProgress: (event) => events.push(event) });
+    assert.equal(result.accuracy.data.value, right / 200);
+    assert.ok(!result.notes.includes(NOT_A_NETWORK));
+    assert.equal(events.at(-1)!.done, events.at(-1)!.total);
+    const controller = new AbortController();
+    await assert.rejects(audit(model, { inputs: data, labels }, { signal: controller.signal, onProgress: () => controller.abort() }), { name: 'AbortError' });
+  });
+
   it('inspect reports progress, and an abort stops it with an AbortError', async () => {
     const data = new Tensor('float32', [64, width], Float32Array.from({ length: 64 * width }, seededRandom(1)));
     const labels = new Tensor('int64', [64], BigInt64Array.from({ length: 64 }, (_, i) => BigInt(i % 2)));
