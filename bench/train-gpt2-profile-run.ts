@@ -19,6 +19,8 @@ import { buildStepGraph } from '../src/train/step-graph.ts';
 import type { Tensor } from '../src/tensor.ts';
 
 const [dir, threadsText] = process.argv.slice(2);
+/** onnxruntime names the file `<prefix>_<date>.json`. */
+const PROFILE_PREFIX = 'teardown-step-profile';
 const threads = Number(threadsText);
 const adamw: OptimizerSpec = { kind: 'adamw', momentum: 0, weightDecay: 0.01, betas: [0.9, 0.999], eps: 1e-8 };
 
@@ -28,7 +30,7 @@ const targets = readNpy(join(dir, 'targets.npy'));
 const graph = await buildStepGraph(model, { input_ids: tokens }, targets, { kind: 'cross-entropy', positions: 'all' }, adamw);
 const session = await ort.InferenceSession.create(encodeModel(graph.proto), {
   intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'extended',
-  enableProfiling: true, profileFilePrefix: join(dir, 'profile'), extra: { session: { intra_op: { allow_spinning: '0' } } },
+  enableProfiling: true, profileFilePrefix: join(dir, PROFILE_PREFIX), extra: { session: { intra_op: { allow_spinning: '0' } } },
 });
 
 const asOrt = (value: Tensor) => new ort.Tensor(value.dtype as 'float32' | 'int64', value.data as Float32Array | BigInt64Array, value.dims);
@@ -47,7 +49,8 @@ await session.run(feeds, fetches);
 const start = performance.now();
 await session.run(feeds, fetches);
 const wallMs = performance.now() - start;
-session.endProfiling(); // DIR/profile_<date>.json, complete when this process exits
-console.log(JSON.stringify({ profile: join(dir, readdirSync(dir).find((file) => file.startsWith('profile') && file.endsWith('.json'))!), wall_ms: wallMs }));
+session.endProfiling(); // DIR/teardown-step-profile_<date>.json, complete when this process exits
+const written = readdirSync(dir).filter((file) => file.startsWith(`${PROFILE_PREFIX}_`) && file.endsWith('.json')).sort().at(-1)!; // the newest: names carry the date
+console.log(JSON.stringify({ profile: join(dir, written), wall_ms: wallMs }));
 await session.release();
 await model.release();
