@@ -27,6 +27,8 @@ export type { HookListing } from './inspect/list-hooks.ts';
 
 // Interventions on hooks.
 export { ablate, patch, scale, addVector, projectOut } from './graph/interventions.ts';
+export { attributeDirection } from './api/direction.ts';
+export type { AttributeDirection } from './api/direction.ts';
 export type { Intervention, AblationMethod, Selection } from './graph/interventions.ts';
 
 // Gradients and attributions.

@@ -12,7 +12,8 @@ import { NOT_A_NETWORK } from '../audit/audit.ts';
 import { GraphBuilder } from '../graph/builder.ts';
 import { seededRandom } from '../random.ts';
 import { floatTensor } from '../tensor.ts';
-import { audit, gradients, inspect, integratedGradients, Model, Tensor, train, type ProgressEvent } from '../index.ts';
+import { addVector, attributeDirection, audit, gradients, inspect, integratedGradients, Model, projectOut, Tensor, train, type ProgressEvent } from '../index.ts';
+import { outputsWithoutDirection } from '../inspect/direction.ts';
 
 const [width, classes] = [3, 2];
 const W = [0.5, -1, 0.25, 1, 0, -0.5, -0.2, 0.7, 1.5];
@@ -75,6 +76,19 @@ describe('gradients and integrated gradients on a linear classifier', () => {
     assert.equal(events.at(-1)!.done, events.at(-1)!.total);
     const controller = new AbortController();
     await assert.rejects(audit(model, { inputs: data, labels }, { signal: controller.signal, onProgress: () => controller.abort() }), { name: 'AbortError' });
+  });
+
+  it("projectOut plus addVector(mean·u) equals the audit's own projection of its attribute direction (inspect/direction.ts, in JavaScript)", async () => {
+    const counterfactual = new Tensor('float32', x.dims, (x.data as Float32Array).map((value, i) => (i % width === 0 ? -value : value)));
+    const found = (await attributeDirection(model, 'h', x, counterfactual))!;
+    const u = Array.from(found.direction.data as Float64Array);
+    assert.ok(Math.abs(Math.hypot(...u) - 1) < 1e-9);
+    const ours = await model.run(x, { hooks: ['h'], interventions: [projectOut('h', u), addVector('h', u.map((value) => value * found.mean))] });
+    const theirs = await outputsWithoutDirection(model.runtime, { ...found, direction: Float64Array.from(u) }, x);
+    const expected = theirs[0];
+    for (let k = 0; k < expected.data.length; k++) assert.ok(Math.abs(Number(ours.output.data[k]) - Number(expected.data[k])) < 1e-5, `output ${k}`);
+    const h = ours.cache.get('h');
+    for (let row = 0; row < 4; row++) assert.ok(Math.abs(u.reduce((sum, value, j) => sum + value * h.at(row, j), 0) - found.mean) < 1e-5);
   });
 
   it('inspect reports progress, and an abort stops it with an AbortError', async () => {
