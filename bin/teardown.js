@@ -3,9 +3,11 @@
 // and `npm test` run). In a checkout whose src/ changed after the last build it runs the sources
 // through tsx (a development dependency) instead, so a test or `npx teardown` never runs stale code.
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const sources = new URL('../src/', import.meta.url);
-const buildStamp = new URL('../dist/.built', import.meta.url);
+const sources = fileURLToPath(new URL('../src/', import.meta.url));
+const buildStamp = fileURLToPath(new URL('../dist/.built', import.meta.url));
 
 if (sourcesChangedSinceBuild()) {
   const { register } = await import('tsx/esm/api');
@@ -23,5 +25,5 @@ function sourcesChangedSinceBuild() {
   if (statSync(sources).mtimeMs > builtAt) return true;
   return readdirSync(sources, { recursive: true })
     .filter((path) => !path.endsWith('.test.ts'))
-    .some((path) => statSync(new URL(path, sources)).mtimeMs > builtAt);
+    .some((path) => statSync(join(sources, path)).mtimeMs > builtAt);
 }
