@@ -97,7 +97,7 @@ export function compileIntervention(intervention: Intervention, context: Interve
       keep = map(mask, (m) => 1 + (intervention.factor - 1) * m);
       break;
     case 'add':
-      keep = { dtype, dims: dims.map(() => 1), data: allocate(dtype, 1).fill(1 as never) };
+      keep = { dtype, dims: dims.map(() => 1), data: dtype === 'float64' ? Float64Array.of(1) : Float32Array.of(1) };
       add = multiply(alongUnitAxis(intervention.vector, intervention, context, 'vector'), mask);
       break;
   }
