@@ -6,6 +6,7 @@
 import { InputError } from '../errors.ts';
 import type { Intervention } from '../graph/interventions.ts';
 import { Model } from '../runtime/model.ts';
+import { normalizedOutput } from '../autodiff/loss.ts';
 import { prepareInterventions, run } from '../runtime/run.ts';
 import type { Tensor } from '../tensor.ts';
 import { readFeeds, type Examples } from './examples.ts';
@@ -46,7 +47,7 @@ export async function predict(model: Predictor, inputs: Examples, options: { bat
     const { outputs } = await run(model, readFeeds(inputs, start, end, first), { interventions: prepared, exampleOffset: start });
     const scores = outputs[model.outputNames[0]];
     result ??= allocate(examples, classCount(model, scores));
-    fill(result, scores, start);
+    fill(result, scores, start, normalizedOutput(model.graph, model.outputNames[0], scores.dims.length)?.op === 'Softmax');
   }
   return result ?? allocate(0, 2);
 }
@@ -86,7 +87,8 @@ function allocate(examples: number, classes: number): Predictions {
   return { examples, classes, probabilities: new Float64Array(examples * classes), predicted: new Int32Array(examples), confidence: new Float64Array(examples) };
 }
 
-function fill(into: Predictions, scores: Tensor, offset: number): void {
+/** `probabilities`: the scores are a Softmax's output already, taken as they are (a LogSoftmax's need nothing: softmax(log p) = p). */
+function fill(into: Predictions, scores: Tensor, offset: number, probabilities: boolean): void {
   const width = scores.dims.length === 2 ? scores.dims[1] : 1;
   const rows = scores.data.length / width;
   const classes = into.classes;
@@ -96,6 +98,8 @@ function fill(into: Predictions, scores: Tensor, offset: number): void {
       const p = 1 / (1 + Math.exp(-Number(scores.data[row]))); // sigmoid: P(class 1)
       into.probabilities[target] = 1 - p;
       into.probabilities[target + 1] = p;
+    } else if (probabilities) {
+      for (let c = 0; c < width; c++) into.probabilities[target + c] = Number(scores.data[row * width + c]);
     } else {
       let max = -Infinity;
       for (let c = 0; c < width; c++) max = Math.max(max, Number(scores.data[row * width + c]));

@@ -19,6 +19,7 @@ import { unitImportance, type Effect } from './importance.ts';
 import { inputDependence } from './input-dependence.ts';
 import { datasetGradientTimesActivation } from './attribution.ts';
 import type { MetricSpec } from './metric.ts';
+import { normalizedOutput } from '../autodiff/loss.ts';
 import { AssociationAccumulator, type Role } from './roles.ts';
 import { RidgeProbe } from './probe.ts';
 import { discoverCircuit, type Circuit } from './circuit.ts';
@@ -72,7 +73,7 @@ export async function inspectModel(model: Model, data: Dataset, labels: Tensor |
   if (labels && labels.dims[0] !== data.examples) {
     throw new InputError(`The labels have ${labels.dims[0]} rows but the data has ${data.examples} examples: give one label per example.`);
   }
-  const metric: MetricSpec = options.metric ?? (labels ? { kind: 'loss' } : { kind: 'output-change' });
+  let metric: MetricSpec = options.metric ?? (labels ? { kind: 'loss' } : { kind: 'output-change' });
   const chosen = chooseHooks(model, options.hooks);
   const sample = data.read(0, Math.min(8, data.examples));
   model.checkFeeds(sample);
@@ -84,6 +85,8 @@ export async function inspectModel(model: Model, data: Dataset, labels: Tensor |
   }));
   const scores = (await runWithCache(model, sliceFeedsTo(sample, 1), [])).outputs[model.outputNames[0]];
   const scoring = labels ? scoringOf(model.outputNames[0], scores.dims, labels) : undefined;
+  // A Softmax output holds probabilities: the loss is −log p(label) (autodiff/loss.ts takes the logits before it likewise).
+  if (metric.kind === 'loss' && normalizedOutput(model.graph, model.outputNames[0], scores.dims.length)?.op === 'Softmax') metric = { ...metric, probabilities: true };
   const labelsAt = scoring ? await readPositions(model, hooks.map((hook) => hook.name), shapes, scoring, sample) : undefined;
   const classes = labels ? Math.max(...Array.from(labels.data as ArrayLike<number | bigint>, Number)) + 1 : 0;
   const attributes = checkedAttributes(options.attributes, data.examples);

@@ -12,7 +12,8 @@
 import { InputError } from '../errors.ts';
 import type { Tensor } from '../tensor.ts';
 
-export type MetricSpec = { kind: 'loss' } | { kind: 'accuracy' } | { kind: 'logit-diff'; a: number; b: number } | { kind: 'output-change' };
+/** loss: `probabilities` when the scores are already a Softmax's output (the loss is then −log p(label), not a cross-entropy of them). */
+export type MetricSpec = { kind: 'loss'; probabilities?: boolean } | { kind: 'accuracy' } | { kind: 'logit-diff'; a: number; b: number } | { kind: 'output-change' };
 
 export function parseMetric(text: string): MetricSpec {
   if (text === 'loss' || text === 'accuracy' || text === 'output-change') return { kind: text };
@@ -46,6 +47,7 @@ export function perExample(metric: MetricSpec, scores: Tensor, labels: Tensor | 
       let best = 0;
       for (let c = 0; c < classes; c++) if (at(c) > max) { max = at(c); best = c; }
       if (metric.kind === 'accuracy') { sum += best === label ? 1 : 0; continue; }
+      if (metric.kind === 'loss' && metric.probabilities) { sum += Math.log(Math.max(at(label), Number.MIN_VALUE)); continue; } // −CE = log p[label]
       let total = 0;
       for (let c = 0; c < classes; c++) total += Math.exp(at(c) - max);
       sum -= max + Math.log(total) - at(label); // −CE = log softmax[label]
