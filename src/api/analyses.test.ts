@@ -61,6 +61,14 @@ describe('gradients and integrated gradients on a linear classifier', () => {
       for (let i = 0; i < width; i++) assert.ok(Math.abs(attributions.at(row, i) - x.at(row, i) * WU[i * 2 + c]) < 1e-5);
     }
     assert.ok(completenessError < 1e-5);
+    const events: ProgressEvent[] = [];
+    const controller = new AbortController();
+    // 8 steps of 4 examples at 8 rows a run: 4 gradient runs; aborted after the second.
+    await assert.rejects(integratedGradients(model, x, { target, steps: 8, maxRows: 8, signal: controller.signal, onProgress: (event) => {
+      events.push(event);
+      if (event.done === 2) controller.abort();
+    } }), { name: 'AbortError' });
+    assert.deepEqual(events.map((event) => [event.done, event.total]), [[1, 4], [2, 4]]);
   });
 
   it('audit of the network: its accuracy is the argmax of its scores; an abort stops it between detectors', async () => {

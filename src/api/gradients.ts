@@ -8,6 +8,7 @@
 import { computeGradients } from '../autodiff/gradients.ts';
 import type { LossKind } from '../autodiff/loss.ts';
 import { hookIntegratedGradients, integratedGradients as inputIntegratedGradients } from '../inspect/integrated-gradients.ts';
+import type { ProgressOptions } from '../progress.ts';
 import { toFeeds, type Inputs } from './inputs.ts';
 import type { Model } from './model.ts';
 import { Tensor, type TensorLike } from './tensor.ts';
@@ -44,7 +45,7 @@ export async function gradients(model: Model, inputs: Inputs, options: GradientO
   return { loss: result.loss, gradients: Object.fromEntries([...result.gradients].map(([name, value]) => [name, Tensor.from(value)])) };
 }
 
-export interface IntegratedGradientsOptions {
+export interface IntegratedGradientsOptions extends Omit<ProgressOptions, 'progress'> {
   /** The class whose score is attributed, one per example (int64 or int32). */
   target: TensorLike;
   /** A hook to attribute at (layer integrated gradients); default the model's first input. */
@@ -52,7 +53,8 @@ export interface IntegratedGradientsOptions {
   /** a′: zeros (default), 'mean' (the mean over the examples), or a tensor (one example for all, or one per example). */
   baseline?: TensorLike | 'mean';
   steps?: number;
-  signal?: AbortSignal;
+  /** Rows (points × examples) per gradient run; default 1024. */
+  maxRows?: number;
 }
 
 export interface IntegratedGradientsResult {
@@ -67,7 +69,7 @@ export interface IntegratedGradientsResult {
 export async function integratedGradients(model: Model, inputs: Inputs, options: IntegratedGradientsOptions): Promise<IntegratedGradientsResult> {
   options.signal?.throwIfAborted();
   const feeds = toFeeds(model.runtime, inputs);
-  const settings = { baseline: options.baseline, steps: options.steps };
+  const settings = { baseline: options.baseline, steps: options.steps, maxRows: options.maxRows, onProgress: options.onProgress, signal: options.signal };
   const target = Tensor.from(options.target);
   const result = options.at === undefined
     ? await inputIntegratedGradients(model.runtime, feeds, model.runtime.inputs[0].name, target, settings)

@@ -22,6 +22,7 @@ import { batchLayoutOf, examplesFirst, fromExamplesFirst, type BatchLayout } fro
 import type { Model } from '../runtime/model.ts';
 import { probeHookShapes } from '../runtime/probe.ts';
 import { runWithCache } from '../runtime/run.ts';
+import { trackProgress, type ProgressOptions } from '../progress.ts';
 import { concatRows, elementCount, repeatRows, type Feeds, type Tensor } from '../tensor.ts';
 
 export interface IntegratedGradients {
@@ -37,7 +38,8 @@ export interface IntegratedGradients {
   completenessError: number;
 }
 
-export interface IntegratedGradientsOptions {
+/** `onProgress` hears every gradient run; `signal` is checked between them. */
+export interface IntegratedGradientsOptions extends Omit<ProgressOptions, 'progress'> {
   /** a′: one example (used for all) or one per example, in the attributed value's layout; 'mean' for a's mean over the examples; zeros by default. */
   baseline?: Tensor | 'mean';
   steps?: number;
@@ -101,6 +103,7 @@ async function integrate(target: Attributed, targetClass: Tensor, options: Integ
 
   const mean = new Float64Array(rows.data.length); // ∫₀¹ ∂F/∂a dα ≈ (1/steps)·Σₖ ∂F/∂a(αₖ), αₖ = (k + ½)/steps
   const programs = new Map<number, GradientProgram>();
+  const progress = trackProgress('integrated gradients', Math.ceil(steps / path.pointsPerRun), options);
   try {
     for (let first = 0; first < steps; first += path.pointsPerRun) {
       const points = Math.min(path.pointsPerRun, steps - first);
@@ -110,6 +113,7 @@ async function integrate(target: Attributed, targetClass: Tensor, options: Integ
       const { gradients } = await programs.get(points)!.run(feeds, targets);
       const gradient = examplesFirst(gradients.get(target.fed)!, target.layout).data;
       for (let i = 0; i < gradient.length; i++) mean[i % mean.length] += Number(gradient[i]) / steps;
+      progress.tick();
     }
   } finally {
     for (const program of programs.values()) await program.release();
