@@ -3,14 +3,17 @@
 Run with Debian's python3-torch 1.13 / torchvision 0.14:  /usr/bin/python3 export_torchvision.py OUT_DIR [NAME...]
 Writes OUT_DIR/<name>.onnx and OUT_DIR/<name>.json ({"input": [1, 3, H, W], "weights": true|false, "params": n} or
 {"error": "..."}). Images are as small as each model accepts (64×64 unless noted below), so exports are quick.
-Models over WEIGHT_LIMIT parameters are exported without their weights (export_params=False: the weights become
-graph inputs); their ops are still listed, but the checker does not build their gradient graph.
+Models over WEIGHT_LIMIT parameters (but one of each family, WEIGHTS_ANYWAY) are exported without their weights
+(export_params=False: the weights become graph inputs); their ops are still listed, but the checker does not build
+their gradient graph.
 """
 import json, os, sys, time, traceback
 import torch
 import torchvision.models as models
 
 WEIGHT_LIMIT = 40_000_000
+# one model of each family that is all above the limit keeps its weights anyway, so every family's gradient graph is built
+WEIGHTS_ANYWAY = {'alexnet', 'vgg11', 'vit_b_32'}
 NUM_CLASSES = 10
 # image side per model where 64 does not work: the Inception stem needs 75 or more; AlexNet's and VGG's adaptive
 # pooling to 6×6 / 7×7 must divide their last feature map; MaxViT's 7×7 partitions need 224; ViT takes any side
@@ -33,7 +36,7 @@ def export(name, out):
     side = SIDE.get(name, 64)
     model = build(name, side)
     params = sum(p.numel() for p in model.parameters())
-    weights = params <= WEIGHT_LIMIT
+    weights = params <= WEIGHT_LIMIT or name in WEIGHTS_ANYWAY
     x = torch.rand(1, 3, side, side)
     with torch.no_grad():
         model(x)
