@@ -138,7 +138,7 @@ function graphFacts(index: GraphIndex, shapes: ReadonlyMap<string, readonly Dim[
   const initializerShapes = new Map(index.proto.graph.initializer.map((tensor) => [tensor.name, tensor.dims.map(toNumber)]));
   const constants = new Map<string, number[]>();
   for (const tensor of index.proto.graph.initializer) {
-    if (tensor.dataType === 7 || tensor.dataType === 6 || tensor.dataType === 1 || tensor.dataType === 11) constants.set(tensor.name, Array.from(tensorFromProto(tensor).data as ArrayLike<number | bigint>, Number));
+    if (tensor.dataType === 7 || tensor.dataType === 6 || tensor.dataType === 1 || tensor.dataType === 11 || tensor.dataType === 9) constants.set(tensor.name, Array.from(tensorFromProto(tensor).data as ArrayLike<number | bigint>, Number));
   }
   // Constant nodes, and the few ops exporters wrap around them (axes, pads, steps), folded: only the flat values matter here.
   const passThrough = new Set(['Identity', 'Cast', 'Unsqueeze', 'Squeeze', 'Reshape', 'Flatten']);

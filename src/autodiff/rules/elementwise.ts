@@ -60,7 +60,7 @@ export const ELEMENTWISE_RULES: Record<string, GradientRule> = {
   Max: (c) => extremumGradient(c),
   Min: (c) => extremumGradient(c),
   Identity: (c) => [dy(c)],
-  Dropout: (c) => [dy(c)], // inference: Y = X
+  Dropout: (c) => [dropoutGradient(c), undefined, undefined],
   Cast: (c) => [c.op('Cast', [dy(c)], { to: int(castCode(c.dtype(c.x(0)))) })],
   CastLike: (c) => [c.op('Cast', [dy(c)], { to: int(castCode(c.dtype(c.x(0)))) }), undefined], // the type donor gets none
   Expand: (c) => [c.broadcast(dy(c))], // dX = Σ over the expanded axes
@@ -78,4 +78,18 @@ function extremumGradient(c: GradContext): Grad[] {
     taken = taken ? c.op('Or', [taken, equal]) : equal;
     return c.needs(k) ? c.broadcast(c.op('Where', [mine, dy(c), c.scalar(0, dy(c))])) : undefined;
   });
+}
+
+/**
+ * Dropout: in inference (training_mode absent or a constant false) Y = X, dX = dY. In training mode
+ * Y = X·mask/(1 − r), so dX = dY·mask/(1 − r) with the mask (output 1) of the same run. A training
+ * mode computed at run time is refused: the rule cannot tell which holds.
+ */
+function dropoutGradient(c: GradContext): string {
+  const training = c.x(2) ? c.constantOrUndefined(c.x(2)) : [0];
+  if (!training) throw new AutodiffError(`Dropout ${c.describe()} with training_mode computed at run time has no gradient rule: export in eval mode or with a constant training_mode.`);
+  if (!training[0]) return dy(c);
+  const ratio = c.x(1) ? c.constantInput(1, 'ratio')[0] : 0.5;
+  const kept = c.op('Cast', [c.y(1)], { to: int(castCode(c.dtype(c.x(0)))) });
+  return c.mul(dy(c), c.mul(kept, c.scalar(1 / (1 - ratio), c.x(0))));
 }
