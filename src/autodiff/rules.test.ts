@@ -223,6 +223,7 @@ const CASES: Case[] = [
   { name: 'Einsum, projection with a weight', op: 'Einsum', operands: [f([2, 4, 5]), f([3, 6, 5])], attrs: { equation: str('bpd,hed->bhpe') } },
   { name: 'Einsum, an index summed away', op: 'Einsum', operands: [f([3, 4]), f([4, 2])], attrs: { equation: str('ij,jk->k') } },
   { name: 'Einsum, one operand (transpose and sum)', op: 'Einsum', operands: [f([2, 3, 4])], attrs: { equation: str('abc->ca') } },
+  { name: 'GatherND with batch_dims 1, repeated rows', op: 'GatherND', operands: [f([2, 3, 4]), i64([2, 2, 0, 1], [2, 2, 1])], attrs: { batch_dims: int(1) } },
   { name: 'Einsum, three operands', op: 'Einsum', operands: [f([2, 3]), f([3, 4]), f([4, 2])], attrs: { equation: str('ij,jk,kl->il') } },
   { name: 'Einsum, ellipsis broadcast over batch axes', op: 'Einsum', operands: [f([2, 1, 3, 4]), f([2, 3, 4, 5])], attrs: { equation: str('...ij,...jk->...ik') } },
   { name: 'Einsum, ellipsis on one operand', op: 'Einsum', operands: [f([2, 3, 3, 4]), f([4, 5])], attrs: { equation: str('...ij,jk->...ik') } },

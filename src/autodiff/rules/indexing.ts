@@ -11,7 +11,9 @@ export const INDEXING_RULES: Record<string, GradientRule> = {
     return [c.op('ScatterElements', [c.zerosLike(c.x(0)), c.x(1), dy(c)], { axis: int(axis), reduction: str('add') })];
   },
   GatherND: (c) => { // dData = scatter-add dY at the gathered slices
-    if (c.attrInt('batch_dims', 0) !== 0) throw new AutodiffError(`GatherND with batch_dims (${c.describe()}) has no gradient rule.`);
+    const batchDims = c.attrInt('batch_dims', 0);
+    // with batch_dims, each cell of Y is still a copy of one of X: the same gather of X's positions names it
+    if (batchDims !== 0) return [gradientByCopies(c, (positions) => c.op('GatherND', [positions, c.x(1)], { batch_dims: int(batchDims) })), undefined];
     return [c.op('ScatterND', [c.zerosLike(c.x(0)), c.x(1), dy(c)], { reduction: str('add') }), undefined];
   },
   // Compress keeps the slices whose condition holds: each cell of Y is a copy of one of X
