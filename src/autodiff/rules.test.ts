@@ -202,6 +202,8 @@ const CASES: Case[] = [
   { name: 'ConvTranspose 3-D, stride 2', op: 'ConvTranspose', operands: [f([1, 2, 2, 3, 2]), f([2, 3, 2, 2, 3]), f([3])], attrs: { strides: ints([2, 1, 2]), pads: ints([0, 1, 1, 0, 0, 1]) }, float32: true },
   { name: 'Conv 3-D, stride, pads, groups (ConvTranspose path)', op: 'Conv', operands: [f([1, 4, 4, 3, 5]), f([4, 2, 2, 2, 3]), f([4])], attrs: { group: int(2), strides: ints([2, 1, 2]), pads: ints([1, 0, 1, 0, 1, 1]) }, float32: true },
   { name: 'Conv 3-D, stride 1 (dX as a full convolution)', op: 'Conv', operands: [f([2, 2, 3, 4, 3]), f([3, 2, 2, 3, 2]), f([3])], attrs: { pads: ints([1, 1, 0, 0, 1, 1]) }, float32: true },
+  { name: 'ConvTranspose output_shape (the odd pad at the start)', op: 'ConvTranspose', operands: [f([1, 2, 3, 3]), f([2, 3, 3, 3])], attrs: { strides: ints([2, 2]), output_shape: ints([6, 5]) }, float32: true },
+  { name: 'ConvTranspose auto_pad SAME_UPPER, stride 2', op: 'ConvTranspose', operands: [f([1, 2, 3, 2]), f([2, 2, 3, 2])], attrs: { strides: ints([2, 2]), auto_pad: str('SAME_UPPER') }, float32: true },
   { name: 'Tile', op: 'Tile', operands: [f([2, 3]), i64([2, 3])] },
   { name: 'CumSum', op: 'CumSum', operands: [f([3, 4]), i64([1], [])] },
   { name: 'CumSum exclusive reverse', op: 'CumSum', operands: [f([3, 4]), i64([0], [])], attrs: { exclusive: int(1), reverse: int(1) } },

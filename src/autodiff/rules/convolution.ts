@@ -70,14 +70,34 @@ function convTransposeGradient(c: GradContext): Grad[] {
   const xShape = c.shape(x).map(Number);
   const wShape = c.shape(w).map(Number);
   if (xShape.length < 3 || xShape.length > 5) throw new AutodiffError(`ConvTranspose over ${xShape.length - 2} spatial axes (${c.describe()}) has no gradient rule: only 1-D, 2-D and 3-D ones have.`);
-  if (c.attrString('auto_pad', 'NOTSET') !== 'NOTSET' || c.attr('output_shape')) throw new AutodiffError(`ConvTranspose with auto_pad or output_shape (${c.describe()}) has no gradient rule: export with explicit pads.`);
   const group = c.attrInt('group', 1);
-  const conv = geometry(c, wShape.slice(2));
+  const conv = transposedGeometry(c, wShape.slice(2));
   const grads: Grad[] = [undefined, undefined, undefined];
   if (c.needs(0)) grads[0] = c.op('Conv', [dy(c), w], { strides: ints(conv.strides), dilations: ints(conv.dilations), pads: ints(conv.pads), kernel_shape: ints(conv.kernel), group: int(group) });
   if (c.needs(1)) grads[1] = groupedWeightGradient(c, dy(c), x, { group, inChannels: wShape[1] * group, outChannels: xShape[1] }, conv, x);
   if (c.needs(2)) grads[2] = c.reduceSum(dy(c), [0, ...spatialAxes(xShape.length)], false); // dB = Σ dY over batch and positions
   return grads;
+}
+
+/**
+ * A ConvTranspose's geometry. With auto_pad SAME_* or output_shape, the pads are what make Y its
+ * size: total = s·(in − 1) + output_padding + (k − 1)·d + 1 − out, split with the odd cell at the
+ * end (SAME_UPPER) or the start (otherwise), as ONNX specifies.
+ */
+function transposedGeometry(c: GradContext, kernel: number[]): Geometry {
+  const autoPad = c.attrString('auto_pad', 'NOTSET');
+  const ones = kernel.map(() => 1);
+  const strides = c.attrInts('strides') ?? ones;
+  const dilations = c.attrInts('dilations') ?? ones;
+  if (autoPad === 'VALID') return { kernel, strides, dilations, pads: [...kernel, ...kernel].map(() => 0) };
+  if (autoPad === 'NOTSET' && !c.attr('output_shape')) return { kernel, strides, dilations, pads: c.attrInts('pads') ?? [...kernel, ...kernel].map(() => 0) };
+  const inSpatial = c.shape(c.x(0)).slice(2).map(Number);
+  const outSpatial = c.shape(c.y(0)).slice(2).map(Number);
+  const outputPadding = c.attrInts('output_padding') ?? kernel.map(() => 0);
+  const totals = kernel.map((size, k) => strides[k] * (inSpatial[k] - 1) + outputPadding[k] + (size - 1) * dilations[k] + 1 - outSpatial[k]);
+  if (totals.some((total) => total < 0)) throw new AutodiffError(`ConvTranspose ${c.describe()} with an output_shape past its natural size has no gradient rule.`);
+  const begins = totals.map((total) => (autoPad === 'SAME_UPPER' ? Math.floor(total / 2) : total - Math.floor(total / 2)));
+  return { kernel, strides, dilations, pads: [...begins, ...totals.map((total, k) => total - begins[k])] };
 }
 
 /** The weight gradient [out, in/g, k…] of a convolution reading `input` (inChannels) into `output` (outChannels) in `group` groups. */
