@@ -1,10 +1,9 @@
 /**
  * Progress and cancellation for long library calls: a callback gets every step, batch or run as
  * it finishes, and an AbortSignal is checked at the same points (an aborted call rejects with the
- * signal's reason, an AbortError by default). The terminal bar (report/progress.ts) is drawn only
- * when `progress` is true, which only the CLI asks for.
+ * signal's reason, an AbortError by default). Nothing here draws: the CLI passes a callback that
+ * does (report/progress.ts).
  */
-import { Progress } from './report/progress.ts';
 
 export interface ProgressEvent {
   /** What is running: 'train', 'audit', 'inspect', 'grad', 'run'. */
@@ -16,8 +15,6 @@ export interface ProgressEvent {
 }
 
 export interface ProgressOptions {
-  /** Draw a bar on standard error (the CLI's choice; library callers leave it off). */
-  progress?: boolean;
   onProgress?: (event: ProgressEvent) => void;
   /** Checked between steps, batches and runs. */
   signal?: AbortSignal;
@@ -28,20 +25,16 @@ export interface ProgressTracker {
   finish(): void;
 }
 
-/** A tracker that checks the signal, then reports to the callback and the bar (when asked for). */
+/** A tracker that checks the signal and reports each tick to the callback. */
 export function trackProgress(task: string, total: number, options: ProgressOptions): ProgressTracker {
   options.signal?.throwIfAborted();
-  const bar = new Progress(task, total, options.progress === true);
   let done = 0;
   return {
     tick(count = 1, status = '') {
       done += count;
-      bar.tick(count, status);
       options.onProgress?.({ task, done, total, ...(status ? { status } : {}) });
       options.signal?.throwIfAborted();
     },
-    finish() {
-      bar.finish();
-    },
+    finish() {},
   };
 }

@@ -156,7 +156,7 @@ describe('fixes on a user\'s own data: a planted shortcut column in a digits tab
       writeFileSync(join(dir, 'rare.npy'), encodeNpy(tensor('int64', [PLANTED.trainRows], Array.from({ length: PLANTED.trainRows }, (_, row) => (row < 10 ? 1 : 0)))));
       const result = teardown(['train', '--task', 'npy:train.npy,train-labels.npy', '--attribute', 'rare=rare.npy', ...TRAIN_FLAGS, '--objective', 'irm:100:300:rare', '--out', 'bad.onnx'], dir);
       assert.equal(result.status, 2, result.stderr);
-      assert.match(result.stderr, /holds no example of environment 1 of 'rare'.*--batch full/);
+      assert.match(result.stderr, /holds no example of environment 1 of 'rare'.*--batch-size full/);
       assert.ok(!existsSync(join(dir, 'bad.onnx')));
     });
 

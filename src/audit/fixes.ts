@@ -28,6 +28,7 @@ import { examplesInput } from '../train/source.ts';
 import type { Attribute, AuditData } from './data.ts';
 import { correctCount, predict } from './predictions.ts';
 import type { Counterfactual } from './shortcut.ts';
+import type { ProgressOptions } from '../progress.ts';
 import { transformExamples } from './transforms.ts';
 
 export interface FixRow {
@@ -192,11 +193,16 @@ export function counterfactualReaudit(data: AuditData, counterfactual: Counterfa
   };
 }
 
+/** Each retraining's steps reported to `onProgress`; `maxSteps` caps them (the CLI's --smoke). */
+export interface FixOptions extends ProgressOptions {
+  maxSteps?: number;
+}
+
 /**
  * Accepts a plan (fixPlan) or, for a built-in task, the audited model's spec itself. `reaudit`
  * measures each retrained model's reliance on the shortcut again, next to its accuracies.
  */
-export async function tryFixes(model: Model, specOrPlan: TrainSpec | FixPlan, attribute: string, runtime: RuntimeOptions, onRow?: (row: FixRow) => void, reaudit?: Reaudit): Promise<FixesResult> {
+export async function tryFixes(model: Model, specOrPlan: TrainSpec | FixPlan, attribute: string, runtime: RuntimeOptions, onRow?: (row: FixRow) => void, reaudit?: Reaudit, options: FixOptions = {}): Promise<FixesResult> {
   const plan = 'spec' in specOrPlan ? specOrPlan : builtInPlan(specOrPlan, [attribute]);
   const spec = plan.spec;
   const task = loadRetrainingTask(spec);
@@ -220,7 +226,7 @@ export async function tryFixes(model: Model, specOrPlan: TrainSpec | FixPlan, at
   ];
   for (const variant of variants) {
     const started = Date.now();
-    const result = await train({ ...variant.spec, evalEvery: Number.MAX_SAFE_INTEGER }, { runtime });
+    const result = await train({ ...capSteps(variant.spec, options.maxSteps), evalEvery: Number.MAX_SAFE_INTEGER }, { runtime, onProgress: options.onProgress, signal: options.signal });
     const measuredFix = ownShift && !reaudit ? { inDistribution: result.final.trainAccuracy, outOfDistribution: result.final.testAccuracy } : await measureTrained(result.model, measure, runtime);
     const seconds = (Date.now() - started) / 1000;
     add({ method: variant.method, ...measuredFix, settings: `${describeObjective(variant.spec.objective)}; ${variant.spec.batch === 'full' ? 'full batch' : `batch ${variant.spec.batch}`}, ${result.steps} steps`, seconds });
@@ -231,6 +237,13 @@ export async function tryFixes(model: Model, specOrPlan: TrainSpec | FixPlan, at
     ? `Each fix fine-tunes the audited model from its own weights (it carries no training spec): AdamW, lr ${spec.lr}, batches of ${spec.batch}, ${spec.epochs} epochs (IRMv1: full batch)`
     : `Each fix retrains ${spec.model} from the audited model's spec (seed ${spec.seed})`;
   return { description: `${task.description}. ${how}; ${where}.`, attribute, spec, rows };
+}
+
+/** A spec shortened to `maxSteps` steps (JTT's first stage to half of them). */
+function capSteps(spec: TrainSpec, maxSteps: number | undefined): TrainSpec {
+  if (maxSteps === undefined) return spec;
+  const objective = spec.objective?.kind === 'jtt' ? { ...spec.objective, identificationSteps: Math.min(spec.objective.identificationSteps, Math.floor(maxSteps / 2)) } : spec.objective;
+  return { ...spec, steps: maxSteps, epochs: undefined, objective };
 }
 
 type Measure = (candidate: Model) => Promise<{ inDistribution: number; outOfDistribution: number; flipRate?: number }>;

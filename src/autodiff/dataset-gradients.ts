@@ -10,7 +10,7 @@ import { escapeFileName, StagedFolder } from '../files.ts';
 import { NpyFile, NpyWriter, encodeNpy } from '../data/npy.ts';
 import { InputError } from '../errors.ts';
 import type { Model } from '../runtime/model.ts';
-import { Progress } from '../report/progress.ts';
+import { trackProgress, type ProgressOptions } from '../progress.ts';
 import { map } from '../tensor-math.ts';
 import type { Feeds, Tensor } from '../tensor.ts';
 import { GradientProgram, modelFeeds, type GradientRequest } from './gradients.ts';
@@ -27,7 +27,7 @@ export interface DatasetGradientSummary {
   gradients: Record<string, { file: string; shape: number[]; dtype: string; kind: 'parameter' | 'per-example' }>;
 }
 
-export async function datasetGradients(model: Model, inputs: Record<string, NpyFile>, target: NpyFile, request: GradientRequest, options: { batchSize?: number; out: string; progress?: boolean }): Promise<DatasetGradientSummary> {
+export async function datasetGradients(model: Model, inputs: Record<string, NpyFile>, target: NpyFile, request: GradientRequest, options: { batchSize?: number; out: string } & ProgressOptions): Promise<DatasetGradientSummary> {
   const examples = target.rows;
   for (const [name, file] of Object.entries(inputs)) {
     if (file.rows !== examples) throw new InputError(`Input '${name}' has ${file.rows} examples but the target has ${examples}: give one target row per example.`);
@@ -45,7 +45,7 @@ export async function datasetGradients(model: Model, inputs: Record<string, NpyF
   const writers = new Map<string, { writer: NpyWriter; dtype: string }>();
   const sums = new Map<string, Tensor>();
   const perExample = new Set(program.perExampleNames());
-  const progress = new Progress('grad', Math.ceil(examples / batchSize), options.progress);
+  const progress = trackProgress('grad', examples, options); // ticks in examples
   let loss = 0;
   try {
     for (let start = 0; start < examples; start += batchSize) {
@@ -65,7 +65,7 @@ export async function datasetGradients(model: Model, inputs: Record<string, NpyF
           sums.set(name, sum ? { ...sum, data: (sum.data as Float32Array).map((value, i) => value + Number(scaled.data[i])) } : scaled);
         }
       }
-      progress.tick();
+      progress.tick(end - start);
     }
     progress.finish();
     const gradients: DatasetGradientSummary['gradients'] = {};

@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { counterfactualReaudit, fixPlan, foreignFixSpec, storedTrainSpec, tryFixes, type AuditDataSource, type FixesResult, type FixPlan } from '../audit/fixes.ts';
 import { requireFile } from '../files.ts';
-import { Progress } from '../report/progress.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
 import type { TrainSpec } from '../train/spec.ts';
 import { InputError } from '../errors.ts';
@@ -12,14 +11,16 @@ import { checkInputs, loadAuditData, type AuditData, type DataSpec } from '../au
 import { atLeast, type Finding, type Severity } from '../audit/findings.ts';
 import { parseCounterfactual, type Counterfactual } from '../audit/shortcut.ts';
 import { Model } from '../runtime/model.ts';
-import { jsonResult, writeJson } from '../report/json.ts';
+import { jsonResult } from '../report/json.ts';
+import type { ProgressEvent } from '../progress.ts';
 import { formatTable } from '../report/table.ts';
 import { writeReport } from '../report/html.ts';
 import { percent } from '../stats.ts';
-import { collect, positiveInteger, runtimeOptions, splitAssignment } from './options.ts';
+import { cliProgress, collect, emitJson, numberOption, routeOutput, runtimeOptions, smokeMode, smokeOption, splitAssignment, withCommonOptions } from './options.ts';
+import { SMOKE_STEPS } from './train.ts';
 
 export function auditCommand(): Command {
-  return new Command('audit')
+  return withCommonOptions(new Command('audit')
     .description('Check a classifier before deployment: shortcut reliance (counterfactual), shortcut features, weak segments, calibration, robustness and shift — each finding with its effect, confidence and the units that carry it.')
     .argument('<model>', 'ONNX classifier (first output: class scores [batch, classes], or one logit); any number of inputs')
     .option('--data <file>', 'examples of a one-input model: .npy, or .csv features (with --label-column)')
@@ -38,10 +39,9 @@ export function auditCommand(): Command {
     .option('--train-spec <file.json>', 'the training spec to retrain from (models trained by teardown carry theirs; without one the model is fine-tuned)')
     .option('--config <file.json>', 'thresholds and detector settings (docs/audit.md)')
     .addOption(new Option('--fail-on <severity>', 'exit with status 3 when a finding at or above this severity exists').choices(['low', 'medium', 'high']))
-    .option('--json <file>', 'write the findings and evidence as JSON (docs/json.md)')
     .option('--report <dir>', 'write a self-contained HTML report to DIR/index.html')
-    .option('--batch-size <n>', 'examples per onnxruntime run', '512')
-    .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)')
+    .addOption(numberOption('--batch-size <n>', 'examples per onnxruntime run', 'positive integer', 512))
+    .addOption(smokeOption()), 'write the findings and evidence as JSON (docs/json.md)')
     .addHelpText('after', `
 Severity: high when the effect (flip rate, accuracy or calibration gap) is ≥ 20 points and
 significant at 1% after Holm's correction over every test of the audit; medium when ≥ 5 points
@@ -52,6 +52,7 @@ Examples:
     --counterfactual color:channel-swap --shifted test.npy --shifted-labels test-labels.npy --fail-on high
   teardown audit encoder.onnx --input input_ids=ids.npy --input attention_mask=mask.npy --labels y.npy --attribute source=source.npy`)
     .action(async (modelPath: string, options) => {
+      routeOutput(options);
       const runtime = runtimeOptions(options);
       const config = loadConfig(options.config);
       const model = Model.load(modelPath, runtime);
@@ -61,12 +62,12 @@ Examples:
       if (!shifted && (options.shiftedLabels || options.shiftedAttribute)) throw new InputError('--shifted-labels and --shifted-attribute describe a shifted set: give it with --shifted FILE (or --shifted-input NAME=FILE.npy for each input).');
       const counterfactuals = withDefaultCounterfactuals((options.counterfactual ?? []).map((text: string) => parseCounterfactual(text, data.layout)), data);
       const plan = options.tryFixes ? planFixes(model, options.trainSpec, data, shifted, { labels: options.labels, labelColumn: options.labelColumn, inputs: options.input ? namedFiles(options.input, '--input') : undefined }) : undefined;
-      const result = await auditModel(model, data, { config, counterfactuals, shifted, hooks: options.hooks, batchSize: positiveInteger(options.batchSize, '--batch-size'), progress: true });
+      const result = await auditModel(model, data, { config, counterfactuals, shifted, hooks: options.hooks, batchSize: options.batchSize, onProgress: cliProgress(options) });
       printAudit(model.path, result);
-      const reaudit = { data, counterfactuals, seed: config.seed, batchSize: positiveInteger(options.batchSize, '--batch-size') };
-      const fixes = plan ? await runFixes(model, plan, result, runtime, reaudit) : undefined;
+      const reaudit = { data, counterfactuals, seed: config.seed, batchSize: options.batchSize };
+      const fixes = plan ? await runFixes(model, plan, result, runtime, reaudit, { onProgress: cliProgress(options), maxSteps: smokeMode(options) ? SMOKE_STEPS : undefined }) : undefined;
       if (options.report) console.log(`\nReport: ${await writeReport(options.report, { model: { path: model.path, sha256: model.file.sha256 }, result, data, shifted, fixes })}`);
-      if (options.json) writeJson(options.json, jsonResult('audit', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads, seeds: { audit: config.seed } }, { ...result, fixes }));
+      if (options.json) emitJson(options.json, jsonResult('audit', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads, seeds: { audit: config.seed } }, { ...result, fixes }));
       await model.release();
       const failOn = options.failOn as Severity | undefined;
       if (failOn && result.findings.some((finding) => atLeast(finding.severity, failOn))) {
@@ -92,20 +93,24 @@ function planFixes(model: Model, path: string | undefined, data: AuditData, shif
  * Groups by the attribute of the first shortcut finding when the retraining task has it, else by
  * the first attribute it has; re-audits every model with that attribute's counterfactual, if any.
  */
-async function runFixes(model: Model, plan: FixPlan, result: AuditResult, runtime: RuntimeOptions, audit: { data: AuditData; counterfactuals: Counterfactual[]; seed: number; batchSize: number }): Promise<FixesResult> {
+async function runFixes(model: Model, plan: FixPlan, result: AuditResult, runtime: RuntimeOptions, audit: { data: AuditData; counterfactuals: Counterfactual[]; seed: number; batchSize: number }, options: { onProgress?: (event: ProgressEvent) => void; maxSteps?: number }): Promise<FixesResult> {
   const named = result.findings.find((f) => f.detector === 'shortcut-attribute' && plan.attributes.includes(f.attribute!))?.attribute;
   const shortcut = named ?? plan.attributes[0];
   const what = plan.fromAudited ? `fine-tuning ${model.path} from its own weights` : plan.spec.from ? `fine-tuning ${plan.spec.from.path}` : `retraining ${plan.spec.model}`;
   console.log(`\nTrying fixes: ${what} on ${plan.spec.task} three ways, grouped by '${shortcut}'.`);
   const counterfactual = audit.counterfactuals.find((c) => c.attribute === shortcut);
   const reaudit = counterfactual && counterfactualReaudit(audit.data, counterfactual, audit.seed, audit.batchSize);
-  const progress = new Progress('fixes', 4);
-  const fixes = await tryFixes(model, plan, shortcut, runtime, (row) => progress.tick(1, row.method), reaudit);
-  progress.finish();
+  const fixes = await tryFixes(model, plan, shortcut, runtime, fixRowProgress(options.onProgress), reaudit, options);
   const flips = counterfactual ? [`flips (${shortcut}:${counterfactual.transform})`] : [];
   console.log(formatTable(['training', 'in distribution', 'out of distribution', ...flips, 'settings', 'time'],
     fixes.rows.map((row) => [row.method, percent(row.inDistribution), percent(row.outOfDistribution), ...(counterfactual ? [percent(row.flipRate!)] : []), row.settings, `${row.seconds.toFixed(1)} s`])));
   return fixes;
+}
+
+/** The rows of tryFixes as progress: the audited model, then each of the three retrainings. */
+export function fixRowProgress(onProgress: ((event: ProgressEvent) => void) | undefined) {
+  let done = 0;
+  return (row: { method: string }) => onProgress?.({ task: 'fixes', done: ++done, total: 4, status: row.method });
 }
 
 function readTrainSpec(path: string): TrainSpec {

@@ -4,10 +4,11 @@ import { Command } from 'commander';
 import { loadDigits } from '../data/mnist.ts';
 import { classify, mostActiveUnits, randomUnits, zeroAblation } from '../inspect/ablation-study.ts';
 import { Model } from '../runtime/model.ts';
-import { jsonResult, writeJson } from '../report/json.ts';
+import { jsonResult } from '../report/json.ts';
 import { formatTable } from '../report/table.ts';
 import { percent } from '../stats.ts';
-import { positiveInteger, runtimeOptions } from './options.ts';
+import { cliProgress, emitJson, numberOption, routeOutput, runtimeOptions, smokeMode, smokeOption, withCommonOptions, type CommonFlags } from './options.ts';
+import { SMOKE_STEPS } from './train.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
 import { DEFAULT_OPTIMIZER, type TrainSpec } from '../train/spec.ts';
 import { train } from '../train/trainer.ts';
@@ -18,31 +19,30 @@ import { auditModel } from '../audit/audit.ts';
 import { DEFAULT_CONFIG } from '../audit/config.ts';
 import type { AuditData } from '../audit/data.ts';
 import { inMemory } from '../audit/examples.ts';
-import { tryFixes } from '../audit/fixes.ts';
+import { tryFixes, type FixOptions } from '../audit/fixes.ts';
 import { parseCounterfactual } from '../audit/shortcut.ts';
 import { writeReport } from '../report/html.ts';
-import { Progress } from '../report/progress.ts';
-import { printAudit } from './audit.ts';
+import { fixRowProgress, printAudit } from './audit.ts';
 
 const DEMO_MODEL = fileURLToPath(new URL('../../examples/mnist-mlp.onnx', import.meta.url));
 const HOOK = 'act1';
 
 export function demoCommand(): Command {
-  return new Command('demo')
+  return withCommonOptions(new Command('demo')
     .description('Take apart a small shipped MNIST backprop network (cache its hidden units, ablate the most active ones); then train one on colored-mnist, audit it (colour shortcut, the units that carry it), try the fixes and write the HTML report.')
-    .option('--units <n>', 'how many of the most active units to ablate', '8')
-    .option('--seed <n>', 'seed for the random-units comparison', '0')
-    .option('--batch-size <n>', 'examples per onnxruntime run', '512')
+    .addOption(numberOption('--units <n>', 'how many of the most active units to ablate', 'positive integer', 8))
+    .addOption(numberOption('--seed <n>', 'seed for the random-units comparison', 'integer', 0))
+    .addOption(numberOption('--batch-size <n>', 'examples per onnxruntime run', 'positive integer', 512))
     .option('--report <dir>', 'where to write the HTML audit report', 'teardown-report')
     .option('--no-fixes', 'skip retraining with the fixes')
-    .option('--json <file>', 'write the results as JSON (docs/json.md)')
-    .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)')
+    .addOption(smokeOption()), 'write the results as JSON (docs/json.md)')
     .addHelpText('after', '\nExample:\n  teardown demo --units 8')
     .action(async (options) => {
+      routeOutput(options);
       const runtime = runtimeOptions(options);
-      const count = positiveInteger(options.units, '--units');
-      const seed = Number(options.seed);
-      const batchSize = positiveInteger(options.batchSize, '--batch-size');
+      const count: number = options.units;
+      const seed: number = options.seed;
+      const batchSize: number = options.batchSize;
       const model = Model.load(relative(process.cwd(), DEMO_MODEL) || DEMO_MODEL, runtime);
       const { images, labels } = loadDigits('test');
       const feeds = { input: images };
@@ -82,10 +82,10 @@ export function demoCommand(): Command {
       const [top, baseline] = results;
       const ratio = (clean.accuracy - top.accuracy) / Math.max(1e-9, clean.accuracy - baseline.accuracy);
       console.log(`\nThe ${count} most active units cost ${((clean.accuracy - top.accuracy) * 100).toFixed(1)} accuracy points; ${count} random units cost ${((clean.accuracy - baseline.accuracy) * 100).toFixed(1)}${Number.isFinite(ratio) && clean.accuracy > baseline.accuracy ? ` (${ratio.toFixed(1)}×)` : ''}.`);
-      const shortcut = await shortcutStudy(runtime, { reportDir: options.report, fixes: options.fixes });
+      const shortcut = await shortcutStudy(runtime, { reportDir: options.report, fixes: options.fixes, smoke: smokeMode(options), flags: options });
       console.log(`Next: 'teardown hooks ${model.path}' lists every hook; 'teardown run' caches and ablates them on your own .npy data; 'teardown train' trains your own.`);
       if (options.json) {
-        writeJson(options.json, jsonResult('demo', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads, seeds: { randomUnits: seed } }, {
+        emitJson(options.json, jsonResult('demo', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads, seeds: { randomUnits: seed } }, {
           hook: HOOK, examples: labels.dims[0], clean: { accuracy: clean.accuracy, interval: clean.interval }, mostActiveUnits: active, randomUnits: random,
           unitMeans: Array.from(means), ablations: results, coloredMnist: shortcut,
         }));
@@ -99,13 +99,15 @@ export function demoCommand(): Command {
  * the label better than the digit in training (90% / 80% vs 75%) and is reversed at test time;
  * then the audit (colour counterfactual, the units that carry it), the fixes, and the HTML report.
  */
-async function shortcutStudy(runtime: RuntimeOptions, options: { reportDir: string; fixes: boolean }) {
+async function shortcutStudy(runtime: RuntimeOptions, options: { reportDir: string; fixes: boolean; smoke: boolean; flags: CommonFlags }) {
   const spec: TrainSpec = {
     task: 'colored-mnist', taskOptions: {}, model: 'mlp:hidden=128-128', optimizer: { ...DEFAULT_OPTIMIZER, weightDecay: 0.001 }, lr: 1e-3,
     schedule: { warmupSteps: 0, cosine: false }, epochs: 5, batch: 128, seed: 0, evalEvery: 10_000,
+    ...(options.smoke ? { epochs: undefined, steps: SMOKE_STEPS } : {}),
   };
+  const onProgress = cliProgress(options.flags);
   console.log(`\nPart 2: a shortcut, caught. Training a backprop network (${spec.model}, AdamW, ${spec.epochs} epochs) on colored-mnist: label = digit < 5 with 25% noise; colour agrees with the label 90%/80% in training, 10% at test.`);
-  const result = await train(spec, { runtime, progress: true });
+  const result = await train(spec, { runtime, onProgress });
   const { trainAccuracy, testAccuracy } = result.final;
   console.log(formatTable(['', 'train', 'test'], [
     ['teardown, this run', percent(trainAccuracy), percent(testAccuracy)],
@@ -123,9 +125,9 @@ async function shortcutStudy(runtime: RuntimeOptions, options: { reportDir: stri
   const data = asAuditData(trainSplit, 'colored-mnist train');
   const shifted = asAuditData(testSplit, 'colored-mnist test');
   const counterfactuals = [parseCounterfactual('color:channel-swap', data.layout)];
-  const audit = await auditModel(model, data, { config: DEFAULT_CONFIG, counterfactuals, shifted, batchSize: 1024, progress: true });
+  const audit = await auditModel(model, data, { config: DEFAULT_CONFIG, counterfactuals, shifted, batchSize: 1024, onProgress });
   printAudit('colored-mnist ERM model', audit);
-  const fixes = options.fixes ? await demoFixes(model, spec, runtime) : undefined;
+  const fixes = options.fixes ? await demoFixes(model, spec, runtime, { onProgress, maxSteps: options.smoke ? SMOKE_STEPS : undefined }) : undefined;
   const sha256 = createHash('sha256').update(encodeModel(result.model)).digest('hex');
   const report = await writeReport(options.reportDir, { model: { path: 'colored-mnist ERM model (trained by teardown demo)', sha256 }, result: audit, data, shifted, fixes });
   console.log(`\nThe HTML report for reviewers: ${report}`);
@@ -133,11 +135,9 @@ async function shortcutStudy(runtime: RuntimeOptions, options: { reportDir: stri
   return { spec, trainAccuracy, testAccuracy, published: { train: 0.874, test: 0.171 }, findings: audit.findings.map(({ detector, severity, title, effect }) => ({ detector, severity, title, effect })), shortcutUnits: audit.shortcutUnits, fixes: fixes?.rows, report };
 }
 
-async function demoFixes(model: Model, spec: TrainSpec, runtime: RuntimeOptions) {
+async function demoFixes(model: Model, spec: TrainSpec, runtime: RuntimeOptions, options: FixOptions) {
   console.log('\nDoes a fix work? Retraining the same network three ways (measured here, not promised):');
-  const progress = new Progress('fixes', 4);
-  const fixes = await tryFixes(model, spec, 'color', runtime, (row) => progress.tick(1, row.method));
-  progress.finish();
+  const fixes = await tryFixes(model, spec, 'color', runtime, fixRowProgress(options.onProgress), undefined, options);
   console.log(formatTable(['training', 'train (in distribution)', 'test (colour flipped)', 'settings', 'time'], [
     ...fixes.rows.map((row) => [row.method, percent(row.inDistribution), percent(row.outOfDistribution), row.settings, `${row.seconds.toFixed(1)} s`]),
     ['IRM paper: IRMv1 / grayscale oracle', '70.8% / 73.5%', '66.9% / 73.0%', '50,000 digits', ''],

@@ -1,29 +1,27 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { InputError } from '../errors.ts';
 import { NpyFile } from '../data/npy.ts';
 import { datasetGradients, type DatasetGradientSummary } from '../autodiff/dataset-gradients.ts';
 import type { LossKind } from '../autodiff/loss.ts';
 import { Model } from '../runtime/model.ts';
-import { jsonResult, writeJson } from '../report/json.ts';
+import { jsonResult } from '../report/json.ts';
 import { shapeString } from '../tensor.ts';
-import { collect, parseInputs, positiveInteger, runtimeOptions } from './options.ts';
+import { cliProgress, collect, emitJson, numberOption, parseInputs, routeOutput, runtimeOptions, withCommonOptions } from './options.ts';
 
 export function gradCommand(): Command {
-  return new Command('grad')
+  return withCommonOptions(new Command('grad')
     .description('Gradients of a loss with respect to inputs, parameters or hooks; one .npy per gradient.')
     .argument('<model>', 'ONNX model file')
     .requiredOption('--input <name=file.npy>', 'model input (first axis = examples); repeatable', collect)
-    .requiredOption('--target <file.npy>', 'targets: int64 class indices (cross-entropy) or values shaped like the output (mse)')
+    .option('--labels <file.npy>', 'targets: int64 class indices (cross-entropy) or values shaped like the output (mse)')
+    .addOption(new Option('--target <file.npy>', 'the same as --labels (its older name)').hideHelp())
     .option('--loss <kind>', 'cross-entropy or mse', 'cross-entropy')
     .option('--wrt <what>', "'input', 'params', or a hook name or pattern; repeatable (default: params)", collect)
     .option('--output <name>', 'the model output the loss scores (default: the first)')
     .option('--loss-positions <which>', "cross-entropy on sequences: 'all' positions or the 'last'", 'all')
-    .option('--ignore-index <n>', "cross-entropy: targets equal to this are left out (PyTorch's ignore_index)", '-100')
+    .addOption(numberOption('--ignore-index <n>', "cross-entropy: targets equal to this are left out (PyTorch's ignore_index)", 'integer', -100))
     .requiredOption('--out <dir>', 'folder for <name>.npy per gradient and index.json')
-    .option('--batch-size <n>', 'examples per onnxruntime run (default: all at once); the loss stays the dataset mean')
-    .option('--json <file>', 'write a JSON summary (docs/json.md)')
-    .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)')
-    .option('--verbose', "show onnxruntime's own log")
+    .addOption(numberOption('--batch-size <n>', 'examples per onnxruntime run (default: all at once); the loss stays the dataset mean', 'positive integer')), 'write a JSON summary (docs/json.md)')
     .addHelpText('after', `
 The loss is the mean over every scored position (every example, and every sequence position or
 the last; targets equal to --ignore-index left out), as PyTorch's F.cross_entropy on flattened
@@ -41,24 +39,27 @@ their initializer names. One <name>.npy per gradient, the name escaped where uns
 Example:
   teardown grad model.onnx --input input=x.npy --target y.npy --wrt params --wrt input --out grads/`)
     .action(async (modelPath: string, options) => {
+      routeOutput(options);
+      if (options.labels && options.target) throw new InputError('--target is the older name of --labels: give one of them.');
+      const labels: string | undefined = options.labels ?? options.target;
+      if (!labels) throw new InputError('Give --labels FILE.npy: int64 class indices (cross-entropy) or values shaped like the output (mse).');
       const runtime = runtimeOptions(options);
       if (!['cross-entropy', 'mse'].includes(options.loss)) throw new InputError(`--loss must be cross-entropy or mse, got '${options.loss}'.`);
       if (!['all', 'last'].includes(options.lossPositions)) throw new InputError(`--loss-positions must be all or last, got '${options.lossPositions}'.`);
-      const ignoreIndex = options.loss === 'cross-entropy' ? Number(options.ignoreIndex) : undefined;
-      if (ignoreIndex !== undefined && !Number.isInteger(ignoreIndex)) throw new InputError(`--ignore-index expects an integer, got '${options.ignoreIndex}'.`);
+      const ignoreIndex: number | undefined = options.loss === 'cross-entropy' ? options.ignoreIndex : undefined;
       const model = Model.load(modelPath, runtime);
       if (options.output !== undefined && !model.outputNames.includes(options.output)) {
         throw new InputError(`--output '${options.output}' is not an output of '${modelPath}'; its outputs are ${model.outputNames.map((name) => `'${name}'`).join(', ')}.`);
       }
-      const summary = await datasetGradients(model, parseInputs(options.input), new NpyFile(options.target), {
+      const summary = await datasetGradients(model, parseInputs(options.input), new NpyFile(labels), {
         loss: { kind: options.loss as LossKind, output: options.output, positions: options.lossPositions, ignoreIndex },
         wrt: options.wrt ?? ['params'],
-      }, { out: options.out, batchSize: options.batchSize ? positiveInteger(options.batchSize, '--batch-size') : undefined });
+      }, { out: options.out, batchSize: options.batchSize, onProgress: cliProgress(options) });
       for (const line of summaryLines(summary, options.loss, ignoreIndex)) console.log(line);
       console.log(`Wrote ${Object.keys(summary.gradients).length} gradient(s) and index.json to ${options.out}:`);
       for (const [name, entry] of Object.entries(summary.gradients)) console.log(`  ${name} ${entry.dtype} ${shapeString(entry.shape)} → ${entry.file}`);
       if (options.json) {
-        writeJson(options.json, jsonResult('grad', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads }, {
+        emitJson(options.json, jsonResult('grad', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads }, {
           loss: { kind: options.loss, value: summary.loss, positions: options.lossPositions, ignoreIndex, output: summary.scored.output, meanOver: summary.meanOver, logitsBefore: summary.scored.logitsBefore },
           examples: summary.examples, gradients: summary.gradients,
         }));

@@ -1,23 +1,21 @@
 import { Command } from 'commander';
 import { listHooks } from '../inspect/list-hooks.ts';
 import { Model } from '../runtime/model.ts';
-import { jsonResult, writeJson } from '../report/json.ts';
+import { jsonResult } from '../report/json.ts';
 import { formatTable } from '../report/table.ts';
 import { shapeString } from '../tensor.ts';
-import { collect, parseDims, parseInputs, runtimeOptions } from './options.ts';
+import { collect, emitJson, parseDims, parseInputs, routeOutput, runtimeOptions, withCommonOptions } from './options.ts';
 
 export function hooksCommand(): Command {
-  return new Command('hooks')
+  return withCommonOptions(new Command('hooks')
     .description('List the hooks of a model: module outputs (blocks.0.mlp.1) and every raw ONNX value, with op, dtype and shape.')
     .argument('<model>', 'ONNX model file')
     .option('--input <name=file.npy>', 'a sample input to probe shapes with (first example used); repeatable', collect)
     .option('--dim <name=size>', 'size for a symbolic input axis other than the batch (default 8); repeatable', collect)
-    .option('--modules', 'list module hooks only')
-    .option('--json <file>', 'write the listing as JSON (docs/json.md)')
-    .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)')
-    .option('--verbose', "show onnxruntime's own log")
+    .option('--modules', 'list module hooks only'), 'write the listing as JSON (docs/json.md)')
     .addHelpText('after', '\nExample:\n  teardown hooks examples/mnist-mlp.onnx --modules')
     .action(async (modelPath: string, options) => {
+      routeOutput(options);
       const runtime = runtimeOptions(options);
       const model = Model.load(modelPath, runtime);
       const inputs = parseInputs(options.input);
@@ -45,7 +43,7 @@ export function hooksCommand(): Command {
         console.log(`\nNote: the exporter folded ${batchNorms.length} BatchNorms into the Convs before them (${batchNorms.slice(0, 3).join(', ')}, ...): each such Conv's hook carries its BatchNorm's output (see the value column), and the BatchNorms have no hook of their own.`);
       } else for (const note of listing.notes) console.log(`\nNote: ${note}`);
       if (options.json) {
-        writeJson(options.json, jsonResult('hooks', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads }, {
+        emitJson(options.json, jsonResult('hooks', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads }, {
           inputs: model.inputs, outputs: model.outputNames, hooks: listing.hooks, absent: listing.absent, notes: listing.notes, assumedDims: listing.assumedDims,
         }));
       }

@@ -9,7 +9,7 @@ import { percent } from '../stats.ts';
 import { parseMetric } from '../inspect/metric.ts';
 import { Model } from '../runtime/model.ts';
 import type { Dataset } from '../runtime/run.ts';
-import { jsonResult, writeJson } from '../report/json.ts';
+import { jsonResult } from '../report/json.ts';
 import { formatTable } from '../report/table.ts';
 import { shapeString, sliceRows, type Tensor } from '../tensor.ts';
 import { comparePatching, inputAttribution, type InputAttributionSummary, type PatchingComparison } from '../inspect/input-attribution.ts';
@@ -18,12 +18,12 @@ import { findCarriers, hookWidth } from '../inspect/carriers.ts';
 import { attributeDirection, flipRateWithoutDirection } from '../inspect/direction.ts';
 import { applyTransform, layoutOf } from '../audit/transforms.ts';
 import { parseCounterfactual } from '../audit/shortcut.ts';
-import { collect, parseInputs, positiveInteger, runtimeOptions } from './options.ts';
+import { cliProgress, collect, emitJson, numberOption, parseInputs, positiveInteger, routeOutput, runtimeOptions, withCommonOptions } from './options.ts';
 import { datasetFromFiles, transformedInput } from '../inspect/inputs.ts';
 import { nonlinearityHooks } from '../inspect/default-hooks.ts';
 
 export function inspectCommand(): Command {
-  return new Command('inspect')
+  return withCommonOptions(new Command('inspect')
     .description('Take a model apart over a dataset: census of every unit, its role, its importance (mean ablation) and the inputs that drive it.')
     .argument('<model>', 'ONNX model file')
     .option('--data <file>', 'examples of a one-input model: .npy (first axis = examples) or .csv (features; with --label-column)')
@@ -34,21 +34,19 @@ export function inspectCommand(): Command {
     .option('--attribute <name=file.npy>', 'a per-example attribute (integer categories: colour, group...) to find the units that encode it; repeatable', collect)
     .option('--hooks <pattern>', 'hooks to inspect (default: every module hook); repeatable', collect)
     .option('--metric <metric>', 'loss, accuracy, logit-diff:A,B or output-change (default: loss with labels, output-change without)')
-    .option('--fourier <P>', 'periodic structure of a model on [a, b, =] tokens mod P (Nanda et al. 2023); --data optional')
+    .addOption(numberOption('--fourier <P>', 'periodic structure of a model on [a, b, =] tokens mod P (Nanda et al. 2023); --data optional', 'positive integer'))
     .option('--circuit', 'find the smallest set of units that keeps the metric (greedy pruning with mean ablation)')
-    .option('--tolerance <x>', 'circuit: allowed drop of faithfulness (circuit metric ÷ full metric)', '0.05')
-    .option('--circuit-examples <n>', 'circuit: examples to score it on (N evenly spaced)', '512')
+    .addOption(numberOption('--tolerance <x>', 'circuit: allowed drop of faithfulness (circuit metric ÷ full metric)', 'non-negative number', 0.05))
+    .addOption(numberOption('--circuit-examples <n>', 'circuit: examples to score it on (N evenly spaced)', 'positive integer', 512))
     .option('--integrated-gradients', 'integrated gradients of the label score with respect to the input (token models: the embedding), per input feature or position, with their completeness check')
     .option('--ig-at <input|hook>', 'integrated gradients: the input or hook to attribute to (default: the first input, or the embedding of token ids)')
     .option('--ig-baseline <zero|mean>', 'integrated gradients: the baseline input', 'zero')
-    .option('--ig-steps <n>', 'integrated gradients: points of the path integral', '64')
+    .addOption(numberOption('--ig-steps <n>', 'integrated gradients: points of the path integral', 'positive integer', 64))
     .option('--patch-from <file.npy>', 'corrupted inputs (one per --data example): attribution patching next to exact activation patching, per sequence hook and position')
-    .option('--gradient-examples <n>', 'integrated gradients and patching: the first N examples', '128')
+    .addOption(numberOption('--gradient-examples <n>', 'integrated gradients and patching: the first N examples', 'positive integer', 128))
     .option('--counterfactual <name:transform>', 'the units that carry an attribute: per hook, the 10% whose mean ablation most reduces the prediction flips under this transform (channel-swap, grayscale, noise, occlude; shuffle, set-to-mean, flip for a CSV column); repeatable', collect)
-    .option('--top <n>', 'units shown in the summary', '10')
-    .option('--batch-size <n>', 'examples per onnxruntime run', '256')
-    .option('--json <file>', 'write the full result as JSON (docs/json.md)')
-    .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)')
+    .addOption(numberOption('--top <n>', 'units shown in the summary', 'positive integer', 10))
+    .addOption(numberOption('--batch-size <n>', 'examples per onnxruntime run', 'positive integer', 256)), 'write the full result as JSON (docs/json.md)')
     .addHelpText('after', `
 A unit's importance is how much the metric drops when the unit is mean-ablated (by default the
 mean increase in loss), with a 95% confidence interval over the examples.
@@ -56,6 +54,7 @@ mean increase in loss), with a 95% confidence interval over the examples.
 Example:
   teardown inspect examples/mnist-mlp.onnx --data digits.npy --labels labels.npy --json inspect.json`)
     .action(async (modelPath: string, options) => {
+      routeOutput(options);
       const runtime = runtimeOptions(options);
       const metric = options.metric === undefined ? undefined : parseMetric(options.metric);
       const modulus = options.fourier === undefined ? undefined : positiveInteger(options.fourier, '--fourier');
@@ -68,14 +67,14 @@ Example:
         const tolerance = Number(options.tolerance);
         if (!(tolerance >= 0 && tolerance < 1)) throw new InputError(`--tolerance must lie in [0, 1), got '${options.tolerance}'.`);
         const circuit = options.circuit ? { tolerance, examples: positiveInteger(options.circuitExamples, '--circuit-examples') } : undefined;
-        result = await inspectModel(model, data, labels, { hooks: options.hooks, attributes, metric, circuit, batchSize: positiveInteger(options.batchSize, '--batch-size'), progress: true });
+        result = await inspectModel(model, data, labels, { hooks: options.hooks, attributes, metric, circuit, batchSize: options.batchSize, onProgress: cliProgress(options) });
         printSummary(model.path, result, positiveInteger(options.top, '--top'));
         for (const note of result.notes) console.log(`\nNote: ${note}`);
         Object.assign(result, await gradientMethods(model, data, labels, options));
         if (options.counterfactual) Object.assign(result, { carriers: await carriersOf(model, data, result.hooks.map((hook) => hook.hook), options) });
       }
       const fourier = modulus === undefined ? undefined : await fourierOfModel(model, modulus, options.hooks);
-      if (options.json) writeJson(options.json, jsonResult('inspect', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads }, { ...result, fourier }));
+      if (options.json) emitJson(options.json, jsonResult('inspect', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads }, { ...result, fourier }));
       await model.release();
     });
 }

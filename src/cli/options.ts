@@ -1,8 +1,16 @@
-/** Parsers for flags shared by several commands. */
+/**
+ * The one grammar of every command (README, "Command-line grammar"): parsers for shared flags,
+ * numbers parsed as numbers when the line is read, and the flags every command has (--json FILE|-,
+ * --quiet, --verbose, --threads).
+ */
 import { cpus } from 'node:os';
+import { Command, Option } from 'commander';
 import { InputError } from '../errors.ts';
 import { NpyFile } from '../data/npy.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
+import type { ProgressEvent } from '../progress.ts';
+import { progressReporter } from '../report/progress.ts';
+import { writeJson } from '../report/json.ts';
 
 /** `NAME=VALUE`, split at the first '=' (names may hold ':' and '/'). */
 export function splitAssignment(text: string, flag: string, example: string): [string, string] {
@@ -29,12 +37,85 @@ export function parseDims(specs: string[] = []): Record<string, number> {
   }));
 }
 
-export function positiveInteger(text: string, flag: string): number {
+export function positiveInteger(text: string | number, flag: string): number {
   const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) throw new InputError(`${flag} expects a positive integer, got '${text}'.`);
+  if (text === '' || !Number.isInteger(value) || value < 1) throw new InputError(`${flag} expects a positive integer, got '${text}'.`);
   return value;
 }
 
-export function runtimeOptions(options: { threads?: string; verbose?: boolean }): RuntimeOptions {
+export type NumberKind = 'number' | 'integer' | 'positive integer' | 'non-negative number';
+
+/** `text` as a number of this kind, or an InputError naming the flag. */
+export function parseNumber(text: string, flag: string, kind: NumberKind = 'number'): number {
+  const value = Number(text);
+  const ok = text.trim() !== '' && Number.isFinite(value)
+    && (kind === 'number' || (kind === 'non-negative number' ? value >= 0 : Number.isInteger(value) && (kind === 'integer' || value >= 1)));
+  if (!ok) throw new InputError(`${flag} expects a ${kind}, got '${text}'.`);
+  return value;
+}
+
+/**
+ * A flag whose value is a number, parsed and checked as the command line is read (an InputError,
+ * exit status 2, names the flag); its default is a number, and help shows it as one.
+ */
+export function numberOption(flags: string, description: string, kind: NumberKind = 'number', defaultValue?: number): Option {
+  const option: Option = new Option(flags, description);
+  option.argParser((text: string): number => parseNumber(text, option.long ?? flags, kind));
+  return defaultValue === undefined ? option : option.default(defaultValue);
+}
+
+/** The flags every command has, as the action receives them. */
+export interface CommonFlags {
+  json?: string;
+  quiet?: boolean;
+  verbose?: boolean;
+  threads?: number;
+}
+
+/**
+ * Adds the flags every command has: --json FILE|- (a JSON result, docs/json.md; '-' writes it to
+ * standard output), --quiet, --verbose and --threads.
+ */
+export function withCommonOptions(command: Command, json = 'write the result as JSON (docs/json.md)'): Command {
+  return command
+    .option('--json <file|->', `${json}; '-' writes it to standard output and the text to standard error`)
+    .option('--quiet', 'print no text and no progress (errors still go to standard error)')
+    .option('--verbose', "show onnxruntime's own log")
+    .addOption(numberOption('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', 'positive integer'));
+}
+
+/**
+ * Where a command's text goes, set once when its action starts: standard output, or standard error
+ * when --json - takes standard output for the JSON, or nowhere with --quiet. Commands print with
+ * console.log; this process runs one command, so it redirects console.log itself.
+ */
+export function routeOutput(flags: CommonFlags): void {
+  if (flags.quiet) console.log = () => {};
+  else if (flags.json === '-') console.log = (...args: unknown[]) => console.error(...args);
+}
+
+/** Writes the --json result: to the file, or to standard output for '-'. */
+export function emitJson(path: string, value: object): void {
+  if (path === '-') process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  else writeJson(path, value);
+}
+
+/** The onProgress callback of a command: drawn on standard error unless --quiet. */
+export function cliProgress(flags: CommonFlags): ((event: ProgressEvent) => void) | undefined {
+  return flags.quiet ? undefined : progressReporter();
+}
+
+/**
+ * Smoke size (--smoke, or TEARDOWN_SMOKE=1 in the environment): slow commands shrink epochs, steps
+ * and examples to a few, so that every documented command runs in seconds (the docs test).
+ */
+export function smokeMode(flags: { smoke?: boolean } = {}): boolean {
+  return flags.smoke === true || (process.env.TEARDOWN_SMOKE ?? '') !== '' && process.env.TEARDOWN_SMOKE !== '0';
+}
+
+/** The --smoke flag of the slow commands. */
+export const smokeOption = () => new Option('--smoke', 'a tiny run (a few steps and examples) to check a command line end to end; also TEARDOWN_SMOKE=1');
+
+export function runtimeOptions(options: { threads?: number | string; verbose?: boolean }): RuntimeOptions {
   return { threads: options.threads ? positiveInteger(options.threads, '--threads') : cpus().length, verbose: options.verbose };
 }

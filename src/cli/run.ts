@@ -2,14 +2,14 @@ import { Command } from 'commander';
 import { InputError } from '../errors.ts';
 import { Model } from '../runtime/model.ts';
 import { runDataset } from '../runtime/run-dataset.ts';
-import { jsonResult, writeJson } from '../report/json.ts';
+import { jsonResult } from '../report/json.ts';
 import { percent } from '../stats.ts';
 import { shapeString } from '../tensor.ts';
 import { parseInterventionFlags } from './interventions.ts';
-import { collect, parseInputs, positiveInteger, runtimeOptions } from './options.ts';
+import { cliProgress, collect, emitJson, numberOption, parseInputs, routeOutput, runtimeOptions, withCommonOptions } from './options.ts';
 
 export function runCommand(): Command {
-  return new Command('run')
+  return withCommonOptions(new Command('run')
     .description('Run a model on .npy inputs, caching hooks and applying interventions; writes one .npy per output and cached hook.')
     .argument('<model>', 'ONNX model file')
     .requiredOption('--input <name=file.npy>', 'model input (first axis = examples); repeatable', collect)
@@ -20,11 +20,8 @@ export function runCommand(): Command {
     .option('--interventions <file.json>', 'interventions as a JSON array (see README)')
     .option('--reference <name=file.npy>', "reference examples for mean and resample ablations (default: the run's inputs); repeatable", collect)
     .requiredOption('--out <dir>', 'folder for outputs/, hooks/ and index.json')
-    .option('--batch-size <n>', 'examples per onnxruntime run', '256')
-    .option('--no-compare', 'with interventions, skip the unedited run that measures what they changed')
-    .option('--json <file>', 'write a JSON summary (docs/json.md)')
-    .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)')
-    .option('--verbose', "show onnxruntime's own log")
+    .addOption(numberOption('--batch-size <n>', 'examples per onnxruntime run', 'positive integer', 256))
+    .option('--no-compare', 'with interventions, skip the unedited run that measures what they changed'), 'write a JSON summary (docs/json.md)')
     .addHelpText('after', `
 Interventions take the hook name first, then settings, in one argument, so names with ':' and '/' work:
   --ablate 'act1 units=0,3 method=mean'    --patch 'blocks.0 value=b0.npy positions=3'    --scale 'onnx::Conv_28 factor=0'
@@ -33,13 +30,14 @@ Mean and resample ablations take their reference examples from --reference, or e
 Example:
   teardown run examples/mnist-mlp.onnx --input input=digits.npy --cache 'act*' --ablate 'act1 units=0:8' --out out/`)
     .action(async (modelPath: string, options) => {
+      routeOutput(options);
       const runtime = runtimeOptions(options);
       const model = Model.load(modelPath, runtime);
       const inputs = parseInputs(options.input);
       if (Object.keys(inputs).length === 0) throw new InputError('Give at least one --input NAME=FILE.npy.');
       const { interventions, patchFiles } = parseInterventionFlags(options);
       const summary = await runDataset(model, inputs, {
-        cache: options.cache, interventions, patchFiles, reference: parseInputs(options.reference), out: options.out, batchSize: positiveInteger(options.batchSize, '--batch-size'), compare: options.compare,
+        cache: options.cache, interventions, patchFiles, reference: parseInputs(options.reference), out: options.out, batchSize: options.batchSize, compare: options.compare, onProgress: cliProgress(options),
       });
       console.log(`Ran ${summary.examples} examples in ${summary.batches} batch(es)${interventions.length ? ` with ${interventions.length} intervention(s)` : ''}; wrote ${options.out}/index.json and:`);
       for (const [kind, files] of [['output', summary.outputs], ['hook', summary.hooks]] as const) {
@@ -50,7 +48,7 @@ Example:
         console.log(`What the interventions changed in '${name}': mean |Δ| ${change.meanAbsChange.toPrecision(3)}, max |Δ| ${change.maxAbsChange.toPrecision(3)}${flips}.`);
       }
       if (options.json) {
-        writeJson(options.json, jsonResult('run', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads }, {
+        emitJson(options.json, jsonResult('run', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads }, {
           examples: summary.examples, outputs: summary.outputs, hooks: summary.hooks, changes: summary.changes,
           interventions: interventions.map((intervention, index) => (intervention.kind === 'patch' ? { ...intervention, value: patchFiles.get(index)!.path } : intervention)),
         }));

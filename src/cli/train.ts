@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { requireFile } from '../files.ts';
 import { Model } from '../runtime/model.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
@@ -8,17 +8,20 @@ import { fineTuningPlan } from '../train/foreign.ts';
 import { externalInitializers, writeModelKeepingExternalData } from '../train/save.ts';
 import { InputError } from '../errors.ts';
 import { writeModelFile } from '../onnx/model-file.ts';
-import { jsonResult, writeJson } from '../report/json.ts';
+import { jsonResult } from '../report/json.ts';
 import { formatTable } from '../report/table.ts';
 import { percent } from '../stats.ts';
 import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
 import { DEFAULT_OPTIMIZER, type FineTuneSource, type TrainSpec } from '../train/spec.ts';
 import type { Objective } from '../train/objective.ts';
 import { train } from '../train/trainer.ts';
-import { collect, runtimeOptions, splitAssignment } from './options.ts';
+import { cliProgress, collect, emitJson, numberOption, parseNumber, routeOutput, runtimeOptions, smokeMode, smokeOption, splitAssignment, withCommonOptions } from './options.ts';
+
+/** Steps of a --smoke run (and its evaluation interval). */
+export const SMOKE_STEPS = 5;
 
 export function trainCommand(): Command {
-  return new Command('train')
+  return withCommonOptions(new Command('train')
     .description('Train a backprop network with onnxruntime (one run = one step: forward, backward, update) and save it as ONNX; or fine-tune an existing ONNX model (--from).')
     .option('--task <task>', 'mnist, colored-mnist, modular-addition, csv:FILE or npy:INPUTS.npy,LABELS.npy')
     .option('--model <spec>', "mlp:hidden=256-256[,act=relu] | cnn:channels=8-16[,fc=32] (see README)")
@@ -28,42 +31,48 @@ export function trainCommand(): Command {
     .option('--list-parameters', '--from: list what would train and what stays frozen (and why), then stop')
     .option('--input <name=file.npy>', "--from, models with several inputs: another input, one row per row of the task's data file (csv: or npy:); repeatable", collect)
     .option('--optimizer <kind>', 'sgd or adamw', 'adamw')
-    .option('--lr <x>', 'learning rate', '0.001')
-    .option('--momentum <x>', 'SGD momentum', '0')
-    .option('--weight-decay <x>', 'weight decay (AdamW: decoupled)', '0.01')
+    .addOption(numberOption('--lr <x>', 'learning rate', 'non-negative number', 0.001))
+    .addOption(numberOption('--momentum <x>', 'SGD momentum', 'non-negative number', 0))
+    .addOption(numberOption('--weight-decay <x>', 'weight decay (AdamW: decoupled)', 'non-negative number', 0.01))
     .option('--betas <b1,b2>', 'AdamW betas', '0.9,0.999')
-    .option('--eps <x>', 'AdamW epsilon', '1e-8')
-    .option('--warmup <steps>', 'linear warm-up steps', '0')
+    .addOption(numberOption('--eps <x>', 'AdamW epsilon', 'non-negative number', 1e-8))
+    .addOption(numberOption('--warmup <steps>', 'linear warm-up steps', 'integer', 0))
     .option('--cosine', 'cosine decay of the learning rate to 0 at the last step')
-    .option('--clip <norm>', 'clip the global gradient norm')
-    .option('--steps <n>', 'training steps')
-    .option('--epochs <n>', 'training epochs (instead of --steps)')
-    .option('--batch <n|full>', "examples per step, or 'full'", '64')
-    .option('--seed <n>', 'seed of initialisation and batch order', '0')
-    .option('--data-seed <n>', 'seed of the train/test split and data noise', '0')
-    .option('--eval-every <n>', 'steps between evaluations (curve points)', '100')
+    .addOption(numberOption('--clip <norm>', 'clip the global gradient norm', 'non-negative number'))
+    .addOption(numberOption('--steps <n>', 'training steps', 'positive integer'))
+    .addOption(numberOption('--epochs <n>', 'training epochs (instead of --steps)', 'positive integer'))
+    .addOption(new Option('--batch-size <n|full>', "examples per step, or 'full'").argParser(batchSize).default(64))
+    .addOption(new Option('--batch <n|full>', 'the older name of --batch-size (deprecated)').argParser(batchSize).hideHelp())
+    .addOption(numberOption('--seed <n>', 'seed of initialisation and batch order', 'integer', 0))
+    .addOption(numberOption('--data-seed <n>', 'seed of the train/test split and data noise', 'integer', 0))
+    .addOption(numberOption('--eval-every <n>', 'steps between evaluations (curve points)', 'positive integer', 100))
     .option('--label-column <name>', 'csv tasks: the label column')
     .option('--attribute <column|name=file.npy>', 'csv and npy tasks: a per-example attribute for --objective (groups, environments): a CSV column, or NAME=FILE.npy with one value per row of the data; repeatable', collect)
-    .option('--modulus <p>', 'modular-addition: p', '113')
-    .option('--train-fraction <f>', 'modular-addition: fraction of pairs for training', '0.3')
+    .addOption(numberOption('--modulus <p>', 'modular-addition: p', 'positive integer', 113))
+    .addOption(numberOption('--train-fraction <f>', 'modular-addition: fraction of pairs for training', 'non-negative number', 0.3))
     .option('--out <model.onnx>', 'where to save the trained model')
-    .option('--json <file>', 'write the result and the loss/accuracy curve as JSON (docs/json.md)')
     .option('--checkpoint <file>', 'save a checkpoint here periodically (resume with --resume)')
-    .option('--checkpoint-every <n>', 'steps between checkpoints', '1000')
+    .addOption(numberOption('--checkpoint-every <n>', 'steps between checkpoints', 'positive integer', 1000))
     .option('--resume <checkpoint>', 'continue an interrupted run from its checkpoint (the spec comes from the checkpoint)')
     .option('--objective <spec>', "erm (default), reweight:ATTR[+ATTR] (group-balanced over label × attributes), jtt:STEPS:UPWEIGHT (Just-Train-Twice) or irm:PENALTY:ANNEAL[:ENV] (IRMv1 over the values of attribute ENV, default 'environment'); attributes: colored-mnist's, or --attribute", 'erm')
-    .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)')
+    .addOption(smokeOption()), 'write the result and the loss/accuracy curve as JSON (docs/json.md)')
     .addHelpText('after', `
 The same spec with --threads 1 gives the same losses bit for bit; the spec is stored in the saved model's metadata.
 
 Examples:
   teardown train --task mnist --model mlp:hidden=256-256 --optimizer sgd --lr 0.1 --momentum 0.9 --epochs 5 --out mlp.onnx
   teardown train --task colored-mnist --model mlp:hidden=390-390 --lr 0.001 --epochs 10 --out erm.onnx --json erm.json
-  teardown train --task colored-mnist --model mlp:hidden=128-128 --epochs 5 --batch 128 --objective reweight:color --out reweighted.onnx
+  teardown train --task colored-mnist --model mlp:hidden=128-128 --epochs 5 --batch-size 128 --objective reweight:color --out reweighted.onnx
   teardown train --task csv:loans.csv --label-column default --model mlp:hidden=32 --epochs 20 --objective reweight:region --out loans.onnx
-  teardown train --task npy:x.npy,y.npy --attribute site=site.npy --model mlp:hidden=64 --batch full --steps 500 --objective irm:1000:100:site --out irm.onnx
+  teardown train --task npy:x.npy,y.npy --attribute site=site.npy --model mlp:hidden=64 --batch-size full --steps 500 --objective irm:1000:100:site --out irm.onnx
   teardown train --from classifier.onnx --task npy:x.npy,y.npy --freeze 'features.*' --optimizer sgd --lr 0.01 --epochs 3 --out tuned.onnx`)
-    .action(async (options) => {
+    .action(async (options, command: Command) => {
+      routeOutput(options);
+      if (options.batch !== undefined) {
+        if (command.getOptionValueSource('batchSize') === 'cli') throw new InputError('--batch is the older name of --batch-size: give one of them.');
+        process.stderr.write('teardown: --batch is deprecated; use --batch-size (same values).\n');
+        options.batchSize = options.batch;
+      }
       const runtime = runtimeOptions(options);
       if (options.listParameters) return listParameters(options, runtime);
       if (!options.out) throw new InputError('Give --out model.onnx: where to save the trained model.');
@@ -77,12 +86,13 @@ Examples:
         if (options.model && options.from) throw new InputError('Give either --model SPEC (a new model) or --from MODEL.onnx (fine-tune an existing one), not both.');
         if (!options.task || (!options.model && !options.from)) throw new InputError('Give --task and --model (e.g. --task mnist --model mlp:hidden=256-256), or --task and --from MODEL.onnx to fine-tune a model.');
         spec = specFromFlags(options);
+        if (smokeMode(options)) spec = { ...spec, steps: Math.min(SMOKE_STEPS, spec.steps ?? SMOKE_STEPS), epochs: undefined, evalEvery: Math.min(spec.evalEvery, SMOKE_STEPS) };
       }
       const checkpointPath = options.checkpoint ?? options.resume;
       const result = await train(spec, {
-        runtime, progress: true, resume, checkpointEvery: Number(options.checkpointEvery),
+        runtime, onProgress: cliProgress(options), resume, checkpointEvery: Number(options.checkpointEvery),
         // Without a terminal (logs, CI, background runs) there is no bar: one line per evaluation instead.
-        onEvaluation: process.stderr.isTTY ? undefined : (point, total) => process.stderr.write(
+        onEvaluation: process.stderr.isTTY || options.quiet ? undefined : (point, total) => process.stderr.write(
           `step ${point.step}/${total}: train loss ${point.trainLoss.toPrecision(4)} acc ${percent(point.trainAccuracy)}, test loss ${point.testLoss.toPrecision(4)} acc ${percent(point.testAccuracy)} (${point.seconds.toFixed(0)} s)\n`),
         checkpoint: checkpointPath ? (state, model) => saveCheckpoint(checkpointPath, state, model) : undefined,
       });
@@ -96,11 +106,16 @@ Examples:
         ['test', final.testLoss.toFixed(4), percent(final.testAccuracy)],
       ]));
       if (options.json) {
-        writeJson(options.json, jsonResult('train', { threads: runtime.threads, seeds: { init: spec.seed, data: spec.taskOptions.dataSeed ?? 0 } }, {
+        emitJson(options.json, jsonResult('train', { threads: runtime.threads, seeds: { init: spec.seed, data: spec.taskOptions.dataSeed ?? 0 } }, {
           spec, task: result.task.description, steps: result.steps, seconds: result.seconds, final, curve: result.curve, model: options.out,
         }));
       }
     });
+}
+
+/** `--batch-size`: a positive integer or 'full'. */
+function batchSize(text: string): number | 'full' {
+  return text === 'full' ? 'full' : parseNumber(text, '--batch-size', 'positive integer');
 }
 
 function specFromFlags(options: Record<string, string | string[] | boolean | undefined>): TrainSpec {
@@ -127,7 +142,7 @@ function specFromFlags(options: Record<string, string | string[] | boolean | und
     clipNorm: options.clip === undefined ? undefined : number('clip', options.clip),
     steps: options.steps === undefined ? undefined : number('steps', options.steps),
     epochs: options.epochs === undefined ? undefined : number('epochs', options.epochs),
-    batch: options.batch === 'full' ? 'full' : number('batch', options.batch),
+    batch: options.batchSize as number | 'full',
     seed: number('seed', options.seed),
     evalEvery: number('eval-every', options.evalEvery),
     objective: parseObjective(String(options.objective)),

@@ -9,7 +9,7 @@ import { encodeNpy, NpyFile, NpyWriter } from '../data/npy.ts';
 import { InputError } from '../errors.ts';
 import type { Intervention } from '../graph/interventions.ts';
 import { OutputChangeTracker, type OutputChange } from '../inspect/compare.ts';
-import { Progress } from '../report/progress.ts';
+import { trackProgress, type ProgressOptions } from '../progress.ts';
 import { shapeString, type Feeds, type Tensor } from '../tensor.ts';
 import type { Hook } from '../graph/hooks.ts';
 import { batchLayoutOf, examplesFirst, fromExamplesFirst, type BatchLayout } from '../graph/units.ts';
@@ -17,7 +17,7 @@ import type { Model } from './model.ts';
 import { prepareInterventions, run, type Dataset } from './run.ts';
 import { probeHookShapes } from './probe.ts';
 
-export interface DatasetRunOptions {
+export interface DatasetRunOptions extends ProgressOptions {
   cache?: readonly string[];
   interventions?: Intervention[];
   /** Reference examples for mean and resample ablations (default: the inputs). */
@@ -26,7 +26,6 @@ export interface DatasetRunOptions {
   patchFiles?: Map<number, NpyFile>;
   batchSize: number;
   out: string;
-  progress?: boolean;
   /** With interventions, also run the unedited model and measure what changed (default true). */
   compare?: boolean;
 }
@@ -93,7 +92,7 @@ export async function runDataset(model: Model, inputs: Record<string, NpyFile>, 
   const trackers = new Map<string, OutputChangeTracker>();
   const compare = (options.compare ?? true) && (options.interventions ?? []).length > 0;
   const batches = Math.ceil(examples / batchSize);
-  const progress = new Progress('run', batches, options.progress);
+  const progress = trackProgress('run', examples, options); // ticks in examples
   try {
     for (let start = 0; start < examples; start += batchSize) {
       const end = Math.min(examples, start + batchSize);
@@ -109,7 +108,7 @@ export async function runDataset(model: Model, inputs: Record<string, NpyFile>, 
           trackers.get(name)!.add(value, result.outputs[name]);
         }
       }
-      progress.tick();
+      progress.tick(end - start);
     }
     progress.finish();
     const summary: DatasetRunSummary = { examples, batches, outputs: {}, hooks: {} };

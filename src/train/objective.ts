@@ -98,7 +98,7 @@ function checkEnvironments(rows: readonly number[], step: number, environment: I
   const present = new Set(rows.map((row) => environment[row]));
   if (present.size === count) return true;
   const absent = [...Array(count).keys()].find((e) => !present.has(e));
-  throw new InputError(`IRMv1: the batch of step ${step} (${rows.length} examples) holds no example of environment ${absent} of '${name}' (its ${count} environments are numbered from its sorted values), and the penalty needs every environment's risk: use larger batches (--batch full) or merge rare environments.`);
+  throw new InputError(`IRMv1: the batch of step ${step} (${rows.length} examples) holds no example of environment ${absent} of '${name}' (its ${count} environments are numbered from its sorted values), and the penalty needs every environment's risk: use larger batches (--batch-size full) or merge rare environments.`);
 }
 
 /** Environment e of each training row as 0..E−1, E the number of distinct values present in training. */

@@ -53,7 +53,7 @@ export function checkSpec(spec: TrainSpec): void {
   for (const [name, value] of [['steps', spec.steps], ['epochs', spec.epochs], ['eval-every', spec.evalEvery]] as const) {
     if (value !== undefined && (!Number.isInteger(value) || value < 1)) throw new InputError(`--${name} must be a positive integer, got ${value}.`);
   }
-  if (spec.batch !== 'full' && (!Number.isInteger(spec.batch) || spec.batch < 1)) throw new InputError(`--batch must be a positive integer or 'full', got ${spec.batch}.`);
+  if (spec.batch !== 'full' && (!Number.isInteger(spec.batch) || spec.batch < 1)) throw new InputError(`--batch-size must be a positive integer or 'full', got ${spec.batch}.`);
   if (spec.clipNorm !== undefined && !(spec.clipNorm > 0)) throw new InputError(`--clip must be a positive number, got ${spec.clipNorm}.`);
   if (!Number.isInteger(spec.seed)) throw new InputError(`--seed must be an integer, got ${spec.seed}.`);
   checkObjective(spec.objective, spec.from !== undefined);
