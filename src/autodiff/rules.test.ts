@@ -128,6 +128,8 @@ const CASES: Case[] = [
   { name: 'AveragePool 3-D', op: 'AveragePool', operands: [f([1, 2, 4, 5, 4])], attrs: { kernel_shape: ints([2, 3, 2]), strides: ints([2, 1, 2]), pads: ints([0, 1, 0, 0, 1, 1]), count_include_pad: int(1) }, float32: true },
   { name: 'MaxPool 3-D, overlapping', op: 'MaxPool', operands: [f([1, 2, 4, 4, 3])], attrs: { kernel_shape: ints([2, 2, 2]), strides: ints([1, 2, 1]) } },
   { name: 'MaxPool 1-D, ceil_mode (window past the end)', op: 'MaxPool', operands: [f([2, 2, 7])], attrs: { kernel_shape: ints([2]), strides: ints([2]), ceil_mode: int(1) }, float32: true },
+  { name: 'AveragePool auto_pad SAME_UPPER, excluding pads', op: 'AveragePool', operands: [f([1, 2, 5, 5])], attrs: { kernel_shape: ints([2, 3]), strides: ints([2, 2]), auto_pad: str('SAME_UPPER') }, float32: true },
+  { name: 'MaxPool auto_pad SAME_LOWER (the odd pad at the start)', op: 'MaxPool', operands: [f([1, 2, 5, 5])], attrs: { kernel_shape: ints([2, 2]), strides: ints([2, 2]), auto_pad: str('SAME_LOWER') } },
   { name: 'GlobalAveragePool', op: 'GlobalAveragePool', operands: [f([2, 3, 3, 2])], float32: true },
   { name: 'ReduceMean keepdims', op: 'ReduceMean', operands: [f([2, 3, 4])], attrs: { axes: ints([1]), keepdims: int(1) } },
   { name: 'ReduceMean all', op: 'ReduceMean', operands: [f([2, 3])], attrs: { keepdims: int(0) } },

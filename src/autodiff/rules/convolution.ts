@@ -2,7 +2,7 @@
 import { int, ints } from '../../graph/builder.ts';
 import { AutodiffError } from '../errors.ts';
 import type { Grad, GradContext } from '../context.ts';
-import { dy, type GradientRule } from './shared.ts';
+import { dy, explicitPads, type GradientRule } from './shared.ts';
 
 export const CONVOLUTION_RULES: Record<string, GradientRule> = {
   Conv: (c) => convGradient(c),
@@ -17,14 +17,7 @@ function geometry(c: GradContext, kernel: number[]): Geometry {
   const ones = kernel.map(() => 1);
   const strides = c.attrInts('strides') ?? ones;
   const dilations = c.attrInts('dilations') ?? ones;
-  const autoPad = c.attrString('auto_pad', 'NOTSET');
-  if (autoPad === 'NOTSET') return { kernel, strides, dilations, pads: c.attrInts('pads') ?? [...kernel, ...kernel].map(() => 0) };
-  if (autoPad === 'VALID') return { kernel, strides, dilations, pads: [...kernel, ...kernel].map(() => 0) };
-  // SAME_UPPER / SAME_LOWER: out = ⌈in / s⌉, padded by what the last window needs, the odd cell at the end (UPPER) or the start (LOWER)
-  const inSpatial = c.shape(c.x(0)).slice(2).map(Number);
-  const totals = kernel.map((size, k) => Math.max(0, (Math.ceil(inSpatial[k] / strides[k]) - 1) * strides[k] + (size - 1) * dilations[k] + 1 - inSpatial[k]));
-  const begins = totals.map((total) => (autoPad === 'SAME_LOWER' ? Math.ceil(total / 2) : Math.floor(total / 2)));
-  return { kernel, strides, dilations, pads: [...begins, ...totals.map((total, k) => total - begins[k])] };
+  return { kernel, strides, dilations, pads: explicitPads(c, kernel, strides, dilations) };
 }
 
 const spatialAxes = (rank: number) => [...Array(rank - 2).keys()].map((k) => k + 2);

@@ -2,7 +2,7 @@
 import { int, ints, string as str } from '../../graph/builder.ts';
 import { AutodiffError } from '../errors.ts';
 import type { GradContext } from '../context.ts';
-import { castCode, dy, type GradientRule } from './shared.ts';
+import { castCode, dy, explicitPads, type GradientRule } from './shared.ts';
 
 export const POOLING_RULES: Record<string, GradientRule> = {
   MaxPool: (c) => [maxPoolGradient(c)],
@@ -37,19 +37,20 @@ function maxPoolGradient(c: GradContext): string {
   return c.reshapeLike(scattered, c.x(0));
 }
 
-/** Whether a MaxPool's windows cannot overlap (strides ≥ kernel, undilated) nor run past the input (MaxUnpool infers the unpadded size from them), so MaxUnpool can route its float32 gradient. */
+/** Whether a MaxPool's windows cannot overlap (strides ≥ kernel, undilated) nor run past the input (MaxUnpool infers the unpadded size from them), with explicit pads, so MaxUnpool can route its float32 gradient. */
 export function unpoolable(c: GradContext): boolean {
   const kernel = c.attrInts('kernel_shape')!;
   const strides = c.attrInts('strides') ?? kernel.map(() => 1);
-  return c.node.opType === 'MaxPool' && c.attrInt('storage_order', 0) === 0 && c.attrInt('ceil_mode', 0) === 0 && (c.attrInts('dilations') ?? []).every((d) => d === 1)
+  return c.node.opType === 'MaxPool' && c.attrInt('storage_order', 0) === 0 && c.attrInt('ceil_mode', 0) === 0 && c.attrString('auto_pad', 'NOTSET') === 'NOTSET' && (c.attrInts('dilations') ?? []).every((d) => d === 1)
     && strides.every((s, k) => s >= kernel[k]) && c.dtype(c.x(0)) === 'float32';
 }
 
 /** `pooled` (shaped like the MaxPool's output) placed at the indices of the winners, zeros elsewhere, shaped like `like`. */
 function unpool(c: GradContext, pooled: string, like: string): string {
   const kernel = c.attrInts('kernel_shape')!;
+  const strides = c.attrInts('strides') ?? kernel.map(() => 1);
   return c.op('MaxUnpool', [pooled, tilingWinners(c) ?? c.y(1), c.op('Shape', [like])], {
-    kernel_shape: ints(kernel), strides: ints(c.attrInts('strides') ?? kernel.map(() => 1)), pads: ints(c.attrInts('pads') ?? kernel.flatMap(() => [0, 0])),
+    kernel_shape: ints(kernel), strides: ints(strides), pads: ints(explicitPads(c, kernel, strides, kernel.map(() => 1))),
   });
 }
 
@@ -74,7 +75,7 @@ function tilingWinners(c: GradContext): string | undefined {
   const k = kernel[0];
   const [height, width] = shape.slice(2).map(Number);
   const tiles = shape.length === 4 && kernel[1] === k && k > 1 && (c.attrInts('strides') ?? [1, 1]).every((stride) => stride === k)
-    && (c.attrInts('pads') ?? [0]).every((pad) => pad === 0) && height % k === 0 && width % k === 0;
+    && explicitPads(c, kernel, [k, k], [1, 1]).every((pad) => pad === 0) && height % k === 0 && width % k === 0;
   if (!tiles) return undefined;
   const y = c.y(0);
   const channels = Number(shape[1]);
@@ -108,12 +109,11 @@ export function reluMaxPoolGradient(c: GradContext): string {
 function averagePoolGradient(c: GradContext): string {
   const x = c.x(0);
   const xShape = c.shape(x).map(Number);
-  if (c.attrString('auto_pad', 'NOTSET') !== 'NOTSET') throw new AutodiffError(`AveragePool with auto_pad (${c.describe()}) has no gradient rule.`);
   const kernel = c.attrInts('kernel_shape')!;
   const spatial = kernel.length;
   const strides = c.attrInts('strides') ?? kernel.map(() => 1);
   const dilations = c.attrInts('dilations') ?? kernel.map(() => 1);
-  const pads = c.attrInts('pads') ?? [...kernel, ...kernel].map(() => 0);
+  const pads = explicitPads(c, kernel, strides, dilations);
   const channels = xShape[1];
   const outSpatial = c.shape(c.y(0)).slice(2).map(Number);
   const area = kernel.reduce((a, b) => a * b, 1);

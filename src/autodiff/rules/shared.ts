@@ -35,3 +35,18 @@ export function gradientByCopies(c: GradContext, sourcesOf: (positions: string) 
   const scattered = c.op('ScatterElements', [flat(c.zerosLike(x)), flat(c.op('Where', [copied, sources, c.int64(0)])), flat(c.op('Where', [copied, dy(c), c.scalar(0, x)]))], { axis: int(0), reduction: str('add') });
   return c.reshapeLike(scattered, x);
 }
+
+/**
+ * A Conv's or pool's pads [begins…, ends…], with auto_pad turned into the pads it stands for:
+ * VALID none; SAME_UPPER / SAME_LOWER out = ⌈in / s⌉, padded by what the last window needs, the odd
+ * cell at the end (UPPER) or the start (LOWER).
+ */
+export function explicitPads(c: GradContext, kernel: readonly number[], strides: readonly number[], dilations: readonly number[]): number[] {
+  const autoPad = c.attrString('auto_pad', 'NOTSET');
+  if (autoPad === 'NOTSET') return c.attrInts('pads') ?? [...kernel, ...kernel].map(() => 0);
+  if (autoPad === 'VALID') return [...kernel, ...kernel].map(() => 0);
+  const inSpatial = c.shape(c.x(0)).slice(2).map(Number);
+  const totals = kernel.map((size, k) => Math.max(0, (Math.ceil(inSpatial[k] / strides[k]) - 1) * strides[k] + (size - 1) * dilations[k] + 1 - inSpatial[k]));
+  const begins = totals.map((total) => (autoPad === 'SAME_LOWER' ? Math.ceil(total / 2) : Math.floor(total / 2)));
+  return [...begins, ...totals.map((total, k) => total - begins[k])];
+}
