@@ -86,6 +86,10 @@ const CASES: Case[] = [
     name: 'BatchNormalization (training mode, batch statistics)', op: 'BatchNormalization', operands: [f([4, 3, 2, 2]), f([3]), f([3]), f([3], { constant: true }), f([3], { constant: true, positive: true })],
     attrs: { training_mode: int(1), momentum: float(0) }, outputs: 3, combine: (_, [y]) => y,
   },
+  {
+    name: 'BatchNormalization (training mode, momentum 0.9: running averages out, batch statistics recomputed)', op: 'BatchNormalization', operands: [f([4, 3, 2, 2]), f([3]), f([3]), f([3], { constant: true }), f([3], { constant: true, positive: true })],
+    attrs: { training_mode: int(1), momentum: float(0.9) }, outputs: 3, combine: (_, [y]) => y,
+  },
   { name: 'MatMul batched', op: 'MatMul', operands: [f([2, 3, 4]), f([4, 5])] },
   { name: 'MatMul broadcast batch', op: 'MatMul', operands: [f([2, 1, 3, 4]), f([3, 4, 2])] },
   { name: 'MatMul vector × batched matrices', op: 'MatMul', operands: [f([4]), f([2, 4, 3])] },

@@ -115,34 +115,44 @@ function batchNormGradient(c: GradContext): Grad[] {
 
 /**
  * BatchNormalization in training mode, normalising by the batch's own statistics μ and σ² (its
- * outputs 1 and 2 when momentum is 0, as train/batch-norm.ts emits it). With x̂ = (X − μ)/√(σ² + ε)
+ * outputs 1 and 2 when momentum is 0, as train/batch-norm.ts emits it; otherwise those are running
+ * averages, and μ and σ² (biased) are computed again here). With x̂ = (X − μ)/√(σ² + ε)
  * and m values per channel:
  *   dB = Σ dY,   dscale = Σ dY·x̂,   dX = scale/√(σ² + ε) · (dY − dB/m − x̂·dscale/m),
  * the sums over every axis but the channel one. No gradient flows into the statistics outputs.
  */
 function batchNormTrainingGradient(c: GradContext): Grad[] {
   if (c.dy(1) || c.dy(2)) throw new AutodiffError(`BatchNormalization ${c.describe()}: its batch statistics outputs are not differentiated.`);
-  if (c.attrFloat('momentum', 0.9) !== 0) throw new AutodiffError(`BatchNormalization in training mode with momentum ≠ 0 (${c.describe()}) has no gradient rule: its outputs 1 and 2 must be the batch statistics.`);
   const x = c.x(0);
   const rank = c.rank(x);
   const reduceAxes = [0, ...Array.from({ length: rank - 2 }, (_, k) => k + 2)];
+  const [mean, variance] = c.attrFloat('momentum', 0.9) === 0 ? [c.y(1), c.y(2)] : batchStatistics(c, reduceAxes); // [C]
   const perChannel = (value: string) => c.op('Reshape', [value, c.int64s([-1, ...Array(rank - 2).fill(1)])]); // [C] → [C, 1, 1]
   const epsilon = c.attrFloat('epsilon', 1e-5);
   // x̂ by onnxruntime's own inference-mode kernel: scale 1, bias 0, the batch statistics
-  const channels = c.op('Shape', [c.y(1)]);
+  const channels = c.op('Shape', [mean]);
   const ones = c.op('ConstantOfShape', [channels], { value: { type: 'tensor', value: tensor(c.dtype(x), [1], [1]) } });
   const zeros = c.op('ConstantOfShape', [channels], { value: { type: 'tensor', value: tensor(c.dtype(x), [1], [0]) } });
-  const normalised = c.op('BatchNormalization', [x, ones, zeros, c.y(1), c.y(2)], { epsilon: float(epsilon) });
+  const normalised = c.op('BatchNormalization', [x, ones, zeros, mean, variance], { epsilon: float(epsilon) });
   const dBias = c.reduceSum(dy(c), reduceAxes, false);
   const dScale = c.reduceSum(c.mul(dy(c), normalised), reduceAxes, false);
   const grads: Grad[] = [undefined, c.needs(1) ? dScale : undefined, c.needs(2) ? dBias : undefined, undefined, undefined];
   if (c.needs(0)) {
-    const count = c.op('Cast', [c.op('Div', [c.op('Size', [x]), c.op('Size', [c.y(1)])])], { to: int(c.dtype(x) === 'float64' ? 11 : 1) });
-    const gain = perChannel(c.div(c.x(1), c.op('Sqrt', [c.add(c.y(2), c.scalar(epsilon, x))]))); // scale/√(σ² + ε)
+    const count = c.op('Cast', [c.op('Div', [c.op('Size', [x]), c.op('Size', [mean])])], { to: int(c.dtype(x) === 'float64' ? 11 : 1) });
+    const gain = perChannel(c.div(c.x(1), c.op('Sqrt', [c.add(variance, c.scalar(epsilon, x))]))); // scale/√(σ² + ε)
     const centred = c.sub(dy(c), perChannel(c.div(dBias, count)));
     grads[0] = c.mul(gain, c.sub(centred, c.mul(normalised, perChannel(c.div(dScale, count)))));
   }
   return grads;
+}
+
+/** The batch's mean and biased variance per channel [C], over every axis but the channel one. */
+function batchStatistics(c: GradContext, reduceAxes: number[]): [string, string] {
+  const x = c.x(0);
+  const mean = c.reduce('ReduceMean', x, reduceAxes, true); // [1, C, 1, …]
+  const centred = c.sub(x, mean);
+  const squeeze = (value: string) => c.op('Squeeze', [value, c.int64s(reduceAxes)]);
+  return [squeeze(mean), squeeze(c.reduce('ReduceMean', c.mul(centred, centred), reduceAxes, true))];
 }
 
 /**
