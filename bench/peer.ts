@@ -8,7 +8,12 @@ import { fileURLToPath } from 'node:url';
 import { seededRandom } from '../src/random.ts';
 import { tensor, type Tensor } from '../src/tensor.ts';
 
-export const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+/** The median; of an even count, the mean of the two middle values (the upper one alone read 3.29x for block ratios 3.29 and 2.00). */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
 export const round = (value: number, digits = 3) => Number(value.toFixed(digits));
 
 /** Wall times of `reps` runs, and the process's CPU time ÷ wall time over them (≈ the cores it kept busy). */

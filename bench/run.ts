@@ -187,7 +187,7 @@ async function benchInspect(): Promise<void> {
   }
 }
 
-const cases: Record<string, () => Promise<void>> = { patch: benchPatch, cache: benchCache, train: benchTrain, inspect: benchInspect, scale: () => benchScale(threads), 'train-gpt2': () => benchTrainGpt2(threads) };
+const cases: Record<string, () => Promise<void>> = { patch: benchPatch, cache: benchCache, train: benchTrain, inspect: benchInspect, scale: () => benchScale(threads, flags.case), 'train-gpt2': () => benchTrainGpt2(threads) };
 // scale and train-gpt2 run only when named: they take ~10 minutes each.
 for (const name of positionals.length ? positionals : Object.keys(cases).filter((name) => name !== 'scale' && name !== 'train-gpt2')) {
   if (!cases[name]) throw new Error(`bench: unknown case '${name}' (cases: ${Object.keys(cases).join(', ')})`);

@@ -16,7 +16,9 @@ import { Model } from '../src/runtime/model.ts';
 import { relativeError } from '../src/tensor.ts';
 import { ensureTorch, median, peerFields, randomTokens, round, torchEnv } from './peer.ts';
 
-export async function benchScale(threads: number): Promise<void> {
+/** `only`: one case (cache, patch or inspect), e.g. `npm run bench -- scale --case patch`; all three by default. */
+export async function benchScale(threads: number, only?: string): Promise<void> {
+  const wanted = (name: string) => !only || only === name;
   ensureTorch();
   const dir = mkdtempSync(join(tmpdir(), 'teardown-scale-'));
   const python = (args: string[]): ChildResult => {
@@ -47,56 +49,63 @@ export async function benchScale(threads: number): Promise<void> {
     const common = { model: 'GPT-2-small shape (12 layers, d_model 768, 12 heads, vocab 50257, context 128, random init)', threads, weights_mb: weightsMb };
     const side = (runs: { times_ms: number[]; max_rss_mb: number }[]) => ({ ms: round(median(runs.flatMap((r) => r.times_ms)), 0), rss: Math.max(...runs.map((r) => r.max_rss_mb)) });
 
-    // (a) every module hook over 32 sequences, batches of 8; two alternating blocks, one warm run each.
-    const ours: ChildResult[] = [];
-    const theirs: ChildResult[] = [];
-    for (let block = 0; block < 2; block++) {
-      ours.push(teardown(['cache', dir, '1', String(threads)]));
-      theirs.push(python(['cache', dir, '1', String(threads)]));
+    if (wanted('cache')) {
+      // (a) every module hook over 32 sequences, batches of 8; two alternating blocks, one warm run each.
+      const ours: ChildResult[] = [];
+      const theirs: ChildResult[] = [];
+      for (let block = 0; block < 2; block++) {
+        ours.push(teardown(['cache', dir, '1', String(threads)]));
+        theirs.push(python(['cache', dir, '1', String(threads)]));
+      }
+      const cacheErrors = Object.fromEntries((JSON.parse(readFileSync(join(dir, 'compare_hooks.json'), 'utf8')) as string[]).map((name) => [name, relativeError(readNpy(join(dir, `teardown_cache_${name}.npy`)), readNpy(join(dir, `torch_cache_${name}.npy`)))]));
+      const [cacheOurs, cacheTheirs] = [side(ours), side(theirs)];
+      console.log(JSON.stringify({
+        case: 'scale-cache', ...common, sequences: 32, batch: 8, module_hooks: ours[0].hooks, cached_mb_per_batch: ours[0].cached_mb_per_batch,
+        teardown_ms: cacheOurs.ms, torch_ms: cacheTheirs.ms, speedup: round(cacheTheirs.ms / cacheOurs.ms, 2), ...peerFields(threads),
+        teardown_max_rss_mb: cacheOurs.rss, torch_max_rss_mb: cacheTheirs.rss, memory_goal_mb: Math.round(2 * weightsMb + ours[0].cached_mb_per_batch),
+        blocks: 2, max_rel_error_last_batch: cacheErrors,
+      }));
     }
-    const cacheErrors = Object.fromEntries((JSON.parse(readFileSync(join(dir, 'compare_hooks.json'), 'utf8')) as string[]).map((name) => [name, relativeError(readNpy(join(dir, `teardown_cache_${name}.npy`)), readNpy(join(dir, `torch_cache_${name}.npy`)))]));
-    const [cacheOurs, cacheTheirs] = [side(ours), side(theirs)];
-    console.log(JSON.stringify({
-      case: 'scale-cache', ...common, sequences: 32, batch: 8, module_hooks: ours[0].hooks, cached_mb_per_batch: ours[0].cached_mb_per_batch,
-      teardown_ms: cacheOurs.ms, torch_ms: cacheTheirs.ms, speedup: round(cacheTheirs.ms / cacheOurs.ms, 2), ...peerFields(threads),
-      teardown_max_rss_mb: cacheOurs.rss, torch_max_rss_mb: cacheTheirs.rss, memory_goal_mb: Math.round(2 * weightsMb + ours[0].cached_mb_per_batch),
-      blocks: 2, max_rel_error_last_batch: cacheErrors,
-    }));
 
-    // (b) resid_pre patch sweep, 8 prompt pairs × 12 blocks × a fraction of the 128 positions, in two
-    // alternating blocks (load from other sessions drifts over the minutes each takes). teardown: one
-    // warm-up sweep (it builds the sessions), then one timed; PyTorch: one timed sweep (nothing to warm
-    // beyond the first forward). The speed-up is the median of the blocks' ratios.
-    const patchOurs: ChildResult[] = [];
-    const patchTheirs: ChildResult[] = [];
-    for (let block = 0; block < 2; block++) {
-      patchOurs.push(teardown(['patch', dir, '1', String(threads)]));
-      patchTheirs.push(python(['patch', dir, '0', String(threads)]));
+    if (wanted('patch')) {
+      // (b) resid_pre patch sweep, 8 prompt pairs × 12 blocks × a fraction of the 128 positions, in two
+      // alternating blocks (load from other sessions drifts over the minutes each takes). teardown: one
+      // warm-up sweep (it builds the sessions), then one timed; PyTorch: one timed sweep (nothing to warm
+      // beyond the first forward). The speed-up is the median of the blocks' ratios.
+      const patchOurs: ChildResult[] = [];
+      const patchTheirs: ChildResult[] = [];
+      for (let block = 0; block < 2; block++) {
+        patchOurs.push(teardown(['patch', dir, '1', String(threads)]));
+        patchTheirs.push(python(['patch', dir, '0', String(threads)]));
+      }
+      const effectError = Math.max(...(patchOurs[0].effects as number[][]).flatMap((row, h) => row.map((value, p) => Math.abs(value - patchTheirs[0].effects[h][p]))));
+      const blockRatios = patchOurs.map((ours, b) => round(patchTheirs[b].times_ms[0] / ours.times_ms[0], 2));
+      console.log(JSON.stringify({
+        case: 'scale-patch', ...common, pairs: 8, blocks_patched: 12, positions: SCALE_PATCH_POSITIONS, fraction_of_sweep: `${SCALE_PATCH_POSITIONS.length}/128 positions`,
+        teardown_ms: patchOurs.map((r) => round(r.times_ms[0], 0)), teardown_warmup_ms: patchOurs.map((r) => round(r.warmup_ms, 0)), torch_ms: patchTheirs.map((r) => round(r.times_ms[0], 0)),
+        speedup: round(median(blockRatios), 2), block_speedups: blockRatios, ...peerFields(threads),
+        teardown_max_rss_mb: Math.max(...patchOurs.map((r) => r.max_rss_mb)), torch_max_rss_mb: Math.max(...patchTheirs.map((r) => r.max_rss_mb)),
+        torch_forwards: 12 * SCALE_PATCH_POSITIONS.length + 1, ort_runs: patchOurs[0].ort_runs, max_abs_effect_difference: effectError,
+      }));
     }
-    const effectError = Math.max(...(patchOurs[0].effects as number[][]).flatMap((row, h) => row.map((value, p) => Math.abs(value - patchTheirs[0].effects[h][p]))));
-    const blockRatios = patchOurs.map((ours, b) => round(patchTheirs[b].times_ms[0] / ours.times_ms[0], 2));
-    console.log(JSON.stringify({
-      case: 'scale-patch', ...common, pairs: 8, blocks_patched: 12, positions: SCALE_PATCH_POSITIONS, fraction_of_sweep: `${SCALE_PATCH_POSITIONS.length}/128 positions`,
-      teardown_ms: patchOurs.map((r) => round(r.times_ms[0], 0)), teardown_warmup_ms: patchOurs.map((r) => round(r.warmup_ms, 0)), torch_ms: patchTheirs.map((r) => round(r.times_ms[0], 0)),
-      speedup: round(median(blockRatios), 2), block_speedups: blockRatios, ...peerFields(threads),
-      teardown_max_rss_mb: Math.max(...patchOurs.map((r) => r.max_rss_mb)), torch_max_rss_mb: Math.max(...patchTheirs.map((r) => r.max_rss_mb)),
-      torch_forwards: 12 * SCALE_PATCH_POSITIONS.length + 1, ort_runs: patchOurs[0].ort_runs, max_abs_effect_difference: effectError,
-    }));
 
-    // (c) inspect of three attention patterns (units: the 12 heads of each), cold, one run a side.
-    const inspectOurs = teardown(['inspect', dir, '0', String(threads)]);
-    const inspectTheirs = python(['inspect', dir, '0', String(threads)]);
-    const maxDifference = (field: string, relative: boolean) => Math.max(...(inspectOurs[field] as number[][]).flatMap((row, h) => row.map((value, u) => {
-      const reference = inspectTheirs[field][h][u];
-      return Math.abs(value - reference) / (relative ? Math.max(...(inspectTheirs[field][h] as number[]).map(Math.abs)) : 1);
-    })));
-    console.log(JSON.stringify({
-      case: 'scale-inspect', ...common, sequences: SCALE_INSPECT_SEQUENCES, fraction: `${SCALE_INSPECT_SEQUENCES}/64 sequences`, hooks: inspectHooks, units_per_hook: 12, metric: 'output-change (no labels)',
-      teardown_ms: round(inspectOurs.times_ms[0], 0), torch_ms: round(inspectTheirs.times_ms[0], 0), speedup: round(inspectTheirs.times_ms[0] / inspectOurs.times_ms[0], 2), ...peerFields(threads),
-      teardown_max_rss_mb: inspectOurs.max_rss_mb, torch_max_rss_mb: inspectTheirs.max_rss_mb,
-      max_abs_census_mean_difference: maxDifference('census_mean', false), max_abs_census_std_difference: maxDifference('census_std', false),
-      max_importance_difference_relative_to_hook_max: maxDifference('importance', true), teardown_notes: inspectOurs.notes,
-    }));
+    if (wanted('inspect')) {
+      // (c) inspect of three attention patterns (units: the 12 heads of each), cold, one run a side.
+      const inspectOurs = teardown(['inspect', dir, '0', String(threads)]);
+      const inspectTheirs = python(['inspect', dir, '0', String(threads)]);
+      const maxDifference = (field: string, relative: boolean) => Math.max(...(inspectOurs[field] as number[][]).flatMap((row, h) => row.map((value, u) => {
+        const reference = inspectTheirs[field][h][u];
+        return Math.abs(value - reference) / (relative ? Math.max(...(inspectTheirs[field][h] as number[]).map(Math.abs)) : 1);
+      })));
+      console.log(JSON.stringify({
+        case: 'scale-inspect', ...common, sequences: SCALE_INSPECT_SEQUENCES, fraction: `${SCALE_INSPECT_SEQUENCES}/64 sequences`, hooks: inspectHooks, units_per_hook: 12, metric: 'output-change (no labels)',
+        teardown_ms: round(inspectOurs.times_ms[0], 0), torch_ms: round(inspectTheirs.times_ms[0], 0), speedup: round(inspectTheirs.times_ms[0] / inspectOurs.times_ms[0], 2), ...peerFields(threads),
+        teardown_max_rss_mb: inspectOurs.max_rss_mb, torch_max_rss_mb: inspectTheirs.max_rss_mb,
+        max_abs_census_mean_difference: maxDifference('census_mean', false), max_abs_census_std_difference: maxDifference('census_std', false),
+        max_importance_difference_relative_to_hook_max: maxDifference('importance', true), teardown_notes: inspectOurs.notes,
+      }));
+    }
+
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
