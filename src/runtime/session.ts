@@ -94,7 +94,8 @@ export class Session implements Unloadable {
     if (!this.mapped || !this.inner || this.running > 0) return;
     const inner = this.inner;
     this.inner = undefined;
-    void inner.then((session) => session.release());
+    // Nothing waits on this release, and nothing could be done about its failure.
+    void inner.then((session) => session.release()).catch(() => undefined);
   }
 
   /** One ORT run; returns the requested outputs (all by default) as teardown tensors. */
