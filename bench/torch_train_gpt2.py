@@ -15,37 +15,57 @@ same computation on the two sides.
                                                the op types with the most self CPU time (not timed by the bench)
 
 Run by bench/train-gpt2.ts with the OpenBLAS kernel bench/run.ts's peerBlas chose.
+
+For iterating on a smaller shape, `export` reads TEARDOWN_GPT2_LAYERS and TEARDOWN_GPT2_VOCAB (default 12 and
+50257) and writes the shape to DIR/shape.json, which `train` and `profile` read back: every command on DIR
+builds the same model.
 """
 import json, os, resource, sys, time
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_scale import CTX, D, VOCAB, GPT2Small  # noqa: E402
+import torch_scale  # noqa: E402
+from torch_scale import CTX, D, GPT2Small  # noqa: E402
 
 BATCH = 8
 LR, BETAS, EPS, WEIGHT_DECAY = 1e-4, (0.9, 0.999), 1e-8, 0.01
 
 
+def use_shape(folder, write=False):
+    """Sets torch_scale's layer count and vocabulary (read by GPT2Small when it is built) to DIR's shape."""
+    path = os.path.join(folder, "shape.json")
+    if write:
+        shape = {"layers": int(os.environ.get("TEARDOWN_GPT2_LAYERS", 12)), "vocab": int(os.environ.get("TEARDOWN_GPT2_VOCAB", 50257))}
+        with open(path, "w") as file:
+            json.dump(shape, file)
+    else:
+        with open(path) as file:
+            shape = json.load(file)
+    torch_scale.LAYERS, torch_scale.VOCAB = shape["layers"], shape["vocab"]
+
+
 def untied():
     model = GPT2Small()
-    model.lm_head.weight = nn.Parameter(torch.empty(VOCAB, D).normal_(std=0.02))
+    model.lm_head.weight = nn.Parameter(torch.empty(torch_scale.VOCAB, D).normal_(std=0.02))
     return model
 
 
 def export(folder):
+    use_shape(folder, write=True)
     torch.manual_seed(0)
     model = untied().eval()
     torch.save(model.state_dict(), os.path.join(folder, "weights.pt"))
     g = torch.Generator().manual_seed(1)
-    tokens = torch.randint(0, VOCAB, (BATCH, CTX), generator=g)
+    tokens = torch.randint(0, torch_scale.VOCAB, (BATCH, CTX), generator=g)
     np.save(os.path.join(folder, "tokens.npy"), tokens.numpy())
-    np.save(os.path.join(folder, "targets.npy"), torch.randint(0, VOCAB, (BATCH, CTX), generator=g).numpy())
+    np.save(os.path.join(folder, "targets.npy"), torch.randint(0, torch_scale.VOCAB, (BATCH, CTX), generator=g).numpy())
     torch.onnx.export(model, (tokens[:2],), os.path.join(folder, "model.onnx"), input_names=["input_ids"], output_names=["logits"],
                       opset_version=14, dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch", 1: "seq"}})
 
 
 def train(folder, steps, threads):
+    use_shape(folder)
     torch.set_num_threads(threads)
     model = untied()
     model.load_state_dict(torch.load(os.path.join(folder, "weights.pt")))
@@ -54,7 +74,7 @@ def train(folder, steps, threads):
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, betas=BETAS, eps=EPS, weight_decay=WEIGHT_DECAY)
 
     def step():
-        loss = F.cross_entropy(model(tokens).reshape(-1, VOCAB), targets.reshape(-1))
+        loss = F.cross_entropy(model(tokens).reshape(-1, torch_scale.VOCAB), targets.reshape(-1))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -75,6 +95,7 @@ def profile(folder, threads):
     """One step after a warm-up under torch.profiler: wall time of its parts (forward, loss, backward, AdamW step) and
     the self CPU time of the largest op types, as bench/train-gpt2-profile.ts reports teardown's."""
     from torch.profiler import ProfilerActivity, profile as profiler, record_function
+    use_shape(folder)
     torch.set_num_threads(threads)
     model = untied()
     model.load_state_dict(torch.load(os.path.join(folder, "weights.pt")))
@@ -92,7 +113,7 @@ def profile(folder, threads):
                 parts[name] = round(1000 * (time.perf_counter() - start), 1)
             return result
         logits = part("forward", lambda: model(tokens))
-        loss = part("loss", lambda: F.cross_entropy(logits.reshape(-1, VOCAB), targets.reshape(-1)))
+        loss = part("loss", lambda: F.cross_entropy(logits.reshape(-1, torch_scale.VOCAB), targets.reshape(-1)))
         optimizer.zero_grad()
         part("backward", loss.backward)
         part("optimizer", optimizer.step)
