@@ -6,6 +6,7 @@
 import { InputError } from '../errors.ts';
 import { readTable } from '../data/csv.ts';
 import { NpyFile } from '../data/npy.ts';
+import { requireLabels, requireRows } from '../data/validate.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Model } from '../runtime/model.ts';
 import { layoutOf, type DataLayout } from './transforms.ts';
@@ -81,6 +82,7 @@ function withLabelsAndAttributes(spec: DataSpec, role: string, loaded: LoadedExa
   const labels = spec.labels ? new NpyFile(spec.labels).readAll() : loaded.labels;
   if (!labels) throw new InputError(`${role} '${path}' has no labels: give --labels FILE.npy${featureNames ? ' or --label-column NAME' : ''}.`);
   const examples = inputs.rows;
+  requireRows(examples, `${role} '${path}'`);
   const layout = layoutOf(inputs.dims, inputs.dtype, featureNames);
   const labelValues = integerValues(labels, `labels of ${role} '${path}'`);
   if (labelValues.length !== examples) throw new InputError(`${role} '${path}' has ${examples} examples but its labels${spec.labels ? ` '${spec.labels}'` : ''} have ${labelValues.length}: give one label per example.`);
@@ -106,11 +108,8 @@ function loadAttribute(text: string, inputs: Examples, featureNames: string[] | 
 
 function integerValues(labels: Tensor, what: string): Int32Array {
   if (labels.dims.length !== 1) throw new InputError(`The ${what} have shape [${labels.dims.join(', ')}]: give one integer class per example, shape [N].`);
-  const values = Int32Array.from(labels.data as ArrayLike<number | bigint>, Number);
-  values.forEach((value, i) => {
-    if (value !== Number(labels.data[i]) || value < 0) throw new InputError(`The ${what} must be non-negative integer classes; entry ${i} is ${labels.data[i]}.`);
-  });
-  return values;
+  requireLabels(labels.data as ArrayLike<number | bigint>, what);
+  return Int32Array.from(labels.data as ArrayLike<number | bigint>, Number);
 }
 
 /**
@@ -134,8 +133,7 @@ export function checkInputs(model: Model, data: AuditData, role = '--data'): voi
 
 /** Refuses labels the model cannot predict. */
 export function checkLabels(data: AuditData, classes: number, role = '--data'): void {
-  const bad = data.labels.findIndex((label) => label >= classes);
-  if (bad >= 0) throw new InputError(`Label ${data.labels[bad]} (example ${bad} of ${role} '${data.path}') is outside the model's ${classes} classes (0–${classes - 1}): check the labels file or the model.`);
+  requireLabels(data.labels, `${role} '${data.path}'`, { classes });
 }
 
 /** The distinct values of an attribute, sorted, when it has few enough to be categories. */

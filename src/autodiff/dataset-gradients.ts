@@ -8,6 +8,7 @@
  */
 import { escapeFileName, StagedFolder } from '../files.ts';
 import { NpyFile, NpyWriter, encodeNpy } from '../data/npy.ts';
+import { requireRows } from '../data/validate.ts';
 import { InputError } from '../errors.ts';
 import type { Model } from '../runtime/model.ts';
 import { trackProgress, type ProgressOptions } from '../progress.ts';
@@ -29,6 +30,7 @@ export interface DatasetGradientSummary {
 
 export async function datasetGradients(model: Model, inputs: Record<string, NpyFile>, target: NpyFile, request: GradientRequest, options: { batchSize?: number; out: string } & ProgressOptions): Promise<DatasetGradientSummary> {
   const examples = target.rows;
+  requireRows(examples, `The target file '${target.path}'`);
   for (const [name, file] of Object.entries(inputs)) {
     if (file.rows !== examples) throw new InputError(`Input '${name}' has ${file.rows} examples but the target has ${examples}: give one target row per example.`);
   }

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { InputError } from '../errors.ts';
 import { readTable } from '../data/csv.ts';
 import { NpyFile } from '../data/npy.ts';
+import { requireLabels, requireRows } from '../data/validate.ts';
 import { inspectModel, type InspectResult } from '../inspect/inspect.ts';
 import { fourierAnalysis, type FourierResult } from '../inspect/fourier.ts';
 import { modularAdditionTrainPairs } from '../data/tasks.ts';
@@ -154,6 +155,7 @@ function loadData(model: Model, options: { data?: string; input?: string[]; labe
   if (!options.data) throw new InputError('Give --data FILE or --input NAME=FILE.npy.');
   if (model.inputs.length !== 1) throw new InputError(`--data feeds a one-input model; this one has ${model.inputs.length} (${model.describeInputs()}): give each with --input NAME=FILE.npy.`);
   if (options.data.endsWith('.csv')) {
+  if (labels && options.labels) requireLabels(labels.data as ArrayLike<number | bigint>, `labels '${options.labels}'`);
     const table = readTable(options.data, { labelColumn: options.labelColumn });
     labels ??= table.labels;
     return { data: { examples: table.features.dims[0], read: (start, end) => ({ [input]: sliceRows(table.features, start, end) }) }, labels };
@@ -168,6 +170,7 @@ const SCORING = {
   last: "the last position of the model's per-position scores (one label per sequence)",
   every: 'every position (one label per position)',
 } as const;
+  requireRows(file.rows, `--data '${options.data}'`);
 
 function printSummary(path: string, result: InspectResult, top: number): void {
   const metric = result.metric.kind === 'logit-diff' ? `logit ${result.metric.a} − logit ${result.metric.b}` : result.metric.kind;

@@ -42,12 +42,16 @@ export function parseInterventionFlags(flags: { ablate?: string[]; patch?: strin
     requireFile(flags.interventions, 'Interventions file');
     let entries: unknown;
     try {
-      entries = JSON.parse(readFileSync(flags.interventions, 'utf8'));
+      // A byte-order mark (editors on Windows write one) is not JSON: it is dropped.
+      entries = JSON.parse(readFileSync(flags.interventions, 'utf8').replace(/^\uFEFF/, ''));
     } catch (error) {
       throw new InputError(`Interventions file '${flags.interventions}' is not valid JSON: ${(error as Error).message}.`);
     }
     if (!Array.isArray(entries)) throw new InputError(`Interventions file '${flags.interventions}' must hold a JSON array of interventions.`);
-    for (const entry of entries) {
+    for (const [index, entry] of entries.entries()) {
+      if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
+        throw new InputError(`Interventions file '${flags.interventions}': entry ${index} is ${JSON.stringify(entry)}, not an object: give each intervention as { "kind": "ablate", "hook": "...", ... }.`);
+      }
       const { kind, ...rest } = entry as { kind: string };
       if (kind !== 'ablate' && kind !== 'patch' && kind !== 'scale') {
         throw new InputError(`Interventions file '${flags.interventions}': kind must be 'ablate', 'patch' or 'scale', got ${JSON.stringify(kind)}.`);

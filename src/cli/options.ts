@@ -7,6 +7,7 @@ import { cpus } from 'node:os';
 import { Command, Option } from 'commander';
 import { InputError } from '../errors.ts';
 import { NpyFile } from '../data/npy.ts';
+import { allowNonFinite } from '../data/validate.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
 import type { ProgressEvent } from '../progress.ts';
 import { progressReporter } from '../report/progress.ts';
@@ -81,7 +82,9 @@ export function withCommonOptions(command: Command, json = 'write the result as 
     .option('--json <file|->', `${json}; '-' writes it to standard output and the text to standard error`)
     .option('--quiet', 'print no text and no progress (errors still go to standard error)')
     .option('--verbose', "show onnxruntime's own log")
-    .addOption(numberOption('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', 'positive integer'));
+    .addOption(numberOption('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', 'positive integer'))
+    .option('--allow-non-finite', 'read data holding NaN or ±Inf instead of refusing it (docs/errors.md)')
+    .hook('preAction', (_, action) => allowNonFinite(action.opts().allowNonFinite === true));
 }
 
 /**

@@ -9,6 +9,7 @@ import { parse } from 'csv-parse/sync';
 import { InputError, nearestNames } from '../errors.ts';
 import { requireFile } from '../files.ts';
 import { tensor, type Tensor } from '../tensor.ts';
+import { requireFinite, requireLabels } from './validate.ts';
 
 export interface Table {
   /** [rows, features] float32. */
@@ -42,8 +43,9 @@ export function readTable(path: string, options: { labelColumn?: string } = {}):
   rows.forEach((row, r) => {
     featureColumns.forEach((column, f) => {
       const cell = row[column];
-      const value = cell === '' || cell === undefined ? NaN : Number(cell);
-      if (Number.isNaN(value)) {
+      const value = cell === '' || cell === undefined ? NaN : decimalNumber(cell);
+      // 'nan' is a number, not a word: requireFinite below refuses it (or --allow-non-finite keeps it).
+      if (Number.isNaN(value) && !/^[+-]?nan$/i.test(cell ?? '')) {
         const problem = cell === '' || cell === undefined ? 'is empty' : `holds '${cell}', not a number`;
         throw new InputError(`'${path}' row ${r + 2}, column '${header[column]}' ${problem}: feature columns must be numeric (encode categories as numbers, fill or drop missing values).`);
       }
@@ -51,12 +53,33 @@ export function readTable(path: string, options: { labelColumn?: string } = {}):
     });
   });
   const table: Table = { features: tensor('float32', [rows.length, featureColumns.length], values), featureNames: featureColumns.map((index) => header[index]) };
-  if (labelIndex >= 0) Object.assign(table, { labelName: header[labelIndex], ...labelsOf(rows.map((row) => row[labelIndex] ?? '')) });
+  // Rows named as elsewhere in this file: data row r is row r + 2 (the header is row 1).
+  requireFinite(table.features, `'${path}'`, { firstRow: 2, columnNames: table.featureNames });
+  if (labelIndex >= 0) Object.assign(table, { labelName: header[labelIndex], ...labelsOf(rows.map((row) => row[labelIndex] ?? ''), path, header[labelIndex]) });
   return table;
 }
 
-function labelsOf(cells: string[]): { labels: Tensor; classes?: string[] } {
-  if (cells.every((cell) => /^-?\d+$/.test(cell))) return { labels: tensor('int64', [cells.length], cells.map(Number)) };
+/**
+ * A cell as a decimal number (`12`, `-0.5`, `1e-3`, `inf`, `nan`), NaN otherwise. JavaScript's
+ * Number() also reads '0x1F' as 31, '0b11' as 3 and '' as 0: a CSV cell is decimal or not a number.
+ */
+function decimalNumber(cell: string): number {
+  if (/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(cell)) return Number(cell);
+  if (/^[+-]?(inf|infinity)$/i.test(cell)) return cell.startsWith('-') ? -Infinity : Infinity;
+  return NaN;
+}
+
+/** Integer labels as written; non-numeric names as indices into their sorted distinct values; numbers that are not integers refused. */
+function labelsOf(cells: string[], path: string, labelName: string): { labels: Tensor; classes?: string[] } {
+  if (cells.every((cell) => /^[+-]?\d+$/.test(cell))) {
+    const labels = cells.map(Number);
+    requireLabels(labels, `column '${labelName}' of '${path}'`);
+    return { labels: tensor('int64', [cells.length], labels) };
+  }
+  const numeric = cells.findIndex((cell) => !Number.isNaN(decimalNumber(cell)) && !/^[+-]?\d+$/.test(cell));
+  if (numeric >= 0 && cells.every((cell) => !Number.isNaN(decimalNumber(cell)))) {
+    throw new InputError(`The labels in column '${labelName}' of '${path}' must be integer classes (or class names); row ${numeric + 2} holds ${cells[numeric]}.`);
+  }
   const classes = [...new Set(cells)].sort();
   return { labels: tensor('int64', [cells.length], cells.map((cell) => classes.indexOf(cell))), classes };
 }

@@ -10,6 +10,7 @@ import { basename, dirname, join } from 'node:path';
 import { InputError } from '../errors.ts';
 import { requireFile } from '../files.ts';
 import { allocate, elementCount, shapeString, type DType, type Tensor } from '../tensor.ts';
+import { requireFinite } from './validate.ts';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
@@ -46,7 +47,11 @@ export class NpyFile {
 
   get rows(): number { return this.header.dims[0] ?? 1; }
 
-  /** Rows [start, end) along the first axis. */
+  /**
+   * Rows [start, end) along the first axis. Float rows holding NaN or ±Inf are refused (an
+   * InputError naming the file, rows and columns) unless non-finite data is allowed
+   * (validate.ts allowNonFinite, --allow-non-finite).
+   */
   readRows(start: number, end: number): Tensor {
     const { dtype, dims, dataOffset } = this.header;
     const rowDims = dims.slice(1);
@@ -58,7 +63,9 @@ export class NpyFile {
     } finally {
       closeSync(fd);
     }
-    return { dtype, dims: dims.length === 0 ? [] : [end - start, ...rowDims], data };
+    const block: Tensor = { dtype, dims: dims.length === 0 ? [] : [end - start, ...rowDims], data };
+    requireFinite(block, `'${this.path}'`, { firstRow: start });
+    return block;
   }
 
   readAll(): Tensor {

@@ -16,6 +16,7 @@ import { tensor, type Tensor } from '../tensor.ts';
 import type { InputShape } from '../train/builders.ts';
 import { readTable } from './csv.ts';
 import { NpyFile } from './npy.ts';
+import { requireLabels } from './validate.ts';
 import { permutation, takeRows, type Split, type Task } from './tasks.ts';
 
 /** Beyond this many distinct values an attribute is not a set of groups (bin it first). */
@@ -68,6 +69,7 @@ function userTask(name: string, dataPath: string, data: UserData, attributeSpecs
   const order = permutation(rows, seed);
   const cut = Math.round(TRAIN_SHARE * rows);
   if (cut < 1 || cut >= rows) throw new InputError(`Task '${name}' has ${rows} examples: an 80/20 split needs at least 2.`);
+  requireLabels(data.labels.data as BigInt64Array, `'${dataPath}'`, { training: true });
   const classes = maxOf(Array.from(data.labels.data as BigInt64Array, Number)) + 1;
   const split = (indices: number[]): Split => ({
     inputs: takeRows(data.inputs, indices), labels: takeRows(data.labels, indices),
@@ -136,8 +138,7 @@ function npyInputShape(inputs: Tensor, path: string): { input: InputShape; value
 function integerLabels(labels: Tensor, path: string): Tensor {
   if (labels.dtype === 'float32' || labels.dtype === 'float64' || labels.dtype === 'bool') throw new InputError(`Labels '${path}' are ${labels.dtype}: give integer classes (e.g. y.astype(np.int64)).`);
   const values = Array.from(labels.data as ArrayLike<number | bigint>, Number);
-  const bad = values.findIndex((v) => v < 0);
-  if (bad >= 0) throw new InputError(`Labels '${path}' must be classes ≥ 0; entry ${bad} is ${values[bad]}.`);
+  requireLabels(values, `labels '${path}'`);
   return tensor('int64', [...labels.dims], values);
 }
 

@@ -5,6 +5,7 @@
  */
 import { InputError } from '../errors.ts';
 import type { NpyFile } from '../data/npy.ts';
+import { requireRows } from '../data/validate.ts';
 import type { Model } from '../runtime/model.ts';
 import type { Dataset } from '../runtime/run.ts';
 
@@ -19,6 +20,7 @@ export function datasetFromFiles(model: Model, files: Record<string, NpyFile>): 
   if (new Set(rows).size > 1) {
     throw new InputError(`The inputs have different numbers of examples (${names.map((name, i) => `'${name}': ${rows[i]}`).join(', ')}): give one row per example in every file.`);
   }
+  requireRows(rows[0], `--input '${names[0]}' ('${files[names[0]].path}')`);
   return { examples: rows[0], read: (start, end) => Object.fromEntries(names.map((name) => [name, files[name].readRows(start, end)])) };
 }
 

@@ -6,6 +6,7 @@
  */
 import { escapeFileName, StagedFolder } from '../files.ts';
 import { encodeNpy, NpyFile, NpyWriter } from '../data/npy.ts';
+import { requireRows } from '../data/validate.ts';
 import { InputError } from '../errors.ts';
 import type { Intervention } from '../graph/interventions.ts';
 import { OutputChangeTracker, type OutputChange } from '../inspect/compare.ts';
@@ -166,6 +167,7 @@ function checkRowCounts(inputs: Record<string, NpyFile>, patchFiles?: Map<number
     throw new InputError(`The input files have different numbers of examples: ${Object.entries(inputs).map(([name, file]) => `${name} ${shapeString(file.header.dims)}`).join(', ')}. Give every input the same number of rows.`);
   }
   const examples = [...counts][0];
+  requireRows(examples, `The input file${Object.keys(inputs).length > 1 ? 's' : ''} ${Object.values(inputs).map((file) => `'${file.path}'`).join(', ')}`);
   for (const file of patchFiles?.values() ?? []) {
     if (file.rows !== examples && file.rows !== 1) {
       throw new InputError(`Patch file '${file.path}' has ${file.rows} rows but the inputs have ${examples}: give one row per example, or a single row for all.`);

@@ -118,6 +118,7 @@ async function trainFrom(source: TrainingSource, spec: TrainSpec, task: Task, op
       for (const [k, result] of results.entries()) {
         const { target, lr, t: step } = run[k];
         const scored = scoreRows(source.outputIsProbability ? logOf(result.scores) : result.scores, target, lossPositions);
+        if (!Number.isFinite(scored.lossSum)) throw divergedAt(step, `the loss is ${scored.lossSum}`, lr, options.checkpoint !== undefined);
         window = { lossSum: window.lossSum + scored.lossSum, correct: window.correct + scored.correct, rows: window.rows + scored.rows };
         state.step = step;
         // Runs end at evaluations and checkpoints (runPlanner), so the state here is the state after `step`.
@@ -130,7 +131,8 @@ async function trainFrom(source: TrainingSource, spec: TrainSpec, task: Task, op
           window = { lossSum: 0, correct: 0, rows: 0 };
         }
         if (options.checkpoint && options.checkpointEvery && step % options.checkpointEvery === 0 && step < totalSteps) {
-          options.checkpoint({ ...state, secondsBefore: state.secondsBefore + (Date.now() - started) / 1000 }, trainedModel(source, state, spec));
+          if (!weightsFinite(state)) throw divergedAt(step, 'the weights hold NaN or ±Inf', lr, true);
+          options.checkpoint({ ...state, secondsBefore: state.secondsBefore + (Date.now() - started) / 1000 }, trainedModel(source, state, spec, 'with timings'));
         }
         const last = state.curve[state.curve.length - 1];
         progress.tick(1, `loss ${(scored.lossSum / scored.rows).toFixed(4)}${last ? ` test acc ${(100 * last.testAccuracy).toFixed(1)}%` : ''}`);
@@ -141,6 +143,7 @@ async function trainFrom(source: TrainingSource, spec: TrainSpec, task: Task, op
     await stepper.release();
     await evaluator.release();
   }
+  if (!weightsFinite(state)) throw divergedAt(totalSteps, 'the weights hold NaN or ±Inf', learningRate(spec.lr, spec.schedule, totalSteps, totalSteps), options.checkpoint !== undefined);
   const seconds = state.secondsBefore + (Date.now() - started) / 1000;
   return { spec, task, model: trainedModel(source, state, spec), curve: state.curve, steps: totalSteps, seconds, final: state.curve[state.curve.length - 1] };
 }
@@ -217,11 +220,35 @@ function epochOrder(rows: number, seed: number, epoch: number): number[] {
   return orderCache.get(key)!;
 }
 
-/** The model with the trained values and the spec in its metadata (source.ts saves it). */
-function trainedModel(source: TrainingSource, state: TrainState, spec: TrainSpec): ModelProto {
+/**
+ * The model with the trained values and the spec in its metadata (source.ts saves it). The
+ * trained model holds no wall-clock time, so the same spec, seed and threads give the same bytes
+ * (timings are in the TrainResult); a checkpoint keeps each curve point's seconds for --resume.
+ */
+function trainedModel(source: TrainingSource, state: TrainState, spec: TrainSpec, timings: 'with timings' | 'without timings' = 'without timings'): ModelProto {
+  const curve = timings === 'with timings' ? state.curve : state.curve.map(({ seconds: _seconds, ...point }) => point);
   return source.save(new Map([...state.parameters, ...state.buffers]), [
     { key: 'teardown.train_spec', value: JSON.stringify(spec) },
     { key: 'teardown.train_steps', value: String(state.step) },
-    { key: 'teardown.train_curve', value: JSON.stringify(state.curve) },
+    { key: 'teardown.train_curve', value: JSON.stringify(curve) },
   ]);
+}
+
+/** Every float weight and buffer finite (checked before a checkpoint and the final model are saved). */
+function weightsFinite(state: TrainState): boolean {
+  for (const map of [state.parameters, state.buffers]) {
+    for (const value of map.values()) {
+      if ((value.dtype === 'float32' || value.dtype === 'float64') && !(value.data as Float32Array).every(Number.isFinite)) return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * A step whose loss or weights are not finite (NaN or ±Inf) is not a model. The run stops with an
+ * InputError (exit 2) and nothing is saved; the last checkpoint, written at an earlier step whose
+ * weights were finite, stays as it was.
+ */
+function divergedAt(step: number, what: string, lr: number, checkpointed: boolean): InputError {
+  return new InputError(`Training diverged at step ${step}: ${what} (learning rate ${lr}). Nothing was saved${checkpointed ? '; the last checkpoint, from an earlier step, is kept' : ''}. Lower --lr, clip gradients (--clip) or check the data for extreme values.`);
 }
