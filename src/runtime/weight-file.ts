@@ -15,7 +15,7 @@
  * collected.
  */
 import { closeSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { ModelError } from '../errors.ts';
 import type { ExternalRegion, ModelProto, TensorProto } from '../onnx/proto.ts';
 import { LoadedSessions } from './loaded-sessions.ts';
@@ -40,6 +40,7 @@ export class WeightFile {
     /** The folder onnxruntime resolves the location in (it refuses absolute locations). */
     readonly folder: string,
     private readonly location: string,
+    /** The path as the user gave it, for messages. */
     private readonly path: string,
     private readonly stamp: { size: number; mtimeMs: number },
     /** Bytes of all the weights the file holds for sessions. */
@@ -88,7 +89,7 @@ export class WeightFile {
   private read(region: ExternalRegion): Uint8Array {
     this.checkUnchanged();
     const bytes = Buffer.allocUnsafe(region.length); // a Buffer, as protobufjs decodes bytes fields
-    const fd = openSync(this.path, 'r');
+    const fd = openSync(join(this.folder, this.location), 'r'); // resolved at load: a later change of directory does not move it
     try {
       readSync(fd, bytes, 0, region.length, region.offset);
     } finally {
@@ -105,7 +106,7 @@ export class WeightFile {
   /** Refuses to hand onnxruntime the file when it changed since it was loaded: its weights would not be the model's. */
   checkUnchanged(): void {
     let now: { size: number; mtimeMs: number } | undefined;
-    try { now = statSync(this.path); } catch { now = undefined; }
+    try { now = statSync(join(this.folder, this.location)); } catch { now = undefined; }
     if (!now || now.size !== this.stamp.size || now.mtimeMs !== this.stamp.mtimeMs) {
       throw new ModelError(`Model file '${this.path}' changed or disappeared since it was loaded: its weights are read from the file as sessions are made. Load the model again.`);
     }
