@@ -24,6 +24,9 @@ const buildStart = performance.now();
 const stepper = await Stepper.create(model, { input_ids: tokens }, targets, { kind: 'cross-entropy', positions: 'all' }, adamw, undefined, { threads });
 const state = stepper.initialState(model);
 const buildMs = performance.now() - buildStart;
+/** Peak RSS of building the step (shape probes of the 650 MB model, the step graph, its session), apart from the steps'. */
+const buildMaxRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
+const stepRssMb: number[] = [];
 const step = async (t: number) => (await stepper.step(state, { input_ids: tokens }, targets, LR, t)).loss;
 
 const losses = [await step(1)];
@@ -33,10 +36,12 @@ for (let t = 2; t <= Number(stepsText) + 1; t++) {
   const start = performance.now();
   losses.push(await step(t));
   times.push(performance.now() - start);
+  stepRssMb.push(Math.round(process.memoryUsage().rss / 2 ** 20));
 }
 const cpu = process.cpuUsage(cpuStart);
 console.log(JSON.stringify({
   times_ms: times, losses, cpu_per_wall: (cpu.user + cpu.system) / 1000 / times.reduce((a, b) => a + b, 0), max_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+  build_max_rss_mb: buildMaxRssMb, step_rss_mb: Math.max(...stepRssMb),
   build_ms: Math.round(buildMs), parameters: stepper.graph.parameters.length,
 }));
 await stepper.release();
