@@ -8,6 +8,7 @@ import { InputError } from '../errors.ts';
 import { auditModel, flipsRemoved, type AuditResult } from '../audit/audit.ts';
 import { loadConfig } from '../audit/config.ts';
 import { checkInputs, loadAuditData, type AuditData, type DataSpec } from '../audit/data.ts';
+import type { Examples } from '../audit/examples.ts';
 import { atLeast, type Finding, type Severity } from '../audit/findings.ts';
 import { parseCounterfactual, type Counterfactual } from '../audit/shortcut.ts';
 import { Model } from '../runtime/model.ts';
@@ -16,7 +17,7 @@ import type { ProgressEvent } from '../progress.ts';
 import { formatTable } from '../report/table.ts';
 import { writeReport } from '../report/html.ts';
 import { percent } from '../stats.ts';
-import { cliProgress, collect, emitJson, numberOption, routeOutput, runtimeOptions, smokeMode, smokeOption, splitAssignment, withCommonOptions } from './options.ts';
+import { SMOKE_EXAMPLES, cliProgress, collect, emitJson, numberOption, routeOutput, runtimeOptions, smokeMode, smokeOption, splitAssignment, withCommonOptions } from './options.ts';
 import { SMOKE_STEPS } from './train.ts';
 
 export function auditCommand(): Command {
@@ -48,16 +49,23 @@ significant at 1% after Holm's correction over every test of the audit; medium w
 and significant; low when significant but smaller (thresholds: --config, docs/audit.md).
 
 Examples:
-  teardown audit model.onnx --data train.npy --labels train-labels.npy --attribute color=color.npy \\
-    --counterfactual color:channel-swap --shifted test.npy --shifted-labels test-labels.npy --fail-on high
-  teardown audit encoder.onnx --input input_ids=ids.npy --input attention_mask=mask.npy --labels y.npy --attribute source=source.npy`)
+  teardown data colored-mnist --out cmnist
+  teardown train --task colored-mnist --model mlp:hidden=128-128 --epochs 5 --out cmnist/erm.onnx
+  teardown audit cmnist/erm.onnx --data cmnist/train.npy --labels cmnist/train-labels.npy --attribute color=cmnist/train-color.npy \\
+    --counterfactual color:channel-swap --shifted cmnist/test.npy --shifted-labels cmnist/test-labels.npy --report report
+  teardown audit test/fixtures/multi-input/model.onnx --input input_ids=test/fixtures/multi-input/input_ids.npy \\
+    --input attention_mask=test/fixtures/multi-input/attention_mask.npy --input features=test/fixtures/multi-input/features.npy \\
+    --labels test/fixtures/multi-input/labels.npy --attribute group=test/fixtures/multi-input/group.npy
+(--fail-on high: exit status 3 when a high finding exists, to gate a deployment in CI.)`)
     .action(async (modelPath: string, options) => {
       routeOutput(options);
       const runtime = runtimeOptions(options);
       const config = loadConfig(options.config);
       const model = Model.load(modelPath, runtime);
-      const data = loadAuditData({ ...examplesSpec(options, model), labels: options.labels, labelColumn: options.labelColumn, attributes: options.attribute });
-      checkInputs(model, data);
+      const smoke = smokeMode(options);
+      const loaded = loadAuditData({ ...examplesSpec(options, model), labels: options.labels, labelColumn: options.labelColumn, attributes: options.attribute });
+      checkInputs(model, loaded);
+      const data = smoke ? firstExamples(loaded, SMOKE_EXAMPLES) : loaded;
       const shifted = options.shifted || options.shiftedInput ? loadShifted(options, data, model) : undefined;
       if (!shifted && (options.shiftedLabels || options.shiftedAttribute)) throw new InputError('--shifted-labels and --shifted-attribute describe a shifted set: give it with --shifted FILE (or --shifted-input NAME=FILE.npy for each input).');
       const counterfactuals = withDefaultCounterfactuals((options.counterfactual ?? []).map((text: string) => parseCounterfactual(text, data.layout)), data);
@@ -113,6 +121,16 @@ export function fixRowProgress(onProgress: ((event: ProgressEvent) => void) | un
   return (row: { method: string }) => onProgress?.({ task: 'fixes', done: ++done, total: 4, status: row.method });
 }
 
+/** The first `count` examples of a set, every input, label and attribute cut alike (--smoke). */
+export function firstExamples(data: AuditData, count: number): AuditData {
+  const rows = Math.min(count, data.labels.length);
+  const cut = (examples: Examples): Examples => ({
+    ...examples, rows, read: (start, end) => examples.read(Math.min(start, rows), Math.min(end, rows)),
+    ...(examples.passThrough ? { passThrough: Object.fromEntries(Object.entries(examples.passThrough).map(([name, other]) => [name, cut(other)])) } : {}),
+  });
+  return { ...data, inputs: cut(data.inputs), labels: data.labels.subarray(0, rows), attributes: data.attributes.map((a) => ({ ...a, values: a.values.subarray(0, rows) })) };
+}
+
 function readTrainSpec(path: string): TrainSpec {
   requireFile(path, 'Training spec');
   try {
@@ -164,7 +182,7 @@ function namedFiles(specs: string[], flag: string): Record<string, string> {
   return files;
 }
 
-function loadShifted(options: { shifted?: string; shiftedInput?: string[]; shiftedLabels?: string; labelColumn?: string; shiftedAttribute?: string[] }, data: AuditData, model: Model): AuditData {
+function loadShifted(options: { smoke?: boolean; shifted?: string; shiftedInput?: string[]; shiftedLabels?: string; labelColumn?: string; shiftedAttribute?: string[] }, data: AuditData, model: Model): AuditData {
   const columns = data.attributes.filter((a) => a.column !== undefined).map((a) => a.name);
   const attributes = [...columns, ...(options.shiftedAttribute ?? [])];
   const named = data.inputs.input !== undefined;
@@ -176,6 +194,7 @@ function loadShifted(options: { shifted?: string; shiftedInput?: string[]; shift
     : { data: options.shifted, labelColumn: options.shifted!.endsWith('.csv') ? options.labelColumn : undefined };
   const shifted = loadAuditData({ ...spec, labels: options.shiftedLabels, attributes }, '--shifted');
   checkInputs(model, shifted, '--shifted');
+  if (smokeMode(options)) return firstExamples(shifted, SMOKE_EXAMPLES);
   const expected = data.inputs.dims.join(', ');
   if (shifted.inputs.dims.join(', ') !== expected) throw new InputError(`--shifted '${shifted.path}' has examples of shape [${shifted.inputs.dims.join(', ')}] but --data has [${expected}]: give both sets in the same format.`);
   return shifted;

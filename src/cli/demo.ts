@@ -7,7 +7,7 @@ import { Model } from '../runtime/model.ts';
 import { jsonResult } from '../report/json.ts';
 import { formatTable } from '../report/table.ts';
 import { percent } from '../stats.ts';
-import { cliProgress, emitJson, numberOption, routeOutput, runtimeOptions, smokeMode, smokeOption, withCommonOptions, type CommonFlags } from './options.ts';
+import { SMOKE_EXAMPLES, cliProgress, emitJson, numberOption, routeOutput, runtimeOptions, smokeMode, smokeOption, withCommonOptions, type CommonFlags } from './options.ts';
 import { SMOKE_STEPS } from './train.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
 import { DEFAULT_OPTIMIZER, type TrainSpec } from '../train/spec.ts';
@@ -22,7 +22,7 @@ import { inMemory } from '../audit/examples.ts';
 import { tryFixes, type FixOptions } from '../audit/fixes.ts';
 import { parseCounterfactual } from '../audit/shortcut.ts';
 import { writeReport } from '../report/html.ts';
-import { fixRowProgress, printAudit } from './audit.ts';
+import { firstExamples, fixRowProgress, printAudit } from './audit.ts';
 
 const DEMO_MODEL = fileURLToPath(new URL('../../examples/mnist-mlp.onnx', import.meta.url));
 const HOOK = 'act1';
@@ -122,8 +122,9 @@ async function shortcutStudy(runtime: RuntimeOptions, options: { reportDir: stri
     path, inputs: inMemory(split.inputs), labels: Int32Array.from(split.labels.data as BigInt64Array, Number),
     layout: { kind: 'image', channels: 2, height: 14, width: 14 }, attributes: [{ name: 'color', values: Float64Array.from(split.attributes!.color) }],
   });
-  const data = asAuditData(trainSplit, 'colored-mnist train');
-  const shifted = asAuditData(testSplit, 'colored-mnist test');
+  const cut = (set: AuditData) => (options.smoke ? firstExamples(set, SMOKE_EXAMPLES) : set);
+  const data = cut(asAuditData(trainSplit, 'colored-mnist train'));
+  const shifted = cut(asAuditData(testSplit, 'colored-mnist test'));
   const counterfactuals = [parseCounterfactual('color:channel-swap', data.layout)];
   const audit = await auditModel(model, data, { config: DEFAULT_CONFIG, counterfactuals, shifted, batchSize: 1024, onProgress });
   printAudit('colored-mnist ERM model', audit);

@@ -36,8 +36,9 @@ gradient is that of the fused Conv (torch.nn.utils.fusion.fuse_conv_bn_eval). Ot
 their initializer names. One <name>.npy per gradient, the name escaped where unsafe in a file name
 (index.json maps names to files).
 
-Example:
-  teardown grad model.onnx --input input=x.npy --target y.npy --wrt params --wrt input --out grads/`)
+Examples:
+  teardown data mnist --flat --out digits
+  teardown grad examples/mnist-mlp.onnx --input input=digits/test.npy --labels digits/test-labels.npy --wrt params --wrt input --out grads/`)
     .action(async (modelPath: string, options) => {
       routeOutput(options);
       if (options.labels && options.target) throw new InputError('--target is the older name of --labels: give one of them.');

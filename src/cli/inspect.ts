@@ -19,7 +19,7 @@ import { findCarriers, hookWidth } from '../inspect/carriers.ts';
 import { attributeDirection, flipRateWithoutDirection } from '../inspect/direction.ts';
 import { applyTransform, layoutOf } from '../audit/transforms.ts';
 import { parseCounterfactual } from '../audit/shortcut.ts';
-import { cliProgress, collect, emitJson, numberOption, parseInputs, positiveInteger, routeOutput, runtimeOptions, withCommonOptions } from './options.ts';
+import { SMOKE_EXAMPLES, cliProgress, collect, emitJson, numberOption, smokeMode, smokeOption, parseInputs, positiveInteger, routeOutput, runtimeOptions, withCommonOptions } from './options.ts';
 import { datasetFromFiles, transformedInput } from '../inspect/inputs.ts';
 import { nonlinearityHooks } from '../inspect/default-hooks.ts';
 
@@ -47,13 +47,16 @@ export function inspectCommand(): Command {
     .addOption(numberOption('--gradient-examples <n>', 'integrated gradients and patching: the first N examples', 'positive integer', 128))
     .option('--counterfactual <name:transform>', 'the units that carry an attribute: per hook, the 10% whose mean ablation most reduces the prediction flips under this transform (channel-swap, grayscale, noise, occlude; shuffle, set-to-mean, flip for a CSV column); repeatable', collect)
     .addOption(numberOption('--top <n>', 'units shown in the summary', 'positive integer', 10))
-    .addOption(numberOption('--batch-size <n>', 'examples per onnxruntime run', 'positive integer', 256)), 'write the full result as JSON (docs/json.md)')
+    .addOption(numberOption('--batch-size <n>', 'examples per onnxruntime run', 'positive integer', 256))
+    .addOption(smokeOption()), 'write the full result as JSON (docs/json.md)')
     .addHelpText('after', `
 A unit's importance is how much the metric drops when the unit is mean-ablated (by default the
 mean increase in loss), with a 95% confidence interval over the examples.
 
-Example:
-  teardown inspect examples/mnist-mlp.onnx --data digits.npy --labels labels.npy --json inspect.json`)
+Examples:
+  teardown data mnist --flat --out digits
+  teardown inspect examples/mnist-mlp.onnx --data digits/test.npy --labels digits/test-labels.npy --json inspect.json
+  teardown inspect examples/modadd-113.onnx --fourier 113`)
     .action(async (modelPath: string, options) => {
       routeOutput(options);
       const runtime = runtimeOptions(options);
@@ -63,8 +66,13 @@ Example:
       const model = Model.load(modelPath, runtime);
       let result: InspectResult | undefined;
       if (options.data || options.input) {
-        const { data, labels } = loadData(model, options);
-        const attributes = new Map(Object.entries(parseInputs(options.attribute, '--attribute')).map(([name, file]) => [name, file.readAll()]));
+        const loaded = loadData(model, options);
+        // --smoke: the first examples only, labels and attributes cut alike.
+        const smoke = smokeMode(options);
+        const rows = smoke ? Math.min(SMOKE_EXAMPLES, loaded.data.examples) : loaded.data.examples;
+        const data: Dataset = { examples: rows, read: loaded.data.read };
+        const labels = loaded.labels && smoke ? sliceRows(loaded.labels, 0, Math.min(rows, loaded.labels.dims[0])) : loaded.labels;
+        const attributes = new Map(Object.entries(parseInputs(options.attribute, '--attribute')).map(([name, file]) => [name, smoke ? file.readRows(0, Math.min(rows, file.rows)) : file.readAll()]));
         const tolerance = Number(options.tolerance);
         if (!(tolerance >= 0 && tolerance < 1)) throw new InputError(`--tolerance must lie in [0, 1), got '${options.tolerance}'.`);
         const circuit = options.circuit ? { tolerance, examples: positiveInteger(options.circuitExamples, '--circuit-examples') } : undefined;
@@ -116,7 +124,7 @@ async function gradientMethods(model: Model, data: Dataset, labels: Tensor | und
 }
 
 /** --counterfactual: the carriers of each attribute in each inspected hook, on the first --gradient-examples examples. */
-async function carriersOf(model: Model, data: Dataset, hooks: string[], options: { counterfactual: string[]; gradientExamples: string; data?: string; labelColumn?: string; transformInput?: string }) {
+async function carriersOf(model: Model, data: Dataset, hooks: string[], options: { counterfactual: string[]; gradientExamples: string; data?: string; labelColumn?: string; transformInput?: string; quiet?: boolean; smoke?: boolean }) {
   const count = Math.min(data.examples, positiveInteger(options.gradientExamples, '--gradient-examples'));
   const input = transformedInput(model, options.transformInput);
   const feeds = data.read(0, count);
@@ -130,7 +138,9 @@ async function carriersOf(model: Model, data: Dataset, hooks: string[], options:
     const transformed = { ...feeds, [input]: applyTransform(transform, sample, { column }) };
     for (const hook of hooks) {
       const width = await hookWidth(model, hook, feeds);
-      const { mean: _mean, ...carriers } = await findCarriers(model, hook, feeds, transformed, Math.max(1, Math.floor(0.1 * width)));
+      // --smoke: one carrier per hook (each is a sweep over every unit).
+      const budget = smokeMode(options) ? 1 : Math.max(1, Math.floor(0.1 * width));
+      const { mean: _mean, ...carriers } = await findCarriers(model, hook, feeds, transformed, budget, 0, { onProgress: cliProgress(options) });
       const found = await attributeDirection(model, hook, feeds, transformed);
       const direction = found && { energyShare: found.energyShare, flipRate: await flipRateWithoutDirection(model, found, feeds, transformed) };
       results.push({ attribute, transform, ...carriers, direction });
@@ -147,6 +157,7 @@ async function carriersOf(model: Model, data: Dataset, hooks: string[], options:
 function loadData(model: Model, options: { data?: string; input?: string[]; labels?: string; labelColumn?: string }): { data: Dataset; labels?: Tensor } {
   const input = model.inputs[0].name;
   let labels = options.labels ? new NpyFile(options.labels).readAll() : undefined;
+  if (labels && options.labels) requireLabels(labels.data as ArrayLike<number | bigint>, `labels '${options.labels}'`);
   if (options.input) {
     if (options.data) throw new InputError('Give the examples either with --data FILE (one-input models) or with --input NAME=FILE.npy per input, not both.');
     if (options.labelColumn) throw new InputError('--label-column applies to .csv --data; with --input give --labels FILE.npy.');
@@ -155,13 +166,13 @@ function loadData(model: Model, options: { data?: string; input?: string[]; labe
   if (!options.data) throw new InputError('Give --data FILE or --input NAME=FILE.npy.');
   if (model.inputs.length !== 1) throw new InputError(`--data feeds a one-input model; this one has ${model.inputs.length} (${model.describeInputs()}): give each with --input NAME=FILE.npy.`);
   if (options.data.endsWith('.csv')) {
-  if (labels && options.labels) requireLabels(labels.data as ArrayLike<number | bigint>, `labels '${options.labels}'`);
     const table = readTable(options.data, { labelColumn: options.labelColumn });
     labels ??= table.labels;
     return { data: { examples: table.features.dims[0], read: (start, end) => ({ [input]: sliceRows(table.features, start, end) }) }, labels };
   }
   if (options.labelColumn) throw new InputError('--label-column applies to .csv data; with .npy data give --labels FILE.npy.');
   const file = new NpyFile(options.data);
+  requireRows(file.rows, `--data '${options.data}'`);
   return { data: { examples: file.rows, read: (start, end) => ({ [input]: file.readRows(start, end) }) }, labels };
 }
 
@@ -170,7 +181,6 @@ const SCORING = {
   last: "the last position of the model's per-position scores (one label per sequence)",
   every: 'every position (one label per position)',
 } as const;
-  requireRows(file.rows, `--data '${options.data}'`);
 
 function printSummary(path: string, result: InspectResult, top: number): void {
   const metric = result.metric.kind === 'logit-diff' ? `logit ${result.metric.a} − logit ${result.metric.b}` : result.metric.kind;

@@ -4,10 +4,12 @@
  * --quiet, --verbose, --threads).
  */
 import { cpus } from 'node:os';
+import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { InputError } from '../errors.ts';
 import { NpyFile } from '../data/npy.ts';
 import { allowNonFinite } from '../data/validate.ts';
+import { checkOutputFile, checkOutputFolder } from '../files.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
 import type { ProgressEvent } from '../progress.ts';
 import { progressReporter } from '../report/progress.ts';
@@ -84,7 +86,24 @@ export function withCommonOptions(command: Command, json = 'write the result as 
     .option('--verbose', "show onnxruntime's own log")
     .addOption(numberOption('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', 'positive integer'))
     .option('--allow-non-finite', 'read data holding NaN or ±Inf instead of refusing it (docs/errors.md)')
-    .hook('preAction', (_, action) => allowNonFinite(action.opts().allowNonFinite === true));
+    .hook('preAction', (_, action) => {
+      allowNonFinite(action.opts().allowNonFinite === true);
+      checkOutputs(action.name(), action.opts());
+    });
+}
+
+/**
+ * Every output a command will write, checked before any work (files.ts): --json FILE and a
+ * file --out (train) are regular files or nothing in a writable folder; a folder --out (run,
+ * grad, data) is new, empty or a teardown result; --report DIR gets DIR/index.html.
+ */
+function checkOutputs(command: string, flags: { json?: string; out?: string; report?: string }): void {
+  if (flags.json !== undefined && flags.json !== '-') checkOutputFile(flags.json, '--json');
+  if (flags.out !== undefined) {
+    if (command === 'train') checkOutputFile(flags.out, '--out');
+    else checkOutputFolder(flags.out, '--out');
+  }
+  if (flags.report !== undefined) checkOutputFile(join(flags.report, 'index.html'), '--report');
 }
 
 /**
@@ -116,8 +135,11 @@ export function smokeMode(flags: { smoke?: boolean } = {}): boolean {
   return flags.smoke === true || (process.env.TEARDOWN_SMOKE ?? '') !== '' && process.env.TEARDOWN_SMOKE !== '0';
 }
 
+/** Examples a --smoke run of inspect or audit reads: the first ones of each set. */
+export const SMOKE_EXAMPLES = 512;
+
 /** The --smoke flag of the slow commands. */
-export const smokeOption = () => new Option('--smoke', 'a tiny run (a few steps and examples) to check a command line end to end; also TEARDOWN_SMOKE=1');
+export const smokeOption = () => new Option('--smoke', `a tiny run to check a command line end to end (training: 5 steps; audit and inspect: the first ${SMOKE_EXAMPLES} examples); also TEARDOWN_SMOKE=1`);
 
 export function runtimeOptions(options: { threads?: number | string; verbose?: boolean }): RuntimeOptions {
   return { threads: options.threads ? positiveInteger(options.threads, '--threads') : cpus().length, verbose: options.verbose };

@@ -27,8 +27,9 @@ Interventions take the hook name first, then settings, in one argument, so names
   --ablate 'act1 units=0,3 method=mean'    --patch 'blocks.0 value=b0.npy positions=3'    --scale 'onnx::Conv_28 factor=0'
 Mean and resample ablations take their reference examples from --reference, or else the run's own inputs.
 
-Example:
-  teardown run examples/mnist-mlp.onnx --input input=digits.npy --cache 'act*' --ablate 'act1 units=0:8' --out out/`)
+Examples:
+  teardown data mnist --flat --out digits
+  teardown run examples/mnist-mlp.onnx --input input=digits/test.npy --cache 'act*' --ablate 'act1 units=0:8' --out out/`)
     .action(async (modelPath: string, options) => {
       routeOutput(options);
       const runtime = runtimeOptions(options);

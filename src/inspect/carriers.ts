@@ -16,6 +16,7 @@ import { predictedClasses, RowSum } from '../tensor-math.ts';
 import { concatRows, sliceFeeds, type Feeds, type Tensor } from '../tensor.ts';
 import { randomUnits } from './ablation-study.ts';
 import { sweepOutputs } from './sweep.ts';
+import { trackProgress, type ProgressOptions } from '../progress.ts';
 
 export interface Carriers {
   hook: string;
@@ -35,7 +36,7 @@ export interface Carriers {
  * `original` and `counterfactual`: the examples as feeds of every input (the inputs the
  * counterfactual does not transform identical in both), or as a tensor for a one-input model.
  */
-export async function findCarriers(model: Model, hookName: string, original: Tensor | Feeds, counterfactual: Tensor | Feeds, budget: number, seed = 0): Promise<Carriers> {
+export async function findCarriers(model: Model, hookName: string, original: Tensor | Feeds, counterfactual: Tensor | Feeds, budget: number, seed = 0, options: ProgressOptions = {}): Promise<Carriers> {
   const [originalFeeds, counterfactualFeeds] = [asFeeds(model, original), asFeeds(model, counterfactual)];
   const cached = (await runWithCache(model, originalFeeds, [hookName])).cache.get(hookName)!;
   const sum = new RowSum();
@@ -53,12 +54,15 @@ export async function findCarriers(model: Model, hookName: string, original: Ten
   const chosen: number[] = [];
   const curve: number[] = [];
   const [none] = await flipRates([[]]);
+  // One tick per unit chosen: each is a sweep over every remaining unit.
+  const progress = trackProgress('carriers', Math.min(budget, width), options);
   while (chosen.length < Math.min(budget, width)) {
     const candidates = [...Array(width).keys()].filter((unit) => !chosen.includes(unit));
     const rates = await flipRates(candidates.map((unit) => [...chosen, unit]));
     const best = rates.indexOf(Math.min(...rates));
     chosen.push(candidates[best]);
     curve.push(rates[best]);
+    progress.tick(1, hookName);
   }
   const random = randomUnits(width, chosen.length, seed);
   const [randomRate] = await flipRates([random]);

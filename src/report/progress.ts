@@ -32,15 +32,19 @@ export function progressReporter(options: ProgressDisplayOptions = {}): (event: 
   const terminal = stream.isTTY === true;
   const interval = 1000 * (options.intervalSeconds ?? Number(process.env.TEARDOWN_PROGRESS_SECONDS ?? 5));
   const tasks = new Map<string, TaskState>();
+  // Library calls report a step when it ends, not when the task starts: a task is taken to start
+  // at the previous event (of any task) or when the reporter was made, as tasks run one by one.
+  let lastEvent = now();
   return (event) => {
     if (options.quiet) return;
     const time = now();
     let state = tasks.get(event.task);
     // A task seen again after it finished (fixes retrain three times) starts over.
     if (!state || (state.finished && event.done < state.lastDone)) {
-      state = { started: time, lastDrawn: -Infinity, lastDone: 0, finished: false };
+      state = { started: lastEvent, lastDrawn: -Infinity, lastDone: 0, finished: false };
       tasks.set(event.task, state);
     }
+    lastEvent = time;
     const done = event.done >= event.total;
     state.lastDone = event.done;
     if (state.finished) return;
