@@ -53,6 +53,7 @@ const CASES: Case[] = [
   { name: 'Div', op: 'Div', operands: [f([2, 3]), f([2, 3], { positive: true })] },
   { name: 'Neg', op: 'Neg', operands: [f([2, 3])] },
   { name: 'Pow (both)', op: 'Pow', operands: [f([2, 3], { positive: true }), f([2, 3])] },
+  { name: 'Pow, constant exponent 2 (a variance), negative bases', op: 'Pow', operands: [f([2, 3]), f([], { values: [2], constant: true })] },
   { name: 'Sqrt', op: 'Sqrt', operands: [f([2, 3], { positive: true })] },
   { name: 'Exp', op: 'Exp', operands: [f([2, 3])] },
   { name: 'Log', op: 'Log', operands: [f([2, 3], { positive: true })] },

@@ -17,8 +17,9 @@ export const ELEMENTWISE_RULES: Record<string, GradientRule> = {
   ],
   Neg: (c) => [c.neg(dy(c))],
   Pow: (c) => [
-    // dA = dY·B·A^(B−1)
-    c.needs(0) ? c.broadcast(c.mul(dy(c), c.mul(c.x(1), c.op('Pow', [c.x(0), c.sub(c.x(1), c.scalar(1, c.x(1)))])))) : undefined,
+    // dA = dY·B·A^(B−1); for the constant B = 2 (a variance's square) A^1 is A itself, exactly,
+    // and onnxruntime's Pow takes its slow general path for exponent 1 (~4 ns an element)
+    c.needs(0) ? c.broadcast(c.mul(dy(c), c.mul(c.x(1), isConstantTwo(c.constantOrUndefined(c.x(1))) ? c.x(0) : c.op('Pow', [c.x(0), c.sub(c.x(1), c.scalar(1, c.x(1)))])))) : undefined,
     // dB = dY·Y·ln A
     c.needs(1) ? c.broadcast(c.mul(dy(c), c.mul(c.y(0), c.op('Log', [c.x(0)])))) : undefined,
   ],
@@ -92,4 +93,8 @@ function dropoutGradient(c: GradContext): string {
   const ratio = c.x(1) ? c.constantInput(1, 'ratio')[0] : 0.5;
   const kept = c.op('Cast', [c.y(1)], { to: int(castCode(c.dtype(c.x(0)))) });
   return c.mul(dy(c), c.mul(kept, c.scalar(1 / (1 - ratio), c.x(0))));
+}
+
+function isConstantTwo(values: number[] | undefined): boolean {
+  return values?.length === 1 && values[0] === 2;
 }
