@@ -187,7 +187,7 @@ async function shortcutCarriers(model: Model, data: AuditData, shifted: AuditDat
   for (const hook of hooks) {
     const width = await hookWidth(model, hook.name, sample);
     if (width < 4) continue;
-    const found = await findCarriers(model, hook.name, sample, transformed, Math.max(1, Math.floor(config.units.fraction * width)), config.seed);
+    const found = await findCarriers(model, hook.name, sample, transformed, Math.max(1, Math.floor(config.units.fraction * width)), config.seed, { onProgress: options.onProgress, signal: options.signal });
     if (!best || found.flipRate.carriers < best.flipRate.carriers) best = found;
   }
   if (!best) return undefined;

@@ -226,10 +226,11 @@ export async function tryFixes(model: Model, specOrPlan: TrainSpec | FixPlan, at
   ];
   for (const variant of variants) {
     const started = Date.now();
-    const result = await train({ ...capSteps(variant.spec, options.maxSteps), evalEvery: Number.MAX_SAFE_INTEGER }, { runtime, onProgress: options.onProgress, signal: options.signal });
+    const trained = capSteps(variant.spec, options.maxSteps);
+    const result = await train({ ...trained, evalEvery: Number.MAX_SAFE_INTEGER }, { runtime, onProgress: options.onProgress, signal: options.signal });
     const measuredFix = ownShift && !reaudit ? { inDistribution: result.final.trainAccuracy, outOfDistribution: result.final.testAccuracy } : await measureTrained(result.model, measure, runtime);
     const seconds = (Date.now() - started) / 1000;
-    add({ method: variant.method, ...measuredFix, settings: `${describeObjective(variant.spec.objective)}; ${variant.spec.batch === 'full' ? 'full batch' : `batch ${variant.spec.batch}`}, ${result.steps} steps`, seconds });
+    add({ method: variant.method, ...measuredFix, settings: `${describeObjective(trained.objective)}; ${trained.batch === 'full' ? 'full batch' : `batch ${variant.spec.batch}`}, ${result.steps} steps`, seconds });
   }
   const where = ownShift ? 'in distribution = the training environments, out of distribution = the test split'
     : `in distribution = the task's held-out split (drawn like its training data), out of distribution = --shifted '${plan.shifted!.path}'`;

@@ -6,7 +6,7 @@ import type { RuntimeOptions } from '../runtime/session.ts';
 import type { TrainSpec } from '../train/spec.ts';
 import { InputError } from '../errors.ts';
 import { auditModel, flipsRemoved, type AuditResult } from '../audit/audit.ts';
-import { loadConfig } from '../audit/config.ts';
+import { loadConfig, type AuditConfig } from '../audit/config.ts';
 import { checkInputs, loadAuditData, type AuditData, type DataSpec } from '../audit/data.ts';
 import type { Examples } from '../audit/examples.ts';
 import { atLeast, type Finding, type Severity } from '../audit/findings.ts';
@@ -60,7 +60,7 @@ Examples:
     .action(async (modelPath: string, options) => {
       routeOutput(options);
       const runtime = runtimeOptions(options);
-      const config = loadConfig(options.config);
+      const config = smokeMode(options) ? smokeConfig(loadConfig(options.config)) : loadConfig(options.config);
       const model = Model.load(modelPath, runtime);
       const smoke = smokeMode(options);
       const loaded = loadAuditData({ ...examplesSpec(options, model), labels: options.labels, labelColumn: options.labelColumn, attributes: options.attribute });
@@ -119,6 +119,11 @@ async function runFixes(model: Model, plan: FixPlan, result: AuditResult, runtim
 export function fixRowProgress(onProgress: ((event: ProgressEvent) => void) | undefined) {
   let done = 0;
   return (row: { method: string }) => onProgress?.({ task: 'fixes', done: ++done, total: 4, status: row.method });
+}
+
+/** --smoke: one carrier unit per hook, searched on 64 examples. */
+export function smokeConfig(config: AuditConfig): AuditConfig {
+  return { ...config, units: { fraction: 0, examples: 64 } };
 }
 
 /** The first `count` examples of a set, every input, label and attribute cut alike (--smoke). */

@@ -22,7 +22,7 @@ import { inMemory } from '../audit/examples.ts';
 import { tryFixes, type FixOptions } from '../audit/fixes.ts';
 import { parseCounterfactual } from '../audit/shortcut.ts';
 import { writeReport } from '../report/html.ts';
-import { firstExamples, fixRowProgress, printAudit } from './audit.ts';
+import { firstExamples, fixRowProgress, printAudit, smokeConfig } from './audit.ts';
 
 const DEMO_MODEL = fileURLToPath(new URL('../../examples/mnist-mlp.onnx', import.meta.url));
 const HOOK = 'act1';
@@ -106,7 +106,7 @@ async function shortcutStudy(runtime: RuntimeOptions, options: { reportDir: stri
     ...(options.smoke ? { epochs: undefined, steps: SMOKE_STEPS } : {}),
   };
   const onProgress = cliProgress(options.flags);
-  console.log(`\nPart 2: a shortcut, caught. Training a backprop network (${spec.model}, AdamW, ${spec.epochs} epochs) on colored-mnist: label = digit < 5 with 25% noise; colour agrees with the label 90%/80% in training, 10% at test.`);
+  console.log(`\nPart 2: a shortcut, caught. Training a backprop network (${spec.model}, AdamW, ${spec.epochs ? `${spec.epochs} epochs` : `${spec.steps} steps`}) on colored-mnist: label = digit < 5 with 25% noise; colour agrees with the label 90%/80% in training, 10% at test.`);
   const result = await train(spec, { runtime, onProgress });
   const { trainAccuracy, testAccuracy } = result.final;
   console.log(formatTable(['', 'train', 'test'], [
@@ -126,7 +126,7 @@ async function shortcutStudy(runtime: RuntimeOptions, options: { reportDir: stri
   const data = cut(asAuditData(trainSplit, 'colored-mnist train'));
   const shifted = cut(asAuditData(testSplit, 'colored-mnist test'));
   const counterfactuals = [parseCounterfactual('color:channel-swap', data.layout)];
-  const audit = await auditModel(model, data, { config: DEFAULT_CONFIG, counterfactuals, shifted, batchSize: 1024, onProgress });
+  const audit = await auditModel(model, data, { config: options.smoke ? smokeConfig(DEFAULT_CONFIG) : DEFAULT_CONFIG, counterfactuals, shifted, batchSize: 1024, onProgress });
   printAudit('colored-mnist ERM model', audit);
   const fixes = options.fixes ? await demoFixes(model, spec, runtime, { onProgress, maxSteps: options.smoke ? SMOKE_STEPS : undefined }) : undefined;
   const sha256 = createHash('sha256').update(encodeModel(result.model)).digest('hex');
