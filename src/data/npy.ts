@@ -5,10 +5,10 @@
  * Reading is by row ranges (`NpyFile.readRows`), so a dataset larger than memory streams in
  * batches; writing streams rows too (`NpyWriter`) and renames into place only when complete.
  */
-import { closeSync, openSync, readSync, renameSync, rmSync, writeSync, fstatSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { closeSync, openSync, readSync, writeSync, fstatSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { InputError } from '../errors.ts';
-import { requireFile } from '../files.ts';
+import { createTemporary, discardTemporary, finishTemporary, requireFile } from '../files.ts';
 import { allocate, elementCount, shapeString, type DType, type Tensor } from '../tensor.ts';
 import { requireFinite } from './validate.ts';
 
@@ -137,16 +137,14 @@ export class NpyWriter {
   private rows = 0;
   private rowDims: number[] | undefined;
   private dtype: DType | undefined;
-  private readonly temporary: string;
+  private temporary: string | undefined;
   private static readonly HEADER_LENGTH = 256;
 
-  constructor(readonly path: string) {
-    this.temporary = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  }
+  constructor(readonly path: string) {}
 
   append(batch: Tensor): void {
     if (this.fd === undefined) {
-      this.fd = openSync(this.temporary, 'w');
+      ({ path: this.temporary, fd: this.fd } = createTemporary(dirname(this.path)));
       this.rowDims = batch.dims.slice(1);
       this.dtype = batch.dtype;
       writeSync(this.fd, new Uint8Array(NpyWriter.HEADER_LENGTH));
@@ -162,12 +160,12 @@ export class NpyWriter {
     writeSync(this.fd, headerBytes(this.dtype!, [this.rows, ...this.rowDims!], NpyWriter.HEADER_LENGTH), 0, NpyWriter.HEADER_LENGTH, 0);
     closeSync(this.fd);
     this.fd = undefined;
-    renameSync(this.temporary, this.path);
+    finishTemporary(this.temporary!, this.path);
   }
 
   abandon(): void {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
-    rmSync(this.temporary, { force: true });
+    if (this.temporary !== undefined) discardTemporary(this.temporary);
   }
 }
