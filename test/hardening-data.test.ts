@@ -73,6 +73,17 @@ describe('bad data is refused by every command that reads it (exit 2)', () => {
     assert.ok(Number.isNaN(output.data[4 * output.dims[1]]), 'the NaN row stays NaN');
   });
 
+  it('--allow-non-finite: audit goes on with every detector defined (no NaN, no finding caused by them)', () => {
+    const result = teardown(['audit', model, '--data', 'non-finite.npy', '--labels', `${mlp}/target.npy`, '--allow-non-finite', '--json', 'audit.json', '--quiet'], dir);
+    assert.equal(result.status, 0, result.stderr);
+    const text = readFileSync(join(dir, 'audit.json'), 'utf8');
+    assert.doesNotMatch(text, /NaN|null/, 'every value defined');
+    const audit = JSON.parse(text);
+    // Before: noise scaled by a NaN standard deviation changed 14 of 16 predictions, a HIGH robustness finding.
+    assert.deepEqual(audit.findings.map((finding: { detector: string }) => finding.detector), []);
+    assert.ok(audit.calibration.meanConfidence > 0 && audit.calibration.meanConfidence <= 1);
+  });
+
   for (const [command, args] of [
     ['audit', ['audit', model, '--data', 'empty.npy', '--labels', 'empty-labels.npy']],
     ['inspect', ['inspect', model, '--data', 'empty.npy']],

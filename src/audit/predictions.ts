@@ -69,7 +69,7 @@ async function predictWith(classifier: Classifier, inputs: Examples, batchSize: 
         if (result.probabilities[row * classifier.classes + c] > result.probabilities[row * classifier.classes + best]) best = c;
       }
       result.predicted[row] = best;
-      result.confidence[row] = result.probabilities[row * classifier.classes + best];
+      result.confidence[row] = finiteOrZero(result.probabilities[row * classifier.classes + best]);
     }
   }
   return result;
@@ -110,7 +110,7 @@ function fill(into: Predictions, scores: Tensor, offset: number, probabilities: 
     let best = 0;
     for (let c = 1; c < classes; c++) if (into.probabilities[target + c] > into.probabilities[target + best]) best = c;
     into.predicted[offset + row] = best;
-    into.confidence[offset + row] = into.probabilities[target + best];
+    into.confidence[offset + row] = finiteOrZero(into.probabilities[target + best]);
   }
 }
 
@@ -123,4 +123,9 @@ export function correctCount(predicted: Int32Array, labels: Int32Array, rows?: I
   let correct = 0;
   for (const i of rows ?? predicted.keys()) if (predicted[i] === labels[i]) correct++;
   return correct;
+}
+
+/** A row whose scores are not finite (inputs let through with --allow-non-finite) has no confidence: 0. */
+function finiteOrZero(confidence: number): number {
+  return Number.isFinite(confidence) ? confidence : 0;
 }

@@ -121,8 +121,11 @@ function withColumn(batch: Tensor, column: number, value: (row: number) => numbe
 /** Gaussian perturbation of a table: each feature gets N(0, (relative·sd of the feature)²), seeded per row. */
 export function perturbTable(examples: Examples, relative: number, seed: number): Examples {
   const features = examples.dims[0];
+  // The spread of each column's finite values (data let through with --allow-non-finite keeps its
+  // NaN/±Inf cells as they are; they must not make every row's noise NaN).
   const sd = Float64Array.from({ length: features }, (_, f) => {
-    const values = columnOf(examples, f);
+    const values = columnOf(examples, f).filter(Number.isFinite);
+    if (values.length === 0) return 0;
     const mean = values.reduce((a, b) => a + b, 0) / values.length;
     return Math.sqrt(values.reduce((sum, v) => sum + (v - mean) ** 2, 0) / values.length);
   });
