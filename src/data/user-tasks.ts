@@ -69,7 +69,7 @@ function userTask(name: string, dataPath: string, data: UserData, attributeSpecs
   const order = permutation(rows, seed);
   const cut = Math.round(TRAIN_SHARE * rows);
   if (cut < 1 || cut >= rows) throw new InputError(`Task '${name}' has ${rows} examples: an 80/20 split needs at least 2.`);
-  requireLabels(data.labels.data as BigInt64Array, `'${dataPath}'`, { training: true });
+  requireLabels(data.labels.data as BigInt64Array, `task '${name}'`, { training: true });
   const classes = maxOf(Array.from(data.labels.data as BigInt64Array, Number)) + 1;
   const split = (indices: number[]): Split => ({
     inputs: takeRows(data.inputs, indices), labels: takeRows(data.labels, indices),
