@@ -50,9 +50,9 @@ export class NpyFile {
   /**
    * Rows [start, end) along the first axis. Float rows holding NaN or ±Inf are refused (an
    * InputError naming the file, rows and columns) unless non-finite data is allowed
-   * (validate.ts allowNonFinite, --allow-non-finite).
+   * (validate.ts allowNonFinite, --allow-non-finite) or `finite: false` reads the file as it is.
    */
-  readRows(start: number, end: number): Tensor {
+  readRows(start: number, end: number, options: { finite?: boolean } = {}): Tensor {
     const { dtype, dims, dataOffset } = this.header;
     const rowDims = dims.slice(1);
     const rowBytes = elementCount(rowDims) * BYTES[dtype];
@@ -64,17 +64,21 @@ export class NpyFile {
       closeSync(fd);
     }
     const block: Tensor = { dtype, dims: dims.length === 0 ? [] : [end - start, ...rowDims], data };
-    requireFinite(block, `'${this.path}'`, { firstRow: start });
+    if (options.finite !== false) requireFinite(block, `'${this.path}'`, { firstRow: start });
     return block;
   }
 
-  readAll(): Tensor {
-    return this.header.dims.length === 0 ? this.readRows(0, 1) : this.readRows(0, this.rows);
+  readAll(options: { finite?: boolean } = {}): Tensor {
+    return this.header.dims.length === 0 ? this.readRows(0, 1, options) : this.readRows(0, this.rows, options);
   }
 }
 
+/**
+ * Any .npy file as it is, non-finite values included: teardown's own outputs hold them
+ * legitimately (an attention mask's −∞). Commands read users' data through NpyFile, which refuses them.
+ */
 export function readNpy(path: string): Tensor {
-  return new NpyFile(path).readAll();
+  return new NpyFile(path).readAll({ finite: false });
 }
 
 function parseHeader(fd: number, path: string): NpyHeader {
