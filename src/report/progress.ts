@@ -61,7 +61,8 @@ export function progressReporter(options: ProgressDisplayOptions = {}): (event: 
 export function progressLine(event: ProgressEvent, seconds: number, columns?: number): string {
   const rate = seconds > 0 ? event.done / seconds : 0;
   const left = event.done >= event.total ? `done in ${duration(seconds)}` : rate > 0 ? `${duration((event.total - event.done) / rate)} left` : '';
-  const counts = `${event.done}/${event.total} ${rate >= 10 ? rate.toFixed(0) : rate.toPrecision(2)}/s ${left}`.trimEnd();
+  // Nothing done yet (a resumed or just-started task): no rate to show.
+  const counts = event.done === 0 ? `0/${event.total}` : `${event.done}/${event.total} ${rate >= 10 ? rate.toFixed(0) : rate.toPrecision(2)}/s ${left}`.trimEnd();
   const status = event.status ? ` (${event.status})` : '';
   const width = 20;
   const filled = Math.min(width, Math.round((width * event.done) / Math.max(1, event.total)));
