@@ -63,6 +63,7 @@ export type { NestedArray, OrtTensor } from './api/tensor.ts';
 export type { Tensor as TensorLike, TensorData, DType, Feeds } from './tensor.ts';
 export { readNpy } from './api/runs.ts';
 export { encodeNpy, NpyFile } from './data/npy.ts';
+export { allowNonFinite } from './data/validate.ts';
 
 // Errors: a UserError (and its kinds) is a mistake in the input, with the fix in its message.
 export { UserError, ModelError, InputError, HookError, InterventionError } from './errors.ts';

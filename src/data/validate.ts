@@ -52,7 +52,7 @@ export function requireFinite(block: Tensor, source: string, options: { firstRow
   }
   if (count === 0) return;
   const named = [...badRows].map(([row, columns]) => `row ${row} (column${columns.length > 1 ? 's' : ''} ${columns.join(', ')})`).join('; ');
-  throw new InputError(`${source} holds ${count} non-finite value${count > 1 ? 's' : ''} (NaN or ±Inf), first in ${named}${moreRows ? '; …' : ''}. Fill or drop those rows, or pass --allow-non-finite to go on with them (docs/errors.md says what each command then does).`);
+  throw new InputError(`${source} holds ${count} non-finite value${count > 1 ? 's' : ''} (NaN or ±Inf), first in ${named}${moreRows ? '; …' : ''}. Fill or drop those rows, or pass --allow-non-finite to go on with them (as an additive attention mask of −inf needs; docs/errors.md says what each command then does).`);
 }
 
 /** Refuses data with no examples: every statistic over zero rows is undefined. */
