@@ -24,6 +24,8 @@ export const OUTPUT_MARKER = '.teardown-output';
 const PREFIX = '.teardown-';
 /** A temporary or staging name, with the process that made it. */
 const TEMPORARY_NAME = /^\.teardown-(?:tmp|staging|old)-(\d+)-[0-9a-f]+$/;
+/** The names earlier versions gave them (`.DIR.PID.staging`, `.NAME.PID.tmp`), also removed once their process is gone. */
+const OLD_TEMPORARY_NAME = /^\..+\.(\d+)\.(?:staging|tmp)$/;
 
 export function writeFileAtomic(path: string, contents: Uint8Array | string): void {
   refuseNonRegular(path, 'Output file');
@@ -236,7 +238,7 @@ function removeStale(dir: string): void {
     return;
   }
   for (const entry of entries) {
-    const pid = Number(TEMPORARY_NAME.exec(entry)?.[1]);
+    const pid = Number((TEMPORARY_NAME.exec(entry) ?? OLD_TEMPORARY_NAME.exec(entry))?.[1]);
     if (pid && pid !== process.pid && !processRuns(pid)) rmQuietly(join(dir, entry));
   }
 }

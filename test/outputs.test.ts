@@ -131,12 +131,15 @@ setTimeout(() => folder.commit(), 5000);
     const gone = spawnSync(process.execPath, ['-e', 'process.pid']).pid!;
     const stale = join(dir, `.teardown-staging-${gone}-0123abcd`);
     const live = join(dir, `.teardown-staging-${process.pid === 1 ? 2 : 1}-0123abcd`); // pid 1 (init) always runs
+    const staleOfOlderVersion = join(dir, `.next.${gone}.staging`);
     mkdirSync(stale);
+    mkdirSync(staleOfOlderVersion);
     mkdirSync(live);
     const folder = new StagedFolder(join(dir, 'next'));
     folder.write('a.txt', 'a');
     folder.commit();
     assert.ok(!existsSync(stale), 'stale staging removed');
+    assert.ok(!existsSync(staleOfOlderVersion), "an older version's stale staging removed");
     assert.ok(existsSync(live), 'staging of a running process kept');
     rmSync(live, { recursive: true });
   });
