@@ -61,6 +61,23 @@ describe('outputs are checked before any work (exit 2, no stack)', () => {
   });
 });
 
+describe('an output in a folder that cannot be written in is refused before any work', () => {
+  it('--out and --json under a read-only file system (a tmpfs mounted ro; as root, permissions alone do not stop a write)', (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'teardown-read-only-'));
+    const mount = join(dir, 'ro');
+    mkdirSync(mount);
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro', 'tmpfs', mount], { encoding: 'utf8' });
+    if (mounted.status !== 0) return t.skip(`cannot mount a read-only tmpfs here (${(mounted.stderr || mounted.error?.message || '').trim()})`);
+    try {
+      assertRefused(teardown([...runArgs, '--out', 'ro/out'], dir), /--out 'ro\/out': cannot write in '.*ro' \(EROFS\)/);
+      assertRefused(teardown([...runArgs, '--out', 'out', '--json', 'ro/run.json'], dir), /--json 'ro\/run\.json': cannot write in '.*ro' \(EROFS\)/);
+      assert.ok(!existsSync(join(dir, 'out')), 'run wrote nothing');
+    } finally {
+      spawnSync('umount', [mount]);
+    }
+  });
+});
+
 describe('a result folder is replaced whole, or refused', () => {
   let dir: string;
   before(() => {
