@@ -3,7 +3,8 @@
  * `<conv>.weight (+<batchnorm> folded)` and `<conv>.bias (+<batchnorm> folded)`, equal PyTorch's
  * autograd of the same loss after torch.nn.utils.fusion.fuse_conv_bn_eval
  * (test/corpus/make_fused_grads.py, <model>/grad/fused/), and with the unfused oracle (grad/)
- * they leave no PyTorch parameter of resnet18, mobilenet_v3_small and efficientnet_b0 uncompared.
+ * they leave no PyTorch parameter of resnet18, mobilenet_v3_small, efficientnet_b0 and audio_conv1d
+ * uncompared.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -21,7 +22,7 @@ interface FusedOracle { loss: number; pairs: { conv: string; batchnorm: string; 
 const maxAbs = (value: Tensor) => Math.max(...Array.from(value.data as Float32Array, Math.abs));
 
 describe("gradients of Convs with a folded BatchNorm equal PyTorch's after fuse_conv_bn_eval", () => {
-  for (const name of ['resnet18', 'mobilenet_v3_small', 'efficientnet_b0']) {
+  for (const name of ['resnet18', 'mobilenet_v3_small', 'efficientnet_b0', 'audio_conv1d']) {
     for (const opset of ['14', '17']) {
       it(`${name}, opset ${opset}`, async () => {
         const dir = join(CORPUS, name);

@@ -1,13 +1,13 @@
 """PyTorch autograd oracles for Convs with a BatchNorm folded in (issue 12): the exporter's constant folding merges every
 eval-mode BatchNorm into the Conv before it, so the ONNX model's parameters there are the fused Conv's weight and bias,
-not conv.weight, bn.weight and bn.bias. This script rebuilds resnet18, mobilenet_v3_small and efficientnet_b0 exactly
-as make.py does (its builders, seeds and enliven), checks the rebuilt outputs equal the committed outputs/*.npy, fuses
+not conv.weight, bn.weight and bn.bias. This script rebuilds resnet18, mobilenet_v3_small, efficientnet_b0 and audio_conv1d
+exactly as make.py does (its builders, seeds and enliven), checks the rebuilt outputs equal the committed outputs/*.npy, fuses
 every Conv + BatchNorm pair with torch.nn.utils.fusion.fuse_conv_bn_eval, checks the fused model's outputs equal the
 unfused ones, and records the gradient of make.py's loss (mean cross-entropy against grad/target.npy) with respect to
 each fused Conv's weight and bias.
 
-Run with Debian's python3-torch (1.13):  OMP_NUM_THREADS=1 /usr/bin/python3 test/corpus/make_fused_grads.py
-(npm test never runs this; the files it writes are committed.)  For each model it writes <model>/grad/fused/:
+Run with Debian's python3-torch (1.13):  OMP_NUM_THREADS=1 /usr/bin/python3 test/corpus/make_fused_grads.py [MODEL ...]
+(default: every model below; npm test never runs this; the files it writes are committed.)  For each model it writes <model>/grad/fused/:
 
   <conv>.weight.npy, <conv>.bias.npy   the fused Conv's gradients (PyTorch names of the fused module)
   index.json                           {"loss": the fused model's loss, "pairs": [{"conv", "batchnorm", "weight", "bias"}],
@@ -27,7 +27,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make  # noqa: E402  (the corpus builders; its __main__ guard keeps it from running)
 
-FOLDED = ("resnet18", "mobilenet_v3_small", "efficientnet_b0")
+FOLDED = ("resnet18", "mobilenet_v3_small", "efficientnet_b0", "audio_conv1d")
 
 
 def rebuild(name):
@@ -53,12 +53,12 @@ def check_weights(model, onnx_path):
 
 
 def fuse_all(model):
-    """Replaces, in place, every Conv2d followed by a BatchNorm2d sibling with their fusion (and the BatchNorm by an Identity)."""
+    """Replaces, in place, every Conv1d/Conv2d followed by a BatchNorm of its rank as a sibling with their fusion (and the BatchNorm by an Identity)."""
     pairs = []
     for parent_name, parent in list(model.named_modules()):
         children = list(parent.named_children())
         for (conv_name, conv), (bn_name, bn) in zip(children, children[1:]):
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+            if (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)) or (isinstance(conv, nn.Conv1d) and isinstance(bn, nn.BatchNorm1d)):
                 prefix = f"{parent_name}." if parent_name else ""
                 setattr(parent, conv_name, fuse_conv_bn_eval(conv, bn))
                 setattr(parent, bn_name, nn.Identity())
@@ -66,9 +66,10 @@ def fuse_all(model):
     return pairs
 
 
-def main():
+def main(names):
     torch.set_num_threads(1)
-    for name in FOLDED:
+    for name in names:
+        assert name in FOLDED, f"{name} is not a corpus model with folded BatchNorms: {', '.join(FOLDED)}"
         folder = os.path.join(make.OUT, name)
         manifest = json.load(open(os.path.join(folder, "manifest.json")))
         model, inputs = rebuild(name)
@@ -112,4 +113,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:] or FOLDED)
