@@ -19,7 +19,7 @@
  */
 import type { Dim } from '../graph/builder.ts';
 import type { GraphIndex } from '../graph/graph.ts';
-import type { GraphProto, NodeProto } from '../onnx/proto.ts';
+import type { NodeProto } from '../onnx/proto.ts';
 import { toNumber } from '../onnx/proto.ts';
 import { defaultOpset } from '../onnx/model-file.ts';
 import type { Emitter } from './emitter.ts';
@@ -121,18 +121,3 @@ export function lastPositionOf(index: GraphIndex, emitter: Emitter, value: strin
 function ints(node: NodeProto, name: string): number[] {
   return (node.attribute.find((a) => a.name === name)?.ints ?? []).map(toNumber);
 }
-
-/** The graph's nodes without those no graph output depends on (all of them when a node holds a subgraph). */
-export function pruneUnused(graph: GraphProto): NodeProto[] {
-  if (graph.node.some((node) => node.attribute.some((a) => a.g || a.graphs?.length))) return graph.node;
-  const needed = new Set(graph.output.map((output) => output.name));
-  const kept: NodeProto[] = [];
-  for (let k = graph.node.length - 1; k >= 0; k--) {
-    const node = graph.node[k];
-    if (!node.output.some((output) => needed.has(output))) continue;
-    kept.push(node);
-    for (const input of node.input) if (input) needed.add(input);
-  }
-  return kept.reverse();
-}
-

@@ -22,14 +22,14 @@
  * −log_p[t]) computed stably, and its gradient is PyTorch's for F.cross_entropy(z, t).
  */
 import { int, string as str, valueInfo, type AttributeValue, type Dim } from '../graph/builder.ts';
-import { derive } from '../graph/edit.ts';
+import { derive, pruneUnused } from '../graph/edit.ts';
 import type { GraphIndex } from '../graph/graph.ts';
 import { toNumber, type ModelProto } from '../onnx/proto.ts';
 import type { DType, Tensor } from '../tensor.ts';
 import { InputError } from '../errors.ts';
 import { Emitter } from './emitter.ts';
 import { AutodiffError } from './errors.ts';
-import { lastPositionOf, pruneUnused } from './last-position.ts';
+import { lastPositionOf } from './last-position.ts';
 import { defaultOpset } from '../onnx/model-file.ts';
 
 export type LossKind = 'cross-entropy' | 'mse' | 'score';

@@ -136,6 +136,27 @@ function valueInfo(name: string, elemType: number | undefined): ValueInfoProto {
   return elemType === undefined ? { name } : { name, type: { tensorType: { elemType } } };
 }
 
+/**
+ * The nodes that `values` depend on, in graph order. A node holding a subgraph may read any outer
+ * value by name, so then every node is kept.
+ */
+export function nodesComputing(nodes: readonly NodeProto[], values: Iterable<string>): NodeProto[] {
+  if (nodes.some((node) => node.attribute.some((attribute) => attribute.g || attribute.graphs?.length))) return [...nodes];
+  const needed = new Set(values);
+  const kept: NodeProto[] = [];
+  for (let k = nodes.length - 1; k >= 0; k--) {
+    if (!nodes[k].output.some((output) => needed.has(output))) continue;
+    kept.push(nodes[k]);
+    for (const input of nodes[k].input) if (input) needed.add(input);
+  }
+  return kept.reverse();
+}
+
+/** The graph's nodes without those no graph output depends on. */
+export function pruneUnused(graph: GraphProto): NodeProto[] {
+  return nodesComputing(graph.node, graph.output.map((output) => output.name));
+}
+
 /** A copy of a protobuf message with some fields replaced; unset fields keep the prototype's defaults. */
 export function derive<T extends object>(message: T, changes: Partial<T>): T {
   return Object.assign(Object.create(Object.getPrototypeOf(message)), message, changes);

@@ -5,12 +5,12 @@
  */
 import { InputError } from '../errors.ts';
 import { readModelFile, type ModelFile } from '../onnx/model-file.ts';
-import { encodeModel, toNumber, type ModelProto, type NodeProto } from '../onnx/proto.ts';
+import { encodeModel, toNumber, type ModelProto } from '../onnx/proto.ts';
 import { dtypeOfCode, elementTypeName } from '../onnx/tensor-proto.ts';
 import { validateModel } from '../onnx/validate.ts';
 import { GraphIndex } from '../graph/graph.ts';
 import { HookTable } from '../graph/hooks.ts';
-import { applyEdits, derive, editSignature, type EditPlan } from '../graph/edit.ts';
+import { applyEdits, derive, editSignature, nodesComputing, type EditPlan } from '../graph/edit.ts';
 import { downstreamGraph } from '../graph/downstream.ts';
 import { shapeGraph, type ShapeRead } from '../graph/shape-graph.ts';
 import { dimsAtBatch } from '../graph/units.ts';
@@ -288,19 +288,6 @@ export class Model {
     for (const entry of prepared) await (await entry.catch(() => undefined))?.session.release();
     for (const variant of variants) await (await variant.catch(() => undefined))?.release();
   }
-}
-
-/** The nodes that `values` depend on, in order (none of them holds a subgraph: shape arithmetic). */
-function nodesComputing(nodes: readonly NodeProto[], values: ReadonlySet<string>): NodeProto[] {
-  if (nodes.some((node) => node.attribute.some((attribute) => attribute.g || attribute.graphs?.length))) return [...nodes];
-  const needed = new Set(values);
-  const kept: NodeProto[] = [];
-  for (let k = nodes.length - 1; k >= 0; k--) {
-    if (!nodes[k].output.some((output) => needed.has(output))) continue;
-    kept.push(nodes[k]);
-    for (const input of nodes[k].input) if (input) needed.add(input);
-  }
-  return kept.reverse();
 }
 
 /** Inputs of zeros shaped like `like` with `rows` examples (values that are not activations depend only on shapes). */
