@@ -53,3 +53,39 @@ export function severityOf(effect: number, adjustedP: number, config: AuditConfi
 export function atLeast(severity: Severity, floor: Severity): boolean {
   return SEVERITIES.indexOf(severity) >= SEVERITIES.indexOf(floor);
 }
+
+/** A finding named by a `--fail-on` gate: enough to find it in `findings` (`index`) and read it. */
+export interface TrippedFinding {
+  /** Its position in the audit's `findings` (most severe first). */
+  index: number;
+  detector: Detector;
+  severity: Severity;
+  title: string;
+  attribute?: string;
+  feature?: string;
+  segment?: string;
+}
+
+/** The verdict of `audit --fail-on SEVERITY`: the findings at or above it, and the exit status. */
+export interface Gate {
+  failOn: Severity;
+  tripped: TrippedFinding[];
+  /** 3 when any finding tripped the gate, else 0. */
+  exitCode: 0 | 3;
+}
+
+export const GATE_EXIT_CODE = 3;
+
+export function gate(findings: readonly Finding[], failOn: Severity): Gate {
+  const tripped: TrippedFinding[] = [];
+  findings.forEach((finding, index) => {
+    if (!atLeast(finding.severity, failOn)) return;
+    const { detector, severity, title, attribute, feature, segment } = finding;
+    tripped.push({ index, detector, severity, title, ...defined({ attribute, feature, segment }) });
+  });
+  return { failOn, tripped, exitCode: tripped.length ? GATE_EXIT_CODE : 0 };
+}
+
+function defined(fields: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as Record<string, string>;
+}

@@ -9,7 +9,7 @@ import { auditModel, flipsRemoved, type AuditResult } from '../audit/audit.ts';
 import { loadConfig, type AuditConfig } from '../audit/config.ts';
 import { checkInputs, loadAuditData, type AuditData, type DataSpec } from '../audit/data.ts';
 import type { Examples } from '../audit/examples.ts';
-import { atLeast, type Finding, type Severity } from '../audit/findings.ts';
+import { gate, type Finding, type Gate, type Severity } from '../audit/findings.ts';
 import { parseCounterfactual, type Counterfactual } from '../audit/shortcut.ts';
 import { Model } from '../runtime/model.ts';
 import { jsonResult } from '../report/json.ts';
@@ -75,13 +75,11 @@ Examples:
       const reaudit = { data, counterfactuals, seed: config.seed, batchSize: options.batchSize };
       const fixes = plan ? await runFixes(model, plan, result, runtime, reaudit, { onProgress: cliProgress(options), maxSteps: smokeMode(options) ? SMOKE_STEPS : undefined }) : undefined;
       if (options.report) console.log(`\nReport: ${await writeReport(options.report, { model: { path: model.path, sha256: model.file.sha256 }, result, data, shifted, fixes })}`);
-      if (options.json) emitJson(options.json, jsonResult('audit', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads, seeds: { audit: config.seed } }, { ...result, fixes }));
+      const verdict = options.failOn ? gate(result.findings, options.failOn as Severity) : undefined;
+      if (options.json) emitJson(options.json, jsonResult('audit', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads, seeds: { audit: config.seed } }, { ...result, fixes, ...(verdict && { gate: verdict }) }));
       await model.release();
-      const failOn = options.failOn as Severity | undefined;
-      if (failOn && result.findings.some((finding) => atLeast(finding.severity, failOn))) {
-        console.log(`\n--fail-on ${failOn}: ${result.findings.filter((f) => atLeast(f.severity, failOn)).length} finding(s) at or above '${failOn}'; exiting with status 3.`);
-        process.exitCode = 3;
-      }
+      if (verdict) printGate(verdict);
+      if (verdict?.exitCode) process.exitCode = verdict.exitCode;
     });
 }
 
@@ -229,4 +227,18 @@ export function printAudit(path: string, result: AuditResult): void {
   }
   for (const note of result.notes) console.log(`\nNote: ${note}`);
   if (!result.findings.length) console.log('\nNo detector found a significant problem.');
+}
+
+/** --fail-on: the findings that tripped the gate, one line each, or that none did. */
+export function printGate(verdict: Gate): void {
+  const { failOn, tripped, exitCode } = verdict;
+  if (!tripped.length) {
+    console.log(`\n--fail-on ${failOn}: no finding at or above '${failOn}'; exit status ${exitCode}.`);
+    return;
+  }
+  const count = `${tripped.length} finding(s) at or above '${failOn}'`;
+  console.log(`\n--fail-on ${failOn}: ${count} tripped the gate; exiting with status ${exitCode}:`);
+  for (const { severity, detector, title } of tripped) {
+    console.log(`  ${severity.toUpperCase()}  ${detector}  ${title}`);
+  }
 }
