@@ -12,7 +12,6 @@
 import { InputError } from '../errors.ts';
 import { seededRandom } from '../random.ts';
 import { tensor, type Tensor } from '../tensor.ts';
-import type { InputShape } from '../train/builders.ts';
 import { loadDigits } from './mnist.ts';
 import { csvTask, npyTask } from './user-tasks.ts';
 
@@ -25,6 +24,12 @@ export interface Split {
   /** A user's data (csv:, npy:): each example's row in the data file, to read other files row for row. */
   rows?: number[];
 }
+
+/** What the data gives a model: the shape of one example (train/builders.ts builds for it). */
+export type InputShape =
+  | { kind: 'features'; features: number }
+  | { kind: 'image'; channels: number; height: number; width: number }
+  | { kind: 'tokens'; length: number; vocab: number };
 
 export interface Task {
   name: string;

@@ -13,11 +13,10 @@
  */
 import { InputError, nearestNames } from '../errors.ts';
 import { tensor, type Tensor } from '../tensor.ts';
-import type { InputShape } from '../train/builders.ts';
 import { readTable } from './csv.ts';
 import { NpyFile } from './npy.ts';
 import { requireLabels } from './validate.ts';
-import { permutation, takeRows, type Split, type Task } from './tasks.ts';
+import { permutation, takeRows, type InputShape, type Split, type Task } from './tasks.ts';
 
 /** Beyond this many distinct values an attribute is not a set of groups (bin it first). */
 export const MAX_ATTRIBUTE_VALUES = 64;

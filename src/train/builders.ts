@@ -7,16 +7,14 @@
 import { float, GraphBuilder, int, ints } from '../graph/builder.ts';
 import type { ModelProto } from '../onnx/proto.ts';
 import { InputError } from '../errors.ts';
+import type { InputShape } from '../data/tasks.ts';
 import { Initializer } from './init.ts';
 import type { Activation, ModelSpec } from './model-spec.ts';
 import { buildTransformer } from './transformer.ts';
 import { buildLstm } from './lstm.ts';
 
-/** What the data gives a model: the shape of one example and the number of classes. */
-export type InputShape =
-  | { kind: 'features'; features: number }
-  | { kind: 'image'; channels: number; height: number; width: number }
-  | { kind: 'tokens'; length: number; vocab: number };
+/** The shape of one example, as the data gives it (data/tasks.ts). */
+export type { InputShape };
 
 export interface BuiltModel {
   proto: ModelProto;
