@@ -6,13 +6,15 @@ import type { LossKind } from '../autodiff/loss.ts';
 import { Model } from '../runtime/model.ts';
 import { jsonResult } from '../report/json.ts';
 import { shapeString } from '../tensor.ts';
-import { cliProgress, collect, emitJson, numberOption, parseInputs, routeOutput, runtimeOptions, withCommonOptions } from './options.ts';
+import { cliProgress, collect, dataOption, emitJson, modelInputs, numberOption, routeOutput, runtimeOptions, withCommonOptions } from './options.ts';
+import { print } from './io.ts';
 
 export function gradCommand(): Command {
   return withCommonOptions(new Command('grad')
     .description('Gradients of a loss with respect to inputs, parameters or hooks; one .npy per gradient.')
     .argument('<model>', 'ONNX model file')
-    .requiredOption('--input <name=file.npy>', 'model input (first axis = examples); repeatable', collect)
+    .option('--input <name=file.npy>', 'model input (first axis = examples); repeatable', collect)
+    .addOption(dataOption())
     .option('--labels <file.npy>', 'targets: int64 class indices (cross-entropy) or values shaped like the output (mse)')
     .addOption(new Option('--target <file.npy>', 'the same as --labels (its older name)').hideHelp())
     .option('--loss <kind>', 'cross-entropy or mse', 'cross-entropy')
@@ -38,7 +40,7 @@ their initializer names. One <name>.npy per gradient, the name escaped where uns
 
 Examples:
   teardown data mnist --flat --out digits
-  teardown grad examples/mnist-mlp.onnx --input input=digits/test.npy --labels digits/test-labels.npy --wrt params --wrt input --out grads/`)
+  teardown grad examples/mnist-mlp.onnx --data digits/test.npy --labels digits/test-labels.npy --wrt params --wrt input --out grads/`)
     .action(async (modelPath: string, options) => {
       routeOutput(options);
       if (options.labels && options.target) throw new InputError('--target is the older name of --labels: give one of them.');
@@ -52,13 +54,13 @@ Examples:
       if (options.output !== undefined && !model.outputNames.includes(options.output)) {
         throw new InputError(`--output '${options.output}' is not an output of '${modelPath}'; its outputs are ${model.outputNames.map((name) => `'${name}'`).join(', ')}.`);
       }
-      const summary = await datasetGradients(model, parseInputs(options.input), new NpyFile(labels), {
+      const summary = await datasetGradients(model, modelInputs(model, options), new NpyFile(labels), {
         loss: { kind: options.loss as LossKind, output: options.output, positions: options.lossPositions, ignoreIndex },
         wrt: options.wrt ?? ['params'],
       }, { out: options.out, batchSize: options.batchSize, onProgress: cliProgress(options) });
-      for (const line of summaryLines(summary, options.loss, ignoreIndex)) console.log(line);
-      console.log(`Wrote ${Object.keys(summary.gradients).length} gradient(s) and index.json to ${options.out}:`);
-      for (const [name, entry] of Object.entries(summary.gradients)) console.log(`  ${name} ${entry.dtype} ${shapeString(entry.shape)} → ${entry.file}`);
+      for (const line of summaryLines(summary, options.loss, ignoreIndex)) print(line);
+      print(`Wrote ${Object.keys(summary.gradients).length} gradient(s) and index.json to ${options.out}:`);
+      for (const [name, entry] of Object.entries(summary.gradients)) print(`  ${name} ${entry.dtype} ${shapeString(entry.shape)} → ${entry.file}`);
       if (options.json) {
         emitJson(options.json, jsonResult('grad', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads }, {
           loss: { kind: options.loss, value: summary.loss, positions: options.lossPositions, ignoreIndex, output: summary.scored.output, meanOver: summary.meanOver, logitsBefore: summary.scored.logitsBefore },

@@ -6,6 +6,8 @@
  *   --ablate '/blocks/blocks.0/Add_output_0 positions=-1 units=0:8'
  *   --patch  'blocks.0 value=corrupted-blocks.0.npy positions=3'
  *   --scale  'onnx::Conv_28 factor=0'
+ *   --add    'blocks.0 vector=steer.npy scale=4 positions=-1'     (h' = h + 4·v)
+ *   --project-out 'blocks.0 direction=d.npy'                       (h' = h − (h·d̂)d̂)
  *
  * or a JSON file (--interventions FILE): [{"kind": "ablate", "hook": "act1", "units": [0, 3],
  * "method": "mean"}, {"kind": "patch", "hook": "blocks.0", "value": "x.npy"}, ...], with value
@@ -22,21 +24,40 @@ export interface ParsedInterventions {
   interventions: Intervention[];
   /** Patch values by intervention index; their rows are examples, streamed with the inputs. */
   patchFiles: Map<number, NpyFile>;
+  /** How the JSON result names each add vector or project-out direction (its file, and scale). */
+  vectorSources: Map<number, { vector: string; scale: number } | { direction: string }>;
 }
 
-/** The kinds the command line takes (the library also has add and project-out). */
-type FlagKind = 'ablate' | 'patch' | 'scale';
+/** The kinds the command line takes, each the library's intervention of that kind. */
+type FlagKind = 'ablate' | 'patch' | 'scale' | 'add' | 'project-out';
 
 const SETTINGS: Record<FlagKind, string[]> = {
   ablate: ['units', 'positions', 'unit-axis', 'method', 'seed', 'donors'],
   patch: ['units', 'positions', 'unit-axis', 'value'],
   scale: ['units', 'positions', 'unit-axis', 'factor'],
+  add: ['units', 'positions', 'unit-axis', 'vector', 'scale'],
+  'project-out': ['positions', 'unit-axis', 'direction', 'units'], // units only to be refused
 };
 
-export function parseInterventionFlags(flags: { ablate?: string[]; patch?: string[]; scale?: string[]; interventions?: string }): ParsedInterventions {
-  const parsed: ParsedInterventions = { interventions: [], patchFiles: new Map() };
-  for (const kind of ['ablate', 'patch', 'scale'] as const) {
-    for (const spec of flags[kind] ?? []) addSpec(parsed, kind, parseFlag(kind, spec), process.cwd());
+/** Each kind's flag as commander names it in the parsed options. */
+const FLAG_KEYS: Record<FlagKind, keyof InterventionFlags> = {
+  ablate: 'ablate', patch: 'patch', scale: 'scale', add: 'add', 'project-out': 'projectOut',
+};
+
+export interface InterventionFlags {
+  ablate?: string[];
+  patch?: string[];
+  scale?: string[];
+  add?: string[];
+  projectOut?: string[];
+  interventions?: string;
+}
+
+export function parseInterventionFlags(flags: InterventionFlags): ParsedInterventions {
+  const parsed: ParsedInterventions = { interventions: [], patchFiles: new Map(), vectorSources: new Map() };
+  for (const kind of Object.keys(SETTINGS) as FlagKind[]) {
+    const specs = (flags[FLAG_KEYS[kind]] ?? []) as string[];
+    for (const spec of specs) addSpec(parsed, kind, parseFlag(kind, spec), process.cwd());
   }
   if (flags.interventions) {
     requireFile(flags.interventions, 'Interventions file');
@@ -53,10 +74,10 @@ export function parseInterventionFlags(flags: { ablate?: string[]; patch?: strin
         throw new InputError(`Interventions file '${flags.interventions}': entry ${index} is ${JSON.stringify(entry)}, not an object: give each intervention as { "kind": "ablate", "hook": "...", ... }.`);
       }
       const { kind, ...rest } = entry as { kind: string };
-      if (kind !== 'ablate' && kind !== 'patch' && kind !== 'scale') {
-        throw new InputError(`Interventions file '${flags.interventions}': kind must be 'ablate', 'patch' or 'scale', got ${JSON.stringify(kind)}.`);
+      if (!Object.hasOwn(SETTINGS, kind)) {
+        throw new InputError(`Interventions file '${flags.interventions}': kind must be one of ${Object.keys(SETTINGS).map((k) => `'${k}'`).join(', ')}, got ${JSON.stringify(kind)}.`);
       }
-      addSpec(parsed, kind, rest as Record<string, unknown>, dirname(resolve(flags.interventions)));
+      addSpec(parsed, kind as FlagKind, rest as Record<string, unknown>, dirname(resolve(flags.interventions)));
     }
   }
   return parsed;
@@ -94,6 +115,17 @@ function addSpec(parsed: ParsedInterventions, kind: FlagKind, settings: Record<s
     const donors = parseDonors(settings.donors, hook, baseDir);
     if (donors && method !== 'resample') throw new InputError(`Ablation of '${hook}': donors=... sets resample draws; use it with method=resample.`);
     parsed.interventions.push({ kind, hook, method, seed, ...(donors ? { donors } : {}), ...selection });
+  } else if (kind === 'add') {
+    const vector = readVector(settings.vector, 'vector', hook, baseDir, kind);
+    const factor = settings.scale === undefined ? 1 : Number(settings.scale);
+    if (!Number.isFinite(factor)) throw new InputError(`Adding to '${hook}': scale must be a number, got '${settings.scale}'.`);
+    parsed.vectorSources.set(parsed.interventions.length, { vector: vector.source, scale: factor });
+    parsed.interventions.push({ kind, hook, vector: vector.values.map((value) => value * factor), ...selection });
+  } else if (kind === 'project-out') {
+    if (settings.units !== undefined) throw new InputError(`project-out on '${hook}' takes no units: it removes a direction across all units; choose positions, or use --ablate for single units.`);
+    const direction = readVector(settings.direction, 'direction', hook, baseDir, kind);
+    parsed.vectorSources.set(parsed.interventions.length, { direction: direction.source });
+    parsed.interventions.push({ kind, hook, direction: direction.values, positions: selection.positions, unitAxis: selection.unitAxis });
   } else if (kind === 'scale') {
     const factor = Number(settings.factor);
     if (settings.factor === undefined || !Number.isFinite(factor)) throw new InputError(`Scaling '${hook}' needs factor=NUMBER, got '${settings.factor ?? ''}'.`);
@@ -104,6 +136,26 @@ function addSpec(parsed: ParsedInterventions, kind: FlagKind, settings: Record<s
     parsed.patchFiles.set(parsed.interventions.length, file);
     parsed.interventions.push({ kind, hook, value: file.readRows(0, 1), ...selection });
   }
+}
+
+/**
+ * An add vector or project-out direction, one value per unit: a .npy file (any shape with that
+ * many values; relative to the interventions file, or the working folder for flags), or the
+ * numbers themselves ('1.5,-2,0' on the command line, a JSON array in a file).
+ */
+function readVector(value: unknown, what: string, hook: string, baseDir: string, kind: FlagKind): { values: number[]; source: string } {
+  const verb = kind === 'add' ? `Adding to '${hook}'` : `Projecting out of '${hook}'`;
+  if (value === undefined || value === '') throw new InputError(`${verb} needs ${what}=FILE.npy: one value per unit of the hook (e.g. ${what}=${what}.npy or ${what}=1,0,-2).`);
+  if (typeof value === 'string' && value.endsWith('.npy')) {
+    const tensor = new NpyFile(resolve(baseDir, value)).readAll();
+    if (tensor.dtype !== 'float32' && tensor.dtype !== 'float64') throw new InputError(`${verb}: the ${what} file '${value}' holds ${tensor.dtype}; give float32 or float64 values, one per unit.`);
+    return { values: Array.from(tensor.data as ArrayLike<number>), source: value };
+  }
+  const numbers = Array.isArray(value) ? value.map(Number) : String(value).split(',').map(Number);
+  if (numbers.length === 0 || numbers.some((number) => !Number.isFinite(number))) {
+    throw new InputError(`${verb}: ${what} must be a .npy file or numbers (e.g. ${what}=1,0,-2), got '${String(value)}'.`);
+  }
+  return { values: numbers, source: numbers.join(',') };
 }
 
 /** Resample donors: a .npy of integer reference indices, one per example, or a list ('2,3,1,0'). */

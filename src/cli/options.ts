@@ -10,10 +10,12 @@ import { InputError } from '../errors.ts';
 import { NpyFile } from '../data/npy.ts';
 import { allowNonFinite } from '../data/validate.ts';
 import { checkOutputFile, checkOutputFolder } from '../files.ts';
+import type { Model } from '../runtime/model.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
 import type { ProgressEvent } from '../progress.ts';
 import { progressReporter } from '../report/progress.ts';
 import { writeJson } from '../report/json.ts';
+import { currentIo, routeText, writeStdout } from './io.ts';
 
 /** `NAME=VALUE`, split at the first '=' (names may hold ':' and '/'). */
 export function splitAssignment(text: string, flag: string, example: string): [string, string] {
@@ -31,6 +33,34 @@ export function parseInputs(specs: string[] = [], flag = '--input'): Record<stri
     inputs[name] = new NpyFile(path);
   }
   return inputs;
+}
+
+/** --data FILE.npy: the examples of a one-input model, the short form of --input NAME=FILE.npy. */
+export const dataOption = (what = 'examples') =>
+  new Option('--data <file.npy>', `${what} of a one-input model (.npy, first axis = examples); the same as --input NAME=FILE.npy for its one input`);
+
+/**
+ * A model's inputs by name from --data FILE.npy (one-input models) or --input NAME=FILE.npy
+ * (any model), never both. With neither: {} when the inputs are optional (hooks), else an error.
+ */
+export function modelInputs(model: Model, flags: { data?: string; input?: string[] }, required = true): Record<string, NpyFile> {
+  if (flags.data !== undefined && flags.input?.length) {
+    throw new InputError('Give the examples either with --data FILE.npy (one-input models) or with --input NAME=FILE.npy per input, not both.');
+  }
+  if (flags.data === undefined) {
+    const inputs = parseInputs(flags.input);
+    if (required && Object.keys(inputs).length === 0) {
+      throw new InputError(`Give the examples with --data FILE.npy or --input NAME=FILE.npy (the model's inputs: ${model.describeInputs()}).`);
+    }
+    return inputs;
+  }
+  if (model.inputs.length !== 1) {
+    throw new InputError(`--data feeds a one-input model; '${model.path}' has ${model.inputs.length} inputs (${model.describeInputs()}): give each with --input NAME=FILE.npy.`);
+  }
+  if (!flags.data.endsWith('.npy')) {
+    throw new InputError(`--data '${flags.data}' is not a .npy file: this command reads .npy examples (inspect and audit also read .csv).`);
+  }
+  return { [model.inputs[0].name]: new NpyFile(flags.data) };
 }
 
 export function parseDims(specs: string[] = []): Record<string, number> {
@@ -108,23 +138,22 @@ function checkOutputs(command: string, flags: { json?: string; out?: string; rep
 
 /**
  * Where a command's text goes, set once when its action starts: standard output, or standard error
- * when --json - takes standard output for the JSON, or nowhere with --quiet. Commands print with
- * console.log; this process runs one command, so it redirects console.log itself.
+ * when --json - takes standard output for the JSON, or nowhere with --quiet (io.ts, `print`).
  */
 export function routeOutput(flags: CommonFlags): void {
-  if (flags.quiet) console.log = () => {};
-  else if (flags.json === '-') console.log = (...args: unknown[]) => console.error(...args);
+  if (flags.quiet) routeText('none');
+  else if (flags.json === '-') routeText('stderr');
 }
 
 /** Writes the --json result: to the file, or to standard output for '-'. */
 export function emitJson(path: string, value: object): void {
-  if (path === '-') process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  if (path === '-') writeStdout(`${JSON.stringify(value, null, 2)}\n`);
   else writeJson(path, value);
 }
 
 /** The onProgress callback of a command: drawn on standard error unless --quiet. */
 export function cliProgress(flags: CommonFlags): ((event: ProgressEvent) => void) | undefined {
-  return flags.quiet ? undefined : progressReporter();
+  return flags.quiet ? undefined : progressReporter({ stream: currentIo().stderr });
 }
 
 /**
