@@ -1,7 +1,8 @@
 /**
- * Training as a library call: the CLI's defaults for what the spec leaves out, progress through
- * `onProgress` (every step), cancellation through `signal` (checked between steps), and the trained
- * model written to `out` only once training has finished — an aborted run writes nothing.
+ * Training as a library call: the train command's defaults for what the spec leaves out
+ * (train/read-spec.ts, the one reader of specs), progress through `onProgress` (every step),
+ * cancellation through `signal` (checked between steps), and the trained model written to `out`
+ * only once training has finished — an aborted run writes nothing.
  *
  *   const run = await train({ task: 'mnist', model: 'mlp:hidden=64', steps: 200 }, { onProgress: (e) => log(e.done) });
  *   const trained = run.trained;                       // a Model, ready for runWithCache
@@ -10,12 +11,11 @@ import { writeModelFile } from '../onnx/model-file.ts';
 import type { ProgressOptions } from '../progress.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
 import { externalInitializers, writeModelKeepingExternalData } from '../train/save.ts';
-import { DEFAULT_OPTIMIZER, type TrainSpec } from '../train/spec.ts';
+import { completeSpec, type TrainSpecInput } from '../train/read-spec.ts';
 import { train as runTraining, type CurvePoint, type TrainResult } from '../train/trainer.ts';
 import { Model } from './model.ts';
 
-/** A training spec (train/spec.ts) where everything but the task, the model and the length may be left to the CLI's defaults. */
-export type TrainSpecInput = Pick<TrainSpec, 'task' | 'model'> & Partial<TrainSpec>;
+export type { TrainSpecInput };
 
 export interface TrainCallOptions extends Omit<ProgressOptions, 'progress'>, RuntimeOptions {
   /** Where to save the trained model (.onnx); nothing is written if the run fails or is aborted. */
@@ -30,7 +30,7 @@ export interface TrainOutput extends TrainResult {
 }
 
 export async function train(spec: TrainSpecInput, options: TrainCallOptions = {}): Promise<TrainOutput> {
-  const full = withDefaults(spec);
+  const full = completeSpec(spec);
   const runtime: RuntimeOptions = { threads: options.threads, verbose: options.verbose };
   const result = await runTraining(full, { runtime, onProgress: options.onProgress, signal: options.signal, onEvaluation: options.onEvaluation });
   if (options.out) {
@@ -38,12 +38,4 @@ export async function train(spec: TrainSpecInput, options: TrainCallOptions = {}
     else writeModelFile(options.out, result.model);
   }
   return { ...result, trained: Model.fromProto(result.model, options.out ?? `trained ${full.model}`, runtime) };
-}
-
-/** The CLI's defaults (teardown train --help): AdamW at lr 0.001, batches of 64, seed 0, an evaluation every 100 steps. */
-function withDefaults(spec: TrainSpecInput): TrainSpec {
-  return {
-    taskOptions: {}, optimizer: { ...DEFAULT_OPTIMIZER }, lr: 0.001, schedule: { warmupSteps: 0, cosine: false },
-    batch: 64, seed: 0, evalEvery: 100, ...spec,
-  };
 }

@@ -19,6 +19,7 @@ import { writeReport } from '../report/html.ts';
 import { percent } from '../stats.ts';
 import { SMOKE_EXAMPLES, cliProgress, collect, emitJson, numberOption, routeOutput, runtimeOptions, smokeMode, smokeOption, splitAssignment, withCommonOptions } from './options.ts';
 import { SMOKE_STEPS } from './train.ts';
+import { print, setExitCode } from './io.ts';
 
 export function auditCommand(): Command {
   return withCommonOptions(new Command('audit')
@@ -74,12 +75,12 @@ Examples:
       printAudit(model.path, result);
       const reaudit = { data, counterfactuals, seed: config.seed, batchSize: options.batchSize };
       const fixes = plan ? await runFixes(model, plan, result, runtime, reaudit, { onProgress: cliProgress(options), maxSteps: smokeMode(options) ? SMOKE_STEPS : undefined }) : undefined;
-      if (options.report) console.log(`\nReport: ${await writeReport(options.report, { model: { path: model.path, sha256: model.file.sha256 }, result, data, shifted, fixes })}`);
+      if (options.report) print(`\nReport: ${await writeReport(options.report, { model: { path: model.path, sha256: model.file.sha256 }, result, data, shifted, fixes })}`);
       const verdict = options.failOn ? gate(result.findings, options.failOn as Severity) : undefined;
       if (options.json) emitJson(options.json, jsonResult('audit', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads, seeds: { audit: config.seed } }, { ...result, fixes, ...(verdict && { gate: verdict }) }));
       await model.release();
       if (verdict) printGate(verdict);
-      if (verdict?.exitCode) process.exitCode = verdict.exitCode;
+      if (verdict?.exitCode) setExitCode(verdict.exitCode);
     });
 }
 
@@ -103,12 +104,12 @@ async function runFixes(model: Model, plan: FixPlan, result: AuditResult, runtim
   const named = result.findings.find((f) => f.detector === 'shortcut-attribute' && plan.attributes.includes(f.attribute!))?.attribute;
   const shortcut = named ?? plan.attributes[0];
   const what = plan.fromAudited ? `fine-tuning ${model.path} from its own weights` : plan.spec.from ? `fine-tuning ${plan.spec.from.path}` : `retraining ${plan.spec.model}`;
-  console.log(`\nTrying fixes: ${what} on ${plan.spec.task} three ways, grouped by '${shortcut}'.`);
+  print(`\nTrying fixes: ${what} on ${plan.spec.task} three ways, grouped by '${shortcut}'.`);
   const counterfactual = audit.counterfactuals.find((c) => c.attribute === shortcut);
   const reaudit = counterfactual && counterfactualReaudit(audit.data, counterfactual, audit.seed, audit.batchSize);
   const fixes = await tryFixes(model, plan, shortcut, runtime, fixRowProgress(options.onProgress), reaudit, options);
   const flips = counterfactual ? [`flips (${shortcut}:${counterfactual.transform})`] : [];
-  console.log(formatTable(['training', 'in distribution', 'out of distribution', ...flips, 'settings', 'time'],
+  print(formatTable(['training', 'in distribution', 'out of distribution', ...flips, 'settings', 'time'],
     fixes.rows.map((row) => [row.method, percent(row.inDistribution), percent(row.outOfDistribution), ...(counterfactual ? [percent(row.flipRate!)] : []), row.settings, `${row.seconds.toFixed(1)} s`])));
   return fixes;
 }
@@ -153,7 +154,7 @@ function withDefaultCounterfactuals(named: Counterfactual[], data: AuditData): C
   for (const attribute of data.attributes) {
     if (named.some((c) => c.attribute === attribute.name)) continue;
     if (attribute.column === undefined) {
-      console.log(`Note: attribute '${attribute.name}' is used for segments and shift only; to test reliance on it, give --counterfactual ${attribute.name}:TRANSFORM (e.g. channel-swap for colour).`);
+      print(`Note: attribute '${attribute.name}' is used for segments and shift only; to test reliance on it, give --counterfactual ${attribute.name}:TRANSFORM (e.g. channel-swap for colour).`);
       continue;
     }
     const binary = attribute.values.every((v) => v === 0 || v === 1);
@@ -206,39 +207,39 @@ function loadShifted(options: { smoke?: boolean; shifted?: string; shiftedInput?
 export function printAudit(path: string, result: AuditResult): void {
   const { data, shifted } = result.accuracy;
   const inputs = result.data.inputs && result.data.inputs.length > 1 ? ` (input '${result.data.inputs[0]}'; ${result.data.inputs.slice(1).map((name) => `'${name}'`).join(', ')} passed through with each row)` : '';
-  console.log(`\n${path}: audited on ${result.data.examples} examples of '${result.data.path}'${inputs}${result.shifted ? ` and ${result.shifted.examples} shifted examples of '${result.shifted.path}'` : ''}.`);
-  console.log(`Accuracy ${percent(data.value)} (95% CI ${percent(data.interval[0])}–${percent(data.interval[1])})${shifted ? `; on the shifted set ${percent(shifted.value)} (${percent(shifted.interval[0])}–${percent(shifted.interval[1])})` : ''}.`);
+  print(`\n${path}: audited on ${result.data.examples} examples of '${result.data.path}'${inputs}${result.shifted ? ` and ${result.shifted.examples} shifted examples of '${result.shifted.path}'` : ''}.`);
+  print(`Accuracy ${percent(data.value)} (95% CI ${percent(data.interval[0])}–${percent(data.interval[1])})${shifted ? `; on the shifted set ${percent(shifted.value)} (${percent(shifted.interval[0])}–${percent(shifted.interval[1])})` : ''}.`);
   const counts = (['high', 'medium', 'low'] as const).map((s) => `${result.findings.filter((f) => f.severity === s).length} ${s}`).join(', ');
-  console.log(`${result.findings.length} finding(s): ${counts}; ${result.tests} tests, Holm-corrected at ${result.config.alpha}.`);
+  print(`${result.findings.length} finding(s): ${counts}; ${result.tests} tests, Holm-corrected at ${result.config.alpha}.`);
   if (result.findings.length) {
-    console.log(`\n${formatTable(['severity', 'detector', 'finding', 'effect (pts)', 'adj. p'], result.findings.map((f: Finding) => [f.severity.toUpperCase(), f.detector, f.title, f.effect.toFixed(1), f.adjustedP < 1e-4 ? '<1e-4' : f.adjustedP.toFixed(4)]))}`);
+    print(`\n${formatTable(['severity', 'detector', 'finding', 'effect (pts)', 'adj. p'], result.findings.map((f: Finding) => [f.severity.toUpperCase(), f.detector, f.title, f.effect.toFixed(1), f.adjustedP < 1e-4 ? '<1e-4' : f.adjustedP.toFixed(4)]))}`);
   }
   for (const units of result.shortcutUnits) {
     const row = (name: string, key: 'none' | 'carriers' | 'random') => [name, percent(units.accuracy.data[key]), units.accuracy.shifted ? percent(units.accuracy.shifted[key]) : '—'];
-    console.log(`\nThe units that carry '${units.shortcut}': ${units.hook} #${units.units.join(', #')} (${units.units.length} of ${units.width}; mean-ablating them cuts the counterfactual flip rate from ${percent(units.flipRate.none)} to ${percent(units.flipRate.carriers)}, as many random units: ${percent(units.flipRate.random)}).`);
-    console.log(formatTable(['mean-ablated', 'accuracy (audit data)', 'accuracy (shifted)'], [row('nothing', 'none'), row(`the ${units.units.length} carriers`, 'carriers'), row(`${units.units.length} random units`, 'random')]));
+    print(`\nThe units that carry '${units.shortcut}': ${units.hook} #${units.units.join(', #')} (${units.units.length} of ${units.width}; mean-ablating them cuts the counterfactual flip rate from ${percent(units.flipRate.none)} to ${percent(units.flipRate.carriers)}, as many random units: ${percent(units.flipRate.random)}).`);
+    print(formatTable(['mean-ablated', 'accuracy (audit data)', 'accuracy (shifted)'], [row('nothing', 'none'), row(`the ${units.units.length} carriers`, 'carriers'), row(`${units.units.length} random units`, 'random')]));
     const removed = flipsRemoved(units);
     const direction = units.direction;
     if (direction) {
       const shifted = direction.accuracy.shifted ? `, shifted ${percent(direction.accuracy.shifted.none)} → ${percent(direction.accuracy.shifted.projected)}` : '';
-      console.log(`One direction of ${units.hook} holds ${percent(direction.energyShare)} of how the counterfactual moves it; projecting it out (mean ablation along it) cuts the flips from ${percent(direction.flipRate.none)} to ${percent(direction.flipRate.projected)}: accuracy on the audit data ${percent(direction.accuracy.data.none)} → ${percent(direction.accuracy.data.projected)}${shifted}.`);
+      print(`One direction of ${units.hook} holds ${percent(direction.energyShare)} of how the counterfactual moves it; projecting it out (mean ablation along it) cuts the flips from ${percent(direction.flipRate.none)} to ${percent(direction.flipRate.projected)}: accuracy on the audit data ${percent(direction.accuracy.data.none)} → ${percent(direction.accuracy.data.projected)}${shifted}.`);
     }
-    if (removed < 0.5) console.log(`The shortcut is spread over many units: these ${units.units.length} remove only ${percent(removed)} of the counterfactual flips${direction ? `, while one direction carries most of it` : ''}. Neither edit is a fix (see the accuracies): retraining is (--try-fixes).`);
+    if (removed < 0.5) print(`The shortcut is spread over many units: these ${units.units.length} remove only ${percent(removed)} of the counterfactual flips${direction ? `, while one direction carries most of it` : ''}. Neither edit is a fix (see the accuracies): retraining is (--try-fixes).`);
   }
-  for (const note of result.notes) console.log(`\nNote: ${note}`);
-  if (!result.findings.length) console.log('\nNo detector found a significant problem.');
+  for (const note of result.notes) print(`\nNote: ${note}`);
+  if (!result.findings.length) print('\nNo detector found a significant problem.');
 }
 
 /** --fail-on: the findings that tripped the gate, one line each, or that none did. */
 export function printGate(verdict: Gate): void {
   const { failOn, tripped, exitCode } = verdict;
   if (!tripped.length) {
-    console.log(`\n--fail-on ${failOn}: no finding at or above '${failOn}'; exit status ${exitCode}.`);
+    print(`\n--fail-on ${failOn}: no finding at or above '${failOn}'; exit status ${exitCode}.`);
     return;
   }
   const count = `${tripped.length} finding(s) at or above '${failOn}'`;
-  console.log(`\n--fail-on ${failOn}: ${count} tripped the gate; exiting with status ${exitCode}:`);
+  print(`\n--fail-on ${failOn}: ${count} tripped the gate; exiting with status ${exitCode}:`);
   for (const { severity, detector, title } of tripped) {
-    console.log(`  ${severity.toUpperCase()}  ${detector}  ${title}`);
+    print(`  ${severity.toUpperCase()}  ${detector}  ${title}`);
   }
 }

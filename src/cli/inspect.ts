@@ -22,6 +22,7 @@ import { parseCounterfactual } from '../audit/shortcut.ts';
 import { SMOKE_EXAMPLES, cliProgress, collect, emitJson, numberOption, smokeMode, smokeOption, parseInputs, positiveInteger, routeOutput, runtimeOptions, withCommonOptions } from './options.ts';
 import { datasetFromFiles, transformedInput } from '../inspect/inputs.ts';
 import { nonlinearityHooks } from '../inspect/default-hooks.ts';
+import { print } from './io.ts';
 
 export function inspectCommand(): Command {
   return withCommonOptions(new Command('inspect')
@@ -78,7 +79,7 @@ Examples:
         const circuit = options.circuit ? { tolerance, examples: positiveInteger(options.circuitExamples, '--circuit-examples') } : undefined;
         result = await inspectModel(model, data, labels, { hooks: options.hooks, attributes, metric, circuit, batchSize: options.batchSize, onProgress: cliProgress(options) });
         printSummary(model.path, result, positiveInteger(options.top, '--top'));
-        for (const note of result.notes) console.log(`\nNote: ${note}`);
+        for (const note of result.notes) print(`\nNote: ${note}`);
         Object.assign(result, await gradientMethods(model, data, labels, options));
         if (options.counterfactual) Object.assign(result, { carriers: await carriersOf(model, data, result.hooks.map((hook) => hook.hook), options) });
       }
@@ -101,9 +102,9 @@ async function gradientMethods(model: Model, data: Dataset, labels: Tensor | und
     if (options.igBaseline !== 'zero' && options.igBaseline !== 'mean') throw new InputError(`--ig-baseline must be zero or mean, got '${options.igBaseline}'.`);
     const featureNames = options.data?.endsWith('.csv') ? readTable(options.data, { labelColumn: options.labelColumn }).featureNames : undefined;
     const ig = await inputAttribution(model, sample, sampleLabels, { at: options.igAt, baseline: options.igBaseline, steps: positiveInteger(options.igSteps, '--ig-steps'), featureNames });
-    console.log(`\nIntegrated gradients of the label's score at '${ig.at}' (${ig.examples} examples, ${ig.baseline} baseline, ${ig.steps} steps; completeness error ${percent(ig.completenessError, 2)} of the mean score change)`);
-    console.log(formatTable([ig.per === 'position' ? 'position' : 'input feature', 'mean |attribution|', 'mean attribution'], ig.features.slice(0, 10).map((f) => [f.feature, f.meanAbs.toPrecision(3), f.mean.toPrecision(3)])));
-    if (ig.channels) console.log(`Share of |attribution| per channel: ${ig.channels.map((share, c) => `${c}: ${percent(share)}`).join(', ')}`);
+    print(`\nIntegrated gradients of the label's score at '${ig.at}' (${ig.examples} examples, ${ig.baseline} baseline, ${ig.steps} steps; completeness error ${percent(ig.completenessError, 2)} of the mean score change)`);
+    print(formatTable([ig.per === 'position' ? 'position' : 'input feature', 'mean |attribution|', 'mean attribution'], ig.features.slice(0, 10).map((f) => [f.feature, f.meanAbs.toPrecision(3), f.mean.toPrecision(3)])));
+    if (ig.channels) print(`Share of |attribution| per channel: ${ig.channels.map((share, c) => `${c}: ${percent(share)}`).join(', ')}`);
     extra.integratedGradients = ig;
   }
   if (options.patchFrom) {
@@ -115,9 +116,9 @@ async function gradientMethods(model: Model, data: Dataset, labels: Tensor | und
     if (!hooks.length) throw new InputError('--patch-from patches hooks position by position: it needs sequence hooks [batch, seq, d] (a transformer); none of the inspected hooks has that shape.');
     // The corrupted run changes the first input only; the others (an attention mask) are the clean example's.
     const comparison = await comparePatching(model, sample, { ...sample, [input]: corruptedFile.readRows(0, count) }, hooks, sampleLabels);
-    console.log(`\nAttribution patching vs exact activation patching (${comparison.examples} examples; ${comparison.metric}: clean ${comparison.clean.toFixed(3)}, corrupted ${comparison.corrupted.toFixed(3)}): correlation ${comparison.correlation.toFixed(3)}, mean |error| ${comparison.meanAbsError.toFixed(4)} over ${comparison.rows.length} hook × position patches`);
+    print(`\nAttribution patching vs exact activation patching (${comparison.examples} examples; ${comparison.metric}: clean ${comparison.clean.toFixed(3)}, corrupted ${comparison.corrupted.toFixed(3)}): correlation ${comparison.correlation.toFixed(3)}, mean |error| ${comparison.meanAbsError.toFixed(4)} over ${comparison.rows.length} hook × position patches`);
     const largest = [...comparison.rows].sort((a, b) => Math.abs(b.exact - comparison.clean) - Math.abs(a.exact - comparison.clean)).slice(0, 8);
-    console.log(formatTable(['hook', 'position', 'exact', 'estimate'], largest.map((r) => [r.hook, String(r.position), r.exact.toFixed(4), r.estimate.toFixed(4)])));
+    print(formatTable(['hook', 'position', 'exact', 'estimate'], largest.map((r) => [r.hook, String(r.position), r.exact.toFixed(4), r.estimate.toFixed(4)])));
     extra.attributionPatching = comparison;
   }
   return extra;
@@ -146,8 +147,8 @@ async function carriersOf(model: Model, data: Dataset, hooks: string[], options:
       results.push({ attribute, transform, ...carriers, direction });
     }
   }
-  console.log(`\nUnits that carry each attribute (per hook, the 10% whose mean ablation most reduces prediction flips under the counterfactual; ${count} examples)`);
-  console.log(formatTable(['attribute', 'hook', 'carriers', 'flips: none', 'carriers ablated', 'random ablated', 'direction projected out (its share)'], results.map((r) => [
+  print(`\nUnits that carry each attribute (per hook, the 10% whose mean ablation most reduces prediction flips under the counterfactual; ${count} examples)`);
+  print(formatTable(['attribute', 'hook', 'carriers', 'flips: none', 'carriers ablated', 'random ablated', 'direction projected out (its share)'], results.map((r) => [
     `${r.attribute} (${r.transform})`, r.hook, r.units.map((u) => `#${u}`).join(' '), percent(r.flipRate.none), percent(r.flipRate.carriers), percent(r.flipRate.random),
     r.direction ? `${percent(r.direction.flipRate)} (${percent(r.direction.energyShare)})` : '—',
   ])));
@@ -185,16 +186,16 @@ const SCORING = {
 function printSummary(path: string, result: InspectResult, top: number): void {
   const metric = result.metric.kind === 'logit-diff' ? `logit ${result.metric.a} − logit ${result.metric.b}` : result.metric.kind;
   const importance = metric === 'output-change' ? 'the mean squared change of the output (no labels given)' : `drop in ${metric === 'loss' ? '−loss (i.e. increase in loss)' : metric}`;
-  console.log(`${path}: ${result.examples} examples; importance = ${importance} when a unit is mean-ablated.`);
-  if (result.scoring) console.log(`Labels score ${SCORING[result.scoring]}.`);
-  if (result.hookSource === 'nodes') console.log(`No module hooks (the node names carry no PyTorch module scopes): inspecting one hook per nonlinearity, last-axis Softmax and Add of two data-dependent values, named by the raw value each node produces.`);
+  print(`${path}: ${result.examples} examples; importance = ${importance} when a unit is mean-ablated.`);
+  if (result.scoring) print(`Labels score ${SCORING[result.scoring]}.`);
+  if (result.hookSource === 'nodes') print(`No module hooks (the node names carry no PyTorch module scopes): inspecting one hook per nonlinearity, last-axis Softmax and Add of two data-dependent values, named by the raw value each node produces.`);
   const probeNames = Object.keys(result.hooks[0]?.probes ?? {});
-  console.log(`\nHooks (linear probes: held-out accuracy of a ridge classifier on the hook, read where the labels are scored)\n${formatTable(['hook', 'shape', 'units', 'ablating the whole hook', 'read at', ...probeNames.map((name) => `probe: ${name}`)], result.hooks.map((hook) => [
+  print(`\nHooks (linear probes: held-out accuracy of a ridge classifier on the hook, read where the labels are scored)\n${formatTable(['hook', 'shape', 'units', 'ablating the whole hook', 'read at', ...probeNames.map((name) => `probe: ${name}`)], result.hooks.map((hook) => [
     hook.hook, shapeString(hook.shape), String(hook.units), `${hook.wholeHook.importance.toFixed(4)} (95% CI ${hook.wholeHook.interval.map((v) => v.toFixed(4)).join(' … ')})`,
     hook.readAt === 'mean' ? (hook.shape.length > 2 ? 'mean' : '—') : hook.readAt === 'every' ? 'every position' : `position ${hook.readAt.position}`,
     ...probeNames.map((name) => percent(hook.probes[name])),
   ]))}`);
-  console.log(`\nThe ${Math.min(top, result.units.length)} units that matter most\n${formatTable(['unit', 'importance (95% CI)', 'grad × act', 'responds to', 'driven by inputs', 'mean', 'active'], result.units.slice(0, top).map((unit) => [
+  print(`\nThe ${Math.min(top, result.units.length)} units that matter most\n${formatTable(['unit', 'importance (95% CI)', 'grad × act', 'responds to', 'driven by inputs', 'mean', 'active'], result.units.slice(0, top).map((unit) => [
     `${unit.hook}#${unit.unit}`,
     `${unit.importance.toFixed(4)} (${unit.interval.map((v) => v.toFixed(4)).join(' … ')})`,
     unit.gradientTimesActivation === undefined ? '—' : unit.gradientTimesActivation.toFixed(3),
@@ -206,21 +207,21 @@ function printSummary(path: string, result: InspectResult, top: number): void {
   if (result.circuit) {
     const circuit = result.circuit;
     const total = result.hooks.reduce((sum, hook) => sum + hook.units, 0);
-    console.log(`\nCircuit (${circuit.metric.kind}, ${circuit.examples} examples, tolerance ${circuit.tolerance}): ${circuit.units.length} of ${total} units keep ${percent(circuit.faithfulness)} of the full model's ${circuit.metric.kind} (${circuit.circuitMetric.toFixed(4)} vs ${circuit.fullMetric.toFixed(4)}) with every other unit mean-ablated:`);
-    console.log(`  ${circuit.units.map((unit) => `${unit.hook}#${unit.unit}`).join(', ')}`);
+    print(`\nCircuit (${circuit.metric.kind}, ${circuit.examples} examples, tolerance ${circuit.tolerance}): ${circuit.units.length} of ${total} units keep ${percent(circuit.faithfulness)} of the full model's ${circuit.metric.kind} (${circuit.circuitMetric.toFixed(4)} vs ${circuit.fullMetric.toFixed(4)}) with every other unit mean-ablated:`);
+    print(`  ${circuit.units.map((unit) => `${unit.hook}#${unit.unit}`).join(', ')}`);
   }
   if (result.transformer?.logitLens.length) {
-    console.log(`\nLogit lens (each layer's residual stream read through the model's own final layers)\n${formatTable(['after', 'loss', 'accuracy'], result.transformer.logitLens.map((layer) => [layer.layer, layer.loss.toFixed(4), percent(layer.accuracy)]))}`);
+    print(`\nLogit lens (each layer's residual stream read through the model's own final layers)\n${formatTable(['after', 'loss', 'accuracy'], result.transformer.logitLens.map((layer) => [layer.layer, layer.loss.toFixed(4), percent(layer.accuracy)]))}`);
   }
   if (result.transformer?.attention.length) {
-    console.log(`\nAttention heads (mean over queries)\n${formatTable(['head', 'entropy', 'to itself', 'to previous', 'to first'], result.transformer.attention.map((head) => [`${head.hook}#${head.head}`, head.entropy.toFixed(2), percent(head.self), percent(head.previous), percent(head.first)]))}`);
+    print(`\nAttention heads (mean over queries)\n${formatTable(['head', 'entropy', 'to itself', 'to previous', 'to first'], result.transformer.attention.map((head) => [`${head.hook}#${head.head}`, head.entropy.toFixed(2), percent(head.self), percent(head.previous), percent(head.first)]))}`);
   }
   const attribution = result.transformer?.logitAttribution;
   if (attribution) {
-    console.log(`\nDirect logit attribution to the label's logit (mean over examples; ${attribution.exact ? 'exact: no final LayerNorm' : 'approximate: through the final LayerNorm'}; the rest ${attribution.bias.toFixed(3)} is the unembedding bias)\n${formatTable(['component', 'contribution'], attribution.components.map((c) => [c.component, c.contribution.toFixed(3)]))}`);
+    print(`\nDirect logit attribution to the label's logit (mean over examples; ${attribution.exact ? 'exact: no final LayerNorm' : 'approximate: through the final LayerNorm'}; the rest ${attribution.bias.toFixed(3)} is the unembedding bias)\n${formatTable(['component', 'contribution'], attribution.components.map((c) => [c.component, c.contribution.toFixed(3)]))}`);
   }
   const dead = result.units.filter((unit) => unit.census.dead).length;
-  if (dead) console.log(`\n${dead} unit(s) never fired (dead) on these examples.`);
+  if (dead) print(`\n${dead} unit(s) never fired (dead) on these examples.`);
 }
 
 /** Fourier analysis, scored on the model's own training pairs when its training spec is in its metadata. */
@@ -234,11 +235,11 @@ async function fourierOfModel(model: Model, modulus: number, hooks: string[] | u
   const unitHooks = hooks ?? (mlpHooks.length ? mlpHooks : nonlinearityHooks(model).map((hook) => hook.name));
   const result = await fourierAnalysis(model, modulus, { trainPairs, hooks: unitHooks });
   const keyShare = result.keyFrequencies.reduce((sum, k) => sum + (result.embeddingEnergy[k - 1] ?? 0), 0);
-  console.log(`\nFourier structure mod ${modulus} (Nanda et al. 2023), scored on ${trainPairs ? `the model's ${trainPairs.length} training pairs (from its training spec)` : `all ${modulus * modulus} pairs (no training spec in the model)`}:`);
-  console.log(`  key frequencies ${result.keyFrequencies.join(', ')}: ${percent(keyShare)} of the embedding's energy, ${percent(result.varianceExplained)} of the logits' variance`);
-  console.log(formatTable(['logits', 'loss'], [['full model', result.loss.full.toPrecision(4)], ['key frequencies only (restricted)', result.loss.restricted.toPrecision(4)], ['key frequencies removed (excluded)', result.loss.excluded.toPrecision(4)]]).replace(/^/gm, '  '));
+  print(`\nFourier structure mod ${modulus} (Nanda et al. 2023), scored on ${trainPairs ? `the model's ${trainPairs.length} training pairs (from its training spec)` : `all ${modulus * modulus} pairs (no training spec in the model)`}:`);
+  print(`  key frequencies ${result.keyFrequencies.join(', ')}: ${percent(keyShare)} of the embedding's energy, ${percent(result.varianceExplained)} of the logits' variance`);
+  print(formatTable(['logits', 'loss'], [['full model', result.loss.full.toPrecision(4)], ['key frequencies only (restricted)', result.loss.restricted.toPrecision(4)], ['key frequencies removed (excluded)', result.loss.excluded.toPrecision(4)]]).replace(/^/gm, '  '));
   for (const [hook, shares] of Object.entries(result.units)) {
-    console.log(`  ${hook}: key-frequency products explain ${percent(shares.reduce((a, b) => a + b, 0) / shares.length)} of a unit's variance on average`);
+    print(`  ${hook}: key-frequency products explain ${percent(shares.reduce((a, b) => a + b, 0) / shares.length)} of a unit's variance on average`);
   }
   return result;
 }

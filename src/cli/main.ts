@@ -1,14 +1,19 @@
 /**
- * The `teardown` command line. Each command parses its flags, calls a library function and
- * prints; user errors print one message and exit 2, internal errors exit 1 with the stack.
+ * The `teardown` command line as a function: `main(argv, io)` parses `argv` (the arguments after
+ * `teardown`), runs the command, writes through `io` and returns the exit status (docs/errors.md):
+ * 0 done, 1 a bug in teardown ("please report it"; the stack only with --verbose), 2 bad input or
+ * environment (one message, no stack), 3 a --fail-on gate. It never exits the process: bin.ts
+ * sets process.exitCode from it, and tests and the fuzzer call it in-process.
  *
  * Startup loads only the command that runs: each command module (and through it onnxruntime,
  * protobufjs, ...) is imported when named on the command line; the list of all commands, for
  * `teardown --help` or a misspelt name, loads them all.
  */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, type OutputConfiguration } from 'commander';
 import { UserError } from '../errors.ts';
 import { VERSION } from '../version.ts';
+import { asUserError } from '../runtime/ort-errors.ts';
+import { terminalSafe, withIo, type CliIo } from './io.ts';
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   demo: async () => (await import('./demo.ts')).demoCommand(),
@@ -21,26 +26,49 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   data: async () => (await import('./data.ts')).dataCommand(),
 };
 
-// `teardown hooks model.onnx | head` closes the pipe early: that is not an error.
-process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code === 'EPIPE') process.exit(0);
-  throw error;
-});
+const USAGE_HINT = '(run with --help for usage)';
 
-const program = new Command('teardown')
-  .description('Take trained backprop networks apart and check them: hooks, caches, interventions, gradients, training, inspection and pre-deployment audits of any ONNX model, on onnxruntime.')
-  .addHelpText('after', '\nStart with: teardown demo    Every command: teardown COMMAND --help    Docs: README.md, docs/json.md, docs/audit.md')
-  .version(VERSION)
-  .showHelpAfterError('(run with --help for usage)')
-  .exitOverride();
-
-try {
-  for (const command of await Promise.all(commandsNeeded(process.argv.slice(2)).map((name) => COMMANDS[name]()))) {
-    program.addCommand(command.exitOverride().showHelpAfterError('(run with --help for usage)'));
+/** Runs `teardown ...argv` with its text on `io`; resolves to the exit status. */
+export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+  const args = [...argv];
+  try {
+    const { exitCode } = await withIo(io, async () => {
+      const program = await programFor(args, io);
+      await program.parseAsync(args, { from: 'user' });
+    });
+    return exitCode;
+  } catch (error) {
+    return report(error, io, args.includes('--verbose'));
   }
-  await program.parseAsync(process.argv);
-} catch (error) {
-  process.exitCode = exitCodeFor(error);
+}
+
+/** The top-level command with the subcommands these arguments need, writing to `io`, never exiting. */
+async function programFor(args: readonly string[], io: CliIo): Promise<Command> {
+  const output: OutputConfiguration = {
+    writeOut: (text: string) => void io.stdout.write(text),
+    writeErr: (text: string) => void io.stderr.write(text),
+    getOutHelpWidth: () => io.stdout.columns ?? 80,
+    getErrHelpWidth: () => io.stderr.columns ?? 80,
+    // Commander's own messages quote what was typed: escape it as everything else printed.
+    outputError: (text: string, write: (text: string) => void) => write(terminalSafe(text)),
+  };
+  const program = new Command('teardown')
+    .description('Take trained backprop networks apart and check them: hooks, caches, interventions, gradients, training, inspection and pre-deployment audits of any ONNX model, on onnxruntime.')
+    .addHelpText('after', '\nStart with: teardown demo    Every command: teardown COMMAND --help    Docs: README.md, docs/json.md, docs/audit.md')
+    .version(VERSION)
+    .configureOutput(output)
+    .showHelpAfterError(USAGE_HINT)
+    .exitOverride();
+  const commands = await Promise.all(commandsNeeded(args).map((name) => COMMANDS[name]()));
+  for (const command of commands) program.addCommand(configured(command, output));
+  return program;
+}
+
+/** A command and its subcommands writing through `output`, throwing instead of exiting. */
+function configured(command: Command, output: OutputConfiguration): Command {
+  command.exitOverride().configureOutput(output).showHelpAfterError(USAGE_HINT);
+  for (const sub of command.commands) configured(sub, output);
+  return command;
 }
 
 /**
@@ -55,12 +83,16 @@ function commandsNeeded(args: readonly string[]): string[] {
   return Object.keys(COMMANDS);
 }
 
-function exitCodeFor(error: unknown): number {
+/** Writes what went wrong to io.stderr; returns the exit status (docs/errors.md). */
+function report(error: unknown, io: CliIo, verbose: boolean): number {
   if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2; // commander printed its own message
-  if (error instanceof UserError) {
-    process.stderr.write(`teardown: ${error.message}\n`);
+  const user = error instanceof UserError ? error : asUserError(error);
+  if (user) {
+    io.stderr.write(`teardown: ${terminalSafe(user.message)}\n`);
     return 2;
   }
-  process.stderr.write(`teardown: internal error (please report it):\n${error instanceof Error ? error.stack : String(error)}\n`);
+  const message = error instanceof Error ? error.message : String(error);
+  const detail = verbose && error instanceof Error && error.stack ? `\n${error.stack}` : '\n(run again with --verbose for the stack trace)';
+  io.stderr.write(`teardown: internal error (please report it, with the command line): ${terminalSafe(message)}${terminalSafe(detail)}\n`);
   return 1;
 }

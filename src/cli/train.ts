@@ -16,6 +16,7 @@ import { DEFAULT_OPTIMIZER, type FineTuneSource, type TrainSpec } from '../train
 import type { Objective } from '../train/objective.ts';
 import { train } from '../train/trainer.ts';
 import { cliProgress, collect, emitJson, numberOption, parseNumber, routeOutput, runtimeOptions, smokeMode, smokeOption, splitAssignment, withCommonOptions } from './options.ts';
+import { currentIo, print, printError } from './io.ts';
 
 /** Steps of a --smoke run (and its evaluation interval). */
 export const SMOKE_STEPS = 5;
@@ -72,7 +73,7 @@ Examples:
       routeOutput(options);
       if (options.batch !== undefined) {
         if (command.getOptionValueSource('batchSize') === 'cli') throw new InputError('--batch is the older name of --batch-size: give one of them.');
-        process.stderr.write('teardown: --batch is deprecated; use --batch-size (same values).\n');
+        printError('teardown: --batch is deprecated; use --batch-size (same values).');
         options.batchSize = options.batch;
       }
       const runtime = runtimeOptions(options);
@@ -94,7 +95,7 @@ Examples:
       const result = await train(spec, {
         runtime, onProgress: cliProgress(options), resume, checkpointEvery: Number(options.checkpointEvery),
         // Without a terminal (logs, CI, background runs) there is no bar: one line per evaluation instead.
-        onEvaluation: process.stderr.isTTY || options.quiet ? undefined : (point, total) => process.stderr.write(
+        onEvaluation: currentIo().stderr.isTTY || options.quiet ? undefined : (point, total) => currentIo().stderr.write(
           `step ${point.step}/${total}: train loss ${point.trainLoss.toPrecision(4)} acc ${percent(point.trainAccuracy)}, test loss ${point.testLoss.toPrecision(4)} acc ${percent(point.testAccuracy)} (${point.seconds.toFixed(0)} s)\n`),
         checkpoint: checkpointPath ? (state, model) => saveCheckpoint(checkpointPath, state, model) : undefined,
       });
@@ -102,8 +103,8 @@ Examples:
       else writeModelFile(options.out, result.model);
       const final = result.final;
       const trained = spec.from ? `Fine-tuned ${spec.from.path}` : `Trained ${spec.model}`;
-      console.log(`${result.task.description}\n${trained} for ${result.steps} steps in ${result.seconds.toFixed(1)} s; saved ${options.out}.`);
-      console.log(formatTable(['', 'loss', 'accuracy'], [
+      print(`${result.task.description}\n${trained} for ${result.steps} steps in ${result.seconds.toFixed(1)} s; saved ${options.out}.`);
+      print(formatTable(['', 'loss', 'accuracy'], [
         ['train', final.trainLoss.toFixed(4), percent(final.trainAccuracy)],
         ['test', final.testLoss.toFixed(4), percent(final.testAccuracy)],
       ]));
@@ -179,10 +180,10 @@ async function listParameters(options: Record<string, string | string[] | boolea
   try {
     const plan = fineTuningPlan(model, { train: options.train as string[] | undefined, freeze: options.freeze as string[] | undefined });
     const size = (name: string) => String(plan.proto.graph.initializer.find((t) => t.name === name)?.dims.map(Number).reduce((a, b) => a * b, 1) ?? '');
-    console.log(formatTable(['parameter (PyTorch name)', 'initializer', 'values', 'note'], plan.parameters.map((p) => [p.pytorchNames.join(' + '), p.initializer, size(p.initializer), p.note ?? ''])));
-    for (const { copy, source } of plan.tied) console.log(`Tied: '${copy}' holds ${source}ᵀ (trained as ${source}; saved as its transpose).`);
-    if (plan.frozen.length) console.log(`\nFrozen:\n${formatTable(['initializer', 'why'], plan.frozen.map((f) => [f.initializer, f.reason]))}`);
-    console.log(`\n${plan.parameters.length} initializers train (${new Set(plan.parameters.flatMap((p) => p.pytorchNames)).size} PyTorch parameters); ${plan.frozen.length} stay frozen.`);
+    print(formatTable(['parameter (PyTorch name)', 'initializer', 'values', 'note'], plan.parameters.map((p) => [p.pytorchNames.join(' + '), p.initializer, size(p.initializer), p.note ?? ''])));
+    for (const { copy, source } of plan.tied) print(`Tied: '${copy}' holds ${source}ᵀ (trained as ${source}; saved as its transpose).`);
+    if (plan.frozen.length) print(`\nFrozen:\n${formatTable(['initializer', 'why'], plan.frozen.map((f) => [f.initializer, f.reason]))}`);
+    print(`\n${plan.parameters.length} initializers train (${new Set(plan.parameters.flatMap((p) => p.pytorchNames)).size} PyTorch parameters); ${plan.frozen.length} stay frozen.`);
   } finally {
     await model.release();
   }

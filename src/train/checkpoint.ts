@@ -9,6 +9,7 @@ import type { ModelProto } from '../onnx/proto.ts';
 import { tensorFromProto, tensorToProto } from '../onnx/tensor-proto.ts';
 import { derive } from '../graph/edit.ts';
 import type { TrainSpec } from './spec.ts';
+import { storedTrainSpec, TRAIN_SPEC_KEY } from './read-spec.ts';
 import type { ResumeState, TrainState } from './trainer.ts';
 
 const POSITION_KEY = 'teardown.checkpoint';
@@ -25,9 +26,9 @@ export function saveCheckpoint(path: string, state: TrainState, model: ModelProt
 export function loadCheckpoint(path: string): { spec: TrainSpec; state: ResumeState } {
   const { proto } = readModelFile(path);
   const meta = new Map(proto.metadataProps.map((entry) => [entry.key, entry.value]));
-  const specText = meta.get('teardown.train_spec');
+  const specText = meta.get(TRAIN_SPEC_KEY);
   const positionText = meta.get(POSITION_KEY);
-  if (!specText || !positionText) throw new InputError(`'${path}' is not a teardown training checkpoint (no ${specText ? POSITION_KEY : 'teardown.train_spec'} metadata): give the file written with --checkpoint.`);
+  if (!specText || !positionText) throw new InputError(`'${path}' is not a teardown training checkpoint (no ${specText ? POSITION_KEY : TRAIN_SPEC_KEY} metadata): give the file written with --checkpoint.`);
   const position = JSON.parse(positionText) as { step: number; secondsBefore: number };
   const values = new Map<string, ReturnType<typeof tensorFromProto>>();
   const optimizerState = new Map<string, ReturnType<typeof tensorFromProto>>();
@@ -36,7 +37,7 @@ export function loadCheckpoint(path: string): { spec: TrainSpec; state: ResumeSt
     else if (tensor.dataType === 1) values.set(tensor.name, tensorFromProto(tensor));
   }
   return {
-    spec: JSON.parse(specText) as TrainSpec,
+    spec: storedTrainSpec(proto, `checkpoint '${path}'`)!,
     state: { step: position.step, values, optimizerState, curve: JSON.parse(meta.get('teardown.train_curve') ?? '[]'), secondsBefore: position.secondsBefore },
   };
 }
