@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { floatTensor } from '../tensor.ts';
-import { OutputChangeTracker } from './compare.ts';
+import { OutputChangeTracker } from './output-change.ts';
 
 describe('OutputChangeTracker', () => {
   it('accumulates mean and max absolute change and argmax flips over batches', () => {

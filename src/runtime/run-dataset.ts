@@ -9,12 +9,12 @@ import { encodeNpy, NpyFile, NpyWriter } from '../data/npy.ts';
 import { requireRows } from '../data/validate.ts';
 import { InputError } from '../errors.ts';
 import type { Intervention } from '../graph/interventions.ts';
-import { OutputChangeTracker, type OutputChange } from '../inspect/compare.ts';
 import { trackProgress, type ProgressOptions } from '../progress.ts';
 import { shapeString, type Feeds, type Tensor } from '../tensor.ts';
 import type { Hook } from '../graph/hooks.ts';
 import { batchLayoutOf, examplesFirst, fromExamplesFirst, type BatchLayout } from '../graph/units.ts';
 import type { Model } from './model.ts';
+import { OutputChangeTracker, type OutputChange } from './output-change.ts';
 import { prepareInterventions, run, type Dataset } from './run.ts';
 import { probeHookShapes } from './probe.ts';
 
