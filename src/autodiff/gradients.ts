@@ -10,10 +10,10 @@
  */
 import type { Dim } from '../graph/builder.ts';
 import { InputError } from '../errors.ts';
-import { encodeModel, toNumber, type ModelProto } from '../onnx/proto.ts';
+import { toNumber, type ModelProto } from '../onnx/proto.ts';
 import { Model } from '../runtime/model.ts';
 import { probeHookShapes, probeValueShapes } from '../runtime/probe.ts';
-import { Session, sessionThreads } from '../runtime/session.ts';
+import { openSession, sessionThreads, type Session } from '../runtime/session.ts';
 import type { Feeds, Tensor } from '../tensor.ts';
 import { buildBackward } from './backward.ts';
 import { gradientProto } from './opset.ts';
@@ -76,7 +76,7 @@ export class GradientProgram {
     const { lossModel, loss, shapes } = await lossModelWithShapes(model, feeds, target, request.loss);
     const names = resolveWrt(model, request.wrt);
     const backward = buildBackward(lossModel.graph, shapes, { loss, wrt: [...new Set(names.values())], threads: sessionThreads(model.options) });
-    const session = await Session.create(encodeModel(backward.proto), model.options, `the gradient graph of '${model.path}'`);
+    const session = await openSession(backward.proto, model.options, `the gradient graph of '${model.path}'`);
     await lossModel.release();
     const initializerDims = new Map(model.proto.graph.initializer.map((t) => [t.name, t.dims.map(toNumber)]));
     const gradientShapes = new Map([...names].map(([name, value]) => [name, shapes.get(value) ?? initializerDims.get(value) ?? []]));

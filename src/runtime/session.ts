@@ -6,6 +6,7 @@
 import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { ModelError } from '../errors.ts';
+import { encodeModel, type ModelProto } from '../onnx/proto.ts';
 import type { DType, Feeds, Tensor, TensorData } from '../tensor.ts';
 import type { LoadedSessions, Unloadable } from './loaded-sessions.ts';
 
@@ -126,6 +127,15 @@ export class Session implements Unloadable {
     this.inner = undefined;
     await (await inner)?.release();
   }
+}
+
+/**
+ * A session of a graph built in memory by a layer above (a gradient graph, a training step loop,
+ * an evaluation graph), with its weights copied into the session: those layers ask here, so
+ * sessions open in runtime/ only (test/layers.test.ts).
+ */
+export function openSession(proto: ModelProto, options: RuntimeOptions, describe: string): Promise<Session> {
+  return Session.create(encodeModel(proto), options, describe);
 }
 
 const ORT_TYPE: Record<DType, ort.Tensor.Type> = {

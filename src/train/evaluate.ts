@@ -5,12 +5,12 @@
  */
 import { valueInfo } from '../graph/builder.ts';
 import { derive } from '../graph/edit.ts';
-import { encodeModel, toNumber } from '../onnx/proto.ts';
+import { toNumber } from '../onnx/proto.ts';
 import { takeRows, type Split } from '../data/tasks.ts';
 import type { Model } from '../runtime/model.ts';
 import { run } from '../runtime/run.ts';
 import { predictedClasses } from '../tensor-math.ts';
-import { Session, type RuntimeOptions } from '../runtime/session.ts';
+import { openSession, type RuntimeOptions, type Session } from '../runtime/session.ts';
 import type { Feeds, Tensor } from '../tensor.ts';
 
 export interface Scored {
@@ -68,7 +68,7 @@ export class Evaluator {
         input: [...graph.input, ...parameters.map((name) => valueInfo(name, 'float32', dims.get(name)))],
       }),
     });
-    return new Evaluator(await Session.create(encodeModel(proto), runtime, 'the evaluation graph'), input, model.outputNames[0], probabilities);
+    return new Evaluator(await openSession(proto, runtime, 'the evaluation graph'), input, model.outputNames[0], probabilities);
   }
 
   /** `extra`: the model's other inputs for examples of the split (fine-tuning with --input). */

@@ -4,11 +4,10 @@
  * stacked, and gives back the updated parameters and state and what each step reported. Every
  * step runs the same body graph, so results do not depend on how steps are grouped into runs.
  */
-import { encodeModel } from '../onnx/proto.ts';
 import { tensorFromProto } from '../onnx/tensor-proto.ts';
 import { TARGET_INPUT, type LossSpec } from '../autodiff/loss.ts';
 import type { Model } from '../runtime/model.ts';
-import { Session, type RuntimeOptions } from '../runtime/session.ts';
+import { openSession, type RuntimeOptions, type Session } from '../runtime/session.ts';
 import { stack, tensor, unstack, type Feeds, type Tensor } from '../tensor.ts';
 import { scalarValues, type OptimizerSpec } from './optimizers.ts';
 import { buildStepGraph, type StepGraph, type StepGraphOptions } from './step-graph.ts';
@@ -46,7 +45,7 @@ export class Stepper {
   static async create(model: Model, feeds: Feeds, target: Tensor, loss: LossSpec, optimizer: OptimizerSpec, clipNorm: number | undefined, runtime: RuntimeOptions, options: StepGraphOptions = {}): Promise<Stepper> {
     const graph = await buildStepGraph(model, feeds, target, loss, optimizer, clipNorm, options);
     const loop = buildStepLoop(graph);
-    return new Stepper(graph, loop, await Session.create(encodeModel(loop.proto), runtime, 'the training step loop'), optimizer);
+    return new Stepper(graph, loop, await openSession(loop.proto, runtime, 'the training step loop'), optimizer);
   }
 
   /** The model's parameters as initialised, and zero optimizer state. */
