@@ -24,9 +24,10 @@ export interface Table {
 
 export function readTable(path: string, options: { labelColumn?: string } = {}): Table {
   requireFile(path, 'Table file');
+  const text = tableText(path);
   let records: string[][];
   try {
-    records = parse(readFileSync(path, 'utf8'), { skip_empty_lines: true, trim: true, bom: true });
+    records = parse(text, { skip_empty_lines: true, trim: true, bom: true });
   } catch (error) {
     throw new InputError(`'${path}' is not a readable CSV table: ${(error as Error).message}`);
   }
@@ -57,6 +58,23 @@ export function readTable(path: string, options: { labelColumn?: string } = {}):
   requireFinite(table.features, `'${path}'`, { firstRow: 2, columnNames: table.featureNames });
   if (labelIndex >= 0) Object.assign(table, { labelName: header[labelIndex], ...labelsOf(rows.map((row) => row[labelIndex] ?? ''), path, header[labelIndex]) });
   return table;
+}
+
+/**
+ * The file's text: UTF-8 (csv-parse drops a byte-order mark), or UTF-16 when the file starts with
+ * UTF-16's byte-order mark (spreadsheets' "Unicode text"): read as UTF-8, its every other byte is
+ * a NUL, which csv-parse reports as a misplaced quote.
+ */
+function tableText(path: string): string {
+  const bytes = readFileSync(path);
+  const bigEndian = bytes[0] === 0xfe && bytes[1] === 0xff;
+  if (!bigEndian && !(bytes[0] === 0xff && bytes[1] === 0xfe)) return bytes.toString('utf8');
+  if (bytes.length % 2 !== 0) {
+    const what = `starts as UTF-16 text but has an odd number of bytes (${bytes.length})`;
+    throw new InputError(`'${path}' ${what}: it is cut short. Save it again, as UTF-8 CSV.`);
+  }
+  const units = Buffer.from(bytes.subarray(2));
+  return (bigEndian ? units.swap16() : units).toString('utf16le');
 }
 
 /**

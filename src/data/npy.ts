@@ -91,6 +91,11 @@ function parseHeader(fd: number, path: string): NpyHeader {
   const view = new DataView(prefix.buffer);
   const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   const headerStart = major === 1 ? 10 : 12;
+  // The length field is read from the file: check it against the file before allocating it.
+  const size = fstatSync(fd).size;
+  if (headerStart + headerLength > size) {
+    throw bad(`its header length field says ${headerLength} bytes, but the file has only ${size} bytes`);
+  }
   const headerBytes = new Uint8Array(headerLength);
   if (readSync(fd, headerBytes, 0, headerLength, headerStart) < headerLength) throw bad('the header is cut short');
   const text = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(headerBytes);
