@@ -83,14 +83,14 @@ Examples:
         Object.assign(result, await gradientMethods(model, data, labels, options));
         if (options.counterfactual) Object.assign(result, { carriers: await carriersOf(model, data, result.hooks.map((hook) => hook.hook), options) });
       }
-      const fourier = modulus === undefined ? undefined : await fourierOfModel(model, modulus, options.hooks);
+      const fourier = modulus === undefined ? undefined : await fourierOfModel(model, modulus, options.hooks, cliProgress(options));
       if (options.json) emitJson(options.json, jsonResult('inspect', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads }, { ...result, fourier }));
       await model.release();
     });
 }
 
 /** --integrated-gradients and --patch-from, on the first --gradient-examples examples. */
-async function gradientMethods(model: Model, data: Dataset, labels: Tensor | undefined, options: { integratedGradients?: boolean; igAt?: string; igBaseline: string; igSteps: string; patchFrom?: string; gradientExamples: string; hooks?: string[]; data?: string; labelColumn?: string }) {
+async function gradientMethods(model: Model, data: Dataset, labels: Tensor | undefined, options: { integratedGradients?: boolean; igAt?: string; igBaseline: string; igSteps: string; patchFrom?: string; gradientExamples: string; hooks?: string[]; data?: string; labelColumn?: string; quiet?: boolean }) {
   if (!options.integratedGradients && !options.patchFrom) return {};
   if (!labels) throw new InputError('--integrated-gradients and --patch-from attribute the label\'s score: give --labels FILE.npy (or --label-column).');
   const count = Math.min(data.examples, positiveInteger(options.gradientExamples, '--gradient-examples'));
@@ -101,7 +101,7 @@ async function gradientMethods(model: Model, data: Dataset, labels: Tensor | und
   if (options.integratedGradients) {
     if (options.igBaseline !== 'zero' && options.igBaseline !== 'mean') throw new InputError(`--ig-baseline must be zero or mean, got '${options.igBaseline}'.`);
     const featureNames = options.data?.endsWith('.csv') ? readTable(options.data, { labelColumn: options.labelColumn }).featureNames : undefined;
-    const ig = await inputAttribution(model, sample, sampleLabels, { at: options.igAt, baseline: options.igBaseline, steps: positiveInteger(options.igSteps, '--ig-steps'), featureNames });
+    const ig = await inputAttribution(model, sample, sampleLabels, { at: options.igAt, baseline: options.igBaseline, steps: positiveInteger(options.igSteps, '--ig-steps'), featureNames, onProgress: cliProgress(options) });
     print(`\nIntegrated gradients of the label's score at '${ig.at}' (${ig.examples} examples, ${ig.baseline} baseline, ${ig.steps} steps; completeness error ${percent(ig.completenessError, 2)} of the mean score change)`);
     print(formatTable([ig.per === 'position' ? 'position' : 'input feature', 'mean |attribution|', 'mean attribution'], ig.features.slice(0, 10).map((f) => [f.feature, f.meanAbs.toPrecision(3), f.mean.toPrecision(3)])));
     if (ig.channels) print(`Share of |attribution| per channel: ${ig.channels.map((share, c) => `${c}: ${percent(share)}`).join(', ')}`);
@@ -115,7 +115,7 @@ async function gradientMethods(model: Model, data: Dataset, labels: Tensor | und
     const hooks = [...shapes].filter(([name, dims]) => dims.length === 3 && !model.outputNames.includes(model.hooks.resolve(name).value)).map(([name]) => name);
     if (!hooks.length) throw new InputError('--patch-from patches hooks position by position: it needs sequence hooks [batch, seq, d] (a transformer); none of the inspected hooks has that shape.');
     // The corrupted run changes the first input only; the others (an attention mask) are the clean example's.
-    const comparison = await comparePatching(model, sample, { ...sample, [input]: corruptedFile.readRows(0, count) }, hooks, sampleLabels);
+    const comparison = await comparePatching(model, sample, { ...sample, [input]: corruptedFile.readRows(0, count) }, hooks, sampleLabels, { onProgress: cliProgress(options) });
     print(`\nAttribution patching vs exact activation patching (${comparison.examples} examples; ${comparison.metric}: clean ${comparison.clean.toFixed(3)}, corrupted ${comparison.corrupted.toFixed(3)}): correlation ${comparison.correlation.toFixed(3)}, mean |error| ${comparison.meanAbsError.toFixed(4)} over ${comparison.rows.length} hook × position patches`);
     const largest = [...comparison.rows].sort((a, b) => Math.abs(b.exact - comparison.clean) - Math.abs(a.exact - comparison.clean)).slice(0, 8);
     print(formatTable(['hook', 'position', 'exact', 'estimate'], largest.map((r) => [r.hook, String(r.position), r.exact.toFixed(4), r.estimate.toFixed(4)])));
@@ -225,7 +225,7 @@ function printSummary(path: string, result: InspectResult, top: number): void {
 }
 
 /** Fourier analysis, scored on the model's own training pairs when its training spec is in its metadata. */
-async function fourierOfModel(model: Model, modulus: number, hooks: string[] | undefined): Promise<FourierResult> {
+async function fourierOfModel(model: Model, modulus: number, hooks: string[] | undefined, onProgress?: ReturnType<typeof cliProgress>): Promise<FourierResult> {
   const spec = model.proto.metadataProps.find((entry) => entry.key === 'teardown.train_spec');
   const taskSpec = spec ? JSON.parse(spec.value) as { task: string; taskOptions: { dataSeed?: number; trainFraction?: number; modulus?: number } } : undefined;
   const fromSpec = taskSpec?.task === 'modular-addition' && (taskSpec.taskOptions.modulus ?? 113) === modulus;
@@ -233,7 +233,7 @@ async function fourierOfModel(model: Model, modulus: number, hooks: string[] | u
   const mlpHooks = model.hooks.hooks.filter((hook) => hook.kind === 'module' && /mlp\.1$/.test(hook.name)).map((hook) => hook.name);
   // A model without module scopes (bare parameters): its nonlinearities are the MLP's units.
   const unitHooks = hooks ?? (mlpHooks.length ? mlpHooks : nonlinearityHooks(model).map((hook) => hook.name));
-  const result = await fourierAnalysis(model, modulus, { trainPairs, hooks: unitHooks });
+  const result = await fourierAnalysis(model, modulus, { trainPairs, hooks: unitHooks, onProgress });
   const keyShare = result.keyFrequencies.reduce((sum, k) => sum + (result.embeddingEnergy[k - 1] ?? 0), 0);
   print(`\nFourier structure mod ${modulus} (Nanda et al. 2023), scored on ${trainPairs ? `the model's ${trainPairs.length} training pairs (from its training spec)` : `all ${modulus * modulus} pairs (no training spec in the model)`}:`);
   print(`  key frequencies ${result.keyFrequencies.join(', ')}: ${percent(keyShare)} of the embedding's energy, ${percent(result.varianceExplained)} of the logits' variance`);

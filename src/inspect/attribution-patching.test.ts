@@ -5,6 +5,8 @@ import { loadFixture } from '../../test/helpers.ts';
 import { tensor } from '../tensor.ts';
 import { attributionPatching, targetLogitMetric } from './attribution-patching.ts';
 import { patchSweep } from './patch-sweep.ts';
+import { comparePatching } from './input-attribution.ts';
+import type { ProgressEvent } from '../progress.ts';
 
 describe('attribution patching vs exact activation patching (gpt fixture)', () => {
   it('is exact where the metric is linear in the hook (ln_f feeds the unembedding) and an estimate elsewhere', async () => {
@@ -19,6 +21,22 @@ describe('attribution patching vs exact activation patching (gpt fixture)', () =
     // Elsewhere only an estimate: it must at least move the same way where patching matters most.
     const strongest = exact.effects[1].reduce((best, value, p, all) => (Math.abs(value - exact.cleanMetric) > Math.abs(all[best] - exact.cleanMetric) ? p : best), 0);
     assert.equal(Math.sign(estimate[1][strongest] - exact.cleanMetric), Math.sign(exact.effects[1][strongest] - exact.cleanMetric));
+    await fixture.model.release();
+  });
+
+  it('comparePatching reports the clean and corrupted runs, then every sweep run, and stops when aborted', async () => {
+    const fixture = loadFixture('gpt');
+    const clean = { input: fixture.input };
+    const corrupted = { input: { ...fixture.input, data: (fixture.input.data as BigInt64Array).map((_, i, all) => all[(i + 12) % all.length]) } };
+    const target = tensor('int64', [4], [1, 2, 3, 4]);
+    const events: ProgressEvent[] = [];
+    const hooks = ['blocks.1', 'blocks.0'];
+    const comparison = await comparePatching(fixture.model, clean, corrupted, hooks, target, { onProgress: (event) => events.push(event) });
+    assert.equal(comparison.rows.length, 2 * 12);
+    // 12 positions × 4 examples stack into one run a hook here: 1 + 2 runs.
+    assert.deepEqual(events.map((event) => [event.task, event.done, event.total]), [['patch sweep', 1, 3], ['patch sweep', 2, 3], ['patch sweep', 3, 3]]);
+    const controller = new AbortController();
+    await assert.rejects(comparePatching(fixture.model, clean, corrupted, hooks, target, { signal: controller.signal, onProgress: () => controller.abort() }), { name: 'AbortError' });
     await fixture.model.release();
   });
 });

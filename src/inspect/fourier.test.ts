@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { GraphBuilder, int } from '../graph/builder.ts';
 import { Model } from '../runtime/model.ts';
 import { tensor } from '../tensor.ts';
+import type { ProgressEvent } from '../progress.ts';
 import { fourierAnalysis } from './fourier.ts';
 
 const P = 23;
@@ -44,6 +45,17 @@ describe('Fourier analysis (--fourier)', () => {
     assert.ok(Math.abs(result.loss.restricted - result.loss.full) < 1e-4 * Math.max(1, result.loss.full), JSON.stringify(result.loss));
     assert.ok(result.loss.excluded > result.loss.full + 2, JSON.stringify(result.loss));
     assert.ok(KEYS.reduce((sum, k) => sum + result.embeddingEnergy[k - 1], 0) > 0.999);
+  });
+
+  it('reports the run over every pair, then each hook, and stops when aborted', async () => {
+    const model = plantedPeriodicModel();
+    const events: ProgressEvent[] = [];
+    const hooks = ['/mix/MatMul_output_0'];
+    const result = await fourierAnalysis(model, P, { hooks, onProgress: (event) => events.push(event) });
+    assert.deepEqual(events.map((event) => [event.task, event.done, event.total]), [['fourier', 1, 2], ['fourier', 2, 2]]);
+    assert.equal(result.units[hooks[0]].length, 4);
+    const controller = new AbortController();
+    await assert.rejects(fourierAnalysis(model, P, { hooks, signal: controller.signal, onProgress: () => controller.abort() }), { name: 'AbortError' });
   });
 
   it('refuses a model without integer token inputs', async () => {

@@ -13,6 +13,7 @@
  * - Units: the share of each unit's variance over the (a, b) grid (at the last position) explained
  *   by products of the key-frequency basis functions of a and of b.
  */
+import { trackProgress, type ProgressOptions } from '../progress.ts';
 import { InputError } from '../errors.ts';
 import type { Model } from '../runtime/model.ts';
 import { runWithCache } from '../runtime/run.ts';
@@ -34,7 +35,14 @@ export interface FourierResult {
   units: Record<string, number[]>;
 }
 
-export async function fourierAnalysis(model: Model, modulus: number, options: { trainPairs?: Int32Array; hooks?: string[]; embedding?: string } = {}): Promise<FourierResult> {
+export interface FourierOptions extends ProgressOptions {
+  trainPairs?: Int32Array;
+  hooks?: string[];
+  embedding?: string;
+}
+
+/** `onProgress` hears the run over every pair, then each hook's units; `signal` is checked between. */
+export async function fourierAnalysis(model: Model, modulus: number, options: FourierOptions = {}): Promise<FourierResult> {
   const P = modulus;
   const input = model.inputs[0];
   if (model.inputs.length !== 1 || input.dtype !== 'int64' || input.dims?.length !== 2) {
@@ -48,7 +56,9 @@ export async function fourierAnalysis(model: Model, modulus: number, options: { 
   // Every pair (a, b) as [a, b, P] (= is token P), in row-major (a, b) order.
   const tokens = tensor('int64', [P * P, seq], Array.from({ length: P * P }, (_, n) => [Math.floor(n / P), n % P, P, ...Array(Math.max(0, seq - 3)).fill(P)].slice(0, seq)).flat());
   const hooks = options.hooks ?? [];
+  const progress = trackProgress('fourier', 1 + hooks.length, options);
   const { outputs, cache } = await runWithCache(model, { [input.name]: tokens }, hooks);
+  progress.tick(1, `${P * P} pairs run`);
   const scores = outputs[model.outputNames[0]]; // [P², seq, classes], or [P², classes] for a model that scores only its last position
   const classes = scores.dims[scores.dims.length - 1];
   if (classes < P) throw new InputError(`--fourier ${P}: the model scores ${classes} classes, fewer than the modulus.`);
@@ -60,7 +70,11 @@ export async function fourierAnalysis(model: Model, modulus: number, options: { 
   const loss = { full: crossEntropy(logits, P, train), restricted: crossEntropy(restricted, P, train), excluded: crossEntropy(excluded, P, train) };
   const units: Record<string, number[]> = {};
   // Units of [pairs, d] and [pairs, seq, d] hooks (attention patterns, [pairs, heads, q, k], have no per-unit grid here).
-  for (const hook of hooks) if (cache.get(hook)!.dims.length <= 3) units[hook] = unitVarianceExplained(cache.get(hook)!, P, keyFrequencies, unitAxisOf(model.hooks.resolve(hook), cache.get(hook)!.dims.length));
+  for (const hook of hooks) {
+    const values = cache.get(hook)!;
+    if (values.dims.length <= 3) units[hook] = unitVarianceExplained(values, P, keyFrequencies, unitAxisOf(model.hooks.resolve(hook), values.dims.length));
+    progress.tick(1, hook);
+  }
   return { modulus: P, embeddingEnergy, keyFrequencies, varianceExplained, significantComponents, loss, units };
 }
 

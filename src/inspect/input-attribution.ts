@@ -7,6 +7,7 @@
  *   estimates, per hook and position of a sequence model, from clean to corrupted inputs.
  */
 import { InputError } from '../errors.ts';
+import type { ProgressOptions } from '../progress.ts';
 import type { Model } from '../runtime/model.ts';
 import { elementCount, type Feeds, type Tensor } from '../tensor.ts';
 import { hookIntegratedGradients, integratedGradients } from './integrated-gradients.ts';
@@ -35,12 +36,12 @@ export interface InputAttributionSummary {
  * first input — or, when that input holds token ids, at the embedding its Gather reads (token ids
  * have no path to integrate along). Other inputs (an attention mask) stay as they are.
  */
-export async function inputAttribution(model: Model, feeds: Feeds, labels: Tensor, options: { at?: string; baseline: 'zero' | 'mean'; steps: number; featureNames?: string[] }): Promise<InputAttributionSummary> {
+export async function inputAttribution(model: Model, feeds: Feeds, labels: Tensor, options: { at?: string; baseline: 'zero' | 'mean'; steps: number; featureNames?: string[] } & ProgressOptions): Promise<InputAttributionSummary> {
   const at = options.at ?? defaultAttributionPoint(model);
-  const baseline = options.baseline === 'mean' ? 'mean' : undefined;
+  const settings = { baseline: options.baseline === 'mean' ? 'mean' as const : undefined, steps: options.steps, onProgress: options.onProgress, signal: options.signal };
   const ig = model.inputs.some((input) => input.name === at)
-    ? await integratedGradients(model, feeds, at, labels, { baseline, steps: options.steps })
-    : await hookIntegratedGradients(model, feeds, at, labels, { baseline, steps: options.steps });
+    ? await integratedGradients(model, feeds, at, labels, settings)
+    : await hookIntegratedGradients(model, feeds, at, labels, settings);
   const dims = ig.attributions.dims;
   const n = labels.dims[0];
   // A hook [batch, seq, d] is summarised per position (its units are not input features).
@@ -97,9 +98,11 @@ export interface PatchingComparison {
   meanAbsError: number;
 }
 
-export async function comparePatching(model: Model, clean: Feeds, corrupted: Feeds, hooks: string[], labels: Tensor): Promise<PatchingComparison> {
+/** `onProgress` hears the exact sweep's runs (patch-sweep.ts); the estimate is one backward pass. */
+export async function comparePatching(model: Model, clean: Feeds, corrupted: Feeds, hooks: string[], labels: Tensor, options: ProgressOptions = {}): Promise<PatchingComparison> {
   const metric = targetLogitMetric(labels);
-  const exact = await patchSweep(model, clean, corrupted, hooks, 'all', metric, { lastPosition: true }); // the metric reads the last position only
+  // The metric reads the last position only.
+  const exact = await patchSweep(model, clean, corrupted, hooks, 'all', metric, { lastPosition: true, onProgress: options.onProgress, signal: options.signal });
   const estimates = await attributionPatching(model, clean, corrupted, hooks, labels);
   const rows = hooks.flatMap((hook, h) => exact.positions.map((position, p) => ({ hook, position, estimate: estimates[h][p], exact: exact.effects[h][p] })));
   return { metric: 'mean score of the label class at the last position', clean: exact.cleanMetric, corrupted: exact.corruptedMetric, examples: labels.dims[0], rows, correlation: pearson(rows.map((r) => r.estimate), rows.map((r) => r.exact)), meanAbsError: rows.reduce((sum, r) => sum + Math.abs(r.estimate - r.exact), 0) / rows.length };

@@ -39,7 +39,7 @@ export interface IntegratedGradients {
 }
 
 /** `onProgress` hears every gradient run; `signal` is checked between them. */
-export interface IntegratedGradientsOptions extends Omit<ProgressOptions, 'progress'> {
+export interface IntegratedGradientsOptions extends ProgressOptions {
   /** a′: one example (used for all) or one per example, in the attributed value's layout; 'mean' for a's mean over the examples; zeros by default. */
   baseline?: Tensor | 'mean';
   steps?: number;

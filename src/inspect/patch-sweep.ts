@@ -9,6 +9,7 @@
  * is the corrupted value there (graph/edit.ts). One edited graph serves every chunk.
  */
 import { InterventionError } from '../errors.ts';
+import { trackProgress, type ProgressOptions } from '../progress.ts';
 import type { Hook } from '../graph/hooks.ts';
 import { dimsAtBatch, positionAxis, unitAxisOf } from '../graph/units.ts';
 import type { Model } from '../runtime/model.ts';
@@ -25,7 +26,8 @@ import { stackedPlan, stackedRows, sweepInput } from './sweep.ts';
 /** A metric of the model's first output on one variant's batch, e.g. the mean logit difference. */
 export type Metric = (output: Tensor) => number;
 
-export interface PatchSweepOptions {
+/** `onProgress` hears the clean and corrupted runs, then every stacked run of the sweep. */
+export interface PatchSweepOptions extends ProgressOptions {
   /** Most stacked rows per onnxruntime run. */
   maxRows?: number;
   /**
@@ -66,6 +68,7 @@ export async function patchSweep(full: Model, clean: Feeds, corrupted: Feeds, ho
   const perRun = Math.max(1, Math.floor((options.maxRows ?? stackedRows(Math.max(...dims.map((hookDims) => elementCount(hookDims) / batch)))) / batch));
   const effects = hooks.map(() => new Array<number>(chosen.length).fill(NaN));
   let runs = 0;
+  const progress = trackProgress('patch sweep', 1 + hooks.length * Math.ceil(chosen.length / perRun), options);
   // Hooks whose downstream part can run alone: only that part is recomputed, fed from one clean run.
   // Each part's session is built when the sweep reaches its hook: building them all at once held
   // every part's encoded bytes at the same time.
@@ -82,6 +85,7 @@ export async function patchSweep(full: Model, clean: Feeds, corrupted: Feeds, ho
     && hooks.every((hook) => batchFirst(shapes.get(hook.name))) && cutValues.every(stacks);
   const activationCuts = cutValues.filter((value) => !isStatic(value));
   const [cleanRun, corruptedRun] = await cleanAndCorruptedRuns(model, clean, corrupted, activationCuts, hooks.map((hook) => hook.name), bothStack ? batch : undefined);
+  progress.tick(1, 'clean and corrupted runs');
 
   for (const [h, hook] of hooks.entries()) {
     const part = stackable(partInputs[h]) ? await model.downstream(hook.value, outputName) : undefined;
@@ -107,6 +111,7 @@ export async function patchSweep(full: Model, clean: Feeds, corrupted: Feeds, ho
         output = (await session.run(feeds, [outputName]))[outputName];
       }
       runs++;
+      progress.tick(1, hook.name);
       chunk.forEach((position, v) => { effects[h][chosen.indexOf(position)] = metric(sliceRows(output, v * batch, (v + 1) * batch)); });
     }
   }
