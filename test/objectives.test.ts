@@ -1,16 +1,16 @@
 /**
- * The weighted cross-entropy and the IRMv1 penalty (autodiff/loss.ts) against a JavaScript
+ * The weighted cross-entropy and the IRMv1 penalty (train/objective-losses.ts) against a JavaScript
  * reference of their formulas; gradients against central finite differences of that reference.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { computeGradients } from '../src/autodiff/gradients.ts';
-import { ENVIRONMENT_INPUT, PENALTY_WEIGHT_INPUT, WEIGHT_INPUT } from '../src/autodiff/loss.ts';
 import { GraphBuilder } from '../src/graph/builder.ts';
 import { seededRandom } from '../src/random.ts';
 import { Model } from '../src/runtime/model.ts';
 import { tensor } from '../src/tensor.ts';
 import { groupBalancedWeights } from '../src/train/objective.ts';
+import { ENVIRONMENT_INPUT, irmV1, PENALTY_WEIGHT_INPUT, WEIGHT_INPUT, weightedCrossEntropy } from '../src/train/objective-losses.ts';
 
 const ROWS = 6, CLASSES = 3;
 const random = seededRandom(11);
@@ -41,7 +41,7 @@ function weightedLoss(z: number[]): number {
   return total / weight;
 }
 
-/** IRMv1 with the dummy-scale derivative taken by finite differences of the risk itself: independent of the closed form in loss.ts. */
+/** IRMv1 with the dummy-scale derivative taken by finite differences of the risk itself: independent of the closed form in objective-losses.ts. */
 function irmLoss(z: number[], lambda: number): number {
   const risk = (scale: number, e: number) => {
     const rows = [...Array(ROWS).keys()].filter((i) => environment[i] === e);
@@ -79,7 +79,7 @@ function assertNear(actual: number[], expected: number[], tolerance: number, wha
 
 describe('training objectives', () => {
   it('weighted cross-entropy: Σ wᵢ·CEᵢ / Σ wᵢ and its gradient', async () => {
-    const { loss, gradient } = await graphLossAndGradient({ weighted: true }, { [WEIGHT_INPUT]: tensor('float32', [ROWS], weights) });
+    const { loss, gradient } = await graphLossAndGradient({ objective: weightedCrossEntropy }, { [WEIGHT_INPUT]: tensor('float32', [ROWS], weights) });
     assertNear([loss], [weightedLoss(logits)], 1e-5, 'loss');
     assertNear(gradient, numericGradient(weightedLoss), 2e-3, 'gradient');
   });
@@ -87,7 +87,7 @@ describe('training objectives', () => {
   for (const lambda of [1, 250]) {
     it(`IRMv1 penalty (λ = ${lambda}): loss and gradient match finite differences of the risk`, async () => {
       const mask = tensor('float32', [ROWS, 2], environment.flatMap((e) => [e === 0 ? 1 : 0, e === 1 ? 1 : 0]));
-      const { loss, gradient } = await graphLossAndGradient({ irm: { environments: 2 } }, { [ENVIRONMENT_INPUT]: mask, [PENALTY_WEIGHT_INPUT]: tensor('float32', [], [lambda]) });
+      const { loss, gradient } = await graphLossAndGradient({ objective: irmV1(2) }, { [ENVIRONMENT_INPUT]: mask, [PENALTY_WEIGHT_INPUT]: tensor('float32', [], [lambda]) });
       assertNear([loss], [irmLoss(logits, lambda)], 1e-4, 'loss');
       assertNear(gradient, numericGradient((z) => irmLoss(z, lambda)), 5e-3, 'gradient');
     });

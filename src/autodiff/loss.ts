@@ -5,14 +5,9 @@
  * cross-entropy: the mean over every example and position of −log softmax(logits)[target], as
  *   PyTorch's F.cross_entropy on flattened logits; positions equal to `ignoreIndex` are left out
  *   of the sum and of the count; `positions: 'last'` scores only the last sequence position.
+ *   With an `objective`, a training objective's own loss over one prediction per example takes
+ *   the mean's place (train/objective-losses.ts: example weights, the IRMv1 penalty).
  * mse: the mean of (output − target)² over every element.
- *   With `weighted`, each row's term is weighted by the input `teardown::weight` ([rows]):
- *   Σ wᵢ·(−log pᵢ) / Σ wᵢ (group reweighting, Just-Train-Twice).
- *   With `irm`, the IRMv1 penalty of Arjovsky et al. (2019) is added: for each environment e
- *   (one-hot rows of the input `teardown::environment_mask`, [rows, E]),
- *   gₑ = ∂/∂w mean_{i∈e} CE(w·zᵢ, yᵢ) at w = 1 = mean_{i∈e} (Σ_k softmax(zᵢ)_k·z_ik − z_{i,yᵢ}),
- *   and loss = (CE + λ·Σₑ gₑ²) / max(1, λ) with λ the input `teardown::penalty_weight`, as the
- *   paper's code divides by the penalty weight once it exceeds 1.
  * score: the sum over examples (and positions) of the target class's score — not a training loss:
  *   its gradient with respect to an example's input is that example's score gradient, for attribution.
  *
@@ -48,16 +43,34 @@ export interface LossSpec {
   sliceEarly?: boolean;
   /** Cross-entropy: targets equal to this are ignored (PyTorch's ignore_index). */
   ignoreIndex?: number;
-  /** Cross-entropy: weight each row by the input WEIGHT_INPUT. */
-  weighted?: boolean;
-  /** Cross-entropy: add the IRMv1 penalty over this many environments (ENVIRONMENT_INPUT, PENALTY_WEIGHT_INPUT). */
-  irm?: { environments: number };
+  /** Cross-entropy: a training objective's loss in place of the mean (one prediction per example). */
+  objective?: ObjectiveLoss;
 }
 
 export const TARGET_INPUT = 'teardown::target';
-export const WEIGHT_INPUT = 'teardown::weight';
-export const ENVIRONMENT_INPUT = 'teardown::environment_mask';
-export const PENALTY_WEIGHT_INPUT = 'teardown::penalty_weight';
+
+/** A graph input a loss reads besides the target (float32; 'batch' marks the rows' axis). */
+export interface LossInput { name: string; dims: Dim[] }
+
+/** What an objective's loss is written with: [rows, classes] logits z and [rows] int64 targets y. */
+export interface ObjectiveLossTerms {
+  /** Emits one node of the loss graph; `name` names its output ('loss' for the loss itself). */
+  op(type: string, inputs: string[], attributes?: Record<string, AttributeValue | undefined>, name?: string): string;
+  int64s(values: number[]): string;
+  scalar(value: number, dtype: DType): string;
+  logits: string;
+  targets: string;
+  /** log softmax(zᵢ)[yᵢ], [rows, 1] (emitted when called). */
+  logProbabilityOfTargets(): string;
+}
+
+/** A training objective's loss (train/objective-losses.ts), emitted by appendLoss on cross-entropy's terms. */
+export interface ObjectiveLoss {
+  /** For messages: 'example weights', 'the IRMv1 penalty'. */
+  describe: string;
+  /** The loss value and the inputs it reads besides the target. */
+  emit(terms: ObjectiveLossTerms): { loss: string; inputs: LossInput[] };
+}
 
 export interface LossGraph {
   proto: ModelProto;
@@ -154,28 +167,14 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
       return finishLoss(proto, emitter, loss, targetDtype, dtype, targetShape(spec, outputShape), [], { original: output, value: scores });
     }
     const pick = (targets: string) => op('GatherElements', [op('LogSoftmax', [flatLogits], { axis: int(1) }), op('Unsqueeze', [targets, ints64([1])])], { axis: int(1) }); // [rows, 1]: log p(target)
-    if (spec.weighted || spec.irm) {
-      if (spec.ignoreIndex !== undefined || spec.positions === 'last') throw new AutodiffError('Example weights and the IRM penalty apply to one prediction per example: not with an ignore index or --loss-positions last.');
-      const extra: ExtraInput[] = [];
-      let crossEntropy: string;
-      if (spec.weighted) {
-        const weights = op('Unsqueeze', [WEIGHT_INPUT, ints64([1])]); // [rows, 1]
-        crossEntropy = op('Neg', [op('Div', [op('ReduceSum', [op('Mul', [pick(flatTarget), weights])], { keepdims: int(0) }), op('ReduceSum', [weights], { keepdims: int(0) })])]);
-        extra.push({ name: WEIGHT_INPUT, dims: ['batch'] });
-      } else {
-        crossEntropy = op('Neg', [op('ReduceMean', [pick(flatTarget)], { keepdims: int(0) })]);
-      }
-      if (!spec.irm) return finishLoss(proto, emitter, op('Identity', [crossEntropy], {}, 'loss'), 'int64', dtype, targetShape(spec, outputShape), extra, { original: output, value: scores });
-      // sᵢ = Σ_k softmax(zᵢ)_k·z_ik − z_{i,yᵢ}: the derivative of row i's cross-entropy with respect to a scale on its logits.
-      const expected = op('ReduceSum', [op('Mul', [op('Softmax', [flatLogits], { axis: int(1) }), flatLogits]), ints64([1])], { keepdims: int(1) });
-      const chosen = op('GatherElements', [flatLogits, op('Unsqueeze', [flatTarget, ints64([1])])], { axis: int(1) });
-      const slope = op('Sub', [expected, chosen]); // [rows, 1]
-      const perEnvironment = op('Div', [op('ReduceSum', [op('Mul', [slope, ENVIRONMENT_INPUT]), ints64([0])], { keepdims: int(0) }), op('ReduceSum', [ENVIRONMENT_INPUT, ints64([0])], { keepdims: int(0) })]); // [E]
-      const penalty = op('ReduceSum', [op('Mul', [perEnvironment, perEnvironment])], { keepdims: int(0) }, 'irm_penalty');
-      const total = op('Add', [crossEntropy, op('Mul', [PENALTY_WEIGHT_INPUT, penalty])]);
-      loss = op('Div', [total, op('Max', [PENALTY_WEIGHT_INPUT, emitter.scalar(1, 'float32')])], {}, 'loss');
-      extra.push({ name: ENVIRONMENT_INPUT, dims: ['batch', spec.irm.environments] }, { name: PENALTY_WEIGHT_INPUT, dims: [] });
-      return finishLoss(proto, emitter, loss, 'int64', dtype, targetShape(spec, outputShape), extra, { original: output, value: scores });
+    if (spec.objective) {
+      if (spec.ignoreIndex !== undefined || spec.positions === 'last') throw new AutodiffError(`A training objective's loss (${spec.objective.describe}) scores one prediction per example: not with an ignore index or --loss-positions last.`);
+      const terms: ObjectiveLossTerms = {
+        op, int64s: ints64, scalar: (value, type) => emitter.scalar(value, type),
+        logits: flatLogits, targets: flatTarget, logProbabilityOfTargets: () => pick(flatTarget),
+      };
+      const objective = spec.objective.emit(terms);
+      return finishLoss(proto, emitter, objective.loss, 'int64', dtype, targetShape(spec, outputShape), objective.inputs, { original: output, value: scores });
     }
     // −mean log p(target) over the rows not ignored, in one op with a short gradient rule (rules/losses.ts)
     const ignore = spec.ignoreIndex === undefined ? undefined : int(spec.ignoreIndex);
@@ -184,10 +183,8 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
   return finishLoss(proto, emitter, loss, targetDtype, dtype, targetShape(spec, outputShape), [], { original: output, value: scores });
 }
 
-interface ExtraInput { name: string; dims: Dim[] }
-
 /** The model with the loss nodes appended, the target (and any extra loss input) as new inputs and the loss as a new output. */
-function finishLoss(proto: ModelProto, emitter: Emitter, loss: string, targetDtype: DType, dtype: DType, targetDims: Dim[] | undefined, extra: ExtraInput[] = [], scores?: { original: string; value: string }): LossGraph {
+function finishLoss(proto: ModelProto, emitter: Emitter, loss: string, targetDtype: DType, dtype: DType, targetDims: Dim[] | undefined, extra: LossInput[] = [], scores?: { original: string; value: string }): LossGraph {
   const sliced = scores !== undefined && scores.value !== scores.original;
   const outputs = sliced ? proto.graph.output.map((info) => (info.name === scores.original ? valueInfo(scores.value, dtype) : info)) : proto.graph.output;
   let graph = derive(proto.graph, {

@@ -10,14 +10,15 @@
  *             the starting model's own errors are up-weighted);
  *   irm       IRMv1 (Arjovsky et al. 2019): ERM plus λ·Σₑ‖∇_w R_e(w·Φ)‖² over the training
  *             environments (the values of a task attribute, `environment` unless named), λ = 1
- *             for the first `annealSteps` steps and `penaltyWeight` after (autodiff/loss.ts).
+ *             for the first `annealSteps` steps and `penaltyWeight` after (objective-losses.ts).
  * The attributes are the task's (data/tasks.ts): built in (colored-mnist: color, environment) or,
  * for a user's csv: and npy: tasks, CSV columns and .npy files (data/user-tasks.ts).
  */
 import { InputError } from '../errors.ts';
-import { ENVIRONMENT_INPUT, PENALTY_WEIGHT_INPUT, WEIGHT_INPUT, type LossSpec } from '../autodiff/loss.ts';
+import type { LossSpec } from '../autodiff/loss.ts';
 import type { Task, TaskOptions } from '../data/tasks.ts';
 import { tensor, type Feeds } from '../tensor.ts';
+import { ENVIRONMENT_INPUT, irmV1, PENALTY_WEIGHT_INPUT, WEIGHT_INPUT, weightedCrossEntropy } from './objective-losses.ts';
 
 export type Objective =
   | { kind: 'erm' }
@@ -74,7 +75,7 @@ export function objectiveInputs(objective: Objective | undefined, task: Task, er
     const name = objective.environment ?? DEFAULT_ENVIRONMENT;
     const { environment, count } = environmentIndices(taskAttribute(task, name));
     return {
-      loss: { irm: { environments: count } },
+      loss: { objective: irmV1(count) },
       feeds: (rows, step) => checkEnvironments(rows, step, environment, count, name) && ({
         [ENVIRONMENT_INPUT]: tensor('float32', [rows.length, count], rows.flatMap((row) => Array.from({ length: count }, (_, e) => (environment[row] === e ? 1 : 0)))),
         [PENALTY_WEIGHT_INPUT]: tensor('float32', [], [step <= objective.annealSteps ? 1 : objective.penaltyWeight]),
@@ -82,7 +83,7 @@ export function objectiveInputs(objective: Objective | undefined, task: Task, er
     };
   }
   const weights = objective.kind === 'reweight' ? groupBalancedWeights(labels, objective.attributes.map((name) => taskAttribute(task, name))) : Float32Array.from(errors!, (wrong) => (wrong ? objective.upweight : 1));
-  return { loss: { weighted: true }, feeds: (rows) => ({ [WEIGHT_INPUT]: tensor('float32', [rows.length], rows.map((row) => weights[row])) }) };
+  return { loss: { objective: weightedCrossEntropy }, feeds: (rows) => ({ [WEIGHT_INPUT]: tensor('float32', [rows.length], rows.map((row) => weights[row])) }) };
 }
 
 /** N / (G·n_g) for the group g of each example, groups being the distinct (label, attributes...) tuples. */
