@@ -6,7 +6,7 @@
  */
 import { patch } from '../graph/interventions.ts';
 import type { Hook } from '../graph/hooks.ts';
-import { findCarriers, hookWidth, type Carriers } from '../inspect/carriers.ts';
+import { carriersPerHook, type Carriers } from '../inspect/carriers.ts';
 import { attributeDirection, classesWithoutDirection, flipRateWithoutDirection } from '../inspect/direction.ts';
 import type { Model } from '../runtime/model.ts';
 import type { Feeds } from '../tensor.ts';
@@ -154,7 +154,33 @@ function isHighShortcut(finding: Finding): boolean {
 
 /** The share of counterfactual flips the carriers remove; under ½ the shortcut is spread over many units. */
 export function flipsRemoved(units: ShortcutUnits): number {
-  return (units.flipRate.none - units.flipRate.carriers) / Math.max(1e-9, units.flipRate.none);
+  return removedShare(units.flipRate.none, units.flipRate.carriers);
+}
+
+/** What the carriers and the direction of a high shortcut say about where it lives. */
+export interface ShortcutVerdict {
+  /** The share of the counterfactual flips the carriers remove (flipsRemoved). */
+  flipsRemoved: number;
+  /** The carriers remove under half of the flips: no small set of units holds the shortcut. */
+  spread: boolean;
+  /** Projecting the hook's attribute direction out removes at least half of the flips. */
+  inDirection: boolean;
+}
+
+/**
+ * The verdict the terminal and the report state: a shortcut is spread over many units when its
+ * carriers remove under ½ of the counterfactual flips, and lives in a direction when projecting
+ * that direction out removes at least ½. Neither edit is a fix: both say where it lives.
+ */
+export function shortcutVerdict(units: ShortcutUnits): ShortcutVerdict {
+  const removed = flipsRemoved(units);
+  const direction = units.direction?.flipRate;
+  return { flipsRemoved: removed, spread: removed < 0.5, inDirection: direction !== undefined && removedShare(direction.none, direction.projected) >= 0.5 };
+}
+
+/** (before − after) / before, the share of flips an edit removes (0 when there were none). */
+function removedShare(before: number, after: number): number {
+  return (before - after) / Math.max(1e-9, before);
 }
 
 function accuracyOf(predictions: Predictions, data: AuditData): Accuracy {
@@ -167,6 +193,9 @@ function trimSegments(findings: Finding[], keep: number): Finding[] {
   let segments = 0;
   return findings.filter((finding) => finding.detector !== 'weak-segment' || segments++ < keep);
 }
+
+/** Hooks of fewer units hold no small part to single out: the audit searches wider ones only. */
+const MIN_CARRIER_HOOK_WIDTH = 4;
 
 /**
  * The units of the hook where mean-ablating a greedy 10% (config.units.fraction) removes the
@@ -183,15 +212,11 @@ async function shortcutCarriers(model: Model, data: AuditData, shifted: AuditDat
   const first = model.inputs[0].name;
   const sample = takeFeeds(data.inputs, rows, first);
   const transformed = takeFeeds(transformExamples(counterfactual.transform, data.inputs, { seed: config.seed, column: counterfactual.column }), rows, first);
-  let best: Awaited<ReturnType<typeof findCarriers>> | undefined;
-  for (const hook of hooks) {
-    const width = await hookWidth(model, hook.name, sample);
-    if (width < 4) continue;
-    const found = await findCarriers(model, hook.name, sample, transformed, Math.max(1, Math.floor(config.units.fraction * width)), config.seed, { onProgress: options.onProgress, signal: options.signal });
-    if (!best || found.flipRate.carriers < best.flipRate.carriers) best = found;
-  }
-  if (!best) return undefined;
-  const chosen = best;
+  const search = { fraction: config.units.fraction, seed: config.seed, minWidth: MIN_CARRIER_HOOK_WIDTH, onProgress: options.onProgress, signal: options.signal };
+  const found = await carriersPerHook(model, hooks.map((hook) => hook.name), sample, transformed, search);
+  if (!found.length) return undefined;
+  // The hook where the carriers leave the fewest flips (the first of equals).
+  const chosen = found.reduce((best, next) => (next.flipRate.carriers < best.flipRate.carriers ? next : best));
   const accuracyWith = async (set: AuditData, units?: number[]) => {
     const predictions = await predict(model, set.inputs, { batchSize, interventions: units ? [patch(chosen.hook, chosen.mean, { units })] : [] });
     return correctCount(predictions.predicted, set.labels) / set.labels.length;

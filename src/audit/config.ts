@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { InputError } from '../errors.ts';
 import { requireFile } from '../files.ts';
+import { DEFAULT_CARRIER_FRACTION } from '../inspect/carriers.ts';
 
 export interface AuditConfig {
   alpha: number;
@@ -36,7 +37,7 @@ export const DEFAULT_CONFIG: AuditConfig = {
   robustness: { imageNoise: 0.05, tableNoise: 0.05 },
   features: { aloneGap: 5, maxFeatures: 100 },
   segments: { minSize: 30, bins: 4, maxFindings: 5 },
-  units: { fraction: 0.1, examples: 500 },
+  units: { fraction: DEFAULT_CARRIER_FRACTION, examples: 500 },
 };
 
 export function loadConfig(path?: string): AuditConfig {

@@ -108,12 +108,6 @@ export function foreignFixSpec(model: Model, data: AuditData, source: AuditDataS
   };
 }
 
-/** The training spec a teardown-trained model carries in its metadata. */
-export function storedTrainSpec(model: Model): TrainSpec | undefined {
-  const entry = model.proto.metadataProps.find((prop) => prop.key === 'teardown.train_spec');
-  return entry ? (JSON.parse(entry.value) as TrainSpec) : undefined;
-}
-
 /**
  * Refuses, before any work, a retraining that cannot group by any of the audit's attributes or
  * cannot be measured out of distribution. An audit attribute reaches a user's task as the CSV

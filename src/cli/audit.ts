@@ -1,11 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { counterfactualReaudit, fixPlan, foreignFixSpec, storedTrainSpec, tryFixes, type AuditDataSource, type FixesResult, type FixPlan } from '../audit/fixes.ts';
-import { requireFile } from '../files.ts';
+import { counterfactualReaudit, fixPlan, foreignFixSpec, tryFixes, type AuditDataSource, type FixesResult, type FixPlan } from '../audit/fixes.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
-import type { TrainSpec } from '../train/spec.ts';
+import { readTrainSpecFile, storedTrainSpec } from '../train/read-spec.ts';
 import { InputError } from '../errors.ts';
-import { auditModel, flipsRemoved, type AuditResult } from '../audit/audit.ts';
+import { auditModel, shortcutVerdict, type AuditResult } from '../audit/audit.ts';
 import { loadConfig, type AuditConfig } from '../audit/config.ts';
 import { checkInputs, loadAuditData, type AuditData, type DataSpec } from '../audit/data.ts';
 import type { Examples } from '../audit/examples.ts';
@@ -90,12 +88,11 @@ Examples:
  * checked before the audit runs.
  */
 function planFixes(model: Model, path: string | undefined, data: AuditData, shifted: AuditData | undefined, source: AuditDataSource): FixPlan {
-  const spec = path ? readTrainSpec(path) : storedTrainSpec(model);
+  const spec = path ? readTrainSpecFile(path) : storedTrainSpec(model.proto, `'${model.path}'`);
   if (spec) return fixPlan(spec, data, shifted);
   return { ...fixPlan(foreignFixSpec(model, data, source), data, shifted), fromAudited: true };
 }
 
-/** Groups by the attribute of the first shortcut finding when the retraining task has it, else by the first attribute it has. */
 /**
  * Groups by the attribute of the first shortcut finding when the retraining task has it, else by
  * the first attribute it has; re-audits every model with that attribute's counterfactual, if any.
@@ -133,16 +130,6 @@ export function firstExamples(data: AuditData, count: number): AuditData {
     ...(examples.passThrough ? { passThrough: Object.fromEntries(Object.entries(examples.passThrough).map(([name, other]) => [name, cut(other)])) } : {}),
   });
   return { ...data, inputs: cut(data.inputs), labels: data.labels.subarray(0, rows), attributes: data.attributes.map((a) => ({ ...a, values: a.values.subarray(0, rows) })) };
-}
-
-function readTrainSpec(path: string): TrainSpec {
-  requireFile(path, 'Training spec');
-  try {
-    const parsed = JSON.parse(readFileSync(path, 'utf8'));
-    return (parsed.spec ?? parsed) as TrainSpec;
-  } catch (error) {
-    throw new InputError(`Training spec '${path}' is not valid JSON (${(error as Error).message}).`);
-  }
 }
 
 /**
@@ -218,13 +205,13 @@ export function printAudit(path: string, result: AuditResult): void {
     const row = (name: string, key: 'none' | 'carriers' | 'random') => [name, percent(units.accuracy.data[key]), units.accuracy.shifted ? percent(units.accuracy.shifted[key]) : '—'];
     print(`\nThe units that carry '${units.shortcut}': ${units.hook} #${units.units.join(', #')} (${units.units.length} of ${units.width}; mean-ablating them cuts the counterfactual flip rate from ${percent(units.flipRate.none)} to ${percent(units.flipRate.carriers)}, as many random units: ${percent(units.flipRate.random)}).`);
     print(formatTable(['mean-ablated', 'accuracy (audit data)', 'accuracy (shifted)'], [row('nothing', 'none'), row(`the ${units.units.length} carriers`, 'carriers'), row(`${units.units.length} random units`, 'random')]));
-    const removed = flipsRemoved(units);
+    const verdict = shortcutVerdict(units);
     const direction = units.direction;
     if (direction) {
       const shifted = direction.accuracy.shifted ? `, shifted ${percent(direction.accuracy.shifted.none)} → ${percent(direction.accuracy.shifted.projected)}` : '';
       print(`One direction of ${units.hook} holds ${percent(direction.energyShare)} of how the counterfactual moves it; projecting it out (mean ablation along it) cuts the flips from ${percent(direction.flipRate.none)} to ${percent(direction.flipRate.projected)}: accuracy on the audit data ${percent(direction.accuracy.data.none)} → ${percent(direction.accuracy.data.projected)}${shifted}.`);
     }
-    if (removed < 0.5) print(`The shortcut is spread over many units: these ${units.units.length} remove only ${percent(removed)} of the counterfactual flips${direction ? `, while one direction carries most of it` : ''}. Neither edit is a fix (see the accuracies): retraining is (--try-fixes).`);
+    if (verdict.spread) print(`The shortcut is spread over many units: these ${units.units.length} remove only ${percent(verdict.flipsRemoved)} of the counterfactual flips${verdict.inDirection ? ', while one direction carries most of it' : ''}. Neither edit is a fix (see the accuracies): retraining is (--try-fixes).`);
   }
   for (const note of result.notes) print(`\nNote: ${note}`);
   if (!result.findings.length) print('\nNo detector found a significant problem.');

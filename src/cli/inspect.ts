@@ -15,13 +15,12 @@ import { formatTable } from '../report/table.ts';
 import { shapeString, sliceRows, type Tensor } from '../tensor.ts';
 import { comparePatching, inputAttribution, type InputAttributionSummary, type PatchingComparison } from '../inspect/input-attribution.ts';
 import { probeHookShapes } from '../runtime/probe.ts';
-import { findCarriers, hookWidth } from '../inspect/carriers.ts';
-import { attributeDirection, flipRateWithoutDirection } from '../inspect/direction.ts';
-import { applyTransform, layoutOf } from '../audit/transforms.ts';
-import { parseCounterfactual } from '../audit/shortcut.ts';
+import { DEFAULT_CARRIER_FRACTION } from '../inspect/carriers.ts';
+import { attributeCarriers } from '../audit/attribute-carriers.ts';
 import { SMOKE_EXAMPLES, cliProgress, collect, emitJson, numberOption, smokeMode, smokeOption, parseInputs, positiveInteger, routeOutput, runtimeOptions, withCommonOptions } from './options.ts';
-import { datasetFromFiles, transformedInput } from '../inspect/inputs.ts';
+import { datasetFromFiles } from '../inspect/inputs.ts';
 import { nonlinearityHooks } from '../inspect/default-hooks.ts';
+import { storedTrainSpec } from '../train/read-spec.ts';
 import { print } from './io.ts';
 
 export function inspectCommand(): Command {
@@ -46,7 +45,8 @@ export function inspectCommand(): Command {
     .addOption(numberOption('--ig-steps <n>', 'integrated gradients: points of the path integral', 'positive integer', 64))
     .option('--patch-from <file.npy>', 'corrupted inputs (one per --data example): attribution patching next to exact activation patching, per sequence hook and position')
     .addOption(numberOption('--gradient-examples <n>', 'integrated gradients and patching: the first N examples', 'positive integer', 128))
-    .option('--counterfactual <name:transform>', 'the units that carry an attribute: per hook, the 10% whose mean ablation most reduces the prediction flips under this transform (channel-swap, grayscale, noise, occlude; shuffle, set-to-mean, flip for a CSV column); repeatable', collect)
+    .option('--counterfactual <name:transform>', 'the units that carry an attribute: per hook, the --carrier-fraction of its units whose mean ablation most reduces the prediction flips under this transform (channel-swap, grayscale, noise, occlude; shuffle, set-to-mean, flip for a CSV column); repeatable', collect)
+    .addOption(numberOption('--carrier-fraction <f>', 'counterfactual: the share of each hook\'s units searched as carriers (at least one)', 'non-negative number', DEFAULT_CARRIER_FRACTION))
     .addOption(numberOption('--top <n>', 'units shown in the summary', 'positive integer', 10))
     .addOption(numberOption('--batch-size <n>', 'examples per onnxruntime run', 'positive integer', 256))
     .addOption(smokeOption()), 'write the full result as JSON (docs/json.md)')
@@ -125,29 +125,16 @@ async function gradientMethods(model: Model, data: Dataset, labels: Tensor | und
 }
 
 /** --counterfactual: the carriers of each attribute in each inspected hook, on the first --gradient-examples examples. */
-async function carriersOf(model: Model, data: Dataset, hooks: string[], options: { counterfactual: string[]; gradientExamples: string; data?: string; labelColumn?: string; transformInput?: string; quiet?: boolean; smoke?: boolean }) {
+async function carriersOf(model: Model, data: Dataset, hooks: string[], options: { counterfactual: string[]; carrierFraction: number; gradientExamples: string; data?: string; labelColumn?: string; transformInput?: string; quiet?: boolean; smoke?: boolean }) {
   const count = Math.min(data.examples, positiveInteger(options.gradientExamples, '--gradient-examples'));
-  const input = transformedInput(model, options.transformInput);
-  const feeds = data.read(0, count);
-  const sample = feeds[input];
   const featureNames = options.data?.endsWith('.csv') ? readTable(options.data, { labelColumn: options.labelColumn }).featureNames : undefined;
-  const layout = layoutOf(sample.dims.slice(1), sample.dtype, featureNames);
-  const results = [];
-  for (const text of options.counterfactual) {
-    const { attribute, transform, column } = parseCounterfactual(text, layout);
-    // Only the transformed input changes; every other input of an example stays in its row.
-    const transformed = { ...feeds, [input]: applyTransform(transform, sample, { column }) };
-    for (const hook of hooks) {
-      const width = await hookWidth(model, hook, feeds);
-      // --smoke: one carrier per hook (each is a sweep over every unit).
-      const budget = smokeMode(options) ? 1 : Math.max(1, Math.floor(0.1 * width));
-      const { mean: _mean, ...carriers } = await findCarriers(model, hook, feeds, transformed, budget, 0, { onProgress: cliProgress(options) });
-      const found = await attributeDirection(model, hook, feeds, transformed);
-      const direction = found && { energyShare: found.energyShare, flipRate: await flipRateWithoutDirection(model, found, feeds, transformed) };
-      results.push({ attribute, transform, ...carriers, direction });
-    }
-  }
-  print(`\nUnits that carry each attribute (per hook, the 10% whose mean ablation most reduces prediction flips under the counterfactual; ${count} examples)`);
+  // --smoke: one carrier per hook (each is a sweep over every unit).
+  const fraction = smokeMode(options) ? 0 : options.carrierFraction;
+  const results = await attributeCarriers(model, data.read(0, count), hooks, options.counterfactual, {
+    fraction, transformInput: options.transformInput, featureNames, onProgress: cliProgress(options),
+  });
+  const share = fraction > 0 ? `${Number((100 * fraction).toFixed(1))}%` : 'one unit';
+  print(`\nUnits that carry each attribute (per hook, the ${share} whose mean ablation most reduces prediction flips under the counterfactual; ${count} examples)`);
   print(formatTable(['attribute', 'hook', 'carriers', 'flips: none', 'carriers ablated', 'random ablated', 'direction projected out (its share)'], results.map((r) => [
     `${r.attribute} (${r.transform})`, r.hook, r.units.map((u) => `#${u}`).join(' '), percent(r.flipRate.none), percent(r.flipRate.carriers), percent(r.flipRate.random),
     r.direction ? `${percent(r.direction.flipRate)} (${percent(r.direction.energyShare)})` : '—',
@@ -226,8 +213,7 @@ function printSummary(path: string, result: InspectResult, top: number): void {
 
 /** Fourier analysis, scored on the model's own training pairs when its training spec is in its metadata. */
 async function fourierOfModel(model: Model, modulus: number, hooks: string[] | undefined, onProgress?: ReturnType<typeof cliProgress>): Promise<FourierResult> {
-  const spec = model.proto.metadataProps.find((entry) => entry.key === 'teardown.train_spec');
-  const taskSpec = spec ? JSON.parse(spec.value) as { task: string; taskOptions: { dataSeed?: number; trainFraction?: number; modulus?: number } } : undefined;
+  const taskSpec = storedTrainSpec(model.proto, `'${model.path}'`);
   const fromSpec = taskSpec?.task === 'modular-addition' && (taskSpec.taskOptions.modulus ?? 113) === modulus;
   const trainPairs = fromSpec ? modularAdditionTrainPairs(modulus, taskSpec!.taskOptions.trainFraction ?? 0.3, taskSpec!.taskOptions.dataSeed ?? 0) : undefined;
   const mlpHooks = model.hooks.hooks.filter((hook) => hook.kind === 'module' && /mlp\.1$/.test(hook.name)).map((hook) => hook.name);

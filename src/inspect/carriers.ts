@@ -8,6 +8,7 @@
  * Correlation with the attribute is the wrong criterion here: when a model reads an attribute,
  * nearly every unit correlates with it, but only some of them pass it on to the output.
  */
+import { InputError } from '../errors.ts';
 import { patch } from '../graph/interventions.ts';
 import { unitAxisOf } from '../graph/units.ts';
 import type { Model } from '../runtime/model.ts';
@@ -67,6 +68,55 @@ export async function findCarriers(model: Model, hookName: string, original: Ten
   const random = randomUnits(width, chosen.length, seed);
   const [randomRate] = await flipRates([random]);
   return { hook: hookName, units: chosen, width, flipRate: { none, carriers: curve[curve.length - 1] ?? none, random: randomRate }, curve, randomUnits: random, mean };
+}
+
+/** The share of a hook's units searched for carriers when the caller names none: 10%. */
+export const DEFAULT_CARRIER_FRACTION = 0.1;
+
+export interface CarrierSearch extends ProgressOptions {
+  /**
+   * Carriers per hook: ⌊fraction · width⌋ units, at least one (so 0 asks for exactly one, the
+   * quick check of --smoke). In [0, 1].
+   */
+  fraction: number;
+  /** Seed of the random units the carriers are compared with. */
+  seed?: number;
+  /** Hooks with fewer units than this are skipped (default 1: those without a unit axis). */
+  minWidth?: number;
+}
+
+/** How many carriers a hook of `width` units gets: ⌊fraction · width⌋, at least one. */
+export function carrierBudget(fraction: number, width: number): number {
+  if (!(fraction >= 0 && fraction <= 1)) {
+    throw new InputError(
+      `The share of a hook's units searched for carriers must lie in [0, 1], got ${fraction} ` +
+        '(inspect --carrier-fraction, audit config units.fraction).',
+    );
+  }
+  return Math.max(1, Math.floor(fraction * width));
+}
+
+/**
+ * The carriers of one counterfactual in each hook (findCarriers with each hook's budget), in the
+ * order of `hooks`; hooks narrower than `minWidth` are left out. `original` and `counterfactual`
+ * as for findCarriers.
+ */
+export async function carriersPerHook(
+  model: Model,
+  hooks: readonly string[],
+  original: Tensor | Feeds,
+  counterfactual: Tensor | Feeds,
+  search: CarrierSearch,
+): Promise<Carriers[]> {
+  carrierBudget(search.fraction, 0);
+  const found: Carriers[] = [];
+  for (const hook of hooks) {
+    const width = await hookWidth(model, hook, original);
+    if (width < (search.minWidth ?? 1)) continue;
+    const budget = carrierBudget(search.fraction, width);
+    found.push(await findCarriers(model, hook, original, counterfactual, budget, search.seed ?? 0, search));
+  }
+  return found;
 }
 
 /** Fraction of the first n rows whose predicted class differs from that of row n + i. */

@@ -6,7 +6,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { flipsRemoved, type AuditResult, type ShortcutUnits } from '../audit/audit.ts';
+import { shortcutVerdict, type AuditResult, type ShortcutUnits, type ShortcutVerdict } from '../audit/audit.ts';
 import type { AuditData } from '../audit/data.ts';
 import type { Finding } from '../audit/findings.ts';
 import type { FixesResult } from '../audit/fixes.ts';
@@ -150,13 +150,19 @@ ${spreadNote(units)}<div class="charts">${await renderChart(ablationCurve(units.
 <p class="meta">Dashed line: the flip rate with ${units.units.length} random units ablated.</p>`;
 }
 
-/** Says so when no small set of units carries the shortcut: unit surgery is then not the remedy. */
+/** The shortcut's verdict (audit.ts, shortcutVerdict): spread over many units, held by a direction. */
 function spreadNote(units: ShortcutUnits): string {
-  const removed = flipsRemoved(units);
-  const spread = removed < 0.5 ? `<p><strong>The shortcut is spread over many units:</strong> ablating the ${units.units.length} that carry most of it removes only ${percent(removed)} of the counterfactual flips, so no small part of the network can be cut out to fix it; retraining is the remedy (see the fixes).</p>` : '';
+  const verdict = shortcutVerdict(units);
+  const spread = verdict.spread ? `<p><strong>The shortcut is spread over many units:</strong> ablating the ${units.units.length} that carry most of it removes only ${percent(verdict.flipsRemoved)} of the counterfactual flips, so no small part of the network can be cut out to fix it; retraining is the remedy (see the fixes).</p>` : '';
   const d = units.direction;
-  const direction = d ? `<p><strong>It lives in a direction rather than in units:</strong> one direction of <code>${escapeHtml(units.hook)}</code> holds ${percent(d.energyShare)} of how the counterfactual moves the layer; projecting it out (mean ablation along it) cuts the flips from ${percent(d.flipRate.none)} to ${percent(d.flipRate.projected)}, with accuracy ${percent(d.accuracy.data.none)} → ${percent(d.accuracy.data.projected)} on the audit data${d.accuracy.shifted ? ` and ${percent(d.accuracy.shifted.none)} → ${percent(d.accuracy.shifted.projected)} on the shifted data` : ''}. A diagnosis, not a repair: the layers after it were trained to read that direction.</p>` : '';
+  const direction = d ? `<p><strong>${directionHeading(verdict)}</strong> one direction of <code>${escapeHtml(units.hook)}</code> holds ${percent(d.energyShare)} of how the counterfactual moves the layer; projecting it out (mean ablation along it) cuts the flips from ${percent(d.flipRate.none)} to ${percent(d.flipRate.projected)}, with accuracy ${percent(d.accuracy.data.none)} → ${percent(d.accuracy.data.projected)} on the audit data${d.accuracy.shifted ? ` and ${percent(d.accuracy.shifted.none)} → ${percent(d.accuracy.shifted.projected)} on the shifted data` : ''}. A diagnosis, not a repair: the layers after it were trained to read that direction.</p>` : '';
   return spread + direction;
+}
+
+/** The direction's paragraph leads with the verdict: it holds the shortcut (≥ ½ of the flips) or not. */
+function directionHeading({ spread, inDirection }: ShortcutVerdict): string {
+  if (inDirection) return spread ? 'It lives in a direction rather than in units:' : 'One direction carries it too:';
+  return spread ? 'No single direction carries it either:' : 'No single direction carries it:';
 }
 
 const ABLATED = {
