@@ -4,6 +4,7 @@
  *
  * It visits nodes in reverse graph order; each node with a gradient on some output and an input
  * that needs one asks its rule (rules/) for input gradients. Here, once for all rules:
+ * - fused pairs (fused-pairs.ts): two ops differentiated at once where the table has a row;
  * - broadcast reduction: a rule's output-shaped gradient is summed over the axes along which
  *   its input was broadcast;
  * - fan-out: a value read by several nodes gets the sum of their contributions, `<value>_grad`;
@@ -19,7 +20,8 @@ import { dtypeOfCode, tensorFromProto } from '../onnx/tensor-proto.ts';
 import { GradContext, type Grad, type GraphFacts } from './context.ts';
 import { Emitter } from './emitter.ts';
 import { AutodiffError } from './errors.ts';
-import { NO_GRADIENT, reluMaxPoolGradient, RULES, unpoolable } from './rules/index.ts';
+import { FUSED_PAIRS, type FusedPair } from './fused-pairs.ts';
+import { NO_GRADIENT, RULES } from './rules/index.ts';
 import { checkGradientGraph } from './spec.ts';
 import { defaultOpset } from '../onnx/model-file.ts';
 import { tensor, type DType } from '../tensor.ts';
@@ -63,14 +65,16 @@ export function buildBackward(index: GraphIndex, shapes: ReadonlyMap<string, rea
     return name;
   };
   add(spec.loss, seedGradient(emitter, facts, spec.loss));
-  // A Relu whose output only a MaxPool reads (and no one asked for its gradient): the MaxPool's rule takes both.
+  // A first op of a fused pair whose output only the second reads (and no one asked for its gradient).
   const readers = new Map<string, number>();
   for (const node of nodes) for (const input of node.input) readers.set(input, (readers.get(input) ?? 0) + 1);
   const graphOutputs = new Set(proto.graph.output.map((output) => output.name));
-  const poolingRelu = (pool: NodeProto): NodeProto | undefined => {
-    const relu = pool.opType === 'MaxPool' ? nodes[index.producer.get(pool.input[0]) ?? -1] : undefined;
-    const out = relu?.output[0] ?? '';
-    return relu?.opType === 'Relu' && readers.get(out) === 1 && !graphOutputs.has(out) && !spec.wrt.includes(out) ? relu : undefined;
+  const fusedPairAt = (second: NodeProto): { pair: FusedPair; first: NodeProto } | undefined => {
+    if (!FUSED_PAIRS.some((pair) => pair.second === second.opType)) return undefined;
+    const first = nodes[index.producer.get(second.input[0]) ?? -1];
+    const pair = FUSED_PAIRS.find((row) => row.second === second.opType && row.first === first?.opType);
+    const out = first?.output[0] ?? '';
+    return pair && readers.get(out) === 1 && !graphOutputs.has(out) && !spec.wrt.includes(out) ? { pair, first } : undefined;
   };
 
   for (let position = nodes.length - 1; position >= 0; position--) {
@@ -88,9 +92,9 @@ export function buildBackward(index: GraphIndex, shapes: ReadonlyMap<string, rea
       return node.output[slot];
     };
     const context = new GradContext(node, outputGrads, needs, facts, emitter, requestOutput);
-    const relu = poolingRelu(node);
-    if (relu && unpoolable(context)) { // the pair at once: the Relu then has no gradient to pass on
-      if (relevant.has(relu.input[0])) add(relu.input[0], reluMaxPoolGradient(context));
+    const fused = fusedPairAt(node);
+    if (fused && fused.pair.applies(context)) { // the pair at once: the first op then has no gradient to pass on
+      if (relevant.has(fused.first.input[0])) add(fused.first.input[0], fused.pair.gradient(context));
       continue;
     }
     const inputGrads = rule(context);
