@@ -13,6 +13,8 @@ import { formatTable } from '../report/table.ts';
 import { percent } from '../stats.ts';
 import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
 import { DEFAULT_OPTIMIZER, type FineTuneSource, type TrainSpec } from '../train/spec.ts';
+import { completeSpec, TRAIN_DEFAULTS } from '../train/read-spec.ts';
+import type { OptimizerSpec } from '../train/optimizers.ts';
 import type { Objective } from '../train/objective.ts';
 import { train } from '../train/trainer.ts';
 import { cliProgress, collect, emitJson, numberOption, parseNumber, routeOutput, runtimeOptions, smokeMode, smokeOption, splitAssignment, withCommonOptions } from './options.ts';
@@ -24,29 +26,30 @@ export const SMOKE_STEPS = 5;
 export function trainCommand(): Command {
   return withCommonOptions(new Command('train')
     .description('Train a backprop network with onnxruntime (one run = one step: forward, backward, update) and save it as ONNX; or fine-tune an existing ONNX model (--from).')
-    .option('--task <task>', 'mnist, colored-mnist, modular-addition, csv:FILE or npy:INPUTS.npy,LABELS.npy')
+    .option('--task <task>', 'mnist, colored-mnist, modular-addition, csv:FILE or npy:INPUTS.npy,LABELS.npy (or npy:INPUTS.npy with --labels)')
+    .option('--labels <file.npy>', 'npy:INPUTS.npy tasks: the class of each example (integers), the same as npy:INPUTS.npy,LABELS.npy')
     .option('--model <spec>', "mlp:hidden=256-256[,act=relu] | cnn:channels=8-16[,fc=32] (see README)")
     .option('--from <model.onnx>', 'fine-tune this ONNX model (a PyTorch export, or any) instead of building one: every PyTorch parameter trains, buffers stay frozen')
     .option('--train <pattern>', '--from: train only the parameters whose PyTorch name matches this glob (* and ?); repeatable', collect)
     .option('--freeze <pattern>', '--from: keep the parameters matching this glob frozen; repeatable', collect)
     .option('--list-parameters', '--from: list what would train and what stays frozen (and why), then stop')
     .option('--input <name=file.npy>', "--from, models with several inputs: another input, one row per row of the task's data file (csv: or npy:); repeatable", collect)
-    .option('--optimizer <kind>', 'sgd or adamw', 'adamw')
-    .addOption(numberOption('--lr <x>', 'learning rate', 'number', 0.001))
-    .addOption(numberOption('--momentum <x>', 'SGD momentum', 'number', 0))
-    .addOption(numberOption('--weight-decay <x>', 'weight decay (AdamW: decoupled)', 'number', 0.01))
-    .option('--betas <b1,b2>', 'AdamW betas', '0.9,0.999')
-    .addOption(numberOption('--eps <x>', 'AdamW epsilon', 'number', 1e-8))
-    .addOption(numberOption('--warmup <steps>', 'linear warm-up steps', 'integer', 0))
+    .option('--optimizer <kind>', 'sgd or adamw', DEFAULT_OPTIMIZER.kind)
+    .addOption(numberOption('--lr <x>', 'learning rate', 'number', TRAIN_DEFAULTS.lr))
+    .addOption(numberOption('--momentum <x>', 'SGD momentum', 'number', DEFAULT_OPTIMIZER.momentum))
+    .addOption(numberOption('--weight-decay <x>', 'weight decay (AdamW: decoupled)', 'number', DEFAULT_OPTIMIZER.weightDecay))
+    .option('--betas <b1,b2>', 'AdamW betas', DEFAULT_OPTIMIZER.betas.join(','))
+    .addOption(numberOption('--eps <x>', 'AdamW epsilon', 'number', DEFAULT_OPTIMIZER.eps))
+    .addOption(numberOption('--warmup <steps>', 'linear warm-up steps', 'integer', TRAIN_DEFAULTS.schedule.warmupSteps))
     .option('--cosine', 'cosine decay of the learning rate to 0 at the last step')
     .addOption(numberOption('--clip <norm>', 'clip the global gradient norm', 'number'))
     .addOption(numberOption('--steps <n>', 'training steps', 'positive integer'))
     .addOption(numberOption('--epochs <n>', 'training epochs (instead of --steps)', 'positive integer'))
-    .addOption(new Option('--batch-size <n|full>', "examples per step, or 'full'").argParser(batchSize).default(64))
+    .addOption(new Option('--batch-size <n|full>', "examples per step, or 'full'").argParser(batchSize).default(TRAIN_DEFAULTS.batch))
     .addOption(new Option('--batch <n|full>', 'the older name of --batch-size (deprecated)').argParser(batchSize).hideHelp())
-    .addOption(numberOption('--seed <n>', 'seed of initialisation and batch order', 'integer', 0))
+    .addOption(numberOption('--seed <n>', 'seed of initialisation and batch order', 'integer', TRAIN_DEFAULTS.seed))
     .addOption(numberOption('--data-seed <n>', 'seed of the train/test split and data noise', 'integer', 0))
-    .addOption(numberOption('--eval-every <n>', 'steps between evaluations (curve points)', 'positive integer', 100))
+    .addOption(numberOption('--eval-every <n>', 'steps between evaluations (curve points)', 'positive integer', TRAIN_DEFAULTS.evalEvery))
     .option('--label-column <name>', 'csv tasks: the label column')
     .option('--attribute <column|name=file.npy>', 'csv and npy tasks: a per-example attribute for --objective (groups, environments): a CSV column, or NAME=FILE.npy with one value per row of the data; repeatable', collect)
     .addOption(numberOption('--modulus <p>', 'modular-addition: p', 'positive integer', 113))
@@ -83,7 +86,7 @@ Examples:
       let spec: TrainSpec;
       let resume;
       if (options.resume) {
-        if (options.task || options.model || options.from) throw new InputError('--resume takes the whole spec from the checkpoint: drop --task, --model and --from.');
+        if (options.task || options.model || options.from || options.labels) throw new InputError('--resume takes the whole spec from the checkpoint: drop --task, --labels, --model and --from.');
         ({ spec, state: resume } = loadCheckpoint(options.resume));
       } else {
         if (options.model && options.from) throw new InputError('Give either --model SPEC (a new model) or --from MODEL.onnx (fine-tune an existing one), not both.');
@@ -121,38 +124,34 @@ function batchSize(text: string): number | 'full' {
   return text === 'full' ? 'full' : parseNumber(text, '--batch-size', 'positive integer');
 }
 
-function specFromFlags(options: Record<string, string | string[] | boolean | undefined>): TrainSpec {
-  const number = (flag: string, value: unknown) => {
-    const parsed = Number(value);
-    if (value === undefined || value === '' || !Number.isFinite(parsed)) throw new InputError(`--${flag} expects a number, got '${value}'.`);
-    return parsed;
-  };
-  const optimizer = String(options.optimizer);
-  if (optimizer !== 'sgd' && optimizer !== 'adamw') throw new InputError(`--optimizer must be sgd or adamw, got '${optimizer}'.`);
-  const betas = String(options.betas).split(',').map((beta) => number('betas', beta));
+/** The flags as a spec, read and checked by train/read-spec.ts like any other. */
+function specFromFlags(options: Record<string, string | string[] | number | boolean | undefined>): TrainSpec {
+  const betas = String(options.betas).split(',').map((beta) => parseNumber(beta, '--betas'));
   if (betas.length !== 2) throw new InputError(`--betas expects two numbers b1,b2, got '${options.betas}'.`);
   const from = options.from ? fineTuneSource(options) : undefined;
-  return {
+  const number = (value: unknown) => (value === undefined ? undefined : Number(value));
+  return completeSpec({
     task: String(options.task), model: from ? `from:${from.path}` : String(options.model), ...(from ? { from } : {}),
+    labels: options.labels as string | undefined,
     taskOptions: {
-      dataSeed: number('data-seed', options.dataSeed), modulus: number('modulus', options.modulus), trainFraction: number('train-fraction', options.trainFraction),
+      dataSeed: number(options.dataSeed), modulus: number(options.modulus), trainFraction: number(options.trainFraction),
       labelColumn: options.labelColumn as string | undefined,
-      ...(options.attribute ? { attributes: options.attribute as unknown as string[] } : {}),
+      ...(options.attribute ? { attributes: options.attribute as string[] } : {}),
     },
-    optimizer: { ...DEFAULT_OPTIMIZER, kind: optimizer, momentum: number('momentum', options.momentum), weightDecay: number('weight-decay', options.weightDecay), betas: betas as [number, number], eps: number('eps', options.eps) },
-    lr: number('lr', options.lr),
-    schedule: { warmupSteps: number('warmup', options.warmup), cosine: options.cosine === true },
-    clipNorm: options.clip === undefined ? undefined : number('clip', options.clip),
-    steps: options.steps === undefined ? undefined : number('steps', options.steps),
-    epochs: options.epochs === undefined ? undefined : number('epochs', options.epochs),
+    optimizer: { kind: String(options.optimizer) as OptimizerSpec['kind'], momentum: number(options.momentum), weightDecay: number(options.weightDecay), betas: betas as [number, number], eps: number(options.eps) },
+    lr: number(options.lr),
+    schedule: { warmupSteps: number(options.warmup), cosine: options.cosine === true },
+    clipNorm: number(options.clip),
+    steps: number(options.steps),
+    epochs: number(options.epochs),
     batch: options.batchSize as number | 'full',
-    seed: number('seed', options.seed),
-    evalEvery: number('eval-every', options.evalEvery),
+    seed: number(options.seed),
+    evalEvery: number(options.evalEvery),
     objective: parseObjective(String(options.objective)),
-  };
+  });
 }
 
-function fineTuneSource(options: Record<string, string | string[] | boolean | undefined>): FineTuneSource {
+function fineTuneSource(options: Record<string, string | string[] | number | boolean | undefined>): FineTuneSource {
   const path = String(options.from);
   requireFile(path, 'Model file');
   return {

@@ -48,9 +48,9 @@ export function completeSpec(input: TrainSpecInput): TrainSpec {
   const spec = { ...given } as TrainSpec;
   spec.task = taskWithLabels(given.task, labels);
   spec.taskOptions = { ...given.taskOptions };
-  spec.optimizer = { ...DEFAULT_OPTIMIZER, ...given.optimizer };
+  spec.optimizer = { ...DEFAULT_OPTIMIZER, ...definedOnly(given.optimizer) };
   spec.lr = given.lr ?? TRAIN_DEFAULTS.lr;
-  spec.schedule = { ...TRAIN_DEFAULTS.schedule, ...given.schedule };
+  spec.schedule = { ...TRAIN_DEFAULTS.schedule, ...definedOnly(given.schedule) };
   spec.batch = given.batch ?? TRAIN_DEFAULTS.batch;
   spec.seed = given.seed ?? TRAIN_DEFAULTS.seed;
   spec.evalEvery = given.evalEvery ?? TRAIN_DEFAULTS.evalEvery;
@@ -125,6 +125,11 @@ export function storedTrainSpec(proto: ModelProto, source = 'the model'): TrainS
     throw new InputError(`The training spec in ${source}'s metadata ('${TRAIN_SPEC_KEY}') is not valid JSON (${(error as Error).message}).`);
   }
   return parseTrainSpec(json, `The training spec in ${source}'s metadata`);
+}
+
+/** The entries whose value is not undefined: a key left undefined takes its default. */
+function definedOnly<T extends object>(value: T | undefined): Partial<T> {
+  return Object.fromEntries(Object.entries(value ?? {}).filter(([, entry]) => entry !== undefined)) as Partial<T>;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
