@@ -65,10 +65,17 @@ function inlineExternalTensor(tensor: TensorProto, modelDir: string): void {
   const location = entries.get('location');
   if (!location) throw new ModelError(`Initializer '${tensor.name}' is stored externally but names no 'location'.`);
   const file = externalDataPath(location, modelDir, tensor.name);
-  const offset = Number(entries.get('offset') ?? 0);
-  const fileSize = statSync(file).size;
-  const length = entries.has('length') ? Number(entries.get('length')) : fileSize - offset;
-  if (offset + length > fileSize) {
+  const stat = statSync(file);
+  if (!stat.isFile()) {
+    const what = `Initializer '${tensor.name}' names external data '${location}', which is not a file`;
+    throw new ModelError(`${what}: the model's external data entry is damaged. Export the model again.`);
+  }
+  const fileSize = stat.size;
+  const offset = externalDataNumber(entries.get('offset') ?? '0', 'offset', tensor.name);
+  const length = entries.has('length')
+    ? externalDataNumber(entries.get('length')!, 'length', tensor.name)
+    : fileSize - offset;
+  if (offset > fileSize || offset + length > fileSize) {
     throw new ModelError(`Initializer '${tensor.name}' reads bytes ${offset}..${offset + length} of '${location}', which has only ${fileSize}: the external data file is truncated or not the one exported with this model.`);
   }
   const bytes = new Uint8Array(length);
@@ -81,6 +88,16 @@ function inlineExternalTensor(tensor: TensorProto, modelDir: string): void {
   tensor.rawData = bytes;
   tensor.externalData = [];
   tensor.dataLocation = 0;
+}
+
+/** An external data offset or length: a byte count written in decimal digits. */
+function externalDataNumber(text: string, key: string, tensorName: string): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value)) {
+    const what = `Initializer '${tensorName}' has external data ${key} '${text}'`;
+    throw new ModelError(`${what}, which is not a byte count (an integer ≥ 0): the model's external data entry is damaged. Export the model again.`);
+  }
+  return value;
 }
 
 function externalDataPath(location: string, modelDir: string, tensorName: string): string {

@@ -37,6 +37,7 @@ export function tensorFromProto(proto: TensorProto): Tensor {
   }
   const dims = proto.dims.map(toNumber);
   const length = elementCount(dims);
+  requireStoredValues(proto, dtype, dims);
   const data = allocate(dtype, length);
   if (proto.rawData && proto.rawData.length > 0) {
     // raw_data is little-endian, as is every platform Node runs on: copy the bytes into aligned storage.
@@ -52,6 +53,40 @@ export function tensorFromProto(proto: TensorProto): Tensor {
     (data as Int32Array).set(proto.int32Data);
   }
   return { dtype, dims, data };
+}
+
+/**
+ * Refuses a tensor whose dims are not sizes or whose stored values are not as many as its dims
+ * say: a damaged or cut file would otherwise read as zeros past its end, or allocate whatever its
+ * dims claim (2^63 − 1 elements) before anything is read.
+ */
+function requireStoredValues(proto: TensorProto, dtype: DType, dims: readonly number[]): void {
+  const fix = 'the file is damaged or cut short: export the model again';
+  if (dims.some((dim) => !Number.isSafeInteger(dim) || dim < 0)) {
+    const what = `Tensor '${proto.name}' has dims [${dims.join(', ')}]`;
+    throw new ModelError(`${what}, which are not sizes: ${fix}.`);
+  }
+  const length = elementCount(dims);
+  const rawBytes = proto.rawData?.length ?? 0;
+  const bytesPerValue = BYTES_PER_VALUE[dtype];
+  const stored = rawBytes > 0 ? rawBytes / bytesPerValue : typedValues(proto, dtype).length;
+  if (stored === length) return;
+  const expected = `${length * bytesPerValue} expected`;
+  const held = rawBytes > 0 ? `${rawBytes} bytes of raw_data (${expected})` : `${stored} values`;
+  const what = `Tensor '${proto.name}' is ${dtype} [${dims.join(', ')}] (${length} values)`;
+  throw new ModelError(`${what} but holds ${held}: ${fix}.`);
+}
+
+const BYTES_PER_VALUE: Record<DType, number> = {
+  float32: 4, float64: 8, int32: 4, int64: 8, uint8: 1, int8: 1, bool: 1,
+};
+
+/** The typed field ONNX stores a dtype's values in when there is no raw_data. */
+function typedValues(proto: TensorProto, dtype: DType): ArrayLike<unknown> {
+  if (dtype === 'int64') return proto.int64Data;
+  if (dtype === 'float32') return proto.floatData;
+  if (dtype === 'float64') return proto.doubleData;
+  return proto.int32Data; // int32, uint8, int8 and bool
 }
 
 /** A TensorProto holding `tensor` in raw_data. */
