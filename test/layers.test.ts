@@ -118,8 +118,12 @@ describe('layers', () => {
   });
 
   it('names ONNX element types (DataType in onnx/proto.ts), never bare codes', () => {
-    // `tensor.dataType === 1`, `{ to: int(7) }`, `{ to: int(wide ? 11 : 1) }`, `elementTypes.get(v) ?? 1`
-    const bareCode = /\b(?:dataType|elemType)\s*[!=]==?\s*\d|\bto: int\((?:\d+|[^{};]*\? \d+ : \d+)\)|\b(?:elementTypes|types)\.get\([^)]*\) \?\? \d/;
+    // `tensor.dataType === 1`, `{ to: int(7) }`, `{ to: int(wide ? 11 : 1) }`, `elementTypes.get(v) ?? 1`,
+    // `{ float32: 1, float64: 11 }[dtype]`, `dtype === 'float64' ? 11 : 1`
+    const bareCode = new RegExp([
+      /\b(?:dataType|elemType)\s*[!=]==?\s*\d/, /\bto: int\((?:\d+|[^{};]*\? \d+ : \d+)\)/,
+      /\b(?:elementTypes|types)\.get\([^)]*\) \?\? \d/, /\bfloat(?:16|32|64): (?:1|10|11)\b/, /'float(?:16|32|64)' \? \d/,
+    ].map((pattern) => pattern.source).join('|'));
     const bare = libraryModules().map(read).flatMap(([file, source]) => source.split('\n')
       .map((line, at) => (bareCode.test(line) ? `src/${file}:${at + 1}: ${line.trim().slice(0, 80)}` : ''))
       .filter(Boolean));

@@ -14,7 +14,7 @@
  */
 import { int, valueInfo, type Dim } from '../graph/builder.ts';
 import type { GraphIndex } from '../graph/graph.ts';
-import { toNumber, type ModelProto, type NodeProto, type ValueInfoProto } from '../onnx/proto.ts';
+import { DataType, toNumber, type ModelProto, type NodeProto, type ValueInfoProto } from '../onnx/proto.ts';
 import { derive } from '../graph/edit.ts';
 import { dtypeOfCode, tensorFromProto } from '../onnx/tensor-proto.ts';
 import { GradContext, type Grad, type GraphFacts } from './context.ts';
@@ -138,11 +138,14 @@ function missingRuleMessage(node: NodeProto, opset: number): string {
     + `To get gradients anyway: ask for them with respect to values after '${node.name}' (grad --wrt HOOK, a hook downstream of it), or ${around}; and report the op to teardown's issues so a rule can be added.`;
 }
 
+/** Element types of the initializers whose values rules may read as constants (axes, shapes, exponents). */
+const CONSTANT_TYPES = new Set<number>([DataType.INT64, DataType.INT32, DataType.FLOAT, DataType.DOUBLE, DataType.BOOL]);
+
 function graphFacts(index: GraphIndex, shapes: ReadonlyMap<string, readonly Dim[]>, types: Map<string, number>, opset: number, threads: number | undefined): GraphFacts {
   const initializerShapes = new Map(index.proto.graph.initializer.map((tensor) => [tensor.name, tensor.dims.map(toNumber)]));
   const constants = new Map<string, number[]>();
   for (const tensor of index.proto.graph.initializer) {
-    if (tensor.dataType === 7 || tensor.dataType === 6 || tensor.dataType === 1 || tensor.dataType === 11 || tensor.dataType === 9) constants.set(tensor.name, Array.from(tensorFromProto(tensor).data as ArrayLike<number | bigint>, Number));
+    if (CONSTANT_TYPES.has(tensor.dataType)) constants.set(tensor.name, Array.from(tensorFromProto(tensor).data as ArrayLike<number | bigint>, Number));
   }
   // Constant nodes, and the few ops exporters wrap around them (axes, pads, steps), folded: only the flat values matter here.
   const passThrough = new Set(['Identity', 'Cast', 'Unsqueeze', 'Squeeze', 'Reshape', 'Flatten']);

@@ -10,7 +10,7 @@
  */
 import type { Dim } from '../graph/builder.ts';
 import { InputError } from '../errors.ts';
-import { toNumber, type ModelProto } from '../onnx/proto.ts';
+import { DataType, toNumber, type ModelProto } from '../onnx/proto.ts';
 import { Model } from '../runtime/model.ts';
 import { probeHookShapes, probeValueShapes } from '../runtime/probe.ts';
 import { openSession, sessionThreads, type Session } from '../runtime/session.ts';
@@ -41,7 +41,7 @@ export interface GradientResult {
 export function parameterNames(model: Model): string[] {
   const graph = model.graph;
   const runningStatistics = new Set(graph.nodes.filter((node) => node.opType === 'BatchNormalization').flatMap((node) => [node.input[3], node.input[4]]));
-  const initializers = model.proto.graph.initializer.filter((t) => (t.dataType === 1 || t.dataType === 11) && !runningStatistics.has(t.name)).map((t) => t.name);
+  const initializers = model.proto.graph.initializer.filter((t) => (t.dataType === DataType.FLOAT || t.dataType === DataType.DOUBLE) && !runningStatistics.has(t.name)).map((t) => t.name);
   const copies = graph.nodes.filter((node) => node.opType === 'Identity' && graph.initializerNames.has(node.input[0]) && graph.isFloat(node.output[0])).map((node) => node.output[0]);
   return [...initializers, ...copies];
 }

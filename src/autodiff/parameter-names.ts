@@ -16,7 +16,7 @@ import type { GraphIndex } from '../graph/graph.ts';
 import type { FoldedBatchNorm } from '../graph/hooks.ts';
 import { moduleScopes } from '../graph/scopes.ts';
 import { tensorFromProto } from '../onnx/tensor-proto.ts';
-import type { TensorProto } from '../onnx/proto.ts';
+import { DataType, type TensorProto } from '../onnx/proto.ts';
 import { concatRows, moveAxis, type Tensor } from '../tensor.ts';
 
 /**
@@ -40,7 +40,7 @@ export interface TransposedCopy {
 /** `foldings`: the Convs carrying a folded BatchNorm (graph/hooks.ts, HookTable.foldings). */
 export function transposedCopies(graph: GraphIndex, foldings: readonly FoldedBatchNorm[] = []): TransposedCopy[] {
   const initializers = new Map(graph.proto.graph.initializer.map((tensor) => [tensor.name, tensor]));
-  const named = [...initializers.values()].filter((tensor) => !tensor.name.startsWith('onnx::') && tensor.dims.length === 2 && (tensor.dataType === 1 || tensor.dataType === 11));
+  const named = [...initializers.values()].filter((tensor) => !tensor.name.startsWith('onnx::') && tensor.dims.length === 2 && (tensor.dataType === DataType.FLOAT || tensor.dataType === DataType.DOUBLE));
   const copies: TransposedCopy[] = [];
   const untiedByModule = new Map<string, { initializer: string; node: number }[]>();
   for (const tensor of initializers.values()) {
@@ -102,7 +102,7 @@ function reshapedAffine(graph: GraphIndex, initializers: Map<string, TensorProto
   const copies: TransposedCopy[] = [];
   for (const tensor of initializers.values()) {
     const dims = tensor.dims.map(Number);
-    if (!tensor.name.startsWith('onnx::') || dims.length < 2 || dims.filter((size) => size > 1).length !== 1 || (tensor.dataType !== 1 && tensor.dataType !== 11)) continue;
+    if (!tensor.name.startsWith('onnx::') || dims.length < 2 || dims.filter((size) => size > 1).length !== 1 || (tensor.dataType !== DataType.FLOAT && tensor.dataType !== DataType.DOUBLE)) continue;
     const readers = graph.consumers.get(tensor.name) ?? [];
     const reader = readers.length === 1 ? graph.nodes[readers[0]] : undefined;
     const role = reader?.opType === 'Mul' ? 'weight' : reader?.opType === 'Add' ? 'bias' : undefined;

@@ -11,6 +11,7 @@
  *   dGatesR with respect to the recurrence term h·Rᵀ + Rb (the same as dGatesW except for GRU with
  *   linear_before_reset = 1, where r scales it), from which dR and dRb follow.
  */
+import { DataType } from '../onnx/proto.ts';
 import type { ScanBody } from './recurrent-body.ts';
 
 export interface CellWeights {
@@ -166,7 +167,7 @@ const RNN_ACTIVATIONS: Record<string, (b: ScanBody, k: StepConstants, y: string)
 };
 export const RNN_ACTIVATION_NAMES = Object.keys(RNN_ACTIVATIONS);
 
-const castCode = (dtype: string) => (dtype === 'float64' ? 11 : dtype === 'float16' ? 10 : 1);
+const castCode = (dtype: string) => (dtype === 'float64' ? DataType.DOUBLE : dtype === 'float16' ? DataType.FLOAT16 : DataType.FLOAT);
 
 /** RNN: h' = f(xw + h·Rᵀ) (Rb folded into xw); backward: da = gH⊙f'(a), dh = da·R. */
 export function rnnCell(weights: CellWeights, k: StepConstants, activation: string): Cell {

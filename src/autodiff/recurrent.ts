@@ -23,6 +23,7 @@
  */
 import { graph, int, ints } from '../graph/builder.ts';
 import { codeOfDtype } from '../onnx/tensor-proto.ts';
+import { DataType } from '../onnx/proto.ts';
 import { tensor } from '../tensor.ts';
 import type { Grad, GradContext } from './context.ts';
 import { ScanBody } from './recurrent-body.ts';
@@ -84,7 +85,7 @@ function sharedValues(c: GradContext, config: RecurrentConfig): Shared {
     x,
     xRows: c.op('Reshape', [x, c.int64s([-1, config.inputSize])]),
     mask: c.x(4) ? stepMask(c, x, c.x(4)) : undefined,
-    nonEmpty: c.x(4) ? c.unsqueeze(c.op('Cast', [c.op('Greater', [c.op('Cast', [c.x(4)], { to: int(7) }), c.int64(0)])], { to: int(codeOfDtype(dtype)) }), [1]) : undefined,
+    nonEmpty: c.x(4) ? c.unsqueeze(c.op('Cast', [c.op('Greater', [c.op('Cast', [c.x(4)], { to: int(DataType.INT64) }), c.int64(0)])], { to: int(codeOfDtype(dtype)) }), [1]) : undefined,
     initialH: timeMajor(c.x(5), [1, 0, 2]),
     initialC: config.kind === 'LSTM' ? timeMajor(c.x(6), [1, 0, 2]) : undefined,
     gradY: timeMajor(c.dy(0), [1, 2, 0, 3]),
@@ -103,7 +104,7 @@ function sharedValues(c: GradContext, config: RecurrentConfig): Shared {
 /** m [T, batch, 1] = [t < sequence_lens[b]] in X's float type. */
 function stepMask(c: GradContext, x: string, lengths: string): string {
   const steps = c.op('Range', [c.int64(0), c.op('Gather', [c.op('Shape', [x]), c.int64(0)], { axis: int(0) }), c.int64(1)]); // [T]
-  const valid = c.op('Less', [c.unsqueeze(steps, [1]), c.unsqueeze(c.op('Cast', [lengths], { to: int(7) }), [0])]); // [T, batch]
+  const valid = c.op('Less', [c.unsqueeze(steps, [1]), c.unsqueeze(c.op('Cast', [lengths], { to: int(DataType.INT64) }), [0])]); // [T, batch]
   return c.unsqueeze(c.op('Cast', [valid], { to: int(codeOfDtype(c.dtype(x))) }), [2]);
 }
 

@@ -4,7 +4,7 @@
  * and with the "cut" — every other input-dependent value the downstream nodes read — taken from
  * a clean run. An activation patch sweep over a late hook skips everything before it.
  */
-import type { ModelProto } from '../onnx/proto.ts';
+import { DataType, type ModelProto } from '../onnx/proto.ts';
 import { valueInfo } from './builder.ts';
 import { derive } from './edit.ts';
 import type { GraphIndex } from './graph.ts';
@@ -46,7 +46,7 @@ export function downstreamGraph(index: GraphIndex, value: string, output: string
     graph: derive(graph, {
       node: nodes,
       initializer: graph.initializer.filter((tensor) => used.has(tensor.name)),
-      input: inputs.map((name) => valueInfo(name, dtypeOfCode(index.elementTypes.get(name) ?? 1) ?? 'float32')),
+      input: inputs.map((name) => valueInfo(name, dtypeOfCode(index.elementTypes.get(name) ?? DataType.FLOAT) ?? 'float32')),
       output: graph.output.filter((info) => info.name === output),
       valueInfo: [],
     }),

@@ -5,7 +5,7 @@
  */
 import { InputError } from '../errors.ts';
 import { readModelFile, writeModelFile } from '../onnx/model-file.ts';
-import type { ModelProto } from '../onnx/proto.ts';
+import { DataType, type ModelProto } from '../onnx/proto.ts';
 import { tensorFromProto, tensorToProto } from '../onnx/tensor-proto.ts';
 import { derive } from '../graph/edit.ts';
 import type { TrainSpec } from './spec.ts';
@@ -34,7 +34,7 @@ export function loadCheckpoint(path: string): { spec: TrainSpec; state: ResumeSt
   const optimizerState = new Map<string, ReturnType<typeof tensorFromProto>>();
   for (const tensor of proto.graph.initializer) {
     if (tensor.name.startsWith('teardown::optimizer::')) optimizerState.set(tensor.name.slice('teardown::optimizer::'.length), tensorFromProto(tensor));
-    else if (tensor.dataType === 1) values.set(tensor.name, tensorFromProto(tensor));
+    else if (tensor.dataType === DataType.FLOAT) values.set(tensor.name, tensorFromProto(tensor));
   }
   return {
     spec: storedTrainSpec(proto, `checkpoint '${path}'`)!,

@@ -30,7 +30,7 @@ import { recurrentPackings, underRecurrentNames, type RecurrentPacking } from '.
 import { ints, makeNode } from '../graph/builder.ts';
 import { derive } from '../graph/edit.ts';
 import type { GraphIndex } from '../graph/graph.ts';
-import type { ModelProto, TensorProto } from '../onnx/proto.ts';
+import { DataType, type ModelProto, type TensorProto } from '../onnx/proto.ts';
 import { tensorFromProto, tensorToProto } from '../onnx/tensor-proto.ts';
 import type { Model } from '../runtime/model.ts';
 import { concatRows, moveAxis, type Tensor } from '../tensor.ts';
@@ -88,7 +88,7 @@ export function fineTuningPlan(model: Model, selection: ParameterSelection = {},
   const frozen: FrozenValue[] = [];
   for (const tensor of proto.graph.initializer) {
     const name = tensor.name;
-    if (tensor.dataType !== 1 || tiedCopies.has(name)) continue;
+    if (tensor.dataType !== DataType.FLOAT || tiedCopies.has(name)) continue;
     if (runningStatistics.has(name)) { frozen.push({ initializer: name, reason: 'BatchNorm running statistic' }); continue; }
     if (!onPath.has(name)) { frozen.push({ initializer: name, reason: 'no differentiable path to the output (a buffer: mask, index table, shape constant)' }); continue; }
     const named = pytorchNameOf(name, copyOf);
@@ -184,7 +184,7 @@ function trainingProto(model: Model, tied: TiedCopy[]): ModelProto {
   const graph = model.proto.graph;
   const byName = new Map(graph.initializer.map((t) => [t.name, t]));
   const tiedCopies = new Set(tied.map((t) => t.copy));
-  const merged = graph.node.filter((node) => node.opType === 'Identity' && byName.has(node.input[0]) && byName.get(node.input[0])!.dataType === 1);
+  const merged = graph.node.filter((node) => node.opType === 'Identity' && byName.has(node.input[0]) && byName.get(node.input[0])!.dataType === DataType.FLOAT);
   const mergedOutputs = new Set(merged.map((node) => node.output[0]));
   const transposes = tied.map(({ copy, source }) => makeNode(`teardown/tied/${copy}`, 'Transpose', [source], [copy], { perm: ints([1, 0]) }));
   const initializer: TensorProto[] = [
@@ -217,7 +217,7 @@ export function withTrainedValues(original: ModelProto, plan: FineTuningPlan, va
 
 /** Initializer values of a model under PyTorch's names: exporter copies and packings undone (tied copies left out). */
 export function valuesUnderPyTorchNames(proto: ModelProto, plan: FineTuningPlan): Map<string, Tensor> {
-  const values = new Map(proto.graph.initializer.filter((t) => t.dataType === 1).map((t) => [t.name, tensorFromProto(t)]));
+  const values = new Map(proto.graph.initializer.filter((t) => t.dataType === DataType.FLOAT).map((t) => [t.name, tensorFromProto(t)]));
   for (const { copy } of plan.tied) values.delete(copy);
   for (const copy of plan.copies) {
     const parts = copy.initializers.map((name) => values.get(name)!);

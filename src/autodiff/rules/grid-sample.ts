@@ -10,6 +10,7 @@
  * are refused by name, as are grids over more than two spatial axes (opset 20).
  */
 import { int, string as str } from '../../graph/builder.ts';
+import { DataType } from '../../onnx/proto.ts';
 import { AutodiffError } from '../errors.ts';
 import type { Grad, GradContext } from '../context.ts';
 import { castCode, dy, type GradientRule } from './shared.ts';
@@ -84,7 +85,7 @@ function pixelCoordinate(c: GradContext, normalised: string, size: number, align
 /** 1 where 0 ≤ value ≤ size − 1 (as the float type), and the value clamped there as an int64 index. */
 function onImage(c: GradContext, value: string, size: number): { inside: string; clamped: string } {
   const inside = c.op('And', [c.op('Not', [c.op('Less', [value, c.scalar(0, value)])]), c.op('Not', [c.op('Greater', [value, c.scalar(size - 1, value)])])]);
-  const clamped = c.op('Cast', [c.op('Min', [c.op('Max', [value, c.scalar(0, value)]), c.scalar(size - 1, value)])], { to: int(7) });
+  const clamped = c.op('Cast', [c.op('Min', [c.op('Max', [value, c.scalar(0, value)]), c.scalar(size - 1, value)])], { to: int(DataType.INT64) });
   return { inside, clamped };
 }
 

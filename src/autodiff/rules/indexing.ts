@@ -1,5 +1,6 @@
 /** Indexing: gathers, scatters and TopK. */
 import { int, ints, string as str } from '../../graph/builder.ts';
+import { DataType } from '../../onnx/proto.ts';
 import { AutodiffError } from '../errors.ts';
 import { axisOf, type Grad, type GradContext } from '../context.ts';
 import { castCode, dy, gradientByCopies, type GradientRule } from './shared.ts';
@@ -34,7 +35,7 @@ function gatherGradient(c: GradContext): string {
   const rank = c.rank(data);
   const indexRank = c.rank(c.x(1));
   const axis = axisOf(c.attrInt('axis', 0), rank);
-  const indices = c.op('Cast', [c.x(1)], { to: int(7) }); // int64
+  const indices = c.op('Cast', [c.x(1)], { to: int(DataType.INT64) });
   const size = c.op('Gather', [c.op('Shape', [data]), c.int64s([axis])]);
   const wrapped = c.reshapeLike(c.op('Where', [c.op('Less', [indices, c.int64s([0])]), c.add(indices, size), indices]), indices); // keeps a scalar index scalar
   const dataPerm = [axis, ...[...Array(rank).keys()].filter((k) => k !== axis)];

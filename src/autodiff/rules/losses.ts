@@ -1,5 +1,6 @@
 /** Losses computed inside the graph. */
 import { int } from '../../graph/builder.ts';
+import { DataType } from '../../onnx/proto.ts';
 import { AutodiffError } from '../errors.ts';
 import type { GradContext } from '../context.ts';
 import { dy, type GradientRule } from './shared.ts';
@@ -35,7 +36,7 @@ function softmaxCrossEntropyGradient(c: GradContext): string | undefined {
   if (c.dy(0)) {
     const ignored = c.attr('ignore_index') ? c.attrInt('ignore_index', 0) : undefined;
     const isKept = ignored === undefined ? undefined : c.op('Not', [c.op('Equal', [labels, c.constant([ignored], [1], labels)])]); // [N]
-    const asFloat = (value: string) => c.op('Cast', [value], { to: int(c.dtype(scores) === 'float64' ? 11 : 1) });
+    const asFloat = (value: string) => c.op('Cast', [value], { to: int(c.dtype(scores) === 'float64' ? DataType.DOUBLE : DataType.FLOAT) });
     const classes = c.shape(scores)[1];
     let difference = typeof classes === 'number' && classes >= SCATTER_FROM_CLASSES ? minusOneAtLabels(c, probabilities, labels, isKept, scores) : minusOneHot(c, probabilities, labels, scores);
     const kept = isKept && asFloat(isKept);
@@ -65,5 +66,5 @@ function minusOneHot(c: GradContext, probabilities: string, labels: string, scor
   const depth = c.op('Slice', [c.op('Shape', [scores]), c.int64s([1]), c.int64s([2])]);
   // onnxruntime's OneHot makes float32 but not float64 values
   const oneHot = c.op('OneHot', [labels, depth, c.floats([0, 1])], { axis: int(-1) }); // [N, C]
-  return c.sub(probabilities, c.dtype(scores) === 'float64' ? c.op('Cast', [oneHot], { to: int(11) }) : oneHot);
+  return c.sub(probabilities, c.dtype(scores) === 'float64' ? c.op('Cast', [oneHot], { to: int(DataType.DOUBLE) }) : oneHot);
 }

@@ -3,7 +3,7 @@ import { float, int } from '../../graph/builder.ts';
 import { AutodiffError } from '../errors.ts';
 import { tensor } from '../../tensor.ts';
 import { axisOf, type Grad, type GradContext } from '../context.ts';
-import { dy, type GradientRule } from './shared.ts';
+import { castCode, dy, type GradientRule } from './shared.ts';
 
 export const NORMALIZATION_RULES: Record<string, GradientRule> = {
   LayerNormalization: (c) => layerNormGradient(c),
@@ -138,7 +138,7 @@ function batchNormTrainingGradient(c: GradContext): Grad[] {
   const dScale = c.reduceSum(c.mul(dy(c), normalised), reduceAxes, false);
   const grads: Grad[] = [undefined, c.needs(1) ? dScale : undefined, c.needs(2) ? dBias : undefined, undefined, undefined];
   if (c.needs(0)) {
-    const count = c.op('Cast', [c.op('Div', [c.op('Size', [x]), c.op('Size', [mean])])], { to: int(c.dtype(x) === 'float64' ? 11 : 1) });
+    const count = c.op('Cast', [c.op('Div', [c.op('Size', [x]), c.op('Size', [mean])])], { to: int(castCode(c.dtype(x))) });
     const gain = perChannel(c.div(c.x(1), c.op('Sqrt', [c.add(variance, c.scalar(epsilon, x))]))); // scale/√(σ² + ε)
     const centred = c.sub(dy(c), perChannel(c.div(dBias, count)));
     grads[0] = c.mul(gain, c.sub(centred, c.mul(normalised, perChannel(c.div(dScale, count)))));

@@ -1,5 +1,6 @@
 /** Pooling: max (routed to each window's winner), average, global average. */
 import { int, ints, string as str } from '../../graph/builder.ts';
+import { DataType } from '../../onnx/proto.ts';
 import { AutodiffError } from '../errors.ts';
 import type { GradContext } from '../context.ts';
 import { castCode, dy, explicitPads, type GradientRule } from './shared.ts';
@@ -89,7 +90,7 @@ function tilingWinners(c: GradContext): string | undefined {
   const windowRows = c.op('Div', [c.op('Size', [y]), c.int64(columns)]);
   const rowStarts = c.mul(c.op('Range', [c.int64(0), windowRows, c.int64(1)]), c.int64(k * width));
   const starts = c.add(c.unsqueeze(rowStarts, [1]), c.int64s(Array.from({ length: columns }, (_, j) => k * j))); // [window rows, columns]
-  return c.add(c.reshapeLike(starts, y), c.reshapeLike(c.op('Cast', [offset], { to: int(7) }), y));
+  return c.add(c.reshapeLike(starts, y), c.reshapeLike(c.op('Cast', [offset], { to: int(DataType.INT64) }), y));
 }
 
 /**

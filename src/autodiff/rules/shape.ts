@@ -1,5 +1,6 @@
 /** Shape and layout: views, permutations, joins, windows, padding, repetition. */
 import { int, ints, string as str } from '../../graph/builder.ts';
+import { DataType } from '../../onnx/proto.ts';
 import { AutodiffError } from '../errors.ts';
 import { axisOf, type GradContext } from '../context.ts';
 import { dy, gradientByCopies, type GradientRule, reshapeDims } from './shared.ts';
@@ -49,7 +50,7 @@ function sliceGradient(c: GradContext): string {
     const wrapped = c.op('Where', [c.op('Less', [value, c.int64s([0])]), c.add(value, sizes), value]);
     return c.op('Max', [c.op('Min', [wrapped, sizes]), c.int64s([0])]);
   };
-  const asInt64 = (value: string) => c.op('Cast', [value], { to: int(7) });
+  const asInt64 = (value: string) => c.op('Cast', [value], { to: int(DataType.INT64) });
   const start = clamp(asInt64(c.x(1)));
   const end = c.op('Max', [clamp(asInt64(c.x(2))), start]);
   // pads = [begin₀..begin_{r−1}, end₀..end_{r−1}], scattered at the sliced axes.

@@ -1,6 +1,7 @@
 /** What every rule family shares: the rule type, dY, and small helpers. */
 import { AutodiffError } from '../errors.ts';
 import { int, string as str } from '../../graph/builder.ts';
+import { DataType } from '../../onnx/proto.ts';
 import type { Grad, GradContext } from '../context.ts';
 
 export type GradientRule = (ctx: GradContext) => Grad[];
@@ -10,7 +11,7 @@ export const dy = (ctx: GradContext) => ctx.dy(0)!;
 
 /** The ONNX element type code of a float dtype (Cast's `to`). */
 export function castCode(dtype: string): number {
-  return { float32: 1, float64: 11 }[dtype] ?? 1;
+  return dtype === 'float64' ? DataType.DOUBLE : DataType.FLOAT;
 }
 
 /** A value's dims for a Reshape: numbers, with its one symbolic axis (the batch) as −1. */
