@@ -24,6 +24,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   inspect: async () => (await import('./inspect.ts')).inspectCommand(),
   audit: async () => (await import('./audit.ts')).auditCommand(),
   data: async () => (await import('./data.ts')).dataCommand(),
+  sweep: async () => (await import('./sweep.ts')).sweepCommand(),
 };
 
 const USAGE_HINT = '(run with --help for usage)';
