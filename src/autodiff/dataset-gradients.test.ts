@@ -8,12 +8,12 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { datasetGradients } from '../src/autodiff/dataset-gradients.ts';
-import { encodeNpy, NpyFile } from '../src/data/npy.ts';
-import { GraphBuilder } from '../src/graph/builder.ts';
-import { Model } from '../src/runtime/model.ts';
-import { tensor } from '../src/tensor.ts';
-import { tempDir } from './model-files.ts';
+import { datasetGradients } from './dataset-gradients.ts';
+import { encodeNpy, NpyFile } from '../data/npy.ts';
+import { GraphBuilder } from '../graph/builder.ts';
+import { Model } from '../runtime/model.ts';
+import { tensor } from '../tensor.ts';
+import { tempDir } from '../../test/model-files.ts';
 
 describe('dataset gradients over batches, last positions scored', () => {
   it('weigh each batch by the sequences it scores: the loss equals one batch and the closed form', async () => {
