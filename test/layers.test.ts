@@ -64,7 +64,11 @@ function importsOf(source: string): string[] {
 function localImportsOf(file: string, source: string): string[] {
   return importsOf(source)
     .filter((specifier) => specifier.startsWith('.'))
-    .map((specifier) => relative(SRC, resolve(SRC, dirname(file), specifier)).split(sep).join('/'))
+    .map((specifier) =>
+      relative(SRC, resolve(SRC, dirname(file), specifier))
+        .split(sep)
+        .join('/'),
+    )
     .filter((target) => !target.startsWith('..'));
 }
 
@@ -92,7 +96,11 @@ describe('layers', () => {
       "export { NpyFile } from './npy.ts';",
       "const cli = await import('../cli/main.ts');",
     ].join('\n');
-    assert.deepEqual(localImportsOf('data/tasks.ts', source), ['train/builders.ts', 'data/npy.ts', 'cli/main.ts']);
+    assert.deepEqual(localImportsOf('data/tasks.ts', source), [
+      'train/builders.ts',
+      'data/npy.ts',
+      'cli/main.ts',
+    ]);
     assert.deepEqual(upwardImports([['data/tasks.ts', source]]), [
       'src/data/tasks.ts (data) imports src/train/builders.ts (train, a layer above)',
       'src/data/tasks.ts (data) imports src/cli/main.ts (cli, a layer above)',
@@ -100,7 +108,9 @@ describe('layers', () => {
   });
 
   it('places every folder and top-level module of src/ in a layer', () => {
-    const unplaced = [...new Set(libraryModules().map(layerOf))].filter((layer) => !RANK.has(layer));
+    const unplaced = [...new Set(libraryModules().map(layerOf))].filter(
+      (layer) => !RANK.has(layer),
+    );
     assert.deepEqual(unplaced, [], 'add each to LAYERS here and to the layers in docs/design.md');
   });
 
@@ -112,21 +122,39 @@ describe('layers', () => {
     const opening = libraryModules()
       .filter((file) => layerOf(file) !== 'runtime')
       .map(read)
-      .filter(([, source]) => importsOf(source).includes('onnxruntime-node') || /\bSession\.create\(/.test(source))
+      .filter(
+        ([, source]) =>
+          importsOf(source).includes('onnxruntime-node') || /\bSession\.create\(/.test(source),
+      )
       .map(([file]) => `src/${file}`);
     assert.deepEqual(opening, [], 'ask runtime/ for a session (runtime/session.ts openSession)');
   });
 
   it('names ONNX element types (DataType in onnx/proto.ts), never bare codes', () => {
-    // `tensor.dataType === 1`, `{ to: int(7) }`, `{ to: int(wide ? 11 : 1) }`, `elementTypes.get(v) ?? 1`,
+    // `tensor.dataType === 1`, `{ to: int(7) }`, `{ to: int(wide ? 11 : 1) }`,
+    // `elementTypes.get(v) ?? 1`,
     // `{ float32: 1, float64: 11 }[dtype]`, `dtype === 'float64' ? 11 : 1`
-    const bareCode = new RegExp([
-      /\b(?:dataType|elemType)\s*[!=]==?\s*\d/, /\bto: int\((?:\d+|[^{};]*\? \d+ : \d+)\)/,
-      /\b(?:elementTypes|types)\.get\([^)]*\) \?\? \d/, /\bfloat(?:16|32|64): (?:1|10|11)\b/, /'float(?:16|32|64)' \? \d/,
-    ].map((pattern) => pattern.source).join('|'));
-    const bare = libraryModules().map(read).flatMap(([file, source]) => source.split('\n')
-      .map((line, at) => (bareCode.test(line) ? `src/${file}:${at + 1}: ${line.trim().slice(0, 80)}` : ''))
-      .filter(Boolean));
+    const bareCode = new RegExp(
+      [
+        /\b(?:dataType|elemType)\s*[!=]==?\s*\d/,
+        /\bto: int\((?:\d+|[^{};]*\? \d+ : \d+)\)/,
+        /\b(?:elementTypes|types)\.get\([^)]*\) \?\? \d/,
+        /\bfloat(?:16|32|64): (?:1|10|11)\b/,
+        /'float(?:16|32|64)' \? \d/,
+      ]
+        .map((pattern) => pattern.source)
+        .join('|'),
+    );
+    const bare = libraryModules()
+      .map(read)
+      .flatMap(([file, source]) =>
+        source
+          .split('\n')
+          .map((line, at) =>
+            bareCode.test(line) ? `src/${file}:${at + 1}: ${line.trim().slice(0, 80)}` : '',
+          )
+          .filter(Boolean),
+      );
     assert.deepEqual(bare, []);
   });
 });

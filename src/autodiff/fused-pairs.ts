@@ -11,13 +11,13 @@ import { reluMaxPoolGradient, unpoolable } from './rules/index.ts';
 export interface FusedPair {
   first: string;
   second: string;
-  /** Whether the fused form serves this second node (its context); otherwise each op's own rule runs. */
+  /** Whether the fused form serves this second node; otherwise each op's own rule runs. */
   applies(second: GradContext): boolean;
   /** d(loss)/d(the first op's input), from the second node's context. */
   gradient(second: GradContext): string;
 }
 
 export const FUSED_PAIRS: readonly FusedPair[] = [
-  // MaxPool(Relu(X)) over windows that cannot overlap: dX = MaxUnpool(dY·[Y > 0]) (rules/pooling.ts)
+  // MaxPool(Relu(X)) over windows that cannot overlap: dX = MaxUnpool(dY·[Y > 0]), rules/pooling.ts
   { first: 'Relu', second: 'MaxPool', applies: unpoolable, gradient: reluMaxPoolGradient },
 ];
