@@ -1,6 +1,7 @@
 /**
  * Errors a user can fix (bad file, wrong shape, unsupported op) are UserErrors: the CLI prints
- * their message alone and exits 2. Anything else is a bug in teardown: it exits 1 with the stack.
+ * their message alone and exits 2 (so do the system's refusals: environmentError). Anything else,
+ * InternalError included, is a bug in teardown: exit 1, "please report it", the stack with --verbose.
  *
  * A message says what went wrong and with which thing, expected vs actual, then the fix:
  *   Input 'input' has rank 3 but the model expects rank 2 ([batch, 20]): reshape the .npy file.
@@ -23,6 +24,56 @@ export class HookError extends UserError {}
 
 /** An intervention is malformed or does not fit the hook it targets. */
 export class InterventionError extends UserError {}
+
+/**
+ * A bug in teardown found by one of its own checks (a graph it built that is not valid ONNX, a
+ * state it should never reach): exit status 1 and "please report it", never advice to the user
+ * about their model.
+ */
+export class InternalError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InternalError';
+  }
+}
+
+/**
+ * Runs `check` on something teardown built (`what`: 'the gradient graph'), turning the UserError
+ * such a check throws for users' models ("re-export the model") into the InternalError it is here.
+ */
+export function builtByTeardown<T>(what: string, check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error;
+    const message = error.message.replace(/\s*:?\s*(?:Re-export|Export) the model(?: again)?\.?$/i, '');
+    throw new InternalError(`teardown built ${what} wrongly: ${message}`);
+  }
+}
+
+/** Failures of the machine rather than of teardown (errno codes): full disk, read-only or refused paths, too many open files. */
+const ENVIRONMENT_FAULTS: Record<string, string> = {
+  ENOSPC: 'free some disk space',
+  EDQUOT: 'free some of your disk quota',
+  EROFS: 'the file system is read-only: choose a writable place',
+  EACCES: 'check the permissions, or choose another place',
+  EPERM: 'check the permissions, or choose another place',
+  EMFILE: 'too many files are open: raise the limit (ulimit -n)',
+  ENFILE: 'too many files are open on this machine',
+  EIO: 'the device reported an input/output error',
+  ENAMETOOLONG: 'choose a shorter path',
+  ENOMEM: 'free memory, or use smaller batches',
+};
+
+/** A system error (ENOSPC, EROFS, EACCES, ...) as the UserError it is: a fault of the environment, exit status 2. */
+export function environmentError(error: unknown): UserError | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code !== 'string' || !Object.hasOwn(ENVIRONMENT_FAULTS, code)) return undefined;
+  const path = (error as NodeJS.ErrnoException).path;
+  const syscall = (error as NodeJS.ErrnoException).syscall;
+  const what = path ? `${syscall ?? 'access'} '${path}'` : (syscall ?? 'a system call');
+  return new UserError(`The system refused to ${what} (${code}): ${ENVIRONMENT_FAULTS[code]}.`);
+}
 
 /** The closest candidates to `name` by edit distance, for "did you mean" lists. */
 export function nearestNames(name: string, candidates: Iterable<string>, count = 5): string[] {

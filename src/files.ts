@@ -29,7 +29,7 @@ const OLD_TEMPORARY_NAME = /^\..+\.(\d+)\.(?:staging|tmp)$/;
 
 export function writeFileAtomic(path: string, contents: Uint8Array | string): void {
   refuseNonRegular(path, 'Output file');
-  mkdirSync(dirname(path), { recursive: true });
+  makeFolders(dirname(path));
   const { path: temporary, fd } = createTemporary(dirname(path));
   try {
     try {
@@ -117,7 +117,7 @@ export class StagedFolder {
     checkOutputFolder(dir, 'Output folder');
     this.inPlace = existsSync(dir) && isMountPoint(dir);
     const parent = this.inPlace ? dir : dirname(resolve(dir));
-    mkdirSync(parent, { recursive: true });
+    makeFolders(parent);
     removeStale(parent);
     this.staging = join(parent, `${PREFIX}staging-${process.pid}-${randomBytes(8).toString('hex')}`);
     track(this.staging);
@@ -128,7 +128,7 @@ export class StagedFolder {
   /** The staging path of `name` (a relative path; folders are made), for writers that stream. */
   pathOf(name: string): string {
     const path = join(this.staging, name);
-    mkdirSync(dirname(path), { recursive: true });
+    makeFolders(dirname(path));
     return path;
   }
 
@@ -311,8 +311,42 @@ function checkWritableParent(path: string, flag: string): void {
 function checkWritable(dir: string, flag: string, path: string): void {
   try {
     accessSync(dir, constants.W_OK | constants.X_OK);
+    probeFolder(dir);
   } catch (error) {
     throw new InputError(`${flag} '${path}': cannot write in '${dir}' (${(error as NodeJS.ErrnoException).code}): choose a writable place.`);
+  }
+}
+
+/**
+ * Makes and removes an empty folder in `dir`: access() answers yes for root in /proc, where
+ * nothing can be made (mkdir fails with ENOENT), and on some network file systems.
+ */
+function probeFolder(dir: string): void {
+  const probe = join(dir, `${PREFIX}tmp-${process.pid}-${randomBytes(8).toString('hex')}`);
+  mkdirSync(probe);
+  rmSync(probe, { recursive: true, force: true });
+}
+
+/**
+ * `mkdir -p dir`, one folder at a time. Node 20's recursive mkdirSync never returns when a
+ * folder that exists cannot hold the next one (under /proc, or a symbolic link to nothing):
+ * mkdir of the child fails with ENOENT, of the parent with EEXIST, and it tries the child again.
+ */
+export function makeFolders(dir: string): void {
+  const missing: string[] = [];
+  for (let path = resolve(dir); !existsSync(path); path = dirname(path)) {
+    missing.unshift(path);
+    if (dirname(path) === path) break;
+  }
+  for (const path of missing) {
+    try {
+      mkdirSync(path);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' && statSync(path, { throwIfNoEntry: false })?.isDirectory()) continue; // made meanwhile
+      const what = code === 'EEXIST' ? 'something that is not a folder (a file, or a link to nothing) is there' : `${code}`;
+      throw new InputError(`Cannot make the folder '${path}' (${what}): choose a writable place for the output.`);
+    }
   }
 }
 

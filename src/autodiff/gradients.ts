@@ -9,7 +9,7 @@
  * its session for repeated runs (training steps).
  */
 import type { Dim } from '../graph/builder.ts';
-import { InputError } from '../errors.ts';
+import { builtByTeardown, InputError } from '../errors.ts';
 import { DataType, toNumber, type ModelProto } from '../onnx/proto.ts';
 import { Model } from '../runtime/model.ts';
 import { probeHookShapes, probeValueShapes } from '../runtime/probe.ts';
@@ -120,7 +120,7 @@ export async function lossModelWithShapes(model: Model, feeds: Feeds, target: Te
     throw new InputError(`The target has dtype ${target.dtype} but ${spec.kind} needs ${lossGraph.targetDtype}${lossGraph.targetDtype === 'int64' ? ' class indices' : ' values shaped like the output'}: convert it.`);
   }
   const withLoss = transform ? await transform(lossGraph.proto) : lossGraph.proto;
-  const lossModel = Model.fromProto(withLoss, model.path, model.options);
+  const lossModel = builtByTeardown(`the loss graph of '${model.path}'`, () => Model.fromProto(withLoss, model.path, model.options));
   const shapes = await probeValueShapes(lossModel, { ...feeds, [TARGET_INPUT]: target }) as Map<string, Dim[]>;
   return { lossModel, loss: lossGraph.loss, scores: lossGraph.scores, shapes };
 }

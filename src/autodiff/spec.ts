@@ -5,7 +5,7 @@
  */
 import type { ModelProto, NodeProto } from '../onnx/proto.ts';
 import { validateModel } from '../onnx/validate.ts';
-import { AutodiffError } from './errors.ts';
+import { builtByTeardown, InternalError } from '../errors.ts';
 
 /** The ai.onnx ops gradient rules may emit. */
 export const EMITTED_OPS = new Set([
@@ -20,10 +20,10 @@ export const EMITTED_OPS = new Set([
 export function checkGradientGraph(proto: ModelProto, emitted: readonly NodeProto[]): void {
   for (const node of withBodies(emitted)) {
     if ((node.domain && node.domain !== 'ai.onnx') || !EMITTED_OPS.has(node.opType)) {
-      throw new AutodiffError(`Internal: gradient node '${node.name}' uses '${node.domain ? `${node.domain}.` : ''}${node.opType}', which is not in the standard ai.onnx ops gradients may emit (autodiff/spec.ts).`);
+      throw new InternalError(`Gradient node '${node.name}' uses '${node.domain ? `${node.domain}.` : ''}${node.opType}', which is not in the standard ai.onnx ops gradients may emit (autodiff/spec.ts).`);
     }
   }
-  validateModel(proto, 'the gradient graph');
+  builtByTeardown('the gradient graph', () => validateModel(proto, 'the gradient graph'));
 }
 
 /** The nodes and, depth first, the nodes of their subgraphs (Scan bodies). */

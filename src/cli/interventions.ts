@@ -172,9 +172,21 @@ function optionalIndices(value: unknown, what: string, hook: string): number[] |
   if (Array.isArray(value)) return value.map((item) => integer(item, what, hook));
   return String(value).split(',').flatMap((part) => {
     const range = /^(-?\d+):(-?\d+)$/.exec(part);
-    if (range) return Array.from({ length: Math.max(0, Number(range[2]) - Number(range[1])) }, (_, i) => Number(range[1]) + i);
+    if (range) return indexRange(Number(range[1]), Number(range[2]), part, what, hook);
     return [integer(part, what, hook)];
   });
+}
+
+/** The most indices one range may name: more than any hook has (2^24 units or positions). */
+const MAX_RANGE = 2 ** 24;
+
+/** start:end, half-open; refused when it names more indices than any hook holds (0:99999999999). */
+function indexRange(start: number, end: number, text: string, what: string, hook: string): number[] {
+  const length = Math.max(0, end - start);
+  if (length > MAX_RANGE) {
+    throw new InputError(`Intervention on '${hook}': ${what}=${text} names ${length.toLocaleString('en-US')} indices, more than a hook holds (at most ${MAX_RANGE.toLocaleString('en-US')} per range): give the hook's own range (teardown hooks MODEL shows its shape).`);
+  }
+  return Array.from({ length }, (_, i) => start + i);
 }
 
 function integer(value: unknown, what: string, hook: string): number {

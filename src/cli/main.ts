@@ -10,9 +10,8 @@
  * `teardown --help` or a misspelt name, loads them all.
  */
 import { Command, CommanderError, type OutputConfiguration } from 'commander';
-import { UserError } from '../errors.ts';
+import { UserError, environmentError } from '../errors.ts';
 import { VERSION } from '../version.ts';
-import { asUserError } from '../runtime/ort-errors.ts';
 import { terminalSafe, withIo, type CliIo } from './io.ts';
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
@@ -87,7 +86,7 @@ function commandsNeeded(args: readonly string[]): string[] {
 /** Writes what went wrong to io.stderr; returns the exit status (docs/errors.md). */
 function report(error: unknown, io: CliIo, verbose: boolean): number {
   if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2; // commander printed its own message
-  const user = error instanceof UserError ? error : asUserError(error);
+  const user = error instanceof UserError ? error : environmentError(error);
   if (user) {
     io.stderr.write(`teardown: ${terminalSafe(user.message)}\n`);
     return 2;

@@ -12,6 +12,7 @@ import { allowNonFinite } from '../data/validate.ts';
 import { checkOutputFile, checkOutputFolder } from '../files.ts';
 import type { Model } from '../runtime/model.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
+import { checkThreads } from '../runtime/threads.ts';
 import type { ProgressEvent } from '../progress.ts';
 import { progressReporter } from '../report/progress.ts';
 import { writeJson } from '../report/json.ts';
@@ -171,5 +172,7 @@ export const SMOKE_EXAMPLES = 512;
 export const smokeOption = () => new Option('--smoke', `a tiny run to check a command line end to end (training: 5 steps; audit and inspect: the first ${SMOKE_EXAMPLES} examples); also TEARDOWN_SMOKE=1`);
 
 export function runtimeOptions(options: { threads?: number | string; verbose?: boolean }): RuntimeOptions {
-  return { threads: options.threads ? positiveInteger(options.threads, '--threads') : cpus().length, verbose: options.verbose };
+  const threads = options.threads ? positiveInteger(options.threads, '--threads') : cpus().length;
+  checkThreads(threads, '--threads');
+  return { threads, verbose: options.verbose };
 }

@@ -54,6 +54,16 @@ async function nameSymbolicAxes(model: Model, shapes: Map<string, (number | stri
   }
 }
 
+/** The most values one synthesised example may hold (2^26: 256 MB of float32). */
+const MAX_PROBE_VALUES = 2 ** 26;
+
+/** A declared shape one example can be made of: sizes ≥ 0, at most MAX_PROBE_VALUES values in all. */
+function checkProbeSize(name: string, dims: readonly number[]): void {
+  const count = dims.reduce((product, dim) => product * dim, 1);
+  if (dims.every((dim) => Number.isSafeInteger(dim) && dim >= 0) && count <= MAX_PROBE_VALUES) return;
+  throw new InputError(`Input '${name}' would be [${dims.join(', ')}] for one example (${count.toLocaleString('en-US')} values; at most ${MAX_PROBE_VALUES.toLocaleString('en-US')} are made up to probe the hooks): give a real example with --input ${name}=FILE.npy, a smaller --dim, or fix the input's declared shape in the model.`);
+}
+
 /** One example per input: seeded uniform [0, 1) floats, zero integers (a valid index). */
 function synthesiseFeeds(model: Model, dimSizes: Record<string, number>, assumed: Record<string, number>): Feeds {
   const random = seededRandom(0);
@@ -67,6 +77,7 @@ function synthesiseFeeds(model: Model, dimSizes: Record<string, number>, assumed
       if (dimSizes[dim] === undefined) assumed[dim] = 8;
       return dimSizes[dim] ?? 8;
     });
+    checkProbeSize(input.name, dims);
     const values = input.dtype === 'float32' || input.dtype === 'float64' ? Array.from({ length: elementCount(dims) }, random) : undefined;
     feeds[input.name] = tensor(input.dtype, dims, values);
   }

@@ -4,14 +4,13 @@
  * executive summary comes first — what is wrong, how sure, what to do — then each finding with
  * its evidence. Every string that comes from the model or the data is escaped.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { shortcutVerdict, type AuditResult, type ShortcutUnits, type ShortcutVerdict } from '../audit/audit.ts';
 import type { AuditData } from '../audit/data.ts';
 import type { Finding } from '../audit/findings.ts';
 import type { FixesResult } from '../audit/fixes.ts';
 import type { ShortcutEvidence } from '../audit/shortcut.ts';
-import { writeFileAtomic } from '../files.ts';
+import { makeFolders, writeFileAtomic } from '../files.ts';
 import { percent } from '../stats.ts';
 import { ablationCurve, barChart, pointsChart, reliabilityDiagram, renderChart } from './charts.ts';
 import { transformExamples, type TransformOptions } from '../audit/transforms.ts';
@@ -35,7 +34,7 @@ export function escapeHtml(text: unknown): string {
 /** Writes DIR/index.html (atomically) and returns its path. */
 export async function writeReport(dir: string, input: ReportInput): Promise<string> {
   const html = await renderReport(input);
-  mkdirSync(dir, { recursive: true });
+  makeFolders(dir);
   const path = join(dir, 'index.html');
   writeFileAtomic(path, html);
   return path;

@@ -1,9 +1,55 @@
 /**
- * onnxruntime's own messages, put in the project's form (what, which, the fix). Filled in below.
+ * onnxruntime's own messages, put in the project's form: what went wrong, with which model, node
+ * or initializer, and the fix. onnxruntime writes its C++ source location and function signature
+ * first (`model.cc:202 onnxruntime::Model::Model(onnx::ModelProto&&, ...) Unsupported model IR
+ * version: 99, ...`); that is dropped. Messages not recognised here keep onnxruntime's wording
+ * behind "onnxruntime cannot load" / "onnxruntime failed to run".
+ *
+ * The one place these translations live: session.ts words every load and run failure through
+ * `ortLoadMessage` and `ortRunMessage`.
  */
-import type { UserError } from '../errors.ts';
 
-/** An error thrown by onnxruntime (or by Node on its behalf) as the UserError it stands for, if any. */
-export function asUserError(_error: unknown): UserError | undefined {
-  return undefined;
+/** The model description used in messages: `'path.onnx'`, or the name of a graph teardown built. */
+type Described = string;
+
+/** onnxruntime's text without its status prefix, source location and C++ signature, on one line. */
+export function cleanOrtMessage(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message
+    .replace(/^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*[A-Z_]+\s*:\s*/, '')
+    .replace(/\s+/g, ' ')
+    .replace(/^\S*\.(?:cc|cpp|h):\d+\s+/, '')
+    .replace(/^(?:[\w:~]+::[\w~]+\([^)]*\)(?:\s*const)?|[A-Z][a-z]+(?:[A-Z][a-z0-9]*){2,})\s+/, '')
+    .trim();
+}
+
+/** The message of a ModelError for a session onnxruntime refused to create. */
+export function ortLoadMessage(error: unknown, describe: Described): string {
+  const message = cleanOrtMessage(error);
+  const ir = /Unsupported model IR version: (\d+), max supported IR version: (\d+)/.exec(message);
+  if (ir) {
+    return `${describe} is ONNX IR version ${ir[1]}, and this onnxruntime reads IR versions up to ${ir[2]}: export the model again with an exporter (or onnx package) that writes IR version ${ir[2]} or lower.`;
+  }
+  const raw = /Initializer '([^']*)': raw_data size \((\d+) bytes\) does not match expected size from shape and data type \((\d+) bytes\)/.exec(message);
+  if (raw) {
+    return `Initializer '${raw[1]}' of ${describe} holds ${raw[2]} bytes of raw_data where its shape and type need ${raw[3]}: the file is damaged or cut short. Export the model again.`;
+  }
+  if (/bad_alloc|Failed to allocate memory/i.test(message)) {
+    return `onnxruntime ran out of memory loading ${describe} (${message}): free memory, or use fewer --threads.`;
+  }
+  return `onnxruntime cannot load ${describe}: ${message}`;
+}
+
+/** The message of a ModelError for a run onnxruntime stopped. */
+export function ortRunMessage(error: unknown, describe: Described): string {
+  const message = cleanOrtMessage(error);
+  const node = /^Non-zero status code returned while running (?:Fused)?(\w+) node\. Name:'(?:fused )?([^']*)' Status Message: (.*)$/.exec(message);
+  if (node) {
+    const [, op, name, detail] = node;
+    return `onnxruntime stopped at node '${name}' (${op}) of ${describe}: ${cleanOrtMessage(detail)}. The inputs do not fit what this node computes with: check their shapes and values against the model's inputs (teardown hooks MODEL lists them).`;
+  }
+  if (/bad_alloc|Failed to allocate memory/i.test(message)) {
+    return `onnxruntime ran out of memory running ${describe} (${message}): use a smaller --batch-size or fewer --threads.`;
+  }
+  return `onnxruntime failed to run ${describe}: ${message}`;
 }

@@ -5,7 +5,9 @@
  */
 import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
-import { ModelError } from '../errors.ts';
+import { InternalError, ModelError } from '../errors.ts';
+import { checkThreads } from './threads.ts';
+import { cleanOrtMessage, ortLoadMessage, ortRunMessage } from './ort-errors.ts';
 import { encodeModel, type ModelProto } from '../onnx/proto.ts';
 import type { DType, Feeds, Tensor, TensorData } from '../tensor.ts';
 import type { LoadedSessions, Unloadable } from './loaded-sessions.ts';
@@ -13,7 +15,7 @@ import type { LoadedSessions, Unloadable } from './loaded-sessions.ts';
 export interface RuntimeOptions {
   /** onnxruntime intra-op threads; default all cores. */
   threads?: number;
-  /** Let onnxruntime log at info level; otherwise warnings and worse are dropped too (level 3 = error). */
+  /** Let onnxruntime log at info level; otherwise its log is off (level 4 = fatal): its errors reach the user as messages (ort-errors.ts). */
   verbose?: boolean;
 }
 
@@ -44,6 +46,8 @@ export class Session implements Unloadable {
   private running = 0;
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
+  /** The model or graph, as messages name it. */
+  describe = 'the model';
 
   private constructor(inner: ort.InferenceSession, private readonly load: () => Promise<ort.InferenceSession>, private readonly mapped?: MappedWeights) {
     this.inner = Promise.resolve(inner);
@@ -59,6 +63,7 @@ export class Session implements Unloadable {
    * of the weights per session), where unpacked they are read from the mapping itself.
    */
   static async create(bytes: Uint8Array, options: RuntimeOptions = {}, describe = 'the model', explain?: (message: string) => string | undefined, level: 'basic' | 'extended' = 'extended', mapped?: MappedWeights): Promise<Session> {
+    checkThreads(options.threads);
     const fromFile = mapped ? { model_external_initializers_file_folder_path: mapped.folder, disable_prepacking: '1' } : {};
     const load = () => ort.InferenceSession.create(bytes, {
       intraOpNumThreads: options.threads ?? 0,
@@ -68,7 +73,7 @@ export class Session implements Unloadable {
       // reorder back every exposed value (4–6× slower caching on the cnn fixture), and one level
       // for every session keeps edited and unedited runs numerically alike (bench/RESULTS.md).
       graphOptimizationLevel: level,
-      logSeverityLevel: options.verbose ? 1 : 3,
+      logSeverityLevel: options.verbose ? 1 : 4,
       // Idle pool threads would spin-wait for work and starve the JavaScript thread that
       // prepares the next feeds (patch sweeps ran 1.7× slower with 2 threads on 2 cores); in
       // training loops spinning made 2-thread CNN steps bimodal here (6 or 12 ms per step).
@@ -78,12 +83,12 @@ export class Session implements Unloadable {
     try {
       inner = await load();
     } catch (error) {
-      const message = cleanOrtMessage(error);
-      throw new ModelError(explain?.(message) ?? `onnxruntime cannot load ${describe}: ${message}`);
+      throw new ModelError(explain?.(cleanOrtMessage(error)) ?? ortLoadMessage(error, describe));
     }
     // Only a mapped session is worth unloading: loading it again reads no weights. Others keep
     // their bytes nowhere, and load only once.
     const session = new Session(inner, mapped ? load : () => Promise.reject(new Error('session: only mapped sessions unload')), mapped);
+    session.describe = describe;
     mapped?.loaded.use(session, mapped.bytes);
     return session;
   }
@@ -112,7 +117,7 @@ export class Session implements Unloadable {
       results = outputs ? await inner.run(ortFeeds, outputs as string[]) : await inner.run(ortFeeds);
     } catch (error) {
       if (error instanceof ModelError) throw error;
-      throw new ModelError(`onnxruntime failed to run the model: ${cleanOrtMessage(error)}`);
+      throw new ModelError(ortRunMessage(error, this.describe));
     } finally {
       this.running--;
     }
@@ -134,8 +139,14 @@ export class Session implements Unloadable {
  * an evaluation graph), with its weights copied into the session: those layers ask here, so
  * sessions open in runtime/ only (test/layers.test.ts).
  */
-export function openSession(proto: ModelProto, options: RuntimeOptions, describe: string): Promise<Session> {
-  return Session.create(encodeModel(proto), options, describe);
+export async function openSession(proto: ModelProto, options: RuntimeOptions, describe: string): Promise<Session> {
+  try {
+    return await Session.create(encodeModel(proto), options, describe);
+  } catch (error) {
+    // The user's model loaded: a graph teardown built from it that onnxruntime refuses is teardown's bug.
+    if (error instanceof ModelError && !/out of memory/.test(error.message)) throw new InternalError(`teardown built ${describe} wrongly: ${error.message}`);
+    throw error;
+  }
 }
 
 const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
@@ -156,8 +167,3 @@ export function fromOrt(name: string, value: ort.Tensor): Tensor {
   return { dtype, dims: [...value.dims], data: value.data as TensorData };
 }
 
-/** ORT messages start with a status prefix and sometimes carry a C++ file:line; keep the useful part. */
-function cleanOrtMessage(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return message.replace(/^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*[A-Z_]+\s*:\s*/, '').replace(/\s+/g, ' ').trim();
-}
