@@ -6,7 +6,7 @@ import { InputError } from '../errors.ts';
 import { auditModel, shortcutVerdict, type AuditResult } from '../audit/audit.ts';
 import { loadConfig, type AuditConfig } from '../audit/config.ts';
 import { checkInputs, loadAuditData, type AuditData, type DataSpec } from '../audit/data.ts';
-import type { Examples } from '../audit/examples.ts';
+import { firstExamples } from '../audit/first-examples.ts';
 import { gate, type Finding, type Gate, type Severity } from '../audit/findings.ts';
 import { parseCounterfactual, type Counterfactual } from '../audit/shortcut.ts';
 import { Model } from '../runtime/model.ts';
@@ -120,16 +120,6 @@ export function fixRowProgress(onProgress: ((event: ProgressEvent) => void) | un
 /** --smoke: one carrier unit per hook, searched on 64 examples. */
 export function smokeConfig(config: AuditConfig): AuditConfig {
   return { ...config, units: { fraction: 0, examples: 64 } };
-}
-
-/** The first `count` examples of a set, every input, label and attribute cut alike (--smoke). */
-export function firstExamples(data: AuditData, count: number): AuditData {
-  const rows = Math.min(count, data.labels.length);
-  const cut = (examples: Examples): Examples => ({
-    ...examples, rows, read: (start, end) => examples.read(Math.min(start, rows), Math.min(end, rows)),
-    ...(examples.passThrough ? { passThrough: Object.fromEntries(Object.entries(examples.passThrough).map(([name, other]) => [name, cut(other)])) } : {}),
-  });
-  return { ...data, inputs: cut(data.inputs), labels: data.labels.subarray(0, rows), attributes: data.attributes.map((a) => ({ ...a, values: a.values.subarray(0, rows) })) };
 }
 
 /**

@@ -4,8 +4,8 @@ import { readTable } from '../data/csv.ts';
 import { NpyFile } from '../data/npy.ts';
 import { requireLabels, requireRows } from '../data/validate.ts';
 import { inspectModel, type InspectResult } from '../inspect/inspect.ts';
-import { fourierAnalysis, type FourierResult } from '../inspect/fourier.ts';
-import { modularAdditionTrainPairs } from '../data/tasks.ts';
+import type { FourierResult } from '../inspect/fourier.ts';
+import { modelFourier } from '../inspect/model-fourier.ts';
 import { percent } from '../stats.ts';
 import { parseMetric } from '../inspect/metric.ts';
 import { Model } from '../runtime/model.ts';
@@ -19,8 +19,6 @@ import { DEFAULT_CARRIER_FRACTION } from '../inspect/carriers.ts';
 import { attributeCarriers } from '../audit/attribute-carriers.ts';
 import { SMOKE_EXAMPLES, cliProgress, collect, emitJson, numberOption, smokeMode, smokeOption, parseInputs, positiveInteger, routeOutput, runtimeOptions, withCommonOptions } from './options.ts';
 import { datasetFromFiles } from '../inspect/inputs.ts';
-import { nonlinearityHooks } from '../inspect/default-hooks.ts';
-import { storedTrainSpec } from '../train/read-spec.ts';
 import { print } from './io.ts';
 
 export function inspectCommand(): Command {
@@ -211,18 +209,11 @@ function printSummary(path: string, result: InspectResult, top: number): void {
   if (dead) print(`\n${dead} unit(s) never fired (dead) on these examples.`);
 }
 
-/** Fourier analysis, scored on the model's own training pairs when its training spec is in its metadata. */
+/** --fourier P: the periodic structure of a modular-addition model (inspect/model-fourier.ts), printed. */
 async function fourierOfModel(model: Model, modulus: number, hooks: string[] | undefined, onProgress?: ReturnType<typeof cliProgress>): Promise<FourierResult> {
-  const taskSpec = storedTrainSpec(model.proto, `'${model.path}'`);
-  const fromSpec = taskSpec?.task === 'modular-addition' && (taskSpec.taskOptions.modulus ?? 113) === modulus;
-  const trainPairs = fromSpec ? modularAdditionTrainPairs(modulus, taskSpec!.taskOptions.trainFraction ?? 0.3, taskSpec!.taskOptions.dataSeed ?? 0) : undefined;
-  const mlpHooks = model.hooks.hooks.filter((hook) => hook.kind === 'module' && /mlp\.1$/.test(hook.name)).map((hook) => hook.name);
-  // A model without module scopes (bare parameters): its nonlinearities are the MLP's units.
-  const unitHooks = hooks ?? (mlpHooks.length ? mlpHooks : nonlinearityHooks(model).map((hook) => hook.name));
-  const result = await fourierAnalysis(model, modulus, { trainPairs, hooks: unitHooks, onProgress });
-  const keyShare = result.keyFrequencies.reduce((sum, k) => sum + (result.embeddingEnergy[k - 1] ?? 0), 0);
+  const { fourier: result, trainPairs, keyEnergyShare } = await modelFourier(model, modulus, { hooks, onProgress });
   print(`\nFourier structure mod ${modulus} (Nanda et al. 2023), scored on ${trainPairs ? `the model's ${trainPairs.length} training pairs (from its training spec)` : `all ${modulus * modulus} pairs (no training spec in the model)`}:`);
-  print(`  key frequencies ${result.keyFrequencies.join(', ')}: ${percent(keyShare)} of the embedding's energy, ${percent(result.varianceExplained)} of the logits' variance`);
+  print(`  key frequencies ${result.keyFrequencies.join(', ')}: ${percent(keyEnergyShare)} of the embedding's energy, ${percent(result.varianceExplained)} of the logits' variance`);
   print(formatTable(['logits', 'loss'], [['full model', result.loss.full.toPrecision(4)], ['key frequencies only (restricted)', result.loss.restricted.toPrecision(4)], ['key frequencies removed (excluded)', result.loss.excluded.toPrecision(4)]]).replace(/^/gm, '  '));
   for (const [hook, shares] of Object.entries(result.units)) {
     print(`  ${hook}: key-frequency products explain ${percent(shares.reduce((a, b) => a + b, 0) / shares.length)} of a unit's variance on average`);
