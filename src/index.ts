@@ -42,19 +42,25 @@ export type { IntegratedGradients } from './inspect/integrated-gradients.ts';
 
 // Inspection, audits and training.
 export { inspect } from './api/inspect.ts';
-export type { InspectCallOptions } from './api/inspect.ts';
+export type { AttributeCarriers, InspectCallOptions, InspectOutput } from './api/inspect.ts';
 export { inspectModel } from './inspect/inspect.ts';
 export type { InspectOptions, InspectResult, InspectedUnit } from './inspect/inspect.ts';
 export { audit } from './api/audit.ts';
 export type { AuditCallOptions, AuditDataInput, Classifier } from './api/audit.ts';
-export { auditModel } from './audit/audit.ts';
-export type { AuditOptions, AuditResult } from './audit/audit.ts';
+export { auditModel, shortcutVerdict } from './audit/audit.ts';
+export type { AuditOptions, AuditResult, ShortcutUnits, ShortcutVerdict } from './audit/audit.ts';
 export type { AuditData } from './audit/data.ts';
 export { train } from './api/train.ts';
 export type { TrainCallOptions, TrainOutput, TrainSpecInput } from './api/train.ts';
 export type { ProgressEvent, ProgressOptions } from './progress.ts';
 export type { TrainOptions, TrainResult } from './train/trainer.ts';
 export type { TrainSpec } from './train/spec.ts';
+// Sweeps: fragility of a training recipe over configurations × seeds (better-sqlite3 loads only when one runs).
+export { sweep } from './sweep/sweep.ts';
+export type { SweepOptions, SweepResult, SweepStatus } from './sweep/sweep.ts';
+export { readSweepSpec, parseSweepSpec } from './sweep/spec.ts';
+export type { SweepSpec } from './sweep/spec.ts';
+export type { SweepAnalysis } from './sweep/analysis.ts';
 
 // Tensors and .npy files.
 export { tensor, floatTensor, elementCount, sliceRows, concatRows, shapeString } from './tensor.ts';

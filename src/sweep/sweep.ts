@@ -79,11 +79,9 @@ export async function sweep(spec: SweepSpec, options: SweepOptions): Promise<Swe
 /** A training template that cannot make a valid spec is refused before any trial runs. */
 async function checkTrainTemplate(spec: SweepSpec, configurations: Configuration[], smoke?: boolean): Promise<void> {
   if (spec.trial.kind !== 'train') return;
-  const { checkTrainMetric, trainSpecFor } = await import('./train-trial.ts');
+  const { checkTrainMetric, checkTrainTemplate } = await import('./train-trial.ts');
   checkTrainMetric(spec.metric);
-  for (const configuration of configurations) {
-    trainSpecFor({ template: spec.trial.train, params: configuration.params, seed: 0, smoke });
-  }
+  checkTrainTemplate(spec.trial.train, configurations, smoke);
 }
 
 async function runPending(spec: SweepSpec, store: SweepStore, configurations: Configuration[], options: SweepOptions): Promise<void> {

@@ -45,6 +45,18 @@ export function trainSpecFor(trial: Pick<TrainTrial, 'template' | 'params' | 'se
   return parseTrainSpec(filled, "Sweep spec field 'train'");
 }
 
+/** Every configuration's training spec, checked before any trial runs. */
+export function checkTrainTemplate(template: Record<string, unknown>, configurations: { index: number; params: Params }[], smoke?: boolean): void {
+  for (const { index, params } of configurations) {
+    try {
+      trainSpecFor({ template, params, seed: 0, smoke });
+    } catch (error) {
+      if (!(error instanceof InputError) || error.message.startsWith('Sweep spec')) throw error;
+      throw new InputError(`Sweep spec field 'train' (configuration ${index}): ${error.message}`);
+    }
+  }
+}
+
 /** The template with placeholders filled, at any depth. */
 function fill(value: unknown, params: Params): unknown {
   if (typeof value === 'string') {
