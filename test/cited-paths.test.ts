@@ -1,7 +1,7 @@
 /**
  * Comments and docs cite files that exist: every path under src/, docs/, bench/, test/, scripts/
  * or examples/ named in a comment of the sources, tests and benches, or anywhere in README.md,
- * CHANGELOG.md and docs/*.md (generated docs/api aside), is a file or folder of the checkout —
+ * CHANGELOG.md, bench/RESULTS.md, test/README.md and docs/*.md (generated docs/api aside), is a file or folder of the checkout —
  * relative to the repository or to the citing file; a source cited from its folder under src/
  * (`runtime/weight-file.ts`) is a file there.
  */
@@ -49,7 +49,7 @@ const exists = (cited: string, citing: string) => existsSync(join(ROOT, cited)) 
 describe('cited paths', () => {
   it('every src/, docs/, bench/, test/, scripts/ and examples/ path cited in comments and docs exists', () => {
     const sources = ['src', 'bench', 'test', 'scripts'].flatMap((folder) => filesUnder(folder, /\.(ts|py|mjs)$/));
-    const docs = ['README.md', 'CHANGELOG.md', ...filesUnder('docs', /\.md$/)];
+    const docs = ['README.md', 'CHANGELOG.md', 'bench/RESULTS.md', 'test/README.md', ...filesUnder('docs', /\.md$/)];
     const cited = [...sources, ...docs].flatMap((path) => citations(path).map((citation) => ({ path, citation })));
     assert.ok(cited.length > 200, `found only ${cited.length} citations in ${sources.length} sources and ${docs.length} docs`);
     const missing = cited.filter(({ path, citation }) => !exists(citation, path)).map(({ path, citation }) => `${path}: ${citation}`);

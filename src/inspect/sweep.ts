@@ -28,7 +28,7 @@ export interface SweepOptions {
  * 2^21 values of the hook per run). Large stacks amortise onnxruntime's cost per run on small
  * models; on large ones they are slower per example — a GPT-2-small attention pattern (196,608
  * values per example) ran inspect's ablations 1.9× faster in runs of 8 examples than of 52
- * (bench/RESULTS.md, "Scale").
+ * (docs/performance-log.md, "Scale (issue 11), sessions 5 and 6").
  */
 export function stackedRows(valuesPerExample: number): number {
   return Math.max(1, Math.min(4096, Math.floor(2 ** 21 / Math.max(1, valuesPerExample))));

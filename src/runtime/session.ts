@@ -71,7 +71,8 @@ export class Session implements Unloadable {
       executionMode: 'sequential',
       // 'extended', not 'all': the layout pass of 'all' reorders conv maps to NCHWc and must
       // reorder back every exposed value (4–6× slower caching on the cnn fixture), and one level
-      // for every session keeps edited and unedited runs numerically alike (bench/RESULTS.md).
+      // for every session keeps edited and unedited runs numerically alike
+      // (docs/performance-log.md, "Cache overhead").
       graphOptimizationLevel: level,
       logSeverityLevel: options.verbose ? 1 : 4,
       // Idle pool threads would spin-wait for work and starve the JavaScript thread that

@@ -25,10 +25,7 @@ export const POOLING_RULES: Record<string, GradientRule> = {
  * window order, as onnxruntime's and PyTorch's indices name it (onnxruntime's indices count over
  * the flattened input). Windows that cannot overlap (unpoolable) each route to a different
  * position, so MaxUnpool places them (onnxruntime's float kernel is about 4× faster than a
- * scatter); otherwise, and for float64, ScatterElements adds them up. (Routing tiling windows
- * without indices — the input's kh·kw strided phases compared with the maximum — left the forward
- * MaxPool on onnxruntime's fast kernel, 1.12 → 0.15 ms, but its strided Slices, masks and
- * interleaving cost 1.5 ms: slower overall.)
+ * scatter); otherwise, and for float64, ScatterElements adds them up.
  */
 function maxPoolGradient(c: GradContext): string {
   if (c.attrInt('storage_order', 0) !== 0) throw new AutodiffError(`MaxPool with storage_order=1 (${c.describe()}) has no gradient rule.`);
