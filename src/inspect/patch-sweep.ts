@@ -22,6 +22,7 @@ import { derive, pruneUnused } from '../graph/edit.ts';
 import { fuseMatMulBias } from '../graph/fuse-matmul-bias.ts';
 import { allocate, concatRows, elementCount, repeatRows, sliceRows, shapeString, type Feeds, type Tensor } from '../tensor.ts';
 import { stackedPlan, stackedRows, sweepInput } from './sweep.ts';
+import { fromPosition, suffixPart, type SuffixPart } from './suffix-part.ts';
 
 /** A metric of the model's first output on one variant's batch, e.g. the mean logit difference. */
 export type Metric = (output: Tensor) => number;
@@ -37,7 +38,19 @@ export interface PatchSweepOptions extends ProgressOptions {
    * (autodiff/last-position.ts).
    */
   lastPosition?: boolean;
+  /**
+   * Where the model is shown causal for a hook (inspect/causal-suffix.ts), recompute only the
+   * positions from the patched one on, with the clean run's earlier keys and values (default
+   * true). false: every position of the downstream part, as for any other model.
+   */
+  causalSuffix?: boolean;
 }
+
+/**
+ * How each hook's variants were computed: `suffix`, the downstream part from the patched position
+ * on; `downstream`, the downstream part at every position; `whole`, the whole edited graph.
+ */
+export type PatchPath = 'suffix' | 'downstream' | 'whole';
 
 export interface PatchSweepResult {
   hooks: string[];
@@ -48,6 +61,10 @@ export interface PatchSweepResult {
   corruptedMetric: number;
   /** onnxruntime runs used for the sweep itself (excluding the clean and corrupted runs). */
   runs: number;
+  /** paths[h]: how hooks[h]'s variants were computed. */
+  paths: PatchPath[];
+  /** Why hooks that could have been recomputed from the patched position on were not. */
+  notes: string[];
 }
 
 /** `positions`: sequence positions to patch (negative counts from the end), or 'all'. */
@@ -68,7 +85,6 @@ export async function patchSweep(full: Model, clean: Feeds, corrupted: Feeds, ho
   const perRun = Math.max(1, Math.floor((options.maxRows ?? stackedRows(Math.max(...dims.map((hookDims) => elementCount(hookDims) / batch)))) / batch));
   const effects = hooks.map(() => new Array<number>(chosen.length).fill(NaN));
   let runs = 0;
-  const progress = trackProgress('patch sweep', 1 + hooks.length * Math.ceil(chosen.length / perRun), options);
   // Hooks whose downstream part can run alone: only that part is recomputed, fed from one clean run.
   // Each part's session is built when the sweep reaches its hook: building them all at once held
   // every part's encoded bytes at the same time.
@@ -84,11 +100,39 @@ export async function patchSweep(full: Model, clean: Feeds, corrupted: Feeds, ho
   const bothStack = Object.keys(clean).every((name) => model.hasBatchAxis(name)) && batchFirst(outputShape)
     && hooks.every((hook) => batchFirst(shapes.get(hook.name))) && cutValues.every(stacks);
   const activationCuts = cutValues.filter((value) => !isStatic(value));
-  const [cleanRun, corruptedRun] = await cleanAndCorruptedRuns(model, clean, corrupted, activationCuts, hooks.map((hook) => hook.name), bothStack ? batch : undefined);
+  const notes: string[] = [];
+  const suffixes: (SuffixPart | undefined)[] = [];
+  for (const [h, hook] of hooks.entries()) {
+    const wanted = (options.causalSuffix ?? true) && stackable(partInputs[h]);
+    const made = wanted ? await suffixPart(model, hook.value, outputName, clean) : undefined;
+    if (made && 'reason' in made) notes.push(`Hook '${hook.name}': every position recomputed (not shown causal: ${made.reason}).`);
+    suffixes.push(made && !('reason' in made) ? made : undefined);
+  }
+  const chunks = suffixChunks(chosen, perRun, seqLength);
+  const progress = trackProgress('patch sweep', 1 + hooks.reduce((sum, _, h) => sum + (suffixes[h] ? chunks.length : Math.ceil(chosen.length / perRun)), 0), options);
+  const suffixValues = suffixes.flatMap((suffix) => suffix?.cleanValues ?? []);
+  const cleanCached = [...new Set([...activationCuts, ...suffixValues])];
+  const [cleanRun, corruptedRun] = await cleanAndCorruptedRuns(model, clean, corrupted, cleanCached, hooks.map((hook) => hook.name), bothStack ? batch : undefined);
   progress.tick(1, 'clean and corrupted runs');
+  const cleanValues = { feeds: clean, cache: cleanRun.cache, batch };
+  const paths: PatchPath[] = [];
 
   for (const [h, hook] of hooks.entries()) {
+    const suffix = suffixes[h];
+    if (suffix) {
+      paths.push('suffix');
+      for (const chunk of chunks) {
+        const start = Math.min(...chunk);
+        const stacked = patchedStack(cleanRun.cache.get(hook.value)!, corruptedRun.cache.get(hook.name)!, chunk, dims[h]);
+        const output = await suffix.run(start, fromPosition(stacked, start), chunk.length * batch, cleanValues);
+        runs++;
+        progress.tick(1, hook.name);
+        chunk.forEach((position, v) => { effects[h][chosen.indexOf(position)] = metric(sliceRows(output, v * batch, (v + 1) * batch)); });
+      }
+      continue;
+    }
     const part = stackable(partInputs[h]) ? await model.downstream(hook.value, outputName) : undefined;
+    paths.push(part ? 'downstream' : 'whole');
     for (let first = 0; first < chosen.length; first += perRun) {
       const chunk = chosen.slice(first, first + perRun);
       const corruptedValue = corruptedRun.cache.get(hook.name)!;
@@ -116,7 +160,7 @@ export async function patchSweep(full: Model, clean: Feeds, corrupted: Feeds, ho
     }
   }
   return {
-    hooks: hooks.map((hook) => hook.name), positions: chosen, effects, runs,
+    hooks: hooks.map((hook) => hook.name), positions: chosen, effects, runs, paths, notes,
     cleanMetric: metric(cleanRun.outputs[outputName]), corruptedMetric: metric(corruptedRun.outputs[outputName]),
   };
 }
@@ -130,10 +174,12 @@ async function cleanAndCorruptedRuns(model: Model, clean: Feeds, corrupted: Feed
   if (batch === undefined) return [await runWithCache(model, clean, cleanValues), await runWithCache(model, corrupted, corruptedValues)];
   const stacked = Object.fromEntries(Object.entries(clean).map(([name, value]) => [name, concatRows([value, corrupted[name]])]));
   const both = await runWithCache(model, stacked, [...new Set([...cleanValues, ...corruptedValues])]);
+  // A value laid out [batch*k, ...] holds each run's examples in half its rows.
+  const halfOf = (value: Tensor, k: number) => sliceRows(value, (k * value.dims[0]) / 2, ((k + 1) * value.dims[0]) / 2);
   const half = (k: number, values: string[]): RunResult => ({
     ...both,
-    outputs: Object.fromEntries(Object.entries(both.outputs).map(([name, value]) => [name, sliceRows(value, k * batch, (k + 1) * batch)])),
-    cache: new Map(values.map((value) => [value, sliceRows(both.cache.get(value)!, k * batch, (k + 1) * batch)])),
+    outputs: Object.fromEntries(Object.entries(both.outputs).map(([name, value]) => [name, halfOf(value, k)])),
+    cache: new Map(values.map((value) => [value, halfOf(both.cache.get(value)!, k)])),
   });
   return [half(0, cleanValues), half(1, corruptedValues)];
 }
@@ -165,6 +211,23 @@ async function lastPositionModel(model: Model, feeds: Feeds, hookNames: readonly
     const used = new Set(nodes.flatMap((node) => node.input));
     return derive(index.proto, { graph: derive(fused, { node: nodes, initializer: [...fused.initializer, ...emitter.initializers].filter((t) => used.has(t.name)) }) });
   });
+}
+
+/**
+ * Positions run together on a suffix part, ascending; a run starts at its first position, so a
+ * later position in it recomputes p − start unchanged positions. Counting work in variant-positions
+ * and a run's fixed cost as 1/16 of a full run (perRun variants × seqLength positions), a position
+ * joins the run when that waste is below the cost of a run of its own, and the run fits perRun.
+ */
+function suffixChunks(positions: readonly number[], perRun: number, seqLength: number): number[][] {
+  const runCost = (perRun * seqLength) / 16;
+  const chunks: number[][] = [];
+  for (const position of [...positions].sort((a, b) => a - b)) {
+    const current = chunks[chunks.length - 1];
+    if (current && current.length < perRun && position - current[0] <= runCost) current.push(position);
+    else chunks.push([position]);
+  }
+  return chunks;
 }
 
 /** [variants·batch, seq, ...]: the clean value once per variant, with the corrupted value at that variant's position. */
