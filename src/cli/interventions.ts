@@ -75,7 +75,8 @@ export function parseInterventionFlags(flags: InterventionFlags): ParsedInterven
       }
       const { kind, ...rest } = entry as { kind: string };
       if (!Object.hasOwn(SETTINGS, kind)) {
-        throw new InputError(`Interventions file '${flags.interventions}': kind must be one of ${Object.keys(SETTINGS).map((k) => `'${k}'`).join(', ')}, got ${JSON.stringify(kind)}.`);
+        const given = kind === undefined ? 'none' : JSON.stringify(kind);
+        throw new InputError(`Interventions file '${flags.interventions}': entry ${index}'s kind must be one of ${Object.keys(SETTINGS).map((k) => `'${k}'`).join(', ')}, got ${given}.`);
       }
       addSpec(parsed, kind as FlagKind, rest as Record<string, unknown>, dirname(resolve(flags.interventions)));
     }
@@ -110,15 +111,15 @@ function addSpec(parsed: ParsedInterventions, kind: FlagKind, settings: Record<s
   };
   if (kind === 'ablate') {
     const method = (settings.method ?? 'zero') as AblationMethod;
-    if (!['zero', 'mean', 'resample'].includes(method)) throw new InputError(`Ablation of '${hook}': method must be zero, mean or resample, got '${method}'.`);
+    if (!['zero', 'mean', 'resample'].includes(method)) throw new InputError(`Ablation of '${hook}': method must be zero, mean or resample, got ${shown(method)}.`);
     const seed = settings.seed === undefined ? 0 : integer(settings.seed, 'seed', hook);
     const donors = parseDonors(settings.donors, hook, baseDir);
     if (donors && method !== 'resample') throw new InputError(`Ablation of '${hook}': donors=... sets resample draws; use it with method=resample.`);
     parsed.interventions.push({ kind, hook, method, seed, ...(donors ? { donors } : {}), ...selection });
   } else if (kind === 'add') {
     const vector = readVector(settings.vector, 'vector', hook, baseDir, kind);
-    const factor = settings.scale === undefined ? 1 : Number(settings.scale);
-    if (!Number.isFinite(factor)) throw new InputError(`Adding to '${hook}': scale must be a number, got '${settings.scale}'.`);
+    const factor = settings.scale === undefined ? 1 : decimal(settings.scale);
+    if (!Number.isFinite(factor)) throw new InputError(`Adding to '${hook}': scale must be a number, got ${shown(settings.scale)}.`);
     parsed.vectorSources.set(parsed.interventions.length, { vector: vector.source, scale: factor });
     parsed.interventions.push({ kind, hook, vector: vector.values.map((value) => value * factor), ...selection });
   } else if (kind === 'project-out') {
@@ -127,8 +128,8 @@ function addSpec(parsed: ParsedInterventions, kind: FlagKind, settings: Record<s
     parsed.vectorSources.set(parsed.interventions.length, { direction: direction.source });
     parsed.interventions.push({ kind, hook, direction: direction.values, positions: selection.positions, unitAxis: selection.unitAxis });
   } else if (kind === 'scale') {
-    const factor = Number(settings.factor);
-    if (settings.factor === undefined || !Number.isFinite(factor)) throw new InputError(`Scaling '${hook}' needs factor=NUMBER, got '${settings.factor ?? ''}'.`);
+    const factor = decimal(settings.factor);
+    if (settings.factor === undefined || !Number.isFinite(factor)) throw new InputError(`Scaling '${hook}' needs factor=NUMBER, got ${shown(settings.factor === undefined ? '' : settings.factor)}.`);
     parsed.interventions.push({ kind, hook, factor, ...selection });
   } else {
     if (typeof settings.value !== 'string') throw new InputError(`Patching '${hook}' needs value=FILE.npy (the hook's values to put in, one row per example or a single row).`);
@@ -151,9 +152,9 @@ function readVector(value: unknown, what: string, hook: string, baseDir: string,
     if (tensor.dtype !== 'float32' && tensor.dtype !== 'float64') throw new InputError(`${verb}: the ${what} file '${value}' holds ${tensor.dtype}; give float32 or float64 values, one per unit.`);
     return { values: Array.from(tensor.data as ArrayLike<number>), source: value };
   }
-  const numbers = Array.isArray(value) ? value.map(Number) : String(value).split(',').map(Number);
+  const numbers = Array.isArray(value) ? value.map(decimal) : typeof value === 'string' ? value.split(',').map(decimal) : [NaN];
   if (numbers.length === 0 || numbers.some((number) => !Number.isFinite(number))) {
-    throw new InputError(`${verb}: ${what} must be a .npy file or numbers (e.g. ${what}=1,0,-2), got '${String(value)}'.`);
+    throw new InputError(`${verb}: ${what} must be a .npy file or numbers (e.g. ${what}=1,0,-2), got ${shown(value)}.`);
   }
   return { values: numbers, source: numbers.join(',') };
 }
@@ -170,6 +171,7 @@ function parseDonors(value: unknown, hook: string, baseDir: string): number[] | 
 function optionalIndices(value: unknown, what: string, hook: string): number[] | undefined {
   if (value === undefined) return undefined;
   if (Array.isArray(value)) return value.map((item) => integer(item, what, hook));
+  if (typeof value !== 'string' && typeof value !== 'number') return [integer(value, what, hook)];
   return String(value).split(',').flatMap((part) => {
     const range = /^(-?\d+):(-?\d+)$/.exec(part);
     if (range) return indexRange(Number(range[1]), Number(range[2]), part, what, hook);
@@ -189,8 +191,27 @@ function indexRange(start: number, end: number, text: string, what: string, hook
   return Array.from({ length }, (_, i) => start + i);
 }
 
+/** A JSON integer or a string of decimal digits ('0x10', '1e3', null and [] are not). */
 function integer(value: unknown, what: string, hook: string): number {
-  const number = Number(value);
-  if (value === '' || !Number.isInteger(number)) throw new InputError(`Intervention on '${hook}': ${what} must be integers (e.g. ${what}=0,3 or ${what}=0:8), got '${value}'.`);
+  const digits = typeof value === 'string' && /^-?\d+$/.test(value);
+  const number = typeof value === 'number' || digits ? Number(value) : NaN;
+  if (!Number.isSafeInteger(number)) {
+    throw new InputError(`Intervention on '${hook}': ${what} must be integers (e.g. ${what}=0,3 or ${what}=0:8), got ${shown(value)}.`);
+  }
   return number;
+}
+
+/**
+ * A JSON number or a decimal string ('1.5', '-2e3'), else NaN: Number() would read '', null and
+ * [] as 0, '0x10' as 16 and true as 1.
+ */
+function decimal(value: unknown): number {
+  if (typeof value === 'number') return value;
+  if (typeof value === 'string' && /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(value)) return Number(value);
+  return NaN;
+}
+
+/** A setting as a message shows it: a string in quotes, anything else as JSON. */
+function shown(value: unknown): string {
+  return typeof value === 'string' ? `'${value}'` : (JSON.stringify(value) ?? String(value));
 }
