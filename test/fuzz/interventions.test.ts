@@ -158,11 +158,12 @@ describe('regressions found by fuzzing the intervention readers', () => {
         { kind: 'add', hook: 'act1', vector: '1.5,-2,.5', scale: 2 },
       ];
       writeFileSync(path, JSON.stringify(entries));
-      const { interventions } = parseInterventionFlags({ interventions: path });
-      assert.deepEqual(interventions.map((i) => i.units), [[0, 1, 2, 7], [1, 2], undefined]);
-      assert.equal((interventions[1] as { factor: number }).factor, -1.5);
-      assert.deepEqual((interventions[2] as { vector: number[] }).vector, [3, -4, 1]);
-      assert.deepEqual((interventions[0] as { donors: number[] }).donors, [2, 0]);
+      const parsed = parseInterventionFlags({ interventions: path }).interventions;
+      const [ablate, scale, add] = parsed as unknown as Record<string, unknown>[];
+      assert.deepEqual([ablate.units, scale.units, add.units], [[0, 1, 2, 7], [1, 2], undefined]);
+      assert.equal(scale.factor, -1.5);
+      assert.deepEqual(add.vector, [3, -4, 1]);
+      assert.deepEqual(ablate.donors, [2, 0]);
     });
   });
 });
