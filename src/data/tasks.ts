@@ -145,8 +145,13 @@ export function modularAdditionTrainPairs(modulus: number, trainFraction: number
   return Int32Array.from(permutation(modulus * modulus, seed).slice(0, Math.round(trainFraction * modulus * modulus)));
 }
 
+/** The largest modulus of modular-addition: its p² pairs are all made (99999999999 ran out of array length). */
+const MAX_MODULUS = 2048;
+
 function modularAdditionTask(modulus: number, trainFraction: number, seed: number): Task {
-  if (!Number.isInteger(modulus) || modulus < 2) throw new InputError(`The modulus must be an integer ≥ 2, got ${modulus}.`);
+  if (!Number.isInteger(modulus) || modulus < 2 || modulus > MAX_MODULUS) {
+    throw new InputError(`The modulus must be an integer from 2 to ${MAX_MODULUS} (the task holds all p² pairs: ${(MAX_MODULUS ** 2).toLocaleString('en-US')} at most), got ${modulus}.`);
+  }
   if (!(trainFraction > 0 && trainFraction < 1)) throw new InputError(`The training fraction must lie strictly between 0 and 1, got ${trainFraction}.`);
   const pairs = modulus * modulus;
   const order = permutation(pairs, seed);
