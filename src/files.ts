@@ -328,9 +328,10 @@ function probeFolder(dir: string): void {
 }
 
 /**
- * `mkdir -p dir`, one folder at a time. Node 20's recursive mkdirSync never returns when a
- * folder that exists cannot hold the next one (under /proc, or a symbolic link to nothing):
- * mkdir of the child fails with ENOENT, of the parent with EEXIST, and it tries the child again.
+ * `mkdir -p dir`, one folder at a time, failing as an InputError that names the folder. Node 20's
+ * recursive mkdirSync never returns under /proc (mkdir of the child fails with ENOENT, of the
+ * parent with EEXIST, and it tries the child again), and under a symbolic link to nothing it
+ * throws a bare ENOENT.
  */
 export function makeFolders(dir: string): void {
   const missing: string[] = [];

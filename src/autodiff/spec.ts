@@ -20,7 +20,7 @@ export const EMITTED_OPS = new Set([
 export function checkGradientGraph(proto: ModelProto, emitted: readonly NodeProto[]): void {
   for (const node of withBodies(emitted)) {
     if ((node.domain && node.domain !== 'ai.onnx') || !EMITTED_OPS.has(node.opType)) {
-      throw new InternalError(`Gradient node '${node.name}' uses '${node.domain ? `${node.domain}.` : ''}${node.opType}', which is not in the standard ai.onnx ops gradients may emit (autodiff/spec.ts).`);
+      throw new InternalError(`A check of the gradient graph failed: gradient node '${node.name}' uses '${node.domain ? `${node.domain}.` : ''}${node.opType}', which is not in the standard ai.onnx ops gradients may emit (autodiff/spec.ts).`);
     }
   }
   builtByTeardown('the gradient graph', () => validateModel(proto, 'the gradient graph'));
