@@ -105,6 +105,43 @@ describe('teardown sweep: external command trials (planted metric)', () => {
   });
 });
 
+describe('teardown sweep: worker processes and cancellation', () => {
+  it('a worker process that dies mid-trial fails that trial only; a new worker takes the rest', async () => {
+    // The command's parent is the worker process itself (argv form, no shell in between).
+    const spec = parseSweepSpec({
+      parameters: { mode: { values: ['ok', 'kill-worker'] } }, sampler: 'grid', seeds: 2, metric: 'metric', success: 0,
+      command: ['sh', '-c', 'if [ {mode} = kill-worker ]; then kill -9 $PPID; sleep 5; fi; echo \'{"metric": 1}\''],
+    }, EXAMPLES);
+    const result = await sweep(spec, { out: join(temporary(), 'dying'), workers: 1 });
+    assert.deepEqual([result.counts.done, result.counts.failed], [2, 2]);
+    for (const trial of result.trials.filter((t) => t.params.mode === 'kill-worker')) {
+      assert.match(trial.error!, /the worker process died \(killed by SIGKILL\)/);
+    }
+    assert.ok(new Set(result.trials.map((t) => t.worker)).size >= 2, 'a new worker was started');
+  });
+
+  it('an AbortSignal stops the sweep: finished trials stay, the ones in flight go back to pending, resume completes', async () => {
+    const dir = temporary();
+    const spec = parseSweepSpec({
+      ...JSON.parse(readFileSync(join(EXAMPLES, 'planted.json'), 'utf8')), configurations: 4, seeds: 2,
+      command: 'node planted-trial.mjs x={x} y={y} z={z} seed={seed} sleep=200',
+    }, EXAMPLES);
+    const controller = new AbortController();
+    const out = join(dir, 'aborted');
+    await assert.rejects(
+      sweep(spec, { out, workers: 2, signal: controller.signal, onUpdate: (status) => { if (status.done >= 3) controller.abort(); } }),
+      (error: unknown) => (error as Error).name === 'AbortError',
+    );
+    const store = await SweepStore.read(out);
+    const counts = store.counts();
+    store.close();
+    assert.equal(counts.running, 0);
+    assert.ok(counts.done >= 3 && counts.done < 8 && counts.pending === 8 - counts.done, JSON.stringify(counts));
+    const resumed = await sweep(spec, { out, workers: 2, resume: true });
+    assert.deepEqual([resumed.counts.done, resumed.requeued], [8, 0]);
+  });
+});
+
 describe('teardown sweep: a coordinator killed mid-sweep, then --resume', () => {
   it('loses and duplicates nothing: every configuration × seed once, with the results of an uninterrupted sweep', async () => {
     const dir = temporary();

@@ -48,6 +48,8 @@ export function runLocalPool(jobs: readonly TrialJob[], workerCount: number, cal
       resolve();
     };
     const dispatch = (worker: Worker) => {
+      // A callback may have cancelled the pool (an abort from onResult): start nothing more.
+      if (settled) return;
       const job = queue.shift();
       if (!job) return finishIfIdle();
       worker.job = job;
