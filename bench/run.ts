@@ -12,6 +12,8 @@
  *                                                     a resid_pre patch sweep (a fraction of its positions), inspect of three hooks:
  *                                                     time and peak RSS vs PyTorch forward hooks on the same weights (issue 11)
  *   npm run bench -- train-gpt2 [--threads N]         GPT-2-small shape, batch 8 × 128: ms per AdamW training step vs PyTorch (bench/train-gpt2.ts)
+ *   npm run bench -- sweep                            local sweep throughput (trials/min) at 1 and 2 workers, and its cost per trial
+ *                                                     against a bare loop spawning the same commands (bench/sweep.ts)
  *
  * Shared helpers (timing, the PyTorch peer) are in bench/peer.ts; the scale case is bench/scale.ts.
  * Figures and the commands that produced them go into bench/RESULTS.md.
@@ -40,6 +42,7 @@ import { lstmTrainCase } from './train-lstm.ts';
 import { benchTrainGpt2 } from './train-gpt2.ts';
 import { alternate, ensureTorch, median, peerFields, randomTokens, round, TorchPeer } from './peer.ts';
 import { benchScale } from './scale.ts';
+import { benchSweep } from './sweep.ts';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../test/fixtures/${name}/`, import.meta.url));
 const { values: flags, positionals } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string', default: '1' }, reps: { type: 'string', default: '15' }, case: { type: 'string' } } });
@@ -187,7 +190,7 @@ async function benchInspect(): Promise<void> {
   }
 }
 
-const cases: Record<string, () => Promise<void>> = { patch: benchPatch, cache: benchCache, train: benchTrain, inspect: benchInspect, scale: () => benchScale(threads, flags.case), 'train-gpt2': () => benchTrainGpt2(threads) };
+const cases: Record<string, () => Promise<void>> = { patch: benchPatch, cache: benchCache, train: benchTrain, inspect: benchInspect, scale: () => benchScale(threads, flags.case), 'train-gpt2': () => benchTrainGpt2(threads), sweep: benchSweep };
 // scale and train-gpt2 run only when named: they take ~10 minutes each.
 for (const name of positionals.length ? positionals : Object.keys(cases).filter((name) => name !== 'scale' && name !== 'train-gpt2')) {
   if (!cases[name]) throw new Error(`bench: unknown case '${name}' (cases: ${Object.keys(cases).join(', ')})`);
