@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
@@ -82,6 +82,23 @@ describe('teardown run --add and --project-out (hand-computed)', () => {
     assert.equal(run.status, 0, run.stderr);
     const dHat = d.map((value) => value / Math.hypot(...d));
     assertRows(readNpy(join(dir, 'project/outputs/y.npy')), hRows().map((h) => yOf(h.map((value, j) => value - dot(h, dHat) * dHat[j]))));
+  });
+
+  it('an --interventions file takes add and project-out too, paths relative to it, applied in order', () => {
+    mkdirSync(join(dir, 'spec'));
+    writeFileSync(join(dir, 'spec/d.npy'), encodeNpy(floatTensor([width], d)));
+    writeFileSync(join(dir, 'spec/iv.json'), JSON.stringify([
+      { kind: 'add', hook: 'h', vector: v, scale: 2, positions: [0] },
+      { kind: 'project-out', hook: 'h', direction: 'd.npy' },
+    ]));
+    const run = teardown(['run', 'linear.onnx', '--data', 'x.npy', '--interventions', 'spec/iv.json', '--out', 'file'], dir);
+    assert.equal(run.status, 0, run.stderr);
+    const dHat = d.map((value) => value / Math.hypot(...d));
+    const expected = hRows().map((h, row) => {
+      const added = row % seq === 0 ? h.map((value, j) => value + 2 * v[j]) : h;
+      return yOf(added.map((value, j) => value - dot(added, dHat) * dHat[j]));
+    });
+    assertRows(readNpy(join(dir, 'file/outputs/y.npy')), expected);
   });
 
   it('a vector of the wrong length, units on project-out and a missing vector are refused with exit 2', () => {
