@@ -5,11 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { computeGradients } from '../src/autodiff/gradients.ts';
-import { GraphBuilder } from '../src/graph/builder.ts';
-import { Model } from '../src/runtime/model.ts';
-import { seededRandom } from '../src/random.ts';
-import { tensor, type DType } from '../src/tensor.ts';
+import { computeGradients } from '../gradients.ts';
+import { GraphBuilder } from '../../graph/builder.ts';
+import { Model } from '../../runtime/model.ts';
+import { seededRandom } from '../../random.ts';
+import { tensor, type DType } from '../../tensor.ts';
 
 const CLASSES = 1100;
 const ROWS = 5;
