@@ -34,24 +34,88 @@ describe('teardown train --labels', () => {
   const dir = tempDir();
   before(() => {
     const labels = Array.from(readNpy(`${mlp}/target.npy`).data as BigInt64Array, Number); // [16]
-    writeFileSync(join(dir, 'negative.npy'), encodeNpy(tensor('int64', [16], labels.map((label, row) => (row === 2 ? -1 : label)))));
+    writeFileSync(
+      join(dir, 'negative.npy'),
+      encodeNpy(
+        tensor(
+          'int64',
+          [16],
+          labels.map((label, row) => (row === 2 ? -1 : label)),
+        ),
+      ),
+    );
   });
 
   it('trains npy:INPUTS.npy --labels LABELS.npy into the same bytes as npy:INPUTS.npy,LABELS.npy', () => {
-    const separate = teardown(['train', '--task', `npy:${mlp}/input.npy`, '--labels', `${mlp}/target.npy`, ...TRAIN, '--out', 'separate.onnx'], dir);
+    const separate = teardown(
+      [
+        'train',
+        '--task',
+        `npy:${mlp}/input.npy`,
+        '--labels',
+        `${mlp}/target.npy`,
+        ...TRAIN,
+        '--out',
+        'separate.onnx',
+      ],
+      dir,
+    );
     assert.equal(separate.status, 0, separate.stderr);
-    const joined = teardown(['train', '--task', `npy:${mlp}/input.npy,${mlp}/target.npy`, ...TRAIN, '--out', 'joined.onnx'], dir);
+    const joined = teardown(
+      [
+        'train',
+        '--task',
+        `npy:${mlp}/input.npy,${mlp}/target.npy`,
+        ...TRAIN,
+        '--out',
+        'joined.onnx',
+      ],
+      dir,
+    );
     assert.equal(joined.status, 0, joined.stderr);
-    assert.ok(readFileSync(join(dir, 'separate.onnx')).equals(readFileSync(join(dir, 'joined.onnx'))), 'same model, same stored spec');
+    assert.ok(
+      readFileSync(join(dir, 'separate.onnx')).equals(readFileSync(join(dir, 'joined.onnx'))),
+      'same model, same stored spec',
+    );
   });
 
   it('refuses labels that are not classes with the label rule of every command, naming the file and row', () => {
-    const result = teardown(['train', '--task', `npy:${mlp}/input.npy`, '--labels', 'negative.npy', ...TRAIN, '--out', 'never.onnx'], dir);
+    const result = teardown(
+      [
+        'train',
+        '--task',
+        `npy:${mlp}/input.npy`,
+        '--labels',
+        'negative.npy',
+        ...TRAIN,
+        '--out',
+        'never.onnx',
+      ],
+      dir,
+    );
     assertRefused(result, /Label -1 \(example 2 of labels 'negative\.npy'\) is not a class/);
   });
 
   it('refuses an npy: task without labels, and --labels for a task that has its own', () => {
-    assertRefused(teardown(['train', '--task', `npy:${mlp}/input.npy`, ...TRAIN, '--out', 'never.onnx'], dir), /needs the labels of its examples: give --labels LABELS\.npy/);
-    assertRefused(teardown(['train', '--task', 'mnist', '--labels', `${mlp}/target.npy`, ...TRAIN, '--out', 'never.onnx'], dir), /task 'mnist' brings its own: drop --labels/);
+    assertRefused(
+      teardown(['train', '--task', `npy:${mlp}/input.npy`, ...TRAIN, '--out', 'never.onnx'], dir),
+      /needs the labels of its examples: give --labels LABELS\.npy/,
+    );
+    assertRefused(
+      teardown(
+        [
+          'train',
+          '--task',
+          'mnist',
+          '--labels',
+          `${mlp}/target.npy`,
+          ...TRAIN,
+          '--out',
+          'never.onnx',
+        ],
+        dir,
+      ),
+      /task 'mnist' brings its own: drop --labels/,
+    );
   });
 });

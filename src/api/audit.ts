@@ -11,7 +11,7 @@ import { auditModel, type AuditResult } from '../audit/audit.ts';
 import { DEFAULT_CONFIG, type AuditConfig } from '../audit/config.ts';
 import type { Attribute, AuditData } from '../audit/data.ts';
 import { inMemory } from '../audit/examples.ts';
-import { parseCounterfactual } from '../audit/shortcut.ts';
+import { auditCounterfactuals } from '../audit/counterfactuals.ts';
 import { layoutOf } from '../audit/transforms.ts';
 import { InputError } from '../errors.ts';
 import type { ProgressOptions } from '../progress.ts';
@@ -52,14 +52,16 @@ export interface AuditCallOptions extends Omit<ProgressOptions, 'progress'> {
 
 export async function audit(classifier: Model | Classifier, data: AuditDataInput, options: AuditCallOptions = {}): Promise<AuditResult> {
   const audited = auditData(data);
-  const counterfactuals = (options.counterfactuals ?? []).map((text) => parseCounterfactual(text, audited.layout));
+  // As `teardown audit`: a table column given as an attribute gets its own counterfactual unless named.
+  const { counterfactuals, notes } = auditCounterfactuals(options.counterfactuals ?? [], audited);
   const predictor = classifier instanceof Model
     ? classifier.runtime
     : { classes: classifier.classes, predictProba: (batch: TensorLike) => classifier.predictProba(Tensor.from(batch)) };
-  return auditModel(predictor, audited, {
+  const result = await auditModel(predictor, audited, {
     config: options.config ?? DEFAULT_CONFIG, counterfactuals, shifted: options.shifted && auditData(options.shifted),
     hooks: options.hooks, batchSize: options.batchSize ?? 512, onProgress: options.onProgress, signal: options.signal,
   });
+  return { ...result, notes: [...notes, ...result.notes] };
 }
 
 function auditData(data: AuditDataInput): AuditData {

@@ -25,7 +25,7 @@ export interface AttributeCarriers extends Omit<Carriers, 'mean'> {
 }
 
 export interface AttributeCarrierOptions extends CarrierSearch {
-  /** The input the counterfactuals change (default: the model's first); the others keep their row. */
+  /** The input the counterfactuals change (default: the model's first); others keep their row. */
   transformInput?: string;
   /** A table's column names, for counterfactuals on a named column. */
   featureNames?: string[];
@@ -52,7 +52,13 @@ export async function attributeCarriers(
     // Only the transformed input changes; every other input of an example stays in its row.
     const changed = applyTransform(transform, sample, { column, seed: options.seed });
     const transformed = { ...examples, [input]: changed };
-    for (const { mean: _mean, ...carriers } of await carriersPerHook(model, hooks, examples, transformed, options)) {
+    for (const { mean: _mean, ...carriers } of await carriersPerHook(
+      model,
+      hooks,
+      examples,
+      transformed,
+      options,
+    )) {
       const direction = await directionFlips(model, carriers.hook, examples, transformed);
       results.push({ attribute, transform, ...carriers, direction });
     }
@@ -63,5 +69,8 @@ export async function attributeCarriers(
 async function directionFlips(model: Model, hook: string, original: Feeds, transformed: Feeds) {
   const found = await attributeDirection(model, hook, original, transformed);
   if (!found) return undefined;
-  return { energyShare: found.energyShare, flipRate: await flipRateWithoutDirection(model, found, original, transformed) };
+  return {
+    energyShare: found.energyShare,
+    flipRate: await flipRateWithoutDirection(model, found, original, transformed),
+  };
 }

@@ -9,10 +9,26 @@ import { firstExamples } from './first-examples.ts';
 it('cuts every input, label and attribute to the first rows alike', () => {
   // Row i holds i in every place, so any row read can be told by its value.
   const rows = 10;
-  const tokens = { ...inMemory(tensor('int64', [rows, 2], Array.from({ length: 2 * rows }, (_, k) => Math.floor(k / 2)))), input: 'ids' };
-  const mask = inMemory(tensor('float32', [rows, 2], Array.from({ length: 2 * rows }, (_, k) => Math.floor(k / 2))));
+  const tokens = {
+    ...inMemory(
+      tensor(
+        'int64',
+        [rows, 2],
+        Array.from({ length: 2 * rows }, (_, k) => Math.floor(k / 2)),
+      ),
+    ),
+    input: 'ids',
+  };
+  const mask = inMemory(
+    tensor(
+      'float32',
+      [rows, 2],
+      Array.from({ length: 2 * rows }, (_, k) => Math.floor(k / 2)),
+    ),
+  );
   const data: AuditData = {
-    path: 'planted', layout: { kind: 'other', dims: [2] },
+    path: 'planted',
+    layout: { kind: 'other', dims: [2] },
     inputs: { ...tokens, passThrough: { mask } },
     labels: Int32Array.from({ length: rows }, (_, i) => i),
     attributes: [{ name: 'group', values: Float64Array.from({ length: rows }, (_, i) => i) }],

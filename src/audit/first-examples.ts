@@ -11,15 +11,23 @@ export function firstExamples(data: AuditData, count: number): AuditData {
     ...data,
     inputs: firstRows(data.inputs, rows),
     labels: data.labels.subarray(0, rows),
-    attributes: data.attributes.map((attribute) => ({ ...attribute, values: attribute.values.subarray(0, rows) })),
+    attributes: data.attributes.map((attribute) => ({
+      ...attribute,
+      values: attribute.values.subarray(0, rows),
+    })),
   };
 }
 
 /** Reads clipped to the first `rows` rows; the pass-through inputs with them. */
 function firstRows(examples: Examples, rows: number): Examples {
-  const passThrough = examples.passThrough && Object.fromEntries(Object.entries(examples.passThrough).map(([name, other]) => [name, firstRows(other, rows)]));
+  const passThrough =
+    examples.passThrough &&
+    Object.fromEntries(
+      Object.entries(examples.passThrough).map(([name, other]) => [name, firstRows(other, rows)]),
+    );
   return {
-    ...examples, rows,
+    ...examples,
+    rows,
     read: (start, end) => examples.read(Math.min(start, rows), Math.min(end, rows)),
     ...(passThrough ? { passThrough } : {}),
   };

@@ -8,7 +8,8 @@ import { loadConfig, type AuditConfig } from '../audit/config.ts';
 import { checkInputs, loadAuditData, type AuditData, type DataSpec } from '../audit/data.ts';
 import { firstExamples } from '../audit/first-examples.ts';
 import { gate, type Finding, type Gate, type Severity } from '../audit/findings.ts';
-import { parseCounterfactual, type Counterfactual } from '../audit/shortcut.ts';
+import type { Counterfactual } from '../audit/shortcut.ts';
+import { auditCounterfactuals } from '../audit/counterfactuals.ts';
 import { Model } from '../runtime/model.ts';
 import { jsonResult } from '../report/json.ts';
 import type { ProgressEvent } from '../progress.ts';
@@ -67,7 +68,8 @@ Examples:
       const data = smoke ? firstExamples(loaded, SMOKE_EXAMPLES) : loaded;
       const shifted = options.shifted || options.shiftedInput ? loadShifted(options, data, model) : undefined;
       if (!shifted && (options.shiftedLabels || options.shiftedAttribute)) throw new InputError('--shifted-labels and --shifted-attribute describe a shifted set: give it with --shifted FILE (or --shifted-input NAME=FILE.npy for each input).');
-      const counterfactuals = withDefaultCounterfactuals((options.counterfactual ?? []).map((text: string) => parseCounterfactual(text, data.layout)), data);
+      const { counterfactuals, notes } = auditCounterfactuals(options.counterfactual ?? [], data);
+      for (const note of notes) print(`Note: ${note}`);
       const plan = options.tryFixes ? planFixes(model, options.trainSpec, data, shifted, { labels: options.labels, labelColumn: options.labelColumn, inputs: options.input ? namedFiles(options.input, '--input') : undefined }) : undefined;
       const result = await auditModel(model, data, { config, counterfactuals, shifted, hooks: options.hooks, batchSize: options.batchSize, onProgress: cliProgress(options) });
       printAudit(model.path, result);
@@ -120,24 +122,6 @@ export function fixRowProgress(onProgress: ((event: ProgressEvent) => void) | un
 /** --smoke: one carrier unit per hook, searched on 64 examples. */
 export function smokeConfig(config: AuditConfig): AuditConfig {
   return { ...config, units: { fraction: 0, examples: 64 } };
-}
-
-/**
- * A table attribute that is one of the model's columns gets a counterfactual of its own unless one
- * is named: flip for a binary column, shuffle otherwise. Other attributes need --counterfactual.
- */
-function withDefaultCounterfactuals(named: Counterfactual[], data: AuditData): Counterfactual[] {
-  const result = [...named];
-  for (const attribute of data.attributes) {
-    if (named.some((c) => c.attribute === attribute.name)) continue;
-    if (attribute.column === undefined) {
-      print(`Note: attribute '${attribute.name}' is used for segments and shift only; to test reliance on it, give --counterfactual ${attribute.name}:TRANSFORM (e.g. channel-swap for colour).`);
-      continue;
-    }
-    const binary = attribute.values.every((v) => v === 0 || v === 1);
-    result.push(parseCounterfactual(`${attribute.name}:${binary ? 'flip' : 'shuffle'}`, data.layout));
-  }
-  return result;
 }
 
 /** --data FILE for a one-input model, or every input by name (--input NAME=FILE.npy) and the one transforms change. */

@@ -34,8 +34,16 @@ export const COLOR_COUNTERFACTUAL = 'color:channel-swap';
  */
 export function shortcutStudySpec(options: { steps?: number } = {}): TrainSpec {
   return completeSpec({
-    task: 'colored-mnist', taskOptions: {}, model: 'mlp:hidden=128-128', optimizer: { ...DEFAULT_OPTIMIZER, weightDecay: 0.001 }, lr: 1e-3,
-    schedule: { warmupSteps: 0, cosine: false }, epochs: 5, batch: 128, seed: 0, evalEvery: 10_000,
+    task: 'colored-mnist',
+    taskOptions: {},
+    model: 'mlp:hidden=128-128',
+    optimizer: { ...DEFAULT_OPTIMIZER, weightDecay: 0.001 },
+    lr: 1e-3,
+    schedule: { warmupSteps: 0, cosine: false },
+    epochs: 5,
+    batch: 128,
+    seed: 0,
+    evalEvery: 10_000,
     ...(options.steps ? { epochs: undefined, steps: options.steps } : {}),
   });
 }
@@ -48,10 +56,17 @@ export interface ShortcutModel {
   sha256: string;
 }
 
-export async function trainShortcutModel(spec: TrainSpec, options: ProgressOptions & { runtime: RuntimeOptions }): Promise<ShortcutModel> {
+export async function trainShortcutModel(
+  spec: TrainSpec,
+  options: ProgressOptions & { runtime: RuntimeOptions },
+): Promise<ShortcutModel> {
   const result = await train(spec, options);
   const sha256 = createHash('sha256').update(encodeModel(result.model)).digest('hex');
-  return { result, model: Model.fromProto(result.model, 'the colored-mnist ERM model', options.runtime), sha256 };
+  return {
+    result,
+    model: Model.fromProto(result.model, 'the colored-mnist ERM model', options.runtime),
+    sha256,
+  };
 }
 
 export interface ShortcutAuditOptions extends ProgressOptions {
@@ -67,14 +82,24 @@ export interface ShortcutAudit {
   shifted: AuditData;
 }
 
-/** The audit of the trained model: its training split, the colour-flipped test split as the shifted set. */
-export async function auditShortcutModel(model: Model, task: Task, options: ShortcutAuditOptions): Promise<ShortcutAudit> {
-  const cut = (set: AuditData) => (options.examples === undefined ? set : firstExamples(set, options.examples));
+/** The audit of the trained model on its training split; the colour-flipped test split is shifted. */
+export async function auditShortcutModel(
+  model: Model,
+  task: Task,
+  options: ShortcutAuditOptions,
+): Promise<ShortcutAudit> {
+  const cut = (set: AuditData) =>
+    options.examples === undefined ? set : firstExamples(set, options.examples);
   const data = cut(coloredMnistAuditData(task.train, 'colored-mnist train'));
   const shifted = cut(coloredMnistAuditData(task.test, 'colored-mnist test'));
   const counterfactuals = [parseCounterfactual(COLOR_COUNTERFACTUAL, data.layout)];
   const result = await auditModel(model, data, {
-    config: options.config, counterfactuals, shifted, batchSize: options.batchSize ?? 1024, onProgress: options.onProgress, signal: options.signal,
+    config: options.config,
+    counterfactuals,
+    shifted,
+    batchSize: options.batchSize ?? 1024,
+    onProgress: options.onProgress,
+    signal: options.signal,
   });
   return { result, data, shifted };
 }
@@ -82,7 +107,9 @@ export async function auditShortcutModel(model: Model, task: Task, options: Shor
 /** A colored-mnist split as audit data: images [N, 2, 14, 14] with their colour attribute. */
 export function coloredMnistAuditData(split: Task['train'], path: string): AuditData {
   return {
-    path, inputs: inMemory(split.inputs), labels: Int32Array.from(split.labels.data as BigInt64Array, Number),
+    path,
+    inputs: inMemory(split.inputs),
+    labels: Int32Array.from(split.labels.data as BigInt64Array, Number),
     layout: { kind: 'image', channels: 2, height: 14, width: 14 },
     attributes: [{ name: 'color', values: Float64Array.from(split.attributes!.color) }],
   };

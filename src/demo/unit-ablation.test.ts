@@ -16,7 +16,16 @@ import { ablationEffect, unitAblationStudy } from './unit-ablation.ts';
 function handModel(): Model {
   const g = new GraphBuilder('hand', 17);
   const act = g.node('Relu', [g.input('input', 'float32', ['batch', 2])], {}, '/act1/Relu');
-  g.output(g.node('Add', [act, g.initializer('bias', tensor('float32', [2], [0.05, 0]))], {}, '/head/Add', 'scores'), 'float32');
+  g.output(
+    g.node(
+      'Add',
+      [act, g.initializer('bias', tensor('float32', [2], [0.05, 0]))],
+      {},
+      '/head/Add',
+      'scores',
+    ),
+    'float32',
+  );
   return Model.fromProto(g.build(), 'hand', { threads: 1 });
 }
 
@@ -28,16 +37,31 @@ describe('unitAblationStudy', () => {
 
   it('finds the most active unit by its mean and measures what zeroing it costs, per class', async () => {
     const seed = 5;
-    const study = await unitAblationStudy(model, feeds, labels, { hook: 'act1', units: 1, seed, batchSize: 3 });
+    const study = await unitAblationStudy(model, feeds, labels, {
+      hook: 'act1',
+      units: 1,
+      seed,
+      batchSize: 3,
+    });
     assert.deepEqual(Array.from(study.unitMeans), [1.25, 1.5]);
     assert.equal(study.clean.accuracy, 1);
     assert.deepEqual(study.mostActiveUnits, [1]);
     assert.equal(study.deadUnits, 0);
     const [top, random] = study.ablations;
-    assert.deepEqual({ ...top }, {
-      name: 'zero-ablate the 1 most active', units: [1], accuracy: 0.5, interval: top.interval, flipRate: 0.5,
-      hardestHit: [{ digit: 1, drop: 1 }, { digit: 0, drop: 0 }],
-    });
+    assert.deepEqual(
+      { ...top },
+      {
+        name: 'zero-ablate the 1 most active',
+        units: [1],
+        accuracy: 0.5,
+        interval: top.interval,
+        flipRate: 0.5,
+        hardestHit: [
+          { digit: 1, drop: 1 },
+          { digit: 0, drop: 0 },
+        ],
+      },
+    );
     // Zeroing unit 0 leaves every prediction as it was; zeroing unit 1 is the case above.
     const drawn = randomUnits(2, 1, seed);
     assert.deepEqual(random.units, drawn);
@@ -53,7 +77,11 @@ describe('ablationEffect', () => {
     // drops: class 0 (2 − 1)/2, class 1 (2 − 1)/2, class 2 (2 − 1)/2, class 3 (1 − 2)/2
     const effect = ablationEffect(clean, ablated, labels);
     assert.equal(effect.flipRate, 4 / 8);
-    assert.deepEqual(effect.hardestHit, [{ digit: 0, drop: 0.5 }, { digit: 1, drop: 0.5 }, { digit: 2, drop: 0.5 }]);
+    assert.deepEqual(effect.hardestHit, [
+      { digit: 0, drop: 0.5 },
+      { digit: 1, drop: 0.5 },
+      { digit: 2, drop: 0.5 },
+    ]);
   });
 
   it('leaves out classes without examples', () => {

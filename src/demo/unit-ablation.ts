@@ -3,7 +3,13 @@
  * and what zero-ablating them costs, next to as many random units (inspect/ablation-study.ts) —
  * with the predictions that flip and the classes hit hardest.
  */
-import { classify, mostActiveUnits, randomUnits, zeroAblation, type Classification } from '../inspect/ablation-study.ts';
+import {
+  classify,
+  mostActiveUnits,
+  randomUnits,
+  zeroAblation,
+  type Classification,
+} from '../inspect/ablation-study.ts';
 import type { Model } from '../runtime/model.ts';
 import type { Feeds, Tensor } from '../tensor.ts';
 
@@ -41,7 +47,12 @@ export interface UnitAblationStudy {
   ablations: UnitAblation[];
 }
 
-export async function unitAblationStudy(model: Model, feeds: Feeds, labels: Tensor, options: UnitAblationOptions): Promise<UnitAblationStudy> {
+export async function unitAblationStudy(
+  model: Model,
+  feeds: Feeds,
+  labels: Tensor,
+  options: UnitAblationOptions,
+): Promise<UnitAblationStudy> {
   const { hook, units: count, seed, batchSize } = options;
   const clean = await classify(model, feeds, labels, { hooks: [hook], batchSize });
   const means = clean.unitMeans.get(hook)!;
@@ -53,13 +64,26 @@ export async function unitAblationStudy(model: Model, feeds: Feeds, labels: Tens
   ];
   const ablations: UnitAblation[] = [];
   for (const study of studies) {
-    const ablated = await classify(model, feeds, labels, { interventions: zeroAblation(hook, study.units), batchSize });
-    const effect = ablationEffect(clean.predictions, ablated.predictions, labels.data as ArrayLike<number | bigint>);
+    const ablated = await classify(model, feeds, labels, {
+      interventions: zeroAblation(hook, study.units),
+      batchSize,
+    });
+    const effect = ablationEffect(
+      clean.predictions,
+      ablated.predictions,
+      labels.data as ArrayLike<number | bigint>,
+    );
     ablations.push({ ...study, accuracy: ablated.accuracy, interval: ablated.interval, ...effect });
   }
   return {
-    hook, examples: labels.dims[0], clean, unitMeans: means, mostActiveUnits: active, randomUnits: random,
-    deadUnits: means.filter((mean) => mean === 0).length, ablations,
+    hook,
+    examples: labels.dims[0],
+    clean,
+    unitMeans: means,
+    mostActiveUnits: active,
+    randomUnits: random,
+    deadUnits: means.filter((mean) => mean === 0).length,
+    ablations,
   };
 }
 
@@ -68,9 +92,17 @@ export async function unitAblationStudy(model: Model, feeds: Feeds, labels: Tens
  * accuracy (clean correct − ablated correct) / the class's examples, the three largest first (the
  * lower class first among equal drops).
  */
-export function ablationEffect(clean: Int32Array, ablated: Int32Array, labels: ArrayLike<number | bigint>): Pick<UnitAblation, 'flipRate' | 'hardestHit'> {
+export function ablationEffect(
+  clean: Int32Array,
+  ablated: Int32Array,
+  labels: ArrayLike<number | bigint>,
+): Pick<UnitAblation, 'flipRate' | 'hardestHit'> {
   const classes = Array.from(labels, Number).reduce((most, label) => Math.max(most, label + 1), 0);
-  const perClass = Array.from({ length: classes }, () => ({ total: 0, cleanCorrect: 0, ablatedCorrect: 0 }));
+  const perClass = Array.from({ length: classes }, () => ({
+    total: 0,
+    cleanCorrect: 0,
+    ablatedCorrect: 0,
+  }));
   let flips = 0;
   for (let i = 0; i < labels.length; i++) {
     const label = Number(labels[i]);
@@ -80,7 +112,11 @@ export function ablationEffect(clean: Int32Array, ablated: Int32Array, labels: A
     if (ablated[i] === label) perClass[label].ablatedCorrect++;
   }
   const drops = perClass
-    .map((c, digit) => ({ digit, total: c.total, drop: (c.cleanCorrect - c.ablatedCorrect) / c.total }))
+    .map((c, digit) => ({
+      digit,
+      total: c.total,
+      drop: (c.cleanCorrect - c.ablatedCorrect) / c.total,
+    }))
     .filter((c) => c.total > 0)
     .map(({ digit, drop }) => ({ digit, drop }))
     .sort((a, b) => b.drop - a.drop);

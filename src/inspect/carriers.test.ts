@@ -9,7 +9,12 @@ import { InputError } from '../errors.ts';
 import { Model } from '../runtime/model.ts';
 import { randomUnits } from './ablation-study.ts';
 import { carrierBudget, carriersPerHook } from './carriers.ts';
-import { plantedShortcutExamples, plantedShortcutModel, SHORTCUT_UNIT, SHORTCUT_WIDTH } from './planted-shortcut.ts';
+import {
+  plantedShortcutExamples,
+  plantedShortcutModel,
+  SHORTCUT_UNIT,
+  SHORTCUT_WIDTH,
+} from './planted-shortcut.ts';
 
 describe('carrierBudget', () => {
   it('is ⌊fraction · width⌋, at least one', () => {
@@ -22,7 +27,10 @@ describe('carrierBudget', () => {
 
   it('refuses a fraction outside [0, 1]', () => {
     for (const fraction of [-0.1, 1.5, Number.NaN]) {
-      assert.throws(() => carrierBudget(fraction, 10), (e: Error) => e instanceof InputError && /must lie in \[0, 1\]/.test(e.message));
+      assert.throws(
+        () => carrierBudget(fraction, 10),
+        (e: Error) => e instanceof InputError && /must lie in \[0, 1\]/.test(e.message),
+      );
     }
   });
 });
@@ -33,14 +41,21 @@ describe('carriersPerHook on a planted shortcut', () => {
   const { original, flipped } = plantedShortcutExamples(40);
 
   it('names the one unit that carries the attribute: ablating it removes every flip, as many random units none', async () => {
-    const [found] = await carriersPerHook(model, ['act'], original, flipped, { fraction: 0.1, seed: 3 });
+    const [found] = await carriersPerHook(model, ['act'], original, flipped, {
+      fraction: 0.1,
+      seed: 3,
+    });
     assert.equal(found.hook, 'act');
     assert.equal(found.width, SHORTCUT_WIDTH);
     assert.deepEqual(found.units, [SHORTCUT_UNIT]);
     assert.deepEqual(found.curve, [0]);
     const random = randomUnits(SHORTCUT_WIDTH, 1, 3);
     assert.deepEqual(found.randomUnits, random);
-    assert.deepEqual(found.flipRate, { none: 1, carriers: 0, random: random.includes(SHORTCUT_UNIT) ? 0 : 1 });
+    assert.deepEqual(found.flipRate, {
+      none: 1,
+      carriers: 0,
+      random: random.includes(SHORTCUT_UNIT) ? 0 : 1,
+    });
     // The mean ablation puts in each unit's mean over the original examples: act#0 = mean(a) = ½.
     assert.equal(found.mean.data[SHORTCUT_UNIT], 0.5);
   });
@@ -54,8 +69,20 @@ describe('carriersPerHook on a planted shortcut', () => {
 
   it('skips hooks narrower than minWidth, keeping the order of the others', async () => {
     const all = await carriersPerHook(model, ['head', 'act'], original, flipped, { fraction: 0 });
-    assert.deepEqual(all.map((c) => [c.hook, c.width]), [['head', 2], ['act', SHORTCUT_WIDTH]]);
-    const wide = await carriersPerHook(model, ['head', 'act'], original, flipped, { fraction: 0, minWidth: 4 });
-    assert.deepEqual(wide.map((c) => c.hook), ['act']);
+    assert.deepEqual(
+      all.map((c) => [c.hook, c.width]),
+      [
+        ['head', 2],
+        ['act', SHORTCUT_WIDTH],
+      ],
+    );
+    const wide = await carriersPerHook(model, ['head', 'act'], original, flipped, {
+      fraction: 0,
+      minWidth: 4,
+    });
+    assert.deepEqual(
+      wide.map((c) => c.hook),
+      ['act'],
+    );
   });
 });

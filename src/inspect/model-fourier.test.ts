@@ -21,8 +21,16 @@ describe('modelFourier on the shipped modular-addition model', () => {
     const { fourier, trainPairs, keyEnergyShare } = await modelFourier(model, 113);
     assert.deepEqual(trainPairs, modularAdditionTrainPairs(113, 0.3, 0));
     assert.equal(trainPairs!.length, Math.round(0.3 * 113 * 113));
-    assert.deepEqual(Object.keys(fourier.units), model.hooks.hooks.filter((h) => h.kind === 'module' && /mlp\.1$/.test(h.name)).map((h) => h.name));
+    assert.deepEqual(
+      Object.keys(fourier.units),
+      model.hooks.hooks
+        .filter((h) => h.kind === 'module' && /mlp\.1$/.test(h.name))
+        .map((h) => h.name),
+    );
     assert.ok(Object.keys(fourier.units).length > 0);
-    assert.ok(keyEnergyShare > 0 && keyEnergyShare <= 1 + 1e-9, `key frequencies' share ${keyEnergyShare}`);
+    assert.ok(
+      keyEnergyShare > 0 && keyEnergyShare <= 1 + 1e-9,
+      `key frequencies' share ${keyEnergyShare}`,
+    );
   });
 });

@@ -19,14 +19,37 @@ export interface ModelFourier {
   keyEnergyShare: number;
 }
 
-export async function modelFourier(model: Model, modulus: number, options: ProgressOptions & { hooks?: string[] } = {}): Promise<ModelFourier> {
+export async function modelFourier(
+  model: Model,
+  modulus: number,
+  options: ProgressOptions & { hooks?: string[] } = {},
+): Promise<ModelFourier> {
   const spec = storedTrainSpec(model.proto, `'${model.path}'`);
-  const fromSpec = spec?.task === 'modular-addition' && (spec.taskOptions.modulus ?? 113) === modulus;
-  const trainPairs = fromSpec ? modularAdditionTrainPairs(modulus, spec.taskOptions.trainFraction ?? 0.3, spec.taskOptions.dataSeed ?? 0) : undefined;
-  const mlpHooks = model.hooks.hooks.filter((hook) => hook.kind === 'module' && /mlp\.1$/.test(hook.name)).map((hook) => hook.name);
+  const fromSpec =
+    spec?.task === 'modular-addition' && (spec.taskOptions.modulus ?? 113) === modulus;
+  const trainPairs = fromSpec
+    ? modularAdditionTrainPairs(
+        modulus,
+        spec.taskOptions.trainFraction ?? 0.3,
+        spec.taskOptions.dataSeed ?? 0,
+      )
+    : undefined;
+  const mlpHooks = model.hooks.hooks
+    .filter((hook) => hook.kind === 'module' && /mlp\.1$/.test(hook.name))
+    .map((hook) => hook.name);
   // A model without module scopes (bare parameters): its nonlinearities are the MLP's units.
-  const hooks = options.hooks ?? (mlpHooks.length ? mlpHooks : nonlinearityHooks(model).map((hook) => hook.name));
-  const fourier = await fourierAnalysis(model, modulus, { trainPairs, hooks, onProgress: options.onProgress, signal: options.signal });
-  const keyEnergyShare = fourier.keyFrequencies.reduce((sum, k) => sum + (fourier.embeddingEnergy[k - 1] ?? 0), 0);
+  const hooks =
+    options.hooks ??
+    (mlpHooks.length ? mlpHooks : nonlinearityHooks(model).map((hook) => hook.name));
+  const fourier = await fourierAnalysis(model, modulus, {
+    trainPairs,
+    hooks,
+    onProgress: options.onProgress,
+    signal: options.signal,
+  });
+  const keyEnergyShare = fourier.keyFrequencies.reduce(
+    (sum, k) => sum + (fourier.embeddingEnergy[k - 1] ?? 0),
+    0,
+  );
   return { fourier, trainPairs, keyEnergyShare };
 }

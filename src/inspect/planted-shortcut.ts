@@ -25,22 +25,39 @@ export function plantedShortcutModel(): ModelProto {
     const [unit, feature] = [Math.floor(k / 3), k % 3];
     return unit === feature || (unit >= 2 && feature === 2) ? 1 : 0;
   }); // [10, 3], row j: the weights of unit j
-  const headWeight = Array.from({ length: 2 * SHORTCUT_WIDTH }, (_, k) => (k === SHORTCUT_WIDTH ? 2 : k === SHORTCUT_WIDTH + 1 ? 1 : 0)); // [2, 10]
+  const headWeight = Array.from({ length: 2 * SHORTCUT_WIDTH }, (_, k) =>
+    k === SHORTCUT_WIDTH ? 2 : k === SHORTCUT_WIDTH + 1 ? 1 : 0,
+  ); // [2, 10]
   const g = new GraphBuilder('planted-shortcut', 17);
   const x = g.input('input', 'float32', ['batch', 3]);
-  const fc = g.node('Gemm', [x, g.initializer('fc.weight', tensor('float32', [SHORTCUT_WIDTH, 3], hiddenWeight))], { transB: int(1) }, '/fc/Gemm');
+  const fc = g.node(
+    'Gemm',
+    [x, g.initializer('fc.weight', tensor('float32', [SHORTCUT_WIDTH, 3], hiddenWeight))],
+    { transB: int(1) },
+    '/fc/Gemm',
+  );
   const act = g.node('Relu', [fc], {}, '/act/Relu');
-  const head = [g.initializer('head.weight', tensor('float32', [2, SHORTCUT_WIDTH], headWeight)), g.initializer('head.bias', tensor('float32', [2], [1.5, 0]))];
+  const head = [
+    g.initializer('head.weight', tensor('float32', [2, SHORTCUT_WIDTH], headWeight)),
+    g.initializer('head.bias', tensor('float32', [2], [1.5, 0])),
+  ];
   g.output(g.node('Gemm', [act, ...head], { transB: int(1) }, '/head/Gemm', 'logits'), 'float32');
   return g.build();
 }
 
 /** `n` examples (n even): a alternates 0, 1; s alternates in pairs; z uniform. So mean(a) = ½. */
-export function plantedShortcutExamples(n: number, seed = 0): { original: Tensor; flipped: Tensor } {
+export function plantedShortcutExamples(
+  n: number,
+  seed = 0,
+): { original: Tensor; flipped: Tensor } {
   const random = seededRandom(seed);
   const rows = Array.from({ length: n }, (_, i) => [i % 2, Math.floor(i / 2) % 2, random()]);
   return {
     original: tensor('float32', [n, 3], rows.flat()),
-    flipped: tensor('float32', [n, 3], rows.flatMap(([a, s, z]) => [1 - a, s, z])),
+    flipped: tensor(
+      'float32',
+      [n, 3],
+      rows.flatMap(([a, s, z]) => [1 - a, s, z]),
+    ),
   };
 }

@@ -44,7 +44,8 @@ const OPTIMIZER_KINDS: readonly string[] = ['sgd', 'adamw'];
 /** The full spec: defaults filled in, labels folded into the task, checked (checkSpec). */
 export function completeSpec(input: TrainSpecInput): TrainSpec {
   const { labels, ...given } = input;
-  // Keys keep the order they were given in (a stored spec reads as it was written); missing ones follow.
+  // Keys keep the order they were given in (a stored spec reads as it was written); missing
+  // ones follow.
   const spec = { ...given } as TrainSpec;
   spec.task = taskWithLabels(given.task, labels);
   spec.taskOptions = { ...given.taskOptions };
@@ -69,20 +70,31 @@ export function completeSpec(input: TrainSpecInput): TrainSpec {
 export function taskWithLabels(task: string, labels: string | undefined): string {
   if (!task.startsWith('npy:')) {
     if (labels === undefined) return task;
-    const own = task.startsWith('csv:') ? 'a csv: task reads them from its --label-column' : `task '${task}' brings its own`;
-    throw new InputError(`--labels '${labels}' gives the labels of an npy:INPUTS.npy task; ${own}: drop --labels.`);
+    const own = task.startsWith('csv:')
+      ? 'a csv: task reads them from its --label-column'
+      : `task '${task}' brings its own`;
+    throw new InputError(
+      `--labels '${labels}' gives the labels of an npy:INPUTS.npy task; ${own}: drop --labels.`,
+    );
   }
   const files = task.slice('npy:'.length).split(',');
   if (labels === undefined) {
     if (files.length === 1) {
-      throw new InputError(`Task '${task}' needs the labels of its examples: give --labels LABELS.npy (or the task npy:INPUTS.npy,LABELS.npy).`);
+      throw new InputError(
+        `Task '${task}' needs the labels of its examples: give --labels LABELS.npy (or the task npy:INPUTS.npy,LABELS.npy).`,
+      );
     }
     return task;
   }
   if (files.length !== 1) {
-    throw new InputError(`Task '${task}' names its labels file already; --labels '${labels}' gives another: give the labels once, in the task or with --labels.`);
+    throw new InputError(
+      `Task '${task}' names its labels file already; --labels '${labels}' gives another: give the labels once, in the task or with --labels.`,
+    );
   }
-  if (!labels) throw new InputError('--labels expects a file (LABELS.npy: one integer class per example), got an empty name.');
+  if (!labels)
+    throw new InputError(
+      '--labels expects a file (LABELS.npy: one integer class per example), got an empty name.',
+    );
   return `${task},${labels}`;
 }
 
@@ -92,12 +104,19 @@ export function taskWithLabels(task: string, labels: string | undefined): string
  */
 export function parseTrainSpec(json: unknown, source: string): TrainSpec {
   const value = isObject(json) && isObject(json.spec) ? json.spec : json;
-  if (!isObject(value)) throw new InputError(`${source} is not a training spec: expected a JSON object with "task" and "model" (docs/json.md, teardown train), got ${describe(value)}.`);
+  if (!isObject(value))
+    throw new InputError(
+      `${source} is not a training spec: expected a JSON object with "task" and "model" (docs/json.md, teardown train), got ${describe(value)}.`,
+    );
   for (const key of ['task', 'model'] as const) {
-    if (typeof value[key] !== 'string' || !value[key]) throw new InputError(`${source}: "${key}" must be a non-empty string (e.g. "task": "mnist", "model": "mlp:hidden=64"), got ${describe(value[key])}.`);
+    if (typeof value[key] !== 'string' || !value[key])
+      throw new InputError(
+        `${source}: "${key}" must be a non-empty string (e.g. "task": "mnist", "model": "mlp:hidden=64"), got ${describe(value[key])}.`,
+      );
   }
   for (const key of ['taskOptions', 'optimizer', 'schedule', 'from', 'objective'] as const) {
-    if (value[key] !== undefined && !isObject(value[key])) throw new InputError(`${source}: "${key}" must be an object, got ${describe(value[key])}.`);
+    if (value[key] !== undefined && !isObject(value[key]))
+      throw new InputError(`${source}: "${key}" must be an object, got ${describe(value[key])}.`);
   }
   return completeSpec(value as unknown as TrainSpecInput);
 }
@@ -109,12 +128,14 @@ export function readTrainSpecFile(path: string): TrainSpec {
   try {
     json = JSON.parse(readFileSync(path, 'utf8'));
   } catch (error) {
-    throw new InputError(`Training spec '${path}' is not valid JSON (${(error as Error).message}).`);
+    throw new InputError(
+      `Training spec '${path}' is not valid JSON (${(error as Error).message}).`,
+    );
   }
   return parseTrainSpec(json, `Training spec '${path}'`);
 }
 
-/** The spec a model trained by teardown (or a checkpoint) carries in its metadata; undefined without one. */
+/** The spec a model trained by teardown (or a checkpoint) carries in its metadata, if any. */
 export function storedTrainSpec(proto: ModelProto, source = 'the model'): TrainSpec | undefined {
   const entry = proto.metadataProps.find((prop) => prop.key === TRAIN_SPEC_KEY);
   if (!entry) return undefined;
@@ -122,14 +143,18 @@ export function storedTrainSpec(proto: ModelProto, source = 'the model'): TrainS
   try {
     json = JSON.parse(entry.value);
   } catch (error) {
-    throw new InputError(`The training spec in ${source}'s metadata ('${TRAIN_SPEC_KEY}') is not valid JSON (${(error as Error).message}).`);
+    throw new InputError(
+      `The training spec in ${source}'s metadata ('${TRAIN_SPEC_KEY}') is not valid JSON (${(error as Error).message}).`,
+    );
   }
   return parseTrainSpec(json, `The training spec in ${source}'s metadata`);
 }
 
 /** The entries whose value is not undefined: a key left undefined takes its default. */
 function definedOnly<T extends object>(value: T | undefined): Partial<T> {
-  return Object.fromEntries(Object.entries(value ?? {}).filter(([, entry]) => entry !== undefined)) as Partial<T>;
+  return Object.fromEntries(
+    Object.entries(value ?? {}).filter(([, entry]) => entry !== undefined),
+  ) as Partial<T>;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -137,5 +162,9 @@ function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 function describe(value: unknown): string {
-  return value === undefined ? 'nothing' : Array.isArray(value) ? 'an array' : JSON.stringify(value);
+  return value === undefined
+    ? 'nothing'
+    : Array.isArray(value)
+      ? 'an array'
+      : JSON.stringify(value);
 }
