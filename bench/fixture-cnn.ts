@@ -1,5 +1,5 @@
 /**
- * The gpt fixtures' CNN architecture (../shared/fixtures/make.py, class CNN) built with teardown's
+ * The gpt fixtures' CNN architecture (test/fixtures/cnn) built with teardown's
  * graph builder for the training benchmark: conv1(1→8)-relu-maxpool, conv2(8→16)-batchnorm-relu-
  * avgpool, flatten, fc(784→32)-sigmoid, head(32→10), initialised as PyTorch does.
  */

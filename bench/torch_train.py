@@ -20,7 +20,7 @@ class MLP(nn.Module):
         return self.head(F.relu(self.fc2(F.relu(self.fc1(x)))))
 
 
-class CNN(nn.Module):  # the fixture CNN (../shared/fixtures/make.py)
+class CNN(nn.Module):  # the fixture CNN (test/fixtures/cnn)
     def __init__(self):
         super().__init__()
         self.conv1, self.conv2 = nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 16, 3, padding=1)

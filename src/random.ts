@@ -1,4 +1,4 @@
-/** Seeded randomness: every random choice in teardown takes a seed (DESIGN.md, "Determinism"). */
+/** Seeded randomness: every random choice in teardown takes a seed (docs/design.md). */
 
 /** A 32-bit integer hash of (seed, index) — splitmix32-style mixing, so draws do not depend on batching. */
 export function hashIndex(seed: number, index: number): number {

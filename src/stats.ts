@@ -1,4 +1,4 @@
-/** Small statistics helpers for the uncertainty every sampled metric carries (DESIGN.md, "Uncertainty"). */
+/** Small statistics helpers for the uncertainty every sampled metric carries (docs/design.md). */
 
 /** Wilson score interval for a binomial proportion (successes of trials) at ~95% (z = 1.96). */
 export function wilsonInterval(successes: number, trials: number, z = 1.96): [number, number] {

@@ -56,6 +56,17 @@ describe('cited paths', () => {
     assert.deepEqual([...new Set(missing)], [], `cited paths that do not exist (${relative(process.cwd(), ROOT) || '.'}):\n${missing.join('\n')}`);
   });
 
+  it('no comment or doc cites the team notes outside the repository (DESIGN.md, STYLE.md, ../shared)', () => {
+    const sources = ['src', 'bench', 'test', 'scripts'].flatMap((folder) => filesUnder(folder, /\.(ts|py|mjs)$/));
+    const docs = ['README.md', 'bench/RESULTS.md', 'test/README.md', ...filesUnder('docs', /\.md$/)];
+    const outside = /\b(?:DESIGN|STYLE)\.md\b|\.\.\/shared\//;
+    const citing = [...sources, ...docs].filter((path) => {
+      const text = readFileSync(join(ROOT, path), 'utf8');
+      return outside.test(path.endsWith('.md') ? text : commentsOf(path, text));
+    });
+    assert.deepEqual(citing.filter((path) => path !== 'test/cited-paths.test.ts'), []);
+  });
+
   it('finds a stale citation', () => {
     const text = ['/** see src', 'no-such-file.ts and src', 'errors.ts */'].join('/');
     const found = [...commentsOf('x.ts', text).matchAll(CITATION)].map((match) => match[1]);

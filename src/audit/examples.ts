@@ -1,6 +1,6 @@
 /**
  * The examples an audit reads, by row ranges, so that an .npy dataset larger than memory streams
- * through every detector in batches (DESIGN.md, "Batches"). Tables (CSV) and built-in tasks are
+ * through every detector in batches (--batch-size). Tables (CSV) and built-in tasks are
  * already in memory and are wrapped as they are.
  *
  * A model with several inputs (tokens and their attention mask) is fed one input that

@@ -35,7 +35,7 @@ export interface GradientResult {
 }
 
 /**
- * The model's parameters (DESIGN.md): float initializers other than BatchNorm running
+ * The model's parameters: float initializers other than BatchNorm running
  * statistics, plus the names PyTorch recreated with Identity copies of merged initializers.
  */
 export function parameterNames(model: Model): string[] {

@@ -50,7 +50,7 @@ export class GraphIndex {
     this.dataDependent = reachedFrom(graph.node, inputNames, (node) => !SHAPE_READERS.has(node.opType));
   }
 
-  /** Whether the value is an activation: computed from the values fed (DESIGN.md, "Hooks"). */
+  /** Whether the value is an activation: computed from the values fed (docs/design.md). */
   isActivation(value: string): boolean {
     return this.dataDependent.has(value);
   }

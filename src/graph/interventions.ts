@@ -27,7 +27,7 @@ export interface Selection {
   units?: number[];
   /** Sequence positions (negative counts from the end); all positions when omitted. */
   positions?: number[];
-  /** Override of the unit axis (DESIGN.md "Units"). */
+  /** Override of the unit axis (docs/design.md, "Unit axes"). */
   unitAxis?: number;
 }
 

@@ -1,7 +1,7 @@
 import { moveAxis, type Tensor } from '../tensor.ts';
 
 /**
- * The axes of a hook's value (DESIGN.md, "Units"): which holds the examples (the batch axis,
+ * The axes of a hook's value (docs/design.md): which holds the examples (the batch axis,
  * wherever the graph put it: ONNX LSTM's Y is [seq, dirs, batch, hidden]; none for values that
  * are the same for every example, such as a position table [seq, d]), which the units and which
  * the sequence positions.

@@ -127,7 +127,7 @@ function flipRate(scores: Tensor, n: number): number {
   return flips / n;
 }
 
-/** The number of units of a hook (DESIGN.md, "Units"), read from one example's value; 0 for a value without a unit axis. */
+/** The number of units of a hook (docs/design.md), read from one example's value; 0 for a value without a unit axis. */
 export async function hookWidth(model: Model, hookName: string, sample: Tensor | Feeds): Promise<number> {
   const value = (await runWithCache(model, sliceFeeds(asFeeds(model, sample), 0, 1), [hookName])).cache.get(hookName)!;
   return value.dims.length >= 2 ? value.dims[unitAxisOf(model.hooks.resolve(hookName), value.dims.length)] : 0;

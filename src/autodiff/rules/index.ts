@@ -1,5 +1,5 @@
 /**
- * Gradient rules, one row per op (STYLE.md: the table, not a class hierarchy), kept in files by
+ * Gradient rules, one row per op (a table, not a class hierarchy), kept in files by
  * family and assembled here. A rule gets the gradients of its node's outputs and returns one per
  * input, emitting only standard ai.onnx ops (spec.ts). Elementwise rules return output-shaped
  * gradients via `broadcast`; the walker reduces them to each input's shape and accumulates
