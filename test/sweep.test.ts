@@ -261,3 +261,25 @@ describe('teardown sweep: lazy native modules', () => {
     assert.deepEqual(JSON.parse(result.stdout.trim().split('\n').at(-1)!), []);
   });
 });
+
+describe('teardown sweep: HTML report', () => {
+  it('renders the four charts as inline SVG and escapes values from the spec', async () => {
+    const { analyzeSweep } = await import('../src/sweep/analysis.ts');
+    const { renderSweepReport } = await import('../src/report/sweep-html.ts');
+    const spec = parseSweepSpec({
+      parameters: { lr: { log: [0.001, 1] }, act: { values: ['relu', '<img src=x onerror=alert(1)>'] } },
+      sampler: 'grid', levels: 3, seeds: 3, metric: 'acc', success: 0.5, command: 'train {lr} {act} {seed}',
+    });
+    const configurations = planConfigurations(spec);
+    const trials = configurations.flatMap((c) => [0, 1, 2].map((seed) => ({
+      id: c.index * 3 + seed + 1, configuration: c.index, seed, params: c.params, status: 'done' as const,
+      metric: (c.params.lr as number) > 0.01 ? 0.8 + 0.01 * seed : 0.2, seconds: 1, worker: 'w', error: null, curve: null,
+    })));
+    const analysis = analyzeSweep(spec, configurations, trials);
+    const html = await renderSweepReport({ analysis, trials, parameters: ['lr', 'act'], logParameters: ['lr'] });
+    assert.equal(html.match(/<svg/g)?.length, 4);
+    assert.ok(!html.includes('<img src=x'), 'a value from the spec is escaped');
+    // Three bins of the log range: the grid's 0.0316 and 1 work, so the range is the upper two bins.
+    assert.match(html, /lr works from 0\.01 to 1 \(67% of the range\)/);
+  });
+});

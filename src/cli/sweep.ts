@@ -19,16 +19,18 @@ export function sweepCommand(): Command {
     .option('--out <dir>', 'the sweep folder: sweep.db (every trial, readable while the sweep runs) and sweep.json')
     .addOption(numberOption('--workers <n>', 'worker processes, one trial each at a time (default: one per core)', 'positive integer'))
     .option('--resume', 'continue the sweep in --out: trials already finished are kept, the others run')
+    .option('--report <dir>', 'also write an HTML report with charts to DIR/index.html')
     .addOption(smokeOption()), 'write the analysis as JSON (the same as DIR/sweep.json, with provenance)')
     .addHelpText('after', `
 A trial is teardown's own training ("train": a training spec with {placeholders}) or your command
 ("command": "python3 train.py --lr {lr} --seed {seed}", or an argv array) whose last line of
 standard output is a JSON object holding the metric. Failed trials (non-zero exit, NaN, timeout)
-are recorded with the end of their standard error.
+are recorded with the end of their standard error. --threads sets each training trial's
+onnxruntime threads (default 1 in a sweep: the pool runs one trial per worker).
 
 Examples:
   teardown sweep examples/sweep/planted.json --out planted-sweep --workers 2
-  teardown sweep examples/sweep/mnist-lr.json --out mnist-lr-sweep
+  teardown sweep examples/sweep/mnist-lr.json --out mnist-lr-sweep --report mnist-lr-report
   teardown sweep examples/sweep/mnist-lr.json --out mnist-lr-sweep --resume
 (--smoke, or TEARDOWN_SMOKE=1: training trials take 5 steps.)`)
     .action(async (specPath: string, options) => {
@@ -39,10 +41,19 @@ Examples:
       const spec = readSweepSpec(specPath);
       const result = await sweep(spec, {
         out: options.out, workers: options.workers, resume: options.resume === true, smoke: smokeMode(options),
+        threads: options.threads ?? 1,
         onProgress: cliProgress(options),
       });
       printSummary(result, spec.sampler);
-      if (options.json) emitJson(options.json, jsonResult('sweep', { threads: 1, seeds: { sampler: spec.samplerSeed } }, { spec, counts: result.counts, ...result.analysis }));
+      if (options.report) {
+        const { writeSweepReport } = await import('../report/sweep-html.ts');
+        const path = await writeSweepReport(options.report, {
+          analysis: result.analysis, trials: result.trials, parameters: spec.parameters.map((p) => p.name),
+          logParameters: spec.parameters.filter((p) => p.kind === 'log').map((p) => p.name),
+        });
+        print(`Report: ${path}`);
+      }
+      if (options.json) emitJson(options.json, jsonResult('sweep', { threads: options.threads ?? 1, seeds: { sampler: spec.samplerSeed } }, { spec, counts: result.counts, ...result.analysis }));
     });
 }
 

@@ -32,6 +32,8 @@ export interface SweepOptions extends ProgressOptions {
   resume?: boolean;
   /** Training trials at smoke size (a few steps). */
   smoke?: boolean;
+  /** onnxruntime threads of each training trial (default 1). */
+  threads?: number;
   onUpdate?: (status: SweepStatus) => void;
 }
 
@@ -98,7 +100,7 @@ async function runPending(spec: SweepSpec, store: SweepStore, configurations: Co
   };
   const jobs: TrialJob[] = pending.map((trial) => ({
     id: trial.id, configuration: trial.configuration, template: spec.trial, params: trial.params, seed: trial.seed, metric: spec.metric,
-    timeoutSeconds: spec.timeoutSeconds, smoke: options.smoke,
+    timeoutSeconds: spec.timeoutSeconds, smoke: options.smoke, threads: options.threads,
   }));
   report();
   await runLocalPool(jobs, options.workers ?? cpus().length, {

@@ -28,6 +28,8 @@ export interface TrainTrial {
   seed: number;
   metric: string;
   smoke?: boolean;
+  /** onnxruntime threads of the trial (default 1: the pool runs one trial per core). */
+  threads?: number;
   signal?: AbortSignal;
 }
 
@@ -81,7 +83,7 @@ export async function runTrainTrial(trial: TrainTrial): Promise<TrialOutcome> {
   const metric = trial.metric as TrainMetric;
   try {
     const { train } = await import('../api/train.ts');
-    const result = await train(trainSpecFor(trial), { threads: 1, signal: trial.signal });
+    const result = await train(trainSpecFor(trial), { threads: trial.threads ?? 1, signal: trial.signal });
     const value = result.final[metric];
     const curve = result.curve.map((point: CurvePoint): [number, number] => [point.step, point[metric]]);
     if (!Number.isFinite(value)) return { status: 'failed', metric: null, seconds: seconds(), error: `${metric} is ${value}`, curve };

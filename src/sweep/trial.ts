@@ -17,6 +17,8 @@ export interface TrialJob {
   timeoutSeconds: number;
   /** Training trials at smoke size (a few steps). */
   smoke?: boolean;
+  /** onnxruntime threads of a training trial (default 1). */
+  threads?: number;
 }
 
 export async function runTrial(job: TrialJob, signal?: AbortSignal): Promise<TrialOutcome> {
@@ -26,5 +28,5 @@ export async function runTrial(job: TrialJob, signal?: AbortSignal): Promise<Tri
   }
   // Imported here: a sweep of commands never loads onnxruntime.
   const { runTrainTrial } = await import('./train-trial.ts');
-  return runTrainTrial({ template: template.train, params: job.params, seed: job.seed, metric: job.metric, smoke: job.smoke, signal });
+  return runTrainTrial({ template: template.train, params: job.params, seed: job.seed, metric: job.metric, smoke: job.smoke, threads: job.threads, signal });
 }
