@@ -17,6 +17,7 @@ import { examplesInput, loadStartingModel, trainingSource, type TrainingSource }
 import { loadExtraInputs } from './extra-inputs.ts';
 import { learningRate } from './schedule.ts';
 import { checkSpec, type TrainSpec } from './spec.ts';
+import { TRAIN_SPEC_KEY } from './read-spec.ts';
 import { Stepper, type StepState } from './stepper.ts';
 import { objectiveInputs, taskOptionsFor, type Objective } from './objective.ts';
 import { predictClasses } from './evaluate.ts';
@@ -228,7 +229,7 @@ function epochOrder(rows: number, seed: number, epoch: number): number[] {
 function trainedModel(source: TrainingSource, state: TrainState, spec: TrainSpec, timings: 'with timings' | 'without timings' = 'without timings'): ModelProto {
   const curve = timings === 'with timings' ? state.curve : state.curve.map(({ seconds: _seconds, ...point }) => point);
   return source.save(new Map([...state.parameters, ...state.buffers]), [
-    { key: 'teardown.train_spec', value: JSON.stringify(spec) },
+    { key: TRAIN_SPEC_KEY, value: JSON.stringify(spec) },
     { key: 'teardown.train_steps', value: String(state.step) },
     { key: 'teardown.train_curve', value: JSON.stringify(curve) },
   ]);
