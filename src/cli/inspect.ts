@@ -78,8 +78,9 @@ Examples:
         result = await inspectModel(model, data, labels, { hooks: options.hooks, attributes, metric, circuit, batchSize: options.batchSize, onProgress: cliProgress(options) });
         printSummary(model.path, result, positiveInteger(options.top, '--top'));
         for (const note of result.notes) print(`\nNote: ${note}`);
-        Object.assign(result, await gradientMethods(model, data, labels, options));
-        if (options.counterfactual) Object.assign(result, { carriers: await carriersOf(model, data, result.hooks.map((hook) => hook.hook), options) });
+        const { featureNames } = loaded;
+        Object.assign(result, await gradientMethods(model, data, labels, featureNames, options));
+        if (options.counterfactual) Object.assign(result, { carriers: await carriersOf(model, data, result.hooks.map((hook) => hook.hook), featureNames, options) });
       }
       const fourier = modulus === undefined ? undefined : await fourierOfModel(model, modulus, options.hooks, cliProgress(options));
       if (options.json) emitJson(options.json, jsonResult('inspect', { model: { path: model.path, sha256: model.file.sha256 }, threads: runtime.threads }, { ...result, fourier }));
@@ -88,7 +89,7 @@ Examples:
 }
 
 /** --integrated-gradients and --patch-from, on the first --gradient-examples examples. */
-async function gradientMethods(model: Model, data: Dataset, labels: Tensor | undefined, options: { integratedGradients?: boolean; igAt?: string; igBaseline: string; igSteps: string; patchFrom?: string; gradientExamples: string; hooks?: string[]; data?: string; labelColumn?: string; quiet?: boolean }) {
+async function gradientMethods(model: Model, data: Dataset, labels: Tensor | undefined, featureNames: string[] | undefined, options: { integratedGradients?: boolean; igAt?: string; igBaseline: string; igSteps: string; patchFrom?: string; gradientExamples: string; hooks?: string[]; quiet?: boolean }) {
   if (!options.integratedGradients && !options.patchFrom) return {};
   if (!labels) throw new InputError('--integrated-gradients and --patch-from attribute the label\'s score: give --labels FILE.npy (or --label-column).');
   const count = Math.min(data.examples, positiveInteger(options.gradientExamples, '--gradient-examples'));
@@ -98,7 +99,6 @@ async function gradientMethods(model: Model, data: Dataset, labels: Tensor | und
   const extra: { integratedGradients?: InputAttributionSummary; attributionPatching?: PatchingComparison } = {};
   if (options.integratedGradients) {
     if (options.igBaseline !== 'zero' && options.igBaseline !== 'mean') throw new InputError(`--ig-baseline must be zero or mean, got '${options.igBaseline}'.`);
-    const featureNames = options.data?.endsWith('.csv') ? readTable(options.data, { labelColumn: options.labelColumn }).featureNames : undefined;
     const ig = await inputAttribution(model, sample, sampleLabels, { at: options.igAt, baseline: options.igBaseline, steps: positiveInteger(options.igSteps, '--ig-steps'), featureNames, onProgress: cliProgress(options) });
     print(`\nIntegrated gradients of the label's score at '${ig.at}' (${ig.examples} examples, ${ig.baseline} baseline, ${ig.steps} steps; completeness error ${percent(ig.completenessError, 2)} of the mean score change)`);
     print(formatTable([ig.per === 'position' ? 'position' : 'input feature', 'mean |attribution|', 'mean attribution'], ig.features.slice(0, 10).map((f) => [f.feature, f.meanAbs.toPrecision(3), f.mean.toPrecision(3)])));
@@ -123,9 +123,8 @@ async function gradientMethods(model: Model, data: Dataset, labels: Tensor | und
 }
 
 /** --counterfactual: the carriers of each attribute in each inspected hook, on the first --gradient-examples examples. */
-async function carriersOf(model: Model, data: Dataset, hooks: string[], options: { counterfactual: string[]; carrierFraction: number; gradientExamples: string; data?: string; labelColumn?: string; transformInput?: string; quiet?: boolean; smoke?: boolean }) {
+async function carriersOf(model: Model, data: Dataset, hooks: string[], featureNames: string[] | undefined, options: { counterfactual: string[]; carrierFraction: number; gradientExamples: string; transformInput?: string; quiet?: boolean; smoke?: boolean }) {
   const count = Math.min(data.examples, positiveInteger(options.gradientExamples, '--gradient-examples'));
-  const featureNames = options.data?.endsWith('.csv') ? readTable(options.data, { labelColumn: options.labelColumn }).featureNames : undefined;
   // --smoke: one carrier per hook (each is a sweep over every unit).
   const fraction = smokeMode(options) ? 0 : options.carrierFraction;
   const results = await attributeCarriers(model, data.read(0, count), hooks, options.counterfactual, {
@@ -140,7 +139,8 @@ async function carriersOf(model: Model, data: Dataset, hooks: string[], options:
   return results;
 }
 
-function loadData(model: Model, options: { data?: string; input?: string[]; labels?: string; labelColumn?: string }): { data: Dataset; labels?: Tensor } {
+/** The examples, their labels, and a CSV table's column names (read once). */
+function loadData(model: Model, options: { data?: string; input?: string[]; labels?: string; labelColumn?: string }): { data: Dataset; labels?: Tensor; featureNames?: string[] } {
   const input = model.inputs[0].name;
   let labels = options.labels ? new NpyFile(options.labels).readAll() : undefined;
   if (labels && options.labels) requireLabels(labels.data as ArrayLike<number | bigint>, `labels '${options.labels}'`);
@@ -154,7 +154,7 @@ function loadData(model: Model, options: { data?: string; input?: string[]; labe
   if (options.data.endsWith('.csv')) {
     const table = readTable(options.data, { labelColumn: options.labelColumn });
     labels ??= table.labels;
-    return { data: { examples: table.features.dims[0], read: (start, end) => ({ [input]: sliceRows(table.features, start, end) }) }, labels };
+    return { data: { examples: table.features.dims[0], read: (start, end) => ({ [input]: sliceRows(table.features, start, end) }) }, labels, featureNames: table.featureNames };
   }
   if (options.labelColumn) throw new InputError('--label-column applies to .csv data; with .npy data give --labels FILE.npy.');
   const file = new NpyFile(options.data);
