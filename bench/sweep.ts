@@ -20,14 +20,26 @@ const EXAMPLES = fileURLToPath(new URL('../examples/sweep/', import.meta.url));
 
 const CASES: { name: string; command: string[]; configurations: number }[] = [
   { name: 'printf', command: ['printf', '{"metric": %s}\\n', '{x}'], configurations: 64 },
-  { name: 'node-script', command: ['node', 'planted-trial.mjs', 'x={x}', 'seed={seed}'], configurations: 32 },
+  {
+    name: 'node-script',
+    command: ['node', 'planted-trial.mjs', 'x={x}', 'seed={seed}'],
+    configurations: 32,
+  },
 ];
 
 function specFor(command: string[], configurations: number): SweepSpec {
-  return parseSweepSpec({
-    parameters: { x: { range: [0, 1] } }, sampler: 'sobol', configurations, seeds: 2,
-    metric: 'metric', success: 0.5, command,
-  }, EXAMPLES);
+  return parseSweepSpec(
+    {
+      parameters: { x: { range: [0, 1] } },
+      sampler: 'sobol',
+      configurations,
+      seeds: 2,
+      metric: 'metric',
+      success: 0.5,
+      command,
+    },
+    EXAMPLES,
+  );
 }
 
 /** Seconds to spawn every trial's command one after another, with nothing else. */
@@ -35,7 +47,11 @@ function bareLoopSeconds(spec: SweepSpec): number {
   const configurations = planConfigurations(spec);
   const started = performance.now();
   for (const trial of planTrials(spec)) {
-    const { file, args } = commandLine({ command: spec.trial.kind === 'command' ? spec.trial.command : [], params: configurations[trial.configuration].params, seed: trial.seed });
+    const { file, args } = commandLine({
+      command: spec.trial.kind === 'command' ? spec.trial.command : [],
+      params: configurations[trial.configuration].params,
+      seed: trial.seed,
+    });
     spawnSync(file, args, { cwd: EXAMPLES, stdio: ['ignore', 'pipe', 'pipe'] });
   }
   return (performance.now() - started) / 1000;
@@ -51,15 +67,23 @@ export async function benchSweep(): Promise<void> {
       const started = performance.now();
       const result = await sweep(spec, { out, workers });
       const seconds = (performance.now() - started) / 1000;
-      if (result.counts.done !== trials) throw new Error(`bench sweep: ${result.counts.failed} trials failed`);
-      console.log(JSON.stringify({
-        case: `sweep-${benchCase.name}`, workers, trials, seconds: round(seconds, 2),
-        trials_per_minute: round((60 * trials) / seconds, 0),
-        bare_loop_seconds: round(bare, 2),
-        // With one worker the sweep runs the same commands one at a time: the difference is its own cost.
-        ...(workers === 1 ? { overhead_ms_per_trial: round((1000 * (seconds - bare)) / trials, 1) } : {}),
-        load_average: round(loadavg()[0], 1),
-      }));
+      if (result.counts.done !== trials)
+        throw new Error(`bench sweep: ${result.counts.failed} trials failed`);
+      console.log(
+        JSON.stringify({
+          case: `sweep-${benchCase.name}`,
+          workers,
+          trials,
+          seconds: round(seconds, 2),
+          trials_per_minute: round((60 * trials) / seconds, 0),
+          bare_loop_seconds: round(bare, 2),
+          // With one worker the sweep runs the same commands one at a time: the difference is its own cost.
+          ...(workers === 1
+            ? { overhead_ms_per_trial: round((1000 * (seconds - bare)) / trials, 1) }
+            : {}),
+          load_average: round(loadavg()[0], 1),
+        }),
+      );
     }
   }
 }

@@ -34,7 +34,10 @@ function sampleVariance(values: number[]): number {
 async function teardown(...args: string[]) {
   let stdout = '';
   let stderr = '';
-  const status = await main(args, { stdout: { write: (t: string) => (stdout += t) }, stderr: { write: (t: string) => (stderr += t) } });
+  const status = await main(args, {
+    stdout: { write: (t: string) => (stdout += t) },
+    stderr: { write: (t: string) => (stderr += t) },
+  });
   return { status, stdout, stderr };
 }
 
@@ -44,33 +47,64 @@ describe('teardown sweep: external command trials (planted metric)', () => {
     const out = join(temporary(), 'planted');
     let readWhileRunning: number | undefined;
     const result = await sweep(spec, {
-      out, workers: 2,
+      out,
+      workers: 2,
       onUpdate: (status) => {
         // Another process reads the store while the sweep writes it (WAL).
         if (readWhileRunning === undefined && status.done >= 10 && status.pending > 0) {
-          const reader = spawnSync(process.execPath, ['-e', `const D = require('better-sqlite3'); const db = new D(${JSON.stringify(join(out, 'sweep.db'))}, { readonly: true }); console.log(db.prepare("SELECT COUNT(*) AS n FROM trials WHERE status = 'done'").get().n)`], { cwd: ROOT, encoding: 'utf8' });
+          const reader = spawnSync(
+            process.execPath,
+            [
+              '-e',
+              `const D = require('better-sqlite3'); const db = new D(${JSON.stringify(join(out, 'sweep.db'))}, { readonly: true }); console.log(db.prepare("SELECT COUNT(*) AS n FROM trials WHERE status = 'done'").get().n)`,
+            ],
+            { cwd: ROOT, encoding: 'utf8' },
+          );
           readWhileRunning = Number(reader.stdout.trim());
         }
       },
     });
-    assert.deepEqual({ ...result.counts }, { pending: 0, running: 0, done: 48, failed: 0, duplicates: 0 });
-    assert.ok(readWhileRunning !== undefined && readWhileRunning >= 10 && readWhileRunning < 48, `read ${readWhileRunning} done trials mid-sweep`);
+    assert.deepEqual(
+      { ...result.counts },
+      { pending: 0, running: 0, done: 48, failed: 0, duplicates: 0 },
+    );
+    assert.ok(
+      readWhileRunning !== undefined && readWhileRunning >= 10 && readWhileRunning < 48,
+      `read ${readWhileRunning} done trials mid-sweep`,
+    );
     assert.equal(new Set(result.trials.map((t) => `${t.configuration}/${t.seed}`)).size, 48);
-    assert.deepEqual([...new Set(result.trials.map((t) => t.worker))].sort(), ['local-1', 'local-2']);
+    assert.deepEqual([...new Set(result.trials.map((t) => t.worker))].sort(), [
+      'local-1',
+      'local-2',
+    ]);
 
     // Variance components against the planted ones: the configurations' own spread of 3x + 0.5y,
     // the seeds' shifts −0.2, −0.1, 0 (sample variance 0.01), the noise 0.1·U(−½, ½) (0.01/12).
     const { variance } = result.analysis;
-    const planted = planConfigurations(spec).map((c) => 3 * (c.params.x as number) + 0.5 * (c.params.y as number));
-    assert.ok(Math.abs(variance!.components.params / sampleVariance(planted) - 1) < 0.02, `params ${variance!.components.params} vs ${sampleVariance(planted)}`);
-    assert.ok(Math.abs(variance!.components.seed / 0.01 - 1) < 0.2, `seed ${variance!.components.seed}`);
+    const planted = planConfigurations(spec).map(
+      (c) => 3 * (c.params.x as number) + 0.5 * (c.params.y as number),
+    );
+    assert.ok(
+      Math.abs(variance!.components.params / sampleVariance(planted) - 1) < 0.02,
+      `params ${variance!.components.params} vs ${sampleVariance(planted)}`,
+    );
+    assert.ok(
+      Math.abs(variance!.components.seed / 0.01 - 1) < 0.2,
+      `seed ${variance!.components.seed}`,
+    );
     const noise = 0.01 / 12;
-    assert.ok(variance!.components.interaction > 0.4 * noise && variance!.components.interaction < 1.6 * noise, `interaction ${variance!.components.interaction}`);
+    assert.ok(
+      variance!.components.interaction > 0.4 * noise &&
+        variance!.components.interaction < 1.6 * noise,
+      `interaction ${variance!.components.interaction}`,
+    );
 
     // Importance: x first for both methods (16 configurations are too few to order y and z reliably;
     // src/sweep/importance.test.ts checks x ≫ y ≫ z on 256 and 512).
     for (const method of ['fanova', 'ped-anova']) {
-      const rows = result.analysis.importance.filter((row) => row.method === method).sort((a, b) => b.share - a.share);
+      const rows = result.analysis.importance
+        .filter((row) => row.method === method)
+        .sort((a, b) => b.share - a.share);
       assert.equal(rows[0].param, 'x', method);
       assert.ok(rows[0].share > 0.6, `${method} x ${rows[0].share}`);
     }
@@ -80,24 +114,45 @@ describe('teardown sweep: external command trials (planted metric)', () => {
     assert.ok((x.low as number) >= 0.5 && (x.low as number) <= 0.75, `x works from ${x.low}`);
     const successes = result.trials.filter((t) => t.metric! >= 2).length;
     assert.equal(result.analysis.success.successes, successes);
-    assert.ok(result.analysis.success.low < successes / 48 && successes / 48 < result.analysis.success.high);
+    assert.ok(
+      result.analysis.success.low < successes / 48 && successes / 48 < result.analysis.success.high,
+    );
 
     const json = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'));
     assert.equal(json.trials.length, 48);
-    assert.deepEqual(Object.keys(json.trials[0]).slice(0, 8), ['id', 'configuration', 'params', 'seed', 'status', 'metric', 'seconds', 'worker']);
+    assert.deepEqual(Object.keys(json.trials[0]).slice(0, 8), [
+      'id',
+      'configuration',
+      'params',
+      'seed',
+      'status',
+      'metric',
+      'seconds',
+      'worker',
+    ]);
     assert.deepEqual(Object.keys(json.variance).slice(0, 3), ['params', 'seed', 'interaction']);
   });
 
   it('records failed trials (non-zero exit, NaN, timeout) with the end of standard error, and goes on', async () => {
-    const spec = parseSweepSpec({
-      parameters: { mode: { values: ['ok', 'crash', 'nan', 'hang'] } }, sampler: 'grid', seeds: 1,
-      metric: 'metric', success: 0, timeout: 1.5,
-      command: ['node', 'planted-trial.mjs', 'x=0.5', 'mode={mode}', 'seed={seed}'],
-    }, EXAMPLES);
+    const spec = parseSweepSpec(
+      {
+        parameters: { mode: { values: ['ok', 'crash', 'nan', 'hang'] } },
+        sampler: 'grid',
+        seeds: 1,
+        metric: 'metric',
+        success: 0,
+        timeout: 1.5,
+        command: ['node', 'planted-trial.mjs', 'x=0.5', 'mode={mode}', 'seed={seed}'],
+      },
+      EXAMPLES,
+    );
     const result = await sweep(spec, { out: join(temporary(), 'failures'), workers: 2 });
     const byMode = Object.fromEntries(result.trials.map((t) => [t.params.mode, t]));
     assert.equal(byMode.ok.status, 'done');
-    assert.match(byMode.crash.error!, /exit status 3; standard error ends:\nTraceback[\s\S]*planted crash/);
+    assert.match(
+      byMode.crash.error!,
+      /exit status 3; standard error ends:\nTraceback[\s\S]*planted crash/,
+    );
     assert.match(byMode.nan.error!, /metric 'metric' is null, not a finite number/);
     assert.match(byMode.hang.error!, /timed out after 1.5 s/);
     assert.deepEqual([result.counts.done, result.counts.failed], [1, 3]);
@@ -108,10 +163,21 @@ describe('teardown sweep: external command trials (planted metric)', () => {
 describe('teardown sweep: worker processes and cancellation', () => {
   it('a worker process that dies mid-trial fails that trial only; a new worker takes the rest', async () => {
     // The command's parent is the worker process itself (argv form, no shell in between).
-    const spec = parseSweepSpec({
-      parameters: { mode: { values: ['ok', 'kill-worker'] } }, sampler: 'grid', seeds: 2, metric: 'metric', success: 0,
-      command: ['sh', '-c', 'if [ {mode} = kill-worker ]; then kill -9 $PPID; sleep 5; fi; echo \'{"metric": 1}\''],
-    }, EXAMPLES);
+    const spec = parseSweepSpec(
+      {
+        parameters: { mode: { values: ['ok', 'kill-worker'] } },
+        sampler: 'grid',
+        seeds: 2,
+        metric: 'metric',
+        success: 0,
+        command: [
+          'sh',
+          '-c',
+          'if [ {mode} = kill-worker ]; then kill -9 $PPID; sleep 5; fi; echo \'{"metric": 1}\'',
+        ],
+      },
+      EXAMPLES,
+    );
     const result = await sweep(spec, { out: join(temporary(), 'dying'), workers: 1 });
     assert.deepEqual([result.counts.done, result.counts.failed], [2, 2]);
     for (const trial of result.trials.filter((t) => t.params.mode === 'kill-worker')) {
@@ -122,21 +188,36 @@ describe('teardown sweep: worker processes and cancellation', () => {
 
   it('an AbortSignal stops the sweep: finished trials stay, the ones in flight go back to pending, resume completes', async () => {
     const dir = temporary();
-    const spec = parseSweepSpec({
-      ...JSON.parse(readFileSync(join(EXAMPLES, 'planted.json'), 'utf8')), configurations: 4, seeds: 2,
-      command: 'node planted-trial.mjs x={x} y={y} z={z} seed={seed} sleep=200',
-    }, EXAMPLES);
+    const spec = parseSweepSpec(
+      {
+        ...JSON.parse(readFileSync(join(EXAMPLES, 'planted.json'), 'utf8')),
+        configurations: 4,
+        seeds: 2,
+        command: 'node planted-trial.mjs x={x} y={y} z={z} seed={seed} sleep=200',
+      },
+      EXAMPLES,
+    );
     const controller = new AbortController();
     const out = join(dir, 'aborted');
     await assert.rejects(
-      sweep(spec, { out, workers: 2, signal: controller.signal, onUpdate: (status) => { if (status.done >= 3) controller.abort(); } }),
+      sweep(spec, {
+        out,
+        workers: 2,
+        signal: controller.signal,
+        onUpdate: (status) => {
+          if (status.done >= 3) controller.abort();
+        },
+      }),
       (error: unknown) => (error as Error).name === 'AbortError',
     );
     const store = await SweepStore.read(out);
     const counts = store.counts();
     store.close();
     assert.equal(counts.running, 0);
-    assert.ok(counts.done >= 3 && counts.done < 8 && counts.pending === 8 - counts.done, JSON.stringify(counts));
+    assert.ok(
+      counts.done >= 3 && counts.done < 8 && counts.pending === 8 - counts.done,
+      JSON.stringify(counts),
+    );
     const resumed = await sweep(spec, { out, workers: 2, resume: true });
     assert.deepEqual([resumed.counts.done, resumed.requeued], [8, 0]);
   });
@@ -148,12 +229,18 @@ describe('teardown sweep: a coordinator killed mid-sweep, then --resume', () => 
     const log = join(dir, 'runs.log');
     const spec = {
       ...JSON.parse(readFileSync(join(EXAMPLES, 'planted.json'), 'utf8')),
-      configurations: 8, seeds: 2, cwd: EXAMPLES,
+      configurations: 8,
+      seeds: 2,
+      cwd: EXAMPLES,
       command: `node planted-trial.mjs x={x} y={y} z={z} seed={seed} sleep=300 log=${log}`,
     };
     writeFileSync(join(dir, 'spec.json'), JSON.stringify(spec));
     const out = join(dir, 'killed');
-    const coordinator = spawn(process.execPath, [BIN, 'sweep', join(dir, 'spec.json'), '--out', out, '--workers', '2', '--quiet'], { stdio: 'ignore' });
+    const coordinator = spawn(
+      process.execPath,
+      [BIN, 'sweep', join(dir, 'spec.json'), '--out', out, '--workers', '2', '--quiet'],
+      { stdio: 'ignore' },
+    );
     const finished = await waitForDone(out, 4, 60_000);
     coordinator.kill('SIGKILL');
     await new Promise((resolve) => coordinator.once('exit', resolve));
@@ -162,7 +249,16 @@ describe('teardown sweep: a coordinator killed mid-sweep, then --resume', () => 
     const again = await teardown('sweep', join(dir, 'spec.json'), '--out', out, '--workers', '2');
     assert.equal(again.status, 2, 'an existing sweep without --resume is refused');
     assert.match(again.stderr, /already holds a sweep.*--resume/);
-    const resumed = await teardown('sweep', join(dir, 'spec.json'), '--out', out, '--workers', '2', '--resume', '--quiet');
+    const resumed = await teardown(
+      'sweep',
+      join(dir, 'spec.json'),
+      '--out',
+      out,
+      '--workers',
+      '2',
+      '--resume',
+      '--quiet',
+    );
     assert.equal(resumed.status, 0, resumed.stderr);
 
     const store = await SweepStore.read(out);
@@ -172,12 +268,30 @@ describe('teardown sweep: a coordinator killed mid-sweep, then --resume', () => 
     assert.ok(trials.every((t) => t.status === 'done'));
     assert.equal(new Set(trials.map((t) => `${t.configuration}/${t.seed}`)).size, 16);
     const runs = readFileSync(log, 'utf8').trim().split('\n').length;
-    assert.ok(runs >= 16 && runs <= 16 + 2, `${runs} runs of the command (the killed run's 2 in flight ran again)`);
+    assert.ok(
+      runs >= 16 && runs <= 16 + 2,
+      `${runs} runs of the command (the killed run's 2 in flight ran again)`,
+    );
 
-    const reference = await sweep(parseSweepSpec({ ...spec, command: spec.command.replace(/ sleep=300 log=\S+/, '') }, EXAMPLES), { out: join(dir, 'reference'), workers: 2 });
-    assert.deepEqual(trials.map((t) => t.metric), reference.trials.map((t) => t.metric));
+    const reference = await sweep(
+      parseSweepSpec(
+        { ...spec, command: spec.command.replace(/ sleep=300 log=\S+/, '') },
+        EXAMPLES,
+      ),
+      { out: join(dir, 'reference'), workers: 2 },
+    );
+    assert.deepEqual(
+      trials.map((t) => t.metric),
+      reference.trials.map((t) => t.metric),
+    );
 
-    const changed = await teardown('sweep', join(EXAMPLES, 'planted.json'), '--out', out, '--resume');
+    const changed = await teardown(
+      'sweep',
+      join(EXAMPLES, 'planted.json'),
+      '--out',
+      out,
+      '--resume',
+    );
     assert.equal(changed.status, 2);
     assert.match(changed.stderr, /another spec \(field '\w+' differs\)/);
   });
@@ -203,18 +317,44 @@ async function waitForDone(out: string, count: number, timeoutMs: number): Promi
 describe('teardown sweep: teardown training trials', () => {
   it('trains a tiny MLP per trial; each result equals the same training run through the library', async () => {
     const spec = parseSweepSpec({
-      parameters: { lr: { values: [0.01, 0.1] } }, sampler: 'grid', seeds: 2,
-      metric: 'testAccuracy', success: 0.3,
-      train: { task: 'mnist', model: 'mlp:hidden=8', optimizer: { kind: 'sgd', momentum: 0.9 }, steps: 6, evalEvery: 3 },
+      parameters: { lr: { values: [0.01, 0.1] } },
+      sampler: 'grid',
+      seeds: 2,
+      metric: 'testAccuracy',
+      success: 0.3,
+      train: {
+        task: 'mnist',
+        model: 'mlp:hidden=8',
+        optimizer: { kind: 'sgd', momentum: 0.9 },
+        steps: 6,
+        evalEvery: 3,
+      },
     });
     const result = await sweep(spec, { out: join(temporary(), 'train'), workers: 2 });
     assert.deepEqual([result.counts.done, result.counts.failed], [4, 0]);
     const trial = result.trials.find((t) => t.params.lr === 0.1 && t.seed === 1)!;
-    const direct = await train({ task: 'mnist', model: 'mlp:hidden=8', optimizer: { kind: 'sgd', momentum: 0.9 }, steps: 6, evalEvery: 3, lr: 0.1, seed: 1 }, { threads: 1 });
+    const direct = await train(
+      {
+        task: 'mnist',
+        model: 'mlp:hidden=8',
+        optimizer: { kind: 'sgd', momentum: 0.9 },
+        steps: 6,
+        evalEvery: 3,
+        lr: 0.1,
+        seed: 1,
+      },
+      { threads: 1 },
+    );
     assert.equal(trial.metric, direct.final.testAccuracy);
-    assert.deepEqual(trial.curve, direct.curve.map((p) => [p.step, p.testAccuracy]));
+    assert.deepEqual(
+      trial.curve,
+      direct.curve.map((p) => [p.step, p.testAccuracy]),
+    );
     const band = result.analysis.configurations[1].curve!;
-    assert.deepEqual(band.map((p) => p.step), [3, 6]);
+    assert.deepEqual(
+      band.map((p) => p.step),
+      [3, 6],
+    );
     assert.ok(band.every((p) => p.min <= p.median && p.median <= p.max));
   });
 });
@@ -228,13 +368,45 @@ describe('teardown sweep: refusals (exit 2, one message naming the field)', () =
   const planted = JSON.parse(readFileSync(join(EXAMPLES, 'planted.json'), 'utf8'));
 
   for (const [what, spec, message] of [
-    ['a malformed parameter', { ...planted, parameters: { ...planted.parameters, x: { log: [0, 1] } } }, /field 'parameters\.x\.log': a log range needs low > 0/],
-    ['an unknown placeholder', { ...planted, command: `${planted.command} w={w}` }, /'\{w\}', which is not a parameter/],
-    ['a training field that is wrong', { ...planted, command: undefined, parameters: { hidden: { int: [8, 16] } }, metric: 'testAccuracy', train: { task: 'mnist', model: 'mlp:hidden={hidden}', steps: 0 } }, /Sweep spec field 'train' \(configuration 0\): --steps must be a positive integer, got 0/],
-    ['a metric training does not measure', { ...planted, command: undefined, parameters: { lr: { log: [0.01, 0.1] } }, train: { task: 'mnist', model: 'mlp:hidden=8', steps: 5 } }, /'metric' is 'metric': a training trial measures one of/],
+    [
+      'a malformed parameter',
+      { ...planted, parameters: { ...planted.parameters, x: { log: [0, 1] } } },
+      /field 'parameters\.x\.log': a log range needs low > 0/,
+    ],
+    [
+      'an unknown placeholder',
+      { ...planted, command: `${planted.command} w={w}` },
+      /'\{w\}', which is not a parameter/,
+    ],
+    [
+      'a training field that is wrong',
+      {
+        ...planted,
+        command: undefined,
+        parameters: { hidden: { int: [8, 16] } },
+        metric: 'testAccuracy',
+        train: { task: 'mnist', model: 'mlp:hidden={hidden}', steps: 0 },
+      },
+      /Sweep spec field 'train' \(configuration 0\): --steps must be a positive integer, got 0/,
+    ],
+    [
+      'a metric training does not measure',
+      {
+        ...planted,
+        command: undefined,
+        parameters: { lr: { log: [0.01, 0.1] } },
+        train: { task: 'mnist', model: 'mlp:hidden=8', steps: 5 },
+      },
+      /'metric' is 'metric': a training trial measures one of/,
+    ],
   ] as const) {
     it(what, async () => {
-      const { status, stderr } = await teardown('sweep', write(spec), '--out', join(temporary(), 'out'));
+      const { status, stderr } = await teardown(
+        'sweep',
+        write(spec),
+        '--out',
+        join(temporary(), 'out'),
+      );
       assert.equal(status, 2, stderr);
       assert.match(stderr, message);
       assert.equal(stderr.trim().split('\n').length, 1, stderr);
@@ -256,7 +428,11 @@ describe('teardown sweep: lazy native modules', () => {
       const { createRequire } = await import('node:module');
       const loaded = Object.keys(createRequire(import.meta.url).cache);
       console.log(JSON.stringify(loaded.filter((path) => /better-sqlite3|bullmq|ioredis/.test(path))));`;
-    const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' });
+    const result = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script],
+      { cwd: ROOT, encoding: 'utf8' },
+    );
     assert.equal(result.status, 0, result.stderr);
     assert.deepEqual(JSON.parse(result.stdout.trim().split('\n').at(-1)!), []);
   });
@@ -267,16 +443,39 @@ describe('teardown sweep: HTML report', () => {
     const { analyzeSweep } = await import('../src/sweep/analysis.ts');
     const { renderSweepReport } = await import('../src/report/sweep-html.ts');
     const spec = parseSweepSpec({
-      parameters: { lr: { log: [0.001, 1] }, act: { values: ['relu', '<img src=x onerror=alert(1)>'] } },
-      sampler: 'grid', levels: 3, seeds: 3, metric: 'acc', success: 0.5, command: 'train {lr} {act} {seed}',
+      parameters: {
+        lr: { log: [0.001, 1] },
+        act: { values: ['relu', '<img src=x onerror=alert(1)>'] },
+      },
+      sampler: 'grid',
+      levels: 3,
+      seeds: 3,
+      metric: 'acc',
+      success: 0.5,
+      command: 'train {lr} {act} {seed}',
     });
     const configurations = planConfigurations(spec);
-    const trials = configurations.flatMap((c) => [0, 1, 2].map((seed) => ({
-      id: c.index * 3 + seed + 1, configuration: c.index, seed, params: c.params, status: 'done' as const,
-      metric: (c.params.lr as number) > 0.01 ? 0.8 + 0.01 * seed : 0.2, seconds: 1, worker: 'w', error: null, curve: null,
-    })));
+    const trials = configurations.flatMap((c) =>
+      [0, 1, 2].map((seed) => ({
+        id: c.index * 3 + seed + 1,
+        configuration: c.index,
+        seed,
+        params: c.params,
+        status: 'done' as const,
+        metric: (c.params.lr as number) > 0.01 ? 0.8 + 0.01 * seed : 0.2,
+        seconds: 1,
+        worker: 'w',
+        error: null,
+        curve: null,
+      })),
+    );
     const analysis = analyzeSweep(spec, configurations, trials);
-    const html = await renderSweepReport({ analysis, trials, parameters: ['lr', 'act'], logParameters: ['lr'] });
+    const html = await renderSweepReport({
+      analysis,
+      trials,
+      parameters: ['lr', 'act'],
+      logParameters: ['lr'],
+    });
     assert.equal(html.match(/<svg/g)?.length, 4);
     assert.ok(!html.includes('<img src=x'), 'a value from the spec is escaped');
     // Three bins of the log range: the grid's 0.0316 and 1 work, so the range is the upper two bins.

@@ -10,18 +10,52 @@ import { percent } from '../stats.ts';
 import type { SweepAnalysis } from '../sweep/analysis.ts';
 import type { SweepResult } from '../sweep/sweep.ts';
 import { print } from './io.ts';
-import { cliProgress, emitJson, numberOption, routeOutput, smokeMode, smokeOption, withCommonOptions } from './options.ts';
+import {
+  cliProgress,
+  emitJson,
+  numberOption,
+  routeOutput,
+  smokeMode,
+  smokeOption,
+  withCommonOptions,
+} from './options.ts';
 
 export function sweepCommand(): Command {
-  return withCommonOptions(new Command('sweep')
-    .description('Measure how fragile a training recipe is: run every configuration × seed of SPEC.json (teardown training or your own command), store each trial in DIR/sweep.db, and report the success rate, the seed spread, the variance decomposition, parameter importance and the working ranges (DIR/sweep.json).')
-    .argument('<spec.json>', 'the sweep spec (docs/sweep.md): parameters, sampler, configurations, seeds, metric, direction, success, and train or command')
-    .option('--out <dir>', 'the sweep folder: sweep.db (every trial, readable while the sweep runs) and sweep.json')
-    .addOption(numberOption('--workers <n>', 'worker processes, one trial each at a time (default: one per core)', 'positive integer'))
-    .option('--resume', 'continue the sweep in --out: trials already finished are kept, the others run')
-    .option('--report <dir>', 'also write an HTML report with charts to DIR/index.html')
-    .addOption(smokeOption()), 'write the analysis as JSON (the same as DIR/sweep.json, with provenance)')
-    .addHelpText('after', `
+  return withCommonOptions(
+    new Command('sweep')
+      .description(
+        'Measure how fragile a training recipe is: run every configuration × seed of SPEC.json ' +
+          '(teardown training or your own command), store each trial in DIR/sweep.db, and report ' +
+          'the success rate, the seed spread, the variance decomposition, parameter importance ' +
+          'and the working ranges (DIR/sweep.json).',
+      )
+      .argument(
+        '<spec.json>',
+        'the sweep spec (docs/sweep.md): parameters, sampler, configurations, seeds, metric, ' +
+          'direction, success, and train or command',
+      )
+      .option(
+        '--out <dir>',
+        'the sweep folder: sweep.db (every trial, readable while the sweep runs) and sweep.json',
+      )
+      .addOption(
+        numberOption(
+          '--workers <n>',
+          'worker processes, one trial each at a time (default: one per core)',
+          'positive integer',
+        ),
+      )
+      .option(
+        '--resume',
+        'continue the sweep in --out: trials already finished are kept, the others run',
+      )
+      .option('--report <dir>', 'also write an HTML report with charts to DIR/index.html')
+      .addOption(smokeOption()),
+    'write the analysis as JSON (the same as DIR/sweep.json, with provenance)',
+  )
+    .addHelpText(
+      'after',
+      `
 A trial is teardown's own training ("train": a training spec with {placeholders}) or your command
 ("command": "python3 train.py --lr {lr} --seed {seed}", or an argv array) whose last line of
 standard output is a JSON object holding the metric. Failed trials (non-zero exit, NaN, timeout)
@@ -32,15 +66,22 @@ Examples:
   teardown sweep examples/sweep/planted.json --out planted-sweep --workers 2
   teardown sweep examples/sweep/mnist-lr.json --out mnist-lr-sweep --report mnist-lr-report
   teardown sweep examples/sweep/mnist-lr.json --out mnist-lr-sweep --resume
-(--smoke, or TEARDOWN_SMOKE=1: training trials take 5 steps.)`)
+(--smoke, or TEARDOWN_SMOKE=1: training trials take 5 steps.)`,
+    )
     .action(async (specPath: string, options) => {
       routeOutput(options);
-      if (!options.out) throw new InputError('Give --out DIR: the folder the sweep keeps its trials and results in.');
+      if (!options.out)
+        throw new InputError(
+          'Give --out DIR: the folder the sweep keeps its trials and results in.',
+        );
       const { readSweepSpec } = await import('../sweep/spec.ts');
       const { sweep } = await import('../sweep/sweep.ts');
       const spec = readSweepSpec(specPath);
       const result = await sweep(spec, {
-        out: options.out, workers: options.workers, resume: options.resume === true, smoke: smokeMode(options),
+        out: options.out,
+        workers: options.workers,
+        resume: options.resume === true,
+        smoke: smokeMode(options),
         threads: options.threads ?? 1,
         onProgress: cliProgress(options),
       });
@@ -48,12 +89,22 @@ Examples:
       if (options.report) {
         const { writeSweepReport } = await import('../report/sweep-html.ts');
         const path = await writeSweepReport(options.report, {
-          analysis: result.analysis, trials: result.trials, parameters: spec.parameters.map((p) => p.name),
+          analysis: result.analysis,
+          trials: result.trials,
+          parameters: spec.parameters.map((p) => p.name),
           logParameters: spec.parameters.filter((p) => p.kind === 'log').map((p) => p.name),
         });
         print(`Report: ${path}`);
       }
-      if (options.json) emitJson(options.json, jsonResult('sweep', { threads: options.threads ?? 1, seeds: { sampler: spec.samplerSeed } }, { spec, counts: result.counts, ...result.analysis }));
+      if (options.json)
+        emitJson(
+          options.json,
+          jsonResult(
+            'sweep',
+            { threads: options.threads ?? 1, seeds: { sampler: spec.samplerSeed } },
+            { spec, counts: result.counts, ...result.analysis },
+          ),
+        );
     });
 }
 
@@ -61,18 +112,36 @@ function printSummary(result: SweepResult, sampler: string): void {
   const { analysis, counts } = result;
   const configurations = analysis.configurations.length;
   const seeds = configurations > 0 ? result.trials.length / configurations : 0;
-  print(`Sweep in ${result.dir}: ${configurations} configurations (${sampler}) × ${seeds} seeds, ${counts.done} trials done, ${counts.failed} failed${result.requeued ? `, ${result.requeued} re-run after an interrupted run` : ''}${counts.duplicates ? `, ${counts.duplicates} late duplicate results discarded` : ''}.`);
+  print(
+    `Sweep in ${result.dir}: ${configurations} configurations (${sampler}) × ${seeds} seeds, ` +
+      `${counts.done} trials done, ${counts.failed} failed` +
+      (result.requeued ? `, ${result.requeued} re-run after an interrupted run` : '') +
+      (counts.duplicates ? `, ${counts.duplicates} late duplicate results discarded` : '') +
+      '.',
+  );
   const s = analysis.success;
-  print(`Success (${analysis.metric} ${analysis.direction === 'maximize' ? '≥' : '≤'} ${analysis.threshold}): ${percent(s.rate)} of ${s.trials} trials [95% ${percent(s.low)}, ${percent(s.high)}].`);
+  print(
+    `Success (${analysis.metric} ${analysis.direction === 'maximize' ? '≥' : '≤'} ` +
+      `${analysis.threshold}): ${percent(s.rate)} of ${s.trials} trials ` +
+      `[95% ${percent(s.low)}, ${percent(s.high)}].`,
+  );
   if (analysis.variance) {
     const v = analysis.variance;
-    print(`Variance of ${analysis.metric}: hyperparameters ${percent(v.params, 0)}, seeds ${percent(v.seed, 0)}, seed × configuration ${percent(v.interaction, 0)} (over the ${v.configurations} configurations with every seed done).`);
+    print(
+      `Variance of ${analysis.metric}: hyperparameters ${percent(v.params, 0)}, ` +
+        `seeds ${percent(v.seed, 0)}, seed × configuration ${percent(v.interaction, 0)} ` +
+        `(over the ${v.configurations} configurations with every seed done).`,
+    );
   }
   printImportance(analysis);
   printKnifeEdges(analysis);
   printBest(analysis);
   const failed = result.trials.find((t) => t.status === 'failed');
-  if (failed) print(`First failed trial (#${failed.id}, seed ${failed.seed}, ${JSON.stringify(failed.params)}): ${failed.error?.split('\n').slice(0, 4).join(' | ')}`);
+  if (failed)
+    print(
+      `First failed trial (#${failed.id}, seed ${failed.seed}, ${JSON.stringify(failed.params)}): ` +
+        `${failed.error?.split('\n').slice(0, 4).join(' | ')}`,
+    );
   print(`Every trial: ${result.dir}/sweep.db (SQLite); the analysis: ${result.dir}/sweep.json.`);
 }
 
@@ -84,27 +153,55 @@ function printImportance(analysis: SweepAnalysis): void {
     return `${percent(row.share, 0)} [${percent(row.low, 0)}, ${percent(row.high, 0)}]`;
   };
   print('\nImportance (share of the effect on the mean metric; 95% intervals):');
-  print(formatTable(['parameter', 'fANOVA', 'PED-ANOVA (top 10%)'], params.map((p) => [p, cell(p, 'fanova'), cell(p, 'ped-anova')])));
-  if (analysis.interactions !== null) print(`fANOVA: ${percent(analysis.interactions, 0)} of the variance is in interactions between parameters.`);
+  print(
+    formatTable(
+      ['parameter', 'fANOVA', 'PED-ANOVA (top 10%)'],
+      params.map((p) => [p, cell(p, 'fanova'), cell(p, 'ped-anova')]),
+    ),
+  );
+  if (analysis.interactions !== null)
+    print(
+      `fANOVA: ${percent(analysis.interactions, 0)} of the variance is in interactions between parameters.`,
+    );
 }
 
 function printKnifeEdges(analysis: SweepAnalysis): void {
   print('\nWorking range (bins where ≥ 50% of trials succeed):');
-  print(formatTable(['parameter', 'from', 'to', 'share of the searched range'], analysis.knifeEdges.map((edge) => [
-    edge.param, edge.low === null ? '-' : format(edge.low), edge.high === null ? '-' : format(edge.high),
-    `${percent(edge.width, 0)}${edge.runs > 1 ? ` (${edge.runs} separate ranges)` : ''}`,
-  ])));
+  print(
+    formatTable(
+      ['parameter', 'from', 'to', 'share of the searched range'],
+      analysis.knifeEdges.map((edge) => [
+        edge.param,
+        edge.low === null ? '-' : format(edge.low),
+        edge.high === null ? '-' : format(edge.high),
+        `${percent(edge.width, 0)}${edge.runs > 1 ? ` (${edge.runs} separate ranges)` : ''}`,
+      ]),
+    ),
+  );
 }
 
 function printBest(analysis: SweepAnalysis): void {
-  const ranked = analysis.configurations.filter((c) => c.mean !== undefined)
-    .sort((a, b) => (analysis.direction === 'maximize' ? b.mean! - a.mean! : a.mean! - b.mean!)).slice(0, 5);
+  const ranked = analysis.configurations
+    .filter((c) => c.mean !== undefined)
+    .sort((a, b) => (analysis.direction === 'maximize' ? b.mean! - a.mean! : a.mean! - b.mean!))
+    .slice(0, 5);
   if (ranked.length === 0) return;
   print(`\nBest configurations (${analysis.metric} over seeds):`);
-  print(formatTable(['#', 'parameters', 'mean [95%]', 'std', 'range', 'success'], ranked.map((c) => [
-    String(c.configuration), Object.entries(c.params).map(([k, v]) => `${k}=${format(v)}`).join(' '),
-    `${format(c.mean!)} [${format(c.meanLow!)}, ${format(c.meanHigh!)}]`, format(c.std!), format(c.range!), `${c.successes}/${c.trials}`,
-  ])));
+  print(
+    formatTable(
+      ['#', 'parameters', 'mean [95%]', 'std', 'range', 'success'],
+      ranked.map((c) => [
+        String(c.configuration),
+        Object.entries(c.params)
+          .map(([k, v]) => `${k}=${format(v)}`)
+          .join(' '),
+        `${format(c.mean!)} [${format(c.meanLow!)}, ${format(c.meanHigh!)}]`,
+        format(c.std!),
+        format(c.range!),
+        `${c.successes}/${c.trials}`,
+      ]),
+    ),
+  );
 }
 
 function format(value: number | string | boolean): string {

@@ -51,7 +51,7 @@ section{background:#fff;border:1px solid #e3e3e3;border-radius:8px;padding:16px 
 <section><p>Success (${escapeHtml(analysis.metric)} ${analysis.direction === 'maximize' ? '≥' : '≤'} ${escapeHtml(analysis.threshold)}):
 <b>${percent(s.rate)}</b> of ${s.trials} trials (95% ${percent(s.low)}–${percent(s.high)}).
 ${v ? `Variance: hyperparameters ${percent(v.params, 0)}, seeds ${percent(v.seed, 0)}, seed × configuration ${percent(v.interaction, 0)}.` : ''}</p>
-<p>${analysis.knifeEdges.map((edge) => `${escapeHtml(edge.param)} works ${edge.low === null ? 'nowhere searched' : `from ${escapeHtml(short(edge.low))} to ${escapeHtml(short(edge.high))} (${percent(edge.width, 0)} of the range)`}`).join('; ')}.</p></section>
+<p>${analysis.knifeEdges.map(workingRange).join('; ')}.</p></section>
 <section class="charts">${charts.filter(Boolean).join('\n')}</section>
 <p style="color:#666;font-size:13px">${escapeHtml(input.createdAt ?? new Date().toISOString())}</p>
 </main></body></html>
@@ -60,19 +60,30 @@ ${v ? `Variance: hyperparameters ${percent(v.params, 0)}, seeds ${percent(v.seed
 
 async function importanceChart(analysis: SweepAnalysis): Promise<string> {
   if (analysis.importance.length === 0) return '';
-  const rows = analysis.importance.map((row) => ({ label: row.param, value: row.share, series: row.method }));
-  return renderChart(barChart(rows, 'Parameter importance (share)', 'share of the effect on the mean metric'));
+  const rows = analysis.importance.map((row) => ({
+    label: row.param,
+    value: row.share,
+    series: row.method,
+  }));
+  return renderChart(
+    barChart(rows, 'Parameter importance (share)', 'share of the effect on the mean metric'),
+  );
 }
 
 /** One row per configuration (best mean first), a tick per seed: how much the seed moves it. */
 function seedStrips({ analysis, trials }: SweepReportInput): Record<string, unknown> {
-  const order = analysis.configurations.filter((c) => c.mean !== undefined)
+  const order = analysis.configurations
+    .filter((c) => c.mean !== undefined)
     .sort((a, b) => (analysis.direction === 'maximize' ? b.mean! - a.mean! : a.mean! - b.mean!))
-    .slice(0, 30).map((c) => `#${c.configuration}`);
-  const values = trials.filter((t) => t.status === 'done' && order.includes(`#${t.configuration}`))
+    .slice(0, 30)
+    .map((c) => `#${c.configuration}`);
+  const values = trials
+    .filter((t) => t.status === 'done' && order.includes(`#${t.configuration}`))
     .map((t) => ({ configuration: `#${t.configuration}`, metric: t.metric, seed: t.seed }));
   return {
-    width: 360, title: 'Seeds of each configuration (best 30)', data: { values },
+    width: 360,
+    title: 'Seeds of each configuration (best 30)',
+    data: { values },
     mark: { type: 'tick', thickness: 2 },
     encoding: {
       y: { field: 'configuration', type: 'nominal', sort: order, title: null },
@@ -83,22 +94,51 @@ function seedStrips({ analysis, trials }: SweepReportInput): Record<string, unkn
 }
 
 /** Each configuration at its values of the two most important parameters, coloured by success rate. */
-function successMap({ analysis, parameters, logParameters }: SweepReportInput): Record<string, unknown> {
+function successMap({
+  analysis,
+  parameters,
+  logParameters,
+}: SweepReportInput): Record<string, unknown> {
   const ranked = [...parameters].sort((a, b) => share(analysis, b) - share(analysis, a));
   const [x, y] = ranked;
-  const values = analysis.configurations.filter((c) => c.trials > 0)
-    .map((c) => ({ x: c.params[x], y: c.params[y], rate: c.successes / c.trials, trials: c.trials }));
-  const axis = (name: string) => (typeof values[0]?.[name === x ? 'x' : 'y'] === 'number'
-    ? { type: 'quantitative', scale: { type: logParameters.includes(name) ? 'log' : 'linear', zero: false } }
-    : { type: 'nominal' });
+  const values = analysis.configurations
+    .filter((c) => c.trials > 0)
+    .map((c) => ({
+      x: c.params[x],
+      y: c.params[y],
+      rate: c.successes / c.trials,
+      trials: c.trials,
+    }));
+  const axis = (name: string) =>
+    typeof values[0]?.[name === x ? 'x' : 'y'] === 'number'
+      ? {
+          type: 'quantitative',
+          scale: { type: logParameters.includes(name) ? 'log' : 'linear', zero: false },
+        }
+      : { type: 'nominal' };
   return {
-    width: 320, height: 260, title: 'Success rate over the two most important parameters', data: { values },
+    width: 320,
+    height: 260,
+    title: 'Success rate over the two most important parameters',
+    data: { values },
     mark: { type: 'circle', size: 140, opacity: 0.9 },
     encoding: {
-      x: { field: 'x', title: x, ...axis(x) }, y: { field: 'y', title: y, ...axis(y) },
-      color: { field: 'rate', type: 'quantitative', title: 'success', scale: { domain: [0, 1], scheme: 'redyellowgreen' } },
+      x: { field: 'x', title: x, ...axis(x) },
+      y: { field: 'y', title: y, ...axis(y) },
+      color: {
+        field: 'rate',
+        type: 'quantitative',
+        title: 'success',
+        scale: { domain: [0, 1], scheme: 'redyellowgreen' },
+      },
     },
   };
+}
+
+function workingRange(edge: SweepAnalysis['knifeEdges'][number]): string {
+  if (edge.low === null) return `${escapeHtml(edge.param)} works nowhere searched`;
+  const range = `from ${escapeHtml(short(edge.low))} to ${escapeHtml(short(edge.high))}`;
+  return `${escapeHtml(edge.param)} works ${range} (${percent(edge.width, 0)} of the range)`;
 }
 
 /** A number to four significant digits; anything else as it is. */
@@ -107,11 +147,17 @@ function short(value: unknown): string {
 }
 
 function share(analysis: SweepAnalysis, param: string): number {
-  return analysis.importance.find((row) => row.param === param && row.method === 'fanova')?.share ?? 0;
+  return (
+    analysis.importance.find((row) => row.param === param && row.method === 'fanova')?.share ?? 0
+  );
 }
 
 /** Every configuration as a line across its parameters (each scaled to its searched range) and its mean metric. */
-function parallelCoordinates({ analysis, parameters, logParameters }: SweepReportInput): Record<string, unknown> {
+function parallelCoordinates({
+  analysis,
+  parameters,
+  logParameters,
+}: SweepReportInput): Record<string, unknown> {
   const measured = analysis.configurations.filter((c) => c.mean !== undefined);
   const axes = [...parameters, analysis.metric];
   const raw = (c: (typeof measured)[number], name: string): number => {
@@ -120,22 +166,39 @@ function parallelCoordinates({ analysis, parameters, logParameters }: SweepRepor
     if (typeof value !== 'number') return distinct(measured, name).indexOf(String(value));
     return logParameters.includes(name) ? Math.log10(value) : value;
   };
-  const ranges = new Map(axes.map((name) => {
-    const all = measured.map((c) => raw(c, name));
-    return [name, [Math.min(...all), Math.max(...all)]] as const;
-  }));
-  const values = measured.flatMap((c) => axes.map((name) => {
-    const [low, high] = ranges.get(name)!;
-    return { configuration: c.configuration, axis: name, position: high > low ? (raw(c, name) - low) / (high - low) : 0.5, mean: c.mean };
-  }));
+  const ranges = new Map(
+    axes.map((name) => {
+      const all = measured.map((c) => raw(c, name));
+      return [name, [Math.min(...all), Math.max(...all)]] as const;
+    }),
+  );
+  const values = measured.flatMap((c) =>
+    axes.map((name) => {
+      const [low, high] = ranges.get(name)!;
+      return {
+        configuration: c.configuration,
+        axis: name,
+        position: high > low ? (raw(c, name) - low) / (high - low) : 0.5,
+        mean: c.mean,
+      };
+    }),
+  );
   return {
-    width: 120 * axes.length, height: 240, title: 'Configurations across parameters (scaled to their range) and the mean metric',
-    data: { values }, mark: { type: 'line', opacity: 0.6 },
+    width: 120 * axes.length,
+    height: 240,
+    title: 'Configurations across parameters (scaled to their range) and the mean metric',
+    data: { values },
+    mark: { type: 'line', opacity: 0.6 },
     encoding: {
       x: { field: 'axis', type: 'nominal', sort: axes, title: null },
       y: { field: 'position', type: 'quantitative', title: 'position in range', axis: null },
       detail: { field: 'configuration' },
-      color: { field: 'mean', type: 'quantitative', title: analysis.metric, scale: { scheme: 'viridis' } },
+      color: {
+        field: 'mean',
+        type: 'quantitative',
+        title: analysis.metric,
+        scale: { scheme: 'viridis' },
+      },
     },
   };
 }

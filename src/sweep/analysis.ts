@@ -47,24 +47,49 @@ export interface SweepAnalysis {
   knifeEdges: KnifeEdge[];
 }
 
-export function analyzeSweep(spec: SweepSpec, configurations: Configuration[], trials: TrialRecord[]): SweepAnalysis {
+export function analyzeSweep(
+  spec: SweepSpec,
+  configurations: Configuration[],
+  trials: TrialRecord[],
+): SweepAnalysis {
   const finished = trials.filter((t) => t.status === 'done' || t.status === 'failed');
-  const succeeded = (t: TrialRecord) => t.status === 'done' && t.metric !== null && meets(spec, t.metric);
-  const summaries = configurations.map((c) => summarize(c, trials.filter((t) => t.configuration === c.index), succeeded));
-  const ranked = summaries.filter((s) => s.mean !== undefined).sort((a, b) => better(spec, a.mean!, b.mean!));
+  const succeeded = (t: TrialRecord) =>
+    t.status === 'done' && t.metric !== null && meets(spec, t.metric);
+  const summaries = configurations.map((c) =>
+    summarize(
+      c,
+      trials.filter((t) => t.configuration === c.index),
+      succeeded,
+    ),
+  );
+  const ranked = summaries
+    .filter((s) => s.mean !== undefined)
+    .sort((a, b) => better(spec, a.mean!, b.mean!));
   const { importance, interactions } = importanceOf(spec, configurations, summaries);
-  const points = new Map(configurations.map((c) => [c.index, spec.parameters.map((p) => encode(p, c.params[p.name]))]));
+  const points = new Map(
+    configurations.map((c) => [c.index, spec.parameters.map((p) => encode(p, c.params[p.name]))]),
+  );
   return {
-    metric: spec.metric, direction: spec.direction, threshold: spec.success,
+    metric: spec.metric,
+    direction: spec.direction,
+    threshold: spec.success,
     success: successRate(finished.filter(succeeded).length, finished.length),
-    best: ranked[0] ? { configuration: ranked[0].configuration, params: ranked[0].params, mean: ranked[0].mean! } : null,
+    best: ranked[0]
+      ? { configuration: ranked[0].configuration, params: ranked[0].params, mean: ranked[0].mean! }
+      : null,
     configurations: summaries,
     variance: decomposeVariance(completeTable(spec, trials)),
-    importance, interactions,
+    importance,
+    interactions,
     knifeEdges: knifeEdges(
       spec.parameters,
       finished.map((t) => ({ point: points.get(t.configuration)!, success: succeeded(t) })),
-      (j) => defaultBinCount(spec.parameters[j], spec.configurations, spec.sampler === 'grid' ? gridLevels(spec.parameters[j], spec.levels) : undefined),
+      (j) =>
+        defaultBinCount(
+          spec.parameters[j],
+          spec.configurations,
+          spec.sampler === 'grid' ? gridLevels(spec.parameters[j], spec.levels) : undefined,
+        ),
     ),
   };
 }
@@ -78,11 +103,18 @@ function better(spec: SweepSpec, a: number, b: number): number {
   return spec.direction === 'maximize' ? b - a : a - b;
 }
 
-function summarize(configuration: Configuration, trials: TrialRecord[], succeeded: (t: TrialRecord) => boolean): ConfigurationSummary {
-  const metrics = trials.filter((t) => t.status === 'done' && t.metric !== null).map((t) => t.metric!);
+function summarize(
+  configuration: Configuration,
+  trials: TrialRecord[],
+  succeeded: (t: TrialRecord) => boolean,
+): ConfigurationSummary {
+  const metrics = trials
+    .filter((t) => t.status === 'done' && t.metric !== null)
+    .map((t) => t.metric!);
   const spread = seedSpread(metrics, configuration.index);
   return {
-    configuration: configuration.index, params: configuration.params,
+    configuration: configuration.index,
+    params: configuration.params,
     trials: trials.filter((t) => t.status === 'done' || t.status === 'failed').length,
     failed: trials.filter((t) => t.status === 'failed').length,
     successes: trials.filter(succeeded).length,
@@ -92,13 +124,26 @@ function summarize(configuration: Configuration, trials: TrialRecord[], succeede
 }
 
 function curveBand(trials: TrialRecord[]): { curve?: ConfigurationSummary['curve'] } {
-  const curves = trials.map((t) => t.curve).filter((c): c is [number, number][] => c !== null && c.length > 0);
+  const curves = trials
+    .map((t) => t.curve)
+    .filter((c): c is [number, number][] => c !== null && c.length > 0);
   if (curves.length === 0) return {};
   const steps = [...new Set(curves.flatMap((c) => c.map(([step]) => step)))].sort((a, b) => a - b);
   return {
     curve: steps.flatMap((step) => {
-      const values = curves.map((c) => c.find(([s]) => s === step)?.[1]).filter((v): v is number => Number.isFinite(v));
-      return values.length === 0 ? [] : [{ step, min: Math.min(...values), median: quantile(values, 0.5), max: Math.max(...values) }];
+      const values = curves
+        .map((c) => c.find(([s]) => s === step)?.[1])
+        .filter((v): v is number => Number.isFinite(v));
+      return values.length === 0
+        ? []
+        : [
+            {
+              step,
+              min: Math.min(...values),
+              median: quantile(values, 0.5),
+              max: Math.max(...values),
+            },
+          ];
     }),
   };
 }
@@ -119,18 +164,27 @@ function completeTable(spec: SweepSpec, trials: TrialRecord[]): number[][] {
  * fANOVA and PED-ANOVA over the configurations' mean metrics (a configuration with no finished
  * seed is left out); the score is the mean, negated when the direction is minimize.
  */
-function importanceOf(spec: SweepSpec, configurations: Configuration[], summaries: ConfigurationSummary[]) {
+function importanceOf(
+  spec: SweepSpec,
+  configurations: Configuration[],
+  summaries: ConfigurationSummary[],
+) {
   const measured = summaries.filter((s) => s.mean !== undefined);
   if (measured.length < 4) return { importance: [], interactions: null };
-  const points = measured.map((s) => spec.parameters.map((p) => encode(p, configurations[s.configuration].params[p.name])));
+  const points = measured.map((s) =>
+    spec.parameters.map((p) => encode(p, configurations[s.configuration].params[p.name])),
+  );
   const scores = measured.map((s) => (spec.direction === 'maximize' ? s.mean! : -s.mean!));
   const forest = fitForest(points, scores, { trees: 100, seed: spec.samplerSeed });
   const functional = fanova(forest);
   const ped = pedAnova({ parameters: spec.parameters, points, scores }, spec.samplerSeed);
   const importance: ImportanceRow[] = [
-    ...spec.parameters.map((p, j) => ({ param: p.name, method: 'fanova' as const, ...functional.importance[j] })),
+    ...spec.parameters.map((p, j) => ({
+      param: p.name,
+      method: 'fanova' as const,
+      ...functional.importance[j],
+    })),
     ...spec.parameters.map((p, j) => ({ param: p.name, method: 'ped-anova' as const, ...ped[j] })),
   ];
   return { importance, interactions: functional.interactions };
 }
-

@@ -25,17 +25,26 @@ export interface VarianceDecomposition {
 }
 
 /** `table[c][s]`: the metric of configuration c with seed s; at least 2 × 2, every cell finite. */
-export function decomposeVariance(table: readonly (readonly number[])[]): VarianceDecomposition | null {
+export function decomposeVariance(
+  table: readonly (readonly number[])[],
+): VarianceDecomposition | null {
   const C = table.length;
   const S = C > 0 ? table[0].length : 0;
   if (C < 2 || S < 2) return null;
   const m = table.flat().reduce((sum, y) => sum + y, 0) / (C * S);
   const rowMeans = table.map((row) => row.reduce((sum, y) => sum + y, 0) / S);
-  const columnMeans = Array.from({ length: S }, (_, s) => table.reduce((sum, row) => sum + row[s], 0) / C);
+  const columnMeans = Array.from(
+    { length: S },
+    (_, s) => table.reduce((sum, row) => sum + row[s], 0) / C,
+  );
   const ssParams = S * rowMeans.reduce((sum, r) => sum + (r - m) ** 2, 0);
   const ssSeed = C * columnMeans.reduce((sum, k) => sum + (k - m) ** 2, 0);
   let ssInteraction = 0;
-  table.forEach((row, c) => row.forEach((y, s) => { ssInteraction += (y - rowMeans[c] - columnMeans[s] + m) ** 2; }));
+  table.forEach((row, c) =>
+    row.forEach((y, s) => {
+      ssInteraction += (y - rowMeans[c] - columnMeans[s] + m) ** 2;
+    }),
+  );
   const msParams = ssParams / (C - 1);
   const msSeed = ssSeed / (S - 1);
   const msInteraction = ssInteraction / ((C - 1) * (S - 1));
@@ -52,7 +61,11 @@ export function decomposeVariance(table: readonly (readonly number[])[]): Varian
     seed: share(components.seed, total),
     interaction: share(components.interaction, total),
     components,
-    sumsOfSquares: { params: share(ssParams, ssTotal), seed: share(ssSeed, ssTotal), interaction: share(ssInteraction, ssTotal) },
+    sumsOfSquares: {
+      params: share(ssParams, ssTotal),
+      seed: share(ssSeed, ssTotal),
+      interaction: share(ssInteraction, ssTotal),
+    },
     configurations: C,
     seeds: S,
   };

@@ -31,14 +31,21 @@ export function shellQuote(value: string): string {
 }
 
 /** The template with every {name} replaced by `format(value)`. */
-export function substitute(template: string, values: Params, format: (value: string) => string): string {
+export function substitute(
+  template: string,
+  values: Params,
+  format: (value: string) => string,
+): string {
   return template.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, name: string) =>
     Object.hasOwn(values, name) ? format(String(values[name])) : whole,
   );
 }
 
 /** The program and its arguments for this trial. */
-export function commandLine(trial: Pick<CommandTrial, 'command' | 'params' | 'seed'>): { file: string; args: string[] } {
+export function commandLine(trial: Pick<CommandTrial, 'command' | 'params' | 'seed'>): {
+  file: string;
+  args: string[];
+} {
   const values = { ...trial.params, seed: trial.seed };
   if (typeof trial.command === 'string') {
     return { file: '/bin/sh', args: ['-c', substitute(trial.command, values, shellQuote)] };
@@ -55,15 +62,23 @@ export function runCommandTrial(trial: CommandTrial): Promise<TrialOutcome> {
     let stderr = '';
     let timedOut = false;
     // Its own process group, so a timeout or a cancelled sweep stops the command and its children.
-    const child = spawn(file, args, { cwd: trial.cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file, args, {
+      cwd: trial.cwd,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const stop = () => killGroup(child.pid);
     const timer = setTimeout(() => {
       timedOut = true;
       stop();
     }, trial.timeoutSeconds * 1000);
     trial.signal?.addEventListener('abort', stop, { once: true });
-    child.stdout.on('data', (chunk: Buffer) => { stdout = (stdout + chunk.toString()).slice(-STDOUT_TAIL); });
-    child.stderr.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-STDERR_TAIL); });
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout = (stdout + chunk.toString()).slice(-STDOUT_TAIL);
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-STDERR_TAIL);
+    });
     const finish = (outcome: Omit<TrialOutcome, 'seconds'>) => {
       clearTimeout(timer);
       trial.signal?.removeEventListener('abort', stop);
@@ -72,29 +87,52 @@ export function runCommandTrial(trial: CommandTrial): Promise<TrialOutcome> {
     child.on('error', (error) => finish(failed(`cannot run '${file}': ${error.message}`, '')));
     child.on('close', (code, signal) => {
       if (timedOut) return finish(failed(`timed out after ${trial.timeoutSeconds} s`, stderr));
-      if (code !== 0) return finish(failed(signal ? `killed by ${signal}` : `exit status ${code}`, stderr));
+      if (code !== 0)
+        return finish(failed(signal ? `killed by ${signal}` : `exit status ${code}`, stderr));
       finish(metricOf(stdout, trial.metric, stderr));
     });
   });
 }
 
 /** The metric from the last non-empty line of standard output. */
-export function metricOf(stdout: string, metric: string, stderr = ''): Omit<TrialOutcome, 'seconds'> {
-  const lines = stdout.split('\n').map((line) => line.trim()).filter(Boolean);
+export function metricOf(
+  stdout: string,
+  metric: string,
+  stderr = '',
+): Omit<TrialOutcome, 'seconds'> {
+  const lines = stdout
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean);
   const last = lines.at(-1);
-  if (last === undefined) return failed(`printed nothing: the last line of standard output must be a JSON object holding '${metric}'`, stderr);
+  if (last === undefined)
+    return failed(
+      `printed nothing: the last line of standard output must be a JSON object holding '${metric}'`,
+      stderr,
+    );
   const result = parseJsonLine(last);
   if (result === undefined) {
-    return failed(`the last line of standard output is not JSON: ${JSON.stringify(last.slice(0, 200))}`, stderr);
+    return failed(
+      `the last line of standard output is not JSON: ${JSON.stringify(last.slice(0, 200))}`,
+      stderr,
+    );
   }
   if (typeof result !== 'object' || result === null || Array.isArray(result)) {
-    return failed(`the last line of standard output is not a JSON object: ${last.slice(0, 200)}`, stderr);
+    return failed(
+      `the last line of standard output is not a JSON object: ${last.slice(0, 200)}`,
+      stderr,
+    );
   }
   const value = (result as Record<string, unknown>)[metric];
-  if (value === undefined) return failed(`the result has no '${metric}' (it has ${Object.keys(result).join(', ') || 'nothing'})`, stderr);
+  if (value === undefined)
+    return failed(
+      `the result has no '${metric}' (it has ${Object.keys(result).join(', ') || 'nothing'})`,
+      stderr,
+    );
   // JSON has no NaN: scripts write it as null, "NaN" or a string; all are a failed trial.
   const number = typeof value === 'number' ? value : Number.NaN;
-  if (!Number.isFinite(number)) return failed(`metric '${metric}' is ${JSON.stringify(value)}, not a finite number`, stderr);
+  if (!Number.isFinite(number))
+    return failed(`metric '${metric}' is ${JSON.stringify(value)}, not a finite number`, stderr);
   return { status: 'done', metric: number };
 }
 
@@ -112,7 +150,11 @@ function parseJsonLine(line: string): unknown {
 
 function failed(reason: string, stderr: string): Omit<TrialOutcome, 'seconds'> {
   const tail = stderr.trim();
-  return { status: 'failed', metric: null, error: tail ? `${reason}; standard error ends:\n${tail}` : reason };
+  return {
+    status: 'failed',
+    metric: null,
+    error: tail ? `${reason}; standard error ends:\n${tail}` : reason,
+  };
 }
 
 function killGroup(pid: number | undefined): void {

@@ -25,7 +25,11 @@ export interface ForestOptions {
   seed?: number;
 }
 
-export function fitForest(x: readonly number[][], y: readonly number[], options: ForestOptions = {}): Forest {
+export function fitForest(
+  x: readonly number[][],
+  y: readonly number[],
+  options: ForestOptions = {},
+): Forest {
   const { trees = 100, minLeaf = 1, featureFraction = 1, seed = 0 } = options;
   const random = seededRandom(seed);
   const dimensions = x[0]?.length ?? 0;
@@ -40,12 +44,15 @@ export function fitForest(x: readonly number[][], y: readonly number[], options:
 
 export function predictTree(node: TreeNode, point: readonly number[]): number {
   let current = node;
-  while (!current.leaf) current = point[current.feature] < current.threshold ? current.left : current.right;
+  while (!current.leaf)
+    current = point[current.feature] < current.threshold ? current.left : current.right;
   return current.value;
 }
 
 export function predict(forest: Forest, point: readonly number[]): number {
-  return forest.trees.reduce((sum, tree) => sum + predictTree(tree, point), 0) / forest.trees.length;
+  return (
+    forest.trees.reduce((sum, tree) => sum + predictTree(tree, point), 0) / forest.trees.length
+  );
 }
 
 interface GrowOptions {
@@ -54,14 +61,25 @@ interface GrowOptions {
   random: () => number;
 }
 
-function growTree(x: readonly number[][], y: readonly number[], rows: number[], options: GrowOptions): TreeNode {
+function growTree(
+  x: readonly number[][],
+  y: readonly number[],
+  rows: number[],
+  options: GrowOptions,
+): TreeNode {
   const value = rows.reduce((sum, row) => sum + y[row], 0) / rows.length;
   if (rows.length < 2 * options.minLeaf) return { leaf: true, value };
   const split = bestSplit(x, y, rows, options);
   if (!split) return { leaf: true, value };
   const left = rows.filter((row) => x[row][split.feature] < split.threshold);
   const right = rows.filter((row) => x[row][split.feature] >= split.threshold);
-  return { leaf: false, feature: split.feature, threshold: split.threshold, left: growTree(x, y, left, options), right: growTree(x, y, right, options) };
+  return {
+    leaf: false,
+    feature: split.feature,
+    threshold: split.threshold,
+    left: growTree(x, y, left, options),
+    right: growTree(x, y, right, options),
+  };
 }
 
 /**
@@ -69,7 +87,12 @@ function growTree(x: readonly number[][], y: readonly number[], rows: number[], 
  * it, SSE(left) + SSE(right) = Σy² − (Σ_L y)²/n_L − (Σ_R y)²/n_R at every boundary between distinct
  * values, the threshold halfway between them. None when no split lowers it.
  */
-function bestSplit(x: readonly number[][], y: readonly number[], rows: number[], options: GrowOptions) {
+function bestSplit(
+  x: readonly number[][],
+  y: readonly number[],
+  rows: number[],
+  options: GrowOptions,
+) {
   const dimensions = x[rows[0]].length;
   const features = shuffled(dimensions, options.random).slice(0, options.featuresPerSplit);
   const total = rows.reduce((sum, row) => sum + y[row], 0);
@@ -85,8 +108,10 @@ function bestSplit(x: readonly number[][], y: readonly number[], rows: number[],
       const next = x[sorted[i + 1]][feature];
       if (here === next || nLeft < options.minLeaf || nRight < options.minLeaf) continue;
       // Σy² is the same for every split: maximise the between-part term instead.
-      const gain = leftSum ** 2 / nLeft + (total - leftSum) ** 2 / nRight - total ** 2 / sorted.length;
-      if (gain > 1e-12 && (!best || gain > best.gain)) best = { feature, threshold: (here + next) / 2, gain };
+      const gain =
+        leftSum ** 2 / nLeft + (total - leftSum) ** 2 / nRight - total ** 2 / sorted.length;
+      if (gain > 1e-12 && (!best || gain > best.gain))
+        best = { feature, threshold: (here + next) / 2, gain };
     }
   }
   return best;

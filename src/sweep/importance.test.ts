@@ -8,8 +8,15 @@ import { sobolPoints } from './sobol.ts';
 import type { Parameter } from './spec.ts';
 
 const leaf = (value: number): TreeNode => ({ leaf: true, value });
-const split = (feature: number, threshold: number, left: TreeNode, right: TreeNode): TreeNode => ({ leaf: false, feature, threshold, left, right });
-const close = (actual: number, expected: number, tolerance = 1e-12) => assert.ok(Math.abs(actual - expected) <= tolerance, `${actual} vs ${expected}`);
+const split = (feature: number, threshold: number, left: TreeNode, right: TreeNode): TreeNode => ({
+  leaf: false,
+  feature,
+  threshold,
+  left,
+  right,
+});
+const close = (actual: number, expected: number, tolerance = 1e-12) =>
+  assert.ok(Math.abs(actual - expected) <= tolerance, `${actual} vs ${expected}`);
 
 const numeric = (name: string): Parameter => ({ name, kind: 'range', low: 0, high: 1 });
 
@@ -44,7 +51,9 @@ describe('random forest + fANOVA on planted objectives', () => {
     const f = (p: number[]) => 3 * p[0] + 0.5 * p[1];
     const forest = fitForest(points, points.map(f), { trees: 50, seed: 1 });
     const test = sobolPoints(64, 3, 1000);
-    const error = Math.sqrt(test.reduce((sum, p) => sum + (predict(forest, p) - f(p)) ** 2, 0) / test.length);
+    const error = Math.sqrt(
+      test.reduce((sum, p) => sum + (predict(forest, p) - f(p)) ** 2, 0) / test.length,
+    );
     assert.ok(error < 0.1, `RMS error ${error} (range 3.5)`);
   });
 
@@ -68,11 +77,17 @@ describe('PED-ANOVA on planted objectives', () => {
     const [x, y, z] = pedAnova({ parameters: ['x', 'y', 'z'].map(numeric), points, scores });
     assert.ok(x.share > 0.7 && x.share > 3 * y.share, `x ${x.share} y ${y.share}`);
     assert.ok(y.share > 3 * z.share, `y ${y.share} z ${z.share}`);
-    assert.ok(x.low <= x.share && x.share <= x.high && x.low > y.high, `x [${x.low}, ${x.high}] y [${y.low}, ${y.high}]`);
+    assert.ok(
+      x.low <= x.share && x.share <= x.high && x.low > y.high,
+      `x [${x.low}, ${x.high}] y [${y.low}, ${y.high}]`,
+    );
   });
 
   it('a categorical parameter that decides alone gets nearly all the importance', () => {
-    const parameters: Parameter[] = [numeric('x'), { name: 'act', kind: 'values', values: ['relu', 'tanh', 'gelu', 'sigmoid'] }];
+    const parameters: Parameter[] = [
+      numeric('x'),
+      { name: 'act', kind: 'values', values: ['relu', 'tanh', 'gelu', 'sigmoid'] },
+    ];
     const points = sobolPoints(256, 2, 1).map(([x, u]) => [x, (Math.floor(u * 4) + 0.5) / 4]);
     const scores = points.map(([, act]) => (act > 0.75 ? 1 : 0));
     const [x, act] = pedAnova({ parameters, points, scores });

@@ -12,10 +12,17 @@ describe('knife edges', () => {
       return { point: [u], success: u >= 0.4 && u < 0.6 };
     });
     const [edge] = knifeEdges([lr], trials, () => 10);
-    assert.ok(Math.abs((edge.low as number) - 1e-3) < 1e-12 && Math.abs((edge.high as number) - 1e-2) < 1e-12, `${edge.low} – ${edge.high}`);
+    assert.ok(
+      Math.abs((edge.low as number) - 1e-3) < 1e-12 &&
+        Math.abs((edge.high as number) - 1e-2) < 1e-12,
+      `${edge.low} – ${edge.high}`,
+    );
     assert.ok(Math.abs(edge.width - 0.2) < 1e-12);
     assert.equal(edge.runs, 1);
-    assert.deepEqual(edge.bins.map((bin) => bin.rate), [0, 0, 0, 0, 1, 1, 0, 0, 0, 0]);
+    assert.deepEqual(
+      edge.bins.map((bin) => bin.rate),
+      [0, 0, 0, 0, 1, 1, 0, 0, 0, 0],
+    );
   });
 
   it('reports no range when nothing works, and separate runs when the region is split', () => {
@@ -23,13 +30,24 @@ describe('knife edges', () => {
     const none = knifeEdges([x], [{ point: [0.5], success: false }], () => 4)[0];
     assert.equal(none.low, null);
     assert.equal(none.width, 0);
-    const split = knifeEdges([x], [0.1, 0.2, 0.8, 0.9].map((u) => ({ point: [u], success: u < 0.3 || u > 0.7 })), () => 4)[0];
+    const split = knifeEdges(
+      [x],
+      [0.1, 0.2, 0.8, 0.9].map((u) => ({ point: [u], success: u < 0.3 || u > 0.7 })),
+      () => 4,
+    )[0];
     assert.equal(split.runs, 2);
   });
 
   it('bins a categorical parameter by value', () => {
     const act: Parameter = { name: 'act', kind: 'values', values: ['relu', 'tanh'] };
-    const [edge] = knifeEdges([act], [{ point: [0.25], success: false }, { point: [0.75], success: true }], () => 2);
+    const [edge] = knifeEdges(
+      [act],
+      [
+        { point: [0.25], success: false },
+        { point: [0.75], success: true },
+      ],
+      () => 2,
+    );
     assert.deepEqual([edge.low, edge.high, edge.width], ['tanh', 'tanh', 0.5]);
   });
 });

@@ -38,29 +38,54 @@ export interface KnifeEdgeTrial {
   success: boolean;
 }
 
-export function knifeEdges(parameters: Parameter[], trials: KnifeEdgeTrial[], binsFor: (j: number) => number): KnifeEdge[] {
-  return parameters.map((parameter, j) => knifeEdge(parameter, trials.map((t) => ({ u: t.point[j], success: t.success })), binsFor(j)));
+export function knifeEdges(
+  parameters: Parameter[],
+  trials: KnifeEdgeTrial[],
+  binsFor: (j: number) => number,
+): KnifeEdge[] {
+  return parameters.map((parameter, j) =>
+    knifeEdge(
+      parameter,
+      trials.map((t) => ({ u: t.point[j], success: t.success })),
+      binsFor(j),
+    ),
+  );
 }
 
 /** The bin count of parameter j: its grid levels or categories, else from the configuration count. */
-export function defaultBinCount(parameter: Parameter, configurations: number, gridLevels?: number): number {
+export function defaultBinCount(
+  parameter: Parameter,
+  configurations: number,
+  gridLevels?: number,
+): number {
   if (parameter.kind === 'values') return parameter.values.length;
   if (gridLevels !== undefined) return gridLevels;
-  if (parameter.kind === 'int') return Math.min(parameter.high - parameter.low + 1, Math.max(3, Math.min(10, Math.ceil(Math.sqrt(configurations)))));
+  if (parameter.kind === 'int')
+    return Math.min(
+      parameter.high - parameter.low + 1,
+      Math.max(3, Math.min(10, Math.ceil(Math.sqrt(configurations)))),
+    );
   return Math.max(3, Math.min(10, Math.ceil(Math.sqrt(configurations))));
 }
 
-function knifeEdge(parameter: Parameter, trials: { u: number; success: boolean }[], count: number): KnifeEdge {
+function knifeEdge(
+  parameter: Parameter,
+  trials: { u: number; success: boolean }[],
+  count: number,
+): KnifeEdge {
   const bins: KnifeEdgeBin[] = Array.from({ length: count }, (_, b) => {
     const from = b / count;
     const to = (b + 1) / count;
     const centre = (from + to) / 2;
     const categorical = parameter.kind === 'values';
     return {
-      from, to,
+      from,
+      to,
       low: categorical ? decode(parameter, centre) : decode(parameter, from),
       high: categorical ? decode(parameter, centre) : decode(parameter, to),
-      trials: 0, successes: 0, rate: 0,
+      trials: 0,
+      successes: 0,
+      rate: 0,
     };
   });
   for (const { u, success } of trials) {
@@ -73,7 +98,14 @@ function knifeEdge(parameter: Parameter, trials: { u: number; success: boolean }
   const longest = runs.sort((a, b) => b[1] - b[0] - (a[1] - a[0]))[0];
   if (!longest) return { param: parameter.name, low: null, high: null, width: 0, runs: 0, bins };
   const [first, last] = longest;
-  return { param: parameter.name, low: bins[first].low, high: bins[last].high, width: (last - first + 1) / count, runs: runs.length, bins };
+  return {
+    param: parameter.name,
+    low: bins[first].low,
+    high: bins[last].high,
+    width: (last - first + 1) / count,
+    runs: runs.length,
+    bins,
+  };
 }
 
 /** [first, last] bin indices of each run of adjacent bins with trials and a rate ≥ ½. */

@@ -36,7 +36,9 @@ export function pedAnovaDivergences(input: PedAnovaInput, topFraction = TOP_FRAC
   return input.parameters.map((parameter, j) => {
     const all = input.points.map((point) => point[j]);
     const best = top.map((i) => input.points[i][j]);
-    return parameter.kind === 'values' ? categoricalDivergence(all, best, parameter.values.length) : numericDivergence(all, best);
+    return parameter.kind === 'values'
+      ? categoricalDivergence(all, best, parameter.values.length)
+      : numericDivergence(all, best);
   });
 }
 
@@ -49,10 +51,19 @@ export function pedAnova(input: PedAnovaInput, seed = 0, topFraction = TOP_FRACT
   const point = shares(pedAnovaDivergences(input, topFraction));
   const rows = input.scores.map((_, i) => i);
   return input.parameters.map((_, j) => {
-    const [low, high] = bootstrapInterval(rows, (sample) => {
-      const resampled = { parameters: input.parameters, points: sample.map((i) => input.points[i]), scores: sample.map((i) => input.scores[i]) };
-      return shares(pedAnovaDivergences(resampled, topFraction))[j];
-    }, seed + j, 200);
+    const [low, high] = bootstrapInterval(
+      rows,
+      (sample) => {
+        const resampled = {
+          parameters: input.parameters,
+          points: sample.map((i) => input.points[i]),
+          scores: sample.map((i) => input.scores[i]),
+        };
+        return shares(pedAnovaDivergences(resampled, topFraction))[j];
+      },
+      seed + j,
+      200,
+    );
     return { share: point[j], low, high };
   });
 }
@@ -69,7 +80,9 @@ function numericDivergence(all: number[], top: number[]): number {
 /** Scott's rule h = σ n^(−1/5), kept within [0.02, 0.5] of the unit interval. */
 function scottBandwidth(values: number[]): number {
   const m = values.reduce((sum, x) => sum + x, 0) / values.length;
-  const sigma = Math.sqrt(values.reduce((sum, x) => sum + (x - m) ** 2, 0) / Math.max(1, values.length - 1));
+  const sigma = Math.sqrt(
+    values.reduce((sum, x) => sum + (x - m) ** 2, 0) / Math.max(1, values.length - 1),
+  );
   return Math.min(0.5, Math.max(0.02, sigma * values.length ** -0.2));
 }
 
@@ -77,7 +90,9 @@ function scottBandwidth(values: number[]): number {
 function kernelDensity(values: number[], bandwidth: number): Float64Array {
   const density = new Float64Array(GRID);
   for (const value of values) {
-    const kernel = Float64Array.from({ length: GRID }, (_, g) => Math.exp(-0.5 * (((g + 0.5) / GRID - value) / bandwidth) ** 2));
+    const kernel = Float64Array.from({ length: GRID }, (_, g) =>
+      Math.exp(-0.5 * (((g + 0.5) / GRID - value) / bandwidth) ** 2),
+    );
     const mass = kernel.reduce((sum, k) => sum + k, 0) / GRID;
     for (let g = 0; g < GRID; g++) density[g] += kernel[g] / mass / values.length;
   }
@@ -88,7 +103,8 @@ function kernelDensity(values: number[], bandwidth: number): Float64Array {
 function categoricalDivergence(all: number[], top: number[], categories: number): number {
   const frequencies = (values: number[]) => {
     const counts = new Array<number>(categories).fill(1 / categories);
-    for (const value of values) counts[Math.min(categories - 1, Math.floor(value * categories))] += 1;
+    for (const value of values)
+      counts[Math.min(categories - 1, Math.floor(value * categories))] += 1;
     return counts.map((count) => count / (values.length + 1));
   };
   const pAll = frequencies(all);

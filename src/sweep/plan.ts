@@ -70,7 +70,8 @@ export function decode(parameter: Parameter, u: number): ParameterValue {
   // The bounds exactly (a grid's ends), not exp(log(low)).
   if (u <= 0 && parameter.kind !== 'int') return low;
   if (u >= 1 && parameter.kind !== 'int') return high;
-  if (parameter.kind === 'log') return Math.exp(Math.log(low) + u * (Math.log(high) - Math.log(low)));
+  if (parameter.kind === 'log')
+    return Math.exp(Math.log(low) + u * (Math.log(high) - Math.log(low)));
   if (parameter.kind === 'range') return low + u * (high - low);
   // int: the n = high − low + 1 integers share [0, 1) equally; u = 1 (a grid's upper end) is high.
   return Math.min(high, low + Math.floor(u * (high - low + 1)));
@@ -83,7 +84,8 @@ export function encode(parameter: Parameter, value: ParameterValue): number {
   }
   const x = Number(value);
   const { low, high } = parameter;
-  if (parameter.kind === 'log') return (Math.log(x) - Math.log(low)) / (Math.log(high) - Math.log(low));
+  if (parameter.kind === 'log')
+    return (Math.log(x) - Math.log(low)) / (Math.log(high) - Math.log(low));
   if (parameter.kind === 'range') return (x - low) / (high - low);
   return (x - low + 0.5) / (high - low + 1);
 }

@@ -29,11 +29,18 @@ const STDERR_TAIL = 2000;
 /** The worker's module beside this one: .ts under tsx (the checkout), .js in dist/. */
 function workerEntry(): { path: string; execArgv: string[] } {
   const typescript = import.meta.url.endsWith('.ts');
-  const path = fileURLToPath(new URL(`./worker-entry.${typescript ? 'ts' : 'js'}`, import.meta.url));
+  const path = fileURLToPath(
+    new URL(`./worker-entry.${typescript ? 'ts' : 'js'}`, import.meta.url),
+  );
   return { path, execArgv: typescript ? ['--import', import.meta.resolve('tsx')] : [] };
 }
 
-export function runLocalPool(jobs: readonly TrialJob[], workerCount: number, callbacks: PoolCallbacks, signal?: AbortSignal): Promise<void> {
+export function runLocalPool(
+  jobs: readonly TrialJob[],
+  workerCount: number,
+  callbacks: PoolCallbacks,
+  signal?: AbortSignal,
+): Promise<void> {
   signal?.throwIfAborted();
   const queue = [...jobs];
   const workers = new Set<Worker>();
@@ -57,10 +64,16 @@ export function runLocalPool(jobs: readonly TrialJob[], workerCount: number, cal
       worker.process.send({ type: 'run', job });
     };
     const start = () => {
-      const child = fork(entry.path, [], { execArgv: entry.execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
+      const child = fork(entry.path, [], {
+        execArgv: entry.execArgv,
+        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+        serialization: 'json',
+      });
       const worker: Worker = { name: `local-${++serial}`, process: child, stderr: '' };
       workers.add(worker);
-      child.stderr?.on('data', (chunk: Buffer) => { worker.stderr = (worker.stderr + chunk.toString()).slice(-STDERR_TAIL); });
+      child.stderr?.on('data', (chunk: Buffer) => {
+        worker.stderr = (worker.stderr + chunk.toString()).slice(-STDERR_TAIL);
+      });
       child.on('message', (message: { type: string; id?: number; outcome?: TrialOutcome }) => {
         if (settled) return;
         if (message.type === 'result' && worker.job && message.id === worker.job.id) {
@@ -75,20 +88,33 @@ export function runLocalPool(jobs: readonly TrialJob[], workerCount: number, cal
         if (settled || !worker.job) return;
         const job = worker.job;
         const how = exitSignal ? `killed by ${exitSignal}` : `exit status ${code}`;
-        callbacks.onResult(job, { status: 'failed', metric: null, seconds: 0, error: `the worker process died (${how}); its standard error ends:\n${worker.stderr.trim()}` }, worker.name);
+        callbacks.onResult(
+          job,
+          {
+            status: 'failed',
+            metric: null,
+            seconds: 0,
+            error: `the worker process died (${how}); its standard error ends:\n${worker.stderr.trim()}`,
+          },
+          worker.name,
+        );
         if (queue.length > 0) start();
         else finishIfIdle();
       });
     };
-    signal?.addEventListener('abort', () => {
-      if (settled) return;
-      settled = true;
-      for (const worker of workers) {
-        if (worker.job) callbacks.onAbandon(worker.job);
-        worker.process.kill('SIGTERM');
-      }
-      reject(signal.reason);
-    }, { once: true });
+    signal?.addEventListener(
+      'abort',
+      () => {
+        if (settled) return;
+        settled = true;
+        for (const worker of workers) {
+          if (worker.job) callbacks.onAbandon(worker.job);
+          worker.process.kill('SIGTERM');
+        }
+        reject(signal.reason);
+      },
+      { once: true },
+    );
     const count = Math.max(1, Math.min(workerCount, queue.length));
     if (queue.length === 0) return finishIfIdle();
     for (let i = 0; i < count; i++) start();

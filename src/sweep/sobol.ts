@@ -79,11 +79,13 @@ export function sobolPoints(count: number, dimensions: number, start = 0): numbe
   const points: number[][] = [];
   for (let n = start; n < start + count; n++) {
     const gray = n ^ (n >>> 1);
-    points.push(directions.map((v) => {
-      let x = 0;
-      for (let k = 0; k < BITS && gray >>> k; k++) if ((gray >>> k) & 1) x ^= v[k];
-      return (x >>> 0) / 2 ** BITS;
-    }));
+    points.push(
+      directions.map((v) => {
+        let x = 0;
+        for (let k = 0; k < BITS && gray >>> k; k++) if ((gray >>> k) & 1) x ^= v[k];
+        return (x >>> 0) / 2 ** BITS;
+      }),
+    );
   }
   return points;
 }

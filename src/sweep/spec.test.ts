@@ -6,13 +6,18 @@ import { parseSweepSpec, type Parameter } from './spec.ts';
 
 const base = {
   parameters: { lr: { log: [1e-4, 1e-1] }, act: { values: ['relu', 'tanh'] } },
-  configurations: 8, metric: 'm', success: 0.5,
+  configurations: 8,
+  metric: 'm',
+  success: 0.5,
   command: 'python3 train.py --lr {lr} --act {act} --seed {seed}',
 };
 
 /** The refusal of this spec: an InputError whose message names `field`. */
 function refuses(spec: object, field: RegExp) {
-  assert.throws(() => parseSweepSpec(spec, '/tmp'), (error: unknown) => error instanceof InputError && field.test(error.message));
+  assert.throws(
+    () => parseSweepSpec(spec, '/tmp'),
+    (error: unknown) => error instanceof InputError && field.test(error.message),
+  );
 }
 
 describe('sweep spec', () => {
@@ -40,7 +45,10 @@ describe('sweep spec', () => {
   });
 
   it('refuses a placeholder that is no parameter, and a parameter that reaches no trial', () => {
-    refuses({ ...base, command: 'train --lr {lr} --act {act} --wd {wd}' }, /'\{wd\}', which is not a parameter/);
+    refuses(
+      { ...base, command: 'train --lr {lr} --act {act} --wd {wd}' },
+      /'\{wd\}', which is not a parameter/,
+    );
     refuses({ ...base, command: 'train --lr {lr}' }, /parameter 'act' reaches no trial/);
   });
 
@@ -59,8 +67,14 @@ describe('sweep plan', () => {
   it('maps unit coordinates to values and back (log space for log)', () => {
     assert.ok(Math.abs((decode(lr, 0.5) as number) - 10 ** -2.5) < 1e-15);
     assert.equal(decode(lr, 0), 1e-4);
-    assert.deepEqual([0, 0.24, 0.25, 0.99, 1].map((u) => decode(n, u)), [2, 2, 3, 5, 5]);
-    assert.deepEqual([0, 0.4, 0.99].map((u) => decode(act, u)), ['relu', 'tanh', 'gelu']);
+    assert.deepEqual(
+      [0, 0.24, 0.25, 0.99, 1].map((u) => decode(n, u)),
+      [2, 2, 3, 5, 5],
+    );
+    assert.deepEqual(
+      [0, 0.4, 0.99].map((u) => decode(act, u)),
+      ['relu', 'tanh', 'gelu'],
+    );
     for (const u of [0.1, 0.5, 0.9]) assert.ok(Math.abs(encode(lr, decode(lr, u)) - u) < 1e-12);
     assert.equal(encode(n, 3), 1.5 / 4);
   });
@@ -69,8 +83,16 @@ describe('sweep plan', () => {
     const spec = parseSweepSpec({ ...base, sampler: 'grid', configurations: undefined, levels: 3 });
     const configurations = planConfigurations(spec).map((c) => c.params);
     assert.equal(configurations.length, 6);
-    assert.deepEqual(configurations.map((c) => c.act), ['relu', 'tanh', 'relu', 'tanh', 'relu', 'tanh']);
-    assert.deepEqual(configurations.filter((_, i) => i % 2 === 0).map((c) => Number((c.lr as number).toPrecision(6))), [1e-4, 0.00316228, 0.1]);
+    assert.deepEqual(
+      configurations.map((c) => c.act),
+      ['relu', 'tanh', 'relu', 'tanh', 'relu', 'tanh'],
+    );
+    assert.deepEqual(
+      configurations
+        .filter((_, i) => i % 2 === 0)
+        .map((c) => Number((c.lr as number).toPrecision(6))),
+      [1e-4, 0.00316228, 0.1],
+    );
   });
 
   it('sobol and random: the same plan every time; random changes with samplerSeed', () => {

@@ -51,8 +51,19 @@ export interface SweepSpec {
 }
 
 const FIELDS = [
-  'parameters', 'sampler', 'configurations', 'levels', 'samplerSeed', 'seeds', 'metric',
-  'direction', 'success', 'timeout', 'train', 'command', 'cwd',
+  'parameters',
+  'sampler',
+  'configurations',
+  'levels',
+  'samplerSeed',
+  'seeds',
+  'metric',
+  'direction',
+  'success',
+  'timeout',
+  'train',
+  'command',
+  'cwd',
 ];
 export const DEFAULT_SEEDS = 5;
 export const DEFAULT_LEVELS = 3;
@@ -93,11 +104,15 @@ export function parseSweepSpec(json: unknown, base = process.cwd()): SweepSpec {
   const sampler = oneOf(spec.sampler ?? 'sobol', 'sampler', ['grid', 'random', 'sobol']);
   const levels = integer(spec.levels ?? DEFAULT_LEVELS, 'levels', 2);
   const gridSize = parameters.reduce((n, p) => n * gridLevels(p, levels), 1);
-  const configurations = sampler === 'grid'
-    ? gridConfigurations(spec.configurations, gridSize)
-    : integer(required(spec, 'configurations'), 'configurations', 1);
+  const configurations =
+    sampler === 'grid'
+      ? gridConfigurations(spec.configurations, gridSize)
+      : integer(required(spec, 'configurations'), 'configurations', 1);
   const result: SweepSpec = {
-    parameters, sampler, configurations, levels,
+    parameters,
+    sampler,
+    configurations,
+    levels,
     samplerSeed: integer(spec.samplerSeed ?? 0, 'samplerSeed', 0),
     seeds: integer(spec.seeds ?? DEFAULT_SEEDS, 'seeds', 1),
     metric: text(required(spec, 'metric'), 'metric'),
@@ -147,7 +162,9 @@ function parseParameter(name: string, value: unknown): Parameter {
   if (kind === 'values') {
     const values = body.values;
     if (!Array.isArray(values) || values.length === 0 || !values.every(isValue)) {
-      throw new InputError(`Sweep spec field '${field}.values' must be a non-empty array of numbers, strings or booleans.`);
+      throw new InputError(
+        `Sweep spec field '${field}.values' must be a non-empty array of numbers, strings or booleans.`,
+      );
     }
     return { name, kind, values };
   }
@@ -156,13 +173,19 @@ function parseParameter(name: string, value: unknown): Parameter {
 
 function bounds(value: unknown, field: string, kind: 'log' | 'range' | 'int') {
   if (!Array.isArray(value) || value.length !== 2 || !value.every((x) => Number.isFinite(x))) {
-    throw new InputError(`Sweep spec field '${field}' must be [low, high] (two numbers), got ${JSON.stringify(value)}.`);
+    throw new InputError(
+      `Sweep spec field '${field}' must be [low, high] (two numbers), got ${JSON.stringify(value)}.`,
+    );
   }
   const [low, high] = value as [number, number];
-  if (!(low < high)) throw new InputError(`Sweep spec field '${field}': low (${low}) must be below high (${high}).`);
-  if (kind === 'log' && !(low > 0)) throw new InputError(`Sweep spec field '${field}': a log range needs low > 0, got ${low}.`);
+  if (!(low < high))
+    throw new InputError(`Sweep spec field '${field}': low (${low}) must be below high (${high}).`);
+  if (kind === 'log' && !(low > 0))
+    throw new InputError(`Sweep spec field '${field}': a log range needs low > 0, got ${low}.`);
   if (kind === 'int' && !(Number.isInteger(low) && Number.isInteger(high))) {
-    throw new InputError(`Sweep spec field '${field}': an int range needs integer bounds, got [${low}, ${high}].`);
+    throw new InputError(
+      `Sweep spec field '${field}': an int range needs integer bounds, got [${low}, ${high}].`,
+    );
   }
   return { low, high };
 }
@@ -173,18 +196,24 @@ function parseTrial(spec: Record<string, unknown>, base: string): TrialTemplate 
   if (hasTrain === hasCommand) {
     throw new InputError(
       "Sweep spec: give either 'train' (teardown's own training: a training spec, as teardown " +
-        "train --train-spec reads) " +
-        "or 'command' (your own training script, e.g. \"python3 train.py --lr {lr} --seed {seed}\"), one of them.",
+        'train --train-spec reads) ' +
+        'or \'command\' (your own training script, e.g. "python3 train.py --lr {lr} --seed {seed}"), one of them.',
     );
   }
   if (hasTrain) {
-    if (spec.cwd !== undefined) throw new InputError("Sweep spec field 'cwd' goes with 'command', not 'train'.");
+    if (spec.cwd !== undefined)
+      throw new InputError("Sweep spec field 'cwd' goes with 'command', not 'train'.");
     return { kind: 'train', train: object(spec.train, "field 'train'") };
   }
   const command = spec.command;
-  const isArgv = Array.isArray(command) && command.length > 0 && command.every((part) => typeof part === 'string');
+  const isArgv =
+    Array.isArray(command) &&
+    command.length > 0 &&
+    command.every((part) => typeof part === 'string');
   if (!(typeof command === 'string' && command.trim() !== '') && !isArgv) {
-    throw new InputError("Sweep spec field 'command' must be a command line or a non-empty array of strings (argv).");
+    throw new InputError(
+      "Sweep spec field 'command' must be a command line or a non-empty array of strings (argv).",
+    );
   }
   const cwd = spec.cwd === undefined ? base : resolve(base, text(spec.cwd, 'cwd'));
   return { kind: 'command', command: command as string | string[], cwd };
@@ -204,17 +233,30 @@ function checkPlaceholders(spec: SweepSpec): void {
   }
   const used = new Set(texts.flatMap(placeholdersOf));
   for (const name of names) {
-    if (!used.has(name) && !(spec.trial.kind === 'train' && TRAIN_PARAMETER_FIELDS.includes(name))) {
+    if (
+      !used.has(name) &&
+      !(spec.trial.kind === 'train' && TRAIN_PARAMETER_FIELDS.includes(name))
+    ) {
       throw new InputError(
         `Sweep spec parameter '${name}' reaches no trial: put {${name}} in the ` +
-          `${spec.trial.kind === 'command' ? 'command' : `train template (or name it after one of ${TRAIN_PARAMETER_FIELDS.join(', ')})`}.`,
+          (spec.trial.kind === 'command'
+            ? 'command.'
+            : `train template (or name it after one of ${TRAIN_PARAMETER_FIELDS.join(', ')}).`),
       );
     }
   }
 }
 
 /** Top-level fields of a training spec a parameter may set by its name alone. */
-export const TRAIN_PARAMETER_FIELDS = ['lr', 'steps', 'epochs', 'batch', 'evalEvery', 'model', 'task'];
+export const TRAIN_PARAMETER_FIELDS = [
+  'lr',
+  'steps',
+  'epochs',
+  'batch',
+  'evalEvery',
+  'model',
+  'task',
+];
 
 /** Every string of the trial template (nested objects and arrays included). */
 export function templateStrings(trial: TrialTemplate): string[] {
@@ -243,36 +285,51 @@ function required(spec: Record<string, unknown>, field: string): unknown {
 
 function object(value: unknown, what: string): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new InputError(`Sweep spec: ${what} must be a JSON object, got ${JSON.stringify(value)}.`);
+    throw new InputError(
+      `Sweep spec: ${what} must be a JSON object, got ${JSON.stringify(value)}.`,
+    );
   }
   return value as Record<string, unknown>;
 }
 
 function oneOf<T extends string>(value: unknown, field: string, choices: readonly T[]): T {
   if (!choices.includes(value as T)) {
-    throw new InputError(`Sweep spec field '${field}' must be one of ${choices.join(', ')}, got ${JSON.stringify(value)}.`);
+    throw new InputError(
+      `Sweep spec field '${field}' must be one of ${choices.join(', ')}, got ${JSON.stringify(value)}.`,
+    );
   }
   return value as T;
 }
 
 function integer(value: unknown, field: string, minimum: number): number {
   if (!Number.isInteger(value) || (value as number) < minimum) {
-    throw new InputError(`Sweep spec field '${field}' must be an integer ≥ ${minimum}, got ${JSON.stringify(value)}.`);
+    throw new InputError(
+      `Sweep spec field '${field}' must be an integer ≥ ${minimum}, got ${JSON.stringify(value)}.`,
+    );
   }
   return value as number;
 }
 
 function finite(value: unknown, field: string): number {
-  if (!Number.isFinite(value)) throw new InputError(`Sweep spec field '${field}' must be a number, got ${JSON.stringify(value)}.`);
+  if (!Number.isFinite(value))
+    throw new InputError(
+      `Sweep spec field '${field}' must be a number, got ${JSON.stringify(value)}.`,
+    );
   return value as number;
 }
 
 function positive(value: unknown, field: string): number {
-  if (!(finite(value, field) > 0)) throw new InputError(`Sweep spec field '${field}' must be a positive number, got ${JSON.stringify(value)}.`);
+  if (!(finite(value, field) > 0))
+    throw new InputError(
+      `Sweep spec field '${field}' must be a positive number, got ${JSON.stringify(value)}.`,
+    );
   return value as number;
 }
 
 function text(value: unknown, field: string): string {
-  if (typeof value !== 'string' || value === '') throw new InputError(`Sweep spec field '${field}' must be a non-empty string, got ${JSON.stringify(value)}.`);
+  if (typeof value !== 'string' || value === '')
+    throw new InputError(
+      `Sweep spec field '${field}' must be a non-empty string, got ${JSON.stringify(value)}.`,
+    );
   return value;
 }

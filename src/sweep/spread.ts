@@ -30,15 +30,25 @@ export function quantile(values: readonly number[], q: number): number {
  * Percentile bootstrap interval (95%) of a statistic: the statistic of `resamples` samples drawn
  * with replacement, its 2.5th and 97.5th percentiles. Seeded, so the same data give the same interval.
  */
-export function bootstrapInterval<T>(values: readonly T[], statistic: (sample: T[]) => number, seed: number, resamples = 1000): [number, number] {
+export function bootstrapInterval<T>(
+  values: readonly T[],
+  statistic: (sample: T[]) => number,
+  seed: number,
+  resamples = 1000,
+): [number, number] {
   const random = seededRandom(seed);
   const draws: number[] = [];
   for (let b = 0; b < resamples; b++) {
-    const sample = Array.from({ length: values.length }, () => values[Math.floor(random() * values.length)]);
+    const sample = Array.from(
+      { length: values.length },
+      () => values[Math.floor(random() * values.length)],
+    );
     const value = statistic(sample);
     if (Number.isFinite(value)) draws.push(value);
   }
-  return draws.length === 0 ? [Number.NaN, Number.NaN] : [quantile(draws, 0.025), quantile(draws, 0.975)];
+  return draws.length === 0
+    ? [Number.NaN, Number.NaN]
+    : [quantile(draws, 0.025), quantile(draws, 0.975)];
 }
 
 export interface SuccessRate {
@@ -71,5 +81,13 @@ export function seedSpread(metrics: readonly number[], seed: number): SeedSpread
   const [meanLow, meanHigh] = bootstrapInterval(metrics, mean, seed);
   const min = Math.min(...metrics);
   const max = Math.max(...metrics);
-  return { mean: mean(metrics), std: standardDeviation(metrics), min, max, range: max - min, meanLow, meanHigh };
+  return {
+    mean: mean(metrics),
+    std: standardDeviation(metrics),
+    min,
+    max,
+    range: max - min,
+    meanLow,
+    meanHigh,
+  };
 }

@@ -83,38 +83,63 @@ export class SweepStore {
    * pending, or, with `resume`, the store a sweep of the same spec left, its running trials pending
    * again. Refuses a DIR that already holds a sweep without `resume`, and a resume of another spec.
    */
-  static async open(dir: string, spec: SweepSpec, plan: { configurations: Configuration[]; trials: PlannedTrial[] }, resume: boolean): Promise<SweepStore> {
+  static async open(
+    dir: string,
+    spec: SweepSpec,
+    plan: { configurations: Configuration[]; trials: PlannedTrial[] },
+    resume: boolean,
+  ): Promise<SweepStore> {
     const path = join(dir, STORE_FILE);
     const exists = existsSync(path);
     if (exists && !resume) {
-      throw new InputError(`--out '${dir}' already holds a sweep (${STORE_FILE}): add --resume to continue it, or give another folder.`);
+      throw new InputError(
+        `--out '${dir}' already holds a sweep (${STORE_FILE}): add --resume to continue it, or give another folder.`,
+      );
     }
     if (!exists && resume) {
-      throw new InputError(`--resume: '${dir}' holds no sweep (${STORE_FILE} is missing): drop --resume to start one there.`);
+      throw new InputError(
+        `--resume: '${dir}' holds no sweep (${STORE_FILE} is missing): drop --resume to start one there.`,
+      );
     }
     mkdirSync(dir, { recursive: true });
     const db = await openDatabase(path);
     const store = new SweepStore(db);
     if (exists) store.checkSameSpec(spec, dir);
     else store.create(spec, plan);
-    if (!existsSync(join(dir, OUTPUT_MARKER))) writeFileSync(join(dir, OUTPUT_MARKER), 'A sweep written by teardown (teardown sweep --resume continues it).\n');
+    if (!existsSync(join(dir, OUTPUT_MARKER)))
+      writeFileSync(
+        join(dir, OUTPUT_MARKER),
+        'A sweep written by teardown (teardown sweep --resume continues it).\n',
+      );
     return store;
   }
 
   /** Opens an existing store read-only (while a sweep runs, or after). */
   static async read(dir: string): Promise<SweepStore> {
     const path = join(dir, STORE_FILE);
-    if (!existsSync(path)) throw new InputError(`'${dir}' holds no sweep: ${STORE_FILE} is missing.`);
+    if (!existsSync(path))
+      throw new InputError(`'${dir}' holds no sweep: ${STORE_FILE} is missing.`);
     return new SweepStore(await openDatabase(path, true));
   }
 
-  private create(spec: SweepSpec, plan: { configurations: Configuration[]; trials: PlannedTrial[] }): void {
-    const insert = this.db.prepare('INSERT INTO trials (configuration, seed, params) VALUES (?, ?, ?)');
+  private create(
+    spec: SweepSpec,
+    plan: { configurations: Configuration[]; trials: PlannedTrial[] },
+  ): void {
+    const insert = this.db.prepare(
+      'INSERT INTO trials (configuration, seed, params) VALUES (?, ?, ?)',
+    );
     this.db.transaction(() => {
-      this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('spec', JSON.stringify(spec));
+      this.db
+        .prepare('INSERT INTO meta (key, value) VALUES (?, ?)')
+        .run('spec', JSON.stringify(spec));
       this.db.prepare("INSERT INTO meta (key, value) VALUES ('duplicates', '0')").run();
       for (const trial of plan.trials) {
-        insert.run(trial.configuration, trial.seed, JSON.stringify(plan.configurations[trial.configuration].params));
+        insert.run(
+          trial.configuration,
+          trial.seed,
+          JSON.stringify(plan.configurations[trial.configuration].params),
+        );
       }
     })();
   }
@@ -122,15 +147,22 @@ export class SweepStore {
   private checkSameSpec(spec: SweepSpec, dir: string): void {
     const stored = JSON.parse(this.meta('spec') ?? 'null') as Record<string, unknown> | null;
     const given = JSON.parse(JSON.stringify(spec)) as Record<string, unknown>;
-    const differing = Object.keys({ ...stored, ...given }).filter((key) => JSON.stringify(stored?.[key]) !== JSON.stringify(given[key]));
+    const differing = Object.keys({ ...stored, ...given }).filter(
+      (key) => JSON.stringify(stored?.[key]) !== JSON.stringify(given[key]),
+    );
     if (differing.length > 0) {
-      throw new InputError(`--resume: the sweep in '${dir}' was started with another spec (field '${differing[0]}' differs): resume with the same SPEC.json, or give another --out.`);
+      throw new InputError(
+        `--resume: the sweep in '${dir}' was started with another spec (field ` +
+          `'${differing[0]}' differs): resume with the same SPEC.json, or give another --out.`,
+      );
     }
   }
 
   /** A crashed or killed coordinator's running trials, back to pending; how many. */
   requeueRunning(): number {
-    return this.db.prepare("UPDATE trials SET status = 'pending', worker = NULL WHERE status = 'running'").run().changes;
+    return this.db
+      .prepare("UPDATE trials SET status = 'pending', worker = NULL WHERE status = 'running'")
+      .run().changes;
   }
 
   pendingTrials(): TrialRecord[] {
@@ -142,28 +174,56 @@ export class SweepStore {
   }
 
   markRunning(id: number, worker: string): void {
-    this.db.prepare("UPDATE trials SET status = 'running', worker = ?, attempts = attempts + 1 WHERE id = ?").run(worker, id);
+    this.db
+      .prepare(
+        "UPDATE trials SET status = 'running', worker = ?, attempts = attempts + 1 WHERE id = ?",
+      )
+      .run(worker, id);
   }
 
   /** Back to pending (its worker was stopped before it finished). */
   markPending(id: number): void {
-    this.db.prepare("UPDATE trials SET status = 'pending', worker = NULL WHERE id = ? AND status = 'running'").run(id);
+    this.db
+      .prepare(
+        "UPDATE trials SET status = 'pending', worker = NULL WHERE id = ? AND status = 'running'",
+      )
+      .run(id);
   }
 
   /** Records a result; false (and counted) when the trial had already finished. */
   record(id: number, outcome: TrialOutcome, worker: string): boolean {
-    const finished = this.db.prepare(
-      `UPDATE trials SET status = ?, metric = ?, seconds = ?, error = ?, curve = ?, worker = ?,
+    const finished = this.db
+      .prepare(
+        `UPDATE trials SET status = ?, metric = ?, seconds = ?, error = ?, curve = ?, worker = ?,
        finished_at = datetime('now') WHERE id = ? AND status IN ('pending', 'running')`,
-    ).run(outcome.status, outcome.metric, outcome.seconds, outcome.error ?? null, outcome.curve ? JSON.stringify(outcome.curve) : null, worker, id);
+      )
+      .run(
+        outcome.status,
+        outcome.metric,
+        outcome.seconds,
+        outcome.error ?? null,
+        outcome.curve ? JSON.stringify(outcome.curve) : null,
+        worker,
+        id,
+      );
     if (finished.changes === 1) return true;
-    this.db.prepare("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'duplicates'").run();
+    this.db
+      .prepare("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'duplicates'")
+      .run();
     return false;
   }
 
   counts(): StoreCounts {
-    const rows = this.db.prepare('SELECT status, COUNT(*) AS n FROM trials GROUP BY status').all() as { status: TrialStatus; n: number }[];
-    const counts: StoreCounts = { pending: 0, running: 0, done: 0, failed: 0, duplicates: Number(this.meta('duplicates') ?? 0) };
+    const rows = this.db
+      .prepare('SELECT status, COUNT(*) AS n FROM trials GROUP BY status')
+      .all() as { status: TrialStatus; n: number }[];
+    const counts: StoreCounts = {
+      pending: 0,
+      running: 0,
+      done: 0,
+      failed: 0,
+      duplicates: Number(this.meta('duplicates') ?? 0),
+    };
     for (const { status, n } of rows) counts[status] = n;
     return counts;
   }
@@ -177,12 +237,26 @@ export class SweepStore {
   }
 
   private meta(key: string): string | undefined {
-    return (this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+    return (
+      this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as
+        { value: string } | undefined
+    )?.value;
   }
 
   private select(clause: string): TrialRecord[] {
-    const rows = this.db.prepare(`SELECT id, configuration, seed, params, status, metric, seconds, worker, error, curve FROM trials ${clause}`).all() as (Omit<TrialRecord, 'params' | 'curve'> & { params: string; curve: string | null })[];
-    return rows.map((row) => ({ ...row, params: JSON.parse(row.params) as Params, curve: row.curve ? (JSON.parse(row.curve) as [number, number][]) : null }));
+    const rows = this.db
+      .prepare(
+        `SELECT id, configuration, seed, params, status, metric, seconds, worker, error, curve FROM trials ${clause}`,
+      )
+      .all() as (Omit<TrialRecord, 'params' | 'curve'> & {
+      params: string;
+      curve: string | null;
+    })[];
+    return rows.map((row) => ({
+      ...row,
+      params: JSON.parse(row.params) as Params,
+      curve: row.curve ? (JSON.parse(row.curve) as [number, number][]) : null,
+    }));
   }
 }
 

@@ -64,14 +64,22 @@ export async function sweep(spec: SweepSpec, options: SweepOptions): Promise<Swe
   options.signal?.throwIfAborted();
   const configurations = planConfigurations(spec);
   if (spec.trial.kind === 'train') await checkTrainTemplate(spec, configurations, options.smoke);
-  const store = await SweepStore.open(options.out, spec, { configurations, trials: planTrials(spec) }, options.resume === true);
+  const store = await SweepStore.open(
+    options.out,
+    spec,
+    { configurations, trials: planTrials(spec) },
+    options.resume === true,
+  );
   try {
     const requeued = store.requeueRunning();
     await runPending(spec, store, configurations, options);
     const trials = store.trials();
     const analysis = analyzeSweep(spec, configurations, trials);
     const counts = store.counts();
-    writeFileAtomic(join(options.out, ANALYSIS_FILE), `${JSON.stringify(sweepJson(spec, counts, trials, analysis), null, 2)}\n`);
+    writeFileAtomic(
+      join(options.out, ANALYSIS_FILE),
+      `${JSON.stringify(sweepJson(spec, counts, trials, analysis), null, 2)}\n`,
+    );
     return { dir: options.out, counts, requeued, trials, analysis };
   } finally {
     store.close();
@@ -79,14 +87,23 @@ export async function sweep(spec: SweepSpec, options: SweepOptions): Promise<Swe
 }
 
 /** A training template that cannot make a valid spec is refused before any trial runs. */
-async function checkTrainTemplate(spec: SweepSpec, configurations: Configuration[], smoke?: boolean): Promise<void> {
+async function checkTrainTemplate(
+  spec: SweepSpec,
+  configurations: Configuration[],
+  smoke?: boolean,
+): Promise<void> {
   if (spec.trial.kind !== 'train') return;
   const { checkTrainMetric, checkTrainTemplate } = await import('./train-trial.ts');
   checkTrainMetric(spec.metric);
   checkTrainTemplate(spec.trial.train, configurations, smoke);
 }
 
-async function runPending(spec: SweepSpec, store: SweepStore, configurations: Configuration[], options: SweepOptions): Promise<void> {
+async function runPending(
+  spec: SweepSpec,
+  store: SweepStore,
+  configurations: Configuration[],
+  options: SweepOptions,
+): Promise<void> {
   const pending = store.pendingTrials();
   const total = spec.configurations * spec.seeds;
   const status = new StatusKeeper(spec, configurations, store.trials(), total);
@@ -96,30 +113,50 @@ async function runPending(spec: SweepSpec, store: SweepStore, configurations: Co
     // Trials left at this run's pace so far (trials finished per second, all workers together).
     const rate = finishedHere / ((performance.now() - started) / 1000);
     const left = status.pending + status.running;
-    options.onUpdate?.({ ...status.snapshot(), secondsLeft: finishedHere > 0 ? left / rate : null });
+    options.onUpdate?.({
+      ...status.snapshot(),
+      secondsLeft: finishedHere > 0 ? left / rate : null,
+    });
   };
   const jobs: TrialJob[] = pending.map((trial) => ({
-    id: trial.id, configuration: trial.configuration, template: spec.trial, params: trial.params, seed: trial.seed, metric: spec.metric,
-    timeoutSeconds: spec.timeoutSeconds, smoke: options.smoke, threads: options.threads,
+    id: trial.id,
+    configuration: trial.configuration,
+    template: spec.trial,
+    params: trial.params,
+    seed: trial.seed,
+    metric: spec.metric,
+    timeoutSeconds: spec.timeoutSeconds,
+    smoke: options.smoke,
+    threads: options.threads,
   }));
   report();
-  await runLocalPool(jobs, options.workers ?? cpus().length, {
-    onStart(job, worker) {
-      store.markRunning(job.id, worker);
-      status.start();
-      report();
+  await runLocalPool(
+    jobs,
+    options.workers ?? cpus().length,
+    {
+      onStart(job, worker) {
+        store.markRunning(job.id, worker);
+        status.start();
+        report();
+      },
+      onResult(job, outcome, worker) {
+        store.record(job.id, outcome, worker);
+        status.finish(job, outcome);
+        finishedHere += 1;
+        report();
+        options.onProgress?.({
+          task: 'sweep',
+          done: status.done + status.failed,
+          total,
+          status: status.line(),
+        });
+      },
+      onAbandon(job) {
+        store.markPending(job.id);
+      },
     },
-    onResult(job, outcome, worker) {
-      store.record(job.id, outcome, worker);
-      status.finish(job, outcome);
-      finishedHere += 1;
-      report();
-      options.onProgress?.({ task: 'sweep', done: status.done + status.failed, total, status: status.line() });
-    },
-    onAbandon(job) {
-      store.markPending(job.id);
-    },
-  }, options.signal);
+    options.signal,
+  );
 }
 
 /** Counts and the best configuration mean, kept as results arrive. */
@@ -130,7 +167,12 @@ class StatusKeeper {
   pending: number;
   private readonly metrics = new Map<number, number[]>();
 
-  constructor(private readonly spec: SweepSpec, private readonly configurations: Configuration[], trials: TrialRecord[], private readonly total: number) {
+  constructor(
+    private readonly spec: SweepSpec,
+    private readonly configurations: Configuration[],
+    trials: TrialRecord[],
+    private readonly total: number,
+  ) {
     for (const trial of trials) {
       if (trial.status === 'done') this.add(trial.configuration, trial.metric);
       if (trial.status === 'done') this.done += 1;
@@ -153,12 +195,25 @@ class StatusKeeper {
   }
 
   snapshot(): Omit<SweepStatus, 'secondsLeft'> {
-    return { total: this.total, done: this.done, failed: this.failed, running: this.running, pending: this.pending, best: this.best() };
+    return {
+      total: this.total,
+      done: this.done,
+      failed: this.failed,
+      running: this.running,
+      pending: this.pending,
+      best: this.best(),
+    };
   }
 
   line(): string {
     const best = this.best();
-    return [`${this.running} running`, `${this.failed} failed`, best ? `best ${this.spec.metric} ${best.mean.toPrecision(4)}` : ''].filter(Boolean).join(', ');
+    return [
+      `${this.running} running`,
+      `${this.failed} failed`,
+      best ? `best ${this.spec.metric} ${best.mean.toPrecision(4)}` : '',
+    ]
+      .filter(Boolean)
+      .join(', ');
   }
 
   private add(configuration: number, metric: number | null): void {
@@ -170,21 +225,39 @@ class StatusKeeper {
     let best: SweepStatus['best'] = null;
     for (const [configuration, metrics] of this.metrics) {
       const mean = metrics.reduce((sum, x) => sum + x, 0) / metrics.length;
-      const isBetter = best === null || (this.spec.direction === 'maximize' ? mean > best.mean : mean < best.mean);
-      if (isBetter) best = { configuration, params: this.configurations[configuration].params, mean };
+      const isBetter =
+        best === null || (this.spec.direction === 'maximize' ? mean > best.mean : mean < best.mean);
+      if (isBetter)
+        best = { configuration, params: this.configurations[configuration].params, mean };
     }
     return best;
   }
 }
 
 /** DIR/sweep.json: the spec, the counts, every trial and the analysis (docs/sweep.md). */
-function sweepJson(spec: SweepSpec, counts: StoreCounts, trials: TrialRecord[], analysis: SweepAnalysis): object {
+function sweepJson(
+  spec: SweepSpec,
+  counts: StoreCounts,
+  trials: TrialRecord[],
+  analysis: SweepAnalysis,
+): object {
   return {
-    tool: 'teardown', version: VERSION, command: 'sweep', createdAt: new Date().toISOString(),
-    spec, counts,
+    tool: 'teardown',
+    version: VERSION,
+    command: 'sweep',
+    createdAt: new Date().toISOString(),
+    spec,
+    counts,
     trials: trials.map((t) => ({
-      id: t.id, configuration: t.configuration, params: t.params, seed: t.seed, status: t.status,
-      metric: t.metric, seconds: t.seconds, worker: t.worker, ...(t.error ? { error: t.error } : {}),
+      id: t.id,
+      configuration: t.configuration,
+      params: t.params,
+      seed: t.seed,
+      status: t.status,
+      metric: t.metric,
+      seconds: t.seconds,
+      worker: t.worker,
+      ...(t.error ? { error: t.error } : {}),
       success: t.status === 'done' && t.metric !== null && meets(spec, t.metric),
     })),
     ...analysis,

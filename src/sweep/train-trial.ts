@@ -34,10 +34,16 @@ export interface TrainTrial {
 }
 
 /** The whole training spec of one trial, checked (an InputError names what is wrong). */
-export function trainSpecFor(trial: Pick<TrainTrial, 'template' | 'params' | 'seed' | 'smoke'>): TrainSpec {
+export function trainSpecFor(
+  trial: Pick<TrainTrial, 'template' | 'params' | 'seed' | 'smoke'>,
+): TrainSpec {
   const filled = fill(trial.template, trial.params) as Record<string, unknown>;
-  for (const [name, value] of Object.entries(trial.params)) if (TRAIN_PARAMETER_FIELDS.includes(name)) filled[name] = value;
-  if (filled.seed !== undefined) throw new InputError("Sweep spec field 'train.seed': the sweep sets the seed of each trial (field 'seeds'); leave it out.");
+  for (const [name, value] of Object.entries(trial.params))
+    if (TRAIN_PARAMETER_FIELDS.includes(name)) filled[name] = value;
+  if (filled.seed !== undefined)
+    throw new InputError(
+      "Sweep spec field 'train.seed': the sweep sets the seed of each trial (field 'seeds'); leave it out.",
+    );
   filled.seed = trial.seed;
   if (trial.smoke) {
     filled.steps = Math.min(SMOKE_TRAIN_STEPS, Number(filled.steps ?? SMOKE_TRAIN_STEPS));
@@ -48,7 +54,11 @@ export function trainSpecFor(trial: Pick<TrainTrial, 'template' | 'params' | 'se
 }
 
 /** Every configuration's training spec, checked before any trial runs. */
-export function checkTrainTemplate(template: Record<string, unknown>, configurations: { index: number; params: Params }[], smoke?: boolean): void {
+export function checkTrainTemplate(
+  template: Record<string, unknown>,
+  configurations: { index: number; params: Params }[],
+  smoke?: boolean,
+): void {
   for (const { index, params } of configurations) {
     try {
       trainSpecFor({ template, params, seed: 0, smoke });
@@ -64,16 +74,23 @@ function fill(value: unknown, params: Params): unknown {
   if (typeof value === 'string') {
     const whole = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(value);
     if (whole && Object.hasOwn(params, whole[1])) return params[whole[1]];
-    return value.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (text, name: string) => (Object.hasOwn(params, name) ? String(params[name]) : text));
+    return value.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (text, name: string) =>
+      Object.hasOwn(params, name) ? String(params[name]) : text,
+    );
   }
   if (Array.isArray(value)) return value.map((item) => fill(item, params));
-  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, fill(item, params)]));
+  if (typeof value === 'object' && value !== null)
+    return Object.fromEntries(
+      Object.entries(value).map(([key, item]) => [key, fill(item, params)]),
+    );
   return value;
 }
 
 export function checkTrainMetric(metric: string): void {
   if (!(TRAIN_METRICS as readonly string[]).includes(metric)) {
-    throw new InputError(`Sweep spec field 'metric' is '${metric}': a training trial measures one of ${TRAIN_METRICS.join(', ')}.`);
+    throw new InputError(
+      `Sweep spec field 'metric' is '${metric}': a training trial measures one of ${TRAIN_METRICS.join(', ')}.`,
+    );
   }
 }
 
@@ -83,15 +100,31 @@ export async function runTrainTrial(trial: TrainTrial): Promise<TrialOutcome> {
   const metric = trial.metric as TrainMetric;
   try {
     const { train } = await import('../api/train.ts');
-    const result = await train(trainSpecFor(trial), { threads: trial.threads ?? 1, signal: trial.signal });
+    const result = await train(trainSpecFor(trial), {
+      threads: trial.threads ?? 1,
+      signal: trial.signal,
+    });
     const value = result.final[metric];
-    const curve = result.curve.map((point: CurvePoint): [number, number] => [point.step, point[metric]]);
-    if (!Number.isFinite(value)) return { status: 'failed', metric: null, seconds: seconds(), error: `${metric} is ${value}`, curve };
+    const curve = result.curve.map((point: CurvePoint): [number, number] => [
+      point.step,
+      point[metric],
+    ]);
+    if (!Number.isFinite(value))
+      return {
+        status: 'failed',
+        metric: null,
+        seconds: seconds(),
+        error: `${metric} is ${value}`,
+        curve,
+      };
     return { status: 'done', metric: value, seconds: seconds(), curve };
   } catch (error) {
     if (trial.signal?.aborted) throw error;
     // A diverging run (an InputError from the trainer) is a result of the sweep, not its end.
-    const message = error instanceof UserError ? error.message : `internal error: ${(error as Error).stack ?? String(error)}`;
+    const message =
+      error instanceof UserError
+        ? error.message
+        : `internal error: ${(error as Error).stack ?? String(error)}`;
     return { status: 'failed', metric: null, seconds: seconds(), error: message.slice(-2000) };
   }
 }

@@ -28,5 +28,13 @@ export async function runTrial(job: TrialJob, signal?: AbortSignal): Promise<Tri
   }
   // Imported here: a sweep of commands never loads onnxruntime.
   const { runTrainTrial } = await import('./train-trial.ts');
-  return runTrainTrial({ template: template.train, params: job.params, seed: job.seed, metric: job.metric, smoke: job.smoke, threads: job.threads, signal });
+  return runTrainTrial({
+    template: template.train,
+    params: job.params,
+    seed: job.seed,
+    metric: job.metric,
+    smoke: job.smoke,
+    threads: job.threads,
+    signal,
+  });
 }

@@ -13,10 +13,17 @@ process.on('message', (message: { type: 'run'; job: TrialJob }) => {
   controller = new AbortController();
   runTrial(message.job, controller.signal).then(
     (outcome) => process.send?.({ type: 'result', id: message.job.id, outcome }),
-    (error: unknown) => process.send?.({
-      type: 'result', id: message.job.id,
-      outcome: { status: 'failed', metric: null, seconds: 0, error: `worker error: ${(error as Error)?.stack ?? String(error)}` },
-    }),
+    (error: unknown) =>
+      process.send?.({
+        type: 'result',
+        id: message.job.id,
+        outcome: {
+          status: 'failed',
+          metric: null,
+          seconds: 0,
+          error: `worker error: ${(error as Error)?.stack ?? String(error)}`,
+        },
+      }),
   );
 });
 
