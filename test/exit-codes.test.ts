@@ -78,6 +78,7 @@ describe('exit codes through main(argv, io)', () => {
     assert.match(loud.text.stdout, /^.*model\.onnx: inputs 'input' float32 \[batch, 20\]/);
     assert.equal(quiet.text.stdout + quiet.text.stderr, '');
     assert.equal(JSON.parse(json.text.stdout).command, 'hooks');
+    assert.deepEqual(JSON.parse(json.text.stdout).provenance.commandLine, ['hooks', MODEL, '--json', '-']);
     assert.match(json.text.stderr, /inputs 'input' float32/); // the text moves to standard error
   });
 

@@ -27,6 +27,8 @@ export interface CliIo {
 
 interface CallState {
   io: CliIo;
+  /** The arguments of the `main` call (recorded in --json results). */
+  argv?: readonly string[];
   /** Where `print` goes: standard output, standard error (`--json -`) or nowhere (`--quiet`). */
   text: OutputStream | null;
   /** The exit status a command asks for without failing (3: a `--fail-on` gate). */
@@ -40,8 +42,8 @@ function state(): CallState {
 }
 
 /** Runs `body` with these streams; returns its result and the exit status a command asked for. */
-export async function withIo<T>(io: CliIo, body: () => Promise<T>): Promise<{ value: T; exitCode: number }> {
-  const call: CallState = { io, text: io.stdout, exitCode: 0 };
+export async function withIo<T>(io: CliIo, body: () => Promise<T>, argv?: readonly string[]): Promise<{ value: T; exitCode: number }> {
+  const call: CallState = { io, argv, text: io.stdout, exitCode: 0 };
   const value = await calls.run(call, body);
   return { value, exitCode: call.exitCode };
 }
@@ -49,6 +51,11 @@ export async function withIo<T>(io: CliIo, body: () => Promise<T>): Promise<{ va
 /** The streams of the current call. */
 export function currentIo(): CliIo {
   return state().io;
+}
+
+/** The arguments of the current `main` call, if any. */
+export function currentArgv(): readonly string[] | undefined {
+  return calls.getStore()?.argv;
 }
 
 /** A command's text, formatted as console.log formats its arguments, then a newline. */

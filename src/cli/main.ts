@@ -35,7 +35,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     const { exitCode } = await withIo(io, async () => {
       const program = await programFor(args, io);
       await program.parseAsync(args, { from: 'user' });
-    });
+    }, args);
     return exitCode;
   } catch (error) {
     return report(error, io, args.includes('--verbose'));

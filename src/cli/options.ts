@@ -16,7 +16,7 @@ import { checkThreads } from '../runtime/threads.ts';
 import type { ProgressEvent } from '../progress.ts';
 import { progressReporter } from '../report/progress.ts';
 import { writeJson } from '../report/json.ts';
-import { currentIo, routeText, writeStdout } from './io.ts';
+import { currentArgv, currentIo, routeText, writeStdout } from './io.ts';
 
 /** `NAME=VALUE`, split at the first '=' (names may hold ':' and '/'). */
 export function splitAssignment(text: string, flag: string, example: string): [string, string] {
@@ -148,6 +148,9 @@ export function routeOutput(flags: CommonFlags): void {
 
 /** Writes the --json result: to the file, or to standard output for '-'. */
 export function emitJson(path: string, value: object): void {
+  // The envelope records process.argv; a main(argv, io) call in-process ran its own arguments.
+  const provenance = (value as { provenance?: { commandLine?: readonly string[] } }).provenance;
+  if (provenance?.commandLine) provenance.commandLine = currentArgv() ?? provenance.commandLine;
   if (path === '-') writeStdout(`${JSON.stringify(value, null, 2)}\n`);
   else writeJson(path, value);
 }
