@@ -30,6 +30,8 @@ export interface PedAnovaInput {
 /** Unnormalised Pearson divergences, one per parameter. */
 export function pedAnovaDivergences(input: PedAnovaInput, topFraction = TOP_FRACTION): number[] {
   const n = input.scores.length;
+  // Equal scores have no top set: nothing matters.
+  if (Math.max(...input.scores) === Math.min(...input.scores)) return input.parameters.map(() => 0);
   const order = input.scores.map((score, i) => ({ score, i })).sort((a, b) => b.score - a.score);
   const topCount = Math.min(n, Math.max(MIN_TOP, Math.ceil(topFraction * n)));
   const top = order.slice(0, topCount).map(({ i }) => i);
