@@ -16,7 +16,7 @@ import { shapeGraph, type ShapeRead } from '../graph/shape-graph.ts';
 import { dimsAtBatch } from '../graph/units.ts';
 import { probeHookShapes } from './probe.ts';
 import { shapeString, tensor, type DType, type Tensor } from '../tensor.ts';
-import { explainLoadError } from './load-errors.ts';
+import { explainLoadError } from './ort-errors.ts';
 import { Session, type Feeds, type RuntimeOptions } from './session.ts';
 import { WeightFile } from './weight-file.ts';
 
