@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { readNpy } from '../src/data/npy.ts';
 import { patchSweep, type PatchSweepResult } from '../src/inspect/patch-sweep.ts';
+import { derive } from '../src/graph/edit.ts';
 import { Model } from '../src/runtime/model.ts';
 import { tensor, type Feeds, type Tensor } from '../src/tensor.ts';
 import { loadFixture } from './helpers.ts';
@@ -68,8 +69,14 @@ describe('patch sweep from the patched position on (gpt fixture, PyTorch oracle)
       ].input[0],
   );
 
-  for (const lastPosition of [false, true]) {
-    it(`equals PyTorch's effects at every block and position${lastPosition ? ', computing the last position only' : ''}`, async () => {
+  // maxRows 4 (the batch): one position a run, so each run starts at its own position and reads
+  // the clean keys and values before it; by default small sweeps run every position from 0 at once.
+  for (const [lastPosition, maxRows] of [
+    [false, 4],
+    [true, 4],
+    [true, undefined],
+  ] as const) {
+    it(`equals PyTorch's effects at every block and position${lastPosition ? ', computing the last position only' : ''}${maxRows ? ', one position a run' : ''}`, async () => {
       const sweep = await patchSweep(
         fixture.model,
         clean,
@@ -77,9 +84,10 @@ describe('patch sweep from the patched position on (gpt fixture, PyTorch oracle)
         residPre,
         'all',
         lastLogit(oracle.token),
-        { lastPosition },
+        { lastPosition, maxRows },
       );
       assert.deepEqual(sweep.paths, ['suffix', 'suffix']);
+      if (maxRows) assert.equal(sweep.runs, 2 * 12);
       assert.ok(
         largestDifference(sweep, oracle) < 1e-5,
         `largest difference ${largestDifference(sweep, oracle)}`,
@@ -117,7 +125,9 @@ describe('patch sweep from the patched position on (corpus GPT-2, against every 
         const metric = lastLogit(7);
         const suffix = await patchSweep(model, clean, corrupted, hooks, 'all', metric, {
           lastPosition,
+          maxRows: 4, // one position a run: every run but the first reads clean keys and values
         });
+        assert.equal(suffix.runs, hooks.length * 10);
         const every = await patchSweep(model, clean, corrupted, hooks, 'all', metric, {
           lastPosition,
           causalSuffix: false,
@@ -155,7 +165,9 @@ describe('patch sweep on a model not shown causal (corpus encoder)', () => {
     };
     const firstLogit = (logits: Tensor) => Number(logits.data[0]) + Number(logits.data[4]);
     const hooks = ['embed', 'encoder.layers.0', 'encoder.layers.1.norm1'];
-    const suffix = await patchSweep(model, clean, corrupted, hooks, 'all', firstLogit);
+    const suffix = await patchSweep(model, clean, corrupted, hooks, 'all', firstLogit, {
+      maxRows: 4,
+    });
     const every = await patchSweep(model, clean, corrupted, hooks, 'all', firstLogit, {
       causalSuffix: false,
     });
@@ -169,5 +181,41 @@ describe('patch sweep on a model not shown causal (corpus encoder)', () => {
     // A patch at a late position moves the first position's pooled output here: it is not causal.
     assert.ok(Math.abs(every.effects[0][9] - every.cleanMetric) > 1e-4);
     await model.release();
+  });
+});
+
+describe('patch sweep on a decoder without its causal mask (corpus GPT-2, mask bypassed)', () => {
+  it('recomputes every position for hooks before an attention, and matches the every-position sweep', async () => {
+    const dir = corpus('gpt2');
+    const causal = Model.load(join(dir, 'opset14.onnx'), { threads: 1 });
+    // Each attention's Softmax reads the scores before the Where that hides later keys.
+    const graph = causal.proto.graph;
+    const unmasked = graph.node.map((node) => {
+      if (node.opType !== 'Softmax') return node;
+      const where = graph.node.find((other) => other.output[0] === node.input[0])!;
+      assert.equal(where.opType, 'Where');
+      return derive(node, { input: [where.input[2]] });
+    });
+    const model = Model.fromProto(
+      derive(causal.proto, { graph: derive(graph, { node: unmasked }) }),
+      'gpt2 without mask',
+      { threads: 1 },
+    );
+    const [clean, corrupted] = [
+      corpusFeeds(model, dir, 'inputs'),
+      corpusFeeds(model, dir, 'corrupted'),
+    ];
+    const hooks = ['wte', 'h.0.attn', 'h.1.ln_2'];
+    const metric = lastLogit(7);
+    const suffix = await patchSweep(model, clean, corrupted, hooks, 'all', metric, { maxRows: 4 });
+    const every = await patchSweep(model, clean, corrupted, hooks, 'all', metric, {
+      causalSuffix: false,
+    });
+    // After the last attention every node is position-wise: that hook alone is recomputed from the patch on.
+    assert.deepEqual(suffix.paths, ['downstream', 'downstream', 'suffix']);
+    assert.match(suffix.notes[0], /no constant mask hiding later keys/);
+    assert.ok(largestDifference(suffix, every) < 1e-5);
+    await model.release();
+    await causal.release();
   });
 });

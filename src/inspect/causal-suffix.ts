@@ -59,6 +59,11 @@ type Layout =
       keyAxis?: number;
       notCausal?: string;
       hidden?: 'minus-infinity' | 'zero';
+      /**
+       * Rows flattened for a Gemm: `axis` runs over every axis up to the positions, which were
+       * axis `flat`, positions innermost ([batch, positions, d] → [batch·positions, d]).
+       */
+      flat?: number;
     };
 type Suffix = Extract<Layout, { kind: 'suffix' }>;
 
@@ -170,6 +175,16 @@ const REDUCE = new Set([
   'ReduceLogSumExp',
 ]);
 const END = Number.MAX_SAFE_INTEGER;
+/** Ops followed on flattened rows (others would need to know how the rows were made). */
+const FOLLOWS_FLAT_ROWS = new Set([
+  'Reshape',
+  'Gemm',
+  'Softmax',
+  'LogSoftmax',
+  'LayerNormalization',
+  'Split',
+  ...REDUCE,
+]);
 
 /**
  * The suffix graph of the part of `index` downstream of `hookValue` computing `output`, or the
@@ -346,6 +361,8 @@ class SuffixRewrite {
     if (layout.kind === 'whole') return this.renamed.get(value)!;
     if (layout.keyAxis !== undefined)
       throw new NotCausal(`${use} needs the earlier queries of the pairwise value '${value}'`);
+    if (layout.flat !== undefined)
+      throw new NotCausal(`${use} needs the earlier rows of the flattened value '${value}'`);
     if (layout.notCausal)
       throw new NotCausal(
         `${use} needs the earlier positions of '${value}', which may change: ${layout.notCausal}`,
@@ -412,6 +429,7 @@ class SuffixRewrite {
     // The rest read one recomputed value, the first input; the others are parameters.
     const data = layouts[0] as Suffix | undefined;
     if (!data || layouts.slice(1).some((layout) => layout !== undefined)) return false;
+    if (data.flat !== undefined && !FOLLOWS_FLAT_ROWS.has(op) && !UNARY.has(op)) return false;
     if (UNARY.has(op)) return this.unary(node, data);
     if (op === 'Transpose') return this.transpose(node, data);
     if (op === 'Reshape') return this.reshape(node, data);
@@ -423,6 +441,7 @@ class SuffixRewrite {
     if (op === 'Unsqueeze' || op === 'Squeeze') return this.squeeze(node, data);
     if (op === 'Gather') return this.gather(node, data);
     if (op === 'Slice') return this.slice(node, data);
+    if (op === 'Gemm') return this.gemm(node, data);
     return false;
   }
 
@@ -450,20 +469,53 @@ class SuffixRewrite {
   /** A Reshape that keeps every axis up to the positions keeps them there; its target gets the suffix length at that axis. */
   private reshape(node: NodeProto, layout: Suffix): boolean {
     const [from, to] = [this.shape(node.input[0]), this.shape(node.output[0])];
+    if (layout.keyAxis !== undefined || !from || !to) return false;
+    const same = (a: readonly Dim[], b: readonly Dim[]) =>
+      a.length === b.length && a.every((dim, k) => dim === b[k]);
+    const data = this.read(node.input[0]);
+    if (layout.flat === undefined) {
+      if (from.slice(0, layout.axis + 1).every((dim, a) => dim === to[a]))
+        return this.copy(
+          node,
+          [data, this.setTarget(node.input[1], layout.axis, this.length())],
+          layout,
+        );
+      // [batch, positions, ...rest] → [batch·positions, ...rest]: the rows of a Gemm.
+      if (layout.axis > 0 && same(to.slice(1), from.slice(layout.axis + 1))) {
+        const rows = this.emitter.op(
+          'ReduceProd',
+          [this.leadingShape(data, layout.axis + 1)],
+          { keepdims: int(1) },
+          'teardown/suffix',
+        );
+        const target = this.setTarget(node.input[1], 0, rows);
+        return this.copy(node, [data, target], { ...layout, axis: 0, flat: layout.axis });
+      }
+      return false;
+    }
+    // Back from rows: [batch·positions, ...rest] → [batch, positions, ...rest].
+    const axis = layout.flat;
     if (
-      layout.keyAxis !== undefined ||
-      !from ||
-      !to ||
-      from.slice(0, layout.axis + 1).some((dim, a) => dim !== to[a])
+      layout.axis !== 0 ||
+      to[axis] !== this.positions ||
+      !same(to.slice(axis + 1), from.slice(1))
     )
       return false;
-    const target = this.emitter.op(
-      'ScatterElements',
-      [this.read(node.input[1]), this.emitter.int64s([layout.axis]), this.length()],
-      {},
-      'teardown/suffix',
-    );
-    return this.copy(node, [this.read(node.input[0]), target], layout);
+    const target = this.setTarget(node.input[1], axis, this.length());
+    return this.copy(node, [data, target], { ...layout, axis, flat: undefined });
+  }
+
+  /** A Reshape target (fed at full length) with `size` (int64 [1]) at `axis`. */
+  private setTarget(target: string, axis: number, size: string): string {
+    const at = this.emitter.int64s([axis]);
+    return this.emitter.op('ScatterElements', [this.read(target), at, size], {}, 'teardown/suffix');
+  }
+
+  /** The first `count` dims of `value`'s shape, int64 [count]. */
+  private leadingShape(value: string, count: number): string {
+    const shape = this.emitter.op('Shape', [value], {}, 'teardown/suffix');
+    const [start, end] = [this.emitter.int64s([0]), this.emitter.int64s([count])];
+    return this.emitter.op('Slice', [shape, start, end], {}, 'teardown/suffix');
   }
 
   private softmax(node: NodeProto, layout: Suffix): boolean {
@@ -527,6 +579,7 @@ class SuffixRewrite {
   }
 
   private concat(node: NodeProto, layouts: (Suffix | undefined)[]): boolean {
+    if (layouts.some((layout) => layout?.flat !== undefined)) return false;
     const rank = this.rank(node.output[0]);
     const axis = normalise(this.axisAttribute(node, 0), rank);
     const first = layouts.find((layout) => layout !== undefined)!;
@@ -589,6 +642,21 @@ class SuffixRewrite {
     );
   }
 
+  /** Gemm over flattened rows (transA 0): each row is one (example, position). */
+  private gemm(node: NodeProto, layout: Suffix): boolean {
+    if (
+      layout.flat === undefined ||
+      layout.axis !== 0 ||
+      this.intAttribute(node, 'transA', 0) !== 0
+    )
+      return false;
+    return this.copy(
+      node,
+      node.input.map((input) => this.read(input)),
+      { ...layout, hidden: undefined },
+    );
+  }
+
   /** A Slice away from the positions is followed; `[-1:]` along them is the last position, whole. */
   private slice(node: NodeProto, layout: Suffix): boolean {
     const rank = this.rank(node.input[0]);
@@ -647,7 +715,11 @@ class SuffixRewrite {
     );
     const first = aligned.find((layout) => layout !== undefined)!;
     if (
-      aligned.some((l) => l !== undefined && (l.axis !== first.axis || l.keyAxis !== first.keyAxis))
+      aligned.some(
+        (l) =>
+          l !== undefined &&
+          (l.axis !== first.axis || l.keyAxis !== first.keyAxis || l.flat !== first.flat),
+      )
     )
       return false;
     const inputs: string[] = [];
@@ -660,7 +732,8 @@ class SuffixRewrite {
       if (!shape) return false;
       const own = first.axis - (rank - shape.length);
       if (own < 0 || shape[own] === 1) inputs.push(this.read(input));
-      else if (shape[own] === this.positions) inputs.push(this.sliceFromStart(input, own));
+      else if (shape[own] === this.positions && first.flat === undefined)
+        inputs.push(this.sliceFromStart(input, own));
       else return false;
     }
     const notCausal = aligned.find((l) => l?.notCausal)?.notCausal;
@@ -672,6 +745,7 @@ class SuffixRewrite {
       keyAxis: first.keyAxis,
       notCausal,
       hidden,
+      flat: first.flat,
     });
   }
 
@@ -722,6 +796,11 @@ class SuffixRewrite {
    * over the keys completes v and is causal only for a pattern that hides every later key (0).
    */
   private matMul(node: NodeProto, layouts: (Suffix | undefined)[]): boolean {
+    if (
+      layouts.some((layout) => layout?.flat !== undefined) &&
+      layouts.every((l) => l !== undefined)
+    )
+      return false;
     const [a, b] = layouts;
     const [rankA, rankB, rank] = [
       this.rank(node.input[0]),
