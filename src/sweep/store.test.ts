@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { InputError } from '../errors.ts';
+import { planConfigurations, planTrials } from './plan.ts';
+import { parseSweepSpec } from './spec.ts';
+import { SweepStore } from './store.ts';
+
+const specJson = {
+  parameters: { x: { range: [0, 1] } },
+  configurations: 2,
+  seeds: 2,
+  metric: 'm',
+  success: 0,
+  command: 'train {x} {seed}',
+};
+const spec = parseSweepSpec(specJson);
+const plan = { configurations: planConfigurations(spec), trials: planTrials(spec) };
+const done = { status: 'done' as const, metric: 1, seconds: 0.1 };
+
+describe('sweep store (SQLite)', () => {
+  it('holds every planned trial once, records each result once and counts late duplicates', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'teardown-store-')), 'sweep');
+    const store = await SweepStore.open(dir, spec, plan, false);
+    assert.deepEqual(
+      store.pendingTrials().map((t) => [t.configuration, t.seed]),
+      [
+        [0, 0],
+        [0, 1],
+        [1, 0],
+        [1, 1],
+      ],
+    );
+    store.markRunning(1, 'w1');
+    assert.equal(store.record(1, done, 'w1'), true);
+    assert.equal(
+      store.record(1, { ...done, metric: 2 }, 'w2'),
+      false,
+      'a second result for a finished trial is discarded',
+    );
+    assert.equal(store.trials()[0].metric, 1);
+    store.markRunning(2, 'w1');
+    assert.deepEqual(
+      { ...store.counts() },
+      { pending: 2, running: 1, done: 1, failed: 0, duplicates: 1 },
+    );
+    store.close();
+
+    await assert.rejects(SweepStore.open(dir, spec, plan, false), /already holds a sweep/);
+    const other = parseSweepSpec({ ...specJson, seeds: 3 });
+    await assert.rejects(
+      SweepStore.open(dir, other, plan, true),
+      (error: unknown) =>
+        error instanceof InputError && /field 'seeds' differs/.test(error.message),
+    );
+    const resumed = await SweepStore.open(dir, spec, plan, true);
+    assert.equal(resumed.requeueRunning(), 1);
+    assert.deepEqual(
+      { ...resumed.counts() },
+      { pending: 3, running: 0, done: 1, failed: 0, duplicates: 1 },
+    );
+    resumed.close();
+  });
+
+  it('refuses --resume where there is no sweep', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'teardown-store-')), 'none');
+    await assert.rejects(SweepStore.open(dir, spec, plan, true), /holds no sweep/);
+  });
+});
