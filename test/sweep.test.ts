@@ -17,7 +17,7 @@ import { train } from '../src/api/train.ts';
 import { planConfigurations } from '../src/sweep/plan.ts';
 import { parseSweepSpec, readSweepSpec } from '../src/sweep/spec.ts';
 import { SweepStore } from '../src/sweep/store.ts';
-import { sweep } from '../src/sweep/sweep.ts';
+import { sweep, type SweepStatus } from '../src/sweep/sweep.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const EXAMPLES = join(ROOT, 'examples/sweep');
@@ -46,10 +46,12 @@ describe('teardown sweep: external command trials (planted metric)', () => {
     const spec = readSweepSpec(join(EXAMPLES, 'planted.json'));
     const out = join(temporary(), 'planted');
     let readWhileRunning: number | undefined;
+    const updates: SweepStatus[] = [];
     const result = await sweep(spec, {
       out,
       workers: 2,
       onUpdate: (status) => {
+        updates.push(status);
         // Another process reads the store while the sweep writes it (WAL).
         if (readWhileRunning === undefined && status.done >= 10 && status.pending > 0) {
           const reader = spawnSync(
@@ -73,6 +75,14 @@ describe('teardown sweep: external command trials (planted metric)', () => {
       `read ${readWhileRunning} done trials mid-sweep`,
     );
     assert.equal(new Set(result.trials.map((t) => `${t.configuration}/${t.seed}`)).size, 48);
+    // Progress: counts always add up, at most 2 running, the best so far ends as the analysis' best.
+    for (const u of updates) assert.equal(u.done + u.failed + u.running + u.pending, 48);
+    assert.ok(updates.every((u) => u.running <= 2) && updates.some((u) => u.running === 2));
+    assert.equal(updates.at(-1)!.done, 48);
+    assert.equal(updates.at(-1)!.secondsLeft, 0);
+    assert.ok(updates.filter((u) => u.done > 0).every((u) => Number.isFinite(u.secondsLeft)));
+    assert.equal(updates.at(-1)!.best!.configuration, result.analysis.best!.configuration);
+    assert.ok(Math.abs(updates.at(-1)!.best!.mean - result.analysis.best!.mean) < 1e-12);
     assert.deepEqual([...new Set(result.trials.map((t) => t.worker))].sort(), [
       'local-1',
       'local-2',
