@@ -5,9 +5,11 @@
  * teardown runs on graphs it built reported as its own bugs, not the user's model.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { checkGradientGraph } from '../src/autodiff/spec.ts';
 import { main } from '../src/cli/main.ts';
 import { terminalSafe } from '../src/cli/io.ts';
@@ -18,6 +20,7 @@ import { tempDir } from './model-files.ts';
 
 const MODEL = join(fixtureDir('mlp'), 'model.onnx');
 const INPUT = `input=${join(fixtureDir('mlp'), 'input.npy')}`;
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const STACK_FRAME = /^\s+at .*:\d+:\d+\)?$/m;
 
 /** Streams that collect text, or whose standard output throws `failure` on the first write. */
@@ -92,6 +95,22 @@ describe('exit codes through main(argv, io)', () => {
     const bad = streams();
     assert.equal(await main(['hooks', MODEL, '--no-such-flag'], bad.io), 2);
     assert.match(bad.text.stderr, /unknown option '--no-such-flag'/);
+  });
+});
+
+describe('the teardown process (cli/bin.ts)', () => {
+  it('reports an error thrown outside the command (a timer) as main does: exit 1, no stack without --verbose', () => {
+    const dir = tempDir();
+    try {
+      const script = join(dir, 'late.mts');
+      const bin = new URL('../src/cli/bin.ts', import.meta.url).href;
+      writeFileSync(script, `setTimeout(() => { throw new Error('late failure'); }, 200);\nawait import(${JSON.stringify(bin)});\nawait new Promise((resolve) => setTimeout(resolve, 2000));\n`);
+      const run = spawnSync(process.execPath, ['--import', 'tsx', script, '--version'], { encoding: 'utf8', cwd: ROOT });
+      assert.equal(run.status, 1, run.stderr);
+      assert.equal(run.stderr, 'teardown: internal error (please report it, with the command line): late failure\n(run again with --verbose for the stack trace)\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -2,7 +2,18 @@
  * The process behind `teardown` (bin/teardown.js imports this file): runs `main` on the process's
  * arguments and streams and sets the exit status from it.
  */
-import { main } from './main.ts';
+import { main, reportFailure } from './main.ts';
+
+const stdio = { stdout: process.stdout, stderr: process.stderr };
+
+// An error thrown outside the command's own awaits (an event handler, a timer) is reported as
+// main reports its errors, not as Node's stack dump; the exit handlers still clean up outputs.
+for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+  process.on(event, (error: unknown) => {
+    process.exitCode = reportFailure(error, stdio, process.argv.includes('--verbose'));
+    process.exit();
+  });
+}
 
 // `teardown hooks model.onnx | head` closes the pipe early: that is not an error.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
@@ -10,4 +21,4 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   throw error;
 });
 
-process.exitCode = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr });
+process.exitCode = await main(process.argv.slice(2), stdio);

@@ -38,7 +38,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     }, args);
     return exitCode;
   } catch (error) {
-    return report(error, io, args.includes('--verbose'));
+    return reportFailure(error, io, args.includes('--verbose'));
   }
 }
 
@@ -84,7 +84,7 @@ function commandsNeeded(args: readonly string[]): string[] {
 }
 
 /** Writes what went wrong to io.stderr; returns the exit status (docs/errors.md). */
-function report(error: unknown, io: CliIo, verbose: boolean): number {
+export function reportFailure(error: unknown, io: CliIo, verbose: boolean): number {
   if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2; // commander printed its own message
   const user = error instanceof UserError ? error : environmentError(error);
   if (user) {
