@@ -4,7 +4,7 @@
  * way the trainer gets the graph it trains, the input the task's examples feed, the values it
  * trains and how the trained model is saved.
  */
-import { InputError } from '../errors.ts';
+import { builtByTeardown, InputError } from '../errors.ts';
 import type { Task } from '../data/tasks.ts';
 import { takeRows } from '../data/tasks.ts';
 import type { ModelProto } from '../onnx/proto.ts';
@@ -66,7 +66,8 @@ export async function trainingSource(spec: TrainSpec, task: Task, runtime: Runti
 
 function builtSource(spec: TrainSpec, task: Task, runtime: RuntimeOptions): TrainingSource {
   const built = buildModel(parseModelSpec(spec.model), task.input, task.classes, spec.seed);
-  const model = Model.fromProto(built.proto, `${spec.model} on ${spec.task}`, runtime);
+  const name = `${spec.model} on ${spec.task}`;
+  const model = builtByTeardown(`the new model ${name}`, () => Model.fromProto(built.proto, name, runtime));
   return {
     model, inputName: 'input', extraInputs: NO_EXTRA_INPUTS, lossPositions: task.lossPositions, outputIsProbability: false, stepGraph: {},
     save: (values, metadata) => withValues(built.proto, values, metadata),
