@@ -69,7 +69,7 @@ Examples:
   teardown train --task colored-mnist --model mlp:hidden=128-128 --epochs 5 --batch-size 128 --objective reweight:color --out reweighted.onnx
   teardown train --task csv:test/fixtures/foreign-shortcut/train.csv --label-column label --model mlp:hidden=32 --epochs 20 --objective reweight:shortcut --out table.onnx
   teardown data colored-mnist --out cmnist
-  teardown train --task npy:cmnist/train.npy,cmnist/train-labels.npy --attribute site=cmnist/train-environment.npy --model mlp:hidden=64 --batch-size full --steps 500 --objective irm:1000:100:site --out irm.onnx
+  teardown train --task npy:cmnist/train.npy --labels cmnist/train-labels.npy --attribute site=cmnist/train-environment.npy --model mlp:hidden=64 --batch-size full --steps 500 --objective irm:1000:100:site --out irm.onnx
   teardown train --from test/fixtures/cnn/model.onnx --task mnist --freeze 'conv*' --optimizer sgd --lr 0.01 --epochs 3 --out tuned.onnx
 (--smoke, or TEARDOWN_SMOKE=1: 5 steps, to check a command line.)`)
     .action(async (options, command: Command) => {
