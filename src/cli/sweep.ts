@@ -75,7 +75,7 @@ Examples:
           'Give --out DIR: the folder the sweep keeps its trials and results in.',
         );
       const { readSweepSpec } = await import('../sweep/spec.ts');
-      const { sweep } = await import('../sweep/sweep.ts');
+      const { sweep, sweepResultBody } = await import('../sweep/sweep.ts');
       const spec = readSweepSpec(specPath);
       const result = await sweep(spec, {
         out: options.out,
@@ -102,7 +102,7 @@ Examples:
           jsonResult(
             'sweep',
             { threads: options.threads ?? 1, seeds: { sampler: spec.samplerSeed } },
-            { spec, counts: result.counts, ...result.analysis },
+            sweepResultBody(spec, result),
           ),
         );
     });

@@ -241,11 +241,22 @@ function sweepJson(
   trials: TrialRecord[],
   analysis: SweepAnalysis,
 ): object {
-  return {
+  const created = {
     tool: 'teardown',
     version: VERSION,
     command: 'sweep',
     createdAt: new Date().toISOString(),
+  };
+  return { ...created, ...sweepResultBody(spec, { counts, trials, analysis }) };
+}
+
+/** The result as JSON (sweep.json and --json): spec, counts, trials, then the analysis. */
+export function sweepResultBody(
+  spec: SweepSpec,
+  result: Pick<SweepResult, 'counts' | 'trials' | 'analysis'>,
+): object {
+  const { counts, trials, analysis } = result;
+  return {
     spec,
     counts,
     trials: trials.map((t) => ({
