@@ -69,3 +69,15 @@ describe('sweep store (SQLite)', () => {
     await assert.rejects(SweepStore.open(dir, spec, plan, true), /holds no sweep/);
   });
 });
+
+describe('sweep store settings', () => {
+  it('refuses a resume with other settings (a smoke-size sweep resumed at full size)', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'teardown-store-')), 'smoke');
+    (await SweepStore.open(dir, spec, plan, false, { smoke: true, threads: 1 })).close();
+    await assert.rejects(
+      SweepStore.open(dir, spec, plan, true, { smoke: false, threads: 1 }),
+      /started with smoke true, not false: resume with the same --smoke/,
+    );
+    (await SweepStore.open(dir, spec, plan, true, { smoke: true, threads: 1 })).close();
+  });
+});

@@ -81,13 +81,15 @@ export class SweepStore {
   /**
    * Opens DIR/sweep.db for this spec: a new store (DIR new or empty) with every planned trial
    * pending, or, with `resume`, the store a sweep of the same spec left, its running trials pending
-   * again. Refuses a DIR that already holds a sweep without `resume`, and a resume of another spec.
+   * again. Refuses a DIR that already holds a sweep without `resume`, and a resume of another spec
+   * or other `settings` (what else the trials' results depend on: smoke size, threads).
    */
   static async open(
     dir: string,
     spec: SweepSpec,
     plan: { configurations: Configuration[]; trials: PlannedTrial[] },
     resume: boolean,
+    settings: Record<string, unknown> = {},
   ): Promise<SweepStore> {
     const path = join(dir, STORE_FILE);
     const exists = existsSync(path);
@@ -104,8 +106,8 @@ export class SweepStore {
     mkdirSync(dir, { recursive: true });
     const db = await openDatabase(path);
     const store = new SweepStore(db);
-    if (exists) store.checkSameSpec(spec, dir);
-    else store.create(spec, plan);
+    if (exists) store.checkSame(spec, settings, dir);
+    else store.create(spec, plan, settings);
     if (!existsSync(join(dir, OUTPUT_MARKER)))
       writeFileSync(
         join(dir, OUTPUT_MARKER),
@@ -125,6 +127,7 @@ export class SweepStore {
   private create(
     spec: SweepSpec,
     plan: { configurations: Configuration[]; trials: PlannedTrial[] },
+    settings: Record<string, unknown>,
   ): void {
     const insert = this.db.prepare(
       'INSERT INTO trials (configuration, seed, params) VALUES (?, ?, ?)',
@@ -133,6 +136,9 @@ export class SweepStore {
       this.db
         .prepare('INSERT INTO meta (key, value) VALUES (?, ?)')
         .run('spec', JSON.stringify(spec));
+      this.db
+        .prepare('INSERT INTO meta (key, value) VALUES (?, ?)')
+        .run('settings', JSON.stringify(settings));
       this.db.prepare("INSERT INTO meta (key, value) VALUES ('duplicates', '0')").run();
       for (const trial of plan.trials) {
         insert.run(
@@ -144,16 +150,20 @@ export class SweepStore {
     })();
   }
 
-  private checkSameSpec(spec: SweepSpec, dir: string): void {
-    const stored = JSON.parse(this.meta('spec') ?? 'null') as Record<string, unknown> | null;
-    const given = JSON.parse(JSON.stringify(spec)) as Record<string, unknown>;
-    const differing = Object.keys({ ...stored, ...given }).filter(
-      (key) => JSON.stringify(stored?.[key]) !== JSON.stringify(given[key]),
-    );
-    if (differing.length > 0) {
+  private checkSame(spec: SweepSpec, settings: Record<string, unknown>, dir: string): void {
+    const specField = firstDifference(this.meta('spec'), spec);
+    if (specField !== undefined) {
       throw new InputError(
         `--resume: the sweep in '${dir}' was started with another spec (field ` +
-          `'${differing[0]}' differs): resume with the same SPEC.json, or give another --out.`,
+          `'${specField}' differs): resume with the same SPEC.json, or give another --out.`,
+      );
+    }
+    const setting = firstDifference(this.meta('settings') ?? '{}', settings);
+    if (setting !== undefined) {
+      throw new InputError(
+        `--resume: the sweep in '${dir}' was started with ${setting} ` +
+          `${JSON.stringify(JSON.parse(this.meta('settings') ?? '{}')[setting])}, not ` +
+          `${JSON.stringify(settings[setting])}: resume with the same --${setting}.`,
       );
     }
   }
@@ -258,6 +268,15 @@ export class SweepStore {
       curve: row.curve ? (JSON.parse(row.curve) as [number, number][]) : null,
     }));
   }
+}
+
+/** The first top-level key whose value differs between stored JSON and a value; undefined if none. */
+function firstDifference(storedJson: string | undefined, value: object): string | undefined {
+  const stored = JSON.parse(storedJson ?? 'null') as Record<string, unknown> | null;
+  const given = JSON.parse(JSON.stringify(value)) as Record<string, unknown>;
+  return Object.keys({ ...stored, ...given }).find(
+    (key) => JSON.stringify(stored?.[key]) !== JSON.stringify(given[key]),
+  );
 }
 
 async function openDatabase(path: string, readonly = false): Promise<Database> {

@@ -69,6 +69,7 @@ export async function sweep(spec: SweepSpec, options: SweepOptions): Promise<Swe
     spec,
     { configurations, trials: planTrials(spec) },
     options.resume === true,
+    runSettings(spec, options),
   );
   try {
     const requeued = store.requeueRunning();
@@ -84,6 +85,12 @@ export async function sweep(spec: SweepSpec, options: SweepOptions): Promise<Swe
   } finally {
     store.close();
   }
+}
+
+/** What else a trial's result depends on: a training trial's size (smoke) and threads. */
+function runSettings(spec: SweepSpec, options: SweepOptions): Record<string, unknown> {
+  if (spec.trial.kind !== 'train') return {};
+  return { smoke: options.smoke === true, threads: options.threads ?? 1 };
 }
 
 /** A training template that cannot make a valid spec is refused before any trial runs. */
