@@ -1,7 +1,8 @@
 /**
  * Errors a user can fix (bad file, wrong shape, unsupported op) are UserErrors: the CLI prints
  * their message alone and exits 2 (so do the system's refusals: environmentError). Anything else,
- * InternalError included, is a bug in teardown: exit 1, "please report it", the stack with --verbose.
+ * InternalError included, is a bug in teardown: exit 1, "please report it", the stack only with
+ * --verbose.
  *
  * A message says what went wrong and with which thing, expected vs actual, then the fix:
  *   Input 'input' has rank 3 but the model expects rank 2 ([batch, 20]): reshape the .npy file.
@@ -46,12 +47,13 @@ export function builtByTeardown<T>(what: string, check: () => T): T {
     return check();
   } catch (error) {
     if (!(error instanceof UserError)) throw error;
+    // The advice a user's model gets ("Re-export the model.") is wrong for teardown's own graph.
     const message = error.message.replace(/\s*:?\s*(?:Re-export|Export) the model(?: again)?\.?$/i, '');
     throw new InternalError(`teardown built ${what} wrongly: ${message}`);
   }
 }
 
-/** Failures of the machine rather than of teardown (errno codes): full disk, read-only or refused paths, too many open files. */
+/** Failures of the machine, not of teardown (errno codes), and what to do about each. */
 const ENVIRONMENT_FAULTS: Record<string, string> = {
   ENOSPC: 'free some disk space',
   EDQUOT: 'free some of your disk quota',
@@ -65,7 +67,7 @@ const ENVIRONMENT_FAULTS: Record<string, string> = {
   ENOMEM: 'free memory, or use smaller batches',
 };
 
-/** A system error (ENOSPC, EROFS, EACCES, ...) as the UserError it is: a fault of the environment, exit status 2. */
+/** A system error (ENOSPC, EROFS, EACCES, ...) as the UserError it is: exit status 2. */
 export function environmentError(error: unknown): UserError | undefined {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (typeof code !== 'string' || !Object.hasOwn(ENVIRONMENT_FAULTS, code)) return undefined;

@@ -38,11 +38,16 @@ interface CallState {
 const calls = new AsyncLocalStorage<CallState>();
 
 function state(): CallState {
-  return calls.getStore() ?? { io: { stdout: process.stdout, stderr: process.stderr }, text: process.stdout, exitCode: 0 };
+  const io = { stdout: process.stdout, stderr: process.stderr };
+  return calls.getStore() ?? { io, text: process.stdout, exitCode: 0 };
 }
 
 /** Runs `body` with these streams; returns its result and the exit status a command asked for. */
-export async function withIo<T>(io: CliIo, body: () => Promise<T>, argv?: readonly string[]): Promise<{ value: T; exitCode: number }> {
+export async function withIo<T>(
+  io: CliIo,
+  body: () => Promise<T>,
+  argv?: readonly string[],
+): Promise<{ value: T; exitCode: number }> {
   const call: CallState = { io, argv, text: io.stdout, exitCode: 0 };
   const value = await calls.run(call, body);
   return { value, exitCode: call.exitCode };
@@ -92,5 +97,6 @@ export function setExitCode(code: number): void {
  */
 export function terminalSafe(text: string): string {
   // eslint-disable-next-line no-control-regex
-  return text.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  const hex = (c: string) => c.charCodeAt(0).toString(16).padStart(2, '0');
+  return text.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${hex(c)}`);
 }

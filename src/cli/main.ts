@@ -42,7 +42,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   }
 }
 
-/** The top-level command with the subcommands these arguments need, writing to `io`, never exiting. */
+/** The top-level command with the subcommands these arguments need; writes to `io`, never exits. */
 async function programFor(args: readonly string[], io: CliIo): Promise<Command> {
   const output: OutputConfiguration = {
     writeOut: (text: string) => void io.stdout.write(text),
@@ -85,14 +85,17 @@ function commandsNeeded(args: readonly string[]): string[] {
 
 /** Writes what went wrong to io.stderr; returns the exit status (docs/errors.md). */
 export function reportFailure(error: unknown, io: CliIo, verbose: boolean): number {
-  if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2; // commander printed its own message
+  // Commander printed its own message (a bad flag, --help, --version).
+  if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
   const user = error instanceof UserError ? error : environmentError(error);
   if (user) {
     io.stderr.write(`teardown: ${terminalSafe(user.message)}\n`);
     return 2;
   }
   const message = error instanceof Error ? error.message : String(error);
-  const detail = verbose && error instanceof Error && error.stack ? `\n${error.stack}` : '\n(run again with --verbose for the stack trace)';
-  io.stderr.write(`teardown: internal error (please report it, with the command line): ${terminalSafe(message)}${terminalSafe(detail)}\n`);
+  const stack = verbose && error instanceof Error ? error.stack : undefined;
+  const detail = stack ? `\n${stack}` : '\n(run again with --verbose for the stack trace)';
+  const what = 'teardown: internal error (please report it, with the command line)';
+  io.stderr.write(`${what}: ${terminalSafe(message)}${terminalSafe(detail)}\n`);
   return 1;
 }

@@ -17,28 +17,48 @@ type Described = string;
 
 /** onnxruntime's text without its status prefix, source location and C++ signature, on one line. */
 export function cleanOrtMessage(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return message
+  const message = (error instanceof Error ? error.message : String(error))
     .replace(/^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*[A-Z_]+\s*:\s*/, '')
     .replace(/\s+/g, ' ')
-    .replace(/^\S*\.(?:cc|cpp|h):\d+\s+/, '')
-    .replace(/^(?:[\w:~]+::[\w~]+\([^)]*\)(?:\s*const)?|[A-Z][a-z]+(?:[A-Z][a-z0-9]*){2,})\s+/, '')
     .trim();
+  const located = SOURCE_LOCATION.exec(message);
+  return located ? located[1].replace(SIGNATURE, '') : message;
 }
+
+/** `.../model.cc:202 ` before the text, and then the function it came from. */
+const SOURCE_LOCATION = /^\S*\.(?:cc|cpp|h):\d+\s+(.*)$/;
+/** `ns::Class::Method(args) [const] ` or a bare CamelCase function name. */
+const SIGNATURE = /^(?:[\w:~]+::[\w~]+\([^)]*\)(?:\s*const)?|[A-Z][a-z]+(?:[A-Z][a-z0-9]*){2,})\s+/;
+
+/** onnxruntime's wording of the refusals translated below. */
+const IR_VERSION = /Unsupported model IR version: (\d+), max supported IR version: (\d+)/;
+const RAW_DATA_SIZE = new RegExp(
+  "Initializer '([^']*)': raw_data size \\((\\d+) bytes\\) does not match expected size " +
+    'from shape and data type \\((\\d+) bytes\\)',
+);
+const NODE_FAILED = new RegExp(
+  "^Non-zero status code returned while running (?:Fused)?(\\w+) node\\. Name:'(?:fused )?([^']*)' " +
+    'Status Message: (.*)$',
+);
+const OUT_OF_MEMORY = /bad_alloc|Failed to allocate memory/i;
 
 /** The message of a ModelError for a session onnxruntime refused to create. */
 export function ortLoadMessage(error: unknown, describe: Described): string {
   const message = cleanOrtMessage(error);
-  const ir = /Unsupported model IR version: (\d+), max supported IR version: (\d+)/.exec(message);
+  const ir = IR_VERSION.exec(message);
   if (ir) {
-    return `${describe} is ONNX IR version ${ir[1]}, and this onnxruntime reads IR versions up to ${ir[2]}: export the model again with an exporter (or onnx package) that writes IR version ${ir[2]} or lower.`;
+    return `${describe} is ONNX IR version ${ir[1]}, and this onnxruntime reads IR versions up to ` +
+      `${ir[2]}: export the model again with an exporter (or onnx package) that writes IR ` +
+      `version ${ir[2]} or lower.`;
   }
-  const raw = /Initializer '([^']*)': raw_data size \((\d+) bytes\) does not match expected size from shape and data type \((\d+) bytes\)/.exec(message);
+  const raw = RAW_DATA_SIZE.exec(message);
   if (raw) {
-    return `Initializer '${raw[1]}' of ${describe} holds ${raw[2]} bytes of raw_data where its shape and type need ${raw[3]}: the file is damaged or cut short. Export the model again.`;
+    return `Initializer '${raw[1]}' of ${describe} holds ${raw[2]} bytes of raw_data where its ` +
+      `shape and type need ${raw[3]}: the file is damaged or cut short. Export the model again.`;
   }
-  if (/bad_alloc|Failed to allocate memory/i.test(message)) {
-    return `onnxruntime ran out of memory loading ${describe} (${message}): free memory, or use fewer --threads.`;
+  if (OUT_OF_MEMORY.test(message)) {
+    return `onnxruntime ran out of memory loading ${describe} (${message}): free memory, or use ` +
+      'fewer --threads.';
   }
   return `onnxruntime cannot load ${describe}: ${message}`;
 }
@@ -46,13 +66,16 @@ export function ortLoadMessage(error: unknown, describe: Described): string {
 /** The message of a ModelError for a run onnxruntime stopped. */
 export function ortRunMessage(error: unknown, describe: Described): string {
   const message = cleanOrtMessage(error);
-  const node = /^Non-zero status code returned while running (?:Fused)?(\w+) node\. Name:'(?:fused )?([^']*)' Status Message: (.*)$/.exec(message);
+  const node = NODE_FAILED.exec(message);
   if (node) {
     const [, op, name, detail] = node;
-    return `onnxruntime stopped at node '${name}' (${op}) of ${describe}: ${cleanOrtMessage(detail)}. The inputs do not fit what this node computes with: check their shapes and values against the model's inputs (teardown hooks MODEL lists them).`;
+    return `onnxruntime stopped at node '${name}' (${op}) of ${describe}: ${cleanOrtMessage(detail)}. ` +
+      'The inputs do not fit what this node computes with: check their shapes and values against ' +
+      "the model's inputs (teardown hooks MODEL lists them).";
   }
-  if (/bad_alloc|Failed to allocate memory/i.test(message)) {
-    return `onnxruntime ran out of memory running ${describe} (${message}): use a smaller --batch-size or fewer --threads.`;
+  if (OUT_OF_MEMORY.test(message)) {
+    return `onnxruntime ran out of memory running ${describe} (${message}): use a smaller ` +
+      '--batch-size or fewer --threads.';
   }
   return `onnxruntime failed to run ${describe}: ${message}`;
 }
