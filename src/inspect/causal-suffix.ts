@@ -33,7 +33,7 @@ import { int, valueInfo, type Dim } from '../graph/builder.ts';
 import { derive, pruneUnused } from '../graph/edit.ts';
 import type { GraphIndex } from '../graph/graph.ts';
 import type { ModelProto, NodeProto } from '../onnx/proto.ts';
-import { toNumber } from '../onnx/proto.ts';
+import { DataType, toNumber } from '../onnx/proto.ts';
 import { defaultOpset } from '../onnx/model-file.ts';
 import { codeOfDtype } from '../onnx/tensor-proto.ts';
 import { Emitter } from '../autodiff/emitter.ts';
@@ -230,7 +230,7 @@ class SuffixRewrite {
     this.initializerDims = new Map(
       index.proto.graph.initializer.map((t) => [t.name, t.dims.map(toNumber)]),
     );
-    this.hookInput = this.newInput(`${hookValue}::suffix`, index.elementTypes.get(hookValue) ?? 1);
+    this.hookInput = this.newInput(`${hookValue}::suffix`, index.elementTypes.get(hookValue) ?? DataType.FLOAT);
     this.startInput = this.newInput('teardown/suffix/start', codeOfDtype('int64'));
     this.layouts.set(hookValue, { kind: 'suffix', axis: 1 });
     this.renamed.set(hookValue, this.hookInput);
@@ -369,7 +369,7 @@ class SuffixRewrite {
       );
     const known = this.completed.get(value);
     if (known) return known;
-    const clean = this.newInput(`${value}::clean`, this.index.elementTypes.get(value) ?? 1);
+    const clean = this.newInput(`${value}::clean`, this.index.elementTypes.get(value) ?? DataType.FLOAT);
     this.cleanInputs.set(clean, value);
     const prefix = this.emitter.op(
       'Slice',
