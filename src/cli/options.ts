@@ -4,7 +4,7 @@
  * --quiet, --verbose, --threads).
  */
 import { cpus } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import { Command, Option } from 'commander';
 import { InputError } from '../errors.ts';
 import { NpyFile } from '../data/npy.ts';
@@ -128,13 +128,32 @@ export function withCommonOptions(command: Command, json = 'write the result as 
  * file --out (train) are regular files or nothing in a writable folder; a folder --out (run,
  * grad, data) is new, empty or a teardown result; --report DIR gets DIR/index.html.
  */
-function checkOutputs(command: string, flags: { json?: string; out?: string; report?: string }): void {
+function checkOutputs(command: string, flags: { json?: string; out?: string; report?: string; checkpoint?: string }): void {
+  refuseOverlappingOutputs(command, flags);
   if (flags.json !== undefined && flags.json !== '-') checkOutputFile(flags.json, '--json');
   if (flags.out !== undefined) {
     if (command === 'train') checkOutputFile(flags.out, '--out');
     else checkOutputFolder(flags.out, '--out');
   }
   if (flags.report !== undefined) checkOutputFile(join(flags.report, 'index.html'), '--report');
+}
+
+/**
+ * Two outputs at one path, or a file inside a result folder that is replaced as a whole (the
+ * --out of every command but train's), would pass their checks one by one and then overwrite each
+ * other once the work is done (`grad --out r --json r` wrote the folder, then failed on the JSON).
+ */
+function refuseOverlappingOutputs(command: string, flags: { json?: string; out?: string; report?: string; checkpoint?: string }): void {
+  const given: [string, string | undefined][] = [['--json', flags.json === '-' ? undefined : flags.json], ['--out', flags.out], ['--report', flags.report && join(flags.report, 'index.html')], ['--checkpoint', flags.checkpoint]];
+  const outputs = given.filter((entry): entry is [string, string] => entry[1] !== undefined).map(([flag, path]) => ({ flag, path, resolved: resolve(path) }));
+  const folder = command === 'train' ? undefined : outputs.find((output) => output.flag === '--out');
+  outputs.forEach((output, i) => {
+    const same = outputs.slice(i + 1).find((other) => other.resolved === output.resolved);
+    if (same) throw new InputError(`${output.flag} '${output.path}' and ${same.flag} '${same.path}' are the same path: give each output its own.`);
+    if (folder && output !== folder && output.resolved.startsWith(`${folder.resolved}${sep}`)) {
+      throw new InputError(`${output.flag} '${output.path}' lies inside the --out folder '${folder.path}', which is written as a whole: give it a path outside.`);
+    }
+  });
 }
 
 /**
