@@ -15,10 +15,11 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const COMMITTED = join(ROOT, 'docs/api');
 const TYPEDOC = join(ROOT, 'node_modules/typedoc/bin/typedoc');
 
-const filesIn = (dir: string) => (readdirSync(dir, { recursive: true, withFileTypes: true }))
-  .filter((entry) => entry.isFile())
-  .map((entry) => join(entry.parentPath, entry.name).slice(dir.length + 1))
-  .sort();
+const filesIn = (dir: string) =>
+  readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => join(entry.parentPath, entry.name).slice(dir.length + 1))
+    .sort();
 
 /** The first line where two texts differ, for the failure message. */
 function firstDifference(committed: string, generated: string): string {
@@ -32,12 +33,25 @@ describe('docs/api', () => {
   it('is what typedoc generates from the sources now (else run npm run docs:api)', () => {
     const out = mkdtempSync(join(tmpdir(), 'teardown-api-docs-'));
     try {
-      const result = spawnSync(process.execPath, [TYPEDOC, '--out', out], { cwd: ROOT, encoding: 'utf8' });
+      const result = spawnSync(process.execPath, [TYPEDOC, '--out', out], {
+        cwd: ROOT,
+        encoding: 'utf8',
+      });
       assert.equal(result.status, 0, `typedoc failed:\n${result.stdout}${result.stderr}`);
-      assert.deepEqual(filesIn(out), filesIn(COMMITTED), 'docs/api has other files than typedoc writes: run npm run docs:api');
+      assert.deepEqual(
+        filesIn(out),
+        filesIn(COMMITTED),
+        'docs/api has other files than typedoc writes: run npm run docs:api',
+      );
       for (const file of filesIn(out)) {
-        const [committed, generated] = [readFileSync(join(COMMITTED, file), 'utf8'), readFileSync(join(out, file), 'utf8')];
-        assert.ok(committed === generated, `docs/api/${file} is out of date (${firstDifference(committed, generated)}): run npm run docs:api`);
+        const [committed, generated] = [
+          readFileSync(join(COMMITTED, file), 'utf8'),
+          readFileSync(join(out, file), 'utf8'),
+        ];
+        assert.ok(
+          committed === generated,
+          `docs/api/${file} is out of date (${firstDifference(committed, generated)}): run npm run docs:api`,
+        );
       }
     } finally {
       rmSync(out, { recursive: true, force: true });
