@@ -449,7 +449,7 @@ describe('teardown sweep: lazy native modules', () => {
 });
 
 describe('teardown sweep: HTML report', () => {
-  it('renders the four charts as inline SVG and escapes values from the spec', async () => {
+  it('renders the five charts as inline SVG and escapes values from the spec', async () => {
     const { analyzeSweep } = await import('../src/sweep/analysis.ts');
     const { renderSweepReport } = await import('../src/report/sweep-html.ts');
     const spec = parseSweepSpec({
@@ -476,17 +476,27 @@ describe('teardown sweep: HTML report', () => {
         seconds: 1,
         worker: 'w',
         error: null,
-        curve: null,
+        curve: [
+          [10, 0.1],
+          [20, 0.2 + 0.01 * seed],
+        ] as [number, number][],
       })),
     );
     const analysis = analyzeSweep(spec, configurations, trials);
+    const band = analysis.configurations[0].curve!;
+    assert.deepEqual(
+      band.map((p) => p.step),
+      [10, 20],
+    );
+    assert.deepEqual([band[1].min, band[1].max], [0.2, 0.22]);
+    assert.ok(Math.abs(band[1].median - 0.21) < 1e-12, 'the median of 3 seeds');
     const html = await renderSweepReport({
       analysis,
       trials,
       parameters: ['lr', 'act'],
       logParameters: ['lr'],
     });
-    assert.equal(html.match(/<svg/g)?.length, 4);
+    assert.equal(html.match(/<svg/g)?.length, 5);
     assert.ok(!html.includes('<img src=x'), 'a value from the spec is escaped');
     // Three bins of the log range: the grid's 0.0316 and 1 work, so the range is the upper two bins.
     assert.match(html, /lr works from 0\.01 to 1 \(67% of the range\)/);

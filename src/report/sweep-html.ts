@@ -39,6 +39,7 @@ export async function renderSweepReport(input: SweepReportInput): Promise<string
     renderChart(seedStrips(input)),
     input.parameters.length >= 2 ? renderChart(successMap(input)) : '',
     renderChart(parallelCoordinates(input)),
+    hasCurves(analysis) ? renderChart(curveBands(analysis)) : '',
   ]);
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -144,6 +145,44 @@ function workingRange(edge: SweepAnalysis['knifeEdges'][number]): string {
 /** A number to four significant digits; anything else as it is. */
 function short(value: unknown): string {
   return typeof value === 'number' ? String(Number(value.toPrecision(4))) : String(value);
+}
+
+function hasCurves(analysis: SweepAnalysis): boolean {
+  return analysis.configurations.some((c) => c.curve && c.curve.length > 0);
+}
+
+/** Training trials: the metric over steps of the best 5 configurations, min–max over seeds and the median. */
+function curveBands(analysis: SweepAnalysis): Record<string, unknown> {
+  const best = analysis.configurations
+    .filter((c) => c.mean !== undefined && c.curve)
+    .sort((a, b) => (analysis.direction === 'maximize' ? b.mean! - a.mean! : a.mean! - b.mean!))
+    .slice(0, 5);
+  const values = best.flatMap((c) =>
+    c.curve!.map((point) => ({ ...point, configuration: `#${c.configuration}` })),
+  );
+  const x = { field: 'step', type: 'quantitative', title: 'step' };
+  const color = { field: 'configuration', type: 'nominal', title: null };
+  return {
+    width: 360,
+    height: 240,
+    title: `${analysis.metric} over training, over seeds (best 5)`,
+    data: { values },
+    layer: [
+      {
+        mark: { type: 'area', opacity: 0.25 },
+        encoding: {
+          x,
+          y: { field: 'min', type: 'quantitative', title: analysis.metric, scale: { zero: false } },
+          y2: { field: 'max' },
+          color,
+        },
+      },
+      {
+        mark: { type: 'line', point: true },
+        encoding: { x, y: { field: 'median', type: 'quantitative' }, color },
+      },
+    ],
+  };
 }
 
 function share(analysis: SweepAnalysis, param: string): number {
