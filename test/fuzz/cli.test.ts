@@ -13,9 +13,23 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { copyFileSync, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { main } from '../../src/cli/main.ts';
 import { allowNonFinite } from '../../src/data/validate.ts';
@@ -207,14 +221,19 @@ function snapshot(dir: string): Map<string, string> {
   return entries;
 }
 
-/** The paths the command line names as outputs, relative to the case folder ('-' is standard output). */
-function outputsOf(args: readonly string[], dir: string): string[] {
-  const outputs: string[] = [];
+/** The output paths a command line names, by flag: the last value given wins (commander's rule). */
+function outputFlags(args: readonly string[]): Map<string, string> {
+  const outputs = new Map<string, string>();
   args.forEach((arg, i) => {
-    const value = args[i + 1];
-    if (OUTPUT_FLAGS.has(arg) && value !== undefined && value !== '-') outputs.push(relative(dir, resolve(dir, value)));
+    if (OUTPUT_FLAGS.has(arg) && args[i + 1] !== undefined) outputs.set(arg, args[i + 1]);
   });
   return outputs;
+}
+
+/** The paths the command line names as outputs, relative to the case folder ('-' is standard output). */
+function outputsOf(args: readonly string[], dir: string): string[] {
+  const paths = [...outputFlags(args).values()].filter((path) => path !== '-');
+  return paths.map((path) => relative(dir, resolve(dir, path)));
 }
 
 const STACK_FRAME = /^\s+at .*:\d+:\d+\)?$/m;
@@ -230,37 +249,57 @@ interface CaseResult {
   dir: string;
 }
 
-/** Runs `teardown ...args` in-process in a fresh folder holding the corpus and model.onnx. */
-async function runInCaseFolder(args: string[]): Promise<CaseResult> {
+type Run = (args: string[], dir: string) => Promise<{ code: number; stdout: string; stderr: string }>;
+
+/** How a case folder is set up and its command run: in-process by default. */
+interface CaseFolder {
+  /** After the files are copied in, before the folder is listed (mounts, owners, an earlier run). */
+  prepare?: (dir: string) => Promise<void> | void;
+  /** After the folder is listed again, before it is removed (unmounting). */
+  release?: (dir: string) => void;
+  run?: Run;
+}
+
+/** `teardown ...args` in-process, in `dir`, with its text caught. */
+const runInProcess: Run = async (args, dir) => {
+  let stdout = '';
+  let stderr = '';
+  const io = {
+    stdout: { write: (text: string) => void (stdout += text) },
+    stderr: { write: (text: string) => void (stderr += text) },
+  };
+  const cwd = process.cwd();
+  process.chdir(dir);
+  try {
+    return { code: await main(args, io), stdout, stderr };
+  } finally {
+    process.chdir(cwd);
+    allowNonFinite(false); // --allow-non-finite sets a process-wide switch
+  }
+};
+
+/** Runs `teardown ...args` in a fresh folder holding the corpus and model.onnx. */
+async function runInCaseFolder(args: string[], folder: CaseFolder = {}): Promise<CaseResult> {
   return inFreshDir(async (dir) => {
     for (const name of HOSTILE_FILES) copyFileSync(join(HOSTILE_DIR, name), join(dir, name));
     copyFileSync(join(fixtureDir('mlp'), 'model.onnx'), join(dir, 'model.onnx'));
-    const before = snapshot(dir);
-    let stdout = '';
-    let stderr = '';
-    const io = {
-      stdout: { write: (text: string) => void (stdout += text) },
-      stderr: { write: (text: string) => void (stderr += text) },
-    };
-    const cwd = process.cwd();
-    process.chdir(dir);
-    let code: number;
     try {
-      code = await main(args, io);
+      await folder.prepare?.(dir);
+      const before = snapshot(dir);
+      const { code, stdout, stderr } = await (folder.run ?? runInProcess)(args, dir);
+      const after = snapshot(dir);
+      const keys = new Set([...before.keys(), ...after.keys()]);
+      const changed = [...keys].filter((key) => before.get(key) !== after.get(key));
+      return { code, stdout, stderr, changed, after, dir };
     } finally {
-      process.chdir(cwd);
-      allowNonFinite(false); // --allow-non-finite sets a process-wide switch
+      folder.release?.(dir);
     }
-    const after = snapshot(dir);
-    const keys = new Set([...before.keys(), ...after.keys()]);
-    const changed = [...keys].filter((key) => before.get(key) !== after.get(key));
-    return { code, stdout, stderr, changed, after, dir };
   });
 }
 
 /** The properties every command line keeps (the file's opening comment). */
-async function runCase(args: string[]): Promise<CaseResult> {
-  const result = await runInCaseFolder(args);
+async function runCase(args: string[], folder?: CaseFolder): Promise<CaseResult> {
+  const result = await runInCaseFolder(args, folder);
   const { code, stdout, stderr, changed, after, dir } = result;
   const shown = `teardown ${args.map((arg) => JSON.stringify(arg)).join(' ')}\nexit ${code}\nstderr: ${stderr.slice(0, 1500)}`;
   assert.ok([0, 2, 3].includes(code), shown);
@@ -296,6 +335,115 @@ describe('fuzz: the command line through main(argv, io)', { timeout: 600_000 }, 
       fc.asyncProperty(argv, async (args) => void (await runCase(args))),
       fuzzParameters(),
     );
+  });
+});
+
+// Working command lines whose outputs the two fuzz targets below place.
+const RUN = ['run', 'model.onnx', '--threads', '1', '--input', 'input=x.npy', '--out'];
+const GRAD_OUT = ['grad', 'model.onnx', '--threads', '1', '--input', 'input=x.npy', '--labels', 'labels.npy', '--out'];
+const DATA = ['data', 'modular-addition', '--modulus', '5', '--out'];
+const HOOKS = ['hooks', 'model.onnx', '--threads', '1', '--json'];
+const TRAIN = ['train', '--task', 'npy:x.npy', '--labels', 'labels.npy', '--model', 'mlp:hidden=4', '--steps', '2', '--threads', '1', '--out'];
+const AUDIT = ['audit', 'model.onnx', '--data', 'table.csv', '--label-column', 'label', '--threads', '1', '--report'];
+
+/** A working command line with its outputs among `folders` and `files`, perhaps a --json too. */
+function placedOutputs(folders: readonly string[], files: readonly string[]): fc.Arbitrary<string[]> {
+  const folder = fc.constantFrom(...folders);
+  const file = fc.constantFrom(...files);
+  const line = fc.oneof(
+    folder.map((out) => [...RUN, out]),
+    folder.map((out) => [...GRAD_OUT, out]),
+    folder.map((out) => [...DATA, out]),
+    file.map((out) => [...HOOKS, out]),
+    file.map((out) => [...TRAIN, out.replace(/\.json$/, '.onnx')]),
+    folder.map((out) => [...AUDIT, out]),
+  );
+  const json = fc.option(file.map((out) => ['--json', out]), { nil: undefined });
+  return fc.tuple(line, json).map(([args, extra]) => [...args, ...(extra ?? []), '--quiet']);
+}
+
+/** Whether this machine lets us mount a tmpfs (root in a container that allows it); why not. */
+function mountRefusal(): string | undefined {
+  const probe = mkdtempSync(join(tmpdir(), 'teardown-mount-probe-'));
+  try {
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe], { encoding: 'utf8' });
+    if (mounted.status !== 0) return (mounted.stderr || mounted.error?.message || 'mount failed').trim();
+    spawnSync('umount', [probe]);
+    return undefined;
+  } finally {
+    rmSync(probe, { recursive: true, force: true });
+  }
+}
+
+describe('fuzz: outputs on other file systems (tmpfs mount points)', { timeout: 300_000 }, () => {
+  /** 'volume' a writable tmpfs (a Docker volume), holding an earlier result half the time; 'ro' a read-only one. */
+  const mounts = (seeded: boolean): CaseFolder => ({
+    prepare: async (dir) => {
+      for (const [name, options] of [['volume', 'size=16m'], ['ro', 'ro,size=1m']]) {
+        mkdirSync(join(dir, name));
+        const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', join(dir, name)], { encoding: 'utf8' });
+        assert.equal(mounted.status, 0, mounted.stderr);
+      }
+      if (seeded) assert.equal((await runInProcess([...RUN, 'volume', '--quiet'], dir)).code, 0);
+    },
+    release: (dir) => {
+      for (const name of ['volume', 'ro']) spawnSync('umount', [join(dir, name)]);
+    },
+  });
+
+  it('outputs at, inside and under mount points: whole or absent, no EXDEV, nothing left behind', async (t) => {
+    const refusal = mountRefusal();
+    if (refusal) return t.skip(`cannot mount a tmpfs on this machine (${refusal})`);
+    const folders = ['volume', 'volume/out', 'volume/deep/out', 'ro', 'ro/out'];
+    const files = ['volume/r.json', 'volume/deep/r.json', 'ro/r.json', 'volume'];
+    const property = fc.asyncProperty(placedOutputs(folders, files), fc.boolean(), async (args, seeded) => {
+      const { code, changed } = await runCase(args, mounts(seeded));
+      const outputs = [...outputFlags(args).values()];
+      const intoReadOnly = outputs.some((out) => out === 'ro' || out.startsWith('ro/'));
+      if (intoReadOnly) assert.equal(code, 2, `${args.join(' ')}: a read-only file system is refused`);
+      if (code === 0) assert.ok(changed.length > 0, `${args.join(' ')}: wrote nothing`);
+    });
+    await fc.assert(property, fuzzParameters(0.15));
+  });
+});
+
+/** Whether `runuser -u nobody` can run node here (root, and the checkout readable by others); why not. */
+function otherUserRefusal(): string | undefined {
+  if (process.getuid?.() !== 0) return 'not root: cannot run a command as another user';
+  const probe = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, '-e', `require('fs').accessSync(${JSON.stringify(BIN)})`], { encoding: 'utf8' });
+  if (probe.status !== 0) return (probe.stderr || probe.error?.message || 'runuser failed').trim().split('\n')[0];
+  return undefined;
+}
+
+const BIN = fileURLToPath(new URL('../../bin/teardown.js', import.meta.url));
+
+describe('fuzz: outputs where another user cannot write (runuser -u nobody)', { timeout: 300_000 }, () => {
+  /** The case folder readable by all and owned by root; 'locked' root's, 'mine' nobody's. */
+  const owners: CaseFolder = {
+    prepare: (dir) => {
+      chmodSync(dir, 0o755);
+      mkdirSync(join(dir, 'locked'), { mode: 0o755 });
+      mkdirSync(join(dir, 'mine'));
+      const nobody = spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).stdout.trim();
+      chownSync(join(dir, 'mine'), Number(nobody), Number(nobody));
+    },
+    run: async (args, dir) => {
+      const run = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, BIN, ...args], { cwd: dir, encoding: 'utf8' });
+      return { code: run.status ?? -1, stdout: run.stdout, stderr: run.stderr };
+    },
+  };
+
+  it('outputs in folders nobody may or may not write: exit 0 or 2, whole or absent', async (t) => {
+    const refusal = otherUserRefusal();
+    if (refusal) return t.skip(`cannot run as another user on this machine (${refusal})`);
+    const folders = ['locked/out', 'mine/out', 'out', 'mine/deep/out'];
+    const files = ['locked/r.json', 'mine/r.json', 'r.json', 'mine/deep/r.json'];
+    const property = fc.asyncProperty(placedOutputs(folders, files), async (args) => {
+      const { code } = await runCase(args, owners);
+      const mine = [...outputFlags(args).values()].every((out) => out.startsWith('mine/'));
+      assert.equal(code, mine ? 0 : 2, `${args.join(' ')}: exit ${code}`);
+    });
+    await fc.assert(property, fuzzParameters(0.03));
   });
 });
 
