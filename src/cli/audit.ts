@@ -1,7 +1,8 @@
 import { Command, Option } from 'commander';
-import { counterfactualReaudit, fixPlan, foreignFixSpec, tryFixes, type AuditDataSource, type FixesResult, type FixPlan } from '../audit/fixes.ts';
+import { counterfactualReaudit, tryFixes, type FixesResult, type FixPlan } from '../audit/fixes.ts';
+import { chooseFixAttribute, chooseFixPlan } from '../audit/fix-choice.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
-import { readTrainSpecFile, storedTrainSpec } from '../train/read-spec.ts';
+import { readTrainSpecFile } from '../train/read-spec.ts';
 import { InputError } from '../errors.ts';
 import { auditModel, shortcutVerdict, type AuditResult } from '../audit/audit.ts';
 import { loadConfig, type AuditConfig } from '../audit/config.ts';
@@ -70,7 +71,7 @@ Examples:
       if (!shifted && (options.shiftedLabels || options.shiftedAttribute)) throw new InputError('--shifted-labels and --shifted-attribute describe a shifted set: give it with --shifted FILE (or --shifted-input NAME=FILE.npy for each input).');
       const { counterfactuals, notes } = auditCounterfactuals(options.counterfactual ?? [], data);
       for (const note of notes) print(`Note: ${note}`);
-      const plan = options.tryFixes ? planFixes(model, options.trainSpec, data, shifted, { labels: options.labels, labelColumn: options.labelColumn, inputs: options.input ? namedFiles(options.input, '--input') : undefined }) : undefined;
+      const plan = options.tryFixes ? chooseFixPlan(model, options.trainSpec ? readTrainSpecFile(options.trainSpec) : undefined, data, shifted, { labels: options.labels, labelColumn: options.labelColumn, inputs: options.input ? namedFiles(options.input, '--input') : undefined }) : undefined;
       const result = await auditModel(model, data, { config, counterfactuals, shifted, hooks: options.hooks, batchSize: options.batchSize, onProgress: cliProgress(options) });
       printAudit(model.path, result);
       const reaudit = { data, counterfactuals, seed: config.seed, batchSize: options.batchSize };
@@ -84,27 +85,11 @@ Examples:
     });
 }
 
-/**
- * What --try-fixes retrains: --train-spec, else the spec a teardown-trained model carries, else
- * (a model teardown did not train) a fine-tuning of the model itself on the audit's data;
- * checked before the audit runs.
- */
-function planFixes(model: Model, path: string | undefined, data: AuditData, shifted: AuditData | undefined, source: AuditDataSource): FixPlan {
-  const spec = path ? readTrainSpecFile(path) : storedTrainSpec(model.proto, `'${model.path}'`);
-  if (spec) return fixPlan(spec, data, shifted);
-  return { ...fixPlan(foreignFixSpec(model, data, source), data, shifted), fromAudited: true };
-}
-
-/**
- * Groups by the attribute of the first shortcut finding when the retraining task has it, else by
- * the first attribute it has; re-audits every model with that attribute's counterfactual, if any.
- */
+/** --try-fixes: the fixes grouped by the attribute fix-choice.ts picks, re-audited, printed. */
 async function runFixes(model: Model, plan: FixPlan, result: AuditResult, runtime: RuntimeOptions, audit: { data: AuditData; counterfactuals: Counterfactual[]; seed: number; batchSize: number }, options: { onProgress?: (event: ProgressEvent) => void; maxSteps?: number }): Promise<FixesResult> {
-  const named = result.findings.find((f) => f.detector === 'shortcut-attribute' && plan.attributes.includes(f.attribute!))?.attribute;
-  const shortcut = named ?? plan.attributes[0];
+  const { attribute: shortcut, counterfactual } = chooseFixAttribute(plan, result.findings, audit.counterfactuals);
   const what = plan.fromAudited ? `fine-tuning ${model.path} from its own weights` : plan.spec.from ? `fine-tuning ${plan.spec.from.path}` : `retraining ${plan.spec.model}`;
   print(`\nTrying fixes: ${what} on ${plan.spec.task} three ways, grouped by '${shortcut}'.`);
-  const counterfactual = audit.counterfactuals.find((c) => c.attribute === shortcut);
   const reaudit = counterfactual && counterfactualReaudit(audit.data, counterfactual, audit.seed, audit.batchSize);
   const fixes = await tryFixes(model, plan, shortcut, runtime, fixRowProgress(options.onProgress), reaudit, options);
   const flips = counterfactual ? [`flips (${shortcut}:${counterfactual.transform})`] : [];
