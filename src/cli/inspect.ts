@@ -14,7 +14,7 @@ import { jsonResult } from '../report/json.ts';
 import { formatTable } from '../report/table.ts';
 import { shapeString, sliceRows, type Tensor } from '../tensor.ts';
 import { comparePatching, inputAttribution, type InputAttributionSummary, type PatchingComparison } from '../inspect/input-attribution.ts';
-import { probeHookShapes } from '../runtime/probe.ts';
+import { sequenceHooks } from '../inspect/sequence-hooks.ts';
 import { DEFAULT_CARRIER_FRACTION } from '../inspect/carriers.ts';
 import { attributeCarriers } from '../audit/attribute-carriers.ts';
 import { SMOKE_EXAMPLES, cliProgress, collect, emitJson, numberOption, smokeMode, smokeOption, parseInputs, positiveInteger, routeOutput, runtimeOptions, withCommonOptions } from './options.ts';
@@ -108,10 +108,7 @@ async function gradientMethods(model: Model, data: Dataset, labels: Tensor | und
   if (options.patchFrom) {
     const corruptedFile = new NpyFile(options.patchFrom);
     if (corruptedFile.rows !== data.examples) throw new InputError(`--patch-from '${options.patchFrom}' has ${corruptedFile.rows} examples but --data has ${data.examples}: give one corrupted input per example.`);
-    const candidates = options.hooks ? model.hooks.match(options.hooks) : model.hooks.hooks.filter((hook) => hook.kind === 'module');
-    const shapes = await probeHookShapes(model, sample, candidates);
-    const hooks = [...shapes].filter(([name, dims]) => dims.length === 3 && !model.outputNames.includes(model.hooks.resolve(name).value)).map(([name]) => name);
-    if (!hooks.length) throw new InputError('--patch-from patches hooks position by position: it needs sequence hooks [batch, seq, d] (a transformer); none of the inspected hooks has that shape.');
+    const hooks = await sequenceHooks(model, sample, options.hooks);
     // The corrupted run changes the first input only; the others (an attention mask) are the clean example's.
     const comparison = await comparePatching(model, sample, { ...sample, [input]: corruptedFile.readRows(0, count) }, hooks, sampleLabels, { onProgress: cliProgress(options) });
     print(`\nAttribution patching vs exact activation patching (${comparison.examples} examples; ${comparison.metric}: clean ${comparison.clean.toFixed(3)}, corrupted ${comparison.corrupted.toFixed(3)}): correlation ${comparison.correlation.toFixed(3)}, mean |error| ${comparison.meanAbsError.toFixed(4)} over ${comparison.rows.length} hook × position patches`);
