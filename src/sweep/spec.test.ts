@@ -42,6 +42,14 @@ describe('sweep spec', () => {
     refuses({ ...base, epochs: 3 }, /'epochs' is not known/);
     refuses({ ...base, train: { task: 'mnist' } }, /either 'train'.*or 'command'/);
     refuses({ ...base, direction: 'up' }, /'direction'/);
+    refuses(
+      { ...base, configurations: 1e9 },
+      /1000000000 configurations × 5 seeds .* more than 1000000/,
+    );
+    refuses(
+      { ...base, sampler: 'grid', configurations: undefined, levels: 1e8 },
+      /more than 1000000/,
+    );
   });
 
   it('refuses a placeholder that is no parameter, and a parameter that reaches no trial', () => {

@@ -68,6 +68,8 @@ const FIELDS = [
 export const DEFAULT_SEEDS = 5;
 export const DEFAULT_LEVELS = 3;
 export const DEFAULT_TIMEOUT_SECONDS = 3600;
+/** Trials one sweep may plan (every one is a row of the store from the start). */
+export const MAX_TRIALS = 1_000_000;
 /** Placeholder names a trial template may hold besides the parameters. */
 export const RESERVED_PLACEHOLDERS = ['seed'];
 
@@ -122,6 +124,13 @@ export function parseSweepSpec(json: unknown, base = process.cwd()): SweepSpec {
     trial: parseTrial(spec, base),
   };
   checkPlaceholders(result);
+  if (result.configurations * result.seeds > MAX_TRIALS) {
+    throw new InputError(
+      `Sweep spec: ${result.configurations} configurations × ${result.seeds} seeds make ` +
+        `${result.configurations * result.seeds} trials, more than ${MAX_TRIALS}: ` +
+        "lower 'configurations', 'levels' or 'seeds'.",
+    );
+  }
   return result;
 }
 
