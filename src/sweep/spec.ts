@@ -120,7 +120,7 @@ export function parseSweepSpec(json: unknown, base = process.cwd()): SweepSpec {
     metric: text(required(spec, 'metric'), 'metric'),
     direction: oneOf(spec.direction ?? 'maximize', 'direction', ['maximize', 'minimize']),
     success: finite(required(spec, 'success'), 'success'),
-    timeoutSeconds: positive(spec.timeout ?? DEFAULT_TIMEOUT_SECONDS, 'timeout'),
+    timeoutSeconds: timeout(spec.timeout ?? DEFAULT_TIMEOUT_SECONDS),
     trial: parseTrial(spec, base),
   };
   checkPlaceholders(result);
@@ -333,6 +333,17 @@ function positive(value: unknown, field: string): number {
       `Sweep spec field '${field}' must be a positive number, got ${JSON.stringify(value)}.`,
     );
   return value as number;
+}
+
+/** Node's timers hold at most 2³¹ − 1 ms (~24.8 days); a longer one would fire at once. */
+function timeout(value: unknown): number {
+  const seconds = positive(value, 'timeout');
+  if (seconds * 1000 > 2 ** 31 - 1) {
+    throw new InputError(
+      `Sweep spec field 'timeout' is ${seconds} s: at most 2147483 s (24.8 days).`,
+    );
+  }
+  return seconds;
 }
 
 function text(value: unknown, field: string): string {
