@@ -42,6 +42,7 @@ describe('sweep spec', () => {
     refuses({ ...base, epochs: 3 }, /'epochs' is not known/);
     refuses({ ...base, train: { task: 'mnist' } }, /either 'train'.*or 'command'/);
     refuses({ ...base, direction: 'up' }, /'direction'/);
+    refuses({ ...base, timeout: 1e300 }, /'timeout' is 1e\+300 s: at most/);
     refuses(
       { ...base, configurations: 1e9 },
       /1000000000 configurations × 5 seeds .* more than 1000000/,
