@@ -42,6 +42,10 @@ describe('sweep spec', () => {
     refuses({ ...base, epochs: 3 }, /'epochs' is not known/);
     refuses({ ...base, train: { task: 'mnist' } }, /either 'train'.*or 'command'/);
     refuses({ ...base, direction: 'up' }, /'direction'/);
+    refuses(
+      { ...base, cwd: 'no/such/folder' },
+      /'cwd': folder '\/tmp\/no\/such\/folder' does not exist/,
+    );
     refuses({ ...base, timeout: 1e300 }, /'timeout' is 1e\+300 s: at most/);
     refuses(
       { ...base, configurations: 1e9 },

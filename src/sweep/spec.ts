@@ -13,7 +13,7 @@
  *   }
  * or, for a user's own training script, "command": "python3 train.py --lr {lr} --seed {seed}".
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { InputError } from '../errors.ts';
 
@@ -225,6 +225,9 @@ function parseTrial(spec: Record<string, unknown>, base: string): TrialTemplate 
     );
   }
   const cwd = spec.cwd === undefined ? base : resolve(base, text(spec.cwd, 'cwd'));
+  if (spec.cwd !== undefined && !existsSync(cwd)) {
+    throw new InputError(`Sweep spec field 'cwd': folder '${cwd}' does not exist.`);
+  }
   return { kind: 'command', command: command as string | string[], cwd };
 }
 
