@@ -14,6 +14,7 @@ import { hashIndex } from '../random.ts';
 import { RowSum } from '../tensor-math.ts';
 import { concatRows, moveAxis, sliceFeeds, sliceRows, type DType, type Feeds, type Tensor } from '../tensor.ts';
 import { probeHookShapes } from './probe.ts';
+import { runInSegments } from './segmented-run.ts';
 import type { Model } from './model.ts';
 
 export interface RunResult {
@@ -52,9 +53,7 @@ export async function run(model: Model, feeds: Feeds, options: RunOptions = {}):
   const rewritten = new Set(rewrites.map((rewrite) => rewrite.value));
   const isStatic = (hook: Hook) => !model.graph.isActivation(hook.value) && !rewritten.has(hook.value);
   const plan: EditPlan = { expose: hooks.filter((hook) => !isStatic(hook)).map((hook) => hook.value), rewrites, inputTypes };
-  const { session, outputOf } = await model.prepare(plan);
-  const wanted = [...new Set([...model.outputNames, ...outputOf.values()])];
-  const results = await session.run({ ...feeds, ...extraFeeds }, wanted);
+  const { results, outputOf } = await runPlan(model, plan, { ...feeds, ...extraFeeds }, batch);
   const statics = await model.staticValues([...new Set(hooks.filter(isStatic).map((hook) => hook.value))], feeds);
   const outputs: Record<string, Tensor> = {};
   for (const name of model.outputNames) outputs[name] = results[name];
@@ -64,6 +63,21 @@ export async function run(model: Model, feeds: Feeds, options: RunOptions = {}):
     cache.set(hook.name, statics[hook.value] ?? (output ? results[output] : feeds[hook.value]));
   }
   return { outputs, cache };
+}
+
+/**
+ * The model's outputs and the plan's exposed values. A large cache without edits comes back
+ * segment by segment, held once (runtime/segmented-run.ts); anything else in one run.
+ */
+async function runPlan(model: Model, plan: EditPlan, feeds: Feeds, batch: number): Promise<{ results: Record<string, Tensor>; outputOf: Map<string, string> }> {
+  if (plan.rewrites.length === 0) {
+    const exposed = plan.expose.filter((value) => !(value in feeds));
+    const results = await runInSegments(model, feeds, [...new Set([...model.outputNames, ...exposed])], batch);
+    if (results) return { results, outputOf: new Map(exposed.map((value) => [value, value])) };
+  }
+  const { session, outputOf } = await model.prepare(plan);
+  const wanted = [...new Set([...model.outputNames, ...outputOf.values()])];
+  return { results: await session.run(feeds, wanted), outputOf };
 }
 
 /**
