@@ -5,7 +5,7 @@
  * onnxruntime's own only when the run returns, so one run exposing a whole batch's cache holds
  * it twice at its end; run in segments, only one segment's outputs are held twice at a time.
  */
-import type { ModelProto, NodeProto } from '../onnx/proto.ts';
+import { DataType, type ModelProto, type NodeProto } from '../onnx/proto.ts';
 import { dtypeOfCode } from '../onnx/tensor-proto.ts';
 import { valueInfo } from './builder.ts';
 import { derive, nodesComputing } from './edit.ts';
@@ -88,7 +88,7 @@ export function segmentGraph(
     const constants = nodesComputing(nodes.filter(isConstant), [...read]);
     const kept = [...constants, ...own];
     const used = new Set(kept.flatMap((node) => node.input));
-    const typeOf = (value: string) => dtypeOfCode(index.elementTypes.get(value) ?? 1) ?? 'float32';
+    const typeOf = (value: string) => dtypeOfCode(index.elementTypes.get(value) ?? DataType.FLOAT) ?? 'float32';
     const proto = derive(index.proto, {
       graph: derive(graph, {
         node: kept,
