@@ -48,8 +48,10 @@ async function patchCase(): Promise<Record<string, unknown>> {
     for (let b = 0; b < batch; b++) sum += Number(logits.data[(b * seq + seq - 1) * vocab + token]);
     return sum / batch;
   };
-  const result = await patchSweep(model, { input_ids: readNpy(join(dir, 'clean.npy')) }, { input_ids: readNpy(join(dir, 'corrupted.npy')) }, residPre, positions, metric, { lastPosition: true });
-  return { effects: result.effects, ort_runs: result.runs };
+  // TEARDOWN_CAUSAL_SUFFIX=0 recomputes every position downstream (the path before the suffix parts), for side-by-side runs.
+  const causalSuffix = process.env.TEARDOWN_CAUSAL_SUFFIX !== '0';
+  const result = await patchSweep(model, { input_ids: readNpy(join(dir, 'clean.npy')) }, { input_ids: readNpy(join(dir, 'corrupted.npy')) }, residPre, positions, metric, { lastPosition: true, causalSuffix });
+  return { effects: result.effects, ort_runs: result.runs, paths: result.paths, notes: result.notes };
 }
 
 /** The one activation that nodes under `scope` read from outside it. */
@@ -77,14 +79,20 @@ const cases: Record<string, (first: boolean) => Promise<Record<string, unknown>>
 // REPS timed runs after a warm-up; REPS 0: one run, timed cold (sessions built inside it), for cases too slow to run twice.
 const reps = Number(repsText);
 const times: number[] = [];
+// CPU time (user + system) of each timed run: on this shared machine wall time includes waiting for a core.
+const cpuTimes: number[] = [];
 let warmupMs: number | undefined;
 let result: Record<string, unknown> = {};
 for (let rep = 0; rep <= Math.max(1, reps); rep++) {
   if (reps === 0 && rep === 1) break;
   const start = performance.now();
+  const cpuStart = process.cpuUsage();
   result = await cases[benchCase](rep === 0);
-  if (rep > 0 || reps === 0) times.push(performance.now() - start);
-  else warmupMs = performance.now() - start;
+  const cpu = process.cpuUsage(cpuStart);
+  if (rep > 0 || reps === 0) {
+    times.push(performance.now() - start);
+    cpuTimes.push((cpu.user + cpu.system) / 1000);
+  } else warmupMs = performance.now() - start;
 }
-console.log(JSON.stringify({ times_ms: times, warmup_ms: warmupMs, max_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024), ...result }));
+console.log(JSON.stringify({ times_ms: times, cpu_ms: cpuTimes, warmup_ms: warmupMs, max_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024), ...result }));
 await model.release();

@@ -7,7 +7,7 @@
  * forwards of 8 sequences, ~2.5 s each at one thread): a fraction is measured and said so.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +20,10 @@ import { ensureTorch, median, peerFields, randomTokens, round, torchEnv } from '
 export async function benchScale(threads: number, only?: string): Promise<void> {
   const wanted = (name: string) => !only || only === name;
   ensureTorch();
-  const dir = mkdtempSync(join(tmpdir(), 'teardown-scale-'));
+  // TEARDOWN_SCALE_DIR: a folder kept between runs (the export is made once, when missing), for
+  // measuring one change after another; by default a temporary folder, deleted afterwards.
+  const kept = process.env.TEARDOWN_SCALE_DIR;
+  const dir = kept ?? mkdtempSync(join(tmpdir(), 'teardown-scale-'));
   const python = (args: string[]): ChildResult => {
     const child = spawnSync('/usr/bin/python3', [fileURLToPath(new URL('./torch_scale.py', import.meta.url)), ...args], { env: torchEnv(threads), encoding: 'utf8', maxBuffer: 1 << 28 });
     if (child.status !== 0) throw new Error(`bench: torch_scale.py ${args.join(' ')} failed:\n${child.stderr}`);
@@ -32,7 +35,7 @@ export async function benchScale(threads: number, only?: string): Promise<void> 
     return JSON.parse(child.stdout.trim().split('\n').pop() || '{}');
   };
   try {
-    python(['export', dir]);
+    if (!kept || !existsSync(join(dir, 'model.onnx'))) python(['export', dir]);
     const weightsMb = round(statSync(join(dir, 'weights.pt')).size / 1e6, 1); // PyTorch's state dict: the float32 weights, 124M parameters
     const model = Model.load(join(dir, 'model.onnx'), { threads });
     writeFileSync(join(dir, 'module_hooks.json'), JSON.stringify(model.hooks.hooks.filter((hook) => hook.kind === 'module').map((hook) => hook.name)));
@@ -59,9 +62,12 @@ export async function benchScale(threads: number, only?: string): Promise<void> 
       }
       const cacheErrors = Object.fromEntries((JSON.parse(readFileSync(join(dir, 'compare_hooks.json'), 'utf8')) as string[]).map((name) => [name, relativeError(readNpy(join(dir, `teardown_cache_${name}.npy`)), readNpy(join(dir, `torch_cache_${name}.npy`)))]));
       const [cacheOurs, cacheTheirs] = [side(ours), side(theirs)];
+      // CPU time (user + system): on this shared machine wall time includes waiting for a core.
+      const cpu = (runs: ChildResult[]) => round(median(runs.flatMap((r) => r.cpu_ms)), 0);
       console.log(JSON.stringify({
         case: 'scale-cache', ...common, sequences: 32, batch: 8, module_hooks: ours[0].hooks, cached_mb_per_batch: ours[0].cached_mb_per_batch,
         teardown_ms: cacheOurs.ms, torch_ms: cacheTheirs.ms, speedup: round(cacheTheirs.ms / cacheOurs.ms, 2), ...peerFields(threads),
+        teardown_cpu_ms: cpu(ours), torch_cpu_ms: cpu(theirs), cpu_speedup: round(cpu(theirs) / cpu(ours), 2),
         teardown_max_rss_mb: cacheOurs.rss, torch_max_rss_mb: cacheTheirs.rss, memory_goal_mb: Math.round(2 * weightsMb + ours[0].cached_mb_per_batch),
         blocks: 2, max_rel_error_last_batch: cacheErrors,
       }));
@@ -80,10 +86,13 @@ export async function benchScale(threads: number, only?: string): Promise<void> 
       }
       const effectError = Math.max(...(patchOurs[0].effects as number[][]).flatMap((row, h) => row.map((value, p) => Math.abs(value - patchTheirs[0].effects[h][p]))));
       const blockRatios = patchOurs.map((ours, b) => round(patchTheirs[b].times_ms[0] / ours.times_ms[0], 2));
+      const cpuRatios = patchOurs.map((ours, b) => round(patchTheirs[b].cpu_ms[0] / ours.cpu_ms[0], 2));
       console.log(JSON.stringify({
         case: 'scale-patch', ...common, pairs: 8, blocks_patched: 12, positions: SCALE_PATCH_POSITIONS, fraction_of_sweep: `${SCALE_PATCH_POSITIONS.length}/128 positions`,
         teardown_ms: patchOurs.map((r) => round(r.times_ms[0], 0)), teardown_warmup_ms: patchOurs.map((r) => round(r.warmup_ms, 0)), torch_ms: patchTheirs.map((r) => round(r.times_ms[0], 0)),
         speedup: round(median(blockRatios), 2), block_speedups: blockRatios, ...peerFields(threads),
+        teardown_cpu_ms: patchOurs.map((r) => round(r.cpu_ms[0], 0)), torch_cpu_ms: patchTheirs.map((r) => round(r.cpu_ms[0], 0)), cpu_block_speedups: cpuRatios,
+        recomputed: patchOurs[0].paths, teardown_notes: patchOurs[0].notes,
         teardown_max_rss_mb: Math.max(...patchOurs.map((r) => r.max_rss_mb)), torch_max_rss_mb: Math.max(...patchTheirs.map((r) => r.max_rss_mb)),
         torch_forwards: 12 * SCALE_PATCH_POSITIONS.length + 1, ort_runs: patchOurs[0].ort_runs, max_abs_effect_difference: effectError,
       }));
@@ -107,7 +116,7 @@ export async function benchScale(threads: number, only?: string): Promise<void> 
     }
 
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    if (!kept) rmSync(dir, { recursive: true, force: true });
   }
 }
 
