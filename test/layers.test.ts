@@ -29,7 +29,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['inspect'],
   ['audit'],
   ['api'],
-  ['demo', 'sweep'],
+  ['demo', 'sweep', 'race'],
   ['index'],
   ['report'],
   ['cli'],
