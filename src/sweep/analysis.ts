@@ -5,8 +5,7 @@
  * working range of each parameter is.
  */
 import { decomposeVariance, type VarianceDecomposition } from './anova.ts';
-import { fanova } from './fanova.ts';
-import { fitForest } from './forest.ts';
+import { fanovaImportance } from './fanova.ts';
 import { defaultBinCount, knifeEdges, type KnifeEdge } from './knife-edges.ts';
 import { pedAnova } from './ped-anova.ts';
 import { encode, type Configuration, type Params } from './plan.ts';
@@ -175,8 +174,7 @@ function importanceOf(
     spec.parameters.map((p) => encode(p, configurations[s.configuration].params[p.name])),
   );
   const scores = measured.map((s) => (spec.direction === 'maximize' ? s.mean! : -s.mean!));
-  const forest = fitForest(points, scores, { trees: 100, seed: spec.samplerSeed });
-  const functional = fanova(forest);
+  const functional = fanovaImportance(points, scores, spec.samplerSeed);
   const ped = pedAnova({ parameters: spec.parameters, points, scores }, spec.samplerSeed);
   const importance: ImportanceRow[] = [
     ...spec.parameters.map((p, j) => ({

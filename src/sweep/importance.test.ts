@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { seededRandom } from '../random.ts';
-import { fanova, treeMainEffects } from './fanova.ts';
+import { fanova, fanovaImportance, treeMainEffects } from './fanova.ts';
 import { fitForest, predict, type TreeNode } from './forest.ts';
 import { pedAnova } from './ped-anova.ts';
 import { sobolPoints } from './sobol.ts';
@@ -66,6 +66,24 @@ describe('random forest + fANOVA on planted objectives', () => {
     assert.ok(Math.abs(yShare - 0.25 / 9.25) < 0.02, `y ${yShare}`);
     assert.ok(z < 0.005 && yShare > 3 * z && x > 10 * yShare, `z ${z}`);
     assert.ok(importance[0].low <= x && x <= importance[0].high);
+  });
+});
+
+describe('fANOVA bootstrap intervals (forests refit to resampled configurations)', () => {
+  it('order x above y above z, stay in [0, 1] and narrow with more configurations', () => {
+    const widths = [16, 64].map((n) => {
+      const points = sobolPoints(n, 3);
+      const random = seededRandom(3);
+      const scores = points.map((p) => 3 * p[0] + 0.5 * p[1] + 0.05 * (random() - 0.5));
+      const [x, y, z] = fanovaImportance(points, scores, 0).importance;
+      assert.ok(
+        x.low > y.high && x.low > z.high,
+        `x [${x.low}, ${x.high}] y [${y.low}, ${y.high}]`,
+      );
+      for (const row of [x, y, z]) assert.ok(row.low >= 0 && row.low <= row.high && row.high <= 1);
+      return x.high - x.low;
+    });
+    assert.ok(widths[1] < widths[0] / 2, `x interval width ${widths[0]} at 16, ${widths[1]} at 64`);
   });
 });
 

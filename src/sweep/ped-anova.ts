@@ -8,10 +8,10 @@
  * shares normalised to sum to 1 (the paper's γ′²/γ² factor is the same for every parameter). A
  * numeric parameter's densities are Gaussian kernel estimates on [0, 1] (Scott's bandwidth,
  * renormalised inside the interval), a categorical one's are its frequencies. The intervals come
- * from a bootstrap over configurations.
+ * from a bootstrap over configurations (basic intervals, spread.ts).
  */
 import type { Parameter } from './spec.ts';
-import { bootstrapInterval } from './spread.ts';
+import { basicInterval, bootstrapDraws } from './spread.ts';
 import type { Importance } from './fanova.ts';
 
 /** Points of the grid the numeric densities are integrated on. */
@@ -53,7 +53,7 @@ export function pedAnova(input: PedAnovaInput, seed = 0, topFraction = TOP_FRACT
   const point = shares(pedAnovaDivergences(input, topFraction));
   const rows = input.scores.map((_, i) => i);
   return input.parameters.map((_, j) => {
-    const [low, high] = bootstrapInterval(
+    const draws = bootstrapDraws(
       rows,
       (sample) => {
         const resampled = {
@@ -66,6 +66,7 @@ export function pedAnova(input: PedAnovaInput, seed = 0, topFraction = TOP_FRACT
       seed + j,
       200,
     );
+    const [low, high] = basicInterval(point[j], draws, 0, 1);
     return { share: point[j], low, high };
   });
 }

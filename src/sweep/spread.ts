@@ -36,6 +36,39 @@ export function bootstrapInterval<T>(
   seed: number,
   resamples = 1000,
 ): [number, number] {
+  const draws = bootstrapDraws(values, statistic, seed, resamples);
+  return draws.length === 0
+    ? [Number.NaN, Number.NaN]
+    : [quantile(draws, 0.025), quantile(draws, 0.975)];
+}
+
+/**
+ * Basic (pivotal) bootstrap interval (95%): [2θ̂ − q₉₇.₅, 2θ̂ − q₂.₅] of the resampled statistics,
+ * kept within [low, high]. Where resampling itself biases the statistic (importances recomputed
+ * on samples with repeated rows), the percentile interval carries that bias and may miss the
+ * estimate; the basic interval reflects it about the estimate instead.
+ */
+export function basicInterval(
+  estimate: number,
+  draws: number[],
+  low = -Infinity,
+  high = Infinity,
+): [number, number] {
+  if (draws.length === 0) return [Number.NaN, Number.NaN];
+  const clamp = (x: number) => Math.min(high, Math.max(low, x));
+  return [
+    clamp(2 * estimate - quantile(draws, 0.975)),
+    clamp(2 * estimate - quantile(draws, 0.025)),
+  ];
+}
+
+/** The finite values of a statistic over `resamples` samples drawn with replacement (seeded). */
+export function bootstrapDraws<T>(
+  values: readonly T[],
+  statistic: (sample: T[]) => number,
+  seed: number,
+  resamples: number,
+): number[] {
   const random = seededRandom(seed);
   const draws: number[] = [];
   for (let b = 0; b < resamples; b++) {
@@ -46,9 +79,7 @@ export function bootstrapInterval<T>(
     const value = statistic(sample);
     if (Number.isFinite(value)) draws.push(value);
   }
-  return draws.length === 0
-    ? [Number.NaN, Number.NaN]
-    : [quantile(draws, 0.025), quantile(draws, 0.975)];
+  return draws;
 }
 
 export interface SuccessRate {
