@@ -1,0 +1,173 @@
+/**
+ * The MLP of teardown's trainer (train/builders.ts: fc1 … fcL → act, then head), its parameters
+ * held in JavaScript for learners that update them without backprop, and its forward pass run as
+ * an ONNX graph on onnxruntime. The weights are graph inputs, so one session serves every
+ * parameter vector a learner tries (an ES population, SPSA's two perturbations).
+ * With no hidden layers it is multinomial logistic regression.
+ */
+import { float, GraphBuilder, int } from '../graph/builder.ts';
+import { openSession, type Session } from '../runtime/session.ts';
+import { Initializer } from '../train/init.ts';
+import { tensor, type Feeds, type Tensor as TensorLike } from '../tensor.ts';
+import { queryMatrix, type TrainedClassifier } from './contender.ts';
+
+export type HiddenActivation = 'relu' | 'tanh';
+
+export interface MlpShape {
+  features: number;
+  hidden: number[];
+  classes: number;
+  act: HiddenActivation;
+}
+
+/** One Gemm of the MLP, as nn.Linear holds it: weight [out, in], bias [out]. */
+export interface LinearLayer {
+  /** PyTorch's module name: fc1, fc2, …, head. */
+  module: string;
+  inFeatures: number;
+  outFeatures: number;
+  weight: Float32Array;
+  bias: Float32Array;
+}
+
+export const layerWidths = (shape: MlpShape): number[] => [shape.features, ...shape.hidden, shape.classes];
+
+/** PyTorch's default nn.Linear initialisation, drawn in the trainer's order (train/init.ts). */
+export function initialLayers(shape: MlpShape, seed: number): LinearLayer[] {
+  const init = new Initializer(seed);
+  const widths = layerWidths(shape);
+  return widths.slice(1).map((outFeatures, l) => {
+    const inFeatures = widths[l];
+    const { weight, bias } = init.linear([outFeatures, inFeatures]);
+    const module = l === widths.length - 2 ? 'head' : `fc${l + 1}`;
+    return { module, inFeatures, outFeatures, weight: weight.data as Float32Array, bias: bias.data as Float32Array };
+  });
+}
+
+export const parameterCount = (layers: readonly LinearLayer[]): number =>
+  layers.reduce((count, layer) => count + layer.weight.length + layer.bias.length, 0);
+
+/** All parameters as one vector (each layer's weight then bias), for perturbation methods. */
+export function flattenLayers(layers: readonly LinearLayer[]): Float32Array {
+  const flat = new Float32Array(parameterCount(layers));
+  let offset = 0;
+  for (const { weight, bias } of layers) {
+    flat.set(weight, offset);
+    flat.set(bias, offset + weight.length);
+    offset += weight.length + bias.length;
+  }
+  return flat;
+}
+
+/** Layers of the same shapes as `like` over the values of `flat` (views, not copies). */
+export function unflattenLayers(like: readonly LinearLayer[], flat: Float32Array): LinearLayer[] {
+  let offset = 0;
+  return like.map((layer) => {
+    const weight = flat.subarray(offset, offset + layer.weight.length);
+    const bias = flat.subarray(offset + layer.weight.length, offset + layer.weight.length + layer.bias.length);
+    offset += weight.length + bias.length;
+    return { ...layer, weight, bias };
+  });
+}
+
+/** What one forward pass returns, each row-major [rows, width]. */
+export interface Forward {
+  rows: number;
+  /** Pre-activations a_l of each hidden layer. */
+  preActivations: Float32Array[];
+  /** h_l = f(a_l) of each hidden layer. */
+  activations: Float32Array[];
+  logits: Float32Array;
+  probabilities: Float32Array;
+}
+
+/** The forward graph on onnxruntime, with the parameters fed at each run. */
+export class MlpRunner {
+  private constructor(private readonly session: Session, readonly shape: MlpShape) {}
+
+  static async open(shape: MlpShape, threads: number): Promise<MlpRunner> {
+    return new MlpRunner(await openSession(forwardGraph(shape), { threads }, 'the race MLP forward graph'), shape);
+  }
+
+  /** Probabilities only (the ES and SPSA objective). */
+  async probabilities(layers: readonly LinearLayer[], inputs: Float32Array, rows: number): Promise<Float32Array> {
+    const { probabilities } = await this.session.run(this.feeds(layers, inputs, rows), ['probabilities']);
+    return probabilities.data as Float32Array;
+  }
+
+  async forward(layers: readonly LinearLayer[], inputs: Float32Array, rows: number): Promise<Forward> {
+    const out = await this.session.run(this.feeds(layers, inputs, rows));
+    const hidden = this.shape.hidden.map((_, l) => l + 1);
+    return {
+      rows,
+      preActivations: hidden.map((l) => out[`fc${l}_pre`].data as Float32Array),
+      activations: hidden.map((l) => out[`fc${l}_act`].data as Float32Array),
+      logits: out.logits.data as Float32Array,
+      probabilities: out.probabilities.data as Float32Array,
+    };
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
+
+  private feeds(layers: readonly LinearLayer[], inputs: Float32Array, rows: number): Feeds {
+    const feeds: Feeds = { input: tensor('float32', [rows, this.shape.features], inputs) };
+    for (const { module, inFeatures, outFeatures, weight, bias } of layers) {
+      feeds[`${module}.weight`] = tensor('float32', [outFeatures, inFeatures], weight);
+      feeds[`${module}.bias`] = tensor('float32', [outFeatures], bias);
+    }
+    return feeds;
+  }
+}
+
+/** input [batch, features] → (Gemm → act) per hidden layer → head Gemm → logits → Softmax. */
+function forwardGraph(shape: MlpShape) {
+  const g = new GraphBuilder('race_mlp');
+  let x = g.input('input', 'float32', ['batch', shape.features]);
+  const widths = layerWidths(shape);
+  const gemm = (module: string, input: string, l: number, outputName: string) => {
+    const weight = g.input(`${module}.weight`, 'float32', [widths[l + 1], widths[l]]);
+    const bias = g.input(`${module}.bias`, 'float32', [widths[l + 1]]);
+    const attributes = { alpha: float(1), beta: float(1), transB: int(1) };
+    return g.node('Gemm', [input, weight, bias], attributes, `/${module}/Gemm`, outputName); // [batch, out]
+  };
+  shape.hidden.forEach((_, l) => {
+    const pre = gemm(`fc${l + 1}`, x, l, `fc${l + 1}_pre`);
+    const op = shape.act === 'relu' ? 'Relu' : 'Tanh';
+    x = g.node(op, [pre], {}, `/act${l + 1}/${op}`, `fc${l + 1}_act`);
+    g.output(pre, 'float32');
+    g.output(x, 'float32');
+  });
+  const logits = gemm('head', x, shape.hidden.length, 'logits');
+  g.node('Softmax', [logits], { axis: int(-1) }, '/Softmax', 'probabilities');
+  g.output(logits, 'float32');
+  g.output('probabilities', 'float32');
+  return g.build();
+}
+
+/** f'(a) from a and h = f(a): relu' = [a > 0], tanh' = 1 − h². */
+export function activationDerivative(act: HiddenActivation, pre: number, post: number): number {
+  return act === 'relu' ? (pre > 0 ? 1 : 0) : 1 - post * post;
+}
+
+/** Mean cross-entropy −(1/n) Σ log p_{y}, from probabilities [rows, classes]. */
+export function crossEntropy(probabilities: Float32Array, labels: ArrayLike<number>, classes: number): number {
+  let sum = 0;
+  for (let r = 0; r < labels.length; r++) sum -= Math.log(Math.max(probabilities[r * classes + labels[r]], 1e-12));
+  return sum / labels.length;
+}
+
+/** A trained MLP as the race's classifier: its forward graph with the final parameters. */
+export function mlpClassifier(runner: MlpRunner, layers: readonly LinearLayer[]): TrainedClassifier {
+  const frozen = layers.map((layer) => ({ ...layer, weight: layer.weight.slice(), bias: layer.bias.slice() }));
+  return {
+    classes: runner.shape.classes,
+    size: { kind: 'parameters', count: parameterCount(frozen) },
+    async predictProba(inputs: TensorLike) {
+      const { values, rows } = queryMatrix(inputs, runner.shape.features);
+      return tensor('float32', [rows, runner.shape.classes], await runner.probabilities(frozen, values, rows));
+    },
+    release: () => runner.release(),
+  };
+}
