@@ -152,7 +152,7 @@ function printImportance(analysis: SweepAnalysis): void {
     const row = analysis.importance.find((r) => r.param === param && r.method === method)!;
     return `${percent(row.share, 0)} [${percent(row.low, 0)}, ${percent(row.high, 0)}]`;
   };
-  print('\nImportance (share of the effect on the mean metric; 95% intervals):');
+  print('\nImportance (share of the effect on the mean metric; 95% bootstrap intervals):');
   print(
     formatTable(
       ['parameter', 'fANOVA', 'PED-ANOVA (top 10%)'],
