@@ -11,6 +11,7 @@
  */
 import { Command, CommanderError, type OutputConfiguration } from 'commander';
 import { UserError, environmentError } from '../errors.ts';
+import { withNonFinitePolicy } from '../data/validate.ts';
 import { VERSION } from '../version.ts';
 import { terminalSafe, withIo, type CliIo } from './io.ts';
 
@@ -32,10 +33,10 @@ const USAGE_HINT = '(run with --help for usage)';
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
   const args = [...argv];
   try {
-    const { exitCode } = await withIo(io, async () => {
+    const { exitCode } = await withIo(io, () => withNonFinitePolicy(async () => {
       const program = await programFor(args, io);
       await program.parseAsync(args, { from: 'user' });
-    }, args);
+    }), args);
     return exitCode;
   } catch (error) {
     return reportFailure(error, io, args.includes('--verbose'));

@@ -81,7 +81,8 @@ export type NumberKind = 'number' | 'integer' | 'positive integer' | 'non-negati
 
 /** `text` as a number of this kind, or an InputError naming the flag. */
 export function parseNumber(text: string, flag: string, kind: NumberKind = 'number'): number {
-  const value = Number(text);
+  // Decimal only: Number() reads '0x10' as 16, '0b11' as 3 and '0o7' as 7.
+  const value = /^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(text) ? Number(text) : NaN;
   const ok = text.trim() !== '' && Number.isFinite(value)
     && (kind === 'number' || (kind === 'non-negative number' ? value >= 0 : Number.isInteger(value) && (kind === 'integer' || value >= 1)));
   if (!ok) throw new InputError(`${flag} expects a ${kind}, got '${text}'.`);
@@ -126,7 +127,8 @@ export function withCommonOptions(command: Command, json = 'write the result as 
 /**
  * Every output a command will write, checked before any work (files.ts): --json FILE and a
  * file --out (train) are regular files or nothing in a writable folder; a folder --out (run,
- * grad, data) is new, empty or a teardown result; --report DIR gets DIR/index.html.
+ * grad, data) is new, empty or a teardown result; --report DIR gets DIR/index.html; a train
+ * --checkpoint FILE is checked as a file (it is written during training, not after).
  */
 function checkOutputs(command: string, flags: { json?: string; out?: string; report?: string; checkpoint?: string }): void {
   refuseOverlappingOutputs(command, flags);
@@ -136,6 +138,7 @@ function checkOutputs(command: string, flags: { json?: string; out?: string; rep
     else checkOutputFolder(flags.out, '--out');
   }
   if (flags.report !== undefined) checkOutputFile(join(flags.report, 'index.html'), '--report');
+  if (flags.checkpoint !== undefined) checkOutputFile(flags.checkpoint, '--checkpoint');
 }
 
 /**

@@ -5,21 +5,33 @@
  *   - data with no rows;
  *   - labels that are not integer classes of the model (or, for a new model, not a sane count).
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { InputError } from '../errors.ts';
 import type { Tensor } from '../tensor.ts';
 
 /**
- * Whether non-finite float inputs are let through (`--allow-non-finite`). One process runs one
- * command, so the command line sets it once; library callers may set it too.
+ * Whether non-finite float inputs are let through (`--allow-non-finite`). A library caller sets
+ * it for the process with allowNonFinite(); a command line sets it for its own call only: main()
+ * runs each call inside withNonFinitePolicy, so two in-process calls (tests, the fuzzer, a
+ * server) with and without the flag do not see each other's choice.
  */
-let nonFiniteAllowed = false;
+const callPolicy = new AsyncLocalStorage<{ allowed: boolean }>();
+let processAllowed = false;
 
+/** Lets non-finite inputs through (or not) for the current call, or the process outside one. */
 export function allowNonFinite(allowed: boolean): void {
-  nonFiniteAllowed = allowed;
+  const call = callPolicy.getStore();
+  if (call) call.allowed = allowed;
+  else processAllowed = allowed;
+}
+
+/** Runs `work` with its own non-finite policy, refusing until allowNonFinite(true) is called. */
+export function withNonFinitePolicy<T>(work: () => T): T {
+  return callPolicy.run({ allowed: false }, work);
 }
 
 export function nonFiniteIsAllowed(): boolean {
-  return nonFiniteAllowed;
+  return callPolicy.getStore()?.allowed ?? processAllowed;
 }
 
 /** How many bad rows, and bad columns of each, a message names before "…". */
@@ -32,7 +44,7 @@ const NAMED_COLUMNS = 4;
  * within a row, or a column's name when given) with their values.
  */
 export function requireFinite(block: Tensor, source: string, options: { firstRow?: number; columnNames?: readonly string[] } = {}): void {
-  if (nonFiniteAllowed || (block.dtype !== 'float32' && block.dtype !== 'float64')) return;
+  if (nonFiniteIsAllowed() || (block.dtype !== 'float32' && block.dtype !== 'float64')) return;
   const data = block.data as Float32Array | Float64Array;
   const width = block.dims.length <= 1 ? 1 : data.length / Math.max(1, block.dims[0]);
   const badRows = new Map<number, string[]>();
