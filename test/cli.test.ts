@@ -151,7 +151,7 @@ describe('teardown grad', () => {
     writeFileSync(join(dir, 'bad-class.npy'), encodeNpy(tensor('int64', targets.dims, Array.from(targets.data as BigInt64Array, (value, row) => (row === 6 ? 7 : Number(value))))));
     const { status, stderr, cwd } = teardown(['grad', `${mlp}/model.onnx`, '--input', `input=${mlp}/input.npy`, '--target', join(dir, 'bad-class.npy'), '--out', 'out', '--batch-size', '4']);
     assert.equal(status, 2, stderr);
-    assert.match(stderr, /Target row 6 is 7, but the model scores 3 classes \(0 to 2\) and the ignore index is -100/);
+    assert.match(stderr, /Target row 6 of '[^']*bad-class\.npy' is 7, but the model scores 3 classes \(0 to 2\) and the ignore index is -100/);
     assert.ok(!existsSync(join(cwd, 'out')));
   });
 

@@ -54,7 +54,7 @@ export async function datasetGradients(model: Model, inputs: Record<string, NpyF
       const end = Math.min(examples, start + batchSize);
       const batchTargets = target.readRows(start, end);
       const weight = scored(batchTargets).scored / totalScored;
-      const result = await program.run(read(start, end), batchTargets, start);
+      const result = await program.run(read(start, end), batchTargets, start, target.path);
       if (weight > 0) loss += weight * result.loss;
       for (const [name, gradient] of result.gradients) {
         // A batch whose every target is ignored has a 0/0 loss: its gradients count as zero.

@@ -54,7 +54,7 @@ export class GradientProgram {
     private readonly names: Map<string, string>,
     private readonly shapes: Map<string, readonly Dim[]>,
     /** Cross-entropy: refuses targets that are not class indices of the scores (loss.ts checkClassTargets). */
-    private readonly checkTargets: (target: Tensor, firstRow: number) => void,
+    private readonly checkTargets: (target: Tensor, firstRow: number, source?: string) => void,
     /** Exporter-made transposed weights, whose gradients are reported under PyTorch's names (parameter-names.ts). */
     private readonly copies: readonly TransposedCopy[],
     /** Exporter-packed LSTM/GRU/RNN weights, whose gradients are reported as PyTorch's per-direction parameters (recurrent-names.ts). */
@@ -82,16 +82,17 @@ export class GradientProgram {
     const gradientShapes = new Map([...names].map(([name, value]) => [name, shapes.get(value) ?? initializerDims.get(value) ?? []]));
     const classes = Number(shapes.get(request.loss.output ?? model.outputNames[0])?.at(-1));
     const checkTargets = request.loss.kind === 'cross-entropy' && Number.isInteger(classes)
-      ? (batch: Tensor, firstRow: number) => checkClassTargets(batch, classes, request.loss.ignoreIndex, firstRow)
+      ? (batch: Tensor, firstRow: number, source?: string) =>
+        checkClassTargets(batch, classes, request.loss.ignoreIndex, firstRow, source)
       : () => undefined;
     const copies = request.wrt.includes('params') ? transposedCopies(model.graph, model.hooks.foldings) : [];
     const packings = request.wrt.includes('params') ? recurrentPackings(model.graph) : [];
     return new GradientProgram(session, loss, backward.gradientOf, names, gradientShapes, checkTargets, copies, packings);
   }
 
-  /** `firstRow`: where `target` starts in the dataset, for messages about a bad target. */
-  async run(feeds: Feeds, target: Tensor, firstRow = 0): Promise<GradientResult> {
-    this.checkTargets(target, firstRow);
+  /** `firstRow` and `source`: where `target` starts in which file, for messages about a bad target. */
+  async run(feeds: Feeds, target: Tensor, firstRow = 0, source?: string): Promise<GradientResult> {
+    this.checkTargets(target, firstRow, source);
     const wanted = [this.loss, ...new Set(this.gradientOf.values())];
     const results = await this.session.run({ ...feeds, [TARGET_INPUT]: target }, wanted);
     const gradients = new Map<string, Tensor>();

@@ -88,16 +88,18 @@ export interface LossGraph {
 /**
  * Class targets must name a class the scores have (0 to classes − 1) or be the ignore index:
  * anything else made onnxruntime fail inside its loss kernel ("GatherElements op: Out of range").
- * `firstRow` numbers the rows in messages when the targets are one batch of a dataset.
+ * `firstRow` numbers the rows in messages when the targets are one batch of a dataset, and
+ * `source` names the file they came from.
  */
-export function checkClassTargets(target: Tensor, classes: number, ignoreIndex: number | undefined, firstRow = 0): void {
+export function checkClassTargets(target: Tensor, classes: number, ignoreIndex: number | undefined, firstRow = 0, source?: string): void {
   const perRow = target.dims.slice(1).reduce((a, b) => a * b, 1);
   for (let k = 0; k < target.data.length; k++) {
     const value = Number(target.data[k]);
     if (value === ignoreIndex || (value >= 0 && value < classes)) continue;
     const where = perRow > 1 ? `row ${firstRow + Math.floor(k / perRow)}, position ${k % perRow}` : `row ${firstRow + k}`;
     const ignored = ignoreIndex === undefined ? 'no ignore index is set' : `the ignore index is ${ignoreIndex}`;
-    throw new InputError(`Target ${where} is ${value}, but the model scores ${classes} classes (0 to ${classes - 1}) and ${ignored}: give class indices in range, or mark left-out positions with the ignore index (--ignore-index; PyTorch's default is -100).`);
+    const file = source === undefined ? '' : ` of '${source}'`;
+    throw new InputError(`Target ${where}${file} is ${value}, but the model scores ${classes} classes (0 to ${classes - 1}) and ${ignored}: give class indices in range, or mark left-out positions with the ignore index (--ignore-index; PyTorch's default is -100).`);
   }
 }
 

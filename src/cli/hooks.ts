@@ -4,6 +4,7 @@ import { Model } from '../runtime/model.ts';
 import { jsonResult } from '../report/json.ts';
 import { formatTable } from '../report/table.ts';
 import { shapeString } from '../tensor.ts';
+import { requireRows } from '../data/validate.ts';
 import { collect, dataOption, emitJson, modelInputs, parseDims, routeOutput, runtimeOptions, withCommonOptions } from './options.ts';
 import { print } from './io.ts';
 
@@ -21,6 +22,8 @@ export function hooksCommand(): Command {
       const runtime = runtimeOptions(options);
       const model = Model.load(modelPath, runtime);
       const inputs = modelInputs(model, options, false);
+      // The first example of each file probes the shapes: a file without one cannot.
+      for (const [name, file] of Object.entries(inputs)) requireRows(file.rows, `--input '${name}' ('${file.path}')`);
       const feeds = Object.keys(inputs).length ? Object.fromEntries(Object.entries(inputs).map(([name, file]) => [name, file.readRows(0, 1)])) : undefined;
       const listing = await listHooks(model, feeds, parseDims(options.dim));
       const shown = options.modules ? listing.hooks.filter((hook) => hook.kind === 'module') : listing.hooks;
