@@ -10,6 +10,7 @@ import { tensor } from '../src/tensor.ts';
 import type { Contender } from '../src/race/contender.ts';
 import { directFeedbackAlignment } from '../src/race/dfa.ts';
 import { evolutionStrategies } from '../src/race/es.ts';
+import { forwardForward } from '../src/race/ff.ts';
 import { spsa } from '../src/race/spsa.ts';
 import { accuracy, twoBlobs } from './race-oracles.ts';
 
@@ -26,6 +27,7 @@ export const PLANTED_CONTENDERS: Contender[] = [
   evolutionStrategies({ hidden: [16] }),
   spsa({ hidden: [16] }),
   directFeedbackAlignment({ hidden: [16] }),
+  forwardForward({ hidden: [16] }),
 ];
 
 describe('race: learners without backprop on two planted blobs', () => {
@@ -41,7 +43,9 @@ describe('race: learners without backprop on two planted blobs', () => {
         console.log(`${contender.name}: held-out accuracy ${(100 * heldOutAccuracy).toFixed(1)}% after ${steps} steps, ${seconds.toFixed(2)} s`);
         assert.ok(heldOutAccuracy > 0.95, `held-out accuracy ${heldOutAccuracy}`);
         assert.equal(contender.usesBackprop, false);
-        assert.deepEqual(classifier.size, { kind: 'parameters', count: features * 16 + 16 + 16 * 2 + 2 });
+        // Forward-forward has no head: the label enters with the input instead.
+        const count = contender.name === 'forward-forward' ? (features + 2) * 16 + 16 : features * 16 + 16 + 16 * 2 + 2;
+        assert.deepEqual(classifier.size, { kind: 'parameters', count });
       } finally {
         await classifier.release();
       }
