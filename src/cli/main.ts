@@ -25,6 +25,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   audit: async () => (await import('./audit.ts')).auditCommand(),
   data: async () => (await import('./data.ts')).dataCommand(),
   sweep: async () => (await import('./sweep.ts')).sweepCommand(),
+  worker: async () => (await import('./worker.ts')).workerCommand(),
 };
 
 const USAGE_HINT = '(run with --help for usage)';

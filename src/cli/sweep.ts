@@ -49,6 +49,11 @@ export function sweepCommand(): Command {
         '--resume',
         'continue the sweep in --out: trials already finished are kept, the others run',
       )
+      .option(
+        '--queue <redis://host:port>',
+        'run the trials through a BullMQ queue in Redis on `teardown worker` processes (any ' +
+          'number, on any machine) instead of local workers; this process keeps the store',
+      )
       .option('--report <dir>', 'also write an HTML report with charts to DIR/index.html')
       .addOption(smokeOption()),
     'write the analysis as JSON (the same as DIR/sweep.json, with provenance)',
@@ -61,6 +66,12 @@ A trial is teardown's own training ("train": a training spec with {placeholders}
 standard output is a JSON object holding the metric. Failed trials (non-zero exit, NaN, timeout)
 are recorded with the end of their standard error. --threads sets each training trial's
 onnxruntime threads (default 1 in a sweep: the pool runs one trial per worker).
+
+Distributed: teardown sweep SPEC.json --out DIR --queue redis://HOST:PORT puts the trials on a
+queue in Redis; start 'teardown worker --queue redis://HOST:PORT' on each machine (a command
+trial runs in its spec's cwd, which must exist there too). A worker killed mid-trial has its
+trial re-queued (docs/sweep.md, heartbeats); a coordinator stopped at any moment continues with
+--resume, reading back the results that came in meanwhile.
 
 Examples:
   teardown sweep examples/sweep/planted.json --out planted-sweep --workers 2
@@ -83,6 +94,7 @@ Examples:
         resume: options.resume === true,
         smoke: smokeMode(options),
         threads: options.threads ?? 1,
+        queue: options.queue,
         onProgress: cliProgress(options),
       });
       printSummary(result, spec.sampler);

@@ -9,6 +9,7 @@
  * better-sqlite3 is a native module: it is imported here, when a store is opened, and never by
  * `import 'backprop-teardown'` or the other commands.
  */
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
@@ -71,7 +72,8 @@ CREATE TABLE IF NOT EXISTS trials (
   attempts INTEGER NOT NULL DEFAULT 0,
   finished_at TEXT,
   UNIQUE (configuration, seed)
-);`;
+);
+CREATE TABLE IF NOT EXISTS runs (run TEXT PRIMARY KEY);`;
 
 type Database = BetterSqlite3.Database;
 
@@ -221,6 +223,34 @@ export class SweepStore {
       .prepare("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'duplicates'")
       .run();
     return false;
+  }
+
+  /**
+   * Records the result of one run of a trial, named by `run` (unique per run, chosen by the
+   * worker): 'seen' when this run was recorded before (a result read back twice, e.g. by a
+   * coordinator resumed between recording it and removing it from the queue), else as `record`:
+   * 'recorded', or 'duplicate' (counted) when the trial had already finished.
+   */
+  recordRun(
+    run: string,
+    id: number,
+    outcome: TrialOutcome,
+    worker: string,
+  ): 'recorded' | 'duplicate' | 'seen' {
+    return this.db.transaction(() => {
+      const seen = this.db.prepare('INSERT OR IGNORE INTO runs (run) VALUES (?)').run(run);
+      if (seen.changes === 0) return 'seen' as const;
+      return this.record(id, outcome, worker) ? ('recorded' as const) : ('duplicate' as const);
+    })();
+  }
+
+  /** The sweep's key on a queue (job ids `<key>-<trial id>`): made once, kept in meta. */
+  queueKey(): string {
+    const stored = this.meta('queueKey');
+    if (stored !== undefined) return stored;
+    const key = randomUUID();
+    this.db.prepare("INSERT INTO meta (key, value) VALUES ('queueKey', ?)").run(key);
+    return key;
   }
 
   counts(): StoreCounts {

@@ -35,6 +35,11 @@ export interface SweepOptions extends ProgressOptions {
   /** onnxruntime threads of each training trial (default 1). */
   threads?: number;
   onUpdate?: (status: SweepStatus) => void;
+  /**
+   * redis://HOST:PORT: run the trials through the BullMQ queue there, on `teardown worker`
+   * processes (queue.ts), instead of the local pool; this process keeps the store.
+   */
+  queue?: string;
 }
 
 export interface SweepStatus {
@@ -64,6 +69,7 @@ export async function sweep(spec: SweepSpec, options: SweepOptions): Promise<Swe
   options.signal?.throwIfAborted();
   const configurations = planConfigurations(spec);
   if (spec.trial.kind === 'train') await checkTrainTemplate(spec, configurations, options.smoke);
+  if (options.queue) await (await import('./queue-connection.ts')).probeRedis(options.queue);
   const store = await SweepStore.open(
     options.out,
     spec,
@@ -137,6 +143,51 @@ async function runPending(
     threads: options.threads,
   }));
   report();
+  const finished = (job: TrialJob, outcome: TrialOutcome) => {
+    status.finish(job, outcome);
+    finishedHere += 1;
+    report();
+    options.onProgress?.({
+      task: 'sweep',
+      done: status.done + status.failed,
+      total,
+      status: status.line(),
+    });
+  };
+  if (options.queue) {
+    const { runOnQueue } = await import('./queue.ts');
+    const byId = new Map(jobs.map((job) => [job.id, job]));
+    const started = new Set<number>();
+    const start = (id: number) => {
+      if (!started.has(id)) status.start();
+      started.add(id);
+    };
+    await runOnQueue(
+      jobs,
+      { url: options.queue, sweep: store.queueKey() },
+      {
+        onStart(id, worker) {
+          store.markRunning(id, worker);
+          start(id);
+          report();
+        },
+        onResult(id, result) {
+          const verdict = store.recordRun(result.run, id, result.outcome, result.worker);
+          const job = byId.get(id);
+          if (verdict === 'recorded' && job) {
+            start(id);
+            finished(job, result.outcome);
+          }
+          return verdict;
+        },
+        onAbandon(id) {
+          store.markPending(id);
+        },
+      },
+      options.signal,
+    );
+    return;
+  }
   await runLocalPool(
     jobs,
     options.workers ?? cpus().length,
@@ -148,15 +199,7 @@ async function runPending(
       },
       onResult(job, outcome, worker) {
         store.record(job.id, outcome, worker);
-        status.finish(job, outcome);
-        finishedHere += 1;
-        report();
-        options.onProgress?.({
-          task: 'sweep',
-          done: status.done + status.failed,
-          total,
-          status: status.line(),
-        });
+        finished(job, outcome);
       },
       onAbandon(job) {
         store.markPending(job.id);

@@ -1,0 +1,79 @@
+/**
+ * `teardown worker --queue redis://HOST:PORT`: a worker of distributed sweeps (src/sweep/
+ * queue-worker.ts). Runs the trials `teardown sweep --queue` puts on the queue, one at a time,
+ * until it is stopped (Ctrl-C or SIGTERM: the trial in flight is stopped and goes back to the
+ * queue after the heartbeat).
+ */
+import { hostname } from 'node:os';
+import { Command } from 'commander';
+import { InputError } from '../errors.ts';
+import { currentIo, terminalSafe } from './io.ts';
+import { numberOption } from './options.ts';
+
+export function workerCommand(): Command {
+  return new Command('worker')
+    .description(
+      'Run the trials of distributed sweeps (teardown sweep SPEC.json --out DIR --queue URL): ' +
+        'take trials off the BullMQ queue in Redis one at a time and return their results, ' +
+        'until stopped. Start any number, on any machine that reaches Redis.',
+    )
+    .option('--queue <redis://host:port>', "the Redis the sweep's coordinator uses")
+    .addOption(
+      numberOption(
+        '--heartbeat <seconds>',
+        "how long the trial's lock lasts without renewal: a killed worker's trial goes back " +
+          'to the queue within about twice this (default 30; give all workers the same)',
+        'non-negative number',
+      ),
+    )
+    .option('--name <name>', 'how the sweep records this worker (default: <hostname>-<pid>)')
+    .option('--quiet', 'print nothing but errors')
+    .addHelpText(
+      'after',
+      `
+A command trial runs in its spec's folder (or its cwd), which must exist on this machine with
+the same path; a training trial runs in a child process with the sweep's --threads.
+
+  teardown worker --queue redis://10.0.0.5:6379 --name gpu-box-1
+
+Example (the command's own help):
+  teardown worker --help`,
+    )
+    .action(async (options) => {
+      if (!options.queue)
+        throw new InputError('Give --queue redis://HOST:PORT: the Redis the sweep uses.');
+      if (options.heartbeat !== undefined && !(options.heartbeat > 0))
+        throw new InputError(`--heartbeat must be above 0 seconds, got ${options.heartbeat}.`);
+      const { startQueueWorker } = await import('../sweep/queue-worker.ts');
+      const name: string = options.name ?? `${hostname()}-${process.pid}`;
+      // Trials end in BullMQ's callbacks, outside the command's context: write to its streams.
+      const io = currentIo();
+      const say = (text: string) => {
+        if (!options.quiet) io.stdout.write(`${terminalSafe(text)}\n`);
+      };
+      const worker = await startQueueWorker({
+        url: options.queue,
+        name,
+        heartbeatSeconds: options.heartbeat,
+        onTrial: ({ trial, outcome, late }) => {
+          if (!outcome) return say(`${name}: trial ${trial.id} of sweep ${trial.sweep} started`);
+          const result =
+            outcome.status === 'done' ? `${trial.metric} ${outcome.metric}` : 'failed';
+          say(
+            `${name}: trial ${trial.id} ${result} (${outcome.seconds.toFixed(1)} s)` +
+              (late ? ', late: the trial went to another worker meanwhile' : ''),
+          );
+        },
+        onWarning: (message) => {
+          if (!options.quiet) io.stderr.write(`${terminalSafe(`${name}: ${message}`)}\n`);
+        },
+      });
+      say(`${name}: waiting for trials on ${options.queue} (Ctrl-C stops)`);
+      const stop = () => void worker.stop();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      await worker.closed;
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    });
+}
