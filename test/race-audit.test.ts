@@ -16,18 +16,30 @@ import { accuracy, twoBlobs } from './race-oracles.ts';
 const features = 4;
 const blobs = twoBlobs(400, features, 31, 2);
 const rowsOf = (start: number, end: number) => ({
-  inputs: tensor('float32', [end - start, features], (blobs.inputs.data as Float32Array).slice(start * features, end * features)),
+  inputs: tensor(
+    'float32',
+    [end - start, features],
+    (blobs.inputs.data as Float32Array).slice(start * features, end * features),
+  ),
   labels: blobs.labels.slice(start, end),
   classes: 2,
 });
 const [train, test] = [rowsOf(0, 200), rowsOf(200, 400)];
 
 describe('race: contenders in the audit', () => {
-  for (const contender of [kNearestNeighbours(), logisticRegression(), directFeedbackAlignment({ hidden: [8] })]) {
+  for (const contender of [
+    kNearestNeighbours(),
+    logisticRegression(),
+    directFeedbackAlignment({ hidden: [8] }),
+  ]) {
     it(`audits ${contender.name}`, async () => {
       const classifier = await contender.train(train, { seed: 2, budgetSeconds: 1 });
       try {
-        const expected = accuracy((await classifier.predictProba(test.inputs)).data as Float32Array, test.labels, 2);
+        const expected = accuracy(
+          (await classifier.predictProba(test.inputs)).data as Float32Array,
+          test.labels,
+          2,
+        );
         const result = await audit(classifier, { inputs: test.inputs, labels: test.labels });
         assert.equal(result.accuracy.data.value, expected);
         assert.equal(result.data.classes, 2);

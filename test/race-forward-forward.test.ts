@@ -25,7 +25,10 @@ const softplus = (z: number) => Math.log1p(Math.exp(z));
 /** Layer `at`'s loss with its parameters replaced by `flat` (weight then bias), in float64. */
 function layerLoss(layers: readonly LinearLayer[], at: number, flat: Float64Array): number {
   let loss = 0;
-  for (const [inputs, sign] of [[positive, 1], [negative, -1]] as const) {
+  for (const [inputs, sign] of [
+    [positive, 1],
+    [negative, -1],
+  ] as const) {
     const width = shape.features + shape.classes;
     for (let r = 0; r < rows; r++) {
       let x = Array.from(inputs.subarray(r * width, (r + 1) * width), Number);
@@ -35,7 +38,12 @@ function layerLoss(layers: readonly LinearLayer[], at: number, flat: Float64Arra
         const bias = l === at ? flat.subarray(outFeatures * inFeatures) : layers[l].bias;
         const length = Math.hypot(...x) + 1e-6;
         const unit = x.map((v) => v / length);
-        x = Array.from({ length: outFeatures }, (_, o) => Math.max(0, unit.reduce((s, v, i) => s + weight[o * inFeatures + i] * v, bias[o])));
+        x = Array.from({ length: outFeatures }, (_, o) =>
+          Math.max(
+            0,
+            unit.reduce((s, v, i) => s + weight[o * inFeatures + i] * v, bias[o]),
+          ),
+        );
       }
       const goodness = x.reduce((s, h) => s + h * h, 0);
       loss += softplus(sign * (threshold - goodness)) / rows;
@@ -45,14 +53,27 @@ function layerLoss(layers: readonly LinearLayer[], at: number, flat: Float64Arra
 }
 
 describe('race: forward-forward', () => {
-  it('gives each layer the gradient of its own loss (finite differences), and the same losses', async () => {
+  it('gives each layer the gradient of its own loss, and the same losses', async () => {
     const layers = initialLayers({ ...shape, features: 6, classes: 1 }, 8).slice(0, -1);
     // Larger weights than the initialisation, so that goodness crosses the threshold for some rows.
-    for (const layer of layers) layer.weight.forEach((w, i) => { layer.weight[i] = 4 * w; });
+    for (const layer of layers)
+      layer.weight.forEach((w, i) => {
+        layer.weight[i] = 4 * w;
+      });
     const runner = await ForwardForwardRunner.open(shape, 1);
     try {
-      const passes = [await runner.run(layers, positive, rows), await runner.run(layers, negative, rows)] as const;
-      const { gradients, loss } = forwardForwardGradients(shape, layers, passes[0], passes[1], rows, threshold);
+      const passes = [
+        await runner.run(layers, positive, rows),
+        await runner.run(layers, negative, rows),
+      ] as const;
+      const { gradients, loss } = forwardForwardGradients(
+        shape,
+        layers,
+        passes[0],
+        passes[1],
+        rows,
+        threshold,
+      );
       let plainTotal = 0;
       layers.forEach((layer, l) => {
         const at = Float64Array.from(flattenLayers([layer]));

@@ -15,12 +15,18 @@ function randomMatrix(rows: number, features: number, seed: number, draw: (u: nu
 }
 
 /** The k nearest by sorting (distance, index) pairs: no MatMul, no TopK. */
-function bruteForceNearest(stored: Float32Array, queries: Float32Array, features: number, k: number): number[][] {
+function bruteForceNearest(
+  stored: Float32Array,
+  queries: Float32Array,
+  features: number,
+  k: number,
+): number[][] {
   const rows = stored.length / features;
   return Array.from({ length: queries.length / features }, (_, q) => {
     const distances = Array.from({ length: rows }, (_, r) => {
       let sum = 0;
-      for (let f = 0; f < features; f++) sum += (queries[q * features + f] - stored[r * features + f]) ** 2;
+      for (let f = 0; f < features; f++)
+        sum += (queries[q * features + f] - stored[r * features + f]) ** 2;
       return { r, sum };
     });
     distances.sort((a, b) => a.sum - b.sum || a.r - b.r);
@@ -28,13 +34,25 @@ function bruteForceNearest(stored: Float32Array, queries: Float32Array, features
   });
 }
 
-async function nearestByIndex(stored: Float32Array, queries: Float32Array, features: number, k: number) {
+async function nearestByIndex(
+  stored: Float32Array,
+  queries: Float32Array,
+  features: number,
+  k: number,
+) {
   const rows = stored.length / features;
-  const matrix = featureMatrix({ inputs: tensor('float32', [rows, features], stored), labels: new Int32Array(rows) });
+  const matrix = featureMatrix({
+    inputs: tensor('float32', [rows, features], stored),
+    labels: new Int32Array(rows),
+  });
   const index = await NeighbourIndex.open(matrix, k, 1);
   try {
-    const found = await index.nearest(tensor('float32', [queries.length / features, features], queries));
-    return Array.from({ length: found.length / k }, (_, q) => Array.from(found.subarray(q * k, (q + 1) * k)));
+    const found = await index.nearest(
+      tensor('float32', [queries.length / features, features], queries),
+    );
+    return Array.from({ length: found.length / k }, (_, q) =>
+      Array.from(found.subarray(q * k, (q + 1) * k)),
+    );
   } finally {
     await index.release();
   }
@@ -45,7 +63,10 @@ describe('race: k-nearest neighbours', () => {
     const [features, k] = [7, 5];
     const stored = randomMatrix(400, features, 1, (u) => 4 * u - 2);
     const queries = randomMatrix(60, features, 2, (u) => 4 * u - 2);
-    assert.deepEqual(await nearestByIndex(stored, queries, features, k), bruteForceNearest(stored, queries, features, k));
+    assert.deepEqual(
+      await nearestByIndex(stored, queries, features, k),
+      bruteForceNearest(stored, queries, features, k),
+    );
   });
 
   it('breaks ties by the lower index (integer data: many equal distances, all exact)', async () => {
@@ -56,7 +77,7 @@ describe('race: k-nearest neighbours', () => {
     assert.deepEqual(await nearestByIndex(stored, queries, features, k), expected);
   });
 
-  it('votes: probabilities are the neighbours\' label shares; a training example is its own nearest', async () => {
+  it("votes the neighbours' label shares; an example is its own nearest", async () => {
     const features = 4;
     const rows = 200;
     const inputs = randomMatrix(rows, features, 5, (u) => u);
@@ -68,10 +89,14 @@ describe('race: k-nearest neighbours', () => {
       const probabilities = (await one.predictProba(data.inputs)).data as Float32Array;
       labels.forEach((label, r) => assert.equal(probabilities[r * 3 + label], 1, `example ${r}`));
       const query = inputs.subarray(0, 10 * features);
-      const votes = (await five.predictProba(tensor('float32', [10, features], query))).data as Float32Array;
+      const votes = (await five.predictProba(tensor('float32', [10, features], query)))
+        .data as Float32Array;
       bruteForceNearest(inputs, query, features, 5).forEach((nearest, q) => {
         const expected = [0, 1, 2].map((c) => nearest.filter((r) => labels[r] === c).length / 5);
-        assert.deepEqual(Array.from(votes.subarray(q * 3, q * 3 + 3), (v) => +v.toFixed(6)), expected);
+        assert.deepEqual(
+          Array.from(votes.subarray(q * 3, q * 3 + 3), (v) => +v.toFixed(6)),
+          expected,
+        );
       });
       assert.deepEqual(five.size, { kind: 'prototypes', count: rows });
     } finally {

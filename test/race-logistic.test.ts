@@ -13,8 +13,17 @@ import { fitLogisticRegression, logisticLayer, logisticRegression } from '../src
 import { crossEntropy, MlpRunner } from '../src/race/mlp.ts';
 import { accuracy, finiteDifferenceGradient, gaussian, norm, plainLoss } from './race-oracles.ts';
 
-function penalisedLoss(parameters: Float64Array, features: number, classes: number, l2: number, inputs: Float32Array, labels: Int32Array) {
-  const weight = Array.from({ length: classes }, (_, c) => Array.from(parameters.subarray(c * features, (c + 1) * features)));
+function penalisedLoss(
+  parameters: Float64Array,
+  features: number,
+  classes: number,
+  l2: number,
+  inputs: Float32Array,
+  labels: Int32Array,
+) {
+  const weight = Array.from({ length: classes }, (_, c) =>
+    Array.from(parameters.subarray(c * features, (c + 1) * features)),
+  );
   const bias = Array.from(parameters.subarray(classes * features));
   const penalty = weight.flat().reduce((sum, w) => sum + w * w, 0);
   return plainLoss([{ weight, bias }], 'relu', inputs, labels) + (l2 / 2) * penalty;
@@ -29,7 +38,10 @@ function plantedLinear(rows: number, features: number, classes: number, seed: nu
   const values = Float32Array.from({ length: rows * features }, () => gaussian(random));
   const labels = Int32Array.from({ length: rows }, (_, r) => {
     const scores = Array.from({ length: classes }, (_, c) =>
-      planted.slice(c * features, (c + 1) * features).reduce((s, w, f) => s + w * values[r * features + f], 0));
+      planted
+        .slice(c * features, (c + 1) * features)
+        .reduce((s, w, f) => s + w * values[r * features + f], 0),
+    );
     return scores.indexOf(Math.max(...scores));
   });
   return { inputs: tensor('float32', [rows, features], values), labels, classes };
@@ -41,19 +53,42 @@ describe('race: logistic regression', () => {
     const random = seededRandom(7);
     const rows = 120;
     const values = Float32Array.from({ length: rows * features }, () => gaussian(random));
-    const labels = Int32Array.from({ length: rows }, (_, r) => (values[r * features] + gaussian(random) > 0 ? r % 2 : 2));
-    const matrix = featureMatrix({ inputs: tensor('float32', [rows, features], values), labels, classes });
+    const labels = Int32Array.from({ length: rows }, (_, r) =>
+      values[r * features] + gaussian(random) > 0 ? r % 2 : 2,
+    );
+    const matrix = featureMatrix({
+      inputs: tensor('float32', [rows, features], values),
+      labels,
+      classes,
+    });
     const loss = (p: Float64Array) => penalisedLoss(p, features, classes, l2, values, labels);
     const zeros = new Float64Array((features + 1) * classes);
-    assert.ok(norm(finiteDifferenceGradient(loss, zeros)) > 0.1, 'the start is not already optimal');
-    const fitted = fitLogisticRegression(matrix, l2, { seed: 0, budgetSeconds: 30, maxIterations: 500 });
+    assert.ok(
+      norm(finiteDifferenceGradient(loss, zeros)) > 0.1,
+      'the start is not already optimal',
+    );
+    const fitted = fitLogisticRegression(matrix, l2, {
+      seed: 0,
+      budgetSeconds: 30,
+      maxIterations: 500,
+    });
     const gradient = finiteDifferenceGradient(loss, fitted);
     assert.ok(norm(gradient) < 1e-6, `‖∇J‖ = ${norm(gradient)} at the fit`);
     // The onnxruntime forward pass with these weights gives the plain loss.
     const runner = await MlpRunner.open({ features, hidden: [], classes, act: 'relu' }, 1);
     try {
-      const probabilities = await runner.probabilities([logisticLayer(matrix, fitted)], values, rows);
-      assert.ok(Math.abs(crossEntropy(probabilities, labels, classes) - loss(fitted) + (l2 / 2) * normOfWeights(fitted, features * classes) ** 2) < 1e-5);
+      const probabilities = await runner.probabilities(
+        [logisticLayer(matrix, fitted)],
+        values,
+        rows,
+      );
+      assert.ok(
+        Math.abs(
+          crossEntropy(probabilities, labels, classes) -
+            loss(fitted) +
+            (l2 / 2) * normOfWeights(fitted, features * classes) ** 2,
+        ) < 1e-5,
+      );
     } finally {
       await runner.release();
     }
@@ -62,19 +97,29 @@ describe('race: logistic regression', () => {
   it('classifies a planted linearly separable set, through onnxruntime', async () => {
     const planted = plantedLinear(1000, 5, 3, 11);
     const rowsOf = (start: number, end: number) => ({
-      inputs: tensor('float32', [end - start, 5], (planted.inputs.data as Float32Array).slice(start * 5, end * 5)),
+      inputs: tensor(
+        'float32',
+        [end - start, 5],
+        (planted.inputs.data as Float32Array).slice(start * 5, end * 5),
+      ),
       labels: planted.labels.slice(start, end),
       classes: 3,
     });
     const [train, heldOut] = [rowsOf(0, 600), rowsOf(600, 1000)];
     const started = performance.now();
-    const classifier = await logisticRegression({ l2: 1e-6 }).train(train, { seed: 0, budgetSeconds: 20 });
+    const classifier = await logisticRegression({ l2: 1e-6 }).train(train, {
+      seed: 0,
+      budgetSeconds: 20,
+    });
     try {
       const seconds = (performance.now() - started) / 1000;
       const accuracyOn = async (data: typeof train) =>
         accuracy((await classifier.predictProba(data.inputs)).data as Float32Array, data.labels, 3);
       const [trainAccuracy, heldOutAccuracy] = [await accuracyOn(train), await accuracyOn(heldOut)];
-      console.log(`logistic regression, planted linear: train ${trainAccuracy}, held-out ${heldOutAccuracy}, ${seconds.toFixed(2)} s`);
+      console.log(
+        `logistic regression, planted linear: train ${trainAccuracy}, ` +
+          `held-out ${heldOutAccuracy}, ${seconds.toFixed(2)} s`,
+      );
       assert.ok(trainAccuracy > 0.99, `train accuracy ${trainAccuracy}`);
       assert.ok(heldOutAccuracy > 0.95, `held-out accuracy ${heldOutAccuracy}`);
       assert.deepEqual(classifier.size, { kind: 'parameters', count: 18 });

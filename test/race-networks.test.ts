@@ -17,7 +17,11 @@ import { accuracy, twoBlobs } from './race-oracles.ts';
 const features = 10;
 const blobs = twoBlobs(800, features, 21, 5);
 const rowsOf = (start: number, end: number) => ({
-  inputs: tensor('float32', [end - start, features], (blobs.inputs.data as Float32Array).slice(start * features, end * features)),
+  inputs: tensor(
+    'float32',
+    [end - start, features],
+    (blobs.inputs.data as Float32Array).slice(start * features, end * features),
+  ),
   labels: blobs.labels.slice(start, end),
   classes: 2,
 });
@@ -35,16 +39,28 @@ describe('race: learners without backprop on two planted blobs', () => {
     it(`${contender.name} learns them to > 95% in 3 s`, async () => {
       const started = performance.now();
       let steps = 0;
-      const classifier = await contender.train(train, { seed: 1, budgetSeconds: 3, onProgress: (event) => { steps = event.done; } });
+      const classifier = await contender.train(train, {
+        seed: 1,
+        budgetSeconds: 3,
+        onProgress: (event) => {
+          steps = event.done;
+        },
+      });
       const seconds = (performance.now() - started) / 1000;
       try {
         const probabilities = (await classifier.predictProba(heldOut.inputs)).data as Float32Array;
         const heldOutAccuracy = accuracy(probabilities, heldOut.labels, 2);
-        console.log(`${contender.name}: held-out accuracy ${(100 * heldOutAccuracy).toFixed(1)}% after ${steps} steps, ${seconds.toFixed(2)} s`);
+        console.log(
+          `${contender.name}: held-out accuracy ${(100 * heldOutAccuracy).toFixed(1)}% ` +
+            `after ${steps} steps, ${seconds.toFixed(2)} s`,
+        );
         assert.ok(heldOutAccuracy > 0.95, `held-out accuracy ${heldOutAccuracy}`);
         assert.equal(contender.usesBackprop, false);
         // Forward-forward has no head: the label enters with the input instead.
-        const count = contender.name === 'forward-forward' ? (features + 2) * 16 + 16 : features * 16 + 16 + 16 * 2 + 2;
+        const count =
+          contender.name === 'forward-forward'
+            ? (features + 2) * 16 + 16
+            : features * 16 + 16 + 16 * 2 + 2;
         assert.deepEqual(classifier.size, { kind: 'parameters', count });
       } finally {
         await classifier.release();

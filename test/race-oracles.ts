@@ -18,7 +18,8 @@ export function twoBlobs(rows: number, features: number, seed: number, separatio
   const values = new Float32Array(rows * features);
   labels.forEach((label, r) => {
     for (let f = 0; f < features; f++) {
-      values[r * features + f] = gaussian(random) + ((label ? 1 : -1) * separation * direction[f]) / (2 * norm);
+      values[r * features + f] =
+        gaussian(random) + ((label ? 1 : -1) * separation * direction[f]) / (2 * norm);
     }
   });
   return { inputs: tensor('float32', [rows, features], values), labels, classes: 2 };
@@ -28,7 +29,12 @@ export function twoBlobs(rows: number, features: number, seed: number, separatio
 export type PlainLayers = { weight: number[][]; bias: number[] }[];
 
 /** Mean cross-entropy of a tanh/relu MLP, in float64, by the definition. */
-export function plainLoss(layers: PlainLayers, act: 'relu' | 'tanh', inputs: Float32Array, labels: ArrayLike<number>): number {
+export function plainLoss(
+  layers: PlainLayers,
+  act: 'relu' | 'tanh',
+  inputs: Float32Array,
+  labels: ArrayLike<number>,
+): number {
   const features = layers[0].weight[0].length;
   let total = 0;
   for (let r = 0; r < labels.length; r++) {
@@ -46,7 +52,11 @@ export function plainLoss(layers: PlainLayers, act: 'relu' | 'tanh', inputs: Flo
 }
 
 /** Central differences of f over a flat parameter vector. */
-export function finiteDifferenceGradient(f: (parameters: Float64Array) => number, at: Float64Array, step = 1e-5): Float64Array {
+export function finiteDifferenceGradient(
+  f: (parameters: Float64Array) => number,
+  at: Float64Array,
+  step = 1e-5,
+): Float64Array {
   return at.map((_, i) => {
     const plus = at.slice();
     const minus = at.slice();
@@ -56,13 +66,19 @@ export function finiteDifferenceGradient(f: (parameters: Float64Array) => number
   });
 }
 
-export const norm = (v: ArrayLike<number>) => Math.sqrt(Array.from(v).reduce((s, x) => s + x * x, 0));
+export const norm = (v: ArrayLike<number>) =>
+  Math.sqrt(Array.from(v).reduce((s, x) => s + x * x, 0));
 
-export function accuracy(probabilities: ArrayLike<number>, labels: ArrayLike<number>, classes: number): number {
+export function accuracy(
+  probabilities: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  classes: number,
+): number {
   let correct = 0;
   for (let r = 0; r < labels.length; r++) {
     let best = 0;
-    for (let c = 1; c < classes; c++) if (probabilities[r * classes + c] > probabilities[r * classes + best]) best = c;
+    for (let c = 1; c < classes; c++)
+      if (probabilities[r * classes + c] > probabilities[r * classes + best]) best = c;
     if (best === labels[r]) correct++;
   }
   return correct / labels.length;

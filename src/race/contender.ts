@@ -64,23 +64,53 @@ export interface FeatureMatrix {
 export function featureMatrix(data: RaceData): FeatureMatrix {
   const rows = data.inputs.dims[0];
   const features = data.inputs.dims.slice(1).reduce((a, b) => a * b, 1);
-  if (!rows || !features) throw new InputError(`Race data needs at least one example with at least one feature; its inputs have shape [${data.inputs.dims.join(', ')}].`);
-  if (data.labels.length !== rows) throw new InputError(`Race data has ${rows} examples but ${data.labels.length} labels: give one label per example.`);
+  if (!rows || !features)
+    throw new InputError(
+      'Race data needs at least one example with at least one feature; ' +
+        `its inputs have shape [${data.inputs.dims.join(', ')}].`,
+    );
+  if (data.labels.length !== rows)
+    throw new InputError(
+      `Race data has ${rows} examples but ${data.labels.length} labels: ` +
+        'give one label per example.',
+    );
   const labels = Int32Array.from(data.labels, (label, i) => {
-    if (!Number.isInteger(label) || label < 0) throw new InputError(`Race labels must be non-negative integer classes; label ${i} is ${label}.`);
+    if (!Number.isInteger(label) || label < 0)
+      throw new InputError(
+        `Race labels must be non-negative integer classes; label ${i} is ${label}.`,
+      );
     return label;
   });
   const classes = data.classes ?? Math.max(...labels) + 1;
-  if (labels.some((label) => label >= classes)) throw new InputError(`Race labels must be below classes (${classes}); the largest is ${Math.max(...labels)}.`);
-  return { values: Float32Array.from(data.inputs.data as ArrayLike<number>, Number), rows, features, labels, classes };
+  if (labels.some((label) => label >= classes))
+    throw new InputError(
+      `Race labels must be below classes (${classes}); the largest is ${Math.max(...labels)}.`,
+    );
+  return {
+    values: Float32Array.from(data.inputs.data as ArrayLike<number>, Number),
+    rows,
+    features,
+    labels,
+    classes,
+  };
 }
 
 /** Rows and features of a batch to predict, checked against the features trained on. */
-export function queryMatrix(inputs: TensorLike, features: number): { values: Float32Array; rows: number } {
+export function queryMatrix(
+  inputs: TensorLike,
+  features: number,
+): { values: Float32Array; rows: number } {
   const rows = inputs.dims[0];
   const given = inputs.dims.slice(1).reduce((a, b) => a * b, 1);
-  if (given !== features) throw new InputError(`The classifier was trained on ${features} features per example; these inputs have ${given} (shape [${inputs.dims.join(', ')}]).`);
-  const values = inputs.data instanceof Float32Array ? inputs.data : Float32Array.from(inputs.data as ArrayLike<number>, Number);
+  if (given !== features)
+    throw new InputError(
+      `The classifier was trained on ${features} features per example; these inputs have ` +
+        `${given} (shape [${inputs.dims.join(', ')}]).`,
+    );
+  const values =
+    inputs.data instanceof Float32Array
+      ? inputs.data
+      : Float32Array.from(inputs.data as ArrayLike<number>, Number);
   return { values, rows };
 }
 

@@ -10,10 +10,26 @@
  */
 import { featureMatrix, type Contender } from './contender.ts';
 import {
-  activationDerivative, crossEntropy, initialLayers, layerWidths, MlpRunner, mlpClassifier, flattenLayers,
-  unflattenLayers, type Forward, type LinearLayer, type MlpShape,
+  activationDerivative,
+  crossEntropy,
+  initialLayers,
+  layerWidths,
+  MlpRunner,
+  mlpClassifier,
+  flattenLayers,
+  unflattenLayers,
+  type Forward,
+  type LinearLayer,
+  type MlpShape,
 } from './mlp.ts';
-import { Adam, gaussianSource, MinibatchSampler, mlpShapeOf, runSteps, type NetworkSettings } from './network.ts';
+import {
+  Adam,
+  gaussianSource,
+  MinibatchSampler,
+  mlpShapeOf,
+  runSteps,
+  type NetworkSettings,
+} from './network.ts';
 
 export interface DfaSettings extends NetworkSettings {
   learningRate?: number;
@@ -23,19 +39,28 @@ export interface DfaSettings extends NetworkSettings {
 export function randomFeedback(shape: MlpShape, seed: number): Float32Array[] {
   const gaussian = gaussianSource(seed);
   const scale = 1 / Math.sqrt(shape.classes);
-  return shape.hidden.map((width) => Float32Array.from({ length: width * shape.classes }, () => scale * gaussian()));
+  return shape.hidden.map((width) =>
+    Float32Array.from({ length: width * shape.classes }, () => scale * gaussian()),
+  );
 }
 
 /** The DFA update direction for every layer, in the layers' own layout (weight [out, in], bias). */
 export function dfaGradients(
-  shape: MlpShape, layers: readonly LinearLayer[], forward: Forward, inputs: Float32Array, labels: ArrayLike<number>,
+  shape: MlpShape,
+  layers: readonly LinearLayer[],
+  forward: Forward,
+  inputs: Float32Array,
+  labels: ArrayLike<number>,
   feedback: readonly Float32Array[],
 ): LinearLayer[] {
   const { rows, probabilities } = forward;
   const classes = shape.classes;
-  const error = probabilities.map((p, at) => (p - (labels[Math.floor(at / classes)] === at % classes ? 1 : 0)) / rows); // [n, classes]
+  const error = probabilities.map(
+    (p, at) => (p - (labels[Math.floor(at / classes)] === at % classes ? 1 : 0)) / rows,
+  ); // [n, classes]
   const widths = layerWidths(shape);
-  const layerInput = (l: number) => (l === 0 ? inputs : forward.activations[l - 1]); // h_{l−1} [n, width]
+  // h_{l−1} [n, width]
+  const layerInput = (l: number) => (l === 0 ? inputs : forward.activations[l - 1]);
   return layers.map((layer, l) => {
     const isHead = l === layers.length - 1;
     const delta = isHead ? error : hiddenDelta(shape, forward, l, error, feedback[l]);
@@ -44,7 +69,13 @@ export function dfaGradients(
 }
 
 /** δ_l = (e B_lᵀ) ⊙ f'(a_l): [n, width]. */
-function hiddenDelta(shape: MlpShape, forward: Forward, l: number, error: Float32Array, feedback: Float32Array): Float32Array {
+function hiddenDelta(
+  shape: MlpShape,
+  forward: Forward,
+  l: number,
+  error: Float32Array,
+  feedback: Float32Array,
+): Float32Array {
   const width = shape.hidden[l];
   const classes = shape.classes;
   const delta = new Float32Array(forward.rows * width);
@@ -53,14 +84,22 @@ function hiddenDelta(shape: MlpShape, forward: Forward, l: number, error: Float3
       let sum = 0;
       for (let c = 0; c < classes; c++) sum += error[r * classes + c] * feedback[u * classes + c];
       const at = r * width + u;
-      delta[at] = sum * activationDerivative(shape.act, forward.preActivations[l][at], forward.activations[l][at]);
+      delta[at] =
+        sum *
+        activationDerivative(shape.act, forward.preActivations[l][at], forward.activations[l][at]);
     }
   }
   return delta;
 }
 
 /** weight = δᵀ h [out, in], bias = Σ_rows δ [out]. */
-function outerGradient(delta: Float32Array, input: Float32Array, rows: number, outWidth: number, inWidth: number) {
+function outerGradient(
+  delta: Float32Array,
+  input: Float32Array,
+  rows: number,
+  outWidth: number,
+  inWidth: number,
+) {
   const weight = new Float32Array(outWidth * inWidth);
   const bias = new Float32Array(outWidth);
   for (let r = 0; r < rows; r++) {
@@ -94,7 +133,10 @@ export function directFeedbackAlignment(settings: DfaSettings = {}): Contender {
       await runSteps(options, settings.maxSteps ?? 100_000, async () => {
         const batch = sampler.draw();
         const forward = await runner.forward(layers, batch.inputs, batch.rows);
-        adam.step(theta, flattenLayers(dfaGradients(shape, layers, forward, batch.inputs, batch.labels, feedback)));
+        adam.step(
+          theta,
+          flattenLayers(dfaGradients(shape, layers, forward, batch.inputs, batch.labels, feedback)),
+        );
         return crossEntropy(forward.probabilities, batch.labels, shape.classes);
       });
       return mlpClassifier(runner, layers);

@@ -10,8 +10,23 @@
  * MLP forward graph on onnxruntime.
  */
 import { featureMatrix, type Contender } from './contender.ts';
-import { MlpRunner, crossEntropy, flattenLayers, initialLayers, mlpClassifier, unflattenLayers, type LinearLayer } from './mlp.ts';
-import { Adam, gaussianSource, MinibatchSampler, mlpShapeOf, runSteps, type NetworkSettings } from './network.ts';
+import {
+  MlpRunner,
+  crossEntropy,
+  flattenLayers,
+  initialLayers,
+  mlpClassifier,
+  unflattenLayers,
+  type LinearLayer,
+} from './mlp.ts';
+import {
+  Adam,
+  gaussianSource,
+  MinibatchSampler,
+  mlpShapeOf,
+  runSteps,
+  type NetworkSettings,
+} from './network.ts';
 
 export interface EsSettings extends NetworkSettings {
   /** Antithetic pairs per step (default 32: a population of 64). */
@@ -25,8 +40,14 @@ export type FitnessShaping = 'raw' | 'rank';
 
 /** The ES estimate of ∇L at θ from `pairs` antithetic pairs; `loss` is evaluated 2·pairs times. */
 export async function esGradient(
-  loss: (parameters: Float32Array) => Promise<number>, theta: Float32Array,
-  { pairs, sigma, shaping, gaussian }: { pairs: number; sigma: number; shaping: FitnessShaping; gaussian: () => number },
+  loss: (parameters: Float32Array) => Promise<number>,
+  theta: Float32Array,
+  {
+    pairs,
+    sigma,
+    shaping,
+    gaussian,
+  }: { pairs: number; sigma: number; shaping: FitnessShaping; gaussian: () => number },
 ): Promise<Float32Array> {
   const noise: Float32Array[] = [];
   const losses: number[] = []; // [plus_0, minus_0, plus_1, minus_1, …]
@@ -50,9 +71,13 @@ export async function esGradient(
 
 /** Ranks 0 … m−1 mapped to [−½, ½], the lowest value to −½ (ties by order of appearance). */
 export function centredRanks(values: readonly number[]): number[] {
-  const order = values.map((value, index) => ({ value, index })).sort((a, b) => a.value - b.value || a.index - b.index);
+  const order = values
+    .map((value, index) => ({ value, index }))
+    .sort((a, b) => a.value - b.value || a.index - b.index);
   const ranks = new Array<number>(values.length);
-  order.forEach(({ index }, rank) => { ranks[index] = values.length > 1 ? rank / (values.length - 1) - 0.5 : 0; });
+  order.forEach(({ index }, rank) => {
+    ranks[index] = values.length > 1 ? rank / (values.length - 1) - 0.5 : 0;
+  });
   return ranks;
 }
 
@@ -70,11 +95,24 @@ export function evolutionStrategies(settings: EsSettings = {}): Contender {
       const adam = new Adam(theta.length, settings.learningRate ?? 0.03);
       const sampler = new MinibatchSampler(matrix, settings.batchSize ?? 128, options.seed + 1);
       const gaussian = gaussianSource(options.seed + 2);
-      const estimate = { pairs: settings.pairs ?? 32, sigma: settings.sigma ?? 0.05, shaping: 'rank' as const, gaussian };
+      const estimate = {
+        pairs: settings.pairs ?? 32,
+        sigma: settings.sigma ?? 0.05,
+        shaping: 'rank' as const,
+        gaussian,
+      };
       await runSteps(options, settings.maxSteps ?? 100_000, async () => {
         const batch = sampler.draw();
         const loss = async (parameters: Float32Array) =>
-          crossEntropy(await runner.probabilities(unflattenLayers(start, parameters), batch.inputs, batch.rows), batch.labels, shape.classes);
+          crossEntropy(
+            await runner.probabilities(
+              unflattenLayers(start, parameters),
+              batch.inputs,
+              batch.rows,
+            ),
+            batch.labels,
+            shape.classes,
+          );
         adam.step(theta, await esGradient(loss, theta, estimate));
         return loss(theta);
       });

@@ -18,8 +18,23 @@ import { openSession, type Session } from '../runtime/session.ts';
 import { seededRandom } from '../random.ts';
 import { tensor, type Feeds } from '../tensor.ts';
 import { featureMatrix, queryMatrix, type Contender, type TrainedClassifier } from './contender.ts';
-import { activationDerivative, flattenLayers, initialLayers, parameterCount, unflattenLayers, type LinearLayer, type MlpShape } from './mlp.ts';
-import { Adam, MinibatchSampler, mlpShapeOf, runSteps, type Minibatch, type NetworkSettings } from './network.ts';
+import {
+  activationDerivative,
+  flattenLayers,
+  initialLayers,
+  parameterCount,
+  unflattenLayers,
+  type LinearLayer,
+  type MlpShape,
+} from './mlp.ts';
+import {
+  Adam,
+  MinibatchSampler,
+  mlpShapeOf,
+  runSteps,
+  type Minibatch,
+  type NetworkSettings,
+} from './network.ts';
 
 export interface ForwardForwardSettings extends NetworkSettings {
   /** θ, the goodness that separates positive from negative (default 2). */
@@ -42,12 +57,29 @@ function forwardForwardGraph(shape: MlpShape) {
   const epsilon = g.initializer('epsilon', tensor('float32', [], [1e-6]));
   shape.hidden.forEach((width, l) => {
     const module = `fc${l + 1}`;
-    const squares = g.node('ReduceSumSquare', [x], { axes: ints([1]), keepdims: int(1) }, `/${module}/SumSquares`); // [batch, 1]
-    const length = g.node('Add', [g.node('Sqrt', [squares], {}, `/${module}/Sqrt`), epsilon], {}, `/${module}/Length`);
-    const normalised = g.node('Div', [x, length], {}, `/${module}/Normalise`, `${module}_in`); // [batch, in]
+    const squares = g.node(
+      'ReduceSumSquare',
+      [x],
+      { axes: ints([1]), keepdims: int(1) },
+      `/${module}/SumSquares`,
+    ); // [batch, 1]
+    const length = g.node(
+      'Add',
+      [g.node('Sqrt', [squares], {}, `/${module}/Sqrt`), epsilon],
+      {},
+      `/${module}/Length`,
+    );
+    // [batch, in]
+    const normalised = g.node('Div', [x, length], {}, `/${module}/Normalise`, `${module}_in`);
     const weight = g.input(`${module}.weight`, 'float32', [width, widths[l]]);
     const bias = g.input(`${module}.bias`, 'float32', [width]);
-    const pre = g.node('Gemm', [normalised, weight, bias], { alpha: float(1), beta: float(1), transB: int(1) }, `/${module}/Gemm`, `${module}_pre`);
+    const pre = g.node(
+      'Gemm',
+      [normalised, weight, bias],
+      { alpha: float(1), beta: float(1), transB: int(1) },
+      `/${module}/Gemm`,
+      `${module}_pre`,
+    );
     const op = shape.act === 'relu' ? 'Relu' : 'Tanh';
     x = g.node(op, [pre], {}, `/act${l + 1}/${op}`, `${module}_act`); // [batch, width]
     for (const value of [normalised, pre, x]) g.output(value, 'float32');
@@ -56,15 +88,27 @@ function forwardForwardGraph(shape: MlpShape) {
 }
 
 export class ForwardForwardRunner {
-  private constructor(private readonly session: Session, readonly shape: MlpShape) {}
+  private constructor(
+    private readonly session: Session,
+    readonly shape: MlpShape,
+  ) {}
 
   static async open(shape: MlpShape, threads: number): Promise<ForwardForwardRunner> {
-    return new ForwardForwardRunner(await openSession(forwardForwardGraph(shape), { threads }, 'the forward-forward graph'), shape);
+    return new ForwardForwardRunner(
+      await openSession(forwardForwardGraph(shape), { threads }, 'the forward-forward graph'),
+      shape,
+    );
   }
 
   /** `inputs` already carry their embedded label: [rows, features + classes]. */
-  async run(layers: readonly LinearLayer[], inputs: Float32Array, rows: number): Promise<LayerPasses> {
-    const feeds: Feeds = { input: tensor('float32', [rows, this.shape.features + this.shape.classes], inputs) };
+  async run(
+    layers: readonly LinearLayer[],
+    inputs: Float32Array,
+    rows: number,
+  ): Promise<LayerPasses> {
+    const feeds: Feeds = {
+      input: tensor('float32', [rows, this.shape.features + this.shape.classes], inputs),
+    };
     for (const { module, inFeatures, outFeatures, weight, bias } of layers) {
       feeds[`${module}.weight`] = tensor('float32', [outFeatures, inFeatures], weight);
       feeds[`${module}.bias`] = tensor('float32', [outFeatures], bias);
@@ -84,7 +128,14 @@ export class ForwardForwardRunner {
 }
 
 /** Examples [rows, features] with label `labels[r]` appended as scale · one-hot. */
-export function embedLabels(inputs: Float32Array, rows: number, features: number, classes: number, labels: ArrayLike<number>, scale: number): Float32Array {
+export function embedLabels(
+  inputs: Float32Array,
+  rows: number,
+  features: number,
+  classes: number,
+  labels: ArrayLike<number>,
+  scale: number,
+): Float32Array {
   const width = features + classes;
   const embedded = new Float32Array(rows * width);
   for (let r = 0; r < rows; r++) {
@@ -112,24 +163,40 @@ const softplus = (z: number) => (z > 30 ? z : Math.log1p(Math.exp(z)));
  *   dL/dG⁺ = −σ(θ − G⁺),  dL/dG⁻ = σ(G⁻ − θ),  δ = dL/dG · 2h ⊙ f'(a),  ∇W = δᵀ x̂,  ∇b = Σ δ
  * Returns the layers' gradients and the summed mean loss.
  */
-export function forwardForwardGradients(shape: MlpShape, layers: readonly LinearLayer[], positive: LayerPasses, negative: LayerPasses, rows: number, threshold: number) {
+export function forwardForwardGradients(
+  shape: MlpShape,
+  layers: readonly LinearLayer[],
+  positive: LayerPasses,
+  negative: LayerPasses,
+  rows: number,
+  threshold: number,
+) {
   let loss = 0;
   const gradients = layers.map((layer, l) => {
     const weight = new Float32Array(layer.weight.length);
     const bias = new Float32Array(layer.bias.length);
-    for (const [pass, sign] of [[positive, 1], [negative, -1]] as const) {
+    for (const [pass, sign] of [
+      [positive, 1],
+      [negative, -1],
+    ] as const) {
       const h = pass.activations[l];
       const x = pass.normalisedInputs[l];
       goodness(h, rows).forEach((g, r) => {
-        const margin = sign * (threshold - g); // softplus(θ − G) for positive, softplus(G − θ) for negative
+        // softplus(θ − G) for positive data, softplus(G − θ) for negative
+        const margin = sign * (threshold - g);
         loss += softplus(margin) / rows;
         const dLossdGoodness = (-sign * sigmoid(margin)) / rows;
         for (let u = 0; u < layer.outFeatures; u++) {
           const at = r * layer.outFeatures + u;
-          const delta = dLossdGoodness * 2 * h[at] * activationDerivative(shape.act, pass.preActivations[l][at], h[at]);
+          const delta =
+            dLossdGoodness *
+            2 *
+            h[at] *
+            activationDerivative(shape.act, pass.preActivations[l][at], h[at]);
           if (delta === 0) continue;
           bias[u] += delta;
-          for (let i = 0; i < layer.inFeatures; i++) weight[u * layer.inFeatures + i] += delta * x[r * layer.inFeatures + i];
+          for (let i = 0; i < layer.inFeatures; i++)
+            weight[u * layer.inFeatures + i] += delta * x[r * layer.inFeatures + i];
         }
       });
     }
@@ -152,7 +219,10 @@ export function forwardForward(settings: ForwardForwardSettings = {}): Contender
     async train(data, options) {
       const matrix = featureMatrix(data);
       const shape = mlpShapeOf(matrix, settings);
-      const layers = initialLayers({ ...shape, features: matrix.features + matrix.classes, classes: 1 }, options.seed).slice(0, -1);
+      const layers = initialLayers(
+        { ...shape, features: matrix.features + matrix.classes, classes: 1 },
+        options.seed,
+      ).slice(0, -1);
       const theta = flattenLayers(layers);
       const live = unflattenLayers(layers, theta);
       const scale = meanLength(matrix.values, matrix.rows, matrix.features);
@@ -160,28 +230,49 @@ export function forwardForward(settings: ForwardForwardSettings = {}): Contender
       const adam = new Adam(theta.length, settings.learningRate ?? 0.01);
       const sampler = new MinibatchSampler(matrix, settings.batchSize ?? 128, options.seed + 1);
       const uniform = seededRandom(options.seed + 2);
-      const embed = (batch: Minibatch, labels: Int32Array) => embedLabels(batch.inputs, batch.rows, matrix.features, matrix.classes, labels, scale);
+      const embed = (batch: Minibatch, labels: Int32Array) =>
+        embedLabels(batch.inputs, batch.rows, matrix.features, matrix.classes, labels, scale);
       await runSteps(options, settings.maxSteps ?? 100_000, async () => {
         const batch = sampler.draw();
         const positive = await runner.run(live, embed(batch, batch.labels), batch.rows);
-        const negative = await runner.run(live, embed(batch, wrongLabels(batch.labels, matrix.classes, uniform)), batch.rows);
-        const { gradients, loss } = forwardForwardGradients(shape, live, positive, negative, batch.rows, threshold);
+        const negative = await runner.run(
+          live,
+          embed(batch, wrongLabels(batch.labels, matrix.classes, uniform)),
+          batch.rows,
+        );
+        const { gradients, loss } = forwardForwardGradients(
+          shape,
+          live,
+          positive,
+          negative,
+          batch.rows,
+          threshold,
+        );
         adam.step(theta, flattenLayers(gradients));
         return loss;
       });
-      return forwardForwardClassifier(runner, live.map((l) => ({ ...l, weight: l.weight.slice(), bias: l.bias.slice() })), scale);
+      return forwardForwardClassifier(
+        runner,
+        live.map((l) => ({ ...l, weight: l.weight.slice(), bias: l.bias.slice() })),
+        scale,
+      );
     },
   };
 }
 
 function meanLength(values: Float32Array, rows: number, features: number): number {
   let total = 0;
-  for (let r = 0; r < rows; r++) total += Math.hypot(...values.subarray(r * features, (r + 1) * features));
+  for (let r = 0; r < rows; r++)
+    total += Math.hypot(...values.subarray(r * features, (r + 1) * features));
   return total / rows || 1;
 }
 
 /** Probabilities = softmax over labels of the total goodness with that label embedded. */
-function forwardForwardClassifier(runner: ForwardForwardRunner, layers: LinearLayer[], scale: number): TrainedClassifier {
+function forwardForwardClassifier(
+  runner: ForwardForwardRunner,
+  layers: LinearLayer[],
+  scale: number,
+): TrainedClassifier {
   const { features, classes } = runner.shape;
   return {
     classes,
@@ -190,15 +281,24 @@ function forwardForwardClassifier(runner: ForwardForwardRunner, layers: LinearLa
       const { values, rows } = queryMatrix(inputs, features);
       const total = new Float64Array(rows * classes); // [rows, classes]
       for (let c = 0; c < classes; c++) {
-        const passes = await runner.run(layers, embedLabels(values, rows, features, classes, new Int32Array(rows).fill(c), scale), rows);
-        for (const activations of passes.activations) goodness(activations, rows).forEach((g, r) => { total[r * classes + c] += g; });
+        const passes = await runner.run(
+          layers,
+          embedLabels(values, rows, features, classes, new Int32Array(rows).fill(c), scale),
+          rows,
+        );
+        for (const activations of passes.activations)
+          goodness(activations, rows).forEach((g, r) => {
+            total[r * classes + c] += g;
+          });
       }
       const probabilities = new Float32Array(rows * classes);
       for (let r = 0; r < rows; r++) {
         const row = total.subarray(r * classes, (r + 1) * classes);
         const largest = Math.max(...row);
         const sum = row.reduce((s, g) => s + Math.exp(g - largest), 0);
-        row.forEach((g, c) => { probabilities[r * classes + c] = Math.exp(g - largest) / sum; });
+        row.forEach((g, c) => {
+          probabilities[r * classes + c] = Math.exp(g - largest) / sum;
+        });
       }
       return tensor('float32', [rows, classes], probabilities);
     },

@@ -11,7 +11,11 @@ import { tensor, type Tensor as TensorLike } from '../tensor.ts';
 import { InputError } from '../errors.ts';
 import { trackProgress } from '../progress.ts';
 import {
-  featureMatrix, queryMatrix, type Contender, type FeatureMatrix, type TrainedClassifier,
+  featureMatrix,
+  queryMatrix,
+  type Contender,
+  type FeatureMatrix,
+  type TrainedClassifier,
 } from './contender.ts';
 
 export interface KnnSettings {
@@ -31,7 +35,9 @@ export function kNearestNeighbours(settings: KnnSettings = {}): Contender {
     async train(data, options) {
       const stored = featureMatrix(data);
       if (!Number.isInteger(k) || k < 1 || k > stored.rows) {
-        throw new InputError(`kNN's k must be an integer from 1 to the ${stored.rows} training examples; got ${k}.`);
+        throw new InputError(
+          `kNN's k must be an integer from 1 to the ${stored.rows} training examples; got ${k}.`,
+        );
       }
       trackProgress('train', 1, options).tick();
       const index = await NeighbourIndex.open(stored, k, options.threads ?? 1);
@@ -50,7 +56,8 @@ function knnClassifier(index: NeighbourIndex, stored: FeatureMatrix): TrainedCla
       const queries = neighbours.length / index.k;
       const votes = new Float32Array(queries * classes); // [queries, classes]
       for (let q = 0; q < queries; q++) {
-        for (let j = 0; j < index.k; j++) votes[q * classes + labels[neighbours[q * index.k + j]]] += 1 / index.k;
+        for (let j = 0; j < index.k; j++)
+          votes[q * classes + labels[neighbours[q * index.k + j]]] += 1 / index.k;
       }
       return tensor('float32', [queries, classes], votes);
     },
@@ -60,10 +67,18 @@ function knnClassifier(index: NeighbourIndex, stored: FeatureMatrix): TrainedCla
 
 /** The stored examples inside an onnxruntime graph that returns each query's k nearest. */
 export class NeighbourIndex {
-  private constructor(private readonly session: Session, readonly k: number, private readonly stored: FeatureMatrix) {}
+  private constructor(
+    private readonly session: Session,
+    readonly k: number,
+    private readonly stored: FeatureMatrix,
+  ) {}
 
   static async open(stored: FeatureMatrix, k: number, threads: number): Promise<NeighbourIndex> {
-    const session = await openSession(distanceGraph(stored, k), { threads }, 'the kNN distance graph');
+    const session = await openSession(
+      distanceGraph(stored, k),
+      { threads },
+      'the kNN distance graph',
+    );
     return new NeighbourIndex(session, k, stored);
   }
 
@@ -75,7 +90,11 @@ export class NeighbourIndex {
     const found = new Int32Array(rows * this.k);
     for (let start = 0; start < rows; start += step) {
       const end = Math.min(rows, start + step);
-      const query = tensor('float32', [end - start, features], values.subarray(start * features, end * features));
+      const query = tensor(
+        'float32',
+        [end - start, features],
+        values.subarray(start * features, end * features),
+      );
       const { indices } = await this.session.run({ query }, ['indices']);
       found.set(Array.from(indices.data as BigInt64Array, Number), start * this.k);
     }
@@ -105,10 +124,32 @@ function distanceGraph(stored: FeatureMatrix, k: number) {
   const norms = g.initializer('stored_norms', tensor('float32', [1, rows], storedNorms));
   const count = g.initializer('k', tensor('int64', [1], [k]));
   const dot = g.node('MatMul', [query, storedT], {}, '/knn/MatMul'); // [m, n]
-  const queryNorms = g.node('ReduceSumSquare', [query], { axes: ints([1]), keepdims: int(1) }, '/knn/QueryNorms'); // [m, 1]
-  const scaled = g.node('Mul', [dot, g.initializer('minus_two', tensor('float32', [], [-2]))], {}, '/knn/Scale');
-  const distances = g.node('Add', [g.node('Add', [scaled, norms], {}, '/knn/AddStored'), queryNorms], {}, '/knn/Distances');
-  g.nodeN('TopK', [distances, count], { axis: int(1), largest: int(0), sorted: int(1) }, '/knn/TopK', 2, ['nearest', 'indices']);
+  const queryNorms = g.node(
+    'ReduceSumSquare',
+    [query],
+    { axes: ints([1]), keepdims: int(1) },
+    '/knn/QueryNorms',
+  ); // [m, 1]
+  const scaled = g.node(
+    'Mul',
+    [dot, g.initializer('minus_two', tensor('float32', [], [-2]))],
+    {},
+    '/knn/Scale',
+  );
+  const distances = g.node(
+    'Add',
+    [g.node('Add', [scaled, norms], {}, '/knn/AddStored'), queryNorms],
+    {},
+    '/knn/Distances',
+  );
+  g.nodeN(
+    'TopK',
+    [distances, count],
+    { axis: int(1), largest: int(0), sorted: int(1) },
+    '/knn/TopK',
+    2,
+    ['nearest', 'indices'],
+  );
   g.output('indices', 'int64', ['queries', k]);
   return g.build();
 }

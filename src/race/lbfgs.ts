@@ -19,9 +19,14 @@ export interface LbfgsOptions {
   onIteration?: (iteration: number, value: number) => boolean;
 }
 
-const dot = (a: Float64Array, b: Float64Array) => a.reduce((sum, value, i) => sum + value * b[i], 0);
+const dot = (a: Float64Array, b: Float64Array) =>
+  a.reduce((sum, value, i) => sum + value * b[i], 0);
 
-export function minimizeLbfgs(f: Objective, start: Float64Array, options: LbfgsOptions = {}): Float64Array {
+export function minimizeLbfgs(
+  f: Objective,
+  start: Float64Array,
+  options: LbfgsOptions = {},
+): Float64Array {
   const memory = options.memory ?? 10;
   const tolerance = options.gradientTolerance ?? 1e-6;
   const x = start.slice();
@@ -55,8 +60,11 @@ export function minimizeLbfgs(f: Objective, start: Float64Array, options: LbfgsO
   return x;
 }
 
-/** d = −H∇f with H the L-BFGS inverse Hessian approximation, scaled by sᵀy / yᵀy of the last pair. */
-function twoLoopDirection(gradient: Float64Array, steps: readonly { s: Float64Array; y: Float64Array; rho: number }[]): Float64Array {
+/** d = −H∇f, H the L-BFGS inverse Hessian approximation scaled by sᵀy / yᵀy of the last pair. */
+function twoLoopDirection(
+  gradient: Float64Array,
+  steps: readonly { s: Float64Array; y: Float64Array; rho: number }[],
+): Float64Array {
   const q = gradient.slice();
   const alphas: number[] = [];
   for (let k = steps.length - 1; k >= 0; k--) {

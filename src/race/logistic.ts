@@ -8,7 +8,10 @@
  */
 import { trackProgress } from '../progress.ts';
 import {
-  featureMatrix, secondsSince, type Contender, type FeatureMatrix,
+  featureMatrix,
+  secondsSince,
+  type Contender,
+  type FeatureMatrix,
   type TrainOptions,
 } from './contender.ts';
 import { minimizeLbfgs } from './lbfgs.ts';
@@ -30,7 +33,12 @@ export function logisticRegression(settings: LogisticSettings = {}): Contender {
     async train(data, options) {
       const matrix = featureMatrix(data);
       const parameters = fitLogisticRegression(matrix, l2, { ...options, maxIterations });
-      const shape = { features: matrix.features, hidden: [], classes: matrix.classes, act: 'relu' as const };
+      const shape = {
+        features: matrix.features,
+        hidden: [],
+        classes: matrix.classes,
+        act: 'relu' as const,
+      };
       const runner = await MlpRunner.open(shape, options.threads ?? 1);
       return mlpClassifier(runner, [logisticLayer(matrix, parameters)]);
     },
@@ -38,7 +46,11 @@ export function logisticRegression(settings: LogisticSettings = {}): Contender {
 }
 
 /** The minimiser of J: [W (classes × features, row-major), b (classes)], from zeros. */
-export function fitLogisticRegression(matrix: FeatureMatrix, l2: number, options: TrainOptions & { maxIterations: number }): Float64Array {
+export function fitLogisticRegression(
+  matrix: FeatureMatrix,
+  l2: number,
+  options: TrainOptions & { maxIterations: number },
+): Float64Array {
   const start = performance.now();
   const progress = trackProgress('train', options.maxIterations, options);
   const zeros = new Float64Array((matrix.features + 1) * matrix.classes);
@@ -73,7 +85,8 @@ export function logisticObjective(matrix: FeatureMatrix, l2: number) {
       for (let c = 0; c < classes; c++) total += Math.exp(logits[c] - largest);
       loss += largest + Math.log(total) - logits[labels[r]]; // −log softmax_y, stably
       for (let c = 0; c < classes; c++) {
-        const error = (Math.exp(logits[c] - largest) / total - (c === labels[r] ? 1 : 0)) / rows; // (p − y)/n
+        // (p − y)/n
+        const error = (Math.exp(logits[c] - largest) / total - (c === labels[r] ? 1 : 0)) / rows;
         if (error === 0) continue;
         for (let f = 0, at = c * features; f < features; f++) gradient[at + f] += error * x[f];
         gradient[biasAt + c] += error;
@@ -91,7 +104,10 @@ export function logisticObjective(matrix: FeatureMatrix, l2: number) {
 export function logisticLayer(matrix: FeatureMatrix, parameters: Float64Array): LinearLayer {
   const biasAt = matrix.classes * matrix.features;
   return {
-    module: 'head', inFeatures: matrix.features, outFeatures: matrix.classes,
-    weight: Float32Array.from(parameters.subarray(0, biasAt)), bias: Float32Array.from(parameters.subarray(biasAt)),
+    module: 'head',
+    inFeatures: matrix.features,
+    outFeatures: matrix.classes,
+    weight: Float32Array.from(parameters.subarray(0, biasAt)),
+    bias: Float32Array.from(parameters.subarray(biasAt)),
   };
 }

@@ -30,7 +30,11 @@ export interface LinearLayer {
   bias: Float32Array;
 }
 
-export const layerWidths = (shape: MlpShape): number[] => [shape.features, ...shape.hidden, shape.classes];
+export const layerWidths = (shape: MlpShape): number[] => [
+  shape.features,
+  ...shape.hidden,
+  shape.classes,
+];
 
 /** PyTorch's default nn.Linear initialisation, drawn in the trainer's order (train/init.ts). */
 export function initialLayers(shape: MlpShape, seed: number): LinearLayer[] {
@@ -40,7 +44,13 @@ export function initialLayers(shape: MlpShape, seed: number): LinearLayer[] {
     const inFeatures = widths[l];
     const { weight, bias } = init.linear([outFeatures, inFeatures]);
     const module = l === widths.length - 2 ? 'head' : `fc${l + 1}`;
-    return { module, inFeatures, outFeatures, weight: weight.data as Float32Array, bias: bias.data as Float32Array };
+    return {
+      module,
+      inFeatures,
+      outFeatures,
+      weight: weight.data as Float32Array,
+      bias: bias.data as Float32Array,
+    };
   });
 }
 
@@ -64,7 +74,10 @@ export function unflattenLayers(like: readonly LinearLayer[], flat: Float32Array
   let offset = 0;
   return like.map((layer) => {
     const weight = flat.subarray(offset, offset + layer.weight.length);
-    const bias = flat.subarray(offset + layer.weight.length, offset + layer.weight.length + layer.bias.length);
+    const bias = flat.subarray(
+      offset + layer.weight.length,
+      offset + layer.weight.length + layer.bias.length,
+    );
     offset += weight.length + bias.length;
     return { ...layer, weight, bias };
   });
@@ -83,19 +96,35 @@ export interface Forward {
 
 /** The forward graph on onnxruntime, with the parameters fed at each run. */
 export class MlpRunner {
-  private constructor(private readonly session: Session, readonly shape: MlpShape) {}
+  private constructor(
+    private readonly session: Session,
+    readonly shape: MlpShape,
+  ) {}
 
   static async open(shape: MlpShape, threads: number): Promise<MlpRunner> {
-    return new MlpRunner(await openSession(forwardGraph(shape), { threads }, 'the race MLP forward graph'), shape);
+    return new MlpRunner(
+      await openSession(forwardGraph(shape), { threads }, 'the race MLP forward graph'),
+      shape,
+    );
   }
 
   /** Probabilities only (the ES and SPSA objective). */
-  async probabilities(layers: readonly LinearLayer[], inputs: Float32Array, rows: number): Promise<Float32Array> {
-    const { probabilities } = await this.session.run(this.feeds(layers, inputs, rows), ['probabilities']);
+  async probabilities(
+    layers: readonly LinearLayer[],
+    inputs: Float32Array,
+    rows: number,
+  ): Promise<Float32Array> {
+    const { probabilities } = await this.session.run(this.feeds(layers, inputs, rows), [
+      'probabilities',
+    ]);
     return probabilities.data as Float32Array;
   }
 
-  async forward(layers: readonly LinearLayer[], inputs: Float32Array, rows: number): Promise<Forward> {
+  async forward(
+    layers: readonly LinearLayer[],
+    inputs: Float32Array,
+    rows: number,
+  ): Promise<Forward> {
     const out = await this.session.run(this.feeds(layers, inputs, rows));
     const hidden = this.shape.hidden.map((_, l) => l + 1);
     return {
@@ -130,7 +159,8 @@ function forwardGraph(shape: MlpShape) {
     const weight = g.input(`${module}.weight`, 'float32', [widths[l + 1], widths[l]]);
     const bias = g.input(`${module}.bias`, 'float32', [widths[l + 1]]);
     const attributes = { alpha: float(1), beta: float(1), transB: int(1) };
-    return g.node('Gemm', [input, weight, bias], attributes, `/${module}/Gemm`, outputName); // [batch, out]
+    // [batch, out]
+    return g.node('Gemm', [input, weight, bias], attributes, `/${module}/Gemm`, outputName);
   };
   shape.hidden.forEach((_, l) => {
     const pre = gemm(`fc${l + 1}`, x, l, `fc${l + 1}_pre`);
@@ -152,21 +182,37 @@ export function activationDerivative(act: HiddenActivation, pre: number, post: n
 }
 
 /** Mean cross-entropy −(1/n) Σ log p_{y}, from probabilities [rows, classes]. */
-export function crossEntropy(probabilities: Float32Array, labels: ArrayLike<number>, classes: number): number {
+export function crossEntropy(
+  probabilities: Float32Array,
+  labels: ArrayLike<number>,
+  classes: number,
+): number {
   let sum = 0;
-  for (let r = 0; r < labels.length; r++) sum -= Math.log(Math.max(probabilities[r * classes + labels[r]], 1e-12));
+  for (let r = 0; r < labels.length; r++)
+    sum -= Math.log(Math.max(probabilities[r * classes + labels[r]], 1e-12));
   return sum / labels.length;
 }
 
 /** A trained MLP as the race's classifier: its forward graph with the final parameters. */
-export function mlpClassifier(runner: MlpRunner, layers: readonly LinearLayer[]): TrainedClassifier {
-  const frozen = layers.map((layer) => ({ ...layer, weight: layer.weight.slice(), bias: layer.bias.slice() }));
+export function mlpClassifier(
+  runner: MlpRunner,
+  layers: readonly LinearLayer[],
+): TrainedClassifier {
+  const frozen = layers.map((layer) => ({
+    ...layer,
+    weight: layer.weight.slice(),
+    bias: layer.bias.slice(),
+  }));
   return {
     classes: runner.shape.classes,
     size: { kind: 'parameters', count: parameterCount(frozen) },
     async predictProba(inputs: TensorLike) {
       const { values, rows } = queryMatrix(inputs, runner.shape.features);
-      return tensor('float32', [rows, runner.shape.classes], await runner.probabilities(frozen, values, rows));
+      return tensor(
+        'float32',
+        [rows, runner.shape.classes],
+        await runner.probabilities(frozen, values, rows),
+      );
     },
     release: () => runner.release(),
   };

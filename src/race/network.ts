@@ -24,7 +24,12 @@ export function mlpShapeOf(matrix: FeatureMatrix, settings: NetworkSettings): Ml
   if (hidden.some((width) => !Number.isInteger(width) || width < 1)) {
     throw new InputError(`Hidden widths must be positive integers; got [${hidden.join(', ')}].`);
   }
-  return { features: matrix.features, hidden, classes: matrix.classes, act: settings.act ?? 'relu' };
+  return {
+    features: matrix.features,
+    hidden,
+    classes: matrix.classes,
+    act: settings.act ?? 'relu',
+  };
 }
 
 export interface Minibatch {
@@ -39,7 +44,11 @@ export class MinibatchSampler {
   private next = 0;
   private readonly random: () => number;
 
-  constructor(private readonly matrix: FeatureMatrix, private readonly batchSize: number, seed: number) {
+  constructor(
+    private readonly matrix: FeatureMatrix,
+    private readonly batchSize: number,
+    seed: number,
+  ) {
     this.random = seededRandom(seed);
     this.order = Int32Array.from({ length: matrix.rows }, (_, r) => r);
     this.shuffle();
@@ -79,7 +88,12 @@ export class Adam {
   private readonly v: Float32Array;
   private t = 0;
 
-  constructor(size: number, private readonly learningRate: number, private readonly beta1 = 0.9, private readonly beta2 = 0.999) {
+  constructor(
+    size: number,
+    private readonly learningRate: number,
+    private readonly beta1 = 0.9,
+    private readonly beta2 = 0.999,
+  ) {
     this.m = new Float32Array(size);
     this.v = new Float32Array(size);
   }
@@ -91,13 +105,19 @@ export class Adam {
     for (let i = 0; i < parameters.length; i++) {
       this.m[i] = this.beta1 * this.m[i] + (1 - this.beta1) * gradient[i];
       this.v[i] = this.beta2 * this.v[i] + (1 - this.beta2) * gradient[i] * gradient[i];
-      parameters[i] -= (this.learningRate * (this.m[i] / correction1)) / (Math.sqrt(this.v[i] / correction2) + 1e-8);
+      parameters[i] -=
+        (this.learningRate * (this.m[i] / correction1)) /
+        (Math.sqrt(this.v[i] / correction2) + 1e-8);
     }
   }
 }
 
 /** Runs `step` until the budget or `maxSteps`; the progress status is its returned loss. */
-export async function runSteps(options: TrainOptions, maxSteps: number, step: (index: number) => Promise<number>): Promise<number> {
+export async function runSteps(
+  options: TrainOptions,
+  maxSteps: number,
+  step: (index: number) => Promise<number>,
+): Promise<number> {
   const start = performance.now();
   const progress = trackProgress('train', maxSteps, options);
   let steps = 0;

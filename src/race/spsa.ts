@@ -11,7 +11,14 @@
  */
 import { seededRandom } from '../random.ts';
 import { featureMatrix, type Contender } from './contender.ts';
-import { MlpRunner, crossEntropy, flattenLayers, initialLayers, mlpClassifier, unflattenLayers } from './mlp.ts';
+import {
+  MlpRunner,
+  crossEntropy,
+  flattenLayers,
+  initialLayers,
+  mlpClassifier,
+  unflattenLayers,
+} from './mlp.ts';
 import { MinibatchSampler, mlpShapeOf, runSteps, type NetworkSettings } from './network.ts';
 
 export interface SpsaSettings extends NetworkSettings {
@@ -32,7 +39,8 @@ export const spsaGains = (a: number, c: number, stability: number, k: number) =>
 
 /** The SPSA estimate of ∇L at θ: the mean of `estimates` two-sided simultaneous perturbations. */
 export async function spsaGradient(
-  loss: (parameters: Float32Array) => Promise<number>, theta: Float32Array,
+  loss: (parameters: Float32Array) => Promise<number>,
+  theta: Float32Array,
   { c, estimates, uniform }: { c: number; estimates: number; uniform: () => number },
 ): Promise<Float32Array> {
   const gradient = new Float32Array(theta.length);
@@ -63,13 +71,29 @@ export function spsa(settings: SpsaSettings = {}): Contender {
       const theta = flattenLayers(start);
       const sampler = new MinibatchSampler(matrix, settings.batchSize ?? 128, options.seed + 1);
       const uniform = seededRandom(options.seed + 2);
-      const [c, stability, estimates] = [settings.c ?? 0.05, settings.stability ?? 100, settings.estimates ?? 4];
+      const [c, stability, estimates] = [
+        settings.c ?? 0.05,
+        settings.stability ?? 100,
+        settings.estimates ?? 4,
+      ];
       let a = 0;
       await runSteps(options, settings.maxSteps ?? 100_000, async (k) => {
         const batch = sampler.draw();
         const loss = async (parameters: Float32Array) =>
-          crossEntropy(await runner.probabilities(unflattenLayers(start, parameters), batch.inputs, batch.rows), batch.labels, shape.classes);
-        const gradient = await spsaGradient(loss, theta, { c: spsaGains(1, c, stability, k).c, estimates, uniform });
+          crossEntropy(
+            await runner.probabilities(
+              unflattenLayers(start, parameters),
+              batch.inputs,
+              batch.rows,
+            ),
+            batch.labels,
+            shape.classes,
+          );
+        const gradient = await spsaGradient(loss, theta, {
+          c: spsaGains(1, c, stability, k).c,
+          estimates,
+          uniform,
+        });
         if (k === 0) a = gainFromFirstEstimate(gradient, settings.firstStep ?? 0.01, stability);
         const gain = spsaGains(a, c, stability, k).a;
         for (let j = 0; j < theta.length; j++) theta[j] -= gain * gradient[j];
@@ -81,7 +105,11 @@ export function spsa(settings: SpsaSettings = {}): Contender {
 }
 
 /** a such that a_0 · mean|ĝ_0| = firstStep (Spall 1998, section III). */
-function gainFromFirstEstimate(gradient: Float32Array, firstStep: number, stability: number): number {
+function gainFromFirstEstimate(
+  gradient: Float32Array,
+  firstStep: number,
+  stability: number,
+): number {
   const meanMagnitude = gradient.reduce((sum, g) => sum + Math.abs(g), 0) / gradient.length;
   return (firstStep * (1 + stability) ** 0.602) / Math.max(meanMagnitude, 1e-12);
 }
