@@ -14,7 +14,8 @@ import type { Tensor as TensorLike } from '../tensor.ts';
 /** Training examples: inputs [examples, ...] (flattened to features), one class per example. */
 export interface RaceData {
   inputs: TensorLike;
-  labels: ArrayLike<number>;
+  /** One integer class per example: numbers, or a tensor (the data loaders give int64). */
+  labels: ArrayLike<number> | TensorLike;
   /** Classes 0 .. classes−1; default the largest label + 1. */
   classes?: number;
 }
@@ -69,22 +70,23 @@ export function featureMatrix(data: RaceData): FeatureMatrix {
       'Race data needs at least one example with at least one feature; ' +
         `its inputs have shape [${data.inputs.dims.join(', ')}].`,
     );
-  if (data.labels.length !== rows)
+  const given = Array.from(labelValues(data.labels), Number);
+  if (given.length !== rows)
     throw new InputError(
-      `Race data has ${rows} examples but ${data.labels.length} labels: ` +
-        'give one label per example.',
+      `Race data has ${rows} examples but ${given.length} labels: ` + 'give one label per example.',
     );
-  const labels = Int32Array.from(data.labels, (label, i) => {
+  const labels = Int32Array.from(given, (label, i) => {
     if (!Number.isInteger(label) || label < 0)
       throw new InputError(
         `Race labels must be non-negative integer classes; label ${i} is ${label}.`,
       );
     return label;
   });
-  const classes = data.classes ?? Math.max(...labels) + 1;
+  const largest = labels.reduce((most, label) => Math.max(most, label), 0);
+  const classes = data.classes ?? largest + 1;
   if (labels.some((label) => label >= classes))
     throw new InputError(
-      `Race labels must be below classes (${classes}); the largest is ${Math.max(...labels)}.`,
+      `Race labels must be below classes (${classes}); the largest is ${largest}.`,
     );
   return {
     values: Float32Array.from(data.inputs.data as ArrayLike<number>, Number),
@@ -93,6 +95,10 @@ export function featureMatrix(data: RaceData): FeatureMatrix {
     labels,
     classes,
   };
+}
+
+function labelValues(labels: ArrayLike<number> | TensorLike): ArrayLike<number | bigint> {
+  return 'dims' in labels ? (labels.data as ArrayLike<number | bigint>) : labels;
 }
 
 /** Rows and features of a batch to predict, checked against the features trained on. */
