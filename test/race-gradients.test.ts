@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { seededRandom } from '../src/random.ts';
 import { featureMatrix } from '../src/race/contender.ts';
-import { dfaGradients, randomFeedback } from '../src/race/dfa.ts';
+import { DfaRunner, randomFeedback } from '../src/race/dfa.ts';
 import { esGradient } from '../src/race/es.ts';
 import {
   crossEntropy,
@@ -76,61 +76,42 @@ async function withRunner<T>(body: (runner: MlpRunner) => Promise<T>): Promise<T
 }
 
 describe('race: gradients of the learners without backprop', () => {
-  it('DFA with B = W_headᵀ on one hidden layer is the gradient; random B is not', async () => {
-    await withRunner(async (runner) => {
-      const layers = initialLayers(shape, 5);
-      const forward = await runner.forward(layers, values, rows);
-      const head = layers[1].weight; // [classes, width]
-      const transposed = Float32Array.from({ length: head.length }, (_, at) => {
-        const [unit, c] = [Math.floor(at / shape.classes), at % shape.classes];
-        return head[c * shape.hidden[0] + unit];
-      });
-      const expected = trueGradient(layers);
-      const aligned = flattenLayers(
-        dfaGradients(shape, layers, forward, values, labels, [transposed]),
-      );
-      assert.ok(
-        maxAbsDifference(aligned, expected) < 1e-5,
-        `DFA(B = Wᵀ) vs finite differences: ${maxAbsDifference(aligned, expected)}`,
-      );
-      const random = flattenLayers(
-        dfaGradients(shape, layers, forward, values, labels, randomFeedback(shape, 9)),
-      );
-      const hiddenCount = shape.features * 5 + 5;
-      assert.ok(
-        maxAbsDifference(random.subarray(0, hiddenCount), expected.subarray(0, hiddenCount)) > 1e-3,
-        'random feedback is not backprop',
-      );
-      assert.ok(
-        maxAbsDifference(random.subarray(hiddenCount), expected.subarray(hiddenCount)) < 1e-5,
-        'the head gets its own gradient',
-      );
+  for (const act of ['tanh', 'relu'] as const) {
+    it(`DFA with B = W_headᵀ on one hidden layer is the gradient; random B is not (${act})`, async () => {
+      const dfaShape: MlpShape = { ...shape, act };
+      const dfa = await DfaRunner.open(dfaShape, 1);
+      try {
+        const layers = initialLayers(dfaShape, act === 'tanh' ? 5 : 6);
+        const expected = trueGradient(layers, act);
+        // The graph takes B_lᵀ [classes, width]: B_1 = W_headᵀ is fed as W_head itself.
+        const alignedStep = await dfa.directions(layers, [layers[1].weight], values, labels);
+        const aligned = flattenLayers(alignedStep.gradients);
+        assert.ok(
+          maxAbsDifference(aligned, expected) < 1e-5,
+          `DFA(B = Wᵀ) vs finite differences: ${maxAbsDifference(aligned, expected)}`,
+        );
+        const randomStep = await dfa.directions(
+          layers,
+          randomFeedback(dfaShape, 9),
+          values,
+          labels,
+        );
+        const random = flattenLayers(randomStep.gradients);
+        const hiddenCount = shape.features * 5 + 5;
+        assert.ok(
+          maxAbsDifference(random.subarray(0, hiddenCount), expected.subarray(0, hiddenCount)) >
+            1e-3,
+          'random feedback is not backprop',
+        );
+        assert.ok(
+          maxAbsDifference(random.subarray(hiddenCount), expected.subarray(hiddenCount)) < 1e-5,
+          'the head gets its own gradient',
+        );
+      } finally {
+        await dfa.release();
+      }
     });
-  });
-
-  it("DFA on relu units: f'(a) = [a > 0]", async () => {
-    const reluShape: MlpShape = { ...shape, act: 'relu' };
-    const runner = await MlpRunner.open(reluShape, 1);
-    try {
-      const layers = initialLayers(reluShape, 6);
-      const forward = await runner.forward(layers, values, rows);
-      const head = layers[1].weight;
-      const transposed = Float32Array.from(
-        { length: head.length },
-        (_, at) => head[(at % 3) * 5 + Math.floor(at / 3)],
-      );
-      const expected = trueGradient(layers, 'relu');
-      const aligned = flattenLayers(
-        dfaGradients(reluShape, layers, forward, values, labels, [transposed]),
-      );
-      assert.ok(
-        maxAbsDifference(aligned, expected) < 1e-5,
-        `${maxAbsDifference(aligned, expected)}`,
-      );
-    } finally {
-      await runner.release();
-    }
-  });
+  }
 
   /**
    * Mean squared relative error of an estimator with n samples over four draws, against the

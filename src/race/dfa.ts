@@ -6,19 +6,23 @@
  *   ΔW_l ∝ −δ_lᵀ h_{l−1},  Δb_l ∝ −Σ_n δ_l        (h_0 = x)
  *   ΔW_head ∝ −eᵀ h_L,     Δb_head ∝ −Σ_n e        (the head's own gradient: it is one layer)
  * With one hidden layer and B_1 = W_headᵀ this is exactly backprop's gradient, which the tests
- * check. The forward pass (a_l, h_l, P) is the MLP graph on onnxruntime; the updates are here.
+ * check. The forward pass and these update directions are one graph on onnxruntime; Adam steps
+ * in JavaScript.
  */
+import { GraphBuilder, int } from '../graph/builder.ts';
+import { DataType } from '../onnx/proto.ts';
+import { openSession, type Session } from '../runtime/session.ts';
+import { tensor, type Feeds } from '../tensor.ts';
 import { featureMatrix, type Contender } from './contender.ts';
 import {
-  activationDerivative,
   crossEntropy,
-  initialLayers,
-  layerWidths,
-  MlpRunner,
-  mlpClassifier,
+  emitMlpForward,
   flattenLayers,
+  initialLayers,
+  mlpClassifier,
+  MlpRunner,
+  parameterFeeds,
   unflattenLayers,
-  type Forward,
   type LinearLayer,
   type MlpShape,
 } from './mlp.ts';
@@ -35,84 +39,135 @@ export interface DfaSettings extends NetworkSettings {
   learningRate?: number;
 }
 
-/** The fixed feedback matrices, B_l [width_l, classes] ~ N(0, 1/classes), drawn once. */
+/**
+ * The fixed feedback matrices as the graph takes them, transposed: B_lᵀ [classes, width_l],
+ * entries N(0, 1/classes), drawn once.
+ */
 export function randomFeedback(shape: MlpShape, seed: number): Float32Array[] {
   const gaussian = gaussianSource(seed);
   const scale = 1 / Math.sqrt(shape.classes);
   return shape.hidden.map((width) =>
-    Float32Array.from({ length: width * shape.classes }, () => scale * gaussian()),
+    Float32Array.from({ length: shape.classes * width }, () => scale * gaussian()),
   );
 }
 
-/** The DFA update direction for every layer, in the layers' own layout (weight [out, in], bias). */
-export function dfaGradients(
-  shape: MlpShape,
-  layers: readonly LinearLayer[],
-  forward: Forward,
-  inputs: Float32Array,
-  labels: ArrayLike<number>,
-  feedback: readonly Float32Array[],
-): LinearLayer[] {
-  const { rows, probabilities } = forward;
-  const classes = shape.classes;
-  const error = probabilities.map(
-    (p, at) => (p - (labels[Math.floor(at / classes)] === at % classes ? 1 : 0)) / rows,
-  ); // [n, classes]
-  const widths = layerWidths(shape);
-  // h_{l−1} [n, width]
-  const layerInput = (l: number) => (l === 0 ? inputs : forward.activations[l - 1]);
-  return layers.map((layer, l) => {
-    const isHead = l === layers.length - 1;
-    const delta = isHead ? error : hiddenDelta(shape, forward, l, error, feedback[l]);
-    return { ...layer, ...outerGradient(delta, layerInput(l), rows, widths[l + 1], widths[l]) };
+/** The MLP forward graph extended by DFA's update directions, `<parameter>_grad`. */
+function dfaGraph(shape: MlpShape) {
+  const g = new GraphBuilder('race_dfa');
+  const forward = emitMlpForward(g, shape);
+  const targets = g.input('targets', 'float32', ['batch', shape.classes]); // one-hot Y
+  const rowsAxis = g.initializer('rows_axis', tensor('int64', [1], [0]));
+  const count = g.node('ReduceSum', [targets], { keepdims: int(0) }, '/dfa/Count'); // n = Σ Y
+  const difference = g.node('Sub', [forward.probabilities, targets], {}, '/dfa/Sub');
+  const error = g.node('Div', [difference, count], {}, '/dfa/Error'); // e = (P − Y)/n  [n, classes]
+  const emitGradients = (module: string, delta: string, layerInput: string) => {
+    // ∇W = δᵀ h [out, in],  ∇b = Σ_n δ [out]
+    g.node(
+      'Gemm',
+      [delta, layerInput],
+      { transA: int(1) },
+      `/dfa/${module}/WeightGrad`,
+      `${module}.weight_grad`,
+    );
+    g.node(
+      'ReduceSum',
+      [delta, rowsAxis],
+      { keepdims: int(0) },
+      `/dfa/${module}/BiasGrad`,
+      `${module}.bias_grad`,
+    );
+    g.output(`${module}.weight_grad`, 'float32');
+    g.output(`${module}.bias_grad`, 'float32');
+  };
+  const hiddenInput = (l: number) => (l === 0 ? forward.input : forward.activations[l - 1]);
+  shape.hidden.forEach((width, l) => {
+    const module = `fc${l + 1}`;
+    const feedback = g.input(`${module}.feedback`, 'float32', [shape.classes, width]); // B_lᵀ
+    const projected = g.node('MatMul', [error, feedback], {}, `/dfa/${module}/Project`); // e B_lᵀ
+    const slope = activationSlope(
+      g,
+      shape,
+      forward.preActivations[l],
+      forward.activations[l],
+      module,
+    );
+    emitGradients(
+      module,
+      g.node('Mul', [projected, slope], {}, `/dfa/${module}/Delta`),
+      hiddenInput(l),
+    );
   });
+  emitGradients('head', error, hiddenInput(shape.hidden.length));
+  g.output(forward.probabilities, 'float32');
+  return g.build();
 }
 
-/** δ_l = (e B_lᵀ) ⊙ f'(a_l): [n, width]. */
-function hiddenDelta(
+/** f'(a) [n, width]: relu' = [a > 0], tanh' = 1 − h². */
+function activationSlope(
+  g: GraphBuilder,
   shape: MlpShape,
-  forward: Forward,
-  l: number,
-  error: Float32Array,
-  feedback: Float32Array,
-): Float32Array {
-  const width = shape.hidden[l];
-  const classes = shape.classes;
-  const delta = new Float32Array(forward.rows * width);
-  for (let r = 0; r < forward.rows; r++) {
-    for (let u = 0; u < width; u++) {
-      let sum = 0;
-      for (let c = 0; c < classes; c++) sum += error[r * classes + c] * feedback[u * classes + c];
-      const at = r * width + u;
-      delta[at] =
-        sum *
-        activationDerivative(shape.act, forward.preActivations[l][at], forward.activations[l][at]);
-    }
+  pre: string,
+  post: string,
+  module: string,
+) {
+  const scope = `/dfa/${module}`;
+  if (shape.act === 'relu') {
+    const zero = g.initializer(`${module}.zero`, tensor('float32', [], [0]));
+    const positive = g.node('Greater', [pre, zero], {}, `${scope}/Positive`);
+    return g.node('Cast', [positive], { to: int(DataType.FLOAT) }, `${scope}/Slope`);
   }
-  return delta;
+  const one = g.initializer(`${module}.one`, tensor('float32', [], [1]));
+  return g.node(
+    'Sub',
+    [one, g.node('Mul', [post, post], {}, `${scope}/Square`)],
+    {},
+    `${scope}/Slope`,
+  );
 }
 
-/** weight = δᵀ h [out, in], bias = Σ_rows δ [out]. */
-function outerGradient(
-  delta: Float32Array,
-  input: Float32Array,
-  rows: number,
-  outWidth: number,
-  inWidth: number,
-) {
-  const weight = new Float32Array(outWidth * inWidth);
-  const bias = new Float32Array(outWidth);
-  for (let r = 0; r < rows; r++) {
-    for (let o = 0; o < outWidth; o++) {
-      const d = delta[r * outWidth + o];
-      if (d === 0) continue;
-      bias[o] += d;
-      const row = o * inWidth;
-      const x = r * inWidth;
-      for (let i = 0; i < inWidth; i++) weight[row + i] += d * input[x + i];
-    }
+/** One session that returns the probabilities and every layer's DFA update direction. */
+export class DfaRunner {
+  private constructor(
+    private readonly session: Session,
+    readonly shape: MlpShape,
+  ) {}
+
+  static async open(shape: MlpShape, threads: number): Promise<DfaRunner> {
+    const session = await openSession(dfaGraph(shape), { threads }, 'the DFA update graph');
+    return new DfaRunner(session, shape);
   }
-  return { weight, bias };
+
+  /** `feedback`: B_lᵀ [classes, width_l] per hidden layer. */
+  async directions(
+    layers: readonly LinearLayer[],
+    feedback: readonly Float32Array[],
+    inputs: Float32Array,
+    labels: ArrayLike<number>,
+  ): Promise<{ gradients: LinearLayer[]; probabilities: Float32Array }> {
+    const { features, classes, hidden } = this.shape;
+    const rows = labels.length;
+    const targets = new Float32Array(rows * classes);
+    for (let r = 0; r < rows; r++) targets[r * classes + labels[r]] = 1;
+    const feeds: Feeds = {
+      input: tensor('float32', [rows, features], inputs),
+      targets: tensor('float32', [rows, classes], targets),
+      ...parameterFeeds(layers),
+    };
+    hidden.forEach((width, l) => {
+      feeds[`fc${l + 1}.feedback`] = tensor('float32', [classes, width], feedback[l]);
+    });
+    const out = await this.session.run(feeds);
+    const gradients = layers.map((layer) => ({
+      ...layer,
+      weight: out[`${layer.module}.weight_grad`].data as Float32Array,
+      bias: out[`${layer.module}.bias_grad`].data as Float32Array,
+    }));
+    return { gradients, probabilities: out.probabilities.data as Float32Array };
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
 }
 
 export function directFeedbackAlignment(settings: DfaSettings = {}): Contender {
@@ -123,23 +178,25 @@ export function directFeedbackAlignment(settings: DfaSettings = {}): Contender {
     async train(data, options) {
       const matrix = featureMatrix(data);
       const shape = mlpShapeOf(matrix, settings);
-      const runner = await MlpRunner.open(shape, options.threads ?? 1);
+      const threads = options.threads ?? 1;
+      const dfa = await DfaRunner.open(shape, threads);
       const start = initialLayers(shape, options.seed);
       const theta = flattenLayers(start);
       const layers = unflattenLayers(start, theta);
       const feedback = randomFeedback(shape, options.seed + 2);
       const adam = new Adam(theta.length, settings.learningRate ?? 0.003);
       const sampler = new MinibatchSampler(matrix, settings.batchSize ?? 128, options.seed + 1);
-      await runSteps(options, settings.maxSteps ?? 100_000, async () => {
-        const batch = sampler.draw();
-        const forward = await runner.forward(layers, batch.inputs, batch.rows);
-        adam.step(
-          theta,
-          flattenLayers(dfaGradients(shape, layers, forward, batch.inputs, batch.labels, feedback)),
-        );
-        return crossEntropy(forward.probabilities, batch.labels, shape.classes);
-      });
-      return mlpClassifier(runner, layers);
+      try {
+        await runSteps(options, settings.maxSteps ?? 100_000, async () => {
+          const batch = sampler.draw();
+          const step = await dfa.directions(layers, feedback, batch.inputs, batch.labels);
+          adam.step(theta, flattenLayers(step.gradients));
+          return crossEntropy(step.probabilities, batch.labels, shape.classes);
+        });
+      } finally {
+        await dfa.release();
+      }
+      return mlpClassifier(await MlpRunner.open(shape, threads), layers);
     },
   };
 }

@@ -83,17 +83,6 @@ export function unflattenLayers(like: readonly LinearLayer[], flat: Float32Array
   });
 }
 
-/** What one forward pass returns, each row-major [rows, width]. */
-export interface Forward {
-  rows: number;
-  /** Pre-activations a_l of each hidden layer. */
-  preActivations: Float32Array[];
-  /** h_l = f(a_l) of each hidden layer. */
-  activations: Float32Array[];
-  logits: Float32Array;
-  probabilities: Float32Array;
-}
-
 /** The forward graph on onnxruntime, with the parameters fed at each run. */
 export class MlpRunner {
   private constructor(
@@ -120,60 +109,68 @@ export class MlpRunner {
     return probabilities.data as Float32Array;
   }
 
-  async forward(
-    layers: readonly LinearLayer[],
-    inputs: Float32Array,
-    rows: number,
-  ): Promise<Forward> {
-    const out = await this.session.run(this.feeds(layers, inputs, rows));
-    const hidden = this.shape.hidden.map((_, l) => l + 1);
-    return {
-      rows,
-      preActivations: hidden.map((l) => out[`fc${l}_pre`].data as Float32Array),
-      activations: hidden.map((l) => out[`fc${l}_act`].data as Float32Array),
-      logits: out.logits.data as Float32Array,
-      probabilities: out.probabilities.data as Float32Array,
-    };
-  }
-
   release(): Promise<void> {
     return this.session.release();
   }
 
   private feeds(layers: readonly LinearLayer[], inputs: Float32Array, rows: number): Feeds {
-    const feeds: Feeds = { input: tensor('float32', [rows, this.shape.features], inputs) };
-    for (const { module, inFeatures, outFeatures, weight, bias } of layers) {
-      feeds[`${module}.weight`] = tensor('float32', [outFeatures, inFeatures], weight);
-      feeds[`${module}.bias`] = tensor('float32', [outFeatures], bias);
-    }
-    return feeds;
+    const input = tensor('float32', [rows, this.shape.features], inputs);
+    return { input, ...parameterFeeds(layers) };
   }
 }
 
-/** input [batch, features] → (Gemm → act) per hidden layer → head Gemm → logits → Softmax. */
-function forwardGraph(shape: MlpShape) {
-  const g = new GraphBuilder('race_mlp');
-  let x = g.input('input', 'float32', ['batch', shape.features]);
+/** The values of the MLP's forward pass in a graph being built (race/dfa.ts extends it). */
+export interface EmittedForward {
+  input: string;
+  /** a_l and h_l of each hidden layer, [batch, width_l]. */
+  preActivations: string[];
+  activations: string[];
+  logits: string;
+  probabilities: string;
+}
+
+/**
+ * input [batch, features] → (Gemm → act) per hidden layer → head Gemm → logits → Softmax, with
+ * every weight and bias a graph input named as PyTorch names the parameter.
+ */
+export function emitMlpForward(g: GraphBuilder, shape: MlpShape): EmittedForward {
+  const input = g.input('input', 'float32', ['batch', shape.features]);
   const widths = layerWidths(shape);
-  const gemm = (module: string, input: string, l: number, outputName: string) => {
+  const gemm = (module: string, x: string, l: number, outputName: string) => {
     const weight = g.input(`${module}.weight`, 'float32', [widths[l + 1], widths[l]]);
     const bias = g.input(`${module}.bias`, 'float32', [widths[l + 1]]);
     const attributes = { alpha: float(1), beta: float(1), transB: int(1) };
     // [batch, out]
-    return g.node('Gemm', [input, weight, bias], attributes, `/${module}/Gemm`, outputName);
+    return g.node('Gemm', [x, weight, bias], attributes, `/${module}/Gemm`, outputName);
   };
+  const preActivations: string[] = [];
+  const activations: string[] = [];
+  let x = input;
   shape.hidden.forEach((_, l) => {
-    const pre = gemm(`fc${l + 1}`, x, l, `fc${l + 1}_pre`);
+    preActivations.push(gemm(`fc${l + 1}`, x, l, `fc${l + 1}_pre`));
     const op = shape.act === 'relu' ? 'Relu' : 'Tanh';
-    x = g.node(op, [pre], {}, `/act${l + 1}/${op}`, `fc${l + 1}_act`);
-    g.output(pre, 'float32');
-    g.output(x, 'float32');
+    x = g.node(op, [preActivations[l]], {}, `/act${l + 1}/${op}`, `fc${l + 1}_act`);
+    activations.push(x);
   });
   const logits = gemm('head', x, shape.hidden.length, 'logits');
-  g.node('Softmax', [logits], { axis: int(-1) }, '/Softmax', 'probabilities');
-  g.output(logits, 'float32');
-  g.output('probabilities', 'float32');
+  const probabilities = g.node('Softmax', [logits], { axis: int(-1) }, '/Softmax', 'probabilities');
+  return { input, preActivations, activations, logits, probabilities };
+}
+
+function forwardGraph(shape: MlpShape) {
+  const g = new GraphBuilder('race_mlp');
+  g.output(emitMlpForward(g, shape).probabilities, 'float32');
   return g.build();
+}
+
+/** Each layer's weight [out, in] and bias [out], fed under its parameter's name. */
+export function parameterFeeds(layers: readonly LinearLayer[]): Feeds {
+  const feeds: Feeds = {};
+  for (const { module, inFeatures, outFeatures, weight, bias } of layers) {
+    feeds[`${module}.weight`] = tensor('float32', [outFeatures, inFeatures], weight);
+    feeds[`${module}.bias`] = tensor('float32', [outFeatures], bias);
+  }
+  return feeds;
 }
 
 /** f'(a) from a and h = f(a): relu' = [a > 0], tanh' = 1 − h². */
