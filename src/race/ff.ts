@@ -2,27 +2,30 @@
  * The forward-forward algorithm (Hinton 2022, "The Forward-Forward Algorithm: Some Preliminary
  * Investigations"), supervised: each hidden layer of teardown's MLP learns on its own to give
  * high goodness G = Σ_u h_u² to positive data (an example with its correct label embedded) and
- * low goodness to negative data (the same example with a wrong label drawn at random):
- *   L_l = softplus(θ − G⁺) + softplus(G⁻ − θ),   p(positive) = σ(G − θ)
+ * low goodness to negative data (the same example with a wrong label drawn at random). With
+ * s = +1 for a positive row and −1 for a negative one, layer l minimises over the batch
+ *   L_l = mean_rows softplus(s (θ − G)),   p(positive) = σ(G − θ)
  * Each layer sees the previous layer's activities normalised to unit length, x̂ = x / ‖x‖, so it
- * cannot read the goodness of the layer below, only its direction. The gradient of L_l reaches
- * W_l alone (dL/dG · 2h ⊙ f'(a) · x̂ᵀ): nothing is passed back between layers. Prediction embeds
- * every label in turn and picks the one of highest total goodness; the probabilities given are
- * the softmax of total goodness over labels. The forward graph runs on onnxruntime.
+ * cannot read the goodness of the layer below, only its direction. L_l's gradient reaches W_l
+ * alone — dL/dG = −s σ(s (θ − G)) / rows, δ = dL/dG · 2h ⊙ f'(a), ∇W = δᵀ x̂, ∇b = Σ δ — and
+ * nothing is passed back between layers. Prediction embeds every label in turn and picks the one
+ * of highest total goodness; the probabilities given are the softmax of total goodness over
+ * labels. Forward passes and the per-layer gradients are graphs on onnxruntime.
  *
  * The label is embedded by appending its one-hot vector (scaled to the mean length of the
  * examples) to the features: tables have no spare pixels to overwrite as the paper's MNIST did.
  */
-import { float, GraphBuilder, int, ints } from '../graph/builder.ts';
+import { GraphBuilder, int, ints } from '../graph/builder.ts';
+import { DataType } from '../onnx/proto.ts';
 import { openSession, type Session } from '../runtime/session.ts';
 import { seededRandom } from '../random.ts';
-import { tensor, type Feeds } from '../tensor.ts';
+import { tensor } from '../tensor.ts';
 import { featureMatrix, queryMatrix, type Contender, type TrainedClassifier } from './contender.ts';
 import {
-  activationDerivative,
   flattenLayers,
   initialLayers,
   parameterCount,
+  parameterFeeds,
   unflattenLayers,
   type LinearLayer,
   type MlpShape,
@@ -42,84 +45,164 @@ export interface ForwardForwardSettings extends NetworkSettings {
   learningRate?: number;
 }
 
-/** Normalised inputs x̂_l and activities h_l of each layer, [rows, width] each. */
-export interface LayerPasses {
-  normalisedInputs: Float32Array[];
-  preActivations: Float32Array[];
-  activations: Float32Array[];
-}
-
-/** input [batch, features + classes] → per layer: x̂ = x/(‖x‖ + 10⁻⁶) → Gemm → act. */
-function forwardForwardGraph(shape: MlpShape) {
+/**
+ * input [batch, features + classes] → per layer: x̂ = x/(‖x‖ + 10⁻⁶) → Gemm → act, with each
+ * layer's goodness `fc<l>_goodness` [batch, 1]; with `threshold`, also each layer's loss
+ * `fc<l>_loss` and gradients `fc<l>.weight_grad`, `fc<l>.bias_grad` for the row signs `signs`.
+ */
+function forwardForwardGraph(shape: MlpShape, threshold?: number) {
   const g = new GraphBuilder('race_forward_forward');
   const widths = [shape.features + shape.classes, ...shape.hidden];
   let x = g.input('input', 'float32', ['batch', widths[0]]);
-  const epsilon = g.initializer('epsilon', tensor('float32', [], [1e-6]));
+  const signs = threshold === undefined ? '' : g.input('signs', 'float32', ['batch', 1]);
+  const scalar = (name: string, value: number) =>
+    g.initializer(name, tensor('float32', [], [value]));
+  const [epsilon, two] = [scalar('epsilon', 1e-6), scalar('two', 2)];
+  const featureAxis = { axes: ints([1]), keepdims: int(1) };
   shape.hidden.forEach((width, l) => {
     const module = `fc${l + 1}`;
-    const squares = g.node(
-      'ReduceSumSquare',
-      [x],
-      { axes: ints([1]), keepdims: int(1) },
-      `/${module}/SumSquares`,
-    ); // [batch, 1]
-    const length = g.node(
-      'Add',
-      [g.node('Sqrt', [squares], {}, `/${module}/Sqrt`), epsilon],
-      {},
-      `/${module}/Length`,
-    );
-    // [batch, in]
-    const normalised = g.node('Div', [x, length], {}, `/${module}/Normalise`, `${module}_in`);
+    const scope = `/${module}`;
+    const squares = g.node('ReduceSumSquare', [x], featureAxis, `${scope}/SumSquares`); // [b, 1]
+    const root = g.node('Sqrt', [squares], {}, `${scope}/Sqrt`);
+    const length = g.node('Add', [root, epsilon], {}, `${scope}/Length`);
+    const normalised = g.node('Div', [x, length], {}, `${scope}/Normalise`); // x̂ [b, in]
     const weight = g.input(`${module}.weight`, 'float32', [width, widths[l]]);
     const bias = g.input(`${module}.bias`, 'float32', [width]);
-    const pre = g.node(
-      'Gemm',
-      [normalised, weight, bias],
-      { alpha: float(1), beta: float(1), transB: int(1) },
-      `/${module}/Gemm`,
-      `${module}_pre`,
-    );
+    const pre = g.node('Gemm', [normalised, weight, bias], { transB: int(1) }, `${scope}/Gemm`);
     const op = shape.act === 'relu' ? 'Relu' : 'Tanh';
-    x = g.node(op, [pre], {}, `/act${l + 1}/${op}`, `${module}_act`); // [batch, width]
-    for (const value of [normalised, pre, x]) g.output(value, 'float32');
+    x = g.node(op, [pre], {}, `/act${l + 1}/${op}`); // h [b, width]
+    const goodness = `${module}_goodness`;
+    g.node('ReduceSumSquare', [x], featureAxis, `${scope}/Goodness`, goodness); // G [b, 1]
+    g.output(goodness, 'float32');
+    if (threshold === undefined) return;
+    // margin = s (θ − G); L = mean softplus(margin); dL/dG = −s σ(margin) / rows
+    const gap = g.node(
+      'Sub',
+      [scalar(`${module}.threshold`, threshold), goodness],
+      {},
+      `${scope}/Gap`,
+    );
+    const margin = g.node('Mul', [signs, gap], {}, `${scope}/Margin`);
+    const loss = g.node('Softplus', [margin], {}, `${scope}/Softplus`);
+    g.node('ReduceMean', [loss], { keepdims: int(0) }, `${scope}/Loss`, `${module}_loss`);
+    g.output(`${module}_loss`, 'float32');
+    const rowCount = g.node(
+      'Cast',
+      [g.node('Size', [signs], {}, `${scope}/Rows`)],
+      { to: int(DataType.FLOAT) },
+      `${scope}/RowCount`,
+    );
+    const pull = g.node(
+      'Mul',
+      [signs, g.node('Sigmoid', [margin], {}, `${scope}/Sigmoid`)],
+      {},
+      `${scope}/Pull`,
+    );
+    const dLossdGoodness = g.node(
+      'Neg',
+      [g.node('Div', [pull, rowCount], {}, `${scope}/PerRow`)],
+      {},
+      `${scope}/dLdG`,
+    );
+    const slope = activationSlope(g, shape, pre, x, module);
+    const dGoodness = g.node(
+      'Mul',
+      [g.node('Mul', [x, two], {}, `${scope}/TwoH`), slope],
+      {},
+      `${scope}/dGda`,
+    );
+    const delta = g.node('Mul', [dLossdGoodness, dGoodness], {}, `${scope}/Delta`); // δ [b, width]
+    g.node(
+      'Gemm',
+      [delta, normalised],
+      { transA: int(1) },
+      `${scope}/WeightGrad`,
+      `${module}.weight_grad`,
+    );
+    const rowsAxis = g.initializer(`${module}.rows_axis`, tensor('int64', [1], [0]));
+    g.node(
+      'ReduceSum',
+      [delta, rowsAxis],
+      { keepdims: int(0) },
+      `${scope}/BiasGrad`,
+      `${module}.bias_grad`,
+    );
+    g.output(`${module}.weight_grad`, 'float32');
+    g.output(`${module}.bias_grad`, 'float32');
   });
   return g.build();
 }
 
+/** f'(a) [b, width]: relu' = [a > 0], tanh' = 1 − h². */
+function activationSlope(
+  g: GraphBuilder,
+  shape: MlpShape,
+  pre: string,
+  post: string,
+  module: string,
+) {
+  const scope = `/${module}`;
+  if (shape.act === 'relu') {
+    const zero = g.initializer(`${module}.zero`, tensor('float32', [], [0]));
+    const positive = g.node('Greater', [pre, zero], {}, `${scope}/Positive`);
+    return g.node('Cast', [positive], { to: int(DataType.FLOAT) }, `${scope}/Slope`);
+  }
+  const one = g.initializer(`${module}.one`, tensor('float32', [], [1]));
+  return g.node(
+    'Sub',
+    [one, g.node('Mul', [post, post], {}, `${scope}/Square`)],
+    {},
+    `${scope}/Slope`,
+  );
+}
+
+/** Forward-forward's graphs on onnxruntime: one learns (threshold given), one only measures. */
 export class ForwardForwardRunner {
   private constructor(
     private readonly session: Session,
     readonly shape: MlpShape,
   ) {}
 
-  static async open(shape: MlpShape, threads: number): Promise<ForwardForwardRunner> {
+  /** Without `threshold`, the runner gives goodness only (prediction). */
+  static async open(
+    shape: MlpShape,
+    threads: number,
+    threshold?: number,
+  ): Promise<ForwardForwardRunner> {
+    const graph = forwardForwardGraph(shape, threshold);
     return new ForwardForwardRunner(
-      await openSession(forwardForwardGraph(shape), { threads }, 'the forward-forward graph'),
+      await openSession(graph, { threads }, 'the forward-forward graph'),
       shape,
     );
   }
 
-  /** `inputs` already carry their embedded label: [rows, features + classes]. */
-  async run(
+  /** Each layer's goodness [rows] of `inputs` that already carry their label. */
+  async goodness(
     layers: readonly LinearLayer[],
     inputs: Float32Array,
     rows: number,
-  ): Promise<LayerPasses> {
-    const feeds: Feeds = {
+  ): Promise<Float32Array[]> {
+    const input = tensor('float32', [rows, this.shape.features + this.shape.classes], inputs);
+    const wanted = layers.map(({ module }) => `${module}_goodness`);
+    const out = await this.session.run({ input, ...parameterFeeds(layers) }, wanted);
+    return wanted.map((name) => out[name].data as Float32Array);
+  }
+
+  /** Each layer's gradient of its own loss, and the losses' sum, for rows of sign ±1. */
+  async gradients(layers: readonly LinearLayer[], inputs: Float32Array, signs: Float32Array) {
+    const rows = signs.length;
+    const out = await this.session.run({
       input: tensor('float32', [rows, this.shape.features + this.shape.classes], inputs),
-    };
-    for (const { module, inFeatures, outFeatures, weight, bias } of layers) {
-      feeds[`${module}.weight`] = tensor('float32', [outFeatures, inFeatures], weight);
-      feeds[`${module}.bias`] = tensor('float32', [outFeatures], bias);
-    }
-    const out = await this.session.run(feeds);
-    const modules = layers.map(({ module }) => module);
-    return {
-      normalisedInputs: modules.map((m) => out[`${m}_in`].data as Float32Array),
-      preActivations: modules.map((m) => out[`${m}_pre`].data as Float32Array),
-      activations: modules.map((m) => out[`${m}_act`].data as Float32Array),
-    };
+      signs: tensor('float32', [rows, 1], signs),
+      ...parameterFeeds(layers),
+    });
+    const gradients = layers.map((layer) => ({
+      ...layer,
+      weight: out[`${layer.module}.weight_grad`].data as Float32Array,
+      bias: out[`${layer.module}.bias_grad`].data as Float32Array,
+    }));
+    const loss = layers.reduce((sum, { module }) => sum + Number(out[`${module}_loss`].data[0]), 0);
+    return { gradients, loss };
   }
 
   release(): Promise<void> {
@@ -130,12 +213,12 @@ export class ForwardForwardRunner {
 /** Examples [rows, features] with label `labels[r]` appended as scale · one-hot. */
 export function embedLabels(
   inputs: Float32Array,
-  rows: number,
   features: number,
   classes: number,
   labels: ArrayLike<number>,
   scale: number,
 ): Float32Array {
+  const rows = labels.length;
   const width = features + classes;
   const embedded = new Float32Array(rows * width);
   for (let r = 0; r < rows; r++) {
@@ -145,69 +228,21 @@ export function embedLabels(
   return embedded;
 }
 
-/** G = Σ_u h_u² per row of h [rows, width]. */
-export function goodness(activations: Float32Array, rows: number): Float64Array {
-  const width = activations.length / rows;
-  return Float64Array.from({ length: rows }, (_, r) => {
-    let sum = 0;
-    for (let u = 0; u < width; u++) sum += activations[r * width + u] ** 2;
-    return sum;
-  });
-}
-
-const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
-const softplus = (z: number) => (z > 30 ? z : Math.log1p(Math.exp(z)));
-
-/**
- * Each layer's gradient of its own mean loss over a positive and a negative pass (the same rows):
- *   dL/dG⁺ = −σ(θ − G⁺),  dL/dG⁻ = σ(G⁻ − θ),  δ = dL/dG · 2h ⊙ f'(a),  ∇W = δᵀ x̂,  ∇b = Σ δ
- * Returns the layers' gradients and the summed mean loss.
- */
-export function forwardForwardGradients(
-  shape: MlpShape,
-  layers: readonly LinearLayer[],
-  positive: LayerPasses,
-  negative: LayerPasses,
-  rows: number,
-  threshold: number,
-) {
-  let loss = 0;
-  const gradients = layers.map((layer, l) => {
-    const weight = new Float32Array(layer.weight.length);
-    const bias = new Float32Array(layer.bias.length);
-    for (const [pass, sign] of [
-      [positive, 1],
-      [negative, -1],
-    ] as const) {
-      const h = pass.activations[l];
-      const x = pass.normalisedInputs[l];
-      goodness(h, rows).forEach((g, r) => {
-        // softplus(θ − G) for positive data, softplus(G − θ) for negative
-        const margin = sign * (threshold - g);
-        loss += softplus(margin) / rows;
-        const dLossdGoodness = (-sign * sigmoid(margin)) / rows;
-        for (let u = 0; u < layer.outFeatures; u++) {
-          const at = r * layer.outFeatures + u;
-          const delta =
-            dLossdGoodness *
-            2 *
-            h[at] *
-            activationDerivative(shape.act, pass.preActivations[l][at], h[at]);
-          if (delta === 0) continue;
-          bias[u] += delta;
-          for (let i = 0; i < layer.inFeatures; i++)
-            weight[u * layer.inFeatures + i] += delta * x[r * layer.inFeatures + i];
-        }
-      });
-    }
-    return { ...layer, weight, bias };
-  });
-  return { gradients, loss };
-}
-
 /** Wrong labels, uniform over the classes other than each row's own. */
 function wrongLabels(labels: Int32Array, classes: number, uniform: () => number): Int32Array {
   return labels.map((label) => (label + 1 + Math.floor(uniform() * (classes - 1))) % classes);
+}
+
+/** A minibatch twice: with its labels (sign +1), then with wrong ones (sign −1). */
+function positivesAndNegatives(batch: Minibatch, classes: number, uniform: () => number) {
+  const labels = new Int32Array(2 * batch.rows);
+  labels.set(batch.labels);
+  labels.set(wrongLabels(batch.labels, classes, uniform), batch.rows);
+  const inputs = new Float32Array(2 * batch.inputs.length);
+  inputs.set(batch.inputs);
+  inputs.set(batch.inputs, batch.inputs.length);
+  const signs = Float32Array.from(labels, (_, r) => (r < batch.rows ? 1 : -1));
+  return { inputs, labels, signs };
 }
 
 export function forwardForward(settings: ForwardForwardSettings = {}): Contender {
@@ -218,90 +253,80 @@ export function forwardForward(settings: ForwardForwardSettings = {}): Contender
     usesBackprop: false,
     async train(data, options) {
       const matrix = featureMatrix(data);
+      const { features, classes } = matrix;
       const shape = mlpShapeOf(matrix, settings);
-      const layers = initialLayers(
-        { ...shape, features: matrix.features + matrix.classes, classes: 1 },
-        options.seed,
-      ).slice(0, -1);
+      // fc1 … fcL of the MLP whose input is the example and its label; no head.
+      const withLabel = { ...shape, features: features + classes, classes: 1 };
+      const layers = initialLayers(withLabel, options.seed).slice(0, -1);
       const theta = flattenLayers(layers);
       const live = unflattenLayers(layers, theta);
-      const scale = meanLength(matrix.values, matrix.rows, matrix.features);
-      const runner = await ForwardForwardRunner.open(shape, options.threads ?? 1);
+      const scale = meanLength(matrix.values, matrix.rows, features);
+      const threads = options.threads ?? 1;
+      const learner = await ForwardForwardRunner.open(shape, threads, threshold);
       const adam = new Adam(theta.length, settings.learningRate ?? 0.01);
       const sampler = new MinibatchSampler(matrix, settings.batchSize ?? 128, options.seed + 1);
       const uniform = seededRandom(options.seed + 2);
-      const embed = (batch: Minibatch, labels: Int32Array) =>
-        embedLabels(batch.inputs, batch.rows, matrix.features, matrix.classes, labels, scale);
-      await runSteps(options, settings.maxSteps ?? 100_000, async () => {
-        const batch = sampler.draw();
-        const positive = await runner.run(live, embed(batch, batch.labels), batch.rows);
-        const negative = await runner.run(
-          live,
-          embed(batch, wrongLabels(batch.labels, matrix.classes, uniform)),
-          batch.rows,
-        );
-        const { gradients, loss } = forwardForwardGradients(
-          shape,
-          live,
-          positive,
-          negative,
-          batch.rows,
-          threshold,
-        );
-        adam.step(theta, flattenLayers(gradients));
-        return loss;
-      });
-      return forwardForwardClassifier(
-        runner,
-        live.map((l) => ({ ...l, weight: l.weight.slice(), bias: l.bias.slice() })),
-        scale,
-      );
+      try {
+        await runSteps(options, settings.maxSteps ?? 100_000, async () => {
+          const both = positivesAndNegatives(sampler.draw(), classes, uniform);
+          const embedded = embedLabels(both.inputs, features, classes, both.labels, scale);
+          const { gradients, loss } = await learner.gradients(live, embedded, both.signs);
+          adam.step(theta, flattenLayers(gradients));
+          return loss;
+        });
+      } finally {
+        await learner.release();
+      }
+      const measurer = await ForwardForwardRunner.open(shape, threads);
+      return forwardForwardClassifier(measurer, live, scale);
     },
   };
 }
 
 function meanLength(values: Float32Array, rows: number, features: number): number {
   let total = 0;
-  for (let r = 0; r < rows; r++)
-    total += Math.hypot(...values.subarray(r * features, (r + 1) * features));
+  for (let r = 0; r < rows; r++) {
+    let squares = 0;
+    for (let f = 0; f < features; f++) squares += values[r * features + f] ** 2;
+    total += Math.sqrt(squares);
+  }
   return total / rows || 1;
 }
 
 /** Probabilities = softmax over labels of the total goodness with that label embedded. */
 function forwardForwardClassifier(
   runner: ForwardForwardRunner,
-  layers: LinearLayer[],
+  layers: readonly LinearLayer[],
   scale: number,
 ): TrainedClassifier {
   const { features, classes } = runner.shape;
+  const frozen = layers.map((l) => ({ ...l, weight: l.weight.slice(), bias: l.bias.slice() }));
   return {
     classes,
-    size: { kind: 'parameters', count: parameterCount(layers) },
+    size: { kind: 'parameters', count: parameterCount(frozen) },
     async predictProba(inputs) {
       const { values, rows } = queryMatrix(inputs, features);
       const total = new Float64Array(rows * classes); // [rows, classes]
       for (let c = 0; c < classes; c++) {
-        const passes = await runner.run(
-          layers,
-          embedLabels(values, rows, features, classes, new Int32Array(rows).fill(c), scale),
-          rows,
-        );
-        for (const activations of passes.activations)
-          goodness(activations, rows).forEach((g, r) => {
-            total[r * classes + c] += g;
-          });
+        const labels = new Int32Array(rows).fill(c);
+        const embedded = embedLabels(values, features, classes, labels, scale);
+        for (const goodness of await runner.goodness(frozen, embedded, rows)) {
+          goodness.forEach((g, r) => (total[r * classes + c] += g));
+        }
       }
-      const probabilities = new Float32Array(rows * classes);
-      for (let r = 0; r < rows; r++) {
-        const row = total.subarray(r * classes, (r + 1) * classes);
-        const largest = Math.max(...row);
-        const sum = row.reduce((s, g) => s + Math.exp(g - largest), 0);
-        row.forEach((g, c) => {
-          probabilities[r * classes + c] = Math.exp(g - largest) / sum;
-        });
-      }
-      return tensor('float32', [rows, classes], probabilities);
+      return tensor('float32', [rows, classes], softmaxRows(total, classes));
     },
     release: () => runner.release(),
   };
+}
+
+function softmaxRows(scores: Float64Array, classes: number): Float32Array {
+  const probabilities = new Float32Array(scores.length);
+  for (let start = 0; start < scores.length; start += classes) {
+    const row = scores.subarray(start, start + classes);
+    const largest = row.reduce((most, s) => Math.max(most, s), -Infinity);
+    const sum = row.reduce((total, s) => total + Math.exp(s - largest), 0);
+    row.forEach((s, c) => (probabilities[start + c] = Math.exp(s - largest) / sum));
+  }
+  return probabilities;
 }
