@@ -55,7 +55,7 @@ function layerLoss(layers: readonly LinearLayer[], at: number, flat: Float64Arra
 }
 
 describe('race: forward-forward', () => {
-  it('gives each layer the gradient of its own loss, and the same losses and goodness', async () => {
+  it('gives each layer its own loss gradient, the same losses and goodness', async () => {
     const layers = initialLayers({ ...shape, features: 6, classes: 1 }, 8).slice(0, -1);
     // Larger weights than the initialisation, so that goodness crosses the threshold for some rows.
     for (const layer of layers) layer.weight.forEach((w, i) => (layer.weight[i] = 4 * w));

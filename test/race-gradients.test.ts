@@ -77,7 +77,7 @@ async function withRunner<T>(body: (runner: MlpRunner) => Promise<T>): Promise<T
 
 describe('race: gradients of the learners without backprop', () => {
   for (const act of ['tanh', 'relu'] as const) {
-    it(`DFA with B = W_headᵀ on one hidden layer is the gradient; random B is not (${act})`, async () => {
+    it(`DFA, B = W_headᵀ, one hidden layer: the gradient; random B: not (${act})`, async () => {
       const dfaShape: MlpShape = { ...shape, act };
       const dfa = await DfaRunner.open(dfaShape, 1);
       try {
