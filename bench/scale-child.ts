@@ -5,7 +5,7 @@
  * JSON line (times in ms, peak RSS, what the comparison needs). Inputs come from DIR, written by
  * bench/run.ts (benchScale); bench/torch_scale.py does the same work on the same weights.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeNpy, readNpy } from '../src/data/npy.ts';
 import { inspectModel } from '../src/inspect/inspect.ts';
@@ -29,8 +29,14 @@ async function cacheCase(first: boolean): Promise<Record<string, unknown>> {
     ({ cache } = await runWithCache(model, { input_ids: sliceRows(tokens, start, start + 8) }, names));
     cachedBytes = [...cache.values()].reduce((sum, value) => sum + value.data.byteLength, 0);
   }
-  if (first) for (const name of json('compare_hooks.json') as string[]) writeFileSync(join(dir, `teardown_cache_${name}.npy`), encodeNpy(cache.get(name)!));
+  if (first) for (const name of json('compare_hooks.json') as string[]) writeNpyFile(join(dir, `teardown_cache_${name}.npy`), cache.get(name)!);
   return { hooks: names.length, cached_mb_per_batch: Number((cachedBytes / 1e6).toFixed(1)) };
+}
+
+/** An .npy file written from the tensor's own bytes (np.save on the PyTorch side copies nothing either; encodeNpy would copy lm_head's 206 MB). */
+function writeNpyFile(path: string, value: Tensor): void {
+  writeFileSync(path, encodeNpy({ ...value, data: value.data.subarray(0, 0) })); // the header alone
+  appendFileSync(path, new Uint8Array(value.data.buffer, value.data.byteOffset, value.data.byteLength));
 }
 
 /**

@@ -24,8 +24,8 @@ export interface Segment {
 }
 
 /**
- * Segments computing `wanted` (activations or graph outputs), each closed when the bytes of the
- * wanted values it computes reach `budget` (`bytesOf` gives a value's size in this run).
+ * Segments computing `wanted` (activations or graph outputs), each holding at most `budget` bytes
+ * of them (`bytesOf` gives a value's size in this run).
  * undefined when the graph cannot be cut (a node holds a subgraph, which may read any value).
  */
 export function segmentGraph(
@@ -38,14 +38,19 @@ export function segmentGraph(
   if (nodes.some((node) => node.attribute.some((a) => a.g || a.graphs?.length))) return undefined;
   const wantedSet = new Set(wanted);
   // Node ranges [starts[s], starts[s + 1]).
+  // A node whose wanted outputs would take the segment past the budget begins the next one, so a
+  // segment holds at most `budget` bytes of them, or one node's when that alone is more.
   const starts = [0];
   let bytes = 0;
   nodes.forEach((node, position) => {
-    for (const output of node.output) if (wantedSet.has(output)) bytes += bytesOf(output);
-    if (bytes >= budget && position + 1 < nodes.length) {
-      starts.push(position + 1);
+    const own = node.output
+      .filter((out) => wantedSet.has(out))
+      .reduce((sum, out) => sum + bytesOf(out), 0);
+    if (bytes > 0 && bytes + own > budget) {
+      starts.push(position);
       bytes = 0;
     }
+    bytes += own;
   });
   starts.push(nodes.length);
   const segmentOf = (position: number) =>
@@ -88,7 +93,8 @@ export function segmentGraph(
     const constants = nodesComputing(nodes.filter(isConstant), [...read]);
     const kept = [...constants, ...own];
     const used = new Set(kept.flatMap((node) => node.input));
-    const typeOf = (value: string) => dtypeOfCode(index.elementTypes.get(value) ?? DataType.FLOAT) ?? 'float32';
+    const typeOf = (value: string) =>
+      dtypeOfCode(index.elementTypes.get(value) ?? DataType.FLOAT) ?? 'float32';
     const proto = derive(index.proto, {
       graph: derive(graph, {
         node: kept,

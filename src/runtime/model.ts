@@ -218,15 +218,15 @@ export class Model {
 
   /**
    * A model derived from this one by `build` (e.g. one that computes less of its output), made
-   * once per key and released with this one.
+   * once per key and released with this one; `runtime` overrides this model's session options.
    */
-  variant(key: string, build: (model: Model) => Promise<ModelProto>): Promise<Model> {
+  variant(key: string, build: (model: Model) => Promise<ModelProto>, runtime: Partial<RuntimeOptions> = {}): Promise<Model> {
     if (!this.variants.has(key)) {
       const made = build(this).then((proto) => {
         const name = `${this.path} (${key})`;
         validateModel(proto, name);
         // Its initializers are this model's where it keeps them: it reads them from the same file.
-        return new Model({ path: name, proto, sha256: '' }, this.options, this.weights);
+        return new Model({ path: name, proto, sha256: '' }, { ...this.options, ...runtime }, this.weights);
       });
       made.catch(() => this.variants.delete(key));
       this.variants.set(key, made);

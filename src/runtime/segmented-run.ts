@@ -1,8 +1,9 @@
 /**
  * One run that returns many large values, made as several runs of consecutive segments of the
  * graph (graph/segments.ts), so that a batch's cache is held once, not twice, when it returns.
- * Segment sessions keep onnxruntime's memory arena: turning it off left the peak unchanged (2,024
- * MB either way on the scale bench's GPT-2-small) and the code simpler.
+ * Segment sessions run without onnxruntime's memory arena: an arena keeps what a run freed for the
+ * session's next run, so each segment kept its outputs' and intermediates' worth (the scale bench's
+ * cache case peaked at 2.7-2.9 GB with it, 2.06 GB without, at the same CPU time).
  */
 import type { EditPlan } from '../graph/edit.ts';
 import { segmentGraph } from '../graph/segments.ts';
@@ -63,7 +64,9 @@ export async function runInSegments(
   const results: Record<string, Tensor> = {};
   const carried = new Map<string, Tensor>();
   for (const [s, segment] of segments.entries()) {
-    const part = await model.variant(`${key}: segment ${s + 1}`, async () => segment.proto);
+    const part = await model.variant(`${key}: segment ${s + 1}`, async () => segment.proto, {
+      memoryArena: false,
+    });
     const segmentFeeds: Feeds = {};
     for (const value of segment.modelInputs) segmentFeeds[value] = feeds[value];
     for (const value of segment.carried) segmentFeeds[value] = carried.get(value) ?? results[value];

@@ -17,6 +17,11 @@ export interface RuntimeOptions {
   threads?: number;
   /** Let onnxruntime log at info level; otherwise its log is off (level 4 = fatal): its errors reach the user as messages (ort-errors.ts). */
   verbose?: boolean;
+  /**
+   * onnxruntime's CPU memory arena (default on). An arena keeps what a run freed for the session's
+   * next run: sessions that each run once in turn (runtime/segmented-run.ts) turn it off.
+   */
+  memoryArena?: boolean;
 }
 
 export type { Feeds };
@@ -69,6 +74,7 @@ export class Session implements Unloadable {
       intraOpNumThreads: options.threads ?? 0,
       interOpNumThreads: 1,
       executionMode: 'sequential',
+      enableCpuMemArena: options.memoryArena ?? true,
       // 'extended', not 'all': the layout pass of 'all' reorders conv maps to NCHWc and must
       // reorder back every exposed value (4–6× slower caching on the cnn fixture), and one level
       // for every session keeps edited and unedited runs numerically alike
