@@ -11,8 +11,9 @@ import type { Contender } from '../src/race/contender.ts';
 import { directFeedbackAlignment } from '../src/race/dfa.ts';
 import { evolutionStrategies } from '../src/race/es.ts';
 import { forwardForward } from '../src/race/ff.ts';
+import { logisticRegression } from '../src/race/logistic.ts';
 import { spsa } from '../src/race/spsa.ts';
-import { accuracy, twoBlobs } from './race-oracles.ts';
+import { accuracy, twoBlobs, xorClusters } from './race-oracles.ts';
 
 const features = 10;
 const blobs = twoBlobs(800, features, 21, 5);
@@ -65,6 +66,44 @@ describe('race: learners without backprop on two planted blobs', () => {
       } finally {
         await classifier.release();
       }
+    });
+  }
+});
+
+describe('race: learners without backprop on XOR, which needs the hidden layer', () => {
+  const xor = xorClusters(800, 5);
+  const half = (start: number) => ({
+    inputs: tensor(
+      'float32',
+      [400, 2],
+      (xor.inputs.data as Float32Array).slice(start * 2, (start + 400) * 2),
+    ),
+    labels: xor.labels.slice(start, start + 400),
+    classes: 2,
+  });
+  const [xorTrain, xorTest] = [half(0), half(400)];
+
+  async function heldOutAccuracy(contender: Contender): Promise<number> {
+    const classifier = await contender.train(xorTrain, { seed: 1, budgetSeconds: 3 });
+    try {
+      const probabilities = (await classifier.predictProba(xorTest.inputs)).data as Float32Array;
+      return accuracy(probabilities, xorTest.labels, 2);
+    } finally {
+      await classifier.release();
+    }
+  }
+
+  it('is out of reach of logistic regression (so it needs the hidden layer)', async () => {
+    const linear = await heldOutAccuracy(logisticRegression());
+    console.log(`logistic regression on XOR: held-out accuracy ${(100 * linear).toFixed(1)}%`);
+    assert.ok(linear < 0.8, `logistic regression on XOR: ${linear}`);
+  });
+
+  for (const contender of PLANTED_CONTENDERS) {
+    it(`${contender.name} learns it to > 95% in 3 s`, async () => {
+      const found = await heldOutAccuracy(contender);
+      console.log(`${contender.name} on XOR: held-out accuracy ${(100 * found).toFixed(1)}%`);
+      assert.ok(found > 0.95, `held-out accuracy ${found}`);
     });
   }
 });
