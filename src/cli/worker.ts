@@ -36,7 +36,7 @@ the same path; a training trial runs in a child process with the sweep's --threa
 
   teardown worker --queue redis://10.0.0.5:6379 --name gpu-box-1
 
-Example (the command's own help):
+Example:
   teardown worker --help`,
     )
     .action(async (options) => {
