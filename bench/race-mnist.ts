@@ -3,30 +3,20 @@
  * onnxruntime thread: held-out accuracy, training seconds, prediction microseconds per example,
  * size. One JSON line per contender. Not a test: figures for docs/race.md.
  *
- *   node --import tsx bench/race-mnist.ts [TRAIN_ROWS=2000] [BUDGET_SECONDS=20] [SEED=1]
+ *   node --import tsx bench/race-mnist.ts [TRAIN_ROWS=2000] [BUDGET_SECONDS=20] [SEED=1] [NAMES]
+ *
+ * NAMES: contenders as `--contenders` takes them (src/race/contenders.ts), default all.
  */
 import { loadDigits } from '../src/data/mnist.ts';
 import { permutation, takeRows } from '../src/data/tasks.ts';
-import type { Contender } from '../src/race/contender.ts';
-import { directFeedbackAlignment } from '../src/race/dfa.ts';
-import { evolutionStrategies } from '../src/race/es.ts';
-import { forwardForward } from '../src/race/ff.ts';
-import { kNearestNeighbours } from '../src/race/knn.ts';
-import { logisticRegression } from '../src/race/logistic.ts';
-import { spsa } from '../src/race/spsa.ts';
+import { CONTENDER_NAMES, contendersNamed } from '../src/race/contenders.ts';
 
 const [trainRows, budgetSeconds, seed] = [2000, 20, 1].map((fallback, i) =>
   Number(process.argv[2 + i] ?? fallback),
 );
-const hidden = [64];
-const CONTENDERS: Contender[] = [
-  kNearestNeighbours({ k: 3 }),
-  logisticRegression(),
-  directFeedbackAlignment({ hidden }),
-  forwardForward({ hidden }),
-  evolutionStrategies({ hidden }),
-  spsa({ hidden }),
-];
+const CONTENDERS = contendersNamed(process.argv[5] ?? CONTENDER_NAMES.join(','), {
+  hidden: [64],
+});
 
 const train = loadDigits('train');
 const test = loadDigits('test');

@@ -22,7 +22,7 @@ import {
   type LinearLayer,
   type MlpShape,
 } from '../src/race/mlp.ts';
-import { gaussianSource } from '../src/race/network.ts';
+import { NoiseTable } from '../src/race/network.ts';
 import { spsaGradient } from '../src/race/spsa.ts';
 import {
   finiteDifferenceGradient,
@@ -159,7 +159,7 @@ describe('race: gradients of the learners without backprop', () => {
                     pairs: n,
                     sigma: 1e-3,
                     shaping: 'raw',
-                    gaussian: gaussianSource(seed),
+                    noise: new NoiseTable(seed, theta.length),
                   }),
                 expected,
                 d + 1,

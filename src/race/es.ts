@@ -6,7 +6,8 @@
  *   ĝ = 1/(2nσ) Σ_i (u_i⁺ − u_i⁻) ε_i
  * with u the losses themselves ('raw', an unbiased estimate of the smoothed gradient) or, as the
  * paper trains, their centred ranks in [−½, ½] ('rank': fitness shaping, invariant to the loss's
- * scale and robust to outliers), then an Adam step. No gradient is computed: only losses of the
+ * scale and robust to outliers), then an Adam step. The ε are slices of the paper's shared noise
+ * table (race/network.ts NoiseTable). No gradient is computed: only losses of the
  * MLP forward graph on onnxruntime.
  */
 import { featureMatrix, type Contender } from './contender.ts';
@@ -21,8 +22,8 @@ import {
 } from './mlp.ts';
 import {
   Adam,
-  gaussianSource,
   MinibatchSampler,
+  NoiseTable,
   mlpShapeOf,
   runSteps,
   type NetworkSettings,
@@ -46,14 +47,14 @@ export async function esGradient(
     pairs,
     sigma,
     shaping,
-    gaussian,
-  }: { pairs: number; sigma: number; shaping: FitnessShaping; gaussian: () => number },
+    noise: table,
+  }: { pairs: number; sigma: number; shaping: FitnessShaping; noise: NoiseTable },
 ): Promise<Float32Array> {
   const noise: Float32Array[] = [];
   const losses: number[] = []; // [plus_0, minus_0, plus_1, minus_1, …]
   const probe = new Float32Array(theta.length);
   for (let i = 0; i < pairs; i++) {
-    const epsilon = Float32Array.from(theta, () => gaussian());
+    const epsilon = table.draw(theta.length);
     noise.push(epsilon);
     for (const sign of [1, -1]) {
       for (let j = 0; j < theta.length; j++) probe[j] = theta[j] + sign * sigma * epsilon[j];
@@ -94,12 +95,12 @@ export function evolutionStrategies(settings: EsSettings = {}): Contender {
       const theta = flattenLayers(start);
       const adam = new Adam(theta.length, settings.learningRate ?? 0.03);
       const sampler = new MinibatchSampler(matrix, settings.batchSize ?? 128, options.seed + 1);
-      const gaussian = gaussianSource(options.seed + 2);
+      const noise = new NoiseTable(options.seed + 2, theta.length);
       const estimate = {
         pairs: settings.pairs ?? 32,
         sigma: settings.sigma ?? 0.05,
         shaping: 'rank' as const,
-        gaussian,
+        noise,
       };
       await runSteps(options, settings.maxSteps ?? 100_000, async () => {
         const batch = sampler.draw();

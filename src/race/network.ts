@@ -82,6 +82,34 @@ export function gaussianSource(seed: number): () => number {
   return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
 }
 
+/**
+ * Salimans et al.'s shared noise table (2017, section 2.1): one block of N(0, 1) draws made once;
+ * a perturbation is a slice at a uniformly random offset, so drawing one costs nothing. The table
+ * holds 2^22 values or 16 perturbations, whichever is more, so that slices rarely overlap much.
+ */
+export class NoiseTable {
+  private readonly values: Float32Array;
+  private readonly uniform: () => number;
+
+  constructor(seed: number, perturbationSize: number) {
+    this.uniform = seededRandom(seed);
+    this.values = new Float32Array(Math.max(2 ** 22, 16 * perturbationSize));
+    // Box–Muller gives two independent normals from two uniforms.
+    for (let i = 0; i < this.values.length; i += 2) {
+      const radius = Math.sqrt(-2 * Math.log(1 - this.uniform()));
+      const angle = 2 * Math.PI * this.uniform();
+      this.values[i] = radius * Math.cos(angle);
+      if (i + 1 < this.values.length) this.values[i + 1] = radius * Math.sin(angle);
+    }
+  }
+
+  /** `size` consecutive draws from a random offset (a view into the table). */
+  draw(size: number): Float32Array {
+    const offset = Math.floor(this.uniform() * (this.values.length - size + 1));
+    return this.values.subarray(offset, offset + size);
+  }
+}
+
 /** Adam (Kingma & Ba 2015): θ ← θ − lr · m̂ / (√v̂ + ε), m and v the moment averages of g. */
 export class Adam {
   private readonly m: Float32Array;
