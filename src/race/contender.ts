@@ -89,7 +89,10 @@ export function featureMatrix(data: RaceData): FeatureMatrix {
       `Race labels must be below classes (${classes}); the largest is ${largest}.`,
     );
   return {
-    values: Float32Array.from(data.inputs.data as ArrayLike<number>, Number),
+    values:
+      data.inputs.data instanceof Float32Array
+        ? data.inputs.data.slice()
+        : Float32Array.from(data.inputs.data as ArrayLike<number>, Number),
     rows,
     features,
     labels,
