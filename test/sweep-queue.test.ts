@@ -208,6 +208,29 @@ describe('teardown sweep --queue: trials through BullMQ on Redis', { skip }, () 
     }
   });
 
+  it('training trials through the queue give the local pool\'s metrics and curves (one onnxruntime thread each)', async () => {
+    await redisCommand('FLUSHALL');
+    const dir = temporary();
+    const workers = await Promise.all([startWorker('wA', 5), startWorker('wB', 5)]);
+    try {
+      const spec = parseSweepSpec({
+        parameters: { lr: { values: [0.01, 0.1] } },
+        sampler: 'grid',
+        seeds: 2,
+        metric: 'testAccuracy',
+        success: 0.3,
+        train: { task: 'mnist', model: 'mlp:hidden=8', steps: 6, evalEvery: 3 },
+      });
+      const queued = await sweep(spec, { out: join(dir, 'queued'), queue: url, threads: 1 });
+      const local = await sweep(spec, { out: join(dir, 'local'), workers: 2, threads: 1 });
+      assert.deepEqual([queued.counts.done, queued.counts.failed], [4, 0]);
+      const row = (t: TrialRecord) => [t.id, t.metric, t.curve];
+      assert.deepEqual(queued.trials.map(row), local.trials.map(row));
+    } finally {
+      await stopWorkers(workers);
+    }
+  });
+
   it('a worker killed with SIGKILL mid-trial: its trial goes back on the queue and the other worker finishes it', async () => {
     await redisCommand('FLUSHALL');
     const dir = temporary();
