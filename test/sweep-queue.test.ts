@@ -350,7 +350,7 @@ describe('teardown sweep --queue: trials through BullMQ on Redis', { skip }, () 
     }
   });
 
-  it('an unreachable Redis: one message, exit 2, nothing written', async () => {
+  it('an unreachable Redis, --workers with --queue, a URL that is not redis://: one message, exit 2, nothing written', async () => {
     const out = join(temporary(), 'none');
     const port = await freePort();
     const { status, stderr } = await teardown(
@@ -364,6 +364,19 @@ describe('teardown sweep --queue: trials through BullMQ on Redis', { skip }, () 
     assert.equal(status, 2, stderr);
     assert.match(stderr, /cannot reach Redis .*Start redis-server/);
     assert.equal(stderr.trim().split('\n').length, 1, stderr);
+    assert.ok(!existsSync(out));
+    const both = await teardown(
+      'sweep',
+      join(EXAMPLES, 'planted.json'),
+      '--out',
+      out,
+      '--queue',
+      url,
+      '--workers',
+      '2',
+    );
+    assert.equal(both.status, 2);
+    assert.match(both.stderr, /--workers sets the local pool, --queue sends/);
     assert.ok(!existsSync(out));
     const worker = await teardown('worker', '--queue', `http://127.0.0.1:${port}`);
     assert.equal(worker.status, 2);

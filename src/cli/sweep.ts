@@ -85,6 +85,11 @@ Examples:
         throw new InputError(
           'Give --out DIR: the folder the sweep keeps its trials and results in.',
         );
+      if (options.queue && options.workers !== undefined)
+        throw new InputError(
+          '--workers sets the local pool, --queue sends the trials to `teardown worker` ' +
+            'processes instead: give one of them (start as many workers as you want).',
+        );
       const { readSweepSpec } = await import('../sweep/spec.ts');
       const { sweep, sweepResultBody } = await import('../sweep/sweep.ts');
       const spec = readSweepSpec(specPath);
