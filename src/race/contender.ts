@@ -8,6 +8,7 @@
  *   await audit(classifier, { inputs, labels });
  */
 import { InputError } from '../errors.ts';
+import type { ModelProto } from '../onnx/proto.ts';
 import type { ProgressOptions } from '../progress.ts';
 import type { Tensor as TensorLike } from '../tensor.ts';
 
@@ -40,6 +41,11 @@ export interface TrainedClassifier {
   classes: number;
   predictProba(inputs: TensorLike): Promise<TensorLike>;
   size: ClassifierSize;
+  /**
+   * Networks shaped as teardown's MLP: the trained network as a plain ONNX model, for the
+   * analyses that read a network's insides (inspect, the audit's shortcut units).
+   */
+  model?: () => ModelProto;
   /** Frees the onnxruntime sessions it holds. */
   release(): Promise<void>;
 }

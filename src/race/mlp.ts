@@ -6,6 +6,7 @@
  * With no hidden layers it is multinomial logistic regression.
  */
 import { float, GraphBuilder, int } from '../graph/builder.ts';
+import type { ModelProto } from '../onnx/proto.ts';
 import { openSession, type Session } from '../runtime/session.ts';
 import { Initializer } from '../train/init.ts';
 import { tensor, type Feeds, type Tensor as TensorLike } from '../tensor.ts';
@@ -130,31 +131,60 @@ export interface EmittedForward {
 }
 
 /**
- * input [batch, features] → (Gemm → act) per hidden layer → head Gemm → logits → Softmax, with
- * every weight and bias a graph input named as PyTorch names the parameter.
+ * input [batch, features] → (Gemm → act) per hidden layer → head Gemm → logits, as
+ * train/builders.ts builds teardown's MLP (the same node and parameter names). The parameters are
+ * graph inputs, fed at each run, unless `trained` gives their values: then they are initializers
+ * and every value is named as the builder names it, so hooks read the same on either model.
  */
-export function emitMlpForward(g: GraphBuilder, shape: MlpShape): EmittedForward {
+function emitMlpLogits(g: GraphBuilder, shape: MlpShape, trained?: readonly LinearLayer[]) {
   const input = g.input('input', 'float32', ['batch', shape.features]);
   const widths = layerWidths(shape);
-  const gemm = (module: string, x: string, l: number, outputName: string) => {
-    const weight = g.input(`${module}.weight`, 'float32', [widths[l + 1], widths[l]]);
-    const bias = g.input(`${module}.bias`, 'float32', [widths[l + 1]]);
+  const parameter = (name: string, dims: number[], values: Float32Array | undefined) =>
+    values ? g.initializer(name, tensor('float32', dims, values)) : g.input(name, 'float32', dims);
+  const gemm = (module: string, x: string, l: number, outputName: string | undefined) => {
+    const [out, inputs] = [widths[l + 1], widths[l]];
+    const weight = parameter(`${module}.weight`, [out, inputs], trained?.[l].weight);
+    const bias = parameter(`${module}.bias`, [out], trained?.[l].bias);
     const attributes = { alpha: float(1), beta: float(1), transB: int(1) };
     // [batch, out]
     return g.node('Gemm', [x, weight, bias], attributes, `/${module}/Gemm`, outputName);
   };
+  const named = (name: string) => (trained ? undefined : name);
   const preActivations: string[] = [];
   const activations: string[] = [];
   let x = input;
   shape.hidden.forEach((_, l) => {
-    preActivations.push(gemm(`fc${l + 1}`, x, l, `fc${l + 1}_pre`));
+    preActivations.push(gemm(`fc${l + 1}`, x, l, named(`fc${l + 1}_pre`)));
     const op = shape.act === 'relu' ? 'Relu' : 'Tanh';
-    x = g.node(op, [preActivations[l]], {}, `/act${l + 1}/${op}`, `fc${l + 1}_act`);
+    x = g.node(op, [preActivations[l]], {}, `/act${l + 1}/${op}`, named(`fc${l + 1}_act`));
     activations.push(x);
   });
   const logits = gemm('head', x, shape.hidden.length, 'logits');
-  const probabilities = g.node('Softmax', [logits], { axis: int(-1) }, '/Softmax', 'probabilities');
-  return { input, preActivations, activations, logits, probabilities };
+  return { input, preActivations, activations, logits };
+}
+
+/** The forward pass with parameters fed at each run, and the Softmax of its logits. */
+export function emitMlpForward(g: GraphBuilder, shape: MlpShape): EmittedForward {
+  const emitted = emitMlpLogits(g, shape);
+  const probabilities = g.node(
+    'Softmax',
+    [emitted.logits],
+    { axis: int(-1) },
+    '/Softmax',
+    'probabilities',
+  );
+  return { ...emitted, probabilities };
+}
+
+/**
+ * The trained MLP as a plain ONNX model, node for node what train/builders.ts builds for
+ * `mlp:hidden=…,act=…` (logits out), so teardown's Model, inspect and audit take it apart as
+ * they do a backprop network.
+ */
+export function mlpModelProto(shape: MlpShape, trained: readonly LinearLayer[]): ModelProto {
+  const g = new GraphBuilder('mlp');
+  g.output(emitMlpLogits(g, shape, trained).logits, 'float32');
+  return g.build();
 }
 
 function forwardGraph(shape: MlpShape) {
@@ -203,6 +233,7 @@ export function mlpClassifier(
   return {
     classes: runner.shape.classes,
     size: { kind: 'parameters', count: parameterCount(frozen) },
+    model: () => mlpModelProto(runner.shape, frozen),
     async predictProba(inputs: TensorLike) {
       const { values, rows } = queryMatrix(inputs, runner.shape.features);
       return tensor(
