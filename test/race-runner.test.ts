@@ -1,0 +1,106 @@
+/**
+ * The race runner: the same rows and budget for every contender and seed; accuracy as an
+ * independent count on the same probabilities; a failing contender reported with its reason
+ * while the race goes on; an abort ending the whole race.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { tensor } from '../src/tensor.ts';
+import type { Contender } from '../src/race/contender.ts';
+import { directFeedbackAlignment } from '../src/race/dfa.ts';
+import { kNearestNeighbours } from '../src/race/knn.ts';
+import { race } from '../src/race/race.ts';
+import { accuracy, twoBlobs } from './race-oracles.ts';
+
+const features = 4;
+const blobs = twoBlobs(300, features, 17, 1.5);
+const rowsOf = (start: number, end: number) => ({
+  inputs: tensor(
+    'float32',
+    [end - start, features],
+    (blobs.inputs.data as Float32Array).slice(start * features, end * features),
+  ),
+  labels: blobs.labels.slice(start, end),
+  classes: 2,
+});
+const [train, test] = [rowsOf(0, 200), rowsOf(200, 300)];
+// The same rows with every label flipped: a one-hot classifier scores exactly 1 − its accuracy.
+const shifted = { ...test, labels: test.labels.map((label) => 1 - label) };
+
+const failing: Contender = {
+  name: 'always fails',
+  family: 'network',
+  usesBackprop: false,
+  train: async () => {
+    throw new Error('the stub cannot train');
+  },
+};
+
+describe('race: the runner', () => {
+  it('measures every contender on the same rows, and goes on past a failure', async () => {
+    const dfa = directFeedbackAlignment({ hidden: [4], maxSteps: 30 });
+    const contenders = [kNearestNeighbours({ k: 1 }), failing, dfa];
+    const results = await race(
+      contenders,
+      { train, test, shifted },
+      { seeds: [1, 2, 3], budgetSeconds: 10 },
+    );
+    assert.deepEqual(
+      results.map((r) => [r.name, r.runs.length, r.failed]),
+      [
+        ['knn (k=1)', 3, undefined],
+        ['always fails', 0, 'the stub cannot train'],
+        ['direct feedback alignment', 3, undefined],
+      ],
+    );
+    // kNN: the count here, from a classifier trained apart on the same rows.
+    const knn = await kNearestNeighbours({ k: 1 }).train(train, { seed: 1, budgetSeconds: 10 });
+    const expected = accuracy(
+      (await knn.predictProba(test.inputs)).data as Float32Array,
+      test.labels,
+      2,
+    );
+    await knn.release();
+    const [knnResult, , dfaResult] = results;
+    for (const run of knnResult.runs) {
+      assert.equal(run.accuracy.in.value, expected);
+      assert.ok(Math.abs(run.accuracy.shifted!.value - (1 - expected)) < 1e-12);
+      assert.ok(run.accuracy.in.interval[0] < expected && expected < run.accuracy.in.interval[1]);
+      assert.deepEqual(run.size, { kind: 'prototypes', count: 200 });
+    }
+    assert.equal(knnResult.seedStd, 0);
+    // DFA: the spread is the sample standard deviation of the runs.
+    const values = dfaResult.runs.map((run) => run.accuracy.in.value);
+    const mean = (values[0] + values[1] + values[2]) / 3;
+    const std = Math.sqrt(values.reduce((s, v) => s + (v - mean) ** 2, 0) / 2);
+    assert.ok(
+      Math.abs(dfaResult.seedMean! - mean) < 1e-12 && Math.abs(dfaResult.seedStd! - std) < 1e-12,
+    );
+    assert.deepEqual(
+      dfaResult.runs.map((run) => run.seed),
+      [1, 2, 3],
+    );
+    assert.ok(
+      dfaResult.runs.every((run) => run.trainSeconds > 0 && run.predictMicrosPerExample > 0),
+    );
+  });
+
+  it('stops the whole race at an abort, rather than reporting it as a failure', async () => {
+    const controller = new AbortController();
+    const aborting: Contender = {
+      ...failing,
+      train: async () => {
+        controller.abort();
+        throw controller.signal.reason;
+      },
+    };
+    await assert.rejects(
+      race(
+        [aborting, kNearestNeighbours()],
+        { train, test },
+        { seeds: [1], budgetSeconds: 1, signal: controller.signal },
+      ),
+      { name: 'AbortError' },
+    );
+  });
+});
