@@ -236,7 +236,7 @@ describe('teardown sweep --queue: trials through BullMQ on Redis', { skip }, () 
     const dir = temporary();
     const log = join(dir, 'runs.log');
     const spec = parseSweepSpec(plantedSpec(4, 2, 800, log), EXAMPLES);
-    const [a, b] = await Promise.all([startWorker('wA', 1), startWorker('wB', 1)]);
+    const [a, b] = await Promise.all([startWorker('wA', 2), startWorker('wB', 2)]);
     const out = join(dir, 'killed-worker');
     try {
       const running = sweep(spec, { out, queue: url });
@@ -317,7 +317,7 @@ describe('teardown sweep --queue: trials through BullMQ on Redis', { skip }, () 
     const dir = temporary();
     const log = join(dir, 'runs.log');
     const spec = parseSweepSpec(plantedSpec(3, 2, 800, log), EXAMPLES);
-    const [a, b] = await Promise.all([startWorker('wA', 1), startWorker('wB', 1)]);
+    const [a, b] = await Promise.all([startWorker('wA', 2), startWorker('wB', 2)]);
     const out = join(dir, 'late');
     try {
       const running = sweep(spec, { out, queue: url });
