@@ -57,7 +57,10 @@ try {
     for (const mode of ['local', 'queue'] as const) {
       const out = temporary(mode);
       const started = performance.now();
-      const result = await sweep(spec, mode === 'local' ? { out, workers: 1 } : { out, queue: url });
+      const result = await sweep(
+        spec,
+        mode === 'local' ? { out, workers: 1 } : { out, queue: url },
+      );
       const seconds = (performance.now() - started) / 1000;
       const trials = result.counts.done;
       console.log(

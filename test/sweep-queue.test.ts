@@ -96,7 +96,11 @@ async function startWorker(name: string, heartbeat: number): Promise<WorkerProce
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));
-  await waitFor(() => output.includes('waiting for trials'), 30_000, () => output);
+  await waitFor(
+    () => output.includes('waiting for trials'),
+    30_000,
+    () => output,
+  );
   return { name, process: child, output: () => output };
 }
 
@@ -202,13 +206,13 @@ describe('teardown sweep --queue: trials through BullMQ on Redis', { skip }, () 
       assert.equal(updates.at(-1)!.best!.configuration, local.analysis.best!.configuration);
       // Every job the sweep put on the queue was taken off again once recorded.
       const key = await sweepKey(join(dir, 'queued'));
-      assert.equal((await redisCommand('KEYS', `bull:teardown-sweep:${key}-*`) as []).length, 0);
+      assert.equal(((await redisCommand('KEYS', `bull:teardown-sweep:${key}-*`)) as []).length, 0);
     } finally {
       await stopWorkers(workers);
     }
   });
 
-  it('training trials through the queue give the local pool\'s metrics and curves (one onnxruntime thread each)', async () => {
+  it("training trials through the queue give the local pool's metrics and curves (one onnxruntime thread each)", async () => {
     await redisCommand('FLUSHALL');
     const dir = temporary();
     const workers = await Promise.all([startWorker('wA', 5), startWorker('wB', 5)]);
@@ -282,7 +286,11 @@ describe('teardown sweep --queue: trials through BullMQ on Redis', { skip }, () 
       await new Promise((resolve) => coordinator.once('exit', resolve));
       const recordedBefore = (await storedTrials(out)).filter((t) => t.status === 'done').length;
       // The workers go on while no coordinator runs: wait until every trial has run.
-      await waitFor(() => runsLogged(log) >= 16, 30_000, () => `${runsLogged(log)} runs`);
+      await waitFor(
+        () => runsLogged(log) >= 16,
+        30_000,
+        () => `${runsLogged(log)} runs`,
+      );
       await new Promise((resolve) => setTimeout(resolve, 500));
       assert.ok(recordedBefore < 16, `${recordedBefore} recorded before the kill`);
 

@@ -57,8 +57,7 @@ Example:
         heartbeatSeconds: options.heartbeat,
         onTrial: ({ trial, outcome, late }) => {
           if (!outcome) return say(`${name}: trial ${trial.id} of sweep ${trial.sweep} started`);
-          const result =
-            outcome.status === 'done' ? `${trial.metric} ${outcome.metric}` : 'failed';
+          const result = outcome.status === 'done' ? `${trial.metric} ${outcome.metric}` : 'failed';
           say(
             `${name}: trial ${trial.id} ${result} (${outcome.seconds.toFixed(1)} s)` +
               (late ? ', late: the trial went to another worker meanwhile' : ''),

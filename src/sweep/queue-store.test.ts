@@ -34,13 +34,16 @@ describe('sweep store: results of queued runs', () => {
     assert.equal(store.counts().duplicates, 0);
     assert.equal(store.recordRun('run-b', 1, { ...first, metric: 2 }, 'wB'), 'duplicate');
     assert.equal(store.recordRun('run-b', 1, { ...first, metric: 2 }, 'wB'), 'seen');
-    assert.deepEqual({ ...store.counts() }, {
-      pending: 1,
-      running: 0,
-      done: 1,
-      failed: 0,
-      duplicates: 1,
-    });
+    assert.deepEqual(
+      { ...store.counts() },
+      {
+        pending: 1,
+        running: 0,
+        done: 1,
+        failed: 0,
+        duplicates: 1,
+      },
+    );
     const trial = store.trials()[0];
     assert.deepEqual([trial.metric, trial.worker], [1, 'wA'], 'the first result stays');
     store.close();

@@ -64,7 +64,11 @@ export async function runOnQueue(
   const collector = new ResultCollector(queue, connection, options.sweep, callbacks, jobs);
   try {
     await collector.collect();
-    await addJobs(queue, options.sweep, jobs.filter((job) => collector.waitingFor(job.id)));
+    await addJobs(
+      queue,
+      options.sweep,
+      jobs.filter((job) => collector.waitingFor(job.id)),
+    );
     while (collector.remaining > 0) {
       await sleep(options.pollMs ?? 50, signal);
       await collector.collect();
@@ -85,7 +89,12 @@ async function addJobs(queue: Queue, sweep: string, jobs: readonly TrialJob[]): 
       jobs.slice(start, start + ADD_CHUNK).map((job) => ({
         name: 'trial',
         data: { ...job, sweep } satisfies QueueTrial,
-        opts: { jobId: jobId(sweep, job.id), attempts: 1, removeOnComplete: false, removeOnFail: false },
+        opts: {
+          jobId: jobId(sweep, job.id),
+          attempts: 1,
+          removeOnComplete: false,
+          removeOnFail: false,
+        },
       })),
     );
   }
