@@ -10,12 +10,12 @@
  * in JavaScript.
  */
 import { GraphBuilder, int } from '../graph/builder.ts';
-import { DataType } from '../onnx/proto.ts';
 import { openSession, type Session } from '../runtime/session.ts';
 import { tensor, type Feeds } from '../tensor.ts';
 import { featureMatrix, type Contender } from './contender.ts';
 import {
   crossEntropy,
+  emitActivationSlope,
   emitMlpForward,
   flattenLayers,
   initialLayers,
@@ -84,12 +84,12 @@ function dfaGraph(shape: MlpShape) {
     const module = `fc${l + 1}`;
     const feedback = g.input(`${module}.feedback`, 'float32', [shape.classes, width]); // B_lᵀ
     const projected = g.node('MatMul', [error, feedback], {}, `/dfa/${module}/Project`); // e B_lᵀ
-    const slope = activationSlope(
+    const slope = emitActivationSlope(
       g,
-      shape,
+      shape.act,
       forward.preActivations[l],
       forward.activations[l],
-      module,
+      `/dfa/${module}`,
     );
     emitGradients(
       module,
@@ -100,29 +100,6 @@ function dfaGraph(shape: MlpShape) {
   emitGradients('head', error, hiddenInput(shape.hidden.length));
   g.output(forward.probabilities, 'float32');
   return g.build();
-}
-
-/** f'(a) [n, width]: relu' = [a > 0], tanh' = 1 − h². */
-function activationSlope(
-  g: GraphBuilder,
-  shape: MlpShape,
-  pre: string,
-  post: string,
-  module: string,
-) {
-  const scope = `/dfa/${module}`;
-  if (shape.act === 'relu') {
-    const zero = g.initializer(`${module}.zero`, tensor('float32', [], [0]));
-    const positive = g.node('Greater', [pre, zero], {}, `${scope}/Positive`);
-    return g.node('Cast', [positive], { to: int(DataType.FLOAT) }, `${scope}/Slope`);
-  }
-  const one = g.initializer(`${module}.one`, tensor('float32', [], [1]));
-  return g.node(
-    'Sub',
-    [one, g.node('Mul', [post, post], {}, `${scope}/Square`)],
-    {},
-    `${scope}/Slope`,
-  );
 }
 
 /** One session that returns the probabilities and every layer's DFA update direction. */

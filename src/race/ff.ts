@@ -22,6 +22,7 @@ import { seededRandom } from '../random.ts';
 import { tensor } from '../tensor.ts';
 import { featureMatrix, queryMatrix, type Contender, type TrainedClassifier } from './contender.ts';
 import {
+  emitActivationSlope,
   flattenLayers,
   initialLayers,
   parameterCount,
@@ -104,7 +105,7 @@ function forwardForwardGraph(shape: MlpShape, threshold?: number) {
       {},
       `${scope}/dLdG`,
     );
-    const slope = activationSlope(g, shape, pre, x, module);
+    const slope = emitActivationSlope(g, shape.act, pre, x, scope);
     const dGoodness = g.node(
       'Mul',
       [g.node('Mul', [x, two], {}, `${scope}/TwoH`), slope],
@@ -131,29 +132,6 @@ function forwardForwardGraph(shape: MlpShape, threshold?: number) {
     g.output(`${module}.bias_grad`, 'float32');
   });
   return g.build();
-}
-
-/** f'(a) [b, width]: relu' = [a > 0], tanh' = 1 − h². */
-function activationSlope(
-  g: GraphBuilder,
-  shape: MlpShape,
-  pre: string,
-  post: string,
-  module: string,
-) {
-  const scope = `/${module}`;
-  if (shape.act === 'relu') {
-    const zero = g.initializer(`${module}.zero`, tensor('float32', [], [0]));
-    const positive = g.node('Greater', [pre, zero], {}, `${scope}/Positive`);
-    return g.node('Cast', [positive], { to: int(DataType.FLOAT) }, `${scope}/Slope`);
-  }
-  const one = g.initializer(`${module}.one`, tensor('float32', [], [1]));
-  return g.node(
-    'Sub',
-    [one, g.node('Mul', [post, post], {}, `${scope}/Square`)],
-    {},
-    `${scope}/Slope`,
-  );
 }
 
 /** Forward-forward's graphs on onnxruntime: one learns (threshold given), one only measures. */

@@ -6,7 +6,7 @@
  * With no hidden layers it is multinomial logistic regression.
  */
 import { float, GraphBuilder, int } from '../graph/builder.ts';
-import type { ModelProto } from '../onnx/proto.ts';
+import { DataType, type ModelProto } from '../onnx/proto.ts';
 import { openSession, type Session } from '../runtime/session.ts';
 import { Initializer } from '../train/init.ts';
 import { tensor, type Feeds, type Tensor as TensorLike } from '../tensor.ts';
@@ -203,9 +203,25 @@ export function parameterFeeds(layers: readonly LinearLayer[]): Feeds {
   return feeds;
 }
 
-/** f'(a) from a and h = f(a): relu' = [a > 0], tanh' = 1 − h². */
-export function activationDerivative(act: HiddenActivation, pre: number, post: number): number {
-  return act === 'relu' ? (pre > 0 ? 1 : 0) : 1 - post * post;
+/**
+ * f'(a) [batch, width] in a graph, from a and h = f(a): relu' = [a > 0], tanh' = 1 − h². Its
+ * constants are named after `scope`, so each layer of a graph gets its own.
+ */
+export function emitActivationSlope(
+  g: GraphBuilder,
+  act: HiddenActivation,
+  pre: string,
+  post: string,
+  scope: string,
+): string {
+  if (act === 'relu') {
+    const zero = g.initializer(`${scope}/zero`, tensor('float32', [], [0]));
+    const positive = g.node('Greater', [pre, zero], {}, `${scope}/Positive`);
+    return g.node('Cast', [positive], { to: int(DataType.FLOAT) }, `${scope}/Slope`);
+  }
+  const one = g.initializer(`${scope}/one`, tensor('float32', [], [1]));
+  const square = g.node('Mul', [post, post], {}, `${scope}/Square`);
+  return g.node('Sub', [one, square], {}, `${scope}/Slope`);
 }
 
 /** Mean cross-entropy −(1/n) Σ log p_{y}, from probabilities [rows, classes]. */
