@@ -56,9 +56,7 @@ function forwardForwardGraph(shape: MlpShape, threshold?: number) {
   const widths = [shape.features + shape.classes, ...shape.hidden];
   let x = g.input('input', 'float32', ['batch', widths[0]]);
   const signs = threshold === undefined ? '' : g.input('signs', 'float32', ['batch', 1]);
-  const scalar = (name: string, value: number) =>
-    g.initializer(name, tensor('float32', [], [value]));
-  const [epsilon, two] = [scalar('epsilon', 1e-6), scalar('two', 2)];
+  const epsilon = g.initializer('epsilon', tensor('float32', [], [1e-6]));
   const featureAxis = { axes: ints([1]), keepdims: int(1) };
   shape.hidden.forEach((width, l) => {
     const module = `fc${l + 1}`;
@@ -75,63 +73,50 @@ function forwardForwardGraph(shape: MlpShape, threshold?: number) {
     const goodness = `${module}_goodness`;
     g.node('ReduceSumSquare', [x], featureAxis, `${scope}/Goodness`, goodness); // G [b, 1]
     g.output(goodness, 'float32');
-    if (threshold === undefined) return;
-    // margin = s (θ − G); L = mean softplus(margin); dL/dG = −s σ(margin) / rows
-    const gap = g.node(
-      'Sub',
-      [scalar(`${module}.threshold`, threshold), goodness],
-      {},
-      `${scope}/Gap`,
-    );
-    const margin = g.node('Mul', [signs, gap], {}, `${scope}/Margin`);
-    const loss = g.node('Softplus', [margin], {}, `${scope}/Softplus`);
-    g.node('ReduceMean', [loss], { keepdims: int(0) }, `${scope}/Loss`, `${module}_loss`);
-    g.output(`${module}_loss`, 'float32');
-    const rowCount = g.node(
-      'Cast',
-      [g.node('Size', [signs], {}, `${scope}/Rows`)],
-      { to: int(DataType.FLOAT) },
-      `${scope}/RowCount`,
-    );
-    const pull = g.node(
-      'Mul',
-      [signs, g.node('Sigmoid', [margin], {}, `${scope}/Sigmoid`)],
-      {},
-      `${scope}/Pull`,
-    );
-    const dLossdGoodness = g.node(
-      'Neg',
-      [g.node('Div', [pull, rowCount], {}, `${scope}/PerRow`)],
-      {},
-      `${scope}/dLdG`,
-    );
-    const slope = emitActivationSlope(g, shape.act, pre, x, scope);
-    const dGoodness = g.node(
-      'Mul',
-      [g.node('Mul', [x, two], {}, `${scope}/TwoH`), slope],
-      {},
-      `${scope}/dGda`,
-    );
-    const delta = g.node('Mul', [dLossdGoodness, dGoodness], {}, `${scope}/Delta`); // δ [b, width]
-    g.node(
-      'Gemm',
-      [delta, normalised],
-      { transA: int(1) },
-      `${scope}/WeightGrad`,
-      `${module}.weight_grad`,
-    );
-    const rowsAxis = g.initializer(`${module}.rows_axis`, tensor('int64', [1], [0]));
-    g.node(
-      'ReduceSum',
-      [delta, rowsAxis],
-      { keepdims: int(0) },
-      `${scope}/BiasGrad`,
-      `${module}.bias_grad`,
-    );
-    g.output(`${module}.weight_grad`, 'float32');
-    g.output(`${module}.bias_grad`, 'float32');
+    if (threshold !== undefined) {
+      const values = { normalised, pre, activations: x, goodness, signs };
+      emitLayerLearning(g, shape, module, values, threshold);
+    }
   });
   return g.build();
+}
+
+/**
+ * Layer `module`'s loss and the gradient of that loss in its own parameters:
+ *   margin = s (θ − G),  L = mean softplus(margin),  dL/dG = −s σ(margin) / rows
+ *   δ = dL/dG · 2h ⊙ f'(a) [b, width],  ∇W = δᵀ x̂,  ∇b = Σ_rows δ
+ */
+function emitLayerLearning(
+  g: GraphBuilder,
+  shape: MlpShape,
+  module: string,
+  values: { normalised: string; pre: string; activations: string; goodness: string; signs: string },
+  threshold: number,
+): void {
+  const scope = `/${module}`;
+  const { normalised, pre, activations, goodness, signs } = values;
+  const constant = (name: string, value: number) =>
+    g.initializer(`${module}.${name}`, tensor('float32', [], [value]));
+  const gap = g.node('Sub', [constant('threshold', threshold), goodness], {}, `${scope}/Gap`);
+  const margin = g.node('Mul', [signs, gap], {}, `${scope}/Margin`);
+  const loss = g.node('Softplus', [margin], {}, `${scope}/Softplus`);
+  g.node('ReduceMean', [loss], { keepdims: int(0) }, `${scope}/Loss`, `${module}_loss`);
+  const rows = g.node('Size', [signs], {}, `${scope}/Rows`);
+  const rowCount = g.node('Cast', [rows], { to: int(DataType.FLOAT) }, `${scope}/RowCount`);
+  const sigmoid = g.node('Sigmoid', [margin], {}, `${scope}/Sigmoid`);
+  const pull = g.node('Mul', [signs, sigmoid], {}, `${scope}/Pull`);
+  const perRow = g.node('Div', [pull, rowCount], {}, `${scope}/PerRow`);
+  const dLossdGoodness = g.node('Neg', [perRow], {}, `${scope}/dLdG`);
+  const twoH = g.node('Mul', [activations, constant('two', 2)], {}, `${scope}/TwoH`);
+  const slope = emitActivationSlope(g, shape.act, pre, activations, scope);
+  const dGoodness = g.node('Mul', [twoH, slope], {}, `${scope}/dGda`);
+  const delta = g.node('Mul', [dLossdGoodness, dGoodness], {}, `${scope}/Delta`);
+  const weightGrad = `${module}.weight_grad`;
+  const biasGrad = `${module}.bias_grad`;
+  g.node('Gemm', [delta, normalised], { transA: int(1) }, `${scope}/WeightGrad`, weightGrad);
+  const rowsAxis = g.initializer(`${module}.rows_axis`, tensor('int64', [1], [0]));
+  g.node('ReduceSum', [delta, rowsAxis], { keepdims: int(0) }, `${scope}/BiasGrad`, biasGrad);
+  for (const output of [`${module}_loss`, weightGrad, biasGrad]) g.output(output, 'float32');
 }
 
 /** Forward-forward's graphs on onnxruntime: one learns (threshold given), one only measures. */
