@@ -61,16 +61,29 @@ export async function runOnQueue(
   const connection = await connectRedis(options.url);
   const { Queue } = await import('bullmq');
   const queue = new Queue(QUEUE_NAME, { connection });
+  // A lost connection: ioredis reconnects and the commands wait for it (maxRetriesPerRequest
+  // null); without a listener BullMQ would print the error itself.
+  queue.on('error', () => {});
   const collector = new ResultCollector(queue, connection, options.sweep, callbacks, jobs);
-  try {
-    await collector.collect();
-    await addJobs(
+  const addWaiting = () =>
+    addJobs(
       queue,
       options.sweep,
       jobs.filter((job) => collector.waitingFor(job.id)),
     );
+  // After a reconnection the trials still waiting are added again: a Redis restarted without
+  // persistence has lost their jobs; jobs that survived stay as they are (same ids).
+  let reconnected = false;
+  connection.on('ready', () => (reconnected = true));
+  try {
+    await collector.collect();
+    await addWaiting();
     while (collector.remaining > 0) {
       await sleep(options.pollMs ?? 50, signal);
+      if (reconnected) {
+        reconnected = false;
+        await addWaiting();
+      }
       await collector.collect();
     }
   } catch (error) {
