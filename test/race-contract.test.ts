@@ -102,6 +102,16 @@ describe('race: every contender keeps the contract', () => {
           (error) =>
             error instanceof InputError && /non-negative integer classes/.test(error.message),
         );
+        const withNaN = values.slice();
+        withNaN[2 * 5 + 3] = NaN;
+        await assert.rejects(
+          limited.train(
+            { ...data, inputs: tensor('float32', [90, 5], withNaN) },
+            { seed: 1, budgetSeconds: 1 },
+          ),
+          (error) =>
+            error instanceof InputError && /example 2, feature 3 is NaN/.test(error.message),
+        );
         const classifier = await limited.train(data, { seed: 1, budgetSeconds: 1 });
         try {
           const wrongWidth = tensor('float32', [18, 25], values.slice(0, 450));

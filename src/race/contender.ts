@@ -76,34 +76,46 @@ export function featureMatrix(data: RaceData): FeatureMatrix {
       'Race data needs at least one example with at least one feature; ' +
         `its inputs have shape [${data.inputs.dims.join(', ')}].`,
     );
-  const given = Array.from(labelValues(data.labels), Number);
+  const labels = checkedLabels(data.labels, rows);
+  const largest = labels.reduce((most, label) => Math.max(most, label), 0);
+  const classes = data.classes ?? largest + 1;
+  if (largest >= classes)
+    throw new InputError(
+      `Race labels must be below classes (${classes}); the largest is ${largest}.`,
+    );
+  return { values: finiteValues(data.inputs, features), rows, features, labels, classes };
+}
+
+function checkedLabels(labels: ArrayLike<number> | TensorLike, rows: number): Int32Array {
+  const given = Array.from(labelValues(labels), Number);
   if (given.length !== rows)
     throw new InputError(
       `Race data has ${rows} examples but ${given.length} labels: ` + 'give one label per example.',
     );
-  const labels = Int32Array.from(given, (label, i) => {
+  return Int32Array.from(given, (label, i) => {
     if (!Number.isInteger(label) || label < 0)
       throw new InputError(
         `Race labels must be non-negative integer classes; label ${i} is ${label}.`,
       );
     return label;
   });
-  const largest = labels.reduce((most, label) => Math.max(most, label), 0);
-  const classes = data.classes ?? largest + 1;
-  if (labels.some((label) => label >= classes))
+}
+
+/** The inputs as float32 (a copy), refused if any is NaN or infinite. */
+function finiteValues(inputs: TensorLike, features: number): Float32Array {
+  const values =
+    inputs.data instanceof Float32Array
+      ? inputs.data.slice()
+      : Float32Array.from(inputs.data as ArrayLike<number>, Number);
+  const bad = values.findIndex((value) => !Number.isFinite(value));
+  if (bad >= 0) {
+    const [row, feature] = [Math.floor(bad / features), bad % features];
     throw new InputError(
-      `Race labels must be below classes (${classes}); the largest is ${largest}.`,
+      `Race inputs must be finite; example ${row}, feature ${feature} is ${values[bad]}: ` +
+        'impute or drop such values first.',
     );
-  return {
-    values:
-      data.inputs.data instanceof Float32Array
-        ? data.inputs.data.slice()
-        : Float32Array.from(data.inputs.data as ArrayLike<number>, Number),
-    rows,
-    features,
-    labels,
-    classes,
-  };
+  }
+  return values;
 }
 
 function labelValues(labels: ArrayLike<number> | TensorLike): ArrayLike<number | bigint> {
