@@ -9,8 +9,10 @@ import { tensor } from '../src/tensor.ts';
 import type { Contender } from '../src/race/contender.ts';
 import { directFeedbackAlignment } from '../src/race/dfa.ts';
 import { kNearestNeighbours } from '../src/race/knn.ts';
+import { logisticRegression } from '../src/race/logistic.ts';
 import { race } from '../src/race/race.ts';
-import { accuracy, twoBlobs } from './race-oracles.ts';
+import { seededRandom } from '../src/random.ts';
+import { accuracy, gaussian, twoBlobs } from './race-oracles.ts';
 
 const features = 4;
 const blobs = twoBlobs(300, features, 17, 1.5);
@@ -102,5 +104,44 @@ describe('race: the runner', () => {
       ),
       { name: 'AbortError' },
     );
+  });
+});
+
+describe('race: the runner with the audit', () => {
+  it('finds the planted shortcut column logistic regression relies on, not the noise', async () => {
+    // Columns: a weak real signal (label + N(0, 1.5²)), a shortcut equal to the label, noise.
+    const random = seededRandom(23);
+    const rows = 600;
+    const labels = Int32Array.from({ length: rows }, (_, r) => r % 2);
+    const values = new Float32Array(rows * 3);
+    labels.forEach((label, r) => {
+      values.set([label + 1.5 * gaussian(random), label, gaussian(random)], 3 * r);
+    });
+    const part = (start: number, end: number) => ({
+      inputs: tensor('float32', [end - start, 3], values.slice(3 * start, 3 * end)),
+      labels: labels.slice(start, end),
+      classes: 2,
+    });
+    const [table, held] = [part(0, 400), part(400, 600)];
+    const featureNames = ['signal', 'shortcut', 'noise'];
+    const audit = { featureNames, attributes: { shortcut: held.labels } };
+    const [result] = await race(
+      [logisticRegression()],
+      { train: table, test: held },
+      { seeds: [1], budgetSeconds: 10, audit },
+    );
+    const summary = result.runs[0].audit!;
+    const reliance = Object.fromEntries(
+      summary.featureReliance.map((f) => [f.feature, f.reliance]),
+    );
+    console.log(`logistic regression, planted shortcut: ${JSON.stringify(summary)}`);
+    assert.ok(reliance.shortcut > 30, `reliance on the shortcut: ${reliance.shortcut} points`);
+    assert.ok(Math.abs(reliance.noise) < 5, `reliance on the noise: ${reliance.noise} points`);
+    assert.deepEqual(
+      summary.shortcuts.map((s) => s.attribute),
+      ['shortcut'],
+    );
+    assert.ok(summary.shortcuts[0].flipRate > 0.5, `flip rate ${summary.shortcuts[0].flipRate}`);
+    assert.ok(summary.ece >= 0 && summary.ece <= 1);
   });
 });

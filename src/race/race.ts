@@ -2,12 +2,14 @@
  * The race itself, as a library call: every contender trains on the same training rows with the
  * same budget, once per seed, and is measured on the same test rows (and shifted rows, when
  * given) by the same code. A contender that fails is reported with its reason and the race goes
- * on; an abort stops the whole race. The audit's detectors and the scorecard come later
- * (issue 16); this gives their inputs: the trained classifiers' accuracy, time and size.
+ * on; an abort stops the whole race. With `audit`, the library's audit runs on every trained
+ * classifier over the test rows (calibration, worst group, column reliance, counterfactual
+ * shortcuts); the scorecard comes later (issue 16).
  *
  *   const entrants = contendersNamed('knn,logistic,dfa');
  *   const results = await race(entrants, { train, test }, { seeds: [1, 2, 3], budgetSeconds: 30 });
  */
+import { audit } from '../api/audit.ts';
 import { trackProgress, type ProgressOptions } from '../progress.ts';
 import { wilsonInterval } from '../stats.ts';
 import {
@@ -30,6 +32,31 @@ export interface RaceOptions extends ProgressOptions {
   /** Per contender and seed. */
   budgetSeconds: number;
   threads?: number;
+  /** Run the library's audit on every trained classifier, on the test rows. */
+  audit?: RaceAuditOptions;
+}
+
+export interface RaceAuditOptions {
+  /** Per test row, as audit() takes them; a table column of the same name is that column. */
+  attributes?: Record<string, ArrayLike<number>>;
+  /** The test rows' column names (a table's columns get their own counterfactual). */
+  featureNames?: string[];
+  /** 'NAME:TRANSFORM' per attribute, as audit() takes them. */
+  counterfactuals?: string[];
+}
+
+/** What the scorecard takes from the audit of one trained classifier. */
+export interface AuditSummary {
+  ece: number;
+  worstGroup?: { group: string; accuracy: number; size: number };
+  /** Accuracy lost, in points, when each column is shuffled (tables). */
+  featureReliance: { feature: string; reliance: number }[];
+  /**
+   * Counterfactual flip rates the audit reported as findings. An attribute whose flip rate did
+   * not reach the audit's thresholds is absent: the audit returns findings, not every check.
+   */
+  shortcuts: { attribute: string; flipRate: number; severity: string }[];
+  findings: number;
 }
 
 export interface Accuracy {
@@ -44,6 +71,7 @@ export interface SeedRun {
   trainSeconds: number;
   predictMicrosPerExample: number;
   size: ClassifierSize;
+  audit?: AuditSummary;
 }
 
 export interface ContenderResult {
@@ -105,16 +133,45 @@ async function runSeed(
     const rows = split.test.inputs.dims[0];
     const predictMicrosPerExample = ((performance.now() - predictStarted) * 1000) / rows;
     const shifted = split.shifted && (await accuracyOn(classifier, split.shifted));
+    const audited = options.audit && (await auditSummary(classifier, split.test, options));
     return {
       seed,
       accuracy: { in: inDistribution, ...(shifted ? { shifted } : {}) },
       trainSeconds,
       predictMicrosPerExample,
       size: classifier.size,
+      ...(audited ? { audit: audited } : {}),
     };
   } finally {
     await classifier.release();
   }
+}
+
+async function auditSummary(
+  classifier: TrainedClassifier,
+  test: RaceData,
+  options: RaceOptions,
+): Promise<AuditSummary> {
+  const { attributes, featureNames, counterfactuals } = options.audit ?? {};
+  const result = await audit(
+    classifier,
+    { inputs: test.inputs, labels: test.labels, attributes, featureNames, name: 'the test rows' },
+    { counterfactuals, signal: options.signal },
+  );
+  const shortcuts = result.findings
+    .filter((finding) => finding.detector === 'shortcut-attribute' && finding.attribute)
+    .map((finding) => ({
+      attribute: finding.attribute!,
+      flipRate: finding.metric.value,
+      severity: finding.severity,
+    }));
+  return {
+    ece: result.calibration.ece,
+    ...(result.segments.worstGroup ? { worstGroup: result.segments.worstGroup } : {}),
+    featureReliance: result.featureReliance.map(({ feature, reliance }) => ({ feature, reliance })),
+    shortcuts,
+    findings: result.findings.length,
+  };
 }
 
 /** The share of rows whose most probable class (the first among equals) is the label. */
