@@ -27,7 +27,7 @@ interface Worker {
 const STDERR_TAIL = 2000;
 
 /** The worker's module beside this one: .ts under tsx (the checkout), .js in dist/. */
-function workerEntry(): { path: string; execArgv: string[] } {
+export function workerEntry(): { path: string; execArgv: string[] } {
   const typescript = import.meta.url.endsWith('.ts');
   const path = fileURLToPath(
     new URL(`./worker-entry.${typescript ? 'ts' : 'js'}`, import.meta.url),

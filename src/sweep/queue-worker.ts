@@ -6,8 +6,8 @@
  * stalled check of any other worker puts the trial back on the queue.
  *
  * Command trials run as child processes of this one; training trials run in a forked process
- * (pool.ts), so onnxruntime never holds up the heartbeat and a native crash fails the trial, not
- * the worker.
+ * kept between trials (queue-trial-process.ts), so onnxruntime never holds up the heartbeat and a
+ * native crash fails the trial, not the worker.
  *
  *   const worker = await startQueueWorker({ url: 'redis://127.0.0.1:6379', name: 'gpu-1' });
  *   await worker.closed; // after worker.stop()
@@ -15,7 +15,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { runLocalPool } from './pool.ts';
 import {
   connectRedis,
   DEFAULT_HEARTBEAT_SECONDS,
@@ -27,6 +26,7 @@ import {
   type QueueResult,
   type QueueTrial,
 } from './queue-connection.ts';
+import { TrialProcess } from './queue-trial-process.ts';
 import type { TrialOutcome } from './store.ts';
 import { runTrial, type TrialJob } from './trial.ts';
 
@@ -53,12 +53,13 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   const connection = await connectRedis(options.url);
   const { Worker } = await import('bullmq');
   const running = new Set<AbortController>();
+  const trainingProcess = new TrialProcess();
   const processor = async (job: Job<QueueTrial>, token?: string): Promise<QueueResult> => {
     options.onTrial?.({ trial: job.data });
     await job.updateProgress({ worker: options.name });
     const controller = new AbortController();
     running.add(controller);
-    const outcome = await runIsolated(job.data, controller.signal).finally(() =>
+    const outcome = await runIsolated(job.data, controller.signal, trainingProcess).finally(() =>
       running.delete(controller),
     );
     const result: QueueResult = { run: randomUUID(), worker: options.name, outcome };
@@ -81,28 +82,22 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     async stop() {
       for (const controller of running) controller.abort();
       await worker.close(true);
+      trainingProcess.close();
       await connection.quit().catch(() => connection.disconnect());
       resolveClosed();
     },
   };
 }
 
-/** A command trial here (its command is a child process); a training trial in a forked one. */
-async function runIsolated(job: TrialJob, signal: AbortSignal): Promise<TrialOutcome> {
+/** A command trial here (its command is a child process); a training trial in `training`. */
+async function runIsolated(
+  job: TrialJob,
+  signal: AbortSignal,
+  training: TrialProcess,
+): Promise<TrialOutcome> {
   try {
     if (job.template.kind === 'command') return await runTrial(job, signal);
-    let outcome: TrialOutcome | undefined;
-    await runLocalPool(
-      [job],
-      1,
-      {
-        onStart() {},
-        onResult: (_, result) => (outcome = result),
-        onAbandon() {},
-      },
-      signal,
-    );
-    return outcome!;
+    return await training.run(job, signal);
   } catch (error) {
     return {
       status: 'failed',
