@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { permutation, takeRows } from '../src/data/tasks.ts';
+import { InputError } from '../src/errors.ts';
 import { tensor } from '../src/tensor.ts';
 import type { Contender } from '../src/race/contender.ts';
 import { directFeedbackAlignment } from '../src/race/dfa.ts';
@@ -84,6 +86,55 @@ describe('race: the runner', () => {
     );
     assert.ok(
       dfaResult.runs.every((run) => run.trainSeconds > 0 && run.predictMicrosPerExample > 0),
+    );
+  });
+
+  it('trains each fraction on the same seeded rows, and refuses bad fractions', async () => {
+    const results = await race(
+      [kNearestNeighbours({ k: 1 })],
+      { train, test },
+      { seeds: [1, 2], budgetSeconds: 5, fractions: [0.1, 1] },
+    );
+    const runs = results[0].runs;
+    assert.deepEqual(
+      runs.map((run) => [run.fraction, run.seed, run.size.count]),
+      [
+        [0.1, 1, 20],
+        [0.1, 2, 20],
+        [1, 1, 200],
+        [1, 2, 200],
+      ],
+    );
+    for (const run of runs.slice(0, 2)) {
+      // A kNN trained apart on the rows the seed's permutation puts first.
+      const rows = permutation(200, run.seed).slice(0, 20);
+      const subset = {
+        inputs: takeRows(train.inputs, rows),
+        labels: rows.map((r) => train.labels[r]),
+        classes: 2,
+      };
+      const apart = await kNearestNeighbours({ k: 1 }).train(subset, {
+        seed: run.seed,
+        budgetSeconds: 5,
+      });
+      const expected = accuracy(
+        (await apart.predictProba(test.inputs)).data as Float32Array,
+        test.labels,
+        2,
+      );
+      await apart.release();
+      assert.equal(run.accuracy.in.value, expected);
+    }
+    assert.equal(results[0].seedMean, runs[2].accuracy.in.value); // seeds at the full data only
+    await assert.rejects(
+      race(
+        [kNearestNeighbours()],
+        { train, test },
+        { seeds: [1], budgetSeconds: 1, fractions: [0.5, 0] },
+      ),
+      (error) =>
+        error instanceof InputError &&
+        /must be in \(0, 1\], e.g. 0.1,0.3,1; got \[0.5, 0\]/.test(error.message),
     );
   });
 

@@ -10,6 +10,8 @@
  *   const results = await race(entrants, { train, test }, { seeds: [1, 2, 3], budgetSeconds: 30 });
  */
 import { audit } from '../api/audit.ts';
+import { permutation, takeRows } from '../data/tasks.ts';
+import { InputError } from '../errors.ts';
 import { trackProgress, type ProgressOptions } from '../progress.ts';
 import { wilsonInterval } from '../stats.ts';
 import {
@@ -32,6 +34,8 @@ export interface RaceOptions extends ProgressOptions {
   /** Per contender and seed. */
   budgetSeconds: number;
   threads?: number;
+  /** Shares of the training rows to train on, each in (0, 1] (default [1]): data efficiency. */
+  fractions?: readonly number[];
   /** Run the library's audit on every trained classifier, on the test rows. */
   audit?: RaceAuditOptions;
 }
@@ -67,6 +71,8 @@ export interface Accuracy {
 
 export interface SeedRun {
   seed: number;
+  /** The share of the training rows trained on. */
+  fraction: number;
   accuracy: { in: Accuracy; shifted?: Accuracy };
   trainSeconds: number;
   predictMicrosPerExample: number;
@@ -79,7 +85,10 @@ export interface ContenderResult {
   family: Contender['family'];
   usesBackprop: boolean;
   runs: SeedRun[];
-  /** Accuracy in distribution over seeds: mean and sample standard deviation (0 for one seed). */
+  /**
+   * Accuracy in distribution over the seeds at the largest fraction: mean and sample standard
+   * deviation (0 for one seed).
+   */
   seedMean?: number;
   seedStd?: number;
   /** Why the contender stopped, when it failed (its other seeds are not run). */
@@ -91,26 +100,58 @@ export async function race(
   split: RaceSplit,
   options: RaceOptions,
 ): Promise<ContenderResult[]> {
-  const progress = trackProgress('race', contenders.length * options.seeds.length, options);
+  const fractions = checkedFractions(options.fractions ?? [1]);
+  // Checked once, before any contender, and the classes fixed by the whole training set.
+  const classes = split.train.classes ?? featureMatrix(split.train).classes;
+  const rounds = fractions.flatMap((fraction) => options.seeds.map((seed) => ({ fraction, seed })));
+  const progress = trackProgress('race', contenders.length * rounds.length, options);
   const results: ContenderResult[] = [];
   for (const contender of contenders) {
     const { name, family, usesBackprop } = contender;
     const result: ContenderResult = { name, family, usesBackprop, runs: [] };
     results.push(result);
-    for (const seed of options.seeds) {
+    for (const { fraction, seed } of rounds) {
       try {
-        result.runs.push(await runSeed(contender, split, seed, options));
+        const train = { ...trainingRows(split.train, fraction, seed), classes };
+        const run = await runSeed(contender, { ...split, train }, seed, options);
+        result.runs.push({ ...run, fraction });
       } catch (error) {
         if (options.signal?.aborted) throw error;
         result.failed = error instanceof Error ? error.message : String(error);
         break;
       } finally {
-        progress.tick(1, `${name}, seed ${seed}`);
+        progress.tick(1, `${name}, ${fraction * 100}% of the data, seed ${seed}`);
       }
     }
-    Object.assign(result, seedSpread(result.runs.map((run) => run.accuracy.in.value)));
+    const full = result.runs.filter((run) => run.fraction === Math.max(...fractions));
+    Object.assign(result, seedSpread(full.map((run) => run.accuracy.in.value)));
   }
   return results;
+}
+
+function checkedFractions(fractions: readonly number[]): number[] {
+  const bad = fractions.find((fraction) => !(fraction > 0 && fraction <= 1));
+  if (bad !== undefined || fractions.length === 0) {
+    throw new InputError(
+      `Data fractions must be in (0, 1], e.g. 0.1,0.3,1; got [${fractions.join(', ')}].`,
+    );
+  }
+  return [...fractions];
+}
+
+/**
+ * The first ⌈fraction · n⌉ rows of a permutation drawn from the seed: for a seed and a fraction,
+ * every contender trains on the same rows.
+ */
+export function trainingRows(train: RaceData, fraction: number, seed: number): RaceData {
+  if (fraction === 1) return train;
+  const rows = train.inputs.dims[0];
+  const chosen = permutation(rows, seed).slice(0, Math.max(1, Math.ceil(fraction * rows)));
+  const labels =
+    'dims' in train.labels
+      ? takeRows(train.labels, chosen)
+      : chosen.map((row) => Number((train.labels as ArrayLike<number>)[row]));
+  return { ...train, inputs: takeRows(train.inputs, chosen), labels };
 }
 
 async function runSeed(
@@ -118,7 +159,7 @@ async function runSeed(
   split: RaceSplit,
   seed: number,
   options: RaceOptions,
-): Promise<SeedRun> {
+): Promise<Omit<SeedRun, 'fraction'>> {
   const started = performance.now();
   const classifier = await contender.train(split.train, {
     seed,
