@@ -102,7 +102,7 @@ export async function race(
 ): Promise<ContenderResult[]> {
   const fractions = checkedFractions(options.fractions ?? [1]);
   // Checked once, before any contender, and the classes fixed by the whole training set.
-  const classes = split.train.classes ?? featureMatrix(split.train).classes;
+  const { classes } = featureMatrix(split.train);
   const rounds = fractions.flatMap((fraction) => options.seeds.map((seed) => ({ fraction, seed })));
   const progress = trackProgress('race', contenders.length * rounds.length, options);
   const results: ContenderResult[] = [];
