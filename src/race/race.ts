@@ -120,7 +120,7 @@ export async function race(
         result.failed = error instanceof Error ? error.message : String(error);
         break;
       } finally {
-        progress.tick(1, `${name}, ${fraction * 100}% of the data, seed ${seed}`);
+        progress.tick(1, `${name}, ${Math.round(fraction * 100)}% of the data, seed ${seed}`);
       }
     }
     const full = result.runs.filter((run) => run.fraction === Math.max(...fractions));
