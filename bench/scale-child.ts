@@ -5,7 +5,7 @@
  * JSON line (times in ms, peak RSS, what the comparison needs). Inputs come from DIR, written by
  * bench/run.ts (benchScale); bench/torch_scale.py does the same work on the same weights.
  */
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeNpy, readNpy } from '../src/data/npy.ts';
 import { inspectModel } from '../src/inspect/inspect.ts';
@@ -24,13 +24,30 @@ async function cacheCase(first: boolean): Promise<Record<string, unknown>> {
   const names: string[] = json('module_hooks.json');
   let cachedBytes = 0;
   let cache = new Map<string, Tensor>();
+  // After each batch: JavaScript's ArrayBuffers (what V8 still holds) and the process's anonymous
+  // memory (what malloc holds), MB. Equal growth in both would be references kept; growth in the
+  // second alone is freed memory the allocator has not given back.
+  const arrayBuffersMb: number[] = [];
+  const anonymousMb: number[] = [];
   for (let start = 0; start < tokens.dims[0]; start += 8) {
     cache = new Map(); // the previous batch is dropped before the next runs, as the PyTorch side does
     ({ cache } = await runWithCache(model, { input_ids: sliceRows(tokens, start, start + 8) }, names));
     cachedBytes = [...cache.values()].reduce((sum, value) => sum + value.data.byteLength, 0);
+    arrayBuffersMb.push(Math.round(process.memoryUsage().arrayBuffers / 1e6));
+    anonymousMb.push(anonymousMemoryMb());
   }
   if (first) for (const name of json('compare_hooks.json') as string[]) writeNpyFile(join(dir, `teardown_cache_${name}.npy`), cache.get(name)!);
-  return { hooks: names.length, cached_mb_per_batch: Number((cachedBytes / 1e6).toFixed(1)) };
+  return {
+    hooks: names.length, cached_mb_per_batch: Number((cachedBytes / 1e6).toFixed(1)),
+    array_buffers_mb_after_batch: arrayBuffersMb, anonymous_mb_after_batch: anonymousMb,
+  };
+}
+
+/** RssAnon of /proc/self/status in MB (0 where there is none). */
+function anonymousMemoryMb(): number {
+  const status = existsSync('/proc/self/status') ? readFileSync('/proc/self/status', 'utf8') : '';
+  const kib = Number(/^RssAnon:\s+(\d+) kB/m.exec(status)?.[1] ?? 0);
+  return Math.round((kib * 1024) / 1e6);
 }
 
 /** An .npy file written from the tensor's own bytes (np.save on the PyTorch side copies nothing either; encodeNpy would copy lm_head's 206 MB). */
