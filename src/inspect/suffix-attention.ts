@@ -9,6 +9,13 @@ import type { NodeProto } from '../onnx/proto.ts';
 import type { SuffixBuilder } from './suffix-builder.ts';
 import type { Suffix } from './suffix-layout.ts';
 
+/** Ranks of a MatMul's operands A and B and of its output. */
+interface ProductRanks {
+  a: number;
+  b: number;
+  output: number;
+}
+
 /**
  * Products. Rows of A and columns of B keep their positions (position-wise), as do broadcast
  * axes. q·kᵀ of two recomputed values completes the keys and gives pairwise scores; pattern·v
@@ -22,49 +29,74 @@ export function matMul(
   if (layouts.some((layout) => layout?.flat !== undefined) && layouts.every((l) => l !== undefined))
     return false;
   const [a, b] = layouts;
-  const [rankA, rankB, rank] = [
-    builder.rank(node.input[0]),
-    builder.rank(node.input[1]),
-    builder.rank(node.output[0]),
-  ];
-  if (rankA < 2 || rankB < 2) return false;
-  const [left, right] = node.input;
-  const broadcast = (layout: Suffix, ownRank: number) =>
-    layout.axis < ownRank - 2 && layout.keyAxis === undefined;
-  if (a && !b) {
-    if (a.keyAxis === undefined && a.axis === rankA - 2)
-      return builder.copy(node, [builder.read(left), builder.read(right)], {
-        ...a,
-        axis: rank - 2,
-        hidden: undefined,
-      });
-    if (a.keyAxis === rankA - 1 && a.axis === rankA - 2)
-      return builder.copy(node, [builder.read(left), builder.read(right)], {
-        kind: 'suffix',
-        axis: rank - 2,
-        notCausal: patternCausality(a, node),
-      });
-    if (broadcast(a, rankA)) return matMulBroadcast(builder, node, a.axis + rank - rankA, a);
-    return false;
-  }
-  if (b && !a) {
-    if (b.keyAxis === undefined && b.axis === rankB - 1)
-      return builder.copy(node, [builder.read(left), builder.read(right)], {
-        ...b,
-        axis: rank - 1,
-        hidden: undefined,
-      });
-    if (broadcast(b, rankB)) return matMulBroadcast(builder, node, b.axis + rank - rankB, b);
-    return false;
-  }
+  const ranks: ProductRanks = {
+    a: builder.rank(node.input[0]),
+    b: builder.rank(node.input[1]),
+    output: builder.rank(node.output[0]),
+  };
+  if (ranks.a < 2 || ranks.b < 2) return false;
+  if (a && !b) return leftRecomputed(builder, node, a, ranks);
+  if (b && !a) return rightRecomputed(builder, node, b, ranks);
   if (!a || !b) return false;
+  return bothRecomputed(builder, node, a, b, ranks);
+}
+
+/** A recomputed value runs along a broadcast (batch-like) axis of a product, not its rows. */
+function alongBroadcastAxis(layout: Suffix, ownRank: number): boolean {
+  return layout.axis < ownRank - 2 && layout.keyAxis === undefined;
+}
+
+/** A·W with A recomputed: its rows are positions, or A is a pattern (rows queries, columns keys). */
+function leftRecomputed(
+  builder: SuffixBuilder,
+  node: NodeProto,
+  a: Suffix,
+  ranks: ProductRanks,
+): boolean {
+  const inputs = () => node.input.map((input) => builder.read(input));
+  const rank = ranks.output;
+  if (a.keyAxis === undefined && a.axis === ranks.a - 2)
+    return builder.copy(node, inputs(), { ...a, axis: rank - 2, hidden: undefined });
+  if (a.keyAxis === ranks.a - 1 && a.axis === ranks.a - 2)
+    return builder.copy(node, inputs(), {
+      kind: 'suffix',
+      axis: rank - 2,
+      notCausal: patternCausality(a, node),
+    });
+  if (alongBroadcastAxis(a, ranks.a))
+    return matMulBroadcast(builder, node, a.axis + rank - ranks.a, a);
+  return false;
+}
+
+/** W·B with B recomputed: its columns are positions (B = xᵀ), or a broadcast axis is. */
+function rightRecomputed(
+  builder: SuffixBuilder,
+  node: NodeProto,
+  b: Suffix,
+  ranks: ProductRanks,
+): boolean {
+  const inputs = () => node.input.map((input) => builder.read(input));
+  const rank = ranks.output;
+  if (b.keyAxis === undefined && b.axis === ranks.b - 1)
+    return builder.copy(node, inputs(), { ...b, axis: rank - 1, hidden: undefined });
+  if (alongBroadcastAxis(b, ranks.b))
+    return matMulBroadcast(builder, node, b.axis + rank - ranks.b, b);
+  return false;
+}
+
+/** Both operands recomputed: q·kᵀ (scores), pattern·v, or a product along broadcast axes. */
+function bothRecomputed(
+  builder: SuffixBuilder,
+  node: NodeProto,
+  a: Suffix,
+  b: Suffix,
+  ranks: ProductRanks,
+): boolean {
+  const [left, right] = node.input;
+  const rank = ranks.output;
   const use = `node '${node.name}' (MatMul)`;
-  if (
-    a.keyAxis === undefined &&
-    a.axis === rankA - 2 &&
-    b.keyAxis === undefined &&
-    b.axis === rankB - 1
-  ) {
+  const aRows = a.keyAxis === undefined && a.axis === ranks.a - 2;
+  if (aRows && b.keyAxis === undefined && b.axis === ranks.b - 1) {
     // Scores: query rows i ≥ start against every key j.
     const notCausal = a.notCausal ?? b.notCausal;
     return builder.copy(node, [builder.read(left), builder.complete(right, use)], {
@@ -74,12 +106,8 @@ export function matMul(
       notCausal,
     });
   }
-  if (
-    a.keyAxis === rankA - 1 &&
-    a.axis === rankA - 2 &&
-    b.keyAxis === undefined &&
-    b.axis === rankB - 2
-  ) {
+  const aPattern = a.keyAxis === ranks.a - 1 && a.axis === ranks.a - 2;
+  if (aPattern && b.keyAxis === undefined && b.axis === ranks.b - 2) {
     return builder.copy(node, [builder.read(left), builder.complete(right, use)], {
       kind: 'suffix',
       axis: rank - 2,
@@ -87,13 +115,13 @@ export function matMul(
     });
   }
   if (
-    broadcast(a, rankA) &&
-    broadcast(b, rankB) &&
-    a.axis + rank - rankA === b.axis + rank - rankB
+    alongBroadcastAxis(a, ranks.a) &&
+    alongBroadcastAxis(b, ranks.b) &&
+    a.axis + rank - ranks.a === b.axis + rank - ranks.b
   ) {
     return builder.copy(node, [builder.read(left), builder.read(right)], {
       kind: 'suffix',
-      axis: a.axis + rank - rankA,
+      axis: a.axis + rank - ranks.a,
       notCausal: a.notCausal ?? b.notCausal,
     });
   }
