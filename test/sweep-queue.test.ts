@@ -87,10 +87,14 @@ interface WorkerProcess {
 }
 
 /** `teardown worker` as its own process, resolved once it waits for trials. */
-async function startWorker(name: string, heartbeat: number): Promise<WorkerProcess> {
+async function startWorker(
+  name: string,
+  heartbeat: number,
+  extra: string[] = [],
+): Promise<WorkerProcess> {
   const child = spawn(
     process.execPath,
-    [BIN, 'worker', '--queue', url, '--name', name, '--heartbeat', String(heartbeat)],
+    [BIN, 'worker', '--queue', url, '--name', name, '--heartbeat', String(heartbeat), ...extra],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';
@@ -181,7 +185,12 @@ describe('teardown sweep --queue: trials through BullMQ on Redis', { skip }, () 
   it('two workers finish a sweep; the store holds what the local pool gives, by the same seeds', async () => {
     await redisCommand('FLUSHALL');
     const dir = temporary();
-    const workers = await Promise.all([startWorker('wA', 5), startWorker('wB', 5)]);
+    const ranByA = join(dir, 'wA.json');
+    const workers = await Promise.all([
+      startWorker('wA', 5, ['--json', ranByA]),
+      startWorker('wB', 5),
+    ]);
+    let queuedTrials: TrialRecord[] = [];
     try {
       const spec = parseSweepSpec({ ...PLANTED, configurations: 8, seeds: 3 }, EXAMPLES);
       const updates: SweepStatus[] = [];
@@ -197,6 +206,7 @@ describe('teardown sweep --queue: trials through BullMQ on Redis', { skip }, () 
       );
       const row = (t: TrialRecord) => [t.id, t.configuration, t.seed, t.status, t.metric];
       assert.deepEqual(queued.trials.map(row), local.trials.map(row));
+      queuedTrials = queued.trials;
       assert.deepEqual([...new Set(queued.trials.map((t) => t.worker))].sort(), ['wA', 'wB']);
       assert.deepEqual(queued.analysis.success, local.analysis.success);
       // Progress as the local sweep's: the counts add up, trials were seen running, then done.
@@ -210,6 +220,16 @@ describe('teardown sweep --queue: trials through BullMQ on Redis', { skip }, () 
     } finally {
       await stopWorkers(workers);
     }
+    // wA's --json, written when it stopped, lists the trials the store says wA ran.
+    const ran = JSON.parse(readFileSync(ranByA, 'utf8')) as {
+      worker: string;
+      trials: { trial: number; status: string; metric: number }[];
+    };
+    assert.equal(ran.worker, 'wA');
+    const byA = queuedTrials.filter((t) => t.worker === 'wA');
+    assert.ok(byA.length > 0);
+    const listed = ran.trials.map((t) => [t.trial, t.status, t.metric]);
+    assert.deepEqual(listed.sort(), byA.map((t) => [t.id, t.status, t.metric]).sort());
   });
 
   it("training trials through the queue give the local pool's metrics and curves (one onnxruntime thread each)", async () => {

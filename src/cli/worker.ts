@@ -8,10 +8,11 @@ import { hostname } from 'node:os';
 import { Command } from 'commander';
 import { InputError } from '../errors.ts';
 import { currentIo, terminalSafe } from './io.ts';
-import { numberOption } from './options.ts';
+import { jsonResult } from '../report/json.ts';
+import { emitJson, numberOption, routeOutput, withCommonOptions } from './options.ts';
 
 export function workerCommand(): Command {
-  return new Command('worker')
+  const command = new Command('worker')
     .description(
       'Run the trials of distributed sweeps (teardown sweep SPEC.json --out DIR --queue URL): ' +
         'take trials off the BullMQ queue in Redis one at a time and return their results, ' +
@@ -26,13 +27,17 @@ export function workerCommand(): Command {
         'non-negative number',
       ),
     )
-    .option('--name <name>', 'how the sweep records this worker (default: <hostname>-<pid>)')
-    .option('--quiet', 'print nothing but errors')
+    .option('--name <name>', 'how the sweep records this worker (default: <hostname>-<pid>)');
+  return withCommonOptions(
+    command,
+    'when the worker stops, write the trials it ran as JSON (docs/sweep.md)',
+  )
     .addHelpText(
       'after',
       `
 A command trial runs in its spec's folder (or its cwd), which must exist on this machine with
-the same path; a training trial runs in a child process with the sweep's --threads.
+the same path; a training trial runs in a child process with the sweep's --threads (or this worker's
+--threads, which may change its results by rounding).
 
   teardown worker --queue redis://10.0.0.5:6379 --name gpu-box-1
 
@@ -45,18 +50,23 @@ Example:
       if (options.heartbeat !== undefined && !(options.heartbeat > 0))
         throw new InputError(`--heartbeat must be above 0 seconds, got ${options.heartbeat}.`);
       const { startQueueWorker } = await import('../sweep/queue-worker.ts');
+      routeOutput(options);
       const name: string = options.name ?? `${hostname()}-${process.pid}`;
+      const ran: object[] = [];
       // Trials end in BullMQ's callbacks, outside the command's context: write to its streams.
       const io = currentIo();
+      const log = options.json === '-' ? io.stderr : io.stdout;
       const say = (text: string) => {
-        if (!options.quiet) io.stdout.write(`${terminalSafe(text)}\n`);
+        if (!options.quiet) log.write(`${terminalSafe(text)}\n`);
       };
       const worker = await startQueueWorker({
         url: options.queue,
         name,
         heartbeatSeconds: options.heartbeat,
+        threads: options.threads,
         onTrial: ({ trial, outcome, late }) => {
           if (!outcome) return say(`${name}: trial ${trial.id} of sweep ${trial.sweep} started`);
+          ran.push({ sweep: trial.sweep, trial: trial.id, ...outcome, late: late === true });
           const result = outcome.status === 'done' ? `${trial.metric} ${outcome.metric}` : 'failed';
           say(
             `${name}: trial ${trial.id} ${result} (${outcome.seconds.toFixed(1)} s)` +
@@ -74,5 +84,9 @@ Example:
       await worker.closed;
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
+      if (options.json) {
+        const provenance = { threads: options.threads, seeds: {} };
+        emitJson(options.json, jsonResult('worker', provenance, { worker: name, trials: ran }));
+      }
     });
 }

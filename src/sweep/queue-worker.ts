@@ -36,6 +36,8 @@ export interface QueueWorkerOptions {
   name: string;
   /** Lock duration in seconds (default 30): a dead worker's trial is re-queued within ~2×. */
   heartbeatSeconds?: number;
+  /** onnxruntime threads of training trials here, instead of the sweep's own count. */
+  threads?: number;
   /** A trial started or ended (for the command line's log). */
   onTrial?: (event: { trial: QueueTrial; outcome?: TrialOutcome; late?: boolean }) => void;
   /** BullMQ or Redis reported a problem the worker goes on after (a lost lock, a reconnection). */
@@ -59,7 +61,8 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     await job.updateProgress({ worker: options.name });
     const controller = new AbortController();
     running.add(controller);
-    const outcome = await runIsolated(job.data, controller.signal, trainingProcess).finally(() =>
+    const trial = options.threads === undefined ? job.data : { ...job.data, threads: options.threads };
+    const outcome = await runIsolated(trial, controller.signal, trainingProcess).finally(() =>
       running.delete(controller),
     );
     const result: QueueResult = { run: randomUUID(), worker: options.name, outcome };
