@@ -141,6 +141,18 @@ describe('teardown sweep: external command trials (planted metric)', () => {
       'worker',
     ]);
     assert.deepEqual(Object.keys(json.variance).slice(0, 3), ['params', 'seed', 'interaction']);
+    // The rest of the names issue 15 gives the JSON (docs/json.md, teardown sweep).
+    assert.deepEqual(Object.keys(json.importance[0]), ['param', 'method', 'share', 'low', 'high']);
+    assert.deepEqual(
+      [...new Set(json.importance.map((row: { method: string }) => row.method))].sort(),
+      ['fanova', 'ped-anova'],
+    );
+    for (const key of ['rate', 'low', 'high']) assert.equal(typeof json.success[key], 'number');
+    assert.deepEqual(Object.keys(json.knifeEdges[0]).slice(0, 4), ['param', 'low', 'high', 'width']);
+    assert.deepEqual(
+      json.knifeEdges.map((edge: { param: string }) => edge.param),
+      ['x', 'y', 'z'],
+    );
   });
 
   it('records failed trials (non-zero exit, NaN, timeout) with the end of standard error, and goes on', async () => {
