@@ -12,8 +12,10 @@
  *                                                     a resid_pre patch sweep (a fraction of its positions), inspect of three hooks:
  *                                                     time and peak RSS vs PyTorch forward hooks on the same weights (issue 11)
  *   npm run bench -- train-gpt2 [--threads N]         GPT-2-small shape, batch 8 × 128: ms per AdamW training step vs PyTorch (bench/train-gpt2.ts)
- *   npm run bench -- sweep                            local sweep throughput (trials/min) at 1 and 2 workers, and its cost per trial
- *                                                     against a bare loop spawning the same commands (bench/sweep.ts)
+ *   npm run bench -- sweep                            local sweep throughput (trials/min) at 1 and 2 workers, its cost per trial
+ *                                                     against a bare loop spawning the same commands (bench/sweep.ts), and the
+ *                                                     queue's overhead per trial through Redis vs the local pool (bench/sweep-queue.ts;
+ *                                                     starts redis-server on a free loopback port, skipped without it)
  *
  * Shared helpers (timing, the PyTorch peer) are in bench/peer.ts; the scale case is bench/scale.ts.
  * Figures and the commands that produced them go into bench/RESULTS.md.

@@ -3,7 +3,8 @@
  * processes, and the sweep's own cost per trial (pool, store, process spawn bookkeeping) against
  * the same commands spawned one after another by a bare loop. Two trial kinds: `printf` (no work:
  * the cost is all overhead) and the planted Node script of examples/sweep (a process start).
- * One JSON line per case and worker count.
+ * One JSON line per case and worker count; then the queue's overhead per trial against the local
+ * pool (bench/sweep-queue.ts, skipped with the reason printed when redis-server is absent).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { planConfigurations, planTrials } from '../src/sweep/plan.ts';
 import { parseSweepSpec, type SweepSpec } from '../src/sweep/spec.ts';
 import { sweep } from '../src/sweep/sweep.ts';
 import { round } from './peer.ts';
+import { benchSweepQueue } from './sweep-queue.ts';
 
 const EXAMPLES = fileURLToPath(new URL('../examples/sweep/', import.meta.url));
 
@@ -86,4 +88,5 @@ export async function benchSweep(): Promise<void> {
       );
     }
   }
+  await benchSweepQueue();
 }
