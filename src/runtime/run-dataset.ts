@@ -10,7 +10,7 @@ import { requireRows } from '../data/validate.ts';
 import { InputError } from '../errors.ts';
 import type { Intervention } from '../graph/interventions.ts';
 import { trackProgress, type ProgressOptions } from '../progress.ts';
-import { shapeString, type Feeds, type Tensor } from '../tensor.ts';
+import { shapeString, type DType, type Feeds, type Tensor } from '../tensor.ts';
 import type { Hook } from '../graph/hooks.ts';
 import { batchLayoutOf, examplesFirst, fromExamplesFirst, type BatchLayout } from '../graph/units.ts';
 import type { Model } from './model.ts';
@@ -74,7 +74,7 @@ export async function runDataset(model: Model, inputs: Record<string, NpyFile>, 
   const prepared = await prepareInterventions(model, options.interventions ?? [], reference, { batchSize });
 
   const folder = new StagedFolder(options.out);
-  const writers = new Map<string, { writer: NpyWriter; file: string; kind: 'outputs' | 'hooks'; name: string; last?: Tensor; rows: number }>();
+  const writers = new Map<string, { writer: NpyWriter; file: string; kind: 'outputs' | 'hooks'; name: string } & Appended>();
   const writerFor = (kind: 'outputs' | 'hooks', name: string) => {
     const key = `${kind}/${name}`;
     if (!writers.has(key)) {
@@ -94,21 +94,27 @@ export async function runDataset(model: Model, inputs: Record<string, NpyFile>, 
   const compare = (options.compare ?? true) && (options.interventions ?? []).length > 0;
   const batches = Math.ceil(examples / batchSize);
   const progress = trackProgress('run', examples, options); // ticks in examples
+  // One batch's values live in this function's frame alone. Inlined in the loop below, the
+  // previous batch stayed reachable while the next one ran (two batches of ArrayBuffers after
+  // each batch, even after gc(): the suspended async frame kept the last iteration's values).
+  const runBatch = async (start: number, end: number) => {
+    const feeds = dataset.read(start, end);
+    const interventions = prepared.with(withPatchRows(prepared.interventions, options.patchFiles, start, end, patchLayout));
+    const result = await run(model, feeds, { cache: hooks.map((hook) => hook.name), interventions, exampleOffset: start });
+    for (const [name, value] of Object.entries(result.outputs)) store('outputs', name, value);
+    for (const [name, value] of result.cache) store('hooks', name, value);
+    if (compare) {
+      const original = await run(model, feeds);
+      for (const [name, value] of Object.entries(original.outputs)) {
+        if (!trackers.has(name)) trackers.set(name, new OutputChangeTracker());
+        trackers.get(name)!.add(value, result.outputs[name]);
+      }
+    }
+  };
   try {
     for (let start = 0; start < examples; start += batchSize) {
       const end = Math.min(examples, start + batchSize);
-      const feeds = dataset.read(start, end);
-      const interventions = prepared.with(withPatchRows(prepared.interventions, options.patchFiles, start, end, patchLayout));
-      const result = await run(model, feeds, { cache: hooks.map((hook) => hook.name), interventions, exampleOffset: start });
-      for (const [name, value] of Object.entries(result.outputs)) store('outputs', name, value);
-      for (const [name, value] of result.cache) store('hooks', name, value);
-      if (compare) {
-        const original = await run(model, feeds);
-        for (const [name, value] of Object.entries(original.outputs)) {
-          if (!trackers.has(name)) trackers.set(name, new OutputChangeTracker());
-          trackers.get(name)!.add(value, result.outputs[name]);
-        }
-      }
+      await runBatch(start, end);
       progress.tick(end - start);
     }
     progress.finish();
@@ -116,7 +122,7 @@ export async function runDataset(model: Model, inputs: Record<string, NpyFile>, 
     if (compare) summary.changes = Object.fromEntries([...trackers].map(([name, tracker]) => [name, tracker.summary()]));
     for (const entry of writers.values()) {
       entry.writer.close();
-      summary[entry.kind][entry.name] = { file: entry.file, shape: [entry.rows, ...entry.last!.dims.slice(1)], dtype: entry.last!.dtype, batchAxis: layoutOf(entry.kind, entry.name)!.axis };
+      summary[entry.kind][entry.name] = { file: entry.file, shape: [entry.rows, ...entry.rowDims!], dtype: entry.dtype!, batchAxis: layoutOf(entry.kind, entry.name)!.axis };
     }
     for (const { kind, name, file, value } of once.values()) {
       folder.write(file, encodeNpy(value));
@@ -153,11 +159,22 @@ function filesDataset(files: Record<string, NpyFile>, examples: number): Dataset
   return { examples, read: (start, end) => Object.fromEntries(Object.entries(files).map(([name, file]) => [name, file.readRows(start, end)])) };
 }
 
+/**
+ * What a file's summary needs of the rows appended to it: their count, each row's dims and dtype
+ * (not the last batch itself, which would keep every hook's previous batch alive during the next run).
+ */
+interface Appended {
+  rows: number;
+  rowDims?: number[];
+  dtype?: DType;
+}
+
 /** Appends the value with its examples moved to the first axis (the file's rows). */
-function append(entry: { writer: NpyWriter; last?: Tensor; rows: number }, value: Tensor, layout: BatchLayout): void {
+function append(entry: { writer: NpyWriter } & Appended, value: Tensor, layout: BatchLayout): void {
   const rows = examplesFirst(value, layout);
   entry.writer.append(rows);
-  entry.last = rows;
+  entry.rowDims = rows.dims.slice(1);
+  entry.dtype = rows.dtype;
   entry.rows += rows.dims[0] ?? 1;
 }
 
