@@ -7,24 +7,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { audit } from '../src/api/audit.ts';
 import { NOT_A_NETWORK } from '../src/audit/audit.ts';
-import { tensor } from '../src/tensor.ts';
 import { directFeedbackAlignment } from '../src/race/dfa.ts';
 import { kNearestNeighbours } from '../src/race/knn.ts';
 import { logisticRegression } from '../src/race/logistic.ts';
-import { accuracy, twoBlobs } from './race-oracles.ts';
+import { accuracy, twoBlobs, rowsOf } from './race-oracles.ts';
 
 const features = 4;
 const blobs = twoBlobs(400, features, 31, 2);
-const rowsOf = (start: number, end: number) => ({
-  inputs: tensor(
-    'float32',
-    [end - start, features],
-    (blobs.inputs.data as Float32Array).slice(start * features, end * features),
-  ),
-  labels: blobs.labels.slice(start, end),
-  classes: 2,
-});
-const [train, test] = [rowsOf(0, 200), rowsOf(200, 400)];
+const [train, test] = [rowsOf(blobs, 0, 200), rowsOf(blobs, 200, 400)];
 
 describe('race: contenders in the audit', () => {
   for (const contender of [

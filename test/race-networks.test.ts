@@ -13,20 +13,11 @@ import { evolutionStrategies } from '../src/race/es.ts';
 import { forwardForward } from '../src/race/ff.ts';
 import { logisticRegression } from '../src/race/logistic.ts';
 import { spsa } from '../src/race/spsa.ts';
-import { accuracy, twoBlobs, xorClusters } from './race-oracles.ts';
+import { accuracy, twoBlobs, xorClusters, rowsOf } from './race-oracles.ts';
 
 const features = 10;
 const blobs = twoBlobs(800, features, 21, 5);
-const rowsOf = (start: number, end: number) => ({
-  inputs: tensor(
-    'float32',
-    [end - start, features],
-    (blobs.inputs.data as Float32Array).slice(start * features, end * features),
-  ),
-  labels: blobs.labels.slice(start, end),
-  classes: 2,
-});
-const [train, heldOut] = [rowsOf(0, 400), rowsOf(400, 800)];
+const [train, heldOut] = [rowsOf(blobs, 0, 400), rowsOf(blobs, 400, 800)];
 
 export const PLANTED_CONTENDERS: Contender[] = [
   evolutionStrategies({ hidden: [16] }),

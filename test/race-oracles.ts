@@ -25,6 +25,17 @@ export function twoBlobs(rows: number, features: number, seed: number, separatio
   return { inputs: tensor('float32', [rows, features], values), labels, classes: 2 };
 }
 
+/** Rows [start, end) of a planted set, as a contender's training or test data. */
+export function rowsOf(set: ReturnType<typeof twoBlobs>, start: number, end: number) {
+  const features = set.inputs.dims[1];
+  const values = (set.inputs.data as Float32Array).slice(start * features, end * features);
+  return {
+    inputs: tensor('float32', [end - start, features], values),
+    labels: set.labels.slice(start, end),
+    classes: set.classes,
+  };
+}
+
 /** An MLP's parameters as plain arrays: per layer W [out][in] and b [out]. */
 export type PlainLayers = { weight: number[][]; bias: number[] }[];
 

@@ -14,20 +14,11 @@ import { kNearestNeighbours } from '../src/race/knn.ts';
 import { logisticRegression } from '../src/race/logistic.ts';
 import { race } from '../src/race/race.ts';
 import { seededRandom } from '../src/random.ts';
-import { accuracy, gaussian, twoBlobs } from './race-oracles.ts';
+import { accuracy, gaussian, twoBlobs, rowsOf } from './race-oracles.ts';
 
 const features = 4;
 const blobs = twoBlobs(300, features, 17, 1.5);
-const rowsOf = (start: number, end: number) => ({
-  inputs: tensor(
-    'float32',
-    [end - start, features],
-    (blobs.inputs.data as Float32Array).slice(start * features, end * features),
-  ),
-  labels: blobs.labels.slice(start, end),
-  classes: 2,
-});
-const [train, test] = [rowsOf(0, 200), rowsOf(200, 300)];
+const [train, test] = [rowsOf(blobs, 0, 200), rowsOf(blobs, 200, 300)];
 // The same rows with every label flipped: a one-hot classifier scores exactly 1 − its accuracy.
 const shifted = { ...test, labels: test.labels.map((label) => 1 - label) };
 
