@@ -25,8 +25,22 @@ const rows = (source: Tensor, start: number, end: number): Tensor => {
   return parts.length === 1 ? parts[0] : concatRows(parts);
 };
 const labelsOf = (n: number) => rows(labels, 0, n);
-const model = Model.load(fileURLToPath(new URL('../examples/mnist-mlp.onnx', import.meta.url)), { threads });
+const model = Model.load(fileURLToPath(new URL('../examples/mnist-mlp.onnx', import.meta.url)), {
+  threads,
+});
 const started = performance.now();
-await inspectModel(model, { examples, read: (start, end) => ({ input: rows(images, start, end) }) }, labelsOf(examples), { metric: { kind: 'loss' }, batchSize: 500 });
+await inspectModel(
+  model,
+  { examples, read: (start, end) => ({ input: rows(images, start, end) }) },
+  labelsOf(examples),
+  { metric: { kind: 'loss' }, batchSize: 500 },
+);
 const seconds = (performance.now() - started) / 1000;
-console.log(JSON.stringify({ examples, threads, seconds: Number(seconds.toFixed(2)), max_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024) }));
+console.log(
+  JSON.stringify({
+    examples,
+    threads,
+    seconds: Number(seconds.toFixed(2)),
+    max_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+  }),
+);

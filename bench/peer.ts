@@ -17,7 +17,10 @@ export function median(values: number[]): number {
 export const round = (value: number, digits = 3) => Number(value.toFixed(digits));
 
 /** Wall times of `reps` runs, and the process's CPU time ÷ wall time over them (≈ the cores it kept busy). */
-export async function timeIt(reps: number, body: () => Promise<unknown>): Promise<{ times: number[]; cpuPerWall: number }> {
+export async function timeIt(
+  reps: number,
+  body: () => Promise<unknown>,
+): Promise<{ times: number[]; cpuPerWall: number }> {
   const times: number[] = [];
   const cpuStart = process.cpuUsage();
   for (let i = 0; i < reps; i++) {
@@ -31,7 +34,11 @@ export async function timeIt(reps: number, body: () => Promise<unknown>): Promis
 
 export function randomTokens(seed: number, dims: number[], vocab: number): Tensor {
   const random = seededRandom(seed);
-  return tensor('int64', dims, Array.from({ length: dims[0] * dims[1] }, () => Math.floor(random() * vocab)));
+  return tensor(
+    'int64',
+    dims,
+    Array.from({ length: dims[0] * dims[1] }, () => Math.floor(random() * vocab)),
+  );
 }
 
 /**
@@ -51,7 +58,11 @@ export function torchEnv(threadCount: number): NodeJS.ProcessEnv {
 }
 
 function blasEnv(threadCount: number, coretype: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(threadCount), OMP_NUM_THREADS: String(threadCount) };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    OPENBLAS_NUM_THREADS: String(threadCount),
+    OMP_NUM_THREADS: String(threadCount),
+  };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
   if (coretype !== 'auto') env.OPENBLAS_CORETYPE = coretype;
@@ -89,33 +100,70 @@ function peerBlas(threadCount: number): PeerBlas {
   const candidates: Record<string, number | string> = {};
   let best: PeerBlas | undefined;
   for (const coretype of CORE_TYPES) {
-    const probe = spawnSync('/usr/bin/python3', [fileURLToPath(new URL('./blas_probe.py', import.meta.url))], { env: blasEnv(threadCount, coretype), encoding: 'utf8' });
-    if (probe.status !== 0) { candidates[coretype] = `failed (exit ${probe.status ?? probe.signal})`; continue; }
-    const { gflops, max_rel_error: error } = JSON.parse(probe.stdout) as { gflops: number; max_rel_error: number };
-    if (!(error < 1e-4)) { candidates[coretype] = `wrong product (max relative error ${error})`; continue; }
+    const probe = spawnSync(
+      '/usr/bin/python3',
+      [fileURLToPath(new URL('./blas_probe.py', import.meta.url))],
+      { env: blasEnv(threadCount, coretype), encoding: 'utf8' },
+    );
+    if (probe.status !== 0) {
+      candidates[coretype] = `failed (exit ${probe.status ?? probe.signal})`;
+      continue;
+    }
+    const { gflops, max_rel_error: error } = JSON.parse(probe.stdout) as {
+      gflops: number;
+      max_rel_error: number;
+    };
+    if (!(error < 1e-4)) {
+      candidates[coretype] = `wrong product (max relative error ${error})`;
+      continue;
+    }
     candidates[coretype] = round(gflops, 1);
     if (!best || gflops > best.gflops) best = { coretype, gflops: round(gflops, 1), candidates };
   }
-  if (!best) throw new Error(`bench: no OpenBLAS core type gave PyTorch a correct 512³ product at ${threadCount} thread(s): ${JSON.stringify(candidates)}`);
-  console.error(`bench: PyTorch peer at ${threadCount} thread(s): OPENBLAS_CORETYPE=${best.coretype} (512³ matmul GFLOP/s by core type: ${JSON.stringify(candidates)})`);
+  if (!best)
+    throw new Error(
+      `bench: no OpenBLAS core type gave PyTorch a correct 512³ product at ${threadCount} thread(s): ${JSON.stringify(candidates)}`,
+    );
+  console.error(
+    `bench: PyTorch peer at ${threadCount} thread(s): OPENBLAS_CORETYPE=${best.coretype} (512³ matmul GFLOP/s by core type: ${JSON.stringify(candidates)})`,
+  );
   peerBlasByThreads.set(threadCount, best);
   return best;
 }
 
 /** The peer's kernel, printed next to every ratio so that a crippled peer is visible. */
-export function peerFields(threadCount: number): { peer_matmul_gflops: number; peer_coretype: string } {
+export function peerFields(threadCount: number): {
+  peer_matmul_gflops: number;
+  peer_coretype: string;
+} {
   const blas = peerBlas(threadCount);
   return { peer_matmul_gflops: blas.gflops, peer_coretype: blas.coretype };
 }
 
 export function ensureTorch(): void {
-  const hasTorch = spawnSync('/usr/bin/python3', ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0;
-  const blas = spawnSync('update-alternatives', ['--query', 'libblas.so.3-x86_64-linux-gnu'], { encoding: 'utf8' }).stdout ?? '';
+  const hasTorch =
+    spawnSync('/usr/bin/python3', ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0;
+  const blas =
+    spawnSync('update-alternatives', ['--query', 'libblas.so.3-x86_64-linux-gnu'], {
+      encoding: 'utf8',
+    }).stdout ?? '';
   const hasOpenBlas = /Value: .*openblas/.test(blas);
   if (hasTorch && hasOpenBlas) return;
-  console.error('bench: installing Debian python3-torch and libopenblas0-pthread (the PyTorch side of the comparison)...');
-  const install = spawnSync('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas0-pthread'], { stdio: 'inherit' });
-  if (install.status !== 0) throw new Error('bench: could not install python3-torch and libopenblas0-pthread with apt-get (run as root, or install them yourself).');
+  console.error(
+    'bench: installing Debian python3-torch and libopenblas0-pthread (the PyTorch side of the comparison)...',
+  );
+  const install = spawnSync(
+    'sh',
+    [
+      '-c',
+      'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas0-pthread',
+    ],
+    { stdio: 'inherit' },
+  );
+  if (install.status !== 0)
+    throw new Error(
+      'bench: could not install python3-torch and libopenblas0-pthread with apt-get (run as root, or install them yourself).',
+    );
 }
 
 /**
@@ -123,12 +171,22 @@ export function ensureTorch(): void {
  * line with a count it runs that many timed repetitions and prints their milliseconds.
  */
 export class TorchPeer {
-  private constructor(private readonly child: ChildProcessWithoutNullStreams, private readonly lines: AsyncIterator<string>, readonly ready: Record<string, unknown> & { torch: string }) {}
+  private constructor(
+    private readonly child: ChildProcessWithoutNullStreams,
+    private readonly lines: AsyncIterator<string>,
+    readonly ready: Record<string, unknown> & { torch: string },
+  ) {}
 
   static async start(script: string, args: string[], threadCount: number): Promise<TorchPeer> {
-    const child = spawn('/usr/bin/python3', [fileURLToPath(new URL(script, import.meta.url)), ...args, '--threads', String(threadCount)], { env: torchEnv(threadCount) });
+    const child = spawn(
+      '/usr/bin/python3',
+      [fileURLToPath(new URL(script, import.meta.url)), ...args, '--threads', String(threadCount)],
+      { env: torchEnv(threadCount) },
+    );
     let stderr = '';
-    child.stderr.on('data', (chunk) => { stderr += chunk; });
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
     const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
     const first = await lines.next();
     if (first.done) throw new Error(`bench: the PyTorch side failed:\n${stderr}`);
@@ -154,7 +212,17 @@ export class TorchPeer {
  * peer times `peerUnits` units per block, averaged over runs of `unitsPerCall` like teardown's.
  * Times are per unit.
  */
-export async function alternate(blocks: number, ours: { call: () => Promise<unknown>; calls: number; unitsPerCall: number }, peer: TorchPeer, peerUnits: number): Promise<{ ours: number[]; theirs: number[]; blockRatios: number[]; cpu: { ours: number; theirs: number } }> {
+export async function alternate(
+  blocks: number,
+  ours: { call: () => Promise<unknown>; calls: number; unitsPerCall: number },
+  peer: TorchPeer,
+  peerUnits: number,
+): Promise<{
+  ours: number[];
+  theirs: number[];
+  blockRatios: number[];
+  cpu: { ours: number; theirs: number };
+}> {
   const result = { ours: [] as number[], theirs: [] as number[], blockRatios: [] as number[] };
   const cpu = { ours: [] as number[], theirs: [] as number[] };
   for (let b = 0; b < blocks; b++) {
@@ -182,6 +250,7 @@ const pause = () => new Promise((resolve) => setTimeout(resolve, 300));
  */
 function chunkMeans(values: number[], size: number): number[] {
   const means: number[] = [];
-  for (let start = 0; start + size <= values.length; start += size) means.push(values.slice(start, start + size).reduce((a, b) => a + b, 0) / size);
+  for (let start = 0; start + size <= values.length; start += size)
+    means.push(values.slice(start, start + size).reduce((a, b) => a + b, 0) / size);
   return means;
 }

@@ -31,15 +31,23 @@ async function cacheCase(first: boolean): Promise<Record<string, unknown>> {
   const anonymousMb: number[] = [];
   for (let start = 0; start < tokens.dims[0]; start += 8) {
     cache = new Map(); // the previous batch is dropped before the next runs, as the PyTorch side does
-    ({ cache } = await runWithCache(model, { input_ids: sliceRows(tokens, start, start + 8) }, names));
+    ({ cache } = await runWithCache(
+      model,
+      { input_ids: sliceRows(tokens, start, start + 8) },
+      names,
+    ));
     cachedBytes = [...cache.values()].reduce((sum, value) => sum + value.data.byteLength, 0);
     arrayBuffersMb.push(Math.round(process.memoryUsage().arrayBuffers / 1e6));
     anonymousMb.push(anonymousMemoryMb());
   }
-  if (first) for (const name of json('compare_hooks.json') as string[]) writeNpyFile(join(dir, `teardown_cache_${name}.npy`), cache.get(name)!);
+  if (first)
+    for (const name of json('compare_hooks.json') as string[])
+      writeNpyFile(join(dir, `teardown_cache_${name}.npy`), cache.get(name)!);
   return {
-    hooks: names.length, cached_mb_per_batch: Number((cachedBytes / 1e6).toFixed(1)),
-    array_buffers_mb_after_batch: arrayBuffersMb, anonymous_mb_after_batch: anonymousMb,
+    hooks: names.length,
+    cached_mb_per_batch: Number((cachedBytes / 1e6).toFixed(1)),
+    array_buffers_mb_after_batch: arrayBuffersMb,
+    anonymous_mb_after_batch: anonymousMb,
   };
 }
 
@@ -53,7 +61,10 @@ function anonymousMemoryMb(): number {
 /** An .npy file written from the tensor's own bytes (np.save on the PyTorch side copies nothing either; encodeNpy would copy lm_head's 206 MB). */
 function writeNpyFile(path: string, value: Tensor): void {
   writeFileSync(path, encodeNpy({ ...value, data: value.data.subarray(0, 0) })); // the header alone
-  appendFileSync(path, new Uint8Array(value.data.buffer, value.data.byteOffset, value.data.byteLength));
+  appendFileSync(
+    path,
+    new Uint8Array(value.data.buffer, value.data.byteOffset, value.data.byteLength),
+  );
 }
 
 /**
@@ -73,32 +84,82 @@ async function patchCase(): Promise<Record<string, unknown>> {
   };
   // TEARDOWN_CAUSAL_SUFFIX=0 recomputes every position downstream (the path before the suffix parts), for side-by-side runs.
   const causalSuffix = process.env.TEARDOWN_CAUSAL_SUFFIX !== '0';
-  const result = await patchSweep(model, { input_ids: readNpy(join(dir, 'clean.npy')) }, { input_ids: readNpy(join(dir, 'corrupted.npy')) }, residPre, positions, metric, { lastPosition: true, causalSuffix });
-  return { effects: result.effects, ort_runs: result.runs, paths: result.paths, notes: result.notes };
+  const result = await patchSweep(
+    model,
+    { input_ids: readNpy(join(dir, 'clean.npy')) },
+    { input_ids: readNpy(join(dir, 'corrupted.npy')) },
+    residPre,
+    positions,
+    metric,
+    { lastPosition: true, causalSuffix },
+  );
+  return {
+    effects: result.effects,
+    ort_runs: result.runs,
+    paths: result.paths,
+    notes: result.notes,
+  };
 }
 
 /** The one activation that nodes under `scope` read from outside it. */
 function blockInput(scope: string): string {
-  const inside = (index: number | undefined) => index !== undefined && (model.graph.nodes[index].name ?? '').startsWith(scope);
-  const read = new Set(model.graph.nodes.filter((node) => (node.name ?? '').startsWith(scope)).flatMap((node) => node.input)
-    .filter((value) => model.graph.isActivation(value) && model.graph.isFloat(value) && !inside(model.graph.producer.get(value))));
-  if (read.size !== 1) throw new Error(`bench: scope '${scope}' reads ${read.size} activations from outside (${[...read].join(', ')}), expected one`);
+  const inside = (index: number | undefined) =>
+    index !== undefined && (model.graph.nodes[index].name ?? '').startsWith(scope);
+  const read = new Set(
+    model.graph.nodes
+      .filter((node) => (node.name ?? '').startsWith(scope))
+      .flatMap((node) => node.input)
+      .filter(
+        (value) =>
+          model.graph.isActivation(value) &&
+          model.graph.isFloat(value) &&
+          !inside(model.graph.producer.get(value)),
+      ),
+  );
+  if (read.size !== 1)
+    throw new Error(
+      `bench: scope '${scope}' reads ${read.size} activations from outside (${[...read].join(', ')}), expected one`,
+    );
   return [...read][0];
 }
 
 /** `teardown inspect` of three hooks without labels: census, and mean-ablation importance by the output's change. */
 async function inspectCase(): Promise<Record<string, unknown>> {
-  const { hooks, batch_size: batchSize } = json('inspect.json') as { hooks: string[]; batch_size: number };
+  const { hooks, batch_size: batchSize } = json('inspect.json') as {
+    hooks: string[];
+    batch_size: number;
+  };
   const tokens = readNpy(join(dir, 'inspect_tokens.npy'));
-  const result = await inspectModel(model, { examples: tokens.dims[0], read: (start, end) => ({ input_ids: sliceRows(tokens, start, end) }) }, undefined, { hooks, batchSize, metric: { kind: 'output-change' } });
-  const byHook = (field: (unit: (typeof result.units)[number]) => number) => hooks.map((hook) => result.units.filter((unit) => unit.hook === hook).sort((a, b) => a.unit - b.unit).map(field));
+  const result = await inspectModel(
+    model,
+    {
+      examples: tokens.dims[0],
+      read: (start, end) => ({ input_ids: sliceRows(tokens, start, end) }),
+    },
+    undefined,
+    { hooks, batchSize, metric: { kind: 'output-change' } },
+  );
+  const byHook = (field: (unit: (typeof result.units)[number]) => number) =>
+    hooks.map((hook) =>
+      result.units
+        .filter((unit) => unit.hook === hook)
+        .sort((a, b) => a.unit - b.unit)
+        .map(field),
+    );
   return {
-    census_mean: byHook((unit) => unit.census.mean), census_std: byHook((unit) => unit.census.std), importance: byHook((unit) => unit.importance),
-    whole_hook: result.hooks.map((hook) => hook.wholeHook.importance), notes: result.notes,
+    census_mean: byHook((unit) => unit.census.mean),
+    census_std: byHook((unit) => unit.census.std),
+    importance: byHook((unit) => unit.importance),
+    whole_hook: result.hooks.map((hook) => hook.wholeHook.importance),
+    notes: result.notes,
   };
 }
 
-const cases: Record<string, (first: boolean) => Promise<Record<string, unknown>>> = { cache: cacheCase, patch: patchCase, inspect: inspectCase };
+const cases: Record<string, (first: boolean) => Promise<Record<string, unknown>>> = {
+  cache: cacheCase,
+  patch: patchCase,
+  inspect: inspectCase,
+};
 // REPS timed runs after a warm-up; REPS 0: one run, timed cold (sessions built inside it), for cases too slow to run twice.
 const reps = Number(repsText);
 const times: number[] = [];
@@ -117,5 +178,13 @@ for (let rep = 0; rep <= Math.max(1, reps); rep++) {
     cpuTimes.push((cpu.user + cpu.system) / 1000);
   } else warmupMs = performance.now() - start;
 }
-console.log(JSON.stringify({ times_ms: times, cpu_ms: cpuTimes, warmup_ms: warmupMs, max_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024), ...result }));
+console.log(
+  JSON.stringify({
+    times_ms: times,
+    cpu_ms: cpuTimes,
+    warmup_ms: warmupMs,
+    max_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+    ...result,
+  }),
+);
 await model.release();

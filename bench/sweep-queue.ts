@@ -53,7 +53,9 @@ async function timedSweep(spec: SweepSpec, queue?: string): Promise<number> {
   const seconds = (performance.now() - started) / 1000;
   const trials = spec.configurations * spec.seeds;
   if (result.counts.done !== trials)
-    throw new Error(`bench sweep-queue: ${trials - result.counts.done} of ${trials} trials not done`);
+    throw new Error(
+      `bench sweep-queue: ${trials - result.counts.done} of ${trials} trials not done`,
+    );
   return seconds;
 }
 

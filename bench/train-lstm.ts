@@ -8,9 +8,25 @@ import { buildModel } from '../src/train/builders.ts';
 import { parseModelSpec } from '../src/train/model-spec.ts';
 import type { OptimizerSpec } from '../src/train/optimizers.ts';
 
-export function lstmTrainCase(floats: (dims: number[]) => Tensor, classes: (n: number, count: number) => Tensor, adamw: OptimizerSpec) {
+export function lstmTrainCase(
+  floats: (dims: number[]) => Tensor,
+  classes: (n: number, count: number) => Tensor,
+  adamw: OptimizerSpec,
+) {
   return {
-    name: 'lstm', block: 48, proto: () => buildModel(parseModelSpec('lstm:hidden=128'), { kind: 'image', channels: 1, height: 28, width: 28 }, 10, 0).proto,
-    input: floats([64, 1, 28, 28]), target: classes(64, 10), optimizer: adamw, lr: 1e-3, positions: 'all' as const,
+    name: 'lstm',
+    block: 48,
+    proto: () =>
+      buildModel(
+        parseModelSpec('lstm:hidden=128'),
+        { kind: 'image', channels: 1, height: 28, width: 28 },
+        10,
+        0,
+      ).proto,
+    input: floats([64, 1, 28, 28]),
+    target: classes(64, 10),
+    optimizer: adamw,
+    lr: 1e-3,
+    positions: 'all' as const,
   };
 }

@@ -15,7 +15,9 @@ const staging = root(`dist.building-${process.pid}`);
 const previous = root(`dist.previous-${process.pid}`);
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 try {
-  execFileSync(process.execPath, [tsc, '-p', root('tsconfig.build.json'), '--outDir', staging], { stdio: 'inherit' });
+  execFileSync(process.execPath, [tsc, '-p', root('tsconfig.build.json'), '--outDir', staging], {
+    stdio: 'inherit',
+  });
   for (const file of DATA_FILES) cpSync(root(`src/${file}`), `${staging}/${file}`);
   const stamp = `${staging}/.built`;
   writeFileSync(stamp, `${started.toISOString()}\n`);

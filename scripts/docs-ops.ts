@@ -6,17 +6,29 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { NO_GRADIENT, RULE_FAMILIES, RULES } from '../src/autodiff/rules/index.ts';
-import { GRADIENT_OPSET, LOWEST_UPGRADABLE, NEWEST_CHECKED_OPSET, OWN_OPSET_FROM } from '../src/autodiff/opset.ts';
+import {
+  GRADIENT_OPSET,
+  LOWEST_UPGRADABLE,
+  NEWEST_CHECKED_OPSET,
+  OWN_OPSET_FROM,
+} from '../src/autodiff/opset.ts';
 
 export const README = fileURLToPath(new URL('../README.md', import.meta.url));
-export const BEGIN = '<!-- ops:begin (generated from src/autodiff/rules/ by `npm run docs:ops`; do not edit by hand) -->';
+export const BEGIN =
+  '<!-- ops:begin (generated from src/autodiff/rules/ by `npm run docs:ops`; do not edit by hand) -->';
 export const END = '<!-- ops:end -->';
 
-const list = (ops: Iterable<string>) => [...ops].sort().map((op) => `\`${op}\``).join(', ');
+const list = (ops: Iterable<string>) =>
+  [...ops]
+    .sort()
+    .map((op) => `\`${op}\``)
+    .join(', ');
 
 /** The section's text between the markers. */
 export function opsSection(): string {
-  const families = Object.entries(RULE_FAMILIES).map(([family, rules]) => [family, Object.keys(rules)] as const);
+  const families = Object.entries(RULE_FAMILIES).map(
+    ([family, rules]) => [family, Object.keys(rules)] as const,
+  );
   const placed = new Set(families.flatMap(([, ops]) => ops));
   const unplaced = Object.keys(RULES).filter((op) => !placed.has(op));
   if (unplaced.length > 0) families.push(['other', unplaced]);

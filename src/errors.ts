@@ -48,7 +48,10 @@ export function builtByTeardown<T>(what: string, check: () => T): T {
   } catch (error) {
     if (!(error instanceof UserError)) throw error;
     // The advice a user's model gets ("Re-export the model.") is wrong for teardown's own graph.
-    const message = error.message.replace(/\s*:?\s*(?:Re-export|Export) the model(?: again)?\.?$/i, '');
+    const message = error.message.replace(
+      /\s*:?\s*(?:Re-export|Export) the model(?: again)?\.?$/i,
+      '',
+    );
     throw new InternalError(`teardown built ${what} wrongly: ${message}`);
   }
 }
@@ -79,7 +82,10 @@ export function environmentError(error: unknown): UserError | undefined {
 
 /** The closest candidates to `name` by edit distance, for "did you mean" lists. */
 export function nearestNames(name: string, candidates: Iterable<string>, count = 5): string[] {
-  const scored = [...candidates].map((candidate) => ({ candidate, distance: editDistance(name, candidate) }));
+  const scored = [...candidates].map((candidate) => ({
+    candidate,
+    distance: editDistance(name, candidate),
+  }));
   scored.sort((a, b) => a.distance - b.distance || a.candidate.localeCompare(b.candidate));
   return scored.slice(0, count).map((entry) => entry.candidate);
 }

@@ -3,7 +3,15 @@ import { describe, it } from 'node:test';
 import { escapeFileName, unescapeFileName } from './files.ts';
 
 describe('file names from hook names', () => {
-  const names = ['blocks.0.mlp.1', '/blocks/blocks.0/Add_1_output_0', 'onnx::Conv_28', '.hidden', 'a b%c', 'ünïcode/π', ''];
+  const names = [
+    'blocks.0.mlp.1',
+    '/blocks/blocks.0/Add_1_output_0',
+    'onnx::Conv_28',
+    '.hidden',
+    'a b%c',
+    'ünïcode/π',
+    '',
+  ];
   for (const name of names) {
     it(`escapes '${name}' reversibly into a safe file name`, () => {
       const escaped = escapeFileName(name);
@@ -11,5 +19,6 @@ describe('file names from hook names', () => {
       assert.equal(unescapeFileName(escaped), name);
     });
   }
-  it('leaves safe names readable', () => assert.equal(escapeFileName('blocks.0.mlp.1'), 'blocks.0.mlp.1'));
+  it('leaves safe names readable', () =>
+    assert.equal(escapeFileName('blocks.0.mlp.1'), 'blocks.0.mlp.1'));
 });

@@ -14,7 +14,21 @@
  *     Ctrl-C, SIGTERM), and those of killed runs (their process gone) at the next write there.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { accessSync, closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+  type Stats,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InputError } from './errors.ts';
 
@@ -96,10 +110,20 @@ export function checkOutputFile(path: string, flag: string): void {
 export function checkOutputFolder(dir: string, flag: string): void {
   const stats = lstatOrUndefined(dir);
   if (!stats) return checkWritableParent(dir, flag);
-  if (!stats.isDirectory()) throw new InputError(`${flag} '${dir}' is ${kindOf(stats)}, not a folder: give a folder name (teardown makes it).`);
+  if (!stats.isDirectory())
+    throw new InputError(
+      `${flag} '${dir}' is ${kindOf(stats)}, not a folder: give a folder name (teardown makes it).`,
+    );
   const entries = readdirSync(dir).filter((entry) => !TEMPORARY_NAME.test(entry));
   if (entries.length > 0 && !entries.includes(OUTPUT_MARKER)) {
-    throw new InputError(`${flag} '${dir}' is a folder teardown did not write (it holds ${entries.slice(0, 3).map((entry) => `'${entry}'`).join(', ')}${entries.length > 3 ? ', …' : ''}): teardown replaces only its own result folders, whole. Give a new folder name, or empty this one.`);
+    throw new InputError(
+      `${flag} '${dir}' is a folder teardown did not write (it holds ${entries
+        .slice(0, 3)
+        .map((entry) => `'${entry}'`)
+        .join(
+          ', ',
+        )}${entries.length > 3 ? ', …' : ''}): teardown replaces only its own result folders, whole. Give a new folder name, or empty this one.`,
+    );
   }
   checkWritable(isMountPoint(dir) ? dir : dirname(resolve(dir)), flag, dir);
 }
@@ -119,10 +143,16 @@ export class StagedFolder {
     const parent = this.inPlace ? dir : dirname(resolve(dir));
     makeFolders(parent);
     removeStale(parent);
-    this.staging = join(parent, `${PREFIX}staging-${process.pid}-${randomBytes(8).toString('hex')}`);
+    this.staging = join(
+      parent,
+      `${PREFIX}staging-${process.pid}-${randomBytes(8).toString('hex')}`,
+    );
     track(this.staging);
     mkdirSync(this.staging);
-    writeFileWhole(join(this.staging, OUTPUT_MARKER), 'A folder of results written by teardown: a later run with the same output folder replaces it whole.\n');
+    writeFileWhole(
+      join(this.staging, OUTPUT_MARKER),
+      'A folder of results written by teardown: a later run with the same output folder replaces it whole.\n',
+    );
   }
 
   /** The staging path of `name` (a relative path; folders are made), for writers that stream. */
@@ -151,7 +181,10 @@ export class StagedFolder {
   private replaceFolder(): void {
     const target = resolve(this.dir);
     if (!existsSync(target)) return renameSync(this.staging, target);
-    const old = join(dirname(target), `${PREFIX}old-${process.pid}-${randomBytes(8).toString('hex')}`);
+    const old = join(
+      dirname(target),
+      `${PREFIX}old-${process.pid}-${randomBytes(8).toString('hex')}`,
+    );
     track(old);
     renameSync(target, old);
     try {
@@ -167,9 +200,11 @@ export class StagedFolder {
   /** A mount point: its old entries removed, then the staged ones moved up (same file system). */
   private replaceContents(): void {
     for (const entry of readdirSync(this.dir)) {
-      if (!TEMPORARY_NAME.test(entry)) rmSync(join(this.dir, entry), { recursive: true, force: true });
+      if (!TEMPORARY_NAME.test(entry))
+        rmSync(join(this.dir, entry), { recursive: true, force: true });
     }
-    for (const entry of readdirSync(this.staging)) renameSync(join(this.staging, entry), join(this.dir, entry));
+    for (const entry of readdirSync(this.staging))
+      renameSync(join(this.staging, entry), join(this.dir, entry));
     rmQuietly(this.staging);
   }
 }
@@ -187,7 +222,11 @@ const MAX_FILE_NAME = 200;
  */
 export function escapeFileName(name: string): string {
   const escaped = [...new TextEncoder().encode(name)]
-    .map((byte) => (/[A-Za-z0-9_.-]/.test(String.fromCharCode(byte)) && byte < 128 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`))
+    .map((byte) =>
+      /[A-Za-z0-9_.-]/.test(String.fromCharCode(byte)) && byte < 128
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`,
+    )
     .join('');
   const safe = escaped.startsWith('.') ? `%2E${escaped.slice(1)}` : escaped || '%00';
   if (safe.length <= MAX_FILE_NAME) return safe;
@@ -279,7 +318,11 @@ function lstatOrUndefined(path: string): Stats | undefined {
     return lstatSync(path);
   } catch (error) {
     // ENOTDIR: a file stands where a folder of the path should be; checkWritableParent names it.
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    if (
+      (error as NodeJS.ErrnoException).code === 'ENOENT' ||
+      (error as NodeJS.ErrnoException).code === 'ENOTDIR'
+    )
+      return undefined;
     throw new InputError(`Cannot use '${path}': ${(error as Error).message}.`);
   }
 }
@@ -295,8 +338,10 @@ function kindOf(stats: Stats): string {
 function refuseNonRegular(path: string, flag: string): void {
   const stats = lstatOrUndefined(path);
   if (stats && !stats.isFile()) {
-    const hint = flag === '--json' ? " (--json - writes to standard output)" : '';
-    throw new InputError(`${flag} '${path}' is ${kindOf(stats)}: teardown replaces only regular files, never a link, folder or device${hint}. Give a file name.`);
+    const hint = flag === '--json' ? ' (--json - writes to standard output)' : '';
+    throw new InputError(
+      `${flag} '${path}' is ${kindOf(stats)}: teardown replaces only regular files, never a link, folder or device${hint}. Give a file name.`,
+    );
   }
 }
 
@@ -304,7 +349,8 @@ function refuseNonRegular(path: string, flag: string): void {
 function checkWritableParent(path: string, flag: string): void {
   let parent = dirname(resolve(path));
   while (!existsSync(parent)) parent = dirname(parent);
-  if (!statSync(parent).isDirectory()) throw new InputError(`${flag} '${path}': '${parent}' is a file, not a folder.`);
+  if (!statSync(parent).isDirectory())
+    throw new InputError(`${flag} '${path}': '${parent}' is a file, not a folder.`);
   checkWritable(parent, flag, path);
 }
 
@@ -313,7 +359,9 @@ function checkWritable(dir: string, flag: string, path: string): void {
     accessSync(dir, constants.W_OK | constants.X_OK);
     probeFolder(dir);
   } catch (error) {
-    throw new InputError(`${flag} '${path}': cannot write in '${dir}' (${(error as NodeJS.ErrnoException).code}): choose a writable place.`);
+    throw new InputError(
+      `${flag} '${path}': cannot write in '${dir}' (${(error as NodeJS.ErrnoException).code}): choose a writable place.`,
+    );
   }
 }
 
@@ -345,8 +393,13 @@ export function makeFolders(dir: string): void {
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'EEXIST' && statSync(path, { throwIfNoEntry: false })?.isDirectory()) continue; // made meanwhile
-      const what = code === 'EEXIST' ? 'something that is not a folder (a file, or a link to nothing) is there' : `${code}`;
-      throw new InputError(`Cannot make the folder '${path}' (${what}): choose a writable place for the output.`);
+      const what =
+        code === 'EEXIST'
+          ? 'something that is not a folder (a file, or a link to nothing) is there'
+          : `${code}`;
+      throw new InputError(
+        `Cannot make the folder '${path}' (${what}): choose a writable place for the output.`,
+      );
     }
   }
 }
@@ -357,4 +410,3 @@ function isMountPoint(dir: string): boolean {
   const parent = dirname(absolute);
   return parent !== absolute && statSync(absolute).dev !== statSync(parent).dev;
 }
-

@@ -5,7 +5,13 @@
 
 // Models and runs: load an ONNX model, read its hooks, run it with a cache or with interventions.
 export { Model } from './api/model.ts';
-export type { HookEdit, HookInfo, LoadOptions, RunOptions as ModelRunOptions, RunOutput } from './api/model.ts';
+export type {
+  HookEdit,
+  HookInfo,
+  LoadOptions,
+  RunOptions as ModelRunOptions,
+  RunOutput,
+} from './api/model.ts';
 export { ActivationCache } from './api/cache.ts';
 export type { Inputs, InputValue } from './api/inputs.ts';
 // The model behind the library's Model (model.runtime), taken by the lower-level functions below.
@@ -36,8 +42,16 @@ export { computeGradients, GradientProgram, parameterNames } from './autodiff/gr
 export type { GradientRequest, GradientResult } from './autodiff/gradients.ts';
 export type { LossSpec } from './autodiff/loss.ts';
 export { gradients, integratedGradients } from './api/gradients.ts';
-export type { GradientOptions, GradientsResult, IntegratedGradientsOptions, IntegratedGradientsResult } from './api/gradients.ts';
-export { hookIntegratedGradients, integratedGradients as inputIntegratedGradients } from './inspect/integrated-gradients.ts';
+export type {
+  GradientOptions,
+  GradientsResult,
+  IntegratedGradientsOptions,
+  IntegratedGradientsResult,
+} from './api/gradients.ts';
+export {
+  hookIntegratedGradients,
+  integratedGradients as inputIntegratedGradients,
+} from './inspect/integrated-gradients.ts';
 export type { IntegratedGradients } from './inspect/integrated-gradients.ts';
 
 // Inspection, audits and training.

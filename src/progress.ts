@@ -26,7 +26,11 @@ export interface ProgressTracker {
 }
 
 /** A tracker that checks the signal and reports each tick to the callback. */
-export function trackProgress(task: string, total: number, options: ProgressOptions): ProgressTracker {
+export function trackProgress(
+  task: string,
+  total: number,
+  options: ProgressOptions,
+): ProgressTracker {
   options.signal?.throwIfAborted();
   let done = 0;
   return {

@@ -6,7 +6,8 @@ export function wilsonInterval(successes: number, trials: number, z = 1.96): [nu
   const p = successes / trials;
   const denominator = 1 + (z * z) / trials;
   const centre = (p + (z * z) / (2 * trials)) / denominator;
-  const halfWidth = (z * Math.sqrt((p * (1 - p)) / trials + (z * z) / (4 * trials * trials))) / denominator;
+  const halfWidth =
+    (z * Math.sqrt((p * (1 - p)) / trials + (z * z) / (4 * trials * trials))) / denominator;
   return [Math.max(0, centre - halfWidth), Math.min(1, centre + halfWidth)];
 }
 
@@ -18,7 +19,11 @@ export function percent(fraction: number, digits = 1): string {
 export function normalCdf(z: number): number {
   const x = Math.abs(z) / Math.SQRT2;
   const t = 1 / (1 + 0.3275911 * x);
-  const erf = 1 - (((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t) * Math.exp(-x * x);
+  const erf =
+    1 -
+    ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) *
+      t *
+      Math.exp(-x * x);
   return z >= 0 ? 0.5 * (1 + erf) : 0.5 * (1 - erf);
 }
 
@@ -67,7 +72,8 @@ function logChoose(n: number, k: number): number {
 
 const logFactorials: number[] = [0];
 function logFactorial(n: number): number {
-  for (let i = logFactorials.length; i <= n; i++) logFactorials[i] = logFactorials[i - 1] + Math.log(i);
+  for (let i = logFactorials.length; i <= n; i++)
+    logFactorials[i] = logFactorials[i - 1] + Math.log(i);
   return logFactorials[n];
 }
 
@@ -87,12 +93,20 @@ export function holmAdjust(pValues: readonly number[]): number[] {
  * 95% interval of p₁ − p₂ for independent proportions k₁/n₁ and k₂/n₂: Newcombe's hybrid score
  * interval (method 10 of Newcombe 1998), built from the two Wilson intervals.
  */
-export function differenceInterval(k1: number, n1: number, k2: number, n2: number): [number, number] {
+export function differenceInterval(
+  k1: number,
+  n1: number,
+  k2: number,
+  n2: number,
+): [number, number] {
   const [p1, p2] = [k1 / n1, k2 / n2];
   const [l1, u1] = wilsonInterval(k1, n1);
   const [l2, u2] = wilsonInterval(k2, n2);
   const d = p1 - p2;
-  return [d - Math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + Math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)];
+  return [
+    d - Math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
+    d + Math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2),
+  ];
 }
 
 /**

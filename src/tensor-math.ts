@@ -14,7 +14,11 @@ function broadcastStrides(dims: readonly number[], rank: number): number[] {
 }
 
 /** `a` and `b` combined elementwise by `op` over their broadcast shape; the result takes a's float dtype. */
-export function broadcastBinary(a: Tensor, b: Tensor, op: (x: number, y: number) => number): Tensor {
+export function broadcastBinary(
+  a: Tensor,
+  b: Tensor,
+  op: (x: number, y: number) => number,
+): Tensor {
   const rank = Math.max(a.dims.length, b.dims.length);
   const padA = [...Array(rank - a.dims.length).fill(1), ...a.dims];
   const padB = [...Array(rank - b.dims.length).fill(1), ...b.dims];
@@ -78,7 +82,11 @@ export class RowSum {
 
 /** `t` broadcast to `dims` (NumPy rules), materialised. */
 export function broadcastTo(t: Tensor, dims: readonly number[]): Tensor {
-  const shape: Tensor = { dtype: t.dtype, dims: [...dims], data: allocate(t.dtype, elementCount(dims)) };
+  const shape: Tensor = {
+    dtype: t.dtype,
+    dims: [...dims],
+    data: allocate(t.dtype, elementCount(dims)),
+  };
   return broadcastBinary(shape, t, (_, value) => value);
 }
 
@@ -92,7 +100,8 @@ export function predictedClasses(scores: Tensor): Int32Array {
   return Int32Array.from({ length: rows }, (_, row) => {
     if (width === 1) return Number(scores.data[row]) > 0 ? 1 : 0;
     let best = 0;
-    for (let c = 1; c < width; c++) if (Number(scores.data[row * width + c]) > Number(scores.data[row * width + best])) best = c;
+    for (let c = 1; c < width; c++)
+      if (Number(scores.data[row * width + c]) > Number(scores.data[row * width + best])) best = c;
     return best;
   });
 }

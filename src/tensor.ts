@@ -6,7 +6,8 @@ import { InputError } from './errors.ts';
 
 export type DType = 'float32' | 'float64' | 'int32' | 'int64' | 'uint8' | 'int8' | 'bool';
 
-export type TensorData = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array;
+export type TensorData =
+  Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array;
 
 export interface Tensor {
   dtype: DType;
@@ -17,7 +18,15 @@ export interface Tensor {
 /** Named tensors fed to (or returned by) a model run. */
 export type Feeds = Record<string, Tensor>;
 
-export const DTYPES: readonly DType[] = ['float32', 'float64', 'int32', 'int64', 'uint8', 'int8', 'bool'];
+export const DTYPES: readonly DType[] = [
+  'float32',
+  'float64',
+  'int32',
+  'int64',
+  'uint8',
+  'int8',
+  'bool',
+];
 
 export function elementCount(dims: readonly number[]): number {
   return dims.reduce((count, dim) => count * dim, 1);
@@ -26,12 +35,19 @@ export function elementCount(dims: readonly number[]): number {
 /** A zero-filled array of the dtype's storage type (bool is stored as one byte per element). */
 export function allocate(dtype: DType, length: number): TensorData {
   switch (dtype) {
-    case 'float32': return new Float32Array(length);
-    case 'float64': return new Float64Array(length);
-    case 'int32': return new Int32Array(length);
-    case 'int64': return new BigInt64Array(length);
-    case 'uint8': case 'bool': return new Uint8Array(length);
-    case 'int8': return new Int8Array(length);
+    case 'float32':
+      return new Float32Array(length);
+    case 'float64':
+      return new Float64Array(length);
+    case 'int32':
+      return new Int32Array(length);
+    case 'int64':
+      return new BigInt64Array(length);
+    case 'uint8':
+    case 'bool':
+      return new Uint8Array(length);
+    case 'int8':
+      return new Int8Array(length);
   }
 }
 
@@ -41,11 +57,16 @@ export function tensor(dtype: DType, dims: number[], data?: TensorData | number[
   if (data === undefined) storage = allocate(dtype, length);
   else if (Array.isArray(data)) {
     storage = allocate(dtype, length);
-    if (storage instanceof BigInt64Array) data.forEach((value, index) => { storage[index] = BigInt(value); });
+    if (storage instanceof BigInt64Array)
+      data.forEach((value, index) => {
+        storage[index] = BigInt(value);
+      });
     else (storage as Float32Array).set(data);
   } else storage = data;
   if (storage.length !== length) {
-    throw new InputError(`A ${dtype} tensor of shape [${dims}] needs ${length} values, got ${storage.length}.`);
+    throw new InputError(
+      `A ${dtype} tensor of shape [${dims}] needs ${length} values, got ${storage.length}.`,
+    );
   }
   return { dtype, dims: [...dims], data: storage };
 }
@@ -61,7 +82,11 @@ export function isFloat(dtype: DType): boolean {
 /** Rows [start, end) along the first axis, sharing no memory with `t`. */
 export function sliceRows(t: Tensor, start: number, end: number): Tensor {
   const rowSize = elementCount(t.dims.slice(1));
-  return { dtype: t.dtype, dims: [end - start, ...t.dims.slice(1)], data: t.data.slice(start * rowSize, end * rowSize) };
+  return {
+    dtype: t.dtype,
+    dims: [end - start, ...t.dims.slice(1)],
+    data: t.data.slice(start * rowSize, end * rowSize),
+  };
 }
 
 /** Concatenate tensors of equal dtype and trailing dims along the first axis. */
@@ -83,11 +108,21 @@ export function concatRows(parts: readonly Tensor[]): Tensor {
  */
 export function stack(parts: readonly Tensor[], into?: Tensor): Tensor {
   const [first] = parts;
-  const mismatch = parts.find((part) => part.dtype !== first.dtype || shapeString(part.dims) !== shapeString(first.dims));
-  if (mismatch) throw new Error(`stack: ${mismatch.dtype} ${shapeString(mismatch.dims)} does not match ${first.dtype} ${shapeString(first.dims)}`);
+  const mismatch = parts.find(
+    (part) => part.dtype !== first.dtype || shapeString(part.dims) !== shapeString(first.dims),
+  );
+  if (mismatch)
+    throw new Error(
+      `stack: ${mismatch.dtype} ${shapeString(mismatch.dims)} does not match ${first.dtype} ${shapeString(first.dims)}`,
+    );
   const dims = [parts.length, ...first.dims];
-  const out = into && into.dtype === first.dtype && shapeString(into.dims) === shapeString(dims) ? into : tensor(first.dtype, dims);
-  parts.forEach((part, k) => (out.data as Float32Array).set(part.data as Float32Array, k * part.data.length));
+  const out =
+    into && into.dtype === first.dtype && shapeString(into.dims) === shapeString(dims)
+      ? into
+      : tensor(first.dtype, dims);
+  parts.forEach((part, k) =>
+    (out.data as Float32Array).set(part.data as Float32Array, k * part.data.length),
+  );
   return out;
 }
 
@@ -145,5 +180,7 @@ export function relativeError(actual: Tensor, expected: Tensor): number {
 
 /** Rows [start, end) of every feed. */
 export function sliceFeeds(feeds: Feeds, start: number, end: number): Feeds {
-  return Object.fromEntries(Object.entries(feeds).map(([name, value]) => [name, sliceRows(value, start, end)]));
+  return Object.fromEntries(
+    Object.entries(feeds).map(([name, value]) => [name, sliceRows(value, start, end)]),
+  );
 }

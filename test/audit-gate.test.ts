@@ -56,7 +56,10 @@ describe('audit --fail-on names what tripped it', () => {
       assert.deepEqual(findings[tripped.index].title, tripped.title, 'index points at the finding');
     }
     const expected = atOrAbove(findings, 'high');
-    assert.deepEqual(gate.tripped.map((t: { index: number }) => t.index), expected.map((e) => e.index));
+    assert.deepEqual(
+      gate.tripped.map((t: { index: number }) => t.index),
+      expected.map((e) => e.index),
+    );
     const below = findings.filter((f) => f.severity !== 'high');
     assert.ok(below.length >= 1, 'a medium finding exists, so the test can tell it is left out');
     const gateText = stdout.slice(stdout.indexOf('--fail-on high:'));
@@ -80,9 +83,16 @@ describe('audit --fail-on names what tripped it', () => {
     const dir = tempDir();
     // With high at 50 points the shortcut (39 points lost when shuffled) is medium.
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ high: 50 }));
-    const { status, stdout, json } = audit(['--fail-on', 'high', '--config', join(dir, 'config.json')]);
+    const { status, stdout, json } = audit([
+      '--fail-on',
+      'high',
+      '--config',
+      join(dir, 'config.json'),
+    ]);
     assert.equal(status, 0);
-    assert.ok(json.findings.length >= 1 && json.findings.every((f: Finding) => f.severity !== 'high'));
+    assert.ok(
+      json.findings.length >= 1 && json.findings.every((f: Finding) => f.severity !== 'high'),
+    );
     assert.deepEqual(json.gate, { failOn: 'high', tripped: [], exitCode: 0 });
     assert.match(stdout, /--fail-on high: no finding at or above 'high'; exit status 0\./);
   });

@@ -33,17 +33,38 @@ const findingsOf = (checks: Check[]) => assess(checks, config).findings;
 function predictionsFrom(predicted: number[], confidence: number[]): Predictions {
   const n = predicted.length;
   const probabilities = new Float64Array(2 * n);
-  predicted.forEach((p, i) => { probabilities[2 * i + p] = confidence[i]; probabilities[2 * i + 1 - p] = 1 - confidence[i]; });
-  return { examples: n, classes: 2, probabilities, predicted: Int32Array.from(predicted), confidence: Float64Array.from(confidence) };
+  predicted.forEach((p, i) => {
+    probabilities[2 * i + p] = confidence[i];
+    probabilities[2 * i + 1 - p] = 1 - confidence[i];
+  });
+  return {
+    examples: n,
+    classes: 2,
+    probabilities,
+    predicted: Int32Array.from(predicted),
+    confidence: Float64Array.from(confidence),
+  };
 }
 
 /** n examples, labels 0/1, an attribute `group` 0/1, and predictions wrong with probability `errorRate(group)`. */
-function syntheticSet(n: number, seed: number, errorRate: (group: number) => number): { data: AuditData; predictions: Predictions } {
+function syntheticSet(
+  n: number,
+  seed: number,
+  errorRate: (group: number) => number,
+): { data: AuditData; predictions: Predictions } {
   const random = seededRandom(seed);
   const labels = Int32Array.from({ length: n }, () => (random() < 0.5 ? 1 : 0));
   const group = Float64Array.from({ length: n }, () => (random() < 0.5 ? 1 : 0));
-  const predicted = Array.from(labels, (label, i) => (random() < errorRate(group[i]) ? 1 - label : label));
-  const data: AuditData = { path: 'synthetic', inputs: inMemory(tensor('float32', [n, 1])), labels, layout: { kind: 'other', dims: [1] }, attributes: [{ name: 'group', values: group }] };
+  const predicted = Array.from(labels, (label, i) =>
+    random() < errorRate(group[i]) ? 1 - label : label,
+  );
+  const data: AuditData = {
+    path: 'synthetic',
+    inputs: inMemory(tensor('float32', [n, 1])),
+    labels,
+    layout: { kind: 'other', dims: [1] },
+    attributes: [{ name: 'group', values: group }],
+  };
   return { data, predictions: predictionsFrom(predicted, Array(n).fill(0.8)) };
 }
 
@@ -58,7 +79,11 @@ describe('calibration', () => {
     assert.equal(result.bins[14].count, 4);
     assert.equal(result.bins[8].count, 2);
     assert.equal(result.overconfidenceRate, 0.1); // one wrong at 0.95 ≥ 0.9
-    assert.equal(calibrationOf([1], [true], 15).bins[14].count, 1, 'confidence 1 falls in the last bin');
+    assert.equal(
+      calibrationOf([1], [true], 15).bins[14].count,
+      1,
+      'confidence 1 falls in the last bin',
+    );
   });
 
   it('is silent on a calibrated model and flags an overconfident one', () => {
@@ -66,12 +91,21 @@ describe('calibration', () => {
     const n = 3000;
     const confidence = Array.from({ length: n }, () => 0.5 + 0.5 * random());
     const labels = Int32Array.from({ length: n }, () => (random() < 0.5 ? 1 : 0));
-    const calibrated = predictionsFrom(Array.from(labels, (label, i) => (random() < confidence[i] ? label : 1 - label)), confidence);
+    const calibrated = predictionsFrom(
+      Array.from(labels, (label, i) => (random() < confidence[i] ? label : 1 - label)),
+      confidence,
+    );
     assert.deepEqual(findingsOf([calibrationCheck(calibrated, labels, config).check]), []);
-    const overconfident = predictionsFrom(Array.from(labels, (label) => (random() < 0.6 ? label : 1 - label)), Array(n).fill(0.97));
+    const overconfident = predictionsFrom(
+      Array.from(labels, (label) => (random() < 0.6 ? label : 1 - label)),
+      Array(n).fill(0.97),
+    );
     const [finding] = findingsOf([calibrationCheck(overconfident, labels, config).check]);
     assert.equal(finding?.severity, 'high');
-    assert.ok(Math.abs(finding.effect - 37) < 3, `ECE ≈ 97% − 60% = 37 points, got ${finding.effect}`);
+    assert.ok(
+      Math.abs(finding.effect - 37) < 3,
+      `ECE ≈ 97% − 60% = 37 points, got ${finding.effect}`,
+    );
   });
 });
 
@@ -80,7 +114,10 @@ describe('weak segments and shift', () => {
     const { data, predictions } = syntheticSet(4000, 1, () => 0.2);
     const shifted = syntheticSet(2000, 2, () => 0.2);
     assert.deepEqual(findingsOf(segmentChecks(data, predictions, config).checks), []);
-    assert.deepEqual(findingsOf(shiftChecks(data, predictions, shifted.data, shifted.predictions).checks), []);
+    assert.deepEqual(
+      findingsOf(shiftChecks(data, predictions, shifted.data, shifted.predictions).checks),
+      [],
+    );
   });
 
   it('flag a group served worse, and a shifted set served worse', () => {
@@ -89,7 +126,14 @@ describe('weak segments and shift', () => {
     assert.equal(segments[0]?.segment, 'group = 1');
     assert.equal(segments[0]?.severity, 'high');
     const shifted = syntheticSet(2000, 4, () => 0.4);
-    const shift = findingsOf(shiftChecks(syntheticSet(4000, 5, () => 0.1).data, syntheticSet(4000, 5, () => 0.1).predictions, shifted.data, shifted.predictions).checks);
+    const shift = findingsOf(
+      shiftChecks(
+        syntheticSet(4000, 5, () => 0.1).data,
+        syntheticSet(4000, 5, () => 0.1).predictions,
+        shifted.data,
+        shifted.predictions,
+      ).checks,
+    );
     assert.equal(shift.find((f) => f.segment === 'all examples')?.severity, 'high');
   });
 });
@@ -99,9 +143,21 @@ function colourBlindModel(): Model {
   const g = new GraphBuilder('colour-blind', 17);
   const random = seededRandom(9);
   const x = g.input('input', 'float32', ['batch', 2, 14, 14]);
-  const grey = g.node('ReduceSum', [x, g.initializer('axes', tensor('int64', [1], [1]))], { keepdims: int(0) }, '/grey/ReduceSum');
+  const grey = g.node(
+    'ReduceSum',
+    [x, g.initializer('axes', tensor('int64', [1], [1]))],
+    { keepdims: int(0) },
+    '/grey/ReduceSum',
+  );
   const flat = g.node('Flatten', [grey], {}, '/flat/Flatten');
-  const weight = g.initializer('fc.weight', tensor('float32', [2, 196], Array.from({ length: 392 }, () => random() - 0.5)));
+  const weight = g.initializer(
+    'fc.weight',
+    tensor(
+      'float32',
+      [2, 196],
+      Array.from({ length: 392 }, () => random() - 0.5),
+    ),
+  );
   g.output(g.node('Gemm', [flat, weight], { transB: int(1) }, '/fc/Gemm', 'logits'), 'float32');
   return Model.fromProto(g.build(), 'colour-blind', { threads: 1 });
 }
@@ -111,8 +167,13 @@ describe('counterfactual shortcut and robustness', () => {
   const n = 1000;
   const images = sliceRows(task.train.inputs, 0, n);
   const data: AuditData = {
-    path: 'colored-mnist', inputs: inMemory(images), labels: Int32Array.from(sliceRows(task.train.labels, 0, n).data as BigInt64Array, Number),
-    layout: { kind: 'image', channels: 2, height: 14, width: 14 }, attributes: [{ name: 'color', values: Float64Array.from(task.train.attributes!.color.subarray(0, n)) }],
+    path: 'colored-mnist',
+    inputs: inMemory(images),
+    labels: Int32Array.from(sliceRows(task.train.labels, 0, n).data as BigInt64Array, Number),
+    layout: { kind: 'image', channels: 2, height: 14, width: 14 },
+    attributes: [
+      { name: 'color', values: Float64Array.from(task.train.attributes!.color.subarray(0, n)) },
+    ],
   };
 
   it('transforms read the same whatever the batching: random draws are seeded per example', () => {
@@ -129,7 +190,9 @@ describe('counterfactual shortcut and robustness', () => {
     const grey = applyTransform('grayscale', images);
     const pixels = images.data as Float32Array;
     for (const k of [0, 100, 196 + 50, 392 * 7 + 13]) {
-      const within = k % 392, base = k - within, other = base + ((within + 196) % 392);
+      const within = k % 392,
+        base = k - within,
+        other = base + ((within + 196) % 392);
       assert.equal((swapped.data as Float32Array)[k], pixels[other]);
       assert.ok(Math.abs((grey.data as Float32Array)[k] - (pixels[k] + pixels[other]) / 2) < 1e-7);
     }
@@ -139,10 +202,18 @@ describe('counterfactual shortcut and robustness', () => {
     const model = colourBlindModel();
     try {
       const base = await predict(model, data.inputs);
-      const check = await shortcutCheck(model, data, base, { attribute: 'color', transform: 'channel-swap' }, config, 512);
+      const check = await shortcutCheck(
+        model,
+        data,
+        base,
+        { attribute: 'color', transform: 'channel-swap' },
+        config,
+        512,
+      );
       assert.equal(check.effect, 0);
       assert.deepEqual(findingsOf([check]), []);
-      const alone = (check.evidence as { attributeAlone: { accuracy: number } }).attributeAlone.accuracy;
+      const alone = (check.evidence as { attributeAlone: { accuracy: number } }).attributeAlone
+        .accuracy;
       assert.ok(alone > 0.8 && alone < 0.9, `colour alone ${alone}`);
     } finally {
       await model.release();
@@ -153,9 +224,24 @@ describe('counterfactual shortcut and robustness', () => {
     const model = colourBlindModel();
     try {
       const base = await predict(model, data.inputs);
-      const fragile = await robustnessCheck(model, data, base, { ...config, robustness: { ...config.robustness, imageNoise: 0.5 } }, 512);
-      assert.ok(fragile && findingsOf([fragile]).length === 1, `σ = 0.5 noise flips ${fragile?.effect.toFixed(1)} pts`);
-      const tiny = await robustnessCheck(model, data, base, { ...config, robustness: { ...config.robustness, imageNoise: 1e-6 } }, 512);
+      const fragile = await robustnessCheck(
+        model,
+        data,
+        base,
+        { ...config, robustness: { ...config.robustness, imageNoise: 0.5 } },
+        512,
+      );
+      assert.ok(
+        fragile && findingsOf([fragile]).length === 1,
+        `σ = 0.5 noise flips ${fragile?.effect.toFixed(1)} pts`,
+      );
+      const tiny = await robustnessCheck(
+        model,
+        data,
+        base,
+        { ...config, robustness: { ...config.robustness, imageNoise: 1e-6 } },
+        512,
+      );
       assert.deepEqual(findingsOf([tiny!]), []);
     } finally {
       await model.release();
@@ -168,7 +254,13 @@ describe('counterfactual shortcut and robustness', () => {
     const streamed: AuditData = { ...data, inputs: fromNpy(new NpyFile(join(dir, 'x.npy'))) };
     const model = colourBlindModel();
     try {
-      const options = { config, counterfactuals: [{ attribute: 'color', transform: 'channel-swap' as const }, { attribute: 'color', transform: 'occlude' as const }] };
+      const options = {
+        config,
+        counterfactuals: [
+          { attribute: 'color', transform: 'channel-swap' as const },
+          { attribute: 'color', transform: 'occlude' as const },
+        ],
+      };
       const small = await auditModel(model, streamed, { ...options, batchSize: 37 });
       const large = await auditModel(model, data, { ...options, batchSize: 1000 });
       assert.deepEqual(small.findings, large.findings);

@@ -24,14 +24,31 @@ describe('batch axes found by the probe', () => {
     const model = Model.load(join(corpus('lstm'), 'opset17.onnx'), { threads: 1 });
     const feeds = { input_ids: readNpy(join(corpus('lstm'), 'inputs/input_ids.npy')) };
     const rawY = '/rnn/LSTM_1_output_0';
-    assert.deepEqual((await probeHookShapes(model, feeds, [model.hooks.resolve(rawY)])).get(rawY), [10, 2, 'batch', 16]);
+    assert.deepEqual((await probeHookShapes(model, feeds, [model.hooks.resolve(rawY)])).get(rawY), [
+      10,
+      2,
+      'batch',
+      16,
+    ]);
     for (const method of ['mean', 'resample'] as const) {
       const donors = [2, 3, 1, 0];
-      const raw = await runWithInterventions(model, feeds, [ablate(rawY, method, { donors: method === 'resample' ? donors : undefined })]);
-      const module = await runWithInterventions(model, feeds, [ablate('rnn', method, { donors: method === 'resample' ? donors : undefined })]);
-      assertClose(raw.outputs.logits, module.outputs.logits, 1e-5, `${method} ablation of the raw Y vs the rnn module`);
+      const raw = await runWithInterventions(model, feeds, [
+        ablate(rawY, method, { donors: method === 'resample' ? donors : undefined }),
+      ]);
+      const module = await runWithInterventions(model, feeds, [
+        ablate('rnn', method, { donors: method === 'resample' ? donors : undefined }),
+      ]);
+      assertClose(
+        raw.outputs.logits,
+        module.outputs.logits,
+        1e-5,
+        `${method} ablation of the raw Y vs the rnn module`,
+      );
       const clean = readNpy(join(corpus('lstm'), 'outputs/logits.npy'));
-      assert.ok(relativeError(module.outputs.logits, clean) > 1e-3, `${method} ablation changes the logits`);
+      assert.ok(
+        relativeError(module.outputs.logits, clean) > 1e-3,
+        `${method} ablation changes the logits`,
+      );
     }
     await model.release();
   });
@@ -40,13 +57,19 @@ describe('batch axes found by the probe', () => {
     const model = Model.load(join(corpus('gpt2'), 'opset14.onnx'), { threads: 1 });
     const feeds = { input_ids: readNpy(join(corpus('gpt2'), 'inputs/input_ids.npy')) };
     const clean = readNpy(join(corpus('gpt2'), 'outputs/logits.npy'));
-    assert.deepEqual((await probeHookShapes(model, feeds, [model.hooks.resolve('wpe')])).get('wpe'), [10, 32]);
+    assert.deepEqual(
+      (await probeHookShapes(model, feeds, [model.hooks.resolve('wpe')])).get('wpe'),
+      [10, 32],
+    );
     for (const method of ['mean', 'resample'] as const) {
       const { outputs } = await runWithInterventions(model, feeds, [ablate('wpe', method)]);
       assertClose(outputs.logits, clean, 1e-6, `${method} ablation of wpe`);
     }
     const zeroed = await runWithInterventions(model, feeds, [ablate('wpe', 'zero')]);
-    assert.ok(relativeError(zeroed.outputs.logits, clean) > 1e-3, 'zero ablation of wpe changes the logits');
+    assert.ok(
+      relativeError(zeroed.outputs.logits, clean) > 1e-3,
+      'zero ablation of wpe changes the logits',
+    );
     await model.release();
   });
 });

@@ -25,9 +25,28 @@ describe('teardown audit on the corpus classifiers', () => {
       const manifest = corpusManifest(name);
       const work = tempDir();
       const logits = readNpy(join(dir, manifest.outputs[0].file));
-      writeFileSync(join(work, 'labels.npy'), encodeNpy(tensor('int64', [logits.dims[0]], Array.from(predictedClasses(logits)))));
-      const inputs = manifest.inputs.flatMap((input) => ['--input', `${input.name}=${join(dir, input.file)}`]);
-      const result = spawnSync(process.execPath, [BIN, 'audit', join(dir, manifest.files['17']), ...inputs, '--labels', 'labels.npy', '--json', 'audit.json'], { cwd: work, encoding: 'utf8' });
+      writeFileSync(
+        join(work, 'labels.npy'),
+        encodeNpy(tensor('int64', [logits.dims[0]], Array.from(predictedClasses(logits)))),
+      );
+      const inputs = manifest.inputs.flatMap((input) => [
+        '--input',
+        `${input.name}=${join(dir, input.file)}`,
+      ]);
+      const result = spawnSync(
+        process.execPath,
+        [
+          BIN,
+          'audit',
+          join(dir, manifest.files['17']),
+          ...inputs,
+          '--labels',
+          'labels.npy',
+          '--json',
+          'audit.json',
+        ],
+        { cwd: work, encoding: 'utf8' },
+      );
       assert.equal(result.status, 0, result.stderr);
       const audit = JSON.parse(readFileSync(join(work, 'audit.json'), 'utf8'));
       assert.equal(audit.accuracy.data.value, 1);

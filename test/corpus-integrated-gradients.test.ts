@@ -37,8 +37,16 @@ describe('integrated gradients are complete on every corpus model (within 1%)', 
       const manifest = corpusManifest(name);
       const model = Model.load(join(dir, manifest.files['17']), { threads: 1 });
       try {
-        const summary = await inputAttribution(model, inputsOf(dir, manifest), readNpy(join(dir, manifest.gradients.target)), { at, baseline: 'zero', steps });
-        assert.ok(summary.completenessError < 0.01, `completeness error ${summary.completenessError} at '${summary.at}'`);
+        const summary = await inputAttribution(
+          model,
+          inputsOf(dir, manifest),
+          readNpy(join(dir, manifest.gradients.target)),
+          { at, baseline: 'zero', steps },
+        );
+        assert.ok(
+          summary.completenessError < 0.01,
+          `completeness error ${summary.completenessError} at '${summary.at}'`,
+        );
       } finally {
         await model.release();
       }

@@ -18,7 +18,15 @@ import { probeHookShapes } from '../src/runtime/probe.ts';
 import { runDataset } from '../src/runtime/run-dataset.ts';
 import { runWithCache, runWithInterventions } from '../src/runtime/run.ts';
 import { isFloat } from '../src/tensor.ts';
-import { CORPUS, corpusManifest, corpusModels, counterparts, inputsOf, interventionOf, TOLERANCE } from './corpus-oracle.ts';
+import {
+  CORPUS,
+  corpusManifest,
+  corpusModels,
+  counterparts,
+  inputsOf,
+  interventionOf,
+  TOLERANCE,
+} from './corpus-oracle.ts';
 import { assertClose } from './helpers.ts';
 import { tempDir } from './model-files.ts';
 
@@ -37,69 +45,109 @@ for (const name of corpusModels()) {
         }
       };
 
-      it('lists its hooks and caches every one of them; outputs and every module call equal PyTorch', withModel(async (model) => {
-        await listHooks(model);
-        const feeds = inputsOf(dir, manifest);
-        const { outputs, cache } = await runWithCache(model, feeds, ['*']);
-        for (const output of manifest.outputs) assertClose(outputs[output.name], readNpy(join(dir, output.file)), TOLERANCE, `output ${output.name}`);
-        const mapped = counterparts(model, manifest);
-        for (const hook of manifest.hooks) {
-          const counterpart = mapped.get(hook.hook)!;
-          if ('skip' in counterpart) continue;
-          const value = cache.get(counterpart.hook);
-          assert.ok(value, `module call '${hook.hook}' (${hook.module}, call ${hook.call}) has no hook: ${model.hooks.absent.find((absent) => absent.name === hook.hook)?.reason ?? 'not found'}`);
-          assertClose(value, readNpy(join(dir, hook.file)), TOLERANCE, `hook ${counterpart.hook} (PyTorch's ${hook.hook})`);
-        }
-      }));
+      it(
+        'lists its hooks and caches every one of them; outputs and every module call equal PyTorch',
+        withModel(async (model) => {
+          await listHooks(model);
+          const feeds = inputsOf(dir, manifest);
+          const { outputs, cache } = await runWithCache(model, feeds, ['*']);
+          for (const output of manifest.outputs)
+            assertClose(
+              outputs[output.name],
+              readNpy(join(dir, output.file)),
+              TOLERANCE,
+              `output ${output.name}`,
+            );
+          const mapped = counterparts(model, manifest);
+          for (const hook of manifest.hooks) {
+            const counterpart = mapped.get(hook.hook)!;
+            if ('skip' in counterpart) continue;
+            const value = cache.get(counterpart.hook);
+            assert.ok(
+              value,
+              `module call '${hook.hook}' (${hook.module}, call ${hook.call}) has no hook: ${model.hooks.absent.find((absent) => absent.name === hook.hook)?.reason ?? 'not found'}`,
+            );
+            assertClose(
+              value,
+              readNpy(join(dir, hook.file)),
+              TOLERANCE,
+              `hook ${counterpart.hook} (PyTorch's ${hook.hook})`,
+            );
+          }
+        }),
+      );
 
-      it('interventions (zero ablation of every module call; mean, resample, patch and scale on three) equal PyTorch', withModel(async (model) => {
-        const feeds = inputsOf(dir, manifest);
-        const mapped = counterparts(model, manifest);
-        for (const spec of manifest.interventions) {
-          const counterpart = mapped.get(spec.hook)!;
-          if ('skip' in counterpart) continue;
-          const { outputs } = await runWithInterventions(model, feeds, [interventionOf(dir, manifest, { ...spec, hook: counterpart.hook })]);
-          for (const [output, expected] of Object.entries(spec.outputs)) assertClose(outputs[output], readNpy(join(dir, expected)), TOLERANCE, `${spec.id} on ${spec.hook}: output ${output}`);
-        }
-      }));
+      it(
+        'interventions (zero ablation of every module call; mean, resample, patch and scale on three) equal PyTorch',
+        withModel(async (model) => {
+          const feeds = inputsOf(dir, manifest);
+          const mapped = counterparts(model, manifest);
+          for (const spec of manifest.interventions) {
+            const counterpart = mapped.get(spec.hook)!;
+            if ('skip' in counterpart) continue;
+            const { outputs } = await runWithInterventions(model, feeds, [
+              interventionOf(dir, manifest, { ...spec, hook: counterpart.hook }),
+            ]);
+            for (const [output, expected] of Object.entries(spec.outputs))
+              assertClose(
+                outputs[output],
+                readNpy(join(dir, expected)),
+                TOLERANCE,
+                `${spec.id} on ${spec.hook}: output ${output}`,
+              );
+          }
+        }),
+      );
 
-      it("teardown's default unit axis is the corpus's (channels of conv maps, Conv1d's included; features of dense and sequence values), attention maps [batch, heads, q, k] aside (teardown: heads)", withModel(async (model) => {
-        const feeds = inputsOf(dir, manifest);
-        const mapped = counterparts(model, manifest);
-        const disagreements: string[] = [];
-        for (const spec of manifest.interventions) {
-          const counterpart = mapped.get(spec.hook)!;
-          if ('skip' in counterpart || spec.unit_axis === undefined) continue;
-          const hook = model.hooks.resolve(counterpart.hook);
-          const dims = (await probeHookShapes(model, feeds, [hook])).get(hook.name)!;
-          const attentionMap = dims.length === 4 && !hook.channelMap;
-          if (unitAxisOf(hook, dims.length) !== spec.unit_axis && !attentionMap) disagreements.push(`${spec.hook} ${JSON.stringify(dims)}: teardown ${unitAxisOf(hook, dims.length)}, corpus ${spec.unit_axis}`);
-        }
-        assert.deepEqual(disagreements, []);
-      }));
+      it(
+        "teardown's default unit axis is the corpus's (channels of conv maps, Conv1d's included; features of dense and sequence values), attention maps [batch, heads, q, k] aside (teardown: heads)",
+        withModel(async (model) => {
+          const feeds = inputsOf(dir, manifest);
+          const mapped = counterparts(model, manifest);
+          const disagreements: string[] = [];
+          for (const spec of manifest.interventions) {
+            const counterpart = mapped.get(spec.hook)!;
+            if ('skip' in counterpart || spec.unit_axis === undefined) continue;
+            const hook = model.hooks.resolve(counterpart.hook);
+            const dims = (await probeHookShapes(model, feeds, [hook])).get(hook.name)!;
+            const attentionMap = dims.length === 4 && !hook.channelMap;
+            if (unitAxisOf(hook, dims.length) !== spec.unit_axis && !attentionMap)
+              disagreements.push(
+                `${spec.hook} ${JSON.stringify(dims)}: teardown ${unitAxisOf(hook, dims.length)}, corpus ${spec.unit_axis}`,
+              );
+          }
+          assert.deepEqual(disagreements, []);
+        }),
+      );
 
-      it('streams every hook in batches of 3 into files that hold the examples first, equal to one run of all 4', withModel(async (model) => {
-        const feeds = inputsOf(dir, manifest);
-        const out = join(tempDir(), 'run');
-        const files = Object.fromEntries(manifest.inputs.map((input) => [input.name, new NpyFile(join(dir, input.file))]));
-        const summary = await runDataset(model, files, { cache: ['*'], batchSize: 3, out });
-        const { cache } = await runWithCache(model, feeds, ['*']);
-        const shapes = await probeHookShapes(model, feeds, model.hooks.hooks);
-        for (const hook of model.hooks.hooks) {
-          const layout = batchLayoutOf(shapes.get(hook.name)!);
-          const whole = cache.get(hook.name)!;
-          // Shape arithmetic without a batch axis (e.g. Shape's [batch, seq]) differs between batch sizes by nature.
-          if (!layout && !isFloat(whole.dtype)) continue;
-          const stored = summary.hooks[hook.name];
-          assert.equal(stored.batchAxis, layout?.axis ?? null, `${hook.name}: batch axis`);
-          const expected = layout ? examplesFirst(whole, layout) : whole;
-          const streamed = readNpy(join(out, stored.file));
-          // Batches of 3 and 4 may sum in another order inside onnxruntime's kernels: 1e-6, not 0;
-          // constants such as -inf attention masks must match exactly.
-          if (Array.from(expected.data as Float32Array).every(Number.isFinite)) assertClose(streamed, expected, 1e-6, `hook ${hook.name} streamed`);
-          else assert.deepEqual(streamed, expected, `hook ${hook.name} streamed`);
-        }
-      }));
+      it(
+        'streams every hook in batches of 3 into files that hold the examples first, equal to one run of all 4',
+        withModel(async (model) => {
+          const feeds = inputsOf(dir, manifest);
+          const out = join(tempDir(), 'run');
+          const files = Object.fromEntries(
+            manifest.inputs.map((input) => [input.name, new NpyFile(join(dir, input.file))]),
+          );
+          const summary = await runDataset(model, files, { cache: ['*'], batchSize: 3, out });
+          const { cache } = await runWithCache(model, feeds, ['*']);
+          const shapes = await probeHookShapes(model, feeds, model.hooks.hooks);
+          for (const hook of model.hooks.hooks) {
+            const layout = batchLayoutOf(shapes.get(hook.name)!);
+            const whole = cache.get(hook.name)!;
+            // Shape arithmetic without a batch axis (e.g. Shape's [batch, seq]) differs between batch sizes by nature.
+            if (!layout && !isFloat(whole.dtype)) continue;
+            const stored = summary.hooks[hook.name];
+            assert.equal(stored.batchAxis, layout?.axis ?? null, `${hook.name}: batch axis`);
+            const expected = layout ? examplesFirst(whole, layout) : whole;
+            const streamed = readNpy(join(out, stored.file));
+            // Batches of 3 and 4 may sum in another order inside onnxruntime's kernels: 1e-6, not 0;
+            // constants such as -inf attention masks must match exactly.
+            if (Array.from(expected.data as Float32Array).every(Number.isFinite))
+              assertClose(streamed, expected, 1e-6, `hook ${hook.name} streamed`);
+            else assert.deepEqual(streamed, expected, `hook ${hook.name} streamed`);
+          }
+        }),
+      );
     });
   }
 }

@@ -27,19 +27,33 @@ export function shellBlocks(markdown: string): string[] {
 export function helpExamples(help: string): string[] {
   const section = help.split(/\nExamples?:\n/)[1];
   if (!section) return [];
-  return section.replace(/\\\n\s*/g, '').split('\n').map((line) => line.trim()).filter((line) => line.startsWith('teardown '));
+  return section
+    .replace(/\\\n\s*/g, '')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line.startsWith('teardown '));
 }
 
 async function helpTexts(): Promise<{ name: string; help: string }[]> {
   const main = readFileSync(join(ROOT, 'src/cli/main.ts'), 'utf8');
-  const entries = [...main.matchAll(/(\w+): async \(\) => \(await import\('\.\/([\w-]+)\.ts'\)\)\.(\w+)\(\)/g)];
-  return Promise.all(entries.map(async ([, name, file, factory]) => {
-    const command = ((await import(join(ROOT, `src/cli/${file}.ts`))) as Record<string, () => Command>)[factory]();
-    let help = '';
-    command.configureOutput({ writeOut: (text) => { help += text; } });
-    command.outputHelp();
-    return { name, help };
-  }));
+  const entries = [
+    ...main.matchAll(/(\w+): async \(\) => \(await import\('\.\/([\w-]+)\.ts'\)\)\.(\w+)\(\)/g),
+  ];
+  return Promise.all(
+    entries.map(async ([, name, file, factory]) => {
+      const command = (
+        (await import(join(ROOT, `src/cli/${file}.ts`))) as Record<string, () => Command>
+      )[factory]();
+      let help = '';
+      command.configureOutput({
+        writeOut: (text) => {
+          help += text;
+        },
+      });
+      command.outputHelp();
+      return { name, help };
+    }),
+  );
 }
 
 /** A folder that looks like a clone's root to the docs' relative paths. */
@@ -58,11 +72,21 @@ npm() { echo "docs test: npm $* not run" >&2; }
 `;
 
 function runScript(script: string, cwd: string) {
-  const result = spawnSync('bash', ['-c', PRELUDE + script], { cwd, encoding: 'utf8', env: { ...process.env, TEARDOWN_SMOKE: '1' }, maxBuffer: 64 << 20 });
+  const result = spawnSync('bash', ['-c', PRELUDE + script], {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, TEARDOWN_SMOKE: '1' },
+    maxBuffer: 64 << 20,
+  });
   return { status: result.status, output: `${result.stdout}\n${result.stderr}`.slice(-4000) };
 }
 
-const documents = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((name) => name.endsWith('.md')).map((name) => `docs/${name}`)];
+const documents = [
+  'README.md',
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((name) => name.endsWith('.md'))
+    .map((name) => `docs/${name}`),
+];
 
 describe('docs that run (TEARDOWN_SMOKE=1)', async () => {
   const cwd = workspace();
@@ -71,7 +95,8 @@ describe('docs that run (TEARDOWN_SMOKE=1)', async () => {
   it('finds the documented commands', () => {
     const blocks = documents.flatMap((path) => shellBlocks(readFileSync(join(ROOT, path), 'utf8')));
     assert.ok(blocks.length >= 12, `${blocks.length} sh blocks`);
-    for (const { name, help } of helps) assert.ok(helpExamples(help).length >= 1, `${name} --help has no example`);
+    for (const { name, help } of helps)
+      assert.ok(helpExamples(help).length >= 1, `${name} --help has no example`);
   });
 
   for (const path of documents) {

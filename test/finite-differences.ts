@@ -14,17 +14,29 @@ import { tensor, type Feeds, type Tensor } from '../src/tensor.ts';
 /** L = mean((Y − T)²), computed in JavaScript from the forward output. */
 function mse(output: Tensor, target: Tensor): number {
   let sum = 0;
-  for (let i = 0; i < output.data.length; i++) sum += (Number(output.data[i]) - Number(target.data[i])) ** 2;
+  for (let i = 0; i < output.data.length; i++)
+    sum += (Number(output.data[i]) - Number(target.data[i])) ** 2;
   return sum / output.data.length;
 }
 
 /** Asserts d mean((Y − T)²) / d feed, for every float feed, equals central differences (T fixed, random). */
-export async function checkAgainstFiniteDifferences(label: string, model: Model, feeds: Feeds): Promise<void> {
+export async function checkAgainstFiniteDifferences(
+  label: string,
+  model: Model,
+  feeds: Feeds,
+): Promise<void> {
   const dtype = Object.values(feeds)[0].dtype;
   const output = (await runWithCache(model, feeds, [])).outputs[model.outputNames[0]];
   const random = seededRandom(11);
-  const target = tensor(output.dtype, output.dims, Array.from(output.data as Float64Array, () => 2 * random() - 1));
-  const { gradients } = await computeGradients(model, feeds, target, { loss: { kind: 'mse' }, wrt: ['input'] });
+  const target = tensor(
+    output.dtype,
+    output.dims,
+    Array.from(output.data as Float64Array, () => 2 * random() - 1),
+  );
+  const { gradients } = await computeGradients(model, feeds, target, {
+    loss: { kind: 'mse' },
+    wrt: ['input'],
+  });
   const step = dtype === 'float64' ? 1e-6 : 1e-2;
   const tolerance = dtype === 'float64' ? 1e-6 : 3e-2;
   for (const [name, value] of Object.entries(feeds)) {
@@ -35,12 +47,20 @@ export async function checkAgainstFiniteDifferences(label: string, model: Model,
       const at = async (delta: number) => {
         const data = (value.data as Float64Array).slice();
         data[k] += delta;
-        return mse((await runWithCache(model, { ...feeds, [name]: { ...value, data } }, [])).outputs[model.outputNames[0]], target);
+        return mse(
+          (await runWithCache(model, { ...feeds, [name]: { ...value, data } }, [])).outputs[
+            model.outputNames[0]
+          ],
+          target,
+        );
       };
       const numeric = ((await at(step)) - (await at(-step))) / (2 * step);
       worst = Math.max(worst, Math.abs(numeric - Number(analytic.data[k])));
       scale = Math.max(scale, Math.abs(numeric));
     }
-    assert.ok(worst / scale <= tolerance, `${label}: d/d${name} differs from finite differences by ${(worst / scale).toExponential(2)} (relative), tolerance ${tolerance}`);
+    assert.ok(
+      worst / scale <= tolerance,
+      `${label}: d/d${name} differs from finite differences by ${(worst / scale).toExponential(2)} (relative), tolerance ${tolerance}`,
+    );
   }
 }

@@ -14,7 +14,11 @@ for (const name of FIXTURE_NAMES) {
     const modules = fixture.activations.filter((module) => !(folded && module === 'bn2'));
 
     it('returns every module activation in one run, within 1e-5 of PyTorch', async () => {
-      const { outputs, cache } = await runWithCache(fixture.model, { input: fixture.input }, modules);
+      const { outputs, cache } = await runWithCache(
+        fixture.model,
+        { input: fixture.input },
+        modules,
+      );
       assertClose(outputs.output, fixture.output, 1e-5, 'model output');
       for (const module of modules) {
         const expected = fixture.activation(folded && module === 'conv2' ? 'bn2' : module);
@@ -37,13 +41,21 @@ describe('folded BatchNorm (cnn-folded)', () => {
   after(() => fixture.model.release());
 
   it("says conv2's hook carries the BatchNorm output", () => {
-    assert.match(fixture.model.hooks.resolve('conv2').note ?? '', /BatchNorm folded into this Conv/);
+    assert.match(
+      fixture.model.hooks.resolve('conv2').note ?? '',
+      /BatchNorm folded into this Conv/,
+    );
     assert.equal(loadFixture('cnn').model.hooks.resolve('conv2').note, undefined);
   });
 
   it('reports bn2 absent with the reason, never mapped to another value', () => {
-    assert.throws(() => fixture.model.hooks.resolve('bn2'), (error: Error) =>
-      error instanceof HookError && /folded a BatchNorm into 'conv2'/.test(error.message) && /onnx::Conv_/.test(error.message));
+    assert.throws(
+      () => fixture.model.hooks.resolve('bn2'),
+      (error: Error) =>
+        error instanceof HookError &&
+        /folded a BatchNorm into 'conv2'/.test(error.message) &&
+        /onnx::Conv_/.test(error.message),
+    );
   });
 
   it('conv2 differs from the raw PyTorch convolution, which the folded graph no longer has', async () => {

@@ -22,10 +22,18 @@ const OPSETS = [13, 15, 16];
 /** Exports with a BatchNorm folded into a Conv: its parameters' gradients go under the Conv's names (gradient-folded.test.ts). */
 const FOLDED = ['audio_conv1d'];
 
-async function gradientsOf(path: string, feeds: Feeds, target: Tensor, hooks: string[]): Promise<GradientResult> {
+async function gradientsOf(
+  path: string,
+  feeds: Feeds,
+  target: Tensor,
+  hooks: string[],
+): Promise<GradientResult> {
   const model = Model.load(path, { threads: 1 });
   try {
-    return await computeGradients(model, feeds, target, { loss: { kind: 'cross-entropy' }, wrt: ['params', ...hooks.filter((hook) => model.hooks.get(hook))] });
+    return await computeGradients(model, feeds, target, {
+      loss: { kind: 'cross-entropy' },
+      wrt: ['params', ...hooks.filter((hook) => model.hooks.get(hook))],
+    });
   } finally {
     await model.release();
   }
@@ -45,15 +53,25 @@ describe('gradients at opsets 13, 15 and 16 equal those at opset 17', () => {
         assert.ok(existsSync(path), `${path} exists (test/corpus/make_opsets.py)`);
         at17 ??= await gradientsOf(join(dir, manifest.files['17']), feeds, target, hooks);
         const atOpset = await gradientsOf(path, feeds, target, hooks);
-        assert.ok(Math.abs(atOpset.loss - at17.loss) <= 1e-5 * Math.abs(at17.loss), `loss ${atOpset.loss} vs ${at17.loss}`);
+        assert.ok(
+          Math.abs(atOpset.loss - at17.loss) <= 1e-5 * Math.abs(at17.loss),
+          `loss ${atOpset.loss} vs ${at17.loss}`,
+        );
         for (const [gradient, value] of at17.gradients) {
           const other = atOpset.gradients.get(gradient);
           assert.ok(other, `d/d${gradient} at opset ${opset}`);
           assert.deepEqual(other.dims, value.dims, `d/d${gradient}: shape`);
-          assert.ok(relativeError(other, value) <= 1e-5, `d/d${gradient}: relative error ${relativeError(other, value).toExponential(2)}`);
+          assert.ok(
+            relativeError(other, value) <= 1e-5,
+            `d/d${gradient}: relative error ${relativeError(other, value).toExponential(2)}`,
+          );
         }
         const parameters = FOLDED.includes(name) ? [] : Object.keys(manifest.gradients.params);
-        assert.deepEqual(parameters.filter((parameter) => !atOpset.gradients.has(parameter)), [], "every PyTorch parameter's gradient is there, under its name");
+        assert.deepEqual(
+          parameters.filter((parameter) => !atOpset.gradients.has(parameter)),
+          [],
+          "every PyTorch parameter's gradient is there, under its name",
+        );
       });
     }
   }

@@ -19,18 +19,45 @@ import { CORPUS, corpusManifest, inputsOf } from './corpus-oracle.ts';
 import { assertClose } from './helpers.ts';
 
 /** Models of the corpus whose every op has a gradient rule today (the gradients issue adds the rest). */
-const DIFFERENTIABLE = ['audio_conv1d', 'bare_transformer', 'efficientnet_b0', 'encoder', 'gpt2', 'gru', 'lstm', 'mobilenet_v3_small', 'norms', 'resnet18', 'token_classifier', 'unet', 'vit'];
+const DIFFERENTIABLE = [
+  'audio_conv1d',
+  'bare_transformer',
+  'efficientnet_b0',
+  'encoder',
+  'gpt2',
+  'gru',
+  'lstm',
+  'mobilenet_v3_small',
+  'norms',
+  'resnet18',
+  'token_classifier',
+  'unet',
+  'vit',
+];
 
 /** Class targets unlike the model's own predictions, one per scored row. */
 function targetsFor(logits: Tensor): Tensor {
   const classes = logits.dims[logits.dims.length - 1];
-  return tensor('int64', logits.dims.slice(0, -1), Array.from(predictedClasses(logits), (c, i) => (c + 1 + i) % classes));
+  return tensor(
+    'int64',
+    logits.dims.slice(0, -1),
+    Array.from(predictedClasses(logits), (c, i) => (c + 1 + i) % classes),
+  );
 }
 
-async function gradientsAt(dir: string, file: string, feeds: Feeds, target: Tensor, hooks: string[]): Promise<GradientResult> {
+async function gradientsAt(
+  dir: string,
+  file: string,
+  feeds: Feeds,
+  target: Tensor,
+  hooks: string[],
+): Promise<GradientResult> {
   const model = Model.load(join(dir, file), { threads: 1 });
   try {
-    return await computeGradients(model, feeds, target, { loss: { kind: 'cross-entropy' }, wrt: ['params', ...hooks.filter((hook) => model.hooks.get(hook))] });
+    return await computeGradients(model, feeds, target, {
+      loss: { kind: 'cross-entropy' },
+      wrt: ['params', ...hooks.filter((hook) => model.hooks.get(hook))],
+    });
   } finally {
     await model.release();
   }
@@ -42,9 +69,12 @@ function crossEntropy(scores: Tensor, target: Tensor): number {
   const rows = scores.data.length / classes;
   let sum = 0;
   for (let row = 0; row < rows; row++) {
-    const logits = Array.from({ length: classes }, (_, k) => Number(scores.data[row * classes + k]));
+    const logits = Array.from({ length: classes }, (_, k) =>
+      Number(scores.data[row * classes + k]),
+    );
     const top = Math.max(...logits);
-    const logSum = top + Math.log(logits.reduce((total, value) => total + Math.exp(value - top), 0));
+    const logSum =
+      top + Math.log(logits.reduce((total, value) => total + Math.exp(value - top), 0));
     sum += logSum - logits[Number(target.data[row])];
   }
   return sum / rows;
@@ -61,7 +91,10 @@ describe('gradients of whole corpus models vs finite differences along the input
       const input = manifest.inputs[0].name;
       const target = targetsFor(readNpy(join(dir, manifest.outputs[0].file)));
       const model = Model.load(join(dir, manifest.files['14']), { threads: 1 });
-      const { gradients } = await computeGradients(model, feeds, target, { loss: { kind: 'cross-entropy' }, wrt: ['input'] });
+      const { gradients } = await computeGradients(model, feeds, target, {
+        loss: { kind: 'cross-entropy' },
+        wrt: ['input'],
+      });
       // Along the gradient itself (scaled to unit RMS per element), where the loss moves fastest:
       // a gradient wrong in scale or in any sizeable component disagrees with the difference quotient.
       const gradient = Float64Array.from(gradients.get('input')!.data as Float32Array);
@@ -69,8 +102,15 @@ describe('gradients of whole corpus models vs finite differences along the input
       const direction = Float32Array.from(gradient, (g) => g / rms);
       const analytic = direction.reduce((sum, v, k) => sum + v * gradient[k], 0); // ⟨∇L, v⟩
       const lossAt = async (step: number) => {
-        const data = Float32Array.from(feeds[input].data as Float32Array, (value, k) => value + step * direction[k]);
-        const { outputs } = await runWithCache(model, { ...feeds, [input]: { ...feeds[input], data } }, []);
+        const data = Float32Array.from(
+          feeds[input].data as Float32Array,
+          (value, k) => value + step * direction[k],
+        );
+        const { outputs } = await runWithCache(
+          model,
+          { ...feeds, [input]: { ...feeds[input], data } },
+          [],
+        );
         return crossEntropy(outputs[model.outputNames[0]], target);
       };
       // Small enough that few ReLU and max-pool kinks are crossed (resnet18 along a random direction:
@@ -79,15 +119,27 @@ describe('gradients of whole corpus models vs finite differences along the input
       const numeric = ((await lossAt(step)) - (await lossAt(-step))) / (2 * step);
       // float32 losses: a difference quotient carries ~1e-7·L/step ≈ 1e-3 of rounding noise.
       assert.ok(Math.abs(analytic) > 5e-3, `the loss moves along the direction (${analytic})`);
-      assert.ok(Math.abs(numeric - analytic) <= 1e-2 * Math.abs(analytic) + 1e-3, `directional derivative ${analytic} vs finite difference ${numeric}`);
+      assert.ok(
+        Math.abs(numeric - analytic) <= 1e-2 * Math.abs(analytic) + 1e-3,
+        `directional derivative ${analytic} vs finite difference ${numeric}`,
+      );
       await model.release();
     });
   }
 });
 
-
 /** Exports whose every PyTorch parameter is an initializer or a transposed MatMul copy of one (no BatchNorm folded into a Conv). */
-const NOTHING_FOLDED = ['bare_transformer', 'encoder', 'gpt2', 'gru', 'lstm', 'norms', 'token_classifier', 'unet', 'vit'];
+const NOTHING_FOLDED = [
+  'bare_transformer',
+  'encoder',
+  'gpt2',
+  'gru',
+  'lstm',
+  'norms',
+  'token_classifier',
+  'unet',
+  'vit',
+];
 
 describe("gradients equal PyTorch's autograd, under PyTorch's parameter names", () => {
   for (const name of DIFFERENTIABLE) {
@@ -100,28 +152,72 @@ describe("gradients equal PyTorch's autograd, under PyTorch's parameter names", 
         const target = readNpy(join(dir, oracle.target));
         const model = Model.load(join(dir, manifest.files[opset]), { threads: 1 });
         const wrt = ['params', ...(Object.keys(oracle.inputs).length ? ['input'] : [])];
-        const { loss, gradients } = await computeGradients(model, feeds, target, { loss: { kind: 'cross-entropy' }, wrt });
+        const { loss, gradients } = await computeGradients(model, feeds, target, {
+          loss: { kind: 'cross-entropy' },
+          wrt,
+        });
         // A gradient renamed from an exporter-made initializer must carry a name PyTorch has (a folded Conv's: gradient-folded.test.ts).
-        const renamed = [...gradients.keys()].filter((key) => !model.graph.initializerNames.has(key) && !(key in feeds) && !model.graph.producer.has(key) && !key.endsWith(' folded)'));
-        assert.deepEqual(renamed.filter((key) => !(key in oracle.params)), [], 'renamed gradients carry PyTorch parameter names');
+        const renamed = [...gradients.keys()].filter(
+          (key) =>
+            !model.graph.initializerNames.has(key) &&
+            !(key in feeds) &&
+            !model.graph.producer.has(key) &&
+            !key.endsWith(' folded)'),
+        );
+        assert.deepEqual(
+          renamed.filter((key) => !(key in oracle.params)),
+          [],
+          'renamed gradients carry PyTorch parameter names',
+        );
         await model.release();
-        assert.ok(Math.abs(loss - oracle.loss) <= 1e-5 * Math.abs(oracle.loss), `loss ${loss} vs PyTorch ${oracle.loss}`);
-        for (const [input, file] of Object.entries(oracle.inputs)) assertClose(gradients.get(input)!, readNpy(join(dir, file)), 1e-4, `d/d${input}`);
+        assert.ok(
+          Math.abs(loss - oracle.loss) <= 1e-5 * Math.abs(oracle.loss),
+          `loss ${loss} vs PyTorch ${oracle.loss}`,
+        );
+        for (const [input, file] of Object.entries(oracle.inputs))
+          assertClose(gradients.get(input)!, readNpy(join(dir, file)), 1e-4, `d/d${input}`);
         const missing: string[] = [];
-        const references = new Map(Object.entries(oracle.params).map(([parameter, file]) => [parameter, readNpy(join(dir, file))]));
+        const references = new Map(
+          Object.entries(oracle.params).map(([parameter, file]) => [
+            parameter,
+            readNpy(join(dir, file)),
+          ]),
+        );
         // A parameter whose true gradient is 0 (a bias before a normalization that removes it) is compared
         // against the model's largest gradient, not its own rounding noise.
-        const largest = Math.max(...[...references.values()].map((reference) => Math.max(...Array.from(reference.data as Float32Array, Math.abs))));
+        const largest = Math.max(
+          ...[...references.values()].map((reference) =>
+            Math.max(...Array.from(reference.data as Float32Array, Math.abs)),
+          ),
+        );
         for (const [parameter, reference] of references) {
           const gradient = gradients.get(parameter);
-          if (!gradient) { missing.push(parameter); continue; }
+          if (!gradient) {
+            missing.push(parameter);
+            continue;
+          }
           assert.deepEqual(gradient.dims, reference.dims, `d/d${parameter}: shape`);
-          const scale = Math.max(...Array.from(reference.data as Float32Array, Math.abs), 3e-2 * largest);
-          const error = Math.max(...Array.from(reference.data as Float32Array, (value, k) => Math.abs(value - Number(gradient.data[k]))));
-          assert.ok(error <= 1e-4 * scale, `d/d${parameter}: max |Δ| ${error.toExponential(2)} vs scale ${scale.toExponential(2)}`);
+          const scale = Math.max(
+            ...Array.from(reference.data as Float32Array, Math.abs),
+            3e-2 * largest,
+          );
+          const error = Math.max(
+            ...Array.from(reference.data as Float32Array, (value, k) =>
+              Math.abs(value - Number(gradient.data[k])),
+            ),
+          );
+          assert.ok(
+            error <= 1e-4 * scale,
+            `d/d${parameter}: max |Δ| ${error.toExponential(2)} vs scale ${scale.toExponential(2)}`,
+          );
         }
-        if (NOTHING_FOLDED.includes(name)) assert.deepEqual(missing, [], 'every PyTorch parameter has its gradient under its name');
-        else assert.ok(missing.length < Object.keys(oracle.params).length, 'some parameters are compared');
+        if (NOTHING_FOLDED.includes(name))
+          assert.deepEqual(missing, [], 'every PyTorch parameter has its gradient under its name');
+        else
+          assert.ok(
+            missing.length < Object.keys(oracle.params).length,
+            'some parameters are compared',
+          );
       });
     }
   }
@@ -137,17 +233,26 @@ describe('gradients at opset 14 equal those at opset 17', () => {
       const hooks = manifest.hooks.filter((hook) => !hook.passthrough).map((hook) => hook.hook);
       const at17 = await gradientsAt(dir, manifest.files['17'], feeds, target, hooks);
       const at14 = await gradientsAt(dir, manifest.files['14'], feeds, target, hooks);
-      assert.ok(Math.abs(at14.loss - at17.loss) <= 1e-5 * Math.abs(at17.loss), `loss ${at14.loss} vs ${at17.loss}`);
+      assert.ok(
+        Math.abs(at14.loss - at17.loss) <= 1e-5 * Math.abs(at17.loss),
+        `loss ${at14.loss} vs ${at17.loss}`,
+      );
       let compared = 0;
       for (const [gradient, value] of at17.gradients) {
         const other = at14.gradients.get(gradient);
         if (!other || String(other.dims) !== String(value.dims)) continue;
         compared++;
-        assert.ok(relativeError(other, value) <= 1e-5, `${gradient}: relative error ${relativeError(other, value).toExponential(2)}`);
+        assert.ok(
+          relativeError(other, value) <= 1e-5,
+          `${gradient}: relative error ${relativeError(other, value).toExponential(2)}`,
+        );
       }
       const hookGradients = hooks.filter((hook) => at17.gradients.has(hook)).length;
       // Every module hook's gradient is compared (a model written with bare parameters has none: its parameters keep their names).
-      assert.ok(compared > 0 && compared >= hookGradients, `${compared} gradients compared, ${hookGradients} of them module hooks`);
+      assert.ok(
+        compared > 0 && compared >= hookGradients,
+        `${compared} gradients compared, ${hookGradients} of them module hooks`,
+      );
     });
   }
 });

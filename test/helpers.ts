@@ -9,7 +9,8 @@ import { relativeError, type Tensor } from '../src/tensor.ts';
 export const FIXTURE_NAMES = ['mlp', 'cnn', 'cnn-folded', 'gpt'] as const;
 export type FixtureName = (typeof FIXTURE_NAMES)[number];
 
-export const fixtureDir = (name: FixtureName) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+export const fixtureDir = (name: FixtureName) =>
+  fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 
 export interface Fixture {
   dir: string;
@@ -37,7 +38,12 @@ export function loadFixture(name: FixtureName): Fixture {
 }
 
 /** Max abs error over max abs expected value at most `tolerance` (the fixtures' 1e-5 relative). */
-export function assertClose(actual: Tensor, expected: Tensor, tolerance = 1e-5, what = 'value'): void {
+export function assertClose(
+  actual: Tensor,
+  expected: Tensor,
+  tolerance = 1e-5,
+  what = 'value',
+): void {
   assert.deepEqual(actual.dims, expected.dims, `${what}: shape`);
   const error = relativeError(actual, expected);
   assert.ok(error <= tolerance, `${what}: relative error ${error.toExponential(2)} > ${tolerance}`);

@@ -31,7 +31,9 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FIXTURES = join(ROOT, 'test/fixtures');
 const BIN = join(ROOT, 'bin/teardown.js');
 const HOSTILE = HOSTILE_DIR.replace(/\/$/, '');
-const { cases } = JSON.parse(readFileSync(join(ROOT, 'test/hostile/cases.json'), 'utf8')) as { cases: HostileCase[] };
+const { cases } = JSON.parse(readFileSync(join(ROOT, 'test/hostile/cases.json'), 'utf8')) as {
+  cases: HostileCase[];
+};
 
 /** A stack frame as V8 prints it: '    at f (file.ts:12:5)' or '    at file.ts:12:5'. */
 const STACK_FRAME = /^\s+at .*:\d+:\d+\)?$/m;
@@ -42,10 +44,23 @@ function substitute(arg: string, out: string): string {
   return arg.replaceAll('$H', HOSTILE).replaceAll('$FIX', FIXTURES).replaceAll('$OUT', out);
 }
 
-async function runInProcess(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function runInProcess(
+  argv: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const code = await main(argv, { stdout: { write: (text: string) => { stdout += text; } }, stderr: { write: (text: string) => { stderr += text; } } });
+  const code = await main(argv, {
+    stdout: {
+      write: (text: string) => {
+        stdout += text;
+      },
+    },
+    stderr: {
+      write: (text: string) => {
+        stderr += text;
+      },
+    },
+  });
   return { code, stdout, stderr };
 }
 
@@ -57,27 +72,41 @@ describe('hostile corpus', () => {
     for (const [name, bytes] of expected) {
       const committed = readFileSync(join(HOSTILE, name));
       total += committed.length;
-      assert.ok(Buffer.from(bytes).equals(committed), `${name} differs from make.ts's: run node --import tsx test/hostile/make.ts`);
+      assert.ok(
+        Buffer.from(bytes).equals(committed),
+        `${name} differs from make.ts's: run node --import tsx test/hostile/make.ts`,
+      );
     }
     assert.ok(total < 200_000, `${total} bytes`);
   });
 
   for (const hostile of cases) {
     it(`${hostile.name}: exit ${hostile.exit}`, { timeout: 60_000 }, async (t) => {
-      if (hostile.needs && !existsSync(hostile.needs)) return t.skip(`this machine has no ${hostile.needs}`);
+      if (hostile.needs && !existsSync(hostile.needs))
+        return t.skip(`this machine has no ${hostile.needs}`);
       const out = tempDir('teardown-hostile-');
       const before = readdirSync(HOSTILE).sort();
       try {
-        const { code, stdout, stderr } = await runInProcess(hostile.argv.map((arg) => substitute(arg, out)));
+        const { code, stdout, stderr } = await runInProcess(
+          hostile.argv.map((arg) => substitute(arg, out)),
+        );
         const shown = `exit ${code}\nstdout: ${stdout.slice(0, 2000)}\nstderr: ${stderr.slice(0, 2000)}`;
         assert.equal(code, hostile.exit, shown);
         if (hostile.stderr) assert.match(stderr, new RegExp(hostile.stderr, 's'), shown);
         if (hostile.stdout) assert.match(stdout, new RegExp(hostile.stdout, 's'), shown);
         assert.doesNotMatch(stdout + stderr, STACK_FRAME, `a stack trace:\n${shown}`);
-        assert.doesNotMatch(stdout + stderr, CONTROL, `a raw control character:\n${JSON.stringify(stdout + stderr).slice(0, 2000)}`);
+        assert.doesNotMatch(
+          stdout + stderr,
+          CONTROL,
+          `a raw control character:\n${JSON.stringify(stdout + stderr).slice(0, 2000)}`,
+        );
         if (code === 2) assert.match(stderr, /^(teardown: |error: )/, shown);
         assert.doesNotMatch(stderr, /internal error/, shown);
-        assert.deepEqual(readdirSync(out).sort(), [...(code === 0 ? hostile.writes ?? [] : [])].sort(), 'what is left in the output folder');
+        assert.deepEqual(
+          readdirSync(out).sort(),
+          [...(code === 0 ? (hostile.writes ?? []) : [])].sort(),
+          'what is left in the output folder',
+        );
         assert.deepEqual(readdirSync(HOSTILE).sort(), before, 'the hostile files are unchanged');
       } finally {
         rmSync(out, { recursive: true, force: true });
@@ -88,7 +117,21 @@ describe('hostile corpus', () => {
   it("onnxruntime's own log line is not printed before teardown's message (a separate process: it writes to the process's stderr)", () => {
     const out = tempDir('teardown-hostile-');
     try {
-      const run = spawnSync(process.execPath, [BIN, 'grad', join(HOSTILE, 'symbolic-features.onnx'), '--input', `input=${join(HOSTILE, 'x-21-features.npy')}`, '--labels', join(HOSTILE, 'labels.npy'), '--out', join(out, 'grad')], { encoding: 'utf8' });
+      const run = spawnSync(
+        process.execPath,
+        [
+          BIN,
+          'grad',
+          join(HOSTILE, 'symbolic-features.onnx'),
+          '--input',
+          `input=${join(HOSTILE, 'x-21-features.npy')}`,
+          '--labels',
+          join(HOSTILE, 'labels.npy'),
+          '--out',
+          join(out, 'grad'),
+        ],
+        { encoding: 'utf8' },
+      );
       assert.equal(run.status, 2, run.stderr);
       assert.equal(run.stderr.split('\n').filter(Boolean).length, 1, `one line: ${run.stderr}`);
       assert.doesNotMatch(run.stderr, /\[E:onnxruntime|\x1b\[/);

@@ -23,8 +23,14 @@ describe('examples/modadd-113.onnx', () => {
 
   it('carries its training spec (Nanda et al. 2023) and curve', () => {
     assert.equal(spec.task, 'modular-addition');
-    assert.match(spec.model, /^transformer:layers=1,heads=4,d_model=128,d_mlp=512,act=relu,ln=false/);
-    assert.deepEqual([spec.optimizer.kind, spec.lr, spec.optimizer.weightDecay, spec.optimizer.betas, spec.batch], ['adamw', 0.001, 1, [0.9, 0.98], 'full']);
+    assert.match(
+      spec.model,
+      /^transformer:layers=1,heads=4,d_model=128,d_mlp=512,act=relu,ln=false/,
+    );
+    assert.deepEqual(
+      [spec.optimizer.kind, spec.lr, spec.optimizer.weightDecay, spec.optimizer.betas, spec.batch],
+      ['adamw', 0.001, 1, [0.9, 0.98], 'full'],
+    );
     const curve = JSON.parse(meta.get('teardown.train_curve')!);
     assert.ok(curve.at(-1).testAccuracy > 0.99);
   });
@@ -37,9 +43,16 @@ describe('examples/modadd-113.onnx', () => {
   });
 
   it('--fourier 113: a handful of key frequencies, restricted loss close to full, excluded far above', async () => {
-    const trainPairs = modularAdditionTrainPairs(113, spec.taskOptions.trainFraction, spec.taskOptions.dataSeed);
+    const trainPairs = modularAdditionTrainPairs(
+      113,
+      spec.taskOptions.trainFraction,
+      spec.taskOptions.dataSeed,
+    );
     const result = await fourierAnalysis(model, 113, { trainPairs });
-    assert.ok(result.keyFrequencies.length >= 3 && result.keyFrequencies.length <= 7, `key frequencies ${result.keyFrequencies}`);
+    assert.ok(
+      result.keyFrequencies.length >= 3 && result.keyFrequencies.length <= 7,
+      `key frequencies ${result.keyFrequencies}`,
+    );
     assert.ok(result.varianceExplained > 0.8, `variance explained ${result.varianceExplained}`);
     assert.ok(result.loss.restricted < result.loss.full + 0.1, JSON.stringify(result.loss));
     assert.ok(result.loss.excluded > Math.log(113), JSON.stringify(result.loss)); // worse than guessing uniformly

@@ -18,7 +18,12 @@ export function writeModel(dir: string, name: string, proto: ModelProto): string
 }
 
 /** The mlp with `fc1.weight` moved to an external data file at `location` (relative to the model). */
-export function withExternalWeight(proto: ModelProto, dir: string, location: string, dataFile = join(dir, location)): ModelProto {
+export function withExternalWeight(
+  proto: ModelProto,
+  dir: string,
+  location: string,
+  dataFile = join(dir, location),
+): ModelProto {
   const tensor = proto.graph.initializer.find((t) => t.name === 'fc1.weight')!;
   writeFileSync(dataFile, Buffer.concat([Buffer.alloc(16), tensor.rawData!])); // 16 bytes of padding to exercise the offset
   tensor.externalData = [

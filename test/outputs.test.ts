@@ -7,7 +7,16 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,7 +42,8 @@ function assertRefused(result: { status: number | null; stderr: string }, messag
 }
 
 /** Names teardown's temporaries and staging folders take (and the older `.NAME.PID.staging`). */
-const leftovers = (dir: string) => readdirSync(dir).filter((name) => /^\.teardown-(tmp|staging|old)-|\.staging$|\.tmp$/.test(name));
+const leftovers = (dir: string) =>
+  readdirSync(dir).filter((name) => /^\.teardown-(tmp|staging|old)-|\.staging$|\.tmp$/.test(name));
 
 describe('outputs are checked before any work (exit 2, no stack)', () => {
   let dir: string;
@@ -44,20 +54,48 @@ describe('outputs are checked before any work (exit 2, no stack)', () => {
   });
 
   it('--json naming a folder, before run writes its outputs', () => {
-    assertRefused(teardown([...runArgs, '--out', 'out', '--json', 'a-folder'], dir), /--json 'a-folder' is a folder: .*--json - writes to standard output/);
+    assertRefused(
+      teardown([...runArgs, '--out', 'out', '--json', 'a-folder'], dir),
+      /--json 'a-folder' is a folder: .*--json - writes to standard output/,
+    );
     assert.ok(!existsSync(join(dir, 'out')), 'run wrote nothing');
   });
 
   it('--json naming a symbolic link (as /dev/stdout is) is refused; the link and its target stay', () => {
     symlinkSync(join(dir, 'a-file'), join(dir, 'link.json'));
-    assertRefused(teardown([...runArgs, '--out', 'out', '--json', 'link.json'], dir), /--json 'link\.json' is a symbolic link/);
+    assertRefused(
+      teardown([...runArgs, '--out', 'out', '--json', 'link.json'], dir),
+      /--json 'link\.json' is a symbolic link/,
+    );
     assert.equal(readFileSync(join(dir, 'a-file'), 'utf8'), 'x');
   });
 
   it('--out naming a file, or under a file', () => {
-    assertRefused(teardown([...runArgs, '--out', 'a-file'], dir), /--out 'a-file' is a file, not a folder/);
-    assertRefused(teardown([...runArgs, '--out', 'a-file/out'], dir), /--out 'a-file\/out': '.*a-file' is a file, not a folder/);
-    assertRefused(teardown(['train', '--task', `npy:${mlp}/input.npy,${mlp}/target.npy`, '--model', 'mlp:hidden=4', '--steps', '1', '--out', 'a-file/model.onnx'], dir), /is a file, not a folder/);
+    assertRefused(
+      teardown([...runArgs, '--out', 'a-file'], dir),
+      /--out 'a-file' is a file, not a folder/,
+    );
+    assertRefused(
+      teardown([...runArgs, '--out', 'a-file/out'], dir),
+      /--out 'a-file\/out': '.*a-file' is a file, not a folder/,
+    );
+    assertRefused(
+      teardown(
+        [
+          'train',
+          '--task',
+          `npy:${mlp}/input.npy,${mlp}/target.npy`,
+          '--model',
+          'mlp:hidden=4',
+          '--steps',
+          '1',
+          '--out',
+          'a-file/model.onnx',
+        ],
+        dir,
+      ),
+      /is a file, not a folder/,
+    );
   });
 });
 
@@ -66,11 +104,22 @@ describe('an output in a folder that cannot be written in is refused before any 
     const dir = mkdtempSync(join(tmpdir(), 'teardown-read-only-'));
     const mount = join(dir, 'ro');
     mkdirSync(mount);
-    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro', 'tmpfs', mount], { encoding: 'utf8' });
-    if (mounted.status !== 0) return t.skip(`cannot mount a read-only tmpfs here (${(mounted.stderr || mounted.error?.message || '').trim()})`);
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro', 'tmpfs', mount], {
+      encoding: 'utf8',
+    });
+    if (mounted.status !== 0)
+      return t.skip(
+        `cannot mount a read-only tmpfs here (${(mounted.stderr || mounted.error?.message || '').trim()})`,
+      );
     try {
-      assertRefused(teardown([...runArgs, '--out', 'ro/out'], dir), /--out 'ro\/out': cannot write in '.*ro' \(EROFS\)/);
-      assertRefused(teardown([...runArgs, '--out', 'out', '--json', 'ro/run.json'], dir), /--json 'ro\/run\.json': cannot write in '.*ro' \(EROFS\)/);
+      assertRefused(
+        teardown([...runArgs, '--out', 'ro/out'], dir),
+        /--out 'ro\/out': cannot write in '.*ro' \(EROFS\)/,
+      );
+      assertRefused(
+        teardown([...runArgs, '--out', 'out', '--json', 'ro/run.json'], dir),
+        /--json 'ro\/run\.json': cannot write in '.*ro' \(EROFS\)/,
+      );
       assert.ok(!existsSync(join(dir, 'out')), 'run wrote nothing');
     } finally {
       spawnSync('umount', [mount]);
@@ -89,14 +138,21 @@ describe('a result folder is replaced whole, or refused', () => {
     assert.ok(existsSync(join(dir, 'out', 'hooks')));
     const again = teardown([...runArgs, '--out', 'out'], dir);
     assert.equal(again.status, 0, again.stderr);
-    assert.deepEqual(readdirSync(join(dir, 'out')).sort(), ['.teardown-output', 'index.json', 'outputs']);
+    assert.deepEqual(readdirSync(join(dir, 'out')).sort(), [
+      '.teardown-output',
+      'index.json',
+      'outputs',
+    ]);
     assert.deepEqual(leftovers(dir), []);
   });
 
   it('a folder teardown did not write is refused and left as it was', () => {
     mkdirSync(join(dir, 'mine'));
     writeFileSync(join(dir, 'mine', 'notes.txt'), 'keep');
-    assertRefused(teardown([...runArgs, '--out', 'mine'], dir), /--out 'mine' is a folder teardown did not write \(it holds 'notes\.txt'\)/);
+    assertRefused(
+      teardown([...runArgs, '--out', 'mine'], dir),
+      /--out 'mine' is a folder teardown did not write \(it holds 'notes\.txt'\)/,
+    );
     assert.deepEqual(readdirSync(join(dir, 'mine')), ['notes.txt']);
   });
 
@@ -104,7 +160,10 @@ describe('a result folder is replaced whole, or refused', () => {
     const mount = join(dir, 'volume');
     mkdirSync(mount);
     const mounted = spawnSync('mount', ['-t', 'tmpfs', 'tmpfs', mount], { encoding: 'utf8' });
-    if (mounted.status !== 0) return t.skip(`cannot mount a tmpfs here (${(mounted.stderr || mounted.error?.message || '').trim()})`);
+    if (mounted.status !== 0)
+      return t.skip(
+        `cannot mount a tmpfs here (${(mounted.stderr || mounted.error?.message || '').trim()})`,
+      );
     try {
       const first = teardown([...runArgs, '--cache', 'act1', '--out', 'volume'], dir);
       assert.equal(first.status, 0, first.stderr);
@@ -126,13 +185,19 @@ describe('nothing is left behind', () => {
   /** A child process that stages a folder, writes into it, then receives `signal` before committing. */
   function killedWhileStaging(signal: NodeJS.Signals, out: string) {
     const script = join(dir, `stage-${signal}.ts`);
-    writeFileSync(script, `import { StagedFolder } from ${JSON.stringify(join(ROOT, 'src/files.ts'))};
+    writeFileSync(
+      script,
+      `import { StagedFolder } from ${JSON.stringify(join(ROOT, 'src/files.ts'))};
 const folder = new StagedFolder(${JSON.stringify(out)});
 folder.write('big.bin', new Uint8Array(1 << 20));
 process.kill(process.pid, ${JSON.stringify(signal)});
 setTimeout(() => folder.commit(), 5000);
-`);
-    return spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, encoding: 'utf8' });
+`,
+    );
+    return spawnSync(process.execPath, ['--import', 'tsx', script], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
   }
 
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -186,7 +251,10 @@ describe('the atomic writer', () => {
 
   it('refuses to replace a symbolic link or a folder', () => {
     symlinkSync(join(dir, 'victim'), join(dir, 'link.json'));
-    assert.throws(() => writeFileAtomic(join(dir, 'link.json'), 'x'), /is a symbolic link: teardown replaces only regular files/);
+    assert.throws(
+      () => writeFileAtomic(join(dir, 'link.json'), 'x'),
+      /is a symbolic link: teardown replaces only regular files/,
+    );
     assert.equal(readFileSync(join(dir, 'victim'), 'utf8'), 'untouched');
     assert.throws(() => writeFileAtomic(dir, 'x'), /is a folder/);
   });
@@ -210,7 +278,12 @@ describe('value names longer than a file system allows', () => {
     writer.append(tensor('float32', [2, 3], [1, 2, 3, 4, 5, 6]));
     writer.close();
     folder.commit();
-    assert.deepEqual(Array.from(readNpy(join(dir, 'out', 'hooks', `${escapeFileName(long)}.npy`)).data as Float32Array), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(
+      Array.from(
+        readNpy(join(dir, 'out', 'hooks', `${escapeFileName(long)}.npy`)).data as Float32Array,
+      ),
+      [1, 2, 3, 4, 5, 6],
+    );
   });
 
   it('a name too long to write fails with its error, and the clean-up does not throw', () => {

@@ -9,7 +9,16 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +39,14 @@ const CONSUMER_PACKAGE = {
 };
 
 const CONSUMER_TSCONFIG = {
-  compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, outDir: 'out', rootDir: 'src' },
+  compilerOptions: {
+    target: 'ES2022',
+    module: 'NodeNext',
+    moduleResolution: 'NodeNext',
+    strict: true,
+    outDir: 'out',
+    rootDir: 'src',
+  },
   include: ['src'],
 };
 
@@ -58,13 +74,24 @@ describe('the packed package in a fresh TypeScript project', () => {
   const work = mkdtempSync(join(tmpdir(), 'teardown-package-'));
   after(() => rmSync(work, { recursive: true, force: true }));
 
-  it("installs from the tarball, type-checks, runs on plain node and caches act1 as PyTorch computes it", () => {
+  it('installs from the tarball, type-checks, runs on plain node and caches act1 as PyTorch computes it', () => {
     assertBuildCurrent();
-    const packed = JSON.parse(execFileSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], { cwd: ROOT, encoding: 'utf8' }));
+    const packed = JSON.parse(
+      execFileSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], {
+        cwd: ROOT,
+        encoding: 'utf8',
+      }),
+    );
     const tarball = join(work, packed[0].filename);
     const packedFiles: string[] = packed[0].files.map((file: { path: string }) => file.path);
-    assert.ok(packedFiles.includes('dist/index.d.ts') && packedFiles.includes('bin/teardown.js'), 'the tarball holds the build and the command');
-    assert.ok(!packedFiles.some((path) => path.startsWith('src/') || path.startsWith('test/')), 'the tarball holds no sources or tests');
+    assert.ok(
+      packedFiles.includes('dist/index.d.ts') && packedFiles.includes('bin/teardown.js'),
+      'the tarball holds the build and the command',
+    );
+    assert.ok(
+      !packedFiles.some((path) => path.startsWith('src/') || path.startsWith('test/')),
+      'the tarball holds no sources or tests',
+    );
 
     const consumer = join(work, 'consumer');
     mkdirSync(join(consumer, 'src'), { recursive: true });
@@ -78,16 +105,35 @@ describe('the packed package in a fresh TypeScript project', () => {
     // Dependencies from the registry (its cache first); the environment variable also stops
     // onnxruntime-node's CUDA download under npm versions older than allowScripts.
     const env = { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' };
-    execFileSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball, '@types/node@20'], { cwd: consumer, env, stdio: 'pipe' });
-    assert.ok(!existsSync(join(consumer, 'node_modules/tsx')), 'tsx is a development dependency only');
+    execFileSync(
+      'npm',
+      ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball, '@types/node@20'],
+      { cwd: consumer, env, stdio: 'pipe' },
+    );
+    assert.ok(
+      !existsSync(join(consumer, 'node_modules/tsx')),
+      'tsx is a development dependency only',
+    );
 
     execFileSync(process.execPath, [TSC, '-p', consumer], { cwd: consumer, stdio: 'pipe' });
-    const printed = execFileSync(process.execPath, ['out/main.js'], { cwd: consumer, encoding: 'utf8' });
+    const printed = execFileSync(process.execPath, ['out/main.js'], {
+      cwd: consumer,
+      encoding: 'utf8',
+    });
     assert.match(printed, /^backprop-teardown \d+\.\d+\.\d+: act1 \[16, 32\], first value /);
-    assertClose(readNpy(join(consumer, 'act1.npy')), readNpy(join(mlp, 'act/act1.npy')), 1e-5, 'act1');
+    assertClose(
+      readNpy(join(consumer, 'act1.npy')),
+      readNpy(join(mlp, 'act/act1.npy')),
+      1e-5,
+      'act1',
+    );
 
     // The command, as installed: README "As a package".
-    const listing = execFileSync(join(consumer, 'node_modules/.bin/teardown'), ['hooks', 'node_modules/backprop-teardown/examples/mnist-mlp.onnx', '--modules'], { cwd: consumer, encoding: 'utf8' });
+    const listing = execFileSync(
+      join(consumer, 'node_modules/.bin/teardown'),
+      ['hooks', 'node_modules/backprop-teardown/examples/mnist-mlp.onnx', '--modules'],
+      { cwd: consumer, encoding: 'utf8' },
+    );
     assert.match(listing, /^act1 +Relu +float32 +\[batch, 64\]/m);
   });
 });
@@ -101,5 +147,9 @@ function assertBuildCurrent(): void {
   const changed = readdirSync(sources, { recursive: true, encoding: 'utf8' })
     .filter((path) => !path.endsWith('.test.ts'))
     .filter((path) => statSync(join(sources, path)).mtimeMs > builtAt);
-  assert.deepEqual(changed, [], 'src/ changed after the last build: run `npm run build` (npm test does)');
+  assert.deepEqual(
+    changed,
+    [],
+    'src/ changed after the last build: run `npm run build` (npm test does)',
+  );
 }

@@ -30,11 +30,19 @@ it("README's 'As a library' example runs", async () => {
   const code = exampleOf('As a library');
   assert.match(code, /from 'backprop-teardown'/);
   const file = join(folder, 'example.mts'); // an ES module wherever it lies (top-level await)
-  writeFileSync(file, code.replace(/from 'backprop-teardown'/g, `from '${pathToFileURL(join(ROOT, 'src/index.ts')).href}'`));
+  writeFileSync(
+    file,
+    code.replace(
+      /from 'backprop-teardown'/g,
+      `from '${pathToFileURL(join(ROOT, 'src/index.ts')).href}'`,
+    ),
+  );
   process.chdir(ROOT);
   const printed: unknown[][] = [];
   const log = console.log;
-  console.log = (...values: unknown[]) => { printed.push(values); };
+  console.log = (...values: unknown[]) => {
+    printed.push(values);
+  };
   try {
     await import(pathToFileURL(file).href);
   } finally {

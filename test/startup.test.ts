@@ -27,25 +27,37 @@ describe('startup loads only the command that runs', () => {
   const work = mkdtempSync(join(tmpdir(), 'teardown-startup-'));
   after(() => rmSync(work, { recursive: true, force: true }));
   writeFileSync(join(work, 'hook.mjs'), RECORDING_HOOK);
-  writeFileSync(join(work, 'register.mjs'), `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(join(work, 'hook.mjs')).href)});\n`);
+  writeFileSync(
+    join(work, 'register.mjs'),
+    `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(join(work, 'hook.mjs')).href)});\n`,
+  );
 
   /** The packages (under node_modules) a teardown command line imports. */
   function packagesLoaded(args: string[]): Set<string> {
     const log = join(work, `${args[0]}.log`);
     writeFileSync(log, '');
-    const result = spawnSync(process.execPath, ['--import', pathToFileURL(join(work, 'register.mjs')).href, BIN, ...args], {
-      encoding: 'utf8',
-      env: { ...process.env, TEARDOWN_RESOLVED_LOG: log },
-    });
+    const result = spawnSync(
+      process.execPath,
+      ['--import', pathToFileURL(join(work, 'register.mjs')).href, BIN, ...args],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, TEARDOWN_RESOLVED_LOG: log },
+      },
+    );
     assert.equal(result.status, 0, result.stderr);
     const urls = readFileSync(log, 'utf8').split('\n').filter(Boolean);
-    return new Set(urls.map((url) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)?.[1]).filter((name) => name !== undefined));
+    return new Set(
+      urls
+        .map((url) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)?.[1])
+        .filter((name) => name !== undefined),
+    );
   }
 
   it('--version loads commander and none of onnxruntime, protobufjs or vega', () => {
     const loaded = packagesLoaded(['--version']);
     assert.ok(loaded.has('commander'), 'the hook records imports');
-    for (const heavy of ['onnxruntime-node', 'protobufjs', 'vega', 'vega-lite']) assert.ok(!loaded.has(heavy), `${heavy} loaded`);
+    for (const heavy of ['onnxruntime-node', 'protobufjs', 'vega', 'vega-lite'])
+      assert.ok(!loaded.has(heavy), `${heavy} loaded`);
   });
 
   it('hooks on the MNIST example loads onnxruntime but not vega', () => {

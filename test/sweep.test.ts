@@ -148,7 +148,12 @@ describe('teardown sweep: external command trials (planted metric)', () => {
       ['fanova', 'ped-anova'],
     );
     for (const key of ['rate', 'low', 'high']) assert.equal(typeof json.success[key], 'number');
-    assert.deepEqual(Object.keys(json.knifeEdges[0]).slice(0, 4), ['param', 'low', 'high', 'width']);
+    assert.deepEqual(Object.keys(json.knifeEdges[0]).slice(0, 4), [
+      'param',
+      'low',
+      'high',
+      'width',
+    ]);
     assert.deepEqual(
       json.knifeEdges.map((edge: { param: string }) => edge.param),
       ['x', 'y', 'z'],

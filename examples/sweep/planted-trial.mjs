@@ -7,7 +7,9 @@
 // first; log=FILE appends one line per run (tests count runs with it).
 import { appendFileSync } from 'node:fs';
 
-const args = Object.fromEntries(process.argv.slice(2).map((arg) => arg.split(/=(.*)/s).slice(0, 2)));
+const args = Object.fromEntries(
+  process.argv.slice(2).map((arg) => arg.split(/=(.*)/s).slice(0, 2)),
+);
 const [x, y, z, seed] = ['x', 'y', 'z', 'seed'].map((key) => Number(args[key] ?? 0));
 if (args.log) appendFileSync(args.log, `${JSON.stringify({ x, y, z, seed })}\n`);
 if (args.sleep) await new Promise((resolve) => setTimeout(resolve, Number(args.sleep)));
@@ -20,12 +22,14 @@ if (args.mode === 'hang') await new Promise((resolve) => setTimeout(resolve, 60_
 /** A uniform number in [−½, ½) from the configuration and the seed (a 32-bit integer hash). */
 function noise() {
   let h = Math.imul(Math.round(x * 1e6) ^ 0x9e3779b9, 0x85ebca6b);
-  for (const value of [y, z, seed]) h = Math.imul(h ^ Math.round(value * 1e6), 0xc2b2ae35) ^ (h >>> 15);
+  for (const value of [y, z, seed])
+    h = Math.imul(h ^ Math.round(value * 1e6), 0xc2b2ae35) ^ (h >>> 15);
   h = Math.imul(h ^ (h >>> 13), 0x85ebca6b);
   return ((h ^ (h >>> 16)) >>> 0) / 2 ** 32 - 0.5;
 }
 
-const metric = args.mode === 'nan' ? Number.NaN : 3 * x + 0.5 * y + 0 * z + 0.1 * (seed - 2) + 0.1 * noise();
+const metric =
+  args.mode === 'nan' ? Number.NaN : 3 * x + 0.5 * y + 0 * z + 0.1 * (seed - 2) + 0.1 * noise();
 console.log(`epoch 1 loss ${(1 / (1 + metric)).toFixed(3)}`);
 // JSON.stringify writes NaN as null: the sweep records that trial as failed.
 console.log(JSON.stringify({ metric, steps: 100 }));

@@ -23,7 +23,9 @@ export type { AuditResult, AuditConfig };
 /** A learner that is not an ONNX network: class probabilities, [examples, classes] row-major, for a batch of examples. */
 export interface Classifier {
   classes: number;
-  predictProba(inputs: Tensor): ArrayLike<number> | TensorLike | Promise<ArrayLike<number> | TensorLike>;
+  predictProba(
+    inputs: Tensor,
+  ): ArrayLike<number> | TensorLike | Promise<ArrayLike<number> | TensorLike>;
 }
 
 export interface AuditDataInput {
@@ -50,16 +52,29 @@ export interface AuditCallOptions extends Omit<ProgressOptions, 'progress'> {
   batchSize?: number;
 }
 
-export async function audit(classifier: Model | Classifier, data: AuditDataInput, options: AuditCallOptions = {}): Promise<AuditResult> {
+export async function audit(
+  classifier: Model | Classifier,
+  data: AuditDataInput,
+  options: AuditCallOptions = {},
+): Promise<AuditResult> {
   const audited = auditData(data);
   // As `teardown audit`: a table column given as an attribute gets its own counterfactual unless named.
   const { counterfactuals, notes } = auditCounterfactuals(options.counterfactuals ?? [], audited);
-  const predictor = classifier instanceof Model
-    ? classifier.runtime
-    : { classes: classifier.classes, predictProba: (batch: TensorLike) => classifier.predictProba(Tensor.from(batch)) };
+  const predictor =
+    classifier instanceof Model
+      ? classifier.runtime
+      : {
+          classes: classifier.classes,
+          predictProba: (batch: TensorLike) => classifier.predictProba(Tensor.from(batch)),
+        };
   const result = await auditModel(predictor, audited, {
-    config: options.config ?? DEFAULT_CONFIG, counterfactuals, shifted: options.shifted && auditData(options.shifted),
-    hooks: options.hooks, batchSize: options.batchSize ?? 512, onProgress: options.onProgress, signal: options.signal,
+    config: options.config ?? DEFAULT_CONFIG,
+    counterfactuals,
+    shifted: options.shifted && auditData(options.shifted),
+    hooks: options.hooks,
+    batchSize: options.batchSize ?? 512,
+    onProgress: options.onProgress,
+    signal: options.signal,
   });
   return { ...result, notes: [...notes, ...result.notes] };
 }
@@ -70,13 +85,22 @@ function auditData(data: AuditDataInput): AuditData {
   const path = data.name ?? '(in memory)';
   const layout = layoutOf(inputs.dims.slice(1), inputs.dtype, data.featureNames);
   const labels = Int32Array.from(numbersOf(data.labels), (label, i) => {
-    if (!Number.isInteger(label) || label < 0) throw new InputError(`The labels of '${path}' must be non-negative integer classes; entry ${i} is ${label}.`);
+    if (!Number.isInteger(label) || label < 0)
+      throw new InputError(
+        `The labels of '${path}' must be non-negative integer classes; entry ${i} is ${label}.`,
+      );
     return label;
   });
-  if (labels.length !== rows) throw new InputError(`'${path}' has ${rows} examples but ${labels.length} labels: give one label per example.`);
+  if (labels.length !== rows)
+    throw new InputError(
+      `'${path}' has ${rows} examples but ${labels.length} labels: give one label per example.`,
+    );
   const attributes: Attribute[] = Object.entries(data.attributes ?? {}).map(([name, values]) => {
     const numbers = Float64Array.from(numbersOf(values));
-    if (numbers.length !== rows) throw new InputError(`Attribute '${name}' has ${numbers.length} values but '${path}' has ${rows} examples: give one value per example.`);
+    if (numbers.length !== rows)
+      throw new InputError(
+        `Attribute '${name}' has ${numbers.length} values but '${path}' has ${rows} examples: give one value per example.`,
+      );
     const column = layout.kind === 'table' ? layout.featureNames.indexOf(name) : -1;
     return { name, values: numbers, ...(column >= 0 ? { column } : {}) };
   });

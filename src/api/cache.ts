@@ -13,7 +13,9 @@ export class ActivationCache {
   get(hook: string): Tensor {
     const value = this.values.get(hook);
     if (value) return value;
-    throw new HookError(`Hook '${hook}' is not in the cache, which holds ${this.values.size} hooks. Nearest cached names: ${nearestNames(hook, this.values.keys()).join(', ')}. Cache it with runWithCache(inputs, { hooks: ['${hook}'] }).`);
+    throw new HookError(
+      `Hook '${hook}' is not in the cache, which holds ${this.values.size} hooks. Nearest cached names: ${nearestNames(hook, this.values.keys()).join(', ')}. Cache it with runWithCache(inputs, { hooks: ['${hook}'] }).`,
+    );
   }
 
   has(hook: string): boolean {

@@ -23,7 +23,24 @@ export interface AttributeDirection {
 }
 
 /** undefined for a hook that is not dense ([batch, units]) or whose downstream part cannot run alone. */
-export async function attributeDirection(model: Model, hook: string, original: Inputs, counterfactual: Inputs): Promise<AttributeDirection | undefined> {
-  const found = await findDirection(model.runtime, hook, toFeeds(model.runtime, original), toFeeds(model.runtime, counterfactual));
-  return found && { hook: found.hook, direction: new Tensor('float64', [found.direction.length], found.direction), mean: found.mean, energyShare: found.energyShare };
+export async function attributeDirection(
+  model: Model,
+  hook: string,
+  original: Inputs,
+  counterfactual: Inputs,
+): Promise<AttributeDirection | undefined> {
+  const found = await findDirection(
+    model.runtime,
+    hook,
+    toFeeds(model.runtime, original),
+    toFeeds(model.runtime, counterfactual),
+  );
+  return (
+    found && {
+      hook: found.hook,
+      direction: new Tensor('float64', [found.direction.length], found.direction),
+      mean: found.mean,
+      energyShare: found.energyShare,
+    }
+  );
 }

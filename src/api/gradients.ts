@@ -7,7 +7,10 @@
  */
 import { computeGradients } from '../autodiff/gradients.ts';
 import type { LossKind } from '../autodiff/loss.ts';
-import { hookIntegratedGradients, integratedGradients as inputIntegratedGradients } from '../inspect/integrated-gradients.ts';
+import {
+  hookIntegratedGradients,
+  integratedGradients as inputIntegratedGradients,
+} from '../inspect/integrated-gradients.ts';
 import type { ProgressOptions } from '../progress.ts';
 import { toFeeds, type Inputs } from './inputs.ts';
 import type { Model } from './model.ts';
@@ -35,14 +38,33 @@ export interface GradientsResult {
 }
 
 /** One forward+backward run: the loss and its gradient with respect to each of `wrt`. */
-export async function gradients(model: Model, inputs: Inputs, options: GradientOptions): Promise<GradientsResult> {
+export async function gradients(
+  model: Model,
+  inputs: Inputs,
+  options: GradientOptions,
+): Promise<GradientsResult> {
   options.signal?.throwIfAborted();
   const kind = options.loss ?? 'cross-entropy';
-  const result = await computeGradients(model.runtime, toFeeds(model.runtime, inputs), Tensor.from(options.target), {
-    loss: { kind, output: options.output, positions: options.positions, ignoreIndex: kind === 'cross-entropy' ? options.ignoreIndex ?? -100 : undefined },
-    wrt: options.wrt ?? ['params'],
-  });
-  return { loss: result.loss, gradients: Object.fromEntries([...result.gradients].map(([name, value]) => [name, Tensor.from(value)])) };
+  const result = await computeGradients(
+    model.runtime,
+    toFeeds(model.runtime, inputs),
+    Tensor.from(options.target),
+    {
+      loss: {
+        kind,
+        output: options.output,
+        positions: options.positions,
+        ignoreIndex: kind === 'cross-entropy' ? (options.ignoreIndex ?? -100) : undefined,
+      },
+      wrt: options.wrt ?? ['params'],
+    },
+  );
+  return {
+    loss: result.loss,
+    gradients: Object.fromEntries(
+      [...result.gradients].map(([name, value]) => [name, Tensor.from(value)]),
+    ),
+  };
 }
 
 export interface IntegratedGradientsOptions extends Omit<ProgressOptions, 'progress'> {
@@ -66,13 +88,30 @@ export interface IntegratedGradientsResult {
   completenessError: number;
 }
 
-export async function integratedGradients(model: Model, inputs: Inputs, options: IntegratedGradientsOptions): Promise<IntegratedGradientsResult> {
+export async function integratedGradients(
+  model: Model,
+  inputs: Inputs,
+  options: IntegratedGradientsOptions,
+): Promise<IntegratedGradientsResult> {
   options.signal?.throwIfAborted();
   const feeds = toFeeds(model.runtime, inputs);
-  const settings = { baseline: options.baseline, steps: options.steps, maxRows: options.maxRows, onProgress: options.onProgress, signal: options.signal };
+  const settings = {
+    baseline: options.baseline,
+    steps: options.steps,
+    maxRows: options.maxRows,
+    onProgress: options.onProgress,
+    signal: options.signal,
+  };
   const target = Tensor.from(options.target);
-  const result = options.at === undefined
-    ? await inputIntegratedGradients(model.runtime, feeds, model.runtime.inputs[0].name, target, settings)
-    : await hookIntegratedGradients(model.runtime, feeds, options.at, target, settings);
+  const result =
+    options.at === undefined
+      ? await inputIntegratedGradients(
+          model.runtime,
+          feeds,
+          model.runtime.inputs[0].name,
+          target,
+          settings,
+        )
+      : await hookIntegratedGradients(model.runtime, feeds, options.at, target, settings);
   return { ...result, attributions: Tensor.from(result.attributions) };
 }

@@ -16,7 +16,9 @@ export type Inputs = InputValue | Record<string, InputValue>;
 export function toFeeds(model: RuntimeModel, inputs: Inputs): Feeds {
   if (isInputValue(inputs)) {
     if (model.inputs.length !== 1) {
-      throw new InputError(`The model has ${model.inputs.length} inputs (${model.describeInputs()}): give them as a record by name, e.g. { ${model.inputs.map((input) => `${input.name}: ...`).join(', ')} }.`);
+      throw new InputError(
+        `The model has ${model.inputs.length} inputs (${model.describeInputs()}): give them as a record by name, e.g. { ${model.inputs.map((input) => `${input.name}: ...`).join(', ')} }.`,
+      );
     }
     return { [model.inputs[0].name]: toTensor(inputs) };
   }

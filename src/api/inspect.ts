@@ -19,7 +19,10 @@ import { Tensor, type TensorLike } from './tensor.ts';
 
 export type { InspectResult, Dataset, AttributeCarriers };
 
-export interface InspectCallOptions extends Omit<InspectOptions, 'batchSize' | 'attributes' | 'progress'> {
+export interface InspectCallOptions extends Omit<
+  InspectOptions,
+  'batchSize' | 'attributes' | 'progress'
+> {
   /** One label per example (or per position, for sequence models). */
   labels?: TensorLike;
   /** Per-example integer attributes by name. */
@@ -47,23 +50,56 @@ export interface InspectOutput extends InspectResult {
 }
 
 /** `data`: the examples in memory (as `model.run` takes them), or a Dataset read in row ranges. */
-export async function inspect(model: Model, data: Inputs | Dataset, options: InspectCallOptions = {}): Promise<InspectOutput> {
-  const { labels, attributes, batchSize, counterfactuals, carrierFraction, carrierExamples, transformInput, featureNames, ...rest } = options;
+export async function inspect(
+  model: Model,
+  data: Inputs | Dataset,
+  options: InspectCallOptions = {},
+): Promise<InspectOutput> {
+  const {
+    labels,
+    attributes,
+    batchSize,
+    counterfactuals,
+    carrierFraction,
+    carrierExamples,
+    transformInput,
+    featureNames,
+    ...rest
+  } = options;
   const dataset = asDataset(model, data);
-  const result: InspectOutput = await inspectModel(model.runtime, dataset, labels && Tensor.from(labels), {
-    ...rest,
-    batchSize: batchSize ?? 256,
-    attributes: attributes && new Map(Object.entries(attributes).map(([name, values]) => [name, Tensor.from(values)])),
-  });
+  const result: InspectOutput = await inspectModel(
+    model.runtime,
+    dataset,
+    labels && Tensor.from(labels),
+    {
+      ...rest,
+      batchSize: batchSize ?? 256,
+      attributes:
+        attributes &&
+        new Map(Object.entries(attributes).map(([name, values]) => [name, Tensor.from(values)])),
+    },
+  );
   if (!counterfactuals?.length) return result;
   const examples = dataset.read(0, Math.min(dataset.examples, carrierExamples ?? 128));
   const hooks = result.hooks.map((hook) => hook.hook);
-  const search = { fraction: carrierFraction ?? DEFAULT_CARRIER_FRACTION, transformInput, featureNames, onProgress: rest.onProgress, signal: rest.signal };
-  return { ...result, carriers: await attributeCarriers(model.runtime, examples, hooks, counterfactuals, search) };
+  const search = {
+    fraction: carrierFraction ?? DEFAULT_CARRIER_FRACTION,
+    transformInput,
+    featureNames,
+    onProgress: rest.onProgress,
+    signal: rest.signal,
+  };
+  return {
+    ...result,
+    carriers: await attributeCarriers(model.runtime, examples, hooks, counterfactuals, search),
+  };
 }
 
 function asDataset(model: Model, data: Inputs | Dataset): Dataset {
   if (typeof (data as Dataset).read === 'function') return data as Dataset;
   const feeds = toFeeds(model.runtime, data as Inputs);
-  return { examples: Object.values(feeds)[0].dims[0], read: (start, end) => sliceFeeds(feeds, start, end) };
+  return {
+    examples: Object.values(feeds)[0].dims[0],
+    read: (start, end) => sliceFeeds(feeds, start, end),
+  };
 }

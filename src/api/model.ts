@@ -85,17 +85,36 @@ export class Model {
     return new Model(RuntimeModel.fromProto(proto, name, options));
   }
 
-  get inputs(): InputSpec[] { return this.runtime.inputs; }
-  get outputNames(): string[] { return this.runtime.outputNames; }
-  get path(): string { return this.runtime.path; }
+  get inputs(): InputSpec[] {
+    return this.runtime.inputs;
+  }
+  get outputNames(): string[] {
+    return this.runtime.outputNames;
+  }
+  get path(): string {
+    return this.runtime.path;
+  }
 
   /**
    * Every hook with its shape, measured by running one and two examples (the axis that grows is
    * 'batch'). Without `sample` inputs, inputs are made from the declared shapes.
    */
   async hooks(sample?: Inputs): Promise<HookInfo[]> {
-    const listing = await listHooks(this.runtime, sample === undefined ? undefined : toFeeds(this.runtime, sample));
-    return listing.hooks.map(({ name, kind, value, op, dtype, shape, batchAxis, call, note }) => ({ name, kind, value, op, dtype, shape, batchAxis, call, note }));
+    const listing = await listHooks(
+      this.runtime,
+      sample === undefined ? undefined : toFeeds(this.runtime, sample),
+    );
+    return listing.hooks.map(({ name, kind, value, op, dtype, shape, batchAxis, call, note }) => ({
+      name,
+      kind,
+      value,
+      op,
+      dtype,
+      shape,
+      batchAxis,
+      call,
+      note,
+    }));
   }
 
   /**
@@ -109,8 +128,14 @@ export class Model {
   /** Runs the model with interventions and edit functions; caches `hooks` when asked. */
   async run(inputs: Inputs, options: RunOptions = {}): Promise<RunOutput> {
     const feeds = toFeeds(this.runtime, inputs);
-    const interventions = [...(options.interventions ?? []), ...(await this.editsAsPatches(feeds, options))];
-    return wrap(await runModel(this.runtime, feeds, { cache: options.hooks, interventions }), this.runtime.outputNames[0]);
+    const interventions = [
+      ...(options.interventions ?? []),
+      ...(await this.editsAsPatches(feeds, options)),
+    ];
+    return wrap(
+      await runModel(this.runtime, feeds, { cache: options.hooks, interventions }),
+      this.runtime.outputNames[0],
+    );
   }
 
   /** Frees the onnxruntime sessions. */
@@ -130,15 +155,21 @@ export class Model {
    */
   private async editsAsPatches(feeds: Feeds, options: RunOptions): Promise<Intervention[]> {
     const edits = Object.entries(options.edit ?? {});
-    const position = (hook: string) => this.runtime.graph.producer.get(this.runtime.hooks.resolve(hook).value) ?? -1;
+    const position = (hook: string) =>
+      this.runtime.graph.producer.get(this.runtime.hooks.resolve(hook).value) ?? -1;
     edits.sort(([a], [b]) => position(a) - position(b));
     const patches: Intervention[] = [];
     for (const [hook, edit] of edits) {
-      const { cache } = await runModel(this.runtime, feeds, { cache: [hook], interventions: [...(options.interventions ?? []), ...patches] });
+      const { cache } = await runModel(this.runtime, feeds, {
+        cache: [hook],
+        interventions: [...(options.interventions ?? []), ...patches],
+      });
       const value = Tensor.from(cache.get(hook)!);
       const edited = Tensor.from(await edit(value));
       if (edited.dtype !== value.dtype || edited.dims.join() !== value.dims.join()) {
-        throw new InputError(`The edit of hook '${hook}' returned a ${edited.dtype} tensor of shape [${edited.dims}], but the hook holds ${value.dtype} [${value.dims}]: return a value of the hook's dtype and shape.`);
+        throw new InputError(
+          `The edit of hook '${hook}' returned a ${edited.dtype} tensor of shape [${edited.dims}], but the hook holds ${value.dtype} [${value.dims}]: return a value of the hook's dtype and shape.`,
+        );
       }
       patches.push(patch(hook, edited));
     }
@@ -147,7 +178,11 @@ export class Model {
 }
 
 function wrap(result: RunResult, firstOutput: string): RunOutput {
-  const outputs = Object.fromEntries(Object.entries(result.outputs).map(([name, value]) => [name, Tensor.from(value)]));
-  const cache = new ActivationCache(new Map([...result.cache].map(([name, value]) => [name, Tensor.from(value)])));
+  const outputs = Object.fromEntries(
+    Object.entries(result.outputs).map(([name, value]) => [name, Tensor.from(value)]),
+  );
+  const cache = new ActivationCache(
+    new Map([...result.cache].map(([name, value]) => [name, Tensor.from(value)])),
+  );
   return { outputs, output: outputs[firstOutput], cache };
 }

@@ -7,7 +7,12 @@
 import { readNpy as readNpyFile } from '../data/npy.ts';
 import type { Intervention } from '../graph/interventions.ts';
 import { Model as RuntimeModel } from '../runtime/model.ts';
-import { run as runtimeRun, type PreparedInterventions, type RunOptions as RuntimeRunOptions, type RunResult as RuntimeRunResult } from '../runtime/run.ts';
+import {
+  run as runtimeRun,
+  type PreparedInterventions,
+  type RunOptions as RuntimeRunOptions,
+  type RunResult as RuntimeRunResult,
+} from '../runtime/run.ts';
 import type { Feeds } from '../tensor.ts';
 import type { Model } from './model.ts';
 import { Tensor } from './tensor.ts';
@@ -21,15 +26,31 @@ export interface RunResult {
 
 export type { RuntimeRunOptions };
 
-export async function run(model: Model | RuntimeModel, feeds: Feeds, options: RuntimeRunOptions = {}): Promise<RunResult> {
-  return withTensors(await runtimeRun(model instanceof RuntimeModel ? model : model.runtime, feeds, options));
+export async function run(
+  model: Model | RuntimeModel,
+  feeds: Feeds,
+  options: RuntimeRunOptions = {},
+): Promise<RunResult> {
+  return withTensors(
+    await runtimeRun(model instanceof RuntimeModel ? model : model.runtime, feeds, options),
+  );
 }
 
-export function runWithCache(model: Model | RuntimeModel, feeds: Feeds, patterns: readonly string[], options: RuntimeRunOptions = {}): Promise<RunResult> {
+export function runWithCache(
+  model: Model | RuntimeModel,
+  feeds: Feeds,
+  patterns: readonly string[],
+  options: RuntimeRunOptions = {},
+): Promise<RunResult> {
   return run(model, feeds, { ...options, cache: patterns });
 }
 
-export function runWithInterventions(model: Model | RuntimeModel, feeds: Feeds, interventions: readonly Intervention[] | PreparedInterventions, options: RuntimeRunOptions = {}): Promise<RunResult> {
+export function runWithInterventions(
+  model: Model | RuntimeModel,
+  feeds: Feeds,
+  interventions: readonly Intervention[] | PreparedInterventions,
+  options: RuntimeRunOptions = {},
+): Promise<RunResult> {
   return run(model, feeds, { ...options, interventions });
 }
 
@@ -40,7 +61,9 @@ export function readNpy(path: string): Tensor {
 
 function withTensors(result: RuntimeRunResult): RunResult {
   return {
-    outputs: Object.fromEntries(Object.entries(result.outputs).map(([name, value]) => [name, Tensor.from(value)])),
+    outputs: Object.fromEntries(
+      Object.entries(result.outputs).map(([name, value]) => [name, Tensor.from(value)]),
+    ),
     cache: new Map([...result.cache].map(([name, value]) => [name, Tensor.from(value)])),
   };
 }

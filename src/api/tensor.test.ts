@@ -8,25 +8,49 @@ import { readNpy } from '../data/npy.ts';
 import { Tensor } from './tensor.ts';
 
 // t[i][j][k] = 100i + 10j + k, dims [2, 3, 4]
-const t = new Tensor('float32', [2, 3, 4], Float32Array.from({ length: 24 }, (_, n) => 100 * Math.floor(n / 12) + 10 * (Math.floor(n / 4) % 3) + (n % 4)));
+const t = new Tensor(
+  'float32',
+  [2, 3, 4],
+  Float32Array.from(
+    { length: 24 },
+    (_, n) => 100 * Math.floor(n / 12) + 10 * (Math.floor(n / 4) % 3) + (n % 4),
+  ),
+);
 
 describe('Tensor', () => {
   it('select drops the axis', () => {
     const s = t.select(1, -1);
     assert.deepEqual(s.dims, [2, 4]);
-    assert.deepEqual(s.toArray(), [[20, 21, 22, 23], [120, 121, 122, 123]]);
+    assert.deepEqual(s.toArray(), [
+      [20, 21, 22, 23],
+      [120, 121, 122, 123],
+    ]);
     assert.equal(t.select(0, 1).at(2, 3), 123);
   });
 
   it('slice keeps the axis, with Python bounds', () => {
-    assert.deepEqual(t.slice(2, 1, 3).toArray(), [[[1, 2], [11, 12], [21, 22]], [[101, 102], [111, 112], [121, 122]]]);
+    assert.deepEqual(t.slice(2, 1, 3).toArray(), [
+      [
+        [1, 2],
+        [11, 12],
+        [21, 22],
+      ],
+      [
+        [101, 102],
+        [111, 112],
+        [121, 122],
+      ],
+    ]);
     assert.deepEqual(t.slice(1, -1).dims, [2, 1, 4]);
     assert.deepEqual(t.slice(0, 5, 9).dims, [0, 3, 4]);
   });
 
   it('mean over an axis and over everything', () => {
     assert.deepEqual(t.mean(0).select(0, 0).toArray(), [50, 51, 52, 53]);
-    assert.deepEqual(t.mean(-1).toArray(), [[1.5, 11.5, 21.5], [101.5, 111.5, 121.5]]);
+    assert.deepEqual(t.mean(-1).toArray(), [
+      [1.5, 11.5, 21.5],
+      [101.5, 111.5, 121.5],
+    ]);
     assert.equal(t.mean().at(), (0 + 123) / 2);
   });
 

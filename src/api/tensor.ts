@@ -10,7 +10,14 @@
 import { encodeNpy } from '../data/npy.ts';
 import { InputError } from '../errors.ts';
 import { fromOrt, toOrt, type OrtTensor } from '../runtime/session.ts';
-import { elementCount, shapeString, tensor as makeTensor, type DType, type Tensor as TensorLike, type TensorData } from '../tensor.ts';
+import {
+  elementCount,
+  shapeString,
+  tensor as makeTensor,
+  type DType,
+  type Tensor as TensorLike,
+  type TensorData,
+} from '../tensor.ts';
 
 export type { DType, TensorData, TensorLike, OrtTensor };
 
@@ -36,7 +43,8 @@ export class Tensor implements TensorLike {
    */
   static from(value: TensorLike | OrtTensor | TensorData, dims?: readonly number[]): Tensor {
     if (value instanceof Tensor) return value;
-    if (ArrayBuffer.isView(value)) return new Tensor(dtypeOfArray(value), dims ?? [value.length], value);
+    if (ArrayBuffer.isView(value))
+      return new Tensor(dtypeOfArray(value), dims ?? [value.length], value);
     if (isOrtTensor(value)) return Tensor.from(fromOrt('tensor', value));
     return new Tensor(value.dtype, value.dims, value.data);
   }
@@ -46,14 +54,23 @@ export class Tensor implements TensorLike {
     return new Tensor('float32', dims, Float32Array.from(values));
   }
 
-  get rank(): number { return this.dims.length; }
-  get size(): number { return this.data.length; }
+  get rank(): number {
+    return this.dims.length;
+  }
+  get size(): number {
+    return this.data.length;
+  }
 
   /** The value at one index per axis (negative indices count from the end). */
   at(...indices: number[]): number {
-    if (indices.length !== this.rank) throw new InputError(`at() takes ${this.rank} indices for a tensor of shape ${shapeString(this.dims)}, got ${indices.length}.`);
+    if (indices.length !== this.rank)
+      throw new InputError(
+        `at() takes ${this.rank} indices for a tensor of shape ${shapeString(this.dims)}, got ${indices.length}.`,
+      );
     let flat = 0;
-    indices.forEach((index, axis) => { flat = flat * this.dims[axis] + resolveIndex(index, this.dims[axis], axis, this.dims); });
+    indices.forEach((index, axis) => {
+      flat = flat * this.dims[axis] + resolveIndex(index, this.dims[axis], axis, this.dims);
+    });
     return Number(this.data[flat]);
   }
 
@@ -62,7 +79,11 @@ export class Tensor implements TensorLike {
     const resolvedAxis = resolveAxis(axis, this.dims);
     const start = resolveIndex(index, this.dims[resolvedAxis], resolvedAxis, this.dims);
     const taken = this.slice(resolvedAxis, start, start + 1);
-    return new Tensor(this.dtype, this.dims.filter((_, a) => a !== resolvedAxis), taken.data);
+    return new Tensor(
+      this.dtype,
+      this.dims.filter((_, a) => a !== resolvedAxis),
+      taken.data,
+    );
   }
 
   /** Entries [start, end) of `axis` (negative counts from the end; end defaults to the axis's size), a copy. */
@@ -74,9 +95,14 @@ export class Tensor implements TensorLike {
     const outer = elementCount(this.dims.slice(0, resolvedAxis));
     const inner = elementCount(this.dims.slice(resolvedAxis + 1));
     const dims = this.dims.map((dim, a) => (a === resolvedAxis ? to - from : dim));
-    const out = new (this.data.constructor as new (length: number) => TensorData)(elementCount(dims)) as Float32Array;
+    const out = new (this.data.constructor as new (length: number) => TensorData)(
+      elementCount(dims),
+    ) as Float32Array;
     for (let o = 0; o < outer; o++) {
-      out.set((this.data as Float32Array).subarray((o * size + from) * inner, (o * size + to) * inner), o * (to - from) * inner);
+      out.set(
+        (this.data as Float32Array).subarray((o * size + from) * inner, (o * size + to) * inner),
+        o * (to - from) * inner,
+      );
     }
     return new Tensor(this.dtype, dims, out);
   }
@@ -87,7 +113,13 @@ export class Tensor implements TensorLike {
     if (axis === undefined) {
       let sum = 0;
       for (let i = 0; i < this.size; i++) sum += Number(this.data[i]);
-      return new Tensor(outDtype, [], outDtype === 'float32' ? Float32Array.of(sum / this.size) : Float64Array.of(sum / this.size));
+      return new Tensor(
+        outDtype,
+        [],
+        outDtype === 'float32'
+          ? Float32Array.of(sum / this.size)
+          : Float64Array.of(sum / this.size),
+      );
     }
     const resolvedAxis = resolveAxis(axis, this.dims);
     const size = this.dims[resolvedAxis];
@@ -101,12 +133,19 @@ export class Tensor implements TensorLike {
       }
     }
     const means = sums.map((sum) => sum / size);
-    return new Tensor(outDtype, this.dims.filter((_, a) => a !== resolvedAxis), outDtype === 'float32' ? Float32Array.from(means) : means);
+    return new Tensor(
+      outDtype,
+      this.dims.filter((_, a) => a !== resolvedAxis),
+      outDtype === 'float32' ? Float32Array.from(means) : means,
+    );
   }
 
   /** A new tensor of the same dtype and dims holding f(value) for every value (float and small integer dtypes). */
   map(f: (value: number, index: number) => number): Tensor {
-    if (this.data instanceof BigInt64Array) throw new InputError(`map() works on numbers; this tensor holds int64 values: convert them with toArray() first.`);
+    if (this.data instanceof BigInt64Array)
+      throw new InputError(
+        `map() works on numbers; this tensor holds int64 values: convert them with toArray() first.`,
+      );
     return new Tensor(this.dtype, this.dims, (this.data as Float32Array).map(f));
   }
 
@@ -115,7 +154,9 @@ export class Tensor implements TensorLike {
     const build = (axis: number, offset: number): NestedArray => {
       if (axis === this.rank) return Number(this.data[offset]);
       const stride = elementCount(this.dims.slice(axis + 1));
-      return Array.from({ length: this.dims[axis] }, (_, k) => build(axis + 1, offset + k * stride));
+      return Array.from({ length: this.dims[axis] }, (_, k) =>
+        build(axis + 1, offset + k * stride),
+      );
     };
     return build(0, 0);
   }
@@ -143,7 +184,14 @@ export class Tensor implements TensorLike {
 
 function isOrtTensor(value: unknown): value is OrtTensor {
   const candidate = value as OrtTensor;
-  return typeof candidate === 'object' && candidate !== null && typeof candidate.type === 'string' && Array.isArray(candidate.dims) && 'data' in candidate && !('dtype' in candidate);
+  return (
+    typeof candidate === 'object' &&
+    candidate !== null &&
+    typeof candidate.type === 'string' &&
+    Array.isArray(candidate.dims) &&
+    'data' in candidate &&
+    !('dtype' in candidate)
+  );
 }
 
 function dtypeOfArray(array: ArrayBufferView): DType {
@@ -153,13 +201,17 @@ function dtypeOfArray(array: ArrayBufferView): DType {
   if (array instanceof BigInt64Array) return 'int64';
   if (array instanceof Uint8Array) return 'uint8';
   if (array instanceof Int8Array) return 'int8';
-  throw new InputError(`A ${array.constructor.name} cannot be a tensor: use Float32Array, Float64Array, Int32Array, BigInt64Array, Uint8Array or Int8Array.`);
+  throw new InputError(
+    `A ${array.constructor.name} cannot be a tensor: use Float32Array, Float64Array, Int32Array, BigInt64Array, Uint8Array or Int8Array.`,
+  );
 }
 
 function resolveAxis(axis: number, dims: readonly number[]): number {
   const resolved = axis < 0 ? dims.length + axis : axis;
   if (!Number.isInteger(axis) || resolved < 0 || resolved >= dims.length) {
-    throw new InputError(`Axis ${axis} does not exist in a tensor of shape ${shapeString(dims)}: use an axis from 0 to ${dims.length - 1} (or -1 for the last).`);
+    throw new InputError(
+      `Axis ${axis} does not exist in a tensor of shape ${shapeString(dims)}: use an axis from 0 to ${dims.length - 1} (or -1 for the last).`,
+    );
   }
   return resolved;
 }
@@ -167,7 +219,9 @@ function resolveAxis(axis: number, dims: readonly number[]): number {
 function resolveIndex(index: number, size: number, axis: number, dims: readonly number[]): number {
   const resolved = index < 0 ? size + index : index;
   if (!Number.isInteger(index) || resolved < 0 || resolved >= size) {
-    throw new InputError(`Index ${index} is out of range for axis ${axis} of a tensor of shape ${shapeString(dims)}: use 0 to ${size - 1} (or a negative index from the end).`);
+    throw new InputError(
+      `Index ${index} is out of range for axis ${axis} of a tensor of shape ${shapeString(dims)}: use 0 to ${size - 1} (or a negative index from the end).`,
+    );
   }
   return resolved;
 }

@@ -29,13 +29,29 @@ export interface TrainOutput extends TrainResult {
   trained: Model;
 }
 
-export async function train(spec: TrainSpecInput, options: TrainCallOptions = {}): Promise<TrainOutput> {
+export async function train(
+  spec: TrainSpecInput,
+  options: TrainCallOptions = {},
+): Promise<TrainOutput> {
   const full = completeSpec(spec);
   const runtime: RuntimeOptions = { threads: options.threads, verbose: options.verbose };
-  const result = await runTraining(full, { runtime, onProgress: options.onProgress, signal: options.signal, onEvaluation: options.onEvaluation });
+  const result = await runTraining(full, {
+    runtime,
+    onProgress: options.onProgress,
+    signal: options.signal,
+    onEvaluation: options.onEvaluation,
+  });
   if (options.out) {
-    if (full.from) writeModelKeepingExternalData(options.out, result.model, externalInitializers(full.from.path));
+    if (full.from)
+      writeModelKeepingExternalData(
+        options.out,
+        result.model,
+        externalInitializers(full.from.path),
+      );
     else writeModelFile(options.out, result.model);
   }
-  return { ...result, trained: Model.fromProto(result.model, options.out ?? `trained ${full.model}`, runtime) };
+  return {
+    ...result,
+    trained: Model.fromProto(result.model, options.out ?? `trained ${full.model}`, runtime),
+  };
 }

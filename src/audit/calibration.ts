@@ -29,15 +29,27 @@ export interface CalibrationResult {
   meanConfidence: number;
 }
 
-export function calibrationOf(confidence: ArrayLike<number>, correct: ArrayLike<boolean>, bins: number, overconfidence = 0.9): CalibrationResult {
+export function calibrationOf(
+  confidence: ArrayLike<number>,
+  correct: ArrayLike<boolean>,
+  bins: number,
+  overconfidence = 0.9,
+): CalibrationResult {
   const n = confidence.length;
-  const counts = new Float64Array(bins), rights = new Float64Array(bins), sums = new Float64Array(bins);
-  let right = 0, sumConfidence = 0, overconfident = 0;
+  const counts = new Float64Array(bins),
+    rights = new Float64Array(bins),
+    sums = new Float64Array(bins);
+  let right = 0,
+    sumConfidence = 0,
+    overconfident = 0;
   for (let i = 0; i < n; i++) {
     const bin = binOf(confidence[i], bins);
     counts[bin]++;
     sums[bin] += confidence[i];
-    if (correct[i]) { rights[bin]++; right++; } else if (confidence[i] >= overconfidence) overconfident++;
+    if (correct[i]) {
+      rights[bin]++;
+      right++;
+    } else if (confidence[i] >= overconfidence) overconfident++;
     sumConfidence += confidence[i];
   }
   let ece = 0;
@@ -47,9 +59,21 @@ export function calibrationOf(confidence: ArrayLike<number>, correct: ArrayLike<
     const accuracy = count ? rights[b] / count : 0;
     const meanConfidence = count ? sums[b] / count : 0;
     ece += (count / n) * Math.abs(accuracy - meanConfidence);
-    result.push({ lower: b / bins, upper: (b + 1) / bins, count, accuracy, confidence: meanConfidence });
+    result.push({
+      lower: b / bins,
+      upper: (b + 1) / bins,
+      count,
+      accuracy,
+      confidence: meanConfidence,
+    });
   }
-  return { ece, bins: result, overconfidenceRate: overconfident / n, accuracy: right / n, meanConfidence: sumConfidence / n };
+  return {
+    ece,
+    bins: result,
+    overconfidenceRate: overconfident / n,
+    accuracy: right / n,
+    meanConfidence: sumConfidence / n,
+  };
 }
 
 /** Bins [0, 1/B), [1/B, 2/B), …, [(B−1)/B, 1]: a confidence of exactly 1 falls in the last. */
@@ -57,7 +81,11 @@ function binOf(confidence: number, bins: number): number {
   return Math.min(bins - 1, Math.floor(confidence * bins));
 }
 
-export function calibrationCheck(predictions: Predictions, labels: Int32Array, config: AuditConfig): { check: Check; result: CalibrationResult } {
+export function calibrationCheck(
+  predictions: Predictions,
+  labels: Int32Array,
+  config: AuditConfig,
+): { check: Check; result: CalibrationResult } {
   const { bins, resamples, overconfidence } = config.calibration;
   const correct = Array.from(labels, (label, i) => predictions.predicted[i] === label);
   const result = calibrationOf(predictions.confidence, correct, bins, overconfidence);
@@ -69,7 +97,13 @@ export function calibrationCheck(predictions: Predictions, labels: Int32Array, c
     if (calibrationOf(predictions.confidence, drawn, bins).ece >= result.ece) asLarge++;
   }
   const pValue = (1 + asLarge) / (resamples + 1);
-  const interval = bootstrapInterval(predictions.confidence, correct, bins, resamples, config.seed + 29);
+  const interval = bootstrapInterval(
+    predictions.confidence,
+    correct,
+    bins,
+    resamples,
+    config.seed + 29,
+  );
   const direction = result.meanConfidence > result.accuracy ? 'overconfident' : 'underconfident';
   return {
     result,
@@ -79,13 +113,27 @@ export function calibrationCheck(predictions: Predictions, labels: Int32Array, c
       metric: { name: 'expected calibration error', value: result.ece, interval },
       effect: 100 * result.ece,
       pValue,
-      evidence: { bins: result.bins, overconfidenceRate: result.overconfidenceRate, overconfidenceLevel: overconfidence, accuracy: result.accuracy, meanConfidence: result.meanConfidence, resamples, test: 'consistency resampling (Bröcker & Smith 2007)' },
+      evidence: {
+        bins: result.bins,
+        overconfidenceRate: result.overconfidenceRate,
+        overconfidenceLevel: overconfidence,
+        accuracy: result.accuracy,
+        meanConfidence: result.meanConfidence,
+        resamples,
+        test: 'consistency resampling (Bröcker & Smith 2007)',
+      },
     },
   };
 }
 
 /** 95% percentile bootstrap interval of the ECE: examples resampled with replacement, seeded. */
-function bootstrapInterval(confidence: Float64Array, correct: boolean[], bins: number, resamples: number, seed: number): [number, number] {
+function bootstrapInterval(
+  confidence: Float64Array,
+  correct: boolean[],
+  bins: number,
+  resamples: number,
+  seed: number,
+): [number, number] {
   const random = seededRandom(seed);
   const n = confidence.length;
   const sampledConfidence = new Float64Array(n);

@@ -55,13 +55,22 @@ export function loadConfig(path?: string): AuditConfig {
 /** `override` laid over `base`, refusing keys and types the defaults do not have. */
 function merge(base: unknown, override: unknown, path: string, at: string): unknown {
   if (typeof base === 'number') {
-    if (typeof override !== 'number' || !Number.isFinite(override) || override < 0) throw new InputError(`Audit config '${path}': '${at.slice(1)}' must be a non-negative number, got ${JSON.stringify(override)}.`);
+    if (typeof override !== 'number' || !Number.isFinite(override) || override < 0)
+      throw new InputError(
+        `Audit config '${path}': '${at.slice(1)}' must be a non-negative number, got ${JSON.stringify(override)}.`,
+      );
     return override;
   }
-  if (typeof override !== 'object' || override === null || Array.isArray(override)) throw new InputError(`Audit config '${path}': '${at.slice(1) || '(top level)'}' must be an object.`);
+  if (typeof override !== 'object' || override === null || Array.isArray(override))
+    throw new InputError(
+      `Audit config '${path}': '${at.slice(1) || '(top level)'}' must be an object.`,
+    );
   const result: Record<string, unknown> = { ...(base as Record<string, unknown>) };
   for (const [key, value] of Object.entries(override)) {
-    if (!(key in result)) throw new InputError(`Audit config '${path}': unknown key '${`${at}.${key}`.slice(1)}' (known: ${Object.keys(result).join(', ')}).`);
+    if (!(key in result))
+      throw new InputError(
+        `Audit config '${path}': unknown key '${`${at}.${key}`.slice(1)}' (known: ${Object.keys(result).join(', ')}).`,
+      );
     result[key] = merge(result[key], value, path, `${at}.${key}`);
   }
   return result;

@@ -25,28 +25,49 @@ export interface Examples {
 }
 
 export function inMemory(values: Tensor): Examples {
-  return { rows: values.dims[0], dims: values.dims.slice(1), dtype: values.dtype, read: (start, end) => sliceRows(values, start, end) };
+  return {
+    rows: values.dims[0],
+    dims: values.dims.slice(1),
+    dtype: values.dtype,
+    read: (start, end) => sliceRows(values, start, end),
+  };
 }
 
 export function fromNpy(file: NpyFile): Examples {
-  return { rows: file.rows, dims: file.header.dims.slice(1), dtype: file.header.dtype, read: (start, end) => file.readRows(start, end) };
+  return {
+    rows: file.rows,
+    dims: file.header.dims.slice(1),
+    dtype: file.header.dtype,
+    read: (start, end) => file.readRows(start, end),
+  };
 }
 
 /** Examples whose every batch is `transform(batch, index of its first row)`. */
-export function mapBatches(examples: Examples, transform: (batch: Tensor, offset: number) => Tensor): Examples {
+export function mapBatches(
+  examples: Examples,
+  transform: (batch: Tensor, offset: number) => Tensor,
+): Examples {
   return { ...examples, read: (start, end) => transform(examples.read(start, end), start) };
 }
 
 /** The feeds of rows [start, end): the examples under their input's name (`defaultInput` when unnamed) and every pass-through input's same rows. */
-export function readFeeds(examples: Examples, start: number, end: number, defaultInput: string): Feeds {
+export function readFeeds(
+  examples: Examples,
+  start: number,
+  end: number,
+  defaultInput: string,
+): Feeds {
   const feeds: Feeds = { [examples.input ?? defaultInput]: examples.read(start, end) };
-  for (const [name, other] of Object.entries(examples.passThrough ?? {})) feeds[name] = other.read(start, end);
+  for (const [name, other] of Object.entries(examples.passThrough ?? {}))
+    feeds[name] = other.read(start, end);
   return feeds;
 }
 
 /** Every model input the examples feed by name, theirs first; undefined for unnamed examples of a one-input model. */
 export function inputNames(examples: Examples): string[] | undefined {
-  return examples.input === undefined ? undefined : [examples.input, ...Object.keys(examples.passThrough ?? {})];
+  return examples.input === undefined
+    ? undefined
+    : [examples.input, ...Object.keys(examples.passThrough ?? {})];
 }
 
 /** The given rows, in that order, read as runs of consecutive rows. */
@@ -62,9 +83,14 @@ export function takeExamples(examples: Examples, rows: readonly number[]): Tenso
 }
 
 /** The feeds of the given rows, in that order: the examples under their input's name and every pass-through input's same rows. */
-export function takeFeeds(examples: Examples, rows: readonly number[], defaultInput: string): Feeds {
+export function takeFeeds(
+  examples: Examples,
+  rows: readonly number[],
+  defaultInput: string,
+): Feeds {
   const feeds: Feeds = { [examples.input ?? defaultInput]: takeExamples(examples, rows) };
-  for (const [name, other] of Object.entries(examples.passThrough ?? {})) feeds[name] = takeExamples(other, rows);
+  for (const [name, other] of Object.entries(examples.passThrough ?? {}))
+    feeds[name] = takeExamples(other, rows);
   return feeds;
 }
 
@@ -74,7 +100,8 @@ export function columnOf(examples: Examples, column: number, batchSize = 8192): 
   const features = examples.dims[0];
   for (let start = 0; start < examples.rows; start += batchSize) {
     const batch = examples.read(start, Math.min(examples.rows, start + batchSize));
-    for (let row = 0; row < batch.dims[0]; row++) values[start + row] = Number(batch.data[row * features + column]);
+    for (let row = 0; row < batch.dims[0]; row++)
+      values[start + row] = Number(batch.data[row * features + column]);
   }
   return values;
 }

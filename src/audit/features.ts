@@ -32,7 +32,14 @@ export interface FeatureReliance {
   shiftedAloneAccuracy?: number;
 }
 
-export async function featureChecks(model: Predictor, data: AuditData, base: Predictions, shifted: AuditData | undefined, config: AuditConfig, batchSize: number): Promise<{ ranking: FeatureReliance[]; checks: Check[] }> {
+export async function featureChecks(
+  model: Predictor,
+  data: AuditData,
+  base: Predictions,
+  shifted: AuditData | undefined,
+  config: AuditConfig,
+  batchSize: number,
+): Promise<{ ranking: FeatureReliance[]; checks: Check[] }> {
   if (!perFeature(data, config) || data.layout.kind !== 'table') return { ranking: [], checks: [] };
   const names = data.layout.featureNames;
   const n = data.labels.length;
@@ -40,33 +47,78 @@ export async function featureChecks(model: Predictor, data: AuditData, base: Pre
   const ranking: FeatureReliance[] = [];
   const checks: Check[] = [];
   for (const [column, feature] of names.entries()) {
-    const shuffled = await predict(model, transformExamples('shuffle', data.inputs, { column, seed: config.seed + column }), { batchSize });
-    let rightToWrong = 0, wrongToRight = 0;
+    const shuffled = await predict(
+      model,
+      transformExamples('shuffle', data.inputs, { column, seed: config.seed + column }),
+      { batchSize },
+    );
+    let rightToWrong = 0,
+      wrongToRight = 0;
     for (let i = 0; i < n; i++) {
-      const was = base.predicted[i] === data.labels[i], now = shuffled.predicted[i] === data.labels[i];
+      const was = base.predicted[i] === data.labels[i],
+        now = shuffled.predicted[i] === data.labels[i];
       if (was && !now) rightToWrong++;
       if (!was && now) wrongToRight++;
     }
     const values = columnOf(data.inputs, column);
     const stump = fitStump(values, data.labels, base.classes);
     const entry: FeatureReliance = {
-      feature, reliance: (100 * (rightToWrong - wrongToRight)) / n, relianceInterval: pairedDifferenceInterval(rightToWrong, wrongToRight, n).map((v) => 100 * v) as [number, number],
-      relianceP: mcnemarP(rightToWrong, wrongToRight), aloneAccuracy: stump.accuracy,
+      feature,
+      reliance: (100 * (rightToWrong - wrongToRight)) / n,
+      relianceInterval: pairedDifferenceInterval(rightToWrong, wrongToRight, n).map(
+        (v) => 100 * v,
+      ) as [number, number],
+      relianceP: mcnemarP(rightToWrong, wrongToRight),
+      aloneAccuracy: stump.accuracy,
     };
-    if (shifted) entry.shiftedAloneAccuracy = accuracyOf(columnOf(shifted.inputs, column), shifted.labels, stump.predict);
+    if (shifted)
+      entry.shiftedAloneAccuracy = accuracyOf(
+        columnOf(shifted.inputs, column),
+        shifted.labels,
+        stump.predict,
+      );
     ranking.push(entry);
     if (entry.reliance <= 0) continue;
-    const evidence = { reliance: entry.reliance, relianceP: entry.relianceP, aloneAccuracy: stump.accuracy, aloneRule: stump.describe, modelAccuracy, shiftedAloneAccuracy: entry.shiftedAloneAccuracy };
-    const base_ = { detector: 'shortcut-feature' as const, feature, metric: { name: 'accuracy lost when shuffled (points)', value: entry.reliance, interval: entry.relianceInterval }, effect: entry.reliance };
+    const evidence = {
+      reliance: entry.reliance,
+      relianceP: entry.relianceP,
+      aloneAccuracy: stump.accuracy,
+      aloneRule: stump.describe,
+      modelAccuracy,
+      shiftedAloneAccuracy: entry.shiftedAloneAccuracy,
+    };
+    const base_ = {
+      detector: 'shortcut-feature' as const,
+      feature,
+      metric: {
+        name: 'accuracy lost when shuffled (points)',
+        value: entry.reliance,
+        interval: entry.relianceInterval,
+      },
+      effect: entry.reliance,
+    };
     if (shifted) {
       const change = 100 * (stump.accuracy - entry.shiftedAloneAccuracy!);
       if (change < config.medium) continue;
-      const changeP = twoProportionP(Math.round(stump.accuracy * n), n, Math.round(entry.shiftedAloneAccuracy! * shifted.labels.length), shifted.labels.length);
-      checks.push({ ...base_, pValue: Math.max(entry.relianceP, changeP), evidence: { ...evidence, relationChange: change, relationChangeP: changeP },
-        title: `The model relies on '${feature}' (shuffling it costs ${entry.reliance.toFixed(1)} pts) and its relation to the label changed: alone it predicts ${(100 * stump.accuracy).toFixed(1)}% in the audit data but ${(100 * entry.shiftedAloneAccuracy!).toFixed(1)}% in the shifted data` });
+      const changeP = twoProportionP(
+        Math.round(stump.accuracy * n),
+        n,
+        Math.round(entry.shiftedAloneAccuracy! * shifted.labels.length),
+        shifted.labels.length,
+      );
+      checks.push({
+        ...base_,
+        pValue: Math.max(entry.relianceP, changeP),
+        evidence: { ...evidence, relationChange: change, relationChangeP: changeP },
+        title: `The model relies on '${feature}' (shuffling it costs ${entry.reliance.toFixed(1)} pts) and its relation to the label changed: alone it predicts ${(100 * stump.accuracy).toFixed(1)}% in the audit data but ${(100 * entry.shiftedAloneAccuracy!).toFixed(1)}% in the shifted data`,
+      });
     } else if (100 * (modelAccuracy - stump.accuracy) <= config.features.aloneGap) {
-      checks.push({ ...base_, pValue: entry.relianceP, evidence,
-        title: `'${feature}' alone predicts the label with ${(100 * stump.accuracy).toFixed(1)}% accuracy, almost as well as the model (${(100 * modelAccuracy).toFixed(1)}%), and the model relies on it (shuffling it costs ${entry.reliance.toFixed(1)} pts): a likely shortcut` });
+      checks.push({
+        ...base_,
+        pValue: entry.relianceP,
+        evidence,
+        title: `'${feature}' alone predicts the label with ${(100 * stump.accuracy).toFixed(1)}% accuracy, almost as well as the model (${(100 * modelAccuracy).toFixed(1)}%), and the model relies on it (shuffling it costs ${entry.reliance.toFixed(1)} pts): a likely shortcut`,
+      });
     }
   }
   ranking.sort((a, b) => b.reliance - a.reliance);
@@ -75,5 +127,7 @@ export async function featureChecks(model: Predictor, data: AuditData, base: Pre
 
 /** Whether the per-feature detectors run: tables of at most config.features.maxFeatures columns. */
 export function perFeature(data: AuditData, config: AuditConfig): boolean {
-  return data.layout.kind === 'table' && data.layout.featureNames.length <= config.features.maxFeatures;
+  return (
+    data.layout.kind === 'table' && data.layout.featureNames.length <= config.features.maxFeatures
+  );
 }

@@ -5,7 +5,13 @@
 import { holmAdjust } from '../stats.ts';
 import type { AuditConfig } from './config.ts';
 
-export type Detector = 'shortcut-attribute' | 'shortcut-feature' | 'weak-segment' | 'calibration' | 'robustness' | 'shift';
+export type Detector =
+  | 'shortcut-attribute'
+  | 'shortcut-feature'
+  | 'weak-segment'
+  | 'calibration'
+  | 'robustness'
+  | 'shift';
 export type Severity = 'high' | 'medium' | 'low';
 export const SEVERITIES: readonly Severity[] = ['low', 'medium', 'high'];
 
@@ -31,19 +37,34 @@ export interface Finding extends Check {
   threshold: { high: number; medium: number; alpha: number; tests: number };
 }
 
-export function assess(checks: readonly Check[], config: AuditConfig): { findings: Finding[]; silent: number } {
+export function assess(
+  checks: readonly Check[],
+  config: AuditConfig,
+): { findings: Finding[]; silent: number } {
   const adjusted = holmAdjust(checks.map((check) => check.pValue));
-  const threshold = { high: config.high, medium: config.medium, alpha: config.alpha, tests: checks.length };
+  const threshold = {
+    high: config.high,
+    medium: config.medium,
+    alpha: config.alpha,
+    tests: checks.length,
+  };
   const findings: Finding[] = [];
   checks.forEach((check, i) => {
     const severity = severityOf(check.effect, adjusted[i], config);
     if (severity) findings.push({ ...check, severity, adjustedP: adjusted[i], threshold });
   });
-  findings.sort((a, b) => SEVERITIES.indexOf(b.severity) - SEVERITIES.indexOf(a.severity) || b.effect - a.effect);
+  findings.sort(
+    (a, b) =>
+      SEVERITIES.indexOf(b.severity) - SEVERITIES.indexOf(a.severity) || b.effect - a.effect,
+  );
   return { findings, silent: checks.length - findings.length };
 }
 
-export function severityOf(effect: number, adjustedP: number, config: AuditConfig): Severity | undefined {
+export function severityOf(
+  effect: number,
+  adjustedP: number,
+  config: AuditConfig,
+): Severity | undefined {
   if (!(adjustedP < config.alpha)) return undefined;
   if (effect >= config.high) return 'high';
   if (effect >= config.medium) return 'medium';
@@ -87,5 +108,7 @@ export function gate(findings: readonly Finding[], failOn: Severity): Gate {
 }
 
 function defined(fields: Record<string, string | undefined>): Record<string, string> {
-  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as Record<string, string>;
+  return Object.fromEntries(
+    Object.entries(fields).filter(([, value]) => value !== undefined),
+  ) as Record<string, string>;
 }

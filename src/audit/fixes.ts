@@ -20,7 +20,12 @@ import { loadTask, type Task } from '../data/tasks.ts';
 import { Model } from '../runtime/model.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
 import { predictClasses } from '../train/evaluate.ts';
-import { DEFAULT_ENVIRONMENT, describeObjective, taskOptionsFor, type Objective } from '../train/objective.ts';
+import {
+  DEFAULT_ENVIRONMENT,
+  describeObjective,
+  taskOptionsFor,
+  type Objective,
+} from '../train/objective.ts';
 import { checkSpec, DEFAULT_OPTIMIZER, type TrainSpec } from '../train/spec.ts';
 import { train } from '../train/trainer.ts';
 import { loadExtraInputs, type ExtraInputs } from '../train/extra-inputs.ts';
@@ -90,21 +95,42 @@ export function foreignFixSpec(model: Model, data: AuditData, source: AuditDataS
   let inputs: Record<string, string> | undefined;
   if (data.inputs.input !== undefined && source.inputs) {
     // Several inputs: the transformed input's file is the task's examples, the others go with them row for row.
-    if (!source.labels) throw new InputError(`--try-fixes fine-tunes '${model.path}' on the audit's inputs and needs their labels file: give --labels FILE.npy.`);
+    if (!source.labels)
+      throw new InputError(
+        `--try-fixes fine-tunes '${model.path}' on the audit's inputs and needs their labels file: give --labels FILE.npy.`,
+      );
     task = `npy:${source.inputs[data.inputs.input]},${source.labels}`;
-    inputs = Object.fromEntries(Object.entries(source.inputs).filter(([name]) => name !== data.inputs.input));
+    inputs = Object.fromEntries(
+      Object.entries(source.inputs).filter(([name]) => name !== data.inputs.input),
+    );
   } else if (data.path.endsWith('.csv')) {
-    if (!source.labelColumn) throw new InputError(`--try-fixes fine-tunes '${model.path}' on the table '${data.path}' with its label column: give --label-column NAME instead of --labels.`);
+    if (!source.labelColumn)
+      throw new InputError(
+        `--try-fixes fine-tunes '${model.path}' on the table '${data.path}' with its label column: give --label-column NAME instead of --labels.`,
+      );
     task = `csv:${data.path}`;
   } else {
-    if (!source.labels) throw new InputError(`--try-fixes fine-tunes '${model.path}' on '${data.path}' and needs its labels file: give --labels FILE.npy.`);
+    if (!source.labels)
+      throw new InputError(
+        `--try-fixes fine-tunes '${model.path}' on '${data.path}' and needs its labels file: give --labels FILE.npy.`,
+      );
     task = `npy:${data.path},${source.labels}`;
   }
   return {
-    task, taskOptions: { dataSeed: 0, ...(source.labelColumn ? { labelColumn: source.labelColumn } : {}) },
-    model: `from:${model.path}`, from: { path: model.path, sha256: model.file.sha256, ...(inputs ? { inputs } : {}) },
-    optimizer: { ...DEFAULT_OPTIMIZER, weightDecay: 0 }, lr: FOREIGN_FIX_SETTINGS.lr, schedule: { warmupSteps: 0, cosine: false },
-    epochs: FOREIGN_FIX_SETTINGS.epochs, batch: FOREIGN_FIX_SETTINGS.batch, seed: 0, evalEvery: Number.MAX_SAFE_INTEGER,
+    task,
+    taskOptions: {
+      dataSeed: 0,
+      ...(source.labelColumn ? { labelColumn: source.labelColumn } : {}),
+    },
+    model: `from:${model.path}`,
+    from: { path: model.path, sha256: model.file.sha256, ...(inputs ? { inputs } : {}) },
+    optimizer: { ...DEFAULT_OPTIMIZER, weightDecay: 0 },
+    lr: FOREIGN_FIX_SETTINGS.lr,
+    schedule: { warmupSteps: 0, cosine: false },
+    epochs: FOREIGN_FIX_SETTINGS.epochs,
+    batch: FOREIGN_FIX_SETTINGS.batch,
+    seed: 0,
+    evalEvery: Number.MAX_SAFE_INTEGER,
   };
 }
 
@@ -116,9 +142,16 @@ export function foreignFixSpec(model: Model, data: AuditData, source: AuditDataS
  */
 export function fixPlan(spec: TrainSpec, data: AuditData, shifted?: AuditData): FixPlan {
   checkSpec(spec);
-  if (!data.attributes.length) throw new InputError(`--try-fixes groups the training data by the shortcut attribute: give one with --attribute ${data.layout.kind === 'table' ? 'COLUMN or ' : ''}NAME=FILE.npy (and --counterfactual NAME:TRANSFORM).`);
+  if (!data.attributes.length)
+    throw new InputError(
+      `--try-fixes groups the training data by the shortcut attribute: give one with --attribute ${data.layout.kind === 'table' ? 'COLUMN or ' : ''}NAME=FILE.npy (and --counterfactual NAME:TRANSFORM).`,
+    );
   const userData = spec.task.startsWith('csv:') || spec.task.startsWith('npy:');
-  if (!userData) return builtInPlan(spec, data.attributes.map((a) => a.name));
+  if (!userData)
+    return builtInPlan(
+      spec,
+      data.attributes.map((a) => a.name),
+    );
   const known = new Set((spec.taskOptions.attributes ?? []).map((text) => text.split('=')[0]));
   const reasons: string[] = [];
   const added: string[] = [];
@@ -130,20 +163,43 @@ export function fixPlan(spec: TrainSpec, data: AuditData, shifted?: AuditData): 
       continue;
     }
     try {
-      loadRetrainingTask({ ...spec, taskOptions: { ...spec.taskOptions, attributes: [...(spec.taskOptions.attributes ?? []), source] } });
+      loadRetrainingTask({
+        ...spec,
+        taskOptions: {
+          ...spec.taskOptions,
+          attributes: [...(spec.taskOptions.attributes ?? []), source],
+        },
+      });
       added.push(source);
     } catch (error) {
       if (!(error instanceof UserError)) throw error;
       reasons.push(error.message);
     }
   }
-  const usable = data.attributes.map((a) => a.name).filter((name) => known.has(name) || added.some((text) => text.split('=')[0] === name));
-  if (!usable.length) throw new InputError(`--try-fixes retrains on task '${spec.task}' grouped by the shortcut attribute, but none of the audit's attributes reaches its rows: ${reasons.join('; ')}.`);
-  const planned: TrainSpec = { ...spec, taskOptions: { ...spec.taskOptions, attributes: [...(spec.taskOptions.attributes ?? []), ...added] } };
+  const usable = data.attributes
+    .map((a) => a.name)
+    .filter((name) => known.has(name) || added.some((text) => text.split('=')[0] === name));
+  if (!usable.length)
+    throw new InputError(
+      `--try-fixes retrains on task '${spec.task}' grouped by the shortcut attribute, but none of the audit's attributes reaches its rows: ${reasons.join('; ')}.`,
+    );
+  const planned: TrainSpec = {
+    ...spec,
+    taskOptions: {
+      ...spec.taskOptions,
+      attributes: [...(spec.taskOptions.attributes ?? []), ...added],
+    },
+  };
   const task = loadRetrainingTask(planned);
-  if (!shifted) throw new InputError(`--try-fixes measures each fix out of distribution, and task '${spec.task}' has no shifted split of its own (its test split is drawn like its training data): give the deployment or shifted data with --shifted FILE (and its labels).`);
+  if (!shifted)
+    throw new InputError(
+      `--try-fixes measures each fix out of distribution, and task '${spec.task}' has no shifted split of its own (its test split is drawn like its training data): give the deployment or shifted data with --shifted FILE (and its labels).`,
+    );
   const expected = task.train.inputs.dims.slice(1).join(', ');
-  if (shifted.inputs.dims.join(', ') !== expected) throw new InputError(`--try-fixes measures the retrained models on --shifted '${shifted.path}', whose examples are [${shifted.inputs.dims.join(', ')}], but task '${spec.task}' trains on [${expected}]: give shifted data in the training data's format.`);
+  if (shifted.inputs.dims.join(', ') !== expected)
+    throw new InputError(
+      `--try-fixes measures the retrained models on --shifted '${shifted.path}', whose examples are [${shifted.inputs.dims.join(', ')}], but task '${spec.task}' trains on [${expected}]: give shifted data in the training data's format.`,
+    );
   return { spec: planned, attributes: usable, shifted };
 }
 
@@ -151,18 +207,28 @@ function builtInPlan(spec: TrainSpec, attributes: string[]): FixPlan {
   const taskAttributes = Object.keys(loadRetrainingTask(spec).train.attributes ?? {});
   const usable = attributes.filter((name) => taskAttributes.includes(name));
   if (!usable.length) {
-    throw new InputError(`--try-fixes retrains on task '${spec.task}' grouped by the shortcut attribute, but the task has ${taskAttributes.length ? `the attributes ${taskAttributes.join(', ')}` : 'no per-example attributes'} and the audit names ${attributes.join(', ')}: name the attribute as the task does (e.g. --attribute color=FILE).`);
+    throw new InputError(
+      `--try-fixes retrains on task '${spec.task}' grouped by the shortcut attribute, but the task has ${taskAttributes.length ? `the attributes ${taskAttributes.join(', ')}` : 'no per-example attributes'} and the audit names ${attributes.join(', ')}: name the attribute as the task does (e.g. --attribute color=FILE).`,
+    );
   }
   return { spec, attributes: usable };
 }
 
 /** How the retraining task gets an audit attribute (NAME or NAME=FILE.npy), or why it cannot. */
-function taskAttributeSource(spec: TrainSpec, attribute: Attribute, data: AuditData): string | { reason: string } {
+function taskAttributeSource(
+  spec: TrainSpec,
+  attribute: Attribute,
+  data: AuditData,
+): string | { reason: string } {
   if (attribute.column !== undefined && spec.task.startsWith('csv:')) return attribute.name;
-  const sameData = resolve(data.path) === resolve(spec.task.startsWith('csv:') ? spec.task.slice(4) : spec.task.slice(4).split(',')[0]);
+  const sameData =
+    resolve(data.path) ===
+    resolve(spec.task.startsWith('csv:') ? spec.task.slice(4) : spec.task.slice(4).split(',')[0]);
   if (attribute.file && sameData) return `${attribute.name}=${attribute.file}`;
   const trainedOn = spec.task.slice(4);
-  return { reason: `'${attribute.name}' holds values for the audit data '${data.path}', not for the training data '${trainedOn}' (retrain with teardown train --attribute ${attribute.name}${spec.task.startsWith('csv:') ? '' : '=FILE.npy'} so that the spec carries it, or audit the training data itself)` };
+  return {
+    reason: `'${attribute.name}' holds values for the audit data '${data.path}', not for the training data '${trainedOn}' (retrain with teardown train --attribute ${attribute.name}${spec.task.startsWith('csv:') ? '' : '=FILE.npy'} so that the spec carries it, or audit the training data itself)`,
+  };
 }
 
 /** The task a retraining loads; a user error in its attributes is reported as --try-fixes'. */
@@ -170,7 +236,10 @@ function loadRetrainingTask(spec: TrainSpec): Task {
   try {
     return loadTask(spec.task, taskOptionsFor(spec.task, spec.taskOptions, spec.objective));
   } catch (error) {
-    if (error instanceof UserError) throw new InputError(`--try-fixes cannot load the training task '${spec.task}' of the audited model: ${error.message}`);
+    if (error instanceof UserError)
+      throw new InputError(
+        `--try-fixes cannot load the training task '${spec.task}' of the audited model: ${error.message}`,
+      );
     throw error;
   }
 }
@@ -179,11 +248,27 @@ function loadRetrainingTask(spec: TrainSpec): Task {
 export type Reaudit = (candidate: Model) => Promise<number>;
 
 /** The audit's shortcut-attribute check (audit/shortcut.ts) on any model: the same transformed examples (same seed), its flip rate. */
-export function counterfactualReaudit(data: AuditData, counterfactual: Counterfactual, seed: number, batchSize: number): Reaudit {
-  const transformed = transformExamples(counterfactual.transform, data.inputs, { seed, column: counterfactual.column });
+export function counterfactualReaudit(
+  data: AuditData,
+  counterfactual: Counterfactual,
+  seed: number,
+  batchSize: number,
+): Reaudit {
+  const transformed = transformExamples(counterfactual.transform, data.inputs, {
+    seed,
+    column: counterfactual.column,
+  });
   return async (candidate) => {
-    const [before, after] = [await predict(candidate, data.inputs, { batchSize }), await predict(candidate, transformed, { batchSize })];
-    return before.predicted.reduce((flips, predicted, i) => flips + (predicted !== after.predicted[i] ? 1 : 0), 0) / before.predicted.length;
+    const [before, after] = [
+      await predict(candidate, data.inputs, { batchSize }),
+      await predict(candidate, transformed, { batchSize }),
+    ];
+    return (
+      before.predicted.reduce(
+        (flips, predicted, i) => flips + (predicted !== after.predicted[i] ? 1 : 0),
+        0,
+      ) / before.predicted.length
+    );
   };
 }
 
@@ -196,37 +281,101 @@ export interface FixOptions extends ProgressOptions {
  * Accepts a plan (fixPlan) or, for a built-in task, the audited model's spec itself. `reaudit`
  * measures each retrained model's reliance on the shortcut again, next to its accuracies.
  */
-export async function tryFixes(model: Model, specOrPlan: TrainSpec | FixPlan, attribute: string, runtime: RuntimeOptions, onRow?: (row: FixRow) => void, reaudit?: Reaudit, options: FixOptions = {}): Promise<FixesResult> {
+export async function tryFixes(
+  model: Model,
+  specOrPlan: TrainSpec | FixPlan,
+  attribute: string,
+  runtime: RuntimeOptions,
+  onRow?: (row: FixRow) => void,
+  reaudit?: Reaudit,
+  options: FixOptions = {},
+): Promise<FixesResult> {
   const plan = 'spec' in specOrPlan ? specOrPlan : builtInPlan(specOrPlan, [attribute]);
   const spec = plan.spec;
   const task = loadRetrainingTask(spec);
   const ownShift = task.testDistribution === 'shifted';
-  const environment = task.train.attributes?.[DEFAULT_ENVIRONMENT] ? DEFAULT_ENVIRONMENT : attribute;
-  const measured = measurer(task, ownShift ? undefined : plan.shifted, loadExtraInputs(spec.from?.inputs, task));
-  const measure: Measure = async (candidate) => ({ ...(await measured(candidate)), ...(reaudit ? { flipRate: await reaudit(candidate) } : {}) });
+  const environment = task.train.attributes?.[DEFAULT_ENVIRONMENT]
+    ? DEFAULT_ENVIRONMENT
+    : attribute;
+  const measured = measurer(
+    task,
+    ownShift ? undefined : plan.shifted,
+    loadExtraInputs(spec.from?.inputs, task),
+  );
+  const measure: Measure = async (candidate) => ({
+    ...(await measured(candidate)),
+    ...(reaudit ? { flipRate: await reaudit(candidate) } : {}),
+  });
   const rows: FixRow[] = [];
-  const add = (row: FixRow) => { rows.push(row); onRow?.(row); };
-  const asAudited = plan.fromAudited ? 'the model as given' : `${spec.model}, ${describeObjective(spec.objective)}`;
+  const add = (row: FixRow) => {
+    rows.push(row);
+    onRow?.(row);
+  };
+  const asAudited = plan.fromAudited
+    ? 'the model as given'
+    : `${spec.model}, ${describeObjective(spec.objective)}`;
   add({ method: 'as audited (ERM)', ...(await measure(model)), settings: asAudited, seconds: 0 });
 
   const trainRows = task.train.labels.dims[0];
   // Fine-tuning the audited model: it is the first stage's ERM model, its errors are the ones up-weighted.
-  const epochSteps = plan.fromAudited ? 0 : spec.batch === 'full' ? 1 : Math.ceil(trainRows / Math.min(spec.batch, trainRows));
-  const irm: Objective = { kind: 'irm', penaltyWeight: IRM_SETTINGS.penaltyWeight, annealSteps: IRM_SETTINGS.annealSteps, ...(environment === DEFAULT_ENVIRONMENT ? {} : { environment }) };
+  const epochSteps = plan.fromAudited
+    ? 0
+    : spec.batch === 'full'
+      ? 1
+      : Math.ceil(trainRows / Math.min(spec.batch, trainRows));
+  const irm: Objective = {
+    kind: 'irm',
+    penaltyWeight: IRM_SETTINGS.penaltyWeight,
+    annealSteps: IRM_SETTINGS.annealSteps,
+    ...(environment === DEFAULT_ENVIRONMENT ? {} : { environment }),
+  };
   const variants: { method: string; spec: TrainSpec }[] = [
-    { method: 'group-balanced reweighting', spec: { ...spec, objective: { kind: 'reweight', attributes: [attribute] } } },
-    { method: 'Just-Train-Twice', spec: { ...spec, objective: { kind: 'jtt', identificationSteps: epochSteps, upweight: JTT_UPWEIGHT } } },
-    { method: 'IRMv1', spec: { ...spec, batch: 'full', steps: IRM_SETTINGS.steps, epochs: undefined, objective: irm } },
+    {
+      method: 'group-balanced reweighting',
+      spec: { ...spec, objective: { kind: 'reweight', attributes: [attribute] } },
+    },
+    {
+      method: 'Just-Train-Twice',
+      spec: {
+        ...spec,
+        objective: { kind: 'jtt', identificationSteps: epochSteps, upweight: JTT_UPWEIGHT },
+      },
+    },
+    {
+      method: 'IRMv1',
+      spec: {
+        ...spec,
+        batch: 'full',
+        steps: IRM_SETTINGS.steps,
+        epochs: undefined,
+        objective: irm,
+      },
+    },
   ];
   for (const variant of variants) {
     const started = Date.now();
     const trained = capSteps(variant.spec, options.maxSteps);
-    const result = await train({ ...trained, evalEvery: Number.MAX_SAFE_INTEGER }, { runtime, onProgress: options.onProgress, signal: options.signal });
-    const measuredFix = ownShift && !reaudit ? { inDistribution: result.final.trainAccuracy, outOfDistribution: result.final.testAccuracy } : await measureTrained(result.model, measure, runtime);
+    const result = await train(
+      { ...trained, evalEvery: Number.MAX_SAFE_INTEGER },
+      { runtime, onProgress: options.onProgress, signal: options.signal },
+    );
+    const measuredFix =
+      ownShift && !reaudit
+        ? {
+            inDistribution: result.final.trainAccuracy,
+            outOfDistribution: result.final.testAccuracy,
+          }
+        : await measureTrained(result.model, measure, runtime);
     const seconds = (Date.now() - started) / 1000;
-    add({ method: variant.method, ...measuredFix, settings: `${describeObjective(trained.objective)}; ${trained.batch === 'full' ? 'full batch' : `batch ${variant.spec.batch}`}, ${result.steps} steps`, seconds });
+    add({
+      method: variant.method,
+      ...measuredFix,
+      settings: `${describeObjective(trained.objective)}; ${trained.batch === 'full' ? 'full batch' : `batch ${variant.spec.batch}`}, ${result.steps} steps`,
+      seconds,
+    });
   }
-  const where = ownShift ? 'in distribution = the training environments, out of distribution = the test split'
+  const where = ownShift
+    ? 'in distribution = the training environments, out of distribution = the test split'
     : `in distribution = the task's held-out split (drawn like its training data), out of distribution = --shifted '${plan.shifted!.path}'`;
   const how = plan.fromAudited
     ? `Each fix fine-tunes the audited model from its own weights (it carries no training spec): AdamW, lr ${spec.lr}, batches of ${spec.batch}, ${spec.epochs} epochs (IRMv1: full batch)`
@@ -237,11 +386,22 @@ export async function tryFixes(model: Model, specOrPlan: TrainSpec | FixPlan, at
 /** A spec shortened to `maxSteps` steps (JTT's first stage to half of them). */
 function capSteps(spec: TrainSpec, maxSteps: number | undefined): TrainSpec {
   if (maxSteps === undefined) return spec;
-  const objective = spec.objective?.kind === 'jtt' ? { ...spec.objective, identificationSteps: Math.min(spec.objective.identificationSteps, Math.floor(maxSteps / 2)) } : spec.objective;
+  const objective =
+    spec.objective?.kind === 'jtt'
+      ? {
+          ...spec.objective,
+          identificationSteps: Math.min(
+            spec.objective.identificationSteps,
+            Math.floor(maxSteps / 2),
+          ),
+        }
+      : spec.objective;
   return { ...spec, steps: maxSteps, epochs: undefined, objective };
 }
 
-type Measure = (candidate: Model) => Promise<{ inDistribution: number; outOfDistribution: number; flipRate?: number }>;
+type Measure = (
+  candidate: Model,
+) => Promise<{ inDistribution: number; outOfDistribution: number; flipRate?: number }>;
 
 /**
  * Accuracy in distribution (training split for a task with its own shift, else its held-out split)
@@ -249,17 +409,37 @@ type Measure = (candidate: Model) => Promise<{ inDistribution: number; outOfDist
  */
 function measurer(task: Task, shifted: AuditData | undefined, extra: ExtraInputs): Measure {
   const rate = async (candidate: Model, split: Task['train']) => {
-    const predicted = await predictClasses(candidate, split.inputs, examplesInput(candidate, extra), (indices) => extra.feeds(split, indices));
-    return predicted.reduce((right, p, i) => right + (p === Number(split.labels.data[i]) ? 1 : 0), 0) / predicted.length;
+    const predicted = await predictClasses(
+      candidate,
+      split.inputs,
+      examplesInput(candidate, extra),
+      (indices) => extra.feeds(split, indices),
+    );
+    return (
+      predicted.reduce((right, p, i) => right + (p === Number(split.labels.data[i]) ? 1 : 0), 0) /
+      predicted.length
+    );
   };
-  if (!shifted) return async (candidate) => ({ inDistribution: await rate(candidate, task.train), outOfDistribution: await rate(candidate, task.test) });
+  if (!shifted)
+    return async (candidate) => ({
+      inDistribution: await rate(candidate, task.train),
+      outOfDistribution: await rate(candidate, task.test),
+    });
   return async (candidate) => {
     const predictions = await predict(candidate, shifted.inputs);
-    return { inDistribution: await rate(candidate, task.test), outOfDistribution: correctCount(predictions.predicted, shifted.labels) / shifted.labels.length };
+    return {
+      inDistribution: await rate(candidate, task.test),
+      outOfDistribution:
+        correctCount(predictions.predicted, shifted.labels) / shifted.labels.length,
+    };
   };
 }
 
-async function measureTrained(proto: Parameters<typeof Model.fromProto>[0], measure: Measure, runtime: RuntimeOptions) {
+async function measureTrained(
+  proto: Parameters<typeof Model.fromProto>[0],
+  measure: Measure,
+  runtime: RuntimeOptions,
+) {
   const candidate = Model.fromProto(proto, 'a retrained model', runtime);
   try {
     return await measure(candidate);

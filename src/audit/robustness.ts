@@ -12,21 +12,38 @@ import type { Check } from './findings.ts';
 import { predict, type Predictions } from './predictions.ts';
 import { perturbTable, transformExamples } from './transforms.ts';
 
-export async function robustnessCheck(model: Predictor, data: AuditData, base: Predictions, config: AuditConfig, batchSize: number): Promise<Check | undefined> {
+export async function robustnessCheck(
+  model: Predictor,
+  data: AuditData,
+  base: Predictions,
+  config: AuditConfig,
+  batchSize: number,
+): Promise<Check | undefined> {
   const { layout } = data;
   if (layout.kind === 'other') return undefined;
-  const perturbed = layout.kind === 'image'
-    ? transformExamples('noise', data.inputs, { sigma: config.robustness.imageNoise, seed: config.seed + 1 })
-    : perturbTable(data.inputs, config.robustness.tableNoise, config.seed + 1);
+  const perturbed =
+    layout.kind === 'image'
+      ? transformExamples('noise', data.inputs, {
+          sigma: config.robustness.imageNoise,
+          seed: config.seed + 1,
+        })
+      : perturbTable(data.inputs, config.robustness.tableNoise, config.seed + 1);
   const after = await predict(model, perturbed, { batchSize });
   let flips = 0;
   for (let i = 0; i < base.examples; i++) if (after.predicted[i] !== base.predicted[i]) flips++;
   const n = base.examples;
-  const perturbation = layout.kind === 'image' ? `Gaussian pixel noise σ = ${config.robustness.imageNoise}` : `Gaussian noise of ${config.robustness.tableNoise} × each feature's standard deviation`;
+  const perturbation =
+    layout.kind === 'image'
+      ? `Gaussian pixel noise σ = ${config.robustness.imageNoise}`
+      : `Gaussian noise of ${config.robustness.tableNoise} × each feature's standard deviation`;
   return {
     detector: 'robustness',
-    title: `${(100 * flips / n).toFixed(1)}% of predictions change under ${perturbation} (tolerated: ${(100 * config.flipTolerance).toFixed(1)}%)`,
-    metric: { name: 'flip rate under perturbation', value: flips / n, interval: wilsonInterval(flips, n) },
+    title: `${((100 * flips) / n).toFixed(1)}% of predictions change under ${perturbation} (tolerated: ${(100 * config.flipTolerance).toFixed(1)}%)`,
+    metric: {
+      name: 'flip rate under perturbation',
+      value: flips / n,
+      interval: wilsonInterval(flips, n),
+    },
     effect: (100 * flips) / n,
     pValue: binomialUpperTail(flips, n, config.flipTolerance),
     evidence: { perturbation, flips, examples: n, flipTolerance: config.flipTolerance },

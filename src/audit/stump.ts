@@ -14,10 +14,19 @@ export interface Stump {
 export function fitStump(values: Float64Array, labels: Int32Array, classes: number): Stump {
   const categories = categoriesOf(values);
   if (categories) {
-    const majority = new Map(categories.map((category) => [category, majorityLabel(labels, classes, (i) => values[i] === category)]));
+    const majority = new Map(
+      categories.map((category) => [
+        category,
+        majorityLabel(labels, classes, (i) => values[i] === category),
+      ]),
+    );
     const fallback = majorityLabel(labels, classes, () => true);
     const predict = (value: number) => majority.get(value) ?? fallback;
-    return { predict, accuracy: accuracyOf(values, labels, predict), describe: categories.map((c) => `${c} → ${majority.get(c)}`).join(', ') };
+    return {
+      predict,
+      accuracy: accuracyOf(values, labels, predict),
+      describe: categories.map((c) => `${c} → ${majority.get(c)}`).join(', '),
+    };
   }
   const sorted = Float64Array.from(values).sort();
   let best: Stump | undefined;
@@ -27,12 +36,17 @@ export function fitStump(values: Float64Array, labels: Int32Array, classes: numb
     const above = majorityLabel(labels, classes, (i) => values[i] >= cut);
     const predict = (value: number) => (value < cut ? below : above);
     const accuracy = accuracyOf(values, labels, predict);
-    if (!best || accuracy > best.accuracy) best = { predict, accuracy, describe: `< ${cut.toPrecision(4)} → ${below}, else ${above}` };
+    if (!best || accuracy > best.accuracy)
+      best = { predict, accuracy, describe: `< ${cut.toPrecision(4)} → ${below}, else ${above}` };
   }
   return best!;
 }
 
-export function accuracyOf(values: Float64Array, labels: Int32Array, predict: (value: number) => number): number {
+export function accuracyOf(
+  values: Float64Array,
+  labels: Int32Array,
+  predict: (value: number) => number,
+): number {
   let right = 0;
   for (let i = 0; i < labels.length; i++) if (predict(values[i]) === labels[i]) right++;
   return right / labels.length;

@@ -21,25 +21,70 @@ export const TABLE_TRANSFORMS = ['shuffle', 'set-to-mean', 'flip'] as const;
 export type TransformName = (typeof IMAGE_TRANSFORMS)[number] | (typeof TABLE_TRANSFORMS)[number];
 
 /** What a dataset's examples are, as the transforms see them. */
-export type DataLayout = { kind: 'image'; channels: number; height: number; width: number } | { kind: 'table'; featureNames: string[] } | { kind: 'other'; dims: number[] };
+export type DataLayout =
+  | { kind: 'image'; channels: number; height: number; width: number }
+  | { kind: 'table'; featureNames: string[] }
+  | { kind: 'other'; dims: number[] };
 
 /** `exampleDims`: the dims of one example (without the batch axis). */
-export function layoutOf(exampleDims: readonly number[], dtype: DType, featureNames?: string[]): DataLayout {
-  if (exampleDims.length === 3 && dtype === 'float32') return { kind: 'image', channels: exampleDims[0], height: exampleDims[1], width: exampleDims[2] };
-  if (exampleDims.length === 1 && dtype === 'float32') return { kind: 'table', featureNames: featureNames ?? Array.from({ length: exampleDims[0] }, (_, i) => `feature ${i}`) };
+export function layoutOf(
+  exampleDims: readonly number[],
+  dtype: DType,
+  featureNames?: string[],
+): DataLayout {
+  if (exampleDims.length === 3 && dtype === 'float32')
+    return {
+      kind: 'image',
+      channels: exampleDims[0],
+      height: exampleDims[1],
+      width: exampleDims[2],
+    };
+  if (exampleDims.length === 1 && dtype === 'float32')
+    return {
+      kind: 'table',
+      featureNames:
+        featureNames ?? Array.from({ length: exampleDims[0] }, (_, i) => `feature ${i}`),
+    };
   return { kind: 'other', dims: [...exampleDims] };
 }
 
 export function checkTransform(name: string, layout: DataLayout, column?: string): TransformName {
   const all: readonly string[] = [...IMAGE_TRANSFORMS, ...TABLE_TRANSFORMS];
-  if (!all.includes(name)) throw new InputError(`Unknown transform '${name}': use one of ${IMAGE_TRANSFORMS.join(', ')} (images) or ${TABLE_TRANSFORMS.join(', ')} (table columns).`);
+  if (!all.includes(name))
+    throw new InputError(
+      `Unknown transform '${name}': use one of ${IMAGE_TRANSFORMS.join(', ')} (images) or ${TABLE_TRANSFORMS.join(', ')} (table columns).`,
+    );
   const forImages = (IMAGE_TRANSFORMS as readonly string[]).includes(name);
-  const shape = layout.kind === 'other' ? `[N, ${layout.dims.join(', ')}]` : layout.kind === 'image' ? `images [N, ${layout.channels}, ${layout.height}, ${layout.width}]` : `a table of ${layout.featureNames.length} features`;
-  if (forImages && layout.kind !== 'image') throw new InputError(`Transform '${name}' works on images [N, C, H, W]; the data is ${shape}: use ${TABLE_TRANSFORMS.join(', ')} on a table column.`);
-  if (!forImages && layout.kind !== 'table') throw new InputError(`Transform '${name}' works on a table column; the data is ${shape}: use ${IMAGE_TRANSFORMS.join(', ')} on images.`);
-  if ((name === 'channel-swap' || name === 'grayscale') && layout.kind === 'image' && layout.channels < 2) throw new InputError(`Transform '${name}' needs images with at least 2 channels; the data has ${layout.channels}.`);
-  if (!forImages && layout.kind === 'table' && (column === undefined || !layout.featureNames.includes(column))) {
-    throw new InputError(`Transform '${name}' needs a table column to act on; ${column === undefined ? 'none was named' : `'${column}' is not one`} (columns: ${layout.featureNames.slice(0, 12).join(', ')}${layout.featureNames.length > 12 ? ', …' : ''}).`);
+  const shape =
+    layout.kind === 'other'
+      ? `[N, ${layout.dims.join(', ')}]`
+      : layout.kind === 'image'
+        ? `images [N, ${layout.channels}, ${layout.height}, ${layout.width}]`
+        : `a table of ${layout.featureNames.length} features`;
+  if (forImages && layout.kind !== 'image')
+    throw new InputError(
+      `Transform '${name}' works on images [N, C, H, W]; the data is ${shape}: use ${TABLE_TRANSFORMS.join(', ')} on a table column.`,
+    );
+  if (!forImages && layout.kind !== 'table')
+    throw new InputError(
+      `Transform '${name}' works on a table column; the data is ${shape}: use ${IMAGE_TRANSFORMS.join(', ')} on images.`,
+    );
+  if (
+    (name === 'channel-swap' || name === 'grayscale') &&
+    layout.kind === 'image' &&
+    layout.channels < 2
+  )
+    throw new InputError(
+      `Transform '${name}' needs images with at least 2 channels; the data has ${layout.channels}.`,
+    );
+  if (
+    !forImages &&
+    layout.kind === 'table' &&
+    (column === undefined || !layout.featureNames.includes(column))
+  ) {
+    throw new InputError(
+      `Transform '${name}' needs a table column to act on; ${column === undefined ? 'none was named' : `'${column}' is not one`} (columns: ${layout.featureNames.slice(0, 12).join(', ')}${layout.featureNames.length > 12 ? ', …' : ''}).`,
+    );
   }
   return name as TransformName;
 }
@@ -57,29 +102,51 @@ export interface TransformOptions {
  * (by its row), so a batch reads the same whatever the batch size; shuffle and set-to-mean read
  * the column once for its permutation or mean.
  */
-export function transformExamples(name: TransformName, examples: Examples, options: TransformOptions = {}): Examples {
+export function transformExamples(
+  name: TransformName,
+  examples: Examples,
+  options: TransformOptions = {},
+): Examples {
   const seed = options.seed ?? 0;
   if (name === 'shuffle' || name === 'set-to-mean' || name === 'flip') {
     const column = options.column!;
     const values = columnOf(examples, column);
     if (name === 'flip') {
       const bad = values.findIndex((v) => v !== 0 && v !== 1);
-      if (bad >= 0) throw new InputError(`Transform 'flip' needs a binary (0/1) column; row ${bad} holds ${values[bad]}: use shuffle or set-to-mean.`);
+      if (bad >= 0)
+        throw new InputError(
+          `Transform 'flip' needs a binary (0/1) column; row ${bad} holds ${values[bad]}: use shuffle or set-to-mean.`,
+        );
     }
     const order = name === 'shuffle' ? permutation(examples.rows, seed) : [];
     const mean = values.reduce((sum, v) => sum + v, 0) / values.length;
-    const replacement = (row: number) => (name === 'shuffle' ? values[order[row]] : name === 'set-to-mean' ? mean : 1 - values[row]);
-    return mapBatches(examples, (batch, offset) => withColumn(batch, column, (row) => replacement(offset + row)));
+    const replacement = (row: number) =>
+      name === 'shuffle' ? values[order[row]] : name === 'set-to-mean' ? mean : 1 - values[row];
+    return mapBatches(examples, (batch, offset) =>
+      withColumn(batch, column, (row) => replacement(offset + row)),
+    );
   }
-  return mapBatches(examples, (batch, offset) => transformImages(name, batch, offset, seed, options.sigma ?? 0.1));
+  return mapBatches(examples, (batch, offset) =>
+    transformImages(name, batch, offset, seed, options.sigma ?? 0.1),
+  );
 }
 
 /** A transformed copy of a tensor of examples (rows numbered from 0). */
-export function applyTransform(name: TransformName, inputs: Tensor, options: TransformOptions = {}): Tensor {
+export function applyTransform(
+  name: TransformName,
+  inputs: Tensor,
+  options: TransformOptions = {},
+): Tensor {
   return transformExamples(name, inMemory(inputs), options).read(0, inputs.dims[0]);
 }
 
-function transformImages(name: TransformName, inputs: Tensor, offset: number, seed: number, sigma: number): Tensor {
+function transformImages(
+  name: TransformName,
+  inputs: Tensor,
+  offset: number,
+  seed: number,
+  sigma: number,
+): Tensor {
   const source = inputs.data as Float32Array;
   const out = tensor('float32', [...inputs.dims]);
   const data = out.data as Float32Array;
@@ -89,7 +156,11 @@ function transformImages(name: TransformName, inputs: Tensor, offset: number, se
   for (let i = 0; i < n; i++) {
     const base = i * channels * plane;
     if (name === 'channel-swap') {
-      for (let c = 0; c < channels; c++) data.set(source.subarray(base + (channels - 1 - c) * plane, base + (channels - c) * plane), base + c * plane);
+      for (let c = 0; c < channels; c++)
+        data.set(
+          source.subarray(base + (channels - 1 - c) * plane, base + (channels - c) * plane),
+          base + c * plane,
+        );
     } else if (name === 'grayscale') {
       for (let p = 0; p < plane; p++) {
         let sum = 0;
@@ -98,13 +169,20 @@ function transformImages(name: TransformName, inputs: Tensor, offset: number, se
       }
     } else if (name === 'noise') {
       const random = seededRandom(hashIndex(seed, offset + i));
-      for (let k = base; k < base + channels * plane; k++) data[k] = Math.min(1, Math.max(0, source[k] + sigma * gaussian(random)));
+      for (let k = base; k < base + channels * plane; k++)
+        data[k] = Math.min(1, Math.max(0, source[k] + sigma * gaussian(random)));
     } else {
       const side = Math.max(1, Math.round(Math.min(height, width) / 4));
       const random = seededRandom(hashIndex(seed, offset + i));
       const top = Math.floor(random() * (height - side + 1));
       const left = Math.floor(random() * (width - side + 1));
-      for (let c = 0; c < channels; c++) for (let y = top; y < top + side; y++) data.fill(0.5, base + c * plane + y * width + left, base + c * plane + y * width + left + side);
+      for (let c = 0; c < channels; c++)
+        for (let y = top; y < top + side; y++)
+          data.fill(
+            0.5,
+            base + c * plane + y * width + left,
+            base + c * plane + y * width + left + side,
+          );
     }
   }
   return out;
@@ -114,7 +192,8 @@ function transformImages(name: TransformName, inputs: Tensor, offset: number, se
 function withColumn(batch: Tensor, column: number, value: (row: number) => number): Tensor {
   const out = tensor('float32', [...batch.dims], Float32Array.from(batch.data as Float32Array));
   const features = batch.dims[1];
-  for (let row = 0; row < batch.dims[0]; row++) (out.data as Float32Array)[row * features + column] = value(row);
+  for (let row = 0; row < batch.dims[0]; row++)
+    (out.data as Float32Array)[row * features + column] = value(row);
   return out;
 }
 
@@ -134,7 +213,8 @@ export function perturbTable(examples: Examples, relative: number, seed: number)
     const data = out.data as Float32Array;
     for (let row = 0; row < batch.dims[0]; row++) {
       const random = seededRandom(hashIndex(seed, offset + row));
-      for (let f = 0; f < features; f++) data[row * features + f] += relative * sd[f] * gaussian(random);
+      for (let f = 0; f < features; f++)
+        data[row * features + f] += relative * sd[f] * gaussian(random);
     }
     return out;
   });

@@ -33,32 +33,57 @@ export class GradContext {
     private readonly requestOutput: (index: number) => string,
   ) {}
 
-  get opset(): number { return this.facts.opset; }
-  get threads(): number | undefined { return this.facts.threads; }
-  x(index: number): string { return this.node.input[index] ?? ''; }
-  y(index = 0): string { return this.node.output[index] || this.requestOutput(index); }
-  dy(index = 0): string | undefined { return this.outputGrads[index]; }
-  needs(index: number): boolean { return this.inputNeeds[index] ?? false; }
-  inputCount(): number { return this.node.input.length; }
+  get opset(): number {
+    return this.facts.opset;
+  }
+  get threads(): number | undefined {
+    return this.facts.threads;
+  }
+  x(index: number): string {
+    return this.node.input[index] ?? '';
+  }
+  y(index = 0): string {
+    return this.node.output[index] || this.requestOutput(index);
+  }
+  dy(index = 0): string | undefined {
+    return this.outputGrads[index];
+  }
+  needs(index: number): boolean {
+    return this.inputNeeds[index] ?? false;
+  }
+  inputCount(): number {
+    return this.node.input.length;
+  }
 
   shape(value: string): readonly Dim[] {
     const shape = this.facts.shape(value);
-    if (!shape) throw new AutodiffError(`The gradient of ${this.describe()} needs the shape of '${value}', which is unknown.`);
+    if (!shape)
+      throw new AutodiffError(
+        `The gradient of ${this.describe()} needs the shape of '${value}', which is unknown.`,
+      );
     return shape;
   }
 
-  rank(value: string): number { return this.shape(value).length; }
+  rank(value: string): number {
+    return this.shape(value).length;
+  }
 
   dtype(value: string): DType {
     const dtype = this.facts.dtype(value);
-    if (!dtype) throw new AutodiffError(`The gradient of ${this.describe()} needs the element type of '${value}', which is unknown.`);
+    if (!dtype)
+      throw new AutodiffError(
+        `The gradient of ${this.describe()} needs the element type of '${value}', which is unknown.`,
+      );
     return dtype;
   }
 
   /** The static values of an input (constant initializer or Constant node), or an error naming the input. */
   constantInput(index: number, what: string): number[] {
     const values = this.facts.constant(this.x(index));
-    if (!values) throw new AutodiffError(`The gradient of ${this.describe()} needs its ${what} (input ${index}, '${this.x(index)}') to be a constant.`);
+    if (!values)
+      throw new AutodiffError(
+        `The gradient of ${this.describe()} needs its ${what} (input ${index}, '${this.x(index)}') to be a constant.`,
+      );
     return values;
   }
 
@@ -89,12 +114,32 @@ export class GradContext {
   }
 
   /** Emits a node under `<forward node>/grad/`; returns its output. */
-  op(opType: string, inputs: readonly string[], attributes: Record<string, AttributeValue | undefined> = {}): string {
-    return this.emitter.op(opType, inputs, attributes, `${this.node.name || this.node.opType}/grad`);
+  op(
+    opType: string,
+    inputs: readonly string[],
+    attributes: Record<string, AttributeValue | undefined> = {},
+  ): string {
+    return this.emitter.op(
+      opType,
+      inputs,
+      attributes,
+      `${this.node.name || this.node.opType}/grad`,
+    );
   }
 
-  opN(opType: string, inputs: readonly string[], attributes: Record<string, AttributeValue | undefined>, outputs: number): string[] {
-    return this.emitter.opN(opType, inputs, attributes, `${this.node.name || this.node.opType}/grad`, outputs);
+  opN(
+    opType: string,
+    inputs: readonly string[],
+    attributes: Record<string, AttributeValue | undefined>,
+    outputs: number,
+  ): string[] {
+    return this.emitter.opN(
+      opType,
+      inputs,
+      attributes,
+      `${this.node.name || this.node.opType}/grad`,
+      outputs,
+    );
   }
 
   /** A float scalar of `like`'s dtype. */
@@ -121,13 +166,27 @@ export class GradContext {
   }
 
   // Small compositions used by many rules.
-  mul(a: string, b: string): string { return this.op('Mul', [a, b]); }
-  div(a: string, b: string): string { return this.op('Div', [a, b]); }
-  add(a: string, b: string): string { return this.op('Add', [a, b]); }
-  sub(a: string, b: string): string { return this.op('Sub', [a, b]); }
-  neg(a: string): string { return this.op('Neg', [a]); }
-  reshapeLike(value: string, like: string): string { return this.op('Reshape', [value, this.op('Shape', [like])]); }
-  zerosLike(like: string): string { return this.mul(like, this.scalar(0, like)); }
+  mul(a: string, b: string): string {
+    return this.op('Mul', [a, b]);
+  }
+  div(a: string, b: string): string {
+    return this.op('Div', [a, b]);
+  }
+  add(a: string, b: string): string {
+    return this.op('Add', [a, b]);
+  }
+  sub(a: string, b: string): string {
+    return this.op('Sub', [a, b]);
+  }
+  neg(a: string): string {
+    return this.op('Neg', [a]);
+  }
+  reshapeLike(value: string, like: string): string {
+    return this.op('Reshape', [value, this.op('Shape', [like])]);
+  }
+  zerosLike(like: string): string {
+    return this.mul(like, this.scalar(0, like));
+  }
 
   /** Σ over `axes` (keepdims as given), in the opset's form (axes as an input since opset 13). */
   reduceSum(value: string, axes: readonly number[], keepdims: boolean): string {

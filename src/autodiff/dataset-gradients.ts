@@ -25,24 +25,55 @@ export interface DatasetGradientSummary {
   meanOver: { count: number; unit: 'positions' | 'elements'; ignored: number };
   /** The output scored, and for cross-entropy on a Softmax/LogSoftmax output, the logits it is taken on instead. */
   scored: { output: string; logitsBefore?: NormalizedOutput };
-  gradients: Record<string, { file: string; shape: number[]; dtype: string; kind: 'parameter' | 'per-example' }>;
+  gradients: Record<
+    string,
+    { file: string; shape: number[]; dtype: string; kind: 'parameter' | 'per-example' }
+  >;
 }
 
-export async function datasetGradients(model: Model, inputs: Record<string, NpyFile>, target: NpyFile, request: GradientRequest, options: { batchSize?: number; out: string } & ProgressOptions): Promise<DatasetGradientSummary> {
+export async function datasetGradients(
+  model: Model,
+  inputs: Record<string, NpyFile>,
+  target: NpyFile,
+  request: GradientRequest,
+  options: { batchSize?: number; out: string } & ProgressOptions,
+): Promise<DatasetGradientSummary> {
   const examples = target.rows;
   requireRows(examples, `The target file '${target.path}'`);
   for (const [name, file] of Object.entries(inputs)) {
-    if (file.rows !== examples) throw new InputError(`Input '${name}' has ${file.rows} examples but the target has ${examples}: give one target row per example.`);
+    if (file.rows !== examples)
+      throw new InputError(
+        `Input '${name}' has ${file.rows} examples but the target has ${examples}: give one target row per example.`,
+      );
   }
   const batchSize = options.batchSize ?? examples;
   const scored = (targets: Tensor) => scoredTerms(targets, request.loss);
-  const { scored: totalScored, targets: totalTargets } = datasetTerms(target, batchSize, request.loss);
-  if (totalScored === 0) throw new InputError(`Every target in '${target.path}' is the ignore index (${request.loss.ignoreIndex}): there is no loss to differentiate.`);
-  const read = (start: number, end: number) => Object.fromEntries(Object.entries(inputs).map(([name, file]) => [name, file.readRows(start, end)]));
+  const { scored: totalScored, targets: totalTargets } = datasetTerms(
+    target,
+    batchSize,
+    request.loss,
+  );
+  if (totalScored === 0)
+    throw new InputError(
+      `Every target in '${target.path}' is the ignore index (${request.loss.ignoreIndex}): there is no loss to differentiate.`,
+    );
+  const read = (start: number, end: number) =>
+    Object.fromEntries(
+      Object.entries(inputs).map(([name, file]) => [name, file.readRows(start, end)]),
+    );
   const firstEnd = Math.min(batchSize, examples);
-  const program = await GradientProgram.build(model, read(0, firstEnd), target.readRows(0, firstEnd), request);
+  const program = await GradientProgram.build(
+    model,
+    read(0, firstEnd),
+    target.readRows(0, firstEnd),
+    request,
+  );
   const scoredOutput = await scoredOutputOf(model, read(0, firstEnd), request.loss);
-  const meanOver = { count: totalScored, unit: request.loss.kind === 'mse' ? 'elements' as const : 'positions' as const, ignored: totalTargets - totalScored };
+  const meanOver = {
+    count: totalScored,
+    unit: request.loss.kind === 'mse' ? ('elements' as const) : ('positions' as const),
+    ignored: totalTargets - totalScored,
+  };
   const folder = new StagedFolder(options.out);
   const writers = new Map<string, { writer: NpyWriter; dtype: string }>();
   const sums = new Map<string, Tensor>();
@@ -58,13 +89,28 @@ export async function datasetGradients(model: Model, inputs: Record<string, NpyF
       if (weight > 0) loss += weight * result.loss;
       for (const [name, gradient] of result.gradients) {
         // A batch whose every target is ignored has a 0/0 loss: its gradients count as zero.
-        const scaled = weight === 1 ? gradient : map(gradient, (value) => (weight === 0 ? 0 : value * weight));
+        const scaled =
+          weight === 1 ? gradient : map(gradient, (value) => (weight === 0 ? 0 : value * weight));
         if (perExample.has(name)) {
-          if (!writers.has(name)) writers.set(name, { writer: new NpyWriter(folder.pathOf(`${escapeFileName(name)}.npy`)), dtype: scaled.dtype });
+          if (!writers.has(name))
+            writers.set(name, {
+              writer: new NpyWriter(folder.pathOf(`${escapeFileName(name)}.npy`)),
+              dtype: scaled.dtype,
+            });
           writers.get(name)!.writer.append(scaled);
         } else {
           const sum = sums.get(name);
-          sums.set(name, sum ? { ...sum, data: (sum.data as Float32Array).map((value, i) => value + Number(scaled.data[i])) } : scaled);
+          sums.set(
+            name,
+            sum
+              ? {
+                  ...sum,
+                  data: (sum.data as Float32Array).map(
+                    (value, i) => value + Number(scaled.data[i]),
+                  ),
+                }
+              : scaled,
+          );
         }
       }
       progress.tick(end - start);
@@ -73,11 +119,21 @@ export async function datasetGradients(model: Model, inputs: Record<string, NpyF
     const gradients: DatasetGradientSummary['gradients'] = {};
     for (const [name, { writer, dtype }] of writers) {
       writer.close();
-      gradients[name] = { file: `${escapeFileName(name)}.npy`, shape: [examples, ...program.gradientShape(name).slice(1).map(Number)], dtype, kind: 'per-example' };
+      gradients[name] = {
+        file: `${escapeFileName(name)}.npy`,
+        shape: [examples, ...program.gradientShape(name).slice(1).map(Number)],
+        dtype,
+        kind: 'per-example',
+      };
     }
     for (const [name, sum] of sums) {
       folder.write(`${escapeFileName(name)}.npy`, encodeNpy(sum));
-      gradients[name] = { file: `${escapeFileName(name)}.npy`, shape: sum.dims, dtype: sum.dtype, kind: 'parameter' };
+      gradients[name] = {
+        file: `${escapeFileName(name)}.npy`,
+        shape: sum.dims,
+        dtype: sum.dtype,
+        kind: 'parameter',
+      };
     }
     const summary = { examples, loss, meanOver, scored: scoredOutput, gradients };
     folder.write('index.json', `${JSON.stringify(summary, null, 2)}\n`);
@@ -98,19 +154,33 @@ export async function datasetGradients(model: Model, inputs: Record<string, NpyF
  * target [batch] or [batch, seq] alike); mse every element.
  */
 function scoredTerms(targets: Tensor, loss: LossSpec): { scored: number; targets: number } {
-  if (loss.kind !== 'cross-entropy') return { scored: targets.data.length, targets: targets.data.length };
+  if (loss.kind !== 'cross-entropy')
+    return { scored: targets.data.length, targets: targets.data.length };
   const rows = targets.dims[0] ?? 1;
   const perRow = rows === 0 ? 0 : targets.data.length / rows;
   const values = Array.from(targets.data as ArrayLike<number | bigint>, Number);
-  const read = loss.positions === 'last' ? Array.from({ length: rows }, (_, row) => values[row * perRow + perRow - 1]) : values;
-  return { scored: read.filter((value) => value !== loss.ignoreIndex).length, targets: read.length };
+  const read =
+    loss.positions === 'last'
+      ? Array.from({ length: rows }, (_, row) => values[row * perRow + perRow - 1])
+      : values;
+  return {
+    scored: read.filter((value) => value !== loss.ignoreIndex).length,
+    targets: read.length,
+  };
 }
 
 /** scoredTerms over the whole target file, read batch by batch. */
-function datasetTerms(target: NpyFile, batchSize: number, loss: LossSpec): { scored: number; targets: number } {
+function datasetTerms(
+  target: NpyFile,
+  batchSize: number,
+  loss: LossSpec,
+): { scored: number; targets: number } {
   const total = { scored: 0, targets: 0 };
   for (let start = 0; start < target.rows; start += batchSize) {
-    const counts = scoredTerms(target.readRows(start, Math.min(target.rows, start + batchSize)), loss);
+    const counts = scoredTerms(
+      target.readRows(start, Math.min(target.rows, start + batchSize)),
+      loss,
+    );
     total.scored += counts.scored;
     total.targets += counts.targets;
   }
@@ -118,12 +188,17 @@ function datasetTerms(target: NpyFile, batchSize: number, loss: LossSpec): { sco
 }
 
 /** The output the loss scores, and the Softmax/LogSoftmax before it whose logits cross-entropy takes instead (loss.ts). */
-async function scoredOutputOf(model: Model, feeds: Feeds, loss: LossSpec): Promise<DatasetGradientSummary['scored']> {
+async function scoredOutputOf(
+  model: Model,
+  feeds: Feeds,
+  loss: LossSpec,
+): Promise<DatasetGradientSummary['scored']> {
   const output = loss.output ?? model.outputNames[0];
   if (loss.kind !== 'cross-entropy') return { output };
   // The shape GradientProgram.build probed (probeHookShapes remembers it per model and input shape).
-  const shape = (await probeHookShapes(model, modelFeeds(model, feeds), [model.hooks.resolve(output)])).get(output)!;
+  const shape = (
+    await probeHookShapes(model, modelFeeds(model, feeds), [model.hooks.resolve(output)])
+  ).get(output)!;
   const logitsBefore = normalizedOutput(model.graph, output, shape.length);
   return logitsBefore ? { output, logitsBefore } : { output };
 }
-

@@ -18,13 +18,23 @@ export class Emitter {
   /** `types` (value → ONNX element type) is extended with every value emitted, so rules can ask any value's dtype. */
   private readonly names: NameAllocator;
 
-  constructor(used: Set<string>, readonly types: Map<string, number>) {
+  constructor(
+    used: Set<string>,
+    readonly types: Map<string, number>,
+  ) {
     this.names = new NameAllocator(used);
   }
 
   /** An emitter for nodes appended to `index`'s graph: fresh names avoid every value, initializer and node name there. */
   static forGraph(index: GraphIndex): Emitter {
-    return new Emitter(new Set([...index.valueNames(), ...index.initializerNames, ...index.nodes.map((node) => node.name)]), new Map(index.elementTypes));
+    return new Emitter(
+      new Set([
+        ...index.valueNames(),
+        ...index.initializerNames,
+        ...index.nodes.map((node) => node.name),
+      ]),
+      new Map(index.elementTypes),
+    );
   }
 
   fresh(hint: string): string {
@@ -32,17 +42,39 @@ export class Emitter {
   }
 
   /** Emits `opType`; returns its `outputCount` output names. */
-  opN(opType: string, inputs: readonly string[], attributes: Record<string, AttributeValue | undefined>, nameHint: string, outputCount: number, outputNames?: string[]): string[] {
+  opN(
+    opType: string,
+    inputs: readonly string[],
+    attributes: Record<string, AttributeValue | undefined>,
+    nameHint: string,
+    outputCount: number,
+    outputNames?: string[],
+  ): string[] {
     const name = this.fresh(`${nameHint}/${opType}`);
-    const outputs = outputNames ?? Array.from({ length: outputCount }, (_, k) => this.fresh(`${name}_output_${k}`));
+    const outputs =
+      outputNames ??
+      Array.from({ length: outputCount }, (_, k) => this.fresh(`${name}_output_${k}`));
     const node = makeNode(name, opType, inputs, outputs, attributes);
     this.nodes.push(node);
     inferNodeOutputTypes(node, this.types);
     return outputs;
   }
 
-  op(opType: string, inputs: readonly string[], attributes: Record<string, AttributeValue | undefined>, nameHint: string, outputName?: string): string {
-    return this.opN(opType, inputs, attributes, nameHint, 1, outputName ? [this.fresh(outputName)] : undefined)[0];
+  op(
+    opType: string,
+    inputs: readonly string[],
+    attributes: Record<string, AttributeValue | undefined>,
+    nameHint: string,
+    outputName?: string,
+  ): string {
+    return this.opN(
+      opType,
+      inputs,
+      attributes,
+      nameHint,
+      1,
+      outputName ? [this.fresh(outputName)] : undefined,
+    )[0];
   }
 
   /** A constant initializer (shared between rules when equal). Integers as int64 unless dtype says otherwise. */

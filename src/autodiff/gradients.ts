@@ -18,7 +18,11 @@ import type { Feeds, Tensor } from '../tensor.ts';
 import { buildBackward } from './backward.ts';
 import { gradientProto } from './opset.ts';
 import { transposedCopies, underPyTorchNames, type TransposedCopy } from './parameter-names.ts';
-import { recurrentPackings, underRecurrentNames, type RecurrentPacking } from './recurrent-names.ts';
+import {
+  recurrentPackings,
+  underRecurrentNames,
+  type RecurrentPacking,
+} from './recurrent-names.ts';
 import { GraphIndex } from '../graph/graph.ts';
 import { appendLoss, checkClassTargets, TARGET_INPUT, type LossSpec } from './loss.ts';
 
@@ -40,9 +44,26 @@ export interface GradientResult {
  */
 export function parameterNames(model: Model): string[] {
   const graph = model.graph;
-  const runningStatistics = new Set(graph.nodes.filter((node) => node.opType === 'BatchNormalization').flatMap((node) => [node.input[3], node.input[4]]));
-  const initializers = model.proto.graph.initializer.filter((t) => (t.dataType === DataType.FLOAT || t.dataType === DataType.DOUBLE) && !runningStatistics.has(t.name)).map((t) => t.name);
-  const copies = graph.nodes.filter((node) => node.opType === 'Identity' && graph.initializerNames.has(node.input[0]) && graph.isFloat(node.output[0])).map((node) => node.output[0]);
+  const runningStatistics = new Set(
+    graph.nodes
+      .filter((node) => node.opType === 'BatchNormalization')
+      .flatMap((node) => [node.input[3], node.input[4]]),
+  );
+  const initializers = model.proto.graph.initializer
+    .filter(
+      (t) =>
+        (t.dataType === DataType.FLOAT || t.dataType === DataType.DOUBLE) &&
+        !runningStatistics.has(t.name),
+    )
+    .map((t) => t.name);
+  const copies = graph.nodes
+    .filter(
+      (node) =>
+        node.opType === 'Identity' &&
+        graph.initializerNames.has(node.input[0]) &&
+        graph.isFloat(node.output[0]),
+    )
+    .map((node) => node.output[0]);
   return [...initializers, ...copies];
 }
 
@@ -68,26 +89,65 @@ export class GradientProgram {
 
   /** Gradients with a batch axis (inputs, hooks), as opposed to parameters. */
   perExampleNames(): string[] {
-    return [...this.names.keys()].filter((name) => String(this.gradientShape(name)[0]).startsWith('batch'));
+    return [...this.names.keys()].filter((name) =>
+      String(this.gradientShape(name)[0]).startsWith('batch'),
+    );
   }
 
   /** Builds the forward+backward graph for feeds shaped like `feeds` and targets like `target`. */
-  static async build(model: Model, feeds: Feeds, target: Tensor, request: GradientRequest): Promise<GradientProgram> {
-    const { lossModel, loss, shapes } = await lossModelWithShapes(model, feeds, target, request.loss);
+  static async build(
+    model: Model,
+    feeds: Feeds,
+    target: Tensor,
+    request: GradientRequest,
+  ): Promise<GradientProgram> {
+    const { lossModel, loss, shapes } = await lossModelWithShapes(
+      model,
+      feeds,
+      target,
+      request.loss,
+    );
     const names = resolveWrt(model, request.wrt);
-    const backward = buildBackward(lossModel.graph, shapes, { loss, wrt: [...new Set(names.values())], threads: sessionThreads(model.options) });
-    const session = await openSession(backward.proto, model.options, `the gradient graph of '${model.path}'`);
+    const backward = buildBackward(lossModel.graph, shapes, {
+      loss,
+      wrt: [...new Set(names.values())],
+      threads: sessionThreads(model.options),
+    });
+    const session = await openSession(
+      backward.proto,
+      model.options,
+      `the gradient graph of '${model.path}'`,
+    );
     await lossModel.release();
-    const initializerDims = new Map(model.proto.graph.initializer.map((t) => [t.name, t.dims.map(toNumber)]));
-    const gradientShapes = new Map([...names].map(([name, value]) => [name, shapes.get(value) ?? initializerDims.get(value) ?? []]));
+    const initializerDims = new Map(
+      model.proto.graph.initializer.map((t) => [t.name, t.dims.map(toNumber)]),
+    );
+    const gradientShapes = new Map(
+      [...names].map(([name, value]) => [
+        name,
+        shapes.get(value) ?? initializerDims.get(value) ?? [],
+      ]),
+    );
     const classes = Number(shapes.get(request.loss.output ?? model.outputNames[0])?.at(-1));
-    const checkTargets = request.loss.kind === 'cross-entropy' && Number.isInteger(classes)
-      ? (batch: Tensor, firstRow: number, source?: string) =>
-        checkClassTargets(batch, classes, request.loss.ignoreIndex, firstRow, source)
-      : () => undefined;
-    const copies = request.wrt.includes('params') ? transposedCopies(model.graph, model.hooks.foldings) : [];
+    const checkTargets =
+      request.loss.kind === 'cross-entropy' && Number.isInteger(classes)
+        ? (batch: Tensor, firstRow: number, source?: string) =>
+            checkClassTargets(batch, classes, request.loss.ignoreIndex, firstRow, source)
+        : () => undefined;
+    const copies = request.wrt.includes('params')
+      ? transposedCopies(model.graph, model.hooks.foldings)
+      : [];
     const packings = request.wrt.includes('params') ? recurrentPackings(model.graph) : [];
-    return new GradientProgram(session, loss, backward.gradientOf, names, gradientShapes, checkTargets, copies, packings);
+    return new GradientProgram(
+      session,
+      loss,
+      backward.gradientOf,
+      names,
+      gradientShapes,
+      checkTargets,
+      copies,
+      packings,
+    );
   }
 
   /** `firstRow` and `source`: where `target` starts in which file, for messages about a bad target. */
@@ -96,8 +156,12 @@ export class GradientProgram {
     const wanted = [this.loss, ...new Set(this.gradientOf.values())];
     const results = await this.session.run({ ...feeds, [TARGET_INPUT]: target }, wanted);
     const gradients = new Map<string, Tensor>();
-    for (const [name, value] of this.names) gradients.set(name, results[this.gradientOf.get(value)!]);
-    return { loss: Number(results[this.loss].data[0]), gradients: underRecurrentNames(underPyTorchNames(gradients, this.copies), this.packings) };
+    for (const [name, value] of this.names)
+      gradients.set(name, results[this.gradientOf.get(value)!]);
+    return {
+      loss: Number(results[this.loss].data[0]),
+      gradients: underRecurrentNames(underPyTorchNames(gradients, this.copies), this.packings),
+    };
   }
 
   release(): Promise<void> {
@@ -110,28 +174,60 @@ export class GradientProgram {
  * Model, with the probed shape of every value: what the walker needs to build a backward graph.
  * The caller releases `lossModel`.
  */
-export async function lossModelWithShapes(model: Model, feeds: Feeds, target: Tensor, spec: LossSpec, transform?: (proto: ModelProto) => Promise<ModelProto>) {
+export async function lossModelWithShapes(
+  model: Model,
+  feeds: Feeds,
+  target: Tensor,
+  spec: LossSpec,
+  transform?: (proto: ModelProto) => Promise<ModelProto>,
+) {
   const proto = gradientProto(model.proto); // opset 13–15 models import 17 from here on (autodiff/opset.ts)
   const graph = proto === model.proto ? model.graph : new GraphIndex(proto);
   const outputName = spec.output ?? model.outputNames[0];
-  const outputShape = (await probeHookShapes(model, modelFeeds(model, feeds), [model.hooks.resolve(outputName)])).get(outputName)!;
-  const forwardShapes = spec.sliceEarly ? await probeValueShapes(model, modelFeeds(model, feeds)) : undefined;
-  const lossGraph = appendLoss(graph, spec, outputShape, forwardShapes && ((value) => forwardShapes.get(value) as Dim[] | undefined));
+  const outputShape = (
+    await probeHookShapes(model, modelFeeds(model, feeds), [model.hooks.resolve(outputName)])
+  ).get(outputName)!;
+  const forwardShapes = spec.sliceEarly
+    ? await probeValueShapes(model, modelFeeds(model, feeds))
+    : undefined;
+  const lossGraph = appendLoss(
+    graph,
+    spec,
+    outputShape,
+    forwardShapes && ((value) => forwardShapes.get(value) as Dim[] | undefined),
+  );
   if (target.dtype !== lossGraph.targetDtype) {
-    throw new InputError(`The target has dtype ${target.dtype} but ${spec.kind} needs ${lossGraph.targetDtype}${lossGraph.targetDtype === 'int64' ? ' class indices' : ' values shaped like the output'}: convert it.`);
+    throw new InputError(
+      `The target has dtype ${target.dtype} but ${spec.kind} needs ${lossGraph.targetDtype}${lossGraph.targetDtype === 'int64' ? ' class indices' : ' values shaped like the output'}: convert it.`,
+    );
   }
   const withLoss = transform ? await transform(lossGraph.proto) : lossGraph.proto;
-  const lossModel = builtByTeardown(`the loss graph of '${model.path}'`, () => Model.fromProto(withLoss, model.path, model.options));
-  const shapes = await probeValueShapes(lossModel, { ...feeds, [TARGET_INPUT]: target }) as Map<string, Dim[]>;
+  const lossModel = builtByTeardown(`the loss graph of '${model.path}'`, () =>
+    Model.fromProto(withLoss, model.path, model.options),
+  );
+  const shapes = (await probeValueShapes(lossModel, { ...feeds, [TARGET_INPUT]: target })) as Map<
+    string,
+    Dim[]
+  >;
   return { lossModel, loss: lossGraph.loss, scores: lossGraph.scores, shapes };
 }
 
 /** The feeds without the loss's own inputs (target, weights, environments: named `teardown::…`). */
 export function modelFeeds(model: Model, feeds: Feeds): Feeds {
-  return Object.fromEntries(Object.entries(feeds).filter(([name]) => !name.startsWith('teardown::') || model.inputs.some((input) => input.name === name)));
+  return Object.fromEntries(
+    Object.entries(feeds).filter(
+      ([name]) =>
+        !name.startsWith('teardown::') || model.inputs.some((input) => input.name === name),
+    ),
+  );
 }
 
-export async function computeGradients(model: Model, feeds: Feeds, target: Tensor, request: GradientRequest): Promise<GradientResult> {
+export async function computeGradients(
+  model: Model,
+  feeds: Feeds,
+  target: Tensor,
+  request: GradientRequest,
+): Promise<GradientResult> {
   model.checkFeeds(modelFeeds(model, feeds));
   const program = await GradientProgram.build(model, feeds, target, request);
   try {
@@ -147,13 +243,19 @@ function resolveWrt(model: Model, wrt: readonly string[]): Map<string, string> {
   for (const item of wrt) {
     if (item === 'input') {
       const floats = model.graph.inputs.filter((input) => model.graph.isFloat(input.name));
-      if (floats.length === 0) throw new InputError(`The model has no float input to differentiate with respect to (its inputs are ${model.describeInputs()}): ask for params or hooks.`);
+      if (floats.length === 0)
+        throw new InputError(
+          `The model has no float input to differentiate with respect to (its inputs are ${model.describeInputs()}): ask for params or hooks.`,
+        );
       for (const input of floats) names.set(input.name, input.name);
     } else if (item === 'params') {
       for (const name of parameterNames(model)) names.set(name, name);
     } else {
       for (const hook of model.hooks.match([item])) {
-        if (!model.graph.isFloat(hook.value)) throw new InputError(`Hook '${hook.name}' holds ${hook.dtype}: gradients exist only for float values.`);
+        if (!model.graph.isFloat(hook.value))
+          throw new InputError(
+            `Hook '${hook.name}' holds ${hook.dtype}: gradients exist only for float values.`,
+          );
         names.set(hook.name, hook.value);
       }
     }

@@ -24,7 +24,20 @@ import { toNumber } from '../onnx/proto.ts';
 import { defaultOpset } from '../onnx/model-file.ts';
 import type { Emitter } from './emitter.ts';
 
-const UNARY = new Set(['Relu', 'LeakyRelu', 'Gelu', 'Tanh', 'Sigmoid', 'Erf', 'Exp', 'Log', 'Neg', 'Sqrt', 'Identity', 'Abs']);
+const UNARY = new Set([
+  'Relu',
+  'LeakyRelu',
+  'Gelu',
+  'Tanh',
+  'Sigmoid',
+  'Erf',
+  'Exp',
+  'Log',
+  'Neg',
+  'Sqrt',
+  'Identity',
+  'Abs',
+]);
 const BROADCASTING = new Set(['Add', 'Sub', 'Mul', 'Div', 'Where']);
 const LAST_AXIS = new Set(['Softmax', 'LogSoftmax', 'LayerNormalization']);
 
@@ -45,16 +58,31 @@ export interface LastPositionOptions {
 }
 
 /** `value`[:, -1:] (the position axis is axis 1 of `value`); `valueShape` gives every value's probed dims. */
-export function lastPositionOf(index: GraphIndex, emitter: Emitter, value: string, valueShape: (value: string) => readonly Dim[] | undefined, options: LastPositionOptions = {}): string {
+export function lastPositionOf(
+  index: GraphIndex,
+  emitter: Emitter,
+  value: string,
+  valueShape: (value: string) => readonly Dim[] | undefined,
+  options: LastPositionOptions = {},
+): string {
   const barriers = options.barriers ?? new Set<string>();
-  const initializerDims = new Map(index.proto.graph.initializer.map((t) => [t.name, t.dims.map(toNumber)]));
+  const initializerDims = new Map(
+    index.proto.graph.initializer.map((t) => [t.name, t.dims.map(toNumber)]),
+  );
   const shapeOf = (v: string) => valueShape(v) ?? initializerDims.get(v);
   const positions = shapeOf(value)?.[1];
   const memo = new Map<string, string>();
   const END = Number.MAX_SAFE_INTEGER;
-  const slice = (v: string, axis: number) => emitter.op('Slice', [v, emitter.int64s([-1]), emitter.int64s([END]), emitter.int64s([axis])], {}, 'teardown/last');
+  const slice = (v: string, axis: number) =>
+    emitter.op(
+      'Slice',
+      [v, emitter.int64s([-1]), emitter.int64s([END]), emitter.int64s([axis])],
+      {},
+      'teardown/last',
+    );
   /** Whether `v` computes from the inputs and has the positions along `axis`. */
-  const hasPositionAxis = (v: string, axis: number) => shapeOf(v)?.[axis] === positions && index.fromInputs.has(v);
+  const hasPositionAxis = (v: string, axis: number) =>
+    shapeOf(v)?.[axis] === positions && index.fromInputs.has(v);
 
   /** The last position of `v` along `axis`: its producer copied onto its inputs' last positions, or a slice. */
   const visit = (v: string, axis: number): string => {
@@ -76,29 +104,56 @@ export function lastPositionOf(index: GraphIndex, emitter: Emitter, value: strin
       node.output.forEach((original, k) => memo.set(`${original}|${axis}`, outputs[k]));
       return outputs[node.output.indexOf(output)];
     };
-    const attribute = (name: string, fallback: number) => toNumber(node.attribute.find((a) => a.name === name)?.i ?? fallback);
+    const attribute = (name: string, fallback: number) =>
+      toNumber(node.attribute.find((a) => a.name === name)?.i ?? fallback);
     const normalise = (a: number) => (a < 0 ? a + rank : a);
     if (UNARY.has(node.opType)) return copy([visit(first, axis)]);
     if (LAST_AXIS.has(node.opType)) {
       // Softmax and LogSoftmax before opset 13 default to axis 1 (and flatten from there).
-      const defaultAxis = node.opType !== 'LayerNormalization' && defaultOpset(index.proto) < 13 ? 1 : -1;
-      return normalise(attribute('axis', defaultAxis)) === rank - 1 && axis !== rank - 1 ? copy([visit(first, axis), ...node.input.slice(1)]) : undefined;
+      const defaultAxis =
+        node.opType !== 'LayerNormalization' && defaultOpset(index.proto) < 13 ? 1 : -1;
+      return normalise(attribute('axis', defaultAxis)) === rank - 1 && axis !== rank - 1
+        ? copy([visit(first, axis), ...node.input.slice(1)])
+        : undefined;
     }
-    if (BROADCASTING.has(node.opType)) return copy(node.input.map((input) => operandOnLast(input, rank, axis)));
+    if (BROADCASTING.has(node.opType))
+      return copy(node.input.map((input) => operandOnLast(input, rank, axis)));
     if (node.opType === 'Transpose') return copy([visit(first, ints(node, 'perm')[axis])]);
-    if (node.opType === 'Split') return normalise(attribute('axis', 0)) === axis ? undefined : copy([visit(first, axis), ...node.input.slice(1)]);
+    if (node.opType === 'Split')
+      return normalise(attribute('axis', 0)) === axis
+        ? undefined
+        : copy([visit(first, axis), ...node.input.slice(1)]);
     if (node.opType === 'Reshape') {
       // Only a reshape that keeps every axis up to the position axis keeps the positions there; its target shape gets 1 at that axis.
       const [from, to] = [shapeOf(first), shapeOf(output)];
       if (!from || !to || from.slice(0, axis + 1).some((dim, a) => dim !== to[a])) return undefined;
-      return copy([visit(first, axis), emitter.op('ScatterElements', [second, emitter.int64s([axis]), emitter.int64s([1])], {}, 'teardown/last')]);
+      return copy([
+        visit(first, axis),
+        emitter.op(
+          'ScatterElements',
+          [second, emitter.int64s([axis]), emitter.int64s([1])],
+          {},
+          'teardown/last',
+        ),
+      ]);
     }
-    if (node.opType === 'MatMul' && rank >= 2 && (options.intoAttention || !(index.fromInputs.has(first) && index.fromInputs.has(second)))) {
+    if (
+      node.opType === 'MatMul' &&
+      rank >= 2 &&
+      (options.intoAttention || !(index.fromInputs.has(first) && index.fromInputs.has(second)))
+    ) {
       // Rows of the result are rows of A, columns are columns of B; batch axes broadcast like an elementwise op.
       const [rankA, rankB] = [shapeOf(first)?.length ?? 0, shapeOf(second)?.length ?? 0];
-      if (axis === rank - 2 && rankA >= 2) return hasPositionAxis(first, rankA - 2) ? copy([visit(first, rankA - 2), second]) : undefined;
-      if (axis === rank - 1 && rankB >= 2) return hasPositionAxis(second, rankB - 1) ? copy([first, visit(second, rankB - 1)]) : undefined;
-      if (axis < rank - 2 && rankA >= 2 && rankB >= 2) return copy([operandOnLast(first, rank, axis), operandOnLast(second, rank, axis)]);
+      if (axis === rank - 2 && rankA >= 2)
+        return hasPositionAxis(first, rankA - 2)
+          ? copy([visit(first, rankA - 2), second])
+          : undefined;
+      if (axis === rank - 1 && rankB >= 2)
+        return hasPositionAxis(second, rankB - 1)
+          ? copy([first, visit(second, rankB - 1)])
+          : undefined;
+      if (axis < rank - 2 && rankA >= 2 && rankB >= 2)
+        return copy([operandOnLast(first, rank, axis), operandOnLast(second, rank, axis)]);
     }
     return undefined;
   };

@@ -50,12 +50,20 @@ export interface LossSpec {
 export const TARGET_INPUT = 'teardown::target';
 
 /** A graph input a loss reads besides the target (float32; 'batch' marks the rows' axis). */
-export interface LossInput { name: string; dims: Dim[] }
+export interface LossInput {
+  name: string;
+  dims: Dim[];
+}
 
 /** What an objective's loss is written with: [rows, classes] logits z and [rows] int64 targets y. */
 export interface ObjectiveLossTerms {
   /** Emits one node of the loss graph; `name` names its output ('loss' for the loss itself). */
-  op(type: string, inputs: string[], attributes?: Record<string, AttributeValue | undefined>, name?: string): string;
+  op(
+    type: string,
+    inputs: string[],
+    attributes?: Record<string, AttributeValue | undefined>,
+    name?: string,
+  ): string;
   int64s(values: number[]): string;
   scalar(value: number, dtype: DType): string;
   logits: string;
@@ -91,15 +99,27 @@ export interface LossGraph {
  * `firstRow` numbers the rows in messages when the targets are one batch of a dataset, and
  * `source` names the file they came from.
  */
-export function checkClassTargets(target: Tensor, classes: number, ignoreIndex: number | undefined, firstRow = 0, source?: string): void {
+export function checkClassTargets(
+  target: Tensor,
+  classes: number,
+  ignoreIndex: number | undefined,
+  firstRow = 0,
+  source?: string,
+): void {
   const perRow = target.dims.slice(1).reduce((a, b) => a * b, 1);
   for (let k = 0; k < target.data.length; k++) {
     const value = Number(target.data[k]);
     if (value === ignoreIndex || (value >= 0 && value < classes)) continue;
-    const where = perRow > 1 ? `row ${firstRow + Math.floor(k / perRow)}, position ${k % perRow}` : `row ${firstRow + k}`;
-    const ignored = ignoreIndex === undefined ? 'no ignore index is set' : `the ignore index is ${ignoreIndex}`;
+    const where =
+      perRow > 1
+        ? `row ${firstRow + Math.floor(k / perRow)}, position ${k % perRow}`
+        : `row ${firstRow + k}`;
+    const ignored =
+      ignoreIndex === undefined ? 'no ignore index is set' : `the ignore index is ${ignoreIndex}`;
     const file = source === undefined ? '' : ` of '${source}'`;
-    throw new InputError(`Target ${where}${file} is ${value}, but the model scores ${classes} classes (0 to ${classes - 1}) and ${ignored}: give class indices in range, or mark left-out positions with the ignore index (--ignore-index; PyTorch's default is -100).`);
+    throw new InputError(
+      `Target ${where}${file} is ${value}, but the model scores ${classes} classes (0 to ${classes - 1}) and ${ignored}: give class indices in range, or mark left-out positions with the ignore index (--ignore-index; PyTorch's default is -100).`,
+    );
   }
 }
 
@@ -112,10 +132,15 @@ export interface NormalizedOutput {
 }
 
 /** The Softmax or LogSoftmax over the last axis that writes `output`, if one does (`rank`: the output's). */
-export function normalizedOutput(index: GraphIndex, output: string, rank: number): NormalizedOutput | undefined {
+export function normalizedOutput(
+  index: GraphIndex,
+  output: string,
+  rank: number,
+): NormalizedOutput | undefined {
   const producer = index.producer.get(output);
   const node = producer === undefined ? undefined : index.nodes[producer];
-  if (!node || (node.opType !== 'Softmax' && node.opType !== 'LogSoftmax') || node.domain) return undefined;
+  if (!node || (node.opType !== 'Softmax' && node.opType !== 'LogSoftmax') || node.domain)
+    return undefined;
   const axis = node.attribute.find((attribute) => attribute.name === 'axis')?.i;
   // Opset 13 made the default axis −1; before it, 1 (over the flattened trailing axes): the last axis only for rank 2.
   const defaultAxis = defaultOpset(index.proto) >= 13 ? -1 : 1;
@@ -129,14 +154,27 @@ export function crossEntropyLogits(index: GraphIndex, output: string, rank: numb
   return normalizedOutput(index, output, rank)?.logits ?? output;
 }
 
-export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: readonly Dim[], shapeOf?: (value: string) => readonly Dim[] | undefined): LossGraph {
+export function appendLoss(
+  index: GraphIndex,
+  spec: LossSpec,
+  outputShape: readonly Dim[],
+  shapeOf?: (value: string) => readonly Dim[] | undefined,
+): LossGraph {
   const outputRank = outputShape.length;
   const proto = index.proto;
   const output = spec.output ?? proto.graph.output[0].name;
   const dtype = index.dtype(output);
-  if (dtype !== 'float32' && dtype !== 'float64') throw new AutodiffError(`Output '${output}' holds ${dtype ?? 'values of unknown type'}: a loss needs float scores.`);
+  if (dtype !== 'float32' && dtype !== 'float64')
+    throw new AutodiffError(
+      `Output '${output}' holds ${dtype ?? 'values of unknown type'}: a loss needs float scores.`,
+    );
   const emitter = Emitter.forGraph(index);
-  const op = (type: string, inputs: string[], attributes: Record<string, AttributeValue | undefined> = {}, name?: string) => emitter.op(type, inputs, attributes, 'teardown/loss', name);
+  const op = (
+    type: string,
+    inputs: string[],
+    attributes: Record<string, AttributeValue | undefined> = {},
+    name?: string,
+  ) => emitter.op(type, inputs, attributes, 'teardown/loss', name);
   const ints64 = (values: number[]) => emitter.int64s(values);
   const END = Number.MAX_SAFE_INTEGER;
   let loss: string;
@@ -149,54 +187,143 @@ export function appendLoss(index: GraphIndex, spec: LossSpec, outputShape: reado
   } else {
     targetDtype = 'int64';
     // The score kind reads the output as it is (a probability is a fine attribution target).
-    let logits = spec.kind === 'cross-entropy' ? crossEntropyLogits(index, output, outputRank) : output;
+    let logits =
+      spec.kind === 'cross-entropy' ? crossEntropyLogits(index, output, outputRank) : output;
     let target = TARGET_INPUT;
     if (spec.positions === 'last') {
-      if (outputRank < 3) throw new AutodiffError(`--loss-positions last needs sequence scores [batch, seq, classes]; '${output}' has rank ${outputRank}.`);
-      logits = spec.sliceEarly && shapeOf ? lastPositionOf(index, emitter, logits, shapeOf) : op('Slice', [logits, ints64([-1]), ints64([END]), ints64([1])]); // [batch, 1, classes]
+      if (outputRank < 3)
+        throw new AutodiffError(
+          `--loss-positions last needs sequence scores [batch, seq, classes]; '${output}' has rank ${outputRank}.`,
+        );
+      logits =
+        spec.sliceEarly && shapeOf
+          ? lastPositionOf(index, emitter, logits, shapeOf)
+          : op('Slice', [logits, ints64([-1]), ints64([END]), ints64([1])]); // [batch, 1, classes]
       if (spec.sliceEarly) scores = logits;
       // One target per sequence [batch] or per position [batch, seq]: view as [batch, k] and keep the last column.
-      const batchAndRest = op('Concat', [op('Slice', [op('Shape', [target]), ints64([0]), ints64([1])]), ints64([-1])], { axis: int(0) });
-      target = op('Slice', [op('Reshape', [target, batchAndRest]), ints64([-1]), ints64([END]), ints64([1])]); // [batch, 1]
+      const batchAndRest = op(
+        'Concat',
+        [op('Slice', [op('Shape', [target]), ints64([0]), ints64([1])]), ints64([-1])],
+        { axis: int(0) },
+      );
+      target = op('Slice', [
+        op('Reshape', [target, batchAndRest]),
+        ints64([-1]),
+        ints64([END]),
+        ints64([1]),
+      ]); // [batch, 1]
     }
     // [rows, classes] and [rows]: scores of rank 2 (one prediction per example) already are
     const flat = outputRank === 2 && spec.positions !== 'last';
-    const flatLogits = flat ? logits : op('Reshape', [logits, op('Concat', [ints64([-1]), op('Slice', [op('Shape', [logits]), ints64([-1]), ints64([END])])], { axis: int(0) })]);
+    const flatLogits = flat
+      ? logits
+      : op('Reshape', [
+          logits,
+          op(
+            'Concat',
+            [ints64([-1]), op('Slice', [op('Shape', [logits]), ints64([-1]), ints64([END])])],
+            { axis: int(0) },
+          ),
+        ]);
     const flatTarget = flat ? target : op('Reshape', [target, ints64([-1])]);
     if (spec.kind === 'score') {
-      const picked = op('GatherElements', [flatLogits, op('Unsqueeze', [flatTarget, ints64([1])])], { axis: int(1) }); // [rows, 1]
+      const picked = op(
+        'GatherElements',
+        [flatLogits, op('Unsqueeze', [flatTarget, ints64([1])])],
+        { axis: int(1) },
+      ); // [rows, 1]
       loss = op('ReduceSum', [picked], { keepdims: int(0) }, 'loss');
-      return finishLoss(proto, emitter, loss, targetDtype, dtype, targetShape(spec, outputShape), [], { original: output, value: scores });
+      return finishLoss(
+        proto,
+        emitter,
+        loss,
+        targetDtype,
+        dtype,
+        targetShape(spec, outputShape),
+        [],
+        { original: output, value: scores },
+      );
     }
-    const pick = (targets: string) => op('GatherElements', [op('LogSoftmax', [flatLogits], { axis: int(1) }), op('Unsqueeze', [targets, ints64([1])])], { axis: int(1) }); // [rows, 1]: log p(target)
+    const pick = (targets: string) =>
+      op(
+        'GatherElements',
+        [op('LogSoftmax', [flatLogits], { axis: int(1) }), op('Unsqueeze', [targets, ints64([1])])],
+        { axis: int(1) },
+      ); // [rows, 1]: log p(target)
     if (spec.objective) {
-      if (spec.ignoreIndex !== undefined || spec.positions === 'last') throw new AutodiffError(`A training objective's loss (${spec.objective.describe}) scores one prediction per example: not with an ignore index or --loss-positions last.`);
+      if (spec.ignoreIndex !== undefined || spec.positions === 'last')
+        throw new AutodiffError(
+          `A training objective's loss (${spec.objective.describe}) scores one prediction per example: not with an ignore index or --loss-positions last.`,
+        );
       const terms: ObjectiveLossTerms = {
-        op, int64s: ints64, scalar: (value, type) => emitter.scalar(value, type),
-        logits: flatLogits, targets: flatTarget, logProbabilityOfTargets: () => pick(flatTarget),
+        op,
+        int64s: ints64,
+        scalar: (value, type) => emitter.scalar(value, type),
+        logits: flatLogits,
+        targets: flatTarget,
+        logProbabilityOfTargets: () => pick(flatTarget),
       };
       const objective = spec.objective.emit(terms);
-      return finishLoss(proto, emitter, objective.loss, 'int64', dtype, targetShape(spec, outputShape), objective.inputs, { original: output, value: scores });
+      return finishLoss(
+        proto,
+        emitter,
+        objective.loss,
+        'int64',
+        dtype,
+        targetShape(spec, outputShape),
+        objective.inputs,
+        { original: output, value: scores },
+      );
     }
     // −mean log p(target) over the rows not ignored, in one op with a short gradient rule (rules/losses.ts)
     const ignore = spec.ignoreIndex === undefined ? undefined : int(spec.ignoreIndex);
-    loss = op('SoftmaxCrossEntropyLoss', [flatLogits, flatTarget], { reduction: str('mean'), ignore_index: ignore }, 'loss');
+    loss = op(
+      'SoftmaxCrossEntropyLoss',
+      [flatLogits, flatTarget],
+      { reduction: str('mean'), ignore_index: ignore },
+      'loss',
+    );
   }
-  return finishLoss(proto, emitter, loss, targetDtype, dtype, targetShape(spec, outputShape), [], { original: output, value: scores });
+  return finishLoss(proto, emitter, loss, targetDtype, dtype, targetShape(spec, outputShape), [], {
+    original: output,
+    value: scores,
+  });
 }
 
 /** The model with the loss nodes appended, the target (and any extra loss input) as new inputs and the loss as a new output. */
-function finishLoss(proto: ModelProto, emitter: Emitter, loss: string, targetDtype: DType, dtype: DType, targetDims: Dim[] | undefined, extra: LossInput[] = [], scores?: { original: string; value: string }): LossGraph {
+function finishLoss(
+  proto: ModelProto,
+  emitter: Emitter,
+  loss: string,
+  targetDtype: DType,
+  dtype: DType,
+  targetDims: Dim[] | undefined,
+  extra: LossInput[] = [],
+  scores?: { original: string; value: string },
+): LossGraph {
   const sliced = scores !== undefined && scores.value !== scores.original;
-  const outputs = sliced ? proto.graph.output.map((info) => (info.name === scores.original ? valueInfo(scores.value, dtype) : info)) : proto.graph.output;
+  const outputs = sliced
+    ? proto.graph.output.map((info) =>
+        info.name === scores.original ? valueInfo(scores.value, dtype) : info,
+      )
+    : proto.graph.output;
   let graph = derive(proto.graph, {
     node: [...proto.graph.node, ...emitter.nodes],
     initializer: [...proto.graph.initializer, ...emitter.initializers],
-    input: [...proto.graph.input, valueInfo(TARGET_INPUT, targetDtype, targetDims), ...extra.map((input) => valueInfo(input.name, 'float32', input.dims))],
+    input: [
+      ...proto.graph.input,
+      valueInfo(TARGET_INPUT, targetDtype, targetDims),
+      ...extra.map((input) => valueInfo(input.name, 'float32', input.dims)),
+    ],
     output: [...outputs, valueInfo(loss, dtype, [])],
   });
   if (sliced) graph = derive(graph, { node: pruneUnused(graph) }); // the full-length tail nothing reads any more
-  return { proto: derive(proto, { graph }), loss, targetDtype, scores: scores?.value ?? proto.graph.output[0].name };
+  return {
+    proto: derive(proto, { graph }),
+    loss,
+    targetDtype,
+    scores: scores?.value ?? proto.graph.output[0].name,
+  };
 }
 
 /** The target's dims: the output's for MSE, without the class axis for cross-entropy; unknown when only the last position is scored. */

@@ -27,12 +27,24 @@ export function gradientProto(proto: ModelProto): ModelProto {
   const opset = defaultOpset(proto);
   if (opset >= OWN_OPSET_FROM) return proto;
   if (opset < LOWEST_UPGRADABLE) {
-    throw new AutodiffError(`Gradients need ai.onnx opset ${LOWEST_UPGRADABLE} or later; this model imports opset ${opset}, whose Squeeze, Unsqueeze, Split and ReduceSum take their axes as attributes. Re-export it with opset_version=17 (torch.onnx.export(..., opset_version=17)).`);
+    throw new AutodiffError(
+      `Gradients need ai.onnx opset ${LOWEST_UPGRADABLE} or later; this model imports opset ${opset}, whose Squeeze, Unsqueeze, Split and ReduceSum take their axes as attributes. Re-export it with opset_version=17 (torch.onnx.export(..., opset_version=17)).`,
+    );
   }
-  const roiAlign = proto.graph.node.find((node) => node.opType === 'RoiAlign' && !node.attribute.some((attribute) => attribute.name === 'coordinate_transformation_mode'));
+  const roiAlign = proto.graph.node.find(
+    (node) =>
+      node.opType === 'RoiAlign' &&
+      !node.attribute.some((attribute) => attribute.name === 'coordinate_transformation_mode'),
+  );
   if (roiAlign) {
-    throw new AutodiffError(`Node '${roiAlign.name}' (RoiAlign, opset ${opset}) relies on a default that changed at opset 16, so gradients cannot be built at opset ${GRADIENT_OPSET}: re-export the model with opset_version=17.`);
+    throw new AutodiffError(
+      `Node '${roiAlign.name}' (RoiAlign, opset ${opset}) relies on a default that changed at opset 16, so gradients cannot be built at opset ${GRADIENT_OPSET}: re-export the model with opset_version=17.`,
+    );
   }
-  const opsetImport = proto.opsetImport.map((entry) => (entry.domain === '' || entry.domain === 'ai.onnx' ? derive(entry, { version: Long.fromNumber(GRADIENT_OPSET) }) : entry));
+  const opsetImport = proto.opsetImport.map((entry) =>
+    entry.domain === '' || entry.domain === 'ai.onnx'
+      ? derive(entry, { version: Long.fromNumber(GRADIENT_OPSET) })
+      : entry,
+  );
   return derive(proto, { opsetImport });
 }

@@ -25,14 +25,32 @@ interface OpsetCase {
   build: (g: GraphBuilder, x: string, opset: number) => string;
 }
 
-const int64s = (g: GraphBuilder, name: string, values: number[]) => g.initializer(name, tensor('int64', [values.length], values));
-const floats32 = (g: GraphBuilder, name: string, values: number[]) => g.initializer(name, tensor('float32', [values.length], values));
+const int64s = (g: GraphBuilder, name: string, values: number[]) =>
+  g.initializer(name, tensor('int64', [values.length], values));
+const floats32 = (g: GraphBuilder, name: string, values: number[]) =>
+  g.initializer(name, tensor('float32', [values.length], values));
 const parameter = (g: GraphBuilder, name: string, dtype: DType, dims: number[], seed: number) => {
   const random = seededRandom(seed);
-  return g.initializer(name, tensor(dtype, dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => 0.5 + random())));
+  return g.initializer(
+    name,
+    tensor(
+      dtype,
+      dims,
+      Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => 0.5 + random()),
+    ),
+  );
 };
 
-const REDUCERS = ['ReduceMean', 'ReduceSum', 'ReduceMax', 'ReduceMin', 'ReduceL2', 'ReduceLogSumExp', 'ReduceSumSquare', 'ReduceProd'];
+const REDUCERS = [
+  'ReduceMean',
+  'ReduceSum',
+  'ReduceMax',
+  'ReduceMin',
+  'ReduceL2',
+  'ReduceLogSumExp',
+  'ReduceSumSquare',
+  'ReduceProd',
+];
 
 const CASES: OpsetCase[] = [
   {
@@ -42,24 +60,36 @@ const CASES: OpsetCase[] = [
     build: (g, x) => {
       const axes = int64s(g, 'axes', [1]);
       const kept = REDUCERS.map((op) => g.node(op, [x, axes], { keepdims: int(1) }, `/${op}/kept`)); // [2, 1, 4]
-      const dropped = REDUCERS.map((op) => g.node(op, [x, axes], { keepdims: int(0) }, `/${op}/dropped`)); // [2, 4]
+      const dropped = REDUCERS.map((op) =>
+        g.node(op, [x, axes], { keepdims: int(0) }, `/${op}/dropped`),
+      ); // [2, 4]
       const sum = (values: string[], name: string) => g.node('Sum', values, {}, name);
-      return g.node('Add', [g.node('Squeeze', [sum(kept, '/kept/Sum'), axes]), sum(dropped, '/dropped/Sum')]);
+      return g.node('Add', [
+        g.node('Squeeze', [sum(kept, '/kept/Sum'), axes]),
+        sum(dropped, '/dropped/Sum'),
+      ]);
     },
   },
   {
     name: 'ReduceMean with no axes and noop_with_empty_axes (the identity), ReduceMax over every axis',
     dtype: 'float64',
     inputDims: [2, 3],
-    build: (g, x) => g.node('Mul', [g.node('ReduceMean', [x], { noop_with_empty_axes: int(1) }), g.node('ReduceMax', [x], { keepdims: int(0) })]),
+    build: (g, x) =>
+      g.node('Mul', [
+        g.node('ReduceMean', [x], { noop_with_empty_axes: int(1) }),
+        g.node('ReduceMax', [x], { keepdims: int(0) }),
+      ]),
   },
   {
-    name: 'LpNormalization (its gradient emits ReduceSumSquare in the opset\'s form), ReduceL1 and ReduceLogSum with axes as an input',
+    name: "LpNormalization (its gradient emits ReduceSumSquare in the opset's form), ReduceL1 and ReduceLogSum with axes as an input",
     dtype: 'float64',
     inputDims: [2, 3, 4],
     build: (g, x) => {
       const axes = int64s(g, 'axes', [1]);
-      const reduced = g.node('Add', [g.node('ReduceL1', [x, axes]), g.node('ReduceLogSum', [g.node('Exp', [x]), axes])]); // [2, 1, 4]
+      const reduced = g.node('Add', [
+        g.node('ReduceL1', [x, axes]),
+        g.node('ReduceLogSum', [g.node('Exp', [x]), axes]),
+      ]); // [2, 1, 4]
       return g.node('Add', [g.node('LpNormalization', [x], { axis: int(1) }), reduced]);
     },
   },
@@ -67,7 +97,10 @@ const CASES: OpsetCase[] = [
     name: 'Pad with an axes input',
     dtype: 'float64',
     inputDims: [2, 3, 4],
-    build: (g, x) => g.node('Pad', [x, int64s(g, 'pads', [1, 0, 2, 1]), '', int64s(g, 'axes', [1, 2])], { mode: str('constant') }),
+    build: (g, x) =>
+      g.node('Pad', [x, int64s(g, 'pads', [1, 0, 2, 1]), '', int64s(g, 'axes', [1, 2])], {
+        mode: str('constant'),
+      }),
   },
   {
     name: 'Split by num_outputs',
@@ -79,12 +112,28 @@ const CASES: OpsetCase[] = [
     },
   },
   {
-    name: 'LayerNormalization and InstanceNormalization (their gradients emit ReduceMean in the opset\'s form)',
+    name: "LayerNormalization and InstanceNormalization (their gradients emit ReduceMean in the opset's form)",
     dtype: 'float32',
     inputDims: [2, 3, 4],
     build: (g, x) => {
-      const layer = g.node('LayerNormalization', [x, parameter(g, 'ln_scale', 'float32', [4], 1), parameter(g, 'ln_bias', 'float32', [4], 2)], { axis: int(-1) });
-      return g.node('InstanceNormalization', [layer, parameter(g, 'in_scale', 'float32', [3], 3), parameter(g, 'in_bias', 'float32', [3], 4)], { epsilon: float(1e-3) });
+      const layer = g.node(
+        'LayerNormalization',
+        [
+          x,
+          parameter(g, 'ln_scale', 'float32', [4], 1),
+          parameter(g, 'ln_bias', 'float32', [4], 2),
+        ],
+        { axis: int(-1) },
+      );
+      return g.node(
+        'InstanceNormalization',
+        [
+          layer,
+          parameter(g, 'in_scale', 'float32', [3], 3),
+          parameter(g, 'in_bias', 'float32', [3], 4),
+        ],
+        { epsilon: float(1e-3) },
+      );
     },
   },
   {
@@ -93,35 +142,63 @@ const CASES: OpsetCase[] = [
     inputDims: [2, 4, 3, 2],
     build: (g, x, opset) => {
       const size = opset >= 21 ? 4 : 2;
-      return g.node('GroupNormalization', [x, parameter(g, 'scale', 'float32', [size], 5), parameter(g, 'bias', 'float32', [size], 6)], { num_groups: int(2), epsilon: float(1e-3) });
+      return g.node(
+        'GroupNormalization',
+        [
+          x,
+          parameter(g, 'scale', 'float32', [size], 5),
+          parameter(g, 'bias', 'float32', [size], 6),
+        ],
+        { num_groups: int(2), epsilon: float(1e-3) },
+      );
     },
   },
   {
     name: 'Resize linear with axes and keep_aspect_ratio_policy not_smaller, sizes',
     dtype: 'float32',
     inputDims: [1, 2, 3, 4],
-    build: (g, x) => g.node('Resize', [x, '', '', int64s(g, 'sizes', [5, 5])], { mode: str('linear'), axes: ints([2, 3]), keep_aspect_ratio_policy: str('not_smaller') }),
+    build: (g, x) =>
+      g.node('Resize', [x, '', '', int64s(g, 'sizes', [5, 5])], {
+        mode: str('linear'),
+        axes: ints([2, 3]),
+        keep_aspect_ratio_policy: str('not_smaller'),
+      }),
   },
   {
     name: 'Resize nearest with axes, scales',
     dtype: 'float32',
     inputDims: [1, 2, 3, 4],
-    build: (g, x) => g.node('Resize', [x, '', floats32(g, 'scales', [1.5, 0.75])], { mode: str('nearest'), axes: ints([3, 2]) }),
+    build: (g, x) =>
+      g.node('Resize', [x, '', floats32(g, 'scales', [1.5, 0.75])], {
+        mode: str('nearest'),
+        axes: ints([3, 2]),
+      }),
   },
   {
     name: 'Resize linear, half_pixel_symmetric',
     since: 19,
     dtype: 'float32',
     inputDims: [1, 1, 3, 4],
-    build: (g, x) => g.node('Resize', [x, '', floats32(g, 'scales', [1, 1, 1.6, 0.7])], { mode: str('linear'), coordinate_transformation_mode: str('half_pixel_symmetric') }),
+    build: (g, x) =>
+      g.node('Resize', [x, '', floats32(g, 'scales', [1, 1, 1.6, 0.7])], {
+        mode: str('linear'),
+        coordinate_transformation_mode: str('half_pixel_symmetric'),
+      }),
   },
   {
     name: 'ScatterElements with reduction max',
     dtype: 'float64',
     inputDims: [3, 4],
     build: (g, x) => {
-      const updates = g.initializer('updates', tensor('float64', [2, 4], [0.3, -0.2, 0.9, 0.1, -0.5, 0.6, 0.2, 0.4]));
-      return g.node('ScatterElements', [x, g.initializer('indices', tensor('int64', [2, 4], [0, 2, 1, 2, 0, 0, 1, 2])), updates], { axis: int(0), reduction: str('max') });
+      const updates = g.initializer(
+        'updates',
+        tensor('float64', [2, 4], [0.3, -0.2, 0.9, 0.1, -0.5, 0.6, 0.2, 0.4]),
+      );
+      return g.node(
+        'ScatterElements',
+        [x, g.initializer('indices', tensor('int64', [2, 4], [0, 2, 1, 2, 0, 0, 1, 2])), updates],
+        { axis: int(0), reduction: str('max') },
+      );
     },
   },
   {
@@ -129,14 +206,25 @@ const CASES: OpsetCase[] = [
     since: 19,
     dtype: 'float32',
     inputDims: [1, 2, 6, 6],
-    build: (g, x) => g.node('AveragePool', [x], { kernel_shape: ints([2, 2]), dilations: ints([2, 2]), strides: ints([2, 1]), pads: ints([1, 1, 1, 0]), count_include_pad: int(0) }),
+    build: (g, x) =>
+      g.node('AveragePool', [x], {
+        kernel_shape: ints([2, 2]),
+        dilations: ints([2, 2]),
+        strides: ints([2, 1]),
+        pads: ints([1, 1, 1, 0]),
+        count_include_pad: int(0),
+      }),
   },
   {
     name: 'Gelu, exact and tanh',
     since: 20,
     dtype: 'float32',
     inputDims: [2, 5],
-    build: (g, x) => g.node('Mul', [g.node('Gelu', [x]), g.node('Gelu', [x], { approximate: str('tanh') }, '/Gelu/tanh')]),
+    build: (g, x) =>
+      g.node('Mul', [
+        g.node('Gelu', [x]),
+        g.node('Gelu', [x], { approximate: str('tanh') }, '/Gelu/tanh'),
+      ]),
   },
   {
     name: 'Mish',
@@ -154,7 +242,13 @@ function buildModel(testCase: OpsetCase, opset: number): { model: Model; feeds: 
   g.output(testCase.build(g, x, opset), testCase.dtype);
   const random = seededRandom(7);
   const count = testCase.inputDims.reduce((a, b) => a * b, 1);
-  const feeds = { x: tensor(testCase.dtype, testCase.inputDims, Array.from({ length: count }, () => 2 * random() - 1)) };
+  const feeds = {
+    x: tensor(
+      testCase.dtype,
+      testCase.inputDims,
+      Array.from({ length: count }, () => 2 * random() - 1),
+    ),
+  };
   return { model: Model.fromProto(g.build(), g.name, { threads: 1 }), feeds };
 }
 

@@ -38,9 +38,19 @@ export interface TransposedCopy {
 }
 
 /** `foldings`: the Convs carrying a folded BatchNorm (graph/hooks.ts, HookTable.foldings). */
-export function transposedCopies(graph: GraphIndex, foldings: readonly FoldedBatchNorm[] = []): TransposedCopy[] {
-  const initializers = new Map(graph.proto.graph.initializer.map((tensor) => [tensor.name, tensor]));
-  const named = [...initializers.values()].filter((tensor) => !tensor.name.startsWith('onnx::') && tensor.dims.length === 2 && (tensor.dataType === DataType.FLOAT || tensor.dataType === DataType.DOUBLE));
+export function transposedCopies(
+  graph: GraphIndex,
+  foldings: readonly FoldedBatchNorm[] = [],
+): TransposedCopy[] {
+  const initializers = new Map(
+    graph.proto.graph.initializer.map((tensor) => [tensor.name, tensor]),
+  );
+  const named = [...initializers.values()].filter(
+    (tensor) =>
+      !tensor.name.startsWith('onnx::') &&
+      tensor.dims.length === 2 &&
+      (tensor.dataType === DataType.FLOAT || tensor.dataType === DataType.DOUBLE),
+  );
   const copies: TransposedCopy[] = [];
   const untiedByModule = new Map<string, { initializer: string; node: number }[]>();
   for (const tensor of initializers.values()) {
@@ -51,19 +61,48 @@ export function transposedCopies(graph: GraphIndex, foldings: readonly FoldedBat
     if (reader.opType !== 'MatMul' || reader.input[1] !== tensor.name) continue;
     const transposed = moveAxis(tensorFromProto(tensor), 1, 0); // Wᵀ stored → W
     const source = named.find((candidate) => sameValues(tensorFromProto(candidate), transposed));
-    if (source) { copies.push({ initializers: [tensor.name], parameter: source.name, tied: true, layout: 'transposed' }); continue; }
+    if (source) {
+      copies.push({
+        initializers: [tensor.name],
+        parameter: source.name,
+        tied: true,
+        layout: 'transposed',
+      });
+      continue;
+    }
     const module = moduleScopes(reader).at(-1);
-    if (module) untiedByModule.set(module, [...(untiedByModule.get(module) ?? []), { initializer: tensor.name, node: readers[0] }]);
+    if (module)
+      untiedByModule.set(module, [
+        ...(untiedByModule.get(module) ?? []),
+        { initializer: tensor.name, node: readers[0] },
+      ]);
   }
   for (const [module, parts] of untiedByModule) {
     const ordered = parts.sort((a, b) => a.node - b.node).map((part) => part.initializer);
     // nn.MultiheadAttention (its in_proj_bias stays a named initializer): in_proj_weight as one MatMul
     // (self-attention), or as its q, k and v slices (separate query, key and value inputs).
-    const multiHead = initializers.has(`${module}.in_proj_bias`) && !initializers.has(`${module}.in_proj_weight`);
-    if (multiHead && (ordered.length === 1 || ordered.length === 3)) copies.push({ initializers: ordered, parameter: `${module}.in_proj_weight`, tied: false, layout: 'transposed' });
-    else if (!multiHead && ordered.length === 1 && !initializers.has(`${module}.weight`)) copies.push({ initializers: ordered, parameter: `${module}.weight`, tied: false, layout: 'transposed' });
+    const multiHead =
+      initializers.has(`${module}.in_proj_bias`) && !initializers.has(`${module}.in_proj_weight`);
+    if (multiHead && (ordered.length === 1 || ordered.length === 3))
+      copies.push({
+        initializers: ordered,
+        parameter: `${module}.in_proj_weight`,
+        tied: false,
+        layout: 'transposed',
+      });
+    else if (!multiHead && ordered.length === 1 && !initializers.has(`${module}.weight`))
+      copies.push({
+        initializers: ordered,
+        parameter: `${module}.weight`,
+        tied: false,
+        layout: 'transposed',
+      });
   }
-  return [...copies, ...reshapedAffine(graph, initializers), ...foldedConvParameters(graph, foldings)];
+  return [
+    ...copies,
+    ...reshapedAffine(graph, initializers),
+    ...foldedConvParameters(graph, foldings),
+  ];
 }
 
 /** The name of a Conv's weight or bias with a BatchNorm folded in: `layer1.0.conv1.weight (+layer1.0.bn1 folded)`. */
@@ -75,13 +114,32 @@ export function foldedParameterName(folding: FoldedBatchNorm, role: 'weight' | '
  * The weight and bias each Conv with a folded BatchNorm reads (initializers, or the Identity copies
  * PyTorch makes of merged initializers, which are parameters of their own), under both modules' names.
  */
-function foldedConvParameters(graph: GraphIndex, foldings: readonly FoldedBatchNorm[]): TransposedCopy[] {
+function foldedConvParameters(
+  graph: GraphIndex,
+  foldings: readonly FoldedBatchNorm[],
+): TransposedCopy[] {
   const copies: TransposedCopy[] = [];
   for (const folding of foldings) {
-    const conv = graph.nodes.find((node) => (node.opType === 'Conv' || node.opType === 'ConvTranspose') && moduleScopes(node).at(-1) === folding.conv && readsInitializer(graph, node.input[1], folding.weight));
+    const conv = graph.nodes.find(
+      (node) =>
+        (node.opType === 'Conv' || node.opType === 'ConvTranspose') &&
+        moduleScopes(node).at(-1) === folding.conv &&
+        readsInitializer(graph, node.input[1], folding.weight),
+    );
     if (!conv) continue;
-    copies.push({ initializers: [conv.input[1]], parameter: foldedParameterName(folding, 'weight'), tied: false, layout: 'renamed' });
-    if (conv.input[2]) copies.push({ initializers: [conv.input[2]], parameter: foldedParameterName(folding, 'bias'), tied: false, layout: 'renamed' });
+    copies.push({
+      initializers: [conv.input[1]],
+      parameter: foldedParameterName(folding, 'weight'),
+      tied: false,
+      layout: 'renamed',
+    });
+    if (conv.input[2])
+      copies.push({
+        initializers: [conv.input[2]],
+        parameter: foldedParameterName(folding, 'bias'),
+        tied: false,
+        layout: 'renamed',
+      });
   }
   return copies;
 }
@@ -98,17 +156,32 @@ function readsInitializer(graph: GraphIndex, value: string, initializer: string)
 }
 
 /** GroupNorm's affine: an exporter-made [C, 1, ...] constant read by the one Mul (weight) or Add (bias) in a module without its own. */
-function reshapedAffine(graph: GraphIndex, initializers: Map<string, TensorProto>): TransposedCopy[] {
+function reshapedAffine(
+  graph: GraphIndex,
+  initializers: Map<string, TensorProto>,
+): TransposedCopy[] {
   const copies: TransposedCopy[] = [];
   for (const tensor of initializers.values()) {
     const dims = tensor.dims.map(Number);
-    if (!tensor.name.startsWith('onnx::') || dims.length < 2 || dims.filter((size) => size > 1).length !== 1 || (tensor.dataType !== DataType.FLOAT && tensor.dataType !== DataType.DOUBLE)) continue;
+    if (
+      !tensor.name.startsWith('onnx::') ||
+      dims.length < 2 ||
+      dims.filter((size) => size > 1).length !== 1 ||
+      (tensor.dataType !== DataType.FLOAT && tensor.dataType !== DataType.DOUBLE)
+    )
+      continue;
     const readers = graph.consumers.get(tensor.name) ?? [];
     const reader = readers.length === 1 ? graph.nodes[readers[0]] : undefined;
-    const role = reader?.opType === 'Mul' ? 'weight' : reader?.opType === 'Add' ? 'bias' : undefined;
+    const role =
+      reader?.opType === 'Mul' ? 'weight' : reader?.opType === 'Add' ? 'bias' : undefined;
     const module = reader && moduleScopes(reader).at(-1);
     if (!role || !module || initializers.has(`${module}.${role}`)) continue;
-    copies.push({ initializers: [tensor.name], parameter: `${module}.${role}`, tied: false, layout: 'reshaped' });
+    copies.push({
+      initializers: [tensor.name],
+      parameter: `${module}.${role}`,
+      tied: false,
+      layout: 'reshaped',
+    });
   }
   return copies;
 }
@@ -117,18 +190,37 @@ function reshapedAffine(graph: GraphIndex, initializers: Map<string, TensorProto
  * Gradients keyed by initializer renamed and merged into PyTorch's parameters (transposed back,
  * slices stacked), each where its first part was in `gradients`' order.
  */
-export function underPyTorchNames(gradients: Map<string, Tensor>, copies: readonly TransposedCopy[]): Map<string, Tensor> {
+export function underPyTorchNames(
+  gradients: Map<string, Tensor>,
+  copies: readonly TransposedCopy[],
+): Map<string, Tensor> {
   const result = new Map(gradients);
   const renamed = new Map<string, string>();
   for (const copy of copies) {
     const parts = copy.initializers.map((name) => result.get(name));
     if (parts.some((part) => !part)) continue;
-    copy.initializers.forEach((name) => { result.delete(name); renamed.set(name, copy.parameter); });
-    const asParameter = copy.layout === 'renamed' ? parts[0]!
-      : copy.layout === 'reshaped' ? { ...parts[0]!, dims: [parts[0]!.data.length] }
-        : concatRows(parts.map((part) => moveAxis(part!, 1, 0)));
+    copy.initializers.forEach((name) => {
+      result.delete(name);
+      renamed.set(name, copy.parameter);
+    });
+    const asParameter =
+      copy.layout === 'renamed'
+        ? parts[0]!
+        : copy.layout === 'reshaped'
+          ? { ...parts[0]!, dims: [parts[0]!.data.length] }
+          : concatRows(parts.map((part) => moveAxis(part!, 1, 0)));
     const existing = result.get(copy.parameter);
-    result.set(copy.parameter, existing ? { ...existing, data: (existing.data as Float32Array).map((value, k) => value + Number(asParameter.data[k])) } : asParameter);
+    result.set(
+      copy.parameter,
+      existing
+        ? {
+            ...existing,
+            data: (existing.data as Float32Array).map(
+              (value, k) => value + Number(asParameter.data[k]),
+            ),
+          }
+        : asParameter,
+    );
   }
   const ordered = new Map<string, Tensor>();
   for (const name of gradients.keys()) {
@@ -139,5 +231,10 @@ export function underPyTorchNames(gradients: Map<string, Tensor>, copies: readon
 }
 
 function sameValues(a: Tensor, b: Tensor): boolean {
-  return a.dtype === b.dtype && a.dims.length === b.dims.length && a.dims.every((size, axis) => size === b.dims[axis]) && a.data.every((value, k) => value === b.data[k]);
+  return (
+    a.dtype === b.dtype &&
+    a.dims.length === b.dims.length &&
+    a.dims.every((size, axis) => size === b.dims[axis]) &&
+    a.data.every((value, k) => value === b.data[k])
+  );
 }

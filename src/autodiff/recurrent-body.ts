@@ -14,7 +14,10 @@ export class ScanBody {
   private readonly outputs: ValueInfoProto[] = [];
   private count = 0;
 
-  constructor(private readonly prefix: string, readonly dtype: DType) {}
+  constructor(
+    private readonly prefix: string,
+    readonly dtype: DType,
+  ) {}
 
   /** A body input (a state variable or one step's slice of a scan input), in declaration order. */
   input(hint: string): string {
@@ -31,25 +34,46 @@ export class ScanBody {
     this.outputs.push(valueInfo(name, this.dtype));
   }
 
-  op(opType: string, inputs: readonly string[], attributes: Record<string, AttributeValue | undefined> = {}): string {
+  op(
+    opType: string,
+    inputs: readonly string[],
+    attributes: Record<string, AttributeValue | undefined> = {},
+  ): string {
     return this.opN(opType, inputs, attributes, 1)[0];
   }
 
-  opN(opType: string, inputs: readonly string[], attributes: Record<string, AttributeValue | undefined>, outputCount: number): string[] {
+  opN(
+    opType: string,
+    inputs: readonly string[],
+    attributes: Record<string, AttributeValue | undefined>,
+    outputCount: number,
+  ): string[] {
     const name = this.fresh(opType);
     const outputs = Array.from({ length: outputCount }, (_, k) => `${name}_output_${k}`);
     this.nodes.push(makeNode(name, opType, inputs, outputs, attributes));
     return outputs;
   }
 
-  mul(a: string, b: string): string { return this.op('Mul', [a, b]); }
-  add(a: string, b: string): string { return this.op('Add', [a, b]); }
-  sub(a: string, b: string): string { return this.op('Sub', [a, b]); }
+  mul(a: string, b: string): string {
+    return this.op('Mul', [a, b]);
+  }
+  add(a: string, b: string): string {
+    return this.op('Add', [a, b]);
+  }
+  sub(a: string, b: string): string {
+    return this.op('Sub', [a, b]);
+  }
 
   build(): GraphProto {
     return {
-      name: this.prefix, node: this.nodes, initializer: [], sparseInitializer: [], input: this.inputs, output: this.outputs,
-      valueInfo: [], metadataProps: [],
+      name: this.prefix,
+      node: this.nodes,
+      initializer: [],
+      sparseInitializer: [],
+      input: this.inputs,
+      output: this.outputs,
+      valueInfo: [],
+      metadataProps: [],
     } as unknown as GraphProto;
   }
 

@@ -34,13 +34,29 @@ export interface StepConstants {
   blocks(...gateCounts: number[]): string;
 }
 
-export interface ForwardStep { h: string; c?: string; saved: string[] }
-export interface BackwardStep { dh: string; dc?: string; dGatesW: string; dGatesR: string }
+export interface ForwardStep {
+  h: string;
+  c?: string;
+  saved: string[];
+}
+export interface BackwardStep {
+  dh: string;
+  dc?: string;
+  dGatesW: string;
+  dGatesR: string;
+}
 
 export interface Cell {
   hasCellState: boolean;
   forward(body: ScanBody, xw: string, h: string, c?: string): ForwardStep;
-  backward(body: ScanBody, saved: string[], hPrev: string, cPrev: string | undefined, gradH: string, gradC?: string): BackwardStep;
+  backward(
+    body: ScanBody,
+    saved: string[],
+    hPrev: string,
+    cPrev: string | undefined,
+    gradH: string,
+    gradC?: string,
+  ): BackwardStep;
   /**
    * When dR is not Σₜ dGatesRᵀ·hPrev (GRU without linear_before_reset, whose h block multiplies
    * r⊙hPrev): which saved value (by index) is the h block's recurrent input instead.
@@ -54,8 +70,14 @@ const sigmoidSlope = (b: ScanBody, k: StepConstants, s: string) => b.mul(s, b.su
 const tanhSlope = (b: ScanBody, k: StepConstants, t: string) => b.sub(k.one, b.mul(t, t));
 /** Splits `value` along `axis` into blocks of the given gate counts. */
 const split = (b: ScanBody, k: StepConstants, value: string, gateCounts: number[], axis = 1) =>
-  b.opN('Split', [value, k.blocks(...gateCounts)], { axis: { type: 'int', value: axis } }, gateCounts.length);
-const concat = (b: ScanBody, values: string[]) => b.op('Concat', values, { axis: { type: 'int', value: 1 } });
+  b.opN(
+    'Split',
+    [value, k.blocks(...gateCounts)],
+    { axis: { type: 'int', value: axis } },
+    gateCounts.length,
+  );
+const concat = (b: ScanBody, values: string[]) =>
+  b.op('Concat', values, { axis: { type: 'int', value: 1 } });
 
 /**
  * LSTM (ONNX, default activations σ, tanh, tanh; optional peepholes P):
@@ -70,7 +92,12 @@ export function lstmCell(weights: CellWeights, k: StepConstants): Cell {
   return {
     hasCellState: true,
     forward(b, xw, h, c) {
-      const [ai, ao, af, ac] = split(b, k, b.add(xw, b.op('MatMul', [h, weights.recurrenceT])), [1, 1, 1, 1]); // each [batch, H]
+      const [ai, ao, af, ac] = split(
+        b,
+        k,
+        b.add(xw, b.op('MatMul', [h, weights.recurrenceT])),
+        [1, 1, 1, 1],
+      ); // each [batch, H]
       const p = weights.peepholes ? peepholeBlocks(b, k, weights.peepholes) : undefined;
       const i = b.op('Sigmoid', [p ? b.add(ai, b.mul(p.i, c!)) : ai]);
       const f = b.op('Sigmoid', [p ? b.add(af, b.mul(p.f, c!)) : af]);
@@ -91,7 +118,12 @@ export function lstmCell(weights: CellWeights, k: StepConstants): Cell {
       let dc = b.mul(dcNext, f);
       if (p) dc = b.add(dc, b.add(b.mul(dai, p.i), b.mul(daf, p.f)));
       const dGates = concat(b, [dai, dao, daf, dac]); // [batch, 4H]
-      return { dh: b.op('MatMul', [dGates, weights.recurrence]), dc, dGatesW: dGates, dGatesR: dGates };
+      return {
+        dh: b.op('MatMul', [dGates, weights.recurrence]),
+        dc,
+        dGatesW: dGates,
+        dGatesR: dGates,
+      };
     },
   };
 }
@@ -112,13 +144,19 @@ function peepholeBlocks(b: ScanBody, k: StepConstants, peepholes: string) {
  *   lbr = 0: d(r⊙h) = da_n·Rh, da_r = d(r⊙h)⊙h⊙σ'(r); dh = gH⊙z + [da_z, da_r]·R_zr + d(r⊙h)⊙r
  */
 export function gruCell(weights: CellWeights, k: StepConstants, linearBeforeReset: boolean): Cell {
-  const withBias = (b: ScanBody, value: string, bias: string | undefined) => (bias ? b.add(value, bias) : value);
+  const withBias = (b: ScanBody, value: string, bias: string | undefined) =>
+    bias ? b.add(value, bias) : value;
   if (linearBeforeReset) {
     return {
       hasCellState: false,
       forward(b, xw, h) {
         const [xz, xr, xh] = split(b, k, xw, [1, 1, 1]);
-        const [hz, hr, q] = split(b, k, withBias(b, b.op('MatMul', [h, weights.recurrenceT]), weights.recurrenceBias), [1, 1, 1]);
+        const [hz, hr, q] = split(
+          b,
+          k,
+          withBias(b, b.op('MatMul', [h, weights.recurrenceT]), weights.recurrenceBias),
+          [1, 1, 1],
+        );
         const z = b.op('Sigmoid', [b.add(xz, hz)]);
         const r = b.op('Sigmoid', [b.add(xr, hr)]);
         const n = b.op('Tanh', [b.add(xh, b.mul(r, q))]);
@@ -129,16 +167,23 @@ export function gruCell(weights: CellWeights, k: StepConstants, linearBeforeRese
         const dan = b.mul(b.mul(gradH, b.sub(k.one, z)), tanhSlope(b, k, n));
         const dar = b.mul(b.mul(dan, q), sigmoidSlope(b, k, r));
         const dGatesR = concat(b, [daz, dar, b.mul(dan, r)]);
-        return { dh: b.add(b.mul(gradH, z), b.op('MatMul', [dGatesR, weights.recurrence])), dGatesW: concat(b, [daz, dar, dan]), dGatesR };
+        return {
+          dh: b.add(b.mul(gradH, z), b.op('MatMul', [dGatesR, weights.recurrence])),
+          dGatesW: concat(b, [daz, dar, dan]),
+          dGatesR,
+        };
       },
     };
   }
   return {
-    hasCellState: false, hBlockRecurrentInput: 3,
+    hasCellState: false,
+    hBlockRecurrentInput: 3,
     forward(b, xw, h) {
       const [xz, xr, xh] = split(b, k, xw, [1, 1, 1]);
       const [rtZr, rtH] = split(b, k, weights.recurrenceT, [2, 1]); // [H, 2H], [H, H]
-      const [bZr, bH] = weights.recurrenceBias ? split(b, k, weights.recurrenceBias, [2, 1], 0) : [];
+      const [bZr, bH] = weights.recurrenceBias
+        ? split(b, k, weights.recurrenceBias, [2, 1], 0)
+        : [];
       const [hz, hr] = split(b, k, withBias(b, b.op('MatMul', [h, rtZr]), bZr), [1, 1]);
       const z = b.op('Sigmoid', [b.add(xz, hz)]);
       const r = b.op('Sigmoid', [b.add(xr, hr)]);
@@ -152,7 +197,10 @@ export function gruCell(weights: CellWeights, k: StepConstants, linearBeforeRese
       const dan = b.mul(b.mul(gradH, b.sub(k.one, z)), tanhSlope(b, k, n));
       const dResetH = b.op('MatMul', [dan, rH]);
       const dar = b.mul(b.mul(dResetH, hPrev), sigmoidSlope(b, k, r));
-      const dh = b.add(b.add(b.mul(gradH, z), b.op('MatMul', [concat(b, [daz, dar]), rZr])), b.mul(dResetH, r));
+      const dh = b.add(
+        b.add(b.mul(gradH, z), b.op('MatMul', [concat(b, [daz, dar]), rZr])),
+        b.mul(dResetH, r),
+      );
       const dGates = concat(b, [daz, dar, dan]);
       return { dh, dGatesW: dGates, dGatesR: dGates };
     },
@@ -163,11 +211,13 @@ export function gruCell(weights: CellWeights, k: StepConstants, linearBeforeRese
 const RNN_ACTIVATIONS: Record<string, (b: ScanBody, k: StepConstants, y: string) => string> = {
   Tanh: (b, k, y) => tanhSlope(b, k, y), // 1 − y²
   Sigmoid: (b, k, y) => sigmoidSlope(b, k, y), // y·(1 − y)
-  Relu: (b, k, y) => b.op('Cast', [b.op('Greater', [y, k.zero])], { to: { type: 'int', value: castCode(b.dtype) } }), // [y > 0]
+  Relu: (b, k, y) =>
+    b.op('Cast', [b.op('Greater', [y, k.zero])], { to: { type: 'int', value: castCode(b.dtype) } }), // [y > 0]
 };
 export const RNN_ACTIVATION_NAMES = Object.keys(RNN_ACTIVATIONS);
 
-const castCode = (dtype: string) => (dtype === 'float64' ? DataType.DOUBLE : dtype === 'float16' ? DataType.FLOAT16 : DataType.FLOAT);
+const castCode = (dtype: string) =>
+  dtype === 'float64' ? DataType.DOUBLE : dtype === 'float16' ? DataType.FLOAT16 : DataType.FLOAT;
 
 /** RNN: h' = f(xw + h·Rᵀ) (Rb folded into xw); backward: da = gH⊙f'(a), dh = da·R. */
 export function rnnCell(weights: CellWeights, k: StepConstants, activation: string): Cell {

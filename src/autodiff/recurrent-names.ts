@@ -31,7 +31,11 @@ export interface RecurrentPacking {
 
 /** The exporter-made W, R and B of every recurrent node inside a PyTorch module's scope. */
 export function recurrentPackings(graph: GraphIndex): RecurrentPacking[] {
-  const initializers = new Set(graph.proto.graph.initializer.filter((tensor) => tensor.name.startsWith('onnx::')).map((tensor) => tensor.name));
+  const initializers = new Set(
+    graph.proto.graph.initializer
+      .filter((tensor) => tensor.name.startsWith('onnx::'))
+      .map((tensor) => tensor.name),
+  );
   const layersSeen = new Map<string, number>();
   const packings: RecurrentPacking[] = [];
   for (const node of graph.nodes) {
@@ -40,15 +44,23 @@ export function recurrentPackings(graph: GraphIndex): RecurrentPacking[] {
     if (!module) continue;
     const layer = layersSeen.get(module) ?? 0;
     layersSeen.set(module, layer + 1);
-    const roles = (['ih', 'hh', 'bias'] as const).map((role, k) => ({ name: node.input[k + 1] ?? '', role }));
-    const packed = roles.filter(({ name }) => initializers.has(name) && (graph.consumers.get(name) ?? []).length === 1);
+    const roles = (['ih', 'hh', 'bias'] as const).map((role, k) => ({
+      name: node.input[k + 1] ?? '',
+      role,
+    }));
+    const packed = roles.filter(
+      ({ name }) => initializers.has(name) && (graph.consumers.get(name) ?? []).length === 1,
+    );
     if (packed.length > 0) packings.push({ initializers: packed, module, layer, gateBlocks });
   }
   return packings;
 }
 
 /** Gradients keyed by initializer, with each packed W, R, B replaced by PyTorch's per-direction parameters. */
-export function underRecurrentNames(gradients: Map<string, Tensor>, packings: readonly RecurrentPacking[]): Map<string, Tensor> {
+export function underRecurrentNames(
+  gradients: Map<string, Tensor>,
+  packings: readonly RecurrentPacking[],
+): Map<string, Tensor> {
   const result = new Map(gradients);
   for (const packing of packings) {
     for (const { name, role } of packing.initializers) {
@@ -62,14 +74,24 @@ export function underRecurrentNames(gradients: Map<string, Tensor>, packings: re
 }
 
 /** One packed tensor [dirs, ...] → PyTorch's parameters of each direction, gate blocks in PyTorch's order. */
-function unpack(packed: Tensor, role: 'ih' | 'hh' | 'bias', packing: RecurrentPacking): [string, Tensor][] {
+function unpack(
+  packed: Tensor,
+  role: 'ih' | 'hh' | 'bias',
+  packing: RecurrentPacking,
+): [string, Tensor][] {
   const [directions, length] = [packed.dims[0], packed.dims[1]];
   const columns = packed.dims.slice(2).reduce((a, b) => a * b, 1); // 1 for B
   const perDirection = length * columns;
   const parameters: [string, Tensor][] = [];
   for (let d = 0; d < directions; d++) {
     const suffix = `l${packing.layer}${d === 1 ? '_reverse' : ''}`;
-    const parts = role === 'bias' ? [['bias_ih', 0], ['bias_hh', length / 2]] as const : [[`weight_${role}`, 0]] as const;
+    const parts =
+      role === 'bias'
+        ? ([
+            ['bias_ih', 0],
+            ['bias_hh', length / 2],
+          ] as const)
+        : ([[`weight_${role}`, 0]] as const);
     const rows = role === 'bias' ? length / 2 : length; // gates·H
     for (const [kind, start] of parts) {
       const block = (rows / packing.gateBlocks.length) * columns;
@@ -84,4 +106,3 @@ function unpack(packed: Tensor, role: 'ih' | 'hh' | 'bias', packing: RecurrentPa
   }
   return parameters;
 }
-

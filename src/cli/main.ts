@@ -34,10 +34,15 @@ const USAGE_HINT = '(run with --help for usage)';
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
   const args = [...argv];
   try {
-    const { exitCode } = await withIo(io, () => withNonFinitePolicy(async () => {
-      const program = await programFor(args, io);
-      await program.parseAsync(args, { from: 'user' });
-    }), args);
+    const { exitCode } = await withIo(
+      io,
+      () =>
+        withNonFinitePolicy(async () => {
+          const program = await programFor(args, io);
+          await program.parseAsync(args, { from: 'user' });
+        }),
+      args,
+    );
     return exitCode;
   } catch (error) {
     return reportFailure(error, io, args.includes('--verbose'));
@@ -55,8 +60,13 @@ async function programFor(args: readonly string[], io: CliIo): Promise<Command> 
     outputError: (text: string, write: (text: string) => void) => write(terminalSafe(text)),
   };
   const program = new Command('teardown')
-    .description('Take trained backprop networks apart and check them: hooks, caches, interventions, gradients, training, inspection and pre-deployment audits of any ONNX model, on onnxruntime.')
-    .addHelpText('after', '\nStart with: teardown demo    Every command: teardown COMMAND --help    Docs: README.md, docs/json.md, docs/audit.md')
+    .description(
+      'Take trained backprop networks apart and check them: hooks, caches, interventions, gradients, training, inspection and pre-deployment audits of any ONNX model, on onnxruntime.',
+    )
+    .addHelpText(
+      'after',
+      '\nStart with: teardown demo    Every command: teardown COMMAND --help    Docs: README.md, docs/json.md, docs/audit.md',
+    )
     .version(VERSION)
     .configureOutput(output)
     .showHelpAfterError(USAGE_HINT)
@@ -81,7 +91,12 @@ function commandsNeeded(args: readonly string[]): string[] {
   const words = args.filter((arg) => !arg.startsWith('-'));
   const named = words[0] === 'help' ? words[1] : words[0];
   if (named !== undefined && Object.hasOwn(COMMANDS, named)) return [named];
-  if (named === undefined && args.some((arg) => arg === '--version' || arg === '-V') && !args.some((arg) => arg === '--help' || arg === '-h')) return [];
+  if (
+    named === undefined &&
+    args.some((arg) => arg === '--version' || arg === '-V') &&
+    !args.some((arg) => arg === '--help' || arg === '-h')
+  )
+    return [];
   return Object.keys(COMMANDS);
 }
 

@@ -32,12 +32,16 @@ export function readTable(path: string, options: { labelColumn?: string } = {}):
     throw new InputError(`'${path}' is not a readable CSV table: ${(error as Error).message}`);
   }
   const [header, ...rows] = records;
-  if (!header || rows.length === 0) throw new InputError(`'${path}' needs a header row and at least one data row.`);
+  if (!header || rows.length === 0)
+    throw new InputError(`'${path}' needs a header row and at least one data row.`);
   const duplicate = header.find((name, index) => header.indexOf(name) !== index);
-  if (duplicate !== undefined) throw new InputError(`'${path}' has two columns named '${duplicate}': rename one.`);
+  if (duplicate !== undefined)
+    throw new InputError(`'${path}' has two columns named '${duplicate}': rename one.`);
   const labelIndex = options.labelColumn === undefined ? -1 : header.indexOf(options.labelColumn);
   if (options.labelColumn !== undefined && labelIndex < 0) {
-    throw new InputError(`'${path}' has no column '${options.labelColumn}' for --label-column. Nearest columns: ${nearestNames(options.labelColumn, header, 3).join(', ')}.`);
+    throw new InputError(
+      `'${path}' has no column '${options.labelColumn}' for --label-column. Nearest columns: ${nearestNames(options.labelColumn, header, 3).join(', ')}.`,
+    );
   }
   const featureColumns = header.map((_, index) => index).filter((index) => index !== labelIndex);
   const values = new Float32Array(rows.length * featureColumns.length);
@@ -47,16 +51,30 @@ export function readTable(path: string, options: { labelColumn?: string } = {}):
       const value = cell === '' || cell === undefined ? NaN : decimalNumber(cell);
       // 'nan' is a number, not a word: requireFinite below refuses it (or --allow-non-finite keeps it).
       if (Number.isNaN(value) && !/^[+-]?nan$/i.test(cell ?? '')) {
-        const problem = cell === '' || cell === undefined ? 'is empty' : `holds '${cell}', not a number`;
-        throw new InputError(`'${path}' row ${r + 2}, column '${header[column]}' ${problem}: feature columns must be numeric (encode categories as numbers, fill or drop missing values).`);
+        const problem =
+          cell === '' || cell === undefined ? 'is empty' : `holds '${cell}', not a number`;
+        throw new InputError(
+          `'${path}' row ${r + 2}, column '${header[column]}' ${problem}: feature columns must be numeric (encode categories as numbers, fill or drop missing values).`,
+        );
       }
       values[r * featureColumns.length + f] = value;
     });
   });
-  const table: Table = { features: tensor('float32', [rows.length, featureColumns.length], values), featureNames: featureColumns.map((index) => header[index]) };
+  const table: Table = {
+    features: tensor('float32', [rows.length, featureColumns.length], values),
+    featureNames: featureColumns.map((index) => header[index]),
+  };
   // Rows named as elsewhere in this file: data row r is row r + 2 (the header is row 1).
   requireFinite(table.features, `'${path}'`, { firstRow: 2, columnNames: table.featureNames });
-  if (labelIndex >= 0) Object.assign(table, { labelName: header[labelIndex], ...labelsOf(rows.map((row) => row[labelIndex] ?? ''), path, header[labelIndex]) });
+  if (labelIndex >= 0)
+    Object.assign(table, {
+      labelName: header[labelIndex],
+      ...labelsOf(
+        rows.map((row) => row[labelIndex] ?? ''),
+        path,
+        header[labelIndex],
+      ),
+    });
   return table;
 }
 
@@ -88,16 +106,31 @@ function decimalNumber(cell: string): number {
 }
 
 /** Integer labels as written; non-numeric names as indices into their sorted distinct values; numbers that are not integers refused. */
-function labelsOf(cells: string[], path: string, labelName: string): { labels: Tensor; classes?: string[] } {
+function labelsOf(
+  cells: string[],
+  path: string,
+  labelName: string,
+): { labels: Tensor; classes?: string[] } {
   if (cells.every((cell) => /^[+-]?\d+$/.test(cell))) {
     const labels = cells.map(Number);
     requireLabels(labels, `column '${labelName}' of '${path}'`);
     return { labels: tensor('int64', [cells.length], labels) };
   }
-  const numeric = cells.findIndex((cell) => !Number.isNaN(decimalNumber(cell)) && !/^[+-]?\d+$/.test(cell));
+  const numeric = cells.findIndex(
+    (cell) => !Number.isNaN(decimalNumber(cell)) && !/^[+-]?\d+$/.test(cell),
+  );
   if (numeric >= 0 && cells.every((cell) => !Number.isNaN(decimalNumber(cell)))) {
-    throw new InputError(`The labels in column '${labelName}' of '${path}' must be integer classes (or class names); row ${numeric + 2} holds ${cells[numeric]}.`);
+    throw new InputError(
+      `The labels in column '${labelName}' of '${path}' must be integer classes (or class names); row ${numeric + 2} holds ${cells[numeric]}.`,
+    );
   }
   const classes = [...new Set(cells)].sort();
-  return { labels: tensor('int64', [cells.length], cells.map((cell) => classes.indexOf(cell))), classes };
+  return {
+    labels: tensor(
+      'int64',
+      [cells.length],
+      cells.map((cell) => classes.indexOf(cell)),
+    ),
+    classes,
+  };
 }

@@ -16,11 +16,16 @@ export interface Digits {
 
 const require = createRequire(import.meta.url);
 
-export function loadDigits(split: 'train' | 'test' | 'all', layout: 'flat' | 'image' = 'flat'): Digits {
+export function loadDigits(
+  split: 'train' | 'test' | 'all',
+  layout: 'flat' | 'image' = 'flat',
+): Digits {
   const pixels: number[][] = [];
   const labels: number[] = [];
   for (let digit = 0; digit < 10; digit++) {
-    const data: number[] = JSON.parse(readFileSync(require.resolve(`mnist/src/digits/${digit}.json`), 'utf8')).data;
+    const data: number[] = JSON.parse(
+      readFileSync(require.resolve(`mnist/src/digits/${digit}.json`), 'utf8'),
+    ).data;
     for (let index = 0; index * 784 < data.length; index++) {
       const heldOut = index % 5 === 0;
       if (split === 'all' || heldOut === (split === 'test')) {
@@ -30,5 +35,8 @@ export function loadDigits(split: 'train' | 'test' | 'all', layout: 'flat' | 'im
     }
   }
   const dims = layout === 'flat' ? [labels.length, 784] : [labels.length, 1, 28, 28];
-  return { images: tensor('float32', dims, Float32Array.from(pixels.flat())), labels: tensor('int64', [labels.length], labels) };
+  return {
+    images: tensor('float32', dims, Float32Array.from(pixels.flat())),
+    labels: tensor('int64', [labels.length], labels),
+  };
 }

@@ -31,10 +31,17 @@ describe('npy', () => {
 
   it('writes the header numpy expects (descr, C order, shape, 64-byte aligned)', () => {
     const bytes = encodeNpy(tensor('float32', [2, 3]));
-    const header = Buffer.from(bytes).toString('latin1', 10, 10 + new DataView(bytes.buffer).getUint16(8, true));
+    const header = Buffer.from(bytes).toString(
+      'latin1',
+      10,
+      10 + new DataView(bytes.buffer).getUint16(8, true),
+    );
     assert.equal((10 + header.length) % 64, 0);
     assert.match(header, /^\{'descr': '<f4', 'fortran_order': False, 'shape': \(2, 3\), \}\s*\n$/);
-    assert.match(Buffer.from(encodeNpy(tensor('int64', [5]))).toString('latin1'), /'shape': \(5,\)/);
+    assert.match(
+      Buffer.from(encodeNpy(tensor('int64', [5]))).toString('latin1'),
+      /'shape': \(5,\)/,
+    );
   });
 
   it('streams rows in and reads row ranges back', () => {
@@ -49,11 +56,39 @@ describe('npy', () => {
   });
 
   const bad: [string, (bytes: Buffer) => Buffer, RegExp][] = [
-    ['not npy at all', () => Buffer.from('hello world, not an array'), /does not start with the \\x93NUMPY magic/],
-    ['a header without shape', (b) => Buffer.concat([b.subarray(0, 10), Buffer.from("{'descr': '<f4', 'fortran_order': False, }".padEnd(b.readUInt16LE(8)))]), /lacks descr, fortran_order or shape/],
-    ['big-endian data', (b) => Buffer.from(b.toString('latin1').replace("'<f4'", "'>f4'"), 'latin1'), /dtype '>f4'.*little-endian/],
-    ['float16', (b) => Buffer.from(b.toString('latin1').replace("'<f4'", "'<f2'"), 'latin1'), /dtype '<f2'/],
-    ['Fortran order', (b) => Buffer.from(b.toString('latin1').replace("'fortran_order': False", "'fortran_order': True "), 'latin1'), /Fortran order/],
+    [
+      'not npy at all',
+      () => Buffer.from('hello world, not an array'),
+      /does not start with the \\x93NUMPY magic/,
+    ],
+    [
+      'a header without shape',
+      (b) =>
+        Buffer.concat([
+          b.subarray(0, 10),
+          Buffer.from("{'descr': '<f4', 'fortran_order': False, }".padEnd(b.readUInt16LE(8))),
+        ]),
+      /lacks descr, fortran_order or shape/,
+    ],
+    [
+      'big-endian data',
+      (b) => Buffer.from(b.toString('latin1').replace("'<f4'", "'>f4'"), 'latin1'),
+      /dtype '>f4'.*little-endian/,
+    ],
+    [
+      'float16',
+      (b) => Buffer.from(b.toString('latin1').replace("'<f4'", "'<f2'"), 'latin1'),
+      /dtype '<f2'/,
+    ],
+    [
+      'Fortran order',
+      (b) =>
+        Buffer.from(
+          b.toString('latin1').replace("'fortran_order': False", "'fortran_order': True "),
+          'latin1',
+        ),
+      /Fortran order/,
+    ],
     ['truncated data', (b) => b.subarray(0, b.length - 5), /is truncated/],
   ];
   for (const [what, corrupt, message] of bad) {
@@ -61,7 +96,10 @@ describe('npy', () => {
       const dir = tempDir();
       const good = Buffer.from(readFileSync(`${fixtureDir('mlp')}/input.npy`));
       writeFileSync(join(dir, 'bad.npy'), corrupt(good));
-      assert.throws(() => readNpy(join(dir, 'bad.npy')), (error: Error) => error instanceof InputError && message.test(error.message));
+      assert.throws(
+        () => readNpy(join(dir, 'bad.npy')),
+        (error: Error) => error instanceof InputError && message.test(error.message),
+      );
     });
   }
 });

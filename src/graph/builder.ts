@@ -8,14 +8,26 @@
  *   g.output(h, 'float32');
  */
 import Long from 'long';
-import { AttributeType, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../onnx/proto.ts';
+import {
+  AttributeType,
+  type AttributeProto,
+  type GraphProto,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+  type ValueInfoProto,
+} from '../onnx/proto.ts';
 import { codeOfDtype, tensorToProto } from '../onnx/tensor-proto.ts';
 import type { DType, Tensor } from '../tensor.ts';
 
 /** Typed attribute values: ONNX distinguishes int and float attributes, JavaScript numbers do not. */
 export type AttributeValue =
-  | { type: 'int'; value: number } | { type: 'float'; value: number } | { type: 'ints'; value: number[] }
-  | { type: 'floats'; value: number[] } | { type: 'string'; value: string } | { type: 'tensor'; value: Tensor }
+  | { type: 'int'; value: number }
+  | { type: 'float'; value: number }
+  | { type: 'ints'; value: number[] }
+  | { type: 'floats'; value: number[] }
+  | { type: 'string'; value: string }
+  | { type: 'tensor'; value: Tensor }
   | { type: 'graph'; value: GraphProto };
 
 export const int = (value: number): AttributeValue => ({ type: 'int', value });
@@ -27,23 +39,54 @@ export const string = (value: string): AttributeValue => ({ type: 'string', valu
 export const graph = (value: GraphProto): AttributeValue => ({ type: 'graph', value });
 
 export function makeAttribute(name: string, attribute: AttributeValue): AttributeProto {
-  const base = { name, floats: [], ints: [], strings: [], tensors: [], graphs: [] } as unknown as AttributeProto;
+  const base = {
+    name,
+    floats: [],
+    ints: [],
+    strings: [],
+    tensors: [],
+    graphs: [],
+  } as unknown as AttributeProto;
   switch (attribute.type) {
-    case 'int': return { ...base, type: AttributeType.INT, i: Long.fromNumber(attribute.value) };
-    case 'float': return { ...base, type: AttributeType.FLOAT, f: attribute.value };
-    case 'ints': return { ...base, type: AttributeType.INTS, ints: attribute.value.map((v) => Long.fromNumber(v)) };
-    case 'floats': return { ...base, type: AttributeType.FLOATS, floats: attribute.value };
-    case 'string': return { ...base, type: AttributeType.STRING, s: new TextEncoder().encode(attribute.value) };
-    case 'tensor': return { ...base, type: AttributeType.TENSOR, t: tensorToProto('', attribute.value) };
-    case 'graph': return { ...base, type: AttributeType.GRAPH, g: attribute.value };
+    case 'int':
+      return { ...base, type: AttributeType.INT, i: Long.fromNumber(attribute.value) };
+    case 'float':
+      return { ...base, type: AttributeType.FLOAT, f: attribute.value };
+    case 'ints':
+      return {
+        ...base,
+        type: AttributeType.INTS,
+        ints: attribute.value.map((v) => Long.fromNumber(v)),
+      };
+    case 'floats':
+      return { ...base, type: AttributeType.FLOATS, floats: attribute.value };
+    case 'string':
+      return { ...base, type: AttributeType.STRING, s: new TextEncoder().encode(attribute.value) };
+    case 'tensor':
+      return { ...base, type: AttributeType.TENSOR, t: tensorToProto('', attribute.value) };
+    case 'graph':
+      return { ...base, type: AttributeType.GRAPH, g: attribute.value };
   }
 }
 
 /** An ai.onnx NodeProto; attributes left undefined are omitted. */
-export function makeNode(name: string, opType: string, inputs: readonly string[], outputs: readonly string[], attributes: Record<string, AttributeValue | undefined> = {}): NodeProto {
+export function makeNode(
+  name: string,
+  opType: string,
+  inputs: readonly string[],
+  outputs: readonly string[],
+  attributes: Record<string, AttributeValue | undefined> = {},
+): NodeProto {
   return {
-    name, opType, domain: '', input: [...inputs], output: [...outputs], metadataProps: [],
-    attribute: Object.entries(attributes).filter(([, value]) => value !== undefined).map(([key, value]) => makeAttribute(key, value!)),
+    name,
+    opType,
+    domain: '',
+    input: [...inputs],
+    output: [...outputs],
+    metadataProps: [],
+    attribute: Object.entries(attributes)
+      .filter(([, value]) => value !== undefined)
+      .map(([key, value]) => makeAttribute(key, value!)),
   } as NodeProto;
 }
 
@@ -64,8 +107,15 @@ export class NameAllocator {
 export type Dim = number | string;
 
 export function valueInfo(name: string, dtype: DType, dims?: readonly Dim[]): ValueInfoProto {
-  const shape = dims && { dim: dims.map((dim) => (typeof dim === 'number' ? { dimValue: Long.fromNumber(dim) } : { dimParam: dim })) };
-  return { name, type: { tensorType: { elemType: codeOfDtype(dtype), ...(shape ? { shape } : {}) } } } as ValueInfoProto;
+  const shape = dims && {
+    dim: dims.map((dim) =>
+      typeof dim === 'number' ? { dimValue: Long.fromNumber(dim) } : { dimParam: dim },
+    ),
+  };
+  return {
+    name,
+    type: { tensorType: { elemType: codeOfDtype(dtype), ...(shape ? { shape } : {}) } },
+  } as ValueInfoProto;
 }
 
 export class GraphBuilder {
@@ -75,7 +125,10 @@ export class GraphBuilder {
   readonly outputs: ValueInfoProto[] = [];
   private readonly names = new NameAllocator();
 
-  constructor(readonly name: string, readonly opset = 17) {}
+  constructor(
+    readonly name: string,
+    readonly opset = 17,
+  ) {}
 
   input(name: string, dtype: DType, dims: readonly Dim[]): string {
     this.inputs.push(valueInfo(this.claim(name), dtype, dims));
@@ -93,16 +146,38 @@ export class GraphBuilder {
   }
 
   /** Emits a node; returns its output names (one per `outputCount`), named `<node name>_output_<k>`. */
-  nodeN(opType: string, inputs: readonly string[], attributes: Record<string, AttributeValue | undefined>, name: string, outputCount: number, outputNames?: string[]): string[] {
+  nodeN(
+    opType: string,
+    inputs: readonly string[],
+    attributes: Record<string, AttributeValue | undefined>,
+    name: string,
+    outputCount: number,
+    outputNames?: string[],
+  ): string[] {
     const nodeName = this.fresh(name);
-    const outputs = outputNames?.map((output) => this.claim(output)) ?? Array.from({ length: outputCount }, (_, k) => this.fresh(`${nodeName}_output_${k}`));
+    const outputs =
+      outputNames?.map((output) => this.claim(output)) ??
+      Array.from({ length: outputCount }, (_, k) => this.fresh(`${nodeName}_output_${k}`));
     this.nodes.push(makeNode(nodeName, opType, inputs, outputs, attributes));
     return outputs;
   }
 
   /** Emits a node with one output, named `outputName` if given (e.g. a graph output such as 'logits'). */
-  node(opType: string, inputs: readonly string[], attributes: Record<string, AttributeValue | undefined> = {}, name = `/${opType}`, outputName?: string): string {
-    return this.nodeN(opType, inputs, attributes, name, 1, outputName ? [outputName] : undefined)[0];
+  node(
+    opType: string,
+    inputs: readonly string[],
+    attributes: Record<string, AttributeValue | undefined> = {},
+    name = `/${opType}`,
+    outputName?: string,
+  ): string {
+    return this.nodeN(
+      opType,
+      inputs,
+      attributes,
+      name,
+      1,
+      outputName ? [outputName] : undefined,
+    )[0];
   }
 
   output(value: string, dtype: DType, dims?: readonly Dim[]): void {
@@ -111,17 +186,32 @@ export class GraphBuilder {
 
   build(producer = 'teardown'): ModelProto {
     return {
-      irVersion: Long.fromNumber(8), producerName: producer, producerVersion: '', domain: '', modelVersion: Long.fromNumber(0), docString: '',
+      irVersion: Long.fromNumber(8),
+      producerName: producer,
+      producerVersion: '',
+      domain: '',
+      modelVersion: Long.fromNumber(0),
+      docString: '',
       opsetImport: [{ domain: '', version: Long.fromNumber(this.opset) }],
-      graph: { name: this.name, node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs, valueInfo: [], sparseInitializer: [], metadataProps: [] },
-      metadataProps: [], functions: [],
+      graph: {
+        name: this.name,
+        node: this.nodes,
+        initializer: this.initializers,
+        input: this.inputs,
+        output: this.outputs,
+        valueInfo: [],
+        sparseInitializer: [],
+        metadataProps: [],
+      },
+      metadataProps: [],
+      functions: [],
     } as unknown as ModelProto;
   }
 
   private claim(name: string): string {
-    if (this.names.used.has(name)) throw new Error(`GraphBuilder: value '${name}' is defined twice`);
+    if (this.names.used.has(name))
+      throw new Error(`GraphBuilder: value '${name}' is defined twice`);
     this.names.used.add(name);
     return name;
   }
 }
-

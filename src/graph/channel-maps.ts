@@ -10,21 +10,79 @@ import type { GraphIndex } from './graph.ts';
 
 /** Ops whose output is a channel-first map whenever they run on one (ai.onnx conv-family semantics). */
 const CHANNEL_MAP_OPS = new Set([
-  'Conv', 'ConvTranspose', 'ConvInteger', 'QLinearConv', 'MaxPool', 'AveragePool', 'LpPool', 'GlobalAveragePool', 'GlobalMaxPool',
-  'GlobalLpPool', 'BatchNormalization', 'InstanceNormalization', 'GroupNormalization', 'LRN', 'MaxUnpool', 'DepthToSpace', 'SpaceToDepth',
+  'Conv',
+  'ConvTranspose',
+  'ConvInteger',
+  'QLinearConv',
+  'MaxPool',
+  'AveragePool',
+  'LpPool',
+  'GlobalAveragePool',
+  'GlobalMaxPool',
+  'GlobalLpPool',
+  'BatchNormalization',
+  'InstanceNormalization',
+  'GroupNormalization',
+  'LRN',
+  'MaxUnpool',
+  'DepthToSpace',
+  'SpaceToDepth',
 ]);
 
 /** Ops that keep their data input's layout: a channel map in, a channel map out. */
 const LAYOUT_KEEPING_OPS = new Set([
-  'Relu', 'LeakyRelu', 'PRelu', 'Elu', 'Selu', 'Celu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Softplus', 'Softsign', 'Mish', 'Gelu',
-  'Erf', 'Exp', 'Log', 'Abs', 'Neg', 'Sqrt', 'Reciprocal', 'Clip', 'Identity', 'Dropout', 'Cast', 'Floor', 'Ceil', 'Round', 'Sign', 'Sin', 'Cos',
-  'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'Where', 'Pad', 'Resize', 'Upsample', 'Slice',
+  'Relu',
+  'LeakyRelu',
+  'PRelu',
+  'Elu',
+  'Selu',
+  'Celu',
+  'Sigmoid',
+  'HardSigmoid',
+  'HardSwish',
+  'Tanh',
+  'Softplus',
+  'Softsign',
+  'Mish',
+  'Gelu',
+  'Erf',
+  'Exp',
+  'Log',
+  'Abs',
+  'Neg',
+  'Sqrt',
+  'Reciprocal',
+  'Clip',
+  'Identity',
+  'Dropout',
+  'Cast',
+  'Floor',
+  'Ceil',
+  'Round',
+  'Sign',
+  'Sin',
+  'Cos',
+  'Add',
+  'Sub',
+  'Mul',
+  'Div',
+  'Pow',
+  'Max',
+  'Min',
+  'Sum',
+  'Mean',
+  'Where',
+  'Pad',
+  'Resize',
+  'Upsample',
+  'Slice',
 ]);
 
 export function channelMapValues(graph: GraphIndex): Set<string> {
   const maps = new Set<string>();
   for (const node of graph.nodes) {
-    if (makesChannelMap(node, maps)) for (const output of node.output.slice(0, 1)) if (output) maps.add(output);
+    if (makesChannelMap(node, maps))
+      for (const output of node.output.slice(0, 1)) if (output) maps.add(output);
   }
   return maps;
 }

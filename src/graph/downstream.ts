@@ -20,7 +20,11 @@ export interface DownstreamGraph {
  * undefined when the output does not depend on the value, or the value is a graph input (nothing
  * to skip) or a constant (e.g. a parameter copy: its producer belongs to the constant part).
  */
-export function downstreamGraph(index: GraphIndex, value: string, output: string): DownstreamGraph | undefined {
+export function downstreamGraph(
+  index: GraphIndex,
+  value: string,
+  output: string,
+): DownstreamGraph | undefined {
   if (!index.producer.has(value) || !index.fromInputs.has(value)) return undefined;
   const downstream = new Set<number>();
   const reached = new Set([value]);
@@ -31,12 +35,18 @@ export function downstreamGraph(index: GraphIndex, value: string, output: string
   });
   if (!reached.has(output)) return undefined;
   // Constant subgraphs (no graph input behind them) come along: they have no batch axis to feed.
-  const kept = index.nodes.map((node, position) => downstream.has(position) || node.output.every((out) => !out || !index.fromInputs.has(out)));
-  const produced = new Set(index.nodes.flatMap((node, position) => (kept[position] ? node.output : [])));
+  const kept = index.nodes.map(
+    (node, position) =>
+      downstream.has(position) || node.output.every((out) => !out || !index.fromInputs.has(out)),
+  );
+  const produced = new Set(
+    index.nodes.flatMap((node, position) => (kept[position] ? node.output : [])),
+  );
   const cut = new Set<string>([value]);
   index.nodes.forEach((node, position) => {
     if (!kept[position]) return;
-    for (const input of node.input) if (input && !produced.has(input) && !index.initializerNames.has(input)) cut.add(input);
+    for (const input of node.input)
+      if (input && !produced.has(input) && !index.initializerNames.has(input)) cut.add(input);
   });
   const nodes = index.nodes.filter((_, position) => kept[position]);
   const used = new Set(nodes.flatMap((node) => node.input));
@@ -46,7 +56,9 @@ export function downstreamGraph(index: GraphIndex, value: string, output: string
     graph: derive(graph, {
       node: nodes,
       initializer: graph.initializer.filter((tensor) => used.has(tensor.name)),
-      input: inputs.map((name) => valueInfo(name, dtypeOfCode(index.elementTypes.get(name) ?? DataType.FLOAT) ?? 'float32')),
+      input: inputs.map((name) =>
+        valueInfo(name, dtypeOfCode(index.elementTypes.get(name) ?? DataType.FLOAT) ?? 'float32'),
+      ),
       output: graph.output.filter((info) => info.name === output),
       valueInfo: [],
     }),

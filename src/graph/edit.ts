@@ -25,7 +25,13 @@ export type Rewrite =
   | { kind: 'affine'; value: string; keepInput: string; addInput: string }
   | { kind: 'replace'; value: string; input: string }
   /** `axis`: the unit axis the dot product runs along (V·d̂ summed over it, kept with size 1). */
-  | { kind: 'project-out'; value: string; directionInput: string; removalInput: string; axis: number };
+  | {
+      kind: 'project-out';
+      value: string;
+      directionInput: string;
+      removalInput: string;
+      axis: number;
+    };
 
 export interface EditPlan {
   expose: readonly string[];
@@ -51,12 +57,14 @@ export function applyEdits(index: GraphIndex, plan: EditPlan): EditedGraph {
   const finalName = new Map<string, string>();
   const nodes: NodeProto[] = [];
   const opset = opsetOf(index.proto);
-  const emitRewrites = (source: string, target: string, rewrites: Rewrite[], into: NodeProto[]) => emitRewriteChain(source, target, rewrites, into, opset);
+  const emitRewrites = (source: string, target: string, rewrites: Rewrite[], into: NodeProto[]) =>
+    emitRewriteChain(source, target, rewrites, into, opset);
 
   // Rewrites of fed graph inputs go first; their readers are renamed below.
   for (const input of index.inputs) {
     const rewrites = rewritesOf.get(input.name);
-    if (rewrites) finalName.set(input.name, emitRewrites(input.name, `${input.name}::edited`, rewrites, nodes));
+    if (rewrites)
+      finalName.set(input.name, emitRewrites(input.name, `${input.name}::edited`, rewrites, nodes));
   }
   for (const node of graph.node) {
     const renamedInputs = node.input.map((name) => finalName.get(name) ?? name);
@@ -67,7 +75,8 @@ export function applyEdits(index: GraphIndex, plan: EditPlan): EditedGraph {
     }
     const outputs = node.output.map((name) => (rewritesOf.has(name) ? `${name}::original` : name));
     nodes.push(derive(node, { input: renamedInputs, output: outputs }));
-    for (const name of rewrittenOutputs) emitRewrites(`${name}::original`, name, rewritesOf.get(name)!, nodes);
+    for (const name of rewrittenOutputs)
+      emitRewrites(`${name}::original`, name, rewritesOf.get(name)!, nodes);
   }
 
   const outputOf = new Map<string, string>();
@@ -83,24 +92,44 @@ export function applyEdits(index: GraphIndex, plan: EditPlan): EditedGraph {
     declared.add(name);
     outputs.push(valueInfo(name, index.elementTypes.get(value)));
   }
-  const newInputs = [...plan.inputTypes].map(([name, dtype]) => valueInfo(name, codeOfDtype(dtype)));
-  const newGraph: GraphProto = derive(graph, { node: nodes, output: outputs, input: [...graph.input, ...newInputs] });
+  const newInputs = [...plan.inputTypes].map(([name, dtype]) =>
+    valueInfo(name, codeOfDtype(dtype)),
+  );
+  const newGraph: GraphProto = derive(graph, {
+    node: nodes,
+    output: outputs,
+    input: [...graph.input, ...newInputs],
+  });
   return { proto: derive(index.proto, { graph: newGraph }), outputOf };
 }
 
 /** Emits the nodes of a chain of rewrites from `source`; the last writes `target`. Returns `target`. */
-function emitRewriteChain(source: string, target: string, rewrites: Rewrite[], nodes: NodeProto[], opset: number): string {
+function emitRewriteChain(
+  source: string,
+  target: string,
+  rewrites: Rewrite[],
+  nodes: NodeProto[],
+  opset: number,
+): string {
   let current = source;
   rewrites.forEach((rewrite, step) => {
     const result = step === rewrites.length - 1 ? target : `${target}::step${step}`;
     if (rewrite.kind === 'replace') {
-      nodes.push(makeNode(`teardown/${target}/replace${step}`, 'Identity', [rewrite.input], [result]));
+      nodes.push(
+        makeNode(`teardown/${target}/replace${step}`, 'Identity', [rewrite.input], [result]),
+      );
     } else if (rewrite.kind === 'project-out') {
-      nodes.push(...projectOutNodes(current, result, rewrite, `teardown/${target}/project${step}`, opset));
+      nodes.push(
+        ...projectOutNodes(current, result, rewrite, `teardown/${target}/project${step}`, opset),
+      );
     } else {
       const scaled = `${target}::scaled${step}`;
-      nodes.push(makeNode(`teardown/${target}/keep${step}`, 'Mul', [current, rewrite.keepInput], [scaled]));
-      nodes.push(makeNode(`teardown/${target}/add${step}`, 'Add', [scaled, rewrite.addInput], [result]));
+      nodes.push(
+        makeNode(`teardown/${target}/keep${step}`, 'Mul', [current, rewrite.keepInput], [scaled]),
+      );
+      nodes.push(
+        makeNode(`teardown/${target}/add${step}`, 'Add', [scaled, rewrite.addInput], [result]),
+      );
     }
     current = result;
   });
@@ -112,14 +141,36 @@ function emitRewriteChain(source: string, target: string, rewrites: Rewrite[], n
  * size 1), broadcast back over the units by the product with r. ReduceSum takes its axes as an
  * input from opset 13 and as an attribute before.
  */
-function projectOutNodes(source: string, result: string, rewrite: Extract<Rewrite, { kind: 'project-out' }>, prefix: string, opset: number): NodeProto[] {
-  const [product, dot, component, axes] = ['product', 'dot', 'component', 'axes'].map((part) => `${result}::${part}`);
+function projectOutNodes(
+  source: string,
+  result: string,
+  rewrite: Extract<Rewrite, { kind: 'project-out' }>,
+  prefix: string,
+  opset: number,
+): NodeProto[] {
+  const [product, dot, component, axes] = ['product', 'dot', 'component', 'axes'].map(
+    (part) => `${result}::${part}`,
+  );
   const nodes = [makeNode(`${prefix}/Mul`, 'Mul', [source, rewrite.directionInput], [product])];
   if (opset >= 13) {
-    nodes.push(makeNode(`${prefix}/axes`, 'Constant', [], [axes], { value: { type: 'tensor', value: { dtype: 'int64', dims: [1], data: BigInt64Array.of(BigInt(rewrite.axis)) } } }));
-    nodes.push(makeNode(`${prefix}/ReduceSum`, 'ReduceSum', [product, axes], [dot], { keepdims: int(1) }));
+    nodes.push(
+      makeNode(`${prefix}/axes`, 'Constant', [], [axes], {
+        value: {
+          type: 'tensor',
+          value: { dtype: 'int64', dims: [1], data: BigInt64Array.of(BigInt(rewrite.axis)) },
+        },
+      }),
+    );
+    nodes.push(
+      makeNode(`${prefix}/ReduceSum`, 'ReduceSum', [product, axes], [dot], { keepdims: int(1) }),
+    );
   } else {
-    nodes.push(makeNode(`${prefix}/ReduceSum`, 'ReduceSum', [product], [dot], { axes: ints([rewrite.axis]), keepdims: int(1) }));
+    nodes.push(
+      makeNode(`${prefix}/ReduceSum`, 'ReduceSum', [product], [dot], {
+        axes: ints([rewrite.axis]),
+        keepdims: int(1),
+      }),
+    );
   }
   nodes.push(makeNode(`${prefix}/MulRemoval`, 'Mul', [dot, rewrite.removalInput], [component]));
   nodes.push(makeNode(`${prefix}/Sub`, 'Sub', [source, component], [result]));
@@ -128,7 +179,9 @@ function projectOutNodes(source: string, result: string, rewrite: Extract<Rewrit
 
 /** The model's ai.onnx opset. */
 function opsetOf(proto: ModelProto): number {
-  const entry = proto.opsetImport.find((opset) => opset.domain === '' || opset.domain === 'ai.onnx');
+  const entry = proto.opsetImport.find(
+    (opset) => opset.domain === '' || opset.domain === 'ai.onnx',
+  );
   return entry ? Number(entry.version) : 1;
 }
 
@@ -141,7 +194,12 @@ function valueInfo(name: string, elemType: number | undefined): ValueInfoProto {
  * value by name, so then every node is kept.
  */
 export function nodesComputing(nodes: readonly NodeProto[], values: Iterable<string>): NodeProto[] {
-  if (nodes.some((node) => node.attribute.some((attribute) => attribute.g || attribute.graphs?.length))) return [...nodes];
+  if (
+    nodes.some((node) =>
+      node.attribute.some((attribute) => attribute.g || attribute.graphs?.length),
+    )
+  )
+    return [...nodes];
   const needed = new Set(values);
   const kept: NodeProto[] = [];
   for (let k = nodes.length - 1; k >= 0; k--) {
@@ -154,7 +212,10 @@ export function nodesComputing(nodes: readonly NodeProto[], values: Iterable<str
 
 /** The graph's nodes without those no graph output depends on. */
 export function pruneUnused(graph: GraphProto): NodeProto[] {
-  return nodesComputing(graph.node, graph.output.map((output) => output.name));
+  return nodesComputing(
+    graph.node,
+    graph.output.map((output) => output.name),
+  );
 }
 
 /** A copy of a protobuf message with some fields replaced; unset fields keep the prototype's defaults. */

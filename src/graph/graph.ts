@@ -47,7 +47,11 @@ export class GraphIndex {
     this.elementTypes = inferElementTypes(graph.node, declaredElementTypes(proto));
     const inputNames = this.inputs.map((input) => input.name);
     this.fromInputs = reachedFrom(graph.node, inputNames, () => true);
-    this.dataDependent = reachedFrom(graph.node, inputNames, (node) => !SHAPE_READERS.has(node.opType));
+    this.dataDependent = reachedFrom(
+      graph.node,
+      inputNames,
+      (node) => !SHAPE_READERS.has(node.opType),
+    );
   }
 
   /** Whether the value is an activation: computed from the values fed (docs/design.md). */
@@ -67,7 +71,10 @@ export class GraphIndex {
 
   /** Every value a hook can name: fed inputs, then node outputs in graph order. */
   valueNames(): string[] {
-    return [...this.inputs.map((input) => input.name), ...this.nodes.flatMap((node) => node.output.filter(Boolean))];
+    return [
+      ...this.inputs.map((input) => input.name),
+      ...this.nodes.flatMap((node) => node.output.filter(Boolean)),
+    ];
   }
 
   hasValue(name: string): boolean {
@@ -93,18 +100,28 @@ const SHAPE_READERS = new Set(['Shape', 'Size', 'EyeLike']);
  * Values computed from `sources` through nodes that `passes` lets the dependence through. A node
  * with subgraphs (If, Loop, Scan) also depends on the outer values its bodies read by name.
  */
-function reachedFrom(nodes: readonly NodeProto[], sources: string[], passes: (node: NodeProto) => boolean): Set<string> {
+function reachedFrom(
+  nodes: readonly NodeProto[],
+  sources: string[],
+  passes: (node: NodeProto) => boolean,
+): Set<string> {
   const reached = new Set(sources);
   for (const node of nodes) {
     if (!passes(node)) continue;
     const reads = [...node.input, ...subgraphReads(node)];
-    if (reads.some((input) => reached.has(input))) for (const output of node.output) if (output) reached.add(output);
+    if (reads.some((input) => reached.has(input)))
+      for (const output of node.output) if (output) reached.add(output);
   }
   return reached;
 }
 
 /** Every value name read by the nodes of a node's subgraphs, nested ones included. */
 function subgraphReads(node: NodeProto): string[] {
-  const graphs = node.attribute.flatMap((attribute) => [...(attribute.g ? [attribute.g] : []), ...(attribute.graphs ?? [])]);
-  return graphs.flatMap((graph) => graph.node.flatMap((inner) => [...inner.input, ...subgraphReads(inner)]));
+  const graphs = node.attribute.flatMap((attribute) => [
+    ...(attribute.g ? [attribute.g] : []),
+    ...(attribute.graphs ?? []),
+  ]);
+  return graphs.flatMap((graph) =>
+    graph.node.flatMap((inner) => [...inner.input, ...subgraphReads(inner)]),
+  );
 }

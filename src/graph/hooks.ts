@@ -82,8 +82,13 @@ export class HookTable {
     const absent = this.absent.find((module) => module.name === name);
     if (absent) throw new HookError(`Module '${name}' has no hook: ${absent.reason}`);
     const folded = this.foldings.find((folding) => folding.batchNorm === name);
-    if (folded) throw new HookError(`Module '${name}' has no hook: ${foldingNote(folded)} Read '${folded.conv}' instead.`);
-    throw new HookError(`No hook named '${name}'.${this.absenceExplanation()} Nearest hook names: ${nearestNames(name, this.byName.keys()).join(', ')}. List them all with 'teardown hooks MODEL'.`);
+    if (folded)
+      throw new HookError(
+        `Module '${name}' has no hook: ${foldingNote(folded)} Read '${folded.conv}' instead.`,
+      );
+    throw new HookError(
+      `No hook named '${name}'.${this.absenceExplanation()} Nearest hook names: ${nearestNames(name, this.byName.keys()).join(', ')}. List them all with 'teardown hooks MODEL'.`,
+    );
   }
 
   /** Hooks whose names match any of the glob patterns (`*` any run of characters, `?` one). */
@@ -94,7 +99,9 @@ export class HookTable {
       const hits = this.hooks.filter((hook) => regex.test(hook.name));
       if (hits.length === 0) {
         if (!/[*?]/.test(pattern)) this.resolve(pattern);
-        throw new HookError(`Hook pattern '${pattern}' matches no hook.${this.absenceExplanation()} Nearest hook names: ${nearestNames(pattern, this.byName.keys()).join(', ')}. List them all with 'teardown hooks MODEL'.`);
+        throw new HookError(
+          `Hook pattern '${pattern}' matches no hook.${this.absenceExplanation()} Nearest hook names: ${nearestNames(pattern, this.byName.keys()).join(', ')}. List them all with 'teardown hooks MODEL'.`,
+        );
       }
       hits.forEach((hook) => matched.add(hook));
     }
@@ -105,7 +112,10 @@ export class HookTable {
   private absenceExplanation(): string {
     if (this.foldings.length === 0) return '';
     if (this.foldings.length <= 2) return ` ${this.foldingNotes.join(' ')}`;
-    return ` The exporter folded ${this.foldings.length} BatchNorms into their Convs (${this.foldings.map((f) => f.conv).slice(0, 3).join(', ')}, ...), which carry their outputs; 'teardown hooks MODEL' lists them.`;
+    return ` The exporter folded ${this.foldings.length} BatchNorms into their Convs (${this.foldings
+      .map((f) => f.conv)
+      .slice(0, 3)
+      .join(', ')}, ...), which carry their outputs; 'teardown hooks MODEL' lists them.`;
   }
 
   private add(hook: Hook): void {
@@ -124,21 +134,33 @@ export class HookTable {
     for (const [module, nodeIndices] of members) {
       const value = moduleOutput(this.graph, nodeIndices);
       if (!value) {
-        this.absent.push({ name: module, reason: `no float value computed from the model's inputs leaves its scope (its ${nodeIndices.size} node(s) compute only constants, shapes or indices).` });
+        this.absent.push({
+          name: module,
+          reason: `no float value computed from the model's inputs leaves its scope (its ${nodeIndices.size} node(s) compute only constants, shapes or indices).`,
+        });
         continue;
       }
       const folding = foldedBatchNorm(this.graph, module, value, new Set(members.keys()));
       if (folding) this.foldings.push(folding);
       this.add({
-        name: module, value, kind: 'module', op: this.opOf(value), dtype: this.graph.dtype(value), call: calls.get(module),
-        note: folding ? `carries the output of the BatchNorm folded into this Conv by the exporter${folding.batchNorm ? ` ('${folding.batchNorm}', by its name)` : ''}, not the raw convolution (weights '${folding.weight}')` : undefined,
+        name: module,
+        value,
+        kind: 'module',
+        op: this.opOf(value),
+        dtype: this.graph.dtype(value),
+        call: calls.get(module),
+        note: folding
+          ? `carries the output of the BatchNorm folded into this Conv by the exporter${folding.batchNorm ? ` ('${folding.batchNorm}', by its name)` : ''}, not the raw convolution (weights '${folding.weight}')`
+          : undefined,
       });
     }
   }
 }
 
 function foldingNote(folding: FoldedBatchNorm): string {
-  const which = folding.batchNorm ? `the BatchNorm '${folding.batchNorm}' (inferred from the names)` : 'the BatchNorm that followed it';
+  const which = folding.batchNorm
+    ? `the BatchNorm '${folding.batchNorm}' (inferred from the names)`
+    : 'the BatchNorm that followed it';
   return `The exporter folded a BatchNorm into '${folding.conv}' (its weights are the exporter-made initializer '${folding.weight}', not '${folding.conv}.weight'): ${which} has no hook of its own, and its output is what '${folding.conv}' carries.`;
 }
 
@@ -160,9 +182,12 @@ function moduleOutput(graph: GraphIndex, inside: Set<number>): string | undefine
   for (const nodeIndex of inside) {
     graph.nodes[nodeIndex].output.forEach((value, slot) => {
       if (!value || !graph.fromInputs.has(value) || !graph.isFloat(value)) return;
-      const readOutside = graph.outputNames.has(value) || (graph.consumers.get(value) ?? []).some((reader) => !inside.has(reader));
+      const readOutside =
+        graph.outputNames.has(value) ||
+        (graph.consumers.get(value) ?? []).some((reader) => !inside.has(reader));
       if (!readOutside) return;
-      if (!best || nodeIndex > best.node || (nodeIndex === best.node && slot > best.slot)) best = { node: nodeIndex, slot, value };
+      if (!best || nodeIndex > best.node || (nodeIndex === best.node && slot > best.slot))
+        best = { node: nodeIndex, slot, value };
     });
   }
   return best?.value;
@@ -174,7 +199,12 @@ function moduleOutput(graph: GraphIndex, inside: Set<number>): string | undefine
  * a BatchNorm folded in by constant folding. Containers whose output is something else (a Relu
  * after the Conv) carry no note, even though the Conv is inside them.
  */
-function foldedBatchNorm(graph: GraphIndex, module: string, value: string, modules: ReadonlySet<string>): FoldedBatchNorm | undefined {
+function foldedBatchNorm(
+  graph: GraphIndex,
+  module: string,
+  value: string,
+  modules: ReadonlySet<string>,
+): FoldedBatchNorm | undefined {
   const node = graph.nodes[graph.producer.get(value)!];
   if (node.opType !== 'Conv' && node.opType !== 'ConvTranspose') return undefined;
   // A container whose output is the Conv's (ResNet's `downsample`, once its BatchNorm is gone) does carry the BatchNorm's output, as in PyTorch.
@@ -205,12 +235,19 @@ function inferredBatchNorm(conv: string, modules: ReadonlySet<string>): string |
   const dot = conv.lastIndexOf('.');
   const parent = dot < 0 ? '' : conv.slice(0, dot + 1);
   const last = conv.slice(dot + 1);
-  const candidate = /^\d+$/.test(last) ? `${parent}${Number(last) + 1}`
-    : /conv/i.test(last) ? `${parent}${last.replace(/conv/i, (match) => (match === match.toUpperCase() ? 'BN' : 'bn'))}` : undefined;
+  const candidate = /^\d+$/.test(last)
+    ? `${parent}${Number(last) + 1}`
+    : /conv/i.test(last)
+      ? `${parent}${last.replace(/conv/i, (match) => (match === match.toUpperCase() ? 'BN' : 'bn'))}`
+      : undefined;
   return candidate && !modules.has(candidate) ? candidate : undefined;
 }
 
 export function globToRegExp(pattern: string): RegExp {
-  const body = [...pattern].map((char) => (char === '*' ? '.*' : char === '?' ? '.' : char.replace(/[\\^$.|+()[\]{}]/g, '\\$&'))).join('');
+  const body = [...pattern]
+    .map((char) =>
+      char === '*' ? '.*' : char === '?' ? '.' : char.replace(/[\\^$.|+()[\]{}]/g, '\\$&'),
+    )
+    .join('');
   return new RegExp(`^${body}$`);
 }

@@ -28,9 +28,12 @@ export function scopesFromNodeName(name: string): string[] {
   let previous = '';
   for (const component of components) {
     if (!component) continue;
-    path = previous && component.startsWith(`${previous}.`)
-      ? path + component.slice(previous.length)
-      : path ? `${path}.${component}` : component;
+    path =
+      previous && component.startsWith(`${previous}.`)
+        ? path + component.slice(previous.length)
+        : path
+          ? `${path}.${component}`
+          : component;
     scopes.push(path);
     previous = component;
   }
@@ -38,7 +41,9 @@ export function scopesFromNodeName(name: string): string[] {
 }
 
 export function scopesFromDynamo(repr: string): string[] {
-  const names = [...repr.matchAll(/'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"/g)].map((match) => match[1] ?? match[2]);
+  const names = [...repr.matchAll(/'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"/g)].map(
+    (match) => match[1] ?? match[2],
+  );
   return names.slice(0, -1).filter((name) => name !== '');
 }
 
@@ -61,8 +66,12 @@ export function moduleCalls(scopes: Iterable<string>): Map<string, ModuleCall> {
   const calls = new Map<string, ModuleCall>();
   for (const scope of all) {
     const repeated = /^(.*)_(\d+)$/.exec(scope);
-    const first = repeated && all.has(repeated[1]) && !repeated[1].endsWith('.') ? repeated[1] : undefined;
-    calls.set(scope, first ? { module: first, index: Number(repeated![2]) } : { module: scope, index: 0 });
+    const first =
+      repeated && all.has(repeated[1]) && !repeated[1].endsWith('.') ? repeated[1] : undefined;
+    calls.set(
+      scope,
+      first ? { module: first, index: Number(repeated![2]) } : { module: scope, index: 0 },
+    );
   }
   return calls;
 }

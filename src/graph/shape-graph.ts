@@ -41,7 +41,11 @@ export function shapeGraph(index: GraphIndex, values: readonly string[]): ShapeG
       reads.push({ output: value, of: node.input[0], op: node.opType, ...shapeSlice(node) });
       continue;
     }
-    if (index.isActivation(value) || node.attribute.some((attribute) => attribute.g || attribute.graphs?.length)) return undefined;
+    if (
+      index.isActivation(value) ||
+      node.attribute.some((attribute) => attribute.g || attribute.graphs?.length)
+    )
+      return undefined;
     needed.add(producer);
     pending.push(...node.input.filter(Boolean));
   }
@@ -49,8 +53,13 @@ export function shapeGraph(index: GraphIndex, values: readonly string[]): ShapeG
   const used = new Set(nodes.flatMap((node) => node.input));
   const graph = derive(index.proto.graph, {
     node: nodes,
-    input: reads.map((read) => valueInfo(read.output, 'int64', read.op === 'Shape' ? ['rank'] : [])),
-    output: values.map((value) => { const dtype = index.dtype(value); return dtype ? valueInfo(value, dtype) : ({ name: value } as ValueInfoProto); }),
+    input: reads.map((read) =>
+      valueInfo(read.output, 'int64', read.op === 'Shape' ? ['rank'] : []),
+    ),
+    output: values.map((value) => {
+      const dtype = index.dtype(value);
+      return dtype ? valueInfo(value, dtype) : ({ name: value } as ValueInfoProto);
+    }),
     initializer: index.proto.graph.initializer.filter((tensor) => used.has(tensor.name)),
     valueInfo: [],
   });
@@ -61,5 +70,8 @@ function shapeSlice(node: NodeProto): { start?: number; end?: number } {
   const attribute = (name: string) => node.attribute.find((entry) => entry.name === name)?.i;
   const start = attribute('start');
   const end = attribute('end');
-  return { ...(start !== undefined && start !== null ? { start: Number(start) } : {}), ...(end !== undefined && end !== null ? { end: Number(end) } : {}) };
+  return {
+    ...(start !== undefined && start !== null ? { start: Number(start) } : {}),
+    ...(end !== undefined && end !== null ? { end: Number(end) } : {}),
+  };
 }

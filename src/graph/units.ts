@@ -24,7 +24,12 @@ const BATCH_DIM = /^(?:batch(?:\*(\d+))?|(\d+)\*batch)$/;
 export function batchLayoutOf(dims: readonly (number | string)[]): BatchLayout | undefined {
   for (const [axis, dim] of dims.entries()) {
     const match = typeof dim === 'string' ? BATCH_DIM.exec(dim) : null;
-    if (match) return { axis, perExample: Number(match[1] ?? match[2] ?? 1), interleaved: match[2] !== undefined };
+    if (match)
+      return {
+        axis,
+        perExample: Number(match[1] ?? match[2] ?? 1),
+        interleaved: match[2] !== undefined,
+      };
   }
   return undefined;
 }
@@ -40,7 +45,11 @@ export function examplesFirst(value: Tensor, layout: BatchLayout): Tensor {
   if (!layout.interleaved) return front;
   // [k·batch, ...] read as [k, batch, ...] → [batch, k, ...] → [batch·k, ...]
   const [size, ...rest] = front.dims;
-  const split = moveAxis({ ...front, dims: [layout.perExample, size / layout.perExample, ...rest] }, 1, 0);
+  const split = moveAxis(
+    { ...front, dims: [layout.perExample, size / layout.perExample, ...rest] },
+    1,
+    0,
+  );
   return { ...split, dims: [size, ...rest] };
 }
 
@@ -49,7 +58,11 @@ export function fromExamplesFirst(rows: Tensor, layout: BatchLayout): Tensor {
   let front = rows;
   if (layout.interleaved) {
     const [size, ...rest] = rows.dims;
-    const split = moveAxis({ ...rows, dims: [size / layout.perExample, layout.perExample, ...rest] }, 1, 0);
+    const split = moveAxis(
+      { ...rows, dims: [size / layout.perExample, layout.perExample, ...rest] },
+      1,
+      0,
+    );
     front = { ...split, dims: [size, ...rest] };
   }
   return moveAxis(front, 0, layout.axis);
@@ -61,14 +74,22 @@ export function fromExamplesFirst(rows: Tensor, layout: BatchLayout): Tensor {
  * (attention heads [batch, heads, query, key]); otherwise the last axis (dense and sequence values
  * [batch, d], [batch, seq, d], [seq, batch, d], LSTM's [seq, dirs, batch, hidden]).
  */
-export function defaultUnitAxis(rank: number, batchAxis: number | undefined = 0, channelMap = false): number {
+export function defaultUnitAxis(
+  rank: number,
+  batchAxis: number | undefined = 0,
+  channelMap = false,
+): number {
   if (rank <= 1) return 0;
   if (batchAxis === 0 && (rank >= 4 || (channelMap && rank === 3))) return 1;
   return rank - 1;
 }
 
 /** The default unit axis of a hook's value of the given rank (channel maps: graph/channel-maps.ts). */
-export function unitAxisOf(hook: { channelMap?: boolean } | undefined, rank: number, batchAxis: number | undefined = 0): number {
+export function unitAxisOf(
+  hook: { channelMap?: boolean } | undefined,
+  rank: number,
+  batchAxis: number | undefined = 0,
+): number {
   return defaultUnitAxis(rank, batchAxis, hook?.channelMap ?? false);
 }
 
@@ -77,7 +98,11 @@ export function unitAxisOf(hook: { channelMap?: boolean } | undefined, rank: num
  * ([batch, seq, d] → 1, [seq, batch, d] → 0, a position table [seq, d] → 0), the query axis of
  * [batch, heads, query, key] (2); none otherwise.
  */
-export function positionAxis(rank: number, unitAxis: number, batchAxis: number | undefined = 0): number | undefined {
+export function positionAxis(
+  rank: number,
+  unitAxis: number,
+  batchAxis: number | undefined = 0,
+): number | undefined {
   if (rank === 4 && batchAxis === 0 && unitAxis === 1) return 2;
   if (unitAxis !== rank - 1) return undefined;
   if (rank === 3 && batchAxis !== undefined && batchAxis < 2) return 1 - batchAxis;
@@ -90,7 +115,11 @@ export function positionAxis(rank: number, unitAxis: number, batchAxis: number |
  * where it grew from k to 2k, 'batch*k' or, when `interleaved(axis)` says the first example's
  * entries are every other one, 'k*batch'.
  */
-export function symbolicDims(atOne: readonly number[], atTwo: readonly number[], interleaved: (axis: number) => boolean = () => false): (number | string)[] {
+export function symbolicDims(
+  atOne: readonly number[],
+  atTwo: readonly number[],
+  interleaved: (axis: number) => boolean = () => false,
+): (number | string)[] {
   return atOne.map((size, axis) => {
     if (atTwo[axis] === size) return size;
     if (atTwo[axis] !== 2 * size) return '?';

@@ -25,22 +25,44 @@ export interface Classification {
 }
 
 /** Runs the labelled examples in batches with the given interventions; caches `hooks` only to average their units. */
-export async function classify(model: Model, feeds: Feeds, labels: Tensor, options: { hooks?: string[]; interventions?: Intervention[]; batchSize?: number } = {}): Promise<Classification> {
+export async function classify(
+  model: Model,
+  feeds: Feeds,
+  labels: Tensor,
+  options: { hooks?: string[]; interventions?: Intervention[]; batchSize?: number } = {},
+): Promise<Classification> {
   const examples = labels.dims[0];
   const batchSize = options.batchSize ?? 512;
   const predictions = new Int32Array(examples);
   const sums = new Map<string, Float64Array>();
-  const runOptions: RunOptions = { cache: options.hooks, interventions: options.interventions, batchSize };
+  const runOptions: RunOptions = {
+    cache: options.hooks,
+    interventions: options.interventions,
+    batchSize,
+  };
   for (let start = 0; start < examples; start += batchSize) {
     const end = Math.min(examples, start + batchSize);
-    const { outputs, cache } = await run(model, sliceFeeds(feeds, start, end), { ...runOptions, exampleOffset: start });
+    const { outputs, cache } = await run(model, sliceFeeds(feeds, start, end), {
+      ...runOptions,
+      exampleOffset: start,
+    });
     argmaxRows(outputs[model.outputNames[0]], predictions, start);
-    for (const [hook, values] of cache) accumulateUnits(sums, hook, values, unitAxisOf(model.hooks.get(hook), values.dims.length));
+    for (const [hook, values] of cache)
+      accumulateUnits(sums, hook, values, unitAxisOf(model.hooks.get(hook), values.dims.length));
   }
   let correct = 0;
   for (let i = 0; i < examples; i++) if (predictions[i] === Number(labels.data[i])) correct++;
-  const unitMeans = new Map([...sums].map(([hook, sum]) => [hook, sum.map((value) => value / examples)]));
-  return { predictions, correct, examples, accuracy: correct / examples, interval: wilsonInterval(correct, examples), unitMeans };
+  const unitMeans = new Map(
+    [...sums].map(([hook, sum]) => [hook, sum.map((value) => value / examples)]),
+  );
+  return {
+    predictions,
+    correct,
+    examples,
+    accuracy: correct / examples,
+    interval: wilsonInterval(correct, examples),
+    unitMeans,
+  };
 }
 
 /** Unit indices ordered by mean activation, highest first. */
@@ -59,24 +81,34 @@ export function randomUnits(total: number, count: number, seed: number): number[
   return order.slice(0, count).sort((a, b) => a - b);
 }
 
-export const zeroAblation = (hook: string, units: number[]): Intervention[] => [ablate(hook, 'zero', { units })];
+export const zeroAblation = (hook: string, units: number[]): Intervention[] => [
+  ablate(hook, 'zero', { units }),
+];
 
 function argmaxRows(logits: Tensor, into: Int32Array, offset: number): void {
   const classes = logits.dims[logits.dims.length - 1];
   const rows = logits.data.length / classes;
   for (let row = 0; row < rows; row++) {
     let best = 0;
-    for (let c = 1; c < classes; c++) if (Number(logits.data[row * classes + c]) > Number(logits.data[row * classes + best])) best = c;
+    for (let c = 1; c < classes; c++)
+      if (Number(logits.data[row * classes + c]) > Number(logits.data[row * classes + best]))
+        best = c;
     into[offset + row] = best;
   }
 }
 
 /** Adds each unit's values (summed over every axis but the unit axis, divided by the positions per example). */
-function accumulateUnits(sums: Map<string, Float64Array>, hook: string, values: Tensor, axis: number): void {
+function accumulateUnits(
+  sums: Map<string, Float64Array>,
+  hook: string,
+  values: Tensor,
+  axis: number,
+): void {
   const units = values.dims[axis];
   const inner = elementCount(values.dims.slice(axis + 1));
   const perExample = elementCount(values.dims.slice(1)) / units;
   const sum = sums.get(hook) ?? new Float64Array(units);
-  for (let i = 0; i < values.data.length; i++) sum[Math.floor(i / inner) % units] += Number(values.data[i]) / perExample;
+  for (let i = 0; i < values.data.length; i++)
+    sum[Math.floor(i / inner) % units] += Number(values.data[i]) / perExample;
   sums.set(hook, sum);
 }

@@ -16,14 +16,24 @@ export function targetLogitMetric(target: Tensor): (scores: Tensor) => number {
   return (scores) => {
     const [batch, seq, classes] = scores.dims;
     let sum = 0;
-    for (let b = 0; b < batch; b++) sum += Number(scores.data[(b * seq + seq - 1) * classes + Number(target.data[b])]);
+    for (let b = 0; b < batch; b++)
+      sum += Number(scores.data[(b * seq + seq - 1) * classes + Number(target.data[b])]);
     return sum / batch;
   };
 }
 
 /** estimates[h][p]: M(clean) + the linear estimate of patching hooks[h] at position p. */
-export async function attributionPatching(model: Model, clean: Feeds, corrupted: Feeds, hooks: string[], target: Tensor): Promise<number[][]> {
-  const { gradients } = await computeGradients(model, clean, target, { loss: { kind: 'score', positions: 'last' }, wrt: hooks });
+export async function attributionPatching(
+  model: Model,
+  clean: Feeds,
+  corrupted: Feeds,
+  hooks: string[],
+  target: Tensor,
+): Promise<number[][]> {
+  const { gradients } = await computeGradients(model, clean, target, {
+    loss: { kind: 'score', positions: 'last' },
+    wrt: hooks,
+  });
   const cleanRun = await runWithCache(model, clean, hooks);
   const corruptedRun = await runWithCache(model, corrupted, hooks);
   const base = targetLogitMetric(target)(cleanRun.outputs[model.outputNames[0]]);
@@ -37,7 +47,10 @@ export async function attributionPatching(model: Model, clean: Feeds, corrupted:
       let change = 0;
       for (let example = 0; example < batch; example++) {
         const offset = (example * seq + position) * width;
-        for (let k = 0; k < width; k++) change += (Number(b.data[offset + k]) - Number(a.data[offset + k])) * Number(gradient.data[offset + k]);
+        for (let k = 0; k < width; k++)
+          change +=
+            (Number(b.data[offset + k]) - Number(a.data[offset + k])) *
+            Number(gradient.data[offset + k]);
       }
       return base + change / batch;
     });

@@ -37,19 +37,42 @@ export interface Carriers {
  * `original` and `counterfactual`: the examples as feeds of every input (the inputs the
  * counterfactual does not transform identical in both), or as a tensor for a one-input model.
  */
-export async function findCarriers(model: Model, hookName: string, original: Tensor | Feeds, counterfactual: Tensor | Feeds, budget: number, seed = 0, options: ProgressOptions = {}): Promise<Carriers> {
-  const [originalFeeds, counterfactualFeeds] = [asFeeds(model, original), asFeeds(model, counterfactual)];
+export async function findCarriers(
+  model: Model,
+  hookName: string,
+  original: Tensor | Feeds,
+  counterfactual: Tensor | Feeds,
+  budget: number,
+  seed = 0,
+  options: ProgressOptions = {},
+): Promise<Carriers> {
+  const [originalFeeds, counterfactualFeeds] = [
+    asFeeds(model, original),
+    asFeeds(model, counterfactual),
+  ];
   const cached = (await runWithCache(model, originalFeeds, [hookName])).cache.get(hookName)!;
   const sum = new RowSum();
   sum.add(cached);
   const mean = sum.mean(cached.dtype === 'float64' ? 'float64' : 'float32');
   const width = cached.dims[unitAxisOf(model.hooks.resolve(hookName), cached.dims.length)];
   // Every input travels with its row: row i and row n + i are the same example before and after the transform.
-  const pair = Object.fromEntries(Object.keys(originalFeeds).map((name) => [name, concatRows([originalFeeds[name], counterfactualFeeds[name]])]));
+  const pair = Object.fromEntries(
+    Object.keys(originalFeeds).map((name) => [
+      name,
+      concatRows([originalFeeds[name], counterfactualFeeds[name]]),
+    ]),
+  );
   const n = cached.dims[0];
   const flipRates = async (unitSets: number[][]) => {
     const rates: number[] = [];
-    await sweepOutputs(model, pair, unitSets.map((units) => (units.length ? [patch(hookName, mean, { units })] : [])), (variant, output) => { rates[variant] = flipRate(output, n); });
+    await sweepOutputs(
+      model,
+      pair,
+      unitSets.map((units) => (units.length ? [patch(hookName, mean, { units })] : [])),
+      (variant, output) => {
+        rates[variant] = flipRate(output, n);
+      },
+    );
     return rates;
   };
   const chosen: number[] = [];
@@ -67,7 +90,15 @@ export async function findCarriers(model: Model, hookName: string, original: Ten
   }
   const random = randomUnits(width, chosen.length, seed);
   const [randomRate] = await flipRates([random]);
-  return { hook: hookName, units: chosen, width, flipRate: { none, carriers: curve[curve.length - 1] ?? none, random: randomRate }, curve, randomUnits: random, mean };
+  return {
+    hook: hookName,
+    units: chosen,
+    width,
+    flipRate: { none, carriers: curve[curve.length - 1] ?? none, random: randomRate },
+    curve,
+    randomUnits: random,
+    mean,
+  };
 }
 
 /** The share of a hook's units searched for carriers when the caller names none: 10%. */
@@ -114,7 +145,9 @@ export async function carriersPerHook(
     const width = await hookWidth(model, hook, original);
     if (width < (search.minWidth ?? 1)) continue;
     const budget = carrierBudget(search.fraction, width);
-    found.push(await findCarriers(model, hook, original, counterfactual, budget, search.seed ?? 0, search));
+    found.push(
+      await findCarriers(model, hook, original, counterfactual, budget, search.seed ?? 0, search),
+    );
   }
   return found;
 }
@@ -128,13 +161,22 @@ function flipRate(scores: Tensor, n: number): number {
 }
 
 /** The number of units of a hook (docs/design.md), read from one example's value; 0 for a value without a unit axis. */
-export async function hookWidth(model: Model, hookName: string, sample: Tensor | Feeds): Promise<number> {
-  const value = (await runWithCache(model, sliceFeeds(asFeeds(model, sample), 0, 1), [hookName])).cache.get(hookName)!;
-  return value.dims.length >= 2 ? value.dims[unitAxisOf(model.hooks.resolve(hookName), value.dims.length)] : 0;
+export async function hookWidth(
+  model: Model,
+  hookName: string,
+  sample: Tensor | Feeds,
+): Promise<number> {
+  const value = (
+    await runWithCache(model, sliceFeeds(asFeeds(model, sample), 0, 1), [hookName])
+  ).cache.get(hookName)!;
+  return value.dims.length >= 2
+    ? value.dims[unitAxisOf(model.hooks.resolve(hookName), value.dims.length)]
+    : 0;
 }
 
 /** A tensor stands for the only input of a one-input model. */
 export function asFeeds(model: Model, examples: Tensor | Feeds): Feeds {
-  const isTensor = (value: Tensor | Feeds): value is Tensor => ArrayBuffer.isView((value as Tensor).data) && Array.isArray((value as Tensor).dims);
+  const isTensor = (value: Tensor | Feeds): value is Tensor =>
+    ArrayBuffer.isView((value as Tensor).data) && Array.isArray((value as Tensor).dims);
   return isTensor(examples) ? { [model.inputs[0].name]: examples } : examples;
 }

@@ -23,7 +23,10 @@ export class CensusAccumulator {
   private active: Float64Array | undefined;
   private tops: { example: number; value: number }[][] = [];
 
-  constructor(private readonly topK = 5, private readonly unitAxis?: number) {}
+  constructor(
+    private readonly topK = 5,
+    private readonly unitAxis?: number,
+  ) {}
 
   /** Adds a batch of a hook's values, [batch, ...], whose first example is `firstExample` of the dataset. */
   add(values: Tensor, firstExample: number): void {
@@ -54,7 +57,8 @@ export class CensusAccumulator {
         if (value > 0) this.active![unit]++;
         if (value > best[unit]) best[unit] = value;
       }
-      for (let unit = 0; unit < units; unit++) this.keepTop(unit, firstExample + example, best[unit]);
+      for (let unit = 0; unit < units; unit++)
+        this.keepTop(unit, firstExample + example, best[unit]);
     }
   }
 
@@ -72,7 +76,10 @@ export class CensusAccumulator {
   /** Keeps the k largest (example, value) pairs of a unit. */
   private keepTop(unit: number, example: number, value: number): void {
     const top = this.tops[unit];
-    if (top.length < this.topK) { top.push({ example, value }); return; }
+    if (top.length < this.topK) {
+      top.push({ example, value });
+      return;
+    }
     let smallest = 0;
     for (let k = 1; k < top.length; k++) if (top[k].value < top[smallest].value) smallest = k;
     if (value > top[smallest].value) top[smallest] = { example, value };

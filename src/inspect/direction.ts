@@ -25,16 +25,29 @@ export interface AttributeDirection {
 }
 
 /** undefined when the hook is not dense or its downstream part cannot run alone. */
-export async function attributeDirection(model: Model, hookName: string, original: Tensor | Feeds, counterfactual: Tensor | Feeds): Promise<AttributeDirection | undefined> {
+export async function attributeDirection(
+  model: Model,
+  hookName: string,
+  original: Tensor | Feeds,
+  counterfactual: Tensor | Feeds,
+): Promise<AttributeDirection | undefined> {
   if (!(await projectable(model, hookName))) return undefined;
-  const [a, b] = [await hookValues(model, hookName, original), await hookValues(model, hookName, counterfactual)];
+  const [a, b] = [
+    await hookValues(model, hookName, original),
+    await hookValues(model, hookName, counterfactual),
+  ];
   if (a.dims.length !== 2) return undefined;
   const [n, d] = a.dims;
-  const x = a.data as Float32Array, y = b.data as Float32Array;
+  const x = a.data as Float32Array,
+    y = b.data as Float32Array;
   const differences = Float64Array.from(x, (value, k) => value - y[k]);
   let u: Float64Array = new Float64Array(d).fill(1 / Math.sqrt(d));
-  for (let iteration = 0; iteration < 100; iteration++) u = normalise(secondMomentTimes(differences, n, d, u));
-  const along = secondMomentTimes(differences, n, d, u).reduce((sum, value, j) => sum + value * u[j], 0);
+  for (let iteration = 0; iteration < 100; iteration++)
+    u = normalise(secondMomentTimes(differences, n, d, u));
+  const along = secondMomentTimes(differences, n, d, u).reduce(
+    (sum, value, j) => sum + value * u[j],
+    0,
+  );
   const total = differences.reduce((sum, value) => sum + value * value, 0);
   let mean = 0;
   for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean += (x[i * d + j] * u[j]) / n;
@@ -42,7 +55,12 @@ export async function attributeDirection(model: Model, hookName: string, origina
 }
 
 /** The model's first output with the direction projected out of the hook, in batches. */
-export async function outputsWithoutDirection(model: Model, direction: AttributeDirection, inputs: Tensor | Feeds, batchSize = 1024): Promise<Tensor[]> {
+export async function outputsWithoutDirection(
+  model: Model,
+  direction: AttributeDirection,
+  inputs: Tensor | Feeds,
+  batchSize = 1024,
+): Promise<Tensor[]> {
   const value = model.hooks.resolve(direction.hook).value;
   const output = model.outputNames[0];
   const part = (await model.downstream(value, output))!;
@@ -50,20 +68,42 @@ export async function outputsWithoutDirection(model: Model, direction: Attribute
   const feeds = asFeeds(model, inputs);
   const examples = Object.values(feeds)[0].dims[0];
   for (let start = 0; start < examples; start += batchSize) {
-    const hook = await hookValues(model, direction.hook, sliceFeeds(feeds, start, Math.min(examples, start + batchSize)));
-    outputs.push((await part.session.run({ [value]: projectOut(hook, direction) }, [output]))[output]);
+    const hook = await hookValues(
+      model,
+      direction.hook,
+      sliceFeeds(feeds, start, Math.min(examples, start + batchSize)),
+    );
+    outputs.push(
+      (await part.session.run({ [value]: projectOut(hook, direction) }, [output]))[output],
+    );
   }
   return outputs;
 }
 
 /** The predicted class (argmax; a single logit > 0 is class 1) of every example with the direction projected out. */
-export async function classesWithoutDirection(model: Model, direction: AttributeDirection, inputs: Tensor | Feeds): Promise<Int32Array> {
-  return Int32Array.from((await outputsWithoutDirection(model, direction, inputs)).flatMap((output) => [...predictedClasses(output)]));
+export async function classesWithoutDirection(
+  model: Model,
+  direction: AttributeDirection,
+  inputs: Tensor | Feeds,
+): Promise<Int32Array> {
+  return Int32Array.from(
+    (await outputsWithoutDirection(model, direction, inputs)).flatMap((output) => [
+      ...predictedClasses(output),
+    ]),
+  );
 }
 
 /** Share of counterfactual pairs whose predicted class differs, with the direction projected out. */
-export async function flipRateWithoutDirection(model: Model, direction: AttributeDirection, original: Tensor | Feeds, counterfactual: Tensor | Feeds): Promise<number> {
-  const [before, after] = [await classesWithoutDirection(model, direction, original), await classesWithoutDirection(model, direction, counterfactual)];
+export async function flipRateWithoutDirection(
+  model: Model,
+  direction: AttributeDirection,
+  original: Tensor | Feeds,
+  counterfactual: Tensor | Feeds,
+): Promise<number> {
+  const [before, after] = [
+    await classesWithoutDirection(model, direction, original),
+    await classesWithoutDirection(model, direction, counterfactual),
+  ];
   return before.reduce((flips, c, i) => flips + (c !== after[i] ? 1 : 0), 0) / before.length;
 }
 
@@ -92,7 +132,12 @@ async function hookValues(model: Model, hookName: string, inputs: Tensor | Feeds
 }
 
 /** (Σᵢ DᵢDᵢᵀ)·v without forming the d×d matrix. */
-function secondMomentTimes(differences: Float64Array, n: number, d: number, v: Float64Array): Float64Array {
+function secondMomentTimes(
+  differences: Float64Array,
+  n: number,
+  d: number,
+  v: Float64Array,
+): Float64Array {
   const out = new Float64Array(d);
   for (let i = 0; i < n; i++) {
     let dot = 0;

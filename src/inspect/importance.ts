@@ -51,18 +51,36 @@ export interface HookImportance {
  * Importance of every unit of each hook. `means[hook]`: the hook's mean over the dataset,
  * [1, ...dims], the value mean ablation puts in.
  */
-export async function unitImportance(model: Model, data: Dataset, labels: Tensor | undefined, hooks: Hook[], means: Map<string, Tensor>, unitCounts: Map<string, number>,
-  metric: MetricSpec, options: { batchSize: number; unitAxis?: number; onBatch?: () => void }): Promise<HookImportance[]> {
-  const accumulators = hooks.map((hook) => ({ units: Array.from({ length: unitCounts.get(hook.name)! }, () => new EffectAccumulator()), whole: new EffectAccumulator() }));
+export async function unitImportance(
+  model: Model,
+  data: Dataset,
+  labels: Tensor | undefined,
+  hooks: Hook[],
+  means: Map<string, Tensor>,
+  unitCounts: Map<string, number>,
+  metric: MetricSpec,
+  options: { batchSize: number; unitAxis?: number; onBatch?: () => void },
+): Promise<HookImportance[]> {
+  const accumulators = hooks.map((hook) => ({
+    units: Array.from({ length: unitCounts.get(hook.name)! }, () => new EffectAccumulator()),
+    whole: new EffectAccumulator(),
+  }));
   const outputName = model.outputNames[0];
   // Where a hook's downstream part can run alone (graph/downstream.ts), only that part is recomputed.
   // Sessions are built when first needed, one at a time (each holds its part's weights).
   const partInputs = hooks.map((hook) => model.downstreamInputs(hook.value, outputName));
   const cutValues = [...new Set(partInputs.flatMap((inputs) => inputs ?? []))];
-  const cutShapes = await probeHookShapes(model, data.read(0, 1), cutValues.map((value) => model.hooks.resolve(value)));
+  const cutShapes = await probeHookShapes(
+    model,
+    data.read(0, 1),
+    cutValues.map((value) => model.hooks.resolve(value)),
+  );
   // Cut values must hold their examples first, or be shape arithmetic (recomputed at the stacked size).
-  const stacks = (value: string) => /^batch/.test(String(cutShapes.get(value)?.[0])) || !model.graph.isActivation(value);
-  const stackable = partInputs.map((inputs) => inputs !== undefined && options.unitAxis === undefined && inputs.every(stacks));
+  const stacks = (value: string) =>
+    /^batch/.test(String(cutShapes.get(value)?.[0])) || !model.graph.isActivation(value);
+  const stackable = partInputs.map(
+    (inputs) => inputs !== undefined && options.unitAxis === undefined && inputs.every(stacks),
+  );
   for (let start = 0; start < data.examples; start += options.batchSize) {
     const end = Math.min(data.examples, start + options.batchSize);
     const feeds = data.read(start, end);
@@ -79,18 +97,34 @@ export async function unitImportance(model: Model, data: Dataset, labels: Tensor
       };
       if (stackable[h]) {
         const part = (await model.downstream(hook.value, outputName))!;
-        await ablateDownstream(model, part, hook, cleanRun.cache, feeds, mean, units, outputName, record);
+        await ablateDownstream(
+          model,
+          part,
+          hook,
+          cleanRun.cache,
+          feeds,
+          mean,
+          units,
+          outputName,
+          record,
+        );
         continue;
       }
       const variants: Intervention[][] = [
-        ...accumulators[h].units.map((_, unit) => [patch(hook.name, mean, { units: [unit], unitAxis: options.unitAxis })]),
+        ...accumulators[h].units.map((_, unit) => [
+          patch(hook.name, mean, { units: [unit], unitAxis: options.unitAxis }),
+        ]),
         [patch(hook.name, mean)],
       ];
       await sweepOutputs(model, feeds, variants, record);
     }
     options.onBatch?.();
   }
-  return hooks.map((hook, h) => ({ hook: hook.name, units: accumulators[h].units.map((a) => a.result()), wholeHook: accumulators[h].whole.result() }));
+  return hooks.map((hook, h) => ({
+    hook: hook.name,
+    units: accumulators[h].units.map((a) => a.result()),
+    wholeHook: accumulators[h].whole.result(),
+  }));
 }
 
 /**
@@ -98,7 +132,17 @@ export async function unitImportance(model: Model, data: Dataset, labels: Tensor
  * replaced by its mean, variant `units` has the whole hook replaced; the other cut values are the
  * clean ones, repeated.
  */
-async function ablateDownstream(model: Model, part: { session: Session; inputs: string[] }, hook: Hook, clean: Map<string, Tensor>, feeds: Feeds, mean: Tensor, units: number, outputName: string, record: (variant: number, output: Tensor) => void): Promise<void> {
+async function ablateDownstream(
+  model: Model,
+  part: { session: Session; inputs: string[] },
+  hook: Hook,
+  clean: Map<string, Tensor>,
+  feeds: Feeds,
+  mean: Tensor,
+  units: number,
+  outputName: string,
+  record: (variant: number, output: Tensor) => void,
+): Promise<void> {
   const value = hook.value;
   const batch = model.checkFeeds(feeds);
   const statics = part.inputs.filter((input) => !model.graph.isActivation(input));
@@ -110,8 +154,14 @@ async function ablateDownstream(model: Model, part: { session: Session; inputs: 
   const variants = units + 1;
   for (let first = 0; first < variants; first += perRun) {
     const count = Math.min(perRun, variants - first);
-    const partFeeds: Record<string, Tensor> = await model.staticValuesAt(statics, feeds, count * batch);
-    for (const input of part.inputs) if (input !== value && !(input in partFeeds)) partFeeds[input] = repeatRows(clean.get(input)!, count);
+    const partFeeds: Record<string, Tensor> = await model.staticValuesAt(
+      statics,
+      feeds,
+      count * batch,
+    );
+    for (const input of part.inputs)
+      if (input !== value && !(input in partFeeds))
+        partFeeds[input] = repeatRows(clean.get(input)!, count);
     const stacked = repeatRows(hookValue, count);
     const data = stacked.data as Float32Array;
     for (let v = 0; v < count; v++) {
@@ -119,7 +169,8 @@ async function ablateDownstream(model: Model, part: { session: Session; inputs: 
       for (let example = 0; example < batch; example++) {
         const base = (v * batch + example) * perExample;
         for (let offset = 0; offset < perExample; offset++) {
-          if (unit === units || Math.floor(offset / inner) % units === unit) data[base + offset] = Number(mean.data[offset]);
+          if (unit === units || Math.floor(offset / inner) % units === unit)
+            data[base + offset] = Number(mean.data[offset]);
         }
       }
     }

@@ -13,11 +13,37 @@ import { inspectModel } from './inspect.ts';
 import { buildPlantedNetwork, type PlantedFunction } from './planted.ts';
 import { floatTensor, tensor } from '../tensor.ts';
 
-const NETWORKS: { name: string; features: number; functions: PlantedFunction[]; distractors: number; seed: number }[] = [
-  { name: 'AND, OR, NOT, threshold, XOR among 10 distractors', features: 8, distractors: 10, seed: 1,
-    functions: [{ kind: 'and', inputs: [0, 1] }, { kind: 'or', inputs: [2, 3] }, { kind: 'not', inputs: [4] }, { kind: 'threshold', inputs: [5, 6, 7], atLeast: 2 }, { kind: 'xor', inputs: [1, 6] }] },
-  { name: 'three functions among 24 distractors, another seed', features: 7, distractors: 24, seed: 7,
-    functions: [{ kind: 'xor', inputs: [0, 3] }, { kind: 'threshold', inputs: [1, 2, 4, 5], atLeast: 3 }, { kind: 'not', inputs: [6] }] },
+const NETWORKS: {
+  name: string;
+  features: number;
+  functions: PlantedFunction[];
+  distractors: number;
+  seed: number;
+}[] = [
+  {
+    name: 'AND, OR, NOT, threshold, XOR among 10 distractors',
+    features: 8,
+    distractors: 10,
+    seed: 1,
+    functions: [
+      { kind: 'and', inputs: [0, 1] },
+      { kind: 'or', inputs: [2, 3] },
+      { kind: 'not', inputs: [4] },
+      { kind: 'threshold', inputs: [5, 6, 7], atLeast: 2 },
+      { kind: 'xor', inputs: [1, 6] },
+    ],
+  },
+  {
+    name: 'three functions among 24 distractors, another seed',
+    features: 7,
+    distractors: 24,
+    seed: 7,
+    functions: [
+      { kind: 'xor', inputs: [0, 3] },
+      { kind: 'threshold', inputs: [1, 2, 4, 5], atLeast: 3 },
+      { kind: 'not', inputs: [6] },
+    ],
+  },
 ];
 
 describe('inspect recovers planted units', () => {
@@ -25,15 +51,32 @@ describe('inspect recovers planted units', () => {
     it(network.name, async () => {
       const planted = buildPlantedNetwork(network);
       const model = Model.fromProto(planted.proto, 'planted', { threads: 1 });
-      const data = { examples: planted.data.labels.dims[0], read: (start: number, end: number) => sliceFeeds({ input: planted.data.inputs }, start, end) };
-      const result = await inspectModel(model, data, planted.data.labels, { metric: { kind: 'loss' }, batchSize: 64, hooks: ['act1', 'act2'] });
+      const data = {
+        examples: planted.data.labels.dims[0],
+        read: (start: number, end: number) =>
+          sliceFeeds({ input: planted.data.inputs }, start, end),
+      };
+      const result = await inspectModel(model, data, planted.data.labels, {
+        metric: { kind: 'loss' },
+        batchSize: 64,
+        hooks: ['act1', 'act2'],
+      });
       const key = (hook: string, unit: number) => `${hook}#${unit}`;
       const plantedKeys = new Set(planted.planted.map((unit) => key(unit.hook, unit.unit)));
       const top = result.units.slice(0, plantedKeys.size).map((unit) => key(unit.hook, unit.unit));
-      assert.deepEqual(new Set(top), plantedKeys, `top ${plantedKeys.size} by importance: ${top.join(', ')}`);
+      assert.deepEqual(
+        new Set(top),
+        plantedKeys,
+        `top ${plantedKeys.size} by importance: ${top.join(', ')}`,
+      );
       for (const unit of planted.planted) {
         const found = result.units.find((u) => u.hook === unit.hook && u.unit === unit.unit)!;
-        if (unit.hook === 'act1') assert.deepEqual([...found.inputs!].sort((a, b) => a - b), unit.inputs, `inputs of ${key(unit.hook, unit.unit)} (${unit.function.kind})`);
+        if (unit.hook === 'act1')
+          assert.deepEqual(
+            [...found.inputs!].sort((a, b) => a - b),
+            unit.inputs,
+            `inputs of ${key(unit.hook, unit.unit)} (${unit.function.kind})`,
+          );
         assert.ok(found.interval[0] > 0, `${key(unit.hook, unit.unit)} importance CI excludes 0`);
       }
       await model.release();
@@ -46,13 +89,29 @@ describe('attribute roles', () => {
     const planted = buildPlantedNetwork(NETWORKS[0]);
     const model = Model.fromProto(planted.proto, 'planted', { threads: 1 });
     const rows = planted.data.labels.dims[0];
-    const x4 = tensor('int64', [rows], Array.from({ length: rows }, (_, n) => Number(planted.data.inputs.data[n * 8 + 4])));
-    const data = { examples: rows, read: (start: number, end: number) => sliceFeeds({ input: planted.data.inputs }, start, end) };
-    const result = await inspectModel(model, data, planted.data.labels, { metric: { kind: 'loss' }, batchSize: 128, hooks: ['act1'], attributes: new Map([['x4', x4]]) });
+    const x4 = tensor(
+      'int64',
+      [rows],
+      Array.from({ length: rows }, (_, n) => Number(planted.data.inputs.data[n * 8 + 4])),
+    );
+    const data = {
+      examples: rows,
+      read: (start: number, end: number) => sliceFeeds({ input: planted.data.inputs }, start, end),
+    };
+    const result = await inspectModel(model, data, planted.data.labels, {
+      metric: { kind: 'loss' },
+      batchSize: 128,
+      hooks: ['act1'],
+      attributes: new Map([['x4', x4]]),
+    });
     const notUnit = planted.planted.find((unit) => unit.function.kind === 'not')!;
     const found = result.units.find((unit) => unit.hook === 'act1' && unit.unit === notUnit.unit)!;
     assert.ok(Math.abs(found.attributes!.x4.correlation) > 0.99, JSON.stringify(found.attributes));
-    const strongest = result.units.filter((unit) => unit.attributes?.x4).sort((a, b) => Math.abs(b.attributes!.x4.correlation) - Math.abs(a.attributes!.x4.correlation))[0];
+    const strongest = result.units
+      .filter((unit) => unit.attributes?.x4)
+      .sort(
+        (a, b) => Math.abs(b.attributes!.x4.correlation) - Math.abs(a.attributes!.x4.correlation),
+      )[0];
     assert.equal(strongest.unit, notUnit.unit);
     // x4 is linearly readable from act1 (the NOT unit carries it): the held-out probe is right on (nearly) every example.
     assert.ok(result.hooks[0].probes.x4 > 0.95, `probe accuracy ${result.hooks[0].probes.x4}`);
@@ -71,14 +130,24 @@ describe('unit census', () => {
     const variance = [1, 3, -2, 4, 0, 2].reduce((s, v) => s + (v - 8 / 6) ** 2, 0) / 5;
     assert.ok(Math.abs(u0.std - Math.sqrt(variance)) < 1e-12);
     assert.equal(u0.fractionActive, 4 / 6);
-    assert.deepEqual(u0.top, [{ example: 3, value: 4 }, { example: 1, value: 3 }]);
-    assert.deepEqual(u1.top, [{ example: 2, value: 5 }, { example: 4, value: 2 }]);
+    assert.deepEqual(u0.top, [
+      { example: 3, value: 4 },
+      { example: 1, value: 3 },
+    ]);
+    assert.deepEqual(u1.top, [
+      { example: 2, value: 5 },
+      { example: 4, value: 2 },
+    ]);
     assert.equal(u1.dead, false);
   });
 });
 
 function sliceRowsOf(t: ReturnType<typeof floatTensor>, start: number, end: number) {
-  return { ...t, dims: [end - start, t.dims[1]], data: t.data.slice(start * t.dims[1], end * t.dims[1]) };
+  return {
+    ...t,
+    dims: [end - start, t.dims[1]],
+    data: t.data.slice(start * t.dims[1], end * t.dims[1]),
+  };
 }
 
 describe('importance through the downstream part equals importance through whole-graph sweeps', () => {
@@ -89,15 +158,51 @@ describe('importance through the downstream part equals importance through whole
     const { RowSum } = await import('../tensor-math.ts');
     const fixture = loadFixture('mlp');
     const hooks = ['fc1', 'act1', 'fc2', 'act2'].map((name) => fixture.model.hooks.resolve(name));
-    const { cache } = await runWithCache(fixture.model, { input: fixture.input }, hooks.map((hook) => hook.name));
-    const means = new Map(hooks.map((hook) => { const sum = new RowSum(); sum.add(cache.get(hook.name)!); return [hook.name, sum.mean('float32')]; }));
+    const { cache } = await runWithCache(
+      fixture.model,
+      { input: fixture.input },
+      hooks.map((hook) => hook.name),
+    );
+    const means = new Map(
+      hooks.map((hook) => {
+        const sum = new RowSum();
+        sum.add(cache.get(hook.name)!);
+        return [hook.name, sum.mean('float32')];
+      }),
+    );
     const counts = new Map(hooks.map((hook) => [hook.name, cache.get(hook.name)!.dims[1]]));
-    const data = { examples: 16, read: (start: number, end: number) => sliceFeeds({ input: fixture.input }, start, end) };
+    const data = {
+      examples: 16,
+      read: (start: number, end: number) => sliceFeeds({ input: fixture.input }, start, end),
+    };
     const labels = (await import('../data/npy.ts')).readNpy(`${fixture.dir}/target.npy`);
-    const fast = await unitImportance(fixture.model, data, labels, hooks, means, counts, { kind: 'loss' }, { batchSize: 5 });
-    const slow = await unitImportance(fixture.model, data, labels, hooks, means, counts, { kind: 'loss' }, { batchSize: 5, unitAxis: 1 }); // an explicit axis takes the whole-graph path
+    const fast = await unitImportance(
+      fixture.model,
+      data,
+      labels,
+      hooks,
+      means,
+      counts,
+      { kind: 'loss' },
+      { batchSize: 5 },
+    );
+    const slow = await unitImportance(
+      fixture.model,
+      data,
+      labels,
+      hooks,
+      means,
+      counts,
+      { kind: 'loss' },
+      { batchSize: 5, unitAxis: 1 },
+    ); // an explicit axis takes the whole-graph path
     fast.forEach((hook, h) => {
-      hook.units.forEach((unit, u) => assert.ok(Math.abs(unit.importance - slow[h].units[u].importance) < 1e-5, `${hook.hook}#${u}`));
+      hook.units.forEach((unit, u) =>
+        assert.ok(
+          Math.abs(unit.importance - slow[h].units[u].importance) < 1e-5,
+          `${hook.hook}#${u}`,
+        ),
+      );
       assert.ok(Math.abs(hook.wholeHook.importance - slow[h].wholeHook.importance) < 1e-5);
     });
     await fixture.model.release();
@@ -114,9 +219,18 @@ describe('circuit discovery', () => {
     const feeds = { input: planted.data.inputs };
     const hooks = ['act1', 'act2'].map((name) => model.hooks.resolve(name));
     const { cache } = await runWithCache(model, feeds, ['act1', 'act2']);
-    const means = new Map(hooks.map((hook) => { const sum = new RowSum(); sum.add(cache.get(hook.name)!); return [hook.name, sum.mean('float32')]; }));
+    const means = new Map(
+      hooks.map((hook) => {
+        const sum = new RowSum();
+        sum.add(cache.get(hook.name)!);
+        return [hook.name, sum.mean('float32')];
+      }),
+    );
     const counts = new Map(hooks.map((hook) => [hook.name, cache.get(hook.name)!.dims[1]]));
-    const circuit = await discoverCircuit(model, feeds, planted.data.labels, hooks, means, counts, { metric: { kind: 'accuracy' }, tolerance: 0.01 });
+    const circuit = await discoverCircuit(model, feeds, planted.data.labels, hooks, means, counts, {
+      metric: { kind: 'accuracy' },
+      tolerance: 0.01,
+    });
     const key = (unit: { hook: string; unit: number }) => `${unit.hook}#${unit.unit}`;
     assert.deepEqual(new Set(circuit.units.map(key)), new Set(planted.planted.map(key)));
     assert.ok(circuit.faithfulness >= 0.99, `faithfulness ${circuit.faithfulness}`);

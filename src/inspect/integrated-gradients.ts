@@ -18,7 +18,12 @@ import { InputError } from '../errors.ts';
 import { valueInfo } from '../graph/builder.ts';
 import { applyEdits, derive } from '../graph/edit.ts';
 import type { Hook } from '../graph/hooks.ts';
-import { batchLayoutOf, examplesFirst, fromExamplesFirst, type BatchLayout } from '../graph/units.ts';
+import {
+  batchLayoutOf,
+  examplesFirst,
+  fromExamplesFirst,
+  type BatchLayout,
+} from '../graph/units.ts';
 import type { Model } from '../runtime/model.ts';
 import { probeHookShapes } from '../runtime/probe.ts';
 import { runWithCache } from '../runtime/run.ts';
@@ -48,35 +53,93 @@ export interface IntegratedGradientsOptions extends ProgressOptions {
 }
 
 /** Integrated gradients of the target class's score with respect to the float input `input` (other inputs unchanged). */
-export async function integratedGradients(model: Model, feeds: Feeds, input: string, targetClass: Tensor, options: IntegratedGradientsOptions = {}): Promise<IntegratedGradients> {
+export async function integratedGradients(
+  model: Model,
+  feeds: Feeds,
+  input: string,
+  targetClass: Tensor,
+  options: IntegratedGradientsOptions = {},
+): Promise<IntegratedGradients> {
   const x = feeds[input];
-  if (!x) throw new InputError(`No feed for input '${input}': the model's inputs are ${model.describeInputs()}.`);
-  if (x.dtype !== 'float32') throw new InputError(`Integrated gradients need a float input; '${input}' is ${x.dtype}: attribute at a hook after its embedding instead.`);
+  if (!x)
+    throw new InputError(
+      `No feed for input '${input}': the model's inputs are ${model.describeInputs()}.`,
+    );
+  if (x.dtype !== 'float32')
+    throw new InputError(
+      `Integrated gradients need a float input; '${input}' is ${x.dtype}: attribute at a hook after its embedding instead.`,
+    );
   const scores = (await runWithCache(model, feeds, [])).outputs[model.outputNames[0]];
-  return integrate({ model, fed: input, layout: { axis: 0, perExample: 1, interleaved: false }, value: x, feeds, scores }, targetClass, options);
+  return integrate(
+    {
+      model,
+      fed: input,
+      layout: { axis: 0, perExample: 1, interleaved: false },
+      value: x,
+      feeds,
+      scores,
+    },
+    targetClass,
+    options,
+  );
 }
 
 /** Integrated gradients of the target class's score with respect to a hook's value (layer integrated gradients). */
-export async function hookIntegratedGradients(model: Model, feeds: Feeds, hookName: string, targetClass: Tensor, options: IntegratedGradientsOptions = {}): Promise<IntegratedGradients> {
+export async function hookIntegratedGradients(
+  model: Model,
+  feeds: Feeds,
+  hookName: string,
+  targetClass: Tensor,
+  options: IntegratedGradientsOptions = {},
+): Promise<IntegratedGradients> {
   const hook = model.hooks.resolve(hookName);
-  if (hook.op === 'input') return integratedGradients(model, feeds, hook.value, targetClass, options);
-  if (hook.dtype !== 'float32') throw new InputError(`Hook '${hook.name}' holds ${hook.dtype ?? 'an unknown type'}: integrated gradients need float32 values.`);
+  if (hook.op === 'input')
+    return integratedGradients(model, feeds, hook.value, targetClass, options);
+  if (hook.dtype !== 'float32')
+    throw new InputError(
+      `Hook '${hook.name}' holds ${hook.dtype ?? 'an unknown type'}: integrated gradients need float32 values.`,
+    );
   const dims = (await probeHookShapes(model, feeds, [hook])).get(hook.name)!;
   const layout = batchLayoutOf(dims);
-  if (!layout) throw new InputError(`Hook '${hook.name}' (shape [${dims.join(', ')}]) has no batch axis: it is the same for every example, so there is nothing to attribute per example. Pick a hook with one value per example.`);
-  if (layout.axis === 0 && layout.perExample > 1) throw new InputError(`Hook '${hook.name}' (shape [${dims.join(', ')}]) merges ${layout.perExample} entries per example into its first axis; integrated gradients at such a hook are not supported: pick the module hook around it.`);
+  if (!layout)
+    throw new InputError(
+      `Hook '${hook.name}' (shape [${dims.join(', ')}]) has no batch axis: it is the same for every example, so there is nothing to attribute per example. Pick a hook with one value per example.`,
+    );
+  if (layout.axis === 0 && layout.perExample > 1)
+    throw new InputError(
+      `Hook '${hook.name}' (shape [${dims.join(', ')}]) merges ${layout.perExample} entries per example into its first axis; integrated gradients at such a hook are not supported: pick the module hook around it.`,
+    );
   const { cache, outputs } = await runWithCache(model, feeds, [hook.name]);
   const fed = fedName(hook);
-  const fedModel = await model.variant(`fed ${hook.value}`, async () => feedHook(model, hook, fed, dims));
-  return integrate({ model: fedModel, fed, layout, value: cache.get(hook.name)!, feeds, scores: outputs[model.outputNames[0]] }, targetClass, options);
+  const fedModel = await model.variant(`fed ${hook.value}`, async () =>
+    feedHook(model, hook, fed, dims),
+  );
+  return integrate(
+    {
+      model: fedModel,
+      fed,
+      layout,
+      value: cache.get(hook.name)!,
+      feeds,
+      scores: outputs[model.outputNames[0]],
+    },
+    targetClass,
+    options,
+  );
 }
 
 const fedName = (hook: Hook) => `teardown::fed::${hook.value}`;
 
 /** The model with `hook`'s value replaced by a new input of the hook's probed dims. */
 function feedHook(model: Model, hook: Hook, fed: string, dims: readonly (number | string)[]) {
-  const { proto } = applyEdits(model.graph, { expose: [], rewrites: [{ kind: 'replace', value: hook.value, input: fed }], inputTypes: new Map([[fed, 'float32']]) });
-  const input = proto.graph.input.map((info) => (info.name === fed ? valueInfo(fed, 'float32', dims) : info));
+  const { proto } = applyEdits(model.graph, {
+    expose: [],
+    rewrites: [{ kind: 'replace', value: hook.value, input: fed }],
+    inputTypes: new Map([[fed, 'float32']]),
+  });
+  const input = proto.graph.input.map((info) =>
+    info.name === fed ? valueInfo(fed, 'float32', dims) : info,
+  );
   return Promise.resolve(derive(proto, { graph: derive(proto.graph, { input }) }));
 }
 
@@ -93,41 +156,76 @@ interface Attributed {
   scores: Tensor;
 }
 
-async function integrate(target: Attributed, targetClass: Tensor, options: IntegratedGradientsOptions): Promise<IntegratedGradients> {
+async function integrate(
+  target: Attributed,
+  targetClass: Tensor,
+  options: IntegratedGradientsOptions,
+): Promise<IntegratedGradients> {
   const steps = options.steps ?? 64;
   const batch = targetClass.dims[0];
   const rows = examplesFirst(target.value, target.layout); // [batch·k, ...]
-  const baselineRows = options.baseline === 'mean' ? meanOverExamples(rows, batch) : baselineOf(rows, batch, options.baseline && examplesFirst(options.baseline, target.layout));
+  const baselineRows =
+    options.baseline === 'mean'
+      ? meanOverExamples(rows, batch)
+      : baselineOf(rows, batch, options.baseline && examplesFirst(options.baseline, target.layout));
   const perExample = elementCount(rows.dims) / batch;
-  const path: Path = { target, rows, baselineRows, batch, targetClass, pointsPerRun: Math.max(1, Math.floor((options.maxRows ?? 1024) / batch)) };
+  const path: Path = {
+    target,
+    rows,
+    baselineRows,
+    batch,
+    targetClass,
+    pointsPerRun: Math.max(1, Math.floor((options.maxRows ?? 1024) / batch)),
+  };
 
   const mean = new Float64Array(rows.data.length); // ∫₀¹ ∂F/∂a dα ≈ (1/steps)·Σₖ ∂F/∂a(αₖ), αₖ = (k + ½)/steps
   const programs = new Map<number, GradientProgram>();
-  const progress = trackProgress('integrated gradients', Math.ceil(steps / path.pointsPerRun), options);
+  const progress = trackProgress(
+    'integrated gradients',
+    Math.ceil(steps / path.pointsPerRun),
+    options,
+  );
   try {
     for (let first = 0; first < steps; first += path.pointsPerRun) {
       const points = Math.min(path.pointsPerRun, steps - first);
       const feeds = pointFeeds(path, points, (k) => (first + k + 0.5) / steps);
       const targets = repeatRows(targetClass, points);
-      if (!programs.has(points)) programs.set(points, await GradientProgram.build(target.model, feeds, targets, { loss: { kind: 'score' }, wrt: [target.fed] }));
+      if (!programs.has(points))
+        programs.set(
+          points,
+          await GradientProgram.build(target.model, feeds, targets, {
+            loss: { kind: 'score' },
+            wrt: [target.fed],
+          }),
+        );
       const { gradients } = await programs.get(points)!.run(feeds, targets);
       const gradient = examplesFirst(gradients.get(target.fed)!, target.layout).data;
-      for (let i = 0; i < gradient.length; i++) mean[i % mean.length] += Number(gradient[i]) / steps;
+      for (let i = 0; i < gradient.length; i++)
+        mean[i % mean.length] += Number(gradient[i]) / steps;
       progress.tick();
     }
   } finally {
     for (const program of programs.values()) await program.release();
   }
-  const attributionRows = Float32Array.from(mean, (g, i) => g * ((rows.data[i] as number) - baselineRows[i]));
+  const attributionRows = Float32Array.from(
+    mean,
+    (g, i) => g * ((rows.data[i] as number) - baselineRows[i]),
+  );
 
   const atBaseline = await scoresAt(path, 0);
-  const scoreDifference = Float64Array.from(targetScores(target.scores, targetClass), (value, b) => value - atBaseline[b]);
+  const scoreDifference = Float64Array.from(
+    targetScores(target.scores, targetClass),
+    (value, b) => value - atBaseline[b],
+  );
   const typical = scoreDifference.reduce((sum, value) => sum + Math.abs(value), 0) / batch;
   let completenessError = 0;
   for (let b = 0; b < batch; b++) {
     let sum = 0;
     for (let i = b * perExample; i < (b + 1) * perExample; i++) sum += attributionRows[i];
-    completenessError = Math.max(completenessError, Math.abs(sum - scoreDifference[b]) / Math.max(1e-12, typical));
+    completenessError = Math.max(
+      completenessError,
+      Math.abs(sum - scoreDifference[b]) / Math.max(1e-12, typical),
+    );
   }
   const attributions = fromExamplesFirst({ ...rows, data: attributionRows }, target.layout);
   return { attributions, scoreDifference, completenessError };
@@ -147,15 +245,27 @@ interface Path {
 /** Feeds for `points` points of every example's path stacked along the batch axis, point k at α = alpha(k). */
 function pointFeeds(path: Path, points: number, alpha: (k: number) => number): Feeds {
   const { rows, baselineRows, target } = path;
-  const stacked = concatRows(Array.from({ length: points }, (_, k) => ({
-    ...rows, data: (rows.data as Float32Array).map((value, i) => baselineRows[i] + alpha(k) * (value - baselineRows[i])),
-  })));
-  return { ...repeatedFeeds(target, points), [target.fed]: fromExamplesFirst(stacked, target.layout) };
+  const stacked = concatRows(
+    Array.from({ length: points }, (_, k) => ({
+      ...rows,
+      data: (rows.data as Float32Array).map(
+        (value, i) => baselineRows[i] + alpha(k) * (value - baselineRows[i]),
+      ),
+    })),
+  );
+  return {
+    ...repeatedFeeds(target, points),
+    [target.fed]: fromExamplesFirst(stacked, target.layout),
+  };
 }
 
 /** F at the point α of every example's path. */
 async function scoresAt(path: Path, alpha: number): Promise<Float64Array> {
-  const { outputs } = await runWithCache(path.target.model, pointFeeds(path, 1, () => alpha), []);
+  const { outputs } = await runWithCache(
+    path.target.model,
+    pointFeeds(path, 1, () => alpha),
+    [],
+  );
   return targetScores(outputs[path.target.model.outputNames[0]], path.targetClass);
 }
 
@@ -164,7 +274,9 @@ function baselineOf(rows: Tensor, batch: number, baseline: Tensor | undefined): 
   if (!baseline) return new Float64Array(rows.data.length);
   const size = elementCount(baseline.dims);
   if (size !== rows.data.length && size * batch !== rows.data.length) {
-    throw new InputError(`The baseline has shape [${baseline.dims.join(', ')}]: give one example of the attributed value (shape [1, ${rows.dims.slice(1).join(', ')}]) or one per example.`);
+    throw new InputError(
+      `The baseline has shape [${baseline.dims.join(', ')}]: give one example of the attributed value (shape [1, ${rows.dims.slice(1).join(', ')}]) or one per example.`,
+    );
   }
   return Float64Array.from({ length: rows.data.length }, (_, i) => Number(baseline.data[i % size]));
 }
@@ -179,7 +291,12 @@ function meanOverExamples(rows: Tensor, batch: number): Float64Array {
 
 /** The original inputs, `points` copies stacked along their batch axis (inputs without one as they are). */
 function repeatedFeeds(target: Attributed, points: number): Feeds {
-  return Object.fromEntries(Object.entries(target.feeds).map(([name, value]) => [name, target.model.hasBatchAxis(name) ? repeatRows(value, points) : value]));
+  return Object.fromEntries(
+    Object.entries(target.feeds).map(([name, value]) => [
+      name,
+      target.model.hasBatchAxis(name) ? repeatRows(value, points) : value,
+    ]),
+  );
 }
 
 /**
@@ -191,6 +308,9 @@ function targetScores(scores: Tensor, target: Tensor): Float64Array {
   const batch = target.dims[0];
   const perExample = target.data.length / batch;
   const totals = new Float64Array(batch);
-  for (let row = 0; row < target.data.length; row++) totals[Math.floor(row / perExample)] += Number(scores.data[row * classes + Number(target.data[row])]);
+  for (let row = 0; row < target.data.length; row++)
+    totals[Math.floor(row / perExample)] += Number(
+      scores.data[row * classes + Number(target.data[row])],
+    );
   return totals;
 }

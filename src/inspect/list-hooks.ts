@@ -21,13 +21,21 @@ export interface HookListing {
   assumedDims: Record<string, number>;
 }
 
-export async function listHooks(model: Model, feeds?: Feeds, dimSizes: Record<string, number> = {}): Promise<HookListing> {
+export async function listHooks(
+  model: Model,
+  feeds?: Feeds,
+  dimSizes: Record<string, number> = {},
+): Promise<HookListing> {
   const assumedDims: Record<string, number> = {};
   const sample = feeds ?? synthesiseFeeds(model, dimSizes, assumedDims);
   const shapes = await probeHookShapes(model, sample, model.hooks.hooks);
   if (!feeds) await nameSymbolicAxes(model, shapes, dimSizes, assumedDims);
   return {
-    hooks: model.hooks.hooks.map((hook) => ({ ...hook, shape: shapes.get(hook.name)!, batchAxis: batchAxisOf(shapes.get(hook.name)!) ?? null })),
+    hooks: model.hooks.hooks.map((hook) => ({
+      ...hook,
+      shape: shapes.get(hook.name)!,
+      batchAxis: batchAxisOf(shapes.get(hook.name)!) ?? null,
+    })),
     absent: model.hooks.absent,
     notes: model.hooks.foldingNotes,
     assumedDims,
@@ -39,14 +47,24 @@ export async function listHooks(model: Model, feeds?: Feeds, dimSizes: Record<st
  * larger, and an axis of size k·n that grows by k is shown as 'seq' (k = 1) or 'seq*k' (a
  * flattened [batch·seq·k] axis keeps its batch name). Edits `shapes` in place.
  */
-async function nameSymbolicAxes(model: Model, shapes: Map<string, (number | string)[]>, dimSizes: Record<string, number>, assumed: Record<string, number>): Promise<void> {
+async function nameSymbolicAxes(
+  model: Model,
+  shapes: Map<string, (number | string)[]>,
+  dimSizes: Record<string, number>,
+  assumed: Record<string, number>,
+): Promise<void> {
   const sizes = { ...dimSizes, ...assumed };
   for (const [dim, size] of Object.entries(sizes)) {
-    const grown = await probeHookShapes(model, synthesiseFeeds(model, { ...sizes, [dim]: size + 1 }, {}), model.hooks.hooks);
+    const grown = await probeHookShapes(
+      model,
+      synthesiseFeeds(model, { ...sizes, [dim]: size + 1 }, {}),
+      model.hooks.hooks,
+    );
     for (const [name, dims] of shapes) {
       const other = grown.get(name)!;
       dims.forEach((value, axis) => {
-        if (typeof value !== 'number' || typeof other[axis] !== 'number' || other[axis] === value) return;
+        if (typeof value !== 'number' || typeof other[axis] !== 'number' || other[axis] === value)
+          return;
         const step = (other[axis] as number) - value;
         if (value === step * size) dims[axis] = step === 1 ? dim : `${dim}*${step}`;
       });
@@ -60,17 +78,30 @@ const MAX_PROBE_VALUES = 2 ** 26;
 /** A declared shape one example can be made of: sizes ≥ 0, at most MAX_PROBE_VALUES values in all. */
 function checkProbeSize(name: string, dims: readonly number[]): void {
   const count = dims.reduce((product, dim) => product * dim, 1);
-  if (dims.every((dim) => Number.isSafeInteger(dim) && dim >= 0) && count <= MAX_PROBE_VALUES) return;
-  throw new InputError(`Input '${name}' would be [${dims.join(', ')}] for one example (${count.toLocaleString('en-US')} values; at most ${MAX_PROBE_VALUES.toLocaleString('en-US')} are made up to probe the hooks): give a real example with --input ${name}=FILE.npy, a smaller --dim, or fix the input's declared shape in the model.`);
+  if (dims.every((dim) => Number.isSafeInteger(dim) && dim >= 0) && count <= MAX_PROBE_VALUES)
+    return;
+  throw new InputError(
+    `Input '${name}' would be [${dims.join(', ')}] for one example (${count.toLocaleString('en-US')} values; at most ${MAX_PROBE_VALUES.toLocaleString('en-US')} are made up to probe the hooks): give a real example with --input ${name}=FILE.npy, a smaller --dim, or fix the input's declared shape in the model.`,
+  );
 }
 
 /** One example per input: seeded uniform [0, 1) floats, zero integers (a valid index). */
-function synthesiseFeeds(model: Model, dimSizes: Record<string, number>, assumed: Record<string, number>): Feeds {
+function synthesiseFeeds(
+  model: Model,
+  dimSizes: Record<string, number>,
+  assumed: Record<string, number>,
+): Feeds {
   const random = seededRandom(0);
   const feeds: Feeds = {};
   for (const input of model.inputs) {
-    if (!input.dtype) throw new InputError(`Input '${input.name}' has element type ${input.typeName}, which teardown cannot feed.`);
-    if (!input.dims) throw new InputError(`Input '${input.name}' declares no shape: give a sample with --input ${input.name}=FILE.npy.`);
+    if (!input.dtype)
+      throw new InputError(
+        `Input '${input.name}' has element type ${input.typeName}, which teardown cannot feed.`,
+      );
+    if (!input.dims)
+      throw new InputError(
+        `Input '${input.name}' declares no shape: give a sample with --input ${input.name}=FILE.npy.`,
+      );
     const dims = input.dims.map((dim, axis) => {
       if (typeof dim === 'number') return dim;
       if (axis === 0) return 1;
@@ -78,7 +109,10 @@ function synthesiseFeeds(model: Model, dimSizes: Record<string, number>, assumed
       return dimSizes[dim] ?? 8;
     });
     checkProbeSize(input.name, dims);
-    const values = input.dtype === 'float32' || input.dtype === 'float64' ? Array.from({ length: elementCount(dims) }, random) : undefined;
+    const values =
+      input.dtype === 'float32' || input.dtype === 'float64'
+        ? Array.from({ length: elementCount(dims) }, random)
+        : undefined;
     feeds[input.name] = tensor(input.dtype, dims, values);
   }
   return feeds;

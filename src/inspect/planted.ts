@@ -37,14 +37,28 @@ export interface PlantedNetwork {
 
 const SHARPNESS = 12; // k: sigmoid(±k/2) is within 0.3% of 0 or 1
 
-export function buildPlantedNetwork(options: { features: number; functions: PlantedFunction[]; distractors: number; seed: number }): PlantedNetwork {
+export function buildPlantedNetwork(options: {
+  features: number;
+  functions: PlantedFunction[];
+  distractors: number;
+  seed: number;
+}): PlantedNetwork {
   const { features, functions, distractors, seed } = options;
-  if (functions.length % 2 === 0) throw new Error('buildPlantedNetwork: an odd number of functions keeps the majority vote free of ties');
+  if (functions.length % 2 === 0)
+    throw new Error(
+      'buildPlantedNetwork: an odd number of functions keeps the majority vote free of ties',
+    );
   const random = seededRandom(seed);
   const weak = () => 0.1 * (2 * random() - 1);
 
   // Layer 1 rows: one per non-XOR function, two helpers (OR, AND) per XOR, then distractors; shuffled.
-  type Row = { weights: number[]; bias: number; planted?: PlantedUnit['function']; inputs?: number[]; vote?: number };
+  type Row = {
+    weights: number[];
+    bias: number;
+    planted?: PlantedUnit['function'];
+    inputs?: number[];
+    vote?: number;
+  };
   const layer1: Row[] = [];
   const xorHelpers: { xor: number; or: number; and: number }[] = [];
   const unitRow = (inputs: number[], threshold: number, negate = false): Omit<Row, 'planted'> => {
@@ -54,16 +68,26 @@ export function buildPlantedNetwork(options: { features: number; functions: Plan
   };
   functions.forEach((fn, index) => {
     if (fn.kind === 'and') layer1.push({ ...unitRow(fn.inputs, 1.5), planted: fn, vote: index });
-    else if (fn.kind === 'or') layer1.push({ ...unitRow(fn.inputs, 0.5), planted: fn, vote: index });
-    else if (fn.kind === 'not') layer1.push({ ...unitRow(fn.inputs, 0.5, true), planted: fn, vote: index });
-    else if (fn.kind === 'threshold') layer1.push({ ...unitRow(fn.inputs, fn.atLeast - 0.5), planted: fn, vote: index });
+    else if (fn.kind === 'or')
+      layer1.push({ ...unitRow(fn.inputs, 0.5), planted: fn, vote: index });
+    else if (fn.kind === 'not')
+      layer1.push({ ...unitRow(fn.inputs, 0.5, true), planted: fn, vote: index });
+    else if (fn.kind === 'threshold')
+      layer1.push({ ...unitRow(fn.inputs, fn.atLeast - 0.5), planted: fn, vote: index });
     else {
       xorHelpers.push({ xor: index, or: layer1.length, and: layer1.length + 1 });
-      layer1.push({ ...unitRow(fn.inputs, 0.5), planted: { kind: 'or', inputs: fn.inputs, helperOf: index } });
-      layer1.push({ ...unitRow(fn.inputs, 1.5), planted: { kind: 'and', inputs: fn.inputs, helperOf: index } });
+      layer1.push({
+        ...unitRow(fn.inputs, 0.5),
+        planted: { kind: 'or', inputs: fn.inputs, helperOf: index },
+      });
+      layer1.push({
+        ...unitRow(fn.inputs, 1.5),
+        planted: { kind: 'and', inputs: fn.inputs, helperOf: index },
+      });
     }
   });
-  for (let d = 0; d < distractors; d++) layer1.push({ weights: Array.from({ length: features }, weak), bias: weak() });
+  for (let d = 0; d < distractors; d++)
+    layer1.push({ weights: Array.from({ length: features }, weak), bias: weak() });
   const order1 = shuffle(layer1.length, random); // order1[position] = row index
   const position1 = new Map(order1.map((row, position) => [row, position]));
 
@@ -77,14 +101,18 @@ export function buildPlantedNetwork(options: { features: number; functions: Plan
     weights[position1.get(helper.and)!] = -SHARPNESS;
     layer2.push({ weights, bias: -0.5 * SHARPNESS, xor: helper.xor });
   }
-  for (let d = 0; d < distractors; d++) layer2.push({ weights: Array.from({ length: width1 }, weak), bias: weak() });
+  for (let d = 0; d < distractors; d++)
+    layer2.push({ weights: Array.from({ length: width1 }, weak), bias: weak() });
   const order2 = shuffle(layer2.length, random);
 
   // Head: logit₁ − logit₀ = Σ_votes 4·(2·unit − 1) + weak distractor terms; logit₀ = 0.
   const width2 = layer2.length;
   const headWeights = Array(2 * (width1 + width2)).fill(0);
   let headBias = 0;
-  const vote = (column: number, offset: number) => { headWeights[width1 + width2 + offset + column] = 8; headBias -= 4; };
+  const vote = (column: number, offset: number) => {
+    headWeights[width1 + width2 + offset + column] = 8;
+    headBias -= 4;
+  };
   order1.forEach((row, position) => {
     if (layer1[row].vote !== undefined) vote(position, 0);
     else if (!layer1[row].planted) headWeights[width1 + width2 + position] = weak();
@@ -96,43 +124,135 @@ export function buildPlantedNetwork(options: { features: number; functions: Plan
 
   const g = new GraphBuilder('planted');
   const x = g.input('input', 'float32', ['batch', features]);
-  const fc1 = matrix(order1.map((row) => layer1[row].weights), width1, features);
-  const h1 = g.node('Sigmoid', [g.node('Gemm', [x, g.initializer('fc1.weight', fc1), g.initializer('fc1.bias', tensor('float32', [width1], order1.map((row) => layer1[row].bias)))], { transB: int(1) }, '/fc1/Gemm')], {}, '/act1/Sigmoid');
-  const fc2 = matrix(order2.map((row) => layer2[row].weights), width2, width1);
-  const h2 = g.node('Sigmoid', [g.node('Gemm', [h1, g.initializer('fc2.weight', fc2), g.initializer('fc2.bias', tensor('float32', [width2], order2.map((row) => layer2[row].bias)))], { transB: int(1) }, '/fc2/Gemm')], {}, '/act2/Sigmoid');
+  const fc1 = matrix(
+    order1.map((row) => layer1[row].weights),
+    width1,
+    features,
+  );
+  const h1 = g.node(
+    'Sigmoid',
+    [
+      g.node(
+        'Gemm',
+        [
+          x,
+          g.initializer('fc1.weight', fc1),
+          g.initializer(
+            'fc1.bias',
+            tensor(
+              'float32',
+              [width1],
+              order1.map((row) => layer1[row].bias),
+            ),
+          ),
+        ],
+        { transB: int(1) },
+        '/fc1/Gemm',
+      ),
+    ],
+    {},
+    '/act1/Sigmoid',
+  );
+  const fc2 = matrix(
+    order2.map((row) => layer2[row].weights),
+    width2,
+    width1,
+  );
+  const h2 = g.node(
+    'Sigmoid',
+    [
+      g.node(
+        'Gemm',
+        [
+          h1,
+          g.initializer('fc2.weight', fc2),
+          g.initializer(
+            'fc2.bias',
+            tensor(
+              'float32',
+              [width2],
+              order2.map((row) => layer2[row].bias),
+            ),
+          ),
+        ],
+        { transB: int(1) },
+        '/fc2/Gemm',
+      ),
+    ],
+    {},
+    '/act2/Sigmoid',
+  );
   const both = g.node('Concat', [h1, h2], { axis: int(1) }, '/head/Concat'); // [batch, width1 + width2]
   const head = tensor('float32', [2, width1 + width2], headWeights);
-  g.output(g.node('Gemm', [both, g.initializer('head.weight', head), g.initializer('head.bias', tensor('float32', [2], [0, headBias]))], { transB: int(1), alpha: float(1) }, '/head/Gemm', 'logits'), 'float32');
+  g.output(
+    g.node(
+      'Gemm',
+      [
+        both,
+        g.initializer('head.weight', head),
+        g.initializer('head.bias', tensor('float32', [2], [0, headBias])),
+      ],
+      { transB: int(1), alpha: float(1) },
+      '/head/Gemm',
+      'logits',
+    ),
+    'float32',
+  );
 
   const planted: PlantedUnit[] = [];
   order1.forEach((row, position) => {
     const planted1 = layer1[row].planted;
-    if (planted1) planted.push({ hook: 'act1', unit: position, function: planted1, inputs: [...layer1[row].inputs!].sort((a, b) => a - b) });
+    if (planted1)
+      planted.push({
+        hook: 'act1',
+        unit: position,
+        function: planted1,
+        inputs: [...layer1[row].inputs!].sort((a, b) => a - b),
+      });
   });
   order2.forEach((row, position) => {
     const xor = layer2[row].xor;
-    if (xor !== undefined) planted.push({ hook: 'act2', unit: position, function: functions[xor], inputs: [...functions[xor].inputs].sort((a, b) => a - b) });
+    if (xor !== undefined)
+      planted.push({
+        hook: 'act2',
+        unit: position,
+        function: functions[xor],
+        inputs: [...functions[xor].inputs].sort((a, b) => a - b),
+      });
   });
   return { proto: g.build(), features, planted, data: allInputs(features, functions) };
 }
 
 /** Every binary input and its label: the majority vote of the planted functions. */
-function allInputs(features: number, functions: PlantedFunction[]): { inputs: Tensor; labels: Tensor } {
+function allInputs(
+  features: number,
+  functions: PlantedFunction[],
+): { inputs: Tensor; labels: Tensor } {
   const count = 2 ** features;
   const bits = (n: number) => Array.from({ length: features }, (_, i) => (n >> i) & 1);
   const evaluate = (fn: PlantedFunction, x: number[]) => {
     const values = fn.inputs.map((i) => x[i]);
     switch (fn.kind) {
-      case 'and': return values[0] & values[1];
-      case 'or': return values[0] | values[1];
-      case 'xor': return values[0] ^ values[1];
-      case 'not': return 1 - values[0];
-      case 'threshold': return values.reduce((a, b) => a + b, 0) >= fn.atLeast ? 1 : 0;
+      case 'and':
+        return values[0] & values[1];
+      case 'or':
+        return values[0] | values[1];
+      case 'xor':
+        return values[0] ^ values[1];
+      case 'not':
+        return 1 - values[0];
+      case 'threshold':
+        return values.reduce((a, b) => a + b, 0) >= fn.atLeast ? 1 : 0;
     }
   };
   const rows = Array.from({ length: count }, (_, n) => bits(n));
-  const labels = rows.map((x) => (functions.reduce((sum, fn) => sum + evaluate(fn, x), 0) * 2 > functions.length ? 1 : 0));
-  return { inputs: tensor('float32', [count, features], rows.flat()), labels: tensor('int64', [count], labels) };
+  const labels = rows.map((x) =>
+    functions.reduce((sum, fn) => sum + evaluate(fn, x), 0) * 2 > functions.length ? 1 : 0,
+  );
+  return {
+    inputs: tensor('float32', [count, features], rows.flat()),
+    labels: tensor('int64', [count], labels),
+  };
 }
 
 function matrix(rows: number[][], height: number, width: number): Tensor {

@@ -16,7 +16,11 @@ export class RidgeProbe {
   private correct = 0;
   private scored = 0;
 
-  constructor(private readonly units: number, private readonly classes: number, private readonly lambda = 1e-3) {
+  constructor(
+    private readonly units: number,
+    private readonly classes: number,
+    private readonly lambda = 1e-3,
+  ) {
     this.gram = new Float64Array((units + 1) ** 2);
     this.cross = new Float64Array((units + 1) * classes);
   }
@@ -45,7 +49,10 @@ export class RidgeProbe {
       for (let c = 0; c < this.classes; c++) {
         let value = this.weights![this.units * this.classes + c];
         for (let i = 0; i < this.units; i++) value += row[i] * this.weights![i * this.classes + c];
-        if (value > bestScore) { bestScore = value; best = c; }
+        if (value > bestScore) {
+          bestScore = value;
+          best = c;
+        }
       }
       if (best === Number(labels[k])) this.correct++;
       this.scored++;
@@ -63,7 +70,10 @@ export class RidgeProbe {
     const a = new Float64Array(n * n);
     let trace = 0;
     for (let i = 0; i < n; i++) trace += this.gram[i * n + i];
-    for (let i = 0; i < n; i++) for (let j = i; j < n; j++) { a[i * n + j] = a[j * n + i] = this.gram[i * n + j]; }
+    for (let i = 0; i < n; i++)
+      for (let j = i; j < n; j++) {
+        a[i * n + j] = a[j * n + i] = this.gram[i * n + j];
+      }
     for (let i = 0; i < n; i++) a[i * n + i] += (this.lambda * trace) / n + 1e-12;
     // A = L·Lᵀ
     for (let j = 0; j < n; j++) {
@@ -78,12 +88,14 @@ export class RidgeProbe {
     }
     const w = Float64Array.from(this.cross);
     for (let c = 0; c < this.classes; c++) {
-      for (let i = 0; i < n; i++) { // L y = b
+      for (let i = 0; i < n; i++) {
+        // L y = b
         let value = w[i * this.classes + c];
         for (let k = 0; k < i; k++) value -= a[i * n + k] * w[k * this.classes + c];
         w[i * this.classes + c] = value / a[i * n + i];
       }
-      for (let i = n - 1; i >= 0; i--) { // Lᵀ x = y
+      for (let i = n - 1; i >= 0; i--) {
+        // Lᵀ x = y
         let value = w[i * this.classes + c];
         for (let k = i + 1; k < n; k++) value -= a[k * n + i] * w[k * this.classes + c];
         w[i * this.classes + c] = value / a[i * n + i];

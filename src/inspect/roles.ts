@@ -18,7 +18,10 @@ export class AssociationAccumulator {
   private sumXY: Float64Array[];
   private classCounts: Float64Array;
 
-  constructor(private readonly units: number, private readonly classes: number) {
+  constructor(
+    private readonly units: number,
+    private readonly classes: number,
+  ) {
     this.sumX = new Float64Array(units);
     this.sumXX = new Float64Array(units);
     this.sumXY = Array.from({ length: classes }, () => new Float64Array(units));
@@ -46,7 +49,8 @@ export class AssociationAccumulator {
       for (let label = 0; label < this.classes; label++) {
         const r = this.correlation(unit, label);
         const p = Math.min(1, tests * twoSidedP(r, this.n));
-        if (p < alpha && (!best || Math.abs(r) > Math.abs(best.correlation))) best = { label, correlation: r, p };
+        if (p < alpha && (!best || Math.abs(r) > Math.abs(best.correlation)))
+          best = { label, correlation: r, p };
       }
       return best;
     });
@@ -74,6 +78,24 @@ function twoSidedP(r: number, n: number): number {
 function erfc(x: number): number {
   const z = Math.abs(x);
   const t = 1 / (1 + 0.5 * z);
-  const r = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  const r =
+    t *
+    Math.exp(
+      -z * z -
+        1.26551223 +
+        t *
+          (1.00002368 +
+            t *
+              (0.37409196 +
+                t *
+                  (0.09678418 +
+                    t *
+                      (-0.18628806 +
+                        t *
+                          (0.27886807 +
+                            t *
+                              (-1.13520398 +
+                                t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+    );
   return x >= 0 ? r : 2 - r;
 }

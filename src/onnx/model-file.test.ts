@@ -20,13 +20,21 @@ describe('ONNX read/write', () => {
 
   it('keeps fields newer than ONNX 1.10: node metadata_props (dynamo module paths), value_info metadata, model functions', () => {
     const proto = mlpProto();
-    proto.graph.node[0].metadataProps = [{ key: 'pkg.torch.onnx.name_scopes', value: "['', 'fc1', 'linear']" }];
+    proto.graph.node[0].metadataProps = [
+      { key: 'pkg.torch.onnx.name_scopes', value: "['', 'fc1', 'linear']" },
+    ];
     proto.graph.node[0].docString = 'first layer';
     proto.metadataProps = [{ key: 'teardown.spec', value: '{"seed": 1}' }];
     const again = decodeModel(encodeModel(proto));
-    assert.deepEqual(again.graph.node[0].metadataProps.map((e) => [e.key, e.value]), [['pkg.torch.onnx.name_scopes', "['', 'fc1', 'linear']"]]);
+    assert.deepEqual(
+      again.graph.node[0].metadataProps.map((e) => [e.key, e.value]),
+      [['pkg.torch.onnx.name_scopes', "['', 'fc1', 'linear']"]],
+    );
     assert.equal(again.graph.node[0].docString, 'first layer');
-    assert.deepEqual(again.metadataProps.map((e) => [e.key, e.value]), [['teardown.spec', '{"seed": 1}']]);
+    assert.deepEqual(
+      again.metadataProps.map((e) => [e.key, e.value]),
+      [['teardown.spec', '{"seed": 1}']],
+    );
     assert.equal(again.producerName, 'pytorch');
   });
 });
@@ -45,14 +53,28 @@ describe('external data', () => {
   it('refuses a location that leaves the model folder', () => {
     const dir = tempDir();
     mkdirSync(join(dir, 'models'));
-    const path = writeModel(join(dir, 'models'), 'model.onnx', withExternalWeight(mlpProto(), dir, '../weights.bin', join(dir, 'weights.bin')));
-    assert.throws(() => readModelFile(path), (error: Error) => error instanceof ModelError && /outside the model's folder/.test(error.message) && /fc1\.weight/.test(error.message));
+    const path = writeModel(
+      join(dir, 'models'),
+      'model.onnx',
+      withExternalWeight(mlpProto(), dir, '../weights.bin', join(dir, 'weights.bin')),
+    );
+    assert.throws(
+      () => readModelFile(path),
+      (error: Error) =>
+        error instanceof ModelError &&
+        /outside the model's folder/.test(error.message) &&
+        /fc1\.weight/.test(error.message),
+    );
   });
 
   it('refuses an absolute location and a link that points outside', () => {
     const dir = tempDir();
     mkdirSync(join(dir, 'models'));
-    const absolute = writeModel(join(dir, 'models'), 'a.onnx', withExternalWeight(mlpProto(), dir, join(dir, 'weights.bin'), join(dir, 'weights.bin')));
+    const absolute = writeModel(
+      join(dir, 'models'),
+      'a.onnx',
+      withExternalWeight(mlpProto(), dir, join(dir, 'weights.bin'), join(dir, 'weights.bin')),
+    );
     assert.throws(() => readModelFile(absolute), /outside the model's folder/);
     symlinkSync(join(dir, 'weights.bin'), join(dir, 'models', 'link.bin'));
     const proto = withExternalWeight(mlpProto(), dir, 'link.bin', join(dir, 'weights.bin'));
@@ -63,7 +85,10 @@ describe('external data', () => {
   it('names a missing external data file', () => {
     const dir = tempDir();
     const proto = withExternalWeight(mlpProto(), dir, 'weights.bin', join(dir, 'elsewhere.bin'));
-    assert.throws(() => readModelFile(writeModel(dir, 'model.onnx', proto)), /needs the external data file 'weights.bin'/);
+    assert.throws(
+      () => readModelFile(writeModel(dir, 'model.onnx', proto)),
+      /needs the external data file 'weights.bin'/,
+    );
   });
 });
 
@@ -71,12 +96,18 @@ describe('validation', () => {
   it('names the node, its op and the undefined value it reads', () => {
     const proto = mlpProto();
     proto.graph.node[1].input = ['/nowhere'];
-    assert.throws(() => Model.fromProto(proto, 'broken.onnx'), /node '\/act1\/Relu' \(Relu\) in 'broken.onnx' reads value '\/nowhere'/);
+    assert.throws(
+      () => Model.fromProto(proto, 'broken.onnx'),
+      /node '\/act1\/Relu' \(Relu\) in 'broken.onnx' reads value '\/nowhere'/,
+    );
   });
 
   it('names a domain the model does not import', () => {
     const proto = mlpProto();
     proto.graph.node[1].domain = 'com.example';
-    assert.throws(() => Model.fromProto(proto, 'custom.onnx'), /uses domain 'com.example', which the model does not import/);
+    assert.throws(
+      () => Model.fromProto(proto, 'custom.onnx'),
+      /uses domain 'com.example', which the model does not import/,
+    );
   });
 });

@@ -7,11 +7,26 @@
  * pointing outside) is refused: a model file must not make teardown read arbitrary files.
  */
 import { createHash } from 'node:crypto';
-import { openSync, readSync, closeSync, readFileSync, realpathSync, existsSync, statSync } from 'node:fs';
+import {
+  openSync,
+  readSync,
+  closeSync,
+  readFileSync,
+  realpathSync,
+  existsSync,
+  statSync,
+} from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { ModelError } from '../errors.ts';
 import { writeFileAtomic, requireFile } from '../files.ts';
-import { decodeModel, encodeModel, toNumber, type ModelProto, type TensorProto, type GraphProto } from './proto.ts';
+import {
+  decodeModel,
+  encodeModel,
+  toNumber,
+  type ModelProto,
+  type TensorProto,
+  type GraphProto,
+} from './proto.ts';
 import { validateModel } from './validate.ts';
 
 export interface ModelFile {
@@ -35,10 +50,14 @@ export function decodeModelBytes(bytes: Uint8Array, path: string): ModelProto {
   try {
     proto = decodeModel(bytes);
   } catch (error) {
-    throw new ModelError(`'${path}' is not an ONNX model: its bytes do not decode as ModelProto (${(error as Error).message}). Is the file truncated, or another format (.pt, .pb, .h5)? Export it with torch.onnx.export.`);
+    throw new ModelError(
+      `'${path}' is not an ONNX model: its bytes do not decode as ModelProto (${(error as Error).message}). Is the file truncated, or another format (.pt, .pb, .h5)? Export it with torch.onnx.export.`,
+    );
   }
   if (!proto.graph || proto.opsetImport.length === 0) {
-    throw new ModelError(`'${path}' is not an ONNX model: it decodes but has no ${proto.graph ? 'opset_import' : 'graph'}. Is the file truncated, or another format? Export it with torch.onnx.export.`);
+    throw new ModelError(
+      `'${path}' is not an ONNX model: it decodes but has no ${proto.graph ? 'opset_import' : 'graph'}. Is the file truncated, or another format? Export it with torch.onnx.export.`,
+    );
   }
   return proto;
 }
@@ -63,12 +82,17 @@ function resolveExternalData(graph: GraphProto, modelDir: string): void {
 function inlineExternalTensor(tensor: TensorProto, modelDir: string): void {
   const entries = new Map(tensor.externalData.map((entry) => [entry.key, entry.value]));
   const location = entries.get('location');
-  if (!location) throw new ModelError(`Initializer '${tensor.name}' is stored externally but names no 'location'.`);
+  if (!location)
+    throw new ModelError(
+      `Initializer '${tensor.name}' is stored externally but names no 'location'.`,
+    );
   const file = externalDataPath(location, modelDir, tensor.name);
   const stat = statSync(file);
   if (!stat.isFile()) {
     const what = `Initializer '${tensor.name}' names external data '${location}', which is not a file`;
-    throw new ModelError(`${what}: the model's external data entry is damaged. Export the model again.`);
+    throw new ModelError(
+      `${what}: the model's external data entry is damaged. Export the model again.`,
+    );
   }
   const fileSize = stat.size;
   const offset = externalDataNumber(entries.get('offset') ?? '0', 'offset', tensor.name);
@@ -76,7 +100,9 @@ function inlineExternalTensor(tensor: TensorProto, modelDir: string): void {
     ? externalDataNumber(entries.get('length')!, 'length', tensor.name)
     : fileSize - offset;
   if (offset > fileSize || offset + length > fileSize) {
-    throw new ModelError(`Initializer '${tensor.name}' reads bytes ${offset}..${offset + length} of '${location}', which has only ${fileSize}: the external data file is truncated or not the one exported with this model.`);
+    throw new ModelError(
+      `Initializer '${tensor.name}' reads bytes ${offset}..${offset + length} of '${location}', which has only ${fileSize}: the external data file is truncated or not the one exported with this model.`,
+    );
   }
   const bytes = new Uint8Array(length);
   const fd = openSync(file, 'r');
@@ -95,7 +121,9 @@ function externalDataNumber(text: string, key: string, tensorName: string): numb
   const value = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(value)) {
     const what = `Initializer '${tensorName}' has external data ${key} '${text}'`;
-    throw new ModelError(`${what}, which is not a byte count (an integer ≥ 0): the model's external data entry is damaged. Export the model again.`);
+    throw new ModelError(
+      `${what}, which is not a byte count (an integer ≥ 0): the model's external data entry is damaged. Export the model again.`,
+    );
   }
   return value;
 }
@@ -107,19 +135,27 @@ function externalDataPath(location: string, modelDir: string, tensorName: string
   };
   const file = resolve(modelDir, location);
   if (escapes(file, modelDir)) {
-    throw new ModelError(`Initializer '${tensorName}' points to external data at '${location}', outside the model's folder '${modelDir}': refused. Keep external data files beside the model.`);
+    throw new ModelError(
+      `Initializer '${tensorName}' points to external data at '${location}', outside the model's folder '${modelDir}': refused. Keep external data files beside the model.`,
+    );
   }
   if (!existsSync(file)) {
-    throw new ModelError(`Initializer '${tensorName}' needs the external data file '${location}', which is not in '${modelDir}': copy it beside the model.`);
+    throw new ModelError(
+      `Initializer '${tensorName}' needs the external data file '${location}', which is not in '${modelDir}': copy it beside the model.`,
+    );
   }
   if (escapes(realpathSync(file), realpathSync(modelDir))) {
-    throw new ModelError(`Initializer '${tensorName}' points to external data '${location}', a link that leads outside the model's folder: refused.`);
+    throw new ModelError(
+      `Initializer '${tensorName}' points to external data '${location}', a link that leads outside the model's folder: refused.`,
+    );
   }
   return file;
 }
 
 /** The model's ai.onnx opset version (the default domain, '' or 'ai.onnx'). */
 export function defaultOpset(proto: ModelProto): number {
-  const entry = proto.opsetImport.find((opset) => opset.domain === '' || opset.domain === 'ai.onnx');
+  const entry = proto.opsetImport.find(
+    (opset) => opset.domain === '' || opset.domain === 'ai.onnx',
+  );
   return entry ? toNumber(entry.version) : 0;
 }

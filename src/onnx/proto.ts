@@ -12,7 +12,10 @@ import Long from 'long';
 
 export type Int64 = number | Long;
 
-export interface StringEntry { key: string; value: string }
+export interface StringEntry {
+  key: string;
+  value: string;
+}
 
 export interface TensorProto {
   name: string;
@@ -56,14 +59,21 @@ export interface NodeProto {
   metadataProps: StringEntry[];
 }
 
-export interface DimensionProto { dimValue?: Int64; dimParam?: string }
+export interface DimensionProto {
+  dimValue?: Int64;
+  dimParam?: string;
+}
 
 export interface TypeProto {
   tensorType?: { elemType: number; shape?: { dim: DimensionProto[] } };
   value?: string;
 }
 
-export interface ValueInfoProto { name: string; type?: TypeProto; docString?: string }
+export interface ValueInfoProto {
+  name: string;
+  type?: TypeProto;
+  docString?: string;
+}
 
 export interface GraphProto {
   name: string;
@@ -77,7 +87,10 @@ export interface GraphProto {
   metadataProps: StringEntry[];
 }
 
-export interface OperatorSetId { domain: string; version: Int64 }
+export interface OperatorSetId {
+  domain: string;
+  version: Int64;
+}
 
 export interface ModelProto {
   irVersion: Int64;
@@ -94,12 +107,33 @@ export interface ModelProto {
 
 /** ONNX TensorProto.DataType codes teardown knows by name. */
 export const DataType = {
-  FLOAT: 1, UINT8: 2, INT8: 3, UINT16: 4, INT16: 5, INT32: 6, INT64: 7, STRING: 8, BOOL: 9,
-  FLOAT16: 10, DOUBLE: 11, UINT32: 12, UINT64: 13, BFLOAT16: 16,
+  FLOAT: 1,
+  UINT8: 2,
+  INT8: 3,
+  UINT16: 4,
+  INT16: 5,
+  INT32: 6,
+  INT64: 7,
+  STRING: 8,
+  BOOL: 9,
+  FLOAT16: 10,
+  DOUBLE: 11,
+  UINT32: 12,
+  UINT64: 13,
+  BFLOAT16: 16,
 } as const;
 
 export const AttributeType = {
-  FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5, FLOATS: 6, INTS: 7, STRINGS: 8, TENSORS: 9, GRAPHS: 10,
+  FLOAT: 1,
+  INT: 2,
+  STRING: 3,
+  TENSOR: 4,
+  GRAPH: 5,
+  FLOATS: 6,
+  INTS: 7,
+  STRINGS: 8,
+  TENSORS: 9,
+  GRAPHS: 10,
 } as const;
 
 const schemaText = readFileSync(new URL('./onnx.proto', import.meta.url), 'utf8');
@@ -130,7 +164,10 @@ export interface ExternalRegion {
  * `external` may place an initializer in a file instead: it is then written without its raw data,
  * as external data at that region (TensorProto.data_location = EXTERNAL).
  */
-export function encodeModel(model: ModelProto, external?: (tensor: TensorProto) => ExternalRegion | undefined): Uint8Array {
+export function encodeModel(
+  model: ModelProto,
+  external?: (tensor: TensorProto) => ExternalRegion | undefined,
+): Uint8Array {
   const parts: Uint8Array[] = [];
   const [graphBefore, graphAfter] = encodeAround(GraphProtoType, model.graph, INITIALIZER_FIELD);
   parts.push(graphBefore);
@@ -140,7 +177,12 @@ export function encodeModel(model: ModelProto, external?: (tensor: TensorProto) 
   }
   parts.push(graphAfter);
   const [modelBefore, modelAfter] = encodeAround(ModelProtoType, model, GRAPH_FIELD);
-  return concatBytes([modelBefore, delimiter(GRAPH_FIELD, byteLength(parts)), ...parts, modelAfter]);
+  return concatBytes([
+    modelBefore,
+    delimiter(GRAPH_FIELD, byteLength(parts)),
+    ...parts,
+    modelAfter,
+  ]);
 }
 
 const GRAPH_FIELD = 7; // ModelProto.graph
@@ -158,8 +200,16 @@ function initializerParts(tensor: TensorProto): Uint8Array[] {
 
 /** One GraphProto.initializer entry whose data lies in a file: no raw data, its location, offset and length. */
 function externalInitializerParts(tensor: TensorProto, region: ExternalRegion): Uint8Array[] {
-  const externalData = [['location', region.location], ['offset', String(region.offset)], ['length', String(region.length)]].map(([key, value]) => ({ key, value }));
-  const [before, after] = encodeAround(TensorProtoType, { ...withoutRawData(tensor), externalData, dataLocation: EXTERNAL }, RAW_DATA_FIELD);
+  const externalData = [
+    ['location', region.location],
+    ['offset', String(region.offset)],
+    ['length', String(region.length)],
+  ].map(([key, value]) => ({ key, value }));
+  const [before, after] = encodeAround(
+    TensorProtoType,
+    { ...withoutRawData(tensor), externalData, dataLocation: EXTERNAL },
+    RAW_DATA_FIELD,
+  );
   const body = concatBytes([before, after]);
   return [delimiter(INITIALIZER_FIELD, body.length), body];
 }
@@ -169,22 +219,41 @@ const EXTERNAL = 1; // TensorProto.DataLocation.EXTERNAL
 /** The tensor's fields but its raw data, without reading that (it may come from a file). */
 function withoutRawData(tensor: TensorProto): Record<string, unknown> {
   const fields = tensor as unknown as Record<string, unknown>;
-  return Object.fromEntries(TensorProtoType.fieldsArray.filter((entry) => entry.id !== RAW_DATA_FIELD && Object.hasOwn(fields, entry.name)).map((entry) => [entry.name, fields[entry.name]]));
+  return Object.fromEntries(
+    TensorProtoType.fieldsArray
+      .filter((entry) => entry.id !== RAW_DATA_FIELD && Object.hasOwn(fields, entry.name))
+      .map((entry) => [entry.name, fields[entry.name]]),
+  );
 }
 
 /**
  * The message's fields numbered below `field`, and those above it, each encoded by protobufjs. The
  * field itself is never read: it may be a property that reads a weight from a file (runtime/weight-file.ts).
  */
-function encodeAround(type: protobuf.Type, message: object, field: number): [Uint8Array, Uint8Array] {
+function encodeAround(
+  type: protobuf.Type,
+  message: object,
+  field: number,
+): [Uint8Array, Uint8Array] {
   const fields = message as Record<string, unknown>;
-  const pick = (keep: (id: number) => boolean) => Object.fromEntries(type.fieldsArray.filter((entry) => keep(entry.id) && Object.hasOwn(fields, entry.name)).map((entry) => [entry.name, fields[entry.name]]));
-  return [type.encode(pick((id) => id < field)).finish(), type.encode(pick((id) => id > field)).finish()];
+  const pick = (keep: (id: number) => boolean) =>
+    Object.fromEntries(
+      type.fieldsArray
+        .filter((entry) => keep(entry.id) && Object.hasOwn(fields, entry.name))
+        .map((entry) => [entry.name, fields[entry.name]]),
+    );
+  return [
+    type.encode(pick((id) => id < field)).finish(),
+    type.encode(pick((id) => id > field)).finish(),
+  ];
 }
 
 /** The tag and length that open a length-delimited field. */
 function delimiter(field: number, length: number): Uint8Array {
-  return protobuf.Writer.create().uint32((field << 3) | 2).uint32(length).finish();
+  return protobuf.Writer.create()
+    .uint32((field << 3) | 2)
+    .uint32(length)
+    .finish();
 }
 
 function byteLength(parts: readonly Uint8Array[]): number {
@@ -202,7 +271,9 @@ function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
 }
 
 /** A TensorProto with every repeated field present, so code can rely on the arrays. */
-export function makeTensorProto(fields: Partial<TensorProto> & { name: string; dataType: number; dims: Int64[] }): TensorProto {
+export function makeTensorProto(
+  fields: Partial<TensorProto> & { name: string; dataType: number; dims: Int64[] },
+): TensorProto {
   return TensorProtoType.create(fields) as unknown as TensorProto;
 }
 

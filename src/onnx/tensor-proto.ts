@@ -4,16 +4,28 @@ import { allocate, elementCount, type DType, type Tensor } from '../tensor.ts';
 import { DataType, makeTensorProto, toNumber, type TensorProto } from './proto.ts';
 
 const DTYPE_OF_CODE: Record<number, DType> = {
-  [DataType.FLOAT]: 'float32', [DataType.DOUBLE]: 'float64', [DataType.INT32]: 'int32', [DataType.INT64]: 'int64',
-  [DataType.UINT8]: 'uint8', [DataType.INT8]: 'int8', [DataType.BOOL]: 'bool',
+  [DataType.FLOAT]: 'float32',
+  [DataType.DOUBLE]: 'float64',
+  [DataType.INT32]: 'int32',
+  [DataType.INT64]: 'int64',
+  [DataType.UINT8]: 'uint8',
+  [DataType.INT8]: 'int8',
+  [DataType.BOOL]: 'bool',
 };
 
 const CODE_OF_DTYPE: Record<DType, number> = {
-  float32: DataType.FLOAT, float64: DataType.DOUBLE, int32: DataType.INT32, int64: DataType.INT64,
-  uint8: DataType.UINT8, int8: DataType.INT8, bool: DataType.BOOL,
+  float32: DataType.FLOAT,
+  float64: DataType.DOUBLE,
+  int32: DataType.INT32,
+  int64: DataType.INT64,
+  uint8: DataType.UINT8,
+  int8: DataType.INT8,
+  bool: DataType.BOOL,
 };
 
-const NAME_OF_CODE = Object.fromEntries(Object.entries(DataType).map(([name, code]) => [code, name.toLowerCase()]));
+const NAME_OF_CODE = Object.fromEntries(
+  Object.entries(DataType).map(([name, code]) => [code, name.toLowerCase()]),
+);
 
 /** The teardown dtype of an ONNX element type, or undefined for those teardown does not compute with (float16, string...). */
 export function dtypeOfCode(code: number): DType | undefined {
@@ -33,7 +45,9 @@ export function elementTypeName(code: number): string {
 export function tensorFromProto(proto: TensorProto): Tensor {
   const dtype = dtypeOfCode(proto.dataType);
   if (!dtype) {
-    throw new ModelError(`Tensor '${proto.name}' has element type ${elementTypeName(proto.dataType)}, which teardown cannot read: it reads ${Object.values(DTYPE_OF_CODE).join(', ')}.`);
+    throw new ModelError(
+      `Tensor '${proto.name}' has element type ${elementTypeName(proto.dataType)}, which teardown cannot read: it reads ${Object.values(DTYPE_OF_CODE).join(', ')}.`,
+    );
   }
   const dims = proto.dims.map(toNumber);
   const length = elementCount(dims);
@@ -43,7 +57,9 @@ export function tensorFromProto(proto: TensorProto): Tensor {
     // raw_data is little-endian, as is every platform Node runs on: copy the bytes into aligned storage.
     new Uint8Array(data.buffer).set(proto.rawData.subarray(0, data.byteLength));
   } else if (dtype === 'int64') {
-    proto.int64Data.forEach((value, index) => { (data as BigInt64Array)[index] = BigInt(toNumber(value)); });
+    proto.int64Data.forEach((value, index) => {
+      (data as BigInt64Array)[index] = BigInt(toNumber(value));
+    });
   } else if (dtype === 'float32') {
     (data as Float32Array).set(proto.floatData);
   } else if (dtype === 'float64') {
@@ -78,7 +94,13 @@ function requireStoredValues(proto: TensorProto, dtype: DType, dims: readonly nu
 }
 
 const BYTES_PER_VALUE: Record<DType, number> = {
-  float32: 4, float64: 8, int32: 4, int64: 8, uint8: 1, int8: 1, bool: 1,
+  float32: 4,
+  float64: 8,
+  int32: 4,
+  int64: 8,
+  uint8: 1,
+  int8: 1,
+  bool: 1,
 };
 
 /** The typed field ONNX stores a dtype's values in when there is no raw_data. */
@@ -92,5 +114,10 @@ function typedValues(proto: TensorProto, dtype: DType): ArrayLike<unknown> {
 /** A TensorProto holding `tensor` in raw_data. */
 export function tensorToProto(name: string, tensor: Tensor): TensorProto {
   const bytes = new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength);
-  return makeTensorProto({ name, dataType: codeOfDtype(tensor.dtype), dims: tensor.dims, rawData: bytes.slice() });
+  return makeTensorProto({
+    name,
+    dataType: codeOfDtype(tensor.dtype),
+    dims: tensor.dims,
+    rawData: bytes.slice(),
+  });
 }

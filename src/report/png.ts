@@ -33,15 +33,30 @@ export function encodePng(width: number, height: number, rgb: Uint8Array): Buffe
   header.writeUInt32BE(height, 4);
   header.set([8, 2, 0, 0, 0], 8); // 8-bit depth, colour type 2 (RGB), deflate, no filter, no interlace
   const raw = Buffer.alloc(height * (1 + 3 * width));
-  for (let y = 0; y < height; y++) Buffer.from(rgb.subarray(y * 3 * width, (y + 1) * 3 * width)).copy(raw, y * (1 + 3 * width) + 1);
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', header), chunk('IDAT', deflateSync(raw)), chunk('IEND', new Uint8Array())]);
+  for (let y = 0; y < height; y++)
+    Buffer.from(rgb.subarray(y * 3 * width, (y + 1) * 3 * width)).copy(
+      raw,
+      y * (1 + 3 * width) + 1,
+    );
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(raw)),
+    chunk('IEND', new Uint8Array()),
+  ]);
 }
 
 /**
  * One image of an [N, C, H, W] tensor in [0, 1] as a PNG data URI: one channel is grey, two or
  * three channels are red, green (and blue).
  */
-export function imageDataUri(data: Float32Array, index: number, channels: number, height: number, width: number): string {
+export function imageDataUri(
+  data: Float32Array,
+  index: number,
+  channels: number,
+  height: number,
+  width: number,
+): string {
   const plane = height * width;
   const rgb = new Uint8Array(plane * 3);
   for (let p = 0; p < plane; p++) {

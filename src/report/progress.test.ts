@@ -51,6 +51,9 @@ describe('progress on standard error', () => {
   });
 
   it('drops the bar when the terminal is narrow', () => {
-    assert.equal(progressLine({ task: 'grad', done: 5, total: 10 }, 10, 30), 'grad 5/10 0.50/s 10.0 s left');
+    assert.equal(
+      progressLine({ task: 'grad', done: 5, total: 10 }, 10, 30),
+      'grad 5/10 0.50/s 10.0 s left',
+    );
   });
 });

@@ -26,11 +26,14 @@ interface TaskState {
 }
 
 /** An onProgress callback that draws every task it sees on standard error. */
-export function progressReporter(options: ProgressDisplayOptions = {}): (event: ProgressEvent) => void {
+export function progressReporter(
+  options: ProgressDisplayOptions = {},
+): (event: ProgressEvent) => void {
   const stream = options.stream ?? process.stderr;
   const now = options.now ?? Date.now;
   const terminal = stream.isTTY === true;
-  const interval = 1000 * (options.intervalSeconds ?? Number(process.env.TEARDOWN_PROGRESS_SECONDS ?? 5));
+  const interval =
+    1000 * (options.intervalSeconds ?? Number(process.env.TEARDOWN_PROGRESS_SECONDS ?? 5));
   const tasks = new Map<string, TaskState>();
   // Library calls report a step when it ends, not when the task starts: a task is taken to start
   // at the previous event (of any task) or when the reporter was made, as tasks run one by one.
@@ -51,7 +54,11 @@ export function progressReporter(options: ProgressDisplayOptions = {}): (event: 
     const due = time - state.lastDrawn >= (terminal ? 100 : interval);
     if (!due && !done) return;
     state.lastDrawn = time;
-    const line = progressLine(event, (time - state.started) / 1000, terminal ? stream.columns : undefined);
+    const line = progressLine(
+      event,
+      (time - state.started) / 1000,
+      terminal ? stream.columns : undefined,
+    );
     stream.write(terminal ? `\r${line}\x1b[K${done ? '\n' : ''}` : `${line}\n`);
     if (done) state.finished = true;
   };
@@ -60,9 +67,17 @@ export function progressReporter(options: ProgressDisplayOptions = {}): (event: 
 /** 'audit [#####.....] 3/8 0.52/s 9.6 s left (shortcut)': the bar only when there is room. */
 export function progressLine(event: ProgressEvent, seconds: number, columns?: number): string {
   const rate = seconds > 0 ? event.done / seconds : 0;
-  const left = event.done >= event.total ? `done in ${duration(seconds)}` : rate > 0 ? `${duration((event.total - event.done) / rate)} left` : '';
+  const left =
+    event.done >= event.total
+      ? `done in ${duration(seconds)}`
+      : rate > 0
+        ? `${duration((event.total - event.done) / rate)} left`
+        : '';
   // Nothing done yet (a resumed or just-started task): no rate to show.
-  const counts = event.done === 0 ? `0/${event.total}` : `${event.done}/${event.total} ${rate >= 10 ? rate.toFixed(0) : rate.toPrecision(2)}/s ${left}`.trimEnd();
+  const counts =
+    event.done === 0
+      ? `0/${event.total}`
+      : `${event.done}/${event.total} ${rate >= 10 ? rate.toFixed(0) : rate.toPrecision(2)}/s ${left}`.trimEnd();
   const status = event.status ? ` (${event.status})` : '';
   const width = 20;
   const filled = Math.min(width, Math.round((width * event.done) / Math.max(1, event.total)));
@@ -74,5 +89,7 @@ export function progressLine(event: ProgressEvent, seconds: number, columns?: nu
 function duration(seconds: number): string {
   if (seconds < 60) return `${seconds.toFixed(1)} s`;
   const minutes = Math.floor(seconds / 60);
-  return minutes < 60 ? `${minutes} min ${Math.round(seconds % 60)} s` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+  return minutes < 60
+    ? `${minutes} min ${Math.round(seconds % 60)} s`
+    : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }

@@ -9,16 +9,29 @@ const GAP = 2;
 const MIN_COLUMN = 8;
 
 export function formatTable(header: string[], rows: string[][], width = terminalWidth()): string {
-  const natural = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)));
+  const natural = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)),
+  );
   const widths = fitWidths(natural, header, width);
   const lines = (cells: string[]) => {
     const wrapped = cells.map((cell, column) => wrap(cell, widths[column]));
     const height = Math.max(1, ...wrapped.map((parts) => parts.length));
-    return Array.from({ length: height }, (_, line) => wrapped
-      .map((parts, column) => (column === cells.length - 1 ? parts[line] ?? '' : (parts[line] ?? '').padEnd(widths[column])))
-      .join(' '.repeat(GAP)).trimEnd());
+    return Array.from({ length: height }, (_, line) =>
+      wrapped
+        .map((parts, column) =>
+          column === cells.length - 1
+            ? (parts[line] ?? '')
+            : (parts[line] ?? '').padEnd(widths[column]),
+        )
+        .join(' '.repeat(GAP))
+        .trimEnd(),
+    );
   };
-  return [...lines(header), widths.map((w) => '-'.repeat(w)).join(' '.repeat(GAP)), ...rows.flatMap(lines)].join('\n');
+  return [
+    ...lines(header),
+    widths.map((w) => '-'.repeat(w)).join(' '.repeat(GAP)),
+    ...rows.flatMap(lines),
+  ].join('\n');
 }
 
 /** The width of standard output when it is a terminal; undefined (no wrapping) otherwise. */
@@ -27,15 +40,22 @@ function terminalWidth(): number | undefined {
 }
 
 /** Column widths whose sum (with gaps) fits `width`, narrowing the widest column first. */
-export function fitWidths(natural: number[], header: string[], width: number | undefined): number[] {
+export function fitWidths(
+  natural: number[],
+  header: string[],
+  width: number | undefined,
+): number[] {
   const widths = [...natural];
   if (width === undefined) return widths;
-  const floor = header.map((title, column) => Math.min(natural[column], Math.max(MIN_COLUMN, ...title.split(' ').map((word) => word.length))));
+  const floor = header.map((title, column) =>
+    Math.min(natural[column], Math.max(MIN_COLUMN, ...title.split(' ').map((word) => word.length))),
+  );
   const total = () => widths.reduce((a, b) => a + b, 0) + GAP * (widths.length - 1);
   while (total() > width) {
     let widest = -1;
     for (let column = 0; column < widths.length; column++) {
-      if (widths[column] > floor[column] && (widest < 0 || widths[column] > widths[widest])) widest = column;
+      if (widths[column] > floor[column] && (widest < 0 || widths[column] > widths[widest]))
+        widest = column;
     }
     if (widest < 0) break; // every column at its floor: the table stays wider than the terminal
     widths[widest]--;
@@ -50,13 +70,19 @@ export function wrap(text: string, width: number): string[] {
   let line = '';
   for (let word of text.split(' ')) {
     while (word.length > width) {
-      if (line) { lines.push(line); line = ''; }
+      if (line) {
+        lines.push(line);
+        line = '';
+      }
       lines.push(word.slice(0, width));
       word = word.slice(width);
     }
     if (!line) line = word;
     else if (line.length + 1 + word.length <= width) line += ` ${word}`;
-    else { lines.push(line); line = word; }
+    else {
+      lines.push(line);
+      line = word;
+    }
   }
   if (line) lines.push(line);
   return lines;

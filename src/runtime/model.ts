@@ -40,17 +40,27 @@ export class Model {
   readonly hooks: HookTable;
   readonly inputs: InputSpec[];
   private readonly sessions = new Map<string, Promise<PreparedSession>>();
-  private readonly downstreamSessions = new Map<string, Promise<{ session: Session; inputs: string[] } | undefined>>();
+  private readonly downstreamSessions = new Map<
+    string,
+    Promise<{ session: Session; inputs: string[] } | undefined>
+  >();
   private readonly variants = new Map<string, Promise<Model>>();
   private readonly staticSessions = new Map<string, Promise<PreparedSession>>();
   private readonly staticResults = new Map<string, Record<string, Tensor>>();
-  private readonly shapeSessions = new Map<string, Promise<{ session: Session; reads: ShapeRead[] } | undefined>>();
+  private readonly shapeSessions = new Map<
+    string,
+    Promise<{ session: Session; reads: ShapeRead[] } | undefined>
+  >();
 
   /**
    * `weights`: the file sessions read the weights from (runtime/weight-file.ts), when the model
    * was loaded from a file holding them; otherwise every session gets its own copy.
    */
-  private constructor(readonly file: ModelFile, readonly options: RuntimeOptions, private readonly weights?: WeightFile) {
+  private constructor(
+    readonly file: ModelFile,
+    readonly options: RuntimeOptions,
+    private readonly weights?: WeightFile,
+  ) {
     this.graph = new GraphIndex(file.proto);
     this.hooks = new HookTable(this.graph);
     this.inputs = this.graph.inputs.map((input) => {
@@ -59,7 +69,13 @@ export class Model {
         name: input.name,
         dtype: tensorType ? dtypeOfCode(tensorType.elemType) : undefined,
         typeName: tensorType ? elementTypeName(tensorType.elemType) : 'non-tensor',
-        dims: tensorType?.shape?.dim.map((dim) => (dim.dimParam ? dim.dimParam : dim.dimValue !== undefined && dim.dimValue !== null ? toNumber(dim.dimValue) : '?')),
+        dims: tensorType?.shape?.dim.map((dim) =>
+          dim.dimParam
+            ? dim.dimParam
+            : dim.dimValue !== undefined && dim.dimValue !== null
+              ? toNumber(dim.dimValue)
+              : '?',
+        ),
       };
     });
   }
@@ -75,11 +91,19 @@ export class Model {
     return new Model({ path: name, proto, sha256: '' }, options);
   }
 
-  get path(): string { return this.file.path; }
-  get proto(): ModelProto { return this.file.proto; }
-  get outputNames(): string[] { return this.file.proto.graph.output.map((output) => output.name); }
+  get path(): string {
+    return this.file.path;
+  }
+  get proto(): ModelProto {
+    return this.file.proto;
+  }
+  get outputNames(): string[] {
+    return this.file.proto.graph.output.map((output) => output.name);
+  }
   /** Whether sessions read the large weights from the model file, mapped (runtime/weight-file.ts), instead of a copy each. */
-  get mapsWeights(): boolean { return this.weights !== undefined; }
+  get mapsWeights(): boolean {
+    return this.weights !== undefined;
+  }
 
   /** The session for the graph edited by `plan`, created once per distinct structure. */
   prepare(plan: EditPlan): Promise<PreparedSession> {
@@ -89,7 +113,9 @@ export class Model {
       prepared = (async () => {
         const edited = applyEdits(this.graph, plan);
         const name = `'${this.path}'`;
-        const session = await this.createSession(edited.proto, name, (message) => explainLoadError(message, this.proto, name));
+        const session = await this.createSession(edited.proto, name, (message) =>
+          explainLoadError(message, this.proto, name),
+        );
         return { session, outputOf: edited.outputOf };
       })();
       this.sessions.set(signature, prepared);
@@ -108,20 +134,33 @@ export class Model {
   async staticValues(values: readonly string[], feeds: Feeds): Promise<Record<string, Tensor>> {
     if (values.length === 0) return {};
     const signature = [...values].sort().join('\u0000');
-    const shapes = Object.entries(feeds).map(([name, value]) => `${name}:${value.dims}`).sort().join(';');
+    const shapes = Object.entries(feeds)
+      .map(([name, value]) => `${name}:${value.dims}`)
+      .sort()
+      .join(';');
     const known = this.staticResults.get(`${signature}|${shapes}`);
     if (known) return known;
     let prepared = this.staticSessions.get(signature);
     if (!prepared) {
       prepared = (async () => {
-        const edited = applyEdits(this.graph, { expose: values, rewrites: [], inputTypes: new Map() });
+        const edited = applyEdits(this.graph, {
+          expose: values,
+          rewrites: [],
+          inputTypes: new Map(),
+        });
         // Only the exposed values are outputs, computed by the nodes they need: onnxruntime runs
         // every node of a graph, so the model's activations would be computed (and their weights read) for nothing.
         const exposed = new Set(edited.outputOf.values());
         const graph = edited.proto.graph;
         const node = nodesComputing(graph.node, exposed);
         const used = new Set(node.flatMap((kept) => kept.input));
-        const proto = derive(edited.proto, { graph: derive(graph, { output: graph.output.filter((output) => exposed.has(output.name)), node, initializer: graph.initializer.filter((tensor) => used.has(tensor.name)) }) });
+        const proto = derive(edited.proto, {
+          graph: derive(graph, {
+            output: graph.output.filter((output) => exposed.has(output.name)),
+            node,
+            initializer: graph.initializer.filter((tensor) => used.has(tensor.name)),
+          }),
+        });
         const session = await this.createSession(proto, `'${this.path}'`, undefined, 'basic');
         return { session, outputOf: edited.outputOf };
       })();
@@ -129,8 +168,12 @@ export class Model {
       prepared.catch(() => this.staticSessions.delete(signature));
     }
     const { session, outputOf } = await prepared;
-    const results = await session.run(feeds, [...new Set(values.map((value) => outputOf.get(value)!))]);
-    const byValue = Object.fromEntries(values.map((value) => [value, results[outputOf.get(value)!]]));
+    const results = await session.run(feeds, [
+      ...new Set(values.map((value) => outputOf.get(value)!)),
+    ]);
+    const byValue = Object.fromEntries(
+      values.map((value) => [value, results[outputOf.get(value)!]]),
+    );
     this.staticResults.set(`${signature}|${shapes}`, byValue);
     return byValue;
   }
@@ -141,10 +184,17 @@ export class Model {
    * zeros with that many rows give them. Parts of a graph run on stacked variants need them at the
    * stacked size.
    */
-  async staticValuesAt(values: readonly string[], like: Feeds, rows: number): Promise<Record<string, Tensor>> {
+  async staticValuesAt(
+    values: readonly string[],
+    like: Feeds,
+    rows: number,
+  ): Promise<Record<string, Tensor>> {
     if (values.length === 0) return {};
     const signature = [...values].sort().join('\u0000');
-    const key = `at|${signature}|${rows}|${Object.entries(like).map(([name, value]) => `${name}:${value.dims.slice(1)}`).sort().join(';')}`;
+    const key = `at|${signature}|${rows}|${Object.entries(like)
+      .map(([name, value]) => `${name}:${value.dims.slice(1)}`)
+      .sort()
+      .join(';')}`;
     const known = this.staticResults.get(key);
     if (known) return known;
     const computed = await this.computeStaticValuesAt(values, like, rows, signature);
@@ -152,11 +202,26 @@ export class Model {
     return computed;
   }
 
-  private async computeStaticValuesAt(values: readonly string[], like: Feeds, rows: number, signature: string): Promise<Record<string, Tensor>> {
+  private async computeStaticValuesAt(
+    values: readonly string[],
+    like: Feeds,
+    rows: number,
+    signature: string,
+  ): Promise<Record<string, Tensor>> {
     if (!this.shapeSessions.has(signature)) {
       const made = (async () => {
         const part = shapeGraph(this.graph, values);
-        return part && { session: await this.createSession(part.proto, `the shape arithmetic of '${this.path}'`, undefined, 'basic'), reads: part.reads };
+        return (
+          part && {
+            session: await this.createSession(
+              part.proto,
+              `the shape arithmetic of '${this.path}'`,
+              undefined,
+              'basic',
+            ),
+            reads: part.reads,
+          }
+        );
       })();
       made.catch(() => this.shapeSessions.delete(signature));
       this.shapeSessions.set(signature, made);
@@ -166,15 +231,21 @@ export class Model {
       // Some value reads an activation's contents after all: compute it from inputs of zeros at that size.
       return this.staticValues(values, zerosAt(like, rows, this));
     }
-    const readHooks = prepared.reads.map((read) => this.hooks.hooks.find((hook) => hook.value === read.of)!);
+    const readHooks = prepared.reads.map((read) =>
+      this.hooks.hooks.find((hook) => hook.value === read.of)!,
+    );
     const shapes = await probeHookShapes(this, like, readHooks);
     const dimsOf = readHooks.map((hook) => dimsAtBatch(shapes.get(hook.name)!, rows));
-    if (dimsOf.some((dims) => dims.includes(-1))) return this.staticValues(values, zerosAt(like, rows, this));
+    if (dimsOf.some((dims) => dims.includes(-1)))
+      return this.staticValues(values, zerosAt(like, rows, this));
     const feeds: Feeds = {};
     for (const [r, read] of prepared.reads.entries()) {
       const dims = dimsOf[r];
       const shape = dims.slice(read.start ?? 0, read.end ?? dims.length);
-      feeds[read.output] = read.op === 'Shape' ? tensor('int64', [shape.length], shape) : tensor('int64', [], [dims.reduce((a, b) => a * b, 1)]);
+      feeds[read.output] =
+        read.op === 'Shape'
+          ? tensor('int64', [shape.length], shape)
+          : tensor('int64', [], [dims.reduce((a, b) => a * b, 1)]);
     }
     const results = await prepared.session.run(feeds, [...values]);
     return Object.fromEntries(values.map((value) => [value, results[value]]));
@@ -189,21 +260,35 @@ export class Model {
    * The session of the part of the graph downstream of `value` (graph/downstream.ts), computing
    * `output`; undefined when there is nothing to skip. Created once per value.
    */
-  downstream(value: string, output: string): Promise<{ session: Session; inputs: string[] } | undefined> {
+  downstream(
+    value: string,
+    output: string,
+  ): Promise<{ session: Session; inputs: string[] } | undefined> {
     const key = `downstream|${value}|${output}`;
     if (!this.downstreamSessions.has(key)) {
-      this.downstreamSessions.set(key, (async () => {
-        const part = downstreamGraph(this.graph, value, output);
-        if (!part) return undefined;
-        const session = await this.createSession(part.proto, `the part of '${this.path}' downstream of '${value}'`);
-        return { session, inputs: part.inputs };
-      })());
+      this.downstreamSessions.set(
+        key,
+        (async () => {
+          const part = downstreamGraph(this.graph, value, output);
+          if (!part) return undefined;
+          const session = await this.createSession(
+            part.proto,
+            `the part of '${this.path}' downstream of '${value}'`,
+          );
+          return { session, inputs: part.inputs };
+        })(),
+      );
     }
     return this.downstreamSessions.get(key)!;
   }
 
   /** A session of a graph derived from this model's, reading the weights from the model file where it can. */
-  private createSession(proto: ModelProto, describe: string, explain?: (message: string) => string | undefined, level?: 'basic' | 'extended'): Promise<Session> {
+  private createSession(
+    proto: ModelProto,
+    describe: string,
+    explain?: (message: string) => string | undefined,
+    level?: 'basic' | 'extended',
+  ): Promise<Session> {
     const weights = this.weights;
     if (!weights) return Session.create(encodeModel(proto), this.options, describe, explain, level);
     weights.checkUnchanged();
@@ -213,20 +298,35 @@ export class Model {
       mappedBytes += region?.length ?? 0;
       return region;
     });
-    return Session.create(bytes, this.options, describe, explain, level, mappedBytes > 0 ? weights.mappedWeights(mappedBytes) : undefined);
+    return Session.create(
+      bytes,
+      this.options,
+      describe,
+      explain,
+      level,
+      mappedBytes > 0 ? weights.mappedWeights(mappedBytes) : undefined,
+    );
   }
 
   /**
    * A model derived from this one by `build` (e.g. one that computes less of its output), made
    * once per key and released with this one; `runtime` overrides this model's session options.
    */
-  variant(key: string, build: (model: Model) => Promise<ModelProto>, runtime: Partial<RuntimeOptions> = {}): Promise<Model> {
+  variant(
+    key: string,
+    build: (model: Model) => Promise<ModelProto>,
+    runtime: Partial<RuntimeOptions> = {},
+  ): Promise<Model> {
     if (!this.variants.has(key)) {
       const made = build(this).then((proto) => {
         const name = `${this.path} (${key})`;
         validateModel(proto, name);
         // Its initializers are this model's where it keeps them: it reads them from the same file.
-        return new Model({ path: name, proto, sha256: '' }, { ...this.options, ...runtime }, this.weights);
+        return new Model(
+          { path: name, proto, sha256: '' },
+          { ...this.options, ...runtime },
+          this.weights,
+        );
       });
       made.catch(() => this.variants.delete(key));
       this.variants.set(key, made);
@@ -238,29 +338,47 @@ export class Model {
   checkFeeds(feeds: Feeds): number {
     const known = new Set(this.inputs.map((input) => input.name));
     for (const name of Object.keys(feeds)) {
-      if (!known.has(name)) throw new InputError(`The model has no input named '${name}': its inputs are ${[...known].map((n) => `'${n}'`).join(', ')}.`);
+      if (!known.has(name))
+        throw new InputError(
+          `The model has no input named '${name}': its inputs are ${[...known].map((n) => `'${n}'`).join(', ')}.`,
+        );
     }
     const batches = new Set<number>();
     for (const input of this.inputs) {
       const feed = feeds[input.name];
-      if (!feed) throw new InputError(`Input '${input.name}' is missing: the model needs ${this.describeInputs()}. Give it with --input ${input.name}=FILE.npy.`);
-      if (input.dtype === undefined) throw new InputError(`Input '${input.name}' has element type ${input.typeName}, which teardown cannot feed.`);
+      if (!feed)
+        throw new InputError(
+          `Input '${input.name}' is missing: the model needs ${this.describeInputs()}. Give it with --input ${input.name}=FILE.npy.`,
+        );
+      if (input.dtype === undefined)
+        throw new InputError(
+          `Input '${input.name}' has element type ${input.typeName}, which teardown cannot feed.`,
+        );
       if (feed.dtype !== input.dtype) {
-        throw new InputError(`Input '${input.name}' has dtype ${feed.dtype} but the model expects ${input.dtype}: convert the array (e.g. numpy's .astype(np.${input.dtype === 'float32' ? 'float32' : input.dtype})).`);
+        throw new InputError(
+          `Input '${input.name}' has dtype ${feed.dtype} but the model expects ${input.dtype}: convert the array (e.g. numpy's .astype(np.${input.dtype === 'float32' ? 'float32' : input.dtype})).`,
+        );
       }
       if (input.dims) {
         if (feed.dims.length !== input.dims.length) {
-          throw new InputError(`Input '${input.name}' has rank ${feed.dims.length} (shape ${shapeString(feed.dims)}) but the model expects rank ${input.dims.length} (${shapeString(input.dims)}): reshape the array.`);
+          throw new InputError(
+            `Input '${input.name}' has rank ${feed.dims.length} (shape ${shapeString(feed.dims)}) but the model expects rank ${input.dims.length} (${shapeString(input.dims)}): reshape the array.`,
+          );
         }
         input.dims.forEach((expected, axis) => {
           if (typeof expected === 'number' && feed.dims[axis] !== expected) {
-            throw new InputError(`Input '${input.name}' has shape ${shapeString(feed.dims)} but the model expects ${shapeString(input.dims!)}: axis ${axis} must be ${expected}, not ${feed.dims[axis]}.`);
+            throw new InputError(
+              `Input '${input.name}' has shape ${shapeString(feed.dims)} but the model expects ${shapeString(input.dims!)}: axis ${axis} must be ${expected}, not ${feed.dims[axis]}.`,
+            );
           }
         });
       }
       if (this.hasBatchAxis(input.name)) batches.add(feed.dims[0] ?? 1);
     }
-    if (batches.size > 1) throw new InputError(`The inputs disagree on the number of examples (first axis): ${[...batches].join(' vs ')}. Give every input the same number of rows.`);
+    if (batches.size > 1)
+      throw new InputError(
+        `The inputs disagree on the number of examples (first axis): ${[...batches].join(' vs ')}. Give every input the same number of rows.`,
+      );
     return [...batches][0] ?? 1;
   }
 
@@ -271,14 +389,25 @@ export class Model {
   }
 
   describeInputs(): string {
-    return this.inputs.map((input) => `'${input.name}' ${input.dtype ?? input.typeName} ${input.dims ? shapeString(input.dims) : '[?]'}`).join(', ');
+    return this.inputs
+      .map(
+        (input) =>
+          `'${input.name}' ${input.dtype ?? input.typeName} ${input.dims ? shapeString(input.dims) : '[?]'}`,
+      )
+      .join(', ');
   }
 
   async release(): Promise<void> {
-    const shapeSessions = await Promise.all([...this.shapeSessions.values()].map((made) => made.catch(() => undefined)));
+    const shapeSessions = await Promise.all(
+      [...this.shapeSessions.values()].map((made) => made.catch(() => undefined)),
+    );
     this.shapeSessions.clear();
     for (const made of shapeSessions) await made?.session.release();
-    const prepared = [...this.sessions.values(), ...this.downstreamSessions.values(), ...this.staticSessions.values()];
+    const prepared = [
+      ...this.sessions.values(),
+      ...this.downstreamSessions.values(),
+      ...this.staticSessions.values(),
+    ];
     const variants = [...this.variants.values()];
     this.sessions.clear();
     this.staticSessions.clear();
@@ -292,5 +421,10 @@ export class Model {
 
 /** Inputs of zeros shaped like `like` with `rows` examples (values that are not activations depend only on shapes). */
 function zerosAt(like: Feeds, rows: number, model: Model): Feeds {
-  return Object.fromEntries(Object.entries(like).map(([name, value]) => [name, model.hasBatchAxis(name) ? tensor(value.dtype, [rows, ...value.dims.slice(1)]) : value]));
+  return Object.fromEntries(
+    Object.entries(like).map(([name, value]) => [
+      name,
+      model.hasBatchAxis(name) ? tensor(value.dtype, [rows, ...value.dims.slice(1)]) : value,
+    ]),
+  );
 }

@@ -47,18 +47,24 @@ export function ortLoadMessage(error: unknown, describe: Described): string {
   const message = cleanOrtMessage(error);
   const ir = IR_VERSION.exec(message);
   if (ir) {
-    return `${describe} is ONNX IR version ${ir[1]}, and this onnxruntime reads IR versions up to ` +
+    return (
+      `${describe} is ONNX IR version ${ir[1]}, and this onnxruntime reads IR versions up to ` +
       `${ir[2]}: export the model again with an exporter (or onnx package) that writes IR ` +
-      `version ${ir[2]} or lower.`;
+      `version ${ir[2]} or lower.`
+    );
   }
   const raw = RAW_DATA_SIZE.exec(message);
   if (raw) {
-    return `Initializer '${raw[1]}' of ${describe} holds ${raw[2]} bytes of raw_data where its ` +
-      `shape and type need ${raw[3]}: the file is damaged or cut short. Export the model again.`;
+    return (
+      `Initializer '${raw[1]}' of ${describe} holds ${raw[2]} bytes of raw_data where its ` +
+      `shape and type need ${raw[3]}: the file is damaged or cut short. Export the model again.`
+    );
   }
   if (OUT_OF_MEMORY.test(message)) {
-    return `onnxruntime ran out of memory loading ${describe} (${message}): free memory, or use ` +
-      'fewer --threads.';
+    return (
+      `onnxruntime ran out of memory loading ${describe} (${message}): free memory, or use ` +
+      'fewer --threads.'
+    );
   }
   return `onnxruntime cannot load ${describe}: ${message}`;
 }
@@ -69,29 +75,50 @@ export function ortRunMessage(error: unknown, describe: Described): string {
   const node = NODE_FAILED.exec(message);
   if (node) {
     const [, op, name, detail] = node;
-    return `onnxruntime stopped at node '${name}' (${op}) of ${describe}: ${cleanOrtMessage(detail)}. ` +
+    return (
+      `onnxruntime stopped at node '${name}' (${op}) of ${describe}: ${cleanOrtMessage(detail)}. ` +
       'The inputs do not fit what this node computes with: check their shapes and values against ' +
-      "the model's inputs (teardown hooks MODEL lists them).";
+      "the model's inputs (teardown hooks MODEL lists them)."
+    );
   }
   if (OUT_OF_MEMORY.test(message)) {
-    return `onnxruntime ran out of memory running ${describe} (${message}): use a smaller ` +
-      '--batch-size or fewer --threads.';
+    return (
+      `onnxruntime ran out of memory running ${describe} (${message}): use a smaller ` +
+      '--batch-size or fewer --threads.'
+    );
   }
   return `onnxruntime failed to run ${describe}: ${message}`;
 }
 
 /** An opset or op of `proto` that onnxruntime refused, named by its node; undefined for other messages. */
-export function explainLoadError(message: string, proto: ModelProto, modelName: string): string | undefined {
-  const opset = /Opset (\d+) is under development.*?domain ([\w.]+) is till opset (\d+)/.exec(message);
+export function explainLoadError(
+  message: string,
+  proto: ModelProto,
+  modelName: string,
+): string | undefined {
+  const opset = /Opset (\d+) is under development.*?domain ([\w.]+) is till opset (\d+)/.exec(
+    message,
+  );
   if (opset) {
     return `${modelName} imports ${opset[2]} opset ${opset[1]}, but this onnxruntime supports up to opset ${opset[3]}: re-export it with an older opset (torch.onnx.export(..., opset_version=17)).`;
   }
-  const unknownOp = /No Op registered for (\S+) with domain_version of (\d+)/.exec(message) ?? /Fatal error: (?:([\w.]+):)?(\w+)\(-?\d+\) is not a registered function\/op/.exec(message);
+  const unknownOp =
+    /No Op registered for (\S+) with domain_version of (\d+)/.exec(message) ??
+    /Fatal error: (?:([\w.]+):)?(\w+)\(-?\d+\) is not a registered function\/op/.exec(message);
   if (unknownOp) {
-    const [opType, domain] = unknownOp[0].startsWith('No Op') ? [unknownOp[1], ''] : [unknownOp[2], unknownOp[1] ?? ''];
-    const index = proto.graph.node.findIndex((node) => node.opType === opType && (node.domain || '') === (domain === 'ai.onnx' ? '' : domain));
+    const [opType, domain] = unknownOp[0].startsWith('No Op')
+      ? [unknownOp[1], '']
+      : [unknownOp[2], unknownOp[1] ?? ''];
+    const index = proto.graph.node.findIndex(
+      (node) =>
+        node.opType === opType && (node.domain || '') === (domain === 'ai.onnx' ? '' : domain),
+    );
     const node = index >= 0 ? describeNode(proto.graph.node[index], index) : `op '${opType}'`;
-    const opsetVersion = toNumber(proto.opsetImport.find((entry) => (entry.domain || '') === (domain === 'ai.onnx' ? '' : domain))?.version);
+    const opsetVersion = toNumber(
+      proto.opsetImport.find(
+        (entry) => (entry.domain || '') === (domain === 'ai.onnx' ? '' : domain),
+      )?.version,
+    );
     return `${modelName} uses an op onnxruntime does not know: ${node}, ${domain || 'ai.onnx'} opset ${opsetVersion}. Re-export the model with standard ONNX ops (or register the custom op with the exporter's fallback disabled).`;
   }
   return undefined;

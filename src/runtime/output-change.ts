@@ -38,14 +38,23 @@ export class OutputChangeTracker {
   }
 
   summary(): OutputChange {
-    const change: OutputChange = { meanAbsChange: this.absSum / Math.max(1, this.count), maxAbsChange: this.maxAbs };
-    if (this.rows > 0) Object.assign(change, { argmaxFlipRate: this.flips / this.rows, argmaxFlipInterval: wilsonInterval(this.flips, this.rows), rows: this.rows });
+    const change: OutputChange = {
+      meanAbsChange: this.absSum / Math.max(1, this.count),
+      maxAbsChange: this.maxAbs,
+    };
+    if (this.rows > 0)
+      Object.assign(change, {
+        argmaxFlipRate: this.flips / this.rows,
+        argmaxFlipInterval: wilsonInterval(this.flips, this.rows),
+        rows: this.rows,
+      });
     return change;
   }
 }
 
 function argmax(t: Tensor, row: number, width: number): number {
   let best = 0;
-  for (let c = 1; c < width; c++) if (Number(t.data[row * width + c]) > Number(t.data[row * width + best])) best = c;
+  for (let c = 1; c < width; c++)
+    if (Number(t.data[row * width + c]) > Number(t.data[row * width + best])) best = c;
   return best;
 }

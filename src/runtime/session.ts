@@ -54,7 +54,11 @@ export class Session implements Unloadable {
   /** The model or graph, as messages name it. */
   describe = 'the model';
 
-  private constructor(inner: ort.InferenceSession, private readonly load: () => Promise<ort.InferenceSession>, private readonly mapped?: MappedWeights) {
+  private constructor(
+    inner: ort.InferenceSession,
+    private readonly load: () => Promise<ort.InferenceSession>,
+    private readonly mapped?: MappedWeights,
+  ) {
     this.inner = Promise.resolve(inner);
     this.inputNames = [...inner.inputNames];
     this.outputNames = [...inner.outputNames];
@@ -67,25 +71,35 @@ export class Session implements Unloadable {
    * Prepacking is then off: it would copy every matrix-product weight into the session (a copy
    * of the weights per session), where unpacked they are read from the mapping itself.
    */
-  static async create(bytes: Uint8Array, options: RuntimeOptions = {}, describe = 'the model', explain?: (message: string) => string | undefined, level: 'basic' | 'extended' = 'extended', mapped?: MappedWeights): Promise<Session> {
+  static async create(
+    bytes: Uint8Array,
+    options: RuntimeOptions = {},
+    describe = 'the model',
+    explain?: (message: string) => string | undefined,
+    level: 'basic' | 'extended' = 'extended',
+    mapped?: MappedWeights,
+  ): Promise<Session> {
     checkThreads(options.threads);
-    const fromFile = mapped ? { model_external_initializers_file_folder_path: mapped.folder, disable_prepacking: '1' } : {};
-    const load = () => ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: options.threads ?? 0,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      enableCpuMemArena: options.memoryArena ?? true,
-      // 'extended', not 'all': the layout pass of 'all' reorders conv maps to NCHWc and must
-      // reorder back every exposed value (4–6× slower caching on the cnn fixture), and one level
-      // for every session keeps edited and unedited runs numerically alike
-      // (docs/performance-log.md, "Cache overhead").
-      graphOptimizationLevel: level,
-      logSeverityLevel: options.verbose ? 1 : 4,
-      // Idle pool threads would spin-wait for work and starve the JavaScript thread that
-      // prepares the next feeds (patch sweeps ran 1.7× slower with 2 threads on 2 cores); in
-      // training loops spinning made 2-thread CNN steps bimodal here (6 or 12 ms per step).
-      extra: { session: { intra_op: { allow_spinning: '0' }, ...fromFile } },
-    });
+    const fromFile = mapped
+      ? { model_external_initializers_file_folder_path: mapped.folder, disable_prepacking: '1' }
+      : {};
+    const load = () =>
+      ort.InferenceSession.create(bytes, {
+        intraOpNumThreads: options.threads ?? 0,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        enableCpuMemArena: options.memoryArena ?? true,
+        // 'extended', not 'all': the layout pass of 'all' reorders conv maps to NCHWc and must
+        // reorder back every exposed value (4–6× slower caching on the cnn fixture), and one level
+        // for every session keeps edited and unedited runs numerically alike
+        // (docs/performance-log.md, "Cache overhead").
+        graphOptimizationLevel: level,
+        logSeverityLevel: options.verbose ? 1 : 4,
+        // Idle pool threads would spin-wait for work and starve the JavaScript thread that
+        // prepares the next feeds (patch sweeps ran 1.7× slower with 2 threads on 2 cores); in
+        // training loops spinning made 2-thread CNN steps bimodal here (6 or 12 ms per step).
+        extra: { session: { intra_op: { allow_spinning: '0' }, ...fromFile } },
+      });
     let inner: ort.InferenceSession;
     try {
       inner = await load();
@@ -94,13 +108,19 @@ export class Session implements Unloadable {
     }
     // Only a mapped session is worth unloading: loading it again reads no weights. Others keep
     // their bytes nowhere, and load only once.
-    const session = new Session(inner, mapped ? load : () => Promise.reject(new Error('session: only mapped sessions unload')), mapped);
+    const session = new Session(
+      inner,
+      mapped ? load : () => Promise.reject(new Error('session: only mapped sessions unload')),
+      mapped,
+    );
     session.describe = describe;
     mapped?.loaded.use(session, mapped.bytes);
     return session;
   }
 
-  get idle(): boolean { return this.running === 0; }
+  get idle(): boolean {
+    return this.running === 0;
+  }
 
   /** Frees the onnxruntime session; the next run loads it again (mapped sessions only). */
   unload(): void {
@@ -121,7 +141,9 @@ export class Session implements Unloadable {
       if (!this.inner) this.mapped?.checkUnchanged();
       const inner = await (this.inner ??= this.load());
       this.mapped?.loaded.use(this, this.mapped.bytes);
-      results = outputs ? await inner.run(ortFeeds, outputs as string[]) : await inner.run(ortFeeds);
+      results = outputs
+        ? await inner.run(ortFeeds, outputs as string[])
+        : await inner.run(ortFeeds);
     } catch (error) {
       if (error instanceof ModelError) throw error;
       throw new ModelError(ortRunMessage(error, this.describe));
@@ -146,18 +168,29 @@ export class Session implements Unloadable {
  * an evaluation graph), with its weights copied into the session: those layers ask here, so
  * sessions open in runtime/ only (test/layers.test.ts).
  */
-export async function openSession(proto: ModelProto, options: RuntimeOptions, describe: string): Promise<Session> {
+export async function openSession(
+  proto: ModelProto,
+  options: RuntimeOptions,
+  describe: string,
+): Promise<Session> {
   try {
     return await Session.create(encodeModel(proto), options, describe);
   } catch (error) {
     // The user's model loaded: a graph teardown built from it that onnxruntime refuses is teardown's bug.
-    if (error instanceof ModelError && !/out of memory/.test(error.message)) throw new InternalError(`teardown built ${describe} wrongly: ${error.message}`);
+    if (error instanceof ModelError && !/out of memory/.test(error.message))
+      throw new InternalError(`teardown built ${describe} wrongly: ${error.message}`);
     throw error;
   }
 }
 
 const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
-  float32: 'float32', float64: 'float64', int32: 'int32', int64: 'int64', uint8: 'uint8', int8: 'int8', bool: 'bool',
+  float32: 'float32',
+  float64: 'float64',
+  int32: 'int32',
+  int64: 'int64',
+  uint8: 'uint8',
+  int8: 'int8',
+  bool: 'bool',
 };
 
 /** onnxruntime's tensor type, for code outside runtime/ that converts to and from it (toOrt, fromOrt). */
@@ -170,7 +203,9 @@ export function toOrt(tensor: Tensor): ort.Tensor {
 
 export function fromOrt(name: string, value: ort.Tensor): Tensor {
   const dtype = (Object.keys(ORT_TYPE) as DType[]).find((key) => ORT_TYPE[key] === value.type);
-  if (!dtype) throw new ModelError(`Value '${name}' has element type ${value.type}, which teardown cannot compute with (it handles ${Object.keys(ORT_TYPE).join(', ')}).`);
+  if (!dtype)
+    throw new ModelError(
+      `Value '${name}' has element type ${value.type}, which teardown cannot compute with (it handles ${Object.keys(ORT_TYPE).join(', ')}).`,
+    );
   return { dtype, dims: [...value.dims], data: value.data as TensorData };
 }
-

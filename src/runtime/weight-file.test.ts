@@ -20,7 +20,8 @@ describe('sessions read the weights from the model file', () => {
     assert.ok(!embedded.mapsWeights);
     const mapped = await runWithCache(fixture.model, { input: fixture.input }, fixture.activations);
     assert.ok(relativeError(mapped.outputs.output, fixture.output) < 1e-5);
-    for (const name of fixture.activations) assert.ok(relativeError(mapped.cache.get(name)!, fixture.activation(name)) < 1e-5, name);
+    for (const name of fixture.activations)
+      assert.ok(relativeError(mapped.cache.get(name)!, fixture.activation(name)) < 1e-5, name);
     const copied = await runWithCache(embedded, { input: fixture.input }, []);
     assert.ok(relativeError(mapped.outputs.output, copied.outputs.output) < 1e-6);
   });
@@ -29,9 +30,13 @@ describe('sessions read the weights from the model file', () => {
     const fixture = loadFixture('gpt');
     after(() => fixture.model.release());
     const decoded = decodeModel(readFileSync(fixture.modelPath));
-    fixture.model.proto.graph.initializer.forEach((tensor, k) => assert.deepEqual(tensor.rawData, decoded.graph.initializer[k].rawData, tensor.name));
+    fixture.model.proto.graph.initializer.forEach((tensor, k) =>
+      assert.deepEqual(tensor.rawData, decoded.graph.initializer[k].rawData, tensor.name),
+    );
     const before = await runWithCache(fixture.model, { input: fixture.input }, []);
-    const embed = fixture.model.proto.graph.initializer.find((tensor) => tensor.name === 'embed.weight')!;
+    const embed = fixture.model.proto.graph.initializer.find(
+      (tensor) => tensor.name === 'embed.weight',
+    )!;
     embed.rawData = new Uint8Array(embed.rawData!.length); // every token embedded as zeros
     const zeroed = Model.fromProto(fixture.model.proto, 'zeroed', { threads: 1 });
     after(() => zeroed.release());
@@ -44,7 +49,11 @@ describe('sessions read the weights from the model file', () => {
     const fixture = loadFixture('gpt');
     after(() => fixture.model.release());
     const first = await runWithCache(fixture.model, { input: fixture.input }, ['blocks.1']);
-    const { session } = await fixture.model.prepare({ expose: [fixture.model.hooks.resolve('blocks.1').value], rewrites: [], inputTypes: new Map() });
+    const { session } = await fixture.model.prepare({
+      expose: [fixture.model.hooks.resolve('blocks.1').value],
+      rewrites: [],
+      inputTypes: new Map(),
+    });
     assert.ok(session.idle);
     session.unload();
     const again = await runWithCache(fixture.model, { input: fixture.input }, ['blocks.1']);
@@ -59,17 +68,30 @@ describe('sessions read the weights from the model file', () => {
     const model = Model.load(join(dir, 'model.onnx'), { threads: 1 });
     after(() => model.release());
     utimesSync(join(dir, 'model.onnx'), new Date(), new Date(Date.now() + 5000));
-    await assert.rejects(runWithCache(model, { input: loadFixture('gpt').input }, []), (error: Error) => error instanceof ModelError && /changed or disappeared since it was loaded/.test(error.message));
+    await assert.rejects(
+      runWithCache(model, { input: loadFixture('gpt').input }, []),
+      (error: Error) =>
+        error instanceof ModelError &&
+        /changed or disappeared since it was loaded/.test(error.message),
+    );
   });
 });
 
 describe('LoadedSessions', () => {
-  const fake = (name: string, log: string[], running = false): Unloadable => ({ idle: !running, unload: () => log.push(name) });
+  const fake = (name: string, log: string[], running = false): Unloadable => ({
+    idle: !running,
+    unload: () => log.push(name),
+  });
 
   it('unloads the least recently used idle sessions until the rest fit, never the one in use or a running one', () => {
     const log: string[] = [];
     const loaded = new LoadedSessions(100);
-    const [a, b, c, busy] = [fake('a', log), fake('b', log), fake('c', log), fake('busy', log, true)];
+    const [a, b, c, busy] = [
+      fake('a', log),
+      fake('b', log),
+      fake('c', log),
+      fake('busy', log, true),
+    ];
     loaded.use(busy, 40);
     loaded.use(a, 30);
     loaded.use(b, 30);

@@ -56,12 +56,25 @@ export class WeightFile {
    */
   static of(path: string, proto: ModelProto): WeightFile | undefined {
     const stat = statSync(path);
-    const large = proto.graph.initializer.filter((tensor) => (tensor.rawData?.length ?? 0) >= MIN_EXTERNAL_BYTES);
+    const large = proto.graph.initializer.filter(
+      (tensor) => (tensor.rawData?.length ?? 0) >= MIN_EXTERNAL_BYTES,
+    );
     const buffer = large[0]?.rawData?.buffer;
-    if (!buffer || buffer.byteLength !== stat.size || !large.every((tensor) => tensor.rawData!.buffer === buffer)) return undefined;
+    if (
+      !buffer ||
+      buffer.byteLength !== stat.size ||
+      !large.every((tensor) => tensor.rawData!.buffer === buffer)
+    )
+      return undefined;
     const real = realpathSync(path); // onnxruntime gets the folder the bytes really live in
     const bytes = large.reduce((sum, tensor) => sum + tensor.rawData!.length, 0);
-    const file = new WeightFile(dirname(real), basename(real), path, { size: stat.size, mtimeMs: stat.mtimeMs }, bytes);
+    const file = new WeightFile(
+      dirname(real),
+      basename(real),
+      path,
+      { size: stat.size, mtimeMs: stat.mtimeMs },
+      bytes,
+    );
     copyViewsOf(buffer, proto, new Set(large));
     for (const tensor of large) file.leaveInFile(tensor);
     return file;
@@ -81,7 +94,12 @@ export class WeightFile {
       get: () => this.read(region),
       set: (value: Uint8Array | undefined) => {
         this.regions.delete(tensor);
-        Object.defineProperty(tensor, 'rawData', { value, writable: true, enumerable: true, configurable: true });
+        Object.defineProperty(tensor, 'rawData', {
+          value,
+          writable: true,
+          enumerable: true,
+          configurable: true,
+        });
       },
     });
   }
@@ -100,15 +118,26 @@ export class WeightFile {
 
   /** What Session.create needs for a graph whose weights take `bytes` of the file. */
   mappedWeights(bytes: number): MappedWeights {
-    return { folder: this.folder, bytes, loaded: this.loaded, checkUnchanged: () => this.checkUnchanged() };
+    return {
+      folder: this.folder,
+      bytes,
+      loaded: this.loaded,
+      checkUnchanged: () => this.checkUnchanged(),
+    };
   }
 
   /** Refuses to hand onnxruntime the file when it changed since it was loaded: its weights would not be the model's. */
   checkUnchanged(): void {
     let now: { size: number; mtimeMs: number } | undefined;
-    try { now = statSync(join(this.folder, this.location)); } catch { now = undefined; }
+    try {
+      now = statSync(join(this.folder, this.location));
+    } catch {
+      now = undefined;
+    }
     if (!now || now.size !== this.stamp.size || now.mtimeMs !== this.stamp.mtimeMs) {
-      throw new ModelError(`Model file '${this.path}' changed or disappeared since it was loaded: its weights are read from the file as sessions are made. Load the model again.`);
+      throw new ModelError(
+        `Model file '${this.path}' changed or disappeared since it was loaded: its weights are read from the file as sessions are made. Load the model again.`,
+      );
     }
   }
 }
@@ -119,7 +148,10 @@ function copyViewsOf(buffer: ArrayBufferLike, message: object, kept: ReadonlySet
   for (const [key, value] of Object.entries(message)) {
     if (value instanceof Uint8Array) {
       // Buffer's slice is a view: Buffer.from copies.
-      if (value.buffer === buffer) (message as Record<string, unknown>)[key] = Buffer.isBuffer(value) ? Buffer.from(value) : value.slice();
+      if (value.buffer === buffer)
+        (message as Record<string, unknown>)[key] = Buffer.isBuffer(value)
+          ? Buffer.from(value)
+          : value.slice();
     } else if (value && typeof value === 'object') {
       copyViewsOf(buffer, value, kept);
     }

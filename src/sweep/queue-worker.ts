@@ -61,7 +61,8 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     await job.updateProgress({ worker: options.name });
     const controller = new AbortController();
     running.add(controller);
-    const trial = options.threads === undefined ? job.data : { ...job.data, threads: options.threads };
+    const trial =
+      options.threads === undefined ? job.data : { ...job.data, threads: options.threads };
     const outcome = await runIsolated(trial, controller.signal, trainingProcess).finally(() =>
       running.delete(controller),
     );

@@ -27,21 +27,49 @@ export interface BatchStatistics {
  * Replaces every BatchNormalization node by its training-mode form; returns the new node list and
  * the statistics to track. (Gradient graphs are built at opset 16 or later, which has training_mode: autodiff/opset.ts.)
  */
-export function batchNormForTraining(nodes: readonly NodeProto[], emitter: Emitter, dimsOf: (value: string) => readonly (number | string)[]): { nodes: NodeProto[]; statistics: BatchStatistics[] } {
+export function batchNormForTraining(
+  nodes: readonly NodeProto[],
+  emitter: Emitter,
+  dimsOf: (value: string) => readonly (number | string)[],
+): { nodes: NodeProto[]; statistics: BatchStatistics[] } {
   const statistics: BatchStatistics[] = [];
   const out = nodes.map((node) => {
     if (node.opType !== 'BatchNormalization') return node;
     const [x, , , runningMean, runningVar] = node.input;
     const epsilon = node.attribute.find((a) => a.name === 'epsilon')?.f ?? 1e-5;
-    const [batchMean, batchVar] = [emitter.fresh(`${node.name}/batch_mean`), emitter.fresh(`${node.name}/batch_var`)];
-    statistics.push({ runningMean, runningVar, batchMean, batchVar, perExample: dimsOf(x).slice(2).map(Number).reduce((a, b) => a * b, 1) });
-    return makeNode(node.name, 'BatchNormalization', node.input, [node.output[0], batchMean, batchVar], { epsilon: float(epsilon), momentum: float(0), training_mode: int(1) });
+    const [batchMean, batchVar] = [
+      emitter.fresh(`${node.name}/batch_mean`),
+      emitter.fresh(`${node.name}/batch_var`),
+    ];
+    statistics.push({
+      runningMean,
+      runningVar,
+      batchMean,
+      batchVar,
+      perExample: dimsOf(x)
+        .slice(2)
+        .map(Number)
+        .reduce((a, b) => a * b, 1),
+    });
+    return makeNode(
+      node.name,
+      'BatchNormalization',
+      node.input,
+      [node.output[0], batchMean, batchVar],
+      { epsilon: float(epsilon), momentum: float(0), training_mode: int(1) },
+    );
   });
   return { nodes: out, statistics };
 }
 
 /** PyTorch's running-statistics update (momentum 0.1, unbiased variance), in place. */
-export function updateRunningStatistics(running: { mean: Tensor; var: Tensor }, batchMean: Tensor, batchVar: Tensor, count: number, momentum = 0.1): void {
+export function updateRunningStatistics(
+  running: { mean: Tensor; var: Tensor },
+  batchMean: Tensor,
+  batchVar: Tensor,
+  count: number,
+  momentum = 0.1,
+): void {
   const unbias = count > 1 ? count / (count - 1) : 1;
   const mean = running.mean.data as Float32Array;
   const variance = running.var.data as Float32Array;

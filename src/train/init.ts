@@ -15,7 +15,9 @@ export const MAX_WEIGHT_VALUES = 2 ** 28;
 function countOf(dims: readonly number[]): number {
   const count = dims.reduce((a, b) => a * b, 1);
   if (count <= MAX_WEIGHT_VALUES) return count;
-  throw new InputError(`The model spec (--model) makes a weight of shape [${dims.join(', ')}]: ${count.toLocaleString('en-US')} values, more than the ${MAX_WEIGHT_VALUES.toLocaleString('en-US')} (1 GiB of float32) a weight may hold here. Use smaller layers.`);
+  throw new InputError(
+    `The model spec (--model) makes a weight of shape [${dims.join(', ')}]: ${count.toLocaleString('en-US')} values, more than the ${MAX_WEIGHT_VALUES.toLocaleString('en-US')} (1 GiB of float32) a weight may hold here. Use smaller layers.`,
+  );
 }
 
 export class Initializer {
@@ -29,13 +31,21 @@ export class Initializer {
   /** U(−bound, bound) of the given dims. */
   uniformTensor(dims: number[], bound: number): Tensor {
     const count = countOf(dims);
-    return tensor('float32', dims, Float32Array.from({ length: count }, () => (2 * this.uniform() - 1) * bound));
+    return tensor(
+      'float32',
+      dims,
+      Float32Array.from({ length: count }, () => (2 * this.uniform() - 1) * bound),
+    );
   }
 
   /** N(0, std²) of the given dims (Box–Muller). */
   normalTensor(dims: number[], std: number): Tensor {
     const count = countOf(dims);
-    return tensor('float32', dims, Float32Array.from({ length: count }, () => std * this.normal()));
+    return tensor(
+      'float32',
+      dims,
+      Float32Array.from({ length: count }, () => std * this.normal()),
+    );
   }
 
   constantTensor(dims: number[], value: number): Tensor {
@@ -46,7 +56,10 @@ export class Initializer {
   linear(weightDims: number[]): { weight: Tensor; bias: Tensor } {
     const fanIn = weightDims.slice(1).reduce((a, b) => a * b, 1);
     const bound = 1 / Math.sqrt(fanIn);
-    return { weight: this.uniformTensor(weightDims, bound), bias: this.uniformTensor([weightDims[0]], bound) };
+    return {
+      weight: this.uniformTensor(weightDims, bound),
+      bias: this.uniformTensor([weightDims[0]], bound),
+    };
   }
 
   private normal(): number {

@@ -14,12 +14,22 @@ import { derive } from '../graph/edit.ts';
 /** Names of the initializers `path` keeps in external data files. */
 export function externalInitializers(path: string): Set<string> {
   const proto = decodeModelBytes(readFileSync(path), path);
-  return new Set(proto.graph.initializer.filter((tensor) => tensor.dataLocation === 1).map((tensor) => tensor.name));
+  return new Set(
+    proto.graph.initializer
+      .filter((tensor) => tensor.dataLocation === 1)
+      .map((tensor) => tensor.name),
+  );
 }
 
 /** Writes `proto` to `path`, the initializers named in `external` into `<path>.data`. */
-export function writeModelKeepingExternalData(path: string, proto: ModelProto, external: ReadonlySet<string>): void {
-  const moved = proto.graph.initializer.filter((tensor) => external.has(tensor.name) && tensor.rawData?.length);
+export function writeModelKeepingExternalData(
+  path: string,
+  proto: ModelProto,
+  external: ReadonlySet<string>,
+): void {
+  const moved = proto.graph.initializer.filter(
+    (tensor) => external.has(tensor.name) && tensor.rawData?.length,
+  );
   if (!moved.length) {
     writeModelFile(path, proto);
     return;
@@ -31,12 +41,29 @@ export function writeModelKeepingExternalData(path: string, proto: ModelProto, e
   for (const tensor of moved) {
     const bytes = tensor.rawData!;
     chunks.push(bytes);
-    const entries = [['location', location], ['offset', String(offset)], ['length', String(bytes.length)]].map(([key, value]) => ({ key, value }));
-    placed.set(tensor.name, derive(tensor, { rawData: new Uint8Array(0), externalData: entries, dataLocation: 1 }));
+    const entries = [
+      ['location', location],
+      ['offset', String(offset)],
+      ['length', String(bytes.length)],
+    ].map(([key, value]) => ({ key, value }));
+    placed.set(
+      tensor.name,
+      derive(tensor, { rawData: new Uint8Array(0), externalData: entries, dataLocation: 1 }),
+    );
     offset += bytes.length;
   }
   const data = new Uint8Array(offset);
-  chunks.reduce((at, chunk) => { data.set(chunk, at); return at + chunk.length; }, 0);
+  chunks.reduce((at, chunk) => {
+    data.set(chunk, at);
+    return at + chunk.length;
+  }, 0);
   writeFileAtomic(`${path}.data`, data);
-  writeModelFile(path, derive(proto, { graph: derive(proto.graph, { initializer: proto.graph.initializer.map((tensor) => placed.get(tensor.name) ?? tensor) }) }));
+  writeModelFile(
+    path,
+    derive(proto, {
+      graph: derive(proto.graph, {
+        initializer: proto.graph.initializer.map((tensor) => placed.get(tensor.name) ?? tensor),
+      }),
+    }),
+  );
 }

@@ -10,5 +10,6 @@ describe('learning-rate schedules', () => {
     assert.ok(Math.abs(learningRate(1, schedule, 60, 110) - 0.5) < 1e-12);
     assert.ok(Math.abs(learningRate(1, schedule, 110, 110)) < 1e-12);
   });
-  it('is constant without warm-up or cosine', () => assert.equal(learningRate(0.3, { warmupSteps: 0, cosine: false }, 57, 100), 0.3));
+  it('is constant without warm-up or cosine', () =>
+    assert.equal(learningRate(0.3, { warmupSteps: 0, cosine: false }, 57, 100), 0.3));
 });

@@ -8,7 +8,12 @@ export interface Schedule {
 }
 
 /** The learning rate at step t (1-based) of T. */
-export function learningRate(base: number, schedule: Schedule, step: number, totalSteps: number): number {
+export function learningRate(
+  base: number,
+  schedule: Schedule,
+  step: number,
+  totalSteps: number,
+): number {
   if (step <= schedule.warmupSteps) return (base * step) / schedule.warmupSteps;
   if (!schedule.cosine) return base;
   const progress = (step - schedule.warmupSteps) / Math.max(1, totalSteps - schedule.warmupSteps);

@@ -39,19 +39,46 @@ export function buildStepLoop(step: StepGraph): StepLoop {
   const inputInfo = new Map(stepGraph.input.map((info) => [info.name, info]));
   const perStepInputs = stepGraph.input.filter((info) => !carriedSet.has(info.name));
   const next = (name: string) => step.nextParameter.get(name) ?? step.nextState.get(name)!;
-  const reported = [step.loss, step.scores, ...step.statistics.flatMap((s) => [s.batchMean, s.batchVar])];
+  const reported = [
+    step.loss,
+    step.scores,
+    ...step.statistics.flatMap((s) => [s.batchMean, s.batchVar]),
+  ];
 
   const body = derive(stepGraph, {
     name: 'teardown_step',
     input: [...carried.map((name) => inputInfo.get(name)!), ...perStepInputs],
-    output: [...carried.map((name) => renamed(inputInfo.get(name)!, next(name))), ...reported.map((name) => valueInfo(name, 'float32'))],
+    output: [
+      ...carried.map((name) => renamed(inputInfo.get(name)!, next(name))),
+      ...reported.map((name) => valueInfo(name, 'float32')),
+    ],
   });
-  const scan = makeNode('teardown/steps', 'Scan', [...carried.map((name) => outer('initial', name)), ...perStepInputs.map((info) => outer('stacked', info.name))],
-    [...carried.map((name) => outer('final', name)), ...reported.map((name) => outer('each', name))], { body: graph(body), num_scan_inputs: int(perStepInputs.length) });
+  const scan = makeNode(
+    'teardown/steps',
+    'Scan',
+    [
+      ...carried.map((name) => outer('initial', name)),
+      ...perStepInputs.map((info) => outer('stacked', info.name)),
+    ],
+    [
+      ...carried.map((name) => outer('final', name)),
+      ...reported.map((name) => outer('each', name)),
+    ],
+    { body: graph(body), num_scan_inputs: int(perStepInputs.length) },
+  );
   const outerGraph: GraphProto = derive(stepGraph, {
-    name: 'teardown_steps', node: [scan], initializer: [], valueInfo: [],
-    input: [...carried.map((name) => renamed(inputInfo.get(name)!, outer('initial', name))), ...perStepInputs.map((info) => stackedInfo(outer('stacked', info.name), info))],
-    output: [...carried.map((name) => renamed(inputInfo.get(name)!, outer('final', name))), ...reported.map((name) => valueInfo(outer('each', name), 'float32'))],
+    name: 'teardown_steps',
+    node: [scan],
+    initializer: [],
+    valueInfo: [],
+    input: [
+      ...carried.map((name) => renamed(inputInfo.get(name)!, outer('initial', name))),
+      ...perStepInputs.map((info) => stackedInfo(outer('stacked', info.name), info)),
+    ],
+    output: [
+      ...carried.map((name) => renamed(inputInfo.get(name)!, outer('final', name))),
+      ...reported.map((name) => valueInfo(outer('each', name), 'float32')),
+    ],
   });
   return {
     proto: derive(step.proto, { graph: outerGraph }),
@@ -70,5 +97,9 @@ function renamed(info: ValueInfoProto, name: string): ValueInfoProto {
 function stackedInfo(name: string, info: ValueInfoProto): ValueInfoProto {
   const tensorType = info.type!.tensorType!;
   const shape = tensorType.shape && { dim: [{ dimParam: 'steps' }, ...tensorType.shape.dim] };
-  return { ...info, name, type: { ...info.type, tensorType: { ...tensorType, shape } } } as ValueInfoProto;
+  return {
+    ...info,
+    name,
+    type: { ...info.type, tensorType: { ...tensorType, shape } },
+  } as ValueInfoProto;
 }

@@ -84,7 +84,12 @@ export async function train(spec: TrainSpec, options: TrainOptions): Promise<Tra
   }
 }
 
-async function trainFrom(source: TrainingSource, spec: TrainSpec, task: Task, options: TrainOptions): Promise<TrainResult> {
+async function trainFrom(
+  source: TrainingSource,
+  spec: TrainSpec,
+  task: Task,
+  options: TrainOptions,
+): Promise<TrainResult> {
   const { model, inputName, lossPositions, extraInputs } = source;
   const trainRows = task.train.labels.dims[0];
   const batchSize = spec.batch === 'full' ? trainRows : Math.min(spec.batch, trainRows);
@@ -92,20 +97,60 @@ async function trainFrom(source: TrainingSource, spec: TrainSpec, task: Task, op
   const totalSteps = spec.steps ?? spec.epochs! * batchesPerEpoch;
   const batchRows = (step: number) => rowsOfStep(step, batchSize, batchesPerEpoch, trainRows, spec);
 
-  const objective = objectiveInputs(spec.objective, task, spec.objective?.kind === 'jtt' ? await identificationErrors(spec, options) : undefined);
+  const objective = objectiveInputs(
+    spec.objective,
+    task,
+    spec.objective?.kind === 'jtt' ? await identificationErrors(spec, options) : undefined,
+  );
   /** A step's feeds: the examples, the model's other inputs and the objective's per-row inputs for these training rows. */
-  const feedsOf = (rows: number[], step: number) => ({ [inputName]: takeRows(task.train.inputs, rows), ...extraInputs.feeds(task.train, rows), ...objective.feeds(rows, step) });
+  const feedsOf = (rows: number[], step: number) => ({
+    [inputName]: takeRows(task.train.inputs, rows),
+    ...extraInputs.feeds(task.train, rows),
+    ...objective.feeds(rows, step),
+  });
   const first = batchRows(1);
-  const stepper = await Stepper.create(model, feedsOf(first, 1), takeRows(task.train.labels, first),
-    { kind: 'cross-entropy', positions: lossPositions, sliceEarly: lossPositions === 'last', ...objective.loss }, spec.optimizer, spec.clipNorm, options.runtime, source.stepGraph);
-  const evaluator = await Evaluator.create(model, [...stepper.graph.parameters, ...stepper.bufferNames()], options.runtime, source.outputIsProbability, inputName);
-  const state: TrainState = { step: 0, ...stepper.initialState(model), curve: [], secondsBefore: 0 };
+  const stepper = await Stepper.create(
+    model,
+    feedsOf(first, 1),
+    takeRows(task.train.labels, first),
+    {
+      kind: 'cross-entropy',
+      positions: lossPositions,
+      sliceEarly: lossPositions === 'last',
+      ...objective.loss,
+    },
+    spec.optimizer,
+    spec.clipNorm,
+    options.runtime,
+    source.stepGraph,
+  );
+  const evaluator = await Evaluator.create(
+    model,
+    [...stepper.graph.parameters, ...stepper.bufferNames()],
+    options.runtime,
+    source.outputIsProbability,
+    inputName,
+  );
+  const state: TrainState = {
+    step: 0,
+    ...stepper.initialState(model),
+    curve: [],
+    secondsBefore: 0,
+  };
   if (options.resume) restore(state, options.resume);
   const started = Date.now();
   const progress = trackProgress('train', totalSteps, options);
   progress.tick(state.step);
   let window = { lossSum: 0, correct: 0, rows: 0 };
-  const lastStepOfRun = runPlanner(spec, totalSteps, batchSize, batchesPerEpoch, trainRows, options, task.train.inputs.data.byteLength / trainRows);
+  const lastStepOfRun = runPlanner(
+    spec,
+    totalSteps,
+    batchSize,
+    batchesPerEpoch,
+    trainRows,
+    options,
+    task.train.inputs.data.byteLength / trainRows,
+  );
   try {
     while (state.step < totalSteps) {
       const first = state.step + 1;
@@ -113,30 +158,74 @@ async function trainFrom(source: TrainingSource, spec: TrainSpec, task: Task, op
         const step = first + k;
         const rows = batchRows(step);
         const lr = learningRate(spec.lr, spec.schedule, step, totalSteps);
-        return { feeds: feedsOf(rows, step), target: takeRows(task.train.labels, rows), lr, t: step };
+        return {
+          feeds: feedsOf(rows, step),
+          target: takeRows(task.train.labels, rows),
+          lr,
+          t: step,
+        };
       });
       const results = await stepper.steps(state, run);
       for (const [k, result] of results.entries()) {
         const { target, lr, t: step } = run[k];
-        const scored = scoreRows(source.outputIsProbability ? logOf(result.scores) : result.scores, target, lossPositions);
-        if (!Number.isFinite(scored.lossSum)) throw divergedAt(step, `the loss is ${scored.lossSum}`, lr, options.checkpoint !== undefined);
-        window = { lossSum: window.lossSum + scored.lossSum, correct: window.correct + scored.correct, rows: window.rows + scored.rows };
+        const scored = scoreRows(
+          source.outputIsProbability ? logOf(result.scores) : result.scores,
+          target,
+          lossPositions,
+        );
+        if (!Number.isFinite(scored.lossSum))
+          throw divergedAt(
+            step,
+            `the loss is ${scored.lossSum}`,
+            lr,
+            options.checkpoint !== undefined,
+          );
+        window = {
+          lossSum: window.lossSum + scored.lossSum,
+          correct: window.correct + scored.correct,
+          rows: window.rows + scored.rows,
+        };
         state.step = step;
         // Runs end at evaluations and checkpoints (runPlanner), so the state here is the state after `step`.
         if (step % spec.evalEvery === 0 || step === totalSteps) {
           const seconds = state.secondsBefore + (Date.now() - started) / 1000;
           const values = new Map([...state.parameters, ...state.buffers]);
-          const [onTrain, onTest] = [await evaluator.evaluate(values, task.train, lossPositions, extraInputs.feeds), await evaluator.evaluate(values, task.test, lossPositions, extraInputs.feeds)];
-          state.curve.push({ step, lr, batchLoss: window.lossSum / window.rows, batchAccuracy: window.correct / window.rows, trainLoss: onTrain.loss, trainAccuracy: onTrain.accuracy, testLoss: onTest.loss, testAccuracy: onTest.accuracy, seconds });
+          const [onTrain, onTest] = [
+            await evaluator.evaluate(values, task.train, lossPositions, extraInputs.feeds),
+            await evaluator.evaluate(values, task.test, lossPositions, extraInputs.feeds),
+          ];
+          state.curve.push({
+            step,
+            lr,
+            batchLoss: window.lossSum / window.rows,
+            batchAccuracy: window.correct / window.rows,
+            trainLoss: onTrain.loss,
+            trainAccuracy: onTrain.accuracy,
+            testLoss: onTest.loss,
+            testAccuracy: onTest.accuracy,
+            seconds,
+          });
           options.onEvaluation?.(state.curve[state.curve.length - 1], totalSteps);
           window = { lossSum: 0, correct: 0, rows: 0 };
         }
-        if (options.checkpoint && options.checkpointEvery && step % options.checkpointEvery === 0 && step < totalSteps) {
-          if (!weightsFinite(state)) throw divergedAt(step, 'the weights hold NaN or ±Inf', lr, true);
-          options.checkpoint({ ...state, secondsBefore: state.secondsBefore + (Date.now() - started) / 1000 }, trainedModel(source, state, spec, 'with timings'));
+        if (
+          options.checkpoint &&
+          options.checkpointEvery &&
+          step % options.checkpointEvery === 0 &&
+          step < totalSteps
+        ) {
+          if (!weightsFinite(state))
+            throw divergedAt(step, 'the weights hold NaN or ±Inf', lr, true);
+          options.checkpoint(
+            { ...state, secondsBefore: state.secondsBefore + (Date.now() - started) / 1000 },
+            trainedModel(source, state, spec, 'with timings'),
+          );
         }
         const last = state.curve[state.curve.length - 1];
-        progress.tick(1, `loss ${(scored.lossSum / scored.rows).toFixed(4)}${last ? ` test acc ${(100 * last.testAccuracy).toFixed(1)}%` : ''}`);
+        progress.tick(
+          1,
+          `loss ${(scored.lossSum / scored.rows).toFixed(4)}${last ? ` test acc ${(100 * last.testAccuracy).toFixed(1)}%` : ''}`,
+        );
       }
     }
     progress.finish();
@@ -144,9 +233,23 @@ async function trainFrom(source: TrainingSource, spec: TrainSpec, task: Task, op
     await stepper.release();
     await evaluator.release();
   }
-  if (!weightsFinite(state)) throw divergedAt(totalSteps, 'the weights hold NaN or ±Inf', learningRate(spec.lr, spec.schedule, totalSteps, totalSteps), options.checkpoint !== undefined);
+  if (!weightsFinite(state))
+    throw divergedAt(
+      totalSteps,
+      'the weights hold NaN or ±Inf',
+      learningRate(spec.lr, spec.schedule, totalSteps, totalSteps),
+      options.checkpoint !== undefined,
+    );
   const seconds = state.secondsBefore + (Date.now() - started) / 1000;
-  return { spec, task, model: trainedModel(source, state, spec), curve: state.curve, steps: totalSteps, seconds, final: state.curve[state.curve.length - 1] };
+  return {
+    spec,
+    task,
+    model: trainedModel(source, state, spec),
+    curve: state.curve,
+    steps: totalSteps,
+    seconds,
+    final: state.curve[state.curve.length - 1],
+  };
 }
 
 /** Most steps one onnxruntime run takes, and most bytes of stacked batches it is fed (stepper.ts). */
@@ -159,12 +262,27 @@ const MAX_STACKED_BYTES = 32 * 2 ** 20;
  * never mixing batch shapes (an epoch's short last batch runs alone). Bytes per step are
  * estimated from a full batch of the training inputs.
  */
-function runPlanner(spec: TrainSpec, totalSteps: number, batchSize: number, batchesPerEpoch: number, trainRows: number, options: TrainOptions, bytesPerRow: number): (first: number) => number {
-  const stepsPerRun = Math.max(1, Math.min(options.stepsPerRun ?? MAX_STEPS_PER_RUN, Math.floor(MAX_STACKED_BYTES / (batchSize * bytesPerRow))));
+function runPlanner(
+  spec: TrainSpec,
+  totalSteps: number,
+  batchSize: number,
+  batchesPerEpoch: number,
+  trainRows: number,
+  options: TrainOptions,
+  bytesPerRow: number,
+): (first: number) => number {
+  const stepsPerRun = Math.max(
+    1,
+    Math.min(
+      options.stepsPerRun ?? MAX_STEPS_PER_RUN,
+      Math.floor(MAX_STACKED_BYTES / (batchSize * bytesPerRow)),
+    ),
+  );
   const shortLastBatch = trainRows % batchSize !== 0;
   return (first) => {
     let last = Math.min(totalSteps, first + stepsPerRun - 1);
-    for (const every of [spec.evalEvery, options.checkpointEvery]) if (every) last = Math.min(last, Math.ceil(first / every) * every);
+    for (const every of [spec.evalEvery, options.checkpointEvery])
+      if (every) last = Math.min(last, Math.ceil(first / every) * every);
     if (shortLastBatch) {
       const epochEnd = Math.ceil(first / batchesPerEpoch) * batchesPerEpoch;
       last = first === epochEnd ? first : Math.min(last, epochEnd - 1);
@@ -178,13 +296,36 @@ async function identificationErrors(spec: TrainSpec, options: TrainOptions): Pro
   const objective = spec.objective as Extract<Objective, { kind: 'jtt' }>;
   const task = loadTask(spec.task, taskOptionsFor(spec.task, spec.taskOptions, spec.objective));
   // Fine-tuning with 0 identification steps: the starting model is the ERM model whose errors are up-weighted.
-  const model = spec.from && objective.identificationSteps === 0
-    ? loadStartingModel(spec.from.path, spec.from.sha256, options.runtime)
-    : Model.fromProto((await train({ ...spec, objective: undefined, steps: objective.identificationSteps, epochs: undefined, evalEvery: objective.identificationSteps }, { runtime: options.runtime, signal: options.signal })).model, 'the identification model', options.runtime);
+  const model =
+    spec.from && objective.identificationSteps === 0
+      ? loadStartingModel(spec.from.path, spec.from.sha256, options.runtime)
+      : Model.fromProto(
+          (
+            await train(
+              {
+                ...spec,
+                objective: undefined,
+                steps: objective.identificationSteps,
+                epochs: undefined,
+                evalEvery: objective.identificationSteps,
+              },
+              { runtime: options.runtime, signal: options.signal },
+            )
+          ).model,
+          'the identification model',
+          options.runtime,
+        );
   try {
     const extra = loadExtraInputs(spec.from?.inputs, task);
-    const predictions = await predictClasses(model, task.train.inputs, examplesInput(model, extra), (indices) => extra.feeds(task.train, indices));
-    return Uint8Array.from(predictions, (predicted, i) => (predicted === Number(task.train.labels.data[i]) ? 0 : 1));
+    const predictions = await predictClasses(
+      model,
+      task.train.inputs,
+      examplesInput(model, extra),
+      (indices) => extra.feeds(task.train, indices),
+    );
+    return Uint8Array.from(predictions, (predicted, i) =>
+      predicted === Number(task.train.labels.data[i]) ? 0 : 1,
+    );
   } finally {
     await model.release();
   }
@@ -192,18 +333,32 @@ async function identificationErrors(spec: TrainSpec, options: TrainOptions): Pro
 
 /** Copies a checkpoint's position, weights, buffers and optimizer state into a fresh state. */
 function restore(state: TrainState, saved: ResumeState): void {
-  for (const map of [state.parameters, state.buffers]) for (const name of map.keys()) map.set(name, saved.values.get(name)!);
+  for (const map of [state.parameters, state.buffers])
+    for (const name of map.keys()) map.set(name, saved.values.get(name)!);
   for (const name of state.optimizerState.keys()) {
     const value = saved.optimizerState.get(name);
     // Checkpoints from before the flat optimizer state (one state tensor per parameter) lack these names.
-    if (!value) throw new InputError(`The checkpoint has no optimizer state '${name}' (it holds ${[...saved.optimizerState.keys()].join(', ') || 'none'}): it was written by another version of teardown; start the run again without --resume.`);
+    if (!value)
+      throw new InputError(
+        `The checkpoint has no optimizer state '${name}' (it holds ${[...saved.optimizerState.keys()].join(', ') || 'none'}): it was written by another version of teardown; start the run again without --resume.`,
+      );
     state.optimizerState.set(name, value);
   }
-  Object.assign(state, { step: saved.step, curve: saved.curve, secondsBefore: saved.secondsBefore });
+  Object.assign(state, {
+    step: saved.step,
+    curve: saved.curve,
+    secondsBefore: saved.secondsBefore,
+  });
 }
 
 /** Rows of the training set used at step t (1-based): a slice of the epoch's seeded permutation. */
-function rowsOfStep(step: number, batchSize: number, batchesPerEpoch: number, trainRows: number, spec: TrainSpec): number[] {
+function rowsOfStep(
+  step: number,
+  batchSize: number,
+  batchesPerEpoch: number,
+  trainRows: number,
+  spec: TrainSpec,
+): number[] {
   if (spec.batch === 'full') return [...Array(trainRows).keys()];
   const epoch = Math.floor((step - 1) / batchesPerEpoch);
   const position = (step - 1) % batchesPerEpoch;
@@ -226,8 +381,16 @@ function epochOrder(rows: number, seed: number, epoch: number): number[] {
  * trained model holds no wall-clock time, so the same spec, seed and threads give the same bytes
  * (timings are in the TrainResult); a checkpoint keeps each curve point's seconds for --resume.
  */
-function trainedModel(source: TrainingSource, state: TrainState, spec: TrainSpec, timings: 'with timings' | 'without timings' = 'without timings'): ModelProto {
-  const curve = timings === 'with timings' ? state.curve : state.curve.map(({ seconds: _seconds, ...point }) => point);
+function trainedModel(
+  source: TrainingSource,
+  state: TrainState,
+  spec: TrainSpec,
+  timings: 'with timings' | 'without timings' = 'without timings',
+): ModelProto {
+  const curve =
+    timings === 'with timings'
+      ? state.curve
+      : state.curve.map(({ seconds: _seconds, ...point }) => point);
   return source.save(new Map([...state.parameters, ...state.buffers]), [
     { key: TRAIN_SPEC_KEY, value: JSON.stringify(spec) },
     { key: 'teardown.train_steps', value: String(state.step) },
@@ -239,7 +402,11 @@ function trainedModel(source: TrainingSource, state: TrainState, spec: TrainSpec
 function weightsFinite(state: TrainState): boolean {
   for (const map of [state.parameters, state.buffers]) {
     for (const value of map.values()) {
-      if ((value.dtype === 'float32' || value.dtype === 'float64') && !(value.data as Float32Array).every(Number.isFinite)) return false;
+      if (
+        (value.dtype === 'float32' || value.dtype === 'float64') &&
+        !(value.data as Float32Array).every(Number.isFinite)
+      )
+        return false;
     }
   }
   return true;
@@ -251,5 +418,7 @@ function weightsFinite(state: TrainState): boolean {
  * weights were finite, stays as it was.
  */
 function divergedAt(step: number, what: string, lr: number, checkpointed: boolean): InputError {
-  return new InputError(`Training diverged at step ${step}: ${what} (learning rate ${lr}). Nothing was saved${checkpointed ? '; the last checkpoint, from an earlier step, is kept' : ''}. Lower --lr, clip gradients (--clip) or check the data for extreme values.`);
+  return new InputError(
+    `Training diverged at step ${step}: ${what} (learning rate ${lr}). Nothing was saved${checkpointed ? '; the last checkpoint, from an earlier step, is kept' : ''}. Lower --lr, clip gradients (--clip) or check the data for extreme values.`,
+  );
 }

@@ -61,18 +61,43 @@ const number = fc.oneof(
 const fraction = fc.constantFrom('0.5', '0', '1', '1.5', '-0.1', 'NaN', '1e-9');
 const namedFile = fc.oneof(
   { weight: 4, arbitrary: npy.map((file) => `input=${file}`) },
-  { weight: 1, arbitrary: fc.tuple(hostileString, anyFile).map(([name, file]) => `${name}=${file}`) },
+  {
+    weight: 1,
+    arbitrary: fc.tuple(hostileString, anyFile).map(([name, file]) => `${name}=${file}`),
+  },
   { weight: 1, arbitrary: fc.constantFrom('input', '=x.npy', 'input=', 'a=b=c') },
 );
-const hookPattern = fc.oneof(fc.constantFrom('*', 'act1', 'fc1', 'act*', '/fc1/*', 'nosuch'), hostileString);
+const hookPattern = fc.oneof(
+  fc.constantFrom('*', 'act1', 'fc1', 'act*', '/fc1/*', 'nosuch'),
+  hostileString,
+);
 const intervention = fc.oneof(
-  fc.tuple(fc.constantFrom('act1', 'fc1', 'nosuch'), fc.constantFrom('units=0,1', 'units=0:99999999999', 'units=-1', 'positions=0', 'method=mean', 'factor=2', 'value=x.npy', 'vector=1,2', 'direction=x.npy', '')).map(([hook, setting]) => `${hook} ${setting}`),
+  fc
+    .tuple(
+      fc.constantFrom('act1', 'fc1', 'nosuch'),
+      fc.constantFrom(
+        'units=0,1',
+        'units=0:99999999999',
+        'units=-1',
+        'positions=0',
+        'method=mean',
+        'factor=2',
+        'value=x.npy',
+        'vector=1,2',
+        'direction=x.npy',
+        '',
+      ),
+    )
+    .map(([hook, setting]) => `${hook} ${setting}`),
   hostileString,
 );
 /** Output paths: fresh, nested, an existing file or folder, the corpus's own files, devices, '-'. */
 const outDir = fc.oneof(
   { weight: 6, arbitrary: fc.constantFrom('out', 'out', 'out/deep/er', 'o u t') },
-  { weight: 2, arbitrary: fc.constantFrom('x.npy', 'a-file/sub', '.', '', '/dev/null', '-', 'model.onnx') },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom('x.npy', 'a-file/sub', '.', '', '/dev/null', '-', 'model.onnx'),
+  },
   { weight: 1, arbitrary: hostileString },
 );
 const jsonOut = fc.oneof(
@@ -80,12 +105,33 @@ const jsonOut = fc.oneof(
   { weight: 2, arbitrary: fc.constantFrom('x.npy', 'a-file/r.json', '.', '', '/dev/null', 'out') },
   { weight: 1, arbitrary: hostileString },
 );
-const modelSpec = fc.constantFrom('mlp:hidden=4', 'mlp:hidden=99999999999', 'mlp:hidden=0', 'transformer:layers=1,heads=1,d_model=8,d_mlp=8', 'cnn', 'from:model.onnx', 'nope:x');
-const task = fc.constantFrom('npy:x.npy', 'npy:x.npy,labels.npy', 'csv:table.csv', 'csv:table-hex.csv', 'modular-addition', 'nope', 'npy:missing.npy');
+const modelSpec = fc.constantFrom(
+  'mlp:hidden=4',
+  'mlp:hidden=99999999999',
+  'mlp:hidden=0',
+  'transformer:layers=1,heads=1,d_model=8,d_mlp=8',
+  'cnn',
+  'from:model.onnx',
+  'nope:x',
+);
+const task = fc.constantFrom(
+  'npy:x.npy',
+  'npy:x.npy,labels.npy',
+  'csv:table.csv',
+  'csv:table-hex.csv',
+  'modular-addition',
+  'nope',
+  'npy:missing.npy',
+);
 
 type Value = fc.Arbitrary<string> | null; // null: a flag without a value
 const COMMON: Record<string, Value> = {
-  '--json': jsonOut, '--quiet': null, '--verbose': null, '--threads': number, '--allow-non-finite': null, '--help': null,
+  '--json': jsonOut,
+  '--quiet': null,
+  '--verbose': null,
+  '--threads': number,
+  '--allow-non-finite': null,
+  '--help': null,
 };
 const MODEL_INPUTS: Record<string, Value> = { '--input': namedFile, '--data': npy };
 
@@ -100,15 +146,32 @@ interface CommandSpec {
 }
 
 const COMMANDS: Record<string, CommandSpec> = {
-  hooks: { weight: 3, positional: model.map((m) => [m]), flags: { ...MODEL_INPUTS, '--dim': fc.constantFrom('batch=2', 'features=99999999999', 'x=-1', 'batch'), '--modules': null },
+  hooks: {
+    weight: 3,
+    positional: model.map((m) => [m]),
+    flags: {
+      ...MODEL_INPUTS,
+      '--dim': fc.constantFrom('batch=2', 'features=99999999999', 'x=-1', 'batch'),
+      '--modules': null,
+    },
     working: ['--json', 'result.json'],
   },
   run: {
     weight: 5,
     positional: model.map((m) => [m]),
     flags: {
-      ...MODEL_INPUTS, '--cache': hookPattern, '--ablate': intervention, '--patch': intervention, '--scale': intervention, '--add': intervention, '--project-out': intervention,
-      '--interventions': fc.oneof(fc.constantFrom(...byExtension('.json')), anyFile), '--reference': namedFile, '--out': outDir, '--batch-size': number, '--no-compare': null,
+      ...MODEL_INPUTS,
+      '--cache': hookPattern,
+      '--ablate': intervention,
+      '--patch': intervention,
+      '--scale': intervention,
+      '--add': intervention,
+      '--project-out': intervention,
+      '--interventions': fc.oneof(fc.constantFrom(...byExtension('.json')), anyFile),
+      '--reference': namedFile,
+      '--out': outDir,
+      '--batch-size': number,
+      '--no-compare': null,
     },
     working: ['--input', 'input=x.npy', '--cache', '*', '--out', 'out'],
   },
@@ -116,8 +179,15 @@ const COMMANDS: Record<string, CommandSpec> = {
     weight: 4,
     positional: model.map((m) => [m]),
     flags: {
-      ...MODEL_INPUTS, '--labels': npy, '--loss': fc.constantFrom('cross-entropy', 'mse', 'nope'), '--wrt': fc.constantFrom('parameters', 'input', 'act1', '*', 'nope'),
-      '--output': fc.constantFrom('output', 'nope'), '--loss-positions': fc.constantFrom('all', 'last', 'nope'), '--ignore-index': number, '--out': outDir, '--batch-size': number,
+      ...MODEL_INPUTS,
+      '--labels': npy,
+      '--loss': fc.constantFrom('cross-entropy', 'mse', 'nope'),
+      '--wrt': fc.constantFrom('parameters', 'input', 'act1', '*', 'nope'),
+      '--output': fc.constantFrom('output', 'nope'),
+      '--loss-positions': fc.constantFrom('all', 'last', 'nope'),
+      '--ignore-index': number,
+      '--out': outDir,
+      '--batch-size': number,
     },
     working: ['--input', 'input=x.npy', '--labels', 'labels.npy', '--out', 'out'],
   },
@@ -125,24 +195,87 @@ const COMMANDS: Record<string, CommandSpec> = {
     weight: 3,
     positional: fc.constant([]),
     flags: {
-      '--task': task, '--labels': npy, '--model': modelSpec, '--from': model, '--train': hookPattern, '--freeze': hookPattern, '--list-parameters': null, '--input': namedFile,
-      '--optimizer': fc.constantFrom('adam', 'sgd', 'adamw', 'nope'), '--lr': number, '--momentum': fraction, '--weight-decay': number, '--betas': fc.constantFrom('0.9,0.999', '1,1', 'a,b', '0.9'),
-      '--eps': number, '--warmup': number, '--cosine': null, '--clip': number, '--steps': number, '--epochs': number, '--batch-size': fc.oneof(number, fc.constant('full')),
-      '--seed': number, '--data-seed': number, '--eval-every': number, '--label-column': fc.constantFrom('label', 'nope'), '--attribute': fc.constantFrom('group', 'g=x.npy', 'label'),
-      '--modulus': number, '--train-fraction': fraction, '--out': fc.constantFrom('m.onnx', 'out/m.onnx', 'x.npy', 'a-file/m.onnx', '/dev/null', 'out'),
-      '--checkpoint': fc.constantFrom('ck.onnx', 'out/ck.onnx', 'x.npy'), '--checkpoint-every': number, '--resume': anyFile, '--objective': fc.constantFrom('erm', 'irm:10:5', 'reweight:group', 'jtt:1:2', 'nope'), '--smoke': null,
+      '--task': task,
+      '--labels': npy,
+      '--model': modelSpec,
+      '--from': model,
+      '--train': hookPattern,
+      '--freeze': hookPattern,
+      '--list-parameters': null,
+      '--input': namedFile,
+      '--optimizer': fc.constantFrom('adam', 'sgd', 'adamw', 'nope'),
+      '--lr': number,
+      '--momentum': fraction,
+      '--weight-decay': number,
+      '--betas': fc.constantFrom('0.9,0.999', '1,1', 'a,b', '0.9'),
+      '--eps': number,
+      '--warmup': number,
+      '--cosine': null,
+      '--clip': number,
+      '--steps': number,
+      '--epochs': number,
+      '--batch-size': fc.oneof(number, fc.constant('full')),
+      '--seed': number,
+      '--data-seed': number,
+      '--eval-every': number,
+      '--label-column': fc.constantFrom('label', 'nope'),
+      '--attribute': fc.constantFrom('group', 'g=x.npy', 'label'),
+      '--modulus': number,
+      '--train-fraction': fraction,
+      '--out': fc.constantFrom(
+        'm.onnx',
+        'out/m.onnx',
+        'x.npy',
+        'a-file/m.onnx',
+        '/dev/null',
+        'out',
+      ),
+      '--checkpoint': fc.constantFrom('ck.onnx', 'out/ck.onnx', 'x.npy'),
+      '--checkpoint-every': number,
+      '--resume': anyFile,
+      '--objective': fc.constantFrom('erm', 'irm:10:5', 'reweight:group', 'jtt:1:2', 'nope'),
+      '--smoke': null,
     },
-    working: ['--task', 'npy:x.npy', '--labels', 'labels.npy', '--model', 'mlp:hidden=4', '--steps', '2', '--out', 'm.onnx'],
+    working: [
+      '--task',
+      'npy:x.npy',
+      '--labels',
+      'labels.npy',
+      '--model',
+      'mlp:hidden=4',
+      '--steps',
+      '2',
+      '--out',
+      'm.onnx',
+    ],
   },
   inspect: {
     weight: 3,
     positional: model.map((m) => [m]),
     flags: {
-      '--data': fc.oneof(npy, table), '--input': namedFile, '--transform-input': fc.constantFrom('input', 'nope'), '--labels': npy, '--label-column': fc.constantFrom('label', 'nope'),
-      '--attribute': fc.constantFrom('g=labels.npy', 'g=x.npy', 'nope'), '--hooks': hookPattern, '--metric': fc.constantFrom('loss', 'accuracy', 'logit-diff:0:1', 'nope'),
-      '--fourier': number, '--circuit': null, '--tolerance': fraction, '--circuit-examples': number, '--integrated-gradients': null, '--ig-at': fc.constantFrom('input', 'act1', 'nope'),
-      '--ig-baseline': fc.constantFrom('zero', 'mean', 'nope'), '--ig-steps': number, '--patch-from': npy, '--gradient-examples': number, '--counterfactual': fc.constantFrom('g:shuffle', 'g:noise', 'nope'),
-      '--carrier-fraction': fraction, '--top': number, '--batch-size': number, '--smoke': null,
+      '--data': fc.oneof(npy, table),
+      '--input': namedFile,
+      '--transform-input': fc.constantFrom('input', 'nope'),
+      '--labels': npy,
+      '--label-column': fc.constantFrom('label', 'nope'),
+      '--attribute': fc.constantFrom('g=labels.npy', 'g=x.npy', 'nope'),
+      '--hooks': hookPattern,
+      '--metric': fc.constantFrom('loss', 'accuracy', 'logit-diff:0:1', 'nope'),
+      '--fourier': number,
+      '--circuit': null,
+      '--tolerance': fraction,
+      '--circuit-examples': number,
+      '--integrated-gradients': null,
+      '--ig-at': fc.constantFrom('input', 'act1', 'nope'),
+      '--ig-baseline': fc.constantFrom('zero', 'mean', 'nope'),
+      '--ig-steps': number,
+      '--patch-from': npy,
+      '--gradient-examples': number,
+      '--counterfactual': fc.constantFrom('g:shuffle', 'g:noise', 'nope'),
+      '--carrier-fraction': fraction,
+      '--top': number,
+      '--batch-size': number,
+      '--smoke': null,
     },
     working: ['--data', 'x.npy', '--labels', 'labels.npy', '--json', 'result.json'],
   },
@@ -150,25 +283,70 @@ const COMMANDS: Record<string, CommandSpec> = {
     weight: 4,
     positional: model.map((m) => [m]),
     flags: {
-      '--data': fc.oneof(npy, table), '--input': namedFile, '--transform-input': fc.constantFrom('input', 'nope'), '--labels': npy, '--label-column': fc.constantFrom('label', 'nope'),
-      '--attribute': fc.constantFrom('g=labels.npy', 'g=x.npy', 'f0', 'nope'), '--counterfactual': fc.constantFrom('g:shuffle', 'g:flip', 'f0:set-to-mean', 'nope'), '--shifted': fc.oneof(npy, table),
-      '--shifted-labels': npy, '--shifted-input': namedFile, '--shifted-attribute': fc.constantFrom('g=labels.npy', 'nope'), '--hooks': hookPattern, '--try-fixes': null,
-      '--train-spec': anyFile, '--config': anyFile, '--fail-on': fc.constantFrom('low', 'medium', 'high', 'nope'), '--report': outDir, '--batch-size': number, '--smoke': null,
+      '--data': fc.oneof(npy, table),
+      '--input': namedFile,
+      '--transform-input': fc.constantFrom('input', 'nope'),
+      '--labels': npy,
+      '--label-column': fc.constantFrom('label', 'nope'),
+      '--attribute': fc.constantFrom('g=labels.npy', 'g=x.npy', 'f0', 'nope'),
+      '--counterfactual': fc.constantFrom('g:shuffle', 'g:flip', 'f0:set-to-mean', 'nope'),
+      '--shifted': fc.oneof(npy, table),
+      '--shifted-labels': npy,
+      '--shifted-input': namedFile,
+      '--shifted-attribute': fc.constantFrom('g=labels.npy', 'nope'),
+      '--hooks': hookPattern,
+      '--try-fixes': null,
+      '--train-spec': anyFile,
+      '--config': anyFile,
+      '--fail-on': fc.constantFrom('low', 'medium', 'high', 'nope'),
+      '--report': outDir,
+      '--batch-size': number,
+      '--smoke': null,
     },
-    working: ['--data', 'table.csv', '--label-column', 'label', '--json', 'result.json', '--fail-on', 'low'],
+    working: [
+      '--data',
+      'table.csv',
+      '--label-column',
+      'label',
+      '--json',
+      'result.json',
+      '--fail-on',
+      'low',
+    ],
   },
   data: {
     weight: 1,
-    positional: fc.oneof(fc.constantFrom('modular-addition', 'nope'), hostileString).map((task) => [task]),
-    flags: { '--out': outDir, '--data-seed': number, '--flat': null, '--modulus': fc.constantFrom('5', '7', '1', '0', '99999999999', 'x', '2.5') },
+    positional: fc
+      .oneof(fc.constantFrom('modular-addition', 'nope'), hostileString)
+      .map((task) => [task]),
+    flags: {
+      '--out': outDir,
+      '--data-seed': number,
+      '--flat': null,
+      '--modulus': fc.constantFrom('5', '7', '1', '0', '99999999999', 'x', '2.5'),
+    },
     working: ['--modulus', '5', '--out', 'out'],
   },
-  sweep: { weight: 1, positional: anyFile.map((f) => [f]), flags: { '--out': outDir, '--workers': number, '--resume': null, '--smoke': null } },
+  sweep: {
+    weight: 1,
+    positional: anyFile.map((f) => [f]),
+    flags: { '--out': outDir, '--workers': number, '--resume': null, '--smoke': null },
+  },
   demo: {
     weight: 1,
     positional: fc.constant([]),
-    flags: { '--units': number, '--seed': number, '--batch-size': number, '--report': outDir, '--no-fixes': null, '--smoke': null },
-    forced: fc.tuple(fc.constantFrom('--units', '--seed', '--batch-size'), fc.constantFrom('2.5', '1e999', 'NaN', 'abc', '', '0x10', '-2.5')),
+    flags: {
+      '--units': number,
+      '--seed': number,
+      '--batch-size': number,
+      '--report': outDir,
+      '--no-fixes': null,
+      '--smoke': null,
+    },
+    forced: fc.tuple(
+      fc.constantFrom('--units', '--seed', '--batch-size'),
+      fc.constantFrom('2.5', '1e999', 'NaN', 'abc', '', '0x10', '-2.5'),
+    ),
   },
 };
 
@@ -207,8 +385,17 @@ function commandLine(name: string, spec: CommandSpec): fc.Arbitrary<string[]> {
 }
 
 const argv: fc.Arbitrary<string[]> = fc.oneof(
-  ...Object.entries(COMMANDS).map(([name, spec]) => ({ weight: spec.weight, arbitrary: commandLine(name, spec) })),
-  { weight: 1, arbitrary: fc.array(fc.oneof(hostileString, fc.constantFrom('help', '--version', '-h', 'run')), { maxLength: 3 }) },
+  ...Object.entries(COMMANDS).map(([name, spec]) => ({
+    weight: spec.weight,
+    arbitrary: commandLine(name, spec),
+  })),
+  {
+    weight: 1,
+    arbitrary: fc.array(
+      fc.oneof(hostileString, fc.constantFrom('help', '--version', '-h', 'run')),
+      { maxLength: 3 },
+    ),
+  },
 );
 
 /** Every entry under `dir` (folders, files with the sha-1 of their bytes, links with their target). */
@@ -261,7 +448,10 @@ interface CaseResult {
   dir: string;
 }
 
-type Run = (args: string[], dir: string) => Promise<{ code: number; stdout: string; stderr: string }>;
+type Run = (
+  args: string[],
+  dir: string,
+) => Promise<{ code: number; stdout: string; stderr: string }>;
 
 /** How a case folder is set up and its command run: in-process by default. */
 interface CaseFolder {
@@ -352,14 +542,50 @@ describe('fuzz: the command line through main(argv, io)', { timeout: 600_000 }, 
 
 // Working command lines whose outputs the two fuzz targets below place.
 const RUN = ['run', 'model.onnx', '--threads', '1', '--input', 'input=x.npy', '--out'];
-const GRAD_OUT = ['grad', 'model.onnx', '--threads', '1', '--input', 'input=x.npy', '--labels', 'labels.npy', '--out'];
+const GRAD_OUT = [
+  'grad',
+  'model.onnx',
+  '--threads',
+  '1',
+  '--input',
+  'input=x.npy',
+  '--labels',
+  'labels.npy',
+  '--out',
+];
 const DATA = ['data', 'modular-addition', '--modulus', '5', '--out'];
 const HOOKS = ['hooks', 'model.onnx', '--threads', '1', '--json'];
-const TRAIN = ['train', '--task', 'npy:x.npy', '--labels', 'labels.npy', '--model', 'mlp:hidden=4', '--steps', '2', '--threads', '1', '--out'];
-const AUDIT = ['audit', 'model.onnx', '--data', 'table.csv', '--label-column', 'label', '--threads', '1', '--report'];
+const TRAIN = [
+  'train',
+  '--task',
+  'npy:x.npy',
+  '--labels',
+  'labels.npy',
+  '--model',
+  'mlp:hidden=4',
+  '--steps',
+  '2',
+  '--threads',
+  '1',
+  '--out',
+];
+const AUDIT = [
+  'audit',
+  'model.onnx',
+  '--data',
+  'table.csv',
+  '--label-column',
+  'label',
+  '--threads',
+  '1',
+  '--report',
+];
 
 /** A working command line with its outputs among `folders` and `files`, perhaps a --json too. */
-function placedOutputs(folders: readonly string[], files: readonly string[]): fc.Arbitrary<string[]> {
+function placedOutputs(
+  folders: readonly string[],
+  files: readonly string[],
+): fc.Arbitrary<string[]> {
   const folder = fc.constantFrom(...folders);
   const file = fc.constantFrom(...files);
   const line = fc.oneof(
@@ -370,7 +596,10 @@ function placedOutputs(folders: readonly string[], files: readonly string[]): fc
     file.map((out) => [...TRAIN, out.replace(/\.json$/, '.onnx')]),
     folder.map((out) => [...AUDIT, out]),
   );
-  const json = fc.option(file.map((out) => ['--json', out]), { nil: undefined });
+  const json = fc.option(
+    file.map((out) => ['--json', out]),
+    { nil: undefined },
+  );
   return fc.tuple(line, json).map(([args, extra]) => [...args, ...(extra ?? []), '--quiet']);
 }
 
@@ -378,8 +607,11 @@ function placedOutputs(folders: readonly string[], files: readonly string[]): fc
 function mountRefusal(): string | undefined {
   const probe = mkdtempSync(join(tmpdir(), 'teardown-mount-probe-'));
   try {
-    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe], { encoding: 'utf8' });
-    if (mounted.status !== 0) return (mounted.stderr || mounted.error?.message || 'mount failed').trim();
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe], {
+      encoding: 'utf8',
+    });
+    if (mounted.status !== 0)
+      return (mounted.stderr || mounted.error?.message || 'mount failed').trim();
     spawnSync('umount', [probe]);
     return undefined;
   } finally {
@@ -391,13 +623,24 @@ describe('fuzz: outputs on other file systems (tmpfs mount points)', { timeout: 
   /** 'volume' a writable tmpfs (a Docker volume), holding an earlier run's result or not; 'ro' a read-only one. */
   const mounts = (seeded: boolean): CaseFolder => ({
     prepare: async (dir) => {
-      for (const [name, options] of [['volume', 'size=16m'], ['ro', 'ro,size=1m']]) {
+      for (const [name, options] of [
+        ['volume', 'size=16m'],
+        ['ro', 'ro,size=1m'],
+      ]) {
         mkdirSync(join(dir, name));
-        const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', join(dir, name)], { encoding: 'utf8' });
+        const mounted = spawnSync(
+          'mount',
+          ['-t', 'tmpfs', '-o', options, 'tmpfs', join(dir, name)],
+          { encoding: 'utf8' },
+        );
         assert.equal(mounted.status, 0, mounted.stderr);
       }
       // An earlier result unlike any case's (it caches a hook), so a rerun changes its files.
-      if (seeded) assert.equal((await runInProcess([...RUN, 'volume', '--cache', 'act1', '--quiet'], dir)).code, 0);
+      if (seeded)
+        assert.equal(
+          (await runInProcess([...RUN, 'volume', '--cache', 'act1', '--quiet'], dir)).code,
+          0,
+        );
     },
     release: (dir) => {
       for (const name of ['volume', 'ro']) spawnSync('umount', [join(dir, name)]);
@@ -409,13 +652,18 @@ describe('fuzz: outputs on other file systems (tmpfs mount points)', { timeout: 
     if (refusal) return t.skip(`cannot mount a tmpfs on this machine (${refusal})`);
     const folders = ['volume', 'volume/out', 'volume/deep/out', 'ro', 'ro/out'];
     const files = ['volume/r.json', 'volume/deep/r.json', 'ro/r.json', 'volume'];
-    const property = fc.asyncProperty(placedOutputs(folders, files), fc.boolean(), async (args, seeded) => {
-      const { code, changed } = await runCase(args, mounts(seeded));
-      const outputs = [...outputFlags(args).values()];
-      const intoReadOnly = outputs.some((out) => out === 'ro' || out.startsWith('ro/'));
-      if (intoReadOnly) assert.equal(code, 2, `${args.join(' ')}: a read-only file system is refused`);
-      if (code === 0) assert.ok(changed.length > 0, `${args.join(' ')}: wrote nothing`);
-    });
+    const property = fc.asyncProperty(
+      placedOutputs(folders, files),
+      fc.boolean(),
+      async (args, seeded) => {
+        const { code, changed } = await runCase(args, mounts(seeded));
+        const outputs = [...outputFlags(args).values()];
+        const intoReadOnly = outputs.some((out) => out === 'ro' || out.startsWith('ro/'));
+        if (intoReadOnly)
+          assert.equal(code, 2, `${args.join(' ')}: a read-only file system is refused`);
+        if (code === 0) assert.ok(changed.length > 0, `${args.join(' ')}: wrote nothing`);
+      },
+    );
     await fc.assert(property, fuzzParameters(0.2));
   });
 });
@@ -423,45 +671,73 @@ describe('fuzz: outputs on other file systems (tmpfs mount points)', { timeout: 
 /** Whether `runuser -u nobody` can run node here (root, and the checkout readable by others); why not. */
 function otherUserRefusal(): string | undefined {
   if (process.getuid?.() !== 0) return 'not root: cannot run a command as another user';
-  const probe = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, '-e', `require('fs').accessSync(${JSON.stringify(BIN)})`], { encoding: 'utf8' });
-  if (probe.status !== 0) return (probe.stderr || probe.error?.message || 'runuser failed').trim().split('\n')[0];
+  const probe = spawnSync(
+    'runuser',
+    [
+      '-u',
+      'nobody',
+      '--',
+      process.execPath,
+      '-e',
+      `require('fs').accessSync(${JSON.stringify(BIN)})`,
+    ],
+    { encoding: 'utf8' },
+  );
+  if (probe.status !== 0)
+    return (probe.stderr || probe.error?.message || 'runuser failed').trim().split('\n')[0];
   return undefined;
 }
 
 const BIN = fileURLToPath(new URL('../../bin/teardown.js', import.meta.url));
 
-describe('fuzz: outputs where another user cannot write (runuser -u nobody)', { timeout: 300_000 }, () => {
-  /** The case folder readable by all and owned by root; 'locked' root's, 'mine' nobody's. */
-  const owners: CaseFolder = {
-    prepare: (dir) => {
-      chmodSync(dir, 0o755);
-      mkdirSync(join(dir, 'locked'), { mode: 0o755 });
-      mkdirSync(join(dir, 'mine'));
-      const nobody = spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).stdout.trim();
-      chownSync(join(dir, 'mine'), Number(nobody), Number(nobody));
-    },
-    run: async (args, dir) => {
-      const run = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, BIN, ...args], { cwd: dir, encoding: 'utf8' });
-      return { code: run.status ?? -1, stdout: run.stdout, stderr: run.stderr };
-    },
-  };
+describe(
+  'fuzz: outputs where another user cannot write (runuser -u nobody)',
+  { timeout: 300_000 },
+  () => {
+    /** The case folder readable by all and owned by root; 'locked' root's, 'mine' nobody's. */
+    const owners: CaseFolder = {
+      prepare: (dir) => {
+        chmodSync(dir, 0o755);
+        mkdirSync(join(dir, 'locked'), { mode: 0o755 });
+        mkdirSync(join(dir, 'mine'));
+        const nobody = spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).stdout.trim();
+        chownSync(join(dir, 'mine'), Number(nobody), Number(nobody));
+      },
+      run: async (args, dir) => {
+        const run = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, BIN, ...args], {
+          cwd: dir,
+          encoding: 'utf8',
+        });
+        return { code: run.status ?? -1, stdout: run.stdout, stderr: run.stderr };
+      },
+    };
 
-  it('outputs in folders nobody may or may not write: exit 0 or 2, whole or absent', async (t) => {
-    const refusal = otherUserRefusal();
-    if (refusal) return t.skip(`cannot run as another user on this machine (${refusal})`);
-    const folders = ['locked/out', 'mine/out', 'out', 'mine/deep/out'];
-    const files = ['locked/r.json', 'mine/r.json', 'r.json', 'mine/deep/r.json'];
-    const property = fc.asyncProperty(placedOutputs(folders, files), async (args) => {
-      const { code } = await runCase(args, owners);
-      const mine = [...outputFlags(args).values()].every((out) => out.startsWith('mine/'));
-      assert.equal(code, mine ? 0 : 2, `${args.join(' ')}: exit ${code}`);
+    it('outputs in folders nobody may or may not write: exit 0 or 2, whole or absent', async (t) => {
+      const refusal = otherUserRefusal();
+      if (refusal) return t.skip(`cannot run as another user on this machine (${refusal})`);
+      const folders = ['locked/out', 'mine/out', 'out', 'mine/deep/out'];
+      const files = ['locked/r.json', 'mine/r.json', 'r.json', 'mine/deep/r.json'];
+      const property = fc.asyncProperty(placedOutputs(folders, files), async (args) => {
+        const { code } = await runCase(args, owners);
+        const mine = [...outputFlags(args).values()].every((out) => out.startsWith('mine/'));
+        assert.equal(code, mine ? 0 : 2, `${args.join(' ')}: exit ${code}`);
+      });
+      await fc.assert(property, fuzzParameters(0.05));
     });
-    await fc.assert(property, fuzzParameters(0.05));
-  });
-});
+  },
+);
 
 describe('regressions found by fuzzing the command line', () => {
-  const GRAD = ['grad', 'model.onnx', '--threads', '1', '--input', 'input=x.npy', '--labels', 'labels.npy'];
+  const GRAD = [
+    'grad',
+    'model.onnx',
+    '--threads',
+    '1',
+    '--input',
+    'input=x.npy',
+    '--labels',
+    'labels.npy',
+  ];
 
   it('grad --out out --json out: refused before the work (was exit 2 with out/ written)', async () => {
     const { code, stderr } = await runCase([...GRAD, '--out', 'out', '--json', 'out']);
@@ -470,22 +746,55 @@ describe('regressions found by fuzzing the command line', () => {
   });
 
   it('run --json inside its --out folder: refused (was written into the result folder)', async () => {
-    const args = ['run', 'model.onnx', '--threads', '1', '--input', 'input=x.npy', '--out', 'out', '--json', 'out/r.json'];
+    const args = [
+      'run',
+      'model.onnx',
+      '--threads',
+      '1',
+      '--input',
+      'input=x.npy',
+      '--out',
+      'out',
+      '--json',
+      'out/r.json',
+    ];
     const { code, stderr } = await runCase(args);
     assert.equal(code, 2);
     assert.match(stderr, /--json 'out\/r.json' lies inside the --out folder 'out'/);
   });
 
   it('train --checkpoint at its own --out: refused (the model overwrote the checkpoint)', async () => {
-    const args = ['train', '--task', 'npy:x.npy', '--labels', 'labels.npy', '--model', 'mlp:hidden=4', '--steps', '2', '--threads', '1'];
-    const { code, stderr } = await runCase([...args, '--out', 'm.onnx', '--checkpoint', './m.onnx']);
+    const args = [
+      'train',
+      '--task',
+      'npy:x.npy',
+      '--labels',
+      'labels.npy',
+      '--model',
+      'mlp:hidden=4',
+      '--steps',
+      '2',
+      '--threads',
+      '1',
+    ];
+    const { code, stderr } = await runCase([
+      ...args,
+      '--out',
+      'm.onnx',
+      '--checkpoint',
+      './m.onnx',
+    ]);
     assert.equal(code, 2);
     assert.match(stderr, /--out 'm.onnx' and --checkpoint '.\/m.onnx' are the same path/);
   });
 
   it('numbers in flags are decimal: --threads 0x10 and demo --units 0x10 refused (were read as 16)', async () => {
     // Found when demo --units 0x10 ran the whole demo with 16 units: Number() reads hexadecimal.
-    for (const args of [['hooks', 'model.onnx', '--threads', '0x10'], ['demo', '--units', '0x10'], ['run', 'model.onnx', '--batch-size', '0b11']]) {
+    for (const args of [
+      ['hooks', 'model.onnx', '--threads', '0x10'],
+      ['demo', '--units', '0x10'],
+      ['run', 'model.onnx', '--batch-size', '0b11'],
+    ]) {
       const { code, stderr } = await runCase(args);
       assert.equal(code, 2, args.join(' '));
       assert.match(stderr, /expects a positive integer, got '0(x10|b11)'/);
@@ -495,7 +804,14 @@ describe('regressions found by fuzzing the command line', () => {
   });
 
   it('grad with --out and --json apart still writes both', async () => {
-    const { code, changed } = await runCase([...GRAD, '--out', 'out', '--json', 'r.json', '--quiet']);
+    const { code, changed } = await runCase([
+      ...GRAD,
+      '--out',
+      'out',
+      '--json',
+      'r.json',
+      '--quiet',
+    ]);
     assert.equal(code, 0);
     assert.ok(changed.includes('r.json') && changed.includes('out/index.json'), changed.join(', '));
   });

@@ -13,25 +13,70 @@ import fc from 'fast-check';
 import { readTable, type Table } from '../../src/data/csv.ts';
 import { allowNonFinite } from '../../src/data/validate.ts';
 import { InputError } from '../../src/errors.ts';
-import { assertWellBehaved, fuzzParameters, hostileString, inFreshDir, mutatedBytes } from './support.ts';
+import {
+  assertWellBehaved,
+  fuzzParameters,
+  hostileString,
+  inFreshDir,
+  mutatedBytes,
+} from './support.ts';
 
 const numberCell = fc.oneof(
   { weight: 6, arbitrary: fc.integer({ min: -1000, max: 1000 }).map(String) },
   { weight: 3, arbitrary: fc.double({ noNaN: false }).map(String) },
-  { weight: 1, arbitrary: fc.constantFrom('1e999', '-1e999', 'inf', '-Infinity', 'nan', 'NaN', '0x1F', '0b11', '1_000') },
-  { weight: 1, arbitrary: fc.constantFrom('.5', '5.', '+3', '--3', '1e', 'e5', '١٢', '1e-400', '00012', ' 7 ', '1,5') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      '1e999',
+      '-1e999',
+      'inf',
+      '-Infinity',
+      'nan',
+      'NaN',
+      '0x1F',
+      '0b11',
+      '1_000',
+    ),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      '.5',
+      '5.',
+      '+3',
+      '--3',
+      '1e',
+      'e5',
+      '١٢',
+      '1e-400',
+      '00012',
+      ' 7 ',
+      '1,5',
+    ),
+  },
 );
-const cell = fc.oneof({ weight: 40, arbitrary: numberCell }, { weight: 1, arbitrary: hostileString });
+const cell = fc.oneof(
+  { weight: 40, arbitrary: numberCell },
+  { weight: 1, arbitrary: hostileString },
+);
 
 /** One field as written in the file: bare, quoted (quotes doubled), or (rarely) broken quoting. */
 const field = fc.oneof(
   { weight: 30, arbitrary: cell },
   { weight: 10, arbitrary: cell.map((text) => `"${text.replaceAll('"', '""')}"`) },
-  { weight: 1, arbitrary: fc.tuple(cell, fc.constantFrom('"#', '#"', '"#"x')).map(([text, form]) => form.replace('#', text)) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(cell, fc.constantFrom('"#', '#"', '"#"x'))
+      .map(([text, form]) => form.replace('#', text)),
+  },
 );
 
 /** A row's width relative to the header: usually the same, sometimes ragged. */
-const raggedness = fc.oneof({ weight: 30, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: -2, max: 2 }) });
+const raggedness = fc.oneof(
+  { weight: 30, arbitrary: fc.constant(0) },
+  { weight: 1, arbitrary: fc.integer({ min: -2, max: 2 }) },
+);
 
 const columnName = fc.oneof(
   { weight: 6, arbitrary: fc.constantFrom('label', 'x', 'y', 'f1', 'z', 'a b', '"q"') },
@@ -60,17 +105,20 @@ const table = fc
   });
 
 /** The table's text as bytes: UTF-8 with or without BOM, UTF-16 LE/BE with BOM, or Latin-1. */
-const encoded = fc.tuple(table, fc.constantFrom('utf8', 'utf8', 'utf8', 'utf8-bom', 'utf16le', 'utf16be', 'latin1')).map(
-  ([text, encoding]) => {
+const encoded = fc
+  .tuple(table, fc.constantFrom('utf8', 'utf8', 'utf8', 'utf8-bom', 'utf16le', 'utf16be', 'latin1'))
+  .map(([text, encoding]) => {
     if (encoding === 'utf8') return new Uint8Array(Buffer.from(text, 'utf8'));
     if (encoding === 'utf8-bom') return new Uint8Array(Buffer.from(`\uFEFF${text}`, 'utf8'));
-    if (encoding === 'latin1') return new Uint8Array(Buffer.from(text.replace(/[^\x00-\xff]/g, 'é'), 'latin1'));
+    if (encoding === 'latin1')
+      return new Uint8Array(Buffer.from(text.replace(/[^\x00-\xff]/g, 'é'), 'latin1'));
     const little = Buffer.from(`\uFEFF${text}`, 'utf16le');
     return new Uint8Array(encoding === 'utf16le' ? little : little.swap16());
-  },
-);
+  });
 
-const VALID = new Uint8Array(Buffer.from('f0,f1,"f,2",label\n0.5,-1,3e2,1\n2,"4.25",0,0\n-7,8,1e-3,1\n'));
+const VALID = new Uint8Array(
+  Buffer.from('f0,f1,"f,2",label\n0.5,-1,3e2,1\n2,"4.25",0,0\n-7,8,1e-3,1\n'),
+);
 
 const anyTable = fc.oneof(
   { weight: 8, arbitrary: encoded },
@@ -79,9 +127,12 @@ const anyTable = fc.oneof(
   { weight: 1, arbitrary: fc.uint8Array({ maxLength: 120 }) },
 );
 
-const labelColumn = fc.option(fc.oneof(fc.constantFrom('label', 'x', 'f1', 'label'), hostileString), {
-  nil: undefined,
-});
+const labelColumn = fc.option(
+  fc.oneof(fc.constantFrom('label', 'x', 'f1', 'label'), hostileString),
+  {
+    nil: undefined,
+  },
+);
 
 /** What a table read without refusal promises: [rows, features] float32, finite unless allowed, labels ≥ 0. */
 function checkTable(read: Table, nonFinite: boolean, what: string): void {
@@ -92,26 +143,37 @@ function checkTable(read: Table, nonFinite: boolean, what: string): void {
   if (!nonFinite) assert.ok((read.features.data as Float32Array).every(Number.isFinite), what);
   if (read.labels) {
     assert.equal(read.labels.dims[0], rows, what);
-    assert.ok((read.labels.data as BigInt64Array).every((label) => label >= 0n), `${what}: labels ≥ 0`);
+    assert.ok(
+      (read.labels.data as BigInt64Array).every((label) => label >= 0n),
+      `${what}: labels ≥ 0`,
+    );
   }
 }
 
 describe('fuzz: the CSV reader', { timeout: 60_000 }, () => {
   it('built, re-encoded, mutated and random tables: a table or an InputError', async () => {
-    const property = fc.asyncProperty(anyTable, labelColumn, fc.boolean(), async (bytes, label, nonFinite) => {
-      await inFreshDir(async (dir) => {
-        const path = join(dir, 'table.csv');
-        writeFileSync(path, bytes);
-        const what = `table of ${bytes.length} bytes, label column ${JSON.stringify(label)}`;
-        allowNonFinite(nonFinite);
-        try {
-          const outcome = await assertWellBehaved(() => readTable(path, { labelColumn: label }), what);
-          if (outcome.kind === 'value') checkTable(outcome.value as Table, nonFinite, what);
-        } finally {
-          allowNonFinite(false);
-        }
-      });
-    });
+    const property = fc.asyncProperty(
+      anyTable,
+      labelColumn,
+      fc.boolean(),
+      async (bytes, label, nonFinite) => {
+        await inFreshDir(async (dir) => {
+          const path = join(dir, 'table.csv');
+          writeFileSync(path, bytes);
+          const what = `table of ${bytes.length} bytes, label column ${JSON.stringify(label)}`;
+          allowNonFinite(nonFinite);
+          try {
+            const outcome = await assertWellBehaved(
+              () => readTable(path, { labelColumn: label }),
+              what,
+            );
+            if (outcome.kind === 'value') checkTable(outcome.value as Table, nonFinite, what);
+          } finally {
+            allowNonFinite(false);
+          }
+        });
+      },
+    );
     await fc.assert(property, fuzzParameters());
   });
 });

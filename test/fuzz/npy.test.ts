@@ -80,7 +80,10 @@ async function readEveryWay(bytes: Uint8Array): Promise<void> {
     if (opened.kind === 'value') {
       const file = opened.value as NpyFile;
       const rows = Math.min(file.rows, 2);
-      const read = await assertWellBehaved(() => file.readRows(0, rows), `${what}: rows 0..${rows}`);
+      const read = await assertWellBehaved(
+        () => file.readRows(0, rows),
+        `${what}: rows 0..${rows}`,
+      );
       if (read.kind === 'value' && file.header.dims.length > 0) {
         const block = read.value as { dims: number[]; data: ArrayLike<unknown> };
         assert.equal(block.data.length, elementCount(block.dims), `${what}: data matches its dims`);
@@ -107,11 +110,17 @@ describe('regressions found by fuzzing the .npy reader', () => {
     bytes.set(new TextEncoder().encode(dict), 12);
     await inFreshDir((dir) => {
       writeFileSync(join(dir, 'x.npy'), bytes);
-      assert.throws(() => new NpyFile(join(dir, 'x.npy')), (error: Error) => {
-        assert.ok(error instanceof InputError, String(error));
-        assert.match(error.message, /header length field says 2147483714 bytes, but the file has only 78/);
-        return true;
-      });
+      assert.throws(
+        () => new NpyFile(join(dir, 'x.npy')),
+        (error: Error) => {
+          assert.ok(error instanceof InputError, String(error));
+          assert.match(
+            error.message,
+            /header length field says 2147483714 bytes, but the file has only 78/,
+          );
+          return true;
+        },
+      );
     });
   });
 });

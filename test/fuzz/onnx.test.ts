@@ -13,11 +13,22 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import Long from 'long';
 import { ModelError } from '../../src/errors.ts';
-import { decodeModel, encodeModel, type ModelProto, type TensorProto } from '../../src/onnx/proto.ts';
+import {
+  decodeModel,
+  encodeModel,
+  type ModelProto,
+  type TensorProto,
+} from '../../src/onnx/proto.ts';
 import { tensorFromProto } from '../../src/onnx/tensor-proto.ts';
 import { Model } from '../../src/runtime/model.ts';
 import { fixtureDir } from '../helpers.ts';
-import { assertWellBehaved, fuzzParameters, hostileString, inFreshDir, mutatedBytes } from './support.ts';
+import {
+  assertWellBehaved,
+  fuzzParameters,
+  hostileString,
+  inFreshDir,
+  mutatedBytes,
+} from './support.ts';
 
 const MODELS = {
   mlp: new Uint8Array(readFileSync(join(fixtureDir('mlp'), 'model.onnx'))),
@@ -54,7 +65,14 @@ type Edit =
   | { kind: 'dtype'; at: number; code: number }
   | { kind: 'raw-length'; at: number; length: number }
   | { kind: 'float-data'; at: number; values: number[] }
-  | { kind: 'external'; at: number; location: string; offset: string | null; length: string | null; keepRaw: boolean }
+  | {
+      kind: 'external';
+      at: number;
+      location: string;
+      offset: string | null;
+      length: string | null;
+      keepRaw: boolean;
+    }
   | { kind: 'initializer-name'; at: number; name: string }
   | { kind: 'same-name'; at: number; other: number }
   | { kind: 'input-dim'; at: number; axis: number; value: number | string; symbolic: boolean }
@@ -75,8 +93,16 @@ const edit: fc.Arbitrary<Edit> = fc.oneof(
   fc.record({ kind: fc.constant('dim'), at, axis: fc.nat({ max: 3 }), value: dimValue }),
   fc.record({ kind: fc.constant('dims'), at, dims: fc.array(dimValue, { maxLength: 5 }) }),
   fc.record({ kind: fc.constant('dtype'), at, code: elementType }),
-  fc.record({ kind: fc.constant('raw-length'), at, length: fc.oneof(fc.nat({ max: 64 }), fc.constant(-1)) }),
-  fc.record({ kind: fc.constant('float-data'), at, values: fc.array(fc.double(), { maxLength: 4 }) }),
+  fc.record({
+    kind: fc.constant('raw-length'),
+    at,
+    length: fc.oneof(fc.nat({ max: 64 }), fc.constant(-1)),
+  }),
+  fc.record({
+    kind: fc.constant('float-data'),
+    at,
+    values: fc.array(fc.double(), { maxLength: 4 }),
+  }),
   fc.record({
     kind: fc.constant('external'),
     at,
@@ -106,14 +132,22 @@ const edit: fc.Arbitrary<Edit> = fc.oneof(
   fc.record({ kind: fc.constant('domain'), at, domain: hostileString }),
   fc.record({ kind: fc.constant('drop-node'), at }),
   fc.record({ kind: fc.constant('no-outputs') }),
-  fc.record({ kind: fc.constant('opset'), version: fc.oneof(fc.integer({ min: -2, max: 30 }), fc.constant(2 ** 40)) }),
+  fc.record({
+    kind: fc.constant('opset'),
+    version: fc.oneof(fc.integer({ min: -2, max: 30 }), fc.constant(2 ** 40)),
+  }),
   fc.record({ kind: fc.constant('no-opsets') }),
-  fc.record({ kind: fc.constant('ir-version'), version: fc.oneof(fc.constantFrom(0, 3, 99, -1), fc.nat()) }),
+  fc.record({
+    kind: fc.constant('ir-version'),
+    version: fc.oneof(fc.constantFrom(0, 3, 99, -1), fc.nat()),
+  }),
 ) as fc.Arbitrary<Edit>;
 
 /** Picks an element of a list by index modulo its length. */
-const pick = <T>(list: readonly T[], index: number): T | undefined => list[index % Math.max(1, list.length)];
-const int64 = (value: number | string) => (typeof value === 'string' ? Long.fromString(value) : value);
+const pick = <T>(list: readonly T[], index: number): T | undefined =>
+  list[index % Math.max(1, list.length)];
+const int64 = (value: number | string) =>
+  typeof value === 'string' ? Long.fromString(value) : value;
 
 /** Applies one edit in place. */
 function applyEdit(model: ModelProto, edit: Edit): void {
@@ -134,7 +168,8 @@ function applyEdit(model: ModelProto, edit: Edit): void {
       const raw = tensor?.rawData;
       if (!tensor || !raw) return;
       const length = edit.length;
-      tensor.rawData = length < 0 ? new Uint8Array(raw.length + 3) : raw.slice(0, Math.min(length, raw.length));
+      tensor.rawData =
+        length < 0 ? new Uint8Array(raw.length + 3) : raw.slice(0, Math.min(length, raw.length));
       return;
     }
     case 'float-data':
@@ -163,7 +198,9 @@ function applyEdit(model: ModelProto, edit: Edit): void {
       if (!dims?.length) return;
       const value = edit.value;
       const symbolic = edit.symbolic || (typeof value === 'string' && !/^-?\d+$/.test(value));
-      dims[edit.axis % dims.length] = symbolic ? { dimParam: String(value) } : { dimValue: int64(value) };
+      dims[edit.axis % dims.length] = symbolic
+        ? { dimParam: String(value) }
+        : { dimValue: int64(value) };
       return;
     }
     case 'input-type': {
@@ -217,7 +254,10 @@ function editedModel(name: ModelName, edits: readonly Edit[]): Uint8Array {
 }
 
 const edited = fc
-  .tuple(fc.constantFrom(...(Object.keys(MODELS) as ModelName[])), fc.array(edit, { minLength: 1, maxLength: 4 }))
+  .tuple(
+    fc.constantFrom(...(Object.keys(MODELS) as ModelName[])),
+    fc.array(edit, { minLength: 1, maxLength: 4 }),
+  )
   .map(([name, edits]) => ({ name, edits }));
 
 /** A model file's bytes: random, a fixture's bytes mutated, or a fixture edited through the schema. */
@@ -249,7 +289,10 @@ async function loadEveryWay(bytes: Uint8Array): Promise<void> {
     const model = loaded.value as Model;
     await assertWellBehaved(() => model.hooks.hooks.map((hook) => hook.name), `${what}: hooks`);
     for (const tensor of model.proto.graph.initializer as TensorProto[]) {
-      await assertWellBehaved(() => tensorFromProto(tensor), `${what}: initializer '${tensor.name}'`);
+      await assertWellBehaved(
+        () => tensorFromProto(tensor),
+        `${what}: initializer '${tensor.name}'`,
+      );
     }
   });
 }
@@ -281,26 +324,56 @@ describe('regressions found by fuzzing the ONNX loader', () => {
 
   it('dims of 2^63 − 1: refused as not sizes (was a RangeError allocating the typed array)', async () => {
     const message = await refusal([{ kind: 'dims', at: 0, dims: ['9223372036854775807'] }]);
-    assert.match(message, /Tensor 'fc1.weight' has dims \[9223372036854776000\], which are not sizes/);
+    assert.match(
+      message,
+      /Tensor 'fc1.weight' has dims \[9223372036854776000\], which are not sizes/,
+    );
   });
 
   it('raw_data shorter than the dims say: refused (was read as zeros past its end)', async () => {
     const message = await refusal([{ kind: 'raw-length', at: 0, length: 8 }]);
-    assert.match(message, /'fc1.weight' is float32 \[32, 20\] \(640 values\) but holds 8 bytes of raw_data \(2560 expected\)/);
+    assert.match(
+      message,
+      /'fc1.weight' is float32 \[32, 20\] \(640 values\) but holds 8 bytes of raw_data \(2560 expected\)/,
+    );
   });
 
   it("external data offset '-5': refused (was readSync's RangeError)", async () => {
-    const edit: Edit = { kind: 'external', at: 0, location: 'weights.bin', offset: '-5', length: null, keepRaw: false };
+    const edit: Edit = {
+      kind: 'external',
+      at: 0,
+      location: 'weights.bin',
+      offset: '-5',
+      length: null,
+      keepRaw: false,
+    };
     assert.match(await refusal([edit]), /external data offset '-5', which is not a byte count/);
   });
 
   it('external data offset past the end of its file, no length: refused (was a negative length)', async () => {
-    const edit: Edit = { kind: 'external', at: 0, location: 'weights.bin', offset: '100', length: null, keepRaw: false };
-    assert.match(await refusal([edit]), /reads bytes 100\.\.64 of 'weights.bin', which has only 64/);
+    const edit: Edit = {
+      kind: 'external',
+      at: 0,
+      location: 'weights.bin',
+      offset: '100',
+      length: null,
+      keepRaw: false,
+    };
+    assert.match(
+      await refusal([edit]),
+      /reads bytes 100\.\.64 of 'weights.bin', which has only 64/,
+    );
   });
 
   it('external data location naming a folder: refused (was EISDIR from readSync)', async () => {
-    const edit: Edit = { kind: 'external', at: 0, location: 'sub', offset: null, length: null, keepRaw: false };
+    const edit: Edit = {
+      kind: 'external',
+      at: 0,
+      location: 'sub',
+      offset: null,
+      length: null,
+      keepRaw: false,
+    };
     assert.match(await refusal([edit]), /names external data 'sub', which is not a file/);
   });
 });

@@ -20,7 +20,12 @@ export const FUZZ_SEED = Number.parseInt(process.env.FUZZ_SEED ?? '14', 10);
 
 /** fast-check's settings for a target: fixed seed, FUZZ_RUNS runs (or `share` of them). */
 export function fuzzParameters(share = 1): fc.Parameters<unknown> {
-  return { seed: FUZZ_SEED, numRuns: Math.max(1, Math.round(FUZZ_RUNS * share)), endOnFailure: false, includeErrorInReport: true };
+  return {
+    seed: FUZZ_SEED,
+    numRuns: Math.max(1, Math.round(FUZZ_RUNS * share)),
+    endOnFailure: false,
+    includeErrorInReport: true,
+  };
 }
 
 /** A reader may take this long on an input of a few kilobytes (a loaded 2-core machine included). */
@@ -54,7 +59,9 @@ export async function assertWellBehaved(read: () => unknown, what: string): Prom
   const outcome = await outcomeOf(read);
   if (outcome.kind === 'bug') {
     const error = outcome.error as Error;
-    assert.fail(`${what}: threw ${error?.name ?? typeof error} (not a UserError): ${error?.stack ?? error}`);
+    assert.fail(
+      `${what}: threw ${error?.name ?? typeof error} (not a UserError): ${error?.stack ?? error}`,
+    );
   }
   if (outcome.kind === 'refused') assertOneMessage(outcome.error, what);
   assert.ok(outcome.ms < TIME_LIMIT_MS, `${what}: took ${outcome.ms.toFixed(0)} ms`);
@@ -68,7 +75,11 @@ export async function assertWellBehaved(read: () => unknown, what: string): Prom
 /** A refusal is one message that says something (not an empty or 'undefined' text). */
 function assertOneMessage(error: UserError, what: string): void {
   assert.ok(error.message.length > 10, `${what}: refusal without a message`);
-  assert.doesNotMatch(error.message, /\bundefined\b|\[object Object\]/, `${what}: ${error.message}`);
+  assert.doesNotMatch(
+    error.message,
+    /\bundefined\b|\[object Object\]/,
+    `${what}: ${error.message}`,
+  );
 }
 
 /** A fresh folder for one case, removed when `body` is done. */
@@ -85,13 +96,13 @@ export async function inFreshDir<T>(body: (dir: string) => T | Promise<T>): Prom
 export function mutatedBytes(original: Uint8Array): fc.Arbitrary<Uint8Array> {
   const position = fc.nat({ max: Math.max(0, original.length - 1) });
   return fc.oneof(
-    fc.array(fc.tuple(position, fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 8 }).map(
-      (flips) => {
+    fc
+      .array(fc.tuple(position, fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 8 })
+      .map((flips) => {
         const bytes = original.slice();
         for (const [at, mask] of flips) bytes[at] ^= mask;
         return bytes;
-      },
-    ),
+      }),
     fc.nat({ max: original.length }).map((cut) => original.slice(0, cut)),
     fc.tuple(position, fc.uint8Array({ minLength: 1, maxLength: 32 })).map(([at, run]) => {
       const bytes = new Uint8Array(original.length + run.length);
@@ -110,7 +121,19 @@ export function mutatedBytes(original: Uint8Array): fc.Arbitrary<Uint8Array> {
 
 /** Strings that break naive code: empty, long, control characters, path parts, non-ASCII. */
 export const hostileString: fc.Arbitrary<string> = fc.oneof(
-  fc.constantFrom('', ' ', '.', '..', '/', '../x', '/etc/passwd', 'a\u0000b', '\u001b[31mred', 'é', '\uFEFF'),
+  fc.constantFrom(
+    '',
+    ' ',
+    '.',
+    '..',
+    '/',
+    '../x',
+    '/etc/passwd',
+    'a\u0000b',
+    '\u001b[31mred',
+    'é',
+    '\uFEFF',
+  ),
   fc.string({ maxLength: 12 }),
   fc.string({ unit: 'binary', maxLength: 12 }),
   fc.nat({ max: 400 }).map((length) => 'n'.repeat(length)),

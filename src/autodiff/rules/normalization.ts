@@ -24,12 +24,17 @@ function layerNormGradient(c: GradContext): Grad[] {
   const axes = [...Array(rank - axis).keys()].map((k) => k + axis);
   const mean = (value: string) => c.reduce('ReduceMean', value, axes, true);
   const centred = c.sub(x, mean(x));
-  const invStd = c.op('Reciprocal', [c.op('Sqrt', [c.add(mean(c.mul(centred, centred)), c.scalar(c.attrFloat('epsilon', 1e-5), x))])]);
+  const invStd = c.op('Reciprocal', [
+    c.op('Sqrt', [c.add(mean(c.mul(centred, centred)), c.scalar(c.attrFloat('epsilon', 1e-5), x))]),
+  ]);
   const normalised = c.mul(centred, invStd);
   const grads: Grad[] = [undefined, undefined, undefined];
   if (c.needs(0)) {
     const g = c.mul(dy(c), c.x(1));
-    grads[0] = c.mul(invStd, c.sub(c.sub(g, mean(g)), c.mul(normalised, mean(c.mul(g, normalised)))));
+    grads[0] = c.mul(
+      invStd,
+      c.sub(c.sub(g, mean(g)), c.mul(normalised, mean(c.mul(g, normalised)))),
+    );
   }
   if (c.needs(1)) grads[1] = { grad: c.mul(dy(c), normalised), shape: c.shape(x) };
   if (c.needs(2)) grads[2] = { grad: dy(c), shape: c.shape(x) };
@@ -46,15 +51,21 @@ function instanceNormGradient(c: GradContext): Grad[] {
   const rank = c.rank(x);
   const spatial = [...Array(rank - 2).keys()].map((k) => k + 2);
   const mean = (value: string) => c.reduce('ReduceMean', value, spatial, true);
-  const perChannel = (value: string) => c.op('Reshape', [value, c.int64s([-1, ...Array(rank - 2).fill(1)])]); // [C] → [C, 1, ...]
+  const perChannel = (value: string) =>
+    c.op('Reshape', [value, c.int64s([-1, ...Array(rank - 2).fill(1)])]); // [C] → [C, 1, ...]
   const centred = c.sub(x, mean(x));
-  const invStd = c.op('Reciprocal', [c.op('Sqrt', [c.add(mean(c.mul(centred, centred)), c.scalar(c.attrFloat('epsilon', 1e-5), x))])]);
+  const invStd = c.op('Reciprocal', [
+    c.op('Sqrt', [c.add(mean(c.mul(centred, centred)), c.scalar(c.attrFloat('epsilon', 1e-5), x))]),
+  ]);
   const normalised = c.mul(centred, invStd);
   const sumOverBatchAndSpace = [0, ...spatial];
   const grads: Grad[] = [undefined, undefined, undefined];
   if (c.needs(0)) {
     const g = c.mul(dy(c), perChannel(c.x(1)));
-    grads[0] = c.mul(invStd, c.sub(c.sub(g, mean(g)), c.mul(normalised, mean(c.mul(g, normalised)))));
+    grads[0] = c.mul(
+      invStd,
+      c.sub(c.sub(g, mean(g)), c.mul(normalised, mean(c.mul(g, normalised)))),
+    );
   }
   if (c.needs(1)) grads[1] = c.reduceSum(c.mul(dy(c), normalised), sumOverBatchAndSpace, false);
   if (c.needs(2)) grads[2] = c.reduceSum(dy(c), sumOverBatchAndSpace, false);
@@ -73,23 +84,42 @@ function groupNormGradient(c: GradContext): Grad[] {
   const rank = c.rank(x);
   const channels = Number(c.shape(x)[1]);
   const groups = c.attrInt('num_groups', 0);
-  if (!Number.isInteger(channels) || groups <= 0 || channels % groups !== 0) throw new AutodiffError(`GroupNormalization ${c.describe()} with ${groups} groups over ${String(c.shape(x)[1])} channels has no gradient rule: the channels must be static and a multiple of num_groups.`);
+  if (!Number.isInteger(channels) || groups <= 0 || channels % groups !== 0)
+    throw new AutodiffError(
+      `GroupNormalization ${c.describe()} with ${groups} groups over ${String(c.shape(x)[1])} channels has no gradient rule: the channels must be static and a multiple of num_groups.`,
+    );
   const perChannelParameters = c.opset >= 21;
   const grouped = (value: string) => c.op('Reshape', [value, c.int64s([0, groups, -1])]); // [N, G, C/G·…]
   const mean = (value: string) => c.reduce('ReduceMean', value, [2], true); // [N, G, 1]
   const centred = c.sub(grouped(x), mean(grouped(x)));
-  const invStd = c.op('Reciprocal', [c.op('Sqrt', [c.add(mean(c.mul(centred, centred)), c.scalar(c.attrFloat('epsilon', 1e-5), x))])]);
+  const invStd = c.op('Reciprocal', [
+    c.op('Sqrt', [c.add(mean(c.mul(centred, centred)), c.scalar(c.attrFloat('epsilon', 1e-5), x))]),
+  ]);
   const normalised = c.mul(centred, invStd); // x̂ [N, G, C/G·…]
-  const asChannels = (value: string) => c.op('Reshape', [value, c.int64s([channels, ...Array(rank - 2).fill(1)])]); // [C] → [C, 1, …]
-  const scalePerChannel = perChannelParameters ? c.x(1) : c.op('Expand', [c.op('Reshape', [c.x(1), c.int64s([groups, 1])]), c.int64s([groups, channels / groups])]); // [G] → [G, C/G]
+  const asChannels = (value: string) =>
+    c.op('Reshape', [value, c.int64s([channels, ...Array(rank - 2).fill(1)])]); // [C] → [C, 1, …]
+  const scalePerChannel = perChannelParameters
+    ? c.x(1)
+    : c.op('Expand', [
+        c.op('Reshape', [c.x(1), c.int64s([groups, 1])]),
+        c.int64s([groups, channels / groups]),
+      ]); // [G] → [G, C/G]
   // Σ over everything but the parameter's own axis: the channel (opset 21) or the group (opset 18)
-  const perParameter = (value: string) => (perChannelParameters
-    ? c.reduceSum(c.reshapeLike(value, x), [0, ...[...Array(rank - 2).keys()].map((k) => k + 2)], false) // [C]
-    : c.reduceSum(value, [0, 2], false)); // [G]
+  const perParameter = (value: string) =>
+    perChannelParameters
+      ? c.reduceSum(
+          c.reshapeLike(value, x),
+          [0, ...[...Array(rank - 2).keys()].map((k) => k + 2)],
+          false,
+        ) // [C]
+      : c.reduceSum(value, [0, 2], false); // [G]
   const grads: Grad[] = [undefined, undefined, undefined];
   if (c.needs(0)) {
     const g = grouped(c.mul(dy(c), asChannels(scalePerChannel)));
-    grads[0] = c.reshapeLike(c.mul(invStd, c.sub(c.sub(g, mean(g)), c.mul(normalised, mean(c.mul(g, normalised))))), x);
+    grads[0] = c.reshapeLike(
+      c.mul(invStd, c.sub(c.sub(g, mean(g)), c.mul(normalised, mean(c.mul(g, normalised))))),
+      x,
+    );
   }
   if (c.needs(1)) grads[1] = perParameter(c.mul(grouped(dy(c)), normalised));
   if (c.needs(2)) grads[2] = perParameter(grouped(dy(c)));
@@ -99,17 +129,30 @@ function groupNormGradient(c: GradContext): Grad[] {
 /** BatchNormalization in inference mode: Y = (X − mean)·(var + ε)^−½·scale + B, per channel (axis 1). */
 function batchNormGradient(c: GradContext): Grad[] {
   if (c.attrInt('training_mode', 0) !== 0) return batchNormTrainingGradient(c);
-  if (c.node.output.filter(Boolean).length > 1) throw new AutodiffError(`BatchNormalization with running-statistics outputs (${c.describe()}) has no gradient rule in inference mode.`);
+  if (c.node.output.filter(Boolean).length > 1)
+    throw new AutodiffError(
+      `BatchNormalization with running-statistics outputs (${c.describe()}) has no gradient rule in inference mode.`,
+    );
   const x = c.x(0);
   const rank = c.rank(x);
-  const perChannel = (value: string) => c.op('Reshape', [value, c.int64s([-1, ...Array(rank - 2).fill(1)])]); // [C] → [C, 1, 1]
-  const invStd = c.op('Reciprocal', [c.op('Sqrt', [c.add(c.x(4), c.scalar(c.attrFloat('epsilon', 1e-5), x))])]);
+  const perChannel = (value: string) =>
+    c.op('Reshape', [value, c.int64s([-1, ...Array(rank - 2).fill(1)])]); // [C] → [C, 1, 1]
+  const invStd = c.op('Reciprocal', [
+    c.op('Sqrt', [c.add(c.x(4), c.scalar(c.attrFloat('epsilon', 1e-5), x))]),
+  ]);
   const reduceAxes = [0, ...Array.from({ length: rank - 2 }, (_, k) => k + 2)];
   return [
     c.needs(0) ? c.mul(dy(c), perChannel(c.mul(c.x(1), invStd))) : undefined, // dX = dY·scale·σ⁻¹
-    c.needs(1) ? c.reduceSum(c.mul(dy(c), c.mul(c.sub(x, perChannel(c.x(3))), perChannel(invStd))), reduceAxes, false) : undefined, // dscale = Σ dY·x̂
+    c.needs(1)
+      ? c.reduceSum(
+          c.mul(dy(c), c.mul(c.sub(x, perChannel(c.x(3))), perChannel(invStd))),
+          reduceAxes,
+          false,
+        )
+      : undefined, // dscale = Σ dY·x̂
     c.needs(2) ? c.reduceSum(dy(c), reduceAxes, false) : undefined, // dB = Σ dY
-    undefined, undefined, // running statistics are not parameters
+    undefined,
+    undefined, // running statistics are not parameters
   ];
 }
 
@@ -122,23 +165,42 @@ function batchNormGradient(c: GradContext): Grad[] {
  * the sums over every axis but the channel one. No gradient flows into the statistics outputs.
  */
 function batchNormTrainingGradient(c: GradContext): Grad[] {
-  if (c.dy(1) || c.dy(2)) throw new AutodiffError(`BatchNormalization ${c.describe()}: its batch statistics outputs are not differentiated.`);
+  if (c.dy(1) || c.dy(2))
+    throw new AutodiffError(
+      `BatchNormalization ${c.describe()}: its batch statistics outputs are not differentiated.`,
+    );
   const x = c.x(0);
   const rank = c.rank(x);
   const reduceAxes = [0, ...Array.from({ length: rank - 2 }, (_, k) => k + 2)];
-  const [mean, variance] = c.attrFloat('momentum', 0.9) === 0 ? [c.y(1), c.y(2)] : batchStatistics(c, reduceAxes); // [C]
-  const perChannel = (value: string) => c.op('Reshape', [value, c.int64s([-1, ...Array(rank - 2).fill(1)])]); // [C] → [C, 1, 1]
+  const [mean, variance] =
+    c.attrFloat('momentum', 0.9) === 0 ? [c.y(1), c.y(2)] : batchStatistics(c, reduceAxes); // [C]
+  const perChannel = (value: string) =>
+    c.op('Reshape', [value, c.int64s([-1, ...Array(rank - 2).fill(1)])]); // [C] → [C, 1, 1]
   const epsilon = c.attrFloat('epsilon', 1e-5);
   // x̂ by onnxruntime's own inference-mode kernel: scale 1, bias 0, the batch statistics
   const channels = c.op('Shape', [mean]);
-  const ones = c.op('ConstantOfShape', [channels], { value: { type: 'tensor', value: tensor(c.dtype(x), [1], [1]) } });
-  const zeros = c.op('ConstantOfShape', [channels], { value: { type: 'tensor', value: tensor(c.dtype(x), [1], [0]) } });
-  const normalised = c.op('BatchNormalization', [x, ones, zeros, mean, variance], { epsilon: float(epsilon) });
+  const ones = c.op('ConstantOfShape', [channels], {
+    value: { type: 'tensor', value: tensor(c.dtype(x), [1], [1]) },
+  });
+  const zeros = c.op('ConstantOfShape', [channels], {
+    value: { type: 'tensor', value: tensor(c.dtype(x), [1], [0]) },
+  });
+  const normalised = c.op('BatchNormalization', [x, ones, zeros, mean, variance], {
+    epsilon: float(epsilon),
+  });
   const dBias = c.reduceSum(dy(c), reduceAxes, false);
   const dScale = c.reduceSum(c.mul(dy(c), normalised), reduceAxes, false);
-  const grads: Grad[] = [undefined, c.needs(1) ? dScale : undefined, c.needs(2) ? dBias : undefined, undefined, undefined];
+  const grads: Grad[] = [
+    undefined,
+    c.needs(1) ? dScale : undefined,
+    c.needs(2) ? dBias : undefined,
+    undefined,
+    undefined,
+  ];
   if (c.needs(0)) {
-    const count = c.op('Cast', [c.op('Div', [c.op('Size', [x]), c.op('Size', [mean])])], { to: int(castCode(c.dtype(x))) });
+    const count = c.op('Cast', [c.op('Div', [c.op('Size', [x]), c.op('Size', [mean])])], {
+      to: int(castCode(c.dtype(x))),
+    });
     const gain = perChannel(c.div(c.x(1), c.op('Sqrt', [c.add(variance, c.scalar(epsilon, x))]))); // scale/√(σ² + ε)
     const centred = c.sub(dy(c), perChannel(c.div(dBias, count)));
     grads[0] = c.mul(gain, c.sub(centred, c.mul(normalised, perChannel(c.div(dScale, count)))));
@@ -152,7 +214,10 @@ function batchStatistics(c: GradContext, reduceAxes: number[]): [string, string]
   const mean = c.reduce('ReduceMean', x, reduceAxes, true); // [1, C, 1, …]
   const centred = c.sub(x, mean);
   const squeeze = (value: string) => c.op('Squeeze', [value, c.int64s(reduceAxes)]);
-  return [squeeze(mean), squeeze(c.reduce('ReduceMean', c.mul(centred, centred), reduceAxes, true))];
+  return [
+    squeeze(mean),
+    squeeze(c.reduce('ReduceMean', c.mul(centred, centred), reduceAxes, true)),
+  ];
 }
 
 /**
@@ -163,7 +228,10 @@ function lpNormGradient(c: GradContext): string {
   const x = c.x(0);
   const axis = axisOf(c.attrInt('axis', -1), c.rank(x));
   const p = c.attrInt('p', 2);
-  const norm = p === 2 ? c.op('Sqrt', [c.reduce('ReduceSumSquare', x, [axis], true)]) : c.reduceSum(c.op('Abs', [x]), [axis], true);
+  const norm =
+    p === 2
+      ? c.op('Sqrt', [c.reduce('ReduceSumSquare', x, [axis], true)])
+      : c.reduceSum(c.op('Abs', [x]), [axis], true);
   const slope = p === 2 ? c.y(0) : c.op('Sign', [x]);
   return c.div(c.sub(dy(c), c.mul(slope, c.reduceSum(c.mul(dy(c), c.y(0)), [axis], true))), norm);
 }

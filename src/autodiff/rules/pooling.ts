@@ -12,10 +12,24 @@ export const POOLING_RULES: Record<string, GradientRule> = {
   GlobalMaxPool: (c) => {
     const x = c.x(0);
     const hits = c.op('Cast', [c.op('Equal', [x, c.y(0)])], { to: int(castCode(c.dtype(x))) });
-    return [c.div(c.mul(dy(c), hits), c.reduceSum(hits, [...Array(c.rank(x) - 2).keys()].map((k) => k + 2), true))];
+    return [
+      c.div(
+        c.mul(dy(c), hits),
+        c.reduceSum(
+          hits,
+          [...Array(c.rank(x) - 2).keys()].map((k) => k + 2),
+          true,
+        ),
+      ),
+    ];
   },
-  GlobalAveragePool: (c) => { // dX = dY / (H·W), spread over every position
-    const spatial = c.shape(c.x(0)).slice(2).map(Number).reduce((a, b) => a * b, 1);
+  GlobalAveragePool: (c) => {
+    // dX = dY / (H·W), spread over every position
+    const spatial = c
+      .shape(c.x(0))
+      .slice(2)
+      .map(Number)
+      .reduce((a, b) => a * b, 1);
     return [c.div(c.op('Expand', [dy(c), c.op('Shape', [c.x(0)])]), c.scalar(spatial, c.x(0)))];
   },
 };
@@ -28,10 +42,19 @@ export const POOLING_RULES: Record<string, GradientRule> = {
  * scatter); otherwise, and for float64, ScatterElements adds them up.
  */
 function maxPoolGradient(c: GradContext): string {
-  if (c.attrInt('storage_order', 0) !== 0) throw new AutodiffError(`MaxPool with storage_order=1 (${c.describe()}) has no gradient rule.`);
+  if (c.attrInt('storage_order', 0) !== 0)
+    throw new AutodiffError(`MaxPool with storage_order=1 (${c.describe()}) has no gradient rule.`);
   if (unpoolable(c)) return unpool(c, dy(c), c.x(0));
   const flatZeros = c.op('Reshape', [c.zerosLike(c.x(0)), c.int64s([-1])]);
-  const scattered = c.op('ScatterElements', [flatZeros, c.op('Reshape', [c.y(1), c.int64s([-1])]), c.op('Reshape', [dy(c), c.int64s([-1])])], { axis: int(0), reduction: str('add') });
+  const scattered = c.op(
+    'ScatterElements',
+    [
+      flatZeros,
+      c.op('Reshape', [c.y(1), c.int64s([-1])]),
+      c.op('Reshape', [dy(c), c.int64s([-1])]),
+    ],
+    { axis: int(0), reduction: str('add') },
+  );
   return c.reshapeLike(scattered, c.x(0));
 }
 
@@ -39,8 +62,15 @@ function maxPoolGradient(c: GradContext): string {
 export function unpoolable(c: GradContext): boolean {
   const kernel = c.attrInts('kernel_shape')!;
   const strides = c.attrInts('strides') ?? kernel.map(() => 1);
-  return c.node.opType === 'MaxPool' && c.attrInt('storage_order', 0) === 0 && c.attrInt('ceil_mode', 0) === 0 && c.attrString('auto_pad', 'NOTSET') === 'NOTSET' && (c.attrInts('dilations') ?? []).every((d) => d === 1)
-    && strides.every((s, k) => s >= kernel[k]) && c.dtype(c.x(0)) === 'float32';
+  return (
+    c.node.opType === 'MaxPool' &&
+    c.attrInt('storage_order', 0) === 0 &&
+    c.attrInt('ceil_mode', 0) === 0 &&
+    c.attrString('auto_pad', 'NOTSET') === 'NOTSET' &&
+    (c.attrInts('dilations') ?? []).every((d) => d === 1) &&
+    strides.every((s, k) => s >= kernel[k]) &&
+    c.dtype(c.x(0)) === 'float32'
+  );
 }
 
 /** `pooled` (shaped like the MaxPool's output) placed at the indices of the winners, zeros elsewhere, shaped like `like`. */
@@ -48,7 +78,16 @@ function unpool(c: GradContext, pooled: string, like: string): string {
   const kernel = c.attrInts('kernel_shape')!;
   const strides = c.attrInts('strides') ?? kernel.map(() => 1);
   return c.op('MaxUnpool', [pooled, tilingWinners(c) ?? c.y(1), c.op('Shape', [like])], {
-    kernel_shape: ints(kernel), strides: ints(strides), pads: ints(explicitPads(c, kernel, strides, kernel.map(() => 1))),
+    kernel_shape: ints(kernel),
+    strides: ints(strides),
+    pads: ints(
+      explicitPads(
+        c,
+        kernel,
+        strides,
+        kernel.map(() => 1),
+      ),
+    ),
   });
 }
 
@@ -72,22 +111,49 @@ function tilingWinners(c: GradContext): string | undefined {
   const kernel = c.attrInts('kernel_shape')!;
   const k = kernel[0];
   const [height, width] = shape.slice(2).map(Number);
-  const tiles = shape.length === 4 && kernel[1] === k && k > 1 && (c.attrInts('strides') ?? [1, 1]).every((stride) => stride === k)
-    && explicitPads(c, kernel, [k, k], [1, 1]).every((pad) => pad === 0) && height % k === 0 && width % k === 0;
+  const tiles =
+    shape.length === 4 &&
+    kernel[1] === k &&
+    k > 1 &&
+    (c.attrInts('strides') ?? [1, 1]).every((stride) => stride === k) &&
+    explicitPads(c, kernel, [k, k], [1, 1]).every((pad) => pad === 0) &&
+    height % k === 0 &&
+    width % k === 0;
   if (!tiles) return undefined;
   const y = c.y(0);
   const channels = Number(shape[1]);
   const [rows, columns] = [height / k, width / k];
-  const phases = c.opN('Split', [c.op('Reshape', [c.op('SpaceToDepth', [x], { blocksize: int(k) }), c.int64s([0, k * k, channels, rows, columns])]), c.int64s(new Array(k * k).fill(1))], { axis: int(1) }, k * k);
+  const phases = c.opN(
+    'Split',
+    [
+      c.op('Reshape', [
+        c.op('SpaceToDepth', [x], { blocksize: int(k) }),
+        c.int64s([0, k * k, channels, rows, columns]),
+      ]),
+      c.int64s(new Array(k * k).fill(1)),
+    ],
+    { axis: int(1) },
+    k * k,
+  );
   const maximum = c.unsqueeze(y, [1]);
   let offset = c.scalar((k - 1) * width + k - 1, x); // the last phase, when no earlier one holds the maximum
   for (let phase = k * k - 2; phase >= 0; phase--) {
-    offset = c.op('Where', [c.op('Equal', [phases[phase], maximum]), c.scalar(Math.floor(phase / k) * width + (phase % k), x), offset]);
+    offset = c.op('Where', [
+      c.op('Equal', [phases[phase], maximum]),
+      c.scalar(Math.floor(phase / k) * width + (phase % k), x),
+      offset,
+    ]);
   }
   const windowRows = c.op('Div', [c.op('Size', [y]), c.int64(columns)]);
   const rowStarts = c.mul(c.op('Range', [c.int64(0), windowRows, c.int64(1)]), c.int64(k * width));
-  const starts = c.add(c.unsqueeze(rowStarts, [1]), c.int64s(Array.from({ length: columns }, (_, j) => k * j))); // [window rows, columns]
-  return c.add(c.reshapeLike(starts, y), c.reshapeLike(c.op('Cast', [offset], { to: int(DataType.INT64) }), y));
+  const starts = c.add(
+    c.unsqueeze(rowStarts, [1]),
+    c.int64s(Array.from({ length: columns }, (_, j) => k * j)),
+  ); // [window rows, columns]
+  return c.add(
+    c.reshapeLike(starts, y),
+    c.reshapeLike(c.op('Cast', [offset], { to: int(DataType.INT64) }), y),
+  );
 }
 
 /**
@@ -115,22 +181,54 @@ function averagePoolGradient(c: GradContext): string {
   const channels = xShape[1];
   const outSpatial = c.shape(c.y(0)).slice(2).map(Number);
   const area = kernel.reduce((a, b) => a * b, 1);
-  const tiles = spatial === 2 && [0, 1].every((k) => strides[k] === kernel[k] && dilations[k] === 1 && outSpatial[k] * kernel[k] === xShape[2 + k]) && pads.every((p) => p === 0);
+  const tiles =
+    spatial === 2 &&
+    [0, 1].every(
+      (k) =>
+        strides[k] === kernel[k] &&
+        dilations[k] === 1 &&
+        outSpatial[k] * kernel[k] === xShape[2 + k],
+    ) &&
+    pads.every((p) => p === 0);
   if (tiles && outSpatial[1] <= 32) return tiledAveragePoolGradient(c, kernel, outSpatial);
   let scaled = c.div(dy(c), c.scalar(area, x));
   if (c.attrInt('count_include_pad', 0) === 0 && pads.some((p) => p > 0)) {
     // real cells per window = AveragePool(ones, counting pads) · area
     const ones = c.add(c.zerosLike(x), c.scalar(1, x));
     const dilated = dilations.some((d) => d !== 1) ? ints(dilations) : undefined; // the attribute exists from opset 19 only
-    const counted = c.op('AveragePool', [ones], { kernel_shape: ints(kernel), strides: ints(strides), pads: ints(pads), dilations: dilated, count_include_pad: int(1), ceil_mode: int(c.attrInt('ceil_mode', 0)) });
+    const counted = c.op('AveragePool', [ones], {
+      kernel_shape: ints(kernel),
+      strides: ints(strides),
+      pads: ints(pads),
+      dilations: dilated,
+      count_include_pad: int(1),
+      ceil_mode: int(c.attrInt('ceil_mode', 0)),
+    });
     scaled = c.div(dy(c), c.mul(counted, c.scalar(area, x)));
   }
   const weights = c.constant(new Array(channels * area).fill(1), [channels, 1, ...kernel], x);
-  const outputPadding = kernel.map((_, k) => xShape[2 + k] - ((outSpatial[k] - 1) * strides[k] - pads[k] - pads[k + spatial] + (kernel[k] - 1) * dilations[k] + 1));
+  const outputPadding = kernel.map(
+    (_, k) =>
+      xShape[2 + k] -
+      ((outSpatial[k] - 1) * strides[k] -
+        pads[k] -
+        pads[k + spatial] +
+        (kernel[k] - 1) * dilations[k] +
+        1),
+  );
   if (outputPadding.some((p) => p < 0 || p >= Math.max(strides[0], dilations[0], 1) + 1)) {
-    throw new AutodiffError(`AveragePool ${c.describe()} with ceil_mode windows past the input has no gradient rule.`);
+    throw new AutodiffError(
+      `AveragePool ${c.describe()} with ceil_mode windows past the input has no gradient rule.`,
+    );
   }
-  return c.op('ConvTranspose', [scaled, weights], { strides: ints(strides), pads: ints(pads), dilations: ints(dilations), group: int(channels), output_padding: ints(outputPadding), kernel_shape: ints(kernel) });
+  return c.op('ConvTranspose', [scaled, weights], {
+    strides: ints(strides),
+    pads: ints(pads),
+    dilations: ints(dilations),
+    group: int(channels),
+    output_padding: ints(outputPadding),
+    kernel_shape: ints(kernel),
+  });
 }
 
 /**
@@ -145,8 +243,16 @@ function tiledAveragePoolGradient(c: GradContext, kernel: number[], outSpatial: 
   const x = c.x(0);
   const [outWidth, inWidth] = [outSpatial[1], outSpatial[1] * kernel[1]];
   const spread = new Array<number>(outWidth * inWidth).fill(0); // E [Wo, Wi]
-  for (let j = 0; j < outWidth; j++) for (let t = 0; t < kernel[1]; t++) spread[j * inWidth + j * kernel[1] + t] = 1 / (kernel[0] * kernel[1]);
-  const widened = c.op('MatMul', [c.op('Reshape', [dy(c), c.int64s([-1, 1, outWidth])]), c.constant(spread, [outWidth, inWidth], x)]); // [N·C·Ho, 1, Wi]
-  const tall = kernel[0] === 1 ? widened : c.op('Concat', new Array(kernel[0]).fill(widened), { axis: int(1) }); // [N·C·Ho, kh, Wi]
+  for (let j = 0; j < outWidth; j++)
+    for (let t = 0; t < kernel[1]; t++)
+      spread[j * inWidth + j * kernel[1] + t] = 1 / (kernel[0] * kernel[1]);
+  const widened = c.op('MatMul', [
+    c.op('Reshape', [dy(c), c.int64s([-1, 1, outWidth])]),
+    c.constant(spread, [outWidth, inWidth], x),
+  ]); // [N·C·Ho, 1, Wi]
+  const tall =
+    kernel[0] === 1
+      ? widened
+      : c.op('Concat', new Array(kernel[0]).fill(widened), { axis: int(1) }); // [N·C·Ho, kh, Wi]
   return c.reshapeLike(tall, x);
 }

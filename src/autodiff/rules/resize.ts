@@ -15,7 +15,12 @@ export const RESIZE_RULES: Record<string, GradientRule> = {
 };
 
 /** One resized axis: input and output lengths and the scale the coordinate transform divides by. */
-interface ResizedAxis { axis: number; inSize: number; outSize: number; scale: number }
+interface ResizedAxis {
+  axis: number;
+  inSize: number;
+  outSize: number;
+  scale: number;
+}
 
 /** Entries of the weight matrices past which the rule refuses (a 4096 → 4096 resize is 16M). */
 const MAX_MATRIX_ENTRIES = 1 << 24;
@@ -23,17 +28,34 @@ const MAX_MATRIX_ENTRIES = 1 << 24;
 function resizeGradient(c: GradContext): string {
   const mode = c.attrString('mode', 'nearest');
   const transform = c.attrString('coordinate_transformation_mode', 'half_pixel');
-  if (mode === 'cubic') throw new AutodiffError(`Resize with mode 'cubic' (${c.describe()}) has no gradient rule: only 'nearest' and 'linear' have one.`);
-  if (mode !== 'nearest' && mode !== 'linear') throw new AutodiffError(`Resize with mode '${mode}' (${c.describe()}) has no gradient rule: only 'nearest' and 'linear' have one.`);
-  if (c.attrInt('antialias', 0) !== 0) throw new AutodiffError(`Resize with antialias=1 (${c.describe()}) has no gradient rule: only resizing without antialiasing has one.`);
-  if (!COORDINATE_TRANSFORMS[transform]) throw new AutodiffError(`Resize with coordinate_transformation_mode '${transform}' (${c.describe()}) has no gradient rule: ${Object.keys(COORDINATE_TRANSFORMS).join(', ')} have one.`);
+  if (mode === 'cubic')
+    throw new AutodiffError(
+      `Resize with mode 'cubic' (${c.describe()}) has no gradient rule: only 'nearest' and 'linear' have one.`,
+    );
+  if (mode !== 'nearest' && mode !== 'linear')
+    throw new AutodiffError(
+      `Resize with mode '${mode}' (${c.describe()}) has no gradient rule: only 'nearest' and 'linear' have one.`,
+    );
+  if (c.attrInt('antialias', 0) !== 0)
+    throw new AutodiffError(
+      `Resize with antialias=1 (${c.describe()}) has no gradient rule: only resizing without antialiasing has one.`,
+    );
+  if (!COORDINATE_TRANSFORMS[transform])
+    throw new AutodiffError(
+      `Resize with coordinate_transformation_mode '${transform}' (${c.describe()}) has no gradient rule: ${Object.keys(COORDINATE_TRANSFORMS).join(', ')} have one.`,
+    );
   const axes = resizedAxes(c);
-  if (mode === 'nearest' && transform === 'asymmetric' && c.attrString('nearest_mode', 'round_prefer_floor') === 'floor') {
+  if (
+    mode === 'nearest' &&
+    transform === 'asymmetric' &&
+    c.attrString('nearest_mode', 'round_prefer_floor') === 'floor'
+  ) {
     const blocks = integerBlocks(c, axes);
     if (blocks) return blocks;
   }
   let grad = dy(c);
-  for (const resized of axes) grad = alongAxis(c, grad, resized, resizeMatrix(c, resized, mode, transform));
+  for (const resized of axes)
+    grad = alongAxis(c, grad, resized, resizeMatrix(c, resized, mode, transform));
   return grad;
 }
 
@@ -46,7 +68,8 @@ function resizeGradient(c: GradContext): string {
 const COORDINATE_TRANSFORMS: Record<string, (x: number, a: ResizedAxis) => number> = {
   half_pixel: (x, { scale }) => (x + 0.5) / scale - 0.5,
   pytorch_half_pixel: (x, { scale, outSize }) => (outSize > 1 ? (x + 0.5) / scale - 0.5 : 0),
-  align_corners: (x, { inSize, outSize }) => (outSize === 1 ? 0 : (x * (inSize - 1)) / (outSize - 1)),
+  align_corners: (x, { inSize, outSize }) =>
+    outSize === 1 ? 0 : (x * (inSize - 1)) / (outSize - 1),
   asymmetric: (x, { scale }) => x / scale,
   half_pixel_symmetric: (x, { scale, inSize, outSize }) => {
     const adjustment = outSize / (scale * inSize);
@@ -63,13 +86,24 @@ const NEAREST: Record<string, (x: number) => number> = {
 };
 
 /** M [out, in]: Y[o] = Σᵢ M[o, i]·X[i] along one axis. Linear: the two neighbours of the clamped coordinate; nearest: the rounded one, clamped. */
-function resizeMatrix(c: GradContext, resized: ResizedAxis, mode: string, transform: string): number[] {
+function resizeMatrix(
+  c: GradContext,
+  resized: ResizedAxis,
+  mode: string,
+  transform: string,
+): number[] {
   const { inSize, outSize } = resized;
-  if (inSize * outSize > MAX_MATRIX_ENTRIES) throw new AutodiffError(`Resize ${c.describe()} from ${inSize} to ${outSize} along axis ${resized.axis} has no gradient rule: its weight matrix would hold more than ${MAX_MATRIX_ENTRIES} entries.`);
+  if (inSize * outSize > MAX_MATRIX_ENTRIES)
+    throw new AutodiffError(
+      `Resize ${c.describe()} from ${inSize} to ${outSize} along axis ${resized.axis} has no gradient rule: its weight matrix would hold more than ${MAX_MATRIX_ENTRIES} entries.`,
+    );
   const toInput = COORDINATE_TRANSFORMS[transform];
   const nearestMode = c.attrString('nearest_mode', 'round_prefer_floor');
   const round = NEAREST[nearestMode];
-  if (mode === 'nearest' && !round) throw new AutodiffError(`Resize with nearest_mode '${nearestMode}' (${c.describe()}) has no gradient rule.`);
+  if (mode === 'nearest' && !round)
+    throw new AutodiffError(
+      `Resize with nearest_mode '${nearestMode}' (${c.describe()}) has no gradient rule.`,
+    );
   const matrix = new Array<number>(outSize * inSize).fill(0);
   const clamp = (index: number) => Math.min(Math.max(index, 0), inSize - 1);
   for (let o = 0; o < outSize; o++) {
@@ -88,7 +122,12 @@ function resizeMatrix(c: GradContext, resized: ResizedAxis, mode: string, transf
 }
 
 /** dY ×ₐ M: the axis moved last, multiplied by M [out, in], moved back. */
-function alongAxis(c: GradContext, grad: string, { axis, inSize, outSize }: ResizedAxis, matrix: number[]): string {
+function alongAxis(
+  c: GradContext,
+  grad: string,
+  { axis, inSize, outSize }: ResizedAxis,
+  matrix: number[],
+): string {
   const rank = c.rank(c.x(0));
   const weights = c.constant(matrix, [outSize, inSize], c.x(0));
   if (axis === rank - 1) return c.op('MatMul', [grad, weights]);
@@ -112,17 +151,31 @@ function resizedAxes(c: GradContext): ResizedAxis[] {
   const scalesGiven = c.x(2) ? c.constantOrUndefined(c.x(2)) : undefined;
   const sizesGiven = c.x(3) ? c.constantOrUndefined(c.x(3)) : undefined;
   const scales = new Array<number | undefined>(rank).fill(undefined);
-  if (scalesGiven?.length) listed.forEach((axis, k) => { scales[axis] = scalesGiven[k]; });
-  else if (c.x(2) && !scalesGiven && !c.x(3)) throw new AutodiffError(`Resize ${c.describe()} with scales computed at run time has no gradient rule: export with constant scales or sizes.`);
+  if (scalesGiven?.length)
+    listed.forEach((axis, k) => {
+      scales[axis] = scalesGiven[k];
+    });
+  else if (c.x(2) && !scalesGiven && !c.x(3))
+    throw new AutodiffError(
+      `Resize ${c.describe()} with scales computed at run time has no gradient rule: export with constant scales or sizes.`,
+    );
   else if (sizesGiven?.length) {
     const policy = c.attrString('keep_aspect_ratio_policy', 'stretch');
     const ratios = listed.map((axis, k) => sizesGiven[k] / staticSize(c, inShape[axis], axis));
-    const shared = policy === 'not_larger' ? Math.min(...ratios) : policy === 'not_smaller' ? Math.max(...ratios) : undefined;
-    listed.forEach((axis, k) => { scales[axis] = shared ?? ratios[k]; });
+    const shared =
+      policy === 'not_larger'
+        ? Math.min(...ratios)
+        : policy === 'not_smaller'
+          ? Math.max(...ratios)
+          : undefined;
+    listed.forEach((axis, k) => {
+      scales[axis] = shared ?? ratios[k];
+    });
   }
   const axes: ResizedAxis[] = [];
   for (let axis = 0; axis < rank; axis++) {
-    if (scales[axis] === 1 || (scales[axis] === undefined && inShape[axis] === outShape[axis])) continue; // unchanged: the identity
+    if (scales[axis] === 1 || (scales[axis] === undefined && inShape[axis] === outShape[axis]))
+      continue; // unchanged: the identity
     const inSize = staticSize(c, inShape[axis], axis);
     const outSize = staticSize(c, outShape[axis], axis);
     axes.push({ axis, inSize, outSize, scale: scales[axis] ?? outSize / inSize });
@@ -131,7 +184,10 @@ function resizedAxes(c: GradContext): ResizedAxis[] {
 }
 
 function staticSize(c: GradContext, dim: unknown, axis: number): number {
-  if (typeof dim !== 'number') throw new AutodiffError(`The gradient of ${c.describe()} needs the static length of axis ${axis}, which is '${String(dim)}'.`);
+  if (typeof dim !== 'number')
+    throw new AutodiffError(
+      `The gradient of ${c.describe()} needs the static length of axis ${axis}, which is '${String(dim)}'.`,
+    );
   return dim;
 }
 
@@ -141,9 +197,22 @@ function staticSize(c: GradContext, dim: unknown, axis: number): number {
  * block — a Reshape and a ReduceSum, cheaper than the matrix products. undefined otherwise.
  */
 function integerBlocks(c: GradContext, axes: ResizedAxis[]): string | undefined {
-  if (axes.some(({ scale, inSize, outSize }) => !Number.isInteger(scale) || scale < 1 || outSize !== inSize * scale)) return undefined;
+  if (
+    axes.some(
+      ({ scale, inSize, outSize }) =>
+        !Number.isInteger(scale) || scale < 1 || outSize !== inSize * scale,
+    )
+  )
+    return undefined;
   const dims = reshapeDims(c, c.x(0));
   const factors = dims.map((_, axis) => axes.find((resized) => resized.axis === axis)?.scale ?? 1);
-  const split = c.op('Reshape', [dy(c), c.int64s(dims.flatMap((size, axis) => [size, factors[axis]]))]); // [d₀, s₀, d₁, s₁, ...]
-  return c.reduceSum(split, dims.map((_, axis) => 2 * axis + 1), false);
+  const split = c.op('Reshape', [
+    dy(c),
+    c.int64s(dims.flatMap((size, axis) => [size, factors[axis]])),
+  ]); // [d₀, s₀, d₁, s₁, ...]
+  return c.reduceSum(
+    split,
+    dims.map((_, axis) => 2 * axis + 1),
+    false,
+  );
 }

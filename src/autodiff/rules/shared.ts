@@ -17,7 +17,10 @@ export function castCode(dtype: string): number {
 /** A value's dims for a Reshape: numbers, with its one symbolic axis (the batch) as −1. */
 export function reshapeDims(c: GradContext, value: string): number[] {
   const dims = c.shape(value).map((dim) => (typeof dim === 'number' ? dim : -1));
-  if (dims.filter((dim) => dim === -1).length > 1) throw new AutodiffError(`The gradient of ${c.describe()} needs the sizes of '${value}', which has more than one symbolic axis.`);
+  if (dims.filter((dim) => dim === -1).length > 1)
+    throw new AutodiffError(
+      `The gradient of ${c.describe()} needs the sizes of '${value}', which has more than one symbolic axis.`,
+    );
   return dims;
 }
 
@@ -29,11 +32,22 @@ export function reshapeDims(c: GradContext, value: string): number[] {
  */
 export function gradientByCopies(c: GradContext, sourcesOf: (positions: string) => string): string {
   const x = c.x(0);
-  const positions = c.op('Reshape', [c.op('Range', [c.int64(0), c.op('Size', [x]), c.int64(1)]), c.op('Shape', [x])]); // [X's shape]
+  const positions = c.op('Reshape', [
+    c.op('Range', [c.int64(0), c.op('Size', [x]), c.int64(1)]),
+    c.op('Shape', [x]),
+  ]); // [X's shape]
   const sources = sourcesOf(positions); // [Y's shape]
   const flat = (value: string) => c.op('Reshape', [value, c.int64s([-1])]);
   const copied = c.op('Not', [c.op('Less', [sources, c.int64(0)])]);
-  const scattered = c.op('ScatterElements', [flat(c.zerosLike(x)), flat(c.op('Where', [copied, sources, c.int64(0)])), flat(c.op('Where', [copied, dy(c), c.scalar(0, x)]))], { axis: int(0), reduction: str('add') });
+  const scattered = c.op(
+    'ScatterElements',
+    [
+      flat(c.zerosLike(x)),
+      flat(c.op('Where', [copied, sources, c.int64(0)])),
+      flat(c.op('Where', [copied, dy(c), c.scalar(0, x)])),
+    ],
+    { axis: int(0), reduction: str('add') },
+  );
   return c.reshapeLike(scattered, x);
 }
 
@@ -42,12 +56,27 @@ export function gradientByCopies(c: GradContext, sourcesOf: (positions: string) 
  * VALID none; SAME_UPPER / SAME_LOWER out = ⌈in / s⌉, padded by what the last window needs, the odd
  * cell at the end (UPPER) or the start (LOWER).
  */
-export function explicitPads(c: GradContext, kernel: readonly number[], strides: readonly number[], dilations: readonly number[]): number[] {
+export function explicitPads(
+  c: GradContext,
+  kernel: readonly number[],
+  strides: readonly number[],
+  dilations: readonly number[],
+): number[] {
   const autoPad = c.attrString('auto_pad', 'NOTSET');
   if (autoPad === 'NOTSET') return c.attrInts('pads') ?? [...kernel, ...kernel].map(() => 0);
   if (autoPad === 'VALID') return [...kernel, ...kernel].map(() => 0);
   const inSpatial = c.shape(c.x(0)).slice(2).map(Number);
-  const totals = kernel.map((size, k) => Math.max(0, (Math.ceil(inSpatial[k] / strides[k]) - 1) * strides[k] + (size - 1) * dilations[k] + 1 - inSpatial[k]));
-  const begins = totals.map((total) => (autoPad === 'SAME_LOWER' ? Math.ceil(total / 2) : Math.floor(total / 2)));
+  const totals = kernel.map((size, k) =>
+    Math.max(
+      0,
+      (Math.ceil(inSpatial[k] / strides[k]) - 1) * strides[k] +
+        (size - 1) * dilations[k] +
+        1 -
+        inSpatial[k],
+    ),
+  );
+  const begins = totals.map((total) =>
+    autoPad === 'SAME_LOWER' ? Math.ceil(total / 2) : Math.floor(total / 2),
+  );
   return [...begins, ...totals.map((total, k) => total - begins[k])];
 }
