@@ -18,26 +18,13 @@
  * still computed at every position, as they must be.
  */
 import type { Dim } from '../graph/builder.ts';
+import { ELEMENTWISE_UNARY } from '../graph/elementwise-ops.ts';
 import type { GraphIndex } from '../graph/graph.ts';
 import type { NodeProto } from '../onnx/proto.ts';
 import { toNumber } from '../onnx/proto.ts';
 import { defaultOpset } from '../onnx/model-file.ts';
 import type { Emitter } from './emitter.ts';
 
-const UNARY = new Set([
-  'Relu',
-  'LeakyRelu',
-  'Gelu',
-  'Tanh',
-  'Sigmoid',
-  'Erf',
-  'Exp',
-  'Log',
-  'Neg',
-  'Sqrt',
-  'Identity',
-  'Abs',
-]);
 const BROADCASTING = new Set(['Add', 'Sub', 'Mul', 'Div', 'Where']);
 const LAST_AXIS = new Set(['Softmax', 'LogSoftmax', 'LayerNormalization']);
 
@@ -107,7 +94,9 @@ export function lastPositionOf(
     const attribute = (name: string, fallback: number) =>
       toNumber(node.attribute.find((a) => a.name === name)?.i ?? fallback);
     const normalise = (a: number) => (a < 0 ? a + rank : a);
-    if (UNARY.has(node.opType)) return copy([visit(first, axis)]);
+    // Further inputs of these ops (Dropout's ratio and training mode) are scalars: kept as they are.
+    if (ELEMENTWISE_UNARY.has(node.opType))
+      return copy([visit(first, axis), ...node.input.slice(1)]);
     if (LAST_AXIS.has(node.opType)) {
       // Softmax and LogSoftmax before opset 13 default to axis 1 (and flatten from there).
       const defaultAxis =

@@ -7,6 +7,7 @@
  * suffix-attention.ts and suffix-elementwise.ts; reshapes to and from Gemm rows in suffix-rows.ts.
  */
 import type { NodeProto } from '../onnx/proto.ts';
+import { ELEMENTWISE_UNARY } from '../graph/elementwise-ops.ts';
 import { defaultOpset } from '../onnx/model-file.ts';
 import { matMul } from './suffix-attention.ts';
 import type { SuffixBuilder } from './suffix-builder.ts';
@@ -14,38 +15,6 @@ import { elementwise } from './suffix-elementwise.ts';
 import { axisAttribute, intAttribute, ints, normalise, type Suffix } from './suffix-layout.ts';
 import { gemm, reshape } from './suffix-rows.ts';
 
-const UNARY = new Set([
-  'Relu',
-  'LeakyRelu',
-  'Gelu',
-  'Tanh',
-  'Sigmoid',
-  'Erf',
-  'Exp',
-  'Log',
-  'Neg',
-  'Sqrt',
-  'Identity',
-  'Abs',
-  'Cast',
-  'Reciprocal',
-  'Softplus',
-  'Softsign',
-  'Elu',
-  'Selu',
-  'Celu',
-  'HardSigmoid',
-  'HardSwish',
-  'Mish',
-  'Sin',
-  'Cos',
-  'Floor',
-  'Ceil',
-  'Round',
-  'Sign',
-  'Not',
-  'Dropout',
-]);
 /** Unary ops that keep −∞ and 0 where they are. */
 const KEEPS_HIDDEN = new Set(['Identity', 'Cast', 'Dropout']);
 const ELEMENTWISE = new Set([
@@ -103,8 +72,9 @@ export function followNode(builder: SuffixBuilder, node: NodeProto): boolean {
   // The rest read one recomputed value, the first input; the others are parameters.
   const data = layouts[0] as Suffix | undefined;
   if (!data || layouts.slice(1).some((layout) => layout !== undefined)) return false;
-  if (data.flat !== undefined && !FOLLOWS_FLAT_ROWS.has(op) && !UNARY.has(op)) return false;
-  if (UNARY.has(op)) return unary(builder, node, data);
+  if (data.flat !== undefined && !FOLLOWS_FLAT_ROWS.has(op) && !ELEMENTWISE_UNARY.has(op))
+    return false;
+  if (ELEMENTWISE_UNARY.has(op)) return unary(builder, node, data);
   if (op === 'Transpose') return transpose(builder, node, data);
   if (op === 'Reshape') return reshape(builder, node, data);
   if (op === 'Softmax' || op === 'LogSoftmax') return softmax(builder, node, data);
