@@ -5,6 +5,7 @@
  * JSON line (times in ms, peak RSS, what the comparison needs). Inputs come from DIR, written by
  * bench/run.ts (benchScale); bench/torch_scale.py does the same work on the same weights.
  */
+import { floatActivationsEntering } from '../src/graph/scopes.ts';
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeNpy, readNpy } from '../src/data/npy.ts';
@@ -103,24 +104,12 @@ async function patchCase(): Promise<Record<string, unknown>> {
 
 /** The one activation that nodes under `scope` read from outside it. */
 function blockInput(scope: string): string {
-  const inside = (index: number | undefined) =>
-    index !== undefined && (model.graph.nodes[index].name ?? '').startsWith(scope);
-  const read = new Set(
-    model.graph.nodes
-      .filter((node) => (node.name ?? '').startsWith(scope))
-      .flatMap((node) => node.input)
-      .filter(
-        (value) =>
-          model.graph.isActivation(value) &&
-          model.graph.isFloat(value) &&
-          !inside(model.graph.producer.get(value)),
-      ),
-  );
-  if (read.size !== 1)
+  const read = floatActivationsEntering(model.graph, scope);
+  if (read.length !== 1)
     throw new Error(
-      `bench: scope '${scope}' reads ${read.size} activations from outside (${[...read].join(', ')}), expected one`,
+      `bench: scope '${scope}' reads ${read.length} activations from outside (${read.join(', ')}), expected one`,
     );
-  return [...read][0];
+  return read[0];
 }
 
 /** `teardown inspect` of three hooks without labels: census, and mean-ablation importance by the output's change. */

@@ -5,6 +5,7 @@
  * the corpus GPT-2 at opsets 14 and 17, and the fallback on the corpus encoder, whose attention has
  * no causal mask.
  */
+import { floatActivationsEntering } from '../src/graph/scopes.ts';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,21 +34,9 @@ function largestDifference(a: PatchSweepResult, b: { effects: number[][] }): num
 
 /** The value each block reads from outside its scope: what PyTorch's forward pre-hook on the block swaps. */
 function blockInput(model: Model, scope: string): string {
-  const inside = (index: number | undefined) =>
-    index !== undefined && (model.graph.nodes[index].name ?? '').startsWith(scope);
-  const read = new Set(
-    model.graph.nodes
-      .filter((node) => (node.name ?? '').startsWith(scope))
-      .flatMap((node) => node.input)
-      .filter(
-        (value) =>
-          model.graph.isActivation(value) &&
-          model.graph.isFloat(value) &&
-          !inside(model.graph.producer.get(value)),
-      ),
-  );
-  assert.equal(read.size, 1, `${scope} reads ${[...read]}`);
-  return [...read][0];
+  const read = floatActivationsEntering(model.graph, scope);
+  assert.equal(read.length, 1, `${scope} reads ${read.join(', ')}`);
+  return read[0];
 }
 
 describe('patch sweep from the patched position on (gpt fixture, PyTorch oracle)', () => {

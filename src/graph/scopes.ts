@@ -11,6 +11,7 @@
  *   root first and the node's own name last.
  */
 import type { NodeProto } from '../onnx/proto.ts';
+import type { GraphIndex } from './graph.ts';
 
 export const DYNAMO_SCOPES_KEY = 'pkg.torch.onnx.name_scopes';
 
@@ -74,4 +75,22 @@ export function moduleCalls(scopes: Iterable<string>): Map<string, ModuleCall> {
     );
   }
   return calls;
+}
+
+/**
+ * The float activations that nodes whose names start with `scope` read from outside it: for a
+ * transformer block, its residual-stream input (what a PyTorch forward pre-hook on the block
+ * sees), when the block reads exactly one.
+ */
+export function floatActivationsEntering(graph: GraphIndex, scope: string): string[] {
+  const inside = (index: number | undefined) =>
+    index !== undefined && (graph.nodes[index].name ?? '').startsWith(scope);
+  const read = graph.nodes
+    .filter((node) => (node.name ?? '').startsWith(scope))
+    .flatMap((node) => node.input)
+    .filter(
+      (value) =>
+        graph.isActivation(value) && graph.isFloat(value) && !inside(graph.producer.get(value)),
+    );
+  return [...new Set(read)];
 }
