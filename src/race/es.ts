@@ -10,24 +10,9 @@
  * table (race/network.ts NoiseTable). No gradient is computed: only losses of the
  * MLP forward graph on onnxruntime.
  */
-import { featureMatrix, type Contender } from './contender.ts';
-import {
-  MlpRunner,
-  crossEntropy,
-  flattenLayers,
-  initialLayers,
-  mlpClassifier,
-  unflattenLayers,
-  type LinearLayer,
-} from './mlp.ts';
-import {
-  Adam,
-  MinibatchSampler,
-  NoiseTable,
-  mlpShapeOf,
-  runSteps,
-  type NetworkSettings,
-} from './network.ts';
+import type { Contender } from './contender.ts';
+import { lossOnlyProblem } from './loss-only.ts';
+import { Adam, NoiseTable, runSteps, type NetworkSettings } from './network.ts';
 
 export interface EsSettings extends NetworkSettings {
   /** Antithetic pairs per step (default 32: a population of 64). */
@@ -88,13 +73,9 @@ export function evolutionStrategies(settings: EsSettings = {}): Contender {
     family: 'network',
     usesBackprop: false,
     async train(data, options) {
-      const matrix = featureMatrix(data);
-      const shape = mlpShapeOf(matrix, settings);
-      const runner = await MlpRunner.open(shape, options.threads ?? 1);
-      const start = initialLayers(shape, options.seed);
-      const theta = flattenLayers(start);
+      const problem = await lossOnlyProblem(data, settings, options);
+      const { theta } = problem;
       const adam = new Adam(theta.length, settings.learningRate ?? 0.03);
-      const sampler = new MinibatchSampler(matrix, settings.batchSize ?? 128, options.seed + 1);
       const noise = new NoiseTable(options.seed + 2, theta.length);
       const estimate = {
         pairs: settings.pairs ?? 32,
@@ -103,21 +84,11 @@ export function evolutionStrategies(settings: EsSettings = {}): Contender {
         noise,
       };
       await runSteps(options, settings.maxSteps ?? 100_000, async () => {
-        const batch = sampler.draw();
-        const loss = async (parameters: Float32Array) =>
-          crossEntropy(
-            await runner.probabilities(
-              unflattenLayers(start, parameters),
-              batch.inputs,
-              batch.rows,
-            ),
-            batch.labels,
-            shape.classes,
-          );
+        const loss = problem.nextBatchLoss();
         adam.step(theta, await esGradient(loss, theta, estimate));
         return loss(theta);
       });
-      return mlpClassifier(runner, unflattenLayers(start, theta) as LinearLayer[]);
+      return problem.classifier();
     },
   };
 }

@@ -10,16 +10,9 @@
  * steps move each parameter by a chosen amount: `firstStep` here, from the mean |ĝ_0|).
  */
 import { seededRandom } from '../random.ts';
-import { featureMatrix, type Contender } from './contender.ts';
-import {
-  MlpRunner,
-  crossEntropy,
-  flattenLayers,
-  initialLayers,
-  mlpClassifier,
-  unflattenLayers,
-} from './mlp.ts';
-import { MinibatchSampler, mlpShapeOf, runSteps, type NetworkSettings } from './network.ts';
+import type { Contender } from './contender.ts';
+import { lossOnlyProblem } from './loss-only.ts';
+import { runSteps, type NetworkSettings } from './network.ts';
 
 export interface SpsaSettings extends NetworkSettings {
   /** c, the perturbation size at the first step (default 0.05). */
@@ -64,12 +57,8 @@ export function spsa(settings: SpsaSettings = {}): Contender {
     family: 'network',
     usesBackprop: false,
     async train(data, options) {
-      const matrix = featureMatrix(data);
-      const shape = mlpShapeOf(matrix, settings);
-      const runner = await MlpRunner.open(shape, options.threads ?? 1);
-      const start = initialLayers(shape, options.seed);
-      const theta = flattenLayers(start);
-      const sampler = new MinibatchSampler(matrix, settings.batchSize ?? 128, options.seed + 1);
+      const problem = await lossOnlyProblem(data, settings, options);
+      const { theta } = problem;
       const uniform = seededRandom(options.seed + 2);
       const [c, stability, estimates] = [
         settings.c ?? 0.05,
@@ -78,17 +67,7 @@ export function spsa(settings: SpsaSettings = {}): Contender {
       ];
       let a = 0;
       await runSteps(options, settings.maxSteps ?? 100_000, async (k) => {
-        const batch = sampler.draw();
-        const loss = async (parameters: Float32Array) =>
-          crossEntropy(
-            await runner.probabilities(
-              unflattenLayers(start, parameters),
-              batch.inputs,
-              batch.rows,
-            ),
-            batch.labels,
-            shape.classes,
-          );
+        const loss = problem.nextBatchLoss();
         const gradient = await spsaGradient(loss, theta, {
           c: spsaGains(1, c, stability, k).c,
           estimates,
@@ -99,7 +78,7 @@ export function spsa(settings: SpsaSettings = {}): Contender {
         for (let j = 0; j < theta.length; j++) theta[j] -= gain * gradient[j];
         return loss(theta);
       });
-      return mlpClassifier(runner, unflattenLayers(start, theta));
+      return problem.classifier();
     },
   };
 }
