@@ -28,6 +28,17 @@ export const DTYPES: readonly DType[] = [
   'bool',
 ];
 
+/** Bytes one value of each dtype takes (in a typed array, a .npy file or ONNX raw_data). */
+export const BYTES_PER_ELEMENT: Readonly<Record<DType, number>> = {
+  float32: 4,
+  float64: 8,
+  int32: 4,
+  int64: 8,
+  uint8: 1,
+  int8: 1,
+  bool: 1,
+};
+
 export function elementCount(dims: readonly number[]): number {
   return dims.reduce((count, dim) => count * dim, 1);
 }

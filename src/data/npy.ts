@@ -9,7 +9,14 @@ import { closeSync, openSync, readSync, writeSync, fstatSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { InputError } from '../errors.ts';
 import { createTemporary, discardTemporary, finishTemporary, requireFile } from '../files.ts';
-import { allocate, elementCount, shapeString, type DType, type Tensor } from '../tensor.ts';
+import {
+  allocate,
+  BYTES_PER_ELEMENT,
+  elementCount,
+  shapeString,
+  type DType,
+  type Tensor,
+} from '../tensor.ts';
 import { requireFinite } from './validate.ts';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
@@ -26,15 +33,6 @@ const DTYPE_OF_DESCR: Record<string, DType> = {
 const DESCR_OF_DTYPE = Object.fromEntries(
   Object.entries(DTYPE_OF_DESCR).map(([descr, dtype]) => [dtype, descr]),
 ) as Record<DType, string>;
-const BYTES: Record<DType, number> = {
-  float32: 4,
-  float64: 8,
-  int32: 4,
-  int64: 8,
-  uint8: 1,
-  int8: 1,
-  bool: 1,
-};
 
 export interface NpyHeader {
   dtype: DType;
@@ -52,7 +50,8 @@ export class NpyFile {
     try {
       this.header = parseHeader(fd, path);
       const expected =
-        this.header.dataOffset + elementCount(this.header.dims) * BYTES[this.header.dtype];
+        this.header.dataOffset +
+        elementCount(this.header.dims) * BYTES_PER_ELEMENT[this.header.dtype];
       const size = fstatSync(fd).size;
       if (size < expected) {
         throw new InputError(
@@ -76,7 +75,7 @@ export class NpyFile {
   readRows(start: number, end: number, options: { finite?: boolean } = {}): Tensor {
     const { dtype, dims, dataOffset } = this.header;
     const rowDims = dims.slice(1);
-    const rowBytes = elementCount(rowDims) * BYTES[dtype];
+    const rowBytes = elementCount(rowDims) * BYTES_PER_ELEMENT[dtype];
     const data = allocate(dtype, (end - start) * elementCount(rowDims));
     const fd = openSync(this.path, 'r');
     try {

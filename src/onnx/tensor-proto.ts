@@ -1,6 +1,6 @@
 /** Conversion between ONNX TensorProto (initializers, Constant values) and teardown tensors. */
 import { ModelError } from '../errors.ts';
-import { allocate, elementCount, type DType, type Tensor } from '../tensor.ts';
+import { allocate, BYTES_PER_ELEMENT, elementCount, type DType, type Tensor } from '../tensor.ts';
 import { DataType, makeTensorProto, toNumber, type TensorProto } from './proto.ts';
 
 const DTYPE_OF_CODE: Record<number, DType> = {
@@ -84,7 +84,7 @@ function requireStoredValues(proto: TensorProto, dtype: DType, dims: readonly nu
   }
   const length = elementCount(dims);
   const rawBytes = proto.rawData?.length ?? 0;
-  const bytesPerValue = BYTES_PER_VALUE[dtype];
+  const bytesPerValue = BYTES_PER_ELEMENT[dtype];
   const stored = rawBytes > 0 ? rawBytes / bytesPerValue : typedValues(proto, dtype).length;
   if (stored === length) return;
   const expected = `${length * bytesPerValue} expected`;
@@ -92,16 +92,6 @@ function requireStoredValues(proto: TensorProto, dtype: DType, dims: readonly nu
   const what = `Tensor '${proto.name}' is ${dtype} [${dims.join(', ')}] (${length} values)`;
   throw new ModelError(`${what} but holds ${held}: ${fix}.`);
 }
-
-const BYTES_PER_VALUE: Record<DType, number> = {
-  float32: 4,
-  float64: 8,
-  int32: 4,
-  int64: 8,
-  uint8: 1,
-  int8: 1,
-  bool: 1,
-};
 
 /** The typed field ONNX stores a dtype's values in when there is no raw_data. */
 function typedValues(proto: TensorProto, dtype: DType): ArrayLike<unknown> {

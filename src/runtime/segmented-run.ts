@@ -8,7 +8,7 @@
 import type { EditPlan } from '../graph/edit.ts';
 import { segmentGraph } from '../graph/segments.ts';
 import { dimsAtBatch } from '../graph/units.ts';
-import { elementCount, type Feeds, type Tensor } from '../tensor.ts';
+import { BYTES_PER_ELEMENT, elementCount, type Feeds, type Tensor } from '../tensor.ts';
 import type { Model } from './model.ts';
 import { probeHookShapes } from './probe.ts';
 
@@ -16,15 +16,6 @@ import { probeHookShapes } from './probe.ts';
 export const SEGMENT_BYTES = 128 * 2 ** 20;
 const FEW_VALUES = 8;
 const NO_EDITS: EditPlan = { expose: [], rewrites: [], inputTypes: new Map() };
-const BYTES: Record<string, number> = {
-  float32: 4,
-  float64: 8,
-  int32: 4,
-  int64: 8,
-  uint8: 1,
-  int8: 1,
-  bool: 1,
-};
 
 /**
  * The `wanted` values (activations and graph outputs) for `feeds` of `batch` examples, computed
@@ -50,7 +41,7 @@ export async function runInSegments(
   );
   const bytesOf = (value: string) =>
     elementCount(dimsAtBatch(shapes.get(value)!, batch).map((dim) => Math.max(dim, 0))) *
-    (BYTES[model.graph.dtype(value) ?? 'float32'] ?? 4);
+    BYTES_PER_ELEMENT[model.graph.dtype(value) ?? 'float32'];
   if (computed.reduce((sum, value) => sum + bytesOf(value), 0) < 4 * segmentBytes) return undefined;
   const segments = segmentGraph(model.graph, computed, bytesOf, segmentBytes);
   if (!segments || segments.length < 2) return undefined;
