@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -62,6 +62,22 @@ describe('sweep store (SQLite)', () => {
       { pending: 3, running: 0, done: 1, failed: 0, duplicates: 1 },
     );
     resumed.close();
+  });
+
+  it('never shows a half-made store: a set-up killed before the plan was whole leaves no sweep.db', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'teardown-store-')), 'killed');
+    mkdirSync(dir);
+    // What a coordinator killed while writing the plan leaves: the side file, never sweep.db.
+    writeFileSync(join(dir, 'sweep.db.partial'), 'half a database');
+    await assert.rejects(SweepStore.open(dir, spec, plan, true), /holds no sweep/);
+    const store = await SweepStore.open(dir, spec, plan, false);
+    assert.equal(store.pendingTrials().length, 4);
+    store.close();
+    assert.deepEqual(
+      readdirSync(dir).filter((name) => name.startsWith('sweep.db')),
+      ['sweep.db', 'sweep.db-shm', 'sweep.db-wal'].filter((name) => existsSync(join(dir, name))),
+    );
+    assert.ok(!existsSync(join(dir, 'sweep.db.partial')));
   });
 
   it('refuses --resume where there is no sweep', async () => {

@@ -4,13 +4,14 @@
  * (configuration, seed), and moves pending → running → done | failed; each change is its own
  * committed statement, so a coordinator killed at any moment leaves a store that `--resume`
  * continues: running rows go back to pending, finished rows stay. A result for a row that is
- * already finished (a late duplicate from a worker thought dead) is discarded and counted.
+ * already finished (a late duplicate from a worker thought dead) is discarded and counted. A new
+store appears whole (see createStoreFile).
  *
  * better-sqlite3 is a native module: it is imported here, when a store is opened, and never by
  * `import 'backprop-teardown'` or the other commands.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { InputError } from '../errors.ts';
@@ -106,10 +107,9 @@ export class SweepStore {
       );
     }
     mkdirSync(dir, { recursive: true });
-    const db = await openDatabase(path);
-    const store = new SweepStore(db);
+    if (!exists) await createStoreFile(path, spec, plan, settings);
+    const store = new SweepStore(await openDatabase(path));
     if (exists) store.checkSame(spec, settings, dir);
-    else store.create(spec, plan, settings);
     if (!existsSync(join(dir, OUTPUT_MARKER)))
       writeFileSync(
         join(dir, OUTPUT_MARKER),
@@ -124,32 +124,6 @@ export class SweepStore {
     if (!existsSync(path))
       throw new InputError(`'${dir}' holds no sweep: ${STORE_FILE} is missing.`);
     return new SweepStore(await openDatabase(path, true));
-  }
-
-  private create(
-    spec: SweepSpec,
-    plan: { configurations: Configuration[]; trials: PlannedTrial[] },
-    settings: Record<string, unknown>,
-  ): void {
-    const insert = this.db.prepare(
-      'INSERT INTO trials (configuration, seed, params) VALUES (?, ?, ?)',
-    );
-    this.db.transaction(() => {
-      this.db
-        .prepare('INSERT INTO meta (key, value) VALUES (?, ?)')
-        .run('spec', JSON.stringify(spec));
-      this.db
-        .prepare('INSERT INTO meta (key, value) VALUES (?, ?)')
-        .run('settings', JSON.stringify(settings));
-      this.db.prepare("INSERT INTO meta (key, value) VALUES ('duplicates', '0')").run();
-      for (const trial of plan.trials) {
-        insert.run(
-          trial.configuration,
-          trial.seed,
-          JSON.stringify(plan.configurations[trial.configuration].params),
-        );
-      }
-    })();
   }
 
   private checkSame(spec: SweepSpec, settings: Record<string, unknown>, dir: string): void {
@@ -307,6 +281,40 @@ function firstDifference(storedJson: string | undefined, value: object): string 
   return Object.keys({ ...stored, ...given }).find(
     (key) => JSON.stringify(stored?.[key]) !== JSON.stringify(given[key]),
   );
+}
+
+/**
+ * Writes a new store, schema and every planned trial, to a side file and renames it to `path`
+ * once whole, so that DIR/sweep.db never exists half-made: a reader opening it while the sweep
+ * starts, or a coordinator killed during set-up, sees either no sweep or the whole plan.
+ */
+async function createStoreFile(
+  path: string,
+  spec: SweepSpec,
+  plan: { configurations: Configuration[]; trials: PlannedTrial[] },
+  settings: Record<string, unknown>,
+): Promise<void> {
+  const partial = `${path}.partial`;
+  rmSync(partial, { force: true });
+  const { default: Database } = await import('better-sqlite3');
+  const db = new Database(partial);
+  try {
+    db.exec(SCHEMA);
+    const meta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
+    const insert = db.prepare('INSERT INTO trials (configuration, seed, params) VALUES (?, ?, ?)');
+    db.transaction(() => {
+      meta.run('spec', JSON.stringify(spec));
+      meta.run('settings', JSON.stringify(settings));
+      meta.run('duplicates', '0');
+      for (const trial of plan.trials) {
+        const params = plan.configurations[trial.configuration].params;
+        insert.run(trial.configuration, trial.seed, JSON.stringify(params));
+      }
+    })();
+  } finally {
+    db.close();
+  }
+  renameSync(partial, path);
 }
 
 async function openDatabase(path: string, readonly = false): Promise<Database> {
