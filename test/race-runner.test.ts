@@ -129,6 +129,26 @@ describe('race: the runner', () => {
     );
   });
 
+  it("refuses a budget below a contender's stated minimum before anything trains", async () => {
+    let trained = 0;
+    const counting: Contender = {
+      ...kNearestNeighbours(),
+      train: async (...args) => (trained++, kNearestNeighbours().train(...args)),
+    };
+    const slow: Contender = { ...kNearestNeighbours(), name: 'slow', minimumBudgetSeconds: 20 };
+    await assert.rejects(
+      race([counting, slow], { train, test }, { seeds: [1], budgetSeconds: 5 }),
+      (error) =>
+        error instanceof InputError &&
+        /budget of 5 s is below what contender 'slow' needs \(20 s per seed\)/.test(error.message),
+    );
+    await assert.rejects(
+      race([counting], { train, test }, { seeds: [1], budgetSeconds: 0 }),
+      /positive number of seconds/,
+    );
+    assert.equal(trained, 0);
+  });
+
   it('stops the whole race at an abort, rather than reporting it as a failure', async () => {
     const controller = new AbortController();
     const aborting: Contender = {

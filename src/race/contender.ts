@@ -55,6 +55,11 @@ export interface Contender {
   family: 'network' | 'neighbours' | 'linear' | 'trees';
   /** Whether training computes gradients by backpropagating the error through the layers. */
   usesBackprop: boolean;
+  /**
+   * The least budget, in seconds per seed, the contender can train in at all (a learner whose
+   * library takes no time limit, a search that needs a few trials); the race refuses less.
+   */
+  minimumBudgetSeconds?: number;
   train(data: RaceData, options: TrainOptions): Promise<TrainedClassifier>;
 }
 

@@ -101,6 +101,7 @@ export async function race(
   options: RaceOptions,
 ): Promise<ContenderResult[]> {
   const fractions = checkedFractions(options.fractions ?? [1]);
+  checkBudget(contenders, options.budgetSeconds);
   // Checked once, before any contender, and the classes fixed by the whole training set.
   const { classes } = featureMatrix(split.train);
   const rounds = fractions.flatMap((fraction) => options.seeds.map((seed) => ({ fraction, seed })));
@@ -137,6 +138,23 @@ function checkedFractions(fractions: readonly number[]): number[] {
     );
   }
   return [...fractions];
+}
+
+/** Refuses, before anything trains, a budget no contender can use or below one's minimum. */
+function checkBudget(contenders: readonly Contender[], budgetSeconds: number): void {
+  if (!(budgetSeconds > 0) || !Number.isFinite(budgetSeconds)) {
+    throw new InputError(
+      `The budget must be a positive number of seconds per contender and seed; got ${budgetSeconds}.`,
+    );
+  }
+  const short = contenders.find((c) => budgetSeconds < (c.minimumBudgetSeconds ?? 0));
+  if (short) {
+    throw new InputError(
+      `A budget of ${budgetSeconds} s is below what contender '${short.name}' needs ` +
+        `(${short.minimumBudgetSeconds} s per seed): give --budget ${short.minimumBudgetSeconds} ` +
+        `or more, or leave '${short.name}' out of --contenders.`,
+    );
+  }
 }
 
 /**
