@@ -31,7 +31,12 @@ import {
 import { robustnessCheck } from './robustness.ts';
 import { segmentChecks, type SegmentSummary } from './segments.ts';
 import { shiftChecks, type ShiftGroup } from './shift.ts';
-import { shortcutCheck, type Counterfactual } from './shortcut.ts';
+import {
+  counterfactualMeasurement,
+  shortcutCheck,
+  type Counterfactual,
+  type CounterfactualMeasurement,
+} from './shortcut.ts';
 import { transformExamples } from './transforms.ts';
 import { inputNames, readFeeds, takeFeeds, type Examples } from './examples.ts';
 
@@ -89,6 +94,11 @@ export interface AuditResult {
   findings: Finding[];
   tests: number;
   silent: number;
+  /**
+   * Every counterfactual tested, in the order tested, with its flip rate whether or not it
+   * became a finding (findings hold only those past the thresholds).
+   */
+  counterfactuals: CounterfactualMeasurement[];
   calibration: CalibrationResult;
   featureReliance: FeatureReliance[];
   segments: SegmentSummary;
@@ -156,6 +166,7 @@ export async function auditModel(
     findings,
     tests: ran.checks.length,
     silent: assessed.silent,
+    counterfactuals: ran.counterfactuals,
     calibration: ran.calibration,
     featureReliance: ran.featureReliance,
     segments: ran.segments,
@@ -177,8 +188,11 @@ async function runDetectors(
 ) {
   const { config, batchSize } = options;
   const checks: Check[] = [];
+  const counterfactuals: CounterfactualMeasurement[] = [];
   for (const counterfactual of options.counterfactuals) {
-    checks.push(await shortcutCheck(model, data, base, counterfactual, config, batchSize));
+    const check = await shortcutCheck(model, data, base, counterfactual, config, batchSize);
+    checks.push(check);
+    counterfactuals.push(counterfactualMeasurement(check));
     progress.tick(1, `counterfactual ${counterfactual.attribute}`);
   }
   const features = await featureChecks(model, data, base, shifted?.data, config, batchSize);
@@ -204,6 +218,7 @@ async function runDetectors(
     );
   return {
     checks,
+    counterfactuals,
     notes,
     calibration: calibration.result,
     featureReliance: features.ranking,

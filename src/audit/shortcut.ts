@@ -55,6 +55,34 @@ export interface ShortcutEvidence {
   samples: { index: number; label: number; predicted: number; counterfactualPredicted: number }[];
 }
 
+/**
+ * One counterfactual's measurement, kept whether or not it became a finding: a flip rate of 0.3%
+ * answers "does this classifier avoid the attribute" as much as 80% answers the opposite.
+ */
+export interface CounterfactualMeasurement {
+  attribute: string;
+  transform: TransformName;
+  /** The share of examples whose predicted class the transform changed: flips / examples. */
+  flipRate: number;
+  /** Wilson 95% interval of the flip rate. */
+  interval: [number, number];
+  flips: number;
+  examples: number;
+}
+
+/** The measurement a `shortcut-attribute` check (shortcutCheck) carries in its evidence. */
+export function counterfactualMeasurement(check: Check): CounterfactualMeasurement {
+  const evidence = check.evidence as unknown as ShortcutEvidence;
+  return {
+    attribute: check.attribute!,
+    transform: evidence.transform,
+    flipRate: evidence.flipRate,
+    interval: evidence.flipInterval,
+    flips: evidence.flips,
+    examples: evidence.examples,
+  };
+}
+
 export async function shortcutCheck(
   model: Predictor,
   data: AuditData,

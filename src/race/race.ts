@@ -56,10 +56,16 @@ export interface AuditSummary {
   /** Accuracy lost, in points, when each column is shuffled (tables). */
   featureReliance: { feature: string; reliance: number }[];
   /**
-   * Counterfactual flip rates the audit reported as findings. An attribute whose flip rate did
-   * not reach the audit's thresholds is absent: the audit returns findings, not every check.
+   * The counterfactual flip rate of every attribute tested (a Wilson 95% interval over the test
+   * rows), a finding or not; `severity` when the audit made a finding of it.
    */
-  shortcuts: { attribute: string; flipRate: number; severity: string }[];
+  shortcuts: {
+    attribute: string;
+    transform: string;
+    flipRate: number;
+    interval: [number, number];
+    severity?: string;
+  }[];
   findings: number;
 }
 
@@ -217,13 +223,18 @@ async function auditSummary(
     { inputs: test.inputs, labels: test.labels, attributes, featureNames, name: 'the test rows' },
     { counterfactuals, signal: options.signal },
   );
-  const shortcuts = result.findings
-    .filter((finding) => finding.detector === 'shortcut-attribute' && finding.attribute)
-    .map((finding) => ({
-      attribute: finding.attribute!,
-      flipRate: finding.metric.value,
-      severity: finding.severity,
-    }));
+  const shortcuts = result.counterfactuals.map(({ attribute, transform, flipRate, interval }) => {
+    const finding = result.findings.find(
+      (f) => f.detector === 'shortcut-attribute' && f.attribute === attribute,
+    );
+    return {
+      attribute,
+      transform,
+      flipRate,
+      interval,
+      ...(finding ? { severity: finding.severity } : {}),
+    };
+  });
   return {
     ece: result.calibration.ece,
     ...(result.segments.worstGroup ? { worstGroup: result.segments.worstGroup } : {}),
