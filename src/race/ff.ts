@@ -21,6 +21,7 @@ import { openSession, type Session } from '../runtime/session.ts';
 import { seededRandom } from '../random.ts';
 import { tensor } from '../tensor.ts';
 import { featureMatrix, queryMatrix, type Contender, type TrainedClassifier } from './contender.ts';
+import { forwardForwardModelProto } from './ff-model.ts';
 import {
   emitActivationSlope,
   flattenLayers,
@@ -267,6 +268,7 @@ function forwardForwardClassifier(
   return {
     classes,
     size: { kind: 'parameters', count: parameterCount(frozen) },
+    model: () => forwardForwardModelProto(runner.shape, frozen, scale),
     async predictProba(inputs) {
       const { values, rows } = queryMatrix(inputs, features);
       const total = new Float64Array(rows * classes); // [rows, classes]
