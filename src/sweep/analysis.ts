@@ -153,7 +153,7 @@ function completeTable(spec: SweepSpec, trials: TrialRecord[]): number[][] {
   for (const t of trials) {
     if (t.status !== 'done' || t.metric === null) continue;
     const row = table.get(t.configuration) ?? new Array<number>(spec.seeds).fill(Number.NaN);
-    row[t.seed] = t.metric;
+    row[t.seed - (spec.firstSeed ?? 0)] = t.metric;
     table.set(t.configuration, row);
   }
   return [...table.values()].filter((row) => row.every(Number.isFinite));

@@ -29,11 +29,11 @@ export function planConfigurations(spec: SweepSpec): Configuration[] {
   }));
 }
 
-/** Every trial, configuration-major: (0, 0), (0, 1), … (0, seeds − 1), (1, 0), … */
+/** Every trial, configuration-major: (0, s₀), (0, s₀ + 1), … (1, s₀), …, s₀ = firstSeed. */
 export function planTrials(spec: SweepSpec): PlannedTrial[] {
   return Array.from({ length: spec.configurations * spec.seeds }, (_, i) => ({
     configuration: Math.floor(i / spec.seeds),
-    seed: i % spec.seeds,
+    seed: (spec.firstSeed ?? 0) + (i % spec.seeds),
   }));
 }
 

@@ -39,8 +39,10 @@ export interface SweepSpec {
   levels: number;
   /** Seed of the random sampler. */
   samplerSeed: number;
-  /** Seeds per configuration: each configuration runs with seeds 0 … seeds − 1. */
+  /** Seeds per configuration: each runs with seeds firstSeed … firstSeed + seeds − 1. */
   seeds: number;
+  /** The first trial seed (default 0; absent from a spec that does not give it). */
+  firstSeed?: number;
   metric: string;
   direction: 'maximize' | 'minimize';
   /** A trial succeeds when its metric is ≥ this (maximize) or ≤ it (minimize). */
@@ -57,6 +59,7 @@ const FIELDS = [
   'levels',
   'samplerSeed',
   'seeds',
+  'firstSeed',
   'metric',
   'direction',
   'success',
@@ -117,6 +120,7 @@ export function parseSweepSpec(json: unknown, base = process.cwd()): SweepSpec {
     levels,
     samplerSeed: integer(spec.samplerSeed ?? 0, 'samplerSeed', 0),
     seeds: integer(spec.seeds ?? DEFAULT_SEEDS, 'seeds', 1),
+    ...(spec.firstSeed === undefined ? {} : { firstSeed: integer(spec.firstSeed, 'firstSeed', 0) }),
     metric: text(required(spec, 'metric'), 'metric'),
     direction: oneOf(spec.direction ?? 'maximize', 'direction', ['maximize', 'minimize']),
     success: finite(required(spec, 'success'), 'success'),
