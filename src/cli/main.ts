@@ -26,6 +26,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   data: async () => (await import('./data.ts')).dataCommand(),
   sweep: async () => (await import('./sweep.ts')).sweepCommand(),
   worker: async () => (await import('./worker.ts')).workerCommand(),
+  race: async () => (await import('./race.ts')).raceCommand(),
 };
 
 const USAGE_HINT = '(run with --help for usage)';

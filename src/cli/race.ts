@@ -1,0 +1,257 @@
+/**
+ * `teardown race --task TASK`: learners that do and do not use backprop on one task, the same
+ * rows, clock and audit for each (src/race). Thin: reads the flags, builds the task's split
+ * (race/race-task.ts), calls the library's race, prints the table, writes the JSON and report.
+ */
+import { Command, Option } from 'commander';
+import { InputError } from '../errors.ts';
+import type { ContenderResult } from '../race/race.ts';
+import type { RaceTask } from '../race/race-task.ts';
+import { jsonResult } from '../report/json.ts';
+import { formatTable } from '../report/table.ts';
+import { percent } from '../stats.ts';
+import { print } from './io.ts';
+import {
+  cliProgress,
+  collect,
+  emitJson,
+  numberOption,
+  parseNumber,
+  routeOutput,
+  runtimeOptions,
+  smokeMode,
+  smokeOption,
+  withCommonOptions,
+} from './options.ts';
+
+/** The demo's question in under three minutes on two cores (docs/race.md, "Defaults"). */
+export const DEFAULT_CONTENDERS = 'knn,logistic,dfa,ff';
+export const DEFAULT_BUDGET_SECONDS = 10;
+/** A smoke run: each set's first rows, and a budget of a second (or a contender's minimum). */
+const SMOKE_ROWS = 200;
+const SMOKE_BUDGET_SECONDS = 1;
+
+export function raceCommand(): Command {
+  return withCommonOptions(
+    new Command('race')
+      .description(
+        'Race learners that do and do not use backprop on one task: the same training, test ' +
+          'and shifted rows, the same budget and the same audit for each; prints a scorecard ' +
+          '(accuracy in distribution and shifted, time, size, shortcut reliance, calibration).',
+      )
+      .requiredOption(
+        '--task <task>',
+        'mnist, colored-mnist, modular-addition, csv:FILE (with --label-column) or ' +
+          'npy:INPUTS.npy,LABELS.npy',
+      )
+      .option('--label-column <name>', 'csv: tasks: the label column')
+      .option(
+        '--attribute <name=file.npy|column>',
+        'csv: and npy: tasks: a per-example attribute the audit groups by and tests reliance ' +
+          'on (a table column gets its own counterfactual); repeatable',
+        collect,
+      )
+      .option(
+        '--counterfactual <name:transform>',
+        "an attribute's counterfactual for the audit (e.g. color:channel-swap for an image " +
+          "attribute given as a file); colored-mnist's is built in; repeatable",
+        collect,
+      )
+      .option(
+        '--shifted <file>',
+        'csv: and npy: tasks: a shifted (deployment) set in the same format: FILE.csv, or ' +
+          'INPUTS.npy,LABELS.npy (colored-mnist has its own; mnist and modular-addition none)',
+      )
+      .option(
+        '--contenders <list>',
+        'comma-separated contenders (docs/race.md lists them)',
+        DEFAULT_CONTENDERS,
+      )
+      .addOption(
+        numberOption('--seeds <n>', 'training seeds per contender: 1..N', 'positive integer', 1),
+      )
+      .addOption(
+        new Option(
+          '--fractions <list>',
+          'shares of the training rows to train on, each in (0, 1]: data efficiency',
+        )
+          .argParser(parseFractions)
+          .default([1], '1'),
+      )
+      .addOption(
+        numberOption(
+          '--budget <seconds>',
+          'training seconds per contender and seed',
+          'number',
+          DEFAULT_BUDGET_SECONDS,
+        ),
+      )
+      .addOption(
+        numberOption(
+          '--data-seed <n>',
+          'seed of the train/test/shifted split and the data noise (saved in --json)',
+          'integer',
+          0,
+        ),
+      )
+      .addOption(
+        new Option(
+          '--rank-by <accuracy>',
+          'order of the table: in-distribution or shifted accuracy',
+        )
+          .choices(['in', 'shifted'])
+          .default('in'),
+      )
+      .option('--report <dir>', 'also write an HTML report with charts to DIR/index.html')
+      .addOption(smokeOption()),
+    'write the scorecard, the split and every run as JSON (docs/json.md)',
+  )
+    .addHelpText(
+      'after',
+      `
+Every contender trains on the same rows (fixed by --data-seed) within --budget seconds per seed,
+and is measured by the same code: accuracy in distribution and on the shifted set, training and
+prediction time, size, and the audit on the test rows (calibration, worst group, the flip rate of
+each counterfactual). A contender that fails is reported with its reason; the race goes on.
+
+Examples:
+  teardown race --task colored-mnist
+  teardown race --task mnist --contenders knn,logistic,dfa --seeds 3 --fractions 0.1,0.3,1 --budget 20 --json race.json
+  teardown race --task csv:test/fixtures/foreign-shortcut/train.csv --label-column label --attribute shortcut \\
+    --shifted test/fixtures/foreign-shortcut/shifted.csv --contenders knn,logistic --budget 2
+(--smoke, or TEARDOWN_SMOKE=1: each set's first ${SMOKE_ROWS} rows and a budget of ${SMOKE_BUDGET_SECONDS} s.)`,
+    )
+    .action(async (options) => {
+      routeOutput(options);
+      const runtime = runtimeOptions(options);
+      const { contendersNamed } = await import('../race/contenders.ts');
+      const contenders = contendersNamed(options.contenders);
+      const { raceTask, firstRowsOfTask } = await import('../race/race-task.ts');
+      const loaded = raceTask(options.task, {
+        dataSeed: options.dataSeed,
+        labelColumn: options.labelColumn,
+        attributes: options.attribute,
+        shifted: options.shifted,
+        counterfactuals: options.counterfactual,
+      });
+      if (options.rankBy === 'shifted' && !loaded.split.shifted) refuseShiftedRank(loaded);
+      const smoke = smokeMode(options);
+      const task = smoke ? firstRowsOfTask(loaded, SMOKE_ROWS) : loaded;
+      const budgetSeconds = smoke
+        ? Math.max(SMOKE_BUDGET_SECONDS, ...contenders.map((c) => c.minimumBudgetSeconds ?? 0))
+        : options.budget;
+      const seeds = Array.from({ length: options.seeds }, (_, i) => i + 1);
+      printStart(task, contenders.length, seeds.length, budgetSeconds);
+      const { race } = await import('../race/race.ts');
+      const results = await race(contenders, task.split, {
+        seeds,
+        budgetSeconds,
+        fractions: options.fractions,
+        threads: runtime.threads,
+        audit: task.audit,
+        onProgress: cliProgress(options),
+      });
+      printRuns(rankedBy(results, options.rankBy));
+      if (options.json)
+        emitJson(
+          options.json,
+          jsonResult(
+            'race',
+            { threads: runtime.threads, seeds: { data: options.dataSeed } },
+            {
+              task: { name: task.name, description: task.description, classes: task.classes },
+              split: task.record,
+              budgetSeconds,
+              seeds,
+              fractions: options.fractions,
+              contenders: results,
+            },
+          ),
+        );
+    });
+}
+
+/** '0.1,0.3,1' as numbers, each in (0, 1]. */
+export function parseFractions(text: string): number[] {
+  const fractions = text.split(',').map((part) => parseNumber(part.trim(), '--fractions'));
+  const bad = fractions.find((fraction) => !(fraction > 0 && fraction <= 1));
+  if (bad !== undefined)
+    throw new InputError(
+      `--fractions expects shares of the training rows in (0, 1], e.g. 0.1,0.3,1; got ${bad} in '${text}'.`,
+    );
+  return fractions;
+}
+
+function refuseShiftedRank(task: RaceTask): never {
+  throw new InputError(
+    `--rank-by shifted needs a shifted set, and task '${task.name}' has none: give a csv: or ` +
+      'npy: task with --shifted FILE, or colored-mnist (its test environment), or --rank-by in.',
+  );
+}
+
+function printStart(task: RaceTask, contenders: number, seeds: number, budget: number): void {
+  const { train, test, shifted } = task.record;
+  print(`Race on ${task.description.replace(/\.$/, '')}.`);
+  print(
+    `Rows: ${train.rows} training, ${test.rows} test in distribution` +
+      (shifted ? `, ${shifted.rows} shifted` : ', no shifted set') +
+      ` (${task.record.method}; data seed ${task.record.dataSeed}).`,
+  );
+  print(
+    `${contenders} contenders × ${seeds} seed(s), ${budget} s of training each; then the audit ` +
+      'on the test rows.',
+  );
+}
+
+function rankedBy(results: ContenderResult[], rank: 'in' | 'shifted'): ContenderResult[] {
+  const score = (result: ContenderResult) => {
+    const last = result.runs.at(-1)?.accuracy;
+    return (rank === 'in' ? last?.in.value : last?.shifted?.value) ?? -1;
+  };
+  return [...results].sort((a, b) => score(b) - score(a));
+}
+
+/** One line per run: the figures as measured (the scorecard aggregates them). */
+function printRuns(results: ContenderResult[]): void {
+  const rows = results.flatMap((result) =>
+    result.failed && result.runs.length === 0
+      ? [[result.name, result.usesBackprop ? 'yes' : 'no', `failed: ${result.failed}`]]
+      : result.runs.map((run) => [
+          result.name,
+          result.usesBackprop ? 'yes' : 'no',
+          `${percent(run.fraction, 0)} / ${run.seed}`,
+          percent(run.accuracy.in.value),
+          run.accuracy.shifted ? percent(run.accuracy.shifted.value) : '—',
+          shortcutCell(run.audit?.shortcuts),
+          run.audit ? percent(run.audit.ece) : '—',
+          run.trainSeconds.toFixed(1),
+          run.predictMicrosPerExample.toFixed(1),
+          `${run.size.count.toLocaleString('en-US')} ${run.size.kind}`,
+        ]),
+  );
+  print(
+    `\n${formatTable(
+      [
+        'contender',
+        'backprop',
+        'data / seed',
+        'in distribution',
+        'shifted',
+        'shortcut flips',
+        'ECE',
+        'train s',
+        'µs/example',
+        'size',
+      ],
+      rows,
+    )}`,
+  );
+  for (const result of results.filter((r) => r.failed && r.runs.length > 0))
+    print(`${result.name} failed after ${result.runs.length} run(s): ${result.failed}`);
+}
+
+function shortcutCell(shortcuts?: { attribute: string; flipRate: number }[]): string {
+  if (!shortcuts) return '—';
+  if (shortcuts.length === 0) return 'none flagged';
+  return shortcuts.map((s) => `${s.attribute} ${percent(s.flipRate)}`).join(', ');
+}
