@@ -5,7 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import { InputError } from '../errors.ts';
-import type { ContenderResult } from '../race/race.ts';
+import type { ContenderScore, Scorecard, ShortcutVerdict } from '../race/scorecard.ts';
 import type { RaceTask } from '../race/race-task.ts';
 import { jsonResult } from '../report/json.ts';
 import { formatTable } from '../report/table.ts';
@@ -151,21 +151,24 @@ Examples:
         audit: task.audit,
         onProgress: cliProgress(options),
       });
-      printRuns(rankedBy(results, options.rankBy));
+      const { scorecard } = await import('../race/scorecard.ts');
+      const card = scorecard(results, {
+        task: task.name,
+        seeds,
+        fractions: options.fractions,
+        budgetSeconds,
+        split: task.record,
+        shortcutAttribute: task.shortcutAttribute,
+        classes: task.classes,
+      });
+      printScorecard(rankedBy(card, options.rankBy));
       if (options.json)
         emitJson(
           options.json,
           jsonResult(
             'race',
             { threads: runtime.threads, seeds: { data: options.dataSeed } },
-            {
-              task: { name: task.name, description: task.description, classes: task.classes },
-              split: task.record,
-              budgetSeconds,
-              seeds,
-              fractions: options.fractions,
-              contenders: results,
-            },
+            { ...card, description: task.description, results },
           ),
         );
     });
@@ -193,9 +196,9 @@ function printStart(task: RaceTask, contenders: number, seeds: number, budget: n
   const { train, test, shifted } = task.record;
   print(`Race on ${task.description.replace(/\.$/, '')}.`);
   print(
-    `Rows: ${train.rows} training, ${test.rows} test in distribution` +
-      (shifted ? `, ${shifted.rows} shifted` : ', no shifted set') +
-      ` (${task.record.method}; data seed ${task.record.dataSeed}).`,
+    `Rows: ${train} training, ${test} test in distribution` +
+      (shifted ? `, ${shifted} shifted` : ', no shifted set') +
+      ` (${task.record.method}; data seed ${task.record.seed}).`,
   );
   print(
     `${contenders} contenders × ${seeds} seed(s), ${budget} s of training each; then the audit ` +
@@ -203,41 +206,38 @@ function printStart(task: RaceTask, contenders: number, seeds: number, budget: n
   );
 }
 
-function rankedBy(results: ContenderResult[], rank: 'in' | 'shifted'): ContenderResult[] {
-  const score = (result: ContenderResult) => {
-    const last = result.runs.at(-1)?.accuracy;
-    return (rank === 'in' ? last?.in.value : last?.shifted?.value) ?? -1;
-  };
-  return [...results].sort((a, b) => score(b) - score(a));
+/** The scorecard's contenders by in-distribution or shifted accuracy, best first. */
+function rankedBy(card: Scorecard, rank: 'in' | 'shifted'): Scorecard {
+  const score = (c: ContenderScore) => (rank === 'in' ? c.accuracy?.in : c.accuracy?.shifted) ?? -1;
+  return { ...card, contenders: [...card.contenders].sort((a, b) => score(b) - score(a)) };
 }
 
-/** One line per run: the figures as measured (the scorecard aggregates them). */
-function printRuns(results: ContenderResult[]): void {
-  const rows = results.flatMap((result) =>
-    result.failed && result.runs.length === 0
-      ? [[result.name, result.usesBackprop ? 'yes' : 'no', `failed: ${result.failed}`]]
-      : result.runs.map((run) => [
-          result.name,
-          result.usesBackprop ? 'yes' : 'no',
-          `${percent(run.fraction, 0)} / ${run.seed}`,
-          percent(run.accuracy.in.value),
-          run.accuracy.shifted ? percent(run.accuracy.shifted.value) : '—',
-          shortcutCell(run.audit?.shortcuts),
-          run.audit ? percent(run.audit.ece) : '—',
-          run.trainSeconds.toFixed(1),
-          run.predictMicrosPerExample.toFixed(1),
-          `${run.size.count.toLocaleString('en-US')} ${run.size.kind}`,
-        ]),
+/** One row per contender, and the verdict on the shortcut. */
+function printScorecard(card: Scorecard): void {
+  const rows = card.contenders.map((c) =>
+    c.accuracy
+      ? [
+          c.name,
+          c.usesBackprop ? 'yes' : 'no',
+          percent(c.accuracy.in),
+          c.accuracy.shifted === null ? '—' : percent(c.accuracy.shifted),
+          c.shortcut ? percent(c.shortcut.flipRate) : '—',
+          c.ece === null ? '—' : percent(c.ece),
+          c.trainSeconds!.toFixed(1),
+          c.predictMicrosPerExample!.toFixed(1),
+          `${Math.round(c.size!.count).toLocaleString('en-US')} ${c.size!.kind}`,
+        ]
+      : [c.name, c.usesBackprop ? 'yes' : 'no', `failed: ${c.failed ?? 'no run'}`],
   );
+  const flips = card.shortcutAttribute ? `${card.shortcutAttribute} flips` : 'shortcut flips';
   print(
     `\n${formatTable(
       [
         'contender',
         'backprop',
-        'data / seed',
         'in distribution',
         'shifted',
-        'shortcut flips',
+        flips,
         'ECE',
         'train s',
         'µs/example',
@@ -246,12 +246,20 @@ function printRuns(results: ContenderResult[]): void {
       rows,
     )}`,
   );
-  for (const result of results.filter((r) => r.failed && r.runs.length > 0))
-    print(`${result.name} failed after ${result.runs.length} run(s): ${result.failed}`);
+  for (const c of card.contenders.filter((c) => c.failed !== undefined && c.accuracy))
+    print(`${c.name} failed after ${c.seedsMeasured} run(s): ${c.failed}`);
+  if (card.verdict) printVerdict(card.verdict);
 }
 
-function shortcutCell(shortcuts?: { attribute: string; flipRate: number }[]): string {
-  if (!shortcuts) return '—';
-  if (shortcuts.length === 0) return 'none flagged';
-  return shortcuts.map((s) => `${s.attribute} ${percent(s.flipRate)}`).join(', ');
+function printVerdict(verdict: ShortcutVerdict): void {
+  const { attribute, avoiding } = verdict;
+  print(
+    avoiding.length
+      ? `\nAvoids the '${attribute}' shortcut: ${avoiding.join(', ')}.`
+      : `\nNo contender avoids the '${attribute}' shortcut.`,
+  );
+  for (const c of verdict.contenders)
+    print(
+      `  ${c.name}: ${c.avoids === null ? 'not judged' : c.avoids ? 'avoids' : 'takes it'} (${c.reason})`,
+    );
 }

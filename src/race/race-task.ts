@@ -24,6 +24,7 @@ import { InputError } from '../errors.ts';
 import { tensor, type Tensor } from '../tensor.ts';
 import type { RaceData } from './contender.ts';
 import type { RaceAuditOptions, RaceSplit } from './race.ts';
+import type { SplitRecord } from './scorecard.ts';
 
 export interface RaceTaskOptions {
   /** Seed of the split and of the data's own noise (default 0). */
@@ -38,21 +39,15 @@ export interface RaceTaskOptions {
   counterfactuals?: string[];
 }
 
-/** One set of rows as the result records it. */
-export interface SetRecord {
-  rows: number;
-  /** sha256 of the inputs' values (float64 little-endian) then the labels', in row order. */
-  sha256: string;
-}
-
-export interface SplitRecord {
-  task: string;
-  dataSeed: number;
-  /** How the rows were drawn, in words. */
+/**
+ * How the rows were drawn, as the scorecard records it (race/scorecard.ts): the row counts, the
+ * data seed that regenerates them, in words how, and each set's sha256 over its inputs' values
+ * (as float64, little-endian) then its labels', in row order.
+ */
+export interface RaceSplitRecord extends SplitRecord {
+  seed: number;
   method: string;
-  train: SetRecord;
-  test: SetRecord;
-  shifted?: SetRecord;
+  sha256: { train: string; test: string; shifted?: string };
 }
 
 export interface RaceTask {
@@ -61,7 +56,9 @@ export interface RaceTask {
   classes: number;
   split: RaceSplit;
   audit: RaceAuditOptions;
-  record: SplitRecord;
+  /** The attribute whose counterfactual flip rate the scorecard reports, where there is one. */
+  shortcutAttribute?: string;
+  record: RaceSplitRecord;
 }
 
 /** The share of colored-mnist's training environments held out as the in-distribution test. */
@@ -113,7 +110,8 @@ function coloredMnist(task: Task, dataSeed: number, options: RaceTaskOptions): R
       attributes: { color: test.attributes!.color },
       counterfactuals: ['color:channel-swap', ...(options.counterfactuals ?? [])],
     },
-    record: record(task.name, dataSeed, method, split),
+    shortcutAttribute: 'color',
+    record: record(dataSeed, method, split),
   };
 }
 
@@ -125,7 +123,7 @@ function plainTask(task: Task, dataSeed: number, options: RaceTaskOptions): Race
     classes: task.classes,
     split,
     audit: { counterfactuals: options.counterfactuals ?? [] },
-    record: record(task.name, dataSeed, `the task's own split (data seed ${dataSeed})`, split),
+    record: record(dataSeed, `the task's own split`, split),
   };
 }
 
@@ -153,7 +151,9 @@ function userData(task: Task, dataSeed: number, options: RaceTaskOptions): RaceT
       featureNames: table?.featureNames,
       counterfactuals: options.counterfactuals ?? [],
     },
-    record: record(task.name, dataSeed, method, split),
+    shortcutAttribute:
+      options.counterfactuals?.[0]?.split(':')[0] ?? Object.keys(task.test.attributes ?? {})[0],
+    record: record(dataSeed, method, split),
   };
 }
 
@@ -251,28 +251,30 @@ function rowsOf(
   return { data, attributes };
 }
 
-function record(task: string, dataSeed: number, method: string, split: RaceSplit): SplitRecord {
+function record(seed: number, method: string, split: RaceSplit): RaceSplitRecord {
   return {
-    task,
-    dataSeed,
+    train: split.train.inputs.dims[0],
+    test: split.test.inputs.dims[0],
+    ...(split.shifted ? { shifted: split.shifted.inputs.dims[0] } : {}),
+    seed,
     method,
-    train: setRecord(split.train),
-    test: setRecord(split.test),
-    ...(split.shifted ? { shifted: setRecord(split.shifted) } : {}),
+    sha256: {
+      train: rowsHash(split.train),
+      test: rowsHash(split.test),
+      ...(split.shifted ? { shifted: rowsHash(split.shifted) } : {}),
+    },
   };
 }
 
-/** Rows and a sha256 of the values (as float64, so the hash does not depend on the dtype). */
-export function setRecord(data: RaceData): SetRecord {
+/** sha256 of the values as float64 (so the hash does not depend on the dtype): inputs, labels. */
+export function rowsHash(data: RaceData): string {
   const hash = createHash('sha256');
-  const numbers = (values: ArrayLike<number | bigint>) =>
-    Float64Array.from(values as ArrayLike<number>, Number);
   const labels = 'dims' in data.labels ? data.labels.data : data.labels;
   for (const values of [data.inputs.data, labels] as ArrayLike<number | bigint>[]) {
-    const bytes = numbers(values);
+    const bytes = Float64Array.from(values as ArrayLike<number>, Number);
     hash.update(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   }
-  return { rows: data.inputs.dims[0], sha256: hash.digest('hex') };
+  return hash.digest('hex');
 }
 
 /** The task with each set cut to its first `rows` rows (a smoke run), attributes with them. */
@@ -303,6 +305,6 @@ export function firstRowsOfTask(task: RaceTask, rows: number): RaceTask {
     ...task,
     split,
     audit: { ...task.audit, attributes },
-    record: record(task.name, task.record.dataSeed, method, split),
+    record: record(task.record.seed, method, split),
   };
 }
