@@ -226,7 +226,7 @@ describe('scorecard', () => {
     assert.deepEqual(verdict.avoiding, ['knn']);
     const byName = Object.fromEntries(verdict.contenders.map((v) => [v.name, v]));
     assert.equal(byName.mlp.avoids, false);
-    assert.match(byName.mlp.reason, /flips 70\.0% \(up to 80\.0%\)/);
+    assert.match(byName.mlp.reason, /flips 70\.0%, up to 80\.0%/);
     // collapses: flips 0 but shifted .5 is .4 below .9.
     assert.equal(byName.collapses.avoids, false);
     assert.match(byName.collapses.reason, /shifted accuracy 50\.0%, 40\.0 points below/);

@@ -336,7 +336,7 @@ function judge(
   if (!c.shortcut) return of(null, 'flip rate not measured');
   const flips = c.shortcut;
   if (!(flips.high < rule.maxFlipRate))
-    return of(false, `flips ${pct(flips.flipRate)} (up to ${pct(flips.high)})`);
+    return of(false, `flips ${pct(flips.flipRate)}, up to ${pct(flips.high)}`);
   if (shiftedChecked) {
     const { in: inside, shifted } = c.accuracy;
     if (shifted === null) return of(null, 'shifted accuracy not measured');

@@ -1,0 +1,101 @@
+/**
+ * The race's terminal table on a scorecard made from hand-written runs: one row per contender
+ * with its figures, failures with their reason, and a verdict line that follows the figures
+ * (the same race with the avoiding contender's flip rate raised answers No).
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { ContenderResult, SeedRun } from '../race/race.ts';
+import { scorecard } from '../race/scorecard.ts';
+import { formatRaceTable } from './race-table.ts';
+
+function run(seed: number, inside: number, shifted: number, flip: number): SeedRun {
+  const around = (v: number): [number, number] => [v - 0.02, v + 0.02];
+  return {
+    seed,
+    fraction: 1,
+    accuracy: {
+      in: { value: inside, interval: around(inside) },
+      shifted: { value: shifted, interval: around(shifted) },
+    },
+    trainSeconds: 12.34,
+    predictMicrosPerExample: 0.71,
+    size: { kind: 'parameters', count: 50890 },
+    audit: {
+      ece: 0.0512,
+      worstGroup: { group: 'color = 1', accuracy: 0.41, size: 1000 },
+      featureReliance: [],
+      shortcuts: [
+        {
+          attribute: 'color',
+          transform: 'channel-swap',
+          flipRate: flip,
+          interval: [Math.max(0, flip - 0.01), flip + 0.01],
+        },
+      ],
+      findings: 0,
+    },
+  };
+}
+
+function results(knnFlips: number): ContenderResult[] {
+  return [
+    { name: 'mlp', family: 'network', usesBackprop: true, runs: [run(1, 0.85, 0.2, 0.7)] },
+    { name: 'knn', family: 'neighbours', usesBackprop: false, runs: [run(1, 0.72, 0.7, knnFlips)] },
+    { name: 'ff', family: 'network', usesBackprop: false, runs: [], failed: 'ran out of time' },
+  ];
+}
+
+const settings = {
+  task: 'colored-mnist',
+  seeds: [1],
+  fractions: [1],
+  budgetSeconds: 30,
+  split: { seed: 1, train: 8000, test: 2000, shifted: 2000 },
+  shortcutAttribute: 'color',
+  classes: 2,
+};
+
+describe('race table', () => {
+  const text = formatRaceTable(scorecard(results(0.003), settings), undefined);
+  const lines = text.split('\n');
+
+  it('gives one row per contender with its figures', () => {
+    const header = lines.find((line) => line.startsWith('contender'))!;
+    for (const title of ['backprop', 'in distribution', 'shifted', 'color flips', 'ECE'])
+      assert.ok(header.includes(title), `header has ${title}: ${header}`);
+    const row = (name: string) => lines.find((line) => line.startsWith(`${name} `))!.split(/ {2,}/);
+    assert.deepEqual(row('mlp'), [
+      'mlp',
+      'yes',
+      '85.0% (83–87)',
+      '20.0% (18–22)',
+      '70.0% (69–71)',
+      'color = 1: 41.0%',
+      '0.051',
+      '12.3',
+      '0.71',
+      '50,890 params',
+    ]);
+    assert.equal(row('knn')[4], '0.3% (0.0–1.3)', 'a small flip rate keeps its decimal');
+    assert.deepEqual(row('ff'), ['ff', 'no', 'failed']);
+    assert.ok(lines.includes('ff failed: ran out of time'));
+    assert.match(text, /in brackets: the Wilson 95% interval over the rows \(one seed\)/);
+  });
+
+  it('answers the demo’s question from the figures', () => {
+    assert.match(text, /avoid the 'color' shortcut\? Yes\./);
+    assert.match(text, /Avoid it: knn \(no backprop; flips 0\.3%, shifted 70\.0%\)\./);
+    assert.match(text, /Do not: mlp \(backprop; flips 70\.0%, up to 71\.0%\)\./);
+    assert.match(text, /Not judged: ff \(no backprop; failed\)\./);
+    const raised = formatRaceTable(scorecard(results(0.2), settings), undefined);
+    assert.match(raised, /avoid the 'color' shortcut\? No\./);
+    assert.match(raised, /Avoid it: none\./);
+  });
+
+  it('fits a 100-column terminal by wrapping cells', () => {
+    const narrow = formatRaceTable(scorecard(results(0.003), settings), 100);
+    const table = narrow.split('\n\n')[1];
+    for (const line of table.split('\n')) assert.ok(line.length <= 100, line);
+  });
+});

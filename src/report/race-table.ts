@@ -1,0 +1,162 @@
+/**
+ * The race's scorecard for the terminal: what was raced, one row per contender (backprop or
+ * not, accuracy in distribution and shifted with their spread, the shortcut's flip rate, worst
+ * group, ECE, training time, prediction time, size), failed contenders with their reason,
+ * accuracy at each data fraction, and the verdict on the shortcut, worked out by the scorecard.
+ *
+ *   io.print(formatRaceTable(scorecard(results, settings)));
+ */
+import type { AccuracyScore, ContenderScore, Scorecard } from '../race/scorecard.ts';
+import { formatTable } from './table.ts';
+
+/** The whole terminal summary; `width` as formatTable takes it (default: the terminal's). */
+export function formatRaceTable(card: Scorecard, width?: number): string {
+  const parts = [settingsLine(card), contenderTable(card, width), spreadNote(card)];
+  const failed = card.contenders.filter((c) => c.failed !== undefined);
+  if (failed.length) parts.push(failed.map((c) => `${c.name} failed: ${c.failed}`).join('\n'));
+  if (card.fractions.length > 1) parts.push(efficiencyTable(card, width));
+  parts.push(...verdictLines(card));
+  return parts.filter(Boolean).join('\n\n');
+}
+
+function settingsLine(card: Scorecard): string {
+  const { split } = card;
+  const rows = [`train ${count(split.train)}`, `test ${count(split.test)}`];
+  if (split.shifted !== undefined) rows.push(`shifted ${count(split.shifted)}`);
+  const seed = split.seed !== undefined ? ` (split seed ${split.seed})` : '';
+  return (
+    `Race on ${card.task}: seeds ${card.seeds.join(', ')}; data fractions ` +
+    `${card.fractions.map((f) => pct(f, 0)).join(', ')}; budget ${card.budgetSeconds} s per ` +
+    `contender and seed; rows: ${rows.join(', ')}${seed}.`
+  );
+}
+
+function contenderTable(card: Scorecard, width?: number): string {
+  const described = card.contenders.some((c) => c.description);
+  const attribute = card.shortcutAttribute;
+  const header = [
+    'contender',
+    'backprop',
+    'in distribution',
+    'shifted',
+    attribute ? `${attribute} flips` : 'flips',
+    'worst group',
+    'ECE',
+    'train s',
+    'µs per example',
+    'size',
+    ...(described ? ['description'] : []),
+  ];
+  const rows = card.contenders.map((c) => {
+    const cells = [c.name, c.usesBackprop ? 'yes' : 'no'];
+    if (!c.accuracy) return [...cells, 'failed'];
+    return [
+      ...cells,
+      withSpread(c.accuracy.in, c.accuracy.low, c.accuracy.high),
+      shiftedCell(c.accuracy),
+      c.shortcut ? withSpread(c.shortcut.flipRate, c.shortcut.low, c.shortcut.high) : '—',
+      c.worstGroup ? `${c.worstGroup.group}: ${pct(c.worstGroup.accuracy)}` : '—',
+      c.ece !== null ? c.ece.toFixed(3) : '—',
+      fixed(c.trainSeconds),
+      fixed(c.predictMicrosPerExample),
+      c.size ? `${count(c.size.count)} ${SIZE_KINDS[c.size.kind]}` : '—',
+      ...(described ? [descriptionCell(c)] : []),
+    ];
+  });
+  return formatTable(header, rows, width);
+}
+
+function shiftedCell(accuracy: AccuracyScore): string {
+  if (accuracy.shifted === null) return '—';
+  return withSpread(accuracy.shifted, accuracy.shiftedLow!, accuracy.shiftedHigh!);
+}
+
+function descriptionCell(c: ContenderScore): string {
+  const d = c.description;
+  return d ? `${count(d.count)} ${d.kind} at ${pct(d.faithfulness, 0)}` : '—';
+}
+
+/** What the ranges in brackets are. */
+function spreadNote(card: Scorecard): string {
+  const kinds = new Set(card.contenders.flatMap((c) => (c.accuracy ? [c.accuracy.spread] : [])));
+  const said = [...kinds].map((kind) =>
+    kind === 'seed range'
+      ? 'lowest–highest over the seeds'
+      : 'the Wilson 95% interval over the rows (one seed)',
+  );
+  return said.length
+    ? `Means over seeds at ${pct(Math.max(...card.fractions), 0)} of the data; ` +
+        `in brackets: ${said.join('; or ')}.`
+    : '';
+}
+
+function efficiencyTable(card: Scorecard, width?: number): string {
+  const fractions = [...card.fractions].sort((a, b) => a - b);
+  const header = ['data efficiency', ...fractions.map((f) => `${pct(f, 0)} of the data`)];
+  const rows = card.contenders.map((c) => [
+    c.name,
+    ...fractions.map((fraction) => {
+      const at = c.dataEfficiency.find((f) => f.fraction === fraction);
+      return at ? withSpread(at.accuracy.in, at.accuracy.low, at.accuracy.high) : '—';
+    }),
+  ]);
+  return formatTable(header, rows, width);
+}
+
+/**
+ * The demo's question answered from the scorecard's verdict: the rule, who avoids the shortcut
+ * (and whether they use backprop), who does not and why, who could not be judged.
+ */
+export function verdictLines(card: Scorecard): string[] {
+  const verdict = card.verdict;
+  if (!verdict) return [];
+  const named = (avoids: boolean | null) =>
+    verdict.contenders
+      .filter((v) => v.avoids === avoids)
+      .map((v) => `${v.name} (${v.usesBackprop ? 'backprop' : 'no backprop'}; ${v.reason})`);
+  const [avoid, take, unjudged] = [named(true), named(false), named(null)];
+  const lines = [
+    `Does any contender avoid the '${verdict.attribute}' shortcut? ${avoid.length ? 'Yes' : 'No'}.`,
+    `  Rule: ${verdictRule(verdict.rule)}.`,
+    `  Avoid it: ${avoid.length ? avoid.join('; ') : 'none'}.`,
+  ];
+  if (take.length) lines.push(`  Do not: ${take.join('; ')}.`);
+  if (unjudged.length) lines.push(`  Not judged: ${unjudged.join('; ')}.`);
+  return [lines.join('\n')];
+}
+
+/** The verdict's rule in words, with its thresholds. */
+export function verdictRule(rule: NonNullable<Scorecard['verdict']>['rule']): string {
+  const flips = `flip rate's upper end below ${pct(rule.maxFlipRate, 0)}`;
+  if (!rule.shiftedChecked) return `${flips} (no shifted rows: the flip rate only)`;
+  const chance =
+    rule.chance !== null
+      ? ` and at least ${points(rule.minAboveChance)} above chance (${pct(rule.chance, 0)})`
+      : '';
+  return `${flips}; shifted accuracy at most ${points(rule.maxShiftedDrop)} below in-distribution${chance}`;
+}
+
+/** "85.0% (80–90)": a share and its spread, in percent (bounds under 10% to one decimal). */
+function withSpread(value: number, low: number, high: number): string {
+  const bound = (share: number) => (100 * share).toFixed(Math.max(low, high) < 0.1 ? 1 : 0);
+  return `${pct(value)} (${bound(low)}–${bound(high)})`;
+}
+
+function pct(share: number, digits = 1): string {
+  return `${(100 * share).toFixed(digits)}%`;
+}
+
+function points(share: number): string {
+  return `${Number((100 * share).toFixed(1))} points`;
+}
+
+function fixed(value: number | null): string {
+  if (value === null) return '—';
+  return value >= 100 ? value.toFixed(0) : value >= 1 ? value.toFixed(1) : value.toFixed(2);
+}
+
+const SIZE_KINDS = { parameters: 'params', prototypes: 'prototypes', nodes: 'nodes' };
+
+function count(value: number): string {
+  return Math.round(value).toLocaleString('en-US');
+}
