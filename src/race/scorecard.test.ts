@@ -209,6 +209,14 @@ describe('scorecard', () => {
     close(mlp.dataEfficiency[0].accuracy.shifted, 0.2, 'mean of .3, .2, .1 at half');
   });
 
+  it('marks the Pareto fronts', () => {
+    // Accuracy vs time: 'collapses' (.9 in 1 s) beats every other on both axes.
+    assert.deepEqual(card.pareto.accuracyVsTime, ['collapses']);
+    // In vs shifted: knn (.75, .72) and collapses (.9, .5); mlp (.85, .2) is below collapses,
+    // near chance (.56, .56) and at the threshold (.7, .7) below knn.
+    assert.deepEqual(card.pareto.inVsShifted, ['knn', 'collapses']);
+  });
+
   it('reports a failed contender with its reason and no figures', () => {
     assert.equal(broken.failed, 'out of memory');
     assert.equal(broken.accuracy, null);

@@ -19,6 +19,7 @@
  * of in-distribution accuracy over the seeds, 0 for one seed.
  */
 import type { ClassifierSize, Contender } from './contender.ts';
+import { paretoFront } from './pareto.ts';
 import type { ContenderResult, SeedRun } from './race.ts';
 
 /** How the train, test and shifted rows were drawn: row counts, the seed, anything else. */
@@ -160,6 +161,11 @@ export interface Scorecard {
   shortcutAttribute: string | null;
   classes: number | null;
   contenders: ContenderScore[];
+  /**
+   * The contenders on each Pareto front (pareto.ts), in race order: in-distribution accuracy
+   * against training seconds (higher, fewer), and in-distribution against shifted accuracy.
+   */
+  pareto: { accuracyVsTime: string[]; inVsShifted: string[] };
   /** Null when no contender's audit measured the shortcut attribute. */
   verdict: ShortcutVerdict | null;
 }
@@ -179,10 +185,21 @@ export function scorecard(results: readonly ContenderResult[], settings: RaceSet
     shortcutAttribute: attribute ?? null,
     classes: settings.classes ?? null,
     contenders,
+    pareto: fronts(contenders),
     verdict:
       attribute !== undefined && measured
         ? shortcutVerdict(contenders, attribute, rule, settings.classes)
         : null,
+  };
+}
+
+function fronts(contenders: readonly ContenderScore[]): Scorecard['pareto'] {
+  const timed = contenders.filter((c) => c.accuracy && c.trainSeconds !== null);
+  const shifted = contenders.filter((c) => c.accuracy?.shifted != null);
+  const names = (front: ContenderScore[]) => front.map((c) => c.name);
+  return {
+    accuracyVsTime: names(paretoFront(timed, [(c) => c.accuracy!.in, (c) => -c.trainSeconds!])),
+    inVsShifted: names(paretoFront(shifted, [(c) => c.accuracy!.in, (c) => c.accuracy!.shifted!])),
   };
 }
 
