@@ -271,7 +271,10 @@ export function rowsHash(data: RaceData): string {
   const hash = createHash('sha256');
   const labels = 'dims' in data.labels ? data.labels.data : data.labels;
   for (const values of [data.inputs.data, labels] as ArrayLike<number | bigint>[]) {
-    const bytes = Float64Array.from(values as ArrayLike<number>, Number);
+    const bytes =
+      values instanceof BigInt64Array || !ArrayBuffer.isView(values)
+        ? Float64Array.from(values as ArrayLike<number>, Number)
+        : new Float64Array(values as unknown as ArrayLike<number>);
     hash.update(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   }
   return hash.digest('hex');
