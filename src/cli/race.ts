@@ -5,12 +5,10 @@
  */
 import { Command, Option } from 'commander';
 import { InputError } from '../errors.ts';
-import type { ContenderScore, Scorecard, ShortcutVerdict } from '../race/scorecard.ts';
+import type { ContenderScore, Scorecard } from '../race/scorecard.ts';
 import type { RaceTask } from '../race/race-task.ts';
 import { jsonResult } from '../report/json.ts';
-import { formatTable } from '../report/table.ts';
-import { percent } from '../stats.ts';
-import { print } from './io.ts';
+import { currentIo, print } from './io.ts';
 import {
   cliProgress,
   collect,
@@ -161,7 +159,8 @@ Examples:
         shortcutAttribute: task.shortcutAttribute,
         classes: task.classes,
       });
-      printScorecard(rankedBy(card, options.rankBy));
+      const { formatRaceTable } = await import('../report/race-table.ts');
+      print(`\n${formatRaceTable(rankedBy(card, options.rankBy), terminalColumns())}`);
       if (options.json)
         emitJson(
           options.json,
@@ -194,7 +193,7 @@ function refuseShiftedRank(task: RaceTask): never {
 
 function printStart(task: RaceTask, contenders: number, seeds: number, budget: number): void {
   const { train, test, shifted } = task.record;
-  print(`Race on ${task.description.replace(/\.$/, '')}.`);
+  print(`Task: ${task.description.replace(/\.$/, '')}.`);
   print(
     `Rows: ${train} training, ${test} test in distribution` +
       (shifted ? `, ${shifted} shifted` : ', no shifted set') +
@@ -212,54 +211,8 @@ function rankedBy(card: Scorecard, rank: 'in' | 'shifted'): Scorecard {
   return { ...card, contenders: [...card.contenders].sort((a, b) => score(b) - score(a)) };
 }
 
-/** One row per contender, and the verdict on the shortcut. */
-function printScorecard(card: Scorecard): void {
-  const rows = card.contenders.map((c) =>
-    c.accuracy
-      ? [
-          c.name,
-          c.usesBackprop ? 'yes' : 'no',
-          percent(c.accuracy.in),
-          c.accuracy.shifted === null ? '—' : percent(c.accuracy.shifted),
-          c.shortcut ? percent(c.shortcut.flipRate) : '—',
-          c.ece === null ? '—' : percent(c.ece),
-          c.trainSeconds!.toFixed(1),
-          c.predictMicrosPerExample!.toFixed(1),
-          `${Math.round(c.size!.count).toLocaleString('en-US')} ${c.size!.kind}`,
-        ]
-      : [c.name, c.usesBackprop ? 'yes' : 'no', `failed: ${c.failed ?? 'no run'}`],
-  );
-  const flips = card.shortcutAttribute ? `${card.shortcutAttribute} flips` : 'shortcut flips';
-  print(
-    `\n${formatTable(
-      [
-        'contender',
-        'backprop',
-        'in distribution',
-        'shifted',
-        flips,
-        'ECE',
-        'train s',
-        'µs/example',
-        'size',
-      ],
-      rows,
-    )}`,
-  );
-  for (const c of card.contenders.filter((c) => c.failed !== undefined && c.accuracy))
-    print(`${c.name} failed after ${c.seedsMeasured} run(s): ${c.failed}`);
-  if (card.verdict) printVerdict(card.verdict);
-}
-
-function printVerdict(verdict: ShortcutVerdict): void {
-  const { attribute, avoiding } = verdict;
-  print(
-    avoiding.length
-      ? `\nAvoids the '${attribute}' shortcut: ${avoiding.join(', ')}.`
-      : `\nNo contender avoids the '${attribute}' shortcut.`,
-  );
-  for (const c of verdict.contenders)
-    print(
-      `  ${c.name}: ${c.avoids === null ? 'not judged' : c.avoids ? 'avoids' : 'takes it'} (${c.reason})`,
-    );
+/** The width tables wrap to: standard output's, when it is a terminal. */
+function terminalColumns(): number | undefined {
+  const { stdout } = currentIo();
+  return stdout.isTTY && stdout.columns ? stdout.columns : undefined;
 }
