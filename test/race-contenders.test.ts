@@ -17,6 +17,8 @@ describe('race: contenders by name', () => {
         ['SPSA', 'network', false],
         ['direct feedback alignment', 'network', false],
         ['forward-forward', 'network', false],
+        ['backprop MLP', 'network', true],
+        ['backprop CNN', 'network', true],
       ],
     );
     const data = twoBlobs(20, 4, 1);
@@ -32,7 +34,7 @@ describe('race: contenders by name', () => {
         error instanceof InputError &&
         error.message ===
           "Unknown contender 'dfx' (did you mean 'dfa'?): the contenders are " +
-            'knn, logistic, es, spsa, dfa, ff.',
+            'knn, logistic, es, spsa, dfa, ff, mlp, cnn.',
     );
     assert.throws(() => contendersNamed(' , '), /names none/);
     assert.throws(() => contendersNamed('ff,knn,ff'), /'ff' is named twice/);

@@ -5,6 +5,7 @@
  *   const entrants = contendersNamed('knn,logistic,dfa', { hidden: [64] });
  */
 import { InputError, nearestNames } from '../errors.ts';
+import { backpropCnn, backpropMlp } from './backprop.ts';
 import type { Contender } from './contender.ts';
 import { directFeedbackAlignment } from './dfa.ts';
 import { evolutionStrategies } from './es.ts';
@@ -27,6 +28,8 @@ const MAKERS: Record<string, (shared: SharedSettings) => Contender> = {
   spsa: (shared) => spsa(shared),
   dfa: (shared) => directFeedbackAlignment(shared),
   ff: (shared) => forwardForward(shared),
+  mlp: (shared) => backpropMlp(shared),
+  cnn: (shared) => backpropCnn({ act: shared.act }),
 };
 
 export const CONTENDER_NAMES: readonly string[] = Object.keys(MAKERS);

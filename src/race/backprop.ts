@@ -1,0 +1,238 @@
+/**
+ * The backprop networks of the race: teardown's own MLP and CNN (train/builders.ts), trained by
+ * teardown's own trainer (api/train.ts: AdamW, cross-entropy, seeded batches), after a small
+ * hyperparameter search through the library's sweep() inside the same budget as every other
+ * contender:
+ *
+ *   1. a calibration run times the trainer's steps on these rows (backprop-budget.ts);
+ *   2. the search: learning rate × schedule, one trial each, scored on a validation split held
+ *      out from the training rows (backprop-search.ts, backprop-tasks.ts);
+ *   3. the chosen configuration trained again on all the training rows, for the trials' epochs.
+ *
+ * The test rows are never seen: a contender gets only the training rows.
+ *
+ *   const mlp = backpropMlp({ hidden: [64] });
+ *   const classifier = await mlp.train(data, { seed: 1, budgetSeconds: 30 });
+ *   classifier.search.chosen; // { lr, cosine, validationAccuracy }
+ */
+import { train, type TrainSpecInput } from '../api/train.ts';
+import { InputError, InternalError } from '../errors.ts';
+import { tensor } from '../tensor.ts';
+import type { TrainSpec } from '../train/spec.ts';
+import {
+  measureStepCost,
+  observedStepCost,
+  planFinalSteps,
+  planTrialSteps,
+  type SearchShape,
+  type StepCost,
+} from './backprop-budget.ts';
+import { trainedClassifier } from './backprop-classifier.ts';
+import {
+  configurationCount,
+  DEFAULT_SEARCH,
+  searchHyperparameters,
+  type SearchResult,
+  type SearchSpace,
+} from './backprop-search.ts';
+import {
+  sameRows,
+  searchTask,
+  searchTrainingRows,
+  TaskFolder,
+  wholeTask,
+  type TaskRows,
+} from './backprop-tasks.ts';
+import {
+  featureMatrix,
+  secondsSince,
+  type Contender,
+  type RaceData,
+  type TrainedClassifier,
+  type TrainOptions,
+} from './contender.ts';
+import type { HiddenActivation } from './mlp.ts';
+
+export interface BackpropSettings {
+  /** The search's grid (default DEFAULT_SEARCH: 3 learning rates × 2 schedules). */
+  search?: Partial<SearchSpace>;
+  /** Examples per step (default 64, the trainer's). */
+  batch?: number;
+  /** Steps of each search trial at most (default: as many as the budget allows). */
+  maxTrialSteps?: number;
+}
+
+export interface MlpSettings extends BackpropSettings {
+  /** Hidden widths, as `mlp:hidden=…` (default [64]: the race's shared widths). */
+  hidden?: number[];
+  act?: HiddenActivation;
+}
+
+export interface CnnSettings extends BackpropSettings {
+  /** Channels of each conv(3×3) → act → maxpool(2) block, as `cnn:channels=…` (default 8-16). */
+  channels?: number[];
+  /** Units of the fully connected layer before the head (default 32). */
+  fc?: number;
+  act?: HiddenActivation;
+}
+
+/** How the budget went, and what was chosen. */
+export interface BackpropRun {
+  search: SearchResult;
+  cost: StepCost;
+  trialSteps: number;
+  finalSteps: number;
+  /** The final run's spec as the trainer completed it (its task names a file now removed). */
+  spec: TrainSpec;
+  finalSeconds: number;
+}
+
+export type BackpropClassifier = TrainedClassifier & { run: BackpropRun };
+
+/** Seconds a search of 6 trials and a final run need at least (see minimumBudgetSeconds). */
+const MINIMUM_BUDGET_SECONDS = 5;
+
+export function backpropMlp(settings: MlpSettings = {}): Contender {
+  const hidden = settings.hidden ?? [64];
+  if (hidden.length === 0 || hidden.some((width) => !Number.isInteger(width) || width < 1)) {
+    throw new InputError(
+      `The backprop MLP's hidden widths must be positive integers; got [${hidden.join(', ')}].`,
+    );
+  }
+  const model = `mlp:hidden=${hidden.join('-')},act=${settings.act ?? 'relu'}`;
+  return backpropContender('backprop MLP', settings, (data) => ({
+    model,
+    // The MLP takes features: images and other shapes are flattened, as for every contender.
+    dims: [featureMatrix(data).features],
+  }));
+}
+
+export function backpropCnn(settings: CnnSettings = {}): Contender {
+  const channels = settings.channels ?? [8, 16];
+  const model = `cnn:channels=${channels.join('-')},fc=${settings.fc ?? 32},act=${settings.act ?? 'relu'}`;
+  return backpropContender('backprop CNN', settings, (data) => {
+    const dims = data.inputs.dims;
+    if (dims.length !== 4) {
+      throw new InputError(
+        `The CNN needs images [examples, channels, height, width]; these inputs have shape ` +
+          `[${dims.join(', ')}]: race it on an image task, or leave 'cnn' out of --contenders.`,
+      );
+    }
+    return { model, dims: dims.slice(1) };
+  });
+}
+
+/** What the two contenders differ in: the model spec, and the shape one example is fed in. */
+type Architecture = (data: RaceData) => { model: string; dims: number[] };
+
+function backpropContender(
+  name: string,
+  settings: BackpropSettings,
+  architecture: Architecture,
+): Contender {
+  return {
+    name,
+    family: 'network',
+    usesBackprop: true,
+    minimumBudgetSeconds: MINIMUM_BUDGET_SECONDS,
+    train: (data, options) => trainBackprop(data, options, settings, architecture),
+  };
+}
+
+/** Calibrate, search, train the chosen configuration on every row (see the file's comment). */
+export async function trainBackprop(
+  data: RaceData,
+  options: TrainOptions,
+  settings: BackpropSettings,
+  architecture: Architecture,
+): Promise<BackpropClassifier> {
+  const started = performance.now();
+  const { model, dims } = architecture(data);
+  const matrix = featureMatrix(data);
+  if (!Number.isInteger(options.seed) || options.seed < 0) {
+    throw new InputError(
+      `The backprop contenders take a non-negative integer seed; got ${options.seed}.`,
+    );
+  }
+  const rows: TaskRows = {
+    inputs: tensor('float32', [matrix.rows, ...dims], matrix.values),
+    labels: tensor('int64', [matrix.rows], Array.from(matrix.labels)),
+  };
+  const space = { ...DEFAULT_SEARCH, ...settings.search };
+  const batch = settings.batch ?? 64;
+  const threads = options.threads ?? 1;
+  const folder = TaskFolder.create();
+  try {
+    const validation = searchTask(folder, rows, options.seed);
+    const recipe = { ...validation, model, batch, seed: options.seed };
+    const cost = await measureStepCost(recipe, { threads, signal: options.signal });
+    const shape: SearchShape = {
+      configurations: configurationCount(space),
+      rows: matrix.rows,
+      searchRows: searchTrainingRows(matrix.rows),
+    };
+    const secondsLeft = () => options.budgetSeconds - secondsSince(started);
+    const trialSteps = planTrialSteps(secondsLeft(), cost, shape, settings.maxTrialSteps);
+    const search = await searchHyperparameters(
+      space,
+      { model, batch, steps: trialSteps },
+      validation,
+      {
+        folder,
+        seed: options.seed,
+        threads,
+        signal: options.signal,
+        onProgress: options.onProgress,
+      },
+    );
+    const trialSeconds = search.trials.map((trial) => trial.seconds);
+    const seen = observedStepCost(cost, trialSeconds, trialSteps);
+    const finalSteps = planFinalSteps(secondsLeft(), seen, shape, trialSteps);
+    const finalStarted = performance.now();
+    const final = await trainOnEveryRow(
+      { ...wholeTask(folder, rows, options.seed), model, batch, seed: options.seed },
+      search.chosen,
+      finalSteps,
+      rows,
+      options,
+    );
+    const classifier = await trainedClassifier(
+      final.model,
+      { dims, classes: matrix.classes },
+      threads,
+    );
+    const run = {
+      search,
+      cost,
+      trialSteps,
+      finalSteps,
+      spec: final.spec,
+      finalSeconds: secondsSince(finalStarted),
+    };
+    return { ...classifier, run };
+  } finally {
+    folder.remove();
+  }
+}
+
+/** The chosen configuration on the whole task; the trainer's rows are checked to be `rows`. */
+async function trainOnEveryRow(
+  recipe: TrainSpecInput,
+  chosen: { lr: number; cosine: boolean },
+  steps: number,
+  rows: TaskRows,
+  options: TrainOptions,
+) {
+  const result = await train(
+    { ...recipe, lr: chosen.lr, schedule: { cosine: chosen.cosine }, steps, evalEvery: steps },
+    { threads: options.threads ?? 1, signal: options.signal, onProgress: options.onProgress },
+  );
+  await result.trained.release();
+  if (!sameRows(result.task.train, rows)) {
+    throw new InternalError(
+      'The backprop final run trained on other rows than the race gave it (the npy task split ' +
+        'changed?): please report this.',
+    );
+  }
+  return result;
+}
