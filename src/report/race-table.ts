@@ -32,9 +32,17 @@ function settingsLine(card: Scorecard): string {
 }
 
 function contenderTable(card: Scorecard, width?: number): string {
-  const described = card.contenders.some((c) => c.description);
+  const rows = card.contenders.map((c) => {
+    const cells = scoreCells(card, c);
+    return c.accuracy ? cells : [...cells, 'failed'];
+  });
+  return formatTable(scoreHeader(card), rows, width);
+}
+
+/** The scorecard's columns, for the terminal and the report alike. */
+export function scoreHeader(card: Scorecard): string[] {
   const attribute = card.shortcutAttribute;
-  const header = [
+  return [
     'contender',
     'backprop',
     'in distribution',
@@ -45,25 +53,26 @@ function contenderTable(card: Scorecard, width?: number): string {
     'train s',
     'µs per example',
     'size',
-    ...(described ? ['description'] : []),
+    ...(card.contenders.some((c) => c.description) ? ['description'] : []),
   ];
-  const rows = card.contenders.map((c) => {
-    const cells = [c.name, c.usesBackprop ? 'yes' : 'no'];
-    if (!c.accuracy) return [...cells, 'failed'];
-    return [
-      ...cells,
-      withSpread(c.accuracy.in, c.accuracy.low, c.accuracy.high),
-      shiftedCell(c.accuracy),
-      c.shortcut ? withSpread(c.shortcut.flipRate, c.shortcut.low, c.shortcut.high) : '—',
-      c.worstGroup ? `${c.worstGroup.group}: ${pct(c.worstGroup.accuracy)}` : '—',
-      c.ece !== null ? c.ece.toFixed(3) : '—',
-      fixed(c.trainSeconds),
-      fixed(c.predictMicrosPerExample),
-      c.size ? `${count(c.size.count)} ${SIZE_KINDS[c.size.kind]}` : '—',
-      ...(described ? [descriptionCell(c)] : []),
-    ];
-  });
-  return formatTable(header, rows, width);
+}
+
+/** A contender's cells under scoreHeader; only its name and backprop when nothing was measured. */
+export function scoreCells(card: Scorecard, c: ContenderScore): string[] {
+  const cells = [c.name, c.usesBackprop ? 'yes' : 'no'];
+  if (!c.accuracy) return cells;
+  return [
+    ...cells,
+    withSpread(c.accuracy.in, c.accuracy.low, c.accuracy.high),
+    shiftedCell(c.accuracy),
+    c.shortcut ? withSpread(c.shortcut.flipRate, c.shortcut.low, c.shortcut.high) : '—',
+    c.worstGroup ? `${c.worstGroup.group}: ${pct(c.worstGroup.accuracy)}` : '—',
+    c.ece !== null ? c.ece.toFixed(3) : '—',
+    fixed(c.trainSeconds),
+    fixed(c.predictMicrosPerExample),
+    c.size ? `${count(c.size.count)} ${SIZE_KINDS[c.size.kind]}` : '—',
+    ...(card.contenders.some((other) => other.description) ? [descriptionCell(c)] : []),
+  ];
 }
 
 function shiftedCell(accuracy: AccuracyScore): string {
@@ -77,7 +86,7 @@ function descriptionCell(c: ContenderScore): string {
 }
 
 /** What the ranges in brackets are. */
-function spreadNote(card: Scorecard): string {
+export function spreadNote(card: Scorecard): string {
   const kinds = new Set(card.contenders.flatMap((c) => (c.accuracy ? [c.accuracy.spread] : [])));
   const said = [...kinds].map((kind) =>
     kind === 'seed range'
@@ -137,12 +146,12 @@ export function verdictRule(rule: NonNullable<Scorecard['verdict']>['rule']): st
 }
 
 /** "85.0% (80–90)": a share and its spread, in percent (bounds under 10% to one decimal). */
-function withSpread(value: number, low: number, high: number): string {
+export function withSpread(value: number, low: number, high: number): string {
   const bound = (share: number) => (100 * share).toFixed(Math.max(low, high) < 0.1 ? 1 : 0);
   return `${pct(value)} (${bound(low)}–${bound(high)})`;
 }
 
-function pct(share: number, digits = 1): string {
+export function pct(share: number, digits = 1): string {
   return `${(100 * share).toFixed(digits)}%`;
 }
 

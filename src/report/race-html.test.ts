@@ -1,0 +1,132 @@
+/**
+ * The race's HTML report, rendered (charts as inline SVG, as the sweep's report is tested) from a
+ * scorecard of hand-written runs: the Pareto fronts worked out by hand here are the points the
+ * charts ring, backprop and non-backprop points differ in shape and colour, every string from
+ * the race is escaped, and a failure shows its reason.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { ContenderResult, SeedRun } from '../race/race.ts';
+import { scorecard } from '../race/scorecard.ts';
+import { renderRaceReport } from './race-html.ts';
+
+function run(fraction: number, inside: number, shifted: number, flip: number, seconds: number) {
+  const around = (v: number): [number, number] => [v - 0.02, v + 0.02];
+  const result: SeedRun = {
+    seed: 1,
+    fraction,
+    accuracy: {
+      in: { value: inside, interval: around(inside) },
+      shifted: { value: shifted, interval: around(shifted) },
+    },
+    trainSeconds: seconds,
+    predictMicrosPerExample: 0.7,
+    size: { kind: 'parameters', count: 50890 },
+    audit: {
+      ece: 0.05,
+      featureReliance: [],
+      shortcuts: [
+        {
+          attribute: 'color',
+          transform: 'channel-swap',
+          flipRate: flip,
+          interval: [Math.max(0, flip - 0.01), flip + 0.01],
+        },
+      ],
+      findings: 0,
+    },
+  };
+  return result;
+}
+
+const HOSTILE = '<img src=x onerror=alert(1)>';
+const entry = (name: string, usesBackprop: boolean, runs: SeedRun[]): ContenderResult => ({
+  name,
+  family: 'network',
+  usesBackprop,
+  runs,
+});
+const results: ContenderResult[] = [
+  entry('mlp', true, [run(0.1, 0.7, 0.2, 0.6, 3), run(1, 0.85, 0.2, 0.7, 20)]),
+  entry('knn', false, [run(0.1, 0.6, 0.5, 0.1, 0.1), run(1, 0.72, 0.7, 0.003, 0.3)]),
+  entry('dfa', false, [run(0.1, 0.6, 0.3, 0.1, 2), run(1, 0.83, 0.3, 0.5, 20)]),
+  entry(HOSTILE, false, [run(0.1, 0.6, 0.5, 0.1, 1), run(1, 0.8, 0.5, 0.3, 5)]),
+  { ...entry('ff', false, []), failed: 'budget <b>too short</b>' },
+];
+const settings = {
+  task: 'colored-mnist',
+  seeds: [1],
+  fractions: [0.1, 1],
+  budgetSeconds: 30,
+  split: { seed: 1, train: 8000, test: 2000, shifted: 2000 },
+  shortcutAttribute: 'color',
+  classes: 2,
+};
+
+/** The SVG's point marks as {label, at, ring, square, fill}. */
+function points(svg: string) {
+  return [
+    ...svg.matchAll(/<path aria-label="([^"]*)"[^>]*aria-roledescription="point"[^>]*>/g),
+  ].map(([path, label]) => ({
+    label,
+    at: /transform="translate\(([^)]*)\)"/.exec(path)![1],
+    ring: path.includes('stroke="#333"') && !path.includes('fill='),
+    square: / d="M[-\d.]+,[-\d.]+h/.test(path),
+    fill: /fill="([^"]*)"/.exec(path)?.[1],
+  }));
+}
+
+describe('race report', async () => {
+  const html = await renderRaceReport({ scorecard: scorecard(results, settings) });
+  const svgs = html.match(/<svg[\s\S]*?<\/svg>/g) ?? [];
+
+  it('draws both Pareto charts, the flip rates and data efficiency as inline SVG', () => {
+    assert.equal(svgs.length, 4);
+    assert.match(svgs[0], /Accuracy against training time/);
+    assert.match(svgs[1], /Shifted against in-distribution accuracy/);
+    assert.ok(!html.includes('<script'), 'no script');
+  });
+
+  it('rings the front worked out by hand, around the contenders’ own points', () => {
+    // Accuracy vs time: knn (72%, 0.3 s), the hostile name (80%, 5 s), mlp (85%, 20 s);
+    // dfa (83%, 20 s) is beaten by mlp. In vs shifted: knn (72, 70), hostile (80, 50),
+    // dfa (83, 30), mlp (85, 20) each trade one axis for the other: all four are on it.
+    const expected = [
+      ['training seconds per seed (log): 0.3; in-distribution accuracy: 72%', 'knn'],
+      ['training seconds per seed (log): 5; in-distribution accuracy: 80%', 'hostile'],
+      ['training seconds per seed (log): 20; in-distribution accuracy: 85%', 'mlp'],
+    ];
+    const marks = points(svgs[0]);
+    const rings = marks.filter((p) => p.ring);
+    assert.deepEqual(rings.map((p) => p.label).sort(), expected.map(([label]) => label).sort());
+    const dots = marks.filter((p) => !p.ring);
+    assert.equal(dots.length, 4);
+    for (const ring of rings)
+      assert.ok(dots.some((dot) => dot.at === ring.at && dot.label.startsWith(ring.label)));
+    assert.equal(points(svgs[1]).filter((p) => p.ring).length, 4);
+  });
+
+  it('draws backprop as orange squares and the others as blue circles', () => {
+    const dots = points(svgs[0]).filter((p) => !p.ring);
+    for (const dot of dots) {
+      const backprop = dot.label.endsWith('kind: backprop');
+      assert.equal(dot.square, backprop, dot.label);
+      assert.equal(dot.fill, backprop ? '#f58518' : '#4c78a8', dot.label);
+    }
+    assert.equal(dots.filter((dot) => dot.square).length, 1, 'one backprop contender');
+  });
+
+  it('escapes the race’s strings and shows the table, the failure and the verdict', () => {
+    assert.ok(!html.includes('<img src=x'), 'a contender name is escaped');
+    assert.ok(html.includes('&lt;img src=x onerror=alert(1)&gt;'));
+    assert.ok(!html.includes('<b>too short'), 'a failure reason is escaped');
+    assert.match(html, /failed: budget &lt;b&gt;too short&lt;\/b&gt;/);
+    assert.match(
+      html,
+      /<td>knn<\/td><td>no<\/td><td>72\.0% \(70–74\)<\/td><td>70\.0% \(68–72\)<\/td>/,
+    );
+    assert.match(html, /avoid the 'color' shortcut\? Yes\./);
+    assert.match(html, /<b>knn<\/b> \(no backprop\): avoids it/);
+    assert.match(html, /<b>mlp<\/b> \(backprop\): does not — flips 70\.0%, up to 71\.0%/);
+  });
+});
