@@ -67,7 +67,7 @@ const settings = {
 function points(svg: string) {
   return [
     ...svg.matchAll(/<path aria-label="([^"]*)"[^>]*aria-roledescription="point"[^>]*>/g),
-  ].map(([path, label]) => ({
+  ].map(([path, label = '']) => ({
     label,
     at: /transform="translate\(([^)]*)\)"/.exec(path)![1],
     ring: path.includes('stroke="#333"') && !path.includes('fill='),
