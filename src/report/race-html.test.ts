@@ -96,18 +96,18 @@ describe('race report', async () => {
       ['training seconds per seed (log): 5; in-distribution accuracy: 80%', 'hostile'],
       ['training seconds per seed (log): 20; in-distribution accuracy: 85%', 'mlp'],
     ];
-    const marks = points(svgs[0]);
+    const marks = points(svgs[0]!);
     const rings = marks.filter((p) => p.ring);
     assert.deepEqual(rings.map((p) => p.label).sort(), expected.map(([label]) => label).sort());
     const dots = marks.filter((p) => !p.ring);
     assert.equal(dots.length, 4);
     for (const ring of rings)
       assert.ok(dots.some((dot) => dot.at === ring.at && dot.label.startsWith(ring.label)));
-    assert.equal(points(svgs[1]).filter((p) => p.ring).length, 4);
+    assert.equal(points(svgs[1]!).filter((p) => p.ring).length, 4);
   });
 
   it('draws backprop as orange squares and the others as blue circles', () => {
-    const dots = points(svgs[0]).filter((p) => !p.ring);
+    const dots = points(svgs[0]!).filter((p) => !p.ring);
     for (const dot of dots) {
       const backprop = dot.label.endsWith('kind: backprop');
       assert.equal(dot.square, backprop, dot.label);
