@@ -46,13 +46,13 @@ export async function renderRaceReport(input: RaceReportInput): Promise<string> 
 <title>teardown race — ${escapeHtml(card.task)}</title>
 <style>body{font:15px/1.5 system-ui,sans-serif;margin:0;background:#fafafa}main{max-width:1100px;margin:0 auto;padding:24px}
 section{background:#fff;border:1px solid #e3e3e3;border-radius:8px;padding:16px 20px;margin:16px 0}.charts{display:flex;flex-wrap:wrap;gap:16px}
-table{border-collapse:collapse;font-size:14px}th,td{padding:4px 10px;border-bottom:1px solid #eee;text-align:right}td{white-space:nowrap}
-th:first-child,td:first-child{text-align:left}.failed{color:#b00}.note{color:#666;font-size:13px}</style></head>
+table{border-collapse:collapse;font-size:14px}th,td{padding:4px 7px;border-bottom:1px solid #eee;text-align:right}td{white-space:nowrap}
+.scroll{overflow-x:auto}th:first-child,td:first-child{text-align:left}.failed{color:#b00}.note{color:#666;font-size:13px}</style></head>
 <body><main>
 <h1>Race on ${escapeHtml(card.task)}</h1>
 ${settingsSection(card)}
 ${verdictSection(card)}
-<section><h2>Scorecard</h2>${scoreTable(card)}
+<section><h2>Scorecard</h2><div class="scroll">${scoreTable(card)}</div>
 <p class="note">${escapeHtml(spreadNote(card))}</p></section>
 <section class="charts">${charts.filter(Boolean).join('\n')}</section>
 <p class="note">${escapeHtml(input.createdAt ?? new Date().toISOString())}</p>
