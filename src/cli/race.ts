@@ -114,7 +114,7 @@ each counterfactual). A contender that fails is reported with its reason; the ra
 
 Examples:
   teardown race --task colored-mnist
-  teardown race --task mnist --contenders knn,logistic,dfa --seeds 3 --fractions 0.1,0.3,1 --budget 20 --json race.json
+  teardown race --task mnist --contenders knn,logistic,dfa --seeds 2 --fractions 0.3,1 --budget 20 --json race.json
   teardown race --task csv:test/fixtures/foreign-shortcut/train.csv --label-column label --attribute shortcut \\
     --shifted test/fixtures/foreign-shortcut/shifted.csv --contenders knn,logistic --budget 2
 (--smoke, or TEARDOWN_SMOKE=1: each set's first ${SMOKE_ROWS} rows and a budget of ${SMOKE_BUDGET_SECONDS} s.)`,
@@ -124,6 +124,8 @@ Examples:
       const runtime = runtimeOptions(options);
       const { contendersNamed } = await import('../race/contenders.ts');
       const contenders = contendersNamed(options.contenders);
+      const { checkBudget, race } = await import('../race/race.ts');
+      if (!smokeMode(options)) checkBudget(contenders, options.budget);
       const { raceTask, firstRowsOfTask } = await import('../race/race-task.ts');
       const loaded = raceTask(options.task, {
         dataSeed: options.dataSeed,
@@ -140,7 +142,6 @@ Examples:
         : options.budget;
       const seeds = Array.from({ length: options.seeds }, (_, i) => i + 1);
       printStart(task, contenders.length, seeds.length, budgetSeconds);
-      const { race } = await import('../race/race.ts');
       const results = await race(contenders, task.split, {
         seeds,
         budgetSeconds,

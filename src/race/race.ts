@@ -117,7 +117,9 @@ export async function race(
     const { name, family, usesBackprop } = contender;
     const result: ContenderResult = { name, family, usesBackprop, runs: [] };
     results.push(result);
+    let attempted = 0;
     for (const { fraction, seed } of rounds) {
+      attempted++;
       try {
         const train = { ...trainingRows(split.train, fraction, seed), classes };
         const run = await runSeed(contender, { ...split, train }, seed, options);
@@ -130,6 +132,8 @@ export async function race(
         progress.tick(1, `${name}, ${Math.round(fraction * 100)}% of the data, seed ${seed}`);
       }
     }
+    // A failed contender's remaining rounds are not run: counted, so the progress reaches its total.
+    if (attempted < rounds.length) progress.tick(rounds.length - attempted, `${name} failed`);
     const full = result.runs.filter((run) => run.fraction === Math.max(...fractions));
     Object.assign(result, seedSpread(full.map((run) => run.accuracy.in.value)));
   }
@@ -147,7 +151,7 @@ function checkedFractions(fractions: readonly number[]): number[] {
 }
 
 /** Refuses, before anything trains, a budget no contender can use or below one's minimum. */
-function checkBudget(contenders: readonly Contender[], budgetSeconds: number): void {
+export function checkBudget(contenders: readonly Contender[], budgetSeconds: number): void {
   if (!(budgetSeconds > 0) || !Number.isFinite(budgetSeconds)) {
     throw new InputError(
       `The budget must be a positive number of seconds per contender and seed; got ${budgetSeconds}.`,
