@@ -123,8 +123,14 @@ function documentedJson(): unknown {
 
 describe('teardown race', () => {
   it('saves a split its seed regenerates, the same rows for every contender; goes on past a failure', async () => {
-    const json = join(dir, 'race.json');
-    const { status, stdout, stderr } = await teardown([...RACE, '--json', json]);
+    const [json, report] = [join(dir, 'race.json'), join(dir, 'report')];
+    const { status, stdout, stderr } = await teardown([
+      ...RACE,
+      '--json',
+      json,
+      '--report',
+      report,
+    ]);
     assert.equal(status, 0, stderr);
     const result = JSON.parse(readFileSync(json, 'utf8'));
     // The split, regenerated from the saved seed alone, is the same rows (their sha256).
@@ -158,6 +164,7 @@ describe('teardown race', () => {
     assert.doesNotMatch(stdout, /race \[/);
     assert.match(stderr, /race \[#{20}\] 4\/4 .*done in/);
     assert.deepEqual(shapeDifferences(result, documentedJson()), []);
+    assert.match(readFileSync(join(report, 'index.html'), 'utf8'), /logistic regression/);
   });
 
   it('a contender trained apart on the saved split scores what the race reports (kNN)', async () => {
@@ -198,6 +205,11 @@ describe('teardown race', () => {
       /modular-addition has no shifted set: --shifted FILE applies to csv: and npy: tasks/,
     ],
     ['a budget of 0', [...TASK, '--budget', '0'], /The budget must be a positive number/],
+    [
+      "a budget below a contender's minimum",
+      [...TASK, '--contenders', 'knn,mlp', '--budget', '2'],
+      /A budget of 2 s is below what contender 'backprop MLP' needs \(5 s per seed\)/,
+    ],
     ['a word for a budget', [...TASK, '--budget', 'ten'], /--budget expects a number, got 'ten'/],
     ['a fraction of 0', [...TASK, '--fractions', '0,1'], /--fractions expects shares .* got 0/],
     ['a word for a fraction', [...TASK, '--fractions', '0.5,x'], /--fractions expects a number/],

@@ -162,6 +162,10 @@ Examples:
       });
       const { formatRaceTable } = await import('../report/race-table.ts');
       print(`\n${formatRaceTable(rankedBy(card, options.rankBy), terminalColumns())}`);
+      if (options.report) {
+        const { writeRaceReport } = await import('../report/race-html.ts');
+        print(`\nReport: ${await writeRaceReport(options.report, { scorecard: card })}`);
+      }
       if (options.json)
         emitJson(
           options.json,
