@@ -21,6 +21,11 @@ import {
   type RaceData,
   type TrainedClassifier,
 } from './contender.ts';
+import {
+  describeClassifier,
+  type DescriptionOptions,
+  type DescriptionSize,
+} from './description.ts';
 
 export interface RaceSplit {
   train: RaceData;
@@ -38,6 +43,11 @@ export interface RaceOptions extends ProgressOptions {
   fractions?: readonly number[];
   /** Run the library's audit on every trained classifier, on the test rows. */
   audit?: RaceAuditOptions;
+  /**
+   * The smallest faithful description of every trained classifier (description.ts: fitted on the
+   * training rows, faithfulness on the test rows); false leaves it out. Default: measured.
+   */
+  description?: false | Pick<DescriptionOptions, 'target' | 'searchRows'>;
 }
 
 export interface RaceAuditOptions {
@@ -84,6 +94,8 @@ export interface SeedRun {
   predictMicrosPerExample: number;
   size: ClassifierSize;
   audit?: AuditSummary;
+  /** Comprehensibility: the size of the smallest faithful description found (description.ts). */
+  description?: DescriptionSize;
 }
 
 export interface ContenderResult {
@@ -203,6 +215,14 @@ async function runSeed(
     const predictMicrosPerExample = ((performance.now() - predictStarted) * 1000) / rows;
     const shifted = split.shifted && (await accuracyOn(classifier, split.shifted));
     const audited = options.audit && (await auditSummary(classifier, split.test, options));
+    const description =
+      options.description === false
+        ? undefined
+        : await describeClassifier(classifier, split, {
+            ...options.description,
+            threads: options.threads,
+            signal: options.signal,
+          });
     return {
       seed,
       accuracy: { in: inDistribution, ...(shifted ? { shifted } : {}) },
@@ -210,6 +230,7 @@ async function runSeed(
       predictMicrosPerExample,
       size: classifier.size,
       ...(audited ? { audit: audited } : {}),
+      ...(description ? { description } : {}),
     };
   } finally {
     await classifier.release();
