@@ -19,7 +19,7 @@ interface RunFigures {
   seconds?: number;
   micros?: number;
   count?: number;
-  description?: { kind: string; count: number; faithfulness: number };
+  description?: { kind: string; count: number; faithfulness: number; outOf?: number };
 }
 
 /** A run with made-up intervals that differ from the values (to tell range from interval). */
@@ -289,14 +289,19 @@ describe('scorecard: one seed, no audit, descriptions', () => {
 
   it('averages the description of the learned function where runs carry one', () => {
     const described = (seed: number, count: number, faithfulness: number) =>
-      run({ seed, in: 0.9, description: { kind: 'units', count, faithfulness } });
+      run({
+        seed,
+        in: 0.9,
+        description: { kind: 'circuit units', count, faithfulness, outOf: 64 },
+      });
     const card = scorecard(
       [contender('net', true, [described(1, 10, 0.95), described(2, 20, 0.97)])],
       { ...settings, fractions: [1] },
     );
     const { description } = card.contenders[0];
-    assert.equal(description!.kind, 'units');
+    assert.equal(description!.kind, 'circuit units');
     close(description!.count, 15, 'mean of 10 and 20');
     close(description!.faithfulness, 0.96, 'mean of .95 and .97');
+    close(description!.outOf, 64, 'both cut down from 64');
   });
 });

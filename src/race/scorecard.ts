@@ -75,9 +75,11 @@ export interface ShortcutScore {
 /** The size of the smallest faithful description of the learned function (comprehensibility). */
 export interface DescriptionScore {
   kind: string;
-  /** Mean over seeds. */
+  /** Means over seeds. */
   count: number;
   faithfulness: number;
+  /** What it was cut down from (hidden units, stored examples); null if any run kept it whole. */
+  outOf: number | null;
 }
 
 /** One run's description, as a SeedRun carries it where the race measured one. */
@@ -85,6 +87,7 @@ export interface SeedDescription {
   kind: string;
   count: number;
   faithfulness: number;
+  outOf?: number;
 }
 
 export interface FractionScore {
@@ -317,6 +320,9 @@ function descriptionScore(runs: readonly SeedRun[]): DescriptionScore | null {
     kind: described[0]!.kind,
     count: mean(described.map((d) => d!.count)),
     faithfulness: mean(described.map((d) => d!.faithfulness)),
+    outOf: described.every((d) => d!.outOf !== undefined)
+      ? mean(described.map((d) => d!.outOf!))
+      : null,
   };
 }
 

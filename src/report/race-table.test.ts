@@ -93,6 +93,20 @@ describe('race table', () => {
     assert.match(raised, /Avoid it: none\./);
   });
 
+  it('adds the description column when runs carry one', () => {
+    const [mlp, ...others] = results(0.003);
+    const description = { kind: 'circuit units', count: 12, faithfulness: 0.951, outOf: 64 };
+    const runs = mlp.runs.map((r) => ({ ...r, description: { ...description, seconds: 1 } }));
+    const described = { ...mlp, runs: runs as SeedRun[] };
+    const table = formatRaceTable(scorecard([described, ...others], settings), undefined);
+    assert.match(
+      table.split('\n').find((line) => line.startsWith('contender'))!,
+      /description$/,
+    );
+    assert.match(table, /^mlp .* 12 of 64 circuit units at 95%$/m);
+    assert.match(table, /^knn .* —$/m);
+  });
+
   it('fits a 100-column terminal by wrapping cells', () => {
     const narrow = formatRaceTable(scorecard(results(0.003), settings), 100);
     const table = narrow.split('\n\n')[1];

@@ -82,7 +82,9 @@ function shiftedCell(accuracy: AccuracyScore): string {
 
 function descriptionCell(c: ContenderScore): string {
   const d = c.description;
-  return d ? `${count(d.count)} ${d.kind} at ${pct(d.faithfulness, 0)}` : '—';
+  if (!d) return '—';
+  const of = d.outOf !== null ? ` of ${count(d.outOf)}` : '';
+  return `${count(d.count)}${of} ${d.kind} at ${pct(d.faithfulness, 0)}`;
 }
 
 /** What the ranges in brackets are. */
