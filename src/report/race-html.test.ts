@@ -130,3 +130,24 @@ describe('race report', async () => {
     assert.match(html, /<b>mlp<\/b> \(backprop\): does not — flips 70\.0%, up to 71\.0%/);
   });
 });
+
+describe('race report without a shifted set or an audit', () => {
+  it('draws accuracy against time alone, and no verdict', async () => {
+    const bare = (r: SeedRun): SeedRun => {
+      const { audit: _audit, ...rest } = r;
+      return { ...rest, accuracy: { in: r.accuracy.in } };
+    };
+    const plain = results.map((c) => ({ ...c, runs: c.runs.map(bare) }));
+    const card = scorecard(plain, { ...settings, shortcutAttribute: undefined, fractions: [1] });
+    const html = await renderRaceReport({ scorecard: card });
+    assert.equal(html.match(/<svg/g)?.length, 1);
+    assert.doesNotMatch(html, /avoid the/);
+  });
+
+  it('renders a race where every contender failed, with their reasons and no chart', async () => {
+    const failed = results.map((c) => ({ ...c, runs: [], failed: 'no memory' }));
+    const html = await renderRaceReport({ scorecard: scorecard(failed, settings) });
+    assert.equal(html.match(/<svg/g), null);
+    assert.equal(html.match(/failed: no memory/g)?.length, results.length);
+  });
+});

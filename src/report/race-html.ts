@@ -38,7 +38,7 @@ export async function renderRaceReport(input: RaceReportInput): Promise<string> 
     anyMeasured ? renderChart(accuracyVsTime(card)) : '',
     hasShifted(card) ? renderChart(inVsShifted(card)) : '',
     card.shortcutAttribute && hasFlips(card) ? renderChart(flipRates(card)) : '',
-    card.fractions.length > 1 ? renderChart(dataEfficiency(card)) : '',
+    anyMeasured && card.fractions.length > 1 ? renderChart(dataEfficiency(card)) : '',
   ]);
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">

@@ -107,6 +107,16 @@ describe('race table', () => {
     assert.match(table, /^knn .* —$/m);
   });
 
+  it('lists every failure with its reason when nothing was measured', () => {
+    const failed = results(0).map((c) => ({ ...c, runs: [], failed: `${c.name} broke` }));
+    const table = formatRaceTable(scorecard(failed, settings), undefined);
+    for (const name of ['mlp', 'knn', 'ff']) {
+      assert.match(table, new RegExp(`^${name} +(yes|no) +failed$`, 'm'));
+      assert.match(table, new RegExp(`^${name} failed: ${name} broke$`, 'm'));
+    }
+    assert.doesNotMatch(table, /avoid the/, 'no verdict without a measured flip rate');
+  });
+
   it('fits a 100-column terminal by wrapping cells', () => {
     const narrow = formatRaceTable(scorecard(results(0.003), settings), 100);
     const table = narrow.split('\n\n')[1];
