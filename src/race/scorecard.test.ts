@@ -267,7 +267,7 @@ describe('scorecard: one seed, no audit, descriptions', () => {
     assert.equal(solo.seedStd, 0);
   });
 
-  it('has no shortcut, verdict or ECE without an audit, and takes the first audited otherwise', () => {
+  it('has no shortcut, verdict or ECE without an audit; else the first audited attribute', () => {
     const bare = scorecard([contender('plain', false, [run({ seed: 1, in: 0.9 })])], {
       ...settings,
       shortcutAttribute: undefined,

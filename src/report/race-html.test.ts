@@ -125,7 +125,7 @@ describe('race report', async () => {
       html,
       /<td>knn<\/td><td>no<\/td><td>72\.0% \(70–74\)<\/td><td>70\.0% \(68–72\)<\/td>/,
     );
-    assert.match(html, /avoid the 'color' shortcut\? Yes\./);
+    assert.match(html, /avoid the &#39;color&#39; shortcut\? Yes\./);
     assert.match(html, /<b>knn<\/b> \(no backprop\): avoids it/);
     assert.match(html, /<b>mlp<\/b> \(backprop\): does not — flips 70\.0%, up to 71\.0%/);
   });

@@ -15,7 +15,7 @@ import { makeFolders, writeFileAtomic } from '../files.ts';
 import type { ContenderScore, Scorecard } from '../race/scorecard.ts';
 import { renderChart } from './charts.ts';
 import { escapeHtml } from './html.ts';
-import { pct, scoreCells, scoreHeader, spreadNote, verdictRule } from './race-table.ts';
+import { scoreCells, scoreHeader, settingsLine, spreadNote, verdictRule } from './race-table.ts';
 
 export interface RaceReportInput {
   scorecard: Scorecard;
@@ -31,6 +31,19 @@ export async function writeRaceReport(dir: string, input: RaceReportInput): Prom
   return path;
 }
 
+/** Nothing loads from anywhere: the charts are inline SVG, the style inline. */
+const CONTENT_SECURITY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'";
+const STYLE = [
+  'body{font:15px/1.5 system-ui,sans-serif;margin:0;background:#fafafa}',
+  'main{max-width:1100px;margin:0 auto;padding:24px}',
+  'section{background:#fff;border:1px solid #e3e3e3;border-radius:8px;padding:16px 20px;',
+  'margin:16px 0}.charts{display:flex;flex-wrap:wrap;gap:16px}',
+  'table{border-collapse:collapse;font-size:14px}',
+  'th,td{padding:4px 7px;border-bottom:1px solid #eee;text-align:right}td{white-space:nowrap}',
+  '.scroll{overflow-x:auto}th:first-child,td:first-child{text-align:left}',
+  '.failed{color:#b00}.note{color:#666;font-size:13px}',
+].join('');
+
 export async function renderRaceReport(input: RaceReportInput): Promise<string> {
   const card = input.scorecard;
   const anyMeasured = measured(card).length > 0;
@@ -42,15 +55,12 @@ export async function renderRaceReport(input: RaceReportInput): Promise<string> 
   ]);
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<meta http-equiv="Content-Security-Policy" content="${CONTENT_SECURITY}">
 <title>teardown race — ${escapeHtml(card.task)}</title>
-<style>body{font:15px/1.5 system-ui,sans-serif;margin:0;background:#fafafa}main{max-width:1100px;margin:0 auto;padding:24px}
-section{background:#fff;border:1px solid #e3e3e3;border-radius:8px;padding:16px 20px;margin:16px 0}.charts{display:flex;flex-wrap:wrap;gap:16px}
-table{border-collapse:collapse;font-size:14px}th,td{padding:4px 7px;border-bottom:1px solid #eee;text-align:right}td{white-space:nowrap}
-.scroll{overflow-x:auto}th:first-child,td:first-child{text-align:left}.failed{color:#b00}.note{color:#666;font-size:13px}</style></head>
+<style>${STYLE}</style></head>
 <body><main>
 <h1>Race on ${escapeHtml(card.task)}</h1>
-${settingsSection(card)}
+<section><p>${escapeHtml(settingsLine(card))}</p></section>
 ${verdictSection(card)}
 <section><h2>Scorecard</h2><div class="scroll">${scoreTable(card)}</div>
 <p class="note">${escapeHtml(spreadNote(card))}</p></section>
@@ -58,17 +68,6 @@ ${verdictSection(card)}
 <p class="note">${escapeHtml(input.createdAt ?? new Date().toISOString())}</p>
 </main></body></html>
 `;
-}
-
-function settingsSection(card: Scorecard): string {
-  const { split } = card;
-  const rows = [`train ${split.train}`, `test ${split.test}`];
-  if (split.shifted !== undefined) rows.push(`shifted ${split.shifted}`);
-  const seed = split.seed !== undefined ? `, split seed ${split.seed}` : '';
-  const text =
-    `Seeds ${card.seeds.join(', ')}; data fractions ${card.fractions.map((f) => pct(f, 0)).join(', ')}; ` +
-    `budget ${card.budgetSeconds} s per contender and seed; rows: ${rows.join(', ')}${seed}.`;
-  return `<section><p>${escapeHtml(text)}</p></section>`;
 }
 
 function verdictSection(card: Scorecard): string {
@@ -80,7 +79,8 @@ function verdictSection(card: Scorecard): string {
     const kind = v.usesBackprop ? 'backprop' : 'no backprop';
     return `<li><b>${escapeHtml(v.name)}</b> (${kind}): ${said} — ${escapeHtml(v.reason)}</li>`;
   });
-  return `<section><h2>Does any contender avoid the '${escapeHtml(verdict.attribute)}' shortcut? ${answer}.</h2>
+  const question = `Does any contender avoid the '${verdict.attribute}' shortcut? ${answer}.`;
+  return `<section><h2>${escapeHtml(question)}</h2>
 <p>Rule: ${escapeHtml(verdictRule(verdict.rule))}.</p><ul>${items.join('')}</ul></section>`;
 }
 
@@ -90,13 +90,13 @@ function scoreTable(card: Scorecard): string {
     const cells = scoreCells(card, c).map(escapeHtml);
     const failed = (why: string, span: number) =>
       `<td class="failed" colspan="${span}">failed: ${escapeHtml(why)}</td>`;
+    const row = `<tr><td>${cells.join('</td><td>')}</td>`;
     if (!c.accuracy)
-      return `<tr><td>${cells.join('</td><td>')}</td>${failed(c.failed ?? 'no run finished', header.length - cells.length)}</tr>`;
-    const row = `<tr><td>${cells.join('</td><td>')}</td></tr>`;
+      return `${row}${failed(c.failed ?? 'no run finished', header.length - cells.length)}</tr>`;
     // A contender that failed after some runs keeps their figures, with its reason below them.
     return c.failed !== undefined
-      ? `${row}<tr><td></td>${failed(c.failed, header.length - 1)}</tr>`
-      : row;
+      ? `${row}</tr><tr><td></td>${failed(c.failed, header.length - 1)}</tr>`
+      : `${row}</tr>`;
   });
   return `<table><thead><tr><th>${header.map(escapeHtml).join('</th><th>')}</th></tr></thead>
 <tbody>${rows.join('\n')}</tbody></table>`;
@@ -126,7 +126,7 @@ interface ChartPoint {
   front: boolean;
 }
 
-/** In-distribution accuracy against training seconds (log scale): higher and further left is better. */
+/** In-distribution accuracy against training seconds (log scale): up and to the left is better. */
 function accuracyVsTime(card: Scorecard): Record<string, unknown> {
   const front = new Set(card.pareto.accuracyVsTime);
   const points = measured(card)
@@ -252,7 +252,7 @@ function paretoChart(
   };
 }
 
-/** Each contender's flip rate of the named attribute with its spread, and the verdict's threshold. */
+/** Each contender's flip rate of the attribute with its spread, and the verdict's threshold. */
 function flipRates(card: Scorecard): Record<string, unknown> {
   const values = measured(card)
     .filter((c) => c.shortcut)

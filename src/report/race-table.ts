@@ -19,7 +19,8 @@ export function formatRaceTable(card: Scorecard, width?: number): string {
   return parts.filter(Boolean).join('\n\n');
 }
 
-function settingsLine(card: Scorecard): string {
+/** What was raced: the task, seeds, fractions, budget and rows. */
+export function settingsLine(card: Scorecard): string {
   const { split } = card;
   const rows = [`train ${count(split.train)}`, `test ${count(split.test)}`];
   if (split.shifted !== undefined) rows.push(`shifted ${count(split.shifted)}`);
@@ -144,7 +145,8 @@ export function verdictRule(rule: NonNullable<Scorecard['verdict']>['rule']): st
     rule.chance !== null
       ? ` and at least ${points(rule.minAboveChance)} above chance (${pct(rule.chance, 0)})`
       : '';
-  return `${flips}; shifted accuracy at most ${points(rule.maxShiftedDrop)} below in-distribution${chance}`;
+  const drop = `shifted accuracy at most ${points(rule.maxShiftedDrop)} below in-distribution`;
+  return `${flips}; ${drop}${chance}`;
 }
 
 /** "85.0% (80–90)": a share and its spread, in percent (bounds under 10% to one decimal). */
