@@ -15,7 +15,7 @@ import { makeFolders, writeFileAtomic } from '../files.ts';
 import type { ContenderScore, Scorecard } from '../race/scorecard.ts';
 import { renderChart } from './charts.ts';
 import { escapeHtml } from './html.ts';
-import { scoreCells, scoreHeader, settingsLine, spreadNote, verdictRule } from './race-table.ts';
+import { scoreCells, scoreHeader, settingsText, spreadNote, verdictRule } from './race-table.ts';
 
 export interface RaceReportInput {
   scorecard: Scorecard;
@@ -41,7 +41,7 @@ const STYLE = [
   'table{border-collapse:collapse;font-size:14px}',
   'th,td{padding:4px 7px;border-bottom:1px solid #eee;text-align:right}td{white-space:nowrap}',
   '.scroll{overflow-x:auto}th:first-child,td:first-child{text-align:left}',
-  '.failed{color:#b00}.note{color:#666;font-size:13px}',
+  'td.failed{color:#b00;white-space:normal;text-align:left}.note{color:#666;font-size:13px}',
 ].join('');
 
 export async function renderRaceReport(input: RaceReportInput): Promise<string> {
@@ -60,7 +60,7 @@ export async function renderRaceReport(input: RaceReportInput): Promise<string> 
 <style>${STYLE}</style></head>
 <body><main>
 <h1>Race on ${escapeHtml(card.task)}</h1>
-<section><p>${escapeHtml(settingsLine(card))}</p></section>
+<section><p>${escapeHtml(capitalised(settingsText(card)))}</p></section>
 ${verdictSection(card)}
 <section><h2>Scorecard</h2><div class="scroll">${scoreTable(card)}</div>
 <p class="note">${escapeHtml(spreadNote(card))}</p></section>
@@ -341,6 +341,10 @@ function dataEfficiency(card: Scorecard): Record<string, unknown> {
       },
     },
   };
+}
+
+function capitalised(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 function measured(card: Scorecard): ContenderScore[] {

@@ -19,14 +19,19 @@ export function formatRaceTable(card: Scorecard, width?: number): string {
   return parts.filter(Boolean).join('\n\n');
 }
 
-/** What was raced: the task, seeds, fractions, budget and rows. */
-export function settingsLine(card: Scorecard): string {
+/** What was raced: the task, then settingsText. */
+function settingsLine(card: Scorecard): string {
+  return `Race on ${card.task}: ${settingsText(card)}`;
+}
+
+/** The seeds, fractions, budget and rows, as a sentence. */
+export function settingsText(card: Scorecard): string {
   const { split } = card;
   const rows = [`train ${count(split.train)}`, `test ${count(split.test)}`];
   if (split.shifted !== undefined) rows.push(`shifted ${count(split.shifted)}`);
   const seed = split.seed !== undefined ? ` (split seed ${split.seed})` : '';
   return (
-    `Race on ${card.task}: seeds ${card.seeds.join(', ')}; data fractions ` +
+    `seeds ${card.seeds.join(', ')}; data fractions ` +
     `${card.fractions.map((f) => pct(f, 0)).join(', ')}; budget ${card.budgetSeconds} s per ` +
     `contender and seed; rows: ${rows.join(', ')}${seed}.`
   );
