@@ -45,7 +45,7 @@ export function demoCommand(): Command {
   return withCommonOptions(
     new Command('demo')
       .description(
-        'Take apart a small shipped MNIST backprop network (cache its hidden units, ablate the most active ones); then train one on colored-mnist, audit it (colour shortcut, the units that carry it), try the fixes and write the HTML report.',
+        'Take apart a small shipped MNIST backprop network (cache its hidden units, ablate the most active ones); then train one on colored-mnist, audit it (colour shortcut, the units that carry it), try the fixes and write the HTML report; then race learners that do not use backprop against it on the same rows: does any avoid the colour shortcut?',
       )
       .addOption(
         numberOption(
