@@ -106,14 +106,13 @@ describe('race report', async () => {
     assert.equal(points(svgs[1]!).filter((p) => p.ring).length, 4);
   });
 
-  it('draws backprop as orange squares and the others as blue circles', () => {
+  it('draws backprop as squares and the others as circles, each contender in its colour', () => {
     const dots = points(svgs[0]!).filter((p) => !p.ring);
-    for (const dot of dots) {
-      const backprop = dot.label.endsWith('kind: backprop');
-      assert.equal(dot.square, backprop, dot.label);
-      assert.equal(dot.fill, backprop ? '#f58518' : '#4c78a8', dot.label);
-    }
+    for (const dot of dots)
+      assert.equal(dot.square, dot.label.endsWith('kind: backprop'), dot.label);
     assert.equal(dots.filter((dot) => dot.square).length, 1, 'one backprop contender');
+    assert.equal(new Set(dots.map((dot) => dot.fill)).size, dots.length, 'a colour each');
+    assert.match(svgs[2]!, />mlp \(backprop\)</, 'the flip rates name the backprop contender');
   });
 
   it('escapes the race’s strings and shows the table, the failure and the verdict', () => {

@@ -3,7 +3,7 @@
  * charts as inline SVG rendered in Node by charts.ts; no script, no fetch) with the verdict on
  * the shortcut, the scorecard as a table, and the Pareto charts — in-distribution accuracy
  * against training time, and in-distribution against shifted accuracy — with each front drawn
- * and ringed, backprop and non-backprop contenders in different shapes and colours; the flip
+ * and ringed, backprop contenders as squares and the others as circles, one colour each; the flip
  * rate of the named attribute per contender, and accuracy per data fraction when there are
  * several. Every string from the race (contender names, reasons, groups, the task) is escaped.
  *
@@ -104,17 +104,25 @@ function scoreTable(card: Scorecard): string {
 
 const BACKPROP = 'backprop';
 const NO_BACKPROP = 'no backprop';
-/** Backprop contenders as orange squares, the others as blue circles, in every chart. */
-const KIND_COLOR = {
+/** Backprop contenders as squares, the others as circles, in the Pareto charts. */
+const KIND_SHAPE = {
   field: 'kind',
   type: 'nominal',
   title: null,
-  scale: { domain: [BACKPROP, NO_BACKPROP], range: ['#f58518', '#4c78a8'] },
-};
-const KIND_SHAPE = {
-  ...KIND_COLOR,
   scale: { domain: [BACKPROP, NO_BACKPROP], range: ['square', 'circle'] },
 };
+
+/** One colour per contender, the same in every chart, named in the legend. */
+function nameColor(card: Scorecard): Record<string, unknown> {
+  const names = card.contenders.filter((c) => c.dataEfficiency.length).map((c) => c.name);
+  return {
+    field: 'name',
+    type: 'nominal',
+    title: 'contender',
+    scale: { domain: names, scheme: 'tableau10' },
+    legend: { labelLimit: 220 },
+  };
+}
 
 interface ChartPoint {
   name: string;
@@ -140,11 +148,12 @@ function accuracyVsTime(card: Scorecard): Record<string, unknown> {
         front,
       ),
     );
-  return paretoChart(points, {
+  const axes = {
     title: 'Accuracy against training time (Pareto front ringed)',
     x: { title: 'training seconds per seed (log)', scale: { type: 'log' } },
     y: 'in-distribution accuracy',
-  });
+  };
+  return paretoChart(points, axes, nameColor(card));
 }
 
 /** Shifted against in-distribution accuracy, with the line where nothing is lost to the shift. */
@@ -174,6 +183,7 @@ function inVsShifted(card: Scorecard): Record<string, unknown> {
       y: 'shifted accuracy',
       yDomain: [0, 1],
     },
+    nameColor(card),
     [diagonal],
   );
 }
@@ -198,11 +208,12 @@ function point(
 
 /**
  * Points with their spread as a vertical bar, the front joined by a dashed line (in x order) and
- * ringed, and each contender's name beside its point.
+ * ringed; each contender in its own colour, named in the legend, its shape saying backprop or not.
  */
 function paretoChart(
   points: ChartPoint[],
   axes: { title: string; x: Record<string, unknown>; y: string; yDomain?: [number, number] },
+  color: Record<string, unknown>,
   extra: Record<string, unknown>[] = [],
 ): Record<string, unknown> {
   const x = { field: 'x', type: 'quantitative', ...axes.x };
@@ -223,12 +234,7 @@ function paretoChart(
       ...extra,
       {
         mark: { type: 'rule', opacity: 0.6 },
-        encoding: {
-          x,
-          y: { field: 'low', type: 'quantitative' },
-          y2: { field: 'high' },
-          color: KIND_COLOR,
-        },
+        encoding: { x, y: { field: 'low', type: 'quantitative' }, y2: { field: 'high' }, color },
       },
       {
         data: { values: front.map((p, order) => ({ ...p, order })) },
@@ -241,12 +247,8 @@ function paretoChart(
         encoding: { x, y },
       },
       {
-        mark: { type: 'point', size: 90, filled: true, opacity: 1 },
-        encoding: { x, y, color: KIND_COLOR, shape: KIND_SHAPE },
-      },
-      {
-        mark: { type: 'text', align: 'left', dx: 9, dy: -7, fontSize: 11 },
-        encoding: { x, y, text: { field: 'name' } },
+        mark: { type: 'point', size: 110, filled: true, opacity: 1 },
+        encoding: { x, y, color, shape: KIND_SHAPE },
       },
     ],
   };
@@ -258,12 +260,12 @@ function flipRates(card: Scorecard): Record<string, unknown> {
     .filter((c) => c.shortcut)
     .map((c) => ({
       name: c.name,
-      kind: c.usesBackprop ? BACKPROP : NO_BACKPROP,
+      label: c.usesBackprop ? `${c.name} (backprop)` : c.name,
       rate: c.shortcut!.flipRate,
       low: c.shortcut!.low,
       high: c.shortcut!.high,
     }));
-  const y = { field: 'name', type: 'nominal', title: null, sort: null };
+  const y = { field: 'label', type: 'nominal', title: null, sort: null, axis: { labelLimit: 260 } };
   const x = {
     field: 'rate',
     type: 'quantitative',
@@ -277,7 +279,7 @@ function flipRates(card: Scorecard): Record<string, unknown> {
     title: `Counterfactual flip rate of '${card.shortcutAttribute}'`,
     data: { values },
     layer: [
-      { mark: 'bar', encoding: { y, x, color: KIND_COLOR } },
+      { mark: 'bar', encoding: { y, x, color: { ...nameColor(card), legend: null } } },
       {
         mark: { type: 'rule', color: '#333' },
         encoding: { y, x: { field: 'low', type: 'quantitative' }, x2: { field: 'high' } },
@@ -326,7 +328,7 @@ function dataEfficiency(card: Scorecard): Record<string, unknown> {
         scale: { zero: false },
       },
       detail: { field: 'name' },
-      color: { field: 'name', type: 'nominal', title: null },
+      color: nameColor(card),
       strokeDash: {
         field: 'kind',
         type: 'nominal',
