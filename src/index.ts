@@ -75,6 +75,42 @@ export type { SweepOptions, SweepResult, SweepStatus } from './sweep/sweep.ts';
 export { readSweepSpec, parseSweepSpec } from './sweep/spec.ts';
 export type { SweepSpec } from './sweep/spec.ts';
 export type { SweepAnalysis } from './sweep/analysis.ts';
+// Races: learners that do and do not use backprop on one task, the same rows, clock and audit.
+export { race } from './race/race.ts';
+export type {
+  Accuracy as RaceAccuracy,
+  AuditSummary as RaceAuditSummary,
+  ContenderResult,
+  RaceAuditOptions,
+  RaceOptions,
+  RaceSplit,
+  SeedRun,
+} from './race/race.ts';
+export { contendersNamed, CONTENDER_NAMES } from './race/contenders.ts';
+export type { SharedSettings as ContenderSettings } from './race/contenders.ts';
+export type {
+  ClassifierSize,
+  Contender,
+  RaceData,
+  TrainedClassifier,
+  TrainOptions as ContenderTrainOptions,
+} from './race/contender.ts';
+export { raceTask, rowsHash } from './race/race-task.ts';
+export type { RaceSplitRecord, RaceTask, RaceTaskOptions } from './race/race-task.ts';
+export { scorecard, DEFAULT_VERDICT_RULE } from './race/scorecard.ts';
+export type {
+  AccuracyScore,
+  ContenderScore,
+  ContenderVerdict,
+  DescriptionScore,
+  FractionScore,
+  RaceSettings,
+  Scorecard,
+  ShortcutScore,
+  ShortcutVerdict as RaceShortcutVerdict,
+  SplitRecord,
+  VerdictRule,
+} from './race/scorecard.ts';
 
 // Tensors and .npy files.
 export { tensor, floatTensor, elementCount, sliceRows, concatRows, shapeString } from './tensor.ts';
