@@ -33,6 +33,8 @@ export async function shortcutRace(options: ShortcutRaceOptions = {}): Promise<S
     budgetSeconds,
     threads: options.threads,
     audit: task.audit,
+    // The question is the shortcut: the descriptions (a circuit search per network) are left out.
+    description: false,
     onProgress: options.onProgress,
     signal: options.signal,
   });
