@@ -82,14 +82,6 @@ export interface DescriptionScore {
   outOf: number | null;
 }
 
-/** One run's description, as a SeedRun carries it where the race measured one. */
-export interface SeedDescription {
-  kind: string;
-  count: number;
-  faithfulness: number;
-  outOf?: number;
-}
-
 export interface FractionScore {
   fraction: number;
   seedsMeasured: number;
@@ -312,9 +304,7 @@ function worstGroupScore(groups: readonly WorstGroup[]): ContenderScore['worstGr
 }
 
 function descriptionScore(runs: readonly SeedRun[]): DescriptionScore | null {
-  const described = runs.map(
-    (run) => (run as SeedRun & { description?: SeedDescription }).description,
-  );
+  const described = runs.map((run) => run.description);
   if (described.length === 0 || described.some((d) => d === undefined)) return null;
   return {
     kind: described[0]!.kind,
