@@ -82,6 +82,17 @@ export class RowSum {
 
 /** `t` broadcast to `dims` (NumPy rules), materialised. */
 export function broadcastTo(t: Tensor, dims: readonly number[]): Tensor {
+  // t spans the trailing axes of dims whole (a mean [1, ...] per row, or dims itself): copies of
+  // its values, end to end, are the broadcast, without the odometer's per-element work.
+  const first = t.dims.findIndex((size) => size !== 1);
+  const core = first < 0 ? [] : t.dims.slice(first);
+  const trailing = dims.slice(dims.length - core.length);
+  const whole = core.length > 0 && core.length <= dims.length;
+  if (whole && t.data.length > 0 && core.every((size, a) => size === trailing[a])) {
+    const data = allocate(t.dtype, elementCount(dims)) as Float32Array;
+    for (let at = 0; at < data.length; at += t.data.length) data.set(t.data as Float32Array, at);
+    return { dtype: t.dtype, dims: [...dims], data };
+  }
   const shape: Tensor = {
     dtype: t.dtype,
     dims: [...dims],

@@ -9,12 +9,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { featureMatrix, type TrainedClassifier } from '../src/race/contender.ts';
-import { describeClassifier } from '../src/race/description.ts';
+import { describeClassifier as describeOrSkip } from '../src/race/description.ts';
 import { smallestPrototypes } from '../src/race/description-prototypes.ts';
 import { forwardForward } from '../src/race/ff.ts';
 import { kNearestNeighbours } from '../src/race/knn.ts';
 import { logisticRegression } from '../src/race/logistic.ts';
-import { mlpClassifier, MlpRunner, type LinearLayer, type MlpShape } from '../src/race/mlp.ts';
+import {
+  initialLayers,
+  mlpClassifier,
+  MlpRunner,
+  type LinearLayer,
+  type MlpShape,
+} from '../src/race/mlp.ts';
 import { race } from '../src/race/race.ts';
 import { seededRandom } from '../src/random.ts';
 import { tensor } from '../src/tensor.ts';
@@ -33,6 +39,13 @@ function plantedRows(rows: number, k: number, seed: number) {
     if (label < k) values[r * features + label] += 1;
   });
   return { inputs: tensor('float32', [rows, features], values), labels, classes: k + 1 };
+}
+
+/** The description, which every case here is small enough to have. */
+async function describeClassifier(...args: Parameters<typeof describeOrSkip>) {
+  const found = await describeOrSkip(...args);
+  assert.ok(found, 'a description');
+  return found;
 }
 
 const CARRIERS = [1, 5, 8, 10]; // the hidden units that carry the label (k = 4 of 12)
@@ -179,6 +192,19 @@ describe('race: the smallest faithful description', () => {
       );
     } finally {
       await logistic.release();
+    }
+  });
+
+  it('of a network whose search would take minutes is left out', async () => {
+    // One hidden layer of 300 units: 300 units × 300 values × 100 rows is over the 2^23 bound.
+    const shape: MlpShape = { features: 3, hidden: [300], classes: 2, act: 'relu' };
+    const wide = mlpClassifier(await MlpRunner.open(shape, 1), initialLayers(shape, 1));
+    const blobs = twoBlobs(40, 3, 8);
+    try {
+      const rows = { train: rowsOf(blobs, 0, 20), test: rowsOf(blobs, 20, 40) };
+      assert.equal(await describeOrSkip(wide, rows), undefined);
+    } finally {
+      await wide.release();
     }
   });
 

@@ -20,45 +20,53 @@ import { inspect } from '../api/inspect.ts';
 import type { Inputs } from '../api/inputs.ts';
 import { nonlinearityHooks } from '../inspect/default-hooks.ts';
 import type { ModelProto } from '../onnx/proto.ts';
+import { predictedClasses } from '../tensor-math.ts';
 import { elementCount, tensor, type Tensor as TensorLike } from '../tensor.ts';
-import type { FeatureMatrix } from './contender.ts';
 import {
   agreement,
   asTensor,
   DEFAULT_DESCRIPTION_TARGET,
   evenlySpacedRows,
-  predictedClasses,
   type DescriptionOptions,
   type DescriptionSize,
+  type ExampleRows,
 } from './description.ts';
 
 /**
  * Search rows by default: the search costs about rows × units × hidden values per row (units²/2
  * variants at most, each the hidden values of every row), bounded by 2^20 so that a search takes
  * seconds; between 100 and 500 rows. One hidden layer of 32 units: 500 rows; 64 units: 256;
- * forward-forward's 32 units under 10 labels: 102.
+ * forward-forward's 64 units under 10 labels: 100 (4 s on 1,000 MNIST digits). Beyond 2^23 at
+ * 100 rows there is no default: the backprop CNN's 56 channels and units, 9,400 values a row,
+ * took 80 s (inspect's sweeps materialise every channel map of every variant).
  */
 const SEARCH_WORK = 2 ** 20;
+const MOST_SEARCH_WORK = 2 ** 23;
 const [FEWEST_SEARCH_ROWS, MOST_SEARCH_ROWS] = [100, 500];
 
-function defaultSearchRows(units: number, valuesPerRow: number): number {
+function defaultSearchRows(units: number, valuesPerRow: number): number | undefined {
+  if (units * valuesPerRow * FEWEST_SEARCH_ROWS > MOST_SEARCH_WORK) return undefined;
   const rows = Math.floor(SEARCH_WORK / (units * valuesPerRow));
   return Math.min(MOST_SEARCH_ROWS, Math.max(FEWEST_SEARCH_ROWS, rows));
 }
 
-/** Undefined for a network without hidden units (logistic regression). */
+/**
+ * The circuit, or why there is none: a network without hidden units (logistic regression), or one
+ * whose search would exceed the work bound (unless `searchRows` is given).
+ */
 export async function circuitDescription(
   proto: ModelProto,
-  train: FeatureMatrix,
-  test: FeatureMatrix,
+  train: ExampleRows,
+  test: ExampleRows,
   options: DescriptionOptions,
-): Promise<Omit<DescriptionSize, 'seconds'> | undefined> {
+): Promise<Omit<DescriptionSize, 'seconds'> | 'no hidden units' | 'too costly'> {
   const threads = options.threads ?? 1;
   const model = Model.fromProto(proto, 'the classifier', { threads });
   try {
     const hooks = hiddenUnitHooks(model);
-    if (hooks.length === 0) return undefined;
+    if (hooks.length === 0) return 'no hidden units';
     const searchRows = options.searchRows ?? (await defaultSearchRowsOf(model, hooks, train));
+    if (searchRows === undefined) return 'too costly';
     const search = asTensor(evenlySpacedRows(train, searchRows));
     const circuit = await searchCircuit(model, hooks, search, options);
     const reference = { [model.inputs[0].name]: search };
@@ -144,7 +152,7 @@ async function fromFirstHiddenUnits(
 }
 
 /** The default search rows of this network, from its hidden units' shapes on one row. */
-async function defaultSearchRowsOf(model: Model, hooks: string[], train: FeatureMatrix) {
+async function defaultSearchRowsOf(model: Model, hooks: string[], train: ExampleRows) {
   const { cache } = await model.run(asTensor(evenlySpacedRows(train, 1)), { hooks });
   const shapes = hooks.map((hook) => ({
     hook: model.runtime.hooks.resolve(hook),
@@ -174,5 +182,5 @@ function hiddenUnitHooks(model: Model): string[] {
 
 async function predictionsOf(model: Model, inputs: TensorLike, interventions: Intervention[] = []) {
   const { output } = await model.run(inputs, { interventions });
-  return predictedClasses(output.data as Float32Array, output.dims[output.dims.length - 1]);
+  return predictedClasses(output);
 }

@@ -13,6 +13,7 @@
  *
  * Distances are squared Euclidean in float64; ties go to the prototype chosen first.
  */
+import { predictedClasses } from '../tensor-math.ts';
 import { NeighbourIndex } from './knn.ts';
 import type { FeatureMatrix, TrainedClassifier } from './contender.ts';
 import {
@@ -20,9 +21,9 @@ import {
   asTensor,
   DEFAULT_DESCRIPTION_TARGET,
   evenlySpacedRows,
-  predictedClasses,
   type DescriptionOptions,
   type DescriptionSize,
+  type ExampleRows,
 } from './description.ts';
 
 /** Fitting rows by default: Hart's pass costs rows × features per prototype added. */
@@ -30,8 +31,8 @@ const DEFAULT_PROTOTYPE_ROWS = 2000;
 
 export async function prototypeDescription(
   classifier: TrainedClassifier,
-  train: FeatureMatrix,
-  test: FeatureMatrix,
+  train: ExampleRows,
+  test: ExampleRows,
   options: DescriptionOptions,
 ): Promise<Omit<DescriptionSize, 'seconds'>> {
   const fitting = evenlySpacedRows(train, options.searchRows ?? DEFAULT_PROTOTYPE_ROWS);
@@ -190,7 +191,7 @@ function gatherRows(matrix: FeatureMatrix, rows: readonly number[]): Float32Arra
   return out;
 }
 
-async function predictionsOf(classifier: TrainedClassifier, rows: FeatureMatrix) {
+async function predictionsOf(classifier: TrainedClassifier, rows: ExampleRows) {
   const scores = await classifier.predictProba(asTensor(rows));
-  return predictedClasses(scores.data as ArrayLike<number>, classifier.classes);
+  return predictedClasses(scores);
 }

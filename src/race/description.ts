@@ -59,43 +59,31 @@ export const DEFAULT_DESCRIPTION_TARGET = 0.95;
 /** A description that is the classifier itself agrees with it everywhere. */
 const WHOLE = { faithfulness: 1, fittedFaithfulness: 1 };
 
-/** The smallest faithful description of `classifier`, fitted on `train`, measured on `test`. */
+/**
+ * The smallest faithful description of `classifier`, fitted on `train`, measured on `test`;
+ * undefined for a network whose circuit search exceeds the work bound (description-circuit.ts).
+ */
 export async function describeClassifier(
   classifier: TrainedClassifier,
   rows: { train: RaceData; test: RaceData },
   options: DescriptionOptions = {},
-): Promise<DescriptionSize> {
+): Promise<DescriptionSize | undefined> {
   const started = performance.now();
-  const seconds = () => (performance.now() - started) / 1000;
+  const withSeconds = (found: Omit<DescriptionSize, 'seconds'>): DescriptionSize => ({
+    ...found,
+    seconds: (performance.now() - started) / 1000,
+  });
   const { size } = classifier;
-  if (size.kind === 'nodes')
-    return { kind: 'tree nodes', count: size.count, ...WHOLE, seconds: seconds() };
-  const train = featureMatrix({ ...rows.train, classes: classifier.classes });
-  const test = featureMatrix({ ...rows.test, classes: classifier.classes });
-  const found =
-    size.kind === 'prototypes'
-      ? await prototypeDescription(classifier, train, test, options)
-      : classifier.model
-        ? await circuitDescription(classifier.model(), train, test, options)
-        : undefined;
-  return {
-    ...(found ?? { kind: 'parameters', count: size.count, ...WHOLE }),
-    seconds: seconds(),
-  };
-}
-
-/** The most probable class of each row, the first among equals: [rows]. */
-export function predictedClasses(scores: ArrayLike<number>, classes: number): Int32Array {
-  const rows = scores.length / classes;
-  const predicted = new Int32Array(rows);
-  for (let r = 0; r < rows; r++) {
-    let best = 0;
-    for (let c = 1; c < classes; c++) {
-      if (scores[r * classes + c] > scores[r * classes + best]) best = c;
-    }
-    predicted[r] = best;
-  }
-  return predicted;
+  const whole = { kind: 'parameters', count: size.count, ...WHOLE } as const;
+  if (size.kind === 'nodes') return withSeconds({ ...whole, kind: 'tree nodes' });
+  const train = exampleRows(rows.train, classifier.classes);
+  const test = exampleRows(rows.test, classifier.classes);
+  if (size.kind === 'prototypes')
+    return withSeconds(await prototypeDescription(classifier, train, test, options));
+  if (!classifier.model) return withSeconds(whole);
+  const circuit = await circuitDescription(classifier.model(), train, test, options);
+  if (circuit === 'too costly') return undefined;
+  return withSeconds(circuit === 'no hidden units' ? whole : circuit);
 }
 
 /** The share of rows on which two predictions agree. */
@@ -105,8 +93,18 @@ export function agreement(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return same / a.length;
 }
 
+/** Examples flattened to features, with the shape of one as the classifier takes it. */
+export interface ExampleRows extends FeatureMatrix {
+  /** One example's dims: [features], or [channels, height, width] for images. */
+  exampleDims: number[];
+}
+
+function exampleRows(data: RaceData, classes: number): ExampleRows {
+  return { ...featureMatrix({ ...data, classes }), exampleDims: data.inputs.dims.slice(1) };
+}
+
 /** At most `n` rows, evenly spaced (a set sorted by class is still sampled across classes). */
-export function evenlySpacedRows(matrix: FeatureMatrix, n: number): FeatureMatrix {
+export function evenlySpacedRows(matrix: ExampleRows, n: number): ExampleRows {
   if (matrix.rows <= n) return matrix;
   const { features } = matrix;
   const chosen = Array.from({ length: n }, (_, k) => Math.floor((k * matrix.rows) / n));
@@ -122,6 +120,6 @@ export function evenlySpacedRows(matrix: FeatureMatrix, n: number): FeatureMatri
   };
 }
 
-/** The matrix as a [rows, features] float32 tensor, as the classifiers and models take it. */
-export const asTensor = (matrix: FeatureMatrix): TensorLike =>
-  tensor('float32', [matrix.rows, matrix.features], matrix.values);
+/** The rows as a float32 tensor [rows, ...one example's dims], as classifiers and models take them. */
+export const asTensor = (matrix: ExampleRows): TensorLike =>
+  tensor('float32', [matrix.rows, ...matrix.exampleDims], matrix.values);
