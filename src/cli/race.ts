@@ -102,19 +102,21 @@ export function raceCommand(): Command {
       )
       .option('--report <dir>', 'also write an HTML report with charts to DIR/index.html')
       .addOption(smokeOption()),
-    'write the scorecard, the split and every run as JSON (docs/json.md)',
+    'write the scorecard, the split and every run as JSON (docs/race.md)',
   )
     .addHelpText(
       'after',
       `
 Every contender trains on the same rows (fixed by --data-seed) within --budget seconds per seed,
 and is measured by the same code: accuracy in distribution and on the shifted set, training and
-prediction time, size, and the audit on the test rows (calibration, worst group, the flip rate of
-each counterfactual). A contender that fails is reported with its reason; the race goes on.
+prediction time, size, the smallest faithful description, and the audit on the test rows
+(calibration, worst group, the flip rate of each counterfactual). A contender that fails is
+reported with its reason; the race goes on. With the defaults, 'teardown race --task
+colored-mnist' asks whether any learner avoids the colour shortcut backprop takes (docs/race.md).
 
 Examples:
-  teardown race --task colored-mnist
-  teardown race --task mnist --contenders knn,logistic,dfa --seeds 2 --fractions 0.3,1 --budget 20 --json race.json
+  teardown race --task colored-mnist --contenders knn,logistic,dfa,ff --report race-report
+  teardown race --task mnist --contenders knn,logistic --seeds 2 --fractions 0.3,1 --budget 20 --json race.json
   teardown race --task csv:test/fixtures/foreign-shortcut/train.csv --label-column label --attribute shortcut \\
     --shifted test/fixtures/foreign-shortcut/shifted.csv --contenders knn,logistic --budget 2
 (--smoke, or TEARDOWN_SMOKE=1: each set's first ${SMOKE_ROWS} rows and a budget of ${SMOKE_BUDGET_SECONDS} s.)`,
