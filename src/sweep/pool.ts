@@ -120,3 +120,31 @@ export function runLocalPool(
     for (let i = 0; i < count; i++) start();
   });
 }
+
+/** The worker name of trials run by runInProcess. */
+export const IN_PROCESS_WORKER = 'in-process';
+
+/**
+ * Every trial in this process, one after another (`workers: 0`): no worker process to start and
+ * no JIT to warm again, for callers whose trials are short (the race's backprop search), at the
+ * price of the pool's isolation (a native crash ends the caller too).
+ */
+export async function runInProcess(
+  jobs: readonly TrialJob[],
+  callbacks: PoolCallbacks,
+  signal?: AbortSignal,
+): Promise<void> {
+  const { runTrial } = await import('./trial.ts');
+  for (const job of jobs) {
+    signal?.throwIfAborted();
+    callbacks.onStart(job, IN_PROCESS_WORKER);
+    let outcome: TrialOutcome;
+    try {
+      outcome = await runTrial(job, signal);
+    } catch (error) {
+      callbacks.onAbandon(job);
+      throw error;
+    }
+    callbacks.onResult(job, outcome, IN_PROCESS_WORKER);
+  }
+}

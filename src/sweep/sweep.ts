@@ -18,7 +18,7 @@ import type { ProgressOptions } from '../progress.ts';
 import { VERSION } from '../version.ts';
 import { analyzeSweep, meets, type SweepAnalysis } from './analysis.ts';
 import { planConfigurations, planTrials, type Configuration, type Params } from './plan.ts';
-import { runLocalPool } from './pool.ts';
+import { runInProcess, runLocalPool, type PoolCallbacks } from './pool.ts';
 import type { SweepSpec } from './spec.ts';
 import { SweepStore, type StoreCounts, type TrialOutcome, type TrialRecord } from './store.ts';
 import type { TrialJob } from './trial.ts';
@@ -26,7 +26,7 @@ import type { TrialJob } from './trial.ts';
 export interface SweepOptions extends ProgressOptions {
   /** The sweep's folder: sweep.db (the store) and sweep.json (the analysis). */
   out: string;
-  /** Worker processes (default: one per core). */
+  /** Worker processes (default: one per core); 0 runs the trials in this process, in turn. */
   workers?: number;
   /** Continue the sweep already in `out` (its spec must be the same). */
   resume?: boolean;
@@ -188,25 +188,22 @@ async function runPending(
     );
     return;
   }
-  await runLocalPool(
-    jobs,
-    options.workers ?? cpus().length,
-    {
-      onStart(job, worker) {
-        store.markRunning(job.id, worker);
-        status.start();
-        report();
-      },
-      onResult(job, outcome, worker) {
-        store.record(job.id, outcome, worker);
-        finished(job, outcome);
-      },
-      onAbandon(job) {
-        store.markPending(job.id);
-      },
+  const pool: PoolCallbacks = {
+    onStart(job, worker) {
+      store.markRunning(job.id, worker);
+      status.start();
+      report();
     },
-    options.signal,
-  );
+    onResult(job, outcome, worker) {
+      store.record(job.id, outcome, worker);
+      finished(job, outcome);
+    },
+    onAbandon(job) {
+      store.markPending(job.id);
+    },
+  };
+  if (options.workers === 0) await runInProcess(jobs, pool, options.signal);
+  else await runLocalPool(jobs, options.workers ?? cpus().length, pool, options.signal);
 }
 
 /** Counts and the best configuration mean, kept as results arrive. */
