@@ -76,7 +76,8 @@ export async function searchHyperparameters(
   });
   const result = await sweep(spec, {
     out: join(run.folder.path, 'sweep'),
-    workers: 1,
+    // In this process: no worker to start, and the trials run as fast as the calibration did.
+    workers: 0,
     threads: run.threads,
     signal: run.signal,
     onProgress: run.onProgress,

@@ -40,7 +40,7 @@ export class TaskFolder {
   private constructor(readonly path: string) {}
 
   static create(): TaskFolder {
-    return new TaskFolder(mkdtempSync(join(tmpdir(), 'teardown-race-')));
+    return new TaskFolder(mkdtempSync(join(tmpdir(), 'teardown-backprop-')));
   }
 
   remove(): void {
