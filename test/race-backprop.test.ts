@@ -165,7 +165,7 @@ describe('race: the backprop MLP, its search and its final run', () => {
       assert.ok(absurd.validationAccuracy === null || absurd.validationAccuracy < top);
   });
 
-  it("scores a trial on the training rows the seed holds out, by the trainer's own model", async () => {
+  it("scores a trial on the training rows the seed holds out, as the trainer's model", async () => {
     const { chosen } = classifier.run.search;
     const order = permutation(400, SEED);
     const result = await train(
@@ -215,7 +215,7 @@ describe('race: the backprop MLP, its search and its final run', () => {
     }
   });
 
-  it("exports what the trainer builds, and Model runs it to predictProba's probabilities", async () => {
+  it("exports what the trainer builds; Model runs it to predictProba's values", async () => {
     const proto = classifier.model!();
     const built = buildModel(
       { kind: 'mlp', hidden: [16], act: 'relu' },

@@ -7,13 +7,14 @@
  *   1. a calibration run times the trainer's steps on these rows (backprop-budget.ts);
  *   2. the search: learning rate × schedule, one trial each, scored on a validation split held
  *      out from the training rows (backprop-search.ts, backprop-tasks.ts);
- *   3. the chosen configuration trained again on all the training rows, for the trials' epochs.
+ *   3. the chosen configuration trained again on all the training rows, for the trials' epochs
+ *      (fewer when the search took longer than planned).
  *
  * The test rows are never seen: a contender gets only the training rows.
  *
  *   const mlp = backpropMlp({ hidden: [64] });
  *   const classifier = await mlp.train(data, { seed: 1, budgetSeconds: 30 });
- *   classifier.search.chosen; // { lr, cosine, validationAccuracy }
+ *   (classifier as BackpropClassifier).run.search.chosen; // { lr, cosine, validationAccuracy }
  */
 import { train, type TrainSpecInput } from '../api/train.ts';
 import { InputError, InternalError } from '../errors.ts';
@@ -80,6 +81,7 @@ export interface CnnSettings extends BackpropSettings {
 export interface BackpropRun {
   search: SearchResult;
   cost: StepCost;
+  shape: SearchShape;
   trialSteps: number;
   finalSteps: number;
   /** The final run's spec as the trainer completed it (its task names a file now removed). */
@@ -114,7 +116,8 @@ export function backpropMlp(settings: MlpSettings = {}): Contender {
 
 export function backpropCnn(settings: CnnSettings = {}): Contender {
   const channels = settings.channels ?? [8, 16];
-  const model = `cnn:channels=${channels.join('-')},fc=${settings.fc ?? 32},act=${settings.act ?? 'relu'}`;
+  const [fc, act] = [settings.fc ?? 32, settings.act ?? 'relu'];
+  const model = `cnn:channels=${channels.join('-')},fc=${fc},act=${act}`;
   return backpropContender('backprop CNN', MINIMUM_BUDGET_SECONDS.cnn, settings, (data) => {
     const dims = data.inputs.dims;
     if (dims.length !== 4) {
@@ -146,13 +149,14 @@ function backpropContender(
 }
 
 /** Calibrate, search, train the chosen configuration on every row (see the file's comment). */
-export async function trainBackprop(
+async function trainBackprop(
   data: RaceData,
   options: TrainOptions,
   settings: BackpropSettings,
   architecture: Architecture,
 ): Promise<BackpropClassifier> {
   const started = performance.now();
+  const secondsLeft = () => options.budgetSeconds - secondsSince(started);
   const { model, dims } = architecture(data);
   const matrix = featureMatrix(data);
   if (!Number.isInteger(options.seed) || options.seed < 0) {
@@ -164,40 +168,21 @@ export async function trainBackprop(
     inputs: tensor('float32', [matrix.rows, ...dims], matrix.values),
     labels: tensor('int64', [matrix.rows], Array.from(matrix.labels)),
   };
-  const space = { ...DEFAULT_SEARCH, ...settings.search };
-  const batch = settings.batch ?? 64;
-  const threads = options.threads ?? 1;
+  const recipe = { model, batch: settings.batch ?? 64, seed: options.seed };
   const folder = TaskFolder.create();
   try {
-    const validation = searchTask(folder, rows, options.seed);
-    const recipe = { ...validation, model, batch, seed: options.seed };
-    const cost = await measureStepCost(recipe, { threads, signal: options.signal });
-    const shape: SearchShape = {
-      configurations: configurationCount(space),
-      rows: matrix.rows,
-      searchRows: searchTrainingRows(matrix.rows),
-    };
-    const secondsLeft = () => options.budgetSeconds - secondsSince(started);
-    const trialSteps = planTrialSteps(secondsLeft(), cost, shape, settings.maxTrialSteps);
-    const search = await searchHyperparameters(
-      space,
-      { model, batch, steps: trialSteps },
-      validation,
-      {
-        folder,
-        seed: options.seed,
-        threads,
-        signal: options.signal,
-        onProgress: options.onProgress,
-      },
-    );
+    const searched = await calibrateAndSearch(folder, rows, recipe, settings, options, secondsLeft);
+    const { search, cost, trialSteps, shape } = searched;
     const finished = search.trials.filter((trial) => trial.validationAccuracy !== null);
-    const trialSeconds = finished.map((trial) => trial.seconds);
-    const seen = observedStepCost(cost, trialSeconds, trialSteps);
+    const seen = observedStepCost(
+      cost,
+      finished.map((trial) => trial.seconds),
+      trialSteps,
+    );
     const finalSteps = planFinalSteps(secondsLeft(), seen, shape, trialSteps);
     const finalStarted = performance.now();
     const final = await trainOnEveryRow(
-      { ...wholeTask(folder, rows, options.seed), model, batch, seed: options.seed },
+      { ...wholeTask(folder, rows, options.seed), ...recipe },
       search.chosen,
       finalSteps,
       rows,
@@ -206,20 +191,45 @@ export async function trainBackprop(
     const classifier = await trainedClassifier(
       final.model,
       { dims, classes: matrix.classes },
-      threads,
+      options.threads ?? 1,
     );
-    const run = {
-      search,
-      cost,
-      trialSteps,
-      finalSteps,
-      spec: final.spec,
-      finalSeconds: secondsSince(finalStarted),
-    };
-    return { ...classifier, run };
+    const finalSeconds = secondsSince(finalStarted);
+    return { ...classifier, run: { ...searched, finalSteps, spec: final.spec, finalSeconds } };
   } finally {
     folder.remove();
   }
+}
+
+/** Steps 1 and 2: time the trainer on the search task, size the trials, run the search. */
+async function calibrateAndSearch(
+  folder: TaskFolder,
+  rows: TaskRows,
+  recipe: { model: string; batch: number; seed: number },
+  settings: BackpropSettings,
+  options: TrainOptions,
+  secondsLeft: () => number,
+) {
+  const space = { ...DEFAULT_SEARCH, ...settings.search };
+  const threads = options.threads ?? 1;
+  const validation = searchTask(folder, rows, options.seed);
+  const cost = await measureStepCost(
+    { ...validation, ...recipe },
+    { threads, signal: options.signal },
+  );
+  const count = rows.labels.dims[0];
+  const shape: SearchShape = {
+    configurations: configurationCount(space),
+    rows: count,
+    searchRows: searchTrainingRows(count),
+  };
+  const trialSteps = planTrialSteps(secondsLeft(), cost, shape, settings.maxTrialSteps);
+  const search = await searchHyperparameters(
+    space,
+    { model: recipe.model, batch: recipe.batch, steps: trialSteps },
+    validation,
+    { folder, seed: options.seed, threads, signal: options.signal, onProgress: options.onProgress },
+  );
+  return { search, cost, trialSteps, shape };
 }
 
 /** The chosen configuration on the whole task; the trainer's rows are checked to be `rows`. */
