@@ -427,6 +427,14 @@ describe('race: the backprop contenders on 1,000 MNIST digits', () => {
             `${JSON.stringify(search.chosen)}) (published: ${published})`,
         );
         assert.ok(found >= bar, `${contender.name}: ${found} below the bar ${bar}`);
+        if (contender.name === 'backprop MLP') {
+          // Trained on images, it is the trainer's MLP for images (Flatten, then fc1), and it
+          // predicts the same from the digits' 784 values as from their images.
+          assert.equal(classifier.model!().graph!.node[0].opType, 'Flatten');
+          const flat = tensor('float32', [test.images.dims[0], 784], test.images.data);
+          const fromFlat = (await classifier.predictProba(flat)).data;
+          assert.deepEqual(fromFlat, probabilities);
+        }
       } finally {
         await classifier.release();
       }

@@ -15,6 +15,11 @@ const PREDICT_BATCH = 1024;
 export interface ExampleShape {
   /** One example's dims as the model takes it: [features] or [channels, height, width]. */
   dims: number[];
+  /**
+   * Whether inputs must come in exactly that shape (a CNN: a convolution needs the image's
+   * layout); otherwise any inputs with as many values per example are read in C order.
+   */
+  exactShape: boolean;
   /** Classes the race scores (the model may have fewer, when the last never occurs). */
   classes: number;
 }
@@ -31,7 +36,7 @@ export async function trainedClassifier(
     size: { kind: 'parameters', count: parameterCount(model) },
     model: () => model,
     async predictProba(inputs: TensorLike) {
-      checkImageShape(inputs, shape.dims);
+      if (shape.exactShape) checkExampleShape(inputs, shape.dims);
       const { values, rows } = queryMatrix(inputs, features);
       const probabilities = new Float32Array(rows * shape.classes);
       for (let start = 0; start < rows; start += PREDICT_BATCH) {
@@ -48,8 +53,7 @@ export async function trainedClassifier(
 }
 
 /** A CNN takes images of the shape it was trained on, not just as many values. */
-function checkImageShape(inputs: TensorLike, dims: number[]): void {
-  if (dims.length === 1) return;
+function checkExampleShape(inputs: TensorLike, dims: number[]): void {
   const given = inputs.dims.slice(1);
   if (given.join() !== dims.join()) {
     throw new InputError(

@@ -107,11 +107,12 @@ export function backpropMlp(settings: MlpSettings = {}): Contender {
     );
   }
   const model = `mlp:hidden=${hidden.join('-')},act=${settings.act ?? 'relu'}`;
-  return backpropContender('backprop MLP', MINIMUM_BUDGET_SECONDS.mlp, settings, (data) => ({
-    model,
-    // The MLP takes features: images and other shapes are flattened, as for every contender.
-    dims: [featureMatrix(data).features],
-  }));
+  return backpropContender('backprop MLP', MINIMUM_BUDGET_SECONDS.mlp, settings, (data) => {
+    // Images stay images, as the trainer builds an MLP for them (Flatten, then fc1); other
+    // shapes are flattened to features. Either way it predicts from any shape of as many values.
+    const dims = data.inputs.dims.length === 4 ? data.inputs.dims.slice(1) : undefined;
+    return { model, dims: dims ?? [featureMatrix(data).features], exactShape: false };
+  });
 }
 
 export function backpropCnn(settings: CnnSettings = {}): Contender {
@@ -126,12 +127,12 @@ export function backpropCnn(settings: CnnSettings = {}): Contender {
           `[${dims.join(', ')}]: race it on an image task, or leave 'cnn' out of --contenders.`,
       );
     }
-    return { model, dims: dims.slice(1) };
+    return { model, dims: dims.slice(1), exactShape: true };
   });
 }
 
 /** What the two contenders differ in: the model spec, and the shape one example is fed in. */
-type Architecture = (data: RaceData) => { model: string; dims: number[] };
+type Architecture = (data: RaceData) => { model: string; dims: number[]; exactShape: boolean };
 
 function backpropContender(
   name: string,
@@ -157,7 +158,7 @@ async function trainBackprop(
 ): Promise<BackpropClassifier> {
   const started = performance.now();
   const secondsLeft = () => options.budgetSeconds - secondsSince(started);
-  const { model, dims } = architecture(data);
+  const { model, dims, exactShape } = architecture(data);
   const matrix = featureMatrix(data);
   if (!Number.isInteger(options.seed) || options.seed < 0) {
     throw new InputError(
@@ -190,7 +191,7 @@ async function trainBackprop(
     );
     const classifier = await trainedClassifier(
       final.model,
-      { dims, classes: matrix.classes },
+      { dims, exactShape, classes: matrix.classes },
       options.threads ?? 1,
     );
     const finalSeconds = secondsSince(finalStarted);
