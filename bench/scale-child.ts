@@ -12,6 +12,7 @@ import { encodeNpy, readNpy } from '../src/data/npy.ts';
 import { inspectModel } from '../src/inspect/inspect.ts';
 import { patchSweep } from '../src/inspect/patch-sweep.ts';
 import { Model } from '../src/runtime/model.ts';
+import { releaseRunValues } from '../src/runtime/release.ts';
 import { runWithCache } from '../src/runtime/run.ts';
 import { sliceRows, type Tensor } from '../src/tensor.ts';
 
@@ -31,7 +32,10 @@ async function cacheCase(first: boolean): Promise<Record<string, unknown>> {
   const arrayBuffersMb: number[] = [];
   const anonymousMb: number[] = [];
   for (let start = 0; start < tokens.dims[0]; start += 8) {
-    cache = new Map(); // the previous batch is dropped before the next runs, as the PyTorch side does
+    // The previous batch is freed before the next runs, as PyTorch frees it by reference count
+    // and as `teardown run` does once a batch is written (runtime/release.ts).
+    await releaseRunValues(cache.values());
+    cache = new Map();
     ({ cache } = await runWithCache(
       model,
       { input_ids: sliceRows(tokens, start, start + 8) },
@@ -44,6 +48,7 @@ async function cacheCase(first: boolean): Promise<Record<string, unknown>> {
   if (first)
     for (const name of json('compare_hooks.json') as string[])
       writeNpyFile(join(dir, `teardown_cache_${name}.npy`), cache.get(name)!);
+  await releaseRunValues(cache.values());
   return {
     hooks: names.length,
     cached_mb_per_batch: Number((cachedBytes / 1e6).toFixed(1)),

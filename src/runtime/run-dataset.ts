@@ -22,6 +22,7 @@ import type { Model } from './model.ts';
 import { OutputChangeTracker, type OutputChange } from './output-change.ts';
 import { prepareInterventions, run, type Dataset } from './run.ts';
 import { probeHookShapes } from './probe.ts';
+import { releaseRunValues } from './release.ts';
 
 export interface DatasetRunOptions extends ProgressOptions {
   cache?: readonly string[];
@@ -112,7 +113,8 @@ export async function runDataset(
     { kind: 'outputs' | 'hooks'; name: string; file: string; value: Tensor }
   >();
   // Values with a batch axis stream into their file; the others are written once, as they are.
-  const store = (kind: 'outputs' | 'hooks', name: string, value: Tensor) => {
+  // Returns whether the value was written (and is no longer needed).
+  const store = (kind: 'outputs' | 'hooks', name: string, value: Tensor): boolean => {
     const layout = layoutOf(kind, name);
     if (layout) append(writerFor(kind, name), value, layout);
     else if (!once.has(`${kind}/${name}`))
@@ -122,6 +124,7 @@ export async function runDataset(
         file: `${kind}/${escapeFileName(name)}.npy`,
         value,
       });
+    return layout !== undefined;
   };
   const trackers = new Map<string, OutputChangeTracker>();
   const compare = (options.compare ?? true) && (options.interventions ?? []).length > 0;
@@ -140,15 +143,20 @@ export async function runDataset(
       interventions,
       exampleOffset: start,
     });
-    for (const [name, value] of Object.entries(result.outputs)) store('outputs', name, value);
-    for (const [name, value] of result.cache) store('hooks', name, value);
+    const written: Tensor[] = [];
+    for (const [name, value] of Object.entries(result.outputs))
+      if (store('outputs', name, value)) written.push(value);
+    for (const [name, value] of result.cache) if (store('hooks', name, value)) written.push(value);
     if (compare) {
       const original = await run(model, feeds);
       for (const [name, value] of Object.entries(original.outputs)) {
         if (!trackers.has(name)) trackers.set(name, new OutputChangeTracker());
         trackers.get(name)!.add(value, result.outputs[name]);
       }
+      written.push(...Object.values(original.outputs));
     }
+    // Freed before the next batch runs, not when collected (runtime/release.ts).
+    await releaseRunValues(written);
   };
   try {
     for (let start = 0; start < examples; start += batchSize) {

@@ -33,6 +33,7 @@ import {
   type Tensor,
 } from '../tensor.ts';
 import { probeHookShapes } from './probe.ts';
+import { markRunValues } from './release.ts';
 import { runInSegments } from './segmented-run.ts';
 import type { Model } from './model.ts';
 
@@ -97,6 +98,7 @@ export async function run(
     inputTypes,
   };
   const { results, outputOf } = await runPlan(model, plan, { ...feeds, ...extraFeeds }, batch);
+  markRunValues(Object.values(results));
   const statics = await model.staticValues(
     [...new Set(hooks.filter(isStatic).map((hook) => hook.value))],
     feeds,

@@ -103,4 +103,23 @@ describe('LoadedSessions', () => {
     loaded.use(c, 200); // alone over the limit: kept, as it is the one in use
     assert.deepEqual(log, ['b', 'a']);
   });
+
+  it('unloads the largest idle session first, so that a cycle slightly over the limit reloads two sessions a pass, not all', () => {
+    // The scale bench's cache: seven segments whose weights add up to 0.05% over the bound.
+    const sizes = [218, 69, 57, 66, 66, 19, 154];
+    const bound = sizes.reduce((sum, size) => sum + size, 0) - 0.3;
+    const log: string[] = [];
+    const segments = sizes.map((_, s) => fake(`segment ${s + 1}`, log));
+    const loaded = new LoadedSessions(bound);
+    const unloadsPerPass: number[] = [];
+    for (let pass = 0; pass < 4; pass++) {
+      const before = log.length;
+      for (const [s, segment] of segments.entries()) loaded.use(segment, sizes[s]);
+      unloadsPerPass.push(log.length - before);
+      assert.ok(loaded.loadedBytes <= bound);
+    }
+    // Least recently used first unloaded the next segment needed each time: seven a pass.
+    assert.deepEqual(unloadsPerPass, [1, 2, 2, 2]);
+    assert.deepEqual(log.slice(0, 3), ['segment 1', 'segment 7', 'segment 1']);
+  });
 });
