@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import { featureMatrix, type TrainedClassifier } from '../src/race/contender.ts';
 import { describeClassifier as describeOrSkip } from '../src/race/description.ts';
 import { smallestPrototypes } from '../src/race/description-prototypes.ts';
+import { directFeedbackAlignment } from '../src/race/dfa.ts';
 import { forwardForward } from '../src/race/ff.ts';
 import { kNearestNeighbours } from '../src/race/knn.ts';
 import { logisticRegression } from '../src/race/logistic.ts';
@@ -128,6 +129,24 @@ describe('race: the smallest faithful description', () => {
       assert.ok(found.count >= 1 && found.count < 11, `${found.count} units`);
       assert.ok(found.fittedFaithfulness >= 0.95, `${found.fittedFaithfulness}`);
       assert.ok(found.faithfulness >= 0.9, `${found.faithfulness}`);
+    } finally {
+      await classifier.release();
+    }
+  });
+
+  it('gives a network of features the rows flat when the task has images', async () => {
+    const blobs = twoBlobs(200, 4, 9, 5);
+    const asImages = (rows: ReturnType<typeof rowsOf>) => ({
+      ...rows,
+      inputs: { ...rows.inputs, dims: [rows.inputs.dims[0], 1, 2, 2] },
+    });
+    const [train, test] = [asImages(rowsOf(blobs, 0, 120)), asImages(rowsOf(blobs, 120, 200))];
+    const contender = directFeedbackAlignment({ hidden: [5], maxSteps: 100 });
+    const classifier = await contender.train(train, { seed: 1, budgetSeconds: 30 });
+    try {
+      const found = await describeClassifier(classifier, { train, test });
+      assert.equal(found.kind, 'circuit units');
+      assert.equal(found.outOf, 5);
     } finally {
       await classifier.release();
     }

@@ -67,13 +67,13 @@ export async function circuitDescription(
     if (hooks.length === 0) return 'no hidden units';
     const searchRows = options.searchRows ?? (await defaultSearchRowsOf(model, hooks, train));
     if (searchRows === undefined) return 'too costly';
-    const search = asTensor(evenlySpacedRows(train, searchRows));
+    const search = modelInputs(model, evenlySpacedRows(train, searchRows));
     const circuit = await searchCircuit(model, hooks, search, options);
     const reference = { [model.inputs[0].name]: search };
     const interventions = circuit.left.map(({ hook, units }) =>
       ablate(hook, 'mean', { units, reference }),
     );
-    const testInputs = asTensor(test);
+    const testInputs = modelInputs(model, test);
     const full = await predictionsOf(model, testInputs);
     const pruned = await predictionsOf(model, testInputs, interventions);
     return {
@@ -153,7 +153,7 @@ async function fromFirstHiddenUnits(
 
 /** The default search rows of this network, from its hidden units' shapes on one row. */
 async function defaultSearchRowsOf(model: Model, hooks: string[], train: ExampleRows) {
-  const { cache } = await model.run(asTensor(evenlySpacedRows(train, 1)), { hooks });
+  const { cache } = await model.run(modelInputs(model, evenlySpacedRows(train, 1)), { hooks });
   const shapes = hooks.map((hook) => ({
     hook: model.runtime.hooks.resolve(hook),
     dims: cache.get(hook).dims,
@@ -164,6 +164,15 @@ async function defaultSearchRowsOf(model: Model, hooks: string[], train: Example
   );
   const valuesPerRow = shapes.reduce((sum, { dims }) => sum + elementCount(dims), 0);
   return defaultSearchRows(units, valuesPerRow);
+}
+
+/**
+ * The rows as the network's input takes them: flat [rows, features] for a network of features
+ * (an MLP flattens images), else in the examples' own shape (a CNN's images).
+ */
+function modelInputs(model: Model, rows: ExampleRows): TensorLike {
+  const flat = model.inputs[0].dims?.length === 2;
+  return asTensor(flat ? { ...rows, exampleDims: [rows.features] } : rows);
 }
 
 /**
