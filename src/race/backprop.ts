@@ -228,7 +228,15 @@ async function calibrateAndSearch(
     space,
     { model: recipe.model, batch: recipe.batch, steps: trialSteps },
     validation,
-    { folder, seed: options.seed, threads, signal: options.signal, onProgress: options.onProgress },
+    {
+      folder,
+      seed: options.seed,
+      threads,
+      signal: options.signal,
+      onProgress: options.onProgress,
+      // Another trial, then a final run of ~N/cut trials' time, must fit in the time left.
+      continueAfter: (seconds) => secondsLeft() >= seconds * (1 + count / shape.searchRows),
+    },
   );
   return { search, cost, trialSteps, shape };
 }
