@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { InputError } from '../src/errors.ts';
 import { featureMatrix, type TrainedClassifier } from '../src/race/contender.ts';
 import { describeClassifier as describeOrSkip } from '../src/race/description.ts';
 import { smallestPrototypes } from '../src/race/description-prototypes.ts';
@@ -224,6 +225,19 @@ describe('race: the smallest faithful description', () => {
       assert.equal(await describeOrSkip(wide, rows), undefined);
     } finally {
       await wide.release();
+    }
+  });
+
+  it('refuses a target outside (0, 1] and search rows that are not a count', async () => {
+    const blobs = twoBlobs(40, 3, 8);
+    const rows = { train: rowsOf(blobs, 0, 20), test: rowsOf(blobs, 20, 40) };
+    const knn = await kNearestNeighbours({ k: 1 }).train(rows.train, { seed: 1, budgetSeconds: 5 });
+    try {
+      for (const options of [{ target: 0 }, { target: 1.5 }, { searchRows: 0.5 }]) {
+        await assert.rejects(describeOrSkip(knn, rows, options), InputError);
+      }
+    } finally {
+      await knn.release();
     }
   });
 
