@@ -8,7 +8,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeNpy, readNpy } from '../src/data/npy.ts';
@@ -91,10 +91,14 @@ export async function benchScale(threads: number, only?: string): Promise<void> 
       // (a) every module hook over 32 sequences, batches of 8; two alternating blocks, one warm run each.
       const ours: ChildResult[] = [];
       const theirs: ChildResult[] = [];
+      const loadAtStart = round(loadavg()[0], 1);
       for (let block = 0; block < 2; block++) {
         ours.push(teardown(['cache', dir, '1', String(threads)]));
         theirs.push(python(['cache', dir, '1', String(threads)]));
       }
+      // Each side's run in each block: wall and CPU ms of the timed run, peak RSS.
+      const perBlock = (runs: ChildResult[]) =>
+        runs.map((r) => [round(r.times_ms[0], 0), round(r.cpu_ms[0], 0), r.max_rss_mb]);
       const cacheErrors = Object.fromEntries(
         (JSON.parse(readFileSync(join(dir, 'compare_hooks.json'), 'utf8')) as string[]).map(
           (name) => [
@@ -128,6 +132,9 @@ export async function benchScale(threads: number, only?: string): Promise<void> 
           torch_max_rss_mb: cacheTheirs.rss,
           memory_goal_mb: Math.round(2 * weightsMb + ours[0].cached_mb_per_batch),
           blocks: 2,
+          teardown_wall_cpu_rss_by_block: perBlock(ours),
+          torch_wall_cpu_rss_by_block: perBlock(theirs),
+          load_average_start_end: [loadAtStart, round(loadavg()[0], 1)],
           max_rel_error_last_batch: cacheErrors,
         }),
       );

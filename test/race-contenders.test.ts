@@ -17,6 +17,8 @@ describe('race: contenders by name', () => {
         ['SPSA', 'network', false],
         ['direct feedback alignment', 'network', false],
         ['forward-forward', 'network', false],
+        ['gradient-boosted trees (YDF)', 'trees', false],
+        ['random forest (YDF)', 'trees', false],
         ['backprop MLP', 'network', true],
         ['backprop CNN', 'network', true],
       ],
@@ -34,7 +36,7 @@ describe('race: contenders by name', () => {
         error instanceof InputError &&
         error.message ===
           "Unknown contender 'dfx' (did you mean 'dfa'?): the contenders are " +
-            'knn, logistic, es, spsa, dfa, ff, mlp, cnn.',
+            'knn, logistic, es, spsa, dfa, ff, gbt, forest, mlp, cnn.',
     );
     assert.throws(() => contendersNamed(' , '), /names none/);
     assert.throws(() => contendersNamed('ff,knn,ff'), /'ff' is named twice/);

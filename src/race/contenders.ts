@@ -14,6 +14,7 @@ import { kNearestNeighbours } from './knn.ts';
 import { logisticRegression } from './logistic.ts';
 import type { HiddenActivation } from './mlp.ts';
 import { spsa } from './spsa.ts';
+import { gradientBoostedTrees, randomForest } from './trees.ts';
 
 export interface SharedSettings {
   /** The backprop MLP's hidden widths and activation, for every network learner. */
@@ -28,6 +29,8 @@ const MAKERS: Record<string, (shared: SharedSettings) => Contender> = {
   spsa: (shared) => spsa(shared),
   dfa: (shared) => directFeedbackAlignment(shared),
   ff: (shared) => forwardForward(shared),
+  gbt: () => gradientBoostedTrees(),
+  forest: () => randomForest(),
   mlp: (shared) => backpropMlp(shared),
   cnn: (shared) => backpropCnn({ act: shared.act }),
 };
