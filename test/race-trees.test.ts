@@ -185,7 +185,7 @@ describe('race: YDF trees', () => {
       randomForest().train(data, { seed: 1, budgetSeconds: 0.5 }),
       (error) =>
         error instanceof InputError &&
-        /random forest had not finished after the 0.5 s budget on 3000 examples × 40 features/.test(
+        /forest had not finished after the 0.5 s budget on 3000 examples × 40 features/.test(
           error.message,
         ) &&
         /cannot stop part-way/.test(error.message),

@@ -64,7 +64,8 @@ parentPort.on('message', async (request) => {
       const description = model.describe();
       parentPort.postMessage({ kind: 'trained', labelClasses: model.labelClasses, description });
     } else {
-      const output = Float32Array.from(model.predict(table(request.values, request.rows, request.features)));
+      const rows = table(request.values, request.rows, request.features);
+      const output = Float32Array.from(model.predict(rows));
       parentPort.postMessage({ kind: 'predicted', id: request.id, output }, [output.buffer]);
     }
   } catch (error) {
