@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InputError } from '../src/errors.ts';
 import { tensor } from '../src/tensor.ts';
+import { backpropMlp } from '../src/race/backprop.ts';
 import type { Contender } from '../src/race/contender.ts';
 import { directFeedbackAlignment } from '../src/race/dfa.ts';
 import { evolutionStrategies } from '../src/race/es.ts';
@@ -42,6 +43,11 @@ const CONTENDERS: { limited: Contender; unlimited: Contender; seeded: boolean }[
   // YDF trains to its own stopping rule; past the budget it is refused (test/race-trees.test.ts).
   { limited: gradientBoostedTrees(), unlimited: gradientBoostedTrees(), seeded: true },
   { limited: randomForest(), unlimited: randomForest(), seeded: true },
+  {
+    limited: backpropMlp({ hidden: [8], maxTrialSteps: 20 }),
+    unlimited: backpropMlp({ hidden: [8] }),
+    seeded: true,
+  },
 ];
 
 // Three classes, so that probabilities are more than a complement.

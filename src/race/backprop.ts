@@ -156,6 +156,7 @@ async function trainBackprop(
   settings: BackpropSettings,
   architecture: Architecture,
 ): Promise<BackpropClassifier> {
+  options.signal?.throwIfAborted();
   const started = performance.now();
   const secondsLeft = () => options.budgetSeconds - secondsSince(started);
   const { model, dims, exactShape } = architecture(data);
