@@ -23,8 +23,8 @@ import {
 } from './options.ts';
 
 /** The demo's question in under three minutes on two cores (docs/race.md, "Defaults"). */
-export const DEFAULT_CONTENDERS = 'knn,logistic,dfa,ff';
-export const DEFAULT_BUDGET_SECONDS = 10;
+export const DEFAULT_CONTENDERS = 'knn,logistic,gbt,dfa,ff,es,mlp,cnn';
+export const DEFAULT_BUDGET_SECONDS = 20;
 /** A smoke run: each set's first rows, and a budget of a second (or a contender's minimum). */
 const SMOKE_ROWS = 200;
 const SMOKE_BUDGET_SECONDS = 1;
