@@ -381,6 +381,12 @@ describe('race: the backprop contenders in the race', () => {
       backpropCnn().train(trainRows, { seed: 1, budgetSeconds: 10 }),
       (error) => error instanceof InputError && /shape \[400, 10\]/.test(error.message),
     );
+    const tiny = tensor('float32', [400, 1, 2, 2], new Float32Array(1600));
+    await assert.rejects(
+      backpropCnn().train({ ...trainRows, inputs: tiny }, { seed: 1, budgetSeconds: 10 }),
+      (error) =>
+        error instanceof InputError && /at least 4×4 pixels; these are 2×2/.test(error.message),
+    );
   });
 });
 

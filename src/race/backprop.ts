@@ -127,6 +127,13 @@ export function backpropCnn(settings: CnnSettings = {}): Contender {
           `[${dims.join(', ')}]: race it on an image task, or leave 'cnn' out of --contenders.`,
       );
     }
+    const smallest = 2 ** channels.length;
+    if (Math.min(dims[2], dims[3]) < smallest) {
+      throw new InputError(
+        `The CNN halves its images at each of its ${channels.length} blocks: they need at ` +
+          `least ${smallest}×${smallest} pixels; these are ${dims[2]}×${dims[3]}.`,
+      );
+    }
     return { model, dims: dims.slice(1), exactShape: true };
   });
 }
