@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { main } from '../src/cli/main.ts';
 import type { RaceData } from '../src/race/contender.ts';
+import { contendersNamed } from '../src/race/contenders.ts';
 import { kNearestNeighbours } from '../src/race/knn.ts';
 import { logisticRegression } from '../src/race/logistic.ts';
 import { raceTask } from '../src/race/race-task.ts';
@@ -20,6 +21,8 @@ import { tempDir } from './model-files.ts';
 import { accuracy, gaussian } from './race-oracles.ts';
 
 const dir = tempDir('teardown-race-');
+/** The backprop MLP's stated least budget (a search and a final run). */
+const MLP_MINIMUM = contendersNamed('mlp')[0].minimumBudgetSeconds!;
 
 /**
  * A table whose label is x0 + x1 > 0 with 10% noise, and whose `shortcut` column agrees with the
@@ -207,8 +210,11 @@ describe('teardown race', () => {
     ['a budget of 0', [...TASK, '--budget', '0'], /The budget must be a positive number/],
     [
       "a budget below a contender's minimum",
-      [...TASK, '--contenders', 'knn,mlp', '--budget', '2'],
-      /A budget of 2 s is below what contender 'backprop MLP' needs \(5 s per seed\)/,
+      [...TASK, '--contenders', 'knn,mlp', '--budget', String(MLP_MINIMUM / 2)],
+      new RegExp(
+        `A budget of ${MLP_MINIMUM / 2} s is below what contender 'backprop MLP' needs ` +
+          `\\(${MLP_MINIMUM} s per seed\\)`,
+      ),
     ],
     ['a word for a budget', [...TASK, '--budget', 'ten'], /--budget expects a number, got 'ten'/],
     ['a fraction of 0', [...TASK, '--fractions', '0,1'], /--fractions expects shares .* got 0/],
