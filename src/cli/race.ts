@@ -5,6 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import { InputError } from '../errors.ts';
+import type { ContenderResult } from '../race/race.ts';
 import type { ContenderScore, Scorecard } from '../race/scorecard.ts';
 import type { RaceTask } from '../race/race-task.ts';
 import { jsonResult } from '../report/json.ts';
@@ -119,7 +120,8 @@ Examples:
   teardown race --task mnist --contenders knn,logistic --seeds 2 --fractions 0.3,1 --budget 20 --json race.json
   teardown race --task csv:test/fixtures/foreign-shortcut/train.csv --label-column label --attribute shortcut \\
     --shifted test/fixtures/foreign-shortcut/shifted.csv --contenders knn,logistic --budget 2
-(--smoke, or TEARDOWN_SMOKE=1: each set's first ${SMOKE_ROWS} rows and a budget of ${SMOKE_BUDGET_SECONDS} s.)`,
+(--smoke, or TEARDOWN_SMOKE=1: each set's first ${SMOKE_ROWS} rows; a budget of ${SMOKE_BUDGET_SECONDS} s, or the largest
+minimum of the contenders named.)`,
     )
     .action(async (options) => {
       routeOutput(options);
@@ -152,32 +154,53 @@ Examples:
         audit: task.audit,
         onProgress: cliProgress(options),
       });
-      const { scorecard } = await import('../race/scorecard.ts');
-      const card = scorecard(results, {
-        task: task.name,
+      await writeOutputs(options, task, results, {
         seeds,
-        fractions: options.fractions,
         budgetSeconds,
-        split: task.record,
-        shortcutAttribute: task.shortcutAttribute,
-        classes: task.classes,
+        threads: runtime.threads,
       });
-      const { formatRaceTable } = await import('../report/race-table.ts');
-      print(`\n${formatRaceTable(rankedBy(card, options.rankBy), terminalColumns())}`);
-      if (options.report) {
-        const { writeRaceReport } = await import('../report/race-html.ts');
-        print(`\nReport: ${await writeRaceReport(options.report, { scorecard: card })}`);
-      }
-      if (options.json)
-        emitJson(
-          options.json,
-          jsonResult(
-            'race',
-            { threads: runtime.threads, seeds: { data: options.dataSeed } },
-            { ...card, description: task.description, results },
-          ),
-        );
     });
+}
+
+/** The scorecard on standard output, the report to --report DIR, the JSON to --json. */
+async function writeOutputs(
+  options: {
+    fractions: number[];
+    rankBy: 'in' | 'shifted';
+    report?: string;
+    json?: string;
+    dataSeed: number;
+  },
+  task: RaceTask,
+  results: ContenderResult[],
+  settings: { seeds: number[]; budgetSeconds: number; threads?: number },
+): Promise<void> {
+  const { seeds, budgetSeconds, threads } = settings;
+  const { scorecard } = await import('../race/scorecard.ts');
+  const card = scorecard(results, {
+    task: task.name,
+    seeds,
+    fractions: options.fractions,
+    budgetSeconds,
+    split: task.record,
+    shortcutAttribute: task.shortcutAttribute,
+    classes: task.classes,
+  });
+  const { formatRaceTable } = await import('../report/race-table.ts');
+  print(`\n${formatRaceTable(rankedBy(card, options.rankBy), terminalColumns())}`);
+  if (options.report) {
+    const { writeRaceReport } = await import('../report/race-html.ts');
+    print(`\nReport: ${await writeRaceReport(options.report, { scorecard: card })}`);
+  }
+  if (options.json)
+    emitJson(
+      options.json,
+      jsonResult(
+        'race',
+        { threads, seeds: { data: options.dataSeed } },
+        { ...card, description: task.description, results },
+      ),
+    );
 }
 
 /** '0.1,0.3,1' as numbers, each in (0, 1]. */
