@@ -11,8 +11,12 @@ import { readTable } from '../src/data/csv.ts';
 import { InputError } from '../src/errors.ts';
 import { seededRandom } from '../src/random.ts';
 import { tensor } from '../src/tensor.ts';
-import type { Contender, RaceData } from '../src/race/contender.ts';
+import { featureMatrix, type Contender, type RaceData } from '../src/race/contender.ts';
+import { treeEnsembleModel } from '../src/race/tree-ensemble.ts';
 import { gradientBoostedTrees, randomForest } from '../src/race/trees.ts';
+import { YdfForest, type YdfLearner } from '../src/race/ydf.ts';
+import { readYdfTrees } from '../src/race/ydf-trees.ts';
+import { openSession } from '../src/runtime/session.ts';
 import { accuracy } from './race-oracles.ts';
 
 const FIXTURES = new URL('./fixtures/race-trees/', import.meta.url);
@@ -170,6 +174,53 @@ describe('race: YDF trees', () => {
       });
     });
   }
+
+  // YDF's own predictions (in its worker) are the reference for the trees read from its files.
+  it('runs the trees on onnxruntime as YDF runs them, two labels and four of six', async () => {
+    const sets = [
+      { train: tableData('breast-cancer-train.csv'), test: tableData('breast-cancer-test.csv') },
+      {
+        train: intervals(600, [0.4, 0.5, 0.8], [0, 3, 5, 2], 6, 6),
+        test: intervals(300, [0.4, 0.5, 0.8], [0, 3, 5, 2], 7, 6),
+      },
+    ];
+    const learners: YdfLearner[] = ['GradientBoostedTreesLearner', 'RandomForestLearner'];
+    for (const { train, test } of sets) {
+      const matrix = featureMatrix(train);
+      const order = [...Array(matrix.rows).keys()];
+      const limits = { budgetSeconds: 60, contender: 'trees', stoppingRule: "YDF's" };
+      for (const learner of learners) {
+        const forest = await YdfForest.train(learner, matrix, order, limits);
+        const rows = test.inputs.dims[0];
+        const values = test.inputs.data as Float32Array;
+        const expected = await forest.probabilities(values, rows, matrix.classes);
+        const trees = readYdfTrees(await forest.savedFiles());
+        await forest.release();
+        const sizes = trees.trees.map((tree) => tree.length);
+        assert.equal(trees.trees.length, forest.trees);
+        assert.equal(
+          sizes.reduce((a, b) => a + b),
+          forest.nodes,
+        );
+        const model = treeEnsembleModel(
+          trees,
+          forest.labelClasses,
+          matrix.classes,
+          matrix.features,
+        );
+        const session = await openSession(model, { threads: 1 }, 'the trees');
+        try {
+          const found = (await session.run({ input: test.inputs }, ['probabilities'])).probabilities
+            .data as Float32Array;
+          assert.equal(found.length, expected.length);
+          const worst = Math.max(...found.map((p, i) => Math.abs(p - expected[i])));
+          assert.ok(worst < 1e-5, `${learner}: onnxruntime and YDF differ by ${worst}`);
+        } finally {
+          await session.release();
+        }
+      }
+    }
+  });
 
   it('ends training at the budget and at an abort, with the reason', async () => {
     // 300 trees on 3,000 rows × 40 features take a few seconds: more than the budget.

@@ -19,6 +19,10 @@
  *
  * The budget: YDF trains to its own stopping rule and cannot stop part-way, so training that has
  * not finished within the budget is ended and refused (race/ydf.ts) rather than cut short.
+ *
+ * Predictions: the trained trees are read from the files YDF saves (race/ydf-trees.ts) and run
+ * on onnxruntime as an ONNX-ML graph (race/tree-ensemble.ts); YDF's worker ends once they are
+ * read. The size is the number of nodes, splits and leaves, of all trees.
  */
 import { permutation } from '../data/tasks.ts';
 import { tensor } from '../tensor.ts';
@@ -27,10 +31,14 @@ import {
   featureMatrix,
   queryMatrix,
   type Contender,
+  type FeatureMatrix,
   type TrainedClassifier,
   type TrainOptions,
 } from './contender.ts';
+import { openSession } from '../runtime/session.ts';
+import { treeEnsembleModel } from './tree-ensemble.ts';
 import { YdfForest, type YdfLearner } from './ydf.ts';
+import { readYdfTrees } from './ydf-trees.ts';
 
 /**
  * Seconds below which even a small table cannot train: the worker and YDF's WebAssembly module
@@ -104,8 +112,33 @@ function ydfContender(
           stoppingRule: traits.stoppingRule,
         },
       );
-      return forestClassifier(forest, matrix.classes, matrix.features);
+      try {
+        return await onnxClassifier(forest, matrix, options.threads ?? 1);
+      } finally {
+        await forest.release(); // the trees run on onnxruntime now: YDF's memory goes
+      }
     },
+  };
+}
+
+/** The trained trees read from YDF's saved files and run as an ONNX graph (tree-ensemble.ts). */
+async function onnxClassifier(
+  forest: YdfForest,
+  { classes, features }: FeatureMatrix,
+  threads: number,
+): Promise<TrainedClassifier> {
+  const trees = readYdfTrees(await forest.savedFiles());
+  const model = treeEnsembleModel(trees, forest.labelClasses, classes, features);
+  const session = await openSession(model, { threads }, 'the tree ensemble graph');
+  return {
+    classes,
+    size: { kind: 'nodes', count: trees.trees.reduce((total, tree) => total + tree.length, 0) },
+    async predictProba(inputs) {
+      const { values, rows } = queryMatrix(inputs, features);
+      const input = tensor('float32', [rows, features], values);
+      return (await session.run({ input }, ['probabilities'])).probabilities;
+    },
+    release: () => session.release(),
   };
 }
 
@@ -117,18 +150,6 @@ function progressFromLog(traits: LearnerTraits, options: TrainOptions) {
     if (!step || step.done <= done) return;
     progress.tick(step.done - done, step.status);
     done = step.done;
-  };
-}
-
-function forestClassifier(forest: YdfForest, classes: number, features: number): TrainedClassifier {
-  return {
-    classes,
-    size: { kind: 'nodes', count: forest.nodes },
-    async predictProba(inputs) {
-      const { values, rows } = queryMatrix(inputs, features);
-      return tensor('float32', [rows, classes], await forest.probabilities(values, rows, classes));
-    },
-    release: () => forest.release(),
   };
 }
 

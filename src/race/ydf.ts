@@ -63,6 +63,15 @@ parentPort.on('message', async (request) => {
       model = new ydf[request.learner]('label', 'CLASSIFICATION').train(columns);
       const description = model.describe();
       parentPort.postMessage({ kind: 'trained', labelClasses: model.labelClasses, description });
+    } else if (request.kind === 'save') {
+      // The files model.save() zips, written without its console.log lines.
+      const folder = '/model';
+      model.internalModel.save(folder);
+      const files = {};
+      for (const name of ydf.FS.readdir(folder)) {
+        if (name !== '.' && name !== '..') files[name] = ydf.FS.readFile(folder + '/' + name);
+      }
+      parentPort.postMessage({ kind: 'saved', id: request.id, files });
     } else {
       const rows = table(request.values, request.rows, request.features);
       const output = Float32Array.from(model.predict(rows));
@@ -79,6 +88,7 @@ type WorkerReply =
   | { kind: 'log'; line: string }
   | { kind: 'trained'; labelClasses: string[]; description: string }
   | { kind: 'predicted'; id: number; output: Float32Array }
+  | { kind: 'saved'; id: number; files: Record<string, Uint8Array> }
   | { kind: 'failed'; id?: number; message: string };
 
 const LEARNER_NAMES: Record<YdfLearner, string> = {
@@ -91,7 +101,7 @@ export class YdfForest {
   private nextRequest = 0;
   private readonly pending = new Map<
     number,
-    { resolve: (output: Float32Array) => void; reject: (error: Error) => void }
+    { resolve: (answer: never) => void; reject: (error: Error) => void }
   >();
 
   private constructor(
@@ -104,7 +114,8 @@ export class YdfForest {
     readonly nodes: number,
   ) {
     worker.on('message', (reply: WorkerReply) => {
-      if (reply.kind === 'predicted') this.settle(reply.id)?.resolve(reply.output);
+      if (reply.kind === 'predicted') this.settle(reply.id)?.resolve(reply.output as never);
+      if (reply.kind === 'saved') this.settle(reply.id)?.resolve(reply.files as never);
       if (reply.kind === 'failed' && reply.id !== undefined)
         this.settle(reply.id)?.reject(new Error(`YDF failed to predict: ${reply.message}`));
     });
@@ -165,11 +176,20 @@ export class YdfForest {
     return result;
   }
 
+  /** The model's files as YDF saves them (race/ydf-trees.ts reads them). */
+  savedFiles(): Promise<Record<string, Uint8Array>> {
+    return this.request({ kind: 'save' });
+  }
+
   private predict(values: Float32Array, rows: number): Promise<Float32Array> {
+    return this.request({ kind: 'predict', values, rows, features: this.features });
+  }
+
+  private request<T>(message: Record<string, unknown>): Promise<T> {
     const id = this.nextRequest++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ kind: 'predict', id, values, rows, features: this.features });
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (answer: never) => void, reject });
+      this.worker.postMessage({ ...message, id });
     });
   }
 
