@@ -227,6 +227,11 @@ describe('teardown race', () => {
     ],
     ['a missing shifted table', [...TASK, '--shifted', join(dir, 'missing.csv')], /missing\.csv/],
     ['a table without its label column', ['--task', `csv:${train}`], /needs --label-column/],
+    [
+      'a counterfactual the data cannot take',
+      [...TASK, '--counterfactual', 'shortcut:channel-swap'],
+      /Transform 'channel-swap' works on images \[N, C, H, W\]; the data is a table of 4 features/,
+    ],
   ];
   for (const [what, args, message] of refusals) {
     it(`refuses ${what}: exit 2, one message, nothing written`, async () => {

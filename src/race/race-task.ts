@@ -16,6 +16,8 @@
  *   await race(contendersNamed('knn,dfa'), task.split, { seeds: [1], budgetSeconds: 10, audit: task.audit });
  */
 import { createHash } from 'node:crypto';
+import { parseCounterfactual } from '../audit/shortcut.ts';
+import { layoutOf } from '../audit/transforms.ts';
 import { readTable, type Table } from '../data/csv.ts';
 import { NpyFile } from '../data/npy.ts';
 import { loadTask, permutation, takeRows, type Split, type Task } from '../data/tasks.ts';
@@ -83,9 +85,25 @@ export function raceTask(name: string, options: RaceTaskOptions = {}): RaceTask 
     labelColumn: options.labelColumn,
     attributes: options.attributes,
   });
-  if (name === 'colored-mnist') return coloredMnist(task, dataSeed, options);
-  if (!user) return plainTask(task, dataSeed, options);
-  return userData(task, dataSeed, options);
+  const raced =
+    name === 'colored-mnist'
+      ? coloredMnist(task, dataSeed, options)
+      : user
+        ? userData(task, dataSeed, options)
+        : plainTask(task, dataSeed, options);
+  return withCheckedCounterfactuals(raced);
+}
+
+/**
+ * Each counterfactual parsed against the test rows as the audit will see them, so that one the
+ * data cannot take (channel-swap on a table) is refused before anything trains, not reported as
+ * every contender failing.
+ */
+function withCheckedCounterfactuals(task: RaceTask): RaceTask {
+  const { inputs } = task.split.test;
+  const layout = layoutOf(inputs.dims.slice(1), inputs.dtype, task.audit.featureNames);
+  for (const text of task.audit.counterfactuals ?? []) parseCounterfactual(text, layout);
+  return task;
 }
 
 /** Held-out rows of the training environments are the test; the test environment is shifted. */
