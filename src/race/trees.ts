@@ -15,7 +15,8 @@
  * The seed: YDF's own seed is fixed, and no option reaches it; the race's seed sets the order in
  * which the training rows are given (a permutation drawn from it). YDF draws by row index, so the
  * order changes which rows each tree's bootstrap sample holds (the forest) and which rows are
- * held out for early stopping (the boosted trees); the same seed gives the same model.
+ * held out for early stopping (the boosted trees). The same seed gives the same model, another
+ * seed another (test/race-trees.test.ts checks both learners).
  *
  * The budget: YDF trains to its own stopping rule and cannot stop part-way, so training that has
  * not finished within the budget is ended and refused (race/ydf.ts) rather than cut short.

@@ -6,12 +6,14 @@
  *   - the budget and the abort signal end training by ending the worker (nothing else can stop
  *     the call), and the event loop stays free meanwhile;
  *   - YDF's log lines (one per ten trees) arrive as it trains and become progress;
- *   - the module's WebAssembly memory, which only grows, goes with the worker on release.
+ *   - the module's WebAssembly memory, which only grows, goes with the worker (race/trees.ts
+ *     releases it once the trees are read).
  * The worker is plain JavaScript (an `eval` worker), so it runs the same under tsx and from
  * dist/, and requires the package by the path resolved here.
  *
  *   const forest = await YdfForest.train('RandomForestLearner', matrix, order, limits);
- *   const probabilities = await forest.probabilities(values, rows, classes); // [rows, classes]
+ *   const files = await forest.savedFiles(); // the trees, for race/ydf-trees.ts
+ *   const probabilities = await forest.probabilities(values, rows, classes); // YDF's own
  *   await forest.release();
  */
 import { createRequire } from 'node:module';
@@ -37,8 +39,8 @@ const KEPT_LOG_LINES = 5;
 
 /**
  * The worker: loads YDF, trains one model on the table it is sent (feature j as column f<j>, the
- * class index as a string label), then answers predictions with YDF's raw output. Columns are
- * plain arrays because the package takes nothing else (Array.isArray).
+ * class index as a string label), then answers with its saved files or YDF's raw predictions.
+ * Columns are plain arrays because the package takes nothing else (Array.isArray).
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -117,7 +119,7 @@ export class YdfForest {
       if (reply.kind === 'predicted') this.settle(reply.id)?.resolve(reply.output as never);
       if (reply.kind === 'saved') this.settle(reply.id)?.resolve(reply.files as never);
       if (reply.kind === 'failed' && reply.id !== undefined)
-        this.settle(reply.id)?.reject(new Error(`YDF failed to predict: ${reply.message}`));
+        this.settle(reply.id)?.reject(new Error(`YDF failed: ${reply.message}`));
     });
     worker.on('error', (error) => this.rejectAll(error));
     worker.on('exit', () => this.rejectAll(new Error('The YDF worker ended before it answered.')));
