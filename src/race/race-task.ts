@@ -63,6 +63,9 @@ export interface RaceTask {
   record: RaceSplitRecord;
 }
 
+/** colored-mnist's counterfactual: the colour channels swapped, as `teardown audit` tests it. */
+const COLOR_COUNTERFACTUAL = 'color:channel-swap';
+
 /** The share of colored-mnist's training environments held out as the in-distribution test. */
 const HELD_OUT_SHARE = 0.2;
 
@@ -118,7 +121,13 @@ function coloredMnist(task: Task, dataSeed: number, options: RaceTaskOptions): R
     `the training environments' ${rows} rows in a permutation drawn from the data seed: the ` +
     `first ${cut} are the in-distribution test, the other ${rows - cut} the training rows; ` +
     `shifted: the test environment's ${shifted.data.inputs.dims[0]} rows`;
-  const split = { train: train.data, test: test.data, shifted: shifted.data };
+  const classes = task.classes;
+  const split = {
+    train: { ...train.data, classes },
+    test: { ...test.data, classes },
+    shifted: { ...shifted.data, classes },
+  };
+  const extra = (options.counterfactuals ?? []).filter((text) => text !== COLOR_COUNTERFACTUAL);
   return {
     name: task.name,
     description: task.description,
@@ -126,7 +135,7 @@ function coloredMnist(task: Task, dataSeed: number, options: RaceTaskOptions): R
     split,
     audit: {
       attributes: { color: test.attributes!.color },
-      counterfactuals: ['color:channel-swap', ...(options.counterfactuals ?? [])],
+      counterfactuals: [COLOR_COUNTERFACTUAL, ...extra],
     },
     shortcutAttribute: 'color',
     record: record(dataSeed, method, split),
