@@ -25,7 +25,8 @@ export function markRunValues(values: Iterable<Tensor>): void {
 /**
  * Frees the memory of the values a run returned (runWithCache's cache and outputs), now: only
  * buffers the run made itself (never a feed, a constant or a value cached by the model; the
- * others are left alone). The released tensors must not be read again: their data becomes empty.
+ * others are left alone). The released tensors must not be read again, nor any value of the same
+ * run that shares their memory (a hook and the model output it is): their data becomes empty.
  * Streaming callers release a batch once it is written, before the next runs.
  */
 export async function releaseRunValues(values: Iterable<Tensor>): Promise<void> {
