@@ -122,6 +122,8 @@ export async function race(
   checkBudget(contenders, options.budgetSeconds);
   // Checked once, before any contender, and the classes fixed by the whole training set.
   const { classes } = featureMatrix(split.train);
+  // The rows every contender is measured on too: a NaN there would fail each contender in turn.
+  for (const rows of [split.test, split.shifted]) if (rows) featureMatrix({ ...rows, classes });
   const rounds = fractions.flatMap((fraction) => options.seeds.map((seed) => ({ fraction, seed })));
   const progress = trackProgress('race', contenders.length * rounds.length, options);
   const results: ContenderResult[] = [];
