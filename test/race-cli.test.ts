@@ -222,6 +222,7 @@ describe('teardown race', () => {
     ['a fraction of 0', [...TASK, '--fractions', '0,1'], /--fractions expects shares .* got 0/],
     ['a word for a fraction', [...TASK, '--fractions', '0.5,x'], /--fractions expects a number/],
     ['0 seeds', [...TASK, '--seeds', '0'], /--seeds expects a positive integer, got '0'/],
+    ['10^11 seeds', [...TASK, '--seeds', '99999999999'], /--seeds expects at most 1000/],
     [
       'a missing table',
       ['--task', `csv:${join(dir, 'missing.csv')}`, '--label-column', 'label'],

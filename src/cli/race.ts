@@ -26,6 +26,8 @@ import {
 /** The demo's question in under three minutes on two cores (docs/race.md, "Defaults"). */
 export const DEFAULT_CONTENDERS = 'knn,logistic,gbt,dfa,ff,es,mlp,cnn';
 export const DEFAULT_BUDGET_SECONDS = 20;
+/** More seeds than this is a typo, not a race (each is another budget per contender). */
+const MAX_SEEDS = 1000;
 /** A smoke run: each set's first rows, and a budget of a second (or a contender's minimum). */
 const SMOKE_ROWS = 200;
 const SMOKE_BUDGET_SECONDS = 1;
@@ -128,6 +130,7 @@ minimum of the contenders named.)`,
       const runtime = runtimeOptions(options);
       const { contendersNamed } = await import('../race/contenders.ts');
       const contenders = contendersNamed(options.contenders);
+      const seeds = seedList(options.seeds);
       const { checkBudget, race } = await import('../race/race.ts');
       if (!smokeMode(options)) checkBudget(contenders, options.budget);
       const { raceTask, firstRowsOfTask } = await import('../race/race-task.ts');
@@ -144,7 +147,6 @@ minimum of the contenders named.)`,
       const budgetSeconds = smoke
         ? Math.max(SMOKE_BUDGET_SECONDS, ...contenders.map((c) => c.minimumBudgetSeconds ?? 0))
         : options.budget;
-      const seeds = Array.from({ length: options.seeds }, (_, i) => i + 1);
       printStart(task, contenders.length, seeds.length, budgetSeconds);
       const results = await race(contenders, task.split, {
         seeds,
@@ -201,6 +203,16 @@ async function writeOutputs(
         { ...card, description: task.description, results },
       ),
     );
+}
+
+/** Seeds 1 … count. */
+function seedList(count: number): number[] {
+  if (count > MAX_SEEDS)
+    throw new InputError(
+      `--seeds expects at most ${MAX_SEEDS} (each seed trains every contender once more), ` +
+        `got ${count}.`,
+    );
+  return Array.from({ length: count }, (_, i) => i + 1);
 }
 
 /** '0.1,0.3,1' as numbers, each in (0, 1]. */
