@@ -62,7 +62,7 @@ async function programFor(args: readonly string[], io: CliIo): Promise<Command> 
   };
   const program = new Command('teardown')
     .description(
-      'Take trained backprop networks apart and check them: hooks, caches, interventions, gradients, training, inspection and pre-deployment audits of any ONNX model, on onnxruntime.',
+      'Take trained backprop networks apart and check them: hooks, caches, interventions, gradients, training, inspection and pre-deployment audits of any ONNX model, on onnxruntime; and races against learners that do not use backprop.',
     )
     .addHelpText(
       'after',
