@@ -1,11 +1,14 @@
 /**
  * Logistic regression against its optimality condition: at the fitted parameters the gradient of
  * the penalised loss — by central differences of a float64 loss written apart from src/race —
- * vanishes (J is strictly convex, so that point is the one minimum); and against a planted
- * linearly separable set, which it classifies.
+ * vanishes (J is strictly convex, so that point is the one minimum); against scikit-learn's
+ * coefficients for the same objective on a real table (test/fixtures/race-logistic/make.py); and
+ * against a planted linearly separable set, which it classifies.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { readTable } from '../src/data/csv.ts';
 import { seededRandom } from '../src/random.ts';
 import { tensor } from '../src/tensor.ts';
 import { featureMatrix } from '../src/race/contender.ts';
@@ -92,6 +95,40 @@ describe('race: logistic regression', () => {
     } finally {
       await runner.release();
     }
+  });
+
+  it("gives scikit-learn's coefficients on the digits table (the same λ, the same optimum)", () => {
+    const fixtures = new URL('./fixtures/', import.meta.url);
+    const sklearn = JSON.parse(
+      readFileSync(new URL('race-logistic/sklearn.json', fixtures), 'utf8'),
+    ) as { lambda: number; coefficients: number[][]; intercepts: number[] };
+    const table = readTable(new URL('race-trees/digits-train.csv', fixtures).pathname, {
+      labelColumn: 'label',
+    });
+    const matrix = featureMatrix({ inputs: table.features, labels: table.labels!, classes: 10 });
+    const fitted = fitLogisticRegression(matrix, sklearn.lambda, {
+      seed: 0,
+      budgetSeconds: 60,
+      maxIterations: 5000,
+    });
+    const weights = sklearn.coefficients.flat();
+    const optimum = Float64Array.from([...weights, ...sklearn.intercepts]);
+    // J by the float64 loss above: scikit-learn's point (newton-cg, gradient < 1e-9) is the
+    // optimum to 1e-12; the fit must reach the same value.
+    const values = matrix.values;
+    const loss = (p: Float64Array) =>
+      penalisedLoss(p, 64, 10, sklearn.lambda, values, matrix.labels);
+    const [fittedLoss, optimalLoss] = [loss(fitted), loss(optimum)];
+    const largest = Math.max(...weights.map(Math.abs));
+    const weightError = Math.max(...weights.map((w, i) => Math.abs(w - fitted[i])));
+    console.log(
+      `logistic regression vs scikit-learn on digits: J ${fittedLoss} vs ${optimalLoss}, ` +
+        `max |ΔW| ${weightError.toExponential(2)} (largest |W| ${largest.toFixed(3)})`,
+    );
+    assert.ok(fittedLoss - optimalLoss < 1e-7, `J = ${fittedLoss}, scikit-learn's ${optimalLoss}`);
+    // W is well determined; the intercepts lie along a flat direction of J (they move J by
+    // < 1e-8 here), so they are compared through J, not one by one.
+    assert.ok(weightError < 2e-3 * largest, `max |ΔW| = ${weightError}`);
   });
 
   it('classifies a planted linearly separable set, through onnxruntime', async () => {
