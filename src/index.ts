@@ -105,6 +105,7 @@ export type {
   DescriptionScore,
   FractionScore,
   RaceSettings,
+  RobustnessScore,
   Scorecard,
   ShortcutScore,
   ShortcutVerdict as RaceShortcutVerdict,

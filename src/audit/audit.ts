@@ -28,7 +28,11 @@ import {
   type Predictions,
   type Predictor,
 } from './predictions.ts';
-import { robustnessCheck } from './robustness.ts';
+import {
+  robustnessCheck,
+  robustnessMeasurement,
+  type RobustnessMeasurement,
+} from './robustness.ts';
 import { segmentChecks, type SegmentSummary } from './segments.ts';
 import { shiftChecks, type ShiftGroup } from './shift.ts';
 import {
@@ -99,6 +103,11 @@ export interface AuditResult {
    * became a finding (findings hold only those past the thresholds).
    */
   counterfactuals: CounterfactualMeasurement[];
+  /**
+   * The flip rate under small noise, whether or not it became a finding; absent when robustness
+   * was not checked (an input that is neither a float image nor a table: see `notes`).
+   */
+  robustness?: RobustnessMeasurement;
   calibration: CalibrationResult;
   featureReliance: FeatureReliance[];
   segments: SegmentSummary;
@@ -167,6 +176,7 @@ export async function auditModel(
     tests: ran.checks.length,
     silent: assessed.silent,
     counterfactuals: ran.counterfactuals,
+    ...(ran.robustness ? { robustness: ran.robustness } : {}),
     calibration: ran.calibration,
     featureReliance: ran.featureReliance,
     segments: ran.segments,
@@ -219,6 +229,7 @@ async function runDetectors(
   return {
     checks,
     counterfactuals,
+    robustness: robustness && robustnessMeasurement(robustness),
     notes,
     calibration: calibration.result,
     featureReliance: features.ranking,

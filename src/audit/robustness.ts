@@ -12,6 +12,33 @@ import type { Check } from './findings.ts';
 import { predict, type Predictions } from './predictions.ts';
 import { perturbTable, transformExamples } from './transforms.ts';
 
+/**
+ * The robustness check's measurement, kept whether or not it became a finding: a flip rate of
+ * 0 under noise is as much an answer as 20%.
+ */
+export interface RobustnessMeasurement {
+  /** The noise, in words (its σ, and per pixel or per feature). */
+  perturbation: string;
+  /** The share of examples whose predicted class the noise changed: flips / examples. */
+  flipRate: number;
+  /** Wilson 95% interval of the flip rate. */
+  interval: [number, number];
+  flips: number;
+  examples: number;
+}
+
+/** The measurement a `robustness` check (robustnessCheck) carries in its metric and evidence. */
+export function robustnessMeasurement(check: Check): RobustnessMeasurement {
+  const evidence = check.evidence as { perturbation: string; flips: number; examples: number };
+  return {
+    perturbation: evidence.perturbation,
+    flipRate: check.metric.value,
+    interval: check.metric.interval,
+    flips: evidence.flips,
+    examples: evidence.examples,
+  };
+}
+
 export async function robustnessCheck(
   model: Predictor,
   data: AuditData,

@@ -9,7 +9,7 @@
  *   const entrants = contendersNamed('knn,logistic,dfa');
  *   const results = await race(entrants, { train, test }, { seeds: [1, 2, 3], budgetSeconds: 30 });
  */
-import { audit } from '../api/audit.ts';
+import { audit, type AuditResult } from '../api/audit.ts';
 import { permutation, takeRows } from '../data/tasks.ts';
 import { InputError } from '../errors.ts';
 import { trackProgress, type ProgressOptions } from '../progress.ts';
@@ -76,6 +76,16 @@ export interface AuditSummary {
     interval: [number, number];
     severity?: string;
   }[];
+  /**
+   * The flip rate under small Gaussian noise (the audit's robustness check, a Wilson 95% interval
+   * over the test rows), a finding or not; absent where the audit could not perturb the input.
+   */
+  robustness?: {
+    perturbation: string;
+    flipRate: number;
+    interval: [number, number];
+    severity?: string;
+  };
   findings: number;
 }
 
@@ -267,8 +277,15 @@ async function auditSummary(
     ...(result.segments.worstGroup ? { worstGroup: result.segments.worstGroup } : {}),
     featureReliance: result.featureReliance.map(({ feature, reliance }) => ({ feature, reliance })),
     shortcuts,
+    ...(result.robustness ? { robustness: robustnessSummary(result) } : {}),
     findings: result.findings.length,
   };
+}
+
+function robustnessSummary(result: AuditResult): NonNullable<AuditSummary['robustness']> {
+  const { perturbation, flipRate, interval } = result.robustness!;
+  const finding = result.findings.find((f) => f.detector === 'robustness');
+  return { perturbation, flipRate, interval, ...(finding ? { severity: finding.severity } : {}) };
 }
 
 /** The share of rows whose most probable class (the first among equals) is the label. */

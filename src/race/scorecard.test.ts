@@ -16,6 +16,9 @@ interface RunFigures {
   severity?: string;
   worst?: [string, number];
   ece?: number;
+  /** Flip rate under noise, and whether the audit made a finding of it. */
+  noise?: number;
+  noiseFinding?: boolean;
   seconds?: number;
   micros?: number;
   count?: number;
@@ -55,6 +58,16 @@ function run(f: RunFigures): SeedRun {
                 ...(f.severity ? { severity: f.severity } : {}),
               },
             ],
+            ...(f.noise !== undefined
+              ? {
+                  robustness: {
+                    perturbation: 'Gaussian pixel noise σ = 0.05',
+                    flipRate: f.noise,
+                    interval: around(f.noise),
+                    ...(f.noiseFinding ? { severity: 'medium' } : {}),
+                  },
+                }
+              : {}),
             findings: f.severity ? 1 : 0,
           },
         }
@@ -101,6 +114,7 @@ const backprop = contender('mlp', true, [
     severity: 'high',
     worst: ['digit 3', 0.5],
     ece: 0.1,
+    noise: 0.02,
     seconds: 10,
     micros: 3,
     count: 1000,
@@ -113,6 +127,8 @@ const backprop = contender('mlp', true, [
     severity: 'high',
     worst: ['digit 5', 0.4],
     ece: 0.2,
+    noise: 0.09,
+    noiseFinding: true,
     seconds: 12,
     micros: 5,
     count: 1000,
@@ -124,6 +140,7 @@ const backprop = contender('mlp', true, [
     flip: 0.8,
     worst: ['digit 3', 0.6],
     ece: 0.3,
+    noise: 0.04,
     seconds: 14,
     micros: 4,
     count: 1000,
@@ -135,8 +152,8 @@ describe('scorecard', () => {
     [
       backprop,
       contender('knn', false, [
-        run({ seed: 1, in: 0.75, shifted: 0.72, flip: 0.01 }),
-        run({ seed: 2, in: 0.7, shifted: 0.7, flip: 0.02 }),
+        run({ seed: 1, in: 0.75, shifted: 0.72, flip: 0.01, noise: 0.1 }),
+        run({ seed: 2, in: 0.7, shifted: 0.7, flip: 0.02, noise: 0.2 }),
         run({ seed: 3, in: 0.8, shifted: 0.74, flip: 0 }),
       ]),
       contender('collapses', false, [
@@ -197,6 +214,20 @@ describe('scorecard', () => {
     close(mlp.worstGroup!.accuracy, 0.5, 'mean of .5, .4, .6');
   });
 
+  it('averages the flip rate under noise over the seeds, null unless every seed measured it', () => {
+    const r = mlp.robustness!;
+    assert.equal(r.perturbation, 'Gaussian pixel noise σ = 0.05');
+    // (.02 + .09 + .04) / 3 = .15 / 3 = .05; range .02–.09.
+    close(r.flipRate, 0.05, 'mean of .02, .09, .04');
+    close(r.low, 0.02, 'lowest');
+    close(r.high, 0.09, 'highest');
+    assert.equal(r.spread, 'seed range');
+    assert.equal(r.findings, 1, 'a finding in seed 2 only');
+    // knn's third seed has no robustness measurement: no mean over two of three seeds.
+    assert.equal(knn.robustness, null);
+    assert.equal(collapses.robustness, null, 'not measured at all');
+  });
+
   it('gives accuracy at every fraction, smallest first', () => {
     assert.deepEqual(
       mlp.dataEfficiency.map((f) => [f.fraction, f.seedsMeasured]),
@@ -255,7 +286,7 @@ describe('scorecard', () => {
 describe('scorecard: one seed, no audit, descriptions', () => {
   it('spreads one run by its Wilson interval', () => {
     const card = scorecard(
-      [contender('solo', false, [run({ seed: 7, in: 0.9, shifted: 0.4, flip: 0.3 })])],
+      [contender('solo', false, [run({ seed: 7, in: 0.9, shifted: 0.4, flip: 0.3, noise: 0.05 })])],
       { ...settings, seeds: [7], fractions: [1] },
     );
     const [solo] = card.contenders;
@@ -264,6 +295,10 @@ describe('scorecard: one seed, no audit, descriptions', () => {
     close(solo.accuracy!.high, 0.92, 'the run’s interval, high');
     close(solo.accuracy!.shiftedLow, 0.39, 'shifted interval, low');
     close(solo.shortcut!.high, 0.32, 'flip interval, high');
+    assert.equal(solo.robustness!.spread, 'wilson 95%');
+    close(solo.robustness!.flipRate, 0.05, 'the one run’s flip rate under noise');
+    close(solo.robustness!.low, 0.04, 'noise flip interval, low');
+    close(solo.robustness!.high, 0.07, 'noise flip interval, high');
     assert.equal(solo.seedStd, 0);
   });
 
@@ -276,6 +311,7 @@ describe('scorecard: one seed, no audit, descriptions', () => {
     assert.equal(bare.shortcutAttribute, null);
     assert.equal(bare.contenders[0].shortcut, null);
     assert.equal(bare.contenders[0].ece, null);
+    assert.equal(bare.contenders[0].robustness, null);
     assert.equal(bare.contenders[0].accuracy!.shifted, null);
     assert.equal(bare.verdict, null);
     const audited = scorecard([contender('a', false, [run({ seed: 1, in: 0.9, flip: 0.1 })])], {

@@ -72,6 +72,19 @@ export interface ShortcutScore {
   findings: number;
 }
 
+/** Robustness: how many predictions small Gaussian noise on the test rows changes. */
+export interface RobustnessScore {
+  /** The noise, in words, as the audit applied it (the first run's). */
+  perturbation: string;
+  /** Mean over seeds of the share of test predictions the noise flips. */
+  flipRate: number;
+  low: number;
+  high: number;
+  spread: SpreadKind;
+  /** The audit made a finding of it in this many of the seeds. */
+  findings: number;
+}
+
 /** The size of the smallest faithful description of the learned function (comprehensibility). */
 export interface DescriptionScore {
   kind: string;
@@ -104,6 +117,8 @@ export interface ContenderScore {
   /** Mean over seeds of each seed's worst-group accuracy; `group` the one worst in most seeds. */
   worstGroup: { group: string; accuracy: number; size: number } | null;
   ece: number | null;
+  /** Null unless every run's audit measured it. */
+  robustness: RobustnessScore | null;
   seedStd: number | null;
   description: DescriptionScore | null;
   /** Accuracy at each fraction of the training rows, smallest first. */
@@ -230,6 +245,7 @@ function contenderScore(
     shortcut: attribute === undefined ? null : shortcutScore(runs, attribute),
     worstGroup: worstGroupScore(audited.map((a) => a.worstGroup)),
     ece: audited.length === runs.length ? meanOrNull(audited.map((a) => a.ece)) : null,
+    robustness: robustnessScore(runs),
     seedStd: runs.length ? sampleStd(runs.map((run) => run.accuracy.in.value)) : null,
     description: descriptionScore(runs),
     dataEfficiency: fractions.map((fraction) => {
@@ -282,6 +298,26 @@ function shortcutScore(runs: readonly SeedRun[], attribute: string): ShortcutSco
     high,
     spread: kind,
     findings: found.filter((s) => s!.severity !== undefined).length,
+  };
+}
+
+/** Null unless every run's audit measured robustness (as shortcutScore). */
+function robustnessScore(runs: readonly SeedRun[]): RobustnessScore | null {
+  const found = runs.map((run) => run.audit?.robustness);
+  if (found.length === 0 || found.some((r) => r === undefined)) return null;
+  const {
+    mean: flipRate,
+    low,
+    high,
+    kind,
+  } = spread(found.map((r) => ({ value: r!.flipRate, interval: r!.interval })));
+  return {
+    perturbation: found[0]!.perturbation,
+    flipRate,
+    low,
+    high,
+    spread: kind,
+    findings: found.filter((r) => r!.severity !== undefined).length,
   };
 }
 

@@ -33,6 +33,11 @@ function run(fraction: number, inside: number, shifted: number, flip: number, se
           interval: [Math.max(0, flip - 0.01), flip + 0.01],
         },
       ],
+      robustness: {
+        perturbation: 'Gaussian pixel noise σ = 0.05',
+        flipRate: 0.04,
+        interval: [0.03, 0.05],
+      },
       findings: 0,
     },
   };
@@ -123,6 +128,16 @@ describe('race report', async () => {
     assert.match(
       html,
       /<td>knn<\/td><td>no<\/td><td>72\.0% \(70–74\)<\/td><td>70\.0% \(68–72\)<\/td>/,
+    );
+    assert.match(html, /<th>color flips<\/th><th>noise flips<\/th><th>worst group<\/th>/);
+    // knn's one run at the largest fraction: its flip rate under noise with its interval.
+    assert.match(
+      html,
+      /<td>70\.0% \(68–72\)<\/td><td>0\.3% \(0\.0–1\.3\)<\/td><td>4\.0% \(3\.0–5\.0\)<\/td>/,
+    );
+    assert.match(
+      html,
+      /Noise flips: the share of test predictions changed by Gaussian pixel noise σ = 0\.05\./,
     );
     assert.match(html, /avoid the &#39;color&#39; shortcut\? Yes\./);
     assert.match(html, /<b>knn<\/b> \(no backprop\): avoids it/);

@@ -5,7 +5,7 @@
  * against training time, and in-distribution against shifted accuracy — with each front drawn
  * and ringed, backprop contenders as squares and the others as circles, one colour each; the flip
  * rate of the named attribute per contender, and accuracy per data fraction when there are
- * several. Every string from the race (contender names, reasons, groups, the task) is escaped.
+ * several. The scorecard table adds the flip rate under noise (robustness) to the terminal's. Every string from the race (contender names, reasons, groups, the task) is escaped.
  *
  *   const card = scorecard(results, settings);            // race/scorecard.ts
  *   const path = await writeRaceReport(dir, { scorecard: card });   // DIR/index.html
@@ -63,7 +63,7 @@ export async function renderRaceReport(input: RaceReportInput): Promise<string> 
 <section><p>${escapeHtml(capitalised(settingsText(card)))}</p></section>
 ${verdictSection(card)}
 <section><h2>Scorecard</h2><div class="scroll">${scoreTable(card)}</div>
-<p class="note">${escapeHtml(spreadNote(card))}</p></section>
+<p class="note">${escapeHtml(spreadNote(card))}${robustnessNote(card)}</p></section>
 <section class="charts">${charts.filter(Boolean).join('\n')}</section>
 <p class="note">${escapeHtml(input.createdAt ?? new Date().toISOString())}</p>
 </main></body></html>
@@ -84,10 +84,23 @@ function verdictSection(card: Scorecard): string {
 <p>Rule: ${escapeHtml(verdictRule(verdict.rule))}.</p><ul>${items.join('')}</ul></section>`;
 }
 
+/** The report's table has the robustness column the terminal's leaves out. */
+const COLUMNS = { robustness: true };
+
+/** What "noise flips" measured: the perturbation, as the audit applied it. */
+function robustnessNote(card: Scorecard): string {
+  const perturbations = [
+    ...new Set(card.contenders.flatMap((c) => (c.robustness ? [c.robustness.perturbation] : []))),
+  ];
+  if (perturbations.length === 0) return '';
+  const said = `Noise flips: the share of test predictions changed by ${perturbations.join('; ')}.`;
+  return ` ${escapeHtml(said)}`;
+}
+
 function scoreTable(card: Scorecard): string {
-  const header = scoreHeader(card);
+  const header = scoreHeader(card, COLUMNS);
   const rows = card.contenders.map((c) => {
-    const cells = scoreCells(card, c).map(escapeHtml);
+    const cells = scoreCells(card, c, COLUMNS).map(escapeHtml);
     const failed = (why: string, span: number) =>
       `<td class="failed" colspan="${span}">failed: ${escapeHtml(why)}</td>`;
     const row = `<tr><td>${cells.join('</td><td>')}</td>`;

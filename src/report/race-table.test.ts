@@ -33,6 +33,11 @@ function run(seed: number, inside: number, shifted: number, flip: number): SeedR
           interval: [Math.max(0, flip - 0.01), flip + 0.01],
         },
       ],
+      robustness: {
+        perturbation: 'Gaussian pixel noise σ = 0.05',
+        flipRate: 0.04,
+        interval: [0.03, 0.05],
+      },
       findings: 0,
     },
   };
@@ -64,6 +69,7 @@ describe('race table', () => {
     const header = lines.find((line) => line.startsWith('contender'))!;
     for (const title of ['backprop', 'in distribution', 'shifted', 'color flips', 'ECE'])
       assert.ok(header.includes(title), `header has ${title}: ${header}`);
+    assert.ok(!header.includes('noise flips'), 'robustness is left to the JSON and the report');
     const row = (name: string) => lines.find((line) => line.startsWith(`${name} `))!.split(/ {2,}/);
     assert.deepEqual(row('mlp'), [
       'mlp',

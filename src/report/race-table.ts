@@ -45,8 +45,16 @@ function contenderTable(card: Scorecard, width?: number): string {
   return formatTable(scoreHeader(card), rows, width);
 }
 
+/**
+ * Which columns beyond the terminal's: `robustness` adds the flip rate under noise after the
+ * shortcut's (the report has it; the terminal table is already wrapped to fit 100 columns).
+ */
+export interface ScoreColumns {
+  robustness?: boolean;
+}
+
 /** The scorecard's columns, for the terminal and the report alike. */
-export function scoreHeader(card: Scorecard): string[] {
+export function scoreHeader(card: Scorecard, columns: ScoreColumns = {}): string[] {
   const attribute = card.shortcutAttribute;
   return [
     'contender',
@@ -54,6 +62,7 @@ export function scoreHeader(card: Scorecard): string[] {
     'in distribution',
     'shifted',
     attribute ? `${attribute} flips` : 'flips',
+    ...(robustnessShown(card, columns) ? ['noise flips'] : []),
     'worst group',
     'ECE',
     'train s',
@@ -64,7 +73,11 @@ export function scoreHeader(card: Scorecard): string[] {
 }
 
 /** A contender's cells under scoreHeader; only its name and backprop when nothing was measured. */
-export function scoreCells(card: Scorecard, c: ContenderScore): string[] {
+export function scoreCells(
+  card: Scorecard,
+  c: ContenderScore,
+  columns: ScoreColumns = {},
+): string[] {
   const cells = [c.name, c.usesBackprop ? 'yes' : 'no'];
   if (!c.accuracy) return cells;
   return [
@@ -72,6 +85,7 @@ export function scoreCells(card: Scorecard, c: ContenderScore): string[] {
     withSpread(c.accuracy.in, c.accuracy.low, c.accuracy.high),
     shiftedCell(c.accuracy),
     c.shortcut ? withSpread(c.shortcut.flipRate, c.shortcut.low, c.shortcut.high) : '—',
+    ...(robustnessShown(card, columns) ? [robustnessCell(c)] : []),
     c.worstGroup ? `${c.worstGroup.group}: ${pct(c.worstGroup.accuracy)}` : '—',
     c.ece !== null ? c.ece.toFixed(3) : '—',
     fixed(c.trainSeconds),
@@ -79,6 +93,16 @@ export function scoreCells(card: Scorecard, c: ContenderScore): string[] {
     c.size ? `${count(c.size.count)} ${SIZE_KINDS[c.size.kind]}` : '—',
     ...(card.contenders.some((other) => other.description) ? [descriptionCell(c)] : []),
   ];
+}
+
+/** The robustness column only where asked for and some contender measured it. */
+function robustnessShown(card: Scorecard, columns: ScoreColumns): boolean {
+  return columns.robustness === true && card.contenders.some((c) => c.robustness);
+}
+
+function robustnessCell(c: ContenderScore): string {
+  const r = c.robustness;
+  return r ? withSpread(r.flipRate, r.low, r.high) : '—';
 }
 
 function shiftedCell(accuracy: AccuracyScore): string {
