@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ContenderResult, SeedRun } from '../race/race.ts';
 import { scorecard } from '../race/scorecard.ts';
-import { formatRaceTable } from './race-table.ts';
+import { seededRandom } from '../random.ts';
+import { formatRaceTable, withSpread } from './race-table.ts';
 
 function run(seed: number, inside: number, shifted: number, flip: number): SeedRun {
   const around = (v: number): [number, number] => [v - 0.02, v + 0.02];
@@ -127,5 +128,34 @@ describe('race table', () => {
     const narrow = formatRaceTable(scorecard(results(0.003), settings), 100);
     const table = narrow.split('\n\n')[1];
     for (const line of table.split('\n')) assert.ok(line.length <= 100, line);
+  });
+});
+
+describe('race table: spreads', () => {
+  it('never prints a range that leaves out the mean (two seeds at 75.50% and 75.51%)', () => {
+    const two = [run(1, 0.755, 0.7, 0.3), run(2, 0.7551, 0.7, 0.3)];
+    const card = scorecard([{ name: 'mlp', family: 'network', usesBackprop: true, runs: two }], {
+      ...settings,
+      seeds: [1, 2],
+    });
+    const row = formatRaceTable(card, 1000)
+      .split('\n')
+      .find((line) => line.startsWith('mlp '))!;
+    // Mean (.755 + .7551) / 2 = .75505: 75.5%; the seeds' range 75.50–75.51 holds it.
+    assert.equal(row.split(/ {2,}/)[2], '75.5% (75–76)');
+  });
+
+  it('holds the printed mean and the true range, at whole points and under 10%', () => {
+    const random = seededRandom(11);
+    for (let i = 0; i < 2000; i++) {
+      const scale = i % 2 ? 1 : 0.1;
+      const [low, mean, high] = [random(), random(), random()].map((v) => v * scale).sort();
+      const text = withSpread(mean, low, high);
+      const [shown, from, to] = text.match(/[\d.]+/g)!.map(Number);
+      assert.ok(from <= shown && shown <= to, `${text} from ${low}, ${mean}, ${high}`);
+      assert.ok(from <= 100 * low + 1e-9 && 100 * high - 1e-9 <= to, `${text}: ${low}–${high}`);
+    }
+    assert.equal(withSpread(0.85, 0.8, 0.9), '85.0% (80–90)', 'exact bounds stay as they are');
+    assert.equal(withSpread(0.003, 0, 0.013), '0.3% (0.0–1.3)');
   });
 });

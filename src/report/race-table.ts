@@ -178,10 +178,19 @@ export function verdictRule(rule: NonNullable<Scorecard['verdict']>['rule']): st
   return `${flips}; ${drop}${chance}`;
 }
 
-/** "85.0% (80–90)": a share and its spread, in percent (bounds under 10% to one decimal). */
+/**
+ * "85.0% (80–90)": a share and its spread, in percent, the bounds in whole points (one decimal
+ * under 10%) rounded outwards — low down, high up — so that the printed range holds the printed
+ * mean (low ≤ mean ≤ high) and the range itself: two seeds at 75.50% and 75.51% read
+ * "75.5% (75–76)", never "(76–76)".
+ */
 export function withSpread(value: number, low: number, high: number): string {
-  const bound = (share: number) => (100 * share).toFixed(Math.max(low, high) < 0.1 ? 1 : 0);
-  return `${pct(value)} (${bound(low)}–${bound(high)})`;
+  const scale = Math.max(low, high) < 0.1 ? 10 : 1;
+  const digits = scale === 10 ? 1 : 0;
+  // 1e-9 absorbs binary noise: 100 × 0.75 is 75.00000000000001, which must stay 75.
+  const down = (share: number) => (Math.floor(100 * share * scale + 1e-9) / scale).toFixed(digits);
+  const up = (share: number) => (Math.ceil(100 * share * scale - 1e-9) / scale).toFixed(digits);
+  return `${pct(value)} (${down(low)}–${up(high)})`;
 }
 
 export function pct(share: number, digits = 1): string {
