@@ -1,14 +1,16 @@
 /**
  * The race runner: the same rows and budget for every contender and seed; accuracy as an
  * independent count on the same probabilities; a failing contender reported with its reason
- * while the race goes on; an abort ending the whole race.
+ * while the race goes on; an abort ending the whole race; progress that moves within a round as
+ * the contender reports its steps.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { permutation, takeRows } from '../src/data/tasks.ts';
 import { InputError } from '../src/errors.ts';
 import { tensor } from '../src/tensor.ts';
-import type { Contender } from '../src/race/contender.ts';
+import { trackProgress, type ProgressEvent } from '../src/progress.ts';
+import type { Contender, TrainedClassifier } from '../src/race/contender.ts';
 import { directFeedbackAlignment } from '../src/race/dfa.ts';
 import { kNearestNeighbours } from '../src/race/knn.ts';
 import { logisticRegression } from '../src/race/logistic.ts';
@@ -165,6 +167,98 @@ describe('race: the runner', () => {
         { seeds: [1], budgetSeconds: 1, signal: controller.signal },
       ),
       { name: 'AbortError' },
+    );
+  });
+});
+
+/** A classifier that answers one half for every row of [rows, features]. */
+const undecided: TrainedClassifier = {
+  classes: 2,
+  size: { kind: 'parameters', count: 0 },
+  predictProba: async (inputs) =>
+    tensor('float32', [inputs.dims[0], 2], new Float32Array(2 * inputs.dims[0]).fill(0.5)),
+  release: async () => {},
+};
+
+/**
+ * A contender that reports `steps` of `total` training steps through its own onProgress, waiting
+ * `pauseMs` before each, noting how many race events had arrived when it reported each step; it
+ * throws after `failAfter` steps when given.
+ */
+function stepper(name: string, steps: number, total: number, pauseMs = 0, failAfter?: number) {
+  const seenAtEachStep: number[][] = [];
+  const contender: Contender = {
+    name,
+    family: 'network',
+    usesBackprop: false,
+    train: async (_data, options) => {
+      const progress = trackProgress('train', total, options);
+      const seen: number[] = [];
+      seenAtEachStep.push(seen);
+      for (let step = 1; step <= steps; step++) {
+        if (step - 1 === failAfter) throw new Error(`${name} broke at step ${step}`);
+        if (pauseMs) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+        progress.tick(1, `loss ${1 / step}`);
+        seen.push(raceEvents.length);
+      }
+      return undecided;
+    },
+  };
+  return { contender, seenAtEachStep };
+}
+
+let raceEvents: ProgressEvent[] = [];
+
+describe('race: progress within a round', () => {
+  it('moves by each contender’s steps, a round counted once, when it ends', async () => {
+    raceEvents = [];
+    const steady = stepper('steady', 4, 4);
+    const breaks = stepper('breaks', 4, 4, 0, 1);
+    const results = await race(
+      [steady.contender, breaks.contender],
+      { train, test },
+      {
+        seeds: [1, 2],
+        budgetSeconds: 1000,
+        description: false,
+        onProgress: (event) => raceEvents.push(event),
+      },
+    );
+    assert.equal(results[1].failed, 'breaks broke at step 2');
+    // Four rounds in all. Each step of 4 is a quarter round, shown up to .99 until the round
+    // ends; the clock (milliseconds of 1000 s) adds nothing. 'breaks' reports one step of its
+    // first round, fails (the round ends: 3), and its second round is counted unrun (4).
+    const expected = [0.25, 0.5, 0.75, 0.99, 1, 1.25, 1.5, 1.75, 1.99, 2, 2.25, 3, 4];
+    assert.deepEqual(
+      raceEvents.map((e) => e.done),
+      expected,
+    );
+    assert.ok(raceEvents.every((e) => e.task === 'race' && e.total === 4));
+    // Each step's event had arrived before the contender's next step: during training.
+    assert.deepEqual(steady.seenAtEachStep, [
+      [1, 2, 3, 4],
+      [6, 7, 8, 9],
+    ]);
+    assert.equal(raceEvents[0].status, 'steady, 100% of the data, seed 1: train 1/4, loss 1');
+    assert.equal(raceEvents[4].status, 'steady, 100% of the data, seed 1');
+  });
+
+  it('moves by the clock for a contender that stops on the budget long before its step limit', async () => {
+    raceEvents = [];
+    // Steps of 100,000 are nothing; 60 ms each of a 0.2 s budget are 30%, 60%, 90%, then past it.
+    const slow = stepper('slow', 4, 100_000, 60);
+    await race(
+      [slow.contender],
+      { train, test },
+      { seeds: [1], budgetSeconds: 0.2, description: false, onProgress: (e) => raceEvents.push(e) },
+    );
+    const within = raceEvents.slice(0, 4).map((e) => e.done);
+    for (let i = 1; i < 4; i++) assert.ok(within[i] >= within[i - 1], `never back: ${within}`);
+    assert.ok(within[0] >= 0.25 && within[0] < within[3], `moves with the clock: ${within}`);
+    assert.equal(within[3], 0.99, 'past the budget: at the cap until the round ends');
+    assert.deepEqual(
+      raceEvents.slice(4).map((e) => e.done),
+      [1],
     );
   });
 });

@@ -12,7 +12,7 @@
 import { audit, type AuditResult } from '../api/audit.ts';
 import { permutation, takeRows } from '../data/tasks.ts';
 import { InputError } from '../errors.ts';
-import { trackProgress, type ProgressOptions } from '../progress.ts';
+import { trackProgress, type ProgressEvent, type ProgressOptions } from '../progress.ts';
 import { wilsonInterval } from '../stats.ts';
 import {
   featureMatrix,
@@ -135,7 +135,7 @@ export async function race(
   // The rows every contender is measured on too: a NaN there would fail each contender in turn.
   for (const rows of [split.test, split.shifted]) if (rows) featureMatrix({ ...rows, classes });
   const rounds = fractions.flatMap((fraction) => options.seeds.map((seed) => ({ fraction, seed })));
-  const progress = trackProgress('race', contenders.length * rounds.length, options);
+  const progress = raceProgress(contenders.length * rounds.length, options);
   const results: ContenderResult[] = [];
   for (const contender of contenders) {
     const { name, family, usesBackprop } = contender;
@@ -144,24 +144,64 @@ export async function race(
     let attempted = 0;
     for (const { fraction, seed } of rounds) {
       attempted++;
+      const round = `${name}, ${Math.round(fraction * 100)}% of the data, seed ${seed}`;
       try {
         const train = { ...trainingRows(split.train, fraction, seed), classes };
-        const run = await runSeed(contender, { ...split, train }, seed, options);
+        const onProgress = progress.within(round, options.budgetSeconds);
+        const run = await runSeed(contender, { ...split, train }, seed, { ...options, onProgress });
         result.runs.push({ ...run, fraction });
       } catch (error) {
         if (options.signal?.aborted) throw error;
         result.failed = error instanceof Error ? error.message : String(error);
         break;
       } finally {
-        progress.tick(1, `${name}, ${Math.round(fraction * 100)}% of the data, seed ${seed}`);
+        progress.end(1, round);
       }
     }
     // A failed contender's remaining rounds are not run: counted, so the progress reaches its total.
-    if (attempted < rounds.length) progress.tick(rounds.length - attempted, `${name} failed`);
+    if (attempted < rounds.length) progress.end(rounds.length - attempted, `${name} failed`);
     const full = result.runs.filter((run) => run.fraction === Math.max(...fractions));
     Object.assign(result, seedSpread(full.map((run) => run.accuracy.in.value)));
   }
   return results;
+}
+
+/** A round's share shown before it is measured: it ends only with its own tick. */
+const WITHIN_ROUND_CAP = 0.99;
+
+/**
+ * The race's progress in rounds (one contender trained on one fraction and seed, then measured):
+ * `end` counts whole rounds as they end; `within` is the onProgress a contender trains with, and
+ * moves the bar inside the round by the larger of two shares — the steps the contender reports of
+ * its total (done / total), and its training seconds of the budget (a learner that stops on the
+ * clock long before its step limit) — never backwards, and at most WITHIN_ROUND_CAP, so that a
+ * round counts once, when it ends.
+ */
+function raceProgress(total: number, options: ProgressOptions) {
+  const tracker = trackProgress('race', total, options);
+  let ended = 0;
+  return {
+    end(count: number, status: string) {
+      ended += count;
+      tracker.tick(count, status);
+    },
+    within(round: string, budgetSeconds: number): ProgressOptions['onProgress'] {
+      const report = options.onProgress;
+      if (!report) return undefined;
+      const started = performance.now();
+      let shown = 0;
+      return (event: ProgressEvent) => {
+        const steps = event.total > 0 ? event.done / event.total : 0;
+        const clock = (performance.now() - started) / 1000 / budgetSeconds;
+        const share = Math.min(WITHIN_ROUND_CAP, Math.max(steps, clock));
+        // Hundredths of a round, so that the count reads "1.37/4".
+        shown = Math.max(shown, Math.floor(100 * share) / 100);
+        const said = `${event.task} ${event.done}/${event.total}`;
+        const status = `${round}: ${said}${event.status ? `, ${event.status}` : ''}`;
+        report({ task: 'race', done: ended + shown, total, status });
+      };
+    },
+  };
 }
 
 function checkedFractions(fractions: readonly number[]): number[] {
@@ -218,6 +258,7 @@ async function runSeed(
     budgetSeconds: options.budgetSeconds,
     threads: options.threads,
     signal: options.signal,
+    onProgress: options.onProgress,
   });
   const trainSeconds = (performance.now() - started) / 1000;
   try {
