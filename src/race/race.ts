@@ -4,10 +4,12 @@
  * given) by the same code. A contender that fails is reported with its reason and the race goes
  * on; an abort stops the whole race. With `audit`, the library's audit runs on every trained
  * classifier over the test rows (calibration, worst group, column reliance, counterfactual
- * shortcuts); the scorecard comes later (issue 16).
+ * shortcuts, robustness), and each classifier's smallest faithful description is measured
+ * (race/description.ts). race/scorecard.ts turns the results into the scorecard.
  *
  *   const entrants = contendersNamed('knn,logistic,dfa');
  *   const results = await race(entrants, { train, test }, { seeds: [1, 2, 3], budgetSeconds: 30 });
+ *   const card = scorecard(results, settings);
  */
 import { audit, type AuditResult } from '../api/audit.ts';
 import { permutation, takeRows } from '../data/tasks.ts';
