@@ -10,6 +10,7 @@ import {
   zeroAblation,
   type Classification,
 } from '../inspect/ablation-study.ts';
+import { InputError } from '../errors.ts';
 import type { Model } from '../runtime/model.ts';
 import type { Feeds, Tensor } from '../tensor.ts';
 
@@ -56,6 +57,11 @@ export async function unitAblationStudy(
   const { hook, units: count, seed, batchSize } = options;
   const clean = await classify(model, feeds, labels, { hooks: [hook], batchSize });
   const means = clean.unitMeans.get(hook)!;
+  if (count > means.length)
+    throw new InputError(
+      `Cannot ablate the ${count} most active units of '${hook}' and as many random ones: it ` +
+        `has ${means.length} units. Ask for at most ${means.length} (demo --units).`,
+    );
   const active = mostActiveUnits(means, count);
   const random = randomUnits(means.length, count, seed);
   const studies = [
