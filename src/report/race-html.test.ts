@@ -6,43 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { colorRaceSettings, colorRun } from '../../test/race-runs.ts';
 import type { ContenderResult, SeedRun } from '../race/race.ts';
 import { scorecard } from '../race/scorecard.ts';
 import { renderRaceReport } from './race-html.ts';
 
-function run(fraction: number, inside: number, shifted: number, flip: number, seconds: number) {
-  const around = (v: number): [number, number] => [v - 0.02, v + 0.02];
-  const result: SeedRun = {
-    seed: 1,
-    fraction,
-    accuracy: {
-      in: { value: inside, interval: around(inside) },
-      shifted: { value: shifted, interval: around(shifted) },
-    },
-    trainSeconds: seconds,
-    predictMicrosPerExample: 0.7,
-    size: { kind: 'parameters', count: 50890 },
-    audit: {
-      ece: 0.05,
-      featureReliance: [],
-      shortcuts: [
-        {
-          attribute: 'color',
-          transform: 'channel-swap',
-          flipRate: flip,
-          interval: [Math.max(0, flip - 0.01), flip + 0.01],
-        },
-      ],
-      robustness: {
-        perturbation: 'Gaussian pixel noise σ = 0.05',
-        flipRate: 0.04,
-        interval: [0.03, 0.05],
-      },
-      findings: 0,
-    },
-  };
-  return result;
-}
+const run = (fraction: number, inside: number, shifted: number, flip: number, seconds: number) =>
+  colorRun({ seed: 1, fraction, inside, shifted, flip, seconds, micros: 0.7, ece: 0.05 });
 
 const HOSTILE = '<img src=x onerror=alert(1)>';
 const entry = (name: string, usesBackprop: boolean, runs: SeedRun[]): ContenderResult => ({
@@ -58,15 +28,7 @@ const results: ContenderResult[] = [
   entry(HOSTILE, false, [run(0.1, 0.6, 0.5, 0.1, 1), run(1, 0.8, 0.5, 0.3, 5)]),
   { ...entry('ff', false, []), failed: 'budget <b>too short</b>' },
 ];
-const settings = {
-  task: 'colored-mnist',
-  seeds: [1],
-  fractions: [0.1, 1],
-  budgetSeconds: 30,
-  split: { seed: 1, train: 8000, test: 2000, shifted: 2000 },
-  shortcutAttribute: 'color',
-  classes: 2,
-};
+const settings = colorRaceSettings([0.1, 1]);
 
 /** The SVG's point marks as {label, at, ring, square, fill}. */
 function points(svg: string) {

@@ -5,44 +5,24 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { colorRaceSettings, colorRun } from '../../test/race-runs.ts';
 import type { ContenderResult, SeedRun } from '../race/race.ts';
 import { scorecard } from '../race/scorecard.ts';
 import { seededRandom } from '../random.ts';
 import { formatRaceTable, withSpread } from './race-table.ts';
 
-function run(seed: number, inside: number, shifted: number, flip: number): SeedRun {
-  const around = (v: number): [number, number] => [v - 0.02, v + 0.02];
-  return {
+const run = (seed: number, inside: number, shifted: number, flip: number) =>
+  colorRun({
     seed,
     fraction: 1,
-    accuracy: {
-      in: { value: inside, interval: around(inside) },
-      shifted: { value: shifted, interval: around(shifted) },
-    },
-    trainSeconds: 12.34,
-    predictMicrosPerExample: 0.71,
-    size: { kind: 'parameters', count: 50890 },
-    audit: {
-      ece: 0.0512,
-      worstGroup: { group: 'color = 1', accuracy: 0.41, size: 1000 },
-      featureReliance: [],
-      shortcuts: [
-        {
-          attribute: 'color',
-          transform: 'channel-swap',
-          flipRate: flip,
-          interval: [Math.max(0, flip - 0.01), flip + 0.01],
-        },
-      ],
-      robustness: {
-        perturbation: 'Gaussian pixel noise σ = 0.05',
-        flipRate: 0.04,
-        interval: [0.03, 0.05],
-      },
-      findings: 0,
-    },
-  };
-}
+    inside,
+    shifted,
+    flip,
+    seconds: 12.34,
+    micros: 0.71,
+    ece: 0.0512,
+    worstGroup: { group: 'color = 1', accuracy: 0.41, size: 1000 },
+  });
 
 function results(knnFlips: number): ContenderResult[] {
   return [
@@ -52,15 +32,7 @@ function results(knnFlips: number): ContenderResult[] {
   ];
 }
 
-const settings = {
-  task: 'colored-mnist',
-  seeds: [1],
-  fractions: [1],
-  budgetSeconds: 30,
-  split: { seed: 1, train: 8000, test: 2000, shifted: 2000 },
-  shortcutAttribute: 'color',
-  classes: 2,
-};
+const settings = colorRaceSettings([1]);
 
 describe('race table', () => {
   const text = formatRaceTable(scorecard(results(0.003), settings), undefined);
