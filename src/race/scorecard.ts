@@ -18,6 +18,7 @@
  * test (or shifted) rows. `spread` says which. `seedStd` is the sample standard deviation (n − 1)
  * of in-distribution accuracy over the seeds, 0 for one seed.
  */
+import { mean, standardDeviation } from '../sweep/spread.ts';
 import type { ClassifierSize, Contender } from './contender.ts';
 import { paretoFront } from './pareto.ts';
 import type { ContenderResult, SeedRun } from './race.ts';
@@ -246,7 +247,7 @@ function contenderScore(
     worstGroup: worstGroupScore(audited.map((a) => a.worstGroup)),
     ece: audited.length === runs.length ? meanOrNull(audited.map((a) => a.ece)) : null,
     robustness: robustnessScore(runs),
-    seedStd: runs.length ? sampleStd(runs.map((run) => run.accuracy.in.value)) : null,
+    seedStd: runs.length ? standardDeviation(runs.map((run) => run.accuracy.in.value)) : null,
     description: descriptionScore(runs),
     dataEfficiency: fractions.map((fraction) => {
       const at = result.runs.filter((run) => run.fraction === fraction);
@@ -406,17 +407,6 @@ function pct(share: number, unit: '%' | 'pts' = '%'): string {
   return unit === '%' ? `${text}%` : `${text} points`;
 }
 
-function mean(values: readonly number[]): number {
-  return values.reduce((sum, v) => sum + v, 0) / values.length;
-}
-
 function meanOrNull(values: readonly number[]): number | null {
   return values.length ? mean(values) : null;
-}
-
-/** √(Σ(x − x̄)² / (n − 1)); 0 for one value. */
-function sampleStd(values: readonly number[]): number {
-  if (values.length < 2) return 0;
-  const centre = mean(values);
-  return Math.sqrt(values.reduce((sum, v) => sum + (v - centre) ** 2, 0) / (values.length - 1));
 }
