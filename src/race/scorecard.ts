@@ -306,12 +306,8 @@ function shortcutScore(runs: readonly SeedRun[], attribute: string): ShortcutSco
 function robustnessScore(runs: readonly SeedRun[]): RobustnessScore | null {
   const found = runs.map((run) => run.audit?.robustness);
   if (found.length === 0 || found.some((r) => r === undefined)) return null;
-  const {
-    mean: flipRate,
-    low,
-    high,
-    kind,
-  } = spread(found.map((r) => ({ value: r!.flipRate, interval: r!.interval })));
+  const measures = found.map((r) => ({ value: r!.flipRate, interval: r!.interval }));
+  const { mean: flipRate, low, high, kind } = spread(measures);
   return {
     perturbation: found[0]!.perturbation,
     flipRate,
