@@ -21,6 +21,7 @@ import {
   asTensor,
   DEFAULT_DESCRIPTION_TARGET,
   evenlySpacedRows,
+  gatherRows,
   type DescriptionOptions,
   type DescriptionSize,
   type ExampleRows,
@@ -179,15 +180,6 @@ function squaredDistances(rows: FeatureMatrix, row: number): Float64Array {
     }
     out[r] = sum;
   }
-  return out;
-}
-
-function gatherRows(matrix: FeatureMatrix, rows: readonly number[]): Float32Array {
-  const { features, values } = matrix;
-  const out = new Float32Array(rows.length * features);
-  rows.forEach((row, k) =>
-    out.set(values.subarray(row * features, (row + 1) * features), k * features),
-  );
   return out;
 }
 

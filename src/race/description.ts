@@ -122,18 +122,23 @@ function exampleRows(data: RaceData, classes: number): ExampleRows {
 /** At most `n` rows, evenly spaced (a set sorted by class is still sampled across classes). */
 export function evenlySpacedRows(matrix: ExampleRows, n: number): ExampleRows {
   if (matrix.rows <= n) return matrix;
-  const { features } = matrix;
   const chosen = Array.from({ length: n }, (_, k) => Math.floor((k * matrix.rows) / n));
-  const values = new Float32Array(n * features);
-  chosen.forEach((row, k) =>
-    values.set(matrix.values.subarray(row * features, (row + 1) * features), k * features),
-  );
   return {
     ...matrix,
-    values,
+    values: gatherRows(matrix, chosen),
     rows: n,
     labels: Int32Array.from(chosen, (row) => matrix.labels[row]),
   };
+}
+
+/** The values of `rows` of the matrix, in that order: [rows.length, features]. */
+export function gatherRows(matrix: FeatureMatrix, rows: readonly number[]): Float32Array {
+  const { features, values } = matrix;
+  const out = new Float32Array(rows.length * features);
+  rows.forEach((row, k) =>
+    out.set(values.subarray(row * features, (row + 1) * features), k * features),
+  );
+  return out;
 }
 
 /** The rows as a float32 tensor [rows, ...one example's dims], as classifiers and models take them. */
