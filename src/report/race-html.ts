@@ -5,7 +5,8 @@
  * against training time, and in-distribution against shifted accuracy — with each front drawn
  * and ringed, backprop contenders as squares and the others as circles, one colour each; the flip
  * rate of the named attribute per contender, and accuracy per data fraction when there are
- * several. The scorecard table adds the flip rate under noise (robustness) to the terminal's. Every string from the race (contender names, reasons, groups, the task) is escaped.
+ * several. The scorecard table adds the flip rate under noise (robustness) to the terminal's.
+ * Every string from the race (contender names, reasons, groups, the task) is escaped.
  *
  *   const card = scorecard(results, settings);            // race/scorecard.ts
  *   const path = await writeRaceReport(dir, { scorecard: card });   // DIR/index.html
