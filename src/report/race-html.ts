@@ -16,7 +16,14 @@ import { makeFolders, writeFileAtomic } from '../files.ts';
 import type { ContenderScore, Scorecard } from '../race/scorecard.ts';
 import { renderChart } from './charts.ts';
 import { escapeHtml } from './html.ts';
-import { scoreCells, scoreHeader, settingsText, spreadNote, verdictRule } from './race-table.ts';
+import {
+  scoreCells,
+  scoreHeader,
+  settingsText,
+  spreadNote,
+  verdictQuestion,
+  verdictRule,
+} from './race-table.ts';
 
 export interface RaceReportInput {
   scorecard: Scorecard;
@@ -74,14 +81,12 @@ ${verdictSection(card)}
 function verdictSection(card: Scorecard): string {
   const verdict = card.verdict;
   if (!verdict) return '';
-  const answer = verdict.avoiding.length ? 'Yes' : 'No';
   const items = verdict.contenders.map((v) => {
     const said = v.avoids === null ? 'not judged' : v.avoids ? 'avoids it' : 'does not';
     const kind = v.usesBackprop ? 'backprop' : 'no backprop';
     return `<li><b>${escapeHtml(v.name)}</b> (${kind}): ${said} — ${escapeHtml(v.reason)}</li>`;
   });
-  const question = `Does any contender avoid the '${verdict.attribute}' shortcut? ${answer}.`;
-  return `<section><h2>${escapeHtml(question)}</h2>
+  return `<section><h2>${escapeHtml(verdictQuestion(verdict))}</h2>
 <p>Rule: ${escapeHtml(verdictRule(verdict.rule))}.</p><ul>${items.join('')}</ul></section>`;
 }
 

@@ -6,7 +6,12 @@
  *
  *   io.print(formatRaceTable(scorecard(results, settings)));
  */
-import type { AccuracyScore, ContenderScore, Scorecard } from '../race/scorecard.ts';
+import type {
+  AccuracyScore,
+  ContenderScore,
+  Scorecard,
+  ShortcutVerdict,
+} from '../race/scorecard.ts';
 import { formatTable } from './table.ts';
 
 /** The whole terminal summary; `width` as formatTable takes it (default: the terminal's). */
@@ -157,7 +162,7 @@ export function verdictLines(card: Scorecard): string[] {
       .map((v) => `${v.name} (${v.usesBackprop ? 'backprop' : 'no backprop'}; ${v.reason})`);
   const [avoid, take, unjudged] = [named(true), named(false), named(null)];
   const lines = [
-    `Does any contender avoid the '${verdict.attribute}' shortcut? ${avoid.length ? 'Yes' : 'No'}.`,
+    verdictQuestion(verdict),
     `  Rule: ${verdictRule(verdict.rule)}.`,
     `  Avoid it: ${avoid.length ? avoid.join('; ') : 'none'}.`,
   ];
@@ -166,8 +171,14 @@ export function verdictLines(card: Scorecard): string[] {
   return [lines.join('\n')];
 }
 
+/** The demo's question with its answer: Yes when any contender avoids the shortcut. */
+export function verdictQuestion(verdict: ShortcutVerdict): string {
+  const answer = verdict.avoiding.length ? 'Yes' : 'No';
+  return `Does any contender avoid the '${verdict.attribute}' shortcut? ${answer}.`;
+}
+
 /** The verdict's rule in words, with its thresholds. */
-export function verdictRule(rule: NonNullable<Scorecard['verdict']>['rule']): string {
+export function verdictRule(rule: ShortcutVerdict['rule']): string {
   const flips = `flip rate's upper end below ${pct(rule.maxFlipRate, 0)}`;
   if (!rule.shiftedChecked) return `${flips} (no shifted rows: the flip rate only)`;
   const chance =
