@@ -131,8 +131,9 @@ minimum of the contenders named.)`,
       const { contendersNamed } = await import('../race/contenders.ts');
       const contenders = contendersNamed(options.contenders);
       const seeds = seedList(options.seeds);
+      const smoke = smokeMode(options);
       const { checkBudget, race } = await import('../race/race.ts');
-      if (!smokeMode(options)) checkBudget(contenders, options.budget);
+      if (!smoke) checkBudget(contenders, options.budget);
       const { raceTask, firstRowsOfTask } = await import('../race/race-task.ts');
       const loaded = raceTask(options.task, {
         dataSeed: options.dataSeed,
@@ -142,7 +143,6 @@ minimum of the contenders named.)`,
         counterfactuals: options.counterfactual,
       });
       if (options.rankBy === 'shifted' && !loaded.split.shifted) refuseShiftedRank(loaded);
-      const smoke = smokeMode(options);
       const task = smoke ? firstRowsOfTask(loaded, SMOKE_ROWS) : loaded;
       const budgetSeconds = smoke
         ? Math.max(SMOKE_BUDGET_SECONDS, ...contenders.map((c) => c.minimumBudgetSeconds ?? 0))
