@@ -24,8 +24,8 @@ import {
 } from './options.ts';
 
 /** The demo's question in under three minutes on two cores (docs/race.md, "Defaults"). */
-export const DEFAULT_CONTENDERS = 'knn,logistic,gbt,dfa,ff,es,mlp,cnn';
-export const DEFAULT_BUDGET_SECONDS = 20;
+const DEFAULT_CONTENDERS = 'knn,logistic,gbt,dfa,ff,es,mlp,cnn';
+const DEFAULT_BUDGET_SECONDS = 20;
 /** More seeds than this is a typo, not a race (each is another budget per contender). */
 const MAX_SEEDS = 1000;
 /** A smoke run: each set's first rows, and a budget of a second (or a contender's minimum). */
@@ -216,7 +216,7 @@ function seedList(count: number): number[] {
 }
 
 /** '0.1,0.3,1' as numbers, each in (0, 1]. */
-export function parseFractions(text: string): number[] {
+function parseFractions(text: string): number[] {
   const fractions = text.split(',').map((part) => parseNumber(part.trim(), '--fractions'));
   const bad = fractions.find((fraction) => !(fraction > 0 && fraction <= 1));
   if (bad !== undefined)

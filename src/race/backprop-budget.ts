@@ -42,7 +42,7 @@ const SAFETY = 0.85;
  */
 const LONG_RUN_SLOWDOWN = 1.5;
 /** The fewest steps a search trial takes, whatever the budget. */
-export const MIN_TRIAL_STEPS = 20;
+const MIN_TRIAL_STEPS = 20;
 
 type RunCost = Omit<StepCost, 'seconds'>;
 

@@ -85,7 +85,7 @@ export function wholeTask(folder: TaskFolder, rows: TaskRows, dataSeed: number):
 }
 
 /** The fewest rows T > N whose 80% is N (T exists for every N ≥ 2, since 0.8 < 1). */
-export function wholeTaskRows(count: number): number {
+function wholeTaskRows(count: number): number {
   for (let total = count + 1; searchTrainingRows(total) <= count; total++) {
     if (searchTrainingRows(total) === count) return total;
   }

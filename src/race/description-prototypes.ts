@@ -80,11 +80,7 @@ export function smallestPrototypes(
  * Hart's condensed nearest neighbour. Returns the prototypes in the order added and, for each,
  * its squared distance to every row ([prototypes][rows]).
  */
-export function condensedNearestNeighbours(
-  rows: FeatureMatrix,
-  labels: Int32Array,
-  signal?: AbortSignal,
-) {
+function condensedNearestNeighbours(rows: FeatureMatrix, labels: Int32Array, signal?: AbortSignal) {
   const chosen: number[] = [];
   const distances: Float64Array[] = [];
   const nearest = new Float64Array(rows.rows).fill(Infinity); // distance to the nearest prototype
@@ -119,7 +115,7 @@ export function condensedNearestNeighbours(
  * one pass over [rows × prototypes] scores every candidate of a round. Returns the prototypes
  * kept and their agreement with `labels`.
  */
-export function prunePrototypes(
+function prunePrototypes(
   chosen: readonly number[],
   distances: readonly Float64Array[],
   labels: Int32Array,

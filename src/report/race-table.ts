@@ -153,7 +153,7 @@ function efficiencyTable(card: Scorecard, width?: number): string {
  * The demo's question answered from the scorecard's verdict: the rule, who avoids the shortcut
  * (and whether they use backprop), who does not and why, who could not be judged.
  */
-export function verdictLines(card: Scorecard): string[] {
+function verdictLines(card: Scorecard): string[] {
   const verdict = card.verdict;
   if (!verdict) return [];
   const named = (avoids: boolean | null) =>
