@@ -127,6 +127,19 @@ function labelValues(labels: ArrayLike<number> | TensorLike): ArrayLike<number |
   return 'dims' in labels ? (labels.data as ArrayLike<number | bigint>) : labels;
 }
 
+/** The values of `rows` of the matrix, in that order: [rows.length, features]. */
+export function gatherRows(
+  matrix: FeatureMatrix,
+  rows: readonly number[],
+): Float32Array<ArrayBuffer> {
+  const { features, values } = matrix;
+  const out = new Float32Array(rows.length * features);
+  rows.forEach((row, k) =>
+    out.set(values.subarray(row * features, (row + 1) * features), k * features),
+  );
+  return out;
+}
+
 /** Rows and features of a batch to predict, checked against the features trained on. */
 export function queryMatrix(
   inputs: TensorLike,

@@ -15,13 +15,12 @@
  */
 import { predictedClasses } from '../tensor-math.ts';
 import { NeighbourIndex } from './knn.ts';
-import type { FeatureMatrix, TrainedClassifier } from './contender.ts';
+import { gatherRows, type FeatureMatrix, type TrainedClassifier } from './contender.ts';
 import {
   agreement,
   asTensor,
   DEFAULT_DESCRIPTION_TARGET,
   evenlySpacedRows,
-  gatherRows,
   type DescriptionOptions,
   type DescriptionSize,
   type ExampleRows,

@@ -30,6 +30,7 @@ import { circuitDescription } from './description-circuit.ts';
 import { prototypeDescription } from './description-prototypes.ts';
 import {
   featureMatrix,
+  gatherRows,
   type FeatureMatrix,
   type RaceData,
   type TrainedClassifier,
@@ -129,16 +130,6 @@ export function evenlySpacedRows(matrix: ExampleRows, n: number): ExampleRows {
     rows: n,
     labels: Int32Array.from(chosen, (row) => matrix.labels[row]),
   };
-}
-
-/** The values of `rows` of the matrix, in that order: [rows.length, features]. */
-export function gatherRows(matrix: FeatureMatrix, rows: readonly number[]): Float32Array {
-  const { features, values } = matrix;
-  const out = new Float32Array(rows.length * features);
-  rows.forEach((row, k) =>
-    out.set(values.subarray(row * features, (row + 1) * features), k * features),
-  );
-  return out;
 }
 
 /** The rows as a float32 tensor [rows, ...one example's dims], as classifiers and models take them. */

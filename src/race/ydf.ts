@@ -19,7 +19,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { InputError } from '../errors.ts';
-import type { FeatureMatrix } from './contender.ts';
+import { gatherRows, type FeatureMatrix } from './contender.ts';
 
 export type YdfLearner = 'GradientBoostedTreesLearner' | 'RandomForestLearner';
 
@@ -264,13 +264,8 @@ function trainedReply(
 
 /** The rows of the matrix in `order`: values [rows, features] and labels, fresh copies. */
 function rowsInOrder(matrix: FeatureMatrix, order: readonly number[]) {
-  const { features } = matrix;
-  const values = new Float32Array(order.length * features); // [rows, features]
-  const labels = new Int32Array(order.length);
-  order.forEach((row, at) => {
-    values.set(matrix.values.subarray(row * features, (row + 1) * features), at * features);
-    labels[at] = matrix.labels[row];
-  });
+  const values = gatherRows(matrix, order); // [rows, features]
+  const labels = Int32Array.from(order, (row) => matrix.labels[row]);
   return { values, labels };
 }
 
