@@ -20,7 +20,7 @@ export function formatRaceTable(card: Scorecard, width?: number): string {
   const failed = card.contenders.filter((c) => c.failed !== undefined);
   if (failed.length) parts.push(failed.map((c) => `${c.name} failed: ${c.failed}`).join('\n'));
   if (card.fractions.length > 1) parts.push(efficiencyTable(card, width));
-  parts.push(...verdictLines(card));
+  parts.push(verdictText(card));
   return parts.filter(Boolean).join('\n\n');
 }
 
@@ -151,11 +151,12 @@ function efficiencyTable(card: Scorecard, width?: number): string {
 
 /**
  * The demo's question answered from the scorecard's verdict: the rule, who avoids the shortcut
- * (and whether they use backprop), who does not and why, who could not be judged.
+ * (and whether they use backprop), who does not and why, who could not be judged; '' without a
+ * verdict.
  */
-function verdictLines(card: Scorecard): string[] {
+function verdictText(card: Scorecard): string {
   const verdict = card.verdict;
-  if (!verdict) return [];
+  if (!verdict) return '';
   const named = (avoids: boolean | null) =>
     verdict.contenders
       .filter((v) => v.avoids === avoids)
@@ -168,7 +169,7 @@ function verdictLines(card: Scorecard): string[] {
   ];
   if (take.length) lines.push(`  Do not: ${take.join('; ')}.`);
   if (unjudged.length) lines.push(`  Not judged: ${unjudged.join('; ')}.`);
-  return [lines.join('\n')];
+  return lines.join('\n');
 }
 
 /** The demo's question with its answer: Yes when any contender avoids the shortcut. */
