@@ -16,6 +16,7 @@ import { permutation, takeRows } from '../data/tasks.ts';
 import { InputError } from '../errors.ts';
 import { trackProgress, type ProgressEvent, type ProgressOptions } from '../progress.ts';
 import { wilsonInterval } from '../stats.ts';
+import { mean, standardDeviation } from '../sweep/spread.ts';
 import {
   featureMatrix,
   type ClassifierSize,
@@ -349,10 +350,5 @@ async function accuracyOn(classifier: TrainedClassifier, data: RaceData): Promis
 
 function seedSpread(values: readonly number[]): { seedMean?: number; seedStd?: number } {
   if (values.length === 0) return {};
-  const mean = values.reduce((sum, v) => sum + v, 0) / values.length;
-  const variance =
-    values.length > 1
-      ? values.reduce((sum, v) => sum + (v - mean) ** 2, 0) / (values.length - 1)
-      : 0;
-  return { seedMean: mean, seedStd: Math.sqrt(variance) };
+  return { seedMean: mean(values), seedStd: standardDeviation(values) };
 }
