@@ -2,7 +2,7 @@
 import { int, ints } from '../../graph/builder.ts';
 import { AutodiffError } from '../errors.ts';
 import type { Grad, GradContext } from '../context.ts';
-import { dy, explicitPads, type GradientRule } from './shared.ts';
+import { dy, explicitPads, transposeOutputPadding, type GradientRule } from './shared.ts';
 
 export const CONVOLUTION_RULES: Record<string, GradientRule> = {
   Conv: (c) => convGradient(c),
@@ -44,20 +44,11 @@ function convGradient(c: GradContext): Grad[] {
     );
   const conv = geometry(c, wShape.slice(2));
   const { kernel, strides, dilations, pads } = conv;
-  const spatial = kernel.length;
   const group = c.attrInt('group', 1);
   const outSpatial = c.shape(c.y(0)).slice(2).map(Number);
   const grads: Grad[] = [undefined, undefined, undefined];
   if (c.needs(0)) {
-    const outputPadding = kernel.map(
-      (_, k) =>
-        xShape[2 + k] -
-        ((outSpatial[k] - 1) * strides[k] -
-          pads[k] -
-          pads[k + spatial] +
-          (kernel[k] - 1) * dilations[k] +
-          1),
-    );
+    const outputPadding = transposeOutputPadding(xShape.slice(2), outSpatial, conv);
     grads[0] =
       fullConvolutionGradient(c, w, conv, group) ??
       c.op('ConvTranspose', [dy(c), w], {

@@ -3,7 +3,7 @@ import { int, ints, string as str } from '../../graph/builder.ts';
 import { DataType } from '../../onnx/proto.ts';
 import { AutodiffError } from '../errors.ts';
 import type { GradContext } from '../context.ts';
-import { castCode, dy, explicitPads, type GradientRule } from './shared.ts';
+import { castCode, dy, explicitPads, transposeOutputPadding, type GradientRule } from './shared.ts';
 
 export const POOLING_RULES: Record<string, GradientRule> = {
   MaxPool: (c) => [maxPoolGradient(c)],
@@ -207,15 +207,12 @@ function averagePoolGradient(c: GradContext): string {
     scaled = c.div(dy(c), c.mul(counted, c.scalar(area, x)));
   }
   const weights = c.constant(new Array(channels * area).fill(1), [channels, 1, ...kernel], x);
-  const outputPadding = kernel.map(
-    (_, k) =>
-      xShape[2 + k] -
-      ((outSpatial[k] - 1) * strides[k] -
-        pads[k] -
-        pads[k + spatial] +
-        (kernel[k] - 1) * dilations[k] +
-        1),
-  );
+  const outputPadding = transposeOutputPadding(xShape.slice(2), outSpatial, {
+    kernel,
+    strides,
+    pads,
+    dilations,
+  });
   if (outputPadding.some((p) => p < 0 || p >= Math.max(strides[0], dilations[0], 1) + 1)) {
     throw new AutodiffError(
       `AveragePool ${c.describe()} with ceil_mode windows past the input has no gradient rule.`,

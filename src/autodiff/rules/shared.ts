@@ -52,6 +52,34 @@ export function gradientByCopies(c: GradContext, sourcesOf: (positions: string) 
 }
 
 /**
+ * The output_padding a ConvTranspose needs to give back the input's spatial size from a window
+ * op's output: in − ((out − 1)·s − pad_begin − pad_end + (k − 1)·d + 1) per axis (the cells of
+ * the input that no window reached, at the end).
+ */
+export function transposeOutputPadding(
+  inSpatial: readonly number[],
+  outSpatial: readonly number[],
+  window: {
+    kernel: readonly number[];
+    strides: readonly number[];
+    pads: readonly number[];
+    dilations: readonly number[];
+  },
+): number[] {
+  const { kernel, strides, pads, dilations } = window;
+  const spatial = kernel.length;
+  return kernel.map(
+    (size, k) =>
+      inSpatial[k] -
+      ((outSpatial[k] - 1) * strides[k] -
+        pads[k] -
+        pads[k + spatial] +
+        (size - 1) * dilations[k] +
+        1),
+  );
+}
+
+/**
  * A Conv's or pool's pads [begins…, ends…], with auto_pad turned into the pads it stands for:
  * VALID none; SAME_UPPER / SAME_LOWER out = ⌈in / s⌉, padded by what the last window needs, the odd
  * cell at the end (UPPER) or the start (LOWER).
